@@ -1,0 +1,58 @@
+"""wxdata: a functional, audited, cache-aware PostgreSQL data layer for school-health records.
+
+Plain functions take an explicit psycopg connection and an :class:`ExecutionContext` and return
+``returns`` Results. Decorators add transactional scope (:mod:`wxdata.tx`), the HIPAA audit trail
+(:mod:`wxdata.audit`) and caching (:mod:`wxdata.cache`). Domains live in :mod:`wxdata.domains`.
+"""
+
+from wxdata.context import ExecutionContext, Purpose, Role, system_context, validate_context
+from wxdata.db import connect, create_pool
+from wxdata.errors import (
+    Conflict,
+    DataError,
+    FieldError,
+    Forbidden,
+    Internal,
+    InvalidQuery,
+    NotFound,
+    Retryable,
+    Timeout,
+    Unavailable,
+    ValidationFailed,
+)
+from wxdata.query.filters import And, Cond, Not, Or, Pattern
+from wxdata.query.paging import KeysetPage, Page
+from wxdata.tx import Isolation, transactional, unit_of_work
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "And",
+    "Cond",
+    "Conflict",
+    "DataError",
+    "ExecutionContext",
+    "FieldError",
+    "Forbidden",
+    "Internal",
+    "InvalidQuery",
+    "Isolation",
+    "KeysetPage",
+    "Not",
+    "NotFound",
+    "Or",
+    "Page",
+    "Pattern",
+    "Purpose",
+    "Retryable",
+    "Role",
+    "Timeout",
+    "Unavailable",
+    "ValidationFailed",
+    "connect",
+    "create_pool",
+    "system_context",
+    "transactional",
+    "unit_of_work",
+    "validate_context",
+]

@@ -1,0 +1,237 @@
+"""Audit records: the enums of the original system, the record value, and its INSERT statements.
+
+A record is built purely from the execution context, the entity spec and already-redacted values.
+Two statement shapes write it: a plain INSERT (lane 2, and explicit ``log_*`` calls), and a
+data-modifying CTE that rides in the same statement as the change or the read it describes, so a
+single write outside a unit of work stays atomic with its record in one round trip.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from wxdata.audit.redact import scrub
+from wxdata.context import ExecutionContext
+from wxdata.schema.spec import DataClass, Entity
+
+
+class AuditAction(enum.StrEnum):
+    """What happened; the original's values plus BULK_CREATE, RESTORE, ACCESS_DENIED, BREAK_GLASS."""
+
+    CREATE = "CREATE"
+    READ = "READ"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    RESTORE = "RESTORE"
+    VIEW = "VIEW"
+    EXPORT = "EXPORT"
+    PRINT = "PRINT"
+    LOGIN = "LOGIN"
+    LOGOUT = "LOGOUT"
+    IMPORT = "IMPORT"
+    BULK_CREATE = "BULK_CREATE"
+    BULK_UPDATE = "BULK_UPDATE"
+    BULK_DELETE = "BULK_DELETE"
+    TRANSACTION_COMMIT = "TRANSACTION_COMMIT"
+    TRANSACTION_ROLLBACK = "TRANSACTION_ROLLBACK"
+    CACHE_READ = "CACHE_READ"
+    CACHE_WRITE = "CACHE_WRITE"
+    CACHE_DELETE = "CACHE_DELETE"
+    ACCESS_DENIED = "ACCESS_DENIED"
+    BREAK_GLASS = "BREAK_GLASS"
+    AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
+    AUTHORIZATION_FAILED = "AUTHORIZATION_FAILED"
+    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
+    SERVER_ERROR = "SERVER_ERROR"
+    HEALTHCARE_ERROR = "HEALTHCARE_ERROR"
+    COMPLIANCE_ERROR = "COMPLIANCE_ERROR"
+    SECURITY_ERROR = "SECURITY_ERROR"
+    APPLICATION_ERROR = "APPLICATION_ERROR"
+
+
+class AuditSeverity(enum.StrEnum):
+    """How much attention a record deserves."""
+
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class ComplianceType(enum.StrEnum):
+    """Which regime the record serves."""
+
+    HIPAA = "HIPAA"
+    FERPA = "FERPA"
+    GDPR = "GDPR"
+    GENERAL = "GENERAL"
+
+
+def compliance_of(entity: Entity[Any] | None) -> ComplianceType:
+    """HIPAA for entities holding PHI, FERPA for education records, GENERAL otherwise."""
+    if entity is None:
+        return ComplianceType.GENERAL
+    classes = {c.data_class for c in entity.columns}
+    if DataClass.PHI in classes:
+        return ComplianceType.HIPAA
+    if DataClass.FERPA in classes:
+        return ComplianceType.FERPA
+    return ComplianceType.GENERAL
+
+
+_HIGH = frozenset({AuditAction.DELETE, AuditAction.BULK_DELETE, AuditAction.EXPORT,
+                   AuditAction.ACCESS_DENIED, AuditAction.BREAK_GLASS})
+
+
+def severity_of(
+    action: AuditAction, entity: Entity[Any] | None, ctx: ExecutionContext, success: bool
+) -> AuditSeverity:
+    """Default severity: CRITICAL for break-glass, HIGH for failures/deletes/exports, MEDIUM for PHI."""
+    if ctx.is_break_glass:
+        return AuditSeverity.CRITICAL
+    if not success or action in _HIGH:
+        return AuditSeverity.HIGH
+    if entity is not None and entity.is_phi:
+        return AuditSeverity.MEDIUM
+    return AuditSeverity.LOW
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AuditRecord:
+    """One audit event, already redacted; ``to_params`` gives its bound parameters."""
+
+    action: AuditAction
+    entity_type: str
+    entity_id: UUID | None = None
+    entity_ids: tuple[UUID, ...] = ()
+    subject_student_id: UUID | None = None
+    subject_ids: tuple[UUID, ...] = ()
+    changes: Mapping[str, Any] | None = None
+    previous_values: Mapping[str, Any] | None = None
+    new_values: Mapping[str, Any] | None = None
+    fields_disclosed: tuple[str, ...] = ()
+    is_phi: bool = False
+    compliance_type: ComplianceType = ComplianceType.GENERAL
+    severity: AuditSeverity = AuditSeverity.LOW
+    success: bool = True
+    error_message: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    tags: tuple[str, ...] = ()
+
+
+#: Columns filled from the execution context, in order.
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "user_id", "user_name", "user_role", "ip_address", "user_agent", "request_id",
+    "session_id", "correlation_id", "purpose", "break_glass_reason",
+)
+#: Columns filled from the record (``entity_id``/subjects may come from SQL in the CTE form).
+RECORD_COLUMNS: tuple[str, ...] = (
+    "action", "entity_type", "changes", "previous_values", "new_values", "fields_disclosed",
+    "is_phi", "compliance_type", "severity", "success", "error_message", "metadata", "tags",
+)
+ID_COLUMNS: tuple[str, ...] = ("entity_id", "entity_ids", "subject_student_id", "subject_ids")
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def context_params(ctx: ExecutionContext) -> dict[str, Any]:
+    """The ``a_<column>`` parameters describing who acted, from where and why."""
+    return {
+        "a_user_id": ctx.user_id,
+        "a_user_name": ctx.user_name,
+        "a_user_role": ctx.role.value,
+        "a_ip_address": ctx.ip_address,
+        "a_user_agent": ctx.user_agent,
+        "a_request_id": ctx.request_id,
+        "a_session_id": ctx.session_id,
+        "a_correlation_id": ctx.correlation_id,
+        "a_purpose": ctx.purpose.value,
+        "a_break_glass_reason": ctx.break_glass_reason,
+    }
+
+
+def record_params(record: AuditRecord) -> dict[str, Any]:
+    """The ``a_<column>`` parameters of the record's own fields (JSON already redacted)."""
+    tags = tuple(dict.fromkeys((*record.tags, record.entity_type.lower(), record.action.lower())))
+    return {
+        "a_action": record.action.value,
+        "a_entity_type": record.entity_type,
+        "a_changes": _json(record.changes),
+        "a_previous_values": _json(record.previous_values),
+        "a_new_values": _json(record.new_values),
+        "a_fields_disclosed": list(record.fields_disclosed),
+        "a_is_phi": record.is_phi,
+        "a_compliance_type": record.compliance_type.value,
+        "a_severity": record.severity.value,
+        "a_success": record.success,
+        "a_error_message": record.error_message,
+        "a_metadata": _json(scrub(record.metadata) if record.metadata is not None else None),
+        "a_tags": list(tags),
+        "a_entity_id": record.entity_id,
+        "a_entity_ids": list(record.entity_ids),
+        "a_subject_student_id": record.subject_student_id,
+        "a_subject_ids": list(record.subject_ids),
+    }
+
+
+def params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
+    """All parameters of the plain INSERT."""
+    return {**context_params(ctx), **record_params(record)}
+
+
+_CASTS = {
+    "changes": "::jsonb", "previous_values": "::jsonb", "new_values": "::jsonb",
+    "metadata": "::jsonb", "fields_disclosed": "::text[]", "tags": "::varchar(255)[]",
+    "entity_ids": "::uuid[]", "subject_ids": "::uuid[]", "entity_id": "::uuid",
+    "subject_student_id": "::uuid",
+}
+
+
+def _p(column: str) -> str:
+    return f"%(a_{column})s{_CASTS.get(column, '')}"
+
+
+@lru_cache(maxsize=1)
+def insert_sql() -> str:
+    """The plain INSERT of one record (all values bound)."""
+    cols = (*CONTEXT_COLUMNS, *RECORD_COLUMNS, *ID_COLUMNS)
+    return (
+        f"INSERT INTO audit_log ({','.join(cols)}) "
+        f"VALUES ({','.join(_p(c) for c in cols)})"
+    )
+
+
+def riding_sql(source_sql: str, source_columns: Iterable[str], subject: str | None,
+               pk: str = "id", hit: str | None = None) -> str:
+    """Wrap ``source_sql`` (a SELECT or a write ... RETURNING) so one record rides with it.
+
+    The record is written only when the source returns rows; its entity ids and subject ids come
+    from those rows, so they are exactly what was read or written. The statement returns the
+    source's rows unchanged, in order.
+    """
+    cols = ",".join(f'"{c}"' for c in source_columns)
+    where = f' WHERE s."{hit}"' if hit else ""
+    subject_expr = f's."{subject}"' if subject else "NULL::uuid"
+    ids = (
+        f'CASE WHEN count(s."{pk}")=1 THEN (array_agg(s."{pk}"))[1] END, '
+        f'array_agg(s."{pk}") FILTER (WHERE s."{pk}" IS NOT NULL), '
+        f"CASE WHEN count(DISTINCT {subject_expr})=1 THEN (array_agg({subject_expr}))[1] END, "
+        f"COALESCE(array_agg(DISTINCT {subject_expr}) FILTER (WHERE {subject_expr} IS NOT NULL),"
+        f" '{{}}'::uuid[])"
+    )
+    head = (*CONTEXT_COLUMNS, *RECORD_COLUMNS)
+    return (
+        f"WITH s AS ({source_sql}), a AS (INSERT INTO audit_log "
+        f"({','.join((*head, *ID_COLUMNS))}) "
+        f"SELECT {','.join(_p(c) for c in head)}, {ids} FROM s{where} "
+        f'HAVING count(s."{pk}") > 0) SELECT {cols} FROM s'
+    )

@@ -1,0 +1,175 @@
+"""Settings from the environment, validated once at start-up.
+
+Every variable of DESIGN §4 is read here and nowhere else. A bad value raises
+:class:`ConfigError` naming the variable and the rule (never its value: it may be a password).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import quote
+
+import attrs
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or invalid."""
+
+
+CacheBackendName = Literal["memory", "redis", "tiered"]
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Settings:
+    """Validated configuration; build with :func:`load_settings`."""
+
+    database_url: str | None = None
+    replica_urls: tuple[str, ...] = ()
+    pool_min: int = 2
+    pool_max: int = 10
+    statement_timeout_ms: int = 30_000
+    idle_in_transaction_timeout_ms: int = 30_000
+    sslmode: str | None = None
+    sslrootcert: str | None = None
+    application_name: str = "wxdata"
+    cache_enabled: bool = True
+    cache_backend: CacheBackendName = "memory"
+    cache_default_ttl: int = 900
+    cache_max_size: int = 10_000
+    cache_encrypt_phi: bool = False
+    cache_key: bytes | None = attrs.field(default=None, repr=False)
+    redis_url: str | None = attrs.field(default=None, repr=False)
+    audit_enabled: bool = True
+    audit_phi_access: bool = True
+    audit_hmac_key: bytes | None = attrs.field(default=None, repr=False)
+
+    @property
+    def database_configured(self) -> bool:
+        """True when a server was configured (else the embedded PostgreSQL is used)."""
+        return self.database_url is not None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _key(env: Mapping[str, str], name: str, sizes: tuple[int, ...]) -> bytes | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} must be base64") from None
+    if len(key) not in sizes:
+        raise ConfigError(f"{name} must decode to {' or '.join(map(str, sizes))} bytes")
+    return key
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("DATABASE_URL")
+    if url:
+        if not url.startswith(("postgresql://", "postgres://")) and "=" not in url:
+            raise ConfigError("DATABASE_URL must be a postgresql:// URL or a libpq conninfo")
+        return url
+    host = env.get("DB_HOST")
+    if not host:
+        return None
+    port = _int(env, "DB_PORT", 5432, 1, 65535)
+    user = quote(env.get("DB_USERNAME", "postgres"), safe="")
+    password = env.get("DB_PASSWORD")
+    auth = user + (":" + quote(password, safe="") if password else "")
+    name = quote(env.get("DB_NAME", "wxdata"), safe="")
+    return f"postgresql://{auth}@{quote(host, safe='')}:{port}/{name}"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every wxdata variable; raises ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    backend = env.get("CACHE_BACKEND", "memory").strip().lower()
+    if backend not in ("memory", "redis", "tiered"):
+        raise ConfigError("CACHE_BACKEND must be memory, redis or tiered")
+    sslmode = env.get("DB_SSLMODE") or None
+    if sslmode is not None and sslmode not in _SSLMODES:
+        raise ConfigError("DB_SSLMODE must be one of " + ", ".join(_SSLMODES))
+    redis_url = env.get("REDIS_URL") or None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if backend in ("redis", "tiered") and redis_url is None:
+        raise ConfigError("REDIS_URL is required when CACHE_BACKEND is redis or tiered")
+    replicas = tuple(u.strip() for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip())
+    pool_min = _int(env, "DB_POOL_MIN", 2, 0, 1000)
+    pool_max = _int(env, "DB_POOL_MAX", 10, 1, 1000)
+    if pool_max < pool_min:
+        raise ConfigError("DB_POOL_MAX must be at least DB_POOL_MIN")
+    settings = Settings(
+        database_url=_database_url(env),
+        replica_urls=replicas,
+        pool_min=pool_min,
+        pool_max=pool_max,
+        statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT", 30_000, 0, 86_400_000),
+        idle_in_transaction_timeout_ms=_int(
+            env, "DB_IDLE_IN_TRANSACTION_TIMEOUT", 30_000, 0, 86_400_000
+        ),
+        sslmode=sslmode,
+        sslrootcert=env.get("DB_SSLROOTCERT") or None,
+        application_name=env.get("DB_APPLICATION_NAME", "wxdata")[:63] or "wxdata",
+        cache_enabled=_bool(env, "CACHE_ENABLED", True),
+        cache_backend=backend,  # type: ignore[arg-type]
+        cache_default_ttl=_int(env, "CACHE_DEFAULT_TTL", 900, 1, 86_400 * 7),
+        cache_max_size=_int(env, "CACHE_MAX_SIZE", 10_000, 1, 10_000_000),
+        cache_encrypt_phi=_bool(env, "CACHE_ENCRYPT_PHI", False),
+        cache_key=_key(env, "CACHE_KEY", (16, 24, 32)),
+        redis_url=redis_url,
+        audit_enabled=_bool(env, "AUDIT_ENABLED", True),
+        audit_phi_access=_bool(env, "AUDIT_PHI_ACCESS", True),
+        audit_hmac_key=_key(env, "AUDIT_HMAC_KEY", tuple(range(16, 129))),
+    )
+    if settings.cache_encrypt_phi and settings.cache_key is None:
+        raise ConfigError("CACHE_KEY is required when CACHE_ENCRYPT_PHI is true")
+    return settings
+
+
+_current: list[Settings] = []
+
+
+def settings() -> Settings:
+    """The process settings, loaded from the environment on first use."""
+    if not _current:
+        _current.append(load_settings())
+    return _current[0]
+
+
+def configure(new: Settings) -> Settings:
+    """Replace the process settings (tests, embedding applications); returns the previous ones."""
+    previous = settings()
+    _current[:] = [new]
+    return previous

@@ -1,0 +1,853 @@
+"""Generic data access over any entity spec: each function is ``(conn, ctx, entity, ...) -> Result``.
+
+The shell around a pure core: inputs are validated and compiled (memoised SQL, bound values) before
+anything is sent; a statement runs on the caller's connection; rows come back as the entity's attrs
+type. Expected outcomes are values (``Failure(NotFound())``, ``Failure(Conflict())``...), never
+exceptions.
+
+Audit rides with the data: a write's record, or a PHI read's disclosure record, is part of the same
+SQL statement (a data-modifying CTE), so outside a unit of work one round trip is atomic and inside
+one the record commits or rolls back with the change. Reads are disclosures even when their
+transaction later rolls back, so a rolled-back scope replays its read records on audit lane 2.
+Every committed write is announced to :mod:`wxdata.tx.events` (cache invalidation) after COMMIT.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+from uuid import UUID, uuid4
+
+import attrs
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+from returns.result import Failure, Result, Success
+
+from wxdata.audit import sql as audit_sql
+from wxdata.audit.lanes import write_detached
+from wxdata.audit.record import params as audit_params
+from wxdata.audit.record import (
+    AuditAction,
+    AuditRecord,
+    compliance_of,
+    context_params,
+    insert_sql,
+    record_params,
+    severity_of,
+)
+from wxdata.config import settings
+from wxdata.context import ExecutionContext
+from wxdata.errors import Conflict, DataError, FieldError, InvalidQuery, NotFound, ValidationFailed
+from wxdata.errors import from_db_error as _db_error
+from wxdata.query import compiler
+from wxdata.query.filters import Node, bind, parse
+from wxdata.query.paging import (
+    DEFAULT_LIMIT,
+    KeysetPage,
+    Page,
+    SortSpec,
+    check_page,
+    check_projection,
+    make_cursor,
+    parse_sort,
+    read_cursor,
+)
+from wxdata.schema.spec import Entity, Kind
+from wxdata.schema.validate import merged_view, validate_changes, validate_create
+from wxdata.tx.events import WriteEvent, announce_write
+from wxdata.tx.scope import Scope, current_scope, unit_of_work
+
+R = TypeVar("R")
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+Where = Mapping[str, Any] | Node | None
+
+MAX_BULK = 100_000
+STREAM_BATCH = 1000
+
+_CURSORS: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[tuple[Any, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _Err(Exception):
+    """Internal: carries a DataError out of a nested helper to the function's Result boundary."""
+
+    def __init__(self, error: DataError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
+def _cursor(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
+    cur = _CURSORS.get(conn)
+    if cur is None or cur.closed:
+        cur = conn.cursor(row_factory=tuple_row)
+        _CURSORS[conn] = cur
+    return cur
+
+
+def _run(conn: Conn, entity: Entity[Any], sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Execute one prepared statement and fetch all rows; DB errors become _Err."""
+    try:
+        cur = _cursor(conn)
+        cur.execute(sql, params, prepare=True)
+        return cur.fetchall() if cur.description is not None else []
+    except psycopg.Error as exc:
+        raise _Err(_db_error(exc, entity.name)) from None
+
+
+def _uuid(value: object, field: str = "id") -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise _Err(InvalidQuery(field=field, rule="must be a UUID"))
+
+
+# --- audit plumbing -------------------------------------------------------------------------
+
+
+def _reads_audited(entity: Entity[Any]) -> bool:
+    s = settings()
+    return s.audit_enabled and s.audit_phi_access and entity.audit_reads
+
+
+def _writes_audited() -> bool:
+    return settings().audit_enabled
+
+
+def _record(
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    action: AuditAction,
+    *,
+    success: bool = True,
+    error: DataError | None = None,
+    fields: tuple[str, ...] = (),
+    entity_ids: tuple[UUID, ...] = (),
+    subjects: tuple[UUID, ...] = (),
+    metadata: Mapping[str, Any] | None = None,
+) -> AuditRecord:
+    return AuditRecord(
+        action=action,
+        entity_type=entity.name,
+        entity_id=entity_ids[0] if len(entity_ids) == 1 else None,
+        entity_ids=entity_ids,
+        subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
+        subject_ids=tuple(dict.fromkeys(subjects)),
+        fields_disclosed=fields,
+        is_phi=entity.is_phi,
+        compliance_type=compliance_of(entity),
+        severity=severity_of(action, entity, ctx, success),
+        success=success,
+        error_message=error.code if error is not None else None,
+        metadata=metadata,
+    )
+
+
+def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
+    return {**context_params(ctx), **record_params(record)}
+
+
+def _subjects(entity: Entity[Any], rows: Iterable[Any]) -> tuple[UUID, ...]:
+    if entity.subject is None:
+        return ()
+    out = []
+    for r in rows:
+        value = r.get(entity.subject) if isinstance(r, Mapping) else getattr(r, entity.subject)
+        if value is not None:
+            out.append(value)
+    return tuple(out)
+
+
+def _ids(entity: Entity[Any], rows: Iterable[Any]) -> tuple[UUID, ...]:
+    return tuple(r[entity.pk] if isinstance(r, Mapping) else getattr(r, entity.pk) for r in rows)
+
+
+def _fail_write(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, error: DataError,
+    entity_id: UUID | None = None,
+) -> Failure[DataError]:
+    """Record a failed or denied write on lane 2 (it survives the rollback), then fail."""
+    if _writes_audited():
+        denied = error.code == "FORBIDDEN"
+        record = _record(
+            ctx, entity, AuditAction.ACCESS_DENIED if denied else action, success=False,
+            error=error, entity_ids=(entity_id,) if entity_id else (),
+            metadata={"attempted": action.value} if denied else None,
+        )
+        write_detached(conn, ctx, record)
+    return Failure(error)
+
+
+def _read(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    sql: str,
+    params: dict[str, Any],
+    out_columns: tuple[str, ...],
+    fields: tuple[str, ...],
+    *,
+    hit: str | None = None,
+    build: Callable[[list[tuple[Any, ...]]], list[Any]],
+) -> list[Any]:
+    """Run a read; when it discloses PHI, its audit record rides in the same statement."""
+    if not _reads_audited(entity):
+        return build(_run(conn, entity, sql, params))
+    scope = current_scope(conn)
+    base = _record(ctx, entity, AuditAction.READ, fields=fields)
+    if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
+        rows = build(_run(conn, entity, sql, params))
+        if rows:
+            _detached_read(conn, ctx, entity, base, rows)
+        return rows
+    ridden = audit_sql.ride_read(entity, sql, out_columns, hit)
+    rows = build(_run(conn, entity, ridden, {**params, **_ride_params(ctx, base)}))
+    if scope is not None and rows:
+        scope.on_rollback(lambda: _detached_read(conn, ctx, entity, base, rows))
+    return rows
+
+
+def _detached_read(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], base: AuditRecord, rows: list[Any]
+) -> None:
+    subjects = _subjects(entity, rows)
+    ids = _ids(entity, rows)
+    record = attrs.evolve(
+        base,
+        entity_id=ids[0] if len(ids) == 1 else None,
+        entity_ids=ids,
+        subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
+        subject_ids=tuple(dict.fromkeys(subjects)),
+    )
+    write_detached(conn, ctx, record)
+
+
+def _projection(entity: Entity[Any], select: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns to fetch: the projection plus pk and subject (needed by audit and events)."""
+    extra = [c for c in dict.fromkeys((entity.pk, entity.subject)) if c and c not in select]
+    return (*select, *extra)
+
+
+def _rows_builder(
+    entity: Entity[R], fetch: tuple[str, ...], select: tuple[str, ...] | None, offset: int = 0
+) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+    if select is None:
+        make = entity.row_type
+        if offset:
+            return lambda rows: [make(*r[offset:]) for r in rows]
+        return lambda rows: [make(*r) for r in rows]
+    names = fetch
+    return lambda rows: [dict(zip(names, r[offset:], strict=True)) for r in rows]
+
+
+def _where(entity: Entity[Any], where: Where) -> tuple[Any, dict[str, Any]]:
+    parsed = parse(where)
+    if isinstance(parsed, Failure):
+        raise _Err(parsed.failure())
+    bound = bind(entity, parsed.unwrap())
+    if isinstance(bound, Failure):
+        raise _Err(bound.failure())
+    b = bound.unwrap()
+    return b.shape, {f"p{i}": v for i, v in enumerate(b.values)}
+
+
+def _deleted(include_deleted: bool) -> str:
+    return "all" if include_deleted else "live"
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def find_by_id(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[R], id: UUID | str, *,
+    include_deleted: bool = False,
+) -> Result[R, DataError]:
+    """The row with this id (NotFound if absent, soft-deleted or outside the caller's scope)."""
+    try:
+        key = _uuid(id)
+        columns = entity.column_names
+        sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
+        make = entity.row_type
+        rows = _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
+                     build=lambda rs: [make(*r) for r in rs])
+    except _Err as err:
+        return Failure(err.error)
+    if not rows:
+        return Failure(NotFound(entity=entity.name))
+    return Success(rows[0])
+
+
+def find_many(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    page: int = 1,
+    limit: int = DEFAULT_LIMIT,
+    include_deleted: bool = False,
+) -> Result[Page[R], DataError]:
+    """A page of rows and the total count, in one round trip."""
+    return _page(conn, ctx, entity, where, order_by, page, limit, include_deleted, None)
+
+
+def find_projected(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    select: Sequence[str],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    page: int = 1,
+    limit: int = DEFAULT_LIMIT,
+    include_deleted: bool = False,
+) -> Result[Page[dict[str, Any]], DataError]:
+    """A page of only the selected columns (minimum necessary), as dicts, with the total."""
+    projection = check_projection(entity, select)
+    if isinstance(projection, Failure):
+        return projection
+    return _page(conn, ctx, entity, where, order_by, page, limit, include_deleted,
+                 projection.unwrap())
+
+
+def _page(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], where: Where, order_by: SortSpec,
+    page: int, limit: int, include_deleted: bool, select: tuple[str, ...] | None,
+) -> Result[Page[Any], DataError]:
+    try:
+        checked = check_page(page, limit)
+        if isinstance(checked, Failure):
+            raise _Err(checked.failure())
+        sort = parse_sort(entity, order_by)
+        if isinstance(sort, Failure):
+            raise _Err(sort.failure())
+        shape, params = _where(entity, where)
+        fetch = entity.column_names if select is None else _projection(entity, select)
+        sql = compiler.select_page(entity, shape, sort.unwrap(), fetch, _deleted(include_deleted))
+        params["_limit"] = limit
+        params["_offset"] = (page - 1) * limit
+        total = [0]
+        build_rows = _rows_builder(entity, fetch, select, offset=2)
+
+        def build(rows: list[tuple[Any, ...]]) -> list[Any]:
+            if rows:
+                total[0] = rows[0][0]
+            return build_rows([r for r in rows if r[1]])
+
+        out_columns = ("_total", "_hit", *fetch)
+        data = _read(conn, ctx, entity, sql, params, out_columns, select or fetch,
+                     hit="_hit", build=build)
+        if select is not None and len(fetch) != len(select):
+            data = [{k: d[k] for k in select} for d in data]
+    except _Err as err:
+        return Failure(err.error)
+    return Success(Page.of(data, page, limit, total[0]))
+
+
+def find_one(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[R], where: Where, *,
+    order_by: SortSpec = None, include_deleted: bool = False,
+) -> Result[R, DataError]:
+    """The first row matching ``where`` in ``order_by`` order (NotFound if none)."""
+    try:
+        sort = parse_sort(entity, order_by)
+        if isinstance(sort, Failure):
+            raise _Err(sort.failure())
+        shape, params = _where(entity, where)
+        columns = entity.column_names
+        sql = compiler.select_rows(entity, shape, sort.unwrap(), columns,
+                                   _deleted(include_deleted), True)
+        params.update(_limit=1, _offset=0)
+        make = entity.row_type
+        rows = _read(conn, ctx, entity, sql, params, columns, columns,
+                     build=lambda rs: [make(*r) for r in rs])
+    except _Err as err:
+        return Failure(err.error)
+    if not rows:
+        return Failure(NotFound(entity=entity.name))
+    return Success(rows[0])
+
+
+def find_after(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Result[KeysetPage[R], DataError]:
+    """Keyset pagination: up to ``limit`` rows after the cursor, stable under concurrent inserts."""
+    try:
+        checked = check_page(1, limit)
+        if isinstance(checked, Failure):
+            raise _Err(checked.failure())
+        parsed_sort = parse_sort(entity, order_by)
+        if isinstance(parsed_sort, Failure):
+            raise _Err(parsed_sort.failure())
+        sort = parsed_sort.unwrap()
+        for name, _, _ in sort:
+            if entity.by_name[name].nullable:
+                raise _Err(InvalidQuery(name, "keyset pagination needs non-null sort columns"))
+        shape, params = _where(entity, where)
+        if after is not None:
+            values = read_cursor(entity, sort, after)
+            if isinstance(values, Failure):
+                raise _Err(values.failure())
+            params.update({f"_k{i}": v for i, v in enumerate(values.unwrap())})
+        columns = entity.column_names
+        sql = compiler.select_after(entity, shape, sort, columns, "live", after is None)
+        params["_limit"] = limit
+        make = entity.row_type
+        rows = _read(conn, ctx, entity, sql, params, columns, columns,
+                     build=lambda rs: [make(*r) for r in rs])
+    except _Err as err:
+        return Failure(err.error)
+    cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        cursor = make_cursor(sort, [getattr(last, name) for name, _, _ in sort])
+    return Success(KeysetPage(tuple(rows), cursor))
+
+
+def count(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None, *,
+    include_deleted: bool = False,
+) -> Result[int, DataError]:
+    """How many rows match (discloses no PHI, so not audited as a read)."""
+    try:
+        shape, params = _where(entity, where)
+        rows = _run(conn, entity, compiler.select_count(entity, shape, _deleted(include_deleted)),
+                    params)
+    except _Err as err:
+        return Failure(err.error)
+    return Success(int(rows[0][0]))
+
+
+def exists(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None
+) -> Result[bool, DataError]:
+    """Whether any visible row matches; a database error is a Failure, never ``False``."""
+    try:
+        shape, params = _where(entity, where)
+        rows = _run(conn, entity, compiler.select_exists(entity, shape), params)
+    except _Err as err:
+        return Failure(err.error)
+    return Success(bool(rows[0][0]))
+
+
+def stream(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    consume: Callable[[Iterator[R]], T],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    batch_size: int = STREAM_BATCH,
+) -> Result[T, DataError]:
+    """Feed every matching row to ``consume`` through a server-side cursor; return its result.
+
+    The rows are read in a read-only transaction of their own (or the open unit of work) in
+    batches, so memory stays flat on large exports. One EXPORT record lists every subject read.
+    """
+    try:
+        sort = parse_sort(entity, order_by)
+        if isinstance(sort, Failure):
+            raise _Err(sort.failure())
+        shape, params = _where(entity, where)
+        sql = compiler.select_rows(entity, shape, sort.unwrap(), entity.column_names, "live",
+                                   False)
+    except _Err as err:
+        return Failure(err.error)
+    make = entity.row_type
+    subjects: dict[UUID, None] = {}
+    seen = [0]
+    subject = entity.subject
+
+    def rows(cur: psycopg.Cursor[tuple[Any, ...]]) -> Iterator[R]:
+        while batch := cur.fetchmany(batch_size):
+            for values in batch:
+                row = make(*values)
+                seen[0] += 1
+                if subject is not None:
+                    sid = getattr(row, subject)
+                    if sid is not None:
+                        subjects[sid] = None
+                yield row
+
+    try:
+        with unit_of_work(conn, ctx, read_only=current_scope(conn) is None) as scope:
+            with conn.cursor(name=f"wx_stream_{uuid4().hex[:12]}", row_factory=tuple_row) as cur:
+                cur.itersize = batch_size
+                cur.execute(sql, params)
+                result = consume(rows(cur))
+            if _reads_audited(entity) and seen[0]:
+                record = _record(
+                    ctx, entity, AuditAction.EXPORT, fields=entity.column_names,
+                    subjects=tuple(subjects), metadata={"rows": seen[0]},
+                )
+                _write_record(conn, ctx, scope, record)
+    except psycopg.Error as exc:
+        return Failure(_db_error(exc, entity.name))
+    return Success(result)
+
+
+def _write_record(conn: Conn, ctx: ExecutionContext, scope: Scope, record: AuditRecord) -> None:
+    """Insert a record in the open scope (lane 1), or on lane 2 when the scope is read-only."""
+    if scope.read_only:
+        write_detached(conn, ctx, record)
+    else:
+        conn.execute(insert_sql(), audit_params(ctx, record), prepare=True)
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def _managed_values(entity: Entity[Any], ctx: ExecutionContext, creating: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in ("created_by", "updated_by") if creating else ("updated_by",):
+        name = entity.managed(kind)
+        if name is not None:
+            out[name] = ctx.user_id
+    return out
+
+
+def _ordered(entity: Entity[Any], names: Iterable[str]) -> tuple[str, ...]:
+    wanted = set(names)
+    return tuple(n for n in entity.by_name if n in wanted)
+
+
+def create(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[R], values: Mapping[str, Any]
+) -> Result[R, DataError]:
+    """Insert a validated row and return it as stored (defaults included)."""
+    checked = validate_create(entity, values)
+    if isinstance(checked, Failure):
+        return _fail_write(conn, ctx, entity, AuditAction.CREATE, checked.failure())
+    clean = checked.unwrap()
+    new_id = uuid4()
+    clean = {entity.pk: new_id, **clean, **_managed_values(entity, ctx, True)}
+    columns = _ordered(entity, clean)
+    out = entity.column_names
+    sql = compiler.insert_row(entity, columns, out)
+    params = _write_params(entity, clean)
+    if _writes_audited():
+        snap = tuple(c for c in columns if c in values or c == entity.pk)
+        sql = audit_sql.ride_write(entity, sql, out, new_columns=snap)
+        params.update(_ride_params(ctx, _record(ctx, entity, AuditAction.CREATE)))
+    try:
+        rows = _run(conn, entity, sql, params)
+    except _Err as err:
+        return _fail_write(conn, ctx, entity, AuditAction.CREATE, err.error)
+    row = entity.row_type(*rows[0])
+    _announce(conn, entity, "CREATE", (new_id,), _subjects(entity, (row,)))
+    return Success(row)
+
+
+def _write_params(entity: Entity[Any], clean: Mapping[str, Any]) -> dict[str, Any]:
+    """Bound parameters for a write: JSON columns wrapped so they bind as jsonb."""
+    by_name = entity.by_name
+    return {
+        "c_" + k: Jsonb(v) if v is not None and by_name[k].kind is Kind.JSON else v
+        for k, v in clean.items()
+    }
+
+
+def _announce(conn: Conn, entity: Entity[Any], action: str, ids: tuple[UUID, ...],
+              subjects: tuple[UUID, ...]) -> None:
+    announce_write(conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects))))
+
+
+def update(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    id: UUID | str,
+    changes: Mapping[str, Any],
+    *,
+    expected_version: int | None = None,
+) -> Result[R, DataError]:
+    """Apply a partial update to writable columns; a stale ``expected_version`` is a Conflict."""
+    try:
+        key = _uuid(id)
+    except _Err as err:
+        return Failure(err.error)
+    checked = validate_changes(entity, changes)
+    if isinstance(checked, Failure):
+        return _fail_write(conn, ctx, entity, AuditAction.UPDATE, checked.failure(), key)
+    clean = checked.unwrap()
+    if expected_version is not None and (
+        isinstance(expected_version, bool) or not isinstance(expected_version, int)
+    ):
+        return Failure(ValidationFailed(entity.name, (FieldError("version", "must be an integer"),)))
+    if entity.validators:
+        return _update_validated(conn, ctx, entity, key, clean, expected_version)
+    return _update(conn, ctx, entity, key, clean, expected_version)
+
+
+def _update(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[R], key: UUID, clean: dict[str, Any],
+    expected_version: int | None,
+) -> Result[R, DataError]:
+    columns = _ordered(entity, clean)
+    out = entity.column_names
+    check = expected_version is not None and entity.versioned
+    sql = compiler.update_row(entity, columns, out, check)
+    params = _write_params(entity, clean)
+    params.update(_id=key, _uid=ctx.user_id, _version=expected_version)
+    if _writes_audited():
+        sql = audit_sql.ride_write(entity, sql, out, diff_columns=columns)
+        params.update(_ride_params(ctx, _record(ctx, entity, AuditAction.UPDATE)))
+    try:
+        rows = _run(conn, entity, sql, params)
+        if not rows:
+            raise _Err(_missing_or_stale(conn, entity, key, check))
+    except _Err as err:
+        return _fail_write(conn, ctx, entity, AuditAction.UPDATE, err.error, key)
+    row = entity.row_type(*rows[0][: len(out)])
+    _announce(conn, entity, "UPDATE", (key,), _subjects(entity, (row,)))
+    return Success(row)
+
+
+def _update_validated(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[R], key: UUID, clean: dict[str, Any],
+    expected_version: int | None,
+) -> Result[R, DataError]:
+    """Cross-field validators need the current row: lock it, validate the merge, then update."""
+    from wxdata.tx.decorators import run_in_scope
+
+    def body() -> Result[R, DataError]:
+        try:
+            sql = compiler.select_by_id(entity, entity.column_names, "live", True)
+            rows = _run(conn, entity, sql, {"_id": key})
+        except _Err as err:
+            return Failure(err.error)
+        if not rows:
+            return Failure(NotFound(entity=entity.name))
+        merged = merged_view(entity.row_type(*rows[0]), clean)
+        errors = [e for v in entity.validators for e in v(merged)]
+        if errors:
+            return Failure(ValidationFailed(entity.name, tuple(errors)))
+        return _update(conn, ctx, entity, key, clean, expected_version)
+
+    result = run_in_scope(conn, ctx, body, retries=0)
+    if isinstance(result, Failure) and isinstance(result.failure(), ValidationFailed):
+        return _fail_write(conn, ctx, entity, AuditAction.UPDATE, result.failure(), key)
+    return result
+
+
+def _missing_or_stale(conn: Conn, entity: Entity[Any], key: UUID, checked: bool) -> DataError:
+    if checked:
+        found = _run(conn, entity, compiler.select_by_id(entity, (entity.pk,), "live"), {"_id": key})
+        if found:
+            return Conflict(entity=entity.name, reason="stale version", field="version")
+    return NotFound(entity=entity.name)
+
+
+def delete(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], id: UUID | str
+) -> Result[None, DataError]:
+    """Soft-delete (entities with ``deleted_at``) or hard-delete the row; audited either way."""
+    return _delete_or_restore(conn, ctx, entity, id, restore=False).map(lambda _: None)
+
+
+def restore(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[R], id: UUID | str
+) -> Result[R, DataError]:
+    """Undo a soft delete and return the row."""
+    if not entity.soft_delete:
+        return Failure(InvalidQuery("id", f"{entity.name} does not soft-delete"))
+    return _delete_or_restore(conn, ctx, entity, id, restore=True)
+
+
+def _delete_or_restore(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[R], id: UUID | str, *, restore: bool
+) -> Result[R, DataError]:
+    action = AuditAction.RESTORE if restore else AuditAction.DELETE
+    try:
+        key = _uuid(id)
+    except _Err as err:
+        return Failure(err.error)
+    out = entity.column_names
+    if entity.soft_delete:
+        sql = compiler.soft_delete_row(entity, out, restore)
+    else:
+        sql = compiler.hard_delete_row(entity, out)
+    params: dict[str, Any] = {"_id": key, "_uid": ctx.user_id}
+    if _writes_audited():
+        old = () if entity.soft_delete else out
+        sql = audit_sql.ride_write(entity, sql, out, old_columns=old)
+        params.update(_ride_params(ctx, _record(ctx, entity, action)))
+    try:
+        rows = _run(conn, entity, sql, params)
+        if not rows:
+            raise _Err(NotFound(entity=entity.name))
+    except _Err as err:
+        return _fail_write(conn, ctx, entity, action, err.error, key)
+    row = entity.row_type(*rows[0])
+    _announce(conn, entity, action.value, (key,), _subjects(entity, (row,)))
+    return Success(row)
+
+
+def bulk_create(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], rows: Sequence[Mapping[str, Any]]
+) -> Result[tuple[UUID, ...], DataError]:
+    """Validate every row, then load them all with COPY in one transaction: all or nothing.
+
+    Returns the new ids in input order. A validation failure names the row index and field.
+    One BULK_CREATE audit record lists every new id and subject.
+    """
+    if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
+        return Failure(ValidationFailed(entity.name, (FieldError("<rows>", "must be a list"),)))
+    if not rows:
+        return Failure(ValidationFailed(entity.name, (FieldError("<rows>", "must not be empty"),)))
+    if len(rows) > MAX_BULK:
+        return Failure(ValidationFailed(
+            entity.name, (FieldError("<rows>", f"must have at most {MAX_BULK} rows"),)))
+    cleaned: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for index, values in enumerate(rows):
+        checked = validate_create(entity, values)
+        if isinstance(checked, Failure):
+            errors = tuple(FieldError(f"[{index}].{e.field}", e.rule)
+                           for e in checked.failure().errors)
+            return _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE,
+                               ValidationFailed(entity.name, errors))
+        clean = checked.unwrap()
+        names.update(clean)
+        cleaned.append(clean)
+    managed = _managed_values(entity, ctx, True)
+    columns = _ordered(entity, {entity.pk, *names, *managed})
+    ids = tuple(uuid4() for _ in cleaned)
+    subject = entity.subject
+    subjects: list[UUID] = []
+    try:
+        with unit_of_work(conn, ctx) as scope:
+            with _cursor(conn).copy(
+                f'COPY "{entity.table}" ({",".join(f"{c!s}" for c in _quoted(columns))}) '
+                "FROM STDIN"
+            ) as copy:
+                for new_id, clean in zip(ids, cleaned, strict=True):
+                    full = {entity.pk: new_id, **clean, **managed}
+                    copy.write_row(tuple(_copy_value(entity, c, full.get(c)) for c in columns))
+                    if subject is not None and full.get(subject) is not None:
+                        subjects.append(full[subject])
+            if _writes_audited():
+                record = _record(ctx, entity, AuditAction.BULK_CREATE, entity_ids=ids,
+                                 subjects=tuple(subjects), metadata={"count": len(ids)})
+                _write_record(conn, ctx, scope, record)
+            announce_write(conn, WriteEvent(entity.name, "BULK_CREATE", ids,
+                                            tuple(dict.fromkeys(subjects))))
+    except psycopg.Error as exc:
+        return _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, _db_error(exc, entity.name))
+    return Success(ids)
+
+
+def _quoted(columns: Iterable[str]) -> Iterator[str]:
+    for c in columns:
+        yield f'"{c}"'
+
+
+def _copy_value(entity: Entity[Any], column: str, value: Any) -> Any:
+    """COPY text format needs JSON as text; other types adapt as in a normal statement."""
+    if value is not None and entity.by_name[column].kind is Kind.JSON:
+        return json.dumps(value)
+    return value
+
+
+# --- binding ----------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Ops(Generic[R]):
+    """The generic functions with the entity bound: ``students.ops.find_by_id(conn, ctx, id)``."""
+
+    entity: Entity[R]
+
+    def find_by_id(
+        self, conn: Conn, ctx: ExecutionContext, id: UUID | str, *, include_deleted: bool = False
+    ) -> Result[R, DataError]:
+        """The row with this id."""
+        return find_by_id(conn, ctx, self.entity, id, include_deleted=include_deleted)
+
+    def find_one(
+        self, conn: Conn, ctx: ExecutionContext, where: Where, *, order_by: SortSpec = None
+    ) -> Result[R, DataError]:
+        """The first row matching ``where``."""
+        return find_one(conn, ctx, self.entity, where, order_by=order_by)
+
+    def find_many(
+        self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
+        order_by: SortSpec = None, page: int = 1, limit: int = DEFAULT_LIMIT,
+        include_deleted: bool = False,
+    ) -> Result[Page[R], DataError]:
+        """A page of matching rows with the total."""
+        return find_many(conn, ctx, self.entity, where, order_by=order_by, page=page,
+                         limit=limit, include_deleted=include_deleted)
+
+    def find_after(
+        self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
+        order_by: SortSpec = None, after: str | None = None, limit: int = DEFAULT_LIMIT,
+    ) -> Result[KeysetPage[R], DataError]:
+        """Keyset page after a cursor."""
+        return find_after(conn, ctx, self.entity, where, order_by=order_by, after=after,
+                          limit=limit)
+
+    def count(self, conn: Conn, ctx: ExecutionContext, where: Where = None) -> Result[int, DataError]:
+        """How many rows match."""
+        return count(conn, ctx, self.entity, where)
+
+    def exists(self, conn: Conn, ctx: ExecutionContext, where: Where = None) -> Result[bool, DataError]:
+        """Whether any row matches."""
+        return exists(conn, ctx, self.entity, where)
+
+    def create(
+        self, conn: Conn, ctx: ExecutionContext, values: Mapping[str, Any]
+    ) -> Result[R, DataError]:
+        """Insert a row."""
+        return create(conn, ctx, self.entity, values)
+
+    def update(
+        self, conn: Conn, ctx: ExecutionContext, id: UUID | str, changes: Mapping[str, Any], *,
+        expected_version: int | None = None,
+    ) -> Result[R, DataError]:
+        """Partially update a row."""
+        return update(conn, ctx, self.entity, id, changes, expected_version=expected_version)
+
+    def delete(self, conn: Conn, ctx: ExecutionContext, id: UUID | str) -> Result[None, DataError]:
+        """Delete (softly where the entity soft-deletes) a row."""
+        return delete(conn, ctx, self.entity, id)
+
+    def restore(self, conn: Conn, ctx: ExecutionContext, id: UUID | str) -> Result[R, DataError]:
+        """Undo a soft delete."""
+        return restore(conn, ctx, self.entity, id)
+
+    def bulk_create(
+        self, conn: Conn, ctx: ExecutionContext, rows: Sequence[Mapping[str, Any]]
+    ) -> Result[tuple[UUID, ...], DataError]:
+        """Insert many rows with COPY, all or nothing."""
+        return bulk_create(conn, ctx, self.entity, rows)
+
+    def stream(
+        self, conn: Conn, ctx: ExecutionContext, consume: Callable[[Iterator[R]], T],
+        where: Where = None, *, order_by: SortSpec = None,
+    ) -> Result[T, DataError]:
+        """Feed every matching row to ``consume``."""
+        return stream(conn, ctx, self.entity, consume, where, order_by=order_by)
+
+
+def bind_entity(entity: Entity[R]) -> Ops[R]:
+    """The generic functions bound to one entity."""
+    return Ops(entity)

@@ -1,0 +1,213 @@
+"""The DataError taxonomy: every expected failure of a data function, as a frozen value.
+
+Each error has a stable ``code`` (for clients and dashboards), an HTTP-like ``status`` and, where it
+helps, field-level details. Errors never carry input values or PostgreSQL's DETAIL text, both of which
+can hold PHI (a unique violation's DETAIL echoes the duplicate key). :func:`from_db_error` maps a
+psycopg exception to the taxonomy using only its SQLSTATE and schema identifiers (constraint, column).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+import psycopg
+
+
+@attrs.frozen(slots=True)
+class FieldError:
+    """One field that broke one rule; names the field and the rule, never the value."""
+
+    field: str
+    rule: str
+
+
+@attrs.frozen(slots=True)
+class DataError:
+    """Base of the taxonomy; subclasses fix ``code`` and ``status``."""
+
+    code: ClassVar[str] = "DATA_ERROR"
+    status: ClassVar[int] = 500
+
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        return self.code.replace("_", " ").lower()
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready, PHI-free representation for API responses and logs."""
+        body: dict[str, object] = {"code": self.code, "status": self.status, "message": self.message}
+        details = {
+            a.name: getattr(self, a.name)
+            for a in attrs.fields(type(self))
+            if a.name not in ("errors",)
+        }
+        if details:
+            body["details"] = details
+        errors = getattr(self, "errors", None)
+        if errors:
+            body["errors"] = [{"field": e.field, "rule": e.rule} for e in errors]
+        return body
+
+
+@attrs.frozen(slots=True)
+class NotFound(DataError):
+    """No visible row matched (absent, soft-deleted, or outside the caller's school scope)."""
+
+    code: ClassVar[str] = "NOT_FOUND"
+    status: ClassVar[int] = 404
+    entity: str = ""
+
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        return f"{self.entity or 'record'} not found"
+
+
+@attrs.frozen(slots=True)
+class ValidationFailed(DataError):
+    """Input broke one or more field rules; nothing was written."""
+
+    code: ClassVar[str] = "VALIDATION_FAILED"
+    status: ClassVar[int] = 422
+    entity: str = ""
+    errors: tuple[FieldError, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        parts = "; ".join(f"{e.field}: {e.rule}" for e in self.errors)
+        return f"invalid {self.entity or 'input'}: {parts}"
+
+
+@attrs.frozen(slots=True)
+class Conflict(DataError):
+    """The write collides with the current state: stale version, duplicate key, blocked delete."""
+
+    code: ClassVar[str] = "CONFLICT"
+    status: ClassVar[int] = 409
+    entity: str = ""
+    reason: str = ""
+    field: str | None = None
+
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        where = f" on {self.field}" if self.field else ""
+        return f"{self.entity or 'record'} conflict{where}: {self.reason}"
+
+
+@attrs.frozen(slots=True)
+class Forbidden(DataError):
+    """The context may not perform this operation (role, school scope, row-level security)."""
+
+    code: ClassVar[str] = "FORBIDDEN"
+    status: ClassVar[int] = 403
+    entity: str = ""
+    reason: str = ""
+
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        return f"forbidden on {self.entity or 'resource'}: {self.reason}"
+
+
+@attrs.frozen(slots=True)
+class InvalidQuery(DataError):
+    """A filter, sort, projection or page request broke the entity's query rules; no SQL was sent."""
+
+    code: ClassVar[str] = "INVALID_QUERY"
+    status: ClassVar[int] = 400
+    field: str = ""
+    rule: str = ""
+
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        return f"invalid query: {self.field}: {self.rule}"
+
+
+@attrs.frozen(slots=True)
+class Unavailable(DataError):
+    """The database (or a required service) could not be reached."""
+
+    code: ClassVar[str] = "UNAVAILABLE"
+    status: ClassVar[int] = 503
+    reason: str = ""
+
+
+@attrs.frozen(slots=True)
+class Retryable(DataError):
+    """A serialization failure or deadlock; the whole unit of work may be retried."""
+
+    code: ClassVar[str] = "RETRYABLE"
+    status: ClassVar[int] = 503
+    sqlstate: str = ""
+
+
+@attrs.frozen(slots=True)
+class Timeout(DataError):
+    """A statement or lock wait exceeded its time limit."""
+
+    code: ClassVar[str] = "TIMEOUT"
+    status: ClassVar[int] = 504
+    sqlstate: str = ""
+
+
+@attrs.frozen(slots=True)
+class Internal(DataError):
+    """An unexpected database error; details are in the server log, not here."""
+
+    code: ClassVar[str] = "INTERNAL"
+    status: ClassVar[int] = 500
+    sqlstate: str = ""
+
+
+def _constraint_field(exc: psycopg.Error) -> str | None:
+    """Best field name for a constraint error, from schema identifiers only (never values)."""
+    diag = exc.diag
+    if diag.column_name:
+        return diag.column_name
+    name = diag.constraint_name
+    if not name:
+        return None
+    table = diag.table_name or ""
+    core = name
+    if table and core.startswith(table + "_"):
+        core = core[len(table) + 1 :]
+    for suffix in ("_key", "_fkey", "_check", "_uniq", "_idx", "_excl"):
+        if core.endswith(suffix):
+            core = core[: -len(suffix)]
+            break
+    return core or name
+
+
+def from_db_error(exc: psycopg.Error, entity: str = "") -> DataError:
+    """Map a psycopg error to the taxonomy by SQLSTATE, copying no message, DETAIL or value."""
+    state = exc.sqlstate or ""
+    field = _constraint_field(exc) if state.startswith("23") else None
+    if state == "23505":
+        return Conflict(entity=entity, reason="duplicate value", field=field)
+    if state == "23503":
+        if exc.diag.message_primary and "still referenced" in exc.diag.message_primary:
+            return Conflict(entity=entity, reason="referenced by other rows", field=field)
+        return ValidationFailed(
+            entity=entity, errors=(FieldError(field or "reference", "must reference an existing row"),)
+        )
+    if state == "23502":
+        return ValidationFailed(entity=entity, errors=(FieldError(field or "?", "is required"),))
+    if state == "23514" or state == "23P01":
+        return ValidationFailed(entity=entity, errors=(FieldError(field or "?", "violates a check"),))
+    if state in ("40001", "40P01"):
+        return Retryable(sqlstate=state)
+    if state == "42501":
+        return Forbidden(entity=entity, reason="insufficient privilege or row-level security")
+    if state in ("57014", "55P03", "25P03"):
+        return Timeout(sqlstate=state)
+    if state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300"):
+        return Unavailable(reason=f"database unavailable ({state})")
+    if isinstance(exc, psycopg.OperationalError) and not state:
+        return Unavailable(reason="connection lost")
+    if state.startswith("22"):
+        return ValidationFailed(entity=entity, errors=(FieldError("?", f"invalid data ({state})"),))
+    return Internal(sqlstate=state)

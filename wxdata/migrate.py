@@ -1,0 +1,112 @@
+"""Migrations: the ordered files of ``sql/``, applied once each, in one transaction, under a lock.
+
+Each applied file is recorded with its SHA-256; a file edited after it was applied is refused
+(write a new migration instead). Re-running applies nothing. Concurrent runners queue on an
+advisory lock, so two deploys cannot interleave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psycopg
+
+LOCK_ID = 0x77786461  # "wxda"
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """A migration could not be applied (edited after applying, bad name, or SQL error)."""
+
+
+@attrs.frozen(slots=True)
+class Migration:
+    """One file of ``sql/``."""
+
+    name: str
+    checksum: str
+    sql: str
+
+
+def sql_dir() -> Path:
+    """Where the migration files are: ``WXDATA_SQL_DIR`` or the ``sql/`` folder of the project."""
+    env = os.environ.get("WXDATA_SQL_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "sql", here / "sql"):
+        if candidate.is_dir():
+            return candidate
+    raise MigrationError("sql/ folder not found; set WXDATA_SQL_DIR")
+
+
+def load(directory: Path | None = None) -> list[Migration]:
+    """The migration files in order, with their checksums."""
+    directory = directory or sql_dir()
+    out: list[Migration] = []
+    seen: set[str] = set()
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration names are NNNN_snake_case.sql")
+        if match.group(1) in seen:
+            raise MigrationError(f"{path.name}: number {match.group(1)} used twice")
+        seen.add(match.group(1))
+        text = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        out.append(Migration(path.name, digest, text))
+    return out
+
+
+def migrate(conn: psycopg.Connection[Any], directory: Path | None = None) -> list[str]:
+    """Apply pending migrations atomically; returns the names applied (empty when up to date)."""
+    migrations = load(directory)
+    applied_now: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS wxdata_migrations ("
+            " name text PRIMARY KEY, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = dict(conn.execute("SELECT name, checksum FROM wxdata_migrations").fetchall())
+        for m in migrations:
+            recorded = done.get(m.name)
+            if recorded is not None:
+                if recorded != m.checksum:
+                    raise MigrationError(
+                        f"{m.name} was edited after it was applied (checksum {recorded[:12]} "
+                        f"in the database, {m.checksum[:12]} on disk); add a new migration instead"
+                    )
+                continue
+            try:
+                conn.execute(m.sql.encode("utf-8"))
+            except psycopg.Error as exc:
+                raise MigrationError(f"{m.name} failed (sqlstate {exc.sqlstate})") from exc
+            conn.execute(
+                "INSERT INTO wxdata_migrations (name, checksum) VALUES (%s, %s)",
+                (m.name, m.checksum),
+            )
+            applied_now.append(m.name)
+    return applied_now
+
+
+def status(conn: psycopg.Connection[Any], directory: Path | None = None) -> list[tuple[str, str]]:
+    """Each migration with 'applied', 'pending' or 'EDITED'."""
+    migrations = load(directory)
+    exists = conn.execute("SELECT to_regclass('wxdata_migrations') IS NOT NULL").fetchone()
+    done: dict[str, str] = {}
+    if exists and exists[0]:
+        done = dict(conn.execute("SELECT name, checksum FROM wxdata_migrations").fetchall())
+    out = []
+    for m in migrations:
+        if m.name not in done:
+            out.append((m.name, "pending"))
+        else:
+            out.append((m.name, "applied" if done[m.name] == m.checksum else "EDITED"))
+    return out

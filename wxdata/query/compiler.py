@@ -1,0 +1,362 @@
+"""SQL compilation: filter shapes, sorts and projections to PyPika, to SQL text, once per shape.
+
+Every function here is pure and memoised on hashable inputs (the entity spec, a filter shape, a
+sort key, a projection), so a query shape is built by PyPika once and afterwards is a dictionary
+lookup. Placeholders are psycopg named parameters: ``%(p0)s``... for filter values in depth-first
+order, ``%(_name)s`` for the library's own (id, limit, offset, version, user).
+Identifiers come only from the entity spec; no value is ever rendered into the text.
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from typing import Any
+
+from pypika import Criterion, Field, Order, Parameter, Table
+from pypika import PostgreSQLQuery as Query
+from pypika import functions as fn
+from pypika.enums import Comparator
+from pypika.terms import BasicCriterion, Function, Term
+
+from wxdata.query.filters import Shape
+from wxdata.schema.spec import Entity
+
+CACHE_SIZE = 4096
+
+
+class _ArrayOp(Comparator):
+    contains = "@>"
+    overlaps = "&&"
+
+
+class _Parens(Criterion):  # type: ignore[misc]
+    """Wraps a criterion in parentheses so NOT binds to all of it."""
+
+    def __init__(self, inner: Criterion) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def get_sql(self, **kwargs: Any) -> str:
+        kwargs.pop("subquery", None)
+        return "(" + str(self.inner.get_sql(subquery=True, **kwargs)) + ")"
+
+
+class _NotCriterion(Criterion):  # type: ignore[misc]
+    def __init__(self, inner: Criterion) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def get_sql(self, **kwargs: Any) -> str:
+        return "NOT " + _Parens(self.inner).get_sql(**kwargs)
+
+
+class Direction(enum.StrEnum):
+    """Sort direction."""
+
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+class Nulls(enum.StrEnum):
+    """Where NULLs sort."""
+
+    FIRST = "FIRST"
+    LAST = "LAST"
+
+
+SortKey = tuple[tuple[str, Direction, Nulls], ...]
+
+
+class _SortTerm(Term):  # type: ignore[misc]
+    def __init__(self, column: str, direction: Direction, nulls: Nulls) -> None:
+        super().__init__()
+        self.column, self.direction, self.nulls = column, direction, nulls
+
+    def get_sql(self, **kwargs: Any) -> str:
+        return f'"{self.column}" {self.direction.value} NULLS {self.nulls.value}'
+
+
+def param(name: str) -> Parameter:
+    """A psycopg named placeholder."""
+    return Parameter(f"%({name})s")
+
+
+def criterion(table: Table, shape: Shape, counter: list[int]) -> Criterion:
+    """Render a filter shape as a PyPika criterion with placeholders numbered depth-first."""
+    tag = shape[0]
+    if tag == "and":
+        return _Parens(Criterion.all([criterion(table, s, counter) for s in shape[1:]]))
+    if tag == "or":
+        return _Parens(Criterion.any([criterion(table, s, counter) for s in shape[1:]]))
+    if tag == "not":
+        return _NotCriterion(criterion(table, shape[1], counter))
+    _, name, op, *extra = shape
+    field: Field = table.field(name)
+    if op == "is_null":
+        return field.isnull() if extra[0] else field.notnull()
+
+    def nxt() -> Parameter:
+        p = param(f"p{counter[0]}")
+        counter[0] += 1
+        return p
+
+    if op == "eq":
+        return field == nxt()
+    if op == "ne":
+        return field != nxt()
+    if op == "lt":
+        return field < nxt()
+    if op == "lte":
+        return field <= nxt()
+    if op == "gt":
+        return field > nxt()
+    if op == "gte":
+        return field >= nxt()
+    if op == "in":
+        return field == Function("ANY", nxt())
+    if op == "not_in":
+        return field != Function("ALL", nxt())
+    if op == "like":
+        return field.like(nxt())
+    if op == "ilike":
+        return field.ilike(nxt())
+    if op == "between":
+        low = nxt()
+        return field.between(low, nxt())
+    if op == "contains":
+        return BasicCriterion(_ArrayOp.contains, field, nxt())
+    if op == "overlaps":
+        return BasicCriterion(_ArrayOp.overlaps, field, nxt())
+    raise ValueError(f"unknown operator {op!r}")  # unreachable: filters.bind checks ops
+
+
+def _where(entity: Entity[Any], table: Table, shape: Shape | None, deleted: str) -> Criterion | None:
+    parts: list[Criterion] = []
+    marker = entity.managed("deleted_at")
+    if marker is not None and deleted != "all":
+        field = table.field(marker)
+        parts.append(field.isnull() if deleted == "live" else field.notnull())
+    if shape is not None:
+        parts.append(criterion(table, shape, [0]))
+    if not parts:
+        return None
+    return Criterion.all(parts)
+
+
+def _order_terms(sort: SortKey) -> list[_SortTerm]:
+    return [_SortTerm(c, d, n) for c, d, n in sort]
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def select_rows(
+    entity: Entity[Any],
+    shape: Shape | None,
+    sort: SortKey,
+    projection: tuple[str, ...],
+    deleted: str = "live",
+    paged: bool = True,
+    for_update: bool = False,
+) -> str:
+    """SELECT projection WHERE filter ORDER BY sort [LIMIT %(_limit)s OFFSET %(_offset)s]."""
+    table = Table(entity.table)
+    q = Query.from_(table).select(*[table.field(c) for c in projection])
+    where = _where(entity, table, shape, deleted)
+    if where is not None:
+        q = q.where(where)
+    if sort:
+        q = q.orderby(*_order_terms(sort))
+    if paged:
+        q = q.limit(param("_limit")).offset(param("_offset"))
+    sql = str(q.get_sql())
+    return sql + " FOR UPDATE" if for_update else sql
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def select_after(
+    entity: Entity[Any],
+    shape: Shape | None,
+    sort: SortKey,
+    projection: tuple[str, ...],
+    deleted: str = "live",
+    first: bool = True,
+) -> str:
+    """Keyset page: rows strictly after the cursor values ``%(_k<i>)s`` in sort order."""
+    table = Table(entity.table)
+    q = Query.from_(table).select(*[table.field(c) for c in projection])
+    where = _where(entity, table, shape, deleted)
+    if not first:
+        branches = []
+        for i, (col, direction, _) in enumerate(sort):
+            parts = [table.field(c) == param(f"_k{j}") for j, (c, _, _) in enumerate(sort[:i])]
+            field = table.field(col)
+            parts.append(field > param(f"_k{i}") if direction is Direction.ASC
+                         else field < param(f"_k{i}"))
+            branches.append(Criterion.all(parts))
+        keyset = _Parens(Criterion.any(branches))
+        where = keyset if where is None else where & keyset
+    if where is not None:
+        q = q.where(where)
+    return str(q.orderby(*_order_terms(sort)).limit(param("_limit")).get_sql())
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def select_page(
+    entity: Entity[Any],
+    shape: Shape | None,
+    sort: SortKey,
+    projection: tuple[str, ...],
+    deleted: str = "live",
+) -> str:
+    """One statement for a page and its total: row 0 is (total, hit, *projection).
+
+    The count and the page share one round trip; an empty page still returns one row carrying the
+    total (``hit`` is NULL there). Both halves use the same placeholders.
+    """
+    table = Table(entity.table)
+    count = Query.from_(table).select(fn.Count("*").as_("_total"))
+    where = _where(entity, table, shape, deleted)
+    if where is not None:
+        count = count.where(where)
+    rows = select_rows(entity, shape, sort, ("__hit__", *projection), deleted, True)
+    rows = rows.replace('"__hit__"', 'true "_hit"', 1)
+    return f'SELECT c."_total",t.* FROM ({count.get_sql()}) c LEFT JOIN LATERAL ({rows}) t ON true'
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def select_count(entity: Entity[Any], shape: Shape | None, deleted: str = "live") -> str:
+    """SELECT count(*) WHERE filter."""
+    table = Table(entity.table)
+    q = Query.from_(table).select(fn.Count("*"))
+    where = _where(entity, table, shape, deleted)
+    if where is not None:
+        q = q.where(where)
+    return str(q.get_sql())
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def select_exists(entity: Entity[Any], shape: Shape | None, deleted: str = "live") -> str:
+    """SELECT EXISTS (SELECT 1 WHERE filter)."""
+    table = Table(entity.table)
+    q = Query.from_(table).select(1)
+    where = _where(entity, table, shape, deleted)
+    if where is not None:
+        q = q.where(where)
+    return f"SELECT EXISTS ({q.get_sql()})"
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def select_by_id(
+    entity: Entity[Any], projection: tuple[str, ...], deleted: str = "live",
+    for_update: bool = False,
+) -> str:
+    """SELECT projection WHERE id = %(_id)s."""
+    table = Table(entity.table)
+    q = Query.from_(table).select(*[table.field(c) for c in projection])
+    crit = table.field(entity.pk) == param("_id")
+    marker = entity.managed("deleted_at")
+    if marker is not None and deleted != "all":
+        crit &= table.field(marker).isnull() if deleted == "live" else table.field(marker).notnull()
+    sql = str(q.where(crit).get_sql())
+    return sql + " FOR UPDATE" if for_update else sql
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def insert_row(entity: Entity[Any], columns: tuple[str, ...], returning: tuple[str, ...]) -> str:
+    """INSERT (columns) VALUES (%(c_<name>)s...) RETURNING returning."""
+    table = Table(entity.table)
+    q = Query.into(table).columns(*columns).insert(*[param("c_" + c) for c in columns])
+    return str(q.returning(*[table.field(c) for c in returning]).get_sql())
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def update_row(
+    entity: Entity[Any], columns: tuple[str, ...], returning: tuple[str, ...], check_version: bool
+) -> str:
+    """UPDATE SET columns (+ version, updated_at/by) WHERE id [AND version] RETURNING new and old.
+
+    The old row is read and locked in the same statement (``FROM (SELECT ... FOR UPDATE) o``), so
+    the result ``(*new[returning], *old[returning] as _o_<name>)`` carries the exact before-image for the diff.
+    """
+    table = Table(entity.table)
+    crit = table.field(entity.pk) == param("_id")
+    marker = entity.managed("deleted_at")
+    if marker is not None:
+        crit &= table.field(marker).isnull()
+    old = (
+        Query.from_(table).select(*[table.field(c) for c in returning]).where(crit).for_update()
+    ).as_("o")
+    q = Query.update(table)
+    for c in columns:
+        q = q.set(table.field(c), param("c_" + c))
+    version_col = entity.managed("version")
+    if version_col is not None:
+        q = q.set(table.field(version_col), table.field(version_col) + 1)
+    for kind, value in (("updated_at", fn.Now()), ("updated_by", param("_uid"))):
+        name = entity.managed(kind)
+        if name is not None:
+            q = q.set(table.field(name), value)
+    join = table.field(entity.pk) == old.field(entity.pk)
+    if check_version and version_col is not None:
+        join &= table.field(version_col) == param("_version")
+    q = q.from_(old).where(join).returning(
+        *[table.field(c) for c in returning], *[old.field(c).as_("_o_" + c) for c in returning]
+    )
+    return str(q.get_sql())
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def soft_delete_row(entity: Entity[Any], returning: tuple[str, ...], restore: bool) -> str:
+    """UPDATE SET deleted_at = now() (or NULL to restore) WHERE id, returning the row."""
+    table = Table(entity.table)
+    marker = entity.managed("deleted_at")
+    assert marker is not None
+    q = Query.update(table).set(table.field(marker), None if restore else fn.Now())
+    if entity.versioned:
+        v = entity.managed("version")
+        q = q.set(table.field(v), table.field(v) + 1)
+    for kind, value in (("updated_at", fn.Now()), ("updated_by", param("_uid"))):
+        name = entity.managed(kind)
+        if name is not None:
+            q = q.set(table.field(name), value)
+    crit = table.field(entity.pk) == param("_id")
+    crit &= table.field(marker).notnull() if restore else table.field(marker).isnull()
+    q = q.where(crit).returning(*[table.field(c) for c in returning])
+    return str(q.get_sql())
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def hard_delete_row(entity: Entity[Any], returning: tuple[str, ...]) -> str:
+    """DELETE WHERE id RETURNING returning (only for entities without soft delete)."""
+    table = Table(entity.table)
+    q = Query.from_(table).delete().where(table.field(entity.pk) == param("_id"))
+    return str(q.returning(*[table.field(c) for c in returning]).get_sql())
+
+
+def sort_direction(value: str) -> Direction | None:
+    """Parse 'asc'/'desc' (any case)."""
+    try:
+        return Direction(value.upper())
+    except (ValueError, AttributeError):
+        return None
+
+
+__all__ = [
+    "Direction",
+    "Nulls",
+    "Order",
+    "SortKey",
+    "criterion",
+    "hard_delete_row",
+    "insert_row",
+    "param",
+    "select_after",
+    "select_by_id",
+    "select_count",
+    "select_exists",
+    "select_page",
+    "select_rows",
+    "soft_delete_row",
+    "sort_direction",
+    "update_row",
+]

@@ -1,0 +1,457 @@
+"""Entity specs: the one declaration of a table, its columns, their data class and their rules.
+
+A domain declares its row as a frozen attrs class whose fields are built with :func:`col` (or the
+standard-column helpers), then wraps it in an :class:`Entity` with :func:`entity`. Everything else
+reads from here: the query compiler's allow-lists, validation, redaction in audit diffs, the cache's
+TTL and encryption policy, and the drift test that compares ``sql/`` with these specs.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar, dataclass_transform
+from uuid import UUID
+
+import attrs
+
+from wxdata.errors import FieldError
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class DataClass(enum.StrEnum):
+    """Sensitivity class of a column; drives audit, redaction, caching and encryption."""
+
+    PHI = "PHI"  # protected health information (HIPAA) / health part of an education record
+    FERPA = "FERPA"  # education-record data that is not health information (ids, grade, school)
+    SECRET = "SECRET"  # credentials and tokens: never returned, cached, logged or audited in clear
+    GENERAL = "GENERAL"  # operational or reference data
+
+
+class CacheTTL(enum.IntEnum):
+    """TTL classes in seconds, as in the original system."""
+
+    SHORT = 300
+    MEDIUM = 900
+    LONG = 1800
+    HOUR = 3600
+    DAY = 86400
+
+
+_META = "wxdata"
+
+
+@attrs.frozen(slots=True)
+class ColumnRules:
+    """What a domain says about a column; types come from the row class annotations."""
+
+    data_class: DataClass
+    sql: str | None = None
+    max_length: int | None = None
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    not_future: bool = False
+    unique: bool = False
+    writable: bool = True
+    filterable: bool | None = None
+    sortable: bool | None = None
+    has_default: bool = False
+    clinical_text: bool = False
+    references: str | None = None
+    managed: str | None = None  # id | created_at | updated_at | created_by | updated_by | ...
+
+
+def col(
+    data_class: DataClass = DataClass.GENERAL,
+    *,
+    sql: str | None = None,
+    max_length: int | None = None,
+    choices: Iterable[str] | type[enum.Enum] | None = None,
+    pattern: str | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    not_future: bool = False,
+    unique: bool = False,
+    writable: bool = True,
+    filterable: bool | None = None,
+    sortable: bool | None = None,
+    has_default: bool = False,
+    clinical_text: bool = False,
+    references: str | None = None,
+) -> Any:
+    """Declare a column of a row class: its data class and the rules its values must keep."""
+    if isinstance(choices, type) and issubclass(choices, enum.Enum):
+        choice_tuple: tuple[str, ...] | None = tuple(str(m.value) for m in choices)
+    else:
+        choice_tuple = tuple(choices) if choices is not None else None
+    rules = ColumnRules(
+        data_class=data_class,
+        sql=sql,
+        max_length=max_length,
+        choices=choice_tuple,
+        pattern=pattern,
+        minimum=minimum,
+        maximum=maximum,
+        not_future=not_future,
+        unique=unique,
+        writable=writable,
+        filterable=filterable,
+        sortable=sortable,
+        has_default=has_default,
+        clinical_text=clinical_text,
+        references=references,
+    )
+    return attrs.field(metadata={_META: rules})
+
+
+def _managed(kind: str, *, sortable: bool = True) -> Any:
+    return attrs.field(
+        metadata={
+            _META: ColumnRules(
+                data_class=DataClass.GENERAL,
+                writable=False,
+                has_default=kind in ("id", "created_at", "updated_at", "version"),
+                managed=kind,
+                sortable=sortable,
+            )
+        }
+    )
+
+
+def pk() -> Any:
+    """The ``id uuid primary key default gen_random_uuid()`` column."""
+    return _managed("id")
+
+
+def created_at() -> Any:
+    """``created_at timestamptz not null default now()``, set by the library."""
+    return _managed("created_at")
+
+
+def updated_at() -> Any:
+    """``updated_at timestamptz not null default now()``, set by the library on every update."""
+    return _managed("updated_at")
+
+
+def created_by() -> Any:
+    """``created_by text``: the context's user id at creation."""
+    return _managed("created_by", sortable=False)
+
+
+def updated_by() -> Any:
+    """``updated_by text``: the context's user id at the last update."""
+    return _managed("updated_by", sortable=False)
+
+
+def version() -> Any:
+    """``version integer not null default 1``: optimistic-concurrency counter."""
+    return _managed("version")
+
+
+def deleted_at() -> Any:
+    """``deleted_at timestamptz``: soft-delete marker (PHI rows are never hard-deleted)."""
+    return _managed("deleted_at")
+
+
+@dataclass_transform(
+    frozen_default=True,
+    field_specifiers=(
+        attrs.field, col, pk, created_at, updated_at, created_by, updated_by, version, deleted_at,
+    ),
+)
+def row(cls: type[T]) -> type[T]:
+    """Make a class a frozen, slotted attrs row type whose fields are columns."""
+    return attrs.frozen(cls, slots=True, weakref_slot=False)
+
+
+class Kind(enum.StrEnum):
+    """The Python-side kind of a column value, resolved from the row annotation."""
+
+    TEXT = "text"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    DECIMAL = "decimal"
+    DATE = "date"
+    DATETIME = "datetime"
+    UUID = "uuid"
+    TEXT_ARRAY = "text[]"
+    UUID_ARRAY = "uuid[]"
+    JSON = "json"
+
+
+_KIND_OF: dict[Any, Kind] = {
+    str: Kind.TEXT,
+    int: Kind.INT,
+    float: Kind.FLOAT,
+    bool: Kind.BOOL,
+    Decimal: Kind.DECIMAL,
+    date: Kind.DATE,
+    datetime: Kind.DATETIME,
+    UUID: Kind.UUID,
+}
+
+_DEFAULT_SQL: dict[Kind, str] = {
+    Kind.TEXT: "text",
+    Kind.INT: "integer",
+    Kind.FLOAT: "double precision",
+    Kind.BOOL: "boolean",
+    Kind.DECIMAL: "numeric",
+    Kind.DATE: "date",
+    Kind.DATETIME: "timestamp with time zone",
+    Kind.UUID: "uuid",
+    Kind.TEXT_ARRAY: "text[]",
+    Kind.UUID_ARRAY: "uuid[]",
+    Kind.JSON: "jsonb",
+}
+
+_SQL_ALIASES = (
+    (re.compile(r"^varchar\((\d+)\)$"), r"character varying(\1)"),
+    (re.compile(r"^varchar$"), "character varying"),
+    (re.compile(r"^timestamptz$"), "timestamp with time zone"),
+    (re.compile(r"^timestamp$"), "timestamp without time zone"),
+    (re.compile(r"^int$|^int4$"), "integer"),
+    (re.compile(r"^int8$"), "bigint"),
+    (re.compile(r"^bool$"), "boolean"),
+    (re.compile(r"^float8$|^double$"), "double precision"),
+    (re.compile(r"^decimal\((\d+),\s*(\d+)\)$"), r"numeric(\1,\2)"),
+    (re.compile(r"^numeric\((\d+),\s*(\d+)\)$"), r"numeric(\1,\2)"),
+)
+
+
+def canonical_sql_type(sql: str) -> str:
+    """Spell a type as PostgreSQL's ``format_type`` does (``varchar(9)`` -> ``character varying(9)``)."""
+    text = sql.strip().lower()
+    for rx, repl in _SQL_ALIASES:
+        if rx.match(text):
+            return rx.sub(repl, text)
+    return text
+
+
+def _kind_of(annotation: Any) -> tuple[Kind, bool]:
+    """Map a resolved annotation to (kind, nullable)."""
+    nullable = False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(args) != len(typing.get_args(annotation))
+        if len(args) != 1:
+            raise TypeError(f"unsupported union annotation {annotation!r}")
+        annotation = args[0]
+        origin = typing.get_origin(annotation)
+    if annotation in _KIND_OF:
+        return _KIND_OF[annotation], nullable
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        if item is str:
+            return Kind.TEXT_ARRAY, nullable
+        if item is UUID:
+            return Kind.UUID_ARRAY, nullable
+        return Kind.JSON, nullable
+    if origin is dict or annotation is dict or annotation is Any:
+        return Kind.JSON, nullable
+    raise TypeError(f"unsupported column annotation {annotation!r}")
+
+
+@attrs.frozen(slots=True)
+class Column:
+    """A column as everything else sees it: name, kind, SQL type, nullability, class and rules."""
+
+    name: str
+    kind: Kind
+    sql_type: str
+    nullable: bool
+    rules: ColumnRules
+    secret_field: bool = False
+
+    @property
+    def data_class(self) -> DataClass:
+        """The column's sensitivity class."""
+        return self.rules.data_class
+
+    @property
+    def writable(self) -> bool:
+        """Whether callers may set it on create/update."""
+        return self.rules.writable and self.rules.managed is None
+
+    @property
+    def required(self) -> bool:
+        """Whether create must supply it."""
+        return self.writable and not self.nullable and not self.rules.has_default
+
+    @property
+    def filterable(self) -> bool:
+        """Whether it may appear in a filter (secrets never; JSON and clinical text by opt-in)."""
+        if self.data_class is DataClass.SECRET:
+            return False
+        if self.rules.filterable is not None:
+            return self.rules.filterable
+        return self.kind is not Kind.JSON and not self.rules.clinical_text
+
+    @property
+    def sortable(self) -> bool:
+        """Whether it may appear in an ORDER BY (scalars only)."""
+        if self.data_class is DataClass.SECRET:
+            return False
+        if self.rules.sortable is not None:
+            return self.rules.sortable
+        scalar = self.kind not in (Kind.JSON, Kind.TEXT_ARRAY, Kind.UUID_ARRAY)
+        return scalar and not self.rules.clinical_text
+
+
+def secret(
+    name: str, *, sql: str = "text", nullable: bool = True, max_length: int | None = None
+) -> Column:
+    """A write-only secret column (password hash, token): never selected, cached or audited."""
+    rules = ColumnRules(data_class=DataClass.SECRET, sql=sql, max_length=max_length)
+    return Column(
+        name=name,
+        kind=Kind.TEXT,
+        sql_type=canonical_sql_type(sql),
+        nullable=nullable,
+        rules=rules,
+        secret_field=True,
+    )
+
+
+Validator = Callable[[Mapping[str, Any]], Iterable[FieldError]]
+
+
+@attrs.frozen(slots=True, eq=False)
+class Entity(Generic[R]):
+    """A table and everything wxdata knows about it; build with :func:`entity`."""
+
+    name: str
+    table: str
+    row_type: type[R]
+    columns: tuple[Column, ...]
+    secrets: tuple[Column, ...]
+    soft_delete: bool
+    versioned: bool
+    subject: str | None
+    school: str | None
+    validators: tuple[Validator, ...]
+    cache_ttl: int
+    by_name: Mapping[str, Column]
+    pk: str = "id"
+
+    @property
+    def is_phi(self) -> bool:
+        """True when any column holds PHI: reads are audited and cache values encrypted."""
+        return any(c.data_class is DataClass.PHI for c in self.columns)
+
+    @property
+    def audit_reads(self) -> bool:
+        """True when reads disclose PHI or education records and must be audited."""
+        return any(c.data_class in (DataClass.PHI, DataClass.FERPA) for c in self.columns)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Readable column names in row order (secrets excluded)."""
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column | None:
+        """The column of that name, secrets included, or None."""
+        return self.by_name.get(name)
+
+    def managed(self, kind: str) -> str | None:
+        """Name of the column managing ``kind`` (created_at, version, deleted_at...), if any."""
+        for c in self.columns:
+            if c.rules.managed == kind:
+                return c.name
+        return None
+
+    def __repr__(self) -> str:
+        return f"Entity({self.name!r}, table={self.table!r})"
+
+
+_REGISTRY: dict[str, Entity[Any]] = {}
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def entity(
+    row_type: type[R],
+    *,
+    table: str,
+    name: str | None = None,
+    subject: str | None = None,
+    school: str | None = None,
+    secrets: Iterable[Column] = (),
+    validators: Iterable[Validator] = (),
+    cache_ttl: int | None = None,
+) -> Entity[R]:
+    """Build and register the spec of a table from its row class; checks the declaration."""
+    attrs.resolve_types(row_type)
+    columns: list[Column] = []
+    for f in attrs.fields(row_type):
+        rules = f.metadata.get(_META)
+        if not isinstance(rules, ColumnRules):
+            raise TypeError(f"{row_type.__name__}.{f.name} is not declared with col()")
+        kind, nullable = _kind_of(f.type)
+        sql = canonical_sql_type(rules.sql) if rules.sql else _DEFAULT_SQL[kind]
+        if rules.max_length is not None and rules.sql is None and kind is Kind.TEXT:
+            sql = f"character varying({rules.max_length})"
+        columns.append(Column(f.name, kind, sql, nullable, rules))
+    secret_cols = tuple(secrets)
+    by_name: dict[str, Column] = {}
+    for c in (*columns, *secret_cols):
+        if not _IDENT.match(c.name):
+            raise ValueError(f"bad column identifier {c.name!r}")
+        if c.name in by_name:
+            raise ValueError(f"duplicate column {c.name!r}")
+        by_name[c.name] = c
+    if not _IDENT.match(table):
+        raise ValueError(f"bad table identifier {table!r}")
+    if "id" not in by_name or by_name["id"].kind is not Kind.UUID:
+        raise ValueError(f"{table}: an 'id uuid' primary key is required")
+    for ref in (subject, school):
+        if ref is not None and ref not in by_name:
+            raise ValueError(f"{table}: unknown column {ref!r}")
+    soft = any(c.rules.managed == "deleted_at" for c in columns)
+    phi = any(c.data_class is DataClass.PHI for c in columns)
+    if phi and not soft:
+        raise ValueError(f"{table}: PHI tables must soft-delete (declare deleted_at())")
+    ttl = cache_ttl if cache_ttl is not None else int(CacheTTL.MEDIUM)
+    spec: Entity[R] = Entity(
+        name=name or row_type.__name__,
+        table=table,
+        row_type=row_type,
+        columns=tuple(columns),
+        secrets=secret_cols,
+        soft_delete=soft,
+        versioned=any(c.rules.managed == "version" for c in columns),
+        subject=subject,
+        school=school,
+        validators=tuple(validators),
+        cache_ttl=ttl,
+        by_name=types.MappingProxyType(by_name),
+    )
+    existing = _REGISTRY.get(spec.name)
+    if existing is not None and existing.table != table:
+        raise ValueError(f"entity name {spec.name!r} registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def registered() -> tuple[Entity[Any], ...]:
+    """Every entity declared so far (import :mod:`wxdata.domains` to load them all)."""
+    return tuple(_REGISTRY.values())
+
+
+def lookup(name: str) -> Entity[Any] | None:
+    """The registered entity of that name or table, if any."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    for e in _REGISTRY.values():
+        if e.table == name:
+            return e
+    return None

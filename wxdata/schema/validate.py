@@ -1,0 +1,249 @@
+"""Validation of values against an entity spec: pure functions, no database.
+
+A Failure names every bad field and the rule it broke; it never repeats the value (values are PHI).
+Values are coerced only where the intent is unambiguous (ISO strings to dates, strings to UUIDs and
+decimals); everything else must already have the column's type.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from returns.result import Failure, Result, Success
+
+from wxdata.errors import FieldError, ValidationFailed
+from wxdata.schema.spec import Column, Entity, Kind
+
+MAX_TEXT = 1_000_000  # hard ceiling for unbounded text columns (1 MB)
+MAX_JSON = 1_000_000
+_INT_RANGE = (-(2**31), 2**31 - 1)
+
+_Missing = object()
+
+
+class _Bad(Exception):
+    """Internal signal: the value broke ``rule``."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.rule = rule
+
+
+@lru_cache(maxsize=512)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise _Bad("must not contain NUL bytes")
+    return text
+
+
+def _json_safe(value: Any, depth: int = 0) -> None:
+    if depth > 32:
+        raise _Bad("must be JSON nested at most 32 levels")
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, bool) or value is None or isinstance(value, int):
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Bad("must be finite JSON numbers")
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _json_safe(v, depth + 1)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise _Bad("must have string JSON keys")
+            _no_nul(k)
+            _json_safe(v, depth + 1)
+    else:
+        raise _Bad("must be JSON (dict, list, str, number, bool, null)")
+
+
+def coerce_value(column: Column, value: Any) -> Any:
+    """Return the value in the column's Python type, or raise _Bad naming the rule."""
+    kind = column.kind
+    if kind is Kind.TEXT:
+        if not isinstance(value, str):
+            raise _Bad("must be a string")
+        return _no_nul(value)
+    if kind is Kind.BOOL:
+        if not isinstance(value, bool):
+            raise _Bad("must be a boolean")
+        return value
+    if kind is Kind.INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad("must be an integer")
+        if not (_INT_RANGE[0] <= value <= _INT_RANGE[1]) and column.sql_type == "integer":
+            raise _Bad("must fit in a 32-bit integer")
+        return value
+    if kind is Kind.FLOAT:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Bad("must be a number")
+        if not math.isfinite(float(value)):
+            raise _Bad("must be finite")
+        return float(value)
+    if kind is Kind.DECIMAL:
+        if isinstance(value, bool) or isinstance(value, float):
+            raise _Bad("must be a Decimal, int or numeric string")
+        try:
+            dec = value if isinstance(value, Decimal) else Decimal(_no_nul(value) if isinstance(
+                value, str) else int(value))
+        except (InvalidOperation, TypeError, ValueError):
+            raise _Bad("must be a Decimal, int or numeric string") from None
+        if not dec.is_finite():
+            raise _Bad("must be finite")
+        return dec
+    if kind is Kind.UUID:
+        if isinstance(value, UUID):
+            return value
+        if isinstance(value, str):
+            try:
+                return UUID(_no_nul(value))
+            except ValueError:
+                raise _Bad("must be a UUID") from None
+        raise _Bad("must be a UUID")
+    if kind is Kind.DATETIME:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(_no_nul(value))
+            except ValueError:
+                raise _Bad("must be an ISO-8601 timestamp") from None
+        if not isinstance(value, datetime):
+            raise _Bad("must be a timezone-aware datetime")
+        if value.tzinfo is None:
+            raise _Bad("must be timezone-aware")
+        return value
+    if kind is Kind.DATE:
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(_no_nul(value))
+            except ValueError:
+                raise _Bad("must be an ISO-8601 date") from None
+        if isinstance(value, datetime) or not isinstance(value, date):
+            raise _Bad("must be a date")
+        return value
+    if kind is Kind.TEXT_ARRAY:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise _Bad("must be a list of strings")
+        return [_no_nul(v) for v in value]
+    if kind is Kind.UUID_ARRAY:
+        if not isinstance(value, list | tuple):
+            raise _Bad("must be a list of UUIDs")
+        try:
+            return [v if isinstance(v, UUID) else UUID(str(v)) for v in value]
+        except ValueError:
+            raise _Bad("must be a list of UUIDs") from None
+    if kind is Kind.JSON:
+        _json_safe(value)
+        if len(json.dumps(value)) > MAX_JSON:
+            raise _Bad(f"must serialise to at most {MAX_JSON} bytes")
+        return value
+    raise _Bad("has an unsupported type")  # pragma: no cover
+
+
+def check_rules(column: Column, value: Any) -> None:
+    """Raise _Bad if a typed, non-null value breaks one of the column's declared rules."""
+    rules = column.rules
+    if isinstance(value, str):
+        limit = rules.max_length or MAX_TEXT
+        if len(value) > limit:
+            raise _Bad(f"must be at most {limit} characters")
+        if rules.choices is not None and value not in rules.choices:
+            raise _Bad("must be one of: " + ", ".join(rules.choices))
+        if rules.pattern is not None and not _regex(rules.pattern).fullmatch(value):
+            raise _Bad("must match the required format")
+    if isinstance(value, list) and rules.choices is not None:
+        if any(v not in rules.choices for v in value):
+            raise _Bad("items must be one of: " + ", ".join(rules.choices))
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        if rules.minimum is not None and value < rules.minimum:
+            raise _Bad(f"must be at least {rules.minimum:g}")
+        if rules.maximum is not None and value > rules.maximum:
+            raise _Bad(f"must be at most {rules.maximum:g}")
+    if rules.not_future:
+        today = datetime.now(UTC)
+        if isinstance(value, datetime) and value > today:
+            raise _Bad("must not be in the future")
+        if isinstance(value, date) and not isinstance(value, datetime) and value > today.date():
+            raise _Bad("must not be in the future")
+
+
+def check_value(column: Column, value: Any) -> Any:
+    """Coerce and check one value (None allowed only for nullable columns)."""
+    if value is None:
+        if not column.nullable:
+            raise _Bad("must not be null")
+        return None
+    typed = coerce_value(column, value)
+    check_rules(column, typed)
+    return typed
+
+
+def _validate(
+    entity: Entity[Any], values: Mapping[str, Any], *, creating: bool
+) -> Result[dict[str, Any], ValidationFailed]:
+    errors: list[FieldError] = []
+    clean: dict[str, Any] = {}
+    if not isinstance(values, Mapping):
+        return Failure(ValidationFailed(entity.name, (FieldError("<input>", "must be a mapping"),)))
+    for name, value in values.items():
+        column = entity.by_name.get(name) if isinstance(name, str) else None
+        if column is None:
+            label = name if isinstance(name, str) and len(name) <= 63 and name.isidentifier() \
+                else "<unknown>"
+            errors.append(FieldError(label, "is not a column of " + entity.name))
+            continue
+        if not column.writable:
+            errors.append(FieldError(name, "is not writable"))
+            continue
+        try:
+            clean[name] = check_value(column, value)
+        except _Bad as bad:
+            errors.append(FieldError(name, bad.rule))
+    if creating:
+        for column in (*entity.columns, *entity.secrets):
+            if column.required and column.name not in values:
+                errors.append(FieldError(column.name, "is required"))
+    if not errors:
+        for validator in entity.validators:
+            errors.extend(validator(clean))
+    if errors:
+        return Failure(ValidationFailed(entity.name, tuple(errors)))
+    return Success(clean)
+
+
+def validate_create(
+    entity: Entity[Any], values: Mapping[str, Any]
+) -> Result[dict[str, Any], ValidationFailed]:
+    """Check a new row's values: known, writable, typed, within rules, required ones present."""
+    return _validate(entity, values, creating=True)
+
+
+def validate_changes(
+    entity: Entity[Any], changes: Mapping[str, Any]
+) -> Result[dict[str, Any], ValidationFailed]:
+    """Check a partial update: every key known, writable, typed and within its rules."""
+    if not changes:
+        return Failure(ValidationFailed(entity.name, (FieldError("<changes>", "must not be empty"),)))
+    return _validate(entity, changes, creating=False)
+
+
+def merged_view(row: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's values with changes applied, for cross-field validators on update."""
+    import attrs
+
+    base = attrs.asdict(row, recurse=False)
+    base.update(changes)
+    return base

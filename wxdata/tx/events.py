@@ -1,0 +1,64 @@
+"""Write events: what a committed write changed, delivered to listeners only after COMMIT.
+
+The CRUD functions announce every write here. Inside a unit of work the event is queued as an
+after-commit hook (dropped if its scope rolls back); outside one the statement has already committed
+when it returns, so the event is delivered at once. The cache layer listens to invalidate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import attrs
+import psycopg
+
+from wxdata.tx.scope import current_scope
+
+log = logging.getLogger("wxdata.tx")
+
+
+@attrs.frozen(slots=True)
+class WriteEvent:
+    """Entity ``entity`` rows ``ids`` (of students ``subjects``) were changed by ``action``."""
+
+    entity: str
+    action: str
+    ids: tuple[UUID, ...] = ()
+    subjects: tuple[UUID, ...] = ()
+
+
+WriteListener = Callable[[WriteEvent], None]
+_LISTENERS: list[WriteListener] = []
+
+
+def add_write_listener(listener: WriteListener) -> None:
+    """Subscribe to committed writes (idempotent)."""
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
+
+
+def remove_write_listener(listener: WriteListener) -> None:
+    """Unsubscribe a listener (no error if absent)."""
+    if listener in _LISTENERS:
+        _LISTENERS.remove(listener)
+
+
+def _deliver(event: WriteEvent) -> None:
+    for listener in tuple(_LISTENERS):
+        try:
+            listener(event)
+        except Exception:  # a listener must never fail the write that already committed
+            log.exception("write listener failed for %s", event.entity)
+
+
+def announce_write(conn: psycopg.Connection[Any], event: WriteEvent) -> None:
+    """Mark the entity written in the open scope and deliver the event after COMMIT."""
+    scope = current_scope(conn)
+    if scope is None:
+        _deliver(event)
+        return
+    scope.mark_written(event.entity)
+    scope.after_commit(lambda: _deliver(event))
