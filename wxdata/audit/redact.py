@@ -17,7 +17,7 @@ from uuid import UUID
 
 from wxdata.schema.spec import Column, DataClass, Entity
 
-SECRET_MARK = "[SECRET]"
+SECRET_MARK = "[SECRET]"  # noqa: S105 - a marker, not a password
 MASK = "[MASKED]"
 
 #: Field-name fragments that always denote a secret, matched case-insensitively as substrings.

@@ -30,20 +30,20 @@ class _ArrayOp(Comparator):
     overlaps = "&&"
 
 
-class _Parens(Criterion):  # type: ignore[misc]
+class _Parens(Criterion):
     """Wraps a criterion in parentheses so NOT binds to all of it."""
 
-    def __init__(self, inner: Criterion) -> None:
+    def __init__(self, inner: Term) -> None:
         super().__init__()
         self.inner = inner
 
     def get_sql(self, **kwargs: Any) -> str:
-        kwargs.pop("subquery", None)
-        return "(" + str(self.inner.get_sql(subquery=True, **kwargs)) + ")"
+        kwargs["subquery"] = True
+        return "(" + str(self.inner.get_sql(**kwargs)) + ")"
 
 
-class _NotCriterion(Criterion):  # type: ignore[misc]
-    def __init__(self, inner: Criterion) -> None:
+class _NotCriterion(Criterion):
+    def __init__(self, inner: Term) -> None:
         super().__init__()
         self.inner = inner
 
@@ -68,7 +68,7 @@ class Nulls(enum.StrEnum):
 SortKey = tuple[tuple[str, Direction, Nulls], ...]
 
 
-class _SortTerm(Term):  # type: ignore[misc]
+class _SortTerm(Term):
     def __init__(self, column: str, direction: Direction, nulls: Nulls) -> None:
         super().__init__()
         self.column, self.direction, self.nulls = column, direction, nulls
@@ -77,12 +77,21 @@ class _SortTerm(Term):  # type: ignore[misc]
         return f'"{self.column}" {self.direction.value} NULLS {self.nulls.value}'
 
 
-def param(name: str) -> Parameter:
-    """A psycopg named placeholder."""
+def param(name: str) -> Any:
+    """A psycopg named placeholder (typed Any: PyPika's stubs want literals where it takes terms)."""
     return Parameter(f"%({name})s")
 
 
-def criterion(table: Table, shape: Shape, counter: list[int]) -> Criterion:
+def _returning(query: Any, *terms: Any) -> Any:
+    """``RETURNING`` (PyPika's stubs mistype the builder method)."""
+    return query.returning(*terms)
+
+
+def _now() -> Any:
+    return fn.Now()  # type: ignore[no-untyped-call]
+
+
+def criterion(table: Table, shape: Shape, counter: list[int]) -> Any:
     """Render a filter shape as a PyPika criterion with placeholders numbered depth-first."""
     tag = shape[0]
     if tag == "and":
@@ -96,7 +105,7 @@ def criterion(table: Table, shape: Shape, counter: list[int]) -> Criterion:
     if op == "is_null":
         return field.isnull() if extra[0] else field.notnull()
 
-    def nxt() -> Parameter:
+    def nxt() -> Any:
         p = param(f"p{counter[0]}")
         counter[0] += 1
         return p
@@ -266,7 +275,7 @@ def insert_row(entity: Entity[Any], columns: tuple[str, ...], returning: tuple[s
     """INSERT (columns) VALUES (%(c_<name>)s...) RETURNING returning."""
     table = Table(entity.table)
     q = Query.into(table).columns(*columns).insert(*[param("c_" + c) for c in columns])
-    return str(q.returning(*[table.field(c) for c in returning]).get_sql())
+    return str(_returning(q, *[table.field(c) for c in returning]).get_sql())
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -276,7 +285,8 @@ def update_row(
     """UPDATE SET columns (+ version, updated_at/by) WHERE id [AND version] RETURNING new and old.
 
     The old row is read and locked in the same statement (``FROM (SELECT ... FOR UPDATE) o``), so
-    the result ``(*new[returning], *old[returning] as _o_<name>)`` carries the exact before-image for the diff.
+    the result ``(*new[returning], *old[returning] as _o_<name>)`` carries the exact
+    before-image for the diff.
     """
     table = Table(entity.table)
     crit = table.field(entity.pk) == param("_id")
@@ -292,15 +302,16 @@ def update_row(
     version_col = entity.managed("version")
     if version_col is not None:
         q = q.set(table.field(version_col), table.field(version_col) + 1)
-    for kind, value in (("updated_at", fn.Now()), ("updated_by", param("_uid"))):
+    for kind, value in (("updated_at", _now()), ("updated_by", param("_uid"))):
         name = entity.managed(kind)
         if name is not None:
             q = q.set(table.field(name), value)
-    join = table.field(entity.pk) == old.field(entity.pk)
+    join = table.field(entity.pk) == Field(entity.pk, table=old)
     if check_version and version_col is not None:
         join &= table.field(version_col) == param("_version")
-    q = q.from_(old).where(join).returning(
-        *[table.field(c) for c in returning], *[old.field(c).as_("_o_" + c) for c in returning]
+    q = _returning(
+        q.from_(old).where(join),
+        *[table.field(c) for c in returning], *[Field(c, table=old).as_("_o_" + c) for c in returning]
     )
     return str(q.get_sql())
 
@@ -311,17 +322,17 @@ def soft_delete_row(entity: Entity[Any], returning: tuple[str, ...], restore: bo
     table = Table(entity.table)
     marker = entity.managed("deleted_at")
     assert marker is not None
-    q = Query.update(table).set(table.field(marker), None if restore else fn.Now())
+    q = Query.update(table).set(table.field(marker), None if restore else _now())
     if entity.versioned:
-        v = entity.managed("version")
+        v = str(entity.managed("version"))
         q = q.set(table.field(v), table.field(v) + 1)
-    for kind, value in (("updated_at", fn.Now()), ("updated_by", param("_uid"))):
+    for kind, value in (("updated_at", _now()), ("updated_by", param("_uid"))):
         name = entity.managed(kind)
         if name is not None:
             q = q.set(table.field(name), value)
     crit = table.field(entity.pk) == param("_id")
     crit &= table.field(marker).notnull() if restore else table.field(marker).isnull()
-    q = q.where(crit).returning(*[table.field(c) for c in returning])
+    q = _returning(q.where(crit), *[table.field(c) for c in returning])
     return str(q.get_sql())
 
 
@@ -330,7 +341,7 @@ def hard_delete_row(entity: Entity[Any], returning: tuple[str, ...]) -> str:
     """DELETE WHERE id RETURNING returning (only for entities without soft delete)."""
     table = Table(entity.table)
     q = Query.from_(table).delete().where(table.field(entity.pk) == param("_id"))
-    return str(q.returning(*[table.field(c) for c in returning]).get_sql())
+    return str(_returning(q, *[table.field(c) for c in returning]).get_sql())
 
 
 def sort_direction(value: str) -> Direction | None:

@@ -95,7 +95,7 @@ def coerce_value(column: Column, value: Any) -> Any:
             raise _Bad("must be finite")
         return float(value)
     if kind is Kind.DECIMAL:
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, (bool, float)):
             raise _Bad("must be a Decimal, int or numeric string")
         try:
             dec = value if isinstance(value, Decimal) else Decimal(_no_nul(value) if isinstance(
@@ -164,9 +164,10 @@ def check_rules(column: Column, value: Any) -> None:
             raise _Bad("must be one of: " + ", ".join(rules.choices))
         if rules.pattern is not None and not _regex(rules.pattern).fullmatch(value):
             raise _Bad("must match the required format")
-    if isinstance(value, list) and rules.choices is not None:
-        if any(v not in rules.choices for v in value):
-            raise _Bad("items must be one of: " + ", ".join(rules.choices))
+    if isinstance(value, list) and rules.choices is not None and any(
+        v not in rules.choices for v in value
+    ):
+        raise _Bad("items must be one of: " + ", ".join(rules.choices))
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         if rules.minimum is not None and value < rules.minimum:
             raise _Bad(f"must be at least {rules.minimum:g}")

@@ -47,7 +47,7 @@ class ScopeError(RuntimeError):
     """A scope was misused (exited out of order, or its connection is not in autocommit mode)."""
 
 
-class RollbackScope(Exception):  # noqa: N818 - a control-flow signal, like psycopg.Rollback
+class RollbackScope(Exception):
     """Raise inside ``unit_of_work`` to roll the current scope back without an error."""
 
 
