@@ -1,0 +1,84 @@
+"""The ``wxdata`` command: migrate, demo, seed, audit and cache tools.
+
+Each area adds its own subcommands through a ``register(subparsers)`` function in its package
+(``wxdata.audit.cli``, ``wxdata.cache.cli``, ...), so this module stays a thin dispatcher.
+Exit codes: 0 success, 1 a check failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from wxdata.config import ConfigError, load_settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+#: Modules that contribute subcommands, each with ``register(subparsers) -> None``.
+AREAS: tuple[str, ...] = (
+    "wxdata.audit.cli",
+    "wxdata.cache.cli",
+    "wxdata.demo",
+    "wxdata.seed",
+    "wxdata.health",
+)
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from wxdata.db import connect
+    from wxdata.migrate import MigrationError, migrate, status
+
+    with connect(args.database_url) as conn:
+        if args.status:
+            for name, state in status(conn):
+                print(f"{state:8} {name}")
+            return 0
+        try:
+            applied = migrate(conn)
+        except MigrationError as exc:
+            print(f"migration refused: {exc}", file=sys.stderr)
+            return 1
+    print("\n".join(f"applied {n}" for n in applied) if applied else "up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available area registered."""
+    parser = argparse.ArgumentParser(prog="wxdata", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    migrate = sub.add_parser("migrate", help="apply pending migrations from sql/")
+    migrate.add_argument("--database-url", default=None, help="override DATABASE_URL")
+    migrate.add_argument("--status", action="store_true", help="list migrations and their state")
+    migrate.set_defaults(handler=_cmd_migrate)
+    for area in AREAS:
+        try:
+            module: Any = importlib.import_module(area)
+        except ModuleNotFoundError as exc:
+            if exc.name != area:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wxdata`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
