@@ -26,12 +26,17 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
 
+def _masked(value: object) -> str:
+    """Repr of a URL-ish setting: whether it is set, never its text (it may hold a password)."""
+    return "<set>" if value else repr(value)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class Settings:
     """Validated configuration; build with :func:`load_settings`."""
 
-    database_url: str | None = None
-    replica_urls: tuple[str, ...] = ()
+    database_url: str | None = attrs.field(default=None, repr=_masked)
+    replica_urls: tuple[str, ...] = attrs.field(default=(), repr=_masked)
     pool_min: int = 2
     pool_max: int = 10
     statement_timeout_ms: int = 30_000
@@ -44,11 +49,11 @@ class Settings:
     cache_default_ttl: int = 900
     cache_max_size: int = 10_000
     cache_encrypt_phi: bool = False
-    cache_key: bytes | None = attrs.field(default=None, repr=False)
-    redis_url: str | None = attrs.field(default=None, repr=False)
+    cache_key: bytes | None = attrs.field(default=None, repr=_masked)
+    redis_url: str | None = attrs.field(default=None, repr=_masked)
     audit_enabled: bool = True
     audit_phi_access: bool = True
-    audit_hmac_key: bytes | None = attrs.field(default=None, repr=False)
+    audit_hmac_key: bytes | None = attrs.field(default=None, repr=_masked)
 
     @property
     def database_configured(self) -> bool:

@@ -59,7 +59,13 @@ from wxdata.query.paging import (
 from wxdata.schema.spec import Entity, Kind
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
 from wxdata.tx.events import WriteEvent, announce_write
-from wxdata.tx.scope import Scope, current_scope, unit_of_work
+from wxdata.tx.scope import (
+    Scope,
+    bypasses_row_security,
+    context_statement,
+    current_scope,
+    unit_of_work,
+)
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -90,14 +96,41 @@ def _cursor(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
     return cur
 
 
-def _run(conn: Conn, entity: Entity[Any], sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Execute one prepared statement and fetch all rows; DB errors become _Err."""
+def _run(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], sql: str, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Execute one prepared statement and fetch all rows; DB errors become _Err.
+
+    Inside a unit of work the context is already applied. Outside one, a role subject to
+    row-level security gets a one-round-trip pipelined transaction: BEGIN, the context's
+    ``set_config(..., true)``, the statement, COMMIT.
+    """
     try:
         cur = _cursor(conn)
+        if current_scope(conn) is None and not bypasses_row_security(conn):
+            return _run_scoped(conn, ctx, cur, sql, params)
         cur.execute(sql, params, prepare=True)
         return cur.fetchall() if cur.description is not None else []
     except psycopg.Error as exc:
         raise _Err(_db_error(exc, entity.name)) from None
+
+
+def _run_scoped(
+    conn: Conn, ctx: ExecutionContext, cur: psycopg.Cursor[tuple[Any, ...]], sql: str,
+    params: Mapping[str, Any],
+) -> list[tuple[Any, ...]]:
+    settings_sql, settings_params = context_statement(ctx)
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute(settings_sql, settings_params, prepare=True)
+            cur.execute(sql, params, prepare=True)
+            conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        raise
+    return cur.fetchall() if cur.description is not None else []
 
 
 def _uuid(value: object, field: str = "id") -> UUID:
@@ -206,16 +239,16 @@ def _read(
 ) -> list[Any]:
     """Run a read; when it discloses PHI, its audit record rides in the same statement."""
     if not _reads_audited(entity):
-        return build(_run(conn, entity, sql, params))
+        return build(_run(conn, ctx, entity, sql, params))
     scope = current_scope(conn)
     base = _record(ctx, entity, AuditAction.READ, fields=fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
-        rows = build(_run(conn, entity, sql, params))
+        rows = build(_run(conn, ctx, entity, sql, params))
         if rows:
             _detached_read(conn, ctx, entity, base, rows)
         return rows
     ridden = audit_sql.ride_read(entity, sql, out_columns, hit)
-    rows = build(_run(conn, entity, ridden, {**params, **_ride_params(ctx, base)}))
+    rows = build(_run(conn, ctx, entity, ridden, {**params, **_ride_params(ctx, base)}))
     if scope is not None and rows:
         scope.on_rollback(lambda: _detached_read(conn, ctx, entity, base, rows))
     return rows
@@ -434,7 +467,7 @@ def count(
     """How many rows match (discloses no PHI, so not audited as a read)."""
     try:
         shape, params = _where(entity, where)
-        rows = _run(conn, entity, compiler.select_count(entity, shape, _deleted(include_deleted)),
+        rows = _run(conn, ctx, entity, compiler.select_count(entity, shape, _deleted(include_deleted)),
                     params)
     except _Err as err:
         return Failure(err.error)
@@ -447,7 +480,7 @@ def exists(
     """Whether any visible row matches; a database error is a Failure, never ``False``."""
     try:
         shape, params = _where(entity, where)
-        rows = _run(conn, entity, compiler.select_exists(entity, shape), params)
+        rows = _run(conn, ctx, entity, compiler.select_exists(entity, shape), params)
     except _Err as err:
         return Failure(err.error)
     return Success(bool(rows[0][0]))
@@ -554,7 +587,7 @@ def create(
         sql = audit_sql.ride_write(entity, sql, out, new_columns=snap)
         params.update(_ride_params(ctx, _record(ctx, entity, AuditAction.CREATE)))
     try:
-        rows = _run(conn, entity, sql, params)
+        rows = _run(conn, ctx, entity, sql, params)
     except _Err as err:
         return _fail_write(conn, ctx, entity, AuditAction.CREATE, err.error)
     row = entity.row_type(*rows[0])
@@ -617,9 +650,9 @@ def _update(
         sql = audit_sql.ride_write(entity, sql, out, diff_columns=columns)
         params.update(_ride_params(ctx, _record(ctx, entity, AuditAction.UPDATE)))
     try:
-        rows = _run(conn, entity, sql, params)
+        rows = _run(conn, ctx, entity, sql, params)
         if not rows:
-            raise _Err(_missing_or_stale(conn, entity, key, check))
+            raise _Err(_missing_or_stale(conn, ctx, entity, key, check))
     except _Err as err:
         return _fail_write(conn, ctx, entity, AuditAction.UPDATE, err.error, key)
     row = entity.row_type(*rows[0][: len(out)])
@@ -637,7 +670,7 @@ def _update_validated(
     def body() -> Result[R, DataError]:
         try:
             sql = compiler.select_by_id(entity, entity.column_names, "live", True)
-            rows = _run(conn, entity, sql, {"_id": key})
+            rows = _run(conn, ctx, entity, sql, {"_id": key})
         except _Err as err:
             return Failure(err.error)
         if not rows:
@@ -654,9 +687,11 @@ def _update_validated(
     return result
 
 
-def _missing_or_stale(conn: Conn, entity: Entity[Any], key: UUID, checked: bool) -> DataError:
+def _missing_or_stale(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], key: UUID, checked: bool
+) -> DataError:
     if checked:
-        found = _run(conn, entity, compiler.select_by_id(entity, (entity.pk,), "live"), {"_id": key})
+        found = _run(conn, ctx, entity, compiler.select_by_id(entity, (entity.pk,), "live"), {"_id": key})
         if found:
             return Conflict(entity=entity.name, reason="stale version", field="version")
     return NotFound(entity=entity.name)
@@ -697,7 +732,7 @@ def _delete_or_restore(
         sql = audit_sql.ride_write(entity, sql, out, old_columns=old)
         params.update(_ride_params(ctx, _record(ctx, entity, action)))
     try:
-        rows = _run(conn, entity, sql, params)
+        rows = _run(conn, ctx, entity, sql, params)
         if not rows:
             raise _Err(NotFound(entity=entity.name))
     except _Err as err:

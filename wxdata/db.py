@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from wxdata.config import Settings, settings
+from wxdata.tx.scope import bypasses_row_security
 
 log = logging.getLogger("wxdata.db")
 
@@ -109,17 +110,14 @@ def create_pool(
     )
 
 
-def is_superuser(conn: psycopg.Connection[Any]) -> bool:
+def bypasses_row_security_role(conn: psycopg.Connection[Any]) -> bool:
     """Whether the session role bypasses row-level security (superuser or BYPASSRLS)."""
-    row = conn.execute(
-        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
-    ).fetchone()
-    return bool(row and row[0])
+    return bypasses_row_security(conn)
 
 
 def warn_if_privileged(conn: psycopg.Connection[Any]) -> bool:
     """Log a warning when connected as a role that silently disables row-level security."""
-    if is_superuser(conn) and os.environ.get("WXDATA_ENV", "").lower() != "test":
+    if bypasses_row_security(conn) and os.environ.get("WXDATA_ENV", "").lower() != "test":
         log.warning(
             "connected as a superuser/BYPASSRLS role: row-level school scoping is NOT enforced; "
             "connect as the wxdata application role"

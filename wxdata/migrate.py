@@ -87,7 +87,9 @@ def migrate(conn: psycopg.Connection[Any], directory: Path | None = None) -> lis
             try:
                 conn.execute(m.sql.encode("utf-8"))
             except psycopg.Error as exc:
-                raise MigrationError(f"{m.name} failed (sqlstate {exc.sqlstate})") from exc
+                raise MigrationError(
+                    f"{m.name} failed (sqlstate {exc.sqlstate}): {exc.diag.message_primary}"
+                ) from exc
             conn.execute(
                 "INSERT INTO wxdata_migrations (name, checksum) VALUES (%s, %s)",
                 (m.name, m.checksum),

@@ -71,7 +71,7 @@ class ColumnRules:
 
 
 def col(
-    data_class: DataClass = DataClass.GENERAL,
+    data_class: DataClass,
     *,
     sql: str | None = None,
     max_length: int | None = None,
@@ -88,7 +88,7 @@ def col(
     clinical_text: bool = False,
     references: str | None = None,
 ) -> Any:
-    """Declare a column of a row class: its data class and the rules its values must keep."""
+    """Declare a column of a row class: its data class (required) and the rules its values keep."""
     if isinstance(choices, type) and issubclass(choices, enum.Enum):
         choice_tuple: tuple[str, ...] | None = tuple(str(m.value) for m in choices)
     else:

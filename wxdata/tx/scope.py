@@ -108,7 +108,8 @@ def in_scope(conn: psycopg.Connection[Any]) -> bool:
     return current_scope(conn) is not None
 
 
-def _settings_sql(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
+def context_statement(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
+    """``SELECT set_config(name, value, true), ...`` applying the context to this transaction."""
     settings = context_settings(ctx)
     calls = ",".join(f"set_config(%(k{i})s, %(v{i})s, true)" for i in range(len(settings)))
     params: dict[str, str] = {}
@@ -116,6 +117,25 @@ def _settings_sql(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
         params[f"k{i}"] = k
         params[f"v{i}"] = v
     return f"SELECT {calls}", params
+
+
+_BYPASS: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
+
+
+def bypasses_row_security(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connection's role ignores row-level security (superuser or BYPASSRLS).
+
+    Such a connection does not need the context applied outside a unit of work (nothing would be
+    filtered anyway); an application role does. Cached per connection.
+    """
+    known = _BYPASS.get(conn)
+    if known is None:
+        row = conn.execute(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        known = bool(row and row[0])
+        _BYPASS[conn] = known
+    return known
 
 
 def begin_statement(isolation: Isolation | None, read_only: bool, deferrable: bool) -> str:
@@ -158,7 +178,7 @@ def unit_of_work(
             raise ScopeError("wxdata units of work need an autocommit connection")
         scope = Scope(conn=conn, ctx=ctx, owner=threading.get_ident(), read_only=read_only)
         frame = _Frame(savepoint=None)
-        sql, params = _settings_sql(ctx)
+        sql, params = context_statement(ctx)
         conn.execute(begin_statement(isolation, read_only, deferrable))
         scope.frames.append(frame)
         _SCOPES[conn] = scope
