@@ -9,6 +9,7 @@ TTL and encryption policy, and the drift test that compares ``sql/`` with these 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import types
 import typing
@@ -354,7 +355,7 @@ class Entity(Generic[R]):
         """True when reads disclose PHI or education records and must be audited."""
         return any(c.data_class in (DataClass.PHI, DataClass.FERPA) for c in self.columns)
 
-    @property
+    @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         """Readable column names in row order (secrets excluded)."""
         return tuple(c.name for c in self.columns)
