@@ -39,6 +39,7 @@ from wxdata.audit.record import (
     severity_of,
 )
 from wxdata.audit.record import params as audit_params
+from wxdata.audit.redact import redact_row
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import Conflict, DataError, FieldError, InvalidQuery, NotFound, ValidationFailed
@@ -58,6 +59,7 @@ from wxdata.query.paging import (
 )
 from wxdata.schema.spec import Entity, Kind
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
+from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
     Scope,
@@ -123,6 +125,12 @@ def _run(
     row-level security sends the context's ``set_config(..., true)`` and the statement in one
     pipeline (one implicit transaction, one round trip).
     """
+    return _run_named(conn, ctx, entity.name, sql, params)
+
+
+def _run_named(
+    conn: Conn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
     try:
         cur = _cursor(conn)
         if current_scope(conn) is None and not bypasses_row_security(conn):
@@ -130,7 +138,7 @@ def _run(
         cur.execute(sql, params, prepare=True)
         return _rows(cur)
     except psycopg.Error as exc:
-        raise _Err(_db_error(exc, entity.name)) from None
+        raise _Err(_db_error(exc, name)) from None
 
 
 def _run_scoped(
@@ -686,8 +694,6 @@ def _update_validated(
     expected_version: int | None,
 ) -> Result[R, DataError]:
     """Cross-field validators need the current row: lock it, validate the merge, then update."""
-    from wxdata.tx.decorators import run_in_scope
-
     def body() -> Result[R, DataError]:
         try:
             sql = compiler.select_by_id(entity, entity.column_names, "live", True)
@@ -815,6 +821,120 @@ def bulk_create(
     except psycopg.Error as exc:
         return _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, _db_error(exc, entity.name))
     return Success(ids)
+
+
+def update_where(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    where: Where,
+    changes: Mapping[str, Any],
+    *,
+    max_rows: int = 10_000,
+) -> Result[tuple[UUID, ...], DataError]:
+    """Apply the same validated changes to every live row matching ``where``; returns their ids.
+
+    Refuses an empty filter (no accidental whole-table update) and more than ``max_rows`` rows
+    (rolled back). One BULK_UPDATE record lists every id and subject and the redacted change.
+    """
+    if where is None or (isinstance(where, Mapping) and not where):
+        return Failure(InvalidQuery("where", "must not be empty for a bulk update"))
+    checked = validate_changes(entity, changes)
+    if isinstance(checked, Failure):
+        return _fail_write(conn, ctx, entity, AuditAction.BULK_UPDATE, checked.failure())
+    clean = checked.unwrap()
+    try:
+        shape, params = _where(entity, where)
+    except _Err as err:
+        return Failure(err.error)
+    columns = _ordered(entity, clean)
+    returning = tuple(dict.fromkeys(c for c in (entity.pk, entity.subject) if c))
+    sql = compiler.update_where(entity, shape, columns, returning)
+    params.update(_write_params(entity, clean))
+    params["_uid"] = ctx.user_id
+    def body() -> Result[tuple[UUID, ...], DataError]:
+        try:
+            rows = _run(conn, ctx, entity, sql, params)
+        except _Err as err:
+            return Failure(err.error)
+        if len(rows) > max_rows:
+            return Failure(InvalidQuery("where", f"matches more than {max_rows} rows"))
+        ids = tuple(r[0] for r in rows)
+        subjects = tuple(r[-1] for r in rows if entity.subject and r[-1] is not None)
+        if ids and _writes_audited():
+            record = attrs.evolve(
+                _record(ctx, entity, AuditAction.BULK_UPDATE, entity_ids=ids, subjects=subjects,
+                        metadata={"count": len(ids)}),
+                new_values=redact_row(entity, clean),
+            )
+            scope = current_scope(conn)
+            assert scope is not None
+            _write_record(conn, ctx, scope, record)
+        if ids:
+            _announce(conn, entity, "BULK_UPDATE", ids, subjects)
+        return Success(ids)
+
+    result = run_in_scope(conn, ctx, body, retries=0)
+    if isinstance(result, Failure):
+        return _fail_write(conn, ctx, entity, AuditAction.BULK_UPDATE, result.failure())
+    return result
+
+
+def fetch(
+    conn: Conn,
+    ctx: ExecutionContext,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    entity: Entity[Any] | None = None,
+) -> Result[list[tuple[Any, ...]], DataError]:
+    """Run a hand-written, parameterised statement with the context applied; rows as tuples.
+
+    For queries the generic functions do not cover (aggregates, joins). School scoping applies
+    (row-level security); auditing a PHI result is the caller's ``audited`` decorator's job.
+    """
+    try:
+        return Success(_run_named(conn, ctx, entity.name if entity else "", sql, params or {}))
+    except _Err as err:
+        return Failure(err.error)
+
+
+def record_disclosure(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    action: AuditAction = AuditAction.READ,
+    *,
+    ids: tuple[UUID, ...] = (),
+    subjects: tuple[UUID, ...] = (),
+    fields: tuple[str, ...] = (),
+    metadata: Mapping[str, Any] | None = None,
+) -> Result[None, DataError]:
+    """Record that a hand-written read disclosed ``entity`` data about ``subjects``.
+
+    Skipped when an ``audited`` decorator owns the call or reads are not audited. Inside a unit
+    of work the record rides lane 1 and is replayed on lane 2 if the scope rolls back (the data
+    was disclosed regardless); in a read-only scope it goes to lane 2 directly.
+    """
+    if not _reads_audited(entity):
+        return Success(None)
+    record = _record(ctx, entity, action, entity_ids=ids, subjects=subjects, fields=fields,
+                     metadata=metadata)
+    scope = current_scope(conn)
+    if scope is not None and scope.read_only:
+        write_detached(conn, ctx, record)
+        return Success(None)
+    try:
+        _run_named(conn, ctx, "AuditLog", insert_sql(), audit_params(ctx, record))
+    except _Err as err:
+        return Failure(err.error)
+    if scope is not None:
+        scope.on_rollback(lambda: _replay(conn, ctx, record))
+    return Success(None)
+
+
+def _replay(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> None:
+    write_detached(conn, ctx, record)
 
 
 def _quoted(columns: Iterable[str]) -> Iterator[str]:

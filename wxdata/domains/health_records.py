@@ -1,12 +1,27 @@
-"""Health records: the generic data functions bound to the ``health_records`` entity."""
+"""Health records: the generic functions bound to ``health_records``, and the domain's finders."""
 
 from __future__ import annotations
 
-from wxdata.crud import bind_entity
+from datetime import date
+from uuid import UUID
+
+import attrs
+from pypika import Order, Table
+from pypika import PostgreSQLQuery as Query
+from pypika import functions as fn
+from pypika.terms import Criterion
+from returns.result import Failure, Result, Success
+
+from wxdata import crud
+from wxdata.audit.record import AuditAction
+from wxdata.context import ExecutionContext
+from wxdata.errors import DataError, InvalidQuery
+from wxdata.query.compiler import param
+from wxdata.query.paging import DEFAULT_LIMIT, Page
 from wxdata.schema.health_records import HEALTH_RECORDS, HealthRecord, RecordType
 
 ENTITY = HEALTH_RECORDS
-ops = bind_entity(HEALTH_RECORDS)
+ops = crud.bind_entity(HEALTH_RECORDS)
 find_by_id = ops.find_by_id
 find_one = ops.find_one
 find_many = ops.find_many
@@ -20,4 +35,133 @@ restore = ops.restore
 bulk_create = ops.bulk_create
 stream = ops.stream
 
-__all__ = ["ENTITY", "HealthRecord", "RecordType", "ops"]
+Conn = crud.Conn
+_NEWEST = (("record_date", "desc"),)
+
+
+def find_by_student(
+    conn: Conn, ctx: ExecutionContext, student_id: UUID | str, *, page: int = 1,
+    limit: int = DEFAULT_LIMIT,
+) -> Result[Page[HealthRecord], DataError]:
+    """A student's records, newest first."""
+    return crud.find_many(conn, ctx, HEALTH_RECORDS, {"student_id": student_id},
+                          order_by=_NEWEST, page=page, limit=limit)
+
+
+def find_by_type(
+    conn: Conn, ctx: ExecutionContext, record_type: str, *, student_id: UUID | str | None = None,
+    page: int = 1, limit: int = DEFAULT_LIMIT,
+) -> Result[Page[HealthRecord], DataError]:
+    """Records of one type (optionally for one student), newest first."""
+    where: dict[str, object] = {"record_type": record_type}
+    if student_id is not None:
+        where["student_id"] = student_id
+    return crud.find_many(conn, ctx, HEALTH_RECORDS, where, order_by=_NEWEST, page=page,
+                          limit=limit)
+
+
+def find_by_date_range(
+    conn: Conn, ctx: ExecutionContext, student_id: UUID | str, start: date, end: date, *,
+    page: int = 1, limit: int = DEFAULT_LIMIT,
+) -> Result[Page[HealthRecord], DataError]:
+    """A student's records dated within [start, end], newest first."""
+    if start > end:
+        return Failure(InvalidQuery("start", "must not be after end"))
+    return crud.find_many(conn, ctx, HEALTH_RECORDS,
+                          {"student_id": student_id, "record_date": {"between": [start, end]}},
+                          order_by=_NEWEST, page=page, limit=limit)
+
+
+def find_requiring_follow_up(
+    conn: Conn, ctx: ExecutionContext, *, due_by: date | None = None, page: int = 1,
+    limit: int = DEFAULT_LIMIT,
+) -> Result[Page[HealthRecord], DataError]:
+    """Open follow-ups (required, not completed), soonest first; only those due by ``due_by``."""
+    where: dict[str, object] = {"follow_up_required": True, "follow_up_completed": False}
+    if due_by is not None:
+        where["follow_up_date"] = {"lte": due_by}
+    return crud.find_many(conn, ctx, HEALTH_RECORDS, where,
+                          order_by=[("follow_up_date", "asc")], page=page, limit=limit)
+
+
+@attrs.frozen(slots=True)
+class TypeSummary:
+    """Counts of one record type for a student."""
+
+    record_type: str
+    records: int
+    latest: date
+    open_follow_ups: int
+
+
+@attrs.frozen(slots=True)
+class HealthSummary:
+    """A student's health-record summary, computed in SQL."""
+
+    student_id: UUID
+    total: int
+    open_follow_ups: int
+    latest: date | None
+    by_type: tuple[TypeSummary, ...]
+
+
+def _summary_sql() -> str:
+    t = Table(HEALTH_RECORDS.table)
+    open_follow_up = Criterion.all([t.follow_up_required, t.follow_up_completed.negate()])
+    q = (
+        Query.from_(t)
+        .select(t.record_type, fn.Count("*"), fn.Max(t.record_date),
+                fn.Sum(fn.Cast(open_follow_up, "integer")))  # type: ignore[no-untyped-call]
+        .where((t.student_id == param("sid")) & t.deleted_at.isnull())
+        .groupby(t.record_type)
+        .orderby(t.record_type, order=Order.asc)
+    )
+    return str(q.get_sql())
+
+
+_SUMMARY_SQL = _summary_sql()
+
+
+def student_health_summary(
+    conn: Conn, ctx: ExecutionContext, student_id: UUID | str
+) -> Result[HealthSummary, DataError]:
+    """Totals by record type, open follow-ups and latest date for one student (audited READ)."""
+    try:
+        sid = student_id if isinstance(student_id, UUID) else UUID(str(student_id))
+    except ValueError:
+        return Failure(InvalidQuery("student_id", "must be a UUID"))
+    rows = crud.fetch(conn, ctx, _SUMMARY_SQL, {"sid": sid}, entity=HEALTH_RECORDS)
+    if isinstance(rows, Failure):
+        return rows
+    by_type = tuple(TypeSummary(r[0], int(r[1]), r[2], int(r[3] or 0)) for r in rows.unwrap())
+    summary = HealthSummary(
+        student_id=sid,
+        total=sum(t.records for t in by_type),
+        open_follow_ups=sum(t.open_follow_ups for t in by_type),
+        latest=max((t.latest for t in by_type), default=None),
+        by_type=by_type,
+    )
+    if by_type:
+        disclosed = crud.record_disclosure(
+            conn, ctx, HEALTH_RECORDS, AuditAction.READ, subjects=(sid,),
+            fields=("record_type", "record_date", "follow_up_required", "follow_up_completed"),
+            metadata={"summary": True},
+        )
+        if isinstance(disclosed, Failure):
+            return disclosed
+    return Success(summary)
+
+
+__all__ = [
+    "ENTITY",
+    "HealthRecord",
+    "HealthSummary",
+    "RecordType",
+    "TypeSummary",
+    "find_by_date_range",
+    "find_by_student",
+    "find_by_type",
+    "find_requiring_follow_up",
+    "ops",
+    "student_health_summary",
+]

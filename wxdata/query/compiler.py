@@ -317,6 +317,28 @@ def update_row(
 
 
 @lru_cache(maxsize=CACHE_SIZE)
+def update_where(
+    entity: Entity[Any], shape: Shape | None, columns: tuple[str, ...], returning: tuple[str, ...]
+) -> str:
+    """UPDATE SET columns (+ version, updated_at/by) WHERE filter (live rows) RETURNING returning."""
+    table = Table(entity.table)
+    q = Query.update(table)
+    for c in columns:
+        q = q.set(table.field(c), param("c_" + c))
+    version_col = entity.managed("version")
+    if version_col is not None:
+        q = q.set(table.field(version_col), table.field(version_col) + 1)
+    for kind, value in (("updated_at", _now()), ("updated_by", param("_uid"))):
+        name = entity.managed(kind)
+        if name is not None:
+            q = q.set(table.field(name), value)
+    where = _where(entity, table, shape, "live")
+    if where is not None:
+        q = q.where(where)
+    return str(_returning(q, *[table.field(c) for c in returning]).get_sql())
+
+
+@lru_cache(maxsize=CACHE_SIZE)
 def soft_delete_row(entity: Entity[Any], returning: tuple[str, ...], restore: bool) -> str:
     """UPDATE SET deleted_at = now() (or NULL to restore) WHERE id, returning the row."""
     table = Table(entity.table)
@@ -370,4 +392,5 @@ __all__ = [
     "soft_delete_row",
     "sort_direction",
     "update_row",
+    "update_where",
 ]
