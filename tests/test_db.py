@@ -1,0 +1,75 @@
+"""Connections: conninfo options, TLS settings, the pool's reset, privilege warning, embedded server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from wxdata.config import load_settings
+from wxdata.db import conninfo, create_pool, warn_if_privileged
+
+
+def test_conninfo_carries_timeouts_name_and_tls() -> None:
+    config = load_settings({"DATABASE_URL": "postgresql://app@db.example.org:5432/wx",
+                            "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": "/etc/ca.pem",
+                            "DB_STATEMENT_TIMEOUT": "1234", "DB_APPLICATION_NAME": "svc"})
+    info = conninfo_to_dict(conninfo(config=config))
+    assert info["sslmode"] == "verify-full"
+    assert info["sslrootcert"] == "/etc/ca.pem"
+    assert info["application_name"] == "svc"
+    assert "statement_timeout=1234" in info["options"]
+    assert "idle_in_transaction_session_timeout=30000" in info["options"]
+
+
+def test_session_settings_applied(db_url) -> None:
+    with psycopg.connect(conninfo(db_url), autocommit=True) as conn:
+        row = conn.execute("SHOW statement_timeout").fetchone()
+        name = conn.execute("SHOW application_name").fetchone()
+    assert row == ("30s",)
+    assert name == ("wxdata",)
+
+
+def test_pool_resets_leaked_transactions(db_url) -> None:
+    with create_pool(db_url, min_size=1, max_size=1) as pool:
+        with pool.connection() as conn:
+            assert conn.autocommit
+            conn.execute("BEGIN")
+            conn.execute("SELECT 1")
+        with pool.connection() as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert conn.autocommit
+        stats = pool.get_stats()
+        assert stats["connections_num"] >= 1
+
+
+def test_superuser_warning(conn, caplog, monkeypatch) -> None:
+    monkeypatch.setenv("WXDATA_ENV", "production")
+    with caplog.at_level(logging.WARNING, logger="wxdata.db"):
+        assert warn_if_privileged(conn)
+    assert "row-level school scoping is NOT enforced" in caplog.text
+
+
+def test_embedded_server_when_nothing_is_configured(tmp_path) -> None:
+    """On a machine with nothing installed: no DATABASE_URL, the embedded PostgreSQL serves."""
+    script = textwrap.dedent("""
+        import psycopg
+        from wxdata.db import connect
+        from wxdata.migrate import migrate
+        with connect() as conn:
+            migrate(conn)
+            print(conn.execute("SELECT count(*) FROM wxdata_migrations").fetchone()[0])
+    """)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "DB_HOST", "WXDATA_TEST_DATABASE_URL")}
+    env["WXDATA_EMBEDDED_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip().splitlines()[-1]) >= 4
+
