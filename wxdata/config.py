@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 
 
 CacheBackendName = Literal["memory", "redis", "tiered"]
+ReplicaStrategy = Literal["round_robin", "least_loaded"]
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -44,6 +45,10 @@ class Settings:
     sslmode: str | None = None
     sslrootcert: str | None = None
     application_name: str = "wxdata"
+    replica_strategy: ReplicaStrategy = "round_robin"
+    replica_max_lag_bytes: int | None = 16 * 1024 * 1024
+    replica_max_lag_seconds: float | None = 30.0
+    slow_query_ms: int | None = None
     cache_enabled: bool = True
     cache_backend: CacheBackendName = "memory"
     cache_default_ttl: int = 900
@@ -131,6 +136,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if backend in ("redis", "tiered") and redis_url is None:
         raise ConfigError("REDIS_URL is required when CACHE_BACKEND is redis or tiered")
     replicas = tuple(u.strip() for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip())
+    for replica in replicas:
+        if not replica.startswith(("postgresql://", "postgres://")) and "=" not in replica:
+            raise ConfigError("DATABASE_REPLICA_URLS must be comma-separated postgresql:// URLs")
+    strategy = env.get("DB_REPLICA_STRATEGY", "round_robin").strip().lower().replace("-", "_")
+    if strategy not in ("round_robin", "least_loaded"):
+        raise ConfigError("DB_REPLICA_STRATEGY must be round_robin or least_loaded")
+    lag_bytes = _int(env, "DB_REPLICA_MAX_LAG_BYTES", 16 * 1024 * 1024, 0, 2**62)
+    lag_seconds = _int(env, "DB_REPLICA_MAX_LAG_SECONDS", 30, 0, 86_400)
+    slow_ms = _int(env, "DB_SLOW_QUERY_MS", -1, 0, 86_400_000)
     pool_min = _int(env, "DB_POOL_MIN", 2, 0, 1000)
     pool_max = _int(env, "DB_POOL_MAX", 10, 1, 1000)
     if pool_max < pool_min:
@@ -147,6 +161,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sslmode=sslmode,
         sslrootcert=env.get("DB_SSLROOTCERT") or None,
         application_name=env.get("DB_APPLICATION_NAME", "wxdata")[:63] or "wxdata",
+        replica_strategy=strategy,  # type: ignore[arg-type]
+        replica_max_lag_bytes=lag_bytes or None,
+        replica_max_lag_seconds=float(lag_seconds) or None,
+        slow_query_ms=None if slow_ms < 0 else slow_ms,
         cache_enabled=_bool(env, "CACHE_ENABLED", True),
         cache_backend=backend,  # type: ignore[arg-type]
         cache_default_ttl=_int(env, "CACHE_DEFAULT_TTL", 900, 1, 86_400 * 7),

@@ -28,7 +28,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.lanes import write_detached
-from wxdata.audit.ownership import current_owner, note_write
+from wxdata.audit.ownership import note_write, reads_owned
 from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
@@ -179,7 +179,7 @@ def _uuid(value: object, field: str = "id") -> UUID:
 def _reads_audited(entity: Entity[Any]) -> bool:
     """Whether this read records its own disclosure (not when an ``audited`` decorator owns it)."""
     s = settings()
-    return s.audit_enabled and s.audit_phi_access and entity.audit_reads and current_owner() is None
+    return s.audit_enabled and s.audit_phi_access and entity.audit_reads and not reads_owned()
 
 
 def _writes_audited() -> bool:

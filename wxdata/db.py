@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from wxdata.config import Settings, settings
+from wxdata.observability import QueryLog, TracedConnection, attach
 from wxdata.tx.scope import bypasses_row_security
 
 log = logging.getLogger("wxdata.db")
@@ -73,9 +75,21 @@ def conninfo(url: str | None = None, config: Settings | None = None, **overrides
     return make_conninfo(base, **params)
 
 
+def _query_log(config: Settings) -> QueryLog | None:
+    """The query-log policy from ``DB_SLOW_QUERY_MS`` (None when unset: no tracing at all)."""
+    if config.slow_query_ms is None:
+        return None
+    return QueryLog(slow_ms=float(config.slow_query_ms))
+
+
 def connect(url: str | None = None, **overrides: Any) -> psycopg.Connection[Any]:
     """Open one autocommit connection (use it as a context manager)."""
-    return psycopg.connect(conninfo(url, **overrides), autocommit=True)
+    policy = _query_log(settings())
+    if policy is None:
+        return psycopg.connect(conninfo(url, **overrides), autocommit=True)
+    conn: psycopg.Connection[Any] = TracedConnection.connect(conninfo(url, **overrides), autocommit=True)
+    attach(conn, policy)
+    return conn
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -92,18 +106,37 @@ def _reset(conn: psycopg.Connection[Any]) -> None:
 
 def create_pool(
     url: str | None = None, *, min_size: int | None = None, max_size: int | None = None,
-    name: str = "wxdata", open: bool = True, **kwargs: Any,
+    name: str = "wxdata", open: bool = True,
+    check: Callable[[psycopg.Connection[Any]], None] | None = ConnectionPool.check_connection,
+    configure: Callable[[psycopg.Connection[Any]], None] | None = None,
+    query_log: QueryLog | None = None, config: Settings | None = None, **kwargs: Any,
 ) -> ConnectionPool[psycopg.Connection[Any]]:
-    """A psycopg_pool pool of autocommit connections, checked on checkout, reset on return."""
-    config = settings()
+    """A psycopg_pool pool of autocommit connections, checked on checkout, reset on return.
+
+    ``check`` replaces the checkout check (None: none), ``configure`` runs on each new connection
+    after wxdata's own set-up, ``query_log`` (default: from ``DB_SLOW_QUERY_MS``) traces every
+    statement PHI-safely (:mod:`wxdata.observability`).
+    """
+    config = config or settings()
+    policy = query_log if query_log is not None else _query_log(config)
+
+    def setup(conn: psycopg.Connection[Any]) -> None:
+        _configure(conn)
+        if policy is not None:
+            attach(conn, policy)
+        if configure is not None:
+            configure(conn)
+
+    if policy is not None:
+        kwargs.setdefault("connection_class", TracedConnection)
     return ConnectionPool(
         conninfo(url, config),
         min_size=config.pool_min if min_size is None else min_size,
         max_size=config.pool_max if max_size is None else max_size,
         name=name,
-        configure=_configure,
+        configure=setup,
         reset=_reset,
-        check=ConnectionPool.check_connection,
+        check=check,
         open=open,
         kwargs={"autocommit": True},
         **kwargs,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import string
 import sys
 import time
@@ -70,14 +71,29 @@ class SeedReport:
 
 # --- values from column rules -----------------------------------------------------------------
 
-_PATTERNS: dict[str, Callable[[random.Random], str]] = {
-    r"\d{10}": lambda r: "".join(r.choices(string.digits, k=10)),
-    r"[A-Z]\d{2}(\.\d{1,4})?": lambda r: f"{r.choice('JKLMRSZ')}{r.randint(0, 99):02d}.{r.randint(0, 9)}",
-    r"[A-Z0-9]{2,4}-?[A-Z0-9]{4,8}": lambda r: f"MR-{r.randint(0, 99_999_999):08d}",
-    r"[A-Z]{2}": lambda r: r.choice(STATES),
-    r"\d{5}(-\d{4})?": lambda r: f"{r.randint(10_000, 99_999)}",
-    r"[^@\s]{1,64}@[^@\s]{1,255}": lambda r: f"user{r.randint(0, 10**9)}@example.org",
-}
+_CANDIDATES: tuple[Callable[[random.Random], str], ...] = (
+    lambda r: " ".join(r.choice(WORDS) for _ in range(r.randint(1, 4))),
+    lambda r: "".join(r.choices(string.digits, k=10)),
+    lambda r: f"+1555{r.randint(1_000_000, 9_999_999)}",
+    lambda r: f"{r.choice('JKLMRSZ')}{r.randint(0, 99):02d}.{r.randint(0, 9)}",
+    lambda r: f"MR-{r.randint(0, 99_999_999):08d}",
+    lambda r: r.choice(STATES),
+    lambda r: f"{r.randint(10_000, 99_999)}",
+    lambda r: f"user{r.randint(0, 10**9)}@example.org",
+    lambda r: f"https://files.example.org/{r.getrandbits(64):016x}",
+    lambda r: f"{r.randint(1, 9)}.{r.randint(0, 9)}.{r.randint(0, 9)}",
+    lambda r: "".join(r.choices(string.ascii_uppercase + string.digits, k=8)),
+)
+
+
+def _matching(pattern: str, rng: random.Random) -> str | None:
+    """A plausible value fully matching ``pattern``, from a few candidate shapes (or None)."""
+    rx = re.compile(pattern)
+    for make in _CANDIDATES:
+        value = make(rng)
+        if rx.fullmatch(value):
+            return value
+    return None
 
 
 def _text(rng: random.Random, column: Column) -> str:
@@ -109,10 +125,7 @@ def column_value(column: Column, rng: random.Random) -> Any:
             return rng.sample(list(rules.choices), k=min(len(rules.choices), rng.randint(1, 2)))
         return rng.choice(rules.choices)
     if rules.pattern is not None:
-        make = _PATTERNS.get(rules.pattern)
-        if make is not None:
-            return make(rng)
-        return None
+        return _matching(rules.pattern, rng)
     low = rules.minimum if rules.minimum is not None else 0
     high = rules.maximum if rules.maximum is not None else max(low, 0) + 100
     kind = column.kind
@@ -231,12 +244,29 @@ def _generic_row(e: Entity[Any], rng: random.Random, ids: Mapping[str, list[uuid
             continue
         if column.nullable and rng.random() < 0.25:
             continue
-        value = "$2b$12$" + "x" * 53 if column.secret_field else column_value(column, rng)
+        value = ("$2b$12$" + "".join(rng.choices(string.ascii_letters + string.digits, k=53))
+                 if column.secret_field else column_value(column, rng))
         if value is None and not column.nullable:
             return None
         if value is not None:
             row[column.name] = value
     return row
+
+
+def _unique_keys(entity: Entity[Any]) -> list[tuple[str, ...]]:
+    """The entity's unique keys: unique columns (secrets included) and ``unique_together``."""
+    single = [(c.name,) for c in (*entity.columns, *entity.secrets) if c.rules.unique]
+    return [*single, *entity.unique_together]
+
+
+def _valid_row(e: Entity[Any], rng: random.Random, ids: Mapping[str, list[uuid.UUID]],
+               student: uuid.UUID | None, school: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A generated row that passes the entity's validation (a few attempts; cross-field rules)."""
+    for _ in range(12):
+        row = _generic_row(e, rng, ids, student, school)
+        if row is not None and isinstance(validate_create(e, row), Success):
+            return row
+    return None
 
 
 def seed(
@@ -263,9 +293,14 @@ def seed(
 
     def load(entity: Entity[Any], rows: list[dict[str, Any]]) -> Result[None, DataError]:
         good: list[dict[str, Any]] = []
+        keys = _unique_keys(entity)
+        seen: set[tuple[int, tuple[Any, ...]]] = set()
         for r in rows:
-            if isinstance(validate_create(entity, r), Success):
+            values = [(i, tuple(r.get(c) for c in key)) for i, key in enumerate(keys)]
+            values = [(i, v) for i, v in values if None not in v]
+            if isinstance(validate_create(entity, r), Success) and not seen.intersection(values):
                 good.append(r)
+                seen.update(values)
             else:
                 skipped[entity.name] = skipped.get(entity.name, 0) + 1
         for start in range(0, len(good), batch_size):
@@ -316,12 +351,13 @@ def seed(
     for e in _ordered(registered()):
         if e.table in _CORE:
             continue
+        targets: list[tuple[uuid.UUID | None, Mapping[str, Any]]]
         if e.subject is not None and e.by_name[e.subject].rules.references == "students":
-            rows = [r for sid in student_ids[: max(1, len(student_ids) // 2)]
-                    if (r := _generic_row(e, rng, ids, sid, school_of[sid])) is not None]
+            targets = [(sid, school_of[sid]) for sid in student_ids[: max(1, len(student_ids) // 2)]]
         else:
-            rows = [r for i in range(max(5, schools * 3))
-                    if (r := _generic_row(e, rng, ids, None, school_info[i % schools])) is not None]
+            targets = [(None, school_info[i % schools]) for i in range(max(5, schools * 3))]
+        rows = [r for sid, where in targets
+                if (r := _valid_row(e, rng, ids, sid, where)) is not None]
         result = load(e, rows)
         if isinstance(result, Failure):
             return result

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from wxdata.audit.ownership import note_detached
 from wxdata.audit.record import AuditRecord, insert_sql, params
 from wxdata.context import ExecutionContext
 
@@ -25,14 +27,27 @@ _stats_lock = threading.Lock()
 lane2_failures = [0]
 
 
+_CONNINFO: weakref.WeakKeyDictionary[psycopg.Connection[Any], str] = weakref.WeakKeyDictionary()
+
+
 def lane_conninfo(conn: psycopg.Connection[Any]) -> str:
     """Conninfo reaching the same server and database as ``conn`` (password included)."""
+    known = _CONNINFO.get(conn)
+    if known is not None:
+        return known
     info = conn.info
     parameters = {k: v for k, v in info.get_parameters().items() if v}
     if info.password:
         parameters["password"] = info.password
     parameters["application_name"] = "wxdata-audit-lane2"
-    return make_conninfo("", **parameters)
+    known = make_conninfo("", **parameters)
+    _CONNINFO[conn] = known
+    return known
+
+
+def route_lane(conn: psycopg.Connection[Any], conninfo: str) -> None:
+    """Send lane-2 records of ``conn`` to ``conninfo`` (a replica's primary; a standby takes no INSERT)."""
+    _CONNINFO[conn] = conninfo
 
 
 def _lane(conninfo: str) -> psycopg.Connection[Any]:
@@ -48,11 +63,20 @@ def _lane(conninfo: str) -> psycopg.Connection[Any]:
 def write_detached(
     origin: psycopg.Connection[Any], ctx: ExecutionContext, record: AuditRecord
 ) -> bool:
-    """Insert ``record`` on lane 2 (committed at once); False, logged and counted, if impossible."""
-    conninfo = lane_conninfo(origin)
+    """Insert ``record`` on lane 2 (committed at once); False, logged and counted, if impossible.
+
+    Usable from any state of ``origin`` (aborted, rolled back, closed): only its parameters are read.
+    """
+    try:
+        conninfo = lane_conninfo(origin)
+    except (psycopg.Error, ValueError):
+        conninfo = ""
     for attempt in (1, 2):
+        if not conninfo:
+            break
         try:
             _lane(conninfo).execute(insert_sql(), params(ctx, record), prepare=True)
+            note_detached()
             return True
         except psycopg.OperationalError:
             if attempt == 2:

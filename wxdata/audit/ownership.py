@@ -4,7 +4,10 @@ Exactly one record per disclosure or change. The CRUD functions record their own
 (riding in the same statement). When an ``audited`` decorator wraps a call it *owns* the audit of
 that call: reads made inside are not recorded by CRUD (the decorator records one READ with every id
 and subject the call returned), and the decorator records a write only if no CRUD write inside
-already did. ``cached`` records PHI cache hits only when no decorator owns the call.
+already did. ``cached`` records PHI cache hits only when no decorator owns the reads of the call
+(:func:`reads_owned`). An owner declared for a write action does not own reads: reads beneath it
+record themselves. Failure records written on lane 2 beneath an owner are counted separately
+(``detached_recorded``), because they survive a rollback that discards the lane-1 records.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ class AuditOwner:
     name: str
     writes_recorded: int = 0
     reads_recorded: int = 0
+    reads: bool = True
+    detached_recorded: int = 0
 
 
 _OWNER: ContextVar[AuditOwner | None] = ContextVar("wxdata_audit_owner", default=None)
@@ -33,10 +38,16 @@ def current_owner() -> AuditOwner | None:
     return _OWNER.get()
 
 
+def reads_owned() -> bool:
+    """True when a decorator owns (and will record) the reads of the current call."""
+    owner = _OWNER.get()
+    return owner is not None and owner.reads
+
+
 @contextmanager
-def owning(name: str) -> Iterator[AuditOwner]:
+def owning(name: str, *, reads: bool = True) -> Iterator[AuditOwner]:
     """Make the caller the audit owner for the duration of the block (nesting: innermost wins)."""
-    owner = AuditOwner(name)
+    owner = AuditOwner(name, reads=reads)
     token = _OWNER.set(owner)
     try:
         yield owner
@@ -49,3 +60,10 @@ def note_write() -> None:
     owner = _OWNER.get()
     if owner is not None:
         owner.writes_recorded += 1
+
+
+def note_detached() -> None:
+    """Tell the owner (if any) that a record was written on lane 2 beneath it."""
+    owner = _OWNER.get()
+    if owner is not None:
+        owner.detached_recorded += 1

@@ -1,13 +1,22 @@
 """The one redaction registry: what may be stored, logged or shown about a value, and how.
 
 Two sources decide, together: the column's data class from the entity spec (secrets are never
-stored; clinical free text is masked) and case-insensitive substring rules on field names, which
-catch secrets in places the schema does not describe (metadata, nested JSON, error details).
-Audit diffs, log records and error details all pass through these functions.
+stored; clinical free text is masked) and rules on field names, which catch secrets in places the
+schema does not describe (metadata, nested JSON, error details). Audit diffs, log records and error
+details all pass through these functions, and :mod:`wxdata.audit.sql` renders the same rules in
+SQL (the name rules are two regular expressions valid both in Python and in PostgreSQL).
+
+Name rule: a name is normalised (``-`` to ``_``, camelCase split with ``_``, lower case). It is a
+secret when its *compact* form (separators removed) contains a fragment of
+:data:`SECRET_NAME_PARTS` (``passwordResetToken``, ``mfa_secret``, ``API-Key``), or when it
+contains one of :data:`SECRET_NAME_TOKENS` as whole ``_``-separated tokens (``ssn``,
+``student_ssn``, ``otp_code``; but not ``classname`` or ``spinal``).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -20,31 +29,68 @@ from wxdata.schema.spec import Column, DataClass, Entity
 SECRET_MARK = "[SECRET]"  # noqa: S105 - a marker, not a password
 MASK = "[MASKED]"
 
-#: Field-name fragments that always denote a secret, matched case-insensitively as substrings.
+#: Fragments that denote a secret anywhere in a name's compact form (separators removed).
 SECRET_NAME_PARTS: tuple[str, ...] = (
-    "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "private_key",
-    "privatekey", "ssn", "social_security", "tax_id", "taxid", "credit_card", "creditcard",
-    "card_number", "bank_account", "mfa", "otp", "backup_code", "salt", "session_key",
-    "encryption_key", "hmac_key", "cache_key",
+    "password", "passwd", "passphrase", "secret", "token", "apikey", "privatekey", "accesskey",
+    "signingkey", "sessionkey", "encryptionkey", "hmackey", "cachekey", "socialsecurity",
+    "creditcard", "cardnumber", "bankaccount", "backupcode", "recoverycode",
 )
+#: Short secret words that only count as whole tokens (``_?`` allows ``taxid`` and ``tax_id``).
+SECRET_NAME_TOKENS: tuple[str, ...] = ("ssn", "otp", "pwd", "pin", "salt", "cvv", "cvc", "tax_?id")
+
+#: Regular expressions (Python ``re`` and PostgreSQL ARE alike) over the compact / normal form.
+SECRET_PARTS_RE = "(" + "|".join(SECRET_NAME_PARTS) + ")"
+SECRET_TOKENS_RE = "(^|_)(" + "|".join(SECRET_NAME_TOKENS) + ")(_|$)"
+#: camelCase boundary, split with ``_`` before lower-casing.
+CAMEL_RE = "([a-z0-9])([A-Z])"
+
+_parts = re.compile(SECRET_PARTS_RE)
+_tokens = re.compile(SECRET_TOKENS_RE)
+_camel = re.compile(CAMEL_RE)
+
+
+def normal_name(name: str) -> str:
+    """A name in normal form: ``-`` to ``_``, camelCase split with ``_``, lower case."""
+    return _camel.sub(r"\1_\2", name.replace("-", "_")).lower()
 
 
 def is_secret_name(name: str) -> bool:
-    """True when a field name matches a secret rule (substring, any case)."""
-    lowered = name.lower().replace("-", "_")
-    compact = lowered.replace("_", "")
-    return any(part in lowered or part.replace("_", "") in compact for part in SECRET_NAME_PARTS)
+    """True when a field name denotes a secret (see the module docstring for the rule)."""
+    normal = normal_name(name)
+    return bool(_parts.search(normal.replace("_", ""))) or bool(_tokens.search(normal))
+
+
+def _trim_fraction(text: str) -> str:
+    """Drop trailing zeros of fractional seconds, as PostgreSQL prints them."""
+    match = re.match(r"^(.*T?\d{2}:\d{2}:\d{2})\.(\d+)(.*)$", text)
+    if match is None:
+        return text
+    head, fraction, tail = match.groups()
+    fraction = fraction.rstrip("0")
+    return f"{head}.{fraction}{tail}" if fraction else f"{head}{tail}"
 
 
 def to_json_value(value: Any) -> Any:
-    """Make a value JSON-ready without losing meaning: ISO dates, exact decimals, arrays as arrays."""
+    """Make a value JSON-ready without losing meaning, rendered as PostgreSQL's ``to_jsonb`` does.
+
+    ISO-8601 dates and times; decimals as exact strings (``"1.50"``); non-finite floats as
+    ``"NaN"``/``"Infinity"``; UUIDs as strings; arrays stay arrays; mappings stay objects.
+    """
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
-    if isinstance(value, datetime | date | time):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, datetime | time):
+        return _trim_fraction(value.isoformat())
+    if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Decimal | UUID):
+    if isinstance(value, Decimal):
+        return format(value.copy_abs() if value.is_zero() else value, "f")
+    if isinstance(value, UUID):
         return str(value)
     if isinstance(value, Enum):
         return to_json_value(value.value)
@@ -69,7 +115,7 @@ def scrub(value: Any) -> Any:
 
 
 def column_policy(column: Column | None, name: str) -> str:
-    """'drop'-free policy for one field: 'secret', 'mask' or 'keep'."""
+    """The policy of one field: 'secret' (never stored), 'mask' (clinical text) or 'keep'."""
     if column is not None and column.data_class is DataClass.SECRET:
         return "secret"
     if is_secret_name(name):

@@ -15,7 +15,7 @@ from typing import Any
 
 from wxdata.audit.record import CONTEXT_COLUMNS, ID_COLUMNS, RECORD_COLUMNS, _p
 from wxdata.audit.redact import MASK, SECRET_MARK, column_policy
-from wxdata.schema.spec import Entity
+from wxdata.schema.spec import Entity, Kind
 
 _CHUNK = 40  # jsonb_build_object takes at most 100 arguments
 
@@ -26,13 +26,32 @@ def _literal(text: str) -> str:
     return f"'\"{text}\"'::jsonb"
 
 
+#: SQL twins of :func:`wxdata.audit.redact.scrub` / ``is_secret_name`` (``sql/0020_audit_redaction.sql``).
+SCRUB_FUNCTION = "wxdata_audit_scrub"
+SECRET_NAME_FUNCTION = "wxdata_audit_secret_name"  # noqa: S105 - a function name
+
+
+def scrub_expr(ref: str) -> str:
+    """The jsonb ``ref`` with every secret-named key's value replaced by the marker, at any depth."""
+    return f"{SCRUB_FUNCTION}({ref})"
+
+
 def field_expr(entity: Entity[Any], name: str, ref: str) -> str:
-    """The redacted jsonb of one field of a row reference (``s."name"``)."""
-    policy = column_policy(entity.by_name.get(name), name)
+    """The redacted jsonb of one field of a row reference (``s."name"``).
+
+    Rendered as :func:`wxdata.audit.redact.redact_value` renders it in Python: secrets as the
+    marker, clinical text as the mask, decimals as exact strings, JSON with secret keys scrubbed.
+    """
+    column = entity.by_name.get(name)
+    policy = column_policy(column, name)
     if policy == "secret":
         return _literal(SECRET_MARK)
     if policy == "mask":
         return f"CASE WHEN {ref} IS NULL THEN 'null'::jsonb ELSE {_literal(MASK)} END"
+    if column is not None and column.kind is Kind.DECIMAL:
+        return f"to_jsonb(({ref})::text)"
+    if column is not None and column.kind is Kind.JSON:
+        return scrub_expr(f"to_jsonb({ref})")
     return f"to_jsonb({ref})"
 
 
@@ -57,11 +76,12 @@ def diff_expr(entity: Entity[Any], columns: Iterable[str], new: str = "s", old_p
     for c in columns:
         n, o = f'{new}."{c}"', f'{new}."{old_prefix}{c}"'
         policy = column_policy(entity.by_name.get(c), c)
-        if policy == "secret":  # never read back: record only that it was set
+        if policy == "secret":  # record only that it was set (or changed, when readable)
             marker = _literal(SECRET_MARK)
-            items.append(
-                f"('{c}',jsonb_build_object('before',{marker},'after',{marker},'changed',true))"
-            )
+            body = f"jsonb_build_object('before',{marker},'after',{marker},'changed',true)"
+            if c in entity.column_names:  # read back: compare by value like any other column
+                body = f"CASE WHEN {n} IS DISTINCT FROM {o} THEN {body} END"
+            items.append(f"('{c}',{body})")
             continue
         body = (
             f"jsonb_build_object('before',{field_expr(entity, c, o)},"

@@ -1,8 +1,29 @@
 """Entity specs: one declaration per table of columns, data classes and rules.
 
-Importing this package registers the core entities; :mod:`wxdata.domains` registers the rest.
+Importing this package registers every entity: the core ones re-exported here, and each area
+module (``wxdata.schema.health``, ``.medication``, ``.messaging``...) for the rest.
 """
 
+from wxdata.schema import (
+    academic,
+    alerts,
+    analytics,
+    clinical,
+    compliance,
+    contacts,
+    documents,
+    emergency,
+    health,
+    identity,
+    incidents,
+    inventory,
+    medication,
+    messaging,
+    operations,
+    reference,
+    scheduling,
+    sync,
+)
 from wxdata.schema.health_records import HEALTH_RECORDS, HealthRecord
 from wxdata.schema.organisation import DISTRICTS, SCHOOLS, USERS, District, School, User
 from wxdata.schema.spec import (
@@ -36,10 +57,28 @@ __all__ = [
     "School",
     "Student",
     "User",
+    "academic",
+    "alerts",
+    "analytics",
+    "clinical",
     "col",
+    "compliance",
+    "contacts",
+    "documents",
+    "emergency",
     "entity",
+    "health",
+    "identity",
+    "incidents",
+    "inventory",
     "lookup",
+    "medication",
+    "messaging",
+    "operations",
+    "reference",
     "registered",
     "row",
+    "scheduling",
     "secret",
+    "sync",
 ]

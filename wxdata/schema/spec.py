@@ -114,11 +114,16 @@ def col(
     return attrs.field(metadata={_META: rules})
 
 
+_MANAGED_SQL = {"created_by": "varchar(128)", "updated_by": "varchar(128)"}
+
+
 def _managed(kind: str, *, sortable: bool = True) -> Any:
     return attrs.field(
         metadata={
             _META: ColumnRules(
                 data_class=DataClass.GENERAL,
+                sql=_MANAGED_SQL.get(kind),
+                max_length=128 if kind in _MANAGED_SQL else None,
                 writable=False,
                 has_default=kind in ("id", "created_at", "updated_at", "version"),
                 managed=kind,
@@ -144,12 +149,12 @@ def updated_at() -> Any:
 
 
 def created_by() -> Any:
-    """``created_by text``: the context's user id at creation."""
+    """``created_by varchar(128)``: the context's user id at creation."""
     return _managed("created_by", sortable=False)
 
 
 def updated_by() -> Any:
-    """``updated_by text``: the context's user id at the last update."""
+    """``updated_by varchar(128)``: the context's user id at the last update."""
     return _managed("updated_by", sortable=False)
 
 
@@ -310,10 +315,11 @@ class Column:
 
 
 def secret(
-    name: str, *, sql: str = "text", nullable: bool = True, max_length: int | None = None
+    name: str, *, sql: str = "text", nullable: bool = True, max_length: int | None = None,
+    unique: bool = False,
 ) -> Column:
     """A write-only secret column (password hash, token): never selected, cached or audited."""
-    rules = ColumnRules(data_class=DataClass.SECRET, sql=sql, max_length=max_length)
+    rules = ColumnRules(data_class=DataClass.SECRET, sql=sql, max_length=max_length, unique=unique)
     return Column(
         name=name,
         kind=Kind.TEXT,
@@ -344,6 +350,7 @@ class Entity(Generic[R]):
     cache_ttl: int
     by_name: Mapping[str, Column]
     pk: str = "id"
+    unique_together: tuple[tuple[str, ...], ...] = ()
 
     @property
     def is_phi(self) -> bool:
@@ -389,8 +396,12 @@ def entity(
     secrets: Iterable[Column] = (),
     validators: Iterable[Validator] = (),
     cache_ttl: int | None = None,
+    unique_together: Iterable[Iterable[str]] = (),
 ) -> Entity[R]:
-    """Build and register the spec of a table from its row class; checks the declaration."""
+    """Build and register the spec of a table from its row class; checks the declaration.
+
+    ``unique_together`` names multi-column unique keys (single columns use ``col(unique=True)``).
+    """
     attrs.resolve_types(row_type)  # type: ignore[type-var]
     columns: list[Column] = []
     for f in attrs.fields(row_type):  # type: ignore[arg-type]
@@ -417,6 +428,10 @@ def entity(
     for ref in (subject, school):
         if ref is not None and ref not in by_name:
             raise ValueError(f"{table}: unknown column {ref!r}")
+    keys = tuple(tuple(key) for key in unique_together)
+    for key in keys:
+        if len(key) < 2 or any(c not in by_name for c in key):
+            raise ValueError(f"{table}: bad unique_together key {key!r}")
     soft = any(c.rules.managed == "deleted_at" for c in columns)
     phi = any(c.data_class is DataClass.PHI for c in columns)
     if phi and not soft:
@@ -435,6 +450,7 @@ def entity(
         validators=tuple(validators),
         cache_ttl=ttl,
         by_name=types.MappingProxyType(by_name),
+        unique_together=keys,
     )
     existing = _REGISTRY.get(spec.name)
     if existing is not None and existing.table != table:

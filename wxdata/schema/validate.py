@@ -217,7 +217,8 @@ def _validate(
         for column in (*entity.columns, *entity.secrets):
             if column.required and column.name not in values:
                 errors.append(FieldError(column.name, "is required"))
-    if not errors:
+    if creating and not errors:
+        # Cross-field rules need the whole row: on update they run on the merged row (crud.update).
         for validator in entity.validators:
             errors.extend(validator(clean))
     if errors:

@@ -1,6 +1,13 @@
 """Transactional scope: units of work, savepoints, isolation, retries and after-commit hooks."""
 
-from wxdata.tx.decorators import backoff_delay, run_in_scope, transactional
+from wxdata.tx.decorators import (
+    DEFAULT_RETRIES,
+    TxOptions,
+    backoff_delay,
+    run_in_scope,
+    transactional,
+    tx_options,
+)
 from wxdata.tx.scope import (
     ConcurrentUseError,
     Isolation,
@@ -10,20 +17,25 @@ from wxdata.tx.scope import (
     after_commit,
     current_scope,
     in_scope,
+    on_rollback,
     unit_of_work,
 )
 
 __all__ = [
+    "DEFAULT_RETRIES",
     "ConcurrentUseError",
     "Isolation",
     "RollbackScope",
     "Scope",
     "ScopeError",
+    "TxOptions",
     "after_commit",
     "backoff_delay",
     "current_scope",
     "in_scope",
+    "on_rollback",
     "run_in_scope",
     "transactional",
+    "tx_options",
     "unit_of_work",
 ]

@@ -1,10 +1,27 @@
 """Transactional scope (unit of work) on one psycopg connection.
 
-The outermost scope issues ``BEGIN`` with the requested isolation, applies the execution context
-with ``set_config(name, value, true)`` inside the transaction, and commits or rolls back. A scope
-opened while another is active on the same connection is a ``SAVEPOINT`` with a unique name.
+The outermost scope issues ``BEGIN`` with the requested isolation / read-only / deferrable mode and
+applies the execution context with ``set_config(name, value, true)`` inside the transaction (both in
+one pipelined round trip), then commits or rolls back. A scope opened while another is active on
+the same connection is a ``SAVEPOINT`` with a name unique within the transaction.
+
+Outcomes:
+
+- leaving a level normally commits it (outermost ``COMMIT``) or releases it (``RELEASE SAVEPOINT``);
+- an exception, or :class:`RollbackScope`, rolls back *that level only* (``ROLLBACK TO SAVEPOINT``
+  for a nested one) and runs the level's rollback hooks;
+- a transaction that an earlier error left aborted is never reported as committed: PostgreSQL would
+  answer ``COMMIT`` with a silent ``ROLLBACK``, so the scope rolls back and raises
+  ``InFailedSqlTransaction`` instead (likewise for a savepoint);
+- a ``COMMIT`` that fails (serialization failure, deferred constraint, lost connection) raises the
+  database error after running the rollback hooks; :func:`wxdata.tx.run_in_scope` turns it into a
+  ``Failure`` and retries it when it is a serialization failure or deadlock.
+
 After-commit hooks (cache invalidation, notifications) run only once the outermost ``COMMIT`` has
-returned; hooks registered inside a savepoint that rolls back are dropped with it.
+returned; hooks registered inside a savepoint that rolls back are dropped with it. Rollback hooks
+(e.g. replaying disclosure records on audit lane 2) run when their level or an enclosing one rolls
+back, or when the ``COMMIT`` fails. The scope registry entry of a connection is removed whatever
+happens, including a connection killed mid-transaction.
 
 A connection belongs to one thread at a time: a scope remembers its owner and any use from another
 thread raises :class:`ConcurrentUseError` (a programming error, never a Result).
@@ -16,6 +33,7 @@ import enum
 import itertools
 import logging
 import threading
+import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,12 +41,15 @@ from typing import Any
 
 import attrs
 import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from wxdata.context import ExecutionContext, context_settings
 
 log = logging.getLogger("wxdata.tx")
 
 Hook = Callable[[], None]
+Conn = psycopg.Connection[Any]
 
 
 class Isolation(enum.StrEnum):
@@ -39,12 +60,16 @@ class Isolation(enum.StrEnum):
     SERIALIZABLE = "SERIALIZABLE"
 
 
+_RANK = {None: 0, Isolation.READ_COMMITTED: 0, Isolation.REPEATABLE_READ: 1,
+         Isolation.SERIALIZABLE: 2}
+
+
 class ConcurrentUseError(RuntimeError):
     """A connection with an open unit of work was used from a second thread."""
 
 
 class ScopeError(RuntimeError):
-    """A scope was misused (exited out of order, or its connection is not in autocommit mode)."""
+    """A scope was misused (exited out of order, stronger isolation nested, not autocommit...)."""
 
 
 class RollbackScope(Exception):
@@ -57,17 +82,22 @@ class _Frame:
     hooks: list[Hook] = attrs.field(factory=list)
     rollback_hooks: list[Hook] = attrs.field(factory=list)
     written: set[str] = attrs.field(factory=set)
+    adopt: object | None = None  # token of the one nested run_in_scope that may run in this level
 
 
 @attrs.define(slots=True, eq=False)
 class Scope:
-    """The live unit of work of a connection: its frames, owner thread and context."""
+    """The live unit of work of a connection: its frames, owner thread, context and options."""
 
-    conn: psycopg.Connection[Any]
+    conn: Conn
     ctx: ExecutionContext
     owner: int
     read_only: bool = False
+    isolation: Isolation | None = None
+    audit: bool = False
     frames: list[_Frame] = attrs.field(factory=list)
+    doomed: Any = None  # the Retryable error that condemned this transaction, if any
+    unit_id: uuid.UUID | None = None
     _names: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
     @property
@@ -91,11 +121,16 @@ class Scope:
         """Whether any live level of this transaction wrote ``entity``."""
         return any(entity in f.written for f in self.frames)
 
+    def doom(self, error: Any) -> None:
+        """Condemn the whole transaction (a nested level met a serialization failure/deadlock)."""
+        if self.doomed is None:
+            self.doomed = error
 
-_SCOPES: weakref.WeakKeyDictionary[psycopg.Connection[Any], Scope] = weakref.WeakKeyDictionary()
+
+_SCOPES: weakref.WeakKeyDictionary[Conn, Scope] = weakref.WeakKeyDictionary()
 
 
-def current_scope(conn: psycopg.Connection[Any]) -> Scope | None:
+def current_scope(conn: Conn) -> Scope | None:
     """The open unit of work on ``conn``, checking it is used from its owner thread."""
     scope = _SCOPES.get(conn)
     if scope is not None and scope.owner != threading.get_ident():
@@ -103,7 +138,7 @@ def current_scope(conn: psycopg.Connection[Any]) -> Scope | None:
     return scope
 
 
-def in_scope(conn: psycopg.Connection[Any]) -> bool:
+def in_scope(conn: Conn) -> bool:
     """True while a unit of work is open on ``conn``."""
     return current_scope(conn) is not None
 
@@ -122,7 +157,7 @@ def context_statement(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
 _BYPASS: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
 
 
-def bypasses_row_security(conn: psycopg.Connection[Any]) -> bool:
+def bypasses_row_security(conn: Conn) -> bool:
     """Whether the connection's role ignores row-level security (superuser or BYPASSRLS).
 
     Such a connection does not need the context applied outside a unit of work (nothing would be
@@ -142,7 +177,7 @@ def begin_statement(isolation: Isolation | None, read_only: bool, deferrable: bo
     """The BEGIN text for the options (constant strings only)."""
     parts = ["BEGIN"]
     if isolation is not None:
-        parts.append(f"ISOLATION LEVEL {isolation.value}")
+        parts.append(f"ISOLATION LEVEL {Isolation(isolation).value}")
     if read_only:
         parts.append("READ ONLY")
     if deferrable:
@@ -158,32 +193,58 @@ def _run_hooks(hooks: list[Hook]) -> None:
             log.exception("transaction hook failed (the transaction outcome stands)")
 
 
+def _aborted(conn: Conn) -> bool:
+    return conn.info.transaction_status == TransactionStatus.INERROR
+
+
+def _begin(conn: Conn, ctx: ExecutionContext, statement: str) -> None:
+    """BEGIN and the context's set_config in one pipelined round trip."""
+    sql, params = context_statement(ctx)
+    try:
+        with conn.pipeline():
+            conn.execute(statement)
+            conn.execute(sql, params, prepare=True)
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                log.warning("rollback after a failed BEGIN failed (connection lost?)")
+        raise
+
+
 @contextmanager
 def unit_of_work(
-    conn: psycopg.Connection[Any],
+    conn: Conn,
     ctx: ExecutionContext,
     *,
     isolation: Isolation | None = None,
     read_only: bool = False,
     deferrable: bool = False,
+    audit: bool = False,
 ) -> Iterator[Scope]:
     """Open a transaction (or a savepoint inside one); commit on exit, roll back on exception.
 
     Raise :class:`RollbackScope` to roll back this level quietly. Isolation, read-only and
-    deferrable apply to the outermost level only (PostgreSQL fixes them at BEGIN).
+    deferrable apply to the outermost level only (PostgreSQL fixes them at BEGIN); a nested level
+    asking for a *stronger* isolation than the transaction has is a :class:`ScopeError`.
+    ``audit=True`` on the outermost level records TRANSACTION_COMMIT (in the transaction) or
+    TRANSACTION_ROLLBACK (on audit lane 2).
     """
     scope = current_scope(conn)
     if scope is None:
         if not conn.autocommit:
             raise ScopeError("wxdata units of work need an autocommit connection")
-        scope = Scope(conn=conn, ctx=ctx, owner=threading.get_ident(), read_only=read_only)
-        frame = _Frame(savepoint=None)
-        sql, params = context_statement(ctx)
-        conn.execute(begin_statement(isolation, read_only, deferrable))
-        scope.frames.append(frame)
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            raise ScopeError("the connection is already inside a transaction wxdata did not open")
+        scope = Scope(conn=conn, ctx=ctx, owner=threading.get_ident(), read_only=read_only,
+                      isolation=isolation, audit=audit)
+        if audit:
+            scope.unit_id = uuid.uuid4()
+        _begin(conn, ctx, begin_statement(isolation, read_only, deferrable))
+        scope.frames.append(_Frame(savepoint=None))
         _SCOPES[conn] = scope
         try:
-            conn.execute(sql, params, prepare=True)
             yield scope
         except RollbackScope:
             _finish_outer(conn, scope, commit=False)
@@ -194,9 +255,14 @@ def unit_of_work(
         _finish_outer(conn, scope, commit=True)
         return
 
+    if _RANK[isolation] > _RANK[scope.isolation]:
+        raise ScopeError(
+            f"a nested scope cannot raise the isolation to {isolation}: declare it on the "
+            "outermost unit of work"
+        )
     name = f"wx_sp_{next(scope._names)}"
-    frame = _Frame(savepoint=name)
     conn.execute(f'SAVEPOINT "{name}"')
+    frame = _Frame(savepoint=name)
     scope.frames.append(frame)
     try:
         yield scope
@@ -206,9 +272,22 @@ def unit_of_work(
     except BaseException:
         _rollback_savepoint(conn, scope, frame)
         raise
-    if scope.frames[-1] is not frame:
+    _release_savepoint(conn, scope, frame)
+
+
+def _release_savepoint(conn: Conn, scope: Scope, frame: _Frame) -> None:
+    if not scope.frames or scope.frames[-1] is not frame:
         raise ScopeError("scopes exited out of order")
-    conn.execute(f'RELEASE SAVEPOINT "{name}"')
+    if _aborted(conn):
+        _rollback_savepoint(conn, scope, frame)
+        raise pg_errors.InFailedSqlTransaction(
+            "an error inside the savepoint aborted it; rolled back to the savepoint"
+        )
+    try:
+        conn.execute(f'RELEASE SAVEPOINT "{frame.savepoint}"')
+    except BaseException:
+        _rollback_savepoint(conn, scope, frame)
+        raise
     scope.frames.pop()
     parent = scope.frames[-1]
     parent.hooks.extend(frame.hooks)
@@ -216,37 +295,96 @@ def unit_of_work(
     parent.written.update(frame.written)
 
 
-def _rollback_savepoint(conn: psycopg.Connection[Any], scope: Scope, frame: _Frame) -> None:
+def _rollback_savepoint(conn: Conn, scope: Scope, frame: _Frame) -> None:
+    """Roll back to the frame's savepoint; its rollback hooks run now, or with the enclosing
+    rollback when the savepoint could not be rolled back (lost connection)."""
+    done = False
     try:
         if not conn.closed and frame.savepoint is not None:
             conn.execute(f'ROLLBACK TO SAVEPOINT "{frame.savepoint}"')
             conn.execute(f'RELEASE SAVEPOINT "{frame.savepoint}"')
+            done = True
     finally:
         if scope.frames and scope.frames[-1] is frame:
             scope.frames.pop()
-    _run_hooks(frame.rollback_hooks)
+        if not done and scope.frames:
+            scope.frames[-1].rollback_hooks.extend(frame.rollback_hooks)
+    if done or not scope.frames:
+        _run_hooks(frame.rollback_hooks)
 
 
-def _finish_outer(conn: psycopg.Connection[Any], scope: Scope, *, commit: bool) -> None:
-    hooks = [h for f in scope.frames for h in (f.hooks if commit else f.rollback_hooks)]
+def _unregister(conn: Conn, scope: Scope) -> None:
+    scope.frames.clear()
+    if _SCOPES.get(conn) is scope:
+        del _SCOPES[conn]
+
+
+def _finish_outer(conn: Conn, scope: Scope, *, commit: bool) -> None:
+    rollback_hooks = [h for f in scope.frames for h in f.rollback_hooks]
+    if commit:
+        commit_hooks = [h for f in scope.frames for h in f.hooks]
+        try:
+            if scope.audit and not scope.read_only:
+                _audit_outcome(conn, scope, committed=True)
+            if _aborted(conn):
+                raise pg_errors.InFailedSqlTransaction(
+                    "the transaction was aborted by an earlier error; rolled back, not committed"
+                )
+            status = conn.execute("COMMIT").statusmessage
+            if status != "COMMIT":  # pragma: no cover - PostgreSQL answered COMMIT with ROLLBACK
+                raise pg_errors.InFailedSqlTransaction("COMMIT was answered with ROLLBACK")
+        except BaseException:
+            _rollback_quietly(conn)
+            _unregister(conn, scope)
+            _run_hooks(rollback_hooks)
+            if scope.audit:
+                _audit_outcome(conn, scope, committed=False)
+            raise
+        _unregister(conn, scope)
+        _run_hooks(commit_hooks)
+        if scope.audit and scope.read_only:
+            _audit_outcome(conn, scope, committed=True)
+        return
     try:
-        if commit:
-            conn.execute("COMMIT")
-        elif not conn.closed:
-            try:
-                conn.execute("ROLLBACK")
-            except psycopg.OperationalError:
-                log.warning("rollback failed: connection lost (server discards the transaction)")
+        _rollback_quietly(conn)
     finally:
-        scope.frames.clear()
-        _SCOPES.pop(conn, None)
-    _run_hooks(hooks)
+        _unregister(conn, scope)
+    _run_hooks(rollback_hooks)
+    if scope.audit:
+        _audit_outcome(conn, scope, committed=False)
 
 
-def after_commit(conn: psycopg.Connection[Any], hook: Hook) -> None:
+def _rollback_quietly(conn: Conn) -> None:
+    if conn.closed or conn.info.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        log.warning("rollback failed: connection lost (the server discards the transaction)")
+
+
+def _audit_outcome(conn: Conn, scope: Scope, *, committed: bool) -> None:
+    """TRANSACTION_COMMIT in the transaction (lane 1), TRANSACTION_ROLLBACK on lane 2."""
+    from returns.result import Success
+
+    from wxdata.audit.log import log_transaction  # audit builds on tx: import at use
+
+    result = log_transaction(conn, scope.ctx, committed=committed, unit_id=scope.unit_id)
+    if committed and not scope.read_only and not isinstance(result, Success):
+        raise pg_errors.InFailedSqlTransaction("the TRANSACTION_COMMIT record could not be written")
+
+
+def after_commit(conn: Conn, hook: Hook) -> None:
     """Run ``hook`` after the open unit of work commits, or now if none is open."""
     scope = current_scope(conn)
     if scope is None:
         _run_hooks([hook])
     else:
         scope.after_commit(hook)
+
+
+def on_rollback(conn: Conn, hook: Hook) -> None:
+    """Run ``hook`` if the current scope level rolls back (never, when no unit of work is open)."""
+    scope = current_scope(conn)
+    if scope is not None:
+        scope.on_rollback(hook)

@@ -1,0 +1,519 @@
+"""Cache hits vs the database, through ``wxdata.cache.cached``.
+
+``python -m benchmarks.bench_cache [--scale 20000] [--config A|B|both] [--reps 7] [--quick]``
+
+Self-contained: creates, migrates and seeds its own database (benchmarks/seed.py: students over 8
+schools, health records), adds 5,000 reference schools sharing one city (so a page + total of
+schools has thousands of matching rows), measures, and drops everything; Redis at ``REDIS_URL``
+(the Redis variants are skipped with a note when it is unset or unreachable), on a namespace of
+its own that is deleted afterwards. The suite (``python -m benchmarks``) also picks this module up
+through :func:`run`.
+
+Method: the harness's (benchmarks/common.py) — every variant runs one batch per repetition, the
+order rotating between repetitions, inputs prepared outside the clock; figures are the median over
+repetitions of the mean µs per operation, with the min-max of those means. Every cached variant is
+warmed first, so each timed call is a hit.
+
+Workloads:
+
+1. reference data (schools) by id: raw psycopg prepared fetch (baseline) vs wxdata (uncached) vs
+   a memory-tier hit through ``cached`` vs a bare ``cachetools`` lookup of the same entry (the
+   floor: the difference is the hit path's own cost) vs a tiered (memory) hit vs a Redis hit;
+2. schools page of 20 + total over 5,000 matching rows: raw psycopg (page + count, 2 prepared
+   statements) vs wxdata (one statement) vs Redis and memory hits;
+3. schools search (ILIKE on the name, page + total): the same variants;
+4. PHI read by id with its audit record: wxdata (the record rides in the read's statement) vs a
+   memory hit + its record (one INSERT) vs a Redis hit + its record, and a memory hit with the
+   audit off (what the record costs);
+5. PHI page of 20 + total (students of one school, thousands of rows) with its audit record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from cachetools import TLRUCache
+
+from benchmarks.common import (
+    Env,
+    Options,
+    Result,
+    Variant,
+    Workload,
+    audit_disabled,
+    configuration,
+    finalize,
+    fmt_us,
+    measure,
+    server_url,
+)
+
+REFERENCE_SCHOOLS = 5000
+WARM_IDS = 100
+PAGES = 10
+TARGETS = (
+    ("schools by id (reference data)", "cached: memory hit", 30.0),
+    ("schools page of 20 + total (5,000 matching)", "cached: redis hit", 3.0),
+)
+
+
+def _redis_url() -> str | None:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError):
+        return None
+    return url
+
+
+class Caches:
+    """The backends under test, on a private namespace."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        from wxdata.cache import Envelope, KeyBuilder, MemoryCache, RedisCache, TieredCache
+        from wxdata.cache import make_client as redis_client
+        from wxdata.cache.crypto import key_hash_key
+
+        secret = os.urandom(32)
+        self.namespace = f"wxbench-{uuid.uuid4().hex[:10]}"
+        self.keys = KeyBuilder(key_hash_key(secret), self.namespace)
+        self.memory = MemoryCache(self.keys, max_size=100_000)
+        self.redis: Any = None
+        self.tiered: Any = None
+        self.url = redis_url
+        if redis_url is not None:
+            self.redis = RedisCache(redis_client(redis_url, socket_timeout=2.0), self.keys,
+                                    Envelope(secret))
+            self.tiered = TieredCache(MemoryCache(self.keys, max_size=100_000),
+                                      RedisCache(redis_client(redis_url, socket_timeout=2.0),
+                                                 self.keys, Envelope(secret)))
+            self.tiered.bus.wait_ready(5)
+
+    def close(self) -> None:
+        for c in (self.redis, self.tiered):
+            if c is not None:
+                c.close()
+        if self.url is not None:
+            import redis
+
+            client = redis.Redis.from_url(self.url)
+            keys = list(client.scan_iter(match=f"{self.namespace}:*", count=1000))
+            for i in range(0, len(keys), 500):
+                client.unlink(*keys[i : i + 500])
+            client.close()
+
+
+def _seed_reference(env: Env) -> tuple[str, list[uuid.UUID], list[str]]:
+    """5,000 schools in one city (thousands of matching rows); returns (city, ids, name fragments)."""
+    conn = env.connection("cache-seed")
+    city = f"Benchville {env.tag}"
+    district = conn.execute(
+        "INSERT INTO districts (name, code) VALUES (%s, %s) RETURNING id",
+        (f"Bench district {env.tag}", f"BD-{env.tag}")).fetchone()
+    assert district is not None
+    words = ("Oak", "Maple", "Cedar", "River", "Hill", "Lake", "Park", "Valley", "Pine", "Summit")
+    rows = [(uuid.uuid4(), f"{words[i % 10]} {words[(i // 10) % 10]} School {i}",
+             f"BS-{env.tag}-{i:05d}", district[0], city, i % 900 + 100)
+            for i in range(REFERENCE_SCHOOLS)]
+    with conn.cursor() as cur, cur.copy(
+            "COPY schools (id, name, code, district_id, city, total_enrollment) FROM STDIN") as cp:
+        for r in rows:
+            cp.write_row(r)
+    conn.execute("ANALYZE schools")
+    return city, [r[0] for r in rows], ["Oak Map", "River", "Lake Pi", "ummit", "Cedar Hill"]
+
+
+def _drop_reference(env: Env, city: str) -> None:
+    conn = env.connection("cache-seed")
+    conn.execute("DELETE FROM schools WHERE city = %s", (city,))
+    conn.execute("DELETE FROM districts WHERE code = %s", (f"BD-{env.tag}",))
+
+
+@contextlib.contextmanager
+def _audit_on() -> Iterator[None]:
+    from wxdata.config import configure, settings
+
+    previous = settings()
+    import attrs
+
+    configure(attrs.evolve(previous, audit_enabled=True, audit_phi_access=True))
+    try:
+        yield
+    finally:
+        configure(previous)
+
+
+def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
+              fragments: list[str]) -> list[Workload]:
+    """The cache workloads over the seeded data."""
+    from wxdata.cache import by_id, cached, search
+    from wxdata.domains import students
+    from wxdata.domains.organisation import schools
+    from wxdata.schema import SCHOOLS, STUDENTS
+
+    ctx = env.ctx
+    n_warm = 10 if env.options.quick else WARM_IDS
+    warm = school_ids[:n_warm]
+    student_ids = env.data.student_ids[:n_warm]
+    school_of_students = env.data.schools[0][0]
+    columns = ",".join(f'"{c}"' for c in SCHOOLS.column_names)
+    backends: dict[str, Any] = {"memory": caches.memory}
+    if caches.redis is not None:
+        backends["redis"] = caches.redis
+        backends["tiered"] = caches.tiered
+
+    def school_reader(cache: Any) -> Callable[..., Any]:
+        @cached(SCHOOLS, key=lambda conn, ctx, sid: by_id(sid), cache=cache,
+                name=f"bench.school_by_id.{cache.name}")
+        def read(conn: Any, ctx: Any, sid: uuid.UUID) -> Any:
+            return schools.find_by_id(conn, ctx, sid)
+
+        return read
+
+    def school_pages(cache: Any) -> Callable[..., Any]:
+        @cached(SCHOOLS, cache=cache, name=f"bench.school_pages.{cache.name}")
+        def read(conn: Any, ctx: Any, page: int) -> Any:
+            return schools.find_many(conn, ctx, {"city": city}, order_by=["name"], page=page)
+
+        return read
+
+    def school_search(cache: Any) -> Callable[..., Any]:
+        @cached(SCHOOLS, key=lambda conn, ctx, frag: search(), cache=cache,
+                name=f"bench.school_search.{cache.name}")
+        def read(conn: Any, ctx: Any, frag: str) -> Any:
+            return schools.find_many(conn, ctx, {"name": {"ilike": frag}}, order_by=["name"])
+
+        return read
+
+    def student_reader(cache: Any) -> Callable[..., Any]:
+        @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache,
+                name=f"bench.student_by_id.{cache.name}")
+        def read(conn: Any, ctx: Any, sid: uuid.UUID) -> Any:
+            return students.find_by_id(conn, ctx, sid)
+
+        return read
+
+    def student_pages(cache: Any) -> Callable[..., Any]:
+        @cached(STUDENTS, cache=cache, name=f"bench.student_pages.{cache.name}")
+        def read(conn: Any, ctx: Any, page: int) -> Any:
+            return students.find_many(conn, ctx, {"school_id": school_of_students},
+                                      order_by=["last_name", "first_name"], page=page)
+
+        return read
+
+    readers = {name: {
+        "school": school_reader(c), "pages": school_pages(c), "search": school_search(c),
+        "student": student_reader(c), "student_pages": student_pages(c),
+    } for name, c in backends.items()}
+
+    def warmed(kind: str, inputs: list[Any]) -> None:
+        with _audit_on():
+            for per in readers.values():
+                for x in inputs:
+                    per[kind](env.wx, ctx, x).unwrap()
+
+    warmed("school", warm)
+    pages = list(range(1, (3 if env.options.quick else PAGES) + 1))
+    warmed("pages", pages)
+    warmed("search", fragments)
+    warmed("student", student_ids)
+    warmed("student_pages", pages)
+
+    def pick(values: list[Any]) -> Callable[[Env, int], list[Any]]:
+        def inputs(env: Env, n: int) -> list[Any]:
+            return [env.rng.choice(values) for _ in range(n)]
+
+        return inputs
+
+    def via(kind: str, backend: str) -> Callable[[Env], Callable[[Any], object]]:
+        def make(env: Env) -> Callable[[Any], object]:
+            fn = readers[backend][kind]
+            conn = env.wx
+            return lambda x: fn(conn, ctx, x)
+
+        return make
+
+    def raw_school(env: Env) -> Callable[[Any], object]:
+        cur = env.raw.cursor()
+        sql = f"SELECT {columns} FROM schools WHERE id = %s"
+        return lambda x: cur.execute(sql, (x,), prepare=True).fetchone()
+
+    def bare_lookup(env: Env) -> Callable[[Any], object]:
+        """The floor of a memory hit: one TLRUCache lookup of a precomputed key, under a lock."""
+        cache: TLRUCache[str, Any] = TLRUCache(100_000, lambda k, v, now: now + 86400)
+        lock = threading.Lock()
+        found = readers["memory"]["school"]
+        by_sid: dict[Any, str] = {}
+        for sid in warm:
+            by_sid[sid] = f"white-cross:school:{sid}:{uuid.uuid4().hex}{uuid.uuid4().hex}"
+            cache[by_sid[sid]] = found(env.wx, ctx, sid)
+
+        def op(x: Any) -> object:
+            with lock:
+                return cache[by_sid[x]]
+
+        return op
+
+    def raw_page(where_sql: str, order: str, param: Callable[[Any], Any]) -> Callable[
+            [Env], Callable[[Any], object]]:
+        def make(env: Env) -> Callable[[Any], object]:
+            cur = env.raw.cursor()
+            page_sql = (f"SELECT {columns} FROM schools WHERE {where_sql} ORDER BY {order} "
+                        "LIMIT 20 OFFSET %s")
+            count_sql = f"SELECT count(*) FROM schools WHERE {where_sql}"
+
+            def op(x: Any) -> object:
+                value, offset = param(x)
+                rows = cur.execute(page_sql, (value, offset), prepare=True).fetchall()
+                total = cur.execute(count_sql, (value,), prepare=True).fetchone()
+                return rows and total
+
+            return op
+
+        return make
+
+    def uncached(fn: Callable[..., Any]) -> Callable[[Env], Callable[[Any], object]]:
+        def make(env: Env) -> Callable[[Any], object]:
+            conn = env.wx
+            return lambda x: fn(conn, ctx, x)
+
+        return make
+
+    redis_variants = caches.redis is not None
+    out: list[Workload] = []
+
+    v1 = [
+        Variant("raw psycopg prepared fetch", "raw", raw_school, baseline=True),
+        Variant("wxdata find_by_id (uncached)", "wxdata",
+                uncached(lambda c, x, sid: schools.find_by_id(c, x, sid))),
+        Variant("cached: memory hit", "cache", via("school", "memory")),
+        Variant("bare cachetools lookup (floor)", "floor", bare_lookup),
+    ]
+    if redis_variants:
+        v1 += [Variant("cached: tiered (memory tier) hit", "cache", via("school", "tiered")),
+               Variant("cached: redis hit", "cache", via("school", "redis"))]
+    out.append(Workload("cache-school", "schools by id (reference data)", v1, pick(warm)))
+
+    v2 = [
+        Variant("raw psycopg page + count", "raw",
+                raw_page("city = %s", "name, id", lambda p: (city, (p - 1) * 20)), baseline=True),
+        Variant("wxdata find_many (uncached)", "wxdata", uncached(
+            lambda c, x, p: schools.find_many(c, x, {"city": city}, order_by=["name"], page=p))),
+        Variant("cached: memory hit", "cache", via("pages", "memory")),
+    ]
+    if redis_variants:
+        v2.append(Variant("cached: redis hit", "cache", via("pages", "redis")))
+    out.append(Workload("cache-pages", "schools page of 20 + total (5,000 matching)", v2,
+                        pick(pages)))
+
+    v3 = [
+        Variant("raw psycopg ILIKE page + count", "raw",
+                raw_page("name ILIKE %s", "name, id", lambda f: (f"%{f}%", 0)), baseline=True),
+        Variant("wxdata find_many ilike (uncached)", "wxdata", uncached(
+            lambda c, x, f: schools.find_many(c, x, {"name": {"ilike": f}}, order_by=["name"]))),
+        Variant("cached: memory hit", "cache", via("search", "memory")),
+    ]
+    if redis_variants:
+        v3.append(Variant("cached: redis hit", "cache", via("search", "redis")))
+    out.append(Workload("cache-search", "schools search ILIKE, page + total", v3, pick(fragments)))
+
+    v4 = [
+        Variant("wxdata find_by_id + riding audit record", "wxdata",
+                uncached(lambda c, x, sid: students.find_by_id(c, x, sid)), baseline=True,
+                around=_audit_on),
+        Variant("cached: memory hit + audit INSERT", "cache", via("student", "memory"),
+                around=_audit_on),
+        Variant("cached: memory hit, AUDIT_ENABLED=false", "cache", via("student", "memory"),
+                around=audit_disabled),
+    ]
+    if redis_variants:
+        v4.append(Variant("cached: redis hit + audit INSERT", "cache", via("student", "redis"),
+                          around=_audit_on))
+    out.append(Workload("cache-phi", "PHI student by id, with its audit record", v4,
+                        pick(student_ids)))
+
+    v5 = [
+        Variant("wxdata find_many + riding audit record", "wxdata", uncached(
+            lambda c, x, p: students.find_many(c, x, {"school_id": school_of_students},
+                                               order_by=["last_name", "first_name"], page=p)),
+                baseline=True, around=_audit_on),
+        Variant("cached: memory hit + audit INSERT", "cache", via("student_pages", "memory"),
+                around=_audit_on),
+    ]
+    if redis_variants:
+        v5.append(Variant("cached: redis hit + audit INSERT", "cache",
+                          via("student_pages", "redis"), around=_audit_on))
+    out.append(Workload("cache-phi-page", "PHI students page of 20 + total, with audit", v5,
+                        pick(pages)))
+    return out
+
+
+def run(env: Env) -> list[Result]:
+    """The suite hook: measure every cache workload in ``env``'s configuration."""
+    redis_url = _redis_url()
+    caches = Caches(redis_url)
+    city, ids, fragments = _seed_reference(env)
+    try:
+        results: list[Result] = []
+        for wl in workloads(env, caches, city, ids, fragments):
+            results.extend(measure(env, wl))
+        for r in results:
+            r.section = "cache"
+            if redis_url is None:
+                r.extra["note"] = "REDIS_URL unset or unreachable: Redis variants skipped"
+        return results
+    finally:
+        caches.close()
+        _drop_reference(env, city)
+
+
+def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
+    """Hit-path pieces timed in a tight loop (best of ``repeat``, µs per call), no database.
+
+    The harness's per-operation overhead (~1 µs) is in every figure of the workloads above; these
+    isolate the cache's own cost: a bare ``TLRUCache`` lookup under a lock (the floor), the memory
+    backend's lookup, and a complete ``cached`` hit on a non-PHI entity (key memo, scope check,
+    lookup, prebuilt ``Success``).
+    """
+    import timeit
+
+    from returns.result import Success
+
+    from wxdata import ExecutionContext, Role
+    from wxdata.cache import KeyBuilder, MemoryCache, by_id, cached
+    from wxdata.schema import SCHOOLS
+
+    class NoConnection:  # a hit never touches the connection; current_scope() only looks it up
+        pass
+
+    sid = uuid.uuid4()
+    mem = MemoryCache(KeyBuilder(os.urandom(32)), max_size=1000)
+    tlru: TLRUCache[str, Any] = TLRUCache(1000, lambda k, v, now: now + 3600)
+    lock = threading.Lock()
+    tlru["k"] = ("row",)
+    mem.set("k", ("row",), entity="School")
+    ctx = ExecutionContext(user_id="u-bench", role=Role.NURSE)
+    conn: Any = NoConnection()
+    calls = [0]
+
+    @cached(SCHOOLS, key=lambda conn, ctx, sid: by_id(sid), cache=mem, name="bench.micro")
+    def stub(conn: Any, ctx: Any, sid: uuid.UUID) -> Any:
+        calls[0] += 1
+        return Success(("row",))
+
+    stub(conn, ctx, sid)  # the one miss: fills the entry
+
+    def bare() -> Any:
+        with lock:
+            return tlru["k"]
+
+    timed = {
+        "bare TLRUCache lookup under a lock (floor)": bare,
+        "MemoryCache.lookup": lambda: mem.lookup("k", "School", False),
+        "cached() hit, non-PHI entity": lambda: stub(conn, ctx, sid),
+    }
+    out = {name: min(timeit.repeat(fn, repeat=repeat, number=number)) / number * 1e6
+           for name, fn in timed.items()}
+    if calls[0] != 1:
+        raise RuntimeError("the timed decorator calls were not all hits")
+    return out
+
+
+def report(results: list[Result]) -> str:
+    """A plain-text summary: every variant with median, min-max and ratio, then the targets."""
+    finalize(results)
+    lines = []
+    for config in sorted({r.config for r in results}):
+        lines.append(f"\nconfiguration {config}")
+        for workload in dict.fromkeys(r.workload for r in results if r.config == config):
+            lines.append(f"  {workload}")
+            group = [r for r in results if r.config == config and r.workload == workload]
+            for r in group:
+                ratio = f"{r.ratio:6.3f}x" if r.ratio is not None else "   -   "
+                speed = f"{1 / r.ratio:7.1f}x faster" if r.ratio else ""
+                lines.append(f"    {r.variant:<44} {fmt_us(r.median):>10} "
+                             f"({fmt_us(r.lo)} - {fmt_us(r.hi)})  {ratio} {speed}")
+        floor = next((r for r in results if r.config == config and r.family == "floor"), None)
+        hit = next((r for r in results if r.config == config and
+                    r.workload == "schools by id (reference data)" and
+                    r.variant == "cached: memory hit"), None)
+        if floor and hit:
+            lines.append(f"  hit-path overhead over a bare cachetools lookup: "
+                         f"{hit.median - floor.median:.2f} µs ({hit.median / floor.median:.1f}x)")
+        for workload, variant, target in TARGETS:
+            r = next((x for x in results if x.config == config and x.workload == workload
+                      and x.variant == variant), None)
+            if r is not None and r.ratio:
+                ok = "met" if 1 / r.ratio >= target else "NOT met"
+                lines.append(f"  target {variant} >= {target:.0f}x faster than "
+                             f"{workload.split(' (')[0]} baseline: {1 / r.ratio:.1f}x ({ok})")
+    return "\n".join(lines)
+
+
+def measure_all(db_url: str, data: Any, options: Options) -> list[Result]:
+    """Every cache workload in each configuration of ``options`` on a seeded database."""
+    results: list[Result] = []
+    for config in options.configs:
+        with configuration(config, db_url, options) as (conninfo, notes):
+            for note in notes:
+                print(f"{config}: {note}")
+            env = Env(config, conninfo, options, data)
+            try:
+                results.extend(run(env))
+            finally:
+                env.close()
+    return results
+
+
+def options_from(argv: list[str] | None) -> Options:
+    """Options of the standalone run."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_cache", description=__doc__)
+    p.add_argument("--scale", type=int, default=20_000, help="students to seed (default 20000)")
+    p.add_argument("--config", choices=("A", "B", "both"), default="A")
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--batch-seconds", type=float, default=0.2)
+    p.add_argument("--quick", action="store_true", help="2,000 students, 2 repetitions")
+    p.add_argument("--database-url", default=None)
+    a = p.parse_args(argv)
+    options = Options(quick=a.quick)
+    options.scale = 2000 if a.quick and a.scale == 20_000 else a.scale
+    options.reps = 2 if a.quick and a.reps == 7 else a.reps
+    options.batch_seconds = 0.02 if a.quick and a.batch_seconds == 0.2 else a.batch_seconds
+    options.database_url = a.database_url
+    options.configs = ("A", "B") if a.config == "both" else (a.config,)
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Create, seed, measure, report, drop."""
+    from benchmarks.seed import bench_database
+
+    os.environ.setdefault("WXDATA_ENV", "bench")
+    options = options_from(argv)
+    random.seed(options.seed)
+    with bench_database(server_url(options), options, options.scale, 1) as (db_url, data):
+        results = measure_all(db_url, data, options)
+    print(report(results))
+    print("\nhit path in a tight loop (best of 5, µs per call, no harness overhead):")
+    for name, us in micro(number=20_000 if options.quick else 200_000).items():
+        print(f"  {name:<44} {us:6.3f} µs")
+    if _redis_url() is None:
+        print("\nREDIS_URL unset or unreachable: Redis variants were skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,823 @@
+"""Benchmark harness: options, results, interleaved timing, configurations A/B, the run driver.
+
+Method (DESIGN §6): every workload runs through several *variants* (raw psycopg, wxdata audited and
+unaudited, SQLAlchemy Core and ORM, ...) on the same seeded database, in the same process, in the
+same configuration. Each repetition runs one batch of every variant, the order rotating from one
+repetition to the next (A B C, B C A, C A B, ...), so slow drift of the machine hits every variant
+alike. A batch's inputs are prepared before its clock starts. The figure reported is the median over
+repetitions of the mean time per operation in a batch, with the min-max of those means; ratios are
+taken to the workload's baseline variant (raw psycopg) of the same configuration and run.
+
+Configurations: **A** realistic (TCP loopback, nothing pinned, durable commits); **B** CPU cost (this
+process, the PostgreSQL server and Redis pinned to one core, ``synchronous_commit=off``), which
+removes the cross-core wake-ups that hide Python-side cost in A. Affinities changed for B are
+restored afterwards, including those of server backends forked while B ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+EXTRA_MODULES = ("bench_audit_write", "bench_cache", "bench_audit_verify")
+SCALING_PAGES = (1, 100, 1000, 10000)
+
+# --- options and results ------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    """What to run and how hard; built from the command line by :func:`parse_args`."""
+
+    quick: bool = False
+    scale: int = 100_000
+    records_per_student: int = 3
+    schools: int = 8
+    configs: tuple[str, ...] = ("A", "B")
+    only: frozenset[str] | None = None
+    reps: int = 7
+    batch_seconds: float = 0.25
+    max_batch: int = 2000
+    bulk_rows: int = 10_000
+    mixed_seconds: float = 3.0
+    mixed_reps: int = 3
+    mixed_threads: int = 8
+    scaling: tuple[int, ...] = (10_000, 100_000)
+    database_url: str | None = None
+    output_dir: Path = RESULTS_DIR
+    chart: bool = True
+    write: bool = True
+    keep_db: bool = False
+    extras: bool = True
+    core: int = 0
+    profile: str | None = None
+    profile_ops: int = 2000
+    seed: int = 20240601
+
+    def wants(self, key: str) -> bool:
+        """Whether workload ``key`` was selected (``--only``)."""
+        return self.only is None or key in self.only
+
+
+@dataclass
+class Result:
+    """One variant of one workload in one configuration: per-repetition means, in µs per operation."""
+
+    workload: str
+    variant: str
+    config: str
+    samples_us: list[float]
+    ops_per_rep: int
+    family: str = ""
+    baseline: bool = False
+    section: str = "main"
+    scale: int | None = None
+    ratio: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        """Median over repetitions of the mean µs per operation."""
+        return statistics.median(self.samples_us)
+
+    @property
+    def lo(self) -> float:
+        """Fastest repetition (µs per operation)."""
+        return min(self.samples_us)
+
+    @property
+    def hi(self) -> float:
+        """Slowest repetition (µs per operation)."""
+        return max(self.samples_us)
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for the JSON output."""
+        return {
+            "workload": self.workload, "variant": self.variant, "config": self.config,
+            "family": self.family, "baseline": self.baseline, "section": self.section,
+            "scale": self.scale, "median_us": self.median, "min_us": self.lo, "max_us": self.hi,
+            "ratio": self.ratio, "ops_per_rep": self.ops_per_rep, "samples_us": self.samples_us,
+            "extra": self.extra,
+        }
+
+
+def finalize(results: Sequence[Result]) -> None:
+    """Fill each result's ratio to its workload's baseline variant (same config, section, scale)."""
+    base: dict[tuple[str, str, str, int | None], float] = {}
+    for r in results:
+        if r.baseline:
+            base[(r.section, r.workload, r.config, r.scale)] = r.median
+    for r in results:
+        b = base.get((r.section, r.workload, r.config, r.scale))
+        r.ratio = r.median / b if b else None
+
+
+# --- variants and workloads -----------------------------------------------------------------------
+
+Op = Callable[[Any], object]
+
+
+@dataclass
+class Variant:
+    """One way of doing a workload's operation: ``make(env)`` returns the operation ``op(input)``.
+
+    ``op`` returns something truthy on success (a falsy return counts as a failed operation and
+    aborts the workload: a benchmark that measures errors is worse than none). ``around`` wraps
+    every batch (e.g. switching the audit off for the unaudited wxdata variant).
+    """
+
+    name: str
+    family: str
+    make: Callable[[Env], Op]
+    baseline: bool = False
+    around: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+
+
+@dataclass
+class Workload:
+    """An operation, its variants, and the inputs each batch gets (prepared outside the clock)."""
+
+    key: str
+    title: str
+    variants: list[Variant]
+    inputs: Callable[[Env, int], list[Any]]
+    fixed_batch: int | None = None
+    max_batch: int | None = None
+    cleanup: Callable[[Env], None] | None = None
+    section: str = "main"
+    scale: int | None = None
+    note: str = ""
+
+
+class BenchmarkError(RuntimeError):
+    """A variant failed an operation, or the environment cannot run the benchmark."""
+
+
+# --- the environment of one configuration ---------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """What the seeding produced and the workloads draw their inputs from."""
+
+    students: int
+    schools: list[tuple[uuid.UUID, uuid.UUID]]  # (school_id, district_id)
+    student_ids: list[uuid.UUID]
+    record_ids: list[uuid.UUID]
+    grades: list[str]
+    fragments: list[str]
+
+
+class Env:
+    """One configuration's connections, context, data and helpers (closed by :meth:`close`)."""
+
+    def __init__(self, config: str, conninfo: str, options: Options, data: Dataset) -> None:
+        from wxdata import ExecutionContext, Purpose, Role
+
+        self.config = config
+        self.conninfo = conninfo
+        self.options = options
+        self.data = data
+        self.rng = random.Random(options.seed + ord(config))
+        self.tag = f"{config}{uuid.uuid4().hex[:6].upper()}"
+        self._counter = 0
+        self.ctx = ExecutionContext(
+            user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,
+            ip_address="10.1.2.3", user_agent="wxdata-bench", request_id="req-bench-1",
+        )
+        self._closers: list[Callable[[], None]] = []
+        self._cache: dict[str, Any] = {}
+
+    # connections, opened on first use and kept for the whole configuration
+    def _once(self, key: str, make: Callable[[], Any], close: Callable[[Any], None]) -> Any:
+        if key not in self._cache:
+            value = make()
+            self._cache[key] = value
+            self._closers.append(lambda: close(value))
+        return self._cache[key]
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        """The raw psycopg connection (autocommit)."""
+        return self._once("raw", lambda: psycopg.connect(self.conninfo, autocommit=True),
+                          lambda c: c.close())
+
+    @property
+    def wx(self) -> psycopg.Connection[Any]:
+        """The connection wxdata runs on (``wxdata.db.connect``, autocommit)."""
+        from wxdata.db import connect
+
+        return self._once("wx", lambda: connect(self.conninfo), lambda c: c.close())
+
+    def connection(self, key: str) -> psycopg.Connection[Any]:
+        """An extra autocommit connection under its own key (e.g. for input preparation)."""
+        return self._once(key, lambda: psycopg.connect(self.conninfo, autocommit=True),
+                          lambda c: c.close())
+
+    def engine(self, autocommit: bool = True, pool_size: int = 10) -> Any:
+        """A SQLAlchemy 2 engine over psycopg 3 on the same conninfo (AUTOCOMMIT or transactional)."""
+        from sqlalchemy import create_engine
+
+        def make() -> Any:
+            kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 4}
+            if autocommit:
+                kwargs["isolation_level"] = "AUTOCOMMIT"
+            return create_engine(
+                "postgresql+psycopg://", creator=lambda: psycopg.connect(self.conninfo), **kwargs
+            )
+
+        return self._once(f"engine-{autocommit}-{pool_size}", make, lambda e: e.dispose())
+
+    def core(self) -> Any:
+        """A long-lived SQLAlchemy Core connection in AUTOCOMMIT mode (one round trip per statement)."""
+        return self._once("core", lambda: self.engine(True).connect(), lambda c: c.close())
+
+    def sessions(self, autocommit: bool = True) -> Any:
+        """A ``sessionmaker`` (``expire_on_commit=False``) bound to the AUTOCOMMIT or the tx engine."""
+        from sqlalchemy.orm import sessionmaker
+
+        return self._once(f"sessions-{autocommit}",
+                          lambda: sessionmaker(self.engine(autocommit), expire_on_commit=False),
+                          lambda _: None)
+
+    def unique(self, prefix: str) -> str:
+        """A student number never used before in this run."""
+        self._counter += 1
+        return f"{prefix}{self.tag}{self._counter:08d}"
+
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """A value computed once per configuration (captured SQL, prebuilt statements...)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run ``closer`` when the environment closes (after what was opened later)."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        """Close every connection, engine and pool this environment opened."""
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                closer()
+        self._closers.clear()
+        self._cache.clear()
+
+
+@contextlib.contextmanager
+def audit_disabled() -> Iterator[None]:
+    """Run with ``AUDIT_ENABLED=false`` (process settings), restoring the previous settings after."""
+    from wxdata.config import configure, settings
+
+    previous = settings()
+    configure(attrs.evolve(previous, audit_enabled=False))
+    try:
+        yield
+    finally:
+        configure(previous)
+
+
+class Recorder(psycopg.Cursor[Any]):
+    """A cursor that records every statement it executes (to replay wxdata's SQL with raw psycopg)."""
+
+    log: list[tuple[str, Any]] = []
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        """Record, then execute."""
+        text = query if isinstance(query, str) else bytes(query).decode() if isinstance(
+            query, bytes | bytearray) else str(query)
+        Recorder.log.append((text, dict(params) if isinstance(params, dict) else params))
+        return super().execute(query, params, **kwargs)
+
+
+def capture(env: Env, run: Callable[[psycopg.Connection[Any]], object],
+            conninfo: str | None = None) -> list[tuple[str, Any]]:
+    """The statements (text, params) ``run`` sends through a fresh connection, in order."""
+    Recorder.log = []
+    with psycopg.connect(conninfo or env.conninfo, autocommit=True, cursor_factory=Recorder) as conn:
+        outcome = run(conn)
+    if not outcome:
+        raise BenchmarkError(f"capture run failed: {outcome!r}")
+    log, Recorder.log = Recorder.log, []
+    return log
+
+
+def statement(log: list[tuple[str, Any]], contains: str) -> tuple[str, dict[str, Any]]:
+    """The first captured statement whose text contains ``contains``."""
+    for text, params in log:
+        if contains in text:
+            return text, dict(params or {})
+    raise BenchmarkError(f"no captured statement contains {contains!r}")
+
+
+# --- timing ---------------------------------------------------------------------------------------
+
+
+def _timed(op: Op, xs: list[Any]) -> tuple[int, int]:
+    bad = 0
+    clock = time.perf_counter_ns
+    t0 = clock()
+    for x in xs:
+        if not op(x):
+            bad += 1
+    return clock() - t0, bad
+
+
+def measure(env: Env, wl: Workload, *, log: Callable[[str], None] = print) -> list[Result]:
+    """Run every variant of ``wl`` interleaved, ``reps`` times; return one Result per variant."""
+    opts = env.options
+    ops: dict[str, Op] = {}
+    variants = list(wl.variants)
+    for v in variants:
+        ops[v.name] = v.make(env)
+
+    def batch(v: Variant, n: int) -> float:
+        xs = wl.inputs(env, n)
+        ctx = v.around() if v.around is not None else contextlib.nullcontext()
+        with ctx:
+            ns, bad = _timed(ops[v.name], xs)
+        if bad:
+            raise BenchmarkError(f"{wl.title} / {v.name}: {bad} of {n} operations failed")
+        return ns / 1000 / n
+
+    # warm-up (prepares statements, fills plan caches) and calibration of the batch size
+    probe = 1 if wl.fixed_batch else (3 if opts.quick else 20)
+    slowest = 0.0
+    for v in variants:
+        first = batch(v, probe)
+        slowest = max(slowest, first if wl.fixed_batch else batch(v, probe))
+    if wl.fixed_batch:
+        n = wl.fixed_batch
+    else:
+        cap = min(wl.max_batch or opts.max_batch, opts.max_batch)
+        n = int(opts.batch_seconds * 1e6 / max(slowest, 1.0))
+        n = max(3 if opts.quick else 10, min(cap, n))
+    samples: dict[str, list[float]] = {v.name: [] for v in variants}
+    for rep in range(opts.reps):
+        k = rep % len(variants)
+        for v in variants[k:] + variants[:k]:
+            samples[v.name].append(batch(v, n))
+    if wl.cleanup is not None:
+        wl.cleanup(env)
+    out = [
+        Result(wl.title, v.name, env.config, samples[v.name], n, v.family, v.baseline, wl.section,
+               wl.scale, extra={"note": wl.note} if wl.note else {})
+        for v in variants
+    ]
+    base = next((r.median for r in out if r.baseline), None)
+    for r in out:
+        ratio = f"{r.median / base:5.2f}x" if base else "   - "
+        log(f"  [{env.config}] {wl.title:<34} {r.variant:<44} {fmt_us(r.median):>10} "
+            f"({fmt_us(r.lo)}-{fmt_us(r.hi)})  {ratio}")
+    return out
+
+
+def fmt_us(us: float) -> str:
+    """µs with a unit that keeps 3 significant figures."""
+    if us >= 100_000:
+        return f"{us / 1000:.0f} ms"
+    if us >= 10_000:
+        return f"{us / 1000:.1f} ms"
+    if us >= 1000:
+        return f"{us / 1000:.2f} ms"
+    if us >= 100:
+        return f"{us:.0f} µs"
+    return f"{us:.1f} µs"
+
+
+# --- configurations A and B -----------------------------------------------------------------------
+
+
+def _tasks(pid: int) -> list[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return [pid]
+
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1] == str(ppid):
+            out.append(int(entry))
+    return out
+
+
+class Pinning:
+    """Pins processes (every thread, like ``taskset -a``) to one core; remembers and restores."""
+
+    def __init__(self, core: int) -> None:
+        self.core = core
+        self.saved: dict[int, set[int]] = {}
+        self.postmaster: int | None = None
+        self.notes: list[str] = []
+
+    def pin(self, pid: int) -> None:
+        """Pin every thread of ``pid`` (remembering each thread's previous affinity)."""
+        for tid in _tasks(pid):
+            try:
+                if tid not in self.saved:
+                    self.saved[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, {self.core})
+            except ProcessLookupError:
+                continue  # exited meanwhile
+            except PermissionError as exc:
+                self.notes.append(f"could not pin {tid}: {type(exc).__name__}")
+
+    def pin_server(self, postmaster: int) -> None:
+        """Pin the postmaster (new backends inherit) and every existing child process."""
+        self.postmaster = postmaster
+        self.pin(postmaster)
+        for child in _children(postmaster):
+            self.pin(child)
+
+    def restore(self) -> None:
+        """Give every pinned thread its previous affinity back, and un-pin backends born meanwhile."""
+        default = self.saved.get(self.postmaster) if self.postmaster else None
+        for tid, mask in self.saved.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, mask)
+        if self.postmaster and default:
+            for child in _children(self.postmaster):
+                if child in self.saved:
+                    continue
+                for tid in _tasks(child):
+                    with contextlib.suppress(OSError):
+                        if os.sched_getaffinity(tid) == {self.core}:
+                            os.sched_setaffinity(tid, default)
+        self.saved.clear()
+
+
+def _local_pid(pid: int, needle: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return needle.encode() in fh.read()
+    except OSError:
+        return False
+
+
+def postmaster_pid(conninfo: str) -> int | None:
+    """The server's postmaster pid when it runs on this machine (parent of our backend), else None."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:  # the backend must be alive to look
+        row = conn.execute("SELECT pg_backend_pid(), current_database()").fetchone()
+        assert row is not None
+        backend, dbname = row
+        if not _local_pid(backend, dbname):
+            return None
+        with open(f"/proc/{backend}/stat") as fh:
+            stat = fh.read()
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
+def redis_pid(url: str | None) -> int | None:
+    """The Redis server's pid when it is reachable and runs on this machine, else None."""
+    if not url:
+        return None
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        pid = int(client.info("server")["process_id"])
+        client.close()
+    except Exception:
+        return None
+    return pid if _local_pid(pid, "redis") else None
+
+
+def config_conninfo(db_url: str, config: str) -> str:
+    """The conninfo every client uses in this configuration (same options for all of them)."""
+    options = ["-c statement_timeout=30000", "-c idle_in_transaction_session_timeout=30000"]
+    if config == "B":
+        options.append("-c synchronous_commit=off")
+    existing = conninfo_to_dict(db_url)
+    if "options" in existing:
+        options.insert(0, str(existing["options"]))
+    return make_conninfo(db_url, options=" ".join(options), application_name="wxdata-bench")
+
+
+@contextlib.contextmanager
+def configuration(config: str, db_url: str, options: Options, *,
+                  log: Callable[[str], None] = print) -> Iterator[tuple[str, list[str]]]:
+    """Enter configuration A or B; yields (conninfo, notes). B's pinning is undone on exit."""
+    conninfo = config_conninfo(db_url, config)
+    notes: list[str] = []
+    if config == "A":
+        yield conninfo, notes
+        return
+    pinning = Pinning(options.core)
+    previous_handler = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        if threading_is_main():
+            signal.signal(signal.SIGTERM, on_term)
+        pinning.pin(os.getpid())
+        pm = postmaster_pid(conninfo)
+        if pm is None:
+            notes.append("PostgreSQL is not local: only the client was pinned")
+        else:
+            pinning.pin_server(pm)
+            notes.append(f"postmaster {pm} and its children pinned to core {options.core}")
+        rp = redis_pid(os.environ.get("REDIS_URL"))
+        if rp is not None:
+            pinning.pin(rp)
+            notes.append(f"redis {rp} pinned to core {options.core}")
+        notes.extend(pinning.notes)
+        for n in notes:
+            log(f"  [B] {n}")
+        yield conninfo, notes
+    finally:
+        pinning.restore()
+        if threading_is_main():
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def threading_is_main() -> bool:
+    """True in the main thread (signal handlers can only be set there)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# --- the run driver -------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    """Options from the command line (see ``python -m benchmarks --help``)."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="wxdata vs raw psycopg vs SQLAlchemy 2: interleaved, medians, ratios, A/B.",
+    )
+    p.add_argument("--quick", action="store_true", help="short smoke run (few reps, tiny batches)")
+    p.add_argument("--scale", type=int, default=None, help="students to seed (default 100000)")
+    p.add_argument("--records-per-student", type=int, default=3)
+    p.add_argument("--config", choices=("A", "B", "both"), default="both")
+    p.add_argument("--only", default=None,
+                   help="comma-separated workload keys: " + ",".join(ALL_KEYS))
+    p.add_argument("--reps", type=int, default=None, help="repetitions (default 7, quick 2)")
+    p.add_argument("--batch-seconds", type=float, default=None,
+                   help="target time of the slowest variant's batch (default 0.25)")
+    p.add_argument("--bulk-rows", type=int, default=None, help="rows per bulk create (10000)")
+    p.add_argument("--mixed-seconds", type=float, default=None, help="school-day run length per rep")
+    p.add_argument("--threads", type=int, default=8, help="threads of the school-day workload")
+    p.add_argument("--scaling", default=None,
+                   help="comma-separated student counts for the scaling runs (default 10000,100000;"
+                        " add 1000000 for the 1M run; 'none' to skip)")
+    p.add_argument("--database-url", default=None,
+                   help="server to create the benchmark database on (default DATABASE_URL, else "
+                        "the embedded PostgreSQL)")
+    p.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--no-chart", action="store_true")
+    p.add_argument("--no-write", action="store_true", help="print only, write no files")
+    p.add_argument("--no-extras", action="store_true",
+                   help="skip optional modules " + ", ".join(f"benchmarks/{m}.py" for m in EXTRA_MODULES))
+    p.add_argument("--keep-db", action="store_true", help="do not drop the benchmark database")
+    p.add_argument("--core", type=int, default=0, help="core to pin to in configuration B")
+    p.add_argument("--profile", default=None, metavar="KEY",
+                   help="profile the wxdata variant of one workload with cProfile and exit")
+    p.add_argument("--profile-ops", type=int, default=2000)
+    a = p.parse_args(argv)
+    o = Options(quick=a.quick)
+    if a.quick:
+        o.scale, o.reps, o.batch_seconds, o.max_batch = 2000, 2, 0.02, 200
+        o.bulk_rows, o.mixed_seconds, o.mixed_reps, o.scaling = 500, 0.3, 1, ()
+    if a.scale is not None:
+        o.scale = a.scale
+    o.records_per_student = a.records_per_student
+    o.configs = ("A", "B") if a.config == "both" else (a.config,)
+    if a.only:
+        keys = frozenset(k.strip() for k in a.only.split(",") if k.strip())
+        unknown = keys - set(ALL_KEYS)
+        if unknown:
+            p.error(f"unknown workload keys: {', '.join(sorted(unknown))}")
+        o.only = keys
+    if a.reps is not None:
+        o.reps = max(1, a.reps)
+    if a.batch_seconds is not None:
+        o.batch_seconds = a.batch_seconds
+    if a.bulk_rows is not None:
+        o.bulk_rows = a.bulk_rows
+    if a.mixed_seconds is not None:
+        o.mixed_seconds = a.mixed_seconds
+    if a.scaling is not None:
+        o.scaling = () if a.scaling.strip() in ("", "none") else tuple(
+            int(s) for s in a.scaling.split(",") if s.strip())
+    o.mixed_threads = a.threads
+    o.database_url = a.database_url
+    o.output_dir = a.output_dir
+    o.chart = not a.no_chart
+    o.write = not a.no_write
+    o.extras = not a.no_extras
+    o.keep_db = a.keep_db
+    o.core = a.core
+    o.profile = a.profile
+    o.profile_ops = a.profile_ops
+    return o
+
+
+ALL_KEYS = ("fetch", "rls", "page", "search", "create", "update", "delete", "bulk", "create_tx",
+            "phi_read", "mixed", "cache", "scaling", "extras")
+
+
+def server_url(options: Options) -> str:
+    """The admin URL: --database-url, DATABASE_URL, or the embedded PostgreSQL."""
+    url = options.database_url or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from wxdata.db import embedded_url
+
+    return embedded_url("postgres")
+
+
+def metadata(options: Options, server: str) -> dict[str, Any]:
+    """Facts about the run (versions, machine, load) stored with the results."""
+    import psycopg_pool
+
+    try:
+        import sqlalchemy
+
+        sa_version = sqlalchemy.__version__
+    except ImportError:  # pragma: no cover
+        sa_version = "absent"
+    with psycopg.connect(server, autocommit=True) as c:
+        row = c.execute("SHOW server_version").fetchone()
+    commit = "unknown"
+    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    with contextlib.suppress(OSError):
+        ref = head.read_text().strip()
+        commit = (head.parent / ref[5:]).read_text().strip() if ref.startswith("ref: ") else ref
+    commit = commit[:12]
+    return {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(), "psycopg": psycopg.__version__,
+        "psycopg_pool": psycopg_pool.__version__, "sqlalchemy": sa_version,
+        "postgresql": row[0] if row else "?", "cpus": os.cpu_count(),
+        "loadavg_start": list(os.getloadavg()), "git_commit": commit,
+        "scale": options.scale, "records_per_student": options.records_per_student,
+        "reps": options.reps, "quick": options.quick, "configs": list(options.configs),
+        "server": conninfo_to_dict(server).get("host") or "socket",
+    }
+
+
+@dataclass
+class Report:
+    """Everything a run produced."""
+
+    meta: dict[str, Any]
+    results: list[Result] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    markdown: str = ""
+    files: list[Path] = field(default_factory=list)
+    extra_markdown: list[str] = field(default_factory=list)
+    modules: dict[str, tuple[Any, list[Result]]] = field(default_factory=dict)
+
+
+def _extras(env: Env, log: Callable[[str], None], rep: Report) -> list[Result]:
+    """Results of the optional modules other engineers own (``run(env) -> list[Result]``)."""
+    out: list[Result] = []
+    for name in EXTRA_MODULES:
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"benchmarks.{name}":
+                log(f"  [{env.config}] benchmarks/{name}.py: import failed ({exc})")
+            continue
+        run = getattr(module, "run", None)
+        if not callable(run):
+            log(f"  [{env.config}] benchmarks/{name}.py has no run(env): run it on its own")
+            continue
+        try:
+            got = run(env)
+        except Exception as exc:
+            log(f"  [{env.config}] benchmarks/{name}.py failed: {type(exc).__name__}: {exc}")
+            continue
+        mine = [r for r in got or [] if isinstance(r, Result)]
+        for r in mine:
+            if r.section in ("main", "mixed", "scaling"):
+                r.section = f"extra:{name}"
+        rep.modules.setdefault(name, (module, []))[1].extend(mine)
+        out.extend(mine)
+    return out
+
+
+def _module_reports(rep: Report, log: Callable[[str], None]) -> None:
+    """The optional modules' own summaries (their ``report(results) -> str``), if they have one."""
+    for name, (module, results) in rep.modules.items():
+        render = getattr(module, "report", None)
+        if not results or not callable(render):
+            continue
+        try:
+            text = str(render(results))
+        except Exception as exc:
+            log(f"benchmarks/{name}.py report failed: {type(exc).__name__}: {exc}")
+            continue
+        rep.extra_markdown.append(f"### benchmarks/{name}.py\n\n```\n{text.strip()}\n```")
+
+
+def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = print) -> Report:
+    """Run the suite: create, migrate and seed a database, measure, report, drop the database."""
+    from benchmarks import report as reporting
+    from benchmarks import seed as seeding
+    from benchmarks import workloads
+
+    os.environ.setdefault("WXDATA_ENV", "bench")
+    options = parse_args(argv)
+    server = server_url(options)
+    if options.profile:
+        workloads.profile(options, server, log=log)
+        return Report(meta={})
+    rep = Report(meta=metadata(options, server))
+    selected = [w for w in workloads.MAIN if options.wants(w)]
+    run_main_db = bool(selected) or options.wants("mixed") or options.wants("cache") or (
+        options.extras and options.wants("extras"))
+    if run_main_db:
+        with seeding.bench_database(server, options, options.scale,
+                                    options.records_per_student, log=log) as (db_url, data):
+            for config in options.configs:
+                with configuration(config, db_url, options, log=log) as (conninfo, notes):
+                    rep.notes.extend(f"{config}: {n}" for n in notes)
+                    env = Env(config, conninfo, options, data)
+                    try:
+                        for key in selected:
+                            for wl in workloads.MAIN[key](env):
+                                rep.results.extend(measure(env, wl, log=log))
+                        if options.wants("cache"):
+                            got, note = workloads.cache_hits(env, log=log)
+                            rep.results.extend(got)
+                            if note and note not in rep.notes:
+                                rep.notes.append(note)
+                        if options.wants("mixed"):
+                            rep.results.extend(workloads.school_day(env, log=log))
+                        if options.extras and options.wants("extras"):
+                            rep.results.extend(_extras(env, log, rep))
+                    finally:
+                        env.close()
+    if options.wants("scaling"):
+        for scale in options.scaling:
+            with seeding.bench_database(server, options, scale, 0, log=log) as (db_url, data):
+                for config in options.configs:
+                    with configuration(config, db_url, options, log=log) as (conninfo, _):
+                        env = Env(config, conninfo, options, data)
+                        try:
+                            for wl in workloads.scaling(env, scale):
+                                rep.results.extend(measure(env, wl, log=log))
+                        finally:
+                            env.close()
+    rep.meta["loadavg_end"] = list(os.getloadavg())
+    rep.meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    finalize(rep.results)
+    _module_reports(rep, log)
+    rep.markdown = reporting.markdown(rep)
+    log("")
+    log(rep.markdown)
+    if options.write:
+        rep.files = reporting.write(rep, options.output_dir, chart=options.chart,
+                                    day=date.today().isoformat())
+        for f in rep.files:
+            log(f"wrote {f}")
+    return rep
+
+
+def run_cli() -> int:
+    """Entry point of ``python -m benchmarks``."""
+    try:
+        main(sys.argv[1:])
+    except BenchmarkError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def dumps(obj: Any) -> str:
+    """JSON with dates, UUIDs and paths as strings."""
+    return json.dumps(obj, indent=1, default=str)

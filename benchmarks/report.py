@@ -1,0 +1,424 @@
+"""Reporting: the Markdown tables (DESIGN-style "A / B" summary, details, targets, school day,
+scaling), the JSON of every sample, and the PNG chart of the ratios (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Report, Result, fmt_us
+
+FAMILIES = (
+    ("raw", "raw psycopg"),
+    ("raw_audit", "raw + same audit SQL"),
+    ("wx", "wxdata (audited)"),
+    ("wx_noaudit", "wxdata (audit off)"),
+    ("core", "SQLAlchemy 2 Core"),
+    ("orm", "SQLAlchemy 2 ORM"),
+)
+
+
+def _configs(results: Iterable[Result]) -> list[str]:
+    return sorted({r.config for r in results})
+
+
+def _ordered(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _find(results: list[Result], section: str, workload: str, family: str, config: str,
+          scale: int | None = None) -> Result | None:
+    for r in results:
+        if (r.section == section and r.workload.startswith(workload) and r.family == family
+                and r.config == config and r.scale == scale):
+            return r
+    return None
+
+
+def _ratio(r: Result | None) -> str:
+    return "—" if r is None or r.ratio is None else f"{r.ratio:.2f}x"
+
+
+def _slash(parts: list[str]) -> str:
+    return " / ".join(parts)
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+
+def summary(results: list[Result]) -> str:
+    """DESIGN §6 style: one row per workload, ratio to raw psycopg per family, "A / B"."""
+    main = [r for r in results if r.section == "main"]
+    configs = _configs(main)
+    if not main:
+        return ""
+    head = "| workload | " + " | ".join(label for _, label in FAMILIES) + " |"
+    lines = [head, "|---" * (len(FAMILIES) + 1) + "|"]
+    for wl in _ordered(r.workload for r in main):
+        cells = []
+        for family, _ in FAMILIES:
+            found = [_find(main, "main", wl, family, c) for c in configs]
+            if all(f is None for f in found):
+                cells.append("—")
+            elif family == "raw":
+                times = _slash([fmt_us(f.median) if f else "—" for f in found])
+                cells.append(f"1.00 ({times})")
+            else:
+                cells.append(_slash([_ratio(f) for f in found]))
+        lines.append(f"| {wl} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def details(results: list[Result], section: str) -> str:
+    """Every variant: median µs per op, min-max over repetitions, ratio — per configuration."""
+    rows = [r for r in results if r.section == section]
+    if not rows:
+        return ""
+    configs = _configs(rows)
+    head = "| workload | variant | " + " | ".join(
+        f"{c}: median (min-max) | {c}: ratio" for c in configs) + " |"
+    lines = [head, "|---" * (2 + 2 * len(configs)) + "|"]
+    keys = _ordered(f"{r.scale or ''}\x00{r.workload}\x00{r.variant}" for r in rows)
+    for key in keys:
+        scale, wl, variant = key.split("\x00")
+        cells = []
+        for c in configs:
+            f = next((r for r in rows if r.workload == wl and r.variant == variant
+                      and r.config == c and str(r.scale or "") == scale), None)
+            if f is None:
+                cells += ["—", "—"]
+            else:
+                cells += [f"{fmt_us(f.median)} ({fmt_us(f.lo)}-{fmt_us(f.hi)})", _ratio(f)]
+        label = f"{wl} @ {int(scale):,} students" if scale else wl
+        lines.append(f"| {label} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A ratio of two results (numerator/denominator) that must stay at or under/over a bound."""
+
+    label: str
+    workload: str
+    num: str
+    den: str
+    op: str  # "<=" or ">="
+    bounds: dict[str, float]
+
+
+TARGETS = (
+    Target("fetch by id: wxdata (audit off) / raw psycopg ≤ 1.1x (A), 1.2x (B)", "fetch by id",
+           "wx_noaudit", "raw", "<=", {"A": 1.1, "B": 1.2}),
+    Target("fetch by id: wxdata audited / raw with the same audit SQL ≤ 1.1x, 1.2x", "fetch by id",
+           "wx", "raw_audit", "<=", {"A": 1.1, "B": 1.2}),
+    Target("fetch by id, strict: wxdata audited / bare raw SELECT ≤ 1.1x, 1.2x", "fetch by id",
+           "wx", "raw", "<=", {"A": 1.1, "B": 1.2}),
+    Target("fetch by id: ORM / wxdata (audit off) ≥ 2.5x (A), 5x (B)", "fetch by id", "orm",
+           "wx_noaudit", ">=", {"A": 2.5, "B": 5.0}),
+    Target("fetch by id, strict: ORM (no audit) / wxdata audited ≥ 2.5x, 5x", "fetch by id", "orm",
+           "wx", ">=", {"A": 2.5, "B": 5.0}),
+    Target("page + total: wxdata (audit off, 1 statement) / raw 2 queries ≤ 1.0x", "page of 20",
+           "wx_noaudit", "raw", "<=", {"A": 1.0, "B": 1.0}),
+    Target("page + total, strict: wxdata audited / raw 2 queries (no audit) ≤ 1.0x", "page of 20",
+           "wx", "raw", "<=", {"A": 1.0, "B": 1.0}),
+    Target("single create: wxdata (audit off) / raw INSERT ≤ 1.05x", "single create", "wx_noaudit",
+           "raw", "<=", {"A": 1.05, "B": 1.05}),
+    Target("single create: wxdata audited / raw with the same audit SQL ≤ 1.05x", "single create",
+           "wx", "raw_audit", "<=", {"A": 1.05, "B": 1.05}),
+    Target("update by id: wxdata (audit off) / raw UPDATE ≤ 1.1x", "update by id", "wx_noaudit",
+           "raw", "<=", {"A": 1.1, "B": 1.1}),
+    Target("update by id: wxdata audited / raw with the same audit SQL ≤ 1.1x", "update by id", "wx",
+           "raw_audit", "<=", {"A": 1.1, "B": 1.1}),
+    Target("bulk create: wxdata audited / raw COPY ≤ 1.3x", "bulk create", "wx", "raw", "<=",
+           {"A": 1.3, "B": 1.3}),
+    Target("bulk create: ORM add_all / wxdata audited ≥ 10x", "bulk create", "orm", "wx", ">=",
+           {"A": 10.0, "B": 10.0}),
+    Target("audited create: wxdata audited / bare unaudited raw INSERT ≤ 1.15x (A)", "single create",
+           "wx", "raw", "<=", {"A": 1.15}),
+)
+
+
+def target_rows(results: list[Result]) -> list[dict[str, Any]]:
+    """Each target's measured value and verdict per configuration."""
+    out = []
+    main = [r for r in results if r.section == "main"]
+    for t in TARGETS:
+        row: dict[str, Any] = {"target": t.label}
+        for c in _configs(main):
+            n = _find(main, "main", t.workload, t.num, c)
+            d = _find(main, "main", t.workload, t.den, c)
+            if n is None or d is None:
+                continue
+            value = n.median / d.median
+            bound = t.bounds.get(c)
+            met = None if bound is None else (value <= bound if t.op == "<=" else value >= bound)
+            row[c] = {"value": value, "bound": bound, "met": met}
+        out.append(row)
+    return out
+
+
+def targets(results: list[Result]) -> str:
+    """The issue-6 targets, measured, with an honest verdict."""
+    rows = target_rows(results)
+    configs = _configs([r for r in results if r.section == "main"])
+    if not rows or not configs:
+        return ""
+    lines = ["| target | " + " | ".join(configs) + " | verdict |", "|---" * (len(configs) + 2) + "|"]
+    for row in rows:
+        cells, verdicts = [], []
+        for c in configs:
+            v = row.get(c)
+            if v is None:
+                cells.append("—")
+                continue
+            cells.append(f"{v['value']:.2f}x")
+            if v["met"] is not None:
+                verdicts.append(f"{c} {'met' if v['met'] else 'MISSED'}")
+        lines.append(f"| {row['target']} | " + " | ".join(cells) + f" | {', '.join(verdicts) or '—'} |")
+    return "\n".join(lines)
+
+
+# --- school day and scaling --------------------------------------------------------------------
+
+
+def school_day(results: list[Result]) -> str:
+    """Throughput and latency percentiles of the mixed workload, per configuration."""
+    rows = [r for r in results if r.section == "mixed"]
+    if not rows:
+        return ""
+    configs = _configs(rows)
+    lines = ["| client | " + " | ".join(
+        f"{c}: ops/s | {c}: p50 / p95 / p99 | {c}: cost vs raw" for c in configs) + " |",
+        "|---" * (1 + 3 * len(configs)) + "|"]
+    for variant in _ordered(r.variant for r in rows):
+        cells = []
+        for c in configs:
+            f = next((r for r in rows if r.variant == variant and r.config == c), None)
+            if f is None:
+                cells += ["—", "—", "—"]
+                continue
+            e = f.extra
+            cells += [f"{e['throughput_ops_s']:.0f}",
+                      f"{fmt_us(e['p50_us'])} / {fmt_us(e['p95_us'])} / {fmt_us(e['p99_us'])}",
+                      _ratio(f)]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scaling(results: list[Result]) -> str:
+    """Median µs per operation at each scale ("A / B"), and how it grows from the smallest scale."""
+    rows = [r for r in results if r.section == "scaling"]
+    if not rows:
+        return ""
+    scales = sorted({r.scale for r in rows if r.scale})
+    configs = _configs(rows)
+    lines = ["| operation | variant | " + " | ".join(f"{s:,} students" for s in scales)
+             + f" | growth {scales[0]:,} → {scales[-1]:,} |", "|---" * (3 + len(scales)) + "|"]
+    for key in _ordered(f"{r.workload}\x00{r.variant}" for r in rows):
+        wl, variant = key.split("\x00")
+        cells = []
+        firsts: dict[str, float] = {}
+        lasts: dict[str, float] = {}
+        for s in scales:
+            parts = []
+            for c in configs:
+                f = next((r for r in rows if r.workload == wl and r.variant == variant
+                          and r.scale == s and r.config == c), None)
+                parts.append("—" if f is None else fmt_us(f.median))
+                if f is not None:
+                    firsts.setdefault(c, f.median)
+                    lasts[c] = f.median
+            cells.append(_slash(parts))
+        growth = _slash([f"{lasts[c] / firsts[c]:.1f}x" if c in firsts else "—" for c in configs])
+        lines.append(f"| {wl} | {variant} | " + " | ".join(cells) + f" | {growth} |")
+    return "\n".join(lines)
+
+
+def extras(results: list[Result]) -> str:
+    """Results contributed by the optional modules (each in its own section)."""
+    sections = _ordered(r.section for r in results if r.section not in ("main", "mixed", "scaling"))
+    return "\n\n".join(f"### {s.removeprefix('extra:')}\n\n" + details(results, s) for s in sections)
+
+
+def markdown(rep: Report) -> str:
+    """The whole report as Markdown."""
+    meta = rep.meta
+    configs = ", ".join(meta.get("configs", []))
+    parts = [
+        f"# wxdata benchmarks — {str(meta.get('started', ''))[:10]}",
+        "",
+        f"{meta.get('scale', 0):,} students, {meta.get('scale', 0) * meta.get('records_per_student', 0):,}"
+        f" health records; PostgreSQL {meta.get('postgresql')}, Python {meta.get('python')}, "
+        f"psycopg {meta.get('psycopg')}, SQLAlchemy {meta.get('sqlalchemy')}; {meta.get('cpus')} CPUs; "
+        f"configurations {configs}; {meta.get('reps')} interleaved repetitions"
+        f"{' (QUICK smoke run: figures are not meaningful)' if meta.get('quick') else ''}; "
+        f"git {meta.get('git_commit')}. Load average at start {meta.get('loadavg_start')}, "
+        f"at end {meta.get('loadavg_end')}.",
+        "",
+        "**A** realistic: TCP loopback, unpinned, durable commits. **B** CPU cost: client, PostgreSQL"
+        " (and Redis) pinned to one core, `synchronous_commit=off`. Cells are the median ratio to "
+        "raw psycopg (prepared statements) in the same run, written \"A / B\"; the raw column gives "
+        "its median time per operation.",
+        "",
+        "## Summary (ratio to raw psycopg, A / B)",
+        "",
+        summary(rep.results),
+        "",
+        "## Targets (issue 6)",
+        "",
+        targets(rep.results),
+        "",
+        "## School day (80% reads / 20% writes, pooled connections)",
+        "",
+        school_day(rep.results),
+        "",
+        "## Scaling (median per operation, A / B)",
+        "",
+        scaling(rep.results),
+        "",
+        "## Details (median over repetitions of the mean per operation, min-max, ratio)",
+        "",
+        details(rep.results, "main"),
+        "",
+        details(rep.results, "scaling"),
+        "",
+    ]
+    more = extras(rep.results)
+    if more or rep.extra_markdown:
+        parts += ["## Optional modules (benchmarks/bench_*.py)", "", more, "", *rep.extra_markdown]
+    if rep.notes:
+        parts += ["", "## Notes", ""] + [f"- {n}" for n in rep.notes]
+    return "\n".join(p for p in parts if p is not None).rstrip() + "\n"
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def render_chart(results: list[Result], path: Path) -> Path | None:
+    """PNG: time relative to raw psycopg per workload and client, one panel per configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    main = [r for r in results if r.section == "main"]
+    configs = _configs(main)
+    if not configs:
+        return None
+    workloads = _ordered(r.workload for r in main)
+    fams = [f for f in FAMILIES if f[0] != "raw"]
+    fig, axes = plt.subplots(1, len(configs), figsize=(8.5 * len(configs), 1.2 + 0.9 * len(workloads)),
+                             squeeze=False)
+    colors = ["#9e9e9e", "#1f77b4", "#9ecae1", "#ff7f0e", "#d62728"]
+    height = 0.8 / len(fams)
+    for ax, c in zip(axes[0], configs, strict=False):
+        top = 1.0
+        for i, (family, label) in enumerate(fams):
+            ys, xs = [], []
+            for j, wl in enumerate(workloads):
+                f = _find(main, "main", wl, family, c)
+                if f is not None and f.ratio:
+                    ys.append(j + (i - (len(fams) - 1) / 2) * height)
+                    xs.append(f.ratio)
+            ax.barh(ys, xs, height=height, label=label, color=colors[i % len(colors)])
+            for y, x in zip(ys, xs, strict=True):
+                ax.text(x * 1.02, y, f"{x:.2f}", va="center", fontsize=6)
+                top = max(top, x)
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlim(right=top * 1.6)
+        ax.set_yticks(range(len(workloads)))
+        ax.set_yticklabels(workloads, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("time relative to raw psycopg, same run (log scale; 1.0 = raw)")
+        title = "A: realistic (loopback, unpinned, durable)" if c == "A" else \
+            "B: CPU cost (one core, synchronous_commit=off)"
+        ax.set_title(title)
+        ax.grid(axis="x", which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def render_scaling(results: list[Result], path: Path) -> Path | None:
+    """PNG: µs per page against page depth, offset + total vs keyset, one line per scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results if r.section == "scaling" and r.workload.split()[0] in ("offset", "keyset")]
+    if not rows:
+        return None
+    configs = _configs(rows)
+    scales = sorted({r.scale or 0 for r in rows})
+    series = (("offset", "wx", "wxdata offset page + total", "#1f77b4", "-"),
+              ("offset", "raw_alt", "raw offset page only", "#1f77b4", ":"),
+              ("keyset", "wx", "wxdata find_after (keyset)", "#d62728", "-"),
+              ("keyset", "raw", "raw row-value keyset", "#d62728", ":"))
+    fig, axes = plt.subplots(1, len(configs), figsize=(7.5 * len(configs), 5.5), squeeze=False)
+    markers = "osD^v"
+    for ax, c in zip(axes[0], configs, strict=False):
+        for kind, family, label, color, style in series:
+            for k, scale in enumerate(scales):
+                pts = []
+                for r in rows:
+                    if (r.config == c and r.scale == scale and r.family == family
+                            and r.workload.startswith(kind)):
+                        pts.append((int(r.workload.split("page")[1].split()[0 if kind == "offset" else 2]),
+                                    r.median))
+                if not pts:
+                    continue
+                pts.sort()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, linestyle=style,
+                        marker=markers[k % len(markers)], alpha=0.5 + 0.5 * (k + 1) / len(scales),
+                        label=f"{label}, {scale:,} students")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("page number (limit 20)")
+        ax.set_ylabel("µs per page (median)")
+        ax.set_title(f"Deep pages, configuration {c}")
+        ax.grid(which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write(rep: Report, directory: Path, *, chart: bool = True, day: str) -> list[Path]:
+    """Write ``<day>.md``, ``<day>.json`` and ``<day>.png`` (``-quick`` suffix for smoke runs)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = day + ("-quick" if rep.meta.get("quick") else "")
+    md = directory / f"{stem}.md"
+    md.write_text(rep.markdown, encoding="utf-8")
+    js = directory / f"{stem}.json"
+    payload = {"meta": rep.meta, "notes": rep.notes, "targets": target_rows(rep.results),
+               "results": [r.to_json() for r in rep.results]}
+    js.write_text(json.dumps(_clean(payload), indent=1, default=str), encoding="utf-8")
+    files = [md, js]
+    if chart:
+        for png in (render_chart(rep.results, directory / f"{stem}.png"),
+                    render_scaling(rep.results, directory / f"{stem}-scaling.png")):
+            if png is not None:
+                files.append(png)
+    return files

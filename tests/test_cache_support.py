@@ -1,0 +1,80 @@
+"""Helpers shared by the cache tests (no tests here): backends on private namespaces, cleanup."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import psycopg
+import redis
+
+from wxdata.cache.backends.memory import MemoryCache
+from wxdata.cache.backends.redis import CircuitBreaker, RedisCache, make_client
+from wxdata.cache.backends.tiered import TieredCache
+from wxdata.cache.crypto import Envelope, key_hash_key
+from wxdata.cache.keys import KeyBuilder
+
+SECRET = os.urandom(32)
+
+
+def prefix() -> str:
+    """A namespace of one test (shared Redis stays clean of other tests' keys)."""
+    return f"wxt-{uuid.uuid4().hex[:12]}"
+
+
+def keys(namespace: str = "white-cross", secret: bytes = SECRET) -> KeyBuilder:
+    """A key builder keyed like a configured process."""
+    return KeyBuilder(key_hash_key(secret), namespace)
+
+
+def memory(max_size: int = 1000, **kw: Any) -> MemoryCache:
+    """A memory backend."""
+    return MemoryCache(keys(), max_size=max_size, **kw)
+
+
+def redis_backend(url: str, namespace: str, *, encrypt: bool = True, secret: bytes = SECRET,
+                  breaker: CircuitBreaker | None = None, timeout: float = 0.25) -> RedisCache:
+    """A Redis backend on its own namespace."""
+    client = make_client(url, connect_timeout=timeout, socket_timeout=timeout)
+    return RedisCache(client, keys(namespace, secret), Envelope(secret, encrypt=encrypt),
+                      breaker=breaker or CircuitBreaker(cooldown=0.05, max_cooldown=0.2))
+
+
+def tiered(url: str, namespace: str, *, lease: float = 1.0, ping_every: float = 0.05,
+           breaker: CircuitBreaker | None = None, timeout: float = 0.25,
+           wait: bool = True) -> TieredCache:
+    """A two-tier cache (a simulated application process) with its own memory tier."""
+    cache = TieredCache(MemoryCache(keys(namespace), max_size=1000),
+                        redis_backend(url, namespace, breaker=breaker, timeout=timeout),
+                        lease=lease, ping_every=ping_every)
+    if wait:
+        assert cache.bus.wait_ready(5), "bus never got its first lease"
+    return cache
+
+
+def wipe(url: str, namespace: str) -> None:
+    """Delete every key of a namespace (SCAN)."""
+    client = redis.Redis.from_url(url)
+    try:
+        batch = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        for i in range(0, len(batch), 500):
+            client.unlink(*batch[i : i + 500])
+    finally:
+        client.close()
+
+
+def audit_rows(conn: psycopg.Connection[Any], request_id: str | None,
+               entity: str | None = None) -> list[tuple[Any, ...]]:
+    """(action, metadata, entity_ids, subject_ids) of one request's audit records, in order."""
+    return conn.execute(
+        "SELECT action, metadata, entity_ids, subject_ids FROM audit_log "
+        "WHERE request_id = %s AND (%s::text IS NULL OR entity_type = %s) "
+        "ORDER BY created_at, id",
+        (request_id, entity, entity),
+    ).fetchall()
+
+
+def cache_hits(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The records of cache hits among audit rows."""
+    return [r for r in rows if r[1] and r[1].get("cache") == "hit"]

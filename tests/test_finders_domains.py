@@ -1,0 +1,185 @@
+"""Clinical domain finders against a Python reference on seeded data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from wxdata import system_context
+from wxdata.domains import (
+    allergies,
+    appointments,
+    chronic_conditions,
+    clinic_visits,
+    emergency_contacts,
+    immunizations,
+    incident_reports,
+    medication_logs,
+    medications,
+    student_medications,
+    vaccinations,
+    vital_signs,
+)
+from wxdata.errors import Conflict, InvalidQuery
+from wxdata.seed import seed
+
+
+def _rows(conn: psycopg.Connection[Any], table: str, ids: list[Any]) -> list[dict[str, Any]]:
+    cur = conn.execute(f"SELECT * FROM {table} WHERE student_id = ANY(%s) AND "
+                       "deleted_at IS NULL", (ids,))
+    cols = [d.name for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+@pytest.fixture(scope="module")
+def data(db_url: str) -> dict[str, Any]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed(conn, system_context("finders"), schools=2, students=60, seed=23).unwrap()
+        ids = [r[0] for r in conn.execute(
+            "SELECT s.id FROM students s JOIN schools c ON c.id = s.school_id JOIN districts d "
+            "ON d.id = c.district_id WHERE d.name LIKE 'Synthetic District 0023%%'").fetchall()]
+        tables = ("allergies", "appointments", "chronic_conditions", "clinic_visits",
+                  "emergency_contacts", "immunizations", "incident_reports", "medication_logs",
+                  "student_medications", "vaccinations", "vital_signs")
+        return {"ids": ids, **{t: _rows(conn, t, ids) for t in tables}}
+
+
+def _mine(data: dict[str, Any], rows: Any) -> list[Any]:
+    ids = set(data["ids"])
+    return [r for r in rows if r.student_id in ids]
+
+
+def test_allergies(conn, ctx, data) -> None:
+    rows = data["allergies"]
+    assert rows, "seed produced allergies"
+    sid = rows[0]["student_id"]
+    got = allergies.find_by_student(conn, ctx, sid, limit=100).unwrap()
+    assert [a.id for a in got.data] == [r["id"] for r in sorted(
+        (r for r in rows if r["student_id"] == sid and r["active"]),
+        key=lambda r: (r["allergen"], r["id"]))]
+    severity = rows[0]["severity"]
+    by_sev = _mine(data, allergies.find_by_severity(conn, ctx, severity, limit=100).unwrap().data)
+    assert {a.id for a in by_sev} <= {r["id"] for r in rows if r["severity"] == severity}
+    text = rows[0]["allergen"][2:5]
+    page = allergies.find_by_allergen(conn, ctx, text, limit=100).unwrap()
+    expected = {r["id"] for r in rows if r["active"] and text.lower() in r["allergen"].lower()}
+    if page.total <= 100:  # everything matching fits one page: compare exactly
+        assert {a.id for a in _mine(data, page.data)} == expected
+
+
+def test_allergy_duplicates_are_conflicts(conn, ctx, make_student) -> None:
+    s = make_student()
+    values = {"student_id": s.id, "allergen": "Peanuts", "severity": "SEVERE"}
+    assert allergies.is_duplicate(conn, ctx, s.id, "peanuts").unwrap() is False
+    allergies.create(conn, ctx, values).unwrap()
+    assert allergies.is_duplicate(conn, ctx, s.id, "PEANUTS").unwrap() is True
+    assert allergies.is_duplicate(conn, ctx, s.id, "Pea%").unwrap() is False
+    again = allergies.create(conn, ctx, {**values, "allergen": "peanuts"})
+    assert isinstance(again.failure(), Conflict)
+
+
+def test_medication_finders(conn, ctx, data, sys_ctx) -> None:
+    controlled = medications.find_controlled_substances(conn, ctx, limit=100).unwrap()
+    assert all(m.is_controlled and m.is_active for m in controlled.data)
+    rows = data["student_medications"]
+    sid = rows[0]["student_id"]
+    today = datetime.now(UTC).date()
+    active = student_medications.find_active_by_student(conn, ctx, sid, limit=100).unwrap()
+    assert {m.id for m in active.data} == {r["id"] for r in rows if r["student_id"] == sid
+                                           and r["is_active"]
+                                           and (r["end_date"] is None or r["end_date"] >= today)}
+    if active.data:
+        stopped = student_medications.discontinue(conn, sys_ctx, active.data[0].id).unwrap()
+        assert stopped.is_active is False
+        assert stopped.end_date == today
+
+
+def test_medication_logs(conn, ctx, data) -> None:
+    rows = data["medication_logs"]
+    sid = rows[0]["student_id"]
+    pending = _mine(data, medication_logs.find_pending(conn, ctx, student_id=sid,
+                                                       limit=100).unwrap().data)
+    assert {m.id for m in pending} == {r["id"] for r in rows if r["student_id"] == sid
+                                       and r["status"] == "PENDING"}
+    adherence = medication_logs.adherence_rate(conn, ctx, sid).unwrap()
+    scheduled = [r for r in rows if r["student_id"] == sid and r["scheduled_at"] is not None]
+    given = [r for r in scheduled if r["status"] == "ADMINISTERED"]
+    assert (adherence.scheduled, adherence.administered) == (len(scheduled), len(given))
+    start, end = date(2025, 1, 1), date(2026, 12, 31)
+    ranged = medication_logs.find_by_date_range(conn, ctx, start, end, student_id=sid,
+                                                limit=100).unwrap()
+    low = datetime(2025, 1, 1, tzinfo=UTC)
+    high = datetime(2027, 1, 1, tzinfo=UTC)
+    assert {m.id for m in ranged.data} == {r["id"] for r in rows if r["student_id"] == sid
+                                           and low <= r["administered_at"] < high}
+    assert isinstance(medication_logs.find_by_date_range(conn, ctx, end, start).failure(),
+                      InvalidQuery)
+
+
+def test_schedules_and_dues(conn, ctx, data) -> None:
+    rows = data["appointments"]
+    sid = rows[0]["student_id"]
+    got = appointments.find_by_student(conn, ctx, sid, limit=100).unwrap()
+    assert {a.id for a in got.data} == {r["id"] for r in rows if r["student_id"] == sid}
+    times = [a.scheduled_at for a in got.data]
+    assert times == sorted(times, reverse=True)
+    assert isinstance(appointments.find_upcoming_by_nurse(conn, ctx, sid, days=-1).failure(),
+                      InvalidQuery)
+    due = _mine(data, vaccinations.find_upcoming_due(conn, ctx, days=365, limit=100).unwrap().data)
+    today = datetime.now(UTC).date()
+    assert all(today <= v.next_due_date <= today + timedelta(days=365) for v in due)
+    assert isinstance(immunizations.find_upcoming_due(conn, ctx, days=10_000).failure(),
+                      InvalidQuery)
+    soon = _mine(data, immunizations.find_upcoming_due(conn, ctx, days=3650,
+                                                       limit=100).unwrap().data)
+    assert {i.id for i in soon} == {r["id"] for r in data["immunizations"]
+                                    if r["next_due_date"] is not None
+                                    and today <= r["next_due_date"] <= today + timedelta(days=3650)}
+
+
+def test_per_student_histories(conn, ctx, data) -> None:
+    checks = [
+        (vaccinations.find_by_student, "vaccinations"),
+        (immunizations.find_by_student, "immunizations"),
+        (incident_reports.find_by_student, "incident_reports"),
+        (clinic_visits.find_by_student, "clinic_visits"),
+        (vital_signs.find_latest, "vital_signs"),
+    ]
+    for finder, table in checks:
+        rows = data[table]
+        if not rows:
+            continue
+        sid = rows[0]["student_id"]
+        if finder is vital_signs.find_latest:
+            got = finder(conn, ctx, sid, count=100).unwrap()
+        else:
+            got = finder(conn, ctx, sid, limit=100).unwrap()
+        assert {r.id for r in got.data} == {r["id"] for r in rows if r["student_id"] == sid}, table
+    conditions = data["chronic_conditions"]
+    if conditions:
+        sid = conditions[0]["student_id"]
+        got = chronic_conditions.find_by_student(conn, ctx, sid, limit=100).unwrap()
+        assert {c.id for c in got.data} == {r["id"] for r in conditions
+                                            if r["student_id"] == sid and r["is_active"]}
+
+
+def test_vaccination_compliance(conn, ctx, data) -> None:
+    rows = data["vaccinations"]
+    sid = rows[0]["student_id"]
+    result = vaccinations.compliance(conn, ctx, sid).unwrap()
+    assert dict(result.by_status) == dict(Counter(r["compliance_status"] for r in rows
+                                                  if r["student_id"] == sid))
+
+
+def test_emergency_contacts_in_call_order(conn, ctx, data, sys_ctx, make_student) -> None:
+    s = make_student()
+    for priority, name in (("EMERGENCY_ONLY", "Zed"), ("PRIMARY", "Amy"), ("SECONDARY", "Bo")):
+        emergency_contacts.create(conn, sys_ctx, {
+            "student_id": s.id, "first_name": name, "last_name": name, "relationship": "Parent",
+            "phone_number": "+15550100", "priority": priority}).unwrap()
+    got = emergency_contacts.find_by_student(conn, ctx, s.id).unwrap()
+    assert [c.priority for c in got] == ["PRIMARY", "SECONDARY", "EMERGENCY_ONLY"]

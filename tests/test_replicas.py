@@ -1,0 +1,531 @@
+"""Replica routing against real streaming replication built on this machine.
+
+A module fixture builds a primary and a streaming replica (initdb, pg_basebackup -R, pg_ctl; as an
+unprivileged OS user when run as root), migrates the primary, and tears everything down at the end.
+The serving server of every read is identified by ``pg_is_in_recovery()`` on the very connection
+the router handed out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from returns.result import Failure, Result, Success
+
+from wxdata import ExecutionContext, Purpose, Role
+from wxdata.config import ConfigError, load_settings
+from wxdata.domains import students
+from wxdata.errors import DataError, Internal, Unavailable
+from wxdata.health import register, to_prometheus
+from wxdata.migrate import migrate
+from wxdata.replicas import Consistency, Router, RouterConfig, Strategy, consistency_key, is_replica
+from wxdata.replicas import cluster as local
+from wxdata.replicas.router import _Server
+from wxdata.tx import unit_of_work
+
+pytestmark = pytest.mark.skipif(local.missing() is not None, reason=str(local.missing()))
+
+Conn = psycopg.Connection[Any]
+WAIT = 60.0  # generous deadline for eventual states (polling, never a timing assertion)
+
+FAST = RouterConfig(check_interval=0.1, backoff_initial=0.1, backoff_max=0.5, replica_timeout=0.5,
+                    connect_timeout=2, primary_timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[local.LocalCluster]:
+    """A primary and one streaming replica, migrated, destroyed at the end."""
+    with local.LocalCluster.create(replicas=1) as c:
+        with psycopg.connect(c.url("primary"), autocommit=True) as conn:
+            migrate(conn)
+        c.wait_replayed("replica-1")
+        yield c
+
+
+@pytest.fixture(scope="module")
+def school(cluster: local.LocalCluster) -> dict[str, uuid.UUID]:
+    """A district and a school on the primary, replayed on the replica."""
+    with psycopg.connect(cluster.url("primary"), autocommit=True) as conn:
+        row = conn.execute("INSERT INTO districts (name, code) VALUES ('D', 'D-R') RETURNING id"
+                           ).fetchone()
+        assert row is not None
+        district = row[0]
+        row = conn.execute("INSERT INTO schools (name, code, district_id) VALUES "
+                           "('S', 'S-R', %s) RETURNING id", (district,)).fetchone()
+        assert row is not None
+    cluster.wait_replayed("replica-1")
+    return {"district_id": district, "school_id": row[0]}
+
+
+@pytest.fixture(scope="module")
+def router(cluster: local.LocalCluster) -> Iterator[Router]:
+    """A router over the cluster with fast health checks."""
+    with Router.open(cluster.url("primary"), [cluster.url("replica-1")], config=FAST,
+                     min_size=1, max_size=6) as r:
+        yield r
+
+
+def make_ctx(school: dict[str, uuid.UUID] | None = None) -> ExecutionContext:
+    """A nurse with a session of its own."""
+    return ExecutionContext(
+        user_id=f"u-{uuid.uuid4().hex[:8]}", role=Role.NURSE, purpose=Purpose.TREATMENT,
+        session_id=f"s-{uuid.uuid4().hex[:8]}", request_id=f"r-{uuid.uuid4().hex[:8]}",
+        school_ids={school["school_id"]} if school else set(),
+    )
+
+
+def new_student(router: Router, school: dict[str, uuid.UUID], **values: Any) -> Any:
+    """Create a student through the router's primary."""
+    base: dict[str, Any] = {
+        "student_number": f"R-{uuid.uuid4().hex[:10]}", "first_name": "Rowan", "last_name": "Quill",
+        "date_of_birth": date(2014, 2, 3), "grade": "5", "gender": "FEMALE",
+        "enrollment_date": date(2020, 9, 1), **school, **values,
+    }
+    return router.write(make_ctx(school), students.create, base).unwrap()
+
+
+def probe(conn: Conn, ctx: ExecutionContext, sid: uuid.UUID) -> Result[tuple[bool, str], DataError]:
+    """Which kind of server serves this connection, and the student's grade as it sees it."""
+    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    assert row is not None
+    return students.find_by_id(conn, ctx, sid).map(lambda s: (bool(row[0]), s.grade))
+
+
+def eventually(check: Any, what: str) -> Any:
+    """Poll ``check()`` until it returns a truthy value (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.05)
+
+
+def served_by_replica(router: Router, ctx: ExecutionContext, sid: uuid.UUID, grade: str) -> bool:
+    """One read: True when a replica served it with ``grade``."""
+    return router.read(ctx, probe, sid) == Success((True, grade))
+
+
+# --- routing ----------------------------------------------------------------------------------
+
+
+def test_reads_land_on_the_replica_and_disclosures_are_recorded_on_the_primary(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    s = new_student(router, school)
+    reader = make_ctx(school)
+    cluster.wait_replayed("replica-1")
+    with psycopg.connect(cluster.url("primary"), autocommit=True) as primary:
+        def reads() -> int:
+            row = primary.execute(
+                "SELECT count(*) FROM audit_log WHERE action = 'READ' AND entity_id = %s", (s.id,)
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        before = reads()
+        assert router.read(reader, probe, s.id) == Success((True, "5"))
+        with router.connection(reader, write=False) as conn:
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            assert row == (True,) and is_replica(conn)
+            assert students.find_by_id(conn, reader, s.id).unwrap().id == s.id
+        assert reads() == before + 2  # each replica read's disclosure was committed on the primary
+    assert router.health().server("replica-1").reads >= 2
+
+
+def test_write_then_read_in_same_context_sees_it_while_replay_is_paused(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    writer, bystander = make_ctx(school), make_ctx(school)
+    fallbacks = dict(router.health().fallbacks).get("read_your_writes", 0)
+    cluster.pause_replay("replica-1")
+    try:
+        assert isinstance(router.write(writer, students.update, s.id, {"grade": "6"}), Success)
+        assert router.read(writer, probe, s.id) == Success((False, "6"))  # primary: replica behind
+        assert router.read(bystander, probe, s.id) == Success((True, "5"))  # the replica is stale
+        assert dict(router.health().fallbacks)["read_your_writes"] > fallbacks
+    finally:
+        cluster.resume_replay("replica-1")
+    eventually(lambda: served_by_replica(router, writer, s.id, "6"), "writer back on the replica")
+
+
+def test_a_crud_write_outside_a_unit_of_work_makes_the_context_pending_at_once(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    writer = make_ctx(school)
+    seen: list[Result[tuple[bool, str], DataError]] = []
+    cluster.pause_replay("replica-1")
+    try:
+        with router.connection(writer, write=True) as conn:
+            assert students.update(conn, writer, s.id, {"grade": "7"}).unwrap().grade == "7"
+            assert router.required_lsn(writer) is None  # committed, position not read yet
+            other_thread = threading.Thread(target=lambda: seen.append(router.read(writer, probe, s.id)))
+            other_thread.start()
+            other_thread.join()
+        assert seen == [Success((False, "7"))]
+        required, replayed = router.required_lsn(writer), router.health().server("replica-1").replay_lsn
+        assert required is not None and replayed is not None and required > replayed
+        assert router.read(writer, probe, s.id) == Success((False, "7"))
+    finally:
+        cluster.resume_replay("replica-1")
+    eventually(lambda: served_by_replica(router, writer, s.id, "7"), "writer back on the replica")
+
+
+def test_work_inside_a_write_checkout_reuses_its_connection(
+    router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    s = new_student(router, school)
+    ctx = make_ctx(school)
+    with router.connection(ctx, write=True) as conn, unit_of_work(conn, ctx):
+        assert students.update(conn, ctx, s.id, {"grade": "8"}).unwrap().grade == "8"
+        same = router.read(ctx, lambda c, _ctx: Success(c))
+        assert same == Success(conn)
+        assert router.read(ctx, probe, s.id) == Success((False, "8"))  # sees its uncommitted write
+        with router.connection(ctx, write=False) as nested, router.connection(ctx, write=True) as w:
+            assert nested is conn and w is conn
+
+
+def test_a_write_slipped_into_a_replica_read_fails(
+    router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    s = new_student(router, school)
+    result = router.read(make_ctx(school), students.update, s.id, {"grade": "9"})
+    assert isinstance(result, Failure)
+    assert isinstance(result.failure(), Internal) and result.failure().sqlstate == "25006"
+
+
+def test_note_commit_covers_writes_on_connections_the_router_did_not_hand_out(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    writer, bystander = make_ctx(school), make_ctx(school)
+    cluster.pause_replay("replica-1")
+    try:
+        with psycopg.connect(cluster.url("primary"), autocommit=True) as own:
+            students.update(own, writer, s.id, {"grade": "10"}).unwrap()
+            assert router.read(writer, probe, s.id) == Success((True, "5"))  # unknown to the router
+            router.note_commit(own, writer)
+        assert router.read(writer, probe, s.id) == Success((False, "10"))
+        assert router.read(bystander, probe, s.id) == Success((True, "5"))
+    finally:
+        cluster.resume_replay("replica-1")
+
+
+def test_lagging_replica_is_skipped_and_counted_then_brought_back(
+    cluster: local.LocalCluster, school: dict[str, uuid.UUID]
+) -> None:
+    config = RouterConfig(max_lag_bytes=1024, max_lag_seconds=None, monitor=False,
+                          check_interval=0.05, replica_timeout=0.5, connect_timeout=2)
+    with Router.open(cluster.url("primary"), [cluster.url("replica-1")], config=config,
+                     min_size=1, max_size=2) as r:
+        s = new_student(r, school)
+        cluster.wait_replayed("replica-1")
+        assert r.check_all().server("replica-1").state == "up"
+        reader = make_ctx(school)
+        cluster.pause_replay("replica-1")
+        try:
+            with psycopg.connect(cluster.url("primary"), autocommit=True) as conn:
+                conn.execute("INSERT INTO districts (name, code) SELECT 'L' || g, 'L-' || g || %s "
+                             "FROM generate_series(1, 200) g", (uuid.uuid4().hex[:6],))
+            health = r.check_all()
+            replica = health.server("replica-1")
+            assert replica.state == "lagging" and replica.lag_bytes is not None
+            assert replica.lag_bytes > 1024
+            assert r.read(reader, probe, s.id) == Success((False, "5"))
+            assert dict(r.health().server("replica-1").skips)["lagging"] >= 1
+        finally:
+            cluster.resume_replay("replica-1")
+        cluster.wait_replayed("replica-1")  # no monitor: reads start the due checks lazily
+        eventually(lambda: r.read(reader, probe, s.id) == Success((True, "5")), "back, lazily")
+        assert r.health().server("replica-1").state == "up"
+
+
+def test_replica_stopped_mid_workload_falls_back_without_a_failed_call_then_returns(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    eventually(lambda: router.health().server("replica-1").state == "up", "replica up")
+    results: list[Result[tuple[bool, str], DataError]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker() -> None:
+        ctx = make_ctx(school)
+        while not stop.is_set():
+            r = router.read(ctx, probe, s.id)
+            with lock:
+                results.append(r)
+
+    def count(on_replica: bool) -> int:
+        with lock:
+            return sum(1 for r in results if r == Success((on_replica, "5")))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        eventually(lambda: count(True) >= 40, "reads served by the replica")
+        cluster.stop("replica-1", "fast")
+        on_primary = count(False)
+        eventually(lambda: count(False) >= on_primary + 100, "reads served by the primary")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        if "replica-1" not in cluster.running:
+            cluster.start("replica-1")
+    failed = [r for r in results if not isinstance(r, Success)]
+    assert failed == []
+    health = router.health()
+    assert health.server("replica-1").errors >= 1
+    assert sum(n for _, n in health.server("replica-1").skips) >= 1
+    cluster.wait_streaming()
+    eventually(lambda: served_by_replica(router, make_ctx(school), s.id, "5"),
+               "reads back on the restarted replica")
+    assert router.health().server("replica-1").state == "up"
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+
+def _two_replicas(cluster: local.LocalCluster, strategy: Strategy) -> Router:
+    """Two replica entries on the same server: enough to watch the choice between them."""
+    config = RouterConfig(strategy=strategy, monitor=False, replica_timeout=2, connect_timeout=2)
+    return Router.open(cluster.url("primary"), [cluster.url("replica-1")] * 2, config=config,
+                       min_size=1, max_size=3)
+
+
+def test_round_robin_alternates(cluster: local.LocalCluster, school: dict[str, uuid.UUID]) -> None:
+    with _two_replicas(cluster, Strategy.ROUND_ROBIN) as r:
+        s = new_student(r, school)
+        cluster.wait_replayed("replica-1")
+        reader = make_ctx(school)
+        for _ in range(10):
+            assert r.read(reader, probe, s.id) == Success((True, "5"))
+        h = r.health()
+        assert (h.server("replica-1").reads, h.server("replica-2").reads) == (5, 5)
+
+
+def test_least_loaded_avoids_the_busy_replica(
+    cluster: local.LocalCluster, school: dict[str, uuid.UUID]
+) -> None:
+    with _two_replicas(cluster, Strategy.LEAST_LOADED) as r:
+        s = new_student(r, school)
+        cluster.wait_replayed("replica-1")
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with r.connection(make_ctx(school), write=False):
+                held.set()
+                release.wait()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        held.wait()
+        try:
+            busy = next(x.pool.name for x in r.health().servers if x.reads == 1)
+            reader = make_ctx(school)
+            for _ in range(6):
+                assert r.read(reader, probe, s.id) == Success((True, "5"))
+        finally:
+            release.set()
+            holder.join()
+        h = r.health()
+        idle = "replica-2" if busy == "replica-1" else "replica-1"
+        assert (h.server(busy).reads, h.server(idle).reads) == (1, 6)
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"\\\n]*"(,[a-z_]+="[^"\\\n]*")*\})? -?[0-9.e+-]+$')
+
+
+def test_pool_metrics_show_real_in_use_and_waiting_under_load(cluster: local.LocalCluster) -> None:
+    config = RouterConfig(monitor=False, primary_timeout=30)
+    with Router.open(cluster.url("primary"), [], config=config, min_size=1, max_size=2) as r:
+        held, release = threading.Semaphore(0), threading.Event()
+
+        def hold() -> None:
+            with r.connection(make_ctx(), write=True) as conn:
+                conn.execute("SELECT 1")
+                held.release()
+                release.wait()
+
+        threads = [threading.Thread(target=hold) for _ in range(6)]
+        for t in threads:
+            t.start()
+        try:
+            loaded = eventually(
+                lambda: (h := r.health()).primary.pool.waiting == 4 and h, "4 requests waiting")
+            time.sleep(0.05)  # let the waiters accumulate measurable wait time
+        finally:
+            release.set()
+            for t in threads:
+                t.join()
+        pool = loaded.primary.pool
+        assert (pool.size, pool.in_use, pool.idle, pool.waiting) == (2, 2, 0, 4)
+        assert pool.utilization == 1.0
+        text = to_prometheus(loaded)
+        assert 'wxdata_pool_in_use{pool="primary",role="primary"} 2' in text
+        assert 'wxdata_pool_waiting{pool="primary",role="primary"} 4' in text
+        # the pool hands returned connections to a worker (reset) before they count as idle
+        after = eventually(lambda: (p := r.health().primary.pool).in_use == 0 and p, "all back")
+        assert after.requests >= 6 and after.requests_queued >= 4 and after.wait_ms > 0
+        assert after.waiting == 0 and after.usage_ms > 0
+
+
+def test_prometheus_exposition_is_well_formed(router: Router) -> None:
+    text = to_prometheus(router.check_all())
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert kind in ("gauge", "counter") and name not in names
+            names.add(name)
+            continue
+        assert _SAMPLE.match(line), line
+        assert line.split("{")[0].split(" ")[0] in names
+    for needed in ("wxdata_replica_lag_bytes", "wxdata_replica_lag_seconds", "wxdata_server_up",
+                   "wxdata_pool_wait_seconds_total", "wxdata_pool_connection_errors_total"):
+        assert needed in names
+    assert 'wxdata_server_up{pool="replica-1",role="replica"} 1' in text
+    data = router.health().to_dict()
+    assert data["servers"]["replica-1"]["lag_bytes"] is not None and data["primary_up"] is True
+
+
+def _run_health(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["health", *argv])
+    code: int = args.handler(args)
+    return code
+
+
+def test_health_command_prints_metrics_and_fails_without_primary(
+    cluster: local.LocalCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wxdata import cli
+
+    assert "wxdata.health" in cli.AREAS
+    monkeypatch.setenv("DATABASE_URL", cluster.url("primary"))
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", cluster.url("replica-1"))
+    assert _run_health("--format", "prometheus", "--require-replicas") == 0
+    out = capsys.readouterr().out
+    assert 'wxdata_server_up{pool="primary",role="primary"} 1' in out
+    assert 'wxdata_replica_lag_bytes{pool="replica-1",role="replica"}' in out
+    assert _run_health("--format", "json") == 0
+    assert '"primary_up": true' in capsys.readouterr().out
+    dead = local._free_port()
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://wxdata@127.0.0.1:{dead}/wxdata")
+    monkeypatch.delenv("DATABASE_REPLICA_URLS")
+    assert _run_health("--timeout", "2") == 1
+    assert "primary unreachable" in capsys.readouterr().err
+
+
+def test_unreachable_primary_is_a_failure_value_not_an_exception() -> None:
+    dead = f"postgresql://wxdata@127.0.0.1:{local._free_port()}/wxdata"
+    config = RouterConfig(monitor=False, primary_timeout=0.3, connect_timeout=1)
+    with Router.open(dead, [], config=config, min_size=0, max_size=1) as r:
+        assert r.health().primary_up is False
+        ctx = make_ctx()
+        assert isinstance(r.write(ctx, students.count).failure(), Unavailable)
+        assert isinstance(r.read(ctx, students.count).failure(), Unavailable)
+
+
+# --- configuration and bookkeeping (no server needed) -----------------------------------------
+
+
+def test_settings_for_replicas_are_validated() -> None:
+    s = load_settings({"DATABASE_REPLICA_URLS": "postgresql://a/x, postgresql://b/x",
+                       "DB_REPLICA_STRATEGY": "least-loaded", "DB_REPLICA_MAX_LAG_BYTES": "0",
+                       "DB_REPLICA_MAX_LAG_SECONDS": "5", "DB_SLOW_QUERY_MS": "250"})
+    assert s.replica_urls == ("postgresql://a/x", "postgresql://b/x")
+    assert (s.replica_strategy, s.replica_max_lag_bytes, s.replica_max_lag_seconds,
+            s.slow_query_ms) == ("least_loaded", None, 5.0, 250)
+    config = RouterConfig.from_settings(s)
+    assert config.strategy is Strategy.LEAST_LOADED and config.max_lag_bytes is None
+    for env, name in (({"DB_REPLICA_STRATEGY": "random"}, "DB_REPLICA_STRATEGY"),
+                      ({"DB_REPLICA_MAX_LAG_SECONDS": "-1"}, "DB_REPLICA_MAX_LAG_SECONDS"),
+                      ({"DB_SLOW_QUERY_MS": "soon"}, "DB_SLOW_QUERY_MS"),
+                      ({"DATABASE_REPLICA_URLS": "mysql://x"}, "DATABASE_REPLICA_URLS")):
+        with pytest.raises(ConfigError, match=name):
+            load_settings(env)
+
+
+def test_consistency_keys() -> None:
+    ctx = ExecutionContext(user_id="u-1", role=Role.NURSE, session_id="s-1")
+    assert consistency_key(ctx) == "s:s-1"
+    assert consistency_key(ctx, Consistency.USER) == "u:u-1"
+    assert consistency_key(ExecutionContext(user_id="u-1", role=Role.NURSE)) == "u:u-1"
+
+
+def _bare_router(max_tracked: int, replicas: int) -> Router:
+    return Router(
+        config=RouterConfig(max_tracked=max_tracked, monitor=False),
+        primary=_Server("primary", "primary", "", state="up"),
+        replicas=tuple(_Server(f"replica-{i}", "replica", "", state="up")
+                       for i in range(1, replicas + 1)),
+        settings=load_settings({}),
+    )
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("commit"), st.integers(0, 5), st.integers(1, 1000)),
+        st.tuples(st.just("replay"), st.integers(0, 2), st.floats(0, 1)),
+        st.tuples(st.just("down"), st.integers(0, 2), st.booleans()),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=_OPS, max_tracked=st.integers(1, 4))
+def test_a_context_never_needs_less_than_its_last_commit(
+    ops: list[tuple[str, int, Any]], max_tracked: int
+) -> None:
+    """Whatever commits, replays, outages, pruning and evictions: required >= last commit LSN."""
+    r = _bare_router(max_tracked, 3)
+    lsn = 0
+    last: dict[str, int] = {}
+    for op, index, value in ops:
+        if op == "commit":
+            lsn += value
+            key = f"s:{index}"
+            with r._lock:
+                r._record(key, lsn)
+            last[key] = lsn
+        else:
+            server = r.replicas[index]
+            if op == "replay":  # a replica only moves forward, never past what was written
+                server.replay_lsn = max(server.replay_lsn, int(lsn * value))
+            else:
+                server.state = "down" if value else "up"
+            with r._lock:
+                r._prune()
+        assert len(r._lsn) <= max_tracked
+        for key, position in last.items():
+            ctx = ExecutionContext(user_id="u", role=Role.NURSE, session_id=key[2:])
+            required = r.required_lsn(ctx)
+            assert required is not None and required >= position

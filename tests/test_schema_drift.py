@@ -1,0 +1,134 @@
+"""No drift between ``sql/`` and ``wxdata.schema``: after migrating an empty database, every
+registered entity's table has exactly the spec's columns (readable and secret), with the same
+canonical types and nullability; no table in ``public`` lacks a spec; every column is classified;
+PHI entities soft-delete; no clinical table cascades a student delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+import wxdata.domains  # noqa: F401 - registers every entity
+from wxdata.schema.spec import Column, DataClass, Entity, canonical_sql_type, registered
+
+ENTITIES = sorted(registered(), key=lambda e: e.table)
+#: Tables that are not entities: the audit machinery and the migration ledger.
+NOT_ENTITIES = ("audit_log", "wxdata_migrations")
+
+
+def _is_infrastructure(table: str) -> bool:
+    return table in NOT_ENTITIES or table.startswith("audit_")
+
+
+def _live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, bool]]:
+    """Column name -> (format_type, nullable) as PostgreSQL reports them."""
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull"
+        "  FROM pg_attribute a"
+        " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+        (f"public.{table}",),
+    ).fetchall()
+    return {name: (sql_type, nullable) for name, sql_type, nullable in rows}
+
+
+def _spec_columns(entity: Entity[Any]) -> dict[str, Column]:
+    return {c.name: c for c in (*entity.columns, *entity.secrets)}
+
+
+def test_entities_are_registered() -> None:
+    assert len(ENTITIES) >= 98
+    assert len({e.table for e in ENTITIES}) == len(ENTITIES), "two entities share a table"
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+def test_table_matches_spec(conn: psycopg.Connection[Any], entity: Entity[Any]) -> None:
+    live = _live_columns(conn, entity.table)
+    assert live, f"{entity.table}: table missing from the migrated database"
+    spec = _spec_columns(entity)
+    missing = sorted(set(spec) - set(live))
+    extra = sorted(set(live) - set(spec))
+    problems = [f"{entity.table}.{name}: declared but not in sql/" for name in missing]
+    problems += [f"{entity.table}.{name}: in sql/ but not declared" for name in extra]
+    for name in sorted(set(spec) & set(live)):
+        column = spec[name]
+        live_type, live_nullable = live[name]
+        if canonical_sql_type(column.sql_type) != canonical_sql_type(live_type):
+            problems.append(f"{entity.table}.{name}: type {column.sql_type!r} in spec, "
+                            f"{live_type!r} in database")
+        if column.nullable != live_nullable:
+            problems.append(f"{entity.table}.{name}: nullable={column.nullable} in spec, "
+                            f"{live_nullable} in database")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_public_table_has_a_spec(conn: psycopg.Connection[Any]) -> None:
+    tables = {r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')").fetchall()}
+    declared = {e.table for e in ENTITIES}
+    orphans = sorted(t for t in tables - declared if not _is_infrastructure(t))
+    assert not orphans, f"tables without an entity spec: {orphans}"
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+def test_every_column_is_classified(entity: Entity[Any]) -> None:
+    for column in (*entity.columns, *entity.secrets):
+        assert isinstance(column.data_class, DataClass), f"{entity.table}.{column.name}"
+    for column in entity.secrets:
+        assert column.data_class is DataClass.SECRET, f"{entity.table}.{column.name}"
+        assert column.name not in entity.column_names, f"{entity.table}.{column.name} is readable"
+
+
+def test_phi_entities_soft_delete() -> None:
+    offenders = [e.table for e in ENTITIES if e.is_phi and e.managed("deleted_at") is None]
+    assert not offenders, f"PHI entities without deleted_at: {offenders}"
+
+
+def test_student_references_never_cascade(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute(
+        "SELECT conrelid::regclass::text, confdeltype FROM pg_constraint"
+        " WHERE contype = 'f' AND confrelid = 'public.students'::regclass").fetchall()
+    assert len(rows) >= 25, "expected the clinical tables to reference students"
+    cascading = sorted(table for table, action in rows if action in ("c", "n", "d"))
+    assert not cascading, f"tables removing or orphaning clinical rows on student delete: {cascading}"
+
+
+def test_student_linked_specs_reference_students() -> None:
+    for e in ENTITIES:
+        if e.subject is not None and e.table != "students":
+            assert e.by_name[e.subject].rules.references == "students", e.table
+
+
+def test_phi_tables_cannot_be_hard_deleted_by_the_app(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.role_table_grants"
+        " WHERE grantee = 'wxdata_app' AND privilege_type = 'DELETE'").fetchall()
+    deletable = {r[0] for r in rows}
+    phi = sorted(e.table for e in ENTITIES if e.is_phi and e.table in deletable)
+    assert not phi, f"PHI tables the app can hard-delete: {phi}"
+    granted = {r[0] for r in conn.execute(
+        "SELECT table_name FROM information_schema.role_table_grants"
+        " WHERE grantee = 'wxdata_app' AND privilege_type = 'SELECT'").fetchall()}
+    ungranted = sorted(e.table for e in ENTITIES if e.table not in granted)
+    assert not ungranted, f"entities the app role cannot read: {ungranted}"
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+def test_unique_keys_match_spec(conn: psycopg.Connection[Any], entity: Entity[Any]) -> None:
+    rows = conn.execute(
+        "SELECT array_agg(a.attname::text ORDER BY k.ord)"
+        "  FROM pg_index i"
+        "  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
+        "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+        " WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND NOT i.indisprimary"
+        " GROUP BY i.indexrelid",
+        (f"public.{entity.table}",),
+    ).fetchall()
+    live = {frozenset(r[0]) for r in rows}
+    declared = {frozenset((c.name,)) for c in (*entity.columns, *entity.secrets) if c.rules.unique}
+    declared |= {frozenset(key) for key in entity.unique_together}
+    assert live == declared, (
+        f"{entity.table}: unique keys in sql/ only {sorted(map(sorted, live - declared))}, "
+        f"in the spec only {sorted(map(sorted, declared - live))}")

@@ -1,0 +1,275 @@
+"""``audited``: the audit of any ``(conn, ctx, ...) -> Result`` function, as one decorator.
+
+For hand-written queries and composed operations (the generic functions audit themselves). The
+decorator *owns* the audit of the call (:mod:`wxdata.audit.ownership`): exactly one record per
+call, whatever the call does beneath it.
+
+- **Disclosures** (READ, VIEW, EXPORT, PRINT) of an entity whose reads are audited (the spec says
+  PHI or education record): reads made beneath are not recorded by the generic functions; on
+  ``Success`` one record lists every entity id and subject (student) id found in the returned value
+  (an attrs row, a ``Page``/``KeysetPage``, a list or tuple of rows, dict rows, nested one level; or
+  what the ``ids=``/``subjects=`` callables extract) and the fields disclosed (the row type's
+  columns). A call that returns nothing discloses nothing and records nothing. Lanes: inside a unit
+  of work, the same transaction, replayed on lane 2 if it rolls back; in a read-only one, lane 2;
+  outside one, a plain INSERT. If the record cannot be written the call fails (fail closed).
+- **Changes** (CREATE, UPDATE, DELETE, RESTORE, BULK_*, IMPORT): reads beneath record themselves;
+  writes made by the generic functions beneath record themselves, so the decorator records only
+  when none did (hand-written SQL). Called outside a unit of work, the decorator opens one around
+  the call, adopting the isolation and retries of the ``transactional`` function it wraps (which
+  then runs in that transaction without a savepoint), so the change and its record commit together.
+- **Failures**: the ``Failure`` is returned unchanged after one ``success=false`` record on lane 2
+  (ACCESS_DENIED for ``Forbidden``), unless a generic function beneath already recorded it there.
+
+Order contract: ``@audited`` outermost, then ``@cached``, then ``@transactional``, then the query.
+A cache hit is still a disclosure: it comes back through the decorator and is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from uuid import UUID
+
+import attrs
+import psycopg
+from returns.result import Failure, Result, Success
+
+from wxdata.audit.log import CHANGES, DISCLOSURES, build_record, write_record, write_surviving
+from wxdata.audit.ownership import AuditOwner, owning
+from wxdata.audit.record import AuditAction, AuditRecord
+from wxdata.config import settings
+from wxdata.context import ExecutionContext
+from wxdata.errors import DataError
+from wxdata.query.paging import KeysetPage, Page
+from wxdata.schema.spec import Entity, registered
+from wxdata.tx.decorators import TxOptions, run_in_scope, tx_options
+from wxdata.tx.scope import current_scope
+
+log = logging.getLogger("wxdata.audit")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+Extract = Callable[[Any], Iterable[UUID | None]]
+Fn = Callable[Concatenate[Conn, ExecutionContext, P], Result[T, DataError]]
+
+_WARNED: set[str] = set()
+_ROW_ENTITIES: dict[type, Entity[Any]] = {}
+_ROW_ENTITIES_SIZE = [0]
+
+
+def _entity_of_row(row_type: type) -> Entity[Any] | None:
+    entities = registered()
+    if len(entities) != _ROW_ENTITIES_SIZE[0]:
+        _ROW_ENTITIES.clear()
+        _ROW_ENTITIES.update({e.row_type: e for e in entities})
+        _ROW_ENTITIES_SIZE[0] = len(entities)
+    return _ROW_ENTITIES.get(row_type)
+
+
+def rows_in(value: Any) -> list[Any]:
+    """The rows of a returned value: pages, lists and tuples opened (named tuples are rows)."""
+    out: list[Any] = []
+
+    def walk(v: Any, depth: int) -> None:
+        if v is None:
+            return
+        if isinstance(v, Page | KeysetPage):
+            for item in v.data:
+                walk(item, depth + 1)
+        elif isinstance(v, tuple) and hasattr(v, "_fields"):  # a named-tuple row
+            out.append(v)
+        elif isinstance(v, list | tuple | set | frozenset) and depth < 3:
+            for item in v:
+                walk(item, depth + 1)
+        else:
+            out.append(v)
+
+    walk(value, 0)
+    return out
+
+
+def _get(row: Any, name: str | None) -> Any:
+    if name is None:
+        return None
+    if isinstance(row, Mapping):
+        return row.get(name)
+    return getattr(row, name, None)
+
+
+@attrs.frozen(slots=True)
+class Found:
+    """What a returned value discloses: entity ids, subject ids, field names, and whether any."""
+
+    ids: tuple[UUID, ...]
+    subjects: tuple[UUID, ...]
+    fields: tuple[str, ...]
+    anything: bool
+
+
+def extract(
+    entity: Entity[Any], value: Any, *, ids: Extract | None = None,
+    subjects: Extract | None = None, fields: Sequence[str] | None = None,
+) -> Found:
+    """Entity ids, subject ids and fields of ``value``'s rows (attrs, dataclass, named tuple, dict).
+
+    Rows of *another* registered entity contribute their own subject (a ``Student`` row discloses
+    its student) but never count as ids of ``entity``.
+    """
+    rows = rows_in(value)
+    found_ids: dict[UUID, None] = {}
+    found_subjects: dict[UUID, None] = {}
+    names: dict[str, None] = {}
+    for row in rows:
+        if isinstance(row, Mapping):
+            spec: Entity[Any] = entity
+            names.update(dict.fromkeys(str(k) for k in row))
+        elif attrs.has(type(row)):
+            spec = _entity_of_row(type(row)) or entity
+            names.update(dict.fromkeys(a.name for a in attrs.fields(type(row))))
+        elif isinstance(row, tuple) and hasattr(row, "_fields"):
+            names.update(dict.fromkeys(str(f) for f in row._fields))
+        elif dataclasses.is_dataclass(row) and not isinstance(row, type):
+            names.update(dict.fromkeys(f.name for f in dataclasses.fields(row)))
+        else:
+            continue
+        if spec is entity:
+            rid = _get(row, entity.pk)
+            if isinstance(rid, UUID):
+                found_ids[rid] = None
+        sid = _get(row, spec.subject)
+        if isinstance(sid, UUID):
+            found_subjects[sid] = None
+    if ids is not None:
+        found_ids = dict.fromkeys(i for i in ids(value) if isinstance(i, UUID))
+    if subjects is not None:
+        found_subjects = dict.fromkeys(s for s in subjects(value) if isinstance(s, UUID))
+    anything = bool(rows) or bool(found_ids) or bool(found_subjects)
+    return Found(tuple(found_ids), tuple(found_subjects),
+                 tuple(fields) if fields is not None else tuple(names), anything)
+
+
+def _success_record(
+    ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, found: Found, label: str
+) -> AuditRecord:
+    return build_record(
+        ctx, entity, action, ids=found.ids, subjects=found.subjects,
+        fields=found.fields if action in DISCLOSURES else (),
+        metadata={"operation": label},
+    )
+
+
+def _record_failure(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    error: DataError, label: str,
+) -> None:
+    denied = error.code == "FORBIDDEN"
+    record = build_record(
+        ctx, entity, AuditAction.ACCESS_DENIED if denied else action, success=False,
+        error=error, metadata={"operation": label, **({"attempted": action.value} if denied else {})},
+    )
+    write_surviving(conn, ctx, record)
+
+
+def _own_records(owner: AuditOwner | None) -> int:
+    """Success-path write records written beneath the owner (lane-2 failure records excluded)."""
+    if owner is None:
+        return 0
+    return owner.writes_recorded - owner.detached_recorded
+
+
+def audited(
+    entity: Entity[Any],
+    action: AuditAction = AuditAction.READ,
+    *,
+    ids: Extract | None = None,
+    subjects: Extract | None = None,
+    fields: Sequence[str] | None = None,
+    name: str | None = None,
+) -> Callable[[Fn[P, T]], Fn[P, T]]:
+    """Audit every call of a ``(conn, ctx, ...) -> Result`` function (see the module docstring).
+
+    ``ids``/``subjects``: callables extracting entity / student ids from the returned value when
+    its rows do not carry them; ``fields``: the fields disclosed when not the rows' own; ``name``:
+    the operation recorded in the record's metadata (default: the function's qualified name).
+    """
+    action = AuditAction(action)
+    disclosure = action in DISCLOSURES
+
+    def decorate(fn: Fn[P, T]) -> Fn[P, T]:
+        label = name or f"{fn.__module__}.{fn.__qualname__}"
+        declared = tx_options(fn)
+
+        def record_success(conn: Conn, ctx: ExecutionContext, value: Any) -> Result[None, DataError]:
+            found = extract(entity, value, ids=ids, subjects=subjects, fields=fields)
+            if disclosure and not found.anything:
+                return Success(None)
+            if disclosure and not (found.ids or found.subjects) and label not in _WARNED:
+                _WARNED.add(label)  # the operation name only: never a value
+                log.warning("audited %s: no entity or subject ids found in the result; "
+                            "pass ids=/subjects= so the disclosure names its students", label)
+            record = _success_record(ctx, entity, action, found, label)
+            return write_record(conn, ctx, record, disclosure=disclosure)
+
+        @functools.wraps(fn)
+        def wrapper(
+            conn: Conn, ctx: ExecutionContext, /, *args: P.args, **kwargs: P.kwargs
+        ) -> Result[T, DataError]:
+            config = settings()
+            if not config.audit_enabled:
+                return fn(conn, ctx, *args, **kwargs)
+            if disclosure:
+                if not (config.audit_phi_access and entity.audit_reads):
+                    return fn(conn, ctx, *args, **kwargs)
+                with owning(label, reads=True) as owner:
+                    result = fn(conn, ctx, *args, **kwargs)
+                if isinstance(result, Success):
+                    written = record_success(conn, ctx, result.unwrap())
+                    if isinstance(written, Failure):  # fail closed: no record, no data
+                        return Failure(written.failure())
+                    return result
+                if owner.detached_recorded == 0:
+                    _record_failure(conn, ctx, entity, action, result.failure(), label)
+                return result
+
+            if action not in CHANGES or current_scope(conn) is not None:
+                with owning(label, reads=False) as owner:
+                    result = fn(conn, ctx, *args, **kwargs)
+                if isinstance(result, Success):
+                    if _own_records(owner) == 0:
+                        written = record_success(conn, ctx, result.unwrap())
+                        if isinstance(written, Failure):
+                            return Failure(written.failure())
+                    return result
+                if owner.detached_recorded == 0:
+                    _record_failure(conn, ctx, entity, action, result.failure(), label)
+                return result
+
+            last: list[AuditOwner] = []
+
+            def body() -> Result[T, DataError]:
+                with owning(label, reads=False) as owner:
+                    last[:] = [owner]
+                    result = fn(conn, ctx, *args, **kwargs)
+                if isinstance(result, Success) and _own_records(owner) == 0:
+                    written = record_success(conn, ctx, result.unwrap())
+                    if isinstance(written, Failure):
+                        return Failure(written.failure())
+                return result
+
+            options = declared or TxOptions()
+            result = run_in_scope(
+                conn, ctx, body, isolation=options.isolation, read_only=options.read_only,
+                deferrable=options.deferrable, retries=options.retries, audit=options.audit,
+                adopt=declared,
+            )
+            if isinstance(result, Failure) and (not last or last[0].detached_recorded == 0):
+                _record_failure(conn, ctx, entity, action, result.failure(), label)
+            return result
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,322 @@
+"""Explicit audit calls: ``log_create``, ``log_read``, ``log_update`` ... each ``(conn, ctx, ...) -> Result``.
+
+For code that changes or discloses data outside the generic functions (which record their own
+events, riding in the same SQL statement). Every function builds one redacted record and writes it
+through the lane its kind of event needs:
+
+- a change or a commit (CREATE, UPDATE, DELETE, RESTORE, BULK_*, TRANSACTION_COMMIT): inside a unit
+  of work, a plain INSERT on the same connection (lane 1: it commits or rolls back with the work);
+  outside one, a plain INSERT on the autocommit connection; in a read-only unit of work, lane 2;
+- a disclosure (READ, EXPORT): as a change, and when the unit of work later rolls back the record is
+  replayed on lane 2 (the data was disclosed whatever happened to the transaction);
+- a failure, a denial, a rollback: always lane 2, so they survive the rollback.
+
+PHI and compliance classes come from the entity spec, never from entity names. Values pass through
+the one redaction registry (:mod:`wxdata.audit.redact`); updates store a by-value diff
+(:mod:`wxdata.audit.diff`). With ``AUDIT_ENABLED=false`` (or ``AUDIT_PHI_ACCESS=false`` for
+disclosures) nothing is written and the result is ``Success(None)``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import tuple_row
+from returns.result import Failure, Result, Success
+
+from wxdata.audit.diff import diff, split
+from wxdata.audit.lanes import write_detached
+from wxdata.audit.record import (
+    AuditAction,
+    AuditRecord,
+    AuditSeverity,
+    compliance_of,
+    insert_sql,
+    params,
+    severity_of,
+)
+from wxdata.audit.redact import redact_row
+from wxdata.config import settings
+from wxdata.context import ExecutionContext
+from wxdata.errors import DataError, Unavailable, from_db_error
+from wxdata.schema.spec import Entity, lookup
+from wxdata.tx.scope import current_scope
+
+Conn = psycopg.Connection[Any]
+Result_ = Result[None, DataError]
+
+#: Actions that disclose data (replayed on lane 2 when their unit of work rolls back).
+DISCLOSURES = frozenset({AuditAction.READ, AuditAction.VIEW, AuditAction.EXPORT,
+                         AuditAction.PRINT, AuditAction.CACHE_READ})
+#: Actions that change data (an ``audited`` function with one runs in a unit of work).
+CHANGES = frozenset({AuditAction.CREATE, AuditAction.UPDATE, AuditAction.DELETE,
+                     AuditAction.RESTORE, AuditAction.BULK_CREATE, AuditAction.BULK_UPDATE,
+                     AuditAction.BULK_DELETE, AuditAction.IMPORT})
+BULK = frozenset({AuditAction.BULK_CREATE, AuditAction.BULK_UPDATE, AuditAction.BULK_DELETE})
+
+_CURSORS: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[tuple[Any, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cursor(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
+    cur = _CURSORS.get(conn)
+    if cur is None or cur.closed:
+        cur = conn.cursor(row_factory=tuple_row)
+        _CURSORS[conn] = cur
+    return cur
+
+
+def _unique(values: Iterable[UUID | None]) -> tuple[UUID, ...]:
+    return tuple(dict.fromkeys(v for v in values if v is not None))
+
+
+def build_record(
+    ctx: ExecutionContext,
+    entity: Entity[Any] | str | None,
+    action: AuditAction,
+    *,
+    success: bool = True,
+    error: DataError | None = None,
+    ids: Iterable[UUID | None] = (),
+    subjects: Iterable[UUID | None] = (),
+    fields: Sequence[str] = (),
+    changes: Mapping[str, Any] | None = None,
+    previous_values: Mapping[str, Any] | None = None,
+    new_values: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    severity: AuditSeverity | None = None,
+) -> AuditRecord:
+    """One record; classification (PHI, compliance, severity) from the entity spec, if any."""
+    spec = lookup(entity) if isinstance(entity, str) else entity
+    name = entity if isinstance(entity, str) else (spec.name if spec is not None else "System")
+    entity_ids = _unique(ids)
+    subject_ids = _unique(subjects)
+    return AuditRecord(
+        action=action,
+        entity_type=name,
+        entity_id=entity_ids[0] if len(entity_ids) == 1 else None,
+        entity_ids=entity_ids,
+        subject_student_id=subject_ids[0] if len(subject_ids) == 1 else None,
+        subject_ids=subject_ids,
+        changes=changes,
+        previous_values=previous_values,
+        new_values=new_values,
+        fields_disclosed=tuple(fields),
+        is_phi=spec.is_phi if spec is not None else False,
+        compliance_type=compliance_of(spec),
+        severity=severity or severity_of(action, spec, ctx, success),
+        success=success,
+        error_message=error.code if error is not None else None,
+        metadata=metadata,
+    )
+
+
+def write_record(
+    conn: Conn, ctx: ExecutionContext, record: AuditRecord, *, disclosure: bool = False
+) -> Result_:
+    """Write a success-path record on the lane the connection's state calls for (module doc)."""
+    scope = current_scope(conn)
+    if scope is not None and scope.read_only:
+        return write_surviving(conn, ctx, record)
+    try:
+        _cursor(conn).execute(insert_sql(), params(ctx, record), prepare=True)
+    except psycopg.Error as exc:
+        return Failure(from_db_error(exc, "AuditLog"))
+    if scope is not None and disclosure:
+        scope.on_rollback(lambda: _replay(conn, ctx, record))
+    return Success(None)
+
+
+def _replay(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> None:
+    write_detached(conn, ctx, record)
+
+
+def write_surviving(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> Result_:
+    """Write a record on lane 2: committed at once, whatever happens to ``conn``'s transaction."""
+    if write_detached(conn, ctx, record):
+        return Success(None)
+    return Failure(Unavailable(reason="audit lane 2 unavailable"))
+
+
+def _on() -> bool:
+    return settings().audit_enabled
+
+
+def _disclosures_on() -> bool:
+    s = settings()
+    return s.audit_enabled and s.audit_phi_access
+
+
+def _subject_of(entity: Entity[Any], entity_id: UUID | None,
+                values: Mapping[str, Any] | None, subject: UUID | None) -> UUID | None:
+    if subject is not None:
+        return subject
+    if entity.subject is None:
+        return None
+    if entity.subject == entity.pk:
+        return entity_id
+    if values is not None:
+        found = values.get(entity.subject)
+        return found if isinstance(found, UUID) else None
+    return None
+
+
+def log_create(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
+    values: Mapping[str, Any], *, subject: UUID | None = None,
+) -> Result_:
+    """Record a row created by hand-written SQL, with a redacted snapshot of its values."""
+    if not _on():
+        return Success(None)
+    snapshot = redact_row(entity, values)
+    record = build_record(
+        ctx, entity, AuditAction.CREATE, ids=(entity_id,),
+        subjects=(_subject_of(entity, entity_id, values, subject),),
+        changes=snapshot, new_values=snapshot,
+    )
+    return write_record(conn, ctx, record)
+
+
+def log_read(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID], *,
+    subjects: Iterable[UUID] = (), fields: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Result_:
+    """Record a disclosure of rows ``ids`` (of students ``subjects``); fields default to all."""
+    if not _disclosures_on():
+        return Success(None)
+    ids = tuple(ids)
+    subject_ids = tuple(subjects)
+    if not subject_ids and entity.subject is not None and entity.subject == entity.pk:
+        subject_ids = ids
+    record = build_record(
+        ctx, entity, AuditAction.READ, ids=ids, subjects=subject_ids,
+        fields=entity.column_names if fields is None else fields, metadata=metadata,
+    )
+    return write_record(conn, ctx, record, disclosure=True)
+
+
+def log_update(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
+    before: Mapping[str, Any], after: Mapping[str, Any], *, subject: UUID | None = None,
+) -> Result_:
+    """Record an update with its by-value, redacted diff (unchanged fields absent)."""
+    if not _on():
+        return Success(None)
+    changes = diff(entity, before, after)
+    previous, new = split(changes)
+    record = build_record(
+        ctx, entity, AuditAction.UPDATE, ids=(entity_id,),
+        subjects=(_subject_of(entity, entity_id, {**before, **after}, subject),),
+        changes=changes, previous_values=previous, new_values=new,
+    )
+    return write_record(conn, ctx, record)
+
+
+def log_delete(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
+    values: Mapping[str, Any] | None = None, *, subject: UUID | None = None,
+) -> Result_:
+    """Record a deletion, with a redacted snapshot of the row when given."""
+    if not _on():
+        return Success(None)
+    record = build_record(
+        ctx, entity, AuditAction.DELETE, ids=(entity_id,),
+        subjects=(_subject_of(entity, entity_id, values, subject),),
+        previous_values=redact_row(entity, values) if values is not None else None,
+    )
+    return write_record(conn, ctx, record)
+
+
+def log_bulk(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    ids: Iterable[UUID], *, subjects: Iterable[UUID] = (),
+    values: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
+) -> Result_:
+    """Record a bulk change under its own action (BULK_CREATE stays BULK_CREATE) with every id."""
+    if action not in BULK:
+        raise ValueError(f"log_bulk takes a BULK_* action, not {action}")
+    if not _on():
+        return Success(None)
+    ids = tuple(ids)
+    subject_ids = tuple(subjects)
+    if not subject_ids and entity.subject is not None and entity.subject == entity.pk:
+        subject_ids = ids
+    record = build_record(
+        ctx, entity, action, ids=ids, subjects=subject_ids,
+        new_values=redact_row(entity, values) if values is not None else None,
+        metadata={"count": len(ids), **(metadata or {})},
+    )
+    return write_record(conn, ctx, record)
+
+
+def log_export(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], *, ids: Iterable[UUID] = (),
+    subjects: Iterable[UUID] = (), fields: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Result_:
+    """Record an export (a disclosure of many rows: a file, a report) and whose data it held."""
+    if not _disclosures_on():
+        return Success(None)
+    record = build_record(
+        ctx, entity, AuditAction.EXPORT, ids=ids, subjects=subjects,
+        fields=entity.column_names if fields is None else fields, metadata=metadata,
+    )
+    return write_record(conn, ctx, record, disclosure=True)
+
+
+def log_transaction(
+    conn: Conn, ctx: ExecutionContext, *, committed: bool, unit_id: UUID | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Result_:
+    """Record a unit of work's outcome: COMMIT in the transaction, ROLLBACK on lane 2.
+
+    ``entity_id`` stays empty (a transaction is not a row; the original wrote ``txn_...`` strings
+    into a uuid column and lost every such record); the unit id goes to metadata.
+    """
+    if not _on():
+        return Success(None)
+    meta = {**(metadata or {}), **({"unit_id": str(unit_id)} if unit_id is not None else {})}
+    record = build_record(
+        ctx, "Transaction",
+        AuditAction.TRANSACTION_COMMIT if committed else AuditAction.TRANSACTION_ROLLBACK,
+        success=committed, metadata=meta or None,
+        severity=AuditSeverity.LOW if committed else AuditSeverity.MEDIUM,
+    )
+    if committed:
+        return write_record(conn, ctx, record)
+    return write_surviving(conn, ctx, record)
+
+
+def log_failure(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | str, action: AuditAction,
+    error: DataError, *, entity_id: UUID | None = None, subjects: Iterable[UUID] = (),
+) -> Result_:
+    """Record a failed operation on lane 2 (a Forbidden error is recorded as ACCESS_DENIED)."""
+    if error.code == "FORBIDDEN":
+        return log_access_denied(conn, ctx, entity, action, error=error, entity_id=entity_id,
+                                 subjects=subjects)
+    if not _on():
+        return Success(None)
+    record = build_record(ctx, entity, action, success=False, error=error,
+                          ids=(entity_id,), subjects=subjects)
+    return write_surviving(conn, ctx, record)
+
+
+def log_access_denied(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | str, action: AuditAction, *,
+    error: DataError | None = None, entity_id: UUID | None = None, subjects: Iterable[UUID] = (),
+) -> Result_:
+    """Record a denied attempt at ``action`` on lane 2 (ACCESS_DENIED, severity HIGH)."""
+    if not _on():
+        return Success(None)
+    record = build_record(
+        ctx, entity, AuditAction.ACCESS_DENIED, success=False, error=error,
+        ids=(entity_id,), subjects=subjects, metadata={"attempted": action.value},
+    )
+    return write_surviving(conn, ctx, record)

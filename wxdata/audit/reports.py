@@ -1,0 +1,456 @@
+"""Audit reports: history of an entity, activity of a user, the per-student accounting of
+disclosures (HIPAA 45 CFR 164.528 / FERPA 34 CFR 99.32) and statistics.
+
+Every report is ``(conn, ctx, ...) -> Result``, binds every value, returns typed attrs rows and
+pages unbounded results with a keyset cursor over ``(created_at, seq)``. Reading the audit trail
+is itself a disclosure: each report writes a READ record of ``AuditLog`` through the ordinary
+record machinery, in the same transaction as the query (or on lane 2 when that transaction is
+read-only or later rolls back). Only audit readers (admins and the system role) may run them;
+a refusal is recorded as ACCESS_DENIED on lane 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+import attrs
+import psycopg
+from psycopg.rows import tuple_row
+from returns.result import Failure, Result, Success
+
+from wxdata.audit.lanes import write_detached
+from wxdata.audit.record import (
+    AuditAction,
+    AuditRecord,
+    ComplianceType,
+    insert_sql,
+    severity_of,
+)
+from wxdata.audit.record import params as audit_params
+from wxdata.context import ExecutionContext, Role
+from wxdata.errors import DataError, Forbidden, InvalidQuery
+from wxdata.errors import from_db_error as _db_error
+from wxdata.tx.scope import current_scope, unit_of_work
+
+Conn = psycopg.Connection[Any]
+T = TypeVar("T")
+
+#: The audit log as an entity name in audit records about the audit log itself.
+AUDIT_ENTITY = "AuditLog"
+#: Roles that may read the audit trail.
+AUDIT_READERS = frozenset({Role.ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.SYSTEM})
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@attrs.frozen(slots=True)
+class AuditEntry:
+    """One audit record as reports show it (values already redacted at write time)."""
+
+    seq: int
+    id: UUID
+    created_at: datetime
+    action: str
+    entity_type: str
+    entity_id: UUID | None
+    subject_student_id: UUID | None
+    user_id: str | None
+    user_name: str | None
+    user_role: str | None
+    purpose: str | None
+    fields: tuple[str, ...]
+    changes: Any
+    success: bool
+    severity: str
+    compliance_type: str
+    is_phi: bool
+    ip_address: str | None
+    request_id: str | None
+    break_glass_reason: str | None
+    error_message: str | None
+
+
+@attrs.frozen(slots=True)
+class Disclosure:
+    """One line of an accounting of disclosures: who saw or changed what of the student, when, why."""
+
+    seq: int
+    created_at: datetime
+    user_id: str | None
+    user_name: str | None
+    user_role: str | None
+    action: str
+    entity_type: str
+    entity_id: UUID | None
+    purpose: str | None
+    fields: tuple[str, ...]
+    success: bool
+    break_glass_reason: str | None
+    request_id: str | None
+    ip_address: str | None
+
+
+@attrs.frozen(slots=True)
+class AuditPage(Generic[T]):
+    """A page of report rows and the cursor of the next page (None on the last page)."""
+
+    rows: tuple[T, ...]
+    next_cursor: str | None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@attrs.frozen(slots=True)
+class AuditStatistics:
+    """Counts of audit records in a window, by action, entity, severity and (top) user."""
+
+    since: datetime | None
+    until: datetime | None
+    total: int
+    failures: int
+    phi: int
+    users: int
+    by_action: tuple[tuple[str, int], ...]
+    by_entity: tuple[tuple[str, int], ...]
+    by_severity: tuple[tuple[str, int], ...]
+    by_user: tuple[tuple[str, int], ...]
+
+
+# --- shared plumbing ---------------------------------------------------------------------------
+
+
+_FIELDS = (
+    "COALESCE(NULLIF(a.fields_disclosed, '{}'), CASE WHEN jsonb_typeof(a.changes) = 'object' "
+    "THEN ARRAY(SELECT jsonb_object_keys(a.changes) ORDER BY 1) ELSE '{}'::text[] END)"
+)
+_ENTRY_COLS = (
+    "a.seq, a.id, a.created_at, a.action, a.entity_type, a.entity_id, a.subject_student_id, "
+    f"a.user_id, a.user_name, a.user_role, a.purpose, {_FIELDS}, a.changes, a.success, "
+    "a.severity, a.compliance_type, a.is_phi, a.ip_address, a.request_id, a.break_glass_reason, "
+    "a.error_message"
+)
+_DISCLOSURE_COLS = (
+    f"a.seq, a.created_at, a.user_id, a.user_name, a.user_role, a.action, a.entity_type, "
+    f"a.entity_id, a.purpose, {_FIELDS}, a.success, a.break_glass_reason, a.request_id, "
+    "a.ip_address"
+)
+
+
+def _entry(r: tuple[Any, ...]) -> AuditEntry:
+    return AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                      tuple(r[11]), r[12], r[13], r[14], r[15], r[16], r[17], r[18], r[19], r[20])
+
+
+def _disclosure(r: tuple[Any, ...]) -> Disclosure:
+    return Disclosure(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[9]), r[10],
+                      r[11], r[12], r[13])
+
+
+def make_cursor(created_at: datetime, seq: int) -> str:
+    """The opaque keyset cursor after ``(created_at, seq)`` (no record content)."""
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{seq}".encode()).decode()
+
+
+def read_cursor(cursor: str) -> Result[tuple[datetime, int], DataError]:
+    """Decode a cursor made by :func:`make_cursor`."""
+    bad = Failure(InvalidQuery(field="cursor", rule="is not a valid audit report cursor"))
+    if not isinstance(cursor, str) or len(cursor) > 200:
+        return bad
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        stamp, seq = text.split("|")
+        when = datetime.fromisoformat(stamp)
+        number = int(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return bad
+    if when.tzinfo is None:
+        return bad
+    return Success((when, number))
+
+
+def _check_limit(limit: int) -> DataError | None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        return InvalidQuery(field="limit", rule=f"must be between 1 and {MAX_LIMIT}")
+    return None
+
+
+def _check_window(since: datetime | None, until: datetime | None) -> DataError | None:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            return InvalidQuery(field=name, rule="must be a timezone-aware datetime")
+    if since is not None and until is not None and until < since:
+        return InvalidQuery(field="until", rule="must not be before since")
+    return None
+
+
+@lru_cache(maxsize=64)
+def _window_sql(columns: str, where: str, since: bool, until: bool, after: bool) -> str:
+    """One report statement shape; every value is a bound parameter."""
+    parts = [where]
+    if since:
+        parts.append("a.created_at >= %(since)s")
+    if until:
+        parts.append("a.created_at < %(until)s")
+    if after:
+        parts.append("(a.created_at, a.seq) > (%(after_t)s, %(after_s)s)")
+    return (f"SELECT {columns} FROM audit_log a WHERE {' AND '.join(parts)} "
+            "ORDER BY a.created_at, a.seq LIMIT %(limit)s")
+
+
+def _report_record(
+    ctx: ExecutionContext, action: AuditAction, report: str, *, subject: UUID | None = None,
+    phi: bool = True, metadata: Mapping[str, Any] | None = None,
+) -> AuditRecord:
+    """The record of reading (or exporting) the audit trail."""
+    return AuditRecord(
+        action=action,
+        entity_type=AUDIT_ENTITY,
+        subject_student_id=subject,
+        subject_ids=(subject,) if subject is not None else (),
+        is_phi=phi,
+        compliance_type=ComplianceType.HIPAA if phi else ComplianceType.GENERAL,
+        severity=severity_of(action, None, ctx, True),
+        metadata={"report": report, **(metadata or {})},
+        tags=("audit-report",),
+    )
+
+
+def deny(conn: Conn, ctx: ExecutionContext, report: str) -> Failure[DataError] | None:
+    """Refuse (and record on lane 2) a caller whose role may not read the audit trail."""
+    if ctx.role in AUDIT_READERS:
+        return None
+    record = AuditRecord(
+        action=AuditAction.ACCESS_DENIED, entity_type=AUDIT_ENTITY, success=False,
+        severity=severity_of(AuditAction.ACCESS_DENIED, None, ctx, False),
+        error_message=Forbidden.code, metadata={"report": report}, tags=("audit-report",),
+    )
+    write_detached(conn, ctx, record)
+    return Failure(Forbidden(entity=AUDIT_ENTITY, reason="role may not read the audit trail"))
+
+
+def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
+             record_of: Callable[[T], AuditRecord]) -> T:
+    """Run ``work`` and write its disclosure record in the same transaction.
+
+    In a read-only unit of work the record goes to lane 2; inside a caller's unit of work it is
+    replayed on lane 2 should that unit roll back (the disclosure happened all the same).
+    """
+    nested = current_scope(conn) is not None
+    with unit_of_work(conn, ctx) as scope:
+        out = work()
+        record = record_of(out)
+        if scope.read_only:
+            write_detached(conn, ctx, record)
+        else:
+            conn.execute(insert_sql(), audit_params(ctx, record), prepare=True)
+            if nested:
+                def replay() -> None:
+                    write_detached(conn, ctx, record)
+
+                scope.on_rollback(replay)
+    return out
+
+
+def _page(
+    conn: Conn, ctx: ExecutionContext, report: str, columns: str, where: str,
+    params: dict[str, Any], make: Callable[[tuple[Any, ...]], T], *, since: datetime | None,
+    until: datetime | None, cursor: str | None, limit: int, subject: UUID | None,
+    metadata: Mapping[str, Any],
+) -> Result[AuditPage[T], DataError]:
+    denied = deny(conn, ctx, report)
+    if denied is not None:
+        return denied
+    problem = _check_limit(limit) or _check_window(since, until)
+    if problem is not None:
+        return Failure(problem)
+    bound = {**params, "since": since, "until": until, "limit": limit + 1}
+    if cursor is not None:
+        after = read_cursor(cursor)
+        if isinstance(after, Failure):
+            return after
+        bound["after_t"], bound["after_s"] = after.unwrap()
+    sql = _window_sql(columns, where, since is not None, until is not None, cursor is not None)
+
+    def work() -> AuditPage[T]:
+        cur = conn.cursor(row_factory=tuple_row)
+        rows = cur.execute(sql, bound, prepare=True).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = make_cursor(rows[-1][_CREATED[columns]], rows[-1][0]) if more else None
+        return AuditPage(tuple(make(r) for r in rows), nxt)
+
+    def record_of(page: AuditPage[T]) -> AuditRecord:
+        return _report_record(ctx, AuditAction.READ, report, subject=subject,
+                              metadata={**metadata, "rows": len(page.rows)})
+
+    try:
+        return Success(disclose(conn, ctx, work, record_of))
+    except psycopg.Error as exc:
+        return Failure(_db_error(exc, AUDIT_ENTITY))
+
+
+#: Index of ``created_at`` in each column list (for the cursor).
+_CREATED = {_ENTRY_COLS: 2, _DISCLOSURE_COLS: 1}
+
+
+def _uuid(value: UUID | str, field: str) -> UUID | DataError:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return InvalidQuery(field=field, rule="must be a UUID")
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+def entity_history(
+    conn: Conn, ctx: ExecutionContext, entity_type: str, entity_id: UUID | str, *,
+    since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Result[AuditPage[AuditEntry], DataError]:
+    """Every record about one row (single-row reads and every write), oldest first."""
+    key = _uuid(entity_id, "entity_id")
+    if isinstance(key, DataError):
+        return Failure(key)
+    if not isinstance(entity_type, str) or not 1 <= len(entity_type) <= 100:
+        return Failure(InvalidQuery(field="entity_type", rule="must be 1-100 characters"))
+    return _page(
+        conn, ctx, "entity_history", _ENTRY_COLS,
+        "a.entity_type = %(entity_type)s AND a.entity_id = %(entity_id)s",
+        {"entity_type": entity_type, "entity_id": key}, _entry, since=since, until=until,
+        cursor=cursor, limit=limit, subject=None,
+        metadata={"entity_type": entity_type, "entity_id": str(key)},
+    )
+
+
+def user_activity(
+    conn: Conn, ctx: ExecutionContext, user_id: str, since: datetime | None = None,
+    until: datetime | None = None, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT,
+) -> Result[AuditPage[AuditEntry], DataError]:
+    """Everything one user did in the window, oldest first."""
+    if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
+        return Failure(InvalidQuery(field="user_id", rule="must be 1-128 characters"))
+    return _page(
+        conn, ctx, "user_activity", _ENTRY_COLS, "a.user_id = %(user_id)s",
+        {"user_id": user_id}, _entry, since=since, until=until, cursor=cursor, limit=limit,
+        subject=None, metadata={"user_id": user_id},
+    )
+
+
+def accounting_of_disclosures(
+    conn: Conn, ctx: ExecutionContext, student_id: UUID | str, since: datetime | None = None,
+    until: datetime | None = None, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT,
+    include_failures: bool = True,
+) -> Result[AuditPage[Disclosure], DataError]:
+    """Who read or changed which record of the student, when, why, which fields, oldest first.
+
+    Serves both the HIPAA accounting (164.528) and the FERPA record of disclosures (99.32):
+    every audit record naming the student as a subject (the ``subject_ids`` GIN index), reads of
+    lists and bulk operations included, attempts that failed or were denied included unless
+    ``include_failures`` is False.
+    """
+    key = _uuid(student_id, "student_id")
+    if isinstance(key, DataError):
+        return Failure(key)
+    where = "a.subject_ids @> ARRAY[%(student_id)s]::uuid[]"
+    if not include_failures:
+        where += " AND a.success"
+    return _page(
+        conn, ctx, "accounting_of_disclosures", _DISCLOSURE_COLS, where, {"student_id": key},
+        _disclosure, since=since, until=until, cursor=cursor, limit=limit, subject=key,
+        metadata={"since": since.isoformat() if since else None,
+                  "until": until.isoformat() if until else None},
+    )
+
+
+_STATS_SQL = (
+    "SELECT GROUPING(a.action), GROUPING(a.entity_type), GROUPING(a.severity), a.action, "
+    "a.entity_type, a.severity, count(*), count(*) FILTER (WHERE NOT a.success), "
+    "count(*) FILTER (WHERE a.is_phi), count(DISTINCT a.user_id) "
+    "FROM audit_log a WHERE a.created_at >= COALESCE(%(since)s, '-infinity'::timestamptz) "
+    "AND a.created_at < COALESCE(%(until)s, 'infinity'::timestamptz) "
+    "GROUP BY GROUPING SETS ((a.action), (a.entity_type), (a.severity), ())"
+)
+_USERS_SQL = (
+    "SELECT COALESCE(a.user_id, ''), count(*) FROM audit_log a "
+    "WHERE a.created_at >= COALESCE(%(since)s, '-infinity'::timestamptz) "
+    "AND a.created_at < COALESCE(%(until)s, 'infinity'::timestamptz) "
+    "GROUP BY a.user_id ORDER BY count(*) DESC, 1 LIMIT %(top)s"
+)
+
+
+def _ordered(items: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(items, key=lambda kv: (-kv[1], kv[0])))
+
+
+def statistics(
+    conn: Conn, ctx: ExecutionContext, since: datetime | None = None,
+    until: datetime | None = None, *, top_users: int = 20,
+) -> Result[AuditStatistics, DataError]:
+    """Counts in the window by action, entity type, severity and the ``top_users`` busiest users."""
+    denied = deny(conn, ctx, "statistics")
+    if denied is not None:
+        return denied
+    problem = _check_window(since, until) or _check_limit(top_users)
+    if problem is not None:
+        return Failure(problem)
+    bound = {"since": since, "until": until, "top": top_users}
+
+    def work() -> AuditStatistics:
+        cur = conn.cursor(row_factory=tuple_row)
+        groups = cur.execute(_STATS_SQL, bound, prepare=True).fetchall()
+        users = cur.execute(_USERS_SQL, bound, prepare=True).fetchall()
+        total = failures = phi = distinct = 0
+        by: dict[str, list[tuple[str, int]]] = {"action": [], "entity": [], "severity": []}
+        for g_a, g_e, g_s, action, entity, severity, n, failed, phi_n, users_n in groups:
+            if g_a and g_e and g_s:
+                total, failures, phi, distinct = int(n), int(failed), int(phi_n), int(users_n)
+            elif not g_a:
+                by["action"].append((action, int(n)))
+            elif not g_e:
+                by["entity"].append((entity, int(n)))
+            else:
+                by["severity"].append((severity, int(n)))
+        return AuditStatistics(
+            since, until, total, failures, phi, distinct, _ordered(by["action"]),
+            _ordered(by["entity"]), _ordered(by["severity"]),
+            tuple((str(u), int(n)) for u, n in users),
+        )
+
+    def record_of(stats: AuditStatistics) -> AuditRecord:
+        return _report_record(ctx, AuditAction.READ, "statistics", phi=False,
+                              metadata={"since": since.isoformat() if since else None,
+                                        "until": until.isoformat() if until else None})
+
+    try:
+        return Success(disclose(conn, ctx, work, record_of))
+    except psycopg.Error as exc:
+        return Failure(_db_error(exc, AUDIT_ENTITY))
+
+
+__all__ = [
+    "AUDIT_ENTITY",
+    "AUDIT_READERS",
+    "AuditEntry",
+    "AuditPage",
+    "AuditStatistics",
+    "Disclosure",
+    "accounting_of_disclosures",
+    "deny",
+    "disclose",
+    "entity_history",
+    "statistics",
+    "user_activity",
+]

@@ -1,0 +1,595 @@
+"""Redis backend (redis-py + hiredis): sealed values, tag sets, atomic guarded fills, a circuit breaker.
+
+Layout under the namespace prefix (default ``white-cross``)::
+
+    <prefix>:<entity>:...            entries (see :mod:`wxdata.cache.keys`), sealed by crypto.Envelope
+    <prefix>:_:seq                   invalidation sequence (INCR per invalidation)
+    <prefix>:_:ts:<tag id>           sequence at which a tag was last invalidated (2-day TTL)
+    <prefix>:_:ts:any                ... for the pseudo-tag every fill checks (clear, recovery)
+    <prefix>:_:tag:<tag id>          SET of entry keys carrying the tag (expires with them)
+    <prefix>:_:stats                 HASH of counters published by every process
+
+A lookup is one round trip (``MGET entry seq``); a miss returns the sequence as fill token. A fill
+is one Lua script: it stores the entry and adds it to its tag sets only if no tag's record is
+newer than the token — so a value read from PostgreSQL before a writer's commit can never be stored
+after that writer's invalidation. An invalidation is one Lua script: INCR the sequence, record it
+on every tag, UNLINK the members of the tag sets. Nothing ever runs KEYS; clear and pattern
+deletes use SCAN.
+
+Faults never fail a read: every Redis error or timeout (connect and socket timeouts are short) is
+counted, the breaker opens, and the caller falls back to PostgreSQL; after a cool-down one probe
+is let through (half-open) and success closes it. If an *invalidation* could not be delivered the
+backend owes a debt: before using Redis again it raises the fill floor and deletes every entry of
+the namespace (it cannot know which were stale), then reports the recovery to its owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from returns.result import Success
+
+from wxdata.cache.backends.base import ANY_TAG, MISS, Miss, SingleFlight
+from wxdata.cache.crypto import Envelope
+from wxdata.cache.keys import KeyBuilder
+from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads
+from wxdata.cache.stats import COUNTERS, CacheStats, Counters, snapshot
+from wxdata.schema.spec import registered
+
+log = logging.getLogger("wxdata.cache")
+T = TypeVar("T")
+
+TAG_RECORD_TTL = 2 * 86_400
+_CHUNK = 256
+
+_FILL = """
+local token = tonumber(ARGV[1])
+local n = tonumber(ARGV[4])
+for i = 2, 2 + n do
+  local s = redis.call('GET', KEYS[i])
+  if s and tonumber(s) > token then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+for i = 3 + n, 2 + 2 * n do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1
+"""
+
+_INVALIDATE = """
+local seq = redis.call('INCR', KEYS[1])
+local n = tonumber(ARGV[1])
+local removed = 0
+for i = 2, 1 + n do redis.call('SET', KEYS[i], seq, 'EX', ARGV[2]) end
+for i = 2 + n, 1 + 2 * n do
+  local members = redis.call('SMEMBERS', KEYS[i])
+  for j = 1, #members, 500 do
+    removed = removed + redis.call('UNLINK', unpack(members, j, math.min(j + 499, #members)))
+  end
+  redis.call('UNLINK', KEYS[i])
+end
+return {seq, removed}
+"""
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _labels(by_segment: dict[str, int]) -> dict[str, int]:
+    """Re-key per-segment figures by entity name (``healthrecord`` -> ``HealthRecord``)."""
+    names = {e.name.lower(): e.name for e in registered()}
+    out: dict[str, int] = {}
+    for seg, n in by_segment.items():
+        label = names.get(seg, seg)
+        out[label] = out.get(label, 0) + n
+    return out
+
+
+class RedisUnavailable(Exception):
+    """Internal: Redis could not be used for this operation (fault or open breaker)."""
+
+
+class CircuitBreaker:
+    """Closed -> open on a fault -> half-open after a cool-down (one probe) -> closed on success."""
+
+    def __init__(self, cooldown: float = 0.5, max_cooldown: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base = cooldown
+        self.max = max_cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+        self._cooldown = cooldown
+        self._probing = False
+        self.opened = 0
+
+    @property
+    def state(self) -> str:
+        """closed, open or half-open."""
+        if self._open_until == 0.0:
+            return "closed"
+        return "half-open" if self._probing else "open"
+
+    def allow(self) -> bool:
+        """Whether an operation may be attempted now."""
+        if self._open_until == 0.0:
+            return True
+        with self._lock:
+            if self._open_until == 0.0:
+                return True
+            if self._probing or self._clock() < self._open_until:
+                return False
+            self._probing = True
+            return True
+
+    def success(self) -> None:
+        """An operation succeeded: close."""
+        if self._open_until != 0.0:
+            with self._lock:
+                self._open_until = 0.0
+                self._probing = False
+                self._cooldown = self.base
+
+    def failure(self) -> None:
+        """An operation failed: open (longer each consecutive time)."""
+        with self._lock:
+            if self._open_until == 0.0:
+                self.opened += 1
+                self._cooldown = self.base
+            else:
+                self._cooldown = min(self.max, self._cooldown * 2)
+            self._open_until = self._clock() + self._cooldown
+            self._probing = False
+
+
+def make_client(url: str, *, connect_timeout: float = 0.25, socket_timeout: float = 0.25,
+                max_connections: int | None = 64) -> redis.Redis:
+    """A redis-py client (``redis://``, ``rediss://`` TLS, ``unix://``): short timeouts, no retries."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0,
+        client_name="wxdata-cache",
+        max_connections=max_connections,
+    )
+
+
+class RedisCache:
+    """Shared cache in Redis: sealed entries, guarded fills, tag sets, SCAN, breaker, debt recovery."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: KeyBuilder,
+        envelope: Envelope,
+        *,
+        default_ttl: float = 900,
+        breaker: CircuitBreaker | None = None,
+        publish_stats_every: float | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.envelope = envelope
+        self.default_ttl = float(default_ttl)
+        self.breaker = breaker or CircuitBreaker()
+        self.counters = Counters()
+        self.flights = SingleFlight()
+        p = keys.prefix
+        self.prefix = p
+        self.seq_key = f"{p}:_:seq"
+        self.any_key = f"{p}:_:ts:any"
+        self.stats_key = f"{p}:_:stats"
+        self._fill = client.register_script(_FILL)
+        self._invalidate = client.register_script(_INVALIDATE)
+        self._debt = False
+        self._debt_lock = threading.Lock()
+        self.on_recovered: Callable[[], None] | None = None
+        self.last_ok = 0.0
+        self.first_failure = 0.0
+        self._published: dict[str, dict[str, int]] = {}
+        self.stats_source: Callable[[], dict[str, dict[str, int]]] = self.counters.raw
+        self._stop = threading.Event()
+        self._publisher: threading.Thread | None = None
+        if publish_stats_every:
+            self._publisher = threading.Thread(
+                target=self._publish_loop, args=(publish_stats_every,),
+                name="wxdata-cache-stats", daemon=True)
+            self._publisher.start()
+
+    @property
+    def accepts_sensitive(self) -> bool:
+        """PHI/FERPA values only when they are encrypted."""
+        return self.envelope.encrypts
+
+    @property
+    def in_debt(self) -> bool:
+        """True while an undelivered invalidation keeps this process off Redis."""
+        return self._debt
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def tag_seq_key(self, tag_id: str) -> str:
+        """Key recording a tag's last invalidation."""
+        return self.any_key if tag_id == ANY_TAG else f"{self.prefix}:_:ts:{tag_id}"
+
+    def tag_set_key(self, tag_id: str) -> str:
+        """Key of the SET of entries carrying a tag."""
+        return f"{self.prefix}:_:tag:{tag_id}"
+
+    def _run(self, entity: str, op: Callable[[], T]) -> T:
+        """Run one Redis operation through the breaker; faults become RedisUnavailable (counted)."""
+        if not self.breaker.allow():
+            self.counters.add(entity, "unavailable")
+            raise RedisUnavailable
+        try:
+            if self._debt:
+                self._recover()
+            result = op()
+        except (redis.RedisError, OSError) as exc:
+            self.breaker.failure()
+            self.counters.add(entity, "errors")
+            now = time.monotonic()
+            if self.first_failure == 0.0:
+                self.first_failure = now
+            log.warning("cache: redis operation failed (%s); serving from the database",
+                        type(exc).__name__)
+            raise RedisUnavailable from None
+        self.breaker.success()
+        self.last_ok = time.monotonic()
+        self.first_failure = 0.0
+        return result
+
+    def _recover(self) -> None:
+        """Pay the debt: raise the fill floor, delete every entry, then tell the owner."""
+        with self._debt_lock:
+            if not self._debt:
+                return
+            self._invalidate(keys=[self.seq_key, self.any_key, self.tag_set_key(ANY_TAG)],
+                             args=[1, TAG_RECORD_TTL])
+            self._delete_scan(f"{self.prefix}:*")
+            self._debt = False
+        log.warning("cache: redis reachable again; namespace flushed after a missed invalidation")
+        if self.on_recovered is not None:
+            self.on_recovered()
+
+    def owe(self) -> None:
+        """Record that an invalidation did not reach Redis (recovery runs before the next use)."""
+        self._debt = True
+
+    def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
+        """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
+        try:
+            entry = loads(self.envelope.open(key, blob, sensitive))
+            if type(entry) is not tuple or len(entry) != 3:
+                raise CorruptPayload("entry shape")
+            return entry
+        except CorruptPayload:
+            self.counters.add(entity, "errors")
+            log.warning("cache: unreadable entry dropped (entity %s)", entity)
+            with contextlib.suppress(redis.RedisError, OSError):
+                self.client.unlink(key)
+            return MISS
+
+    # --- decorator face -------------------------------------------------------------------
+
+    def lookup_entry(self, key: str, entity: str, sensitive: bool) -> Any:
+        """``(value, tag ids, expires at)`` or a Miss carrying the sequence; faults raise RedisUnavailable."""
+        blob, seq = self._run(entity, lambda: self.client.mget(key, self.seq_key))
+        if blob is not None:
+            entry = self._open(key, _bytes(blob), sensitive, entity)
+            if entry is not MISS:
+                self.counters.add_many(entity, {"hits": 1, "hits_redis": 1})
+                return entry
+        self.counters.add(entity, "misses")
+        return Miss(int(seq or 0))
+
+    def lookup(self, key: str, entity: str, sensitive: bool) -> Any:
+        """One round trip: ``Success(value)``, or a Miss with the sequence (``Miss(None)``: fault)."""
+        try:
+            entry = self.lookup_entry(key, entity, sensitive)
+        except RedisUnavailable:
+            self.counters.add(entity, "misses")
+            return Miss(None)
+        return entry if isinstance(entry, Miss) else Success(entry[0])
+
+    def token(self, entity: str = "_") -> int:
+        """The current invalidation sequence (raises RedisUnavailable on a fault)."""
+        seq = self._run(entity, lambda: self.client.get(self.seq_key))
+        return int(seq or 0)
+
+    def encode(self, key: str, value: Any, sensitive: bool, entity: str,
+               tag_ids: Collection[str] = (), ttl: float = 0.0) -> bytes | None:
+        """Sealed bytes of ``(value, tag ids, expiry)``, or None (counted) if it cannot be stored."""
+        if sensitive and not self.envelope.encrypts:
+            self.counters.add(entity, "not_cacheable")
+            return None
+        try:
+            payload = dumps((value, tuple(tag_ids), time.time() + ttl))
+        except Unserialisable as exc:
+            self.counters.add(entity, "not_cacheable")
+            log.warning("cache: value not cacheable (%s)", exc)
+            return None
+        return self.envelope.seal(key, payload, sensitive)
+
+    def fill(self, key: str, value: Any, *, ttl: float, tag_ids: Collection[str], token: Any,
+             entity: str, sensitive: bool) -> bool:
+        """Guarded store (one Lua call); False if refused, not cacheable or Redis failed."""
+        return self.fill_status(key, value, ttl=ttl, tag_ids=tag_ids, token=token, entity=entity,
+                                sensitive=sensitive) == "stored"
+
+    def fill_status(self, key: str, value: Any, *, ttl: float, tag_ids: Collection[str],
+                    token: Any, entity: str, sensitive: bool) -> str:
+        """``stored``, ``stale`` (a tag was invalidated after the token) or ``skipped``."""
+        blob = self.encode(key, value, sensitive, entity, tag_ids, ttl)
+        if blob is None:
+            return "skipped"
+        return self.fill_blob(key, blob, ttl=ttl, tag_ids=tag_ids, token=token, entity=entity)
+
+    def fill_blob(self, key: str, blob: bytes, *, ttl: float, tag_ids: Collection[str],
+                  token: Any, entity: str) -> str:
+        """Guarded store of already sealed bytes: ``stored``, ``stale`` or ``skipped``."""
+        if token is None:
+            return "skipped"
+        tags = list(tag_ids)
+        keys = [key, self.any_key, *[self.tag_seq_key(t) for t in tags],
+                *[self.tag_set_key(t) for t in tags]]
+        args: list[bytes | int] = [int(token), max(1, int(ttl * 1000)), blob, len(tags)]
+        try:
+            stored = self._run(entity, lambda: self._fill(keys=keys, args=args))
+        except RedisUnavailable:
+            return "skipped"
+        if stored:
+            self.counters.add(entity, "sets")
+            return "stored"
+        self.counters.add(entity, "stale_fills_refused")
+        return "stale"
+
+    def invalidate(self, tag_ids: Collection[str]) -> int:
+        """Invalidate tags (chunked Lua calls); on a fault, owe a flush before Redis is used again."""
+        tags = list(dict.fromkeys(tag_ids))
+        removed = 0
+        for i in range(0, len(tags), _CHUNK):
+            part = tags[i : i + _CHUNK]
+            keys = [self.seq_key, *[self.tag_seq_key(t) for t in part],
+                    *[self.tag_set_key(t) for t in part]]
+            try:
+                removed += self._run("_", self._invalidator(keys, len(part)))
+            except RedisUnavailable:
+                self.owe()
+                return removed
+        if removed:
+            self.counters.add("_", "deletes", removed)
+        return removed
+
+    def _invalidator(self, keys: list[str], n: int) -> Callable[[], int]:
+        def run() -> int:
+            _, removed = self._invalidate(keys=keys, args=[n, TAG_RECORD_TTL])
+            return int(removed)
+
+        return run
+
+    # --- manager face ---------------------------------------------------------------------
+
+    def get(self, key: str) -> Any:
+        """The value under ``key`` or MISS (faults are a MISS)."""
+        try:
+            blob = self._run("_", lambda: self.client.get(key))
+        except RedisUnavailable:
+            return MISS
+        if blob is None:
+            return MISS
+        entry = self._open(key, _bytes(blob), False, "_")
+        return MISS if entry is MISS else entry[0]
+
+    def set(self, key: str, value: Any, ttl: float | None = None, *, tags: Iterable[str] = (),
+            sensitive: bool = False, entity: str = "_") -> bool:
+        """Store (unguarded: token = current sequence) with tag ids ``tags``."""
+        try:
+            token = self.token(entity)
+        except RedisUnavailable:
+            return False
+        return self.fill(key, value, ttl=float(ttl if ttl is not None else self.default_ttl),
+                         tag_ids=tuple(tags), token=token, entity=entity, sensitive=sensitive)
+
+    def delete(self, key: str) -> bool:
+        """Remove one entry."""
+        try:
+            n = self._run("_", lambda: self.client.unlink(key))
+        except RedisUnavailable:
+            return False
+        if n:
+            self.counters.add("_", "deletes", int(n))
+        return bool(n)
+
+    def _scan(self, pattern: str) -> Iterator[bytes]:
+        meta = f"{self.prefix}:_:".encode()
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            if not key.startswith(meta):
+                yield key
+
+    def _delete_scan(self, pattern: str) -> int:
+        removed = 0
+        batch: list[bytes] = []
+        for key in self._scan(pattern):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += int(self.client.unlink(*batch))
+                batch.clear()
+        if batch:
+            removed += int(self.client.unlink(*batch))
+        return removed
+
+    def _check_pattern(self, pattern: str) -> None:
+        if not pattern.startswith(self.prefix + ":") or pattern.startswith(self.prefix + ":_:"):
+            raise ValueError(f"pattern must start with {self.prefix}: (and not name internal keys)")
+
+    def delete_pattern(self, pattern: str) -> int:
+        """Remove entries matching a glob within the namespace, by SCAN (never KEYS)."""
+        self._check_pattern(pattern)
+        try:
+            n = self._run("_", lambda: self._delete_scan(pattern))
+        except RedisUnavailable:
+            return 0
+        self.counters.add("_", "deletes", n)
+        return n
+
+    def delete_tag(self, tag: str) -> int:
+        """Invalidate a tag by its text."""
+        return self.invalidate((self.keys.tag_id(tag),))
+
+    def exists(self, key: str) -> bool:
+        """Whether an entry exists."""
+        try:
+            return bool(self._run("_", lambda: self.client.exists(key)))
+        except RedisUnavailable:
+            return False
+
+    def mget(self, keys: Sequence[str]) -> list[Any]:
+        """Values or MISS, one round trip."""
+        if not keys:
+            return []
+        try:
+            blobs = self._run("_", lambda: self.client.mget(list(keys)))
+        except RedisUnavailable:
+            return [MISS] * len(keys)
+        out: list[Any] = []
+        for k, b in zip(keys, blobs, strict=True):
+            entry: Any = MISS if b is None else self._open(k, _bytes(b), False, "_")
+            out.append(MISS if entry is MISS else entry[0])
+        return out
+
+    def mset(self, entries: Iterable[tuple[str, Any, float | None]]) -> None:
+        """Store several entries in one pipeline (no tags)."""
+        sealed = []
+        for key, value, ttl in entries:
+            life = ttl if ttl is not None else self.default_ttl
+            blob = self.encode(key, value, False, "_", (), life)
+            if blob is not None:
+                sealed.append((key, blob, life))
+
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key, blob, ttl in sealed:
+                pipe.set(key, blob, px=max(1, int(ttl * 1000)))
+            pipe.execute()
+
+        try:
+            self._run("_", run)
+        except RedisUnavailable:
+            return
+        self.counters.add("_", "sets", len(sealed))
+
+    def clear(self) -> None:
+        """Raise the fill floor, then delete every entry and tag set of the namespace (SCAN)."""
+        def run() -> int:
+            self._invalidate(keys=[self.seq_key, self.any_key, self.tag_set_key(ANY_TAG)],
+                             args=[1, TAG_RECORD_TTL])
+            return self._delete_scan(f"{self.prefix}:*") + self._delete_scan(
+                f"{self.prefix}:_:tag:*")
+
+        try:
+            self._run("_", run)
+        except RedisUnavailable:
+            self.owe()
+
+    # --- stats ----------------------------------------------------------------------------
+
+    def facts(self) -> tuple[int, int, dict[str, int], dict[str, int]]:
+        """(entries, bytes, entries per entity, bytes per entity) by SCAN + MEMORY USAGE."""
+        keys: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        total_keys = 0
+        total_bytes = 0
+        plen = len(self.prefix) + 1
+        batch: list[bytes] = []
+
+        def flush() -> None:
+            nonlocal total_bytes
+            pipe = self.client.pipeline(transaction=False)
+            for k in batch:
+                pipe.memory_usage(k)
+            for k, size in zip(batch, pipe.execute(), strict=True):
+                seg = k[plen:].split(b":", 1)[0].decode(errors="replace")
+                sizes[seg] = sizes.get(seg, 0) + int(size or 0)
+                total_bytes += int(size or 0)
+            batch.clear()
+
+        for key in self._scan(f"{self.prefix}:*"):
+            seg = key[plen:].split(b":", 1)[0].decode(errors="replace")
+            keys[seg] = keys.get(seg, 0) + 1
+            total_keys += 1
+            batch.append(key)
+            if len(batch) >= 500:
+                flush()
+        if batch:
+            flush()
+        return total_keys, total_bytes, keys, sizes
+
+    def publish_stats(self) -> None:
+        """Add this process's counter increments since the last call to the shared hash."""
+        raw = self.stats_source()
+        deltas: dict[str, int] = {}
+        for entity, counts in raw.items():
+            before = self._published.get(entity, {})
+            for name, n in counts.items():
+                d = n - before.get(name, 0)
+                if d:
+                    deltas[f"{entity}|{name}"] = d
+        if not deltas:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for field, d in deltas.items():
+            pipe.hincrby(self.stats_key, field, d)
+        pipe.execute()
+        self._published = raw
+
+    def shared_counters(self) -> dict[str, dict[str, int]]:
+        """Counters published by every process (what ``wxdata cache stats`` shows)."""
+        out: dict[str, dict[str, int]] = {}
+        for field, value in self.client.hgetall(self.stats_key).items():
+            entity, _, name = _bytes(field).decode().partition("|")
+            if name in COUNTERS:
+                out.setdefault(entity, dict.fromkeys(COUNTERS, 0))[name] = int(value)
+        return out
+
+    def _publish_loop(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with contextlib.suppress(redis.RedisError, OSError):
+                self.publish_stats()
+
+    def stats(self) -> CacheStats:
+        """This process's counters, with the namespace's key count and memory (if reachable)."""
+        details: dict[str, Any] = {"breaker": self.breaker.state, "in_debt": self._debt}
+        try:
+            count, total, keys, sizes = self._run("_", self.facts)
+        except RedisUnavailable:
+            count, total, keys, sizes = 0, 0, {}, {}
+            details["reachable"] = False
+        return snapshot(self.name, self.counters.raw(), keys=count, memory_bytes=total,
+                        keys_by_entity=_labels(keys), bytes_by_entity=_labels(sizes),
+                        details=details)
+
+    def close(self) -> None:
+        """Stop the stats publisher (publishing once more) and close the connection pool."""
+        self._stop.set()
+        if self._publisher is not None:
+            self._publisher.join(timeout=2)
+            with contextlib.suppress(redis.RedisError, OSError):
+                self.publish_stats()
+        self.client.close()

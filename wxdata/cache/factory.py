@@ -1,0 +1,109 @@
+"""Building caches from settings, and the process-wide default cache ``cached`` uses.
+
+``build_cache(settings)`` honours ``CACHE_ENABLED`` (off: ``None``, every ``cached`` call goes
+straight to the function), ``CACHE_BACKEND`` (memory | redis | tiered), ``CACHE_DEFAULT_TTL``,
+``CACHE_MAX_SIZE`` (entries in the memory tier), ``CACHE_ENCRYPT_PHI``, ``CACHE_KEY`` and
+``REDIS_URL``, and refuses (``CachePolicyError``) a Redis or tiered cache that would hold PHI
+unencrypted. Call :func:`init_cache` at start-up to surface that error before the first read.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from wxdata.cache.backends.base import CacheManager
+from wxdata.cache.backends.memory import MemoryCache
+from wxdata.cache.backends.redis import CircuitBreaker, RedisCache, make_client
+from wxdata.cache.backends.tiered import TieredCache
+from wxdata.cache.crypto import Envelope, key_hash_key
+from wxdata.cache.invalidation import subscribe, unsubscribe
+from wxdata.cache.keys import PREFIX, KeyBuilder
+from wxdata.cache.policy import check_settings
+from wxdata.config import Settings, settings
+
+
+def build_cache(
+    config: Settings | None = None,
+    *,
+    phi: str = "encrypt",
+    prefix: str = PREFIX,
+    subscribe_writes: bool = True,
+    client: Any = None,
+    breaker: CircuitBreaker | None = None,
+    lease: float = 1.0,
+    ping_every: float = 0.2,
+    publish_stats_every: float | None = 5.0,
+) -> CacheManager | None:
+    """A cache for the settings (None when disabled); subscribed to committed writes by default.
+
+    ``phi="bypass"`` (explicit opt-out) lets a Redis/tiered cache run without PHI encryption:
+    sensitive reads then never touch the cache.
+    """
+    config = config or settings()
+    check_settings(config, phi=phi)
+    if not config.cache_enabled:
+        return None
+    keys = KeyBuilder(key_hash_key(config.cache_key), prefix)
+    ttl = float(config.cache_default_ttl)
+    cache: CacheManager
+    if config.cache_backend == "memory":
+        cache = MemoryCache(keys, max_size=config.cache_max_size, default_ttl=ttl)
+    else:
+        assert config.cache_key is not None and config.redis_url is not None  # check_settings
+        envelope = Envelope(config.cache_key, encrypt=config.cache_encrypt_phi and phi == "encrypt")
+        redis_cache = RedisCache(
+            client if client is not None else make_client(config.redis_url), keys, envelope,
+            default_ttl=ttl, breaker=breaker, publish_stats_every=publish_stats_every,
+        )
+        if config.cache_backend == "redis":
+            cache = redis_cache
+        else:
+            memory = MemoryCache(keys, max_size=config.cache_max_size, default_ttl=ttl)
+            cache = TieredCache(memory, redis_cache, lease=lease, ping_every=ping_every)
+    if subscribe_writes:
+        subscribe(cache)
+    return cache
+
+
+_lock = threading.Lock()
+_default: list[CacheManager | None] = []
+
+
+def default_cache() -> CacheManager | None:
+    """The process cache built from settings on first use (None when caching is off)."""
+    if _default:
+        return _default[0]
+    with _lock:
+        if not _default:
+            _default.append(build_cache())
+        return _default[0]
+
+
+def init_cache(config: Settings | None = None) -> CacheManager | None:
+    """Build the process cache now (start-up), raising CachePolicyError on an unsafe configuration."""
+    cache = build_cache(config)
+    configure_cache(cache)
+    return cache
+
+
+def configure_cache(cache: CacheManager | None, *, close_previous: bool = True) -> CacheManager | None:
+    """Replace the process cache (tests, embedding applications); returns the previous one."""
+    with _lock:
+        previous = _default[0] if _default else None
+        _default[:] = [cache]
+    if previous is not None and previous is not cache:
+        unsubscribe(previous)
+        if close_previous:
+            previous.close()
+    return previous
+
+
+def reset_default() -> None:
+    """Forget the process cache (the next use rebuilds it from settings)."""
+    with _lock:
+        previous = _default[0] if _default else None
+        _default.clear()
+    if previous is not None:
+        unsubscribe(previous)
+        previous.close()

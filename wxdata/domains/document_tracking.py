@@ -1,0 +1,24 @@
+"""Document signatures and the per-document audit trail.
+
+Each entity is exposed as one bound set of the generic data functions (:class:`wxdata.crud.Ops`).
+"""
+
+from __future__ import annotations
+
+from wxdata.crud import bind_entity
+from wxdata.schema.documents import (
+    DOCUMENT_AUDIT_TRAILS,
+    DOCUMENT_SIGNATURES,
+    DocumentAuditTrail,
+    DocumentSignature,
+)
+
+signatures = bind_entity(DOCUMENT_SIGNATURES)
+audit_trails = bind_entity(DOCUMENT_AUDIT_TRAILS)
+
+__all__ = [
+    "DocumentAuditTrail",
+    "DocumentSignature",
+    "audit_trails",
+    "signatures",
+]

@@ -1,0 +1,47 @@
+"""Documents: the generic data functions bound to the ``documents`` entity."""
+
+from __future__ import annotations
+
+from wxdata.crud import bind_entity
+from wxdata.domains.finders import by_column
+from wxdata.schema.documents import (
+    DOCUMENTS,
+    Document,
+    DocumentAccessLevel,
+    DocumentCategory,
+    DocumentStatus,
+)
+
+ENTITY = DOCUMENTS
+ops = bind_entity(DOCUMENTS)
+find_by_id = ops.find_by_id
+find_one = ops.find_one
+find_many = ops.find_many
+find_after = ops.find_after
+count = ops.count
+exists = ops.exists
+create = ops.create
+update = ops.update
+delete = ops.delete
+restore = ops.restore
+bulk_create = ops.bulk_create
+stream = ops.stream
+
+find_by_student = by_column(DOCUMENTS, "student_id", order_by=[("created_at", "desc")],
+                            fixed={"is_active": True},
+                            doc="A student's active documents, newest first.")
+find_by_category = by_column(DOCUMENTS, "category", order_by=[("created_at", "desc")],
+                             fixed={"is_active": True},
+                             doc="Active documents of one category, newest first.")
+
+
+__all__ = [
+    "ENTITY",
+    "Document",
+    "DocumentAccessLevel",
+    "DocumentCategory",
+    "DocumentStatus",
+    "find_by_category",
+    "find_by_student",
+    "ops",
+]

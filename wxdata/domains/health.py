@@ -1,0 +1,16 @@
+"""School-level health metrics.
+
+Each entity is exposed as one bound set of the generic data functions (:class:`wxdata.crud.Ops`).
+"""
+
+from __future__ import annotations
+
+from wxdata.crud import bind_entity
+from wxdata.schema.health import HEALTH_METRIC_SNAPSHOTS, HealthMetricSnapshot
+
+metric_snapshots = bind_entity(HEALTH_METRIC_SNAPSHOTS)
+
+__all__ = [
+    "HealthMetricSnapshot",
+    "metric_snapshots",
+]

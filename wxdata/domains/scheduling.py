@@ -1,0 +1,29 @@
+"""Appointment reminders, the waitlist and follow-up appointments.
+
+Each entity is exposed as one bound set of the generic data functions (:class:`wxdata.crud.Ops`).
+"""
+
+from __future__ import annotations
+
+from wxdata.crud import bind_entity
+from wxdata.schema.scheduling import (
+    APPOINTMENT_REMINDERS,
+    APPOINTMENT_WAITLIST,
+    FOLLOW_UP_APPOINTMENTS,
+    AppointmentReminder,
+    AppointmentWaitlist,
+    FollowUpAppointment,
+)
+
+reminders = bind_entity(APPOINTMENT_REMINDERS)
+waitlist = bind_entity(APPOINTMENT_WAITLIST)
+follow_ups = bind_entity(FOLLOW_UP_APPOINTMENTS)
+
+__all__ = [
+    "AppointmentReminder",
+    "AppointmentWaitlist",
+    "FollowUpAppointment",
+    "follow_ups",
+    "reminders",
+    "waitlist",
+]
