@@ -133,3 +133,25 @@ def test_follow_ups_and_summary(conn, ctx, seeded) -> None:
     assert health_records.student_health_summary(conn, ctx, "x") == Failure(
         InvalidQuery("student_id", "must be a UUID"))
     assert isinstance(health_records.student_health_summary(conn, ctx, sid), Success)
+
+
+def test_user_by_email_never_carries_credentials(conn, ctx, sys_ctx, school) -> None:
+    from wxdata.domains import organisation
+
+    email = f"Nurse.{school['school_id'].hex[:8]}@Example.org"
+    made = organisation.users.create(conn, sys_ctx, {
+        "email": email, "first_name": "Ruth", "last_name": "Hale", "role": "NURSE",
+        "password_hash": "$2b$12$secretsecretsecretsecretsecretsecretsecretsecretsecret",
+        "mfa_secret": "JBSWY3DPEHPK3PXP", "school_id": school["school_id"]}).unwrap()
+    found = organisation.find_user_by_email(conn, ctx, email.upper()).unwrap()
+    assert found.id == made.id
+    assert not hasattr(found, "password_hash")
+    assert not hasattr(found, "mfa_secret")
+    assert "secretsecret" not in repr(found)
+    wildcard = organisation.find_user_by_email(conn, ctx, "%@example.org")
+    assert wildcard == Failure(NotFound("User"))
+    audit = conn.execute("SELECT changes::text FROM audit_log WHERE entity_id = %s", (made.id,))
+    assert all("secretsecret" not in (r[0] or "") and "JBSWY3DP" not in (r[0] or "")
+               for r in audit.fetchall())
+    schools_page = organisation.schools_in_district(conn, ctx, school["district_id"]).unwrap()
+    assert [s.id for s in schools_page.data] == [school["school_id"]]
