@@ -131,8 +131,10 @@ def extract(
             spec = _entity_of_row(type(row)) or entity
             names.update(dict.fromkeys(a.name for a in attrs.fields(type(row))))
         elif isinstance(row, tuple) and hasattr(row, "_fields"):
+            spec = entity
             names.update(dict.fromkeys(str(f) for f in row._fields))
         elif dataclasses.is_dataclass(row) and not isinstance(row, type):
+            spec = entity
             names.update(dict.fromkeys(f.name for f in dataclasses.fields(row)))
         else:
             continue

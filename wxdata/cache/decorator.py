@@ -158,6 +158,8 @@ def cached(
     """
     if entity is None and tags is None and not depends:
         raise ValueError("cached() needs an entity, depends= or tags=: something must invalidate it")
+    if ttl is not None and ttl <= 0:
+        raise ValueError("cache TTL must be positive")
     sensitive = is_sensitive(entity) or any(is_sensitive(d) for d in depends)
     watched = tuple(dict.fromkeys(e.name for e in (entity, *depends) if e is not None))
     depend_tags = [entity_tag(d) for d in depends]
@@ -254,6 +256,8 @@ def cached(
             token = got.token
             if token is None:
                 return fn(conn, ctx, *args, **kwargs)
+            if shape is None:
+                shape = LIST if key is None else key(conn, ctx, *args, **kwargs)
             flight, leader = c.flights.join(k)
             if flight is not None and not leader:
                 if flight.event.wait(FOLLOW_TIMEOUT) and flight.ok:
@@ -269,8 +273,6 @@ def cached(
                             c.counters.add(label, "audited_hits")
                     return Success(value)
                 return fn(conn, ctx, *args, **kwargs)
-            if shape is None:
-                shape = LIST if key is None else key(conn, ctx, *args, **kwargs)
             ok = False
             shared: Any = None
             try:

@@ -14,6 +14,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata import crud
 from wxdata.audit.record import AuditAction
+from wxdata.cache import cached
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery
 from wxdata.query.compiler import param
@@ -122,6 +123,7 @@ def _summary_sql() -> str:
 _SUMMARY_SQL = _summary_sql()
 
 
+@cached(entity=HEALTH_RECORDS)
 def student_health_summary(
     conn: Conn, ctx: ExecutionContext, student_id: UUID | str
 ) -> Result[HealthSummary, DataError]:

@@ -9,6 +9,7 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from wxdata import crud
+from wxdata.cache import cached
 from wxdata.context import ExecutionContext
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import in_range
@@ -58,6 +59,7 @@ class Adherence:
     rate: int | None
 
 
+@cached(entity=MEDICATION_LOGS)
 def adherence_rate(
     conn: Conn, ctx: ExecutionContext, student_id: UUID | str, *,
     medication_id: UUID | str | None = None, start: datetime | None = None,

@@ -11,6 +11,7 @@ from uuid import UUID
 from returns.result import Result
 
 from wxdata import crud
+from wxdata.cache import cached
 from wxdata.context import ExecutionContext
 from wxdata.domains.finders import by_column
 from wxdata.errors import DataError
@@ -22,23 +23,26 @@ schools = crud.bind_entity(SCHOOLS)
 users = crud.bind_entity(USERS)
 Conn = crud.Conn
 
-schools_in_district = by_column(SCHOOLS, "district_id", order_by=[("name", "asc")],
-                                fixed={"is_active": True},
-                                doc="A district's active schools, by name.")
+schools_in_district = cached(entity=SCHOOLS)(
+    by_column(SCHOOLS, "district_id", order_by=[("name", "asc")], fixed={"is_active": True},
+              doc="A district's active schools, by name."))
 users_of_school = by_column(USERS, "school_id", order_by=[("last_name", "asc")],
                             fixed={"is_active": True}, doc="A school's active staff, by name.")
 
 
+@cached(entity=DISTRICTS)
 def find_district_by_code(conn: Conn, ctx: ExecutionContext, code: str) -> Result[District, DataError]:
     """The district with this code."""
     return crud.find_one(conn, ctx, DISTRICTS, {"code": code})
 
 
+@cached(entity=SCHOOLS)
 def find_school_by_code(conn: Conn, ctx: ExecutionContext, code: str) -> Result[School, DataError]:
     """The school with this code."""
     return crud.find_one(conn, ctx, SCHOOLS, {"code": code})
 
 
+@cached(entity=USERS)
 def find_user_by_email(conn: Conn, ctx: ExecutionContext, email: str) -> Result[User, DataError]:
     """The (non-deleted) user with this email, case-insensitively; never with credentials."""
     return crud.find_one(conn, ctx, USERS, {"email": {"ilike": Pattern(escape_like(email.strip()))}})

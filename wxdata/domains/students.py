@@ -13,6 +13,7 @@ from uuid import UUID
 from returns.result import Result
 
 from wxdata import crud
+from wxdata.cache import cached
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError
 from wxdata.query.paging import DEFAULT_LIMIT, Page
@@ -38,6 +39,7 @@ SEARCH_LIMIT = 50
 _BY_NAME = (("last_name", "asc"), ("first_name", "asc"))
 
 
+@cached(entity=STUDENTS)
 def find_by_student_number(conn: Conn, ctx: ExecutionContext, number: str) -> Result[Student, DataError]:
     """The student with this student number."""
     return crud.find_one(conn, ctx, STUDENTS, {"student_number": number})

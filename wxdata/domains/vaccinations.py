@@ -8,6 +8,7 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from wxdata import crud
+from wxdata.cache import cached
 from wxdata.context import ExecutionContext
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import by_column, due_within
@@ -44,6 +45,7 @@ class Compliance:
     compliant: bool
 
 
+@cached(entity=VACCINATIONS)
 def compliance(
     conn: Conn, ctx: ExecutionContext, student_id: UUID | str
 ) -> Result[Compliance, DataError]:

@@ -366,4 +366,7 @@ class MemoryCache:
                         details={"max_size": self.max_size})
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop receiving write events (nothing else to release)."""
+        from wxdata.cache.invalidation import unsubscribe
+
+        unsubscribe(self)

@@ -586,7 +586,10 @@ class RedisCache:
                         details=details)
 
     def close(self) -> None:
-        """Stop the stats publisher (publishing once more) and close the connection pool."""
+        """Stop receiving write events and the stats publisher; close the connection pool."""
+        from wxdata.cache.invalidation import unsubscribe
+
+        unsubscribe(self)
         self._stop.set()
         if self._publisher is not None:
             self._publisher.join(timeout=2)

@@ -203,6 +203,9 @@ class TieredCache:
                         keys_by_entity=keys_by, bytes_by_entity=bytes_by, details=details)
 
     def close(self) -> None:
-        """Stop the bus and close Redis."""
+        """Stop receiving write events, stop the bus, close Redis."""
+        from wxdata.cache.invalidation import unsubscribe
+
+        unsubscribe(self)
         self.bus.close()
         self.redis.close()
