@@ -8,10 +8,13 @@ Workloads (each against its raw-psycopg baseline, same database, same process, i
 - **PHI read**: ``students.find_by_id`` (SELECT with its READ record riding in the same statement)
   vs a bare prepared SELECT by primary key. Target: <= 1.2x in configuration A.
 
-Extra variants show where the time goes: the same wxdata calls with auditing switched off.
+Extra variants show where the time goes: the same wxdata calls with auditing switched off, and
+(A only) the PHI read with ``synchronous_commit = off`` for its record, a proposal.
 
-Method: each repetition runs one batch of every variant, the order rotating between repetitions; a
-batch's inputs are built before its clock starts; statements are warmed (prepared) first. Reported:
+Method: every variant runs on the same connection (in configuration A two backends can land on
+different cores and differ by ~30 µs per round trip for no reason of theirs); each repetition runs
+one batch of every variant, the order rotating between repetitions; a batch's inputs are built
+before its clock starts; statements are warmed (prepared) first. Reported:
 the median over repetitions of the mean µs per operation, the min-max of those means, and the
 ratio of medians to the raw baseline.
 
@@ -81,6 +84,8 @@ class Variant:
     inputs: Callable[[int], list[Any]]
     baseline: bool = False
     audit: bool = True
+    before: Callable[[], object] | None = None  # run outside the clock, around the batch
+    after: Callable[[], object] | None = None
 
 
 # --- the database ----------------------------------------------------------------------------
@@ -247,8 +252,12 @@ def _open(url: str, statements: Sequence[str]) -> psycopg.Connection[Any]:
 
 
 def variants(bench: Bench, raw: psycopg.Connection[Any], wx: psycopg.Connection[Any],
-             wx_async: psycopg.Connection[Any] | None = None) -> list[Variant]:
-    """The raw baselines and the wxdata variants of both workloads (+ the async-commit proposal)."""
+             proposal: bool = False) -> list[Variant]:
+    """The raw baselines and the wxdata variants of both workloads (+ the async-commit proposal).
+
+    Pass the same connection as ``raw`` and ``wx`` for a fair comparison: in configuration A the
+    scheduler may place two backends differently (same core as the client or not, ~30 µs apart).
+    """
     from wxdata import ExecutionContext, Purpose, Role
     from wxdata.domains import students
     from wxdata.schema import STUDENTS
@@ -286,18 +295,15 @@ def variants(bench: Bench, raw: psycopg.Connection[Any], wx: psycopg.Connection[
     def wx_read(key: uuid.UUID) -> object:
         return students.find_by_id(wx, ctx, key).unwrap()
 
-    def wx_read_async(key: uuid.UUID) -> object:
-        assert wx_async is not None
-        return students.find_by_id(wx_async, ctx, key).unwrap()
-
     def ids(n: int) -> list[Any]:
         return random.choices(bench.student_ids, k=n)
 
     def creates(n: int) -> list[Any]:
         return [bench.next_values() for _ in range(n)]
 
-    proposal = [] if wx_async is None else [
-        Variant("PHI read", "proposal: + audit, async commit", wx_read_async, ids)]
+    extra = [Variant("PHI read", "proposal: + audit, async commit", wx_read, ids,
+                     before=lambda: wx.execute("SET synchronous_commit = off"),
+                     after=lambda: wx.execute("RESET synchronous_commit"))] if proposal else []
     return [
         Variant("create", "raw psycopg INSERT", raw_insert, raw_inputs, baseline=True),
         Variant("create", "wxdata create + audit", wx_create, creates),
@@ -305,7 +311,7 @@ def variants(bench: Bench, raw: psycopg.Connection[Any], wx: psycopg.Connection[
         Variant("PHI read", "raw psycopg SELECT", raw_fetch, ids, baseline=True),
         Variant("PHI read", "wxdata find_by_id + audit", wx_read, ids),
         Variant("PHI read", "wxdata find_by_id, audit off", wx_read, ids, audit=False),
-        *proposal,
+        *extra,
     ]
 
 
@@ -324,11 +330,17 @@ def audit_switch(on: bool) -> Iterator[None]:
 def _batch(v: Variant, n: int) -> float:
     inputs = v.inputs(n)
     op = v.op
-    with audit_switch(v.audit):
-        start = time.perf_counter_ns()
-        for x in inputs:
-            op(x)
-        elapsed = time.perf_counter_ns() - start
+    if v.before is not None:
+        v.before()
+    try:
+        with audit_switch(v.audit):
+            start = time.perf_counter_ns()
+            for x in inputs:
+                op(x)
+            elapsed = time.perf_counter_ns() - start
+    finally:
+        if v.after is not None:
+            v.after()
     return elapsed / n / 1000.0
 
 
@@ -348,7 +360,7 @@ def profile(vs: list[Variant], ops: int) -> str:
     """cProfile of the wxdata variants with auditing on: where the time goes."""
     out = io.StringIO()
     for v in vs:
-        if v.baseline or not v.audit:
+        if v.baseline or not v.audit or v.before is not None:
             continue
         inputs = v.inputs(ops)
         prof = cProfile.Profile()
@@ -384,18 +396,13 @@ def run_config(bench: Bench, config: str, reps: int, ops: int, core: int,
     from wxdata.db import conninfo as wx_conninfo
 
     with configuration(config, bench.url, core) as (session, notes):
-        raw = _open(bench.url, session)
-        wx = _open(wx_conninfo(bench.url), session)
-        wx_async = None if session else _open(wx_conninfo(bench.url), ["SET synchronous_commit = off"])
+        conn = _open(wx_conninfo(bench.url), session)  # one connection (backend) for every variant
         try:
-            vs = variants(bench, raw, wx, wx_async)
+            vs = variants(bench, conn, conn, proposal=not session)
             figures = measure(config, vs, reps, ops)
             prof = profile(vs, ops) if want_profile else ""
         finally:
-            raw.close()
-            wx.close()
-            if wx_async is not None:
-                wx_async.close()
+            conn.close()
     return figures, notes, prof
 
 
@@ -460,11 +467,12 @@ def run(env: Any) -> list[Any]:
     host = conninfo_to_dict(env.conninfo)
     bench = Bench(env.conninfo, env.conninfo, str(host.get("dbname", "")), env.data.schools[0],
                   list(env.data.student_ids))
-    vs = variants(bench, env.raw, env.wx)
+    vs = variants(bench, env.wx, env.wx)  # one backend for all variants (fair in A)
     reps = max(3, int(getattr(env.options, "reps", 7)))
-    figures = measure(env.config, vs, reps, 200 if getattr(env.options, "quick", False) else 400)
+    ops = 200 if getattr(env.options, "quick", False) else 400
+    figures = measure(env.config, vs, reps, ops)
     return [Result(workload=f"audit {f.workload}", variant=f.variant, config=f.config,
-                   samples_us=f.samples_us, ops_per_rep=400, family="audit", baseline=f.baseline)
+                   samples_us=f.samples_us, ops_per_rep=ops, family="audit", baseline=f.baseline)
             for f in figures]
 
 

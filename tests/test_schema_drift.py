@@ -123,6 +123,9 @@ def test_unique_keys_match_spec(conn: psycopg.Connection[Any], entity: Entity[An
         "  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)"
         "  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
         " WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND NOT i.indisprimary"
+        # partial or expression unique indexes are domain rules (one active allergy per
+        # allergen, sql/0201), not keys of the table: they surface as Conflict on their field
+        "   AND i.indpred IS NULL AND i.indexprs IS NULL"
         " GROUP BY i.indexrelid",
         (f"public.{entity.table}",),
     ).fetchall()
