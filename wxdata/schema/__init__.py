@@ -24,6 +24,7 @@ from wxdata.schema import (
     scheduling,
     sync,
 )
+from wxdata.schema.base import Authored, AuthoredSoftDeleted, SoftDeleted, Versioned
 from wxdata.schema.health_records import HEALTH_RECORDS, HealthRecord
 from wxdata.schema.organisation import DISTRICTS, SCHOOLS, USERS, District, School, User
 from wxdata.schema.spec import (
@@ -47,6 +48,8 @@ __all__ = [
     "SCHOOLS",
     "STUDENTS",
     "USERS",
+    "Authored",
+    "AuthoredSoftDeleted",
     "CacheTTL",
     "Column",
     "DataClass",
@@ -55,8 +58,10 @@ __all__ = [
     "HealthRecord",
     "Kind",
     "School",
+    "SoftDeleted",
     "Student",
     "User",
+    "Versioned",
     "academic",
     "alerts",
     "analytics",

@@ -7,24 +7,21 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import SoftDeleted
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    version,
 )
 
 F = DataClass.FERPA
 
 
 @row
-class AcademicTranscript:
+class AcademicTranscript(SoftDeleted):
     """One term of a student's academic record, usually imported from the SIS.
 
     One row per (student, academic year, semester); education records soft-delete like PHI.
@@ -43,10 +40,6 @@ class AcademicTranscript:
     imported_at: datetime | None = col(F)
     import_source: str | None = col(F, max_length=100)
     metadata: dict[str, Any] | None = col(F)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 ACADEMIC_TRANSCRIPTS = entity(

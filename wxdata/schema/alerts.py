@@ -11,21 +11,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import AuthoredSoftDeleted, Versioned
 from wxdata.schema.reference import ALERT_CATEGORIES, ALERT_SEVERITIES
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
     secret,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P, G = DataClass.PHI, DataClass.GENERAL
@@ -33,7 +28,7 @@ ALERT_STATUSES = ("ACTIVE", "ACKNOWLEDGED", "RESOLVED", "EXPIRED", "DISMISSED")
 
 
 @row
-class Alert:
+class Alert(AuthoredSoftDeleted):
     """A raised alert, optionally about a student, with its acknowledgement lifecycle."""
 
     id: UUID = pk()
@@ -55,12 +50,6 @@ class Alert:
     auto_escalate_after: int | None = col(P, minimum=0)
     escalation_level: int | None = col(P, minimum=0, has_default=True)
     requires_acknowledgment: bool = col(P, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 ALERTS = entity(Alert, table="alerts", subject="student_id", school="school_id",
@@ -71,7 +60,7 @@ HHMM = r"([0-1]?[0-9]|2[0-3]):[0-5][0-9]"
 
 
 @row
-class AlertPreferences:
+class AlertPreferences(Versioned):
     """A user's alert delivery channels, filters and quiet hours (optionally per school)."""
 
     id: UUID = pk()
@@ -83,9 +72,6 @@ class AlertPreferences:
     quiet_hours_start: str | None = col(G, max_length=5, pattern=HHMM)
     quiet_hours_end: str | None = col(G, max_length=5, pattern=HHMM)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 ALERT_PREFERENCES = entity(AlertPreferences, table="alert_preferences", school="school_id",
@@ -95,7 +81,7 @@ DELIVERY_CHANNELS = ("email", "sms", "push", "voice")
 
 
 @row
-class DeliveryLog:
+class DeliveryLog(Versioned):
     """One channel's delivery attempts of an alert (retry bookkeeping)."""
 
     id: UUID = pk()
@@ -107,9 +93,6 @@ class DeliveryLog:
     last_attempt: datetime = col(G)
     delivered_at: datetime | None = col(G)
     error_message: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 DELIVERY_LOGS = entity(DeliveryLog, table="delivery_logs", cache_ttl=CacheTTL.SHORT)
@@ -121,7 +104,7 @@ NOTIFICATION_STATUSES = ("PENDING", "SCHEDULED", "SENDING", "DELIVERED", "FAILED
 
 
 @row
-class PushNotification:
+class PushNotification(AuthoredSoftDeleted):
     """A push notification to users' devices, with delivery statistics and retries.
 
     Target device tokens are a write-only secret (``device_tokens``, a JSON list as text).
@@ -158,12 +141,6 @@ class PushNotification:
     retry_count: int = col(P, minimum=0, has_default=True)
     max_retries: int = col(P, minimum=0, has_default=True)
     next_retry_at: datetime | None = col(P)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 PUSH_NOTIFICATIONS = entity(PushNotification, table="push_notifications",
@@ -174,7 +151,7 @@ PLATFORMS = ("FCM", "APNS", "WEB_PUSH", "SMS", "EMAIL")
 
 
 @row
-class DeviceToken:
+class DeviceToken(Versioned):
     """A user's device registered for push; the token itself is a write-only secret."""
 
     id: UUID = pk()
@@ -193,9 +170,6 @@ class DeviceToken:
     allow_sound: bool = col(G, has_default=True)
     allow_badge: bool = col(G, has_default=True)
     last_used_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 DEVICE_TOKENS = entity(DeviceToken, table="device_tokens",

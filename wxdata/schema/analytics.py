@@ -8,18 +8,15 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import Authored, Versioned
 from wxdata.schema.rules import not_before
 from wxdata.schema.spec import (
     DataClass,
     col,
     created_at,
-    created_by,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 G = DataClass.GENERAL
@@ -31,7 +28,7 @@ ANALYTICS_STATUSES = ("PENDING", "GENERATING", "COMPLETED", "FAILED", "CANCELLED
 
 
 @row
-class AnalyticsReport:
+class AnalyticsReport(Versioned):
     """A generated analytics report over a period, for a school or the district."""
 
     id: UUID = pk()
@@ -58,9 +55,6 @@ class AnalyticsReport:
     approval_date: datetime | None = col(G)
     distribution_list: list[Any] | None = col(G)
     sent_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 ANALYTICS_REPORTS = entity(AnalyticsReport, table="analytics_reports", school="school_id",
@@ -72,7 +66,7 @@ TEMPLATE_FORMATS = ("pdf", "excel", "csv", "json")
 
 
 @row
-class ReportTemplate:
+class ReportTemplate(Authored):
     """A reusable report definition: query configuration and default output format."""
 
     id: UUID = pk()
@@ -83,11 +77,6 @@ class ReportTemplate:
     default_output_format: str = col(G, max_length=50, choices=TEMPLATE_FORMATS, has_default=True)
     format_options: dict[str, Any] | None = col(G)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 REPORT_TEMPLATES = entity(ReportTemplate, table="report_templates")
@@ -100,7 +89,7 @@ FREQUENCIES = ("daily", "weekly", "monthly", "quarterly", "custom")
 
 
 @row
-class ReportSchedule:
+class ReportSchedule(Authored):
     """A recurring report run and who receives it."""
 
     id: UUID = pk()
@@ -118,18 +107,13 @@ class ReportSchedule:
     execution_count: int = col(G, minimum=0, has_default=True)
     failure_count: int = col(G, minimum=0, has_default=True)
     last_error: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 REPORT_SCHEDULES = entity(ReportSchedule, table="report_schedules")
 
 
 @row
-class ReportExecution:
+class ReportExecution(Versioned):
     """One run of a report (scheduled or ad hoc) and its output file."""
 
     id: UUID = pk()
@@ -148,9 +132,6 @@ class ReportExecution:
     started_at: datetime = col(G)
     completed_at: datetime | None = col(G)
     expires_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 REPORT_EXECUTIONS = entity(ReportExecution, table="report_executions",

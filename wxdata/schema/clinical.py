@@ -12,20 +12,15 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import Authored, AuthoredSoftDeleted
 from wxdata.schema.rules import not_before, required_if
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P, G = DataClass.PHI, DataClass.GENERAL
@@ -41,7 +36,7 @@ class VisitDisposition(enum.StrEnum):
 
 
 @row
-class ClinicVisit:
+class ClinicVisit(AuthoredSoftDeleted):
     """A student's visit to the school clinic, from check-in to check-out."""
 
     id: UUID = pk()
@@ -58,12 +53,6 @@ class ClinicVisit:
     follow_up_required: bool = col(P, has_default=True)
     follow_up_date: date | None = col(P)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 CLINIC_VISITS = entity(
@@ -73,7 +62,7 @@ CLINIC_VISITS = entity(
 
 
 @row
-class TreatmentPlan:
+class TreatmentPlan(AuthoredSoftDeleted):
     """A treatment plan for a diagnosis (plan details as JSON)."""
 
     id: UUID = pk()
@@ -84,12 +73,6 @@ class TreatmentPlan:
     end_date: date | None = col(P)
     status: str = col(P, max_length=50)
     prescribed_by: UUID = col(P, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 TREATMENT_PLANS = entity(
@@ -99,7 +82,7 @@ TREATMENT_PLANS = entity(
 
 
 @row
-class ClinicalNote:
+class ClinicalNote(AuthoredSoftDeleted):
     """A clinical note, optionally in SOAP form; signing and amendment are tracked."""
 
     id: UUID = pk()
@@ -119,12 +102,6 @@ class ClinicalNote:
     signed_at: datetime | None = col(P)
     amended: bool = col(P, has_default=True)
     amendment_reason: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 CLINICAL_NOTES = entity(ClinicalNote, table="clinical_notes", subject="student_id",
@@ -132,7 +109,7 @@ CLINICAL_NOTES = entity(ClinicalNote, table="clinical_notes", subject="student_i
 
 
 @row
-class ClinicalProtocol:
+class ClinicalProtocol(Authored):
     """A nursing protocol: indications, ordered steps and decision points (reference data).
 
     The original's protocol ``version`` string is ``protocol_version`` here: ``version`` is the
@@ -158,11 +135,6 @@ class ClinicalProtocol:
     review_date: date | None = col(G)
     citations: list[Any] | None = col(G)
     tags: list[Any] | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 CLINICAL_PROTOCOLS = entity(ClinicalProtocol, table="clinical_protocols", cache_ttl=CacheTTL.HOUR)

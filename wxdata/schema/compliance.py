@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import AuthoredSoftDeleted, SoftDeleted, Versioned
 from wxdata.schema.contacts import EMAIL
 from wxdata.schema.rules import required_if
 from wxdata.schema.spec import (
@@ -16,14 +17,10 @@ from wxdata.schema.spec import (
     DataClass,
     col,
     created_at,
-    created_by,
     deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P, G = DataClass.PHI, DataClass.GENERAL
@@ -37,7 +34,7 @@ DISCLOSURE_RECIPIENTS = ("HEALTHCARE_PROVIDER", "INSURANCE", "PARENT_GUARDIAN", 
 
 
 @row
-class PhiDisclosure:
+class PhiDisclosure(AuthoredSoftDeleted):
     """A disclosure of a student's PHI to an outside party (HIPAA 164.528 accounting)."""
 
     id: UUID = pk()
@@ -63,12 +60,6 @@ class PhiDisclosure:
     follow_up_completed: bool = col(P, has_default=True)
     follow_up_date: datetime | None = col(P)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 PHI_DISCLOSURES = entity(
@@ -100,7 +91,7 @@ COMPLIANCE_STATUSES = ("PENDING", "IN_PROGRESS", "COMPLIANT", "NON_COMPLIANT", "
 
 
 @row
-class ComplianceReport:
+class ComplianceReport(Versioned):
     """A periodic compliance report (HIPAA, FERPA, security...) with findings."""
 
     id: UUID = pk()
@@ -117,9 +108,6 @@ class ComplianceReport:
     reviewed_at: datetime | None = col(G)
     reviewed_by: UUID | None = col(G, references="users")
     created_by_id: UUID = col(G, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 COMPLIANCE_REPORTS = entity(ComplianceReport, table="compliance_reports")
@@ -130,7 +118,7 @@ CHECKLIST_STATUSES = ("PENDING", "IN_PROGRESS", "COMPLETED", "NOT_APPLICABLE", "
 
 
 @row
-class ComplianceChecklistItem:
+class ComplianceChecklistItem(Versioned):
     """One requirement of a compliance checklist and its evidence."""
 
     id: UUID = pk()
@@ -144,9 +132,6 @@ class ComplianceChecklistItem:
     completed_at: datetime | None = col(G)
     completed_by: UUID | None = col(G, references="users")
     report_id: UUID | None = col(G, references="compliance_reports")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 COMPLIANCE_CHECKLIST_ITEMS = entity(ComplianceChecklistItem, table="compliance_checklist_items")
@@ -158,7 +143,7 @@ VIOLATION_STATUSES = ("REPORTED", "INVESTIGATING", "REMEDIATION_IN_PROGRESS", "R
 
 
 @row
-class ComplianceViolation:
+class ComplianceViolation(SoftDeleted):
     """A compliance violation or breach; the affected students make it PHI."""
 
     id: UUID = pk()
@@ -175,10 +160,6 @@ class ComplianceViolation:
     assigned_to: UUID | None = col(P, references="users")
     resolution_notes: str | None = col(P, sql="text", clinical_text=True)
     resolved_at: datetime | None = col(P)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 COMPLIANCE_VIOLATIONS = entity(ComplianceViolation, table="compliance_violations")
@@ -188,7 +169,7 @@ REMEDIATION_STATUSES = ("PLANNED", "IN_PROGRESS", "COMPLETED", "VERIFIED", "DEFE
 
 
 @row
-class RemediationAction:
+class RemediationAction(Versioned):
     """An action remediating a compliance violation, and its verification."""
 
     id: UUID = pk()
@@ -203,9 +184,6 @@ class RemediationAction:
     completed_at: datetime | None = col(G)
     verified_by: UUID | None = col(G, references="users")
     verified_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 REMEDIATION_ACTIONS = entity(RemediationAction, table="remediation_actions")
@@ -232,7 +210,7 @@ RETENTION_STATUSES = ("ACTIVE", "INACTIVE", "UNDER_REVIEW")
 
 
 @row
-class DataRetentionPolicy:
+class DataRetentionPolicy(Versioned):
     """How long a category of records is kept, and on what legal basis."""
 
     id: UUID = pk()
@@ -244,9 +222,6 @@ class DataRetentionPolicy:
     auto_delete: bool = col(G, has_default=True)
     last_reviewed_at: datetime | None = col(G)
     last_reviewed_by: UUID | None = col(G, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 DATA_RETENTION_POLICIES = entity(DataRetentionPolicy, table="data_retention_policies",
@@ -257,7 +232,7 @@ CONSENT_TYPES = ("MEDICATION_ADMINISTRATION", "PHOTO_RELEASE", "FIELD_TRIP", "EM
 
 
 @row
-class ConsentForm:
+class ConsentForm(Versioned):
     """A consent form template (the original's ``version`` string is ``form_version``)."""
 
     id: UUID = pk()
@@ -268,16 +243,13 @@ class ConsentForm:
     form_version: str = col(G, max_length=20, has_default=True)
     is_active: bool = col(G, has_default=True)
     expires_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 CONSENT_FORMS = entity(ConsentForm, table="consent_forms", cache_ttl=CacheTTL.HOUR)
 
 
 @row
-class ConsentSignature:
+class ConsentSignature(SoftDeleted):
     """A guardian's signature of a consent form for a student (one per form and student)."""
 
     id: UUID = pk()
@@ -290,10 +262,6 @@ class ConsentSignature:
     signed_at: datetime = col(P, has_default=True)
     withdrawn_at: datetime | None = col(P)
     withdrawn_by: str | None = col(P, max_length=255)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 CONSENT_SIGNATURES = entity(ConsentSignature, table="consent_signatures", subject="student_id",

@@ -7,22 +7,16 @@ no foreign key and the table declares no single subject.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import AuthoredSoftDeleted
 from wxdata.schema.spec import (
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P = DataClass.PHI
@@ -32,7 +26,7 @@ ZIP = r"\d{5}(-\d{4})?"
 
 
 @row
-class Contact:
+class Contact(AuthoredSoftDeleted):
     """A person or organisation in the address book (type values: guardian, provider, ...)."""
 
     id: UUID = pk()
@@ -52,12 +46,6 @@ class Contact:
     custom_fields: dict[str, Any] | None = col(P, has_default=True)
     is_active: bool = col(P, has_default=True)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 CONTACTS = entity(Contact, table="contacts")

@@ -11,18 +11,15 @@ from typing import Any
 from uuid import UUID
 
 from wxdata.errors import FieldError
+from wxdata.schema.base import AuthoredSoftDeleted
 from wxdata.schema.spec import (
     DataClass,
     col,
     created_at,
-    created_by,
     deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P = DataClass.PHI
@@ -79,7 +76,7 @@ def _phi_documents(values: Mapping[str, Any]) -> Iterable[FieldError]:
 
 
 @row
-class Document:
+class Document(AuthoredSoftDeleted):
     """A stored document, optionally about one student, with versioning and retention.
 
     The original's integer ``version`` (document revision) is ``document_version`` here;
@@ -109,12 +106,6 @@ class Document:
     last_accessed_at: datetime | None = col(P)
     access_count: int = col(P, minimum=0, has_default=True)
     is_active: bool = col(P, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 DOCUMENTS = entity(Document, table="documents", subject="student_id",

@@ -7,20 +7,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import AuthoredSoftDeleted, Versioned
 from wxdata.schema.contacts import EMAIL, PHONE
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P, G = DataClass.PHI, DataClass.GENERAL
@@ -47,7 +42,7 @@ CONTACT_METHODS = ("SMS", "EMAIL", "VOICE", "ANY")
 
 
 @row
-class EmergencyContact:
+class EmergencyContact(AuthoredSoftDeleted):
     """A person to call about a student in an emergency (and who may pick the student up)."""
 
     id: UUID = pk()
@@ -68,12 +63,6 @@ class EmergencyContact:
     notification_channels: list[str] | None = col(P, choices=("sms", "email", "voice"))
     can_pickup_student: bool | None = col(P, has_default=True)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 EMERGENCY_CONTACTS = entity(EmergencyContact, table="emergency_contacts", subject="student_id",
@@ -81,7 +70,7 @@ EMERGENCY_CONTACTS = entity(EmergencyContact, table="emergency_contacts", subjec
 
 
 @row
-class EmergencyBroadcast:
+class EmergencyBroadcast(Versioned):
     """A school- or district-wide emergency message (no student data)."""
 
     id: UUID = pk()
@@ -106,9 +95,6 @@ class EmergencyBroadcast:
     acknowledged_count: int | None = col(G, minimum=0, has_default=True)
     follow_up_required: bool | None = col(G, has_default=True)
     follow_up_message: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 EMERGENCY_BROADCASTS = entity(EmergencyBroadcast, table="emergency_broadcasts",

@@ -13,20 +13,16 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import AuthoredSoftDeleted, SoftDeleted
 from wxdata.schema.rules import not_before, only_if, required_if
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
     created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P, G = DataClass.PHI, DataClass.GENERAL
@@ -54,7 +50,7 @@ class AllergySeverity(enum.StrEnum):
 
 
 @row
-class Allergy:
+class Allergy(AuthoredSoftDeleted):
     """A student's allergy, with EpiPen details."""
 
     id: UUID = pk()
@@ -78,12 +74,6 @@ class Allergy:
     epi_pen_location: str | None = col(P, max_length=255)
     epi_pen_expiration: date | None = col(P)
     health_record_id: UUID | None = col(P, references="health_records")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 ALLERGIES = entity(
@@ -103,7 +93,7 @@ class ConditionStatus(enum.StrEnum):
 
 
 @row
-class ChronicCondition:
+class ChronicCondition(AuthoredSoftDeleted):
     """A chronic condition with its care plan and school accommodations."""
 
     id: UUID = pk()
@@ -127,12 +117,6 @@ class ChronicCondition:
     requires_iep: bool = col(P, has_default=True)
     requires_504: bool = col(P, has_default=True)
     is_active: bool = col(P, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 CHRONIC_CONDITIONS = entity(
@@ -175,7 +159,7 @@ COMPLIANCE = ("COMPLIANT", "OVERDUE", "PARTIALLY_COMPLIANT", "EXEMPT", "NON_COMP
 
 
 @row
-class Vaccination:
+class Vaccination(AuthoredSoftDeleted):
     """A vaccine dose given to a student, with series, exemption and consent details."""
 
     id: UUID = pk()
@@ -211,12 +195,6 @@ class Vaccination:
     consent_obtained: bool = col(P, has_default=True)
     consent_by: str | None = col(P, max_length=200)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 VACCINATIONS = entity(
@@ -226,7 +204,7 @@ VACCINATIONS = entity(
 
 
 @row
-class Immunization:
+class Immunization(SoftDeleted):
     """An immunization entry (the original's lighter record beside Vaccination)."""
 
     id: UUID = pk()
@@ -243,10 +221,6 @@ class Immunization:
     lot_number: str | None = col(P, max_length=100)
     administered_by: UUID = col(P, references="users")
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 IMMUNIZATIONS = entity(
@@ -260,7 +234,7 @@ HEIGHT_UNITS = ("inches", "cm")
 
 
 @row
-class VitalSigns:
+class VitalSigns(SoftDeleted):
     """One set of vital-sign measurements."""
 
     id: UUID = pk()
@@ -283,10 +257,6 @@ class VitalSigns:
     abnormal_flags: list[str] | None = col(P)
     measured_by: str | None = col(P, max_length=255)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 VITAL_SIGNS = entity(VitalSigns, table="vital_signs", subject="student_id",
@@ -294,7 +264,7 @@ VITAL_SIGNS = entity(VitalSigns, table="vital_signs", subject="student_id",
 
 
 @row
-class GrowthTracking:
+class GrowthTracking(SoftDeleted):
     """A growth measurement with percentiles."""
 
     id: UUID = pk()
@@ -310,17 +280,13 @@ class GrowthTracking:
     percentile_bmi: float | None = col(P, minimum=0, maximum=100)
     notes: str | None = col(P, sql="text", clinical_text=True)
     measured_by: UUID = col(P, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 GROWTH_TRACKING = entity(GrowthTracking, table="growth_tracking", subject="student_id")
 
 
 @row
-class HealthScreening:
+class HealthScreening(SoftDeleted):
     """A screening (vision, hearing, scoliosis...) and its results."""
 
     id: UUID = pk()
@@ -332,10 +298,6 @@ class HealthScreening:
     follow_up_required: bool = col(P, has_default=True)
     notes: str | None = col(P, sql="text", clinical_text=True)
     conducted_by: UUID = col(P, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 HEALTH_SCREENINGS = entity(HealthScreening, table="health_screenings", subject="student_id",
@@ -347,7 +309,7 @@ LAB_STATUSES = ("pending", "completed", "reviewed", "cancelled")
 
 
 @row
-class LabResult:
+class LabResult(SoftDeleted):
     """A laboratory test and its result."""
 
     id: UUID = pk()
@@ -372,10 +334,6 @@ class LabResult:
     reviewed_date: datetime | None = col(P)
     lab_name: str | None = col(P, max_length=255)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 LAB_RESULTS = entity(
@@ -412,7 +370,7 @@ CONFIDENTIALITY = ("STANDARD", "ENHANCED", "MAXIMUM")
 
 
 @row
-class MentalHealthRecord:
+class MentalHealthRecord(AuthoredSoftDeleted):
     """A counselling session, assessment or crisis intervention (enhanced confidentiality).
 
     The original's ``accessLog`` JSON column is not carried over: every read is recorded in the
@@ -446,12 +404,6 @@ class MentalHealthRecord:
     parent_notification_date: datetime | None = col(P)
     attachments: list[Any] = col(P, has_default=True)
     metadata: dict[str, Any] | None = col(P)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 MENTAL_HEALTH_RECORDS = entity(
@@ -468,7 +420,7 @@ FAMILY_RELATIONS = ("mother", "father", "sibling", "grandparent", "aunt", "uncle
 
 
 @row
-class MedicalHistory:
+class MedicalHistory(SoftDeleted):
     """A past or present condition, surgery, hospitalization or family-history item."""
 
     id: UUID = pk()
@@ -488,10 +440,6 @@ class MedicalHistory:
     family_relation: str | None = col(P, max_length=20, choices=FAMILY_RELATIONS)
     is_critical: bool = col(P, has_default=True)
     requires_monitoring: bool = col(P, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 MEDICAL_HISTORY = entity(

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 from wxdata.errors import FieldError
+from wxdata.schema.base import AuthoredSoftDeleted
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 PHI = DataClass.PHI
@@ -67,7 +62,7 @@ ICD10 = r"[A-Z]\d{2}(\.\d{1,4})?"
 
 
 @row
-class HealthRecord:
+class HealthRecord(AuthoredSoftDeleted):
     """One clinical event for a student."""
 
     id: UUID = pk()
@@ -90,12 +85,6 @@ class HealthRecord:
     metadata: dict[str, Any] | None = col(PHI)
     is_confidential: bool = col(PHI, has_default=True)
     notes: str | None = col(PHI, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 def _follow_up_consistent(values: Mapping[str, Any]) -> Iterable[FieldError]:

@@ -9,26 +9,23 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import Authored, Versioned
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
     created_at,
-    created_by,
     entity,
     pk,
     row,
     secret,
-    updated_at,
-    updated_by,
-    version,
 )
 
 G = DataClass.GENERAL
 
 
 @row
-class ApiKey:
+class ApiKey(Authored):
     """A service-to-service API key; only its SHA-256 hash is stored (write-only)."""
 
     id: UUID = pk()
@@ -42,11 +39,6 @@ class ApiKey:
     usage_count: int = col(G, minimum=0, has_default=True)
     ip_restriction: str | None = col(G, max_length=100)
     rate_limit: int | None = col(G, minimum=0)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 API_KEYS = entity(
@@ -56,7 +48,7 @@ API_KEYS = entity(
 
 
 @row
-class Session:
+class Session(Versioned):
     """An authenticated user session; the session token is a write-only secret."""
 
     id: UUID = pk()
@@ -67,9 +59,6 @@ class Session:
     last_accessed_at: datetime | None = col(G)
     is_active: bool = col(G, has_default=True)
     metadata: dict[str, Any] | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 SESSIONS = entity(
@@ -100,7 +89,7 @@ IP_RESTRICTION_TYPES = ("whitelist", "blacklist", "geo_restriction")
 
 
 @row
-class IpRestriction:
+class IpRestriction(Authored):
     """An allow/deny rule by IP address, range or country."""
 
     id: UUID = pk()
@@ -111,11 +100,6 @@ class IpRestriction:
     reason: str = col(G, sql="text")
     expires_at: datetime | None = col(G)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 IP_RESTRICTIONS = entity(IpRestriction, table="ip_restrictions", cache_ttl=CacheTTL.HOUR)

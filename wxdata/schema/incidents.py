@@ -6,19 +6,14 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
+from wxdata.schema.base import AuthoredSoftDeleted, SoftDeleted
 from wxdata.schema.rules import required_if
 from wxdata.schema.spec import (
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P = DataClass.PHI
@@ -62,7 +57,7 @@ LEGAL_STATUSES = ("PENDING", "COMPLIANT", "NON_COMPLIANT", "UNDER_REVIEW")
 
 
 @row
-class IncidentReport:
+class IncidentReport(AuthoredSoftDeleted):
     """An injury, illness, behavioural or safety incident involving a student."""
 
     id: UUID = pk()
@@ -89,12 +84,6 @@ class IncidentReport:
     legal_compliance_status: str = col(P, max_length=50, choices=LEGAL_STATUSES,
                                        has_default=True)
     occurred_at: datetime = col(P, not_future=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 INCIDENT_REPORTS = entity(
@@ -106,7 +95,7 @@ WITNESS_TYPES = ("STAFF", "STUDENT", "PARENT", "GUARDIAN", "VISITOR", "OTHER")
 
 
 @row
-class WitnessStatement:
+class WitnessStatement(SoftDeleted):
     """A witness's account of an incident."""
 
     id: UUID = pk()
@@ -118,10 +107,6 @@ class WitnessStatement:
     verified: bool = col(P, has_default=True)
     verified_by: UUID | None = col(P, references="users")
     verified_at: datetime | None = col(P)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 WITNESS_STATEMENTS = entity(WitnessStatement, table="witness_statements")
@@ -131,7 +116,7 @@ ACTION_STATUSES = ("PENDING", "IN_PROGRESS", "COMPLETED", "CANCELLED")
 
 
 @row
-class FollowUpAction:
+class FollowUpAction(SoftDeleted):
     """An action to take after an incident, with its owner and due date."""
 
     id: UUID = pk()
@@ -144,10 +129,6 @@ class FollowUpAction:
     completed_at: datetime | None = col(P)
     completed_by: UUID | None = col(P, references="users")
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 FOLLOW_UP_ACTIONS = entity(FollowUpAction, table="follow_up_actions")

@@ -7,25 +7,22 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
+from wxdata.schema.base import Authored, Versioned
 from wxdata.schema.contacts import EMAIL
 from wxdata.schema.spec import (
     DataClass,
     col,
     created_at,
-    created_by,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 G = DataClass.GENERAL
 
 
 @row
-class BudgetTransaction:
+class BudgetTransaction(Authored):
     """A spending transaction against a budget category."""
 
     id: UUID = pk()
@@ -36,18 +33,13 @@ class BudgetTransaction:
     reference_id: str | None = col(G, max_length=255)
     reference_type: str | None = col(G, max_length=100)
     notes: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 BUDGET_TRANSACTIONS = entity(BudgetTransaction, table="budget_transactions")
 
 
 @row
-class InventoryItem:
+class InventoryItem(Versioned):
     """A stocked clinic supply with its reorder thresholds."""
 
     id: UUID = pk()
@@ -62,9 +54,6 @@ class InventoryItem:
     location: str | None = col(G, max_length=255)
     notes: str | None = col(G, sql="text")
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 INVENTORY_ITEMS = entity(InventoryItem, table="inventory_items")
@@ -95,7 +84,7 @@ PO_STATUSES = ("PENDING", "APPROVED", "ORDERED", "PARTIALLY_RECEIVED", "RECEIVED
 
 
 @row
-class Vendor:
+class Vendor(Versioned):
     """A vendor purchase orders are placed with."""
 
     id: UUID = pk()
@@ -110,16 +99,13 @@ class Vendor:
     notes: str | None = col(G, sql="text")
     rating: Decimal | None = col(G, sql="numeric(3,2)", minimum=0, maximum=5)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 VENDORS = entity(Vendor, table="vendors")
 
 
 @row
-class PurchaseOrder:
+class PurchaseOrder(Authored):
     """A purchase order to a vendor."""
 
     id: UUID = pk()
@@ -134,18 +120,13 @@ class PurchaseOrder:
     total: Decimal = col(G, sql="numeric(12,2)", minimum=0)
     status: str = col(G, max_length=50, choices=PO_STATUSES, has_default=True)
     notes: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 PURCHASE_ORDERS = entity(PurchaseOrder, table="purchase_orders")
 
 
 @row
-class PurchaseOrderItem:
+class PurchaseOrderItem(Versioned):
     """A line of a purchase order."""
 
     id: UUID = pk()
@@ -154,16 +135,13 @@ class PurchaseOrderItem:
     quantity: int = col(G, minimum=1)
     unit_cost: Decimal = col(G, sql="numeric(10,2)", minimum=0)
     total_cost: Decimal = col(G, sql="numeric(12,2)", minimum=0)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 PURCHASE_ORDER_ITEMS = entity(PurchaseOrderItem, table="purchase_order_items")
 
 
 @row
-class Supplier:
+class Supplier(Versioned):
     """A supplier of clinic goods."""
 
     id: UUID = pk()
@@ -173,9 +151,6 @@ class Supplier:
     phone: str | None = col(G, max_length=50)
     address: str | None = col(G, sql="text")
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 SUPPLIERS = entity(Supplier, table="suppliers")

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from wxdata.errors import FieldError
+from wxdata.schema.base import AuthoredSoftDeleted, SoftDeleted, Versioned
 from wxdata.schema.rules import distinct, not_before, only_if
 from wxdata.schema.spec import (
     CacheTTL,
@@ -27,7 +28,6 @@ from wxdata.schema.spec import (
     pk,
     row,
     updated_at,
-    updated_by,
     version,
 )
 
@@ -37,7 +37,7 @@ DEA_SCHEDULES = ("I", "II", "III", "IV", "V")
 
 
 @row
-class DrugCatalog:
+class DrugCatalog(Versioned):
     """A drug of the RxNorm-based catalog (reference data)."""
 
     id: UUID = pk()
@@ -52,16 +52,13 @@ class DrugCatalog:
     contraindications: list[str] | None = col(G)
     warnings: list[str] | None = col(G)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 DRUG_CATALOG = entity(DrugCatalog, table="drug_catalog", cache_ttl=CacheTTL.DAY)
 
 
 @row
-class Medication:
+class Medication(AuthoredSoftDeleted):
     """A medication of the school formulary (not student-linked)."""
 
     id: UUID = pk()
@@ -75,12 +72,6 @@ class Medication:
     dea_schedule: str | None = col(G, max_length=5, choices=DEA_SCHEDULES)
     requires_witness: bool = col(G, has_default=True)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 MEDICATIONS = entity(Medication, table="medications", cache_ttl=CacheTTL.LONG,
@@ -88,7 +79,7 @@ MEDICATIONS = entity(Medication, table="medications", cache_ttl=CacheTTL.LONG,
 
 
 @row
-class StudentMedication:
+class StudentMedication(AuthoredSoftDeleted):
     """A medication a student is prescribed to take at school."""
 
     id: UUID = pk()
@@ -104,12 +95,6 @@ class StudentMedication:
     prescribed_by: str = col(P, max_length=255)
     prescription_number: str | None = col(P, max_length=255)
     refills_remaining: int | None = col(P, minimum=0, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 STUDENT_MEDICATIONS = entity(
@@ -164,7 +149,7 @@ def _refills(values: Mapping[str, Any]) -> Iterable[FieldError]:
 
 
 @row
-class Prescription:
+class Prescription(AuthoredSoftDeleted):
     """A prescription written for a student (status values: PENDING, FILLED, PICKED_UP, ...)."""
 
     id: UUID = pk()
@@ -189,12 +174,6 @@ class Prescription:
     filled_date: datetime | None = col(P)
     picked_up_date: datetime | None = col(P)
     notes: str | None = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 PRESCRIPTIONS = entity(
@@ -205,7 +184,7 @@ PRESCRIPTIONS = entity(
 
 
 @row
-class StudentDrugAllergy:
+class StudentDrugAllergy(SoftDeleted):
     """A student's allergy to a catalog drug (one row per student and drug)."""
 
     id: UUID = pk()
@@ -217,10 +196,6 @@ class StudentDrugAllergy:
     notes: str | None = col(P, sql="text", clinical_text=True)
     diagnosed_date: date | None = col(P)
     diagnosed_by: str | None = col(P, max_length=255)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 STUDENT_DRUG_ALLERGIES = entity(
@@ -230,7 +205,7 @@ STUDENT_DRUG_ALLERGIES = entity(
 
 
 @row
-class DrugInteraction:
+class DrugInteraction(Versioned):
     """A known interaction between two catalog drugs (reference data)."""
 
     id: UUID = pk()
@@ -242,9 +217,6 @@ class DrugInteraction:
     management: str | None = col(G, sql="text")
     citations: list[Any] | None = col(G)
     evidence_level: str | None = col(G, max_length=50)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 DRUG_INTERACTIONS = entity(

@@ -11,17 +11,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import SoftDeleted, Versioned
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
     created_at,
-    deleted_at,
     entity,
     pk,
     row,
     updated_at,
-    version,
 )
 
 P, G = DataClass.PHI, DataClass.GENERAL
@@ -29,7 +28,7 @@ CONVERSATION_TYPES = ("DIRECT", "GROUP", "CHANNEL")
 
 
 @row
-class Conversation:
+class Conversation(SoftDeleted):
     """A direct, group or channel conversation."""
 
     id: UUID = pk()
@@ -42,10 +41,6 @@ class Conversation:
     last_message_at: datetime | None = col(G)
     metadata: dict[str, Any] | None = col(G, has_default=True)
     is_archived: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 CONVERSATIONS = entity(Conversation, table="conversations", cache_ttl=CacheTTL.SHORT)
@@ -55,7 +50,7 @@ NOTIFY_PREFERENCES = ("ALL", "MENTIONS", "NONE")
 
 
 @row
-class ConversationParticipant:
+class ConversationParticipant(Versioned):
     """A user's membership of a conversation, with role and read position."""
 
     id: UUID = pk()
@@ -70,9 +65,6 @@ class ConversationParticipant:
     notification_preference: str = col(G, max_length=20, choices=NOTIFY_PREFERENCES,
                                        has_default=True)
     metadata: dict[str, Any] | None = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 CONVERSATION_PARTICIPANTS = entity(
@@ -86,7 +78,7 @@ MESSAGE_CATEGORIES = ("EMERGENCY", "HEALTH_UPDATE", "APPOINTMENT_REMINDER", "MED
 
 
 @row
-class Message:
+class Message(SoftDeleted):
     """A chat or broadcast message (content is PHI; E2E ciphertext is kept as sent)."""
 
     id: UUID = pk()
@@ -109,10 +101,6 @@ class Message:
     is_edited: bool = col(P, has_default=True)
     edited_at: datetime | None = col(P)
     metadata: dict[str, Any] | None = col(P, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 MESSAGES = entity(Message, table="messages", cache_ttl=CacheTTL.SHORT)
@@ -124,7 +112,7 @@ MESSAGE_CHANNELS = ("EMAIL", "SMS", "PUSH", "IN_APP")
 
 
 @row
-class MessageDelivery:
+class MessageDelivery(SoftDeleted):
     """Delivery of a message to one recipient over one channel (contact details are PHI)."""
 
     id: UUID = pk()
@@ -138,10 +126,6 @@ class MessageDelivery:
     failure_reason: str | None = col(P, sql="text")
     external_id: str | None = col(P, max_length=255)
     message_id: UUID = col(P, references="messages")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 MESSAGE_DELIVERIES = entity(MessageDelivery, table="message_deliveries", cache_ttl=CacheTTL.SHORT)

@@ -11,20 +11,17 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import Authored, Versioned
 from wxdata.schema.rules import not_before
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
     created_at,
-    created_by,
     entity,
     pk,
     row,
     secret,
-    updated_at,
-    updated_by,
-    version,
 )
 
 G = DataClass.GENERAL
@@ -50,7 +47,7 @@ BACKUP_STATUSES = ("IN_PROGRESS", "COMPLETED", "FAILED")
 
 
 @row
-class BackupLog:
+class BackupLog(Versioned):
     """A database backup run and its outcome."""
 
     id: UUID = pk()
@@ -63,9 +60,6 @@ class BackupLog:
     error: str | None = col(G, sql="text")
     started_at: datetime = col(G)
     completed_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 BACKUP_LOGS = entity(BackupLog, table="backup_logs",
@@ -75,7 +69,7 @@ MAINTENANCE_TYPES = ("CALIBRATION", "REPAIR", "INSPECTION", "CLEANING", "REPLACE
 
 
 @row
-class MaintenanceLog:
+class MaintenanceLog(Versioned):
     """Maintenance performed on a piece of clinic equipment (an inventory item)."""
 
     id: UUID = pk()
@@ -87,9 +81,6 @@ class MaintenanceLog:
     next_maintenance_date: datetime | None = col(G)
     vendor: str | None = col(G, max_length=255)
     notes: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 MAINTENANCE_LOGS = entity(MaintenanceLog, table="maintenance_logs")
@@ -103,7 +94,7 @@ SECURITY_STATUSES = ("detected", "investigating", "contained", "resolved", "fals
 
 
 @row
-class SecurityIncident:
+class SecurityIncident(Versioned):
     """A detected security incident and its investigation."""
 
     id: UUID = pk()
@@ -125,9 +116,6 @@ class SecurityIncident:
     resolution: str | None = col(G, sql="text")
     preventive_measures: list[Any] | None = col(G)
     metadata: dict[str, Any] | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 SECURITY_INCIDENTS = entity(SecurityIncident, table="security_incidents",
@@ -135,7 +123,7 @@ SECURITY_INCIDENTS = entity(SecurityIncident, table="security_incidents",
 
 
 @row
-class ThreatDetection:
+class ThreatDetection(Versioned):
     """An automated threat detection event."""
 
     id: UUID = pk()
@@ -146,27 +134,19 @@ class ThreatDetection:
     is_resolved: bool = col(G, has_default=True)
     resolved_at: datetime | None = col(G)
     resolved_by: UUID | None = col(G, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 THREAT_DETECTIONS = entity(ThreatDetection, table="threat_detections", cache_ttl=CacheTTL.SHORT)
 
 
 @row
-class Webhook:
+class Webhook(Authored):
     """An outgoing webhook subscription; its signing secret and headers are write-only."""
 
     id: UUID = pk()
     url: str = col(G, max_length=500, pattern=r"https?://\S{1,490}")
     events: list[str] = col(G)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 WEBHOOKS = entity(
@@ -176,7 +156,7 @@ WEBHOOKS = entity(
 
 
 @row
-class IntegrationLog:
+class IntegrationLog(Versioned):
     """One operation against an external integration and its counts."""
 
     id: UUID = pk()
@@ -192,9 +172,6 @@ class IntegrationLog:
     duration: int | None = col(G, minimum=0)
     error_message: str | None = col(G, sql="text")
     details: dict[str, Any] | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 INTEGRATION_LOGS = entity(IntegrationLog, table="integration_logs", cache_ttl=CacheTTL.SHORT)
@@ -204,7 +181,7 @@ TRAINING_CATEGORIES = ("HIPAA_COMPLIANCE", "MEDICATION_MANAGEMENT", "EMERGENCY_P
 
 
 @row
-class TrainingModule:
+class TrainingModule(Versioned):
     """A staff training module (HIPAA, medication management, emergencies...)."""
 
     id: UUID = pk()
@@ -217,9 +194,6 @@ class TrainingModule:
     display_order: int = col(G, has_default=True)
     attachments: list[str] | None = col(G)
     completion_count: int = col(G, minimum=0, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 TRAINING_MODULES = entity(TrainingModule, table="training_modules", cache_ttl=CacheTTL.HOUR)
@@ -229,7 +203,7 @@ LICENSE_STATUSES = ("ACTIVE", "EXPIRED", "SUSPENDED", "CANCELLED")
 
 
 @row
-class License:
+class License(Versioned):
     """A software licence issued to a district; the licence key is a write-only secret."""
 
     id: UUID = pk()
@@ -245,9 +219,6 @@ class License:
     activated_at: datetime | None = col(G)
     expires_at: datetime | None = col(G)
     deactivated_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 LICENSES = entity(

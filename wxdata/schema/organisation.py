@@ -6,18 +6,15 @@ from datetime import datetime
 from uuid import UUID
 
 from wxdata.context import Role
+from wxdata.schema.base import SoftDeleted, Versioned
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    deleted_at,
     entity,
     pk,
     row,
     secret,
-    updated_at,
-    version,
 )
 
 G = DataClass.GENERAL
@@ -27,7 +24,7 @@ _EMAIL = r"[^@\s]{1,64}@[^@\s]{1,255}"
 
 
 @row
-class District:
+class District(Versioned):
     """A school district."""
 
     id: UUID = pk()
@@ -40,16 +37,13 @@ class District:
     phone: str | None = col(G, max_length=20)
     email: str | None = col(G, max_length=255, pattern=_EMAIL)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 DISTRICTS = entity(District, table="districts", cache_ttl=CacheTTL.DAY)
 
 
 @row
-class School:
+class School(Versioned):
     """A school within a district."""
 
     id: UUID = pk()
@@ -65,16 +59,13 @@ class School:
     principal: str | None = col(G, max_length=200)
     total_enrollment: int | None = col(G, minimum=0)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 SCHOOLS = entity(School, table="schools", school="id", cache_ttl=CacheTTL.DAY)
 
 
 @row
-class User:
+class User(SoftDeleted):
     """A staff account. Credentials are write-only secrets: never selected, cached or audited."""
 
     id: UUID = pk()
@@ -100,10 +91,6 @@ class User:
     oauth_provider: str | None = col(G, max_length=50)
     oauth_provider_id: str | None = col(G, max_length=255)
     profile_picture_url: str | None = col(G, max_length=500)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 USERS = entity(

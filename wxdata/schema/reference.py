@@ -11,27 +11,22 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import Authored, SoftDeleted, Versioned
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
     secret,
-    updated_at,
-    updated_by,
-    version,
 )
 
 G = DataClass.GENERAL
 
 
 @row
-class BudgetCategory:
+class BudgetCategory(Versioned):
     """A budget line for a fiscal year (July to June)."""
 
     id: UUID = pk()
@@ -41,9 +36,6 @@ class BudgetCategory:
     allocated_amount: Decimal = col(G, sql="numeric(10,2)", minimum=0)
     spent_amount: Decimal = col(G, sql="numeric(10,2)", has_default=True)
     is_active: bool = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 BUDGET_CATEGORIES = entity(BudgetCategory, table="budget_categories", cache_ttl=CacheTTL.HOUR)
@@ -53,7 +45,7 @@ ALERT_CATEGORIES = ("HEALTH", "SAFETY", "COMPLIANCE", "SYSTEM", "MEDICATION", "A
 
 
 @row
-class AlertRule:
+class AlertRule(Authored):
     """A rule that raises and routes alerts when its trigger conditions hold."""
 
     id: UUID = pk()
@@ -76,11 +68,6 @@ class AlertRule:
     metadata: dict[str, Any] | None = col(G)
     last_triggered: datetime | None = col(G)
     trigger_count: int | None = col(G, minimum=0, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 ALERT_RULES = entity(AlertRule, table="alert_rules", school="school_id", cache_ttl=CacheTTL.HOUR)
@@ -90,7 +77,7 @@ MESSAGE_CATEGORIES = ("APPOINTMENT", "MEDICATION", "EMERGENCY", "NOTIFICATION", 
 
 
 @row
-class MessageTemplate:
+class MessageTemplate(SoftDeleted):
     """A reusable message with ``{{variables}}``."""
 
     id: UUID = pk()
@@ -102,10 +89,6 @@ class MessageTemplate:
     variables: list[str] = col(G, has_default=True)
     is_active: bool = col(G, has_default=True)
     created_by_id: UUID = col(G, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 MESSAGE_TEMPLATES = entity(MessageTemplate, table="message_templates", cache_ttl=CacheTTL.HOUR)
@@ -116,7 +99,7 @@ POLICY_STATUSES = ("DRAFT", "ACTIVE", "ARCHIVED", "SUPERSEDED")
 
 
 @row
-class PolicyDocument:
+class PolicyDocument(Versioned):
     """A compliance policy (HIPAA, FERPA, retention...) staff must acknowledge.
 
     The original's ``version`` string is ``policy_version`` (``version`` is the concurrency counter).
@@ -132,9 +115,6 @@ class PolicyDocument:
     status: str = col(G, max_length=50, choices=POLICY_STATUSES, has_default=True)
     approved_by: UUID | None = col(G, references="users")
     approved_at: datetime | None = col(G)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 POLICY_DOCUMENTS = entity(PolicyDocument, table="policy_documents", cache_ttl=CacheTTL.HOUR)
@@ -148,7 +128,7 @@ CONFIG_SCOPES = ("SYSTEM", "DISTRICT", "SCHOOL", "USER")
 
 
 @row
-class SystemConfig:
+class SystemConfig(Authored):
     """A configuration setting, system-wide or scoped to a district, school or user."""
 
     id: UUID = pk()
@@ -169,11 +149,6 @@ class SystemConfig:
     scope_id: UUID | None = col(G)
     tags: list[str] | None = col(G)
     sort_order: int = col(G, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 SYSTEM_CONFIGS = entity(SystemConfig, table="system_configurations", cache_ttl=CacheTTL.HOUR)
@@ -184,7 +159,7 @@ INTEGRATION_STATUSES = ("INACTIVE", "ACTIVE", "TESTING", "SYNCING", "ERROR")
 
 
 @row
-class IntegrationConfig:
+class IntegrationConfig(Authored):
     """Connection settings of an external system (SIS, EHR, pharmacy...)."""
 
     id: UUID = pk()
@@ -199,11 +174,6 @@ class IntegrationConfig:
     is_active: bool = col(G, has_default=True)
     last_sync_at: datetime | None = col(G)
     last_sync_status: str | None = col(G, max_length=20)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
 
 
 INTEGRATION_CONFIGS = entity(

@@ -9,20 +9,15 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
+from wxdata.schema.base import AuthoredSoftDeleted, SoftDeleted
 from wxdata.schema.rules import not_before, required_with
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 P = DataClass.PHI
@@ -54,7 +49,7 @@ RECURRENCE = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 
 
 @row
-class Appointment:
+class Appointment(AuthoredSoftDeleted):
     """A student's appointment with a nurse."""
 
     id: UUID = pk()
@@ -69,12 +64,6 @@ class Appointment:
     recurring_group_id: UUID | None = col(P)
     recurring_frequency: str | None = col(P, max_length=50, choices=RECURRENCE)
     recurring_end_date: datetime | None = col(P)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 APPOINTMENTS = entity(
@@ -88,7 +77,7 @@ REMINDER_STATUSES = ("SCHEDULED", "SENT", "FAILED", "CANCELLED")
 
 
 @row
-class AppointmentReminder:
+class AppointmentReminder(SoftDeleted):
     """A reminder message scheduled for an appointment (its text may name the visit reason)."""
 
     id: UUID = pk()
@@ -99,10 +88,6 @@ class AppointmentReminder:
     sent_at: datetime | None = col(P)
     failure_reason: str | None = col(P, sql="text")
     message: str = col(P, sql="text", clinical_text=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 APPOINTMENT_REMINDERS = entity(AppointmentReminder, table="appointment_reminders",
@@ -113,7 +98,7 @@ WAITLIST_STATUSES = ("WAITING", "NOTIFIED", "SCHEDULED", "EXPIRED", "CANCELLED")
 
 
 @row
-class AppointmentWaitlist:
+class AppointmentWaitlist(SoftDeleted):
     """A student waiting for an appointment slot."""
 
     id: UUID = pk()
@@ -128,10 +113,6 @@ class AppointmentWaitlist:
     status: str = col(P, max_length=50, choices=WAITLIST_STATUSES, has_default=True)
     notified_at: datetime | None = col(P)
     expires_at: datetime | None = col(P)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 APPOINTMENT_WAITLIST = entity(AppointmentWaitlist, table="appointment_waitlist",
@@ -139,7 +120,7 @@ APPOINTMENT_WAITLIST = entity(AppointmentWaitlist, table="appointment_waitlist",
 
 
 @row
-class FollowUpAppointment:
+class FollowUpAppointment(AuthoredSoftDeleted):
     """A follow-up scheduled after a clinic visit (status values: SCHEDULED, CONFIRMED, ...)."""
 
     id: UUID = pk()
@@ -163,12 +144,6 @@ class FollowUpAppointment:
     rescheduled_to_id: UUID | None = col(P, references="follow_up_appointments")
     notes: str | None = col(P, sql="text", clinical_text=True)
     priority: str = col(P, max_length=50, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 FOLLOW_UP_APPOINTMENTS = entity(FollowUpAppointment, table="follow_up_appointments",

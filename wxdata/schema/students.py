@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from uuid import UUID
 
 from wxdata.errors import FieldError
+from wxdata.schema.base import AuthoredSoftDeleted
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    created_by,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    updated_by,
-    version,
 )
 
 PHI, FERPA = DataClass.PHI, DataClass.FERPA
@@ -40,7 +35,7 @@ MRN_PATTERN = r"[A-Z0-9]{2,4}-?[A-Z0-9]{4,8}"
 
 
 @row
-class Student:
+class Student(AuthoredSoftDeleted):
     """A student enrolled at a school."""
 
     id: UUID = pk()
@@ -57,12 +52,6 @@ class Student:
     nurse_id: UUID | None = col(FERPA, references="users")
     school_id: UUID | None = col(FERPA, references="schools")
     district_id: UUID | None = col(FERPA, references="districts")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    created_by: str | None = created_by()
-    updated_by: str | None = updated_by()
-    deleted_at: datetime | None = deleted_at()
 
 
 def _age_in_range(values: Mapping[str, Any]) -> Iterable[FieldError]:

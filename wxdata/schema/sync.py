@@ -10,17 +10,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wxdata.schema.base import SoftDeleted, Versioned
 from wxdata.schema.spec import (
     CacheTTL,
     DataClass,
     col,
-    created_at,
-    deleted_at,
     entity,
     pk,
     row,
-    updated_at,
-    version,
 )
 
 P, G = DataClass.PHI, DataClass.GENERAL
@@ -29,7 +26,7 @@ SYNC_DIRECTIONS = ("PULL", "PUSH", "BIDIRECTIONAL")
 
 
 @row
-class SyncSession:
+class SyncSession(Versioned):
     """One synchronisation run with an external system (counts only, no student data)."""
 
     id: UUID = pk()
@@ -45,16 +42,13 @@ class SyncSession:
     records_failed: int = col(G, minimum=0, has_default=True)
     triggered_by: str = col(G, max_length=50)
     completion_message: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 SYNC_SESSIONS = entity(SyncSession, table="sync_sessions", cache_ttl=CacheTTL.SHORT)
 
 
 @row
-class SyncState:
+class SyncState(Versioned):
     """When an entity was last synchronised, and how (one row per entity)."""
 
     id: UUID = pk()
@@ -63,9 +57,6 @@ class SyncState:
     last_sync_at: datetime = col(G)
     sync_status: str = col(G, max_length=50)
     error_message: str | None = col(G, sql="text")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
 
 
 SYNC_STATES = entity(SyncState, table="sync_states", cache_ttl=CacheTTL.SHORT,
@@ -79,7 +70,7 @@ CONFLICT_RESOLUTIONS = ("CLIENT_WINS", "SERVER_WINS", "NEWEST_WINS", "MERGE", "M
 
 
 @row
-class SyncQueueItem:
+class SyncQueueItem(SoftDeleted):
     """A change made offline on a device, waiting to be applied (its payload is PHI)."""
 
     id: UUID = pk()
@@ -99,10 +90,6 @@ class SyncQueueItem:
     conflict_resolution: str | None = col(P, max_length=50, choices=CONFLICT_RESOLUTIONS)
     priority: str = col(P, max_length=50, choices=SYNC_PRIORITIES, has_default=True)
     requires_online: bool = col(P, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 SYNC_QUEUE_ITEMS = entity(SyncQueueItem, table="sync_queue_items", cache_ttl=CacheTTL.SHORT)
@@ -111,7 +98,7 @@ CONFLICT_STATUSES = ("PENDING", "RESOLVED", "DEFERRED")
 
 
 @row
-class SyncConflict:
+class SyncConflict(SoftDeleted):
     """A conflict between a queued client change and the server's row (both versions kept)."""
 
     id: UUID = pk()
@@ -125,10 +112,6 @@ class SyncConflict:
     resolved_by: UUID | None = col(P, references="users")
     merged_data: dict[str, Any] | None = col(P)
     status: str = col(P, max_length=50, choices=CONFLICT_STATUSES, has_default=True)
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 SYNC_CONFLICTS = entity(SyncConflict, table="sync_conflicts", cache_ttl=CacheTTL.SHORT)
@@ -137,7 +120,7 @@ SIS_RESOLUTIONS = ("KEEP_LOCAL", "KEEP_SIS")
 
 
 @row
-class SISSyncConflict:
+class SISSyncConflict(SoftDeleted):
     """A student field whose local and SIS values disagree after a sync."""
 
     id: UUID = pk()
@@ -149,10 +132,6 @@ class SISSyncConflict:
     resolution: str | None = col(P, max_length=50, choices=SIS_RESOLUTIONS)
     resolved_at: datetime | None = col(P)
     resolved_by: UUID | None = col(P, references="users")
-    version: int = version()
-    created_at: datetime = created_at()
-    updated_at: datetime = updated_at()
-    deleted_at: datetime | None = deleted_at()
 
 
 SIS_SYNC_CONFLICTS = entity(SISSyncConflict, table="sis_sync_conflicts", subject="student_id",
