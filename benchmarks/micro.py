@@ -15,6 +15,10 @@ from datetime import date
 from typing import Any
 
 
+class _Conn:
+    """A weak-referenceable stand-in for a connection (no scope is open on it)."""
+
+
 def _best(fn: Callable[[], Any], number: int = 20_000, repeat: int = 5) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
 
@@ -45,6 +49,10 @@ def items() -> list[tuple[str, Callable[[], Any]]]:
     params = {**context_params(ctx), **record_params(record), "_id": uuid.uuid4()}
     text_params = {**params, "a_fields_disclosed": "{" + ",".join(cols) + "}",
                    "a_tags": "{student,read}"}
+    clean = {"id": uuid.uuid4(), **values, "created_by": "u", "updated_by": "u"}
+    ordered = crud._ordered(STUDENTS, clean)
+    made = STUDENTS.row_type(*row)
+    dummy = _Conn()
     tx = Transformer()
     formats = [PyFormat.AUTO] * len(params)
     out: list[tuple[str, Callable[[], Any]]] = [
@@ -66,6 +74,14 @@ def items() -> list[tuple[str, Callable[[], Any]]]:
         ("Student(*row) attrs row", lambda: STUDENTS.row_type(*row)),
         ("Success(x) + isinstance", lambda: isinstance(Success(row), Success)),
         ("Page.of(20 rows)", lambda: Page.of([row] * 20, 1, 20, 1000)),
+        ("uuid4()", uuid.uuid4),
+        ("crud._managed_values(create)", lambda: crud._managed_values(STUDENTS, ctx, True)),
+        ("crud._ordered(12 columns)", lambda: crud._ordered(STUDENTS, clean)),
+        ("crud._write_params(12 values)", lambda: crud._write_params(STUDENTS, clean)),
+        ("compiler.insert_row (memo hit)", lambda: compiler.insert_row(STUDENTS, ordered, cols)),
+        ("crud._subjects(1 row)", lambda: crud._subjects(STUDENTS, (made,))),
+        ("crud._announce(1 write, no listener)",
+         lambda: crud._announce(dummy, STUDENTS, "CREATE", (made.id,), (made.id,))),
         ("psycopg dump: audited fetch params (lists)",
          lambda: tx.dump_sequence(list(params.values()), formats)),
         ("psycopg dump: same, arrays pre-rendered as text",

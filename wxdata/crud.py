@@ -75,6 +75,8 @@ Conn = psycopg.Connection[Any]
 Where = Mapping[str, Any] | Node | None
 
 MAX_BULK = 100_000
+#: ``fields_disclosed`` of a read that returned every readable column of its entity.
+ALL_FIELDS = ("*",)
 STREAM_BATCH = 1000
 
 _CURSORS: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[tuple[Any, ...]]] = (
@@ -209,7 +211,7 @@ def _record(
         entity_ids=entity_ids,
         subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
         subject_ids=tuple(dict.fromkeys(subjects)),
-        fields_disclosed=fields,
+        fields_disclosed=ALL_FIELDS if fields == entity.column_names else fields,
         is_phi=entity.is_phi,
         compliance_type=compliance_of(entity),
         severity=severity_of(action, entity, ctx, success),

@@ -36,6 +36,7 @@ from wxdata.audit.record import params as audit_params
 from wxdata.context import ExecutionContext, Role
 from wxdata.errors import DataError, Forbidden, InvalidQuery
 from wxdata.errors import from_db_error as _db_error
+from wxdata.schema.spec import lookup
 from wxdata.tx.scope import current_scope, unit_of_work
 
 Conn = psycopg.Connection[Any]
@@ -146,14 +147,25 @@ _DISCLOSURE_COLS = (
 )
 
 
+def _fields(entity_type: str, fields: Any) -> tuple[str, ...]:
+    """The disclosed fields, ``*`` (every readable column) expanded from the entity spec."""
+    names = tuple(fields or ())
+    if names == ("*",):
+        spec = lookup(entity_type)
+        if spec is not None:
+            return spec.column_names
+    return names
+
+
 def _entry(r: tuple[Any, ...]) -> AuditEntry:
     return AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                      tuple(r[11]), r[12], r[13], r[14], r[15], r[16], r[17], r[18], r[19], r[20])
+                      _fields(r[4], r[11]), r[12], r[13], r[14], r[15], r[16], r[17], r[18],
+                      r[19], r[20])
 
 
 def _disclosure(r: tuple[Any, ...]) -> Disclosure:
-    return Disclosure(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tuple(r[9]), r[10],
-                      r[11], r[12], r[13])
+    return Disclosure(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], _fields(r[6], r[9]),
+                      r[10], r[11], r[12], r[13])
 
 
 def make_cursor(created_at: datetime, seq: int) -> str:
