@@ -73,3 +73,16 @@ def test_embedded_server_when_nothing_is_configured(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip().splitlines()[-1]) >= 4
 
+
+
+def test_pool_replaces_a_dead_idle_connection(db_url, conn, monkeypatch) -> None:
+    import wxdata.db as db
+
+    monkeypatch.setattr(db, "IDLE_CHECK_AFTER", 0.0)
+    with create_pool(db_url, min_size=1, max_size=1) as pool:
+        with pool.connection() as c:
+            pid = c.info.backend_pid
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pool.connection() as c:
+            assert c.execute("SELECT 1").fetchone() == (1,)
+            assert c.info.backend_pid != pid

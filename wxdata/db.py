@@ -12,6 +12,8 @@ import logging
 import os
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,18 +98,34 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.autocommit = True
 
 
+_RETURNED: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+IDLE_CHECK_AFTER = 1.0  # seconds a pooled connection may sit unused before a checkout pings it
+
+
 def _reset(conn: psycopg.Connection[Any]) -> None:
     """On return to the pool: no transaction may survive a checkout."""
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         log.warning("connection returned to the pool inside a transaction: rolled back")
         conn.rollback()
         conn.autocommit = True
+    _RETURNED[conn] = time.monotonic()
+
+
+def check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """Checkout check that pings only connections idle longer than ``IDLE_CHECK_AFTER``.
+
+    A connection handed back a moment ago is known good; pinging it on every checkout would add
+    a round trip to every pooled call.
+    """
+    returned = _RETURNED.get(conn)
+    if returned is None or time.monotonic() - returned > IDLE_CHECK_AFTER:
+        ConnectionPool.check_connection(conn)
 
 
 def create_pool(
     url: str | None = None, *, min_size: int | None = None, max_size: int | None = None,
     name: str = "wxdata", open: bool = True,
-    check: Callable[[psycopg.Connection[Any]], None] | None = ConnectionPool.check_connection,
+    check: Callable[[psycopg.Connection[Any]], None] | None = check_if_idle,
     configure: Callable[[psycopg.Connection[Any]], None] | None = None,
     query_log: QueryLog | None = None, config: Settings | None = None, **kwargs: Any,
 ) -> ConnectionPool[psycopg.Connection[Any]]:
