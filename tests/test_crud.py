@@ -336,3 +336,25 @@ def test_decimal_and_dates_validation_types(conn, ctx, school) -> None:
 def test_health_record_entity_is_phi_everywhere() -> None:
     assert HEALTH_RECORDS.is_phi and STUDENTS.is_phi
     assert "password_hash" not in STUDENTS.by_name
+
+
+def test_writes_without_audit_use_plain_statements(conn, ctx, make_student) -> None:
+    import attrs
+
+    from wxdata import config
+
+    s = make_student()
+    previous = config.configure(attrs.evolve(config.settings(), audit_enabled=False))
+    try:
+        updated = students.update(conn, ctx, s.id, {"grade": "7"}, expected_version=1).unwrap()
+        stale = students.update(conn, ctx, s.id, {"grade": "8"}, expected_version=1)
+        dob = students.update(conn, ctx, s.id, {"date_of_birth": date(1990, 1, 1)})
+    finally:
+        config.configure(previous)
+    assert (updated.grade, updated.version) == ("7", 2)
+    assert stale == Failure(Conflict(entity="Student", reason="stale version", field="version"))
+    assert ("date_of_birth", "age must be between 3 and 22") in {
+        (e.field, e.rule) for e in dob.failure().errors}
+    rows = conn.execute("SELECT count(*) FROM audit_log WHERE entity_id = %s AND action = 'UPDATE'",
+                        (s.id,)).fetchone()
+    assert rows == (0,)

@@ -57,7 +57,7 @@ from wxdata.query.paging import (
     parse_sort,
     read_cursor,
 )
-from wxdata.schema.spec import Entity, Kind
+from wxdata.schema.spec import Entity, Kind, Validator, validator_reads
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
 from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, announce_write
@@ -662,8 +662,12 @@ def update(
         isinstance(expected_version, bool) or not isinstance(expected_version, int)
     ):
         return Failure(ValidationFailed(entity.name, (FieldError("version", "must be an integer"),)))
-    if entity.validators:
-        return _update_validated(conn, ctx, entity, key, clean, expected_version)
+    relevant = tuple(
+        v for v in entity.validators
+        if (declared := validator_reads(v)) is None or not declared.isdisjoint(clean)
+    )
+    if relevant:
+        return _update_validated(conn, ctx, entity, key, clean, expected_version, relevant)
     return _update(conn, ctx, entity, key, clean, expected_version)
 
 
@@ -674,10 +678,11 @@ def _update(
     columns = _ordered(entity, clean)
     out = entity.column_names
     check = expected_version is not None and entity.versioned
-    sql = compiler.update_row(entity, columns, out, check)
+    audited = _writes_audited()
+    sql = compiler.update_row(entity, columns, out, check, with_old=audited)
     params = _write_params(entity, clean)
     params.update(_id=key, _uid=ctx.user_id, _version=expected_version)
-    if _writes_audited():
+    if audited:
         sql = audit_sql.ride_write(entity, sql, out, diff_columns=columns)
         params.update(_ride_params(ctx, _record(ctx, entity, AuditAction.UPDATE)))
     try:
@@ -693,7 +698,7 @@ def _update(
 
 def _update_validated(
     conn: Conn, ctx: ExecutionContext, entity: Entity[R], key: UUID, clean: dict[str, Any],
-    expected_version: int | None,
+    expected_version: int | None, validators: tuple[Validator, ...],
 ) -> Result[R, DataError]:
     """Cross-field validators need the current row: lock it, validate the merge, then update."""
     def body() -> Result[R, DataError]:
@@ -705,7 +710,7 @@ def _update_validated(
         if not rows:
             return Failure(NotFound(entity=entity.name))
         merged = merged_view(entity.row_type(*rows[0]), clean)
-        errors = [e for v in entity.validators for e in v(merged)]
+        errors = [e for v in validators for e in v(merged)]
         if errors:
             return Failure(ValidationFailed(entity.name, tuple(errors)))
         return _update(conn, ctx, entity, key, clean, expected_version)

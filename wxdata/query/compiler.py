@@ -278,27 +278,8 @@ def insert_row(entity: Entity[Any], columns: tuple[str, ...], returning: tuple[s
     return str(_returning(q, *[table.field(c) for c in returning]).get_sql())
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def update_row(
-    entity: Entity[Any], columns: tuple[str, ...], returning: tuple[str, ...], check_version: bool
-) -> str:
-    """UPDATE SET columns (+ version, updated_at/by) WHERE id [AND version] RETURNING new and old.
-
-    The old row is read and locked in the same statement (``FROM (SELECT ... FOR UPDATE) o``), so
-    the result ``(*new[returning], *old[returning] as _o_<name>)`` carries the exact
-    before-image for the diff.
-    """
-    table = Table(entity.table)
-    crit = table.field(entity.pk) == param("_id")
-    marker = entity.managed("deleted_at")
-    if marker is not None:
-        crit &= table.field(marker).isnull()
-    old = (
-        Query.from_(table).select(*[table.field(c) for c in returning]).where(crit).for_update()
-    ).as_("o")
-    q = Query.update(table)
-    for c in columns:
-        q = q.set(table.field(c), param("c_" + c))
+def _set_bookkeeping(entity: Entity[Any], table: Table, q: Any) -> Any:
+    """SET version = version + 1, updated_at = now(), updated_by = %(_uid)s (where declared)."""
     version_col = entity.managed("version")
     if version_col is not None:
         q = q.set(table.field(version_col), table.field(version_col) + 1)
@@ -306,6 +287,42 @@ def update_row(
         name = entity.managed(kind)
         if name is not None:
             q = q.set(table.field(name), value)
+    return q
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def update_row(
+    entity: Entity[Any], columns: tuple[str, ...], returning: tuple[str, ...], check_version: bool,
+    with_old: bool = True,
+) -> str:
+    """UPDATE SET columns (+ version, updated_at/by) WHERE id [AND version] RETURNING new and old.
+
+    With ``with_old`` the old row is read and locked in the same statement (``FROM (SELECT ...
+    FOR UPDATE) o``), so the result ``(*new[returning], *old[returning] as _o_<name>)`` carries
+    the exact before-image for the audit diff; without it, a plain UPDATE ... RETURNING new.
+    """
+    table = Table(entity.table)
+    crit = table.field(entity.pk) == param("_id")
+    marker = entity.managed("deleted_at")
+    if marker is not None:
+        crit &= table.field(marker).isnull()
+    if not with_old:
+        plain = Query.update(table)
+        for c in columns:
+            plain = plain.set(table.field(c), param("c_" + c))
+        plain = _set_bookkeeping(entity, table, plain)
+        version_name = entity.managed("version")
+        if check_version and version_name is not None:
+            crit &= table.field(version_name) == param("_version")
+        return str(_returning(plain.where(crit), *[table.field(c) for c in returning]).get_sql())
+    old = (
+        Query.from_(table).select(*[table.field(c) for c in returning]).where(crit).for_update()
+    ).as_("o")
+    q = Query.update(table)
+    for c in columns:
+        q = q.set(table.field(c), param("c_" + c))
+    q = _set_bookkeeping(entity, table, q)
+    version_col = entity.managed("version")
     join = table.field(entity.pk) == Field(entity.pk, table=old)
     if check_version and version_col is not None:
         join &= table.field(version_col) == param("_version")

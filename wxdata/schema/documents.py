@@ -19,6 +19,7 @@ from wxdata.schema.spec import (
     deleted_at,
     entity,
     pk,
+    reads,
     row,
 )
 
@@ -62,6 +63,7 @@ URL = r"https?://\S{1,2000}"
 MAX_TAGS = 10
 
 
+@reads("contains_phi", "access_level", "file_url", "tags")
 def _phi_documents(values: Mapping[str, Any]) -> Iterable[FieldError]:
     """PHI documents are never PUBLIC and are only served over HTTPS; at most 10 tags."""
     if values.get("contains_phi") is True:

@@ -16,6 +16,7 @@ from wxdata.schema.spec import (
     col,
     entity,
     pk,
+    reads,
     row,
 )
 
@@ -87,6 +88,7 @@ class HealthRecord(AuthoredSoftDeleted):
     notes: str | None = col(PHI, sql="text", clinical_text=True)
 
 
+@reads("follow_up_required", "follow_up_date", "record_date")
 def _follow_up_consistent(values: Mapping[str, Any]) -> Iterable[FieldError]:
     required = values.get("follow_up_required")
     when = values.get("follow_up_date")

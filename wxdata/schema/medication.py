@@ -26,6 +26,7 @@ from wxdata.schema.spec import (
     deleted_at,
     entity,
     pk,
+    reads,
     row,
     updated_at,
     version,
@@ -141,6 +142,7 @@ MEDICATION_LOGS = entity(MedicationLog, table="medication_logs", subject="studen
                          cache_ttl=CacheTTL.SHORT)
 
 
+@reads("refills_used", "refills_authorized", "quantity_filled", "quantity")
 def _refills(values: Mapping[str, Any]) -> Iterable[FieldError]:
     for used, allowed in (("refills_used", "refills_authorized"), ("quantity_filled", "quantity")):
         a, b = values.get(used, 0), values.get(allowed, 0)  # absent counters default to 0

@@ -331,6 +331,23 @@ def secret(
 
 
 Validator = Callable[[Mapping[str, Any]], Iterable[FieldError]]
+V = TypeVar("V", bound=Validator)
+
+
+def reads(*fields: str) -> Callable[[V], V]:
+    """Declare the columns a cross-field validator reads; updates touching none of them skip it."""
+
+    def mark(fn: V) -> V:
+        fn.wx_reads = frozenset(fields)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def validator_reads(validator: Validator) -> frozenset[str] | None:
+    """The columns a validator declared it reads (None: unknown, always run)."""
+    declared = getattr(validator, "wx_reads", None)
+    return declared if isinstance(declared, frozenset) else None
 
 
 @attrs.frozen(slots=True, eq=False)

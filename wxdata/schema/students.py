@@ -16,6 +16,7 @@ from wxdata.schema.spec import (
     col,
     entity,
     pk,
+    reads,
     row,
 )
 
@@ -54,6 +55,7 @@ class Student(AuthoredSoftDeleted):
     district_id: UUID | None = col(FERPA, references="districts")
 
 
+@reads("date_of_birth")
 def _age_in_range(values: Mapping[str, Any]) -> Iterable[FieldError]:
     born = values.get("date_of_birth")
     if isinstance(born, date):
