@@ -205,3 +205,28 @@ def test_compiled_sql_is_memoised_per_shape() -> None:
     sort = (("id", compiler.Direction.ASC, compiler.Nulls.LAST),)
     first = compiler.select_page(STUDENTS, a.shape, sort, STUDENTS.column_names)
     assert compiler.select_page(STUDENTS, b.shape, sort, STUDENTS.column_names) is first
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=trees, limit=st.integers(min_value=1, max_value=9),
+       directions=st.sampled_from([("asc", "asc"), ("desc", "desc"), ("asc", "desc"),
+                                   ("desc", "asc")]))
+def test_keyset_pages_concatenate_to_the_ordered_result(conn, ctx, dataset, tree: Node,
+                                                        limit: int, directions) -> None:
+    school_id = dataset["school"]["school_id"]
+    where = And((Cond("school_id", "eq", school_id), tree))
+    order = [("date_of_birth", directions[0]), ("student_number", directions[1])]
+    expected = [r for r in dataset["rows"] if evaluate(tree, r) is True]
+    expected.sort(key=lambda r: r["id"])  # the implicit tie-breaker, always ascending
+    expected.sort(key=lambda r: r["student_number"], reverse=directions[1] == "desc")
+    expected.sort(key=lambda r: r["date_of_birth"], reverse=directions[0] == "desc")
+    seen: list[Any] = []
+    cursor = None
+    for _ in range(len(expected) + 2):
+        page = students.find_after(conn, ctx, where, order_by=order, after=cursor,
+                                   limit=limit).unwrap()
+        seen.extend(r.id for r in page.data)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [r["id"] for r in expected]

@@ -17,7 +17,7 @@ from pypika import Criterion, Field, Order, Parameter, Table
 from pypika import PostgreSQLQuery as Query
 from pypika import functions as fn
 from pypika.enums import Comparator
-from pypika.terms import BasicCriterion, Function, Term
+from pypika.terms import BasicCriterion, Function, Term, Tuple
 
 from wxdata.query.filters import Shape
 from wxdata.schema.spec import Entity
@@ -190,19 +190,31 @@ def select_after(
     deleted: str = "live",
     first: bool = True,
 ) -> str:
-    """Keyset page: rows strictly after the cursor values ``%(_k<i>)s`` in sort order."""
+    """Keyset page: rows strictly after the cursor values ``%(_k<i>)s`` in sort order.
+
+    When every sort column runs the same way the condition is one row-value comparison, which an
+    index on the sort columns seeks to directly. Mixed directions expand to the OR chain, led by
+    a bound on the first column so the index still narrows the scan.
+    """
     table = Table(entity.table)
     q = Query.from_(table).select(*[table.field(c) for c in projection])
     where = _where(entity, table, shape, deleted)
     if not first:
-        branches = []
-        for i, (col, direction, _) in enumerate(sort):
-            parts = [table.field(c) == param(f"_k{j}") for j, (c, _, _) in enumerate(sort[:i])]
-            field = table.field(col)
-            parts.append(field > param(f"_k{i}") if direction is Direction.ASC
-                         else field < param(f"_k{i}"))
-            branches.append(Criterion.all(parts))
-        keyset = _Parens(Criterion.any(branches))
+        keys = [param(f"_k{i}") for i in range(len(sort))]
+        fields = [table.field(c) for c, _, _ in sort]
+        directions = {d for _, d, _ in sort}
+        if len(directions) == 1:
+            left, right = Tuple(*fields), Tuple(*keys)
+            keyset: Any = left > right if Direction.ASC in directions else left < right
+        else:
+            branches = []
+            for i, (_, direction, _) in enumerate(sort):
+                parts = [fields[j] == keys[j] for j in range(i)]
+                parts.append(fields[i] > keys[i] if direction is Direction.ASC
+                             else fields[i] < keys[i])
+                branches.append(Criterion.all(parts))
+            lead = fields[0] >= keys[0] if sort[0][1] is Direction.ASC else fields[0] <= keys[0]
+            keyset = _Parens(Criterion.all([lead, _Parens(Criterion.any(branches))]))
         where = keyset if where is None else where & keyset
     if where is not None:
         q = q.where(where)
