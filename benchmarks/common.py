@@ -719,7 +719,9 @@ def _extras(env: Env, log: Callable[[str], None], rep: Report) -> list[Result]:
         try:
             got = run(env)
         except Exception as exc:
-            log(f"  [{env.config}] benchmarks/{name}.py failed: {type(exc).__name__}: {exc}")
+            message = f"benchmarks/{name}.py failed: {type(exc).__name__}: {str(exc).strip()[:200]}"
+            log(f"  [{env.config}] {message}")
+            rep.notes.append(f"{env.config}: {message}")
             continue
         mine = [r for r in got or [] if isinstance(r, Result)]
         for r in mine:
@@ -764,6 +766,7 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
         with seeding.bench_database(server, options, options.scale,
                                     options.records_per_student, log=log) as (db_url, data):
             for config in options.configs:
+                settle(db_url)
                 with configuration(config, db_url, options, log=log) as (conninfo, notes):
                     rep.notes.extend(f"{config}: {n}" for n in notes)
                     env = Env(config, conninfo, options, data)
@@ -786,6 +789,7 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
         for scale in options.scaling:
             with seeding.bench_database(server, options, scale, 0, log=log) as (db_url, data):
                 for config in options.configs:
+                    settle(db_url)
                     with configuration(config, db_url, options, log=log) as (conninfo, _):
                         env = Env(config, conninfo, options, data)
                         try:
@@ -806,6 +810,13 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
         for f in rep.files:
             log(f"wrote {f}")
     return rep
+
+
+def settle(db_url: str) -> None:
+    """VACUUM ANALYZE the tables the workloads touch, so every configuration starts alike."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for table in ("students", "health_records", "audit_log"):
+            conn.execute(f"VACUUM ANALYZE {table}")
 
 
 def run_cli() -> int:

@@ -220,12 +220,13 @@ def scaling(results: list[Result]) -> str:
     scales = sorted({r.scale for r in rows if r.scale})
     configs = _configs(rows)
     lines = ["| operation | variant | " + " | ".join(f"{s:,} students" for s in scales)
-             + f" | growth {scales[0]:,} → {scales[-1]:,} |", "|---" * (3 + len(scales)) + "|"]
+             + " | growth, smallest → largest scale measured |", "|---" * (3 + len(scales)) + "|"]
     for key in _ordered(f"{r.workload}\x00{r.variant}" for r in rows):
         wl, variant = key.split("\x00")
         cells = []
         firsts: dict[str, float] = {}
         lasts: dict[str, float] = {}
+        counts: dict[str, int] = {}
         for s in scales:
             parts = []
             for c in configs:
@@ -235,8 +236,10 @@ def scaling(results: list[Result]) -> str:
                 if f is not None:
                     firsts.setdefault(c, f.median)
                     lasts[c] = f.median
+                    counts[c] = counts.get(c, 0) + 1
             cells.append(_slash(parts))
-        growth = _slash([f"{lasts[c] / firsts[c]:.1f}x" if c in firsts else "—" for c in configs])
+        growth = _slash([f"{lasts[c] / firsts[c]:.1f}x" if counts.get(c, 0) > 1 else "—"
+                         for c in configs])
         lines.append(f"| {wl} | {variant} | " + " | ".join(cells) + f" | {growth} |")
     return "\n".join(lines)
 
