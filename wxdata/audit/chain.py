@@ -23,7 +23,7 @@ high-water mark (MACed) in ``audit_seal_run``; :func:`verify` uses them to tell 
 The key (``AUDIT_HMAC_KEY``) never enters the database. :func:`head` gives a MACed
 ``(position, hash)`` string to keep outside the database; ``verify(head=...)`` then also detects the
 deletion of the newest records and seals, which no chain can reveal on its own.
-See ``notes/readme-audit-chain.md`` for exactly what this proves and what it cannot.
+See the README, "Audit trail", for exactly what this proves and what it cannot.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``@cached(entity=...)`` caches the ``Success`` values of any ``(conn, ctx, ...) -> Result`` read in
 the process cache built from settings (memory, Redis, or memory in front of Redis); committed writes
 invalidate it after COMMIT through write events; PHI never appears in keys in clear, is encrypted in
-Redis, and every cache hit on it is audited. See ``notes/readme-cache.md``.
+Redis, and every cache hit on it is audited. See the README, "Caching".
 """
 
 from wxdata.cache.backends import (

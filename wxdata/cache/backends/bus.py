@@ -17,7 +17,7 @@ silent receiver has certainly run out:
 - if the publish itself fails (Redis down for everyone), the publisher waits until a lease has
   passed since the outage began, after which no process can still be serving from memory.
 
-The residual window (documented in notes/readme-cache.md): a writer that is cut off from Redis
+The residual window (documented in the README, "Caching"): a writer that is cut off from Redis
 while other processes are not cannot reach them; their memory tiers stay coherent only up to the
 lease expiry of the writer's *own* tier, not theirs — a partial partition is the one case where
 staleness is bounded by the entry TTL rather than by the commit.
