@@ -329,6 +329,11 @@ def _where(entity: Entity[Any], where: Where) -> tuple[Any, dict[str, Any]]:
     return b.shape, {f"p{i}": v for i, v in enumerate(b.values)}
 
 
+def _first(entity: Entity[R], rows: list[R]) -> Result[R, DataError]:
+    """The first row, or NotFound."""
+    return Success(rows[0]) if rows else Failure(NotFound(entity=entity.name))
+
+
 def _deleted(include_deleted: bool) -> str:
     return "all" if include_deleted else "live"
 
@@ -345,14 +350,11 @@ def find_by_id(
         key = _uuid(id)
         columns = entity.column_names
         sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
-        make = entity.row_type
         rows = _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
-                     build=lambda rs: [make(*r) for r in rs])
+                     build=_rows_builder(entity, columns, None))
     except _Err as err:
         return Failure(err.error)
-    if not rows:
-        return Failure(NotFound(entity=entity.name))
-    return Success(rows[0])
+    return _first(entity, rows)
 
 
 def find_many(
@@ -438,14 +440,11 @@ def find_one(
         sql = compiler.select_rows(entity, shape, sort.unwrap(), columns,
                                    _deleted(include_deleted), True)
         params.update(_limit=1, _offset=0)
-        make = entity.row_type
         rows = _read(conn, ctx, entity, sql, params, columns, columns,
-                     build=lambda rs: [make(*r) for r in rs])
+                     build=_rows_builder(entity, columns, None))
     except _Err as err:
         return Failure(err.error)
-    if not rows:
-        return Failure(NotFound(entity=entity.name))
-    return Success(rows[0])
+    return _first(entity, rows)
 
 
 def find_after(
@@ -479,9 +478,8 @@ def find_after(
         columns = entity.column_names
         sql = compiler.select_after(entity, shape, sort, columns, "live", after is None)
         params["_limit"] = limit
-        make = entity.row_type
         rows = _read(conn, ctx, entity, sql, params, columns, columns,
-                     build=lambda rs: [make(*r) for r in rs])
+                     build=_rows_builder(entity, columns, None))
     except _Err as err:
         return Failure(err.error)
     cursor = None
