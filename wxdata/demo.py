@@ -22,6 +22,7 @@ from typing import Any
 
 import attrs
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Result, Success
 
@@ -63,7 +64,7 @@ def demo_database(url: str | None) -> Iterator[str]:
     name = f"wxdata_demo_{uuid.uuid4().hex[:8]}"
     try:
         with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.Error:
         yield admin_url  # no CREATEDB right: use the configured database as it is
         return
@@ -71,7 +72,7 @@ def demo_database(url: str | None) -> Iterator[str]:
         yield make_conninfo(admin_url, dbname=name)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _unwrap(result: Result[Any, DataError], what: str) -> Any:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import attrs
 import psycopg
+from psycopg import sql
 
 SUPERUSER = "wxdata"
 DATABASE = "wxdata"
@@ -126,7 +127,7 @@ class LocalCluster:
                 cluster.start(f"replica-{i}", timeout=timeout)
             cluster.wait_streaming(timeout=timeout)
             with psycopg.connect(cluster.admin_url("primary"), autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{DATABASE}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
             for name in cluster.replica_names:
                 cluster.wait_replayed(name, timeout=timeout)
         except BaseException:

@@ -42,6 +42,7 @@ from typing import Any
 import attrs
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from wxdata.context import ExecutionContext, context_settings
@@ -261,7 +262,7 @@ def unit_of_work(
             "outermost unit of work"
         )
     name = f"wx_sp_{next(scope._names)}"
-    conn.execute(f'SAVEPOINT "{name}"')
+    conn.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(name)))
     frame = _Frame(savepoint=name)
     scope.frames.append(frame)
     try:
@@ -283,8 +284,9 @@ def _release_savepoint(conn: Conn, scope: Scope, frame: _Frame) -> None:
         raise pg_errors.InFailedSqlTransaction(
             "an error inside the savepoint aborted it; rolled back to the savepoint"
         )
+    assert frame.savepoint is not None  # only savepoint frames are released
     try:
-        conn.execute(f'RELEASE SAVEPOINT "{frame.savepoint}"')
+        conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(sql.Identifier(frame.savepoint)))
     except BaseException:
         _rollback_savepoint(conn, scope, frame)
         raise
@@ -301,8 +303,8 @@ def _rollback_savepoint(conn: Conn, scope: Scope, frame: _Frame) -> None:
     done = False
     try:
         if not conn.closed and frame.savepoint is not None:
-            conn.execute(f'ROLLBACK TO SAVEPOINT "{frame.savepoint}"')
-            conn.execute(f'RELEASE SAVEPOINT "{frame.savepoint}"')
+            conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(frame.savepoint)))
+            conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(sql.Identifier(frame.savepoint)))
             done = True
     finally:
         if scope.frames and scope.frames[-1] is frame:
