@@ -279,22 +279,22 @@ class Column:
     rules: ColumnRules
     secret_field: bool = False
 
-    @property
+    @functools.cached_property
     def data_class(self) -> DataClass:
         """The column's sensitivity class."""
         return self.rules.data_class
 
-    @property
+    @functools.cached_property
     def writable(self) -> bool:
         """Whether callers may set it on create/update."""
         return self.rules.writable and self.rules.managed is None
 
-    @property
+    @functools.cached_property
     def required(self) -> bool:
         """Whether create must supply it."""
         return self.writable and not self.nullable and not self.rules.has_default
 
-    @property
+    @functools.cached_property
     def filterable(self) -> bool:
         """Whether it may appear in a filter (secrets never; JSON and clinical text by opt-in)."""
         if self.data_class is DataClass.SECRET:
@@ -303,7 +303,7 @@ class Column:
             return self.rules.filterable
         return self.kind is not Kind.JSON and not self.rules.clinical_text
 
-    @property
+    @functools.cached_property
     def sortable(self) -> bool:
         """Whether it may appear in an ORDER BY (scalars only)."""
         if self.data_class is DataClass.SECRET:
