@@ -14,7 +14,9 @@ Every committed write is announced to :mod:`wxdata.tx.events` (cache invalidatio
 
 from __future__ import annotations
 
+import functools
 import json
+import types
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -221,6 +223,17 @@ def _record(
     )
 
 
+@functools.lru_cache(maxsize=2048)
+def _riding(
+    ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, fields: tuple[str, ...] = ()
+) -> tuple[AuditRecord, Mapping[str, Any]]:
+    """The record and bound parameters of a riding statement: ids and subjects come from SQL,
+    so they depend only on who acts, the entity, the action and the fields (memoised per call
+    shape: several calls of one request reuse them)."""
+    record = _record(ctx, entity, action, fields=fields)
+    return record, types.MappingProxyType(_ride_params(ctx, record))
+
+
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
     return {**context_params(ctx), **record_params(record)}
 
@@ -272,14 +285,14 @@ def _read(
     if not _reads_audited(entity):
         return build(_run(conn, ctx, entity, sql, params))
     scope = current_scope(conn)
-    base = _record(ctx, entity, AuditAction.READ, fields=fields)
+    base, riding = _riding(ctx, entity, AuditAction.READ, fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
         rows = build(_run(conn, ctx, entity, sql, params))
         if rows:
             _detached_read(conn, ctx, entity, base, rows)
         return rows
     ridden = audit_sql.ride_read(entity, sql, out_columns, hit)
-    rows = build(_run(conn, ctx, entity, ridden, {**params, **_ride_params(ctx, base)}))
+    rows = build(_run(conn, ctx, entity, ridden, {**params, **riding}))
     if scope is not None and rows:
         scope.on_rollback(lambda: _detached_read(conn, ctx, entity, base, rows))
     return rows
@@ -614,7 +627,7 @@ def create(
     if _writes_audited():
         snap = tuple(c for c in columns if c in values or c == entity.pk)
         sql = audit_sql.ride_write(entity, sql, out, new_columns=snap)
-        params.update(_ride_params(ctx, _record(ctx, entity, AuditAction.CREATE)))
+        params.update(_riding(ctx, entity, AuditAction.CREATE)[1])
     try:
         rows = _run(conn, ctx, entity, sql, params)
     except _Err as err:
@@ -682,7 +695,7 @@ def _update(
     params.update(_id=key, _uid=ctx.user_id, _version=expected_version)
     if audited:
         sql = audit_sql.ride_write(entity, sql, out, diff_columns=columns)
-        params.update(_ride_params(ctx, _record(ctx, entity, AuditAction.UPDATE)))
+        params.update(_riding(ctx, entity, AuditAction.UPDATE)[1])
     try:
         rows = _run(conn, ctx, entity, sql, params)
         if not rows:
@@ -762,7 +775,7 @@ def _delete_or_restore(
     if _writes_audited():
         old = () if entity.soft_delete else out
         sql = audit_sql.ride_write(entity, sql, out, old_columns=old)
-        params.update(_ride_params(ctx, _record(ctx, entity, action)))
+        params.update(_riding(ctx, entity, action)[1])
     try:
         rows = _run(conn, ctx, entity, sql, params)
         if not rows:
