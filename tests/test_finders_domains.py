@@ -75,10 +75,10 @@ def test_allergy_duplicates_are_conflicts(conn, ctx, make_student) -> None:
     s = make_student()
     values = {"student_id": s.id, "allergen": "Peanuts", "severity": "SEVERE"}
     assert allergies.is_duplicate(conn, ctx, s.id, "peanuts").unwrap() is False
-    allergies.create(conn, ctx, values).unwrap()
+    allergies.ops.create(conn, ctx, values).unwrap()
     assert allergies.is_duplicate(conn, ctx, s.id, "PEANUTS").unwrap() is True
     assert allergies.is_duplicate(conn, ctx, s.id, "Pea%").unwrap() is False
-    again = allergies.create(conn, ctx, {**values, "allergen": "peanuts"})
+    again = allergies.ops.create(conn, ctx, {**values, "allergen": "peanuts"})
     assert isinstance(again.failure(), Conflict)
 
 
@@ -178,7 +178,7 @@ def test_vaccination_compliance(conn, ctx, data) -> None:
 def test_emergency_contacts_in_call_order(conn, ctx, data, sys_ctx, make_student) -> None:
     s = make_student()
     for priority, name in (("EMERGENCY_ONLY", "Zed"), ("PRIMARY", "Amy"), ("SECONDARY", "Bo")):
-        emergency_contacts.create(conn, sys_ctx, {
+        emergency_contacts.ops.create(conn, sys_ctx, {
             "student_id": s.id, "first_name": name, "last_name": name, "relationship": "Parent",
             "phone_number": "+15550100", "priority": priority}).unwrap()
     got = emergency_contacts.find_by_student(conn, ctx, s.id).unwrap()

@@ -1,4 +1,4 @@
-"""Allergies: the generic data functions bound to the ``allergies`` entity."""
+"""Allergies: the domain's finders, and ``ops`` (the generic functions on ``allergies``)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,6 @@ from wxdata.schema.health import ALLERGIES, Allergy, AllergySeverity, AllergyTyp
 
 ENTITY = ALLERGIES
 ops = bind_entity(ALLERGIES)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 Conn = crud.Conn
 _BY_ALLERGEN = (("allergen", "asc"),)

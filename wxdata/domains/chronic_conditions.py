@@ -1,4 +1,4 @@
-"""Chronic conditions: the generic data functions bound to the ``chronic_conditions`` entity."""
+"""Chronic conditions: the domain's finders, and ``ops`` (the generic functions on ``chronic_conditions``)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from wxdata.schema.health import CHRONIC_CONDITIONS, ChronicCondition, Condition
 
 ENTITY = CHRONIC_CONDITIONS
 ops = bind_entity(CHRONIC_CONDITIONS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 find_by_student = by_column(CHRONIC_CONDITIONS, "student_id",
                             order_by=[("diagnosed_date", "desc")], fixed={"is_active": True},

@@ -1,4 +1,4 @@
-"""Clinic visits: the generic data functions bound to the ``clinic_visits`` entity."""
+"""Clinic visits: the domain's finders, and ``ops`` (the generic functions on ``clinic_visits``)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from wxdata.schema.clinical import CLINIC_VISITS, ClinicVisit, VisitDisposition
 
 ENTITY = CLINIC_VISITS
 ops = bind_entity(CLINIC_VISITS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 find_by_student = by_column(CLINIC_VISITS, "student_id", order_by=[("check_in_time", "desc")],
                             doc="A student's clinic visits, latest first.")

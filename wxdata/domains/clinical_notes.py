@@ -1,4 +1,4 @@
-"""Clinical notes: the generic data functions bound to the ``clinical_notes`` entity."""
+"""Clinical notes: the domain's finders, and ``ops`` (the generic functions on ``clinical_notes``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,5 @@ from wxdata.schema.clinical import CLINICAL_NOTES, ClinicalNote
 
 ENTITY = CLINICAL_NOTES
 ops = bind_entity(CLINICAL_NOTES)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 __all__ = ["ENTITY", "ClinicalNote", "ops"]

@@ -1,4 +1,4 @@
-"""Documents: the generic data functions bound to the ``documents`` entity."""
+"""Documents: the domain's finders, and ``ops`` (the generic functions on ``documents``)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,6 @@ from wxdata.schema.documents import (
 
 ENTITY = DOCUMENTS
 ops = bind_entity(DOCUMENTS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 find_by_student = by_column(DOCUMENTS, "student_id", order_by=[("created_at", "desc")],
                             fixed={"is_active": True},

@@ -1,4 +1,4 @@
-"""Emergency contacts: the generic data functions bound to the ``emergency_contacts`` entity."""
+"""Emergency contacts: the domain's finders, and ``ops`` (the generic functions on ``emergency_contacts``)."""
 
 from __future__ import annotations
 
@@ -20,18 +20,6 @@ from wxdata.schema.emergency import (
 
 ENTITY = EMERGENCY_CONTACTS
 ops = bind_entity(EMERGENCY_CONTACTS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 Conn = crud.Conn
 _PRIORITY = {p.value: i for i, p in enumerate(ContactPriority)}

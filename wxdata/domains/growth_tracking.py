@@ -1,4 +1,4 @@
-"""Growth tracking: the generic data functions bound to the ``growth_tracking`` entity."""
+"""Growth tracking: the domain's finders, and ``ops`` (the generic functions on ``growth_tracking``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,5 @@ from wxdata.schema.health import GROWTH_TRACKING, GrowthTracking
 
 ENTITY = GROWTH_TRACKING
 ops = bind_entity(GROWTH_TRACKING)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 __all__ = ["ENTITY", "GrowthTracking", "ops"]

@@ -1,4 +1,4 @@
-"""Health screenings: the generic data functions bound to the ``health_screenings`` entity."""
+"""Health screenings: the domain's finders, and ``ops`` (the generic functions on ``health_screenings``)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from wxdata.schema.health import HEALTH_SCREENINGS, HealthScreening
 
 ENTITY = HEALTH_SCREENINGS
 ops = bind_entity(HEALTH_SCREENINGS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 find_by_student = by_column(HEALTH_SCREENINGS, "student_id", order_by=[("screening_date", "desc")],
                             doc="A student's screenings, latest first.")

@@ -1,4 +1,4 @@
-"""Immunizations: the generic data functions bound to the ``immunizations`` entity."""
+"""Immunizations: the domain's finders, and ``ops`` (the generic functions on ``immunizations``)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from wxdata.schema.health import IMMUNIZATIONS, Immunization
 
 ENTITY = IMMUNIZATIONS
 ops = bind_entity(IMMUNIZATIONS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 find_by_student = by_column(IMMUNIZATIONS, "student_id", order_by=[("administered_date", "desc")],
                             doc="A student's immunizations, latest first.")

@@ -1,4 +1,4 @@
-"""Incident reports: the generic data functions bound to the ``incident_reports`` entity."""
+"""Incident reports: the domain's finders, and ``ops`` (the generic functions on ``incident_reports``)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,6 @@ from wxdata.schema.incidents import (
 
 ENTITY = INCIDENT_REPORTS
 ops = bind_entity(INCIDENT_REPORTS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 find_by_student = by_column(INCIDENT_REPORTS, "student_id", order_by=[("occurred_at", "desc")],
                             doc="A student's incident reports, latest first.")

@@ -1,4 +1,4 @@
-"""Lab results: the generic data functions bound to the ``lab_results`` entity."""
+"""Lab results: the domain's finders, and ``ops`` (the generic functions on ``lab_results``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,5 @@ from wxdata.schema.health import LAB_RESULTS, LabResult
 
 ENTITY = LAB_RESULTS
 ops = bind_entity(LAB_RESULTS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 __all__ = ["ENTITY", "LabResult", "ops"]

@@ -1,4 +1,4 @@
-"""Medication administration logs: the generic data functions bound to the ``medication_logs`` entity."""
+"""Medication administration logs: finders, and ``ops`` (the generic functions on ``medication_logs``)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,6 @@ from wxdata.schema.medication import MEDICATION_LOGS, MedicationLog, MedicationL
 
 ENTITY = MEDICATION_LOGS
 ops = bind_entity(MEDICATION_LOGS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 Conn = crud.Conn
 find_by_date_range = in_range(MEDICATION_LOGS, "administered_at",

@@ -1,4 +1,4 @@
-"""Medications (the formulary): the generic data functions bound to the ``medications`` entity."""
+"""Medications (the formulary): finders, and ``ops`` (the generic functions on ``medications``)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,6 @@ from wxdata.schema.medication import MEDICATIONS, Medication
 
 ENTITY = MEDICATIONS
 ops = bind_entity(MEDICATIONS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 Conn = crud.Conn
 find_by_schedule = by_column(MEDICATIONS, "dea_schedule", order_by=(("name", "asc"),),

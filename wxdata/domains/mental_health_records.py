@@ -1,4 +1,4 @@
-"""Mental-health records: the generic data functions bound to the ``mental_health_records`` entity."""
+"""Mental-health records: finders, and ``ops`` (the generic functions on ``mental_health_records``)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,5 @@ from wxdata.schema.health import (
 
 ENTITY = MENTAL_HEALTH_RECORDS
 ops = bind_entity(MENTAL_HEALTH_RECORDS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 __all__ = ["ENTITY", "MentalHealthRecord", "MentalHealthRecordType", "RiskLevel", "ops"]

@@ -1,4 +1,4 @@
-"""Student medications: the generic data functions bound to the ``student_medications`` entity."""
+"""Student medications: finders, and ``ops`` (the generic functions on ``student_medications``)."""
 
 from __future__ import annotations
 
@@ -16,18 +16,6 @@ from wxdata.schema.medication import STUDENT_MEDICATIONS, StudentMedication
 
 ENTITY = STUDENT_MEDICATIONS
 ops = bind_entity(STUDENT_MEDICATIONS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 Conn = crud.Conn
 

@@ -1,4 +1,4 @@
-"""Treatment plans: the generic data functions bound to the ``treatment_plans`` entity."""
+"""Treatment plans: the domain's finders, and ``ops`` (the generic functions on ``treatment_plans``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,5 @@ from wxdata.schema.clinical import TREATMENT_PLANS, TreatmentPlan
 
 ENTITY = TREATMENT_PLANS
 ops = bind_entity(TREATMENT_PLANS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 __all__ = ["ENTITY", "TreatmentPlan", "ops"]

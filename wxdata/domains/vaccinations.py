@@ -1,4 +1,4 @@
-"""Vaccinations: the generic data functions bound to the ``vaccinations`` entity."""
+"""Vaccinations: the domain's finders, and ``ops`` (the generic functions on ``vaccinations``)."""
 
 from __future__ import annotations
 
@@ -17,18 +17,6 @@ from wxdata.schema.health import VACCINATIONS, Vaccination, VaccineType
 
 ENTITY = VACCINATIONS
 ops = bind_entity(VACCINATIONS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 Conn = crud.Conn
 find_by_student = by_column(VACCINATIONS, "student_id", order_by=[("administration_date", "desc")],

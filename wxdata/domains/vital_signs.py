@@ -1,4 +1,4 @@
-"""Vital signs: the generic data functions bound to the ``vital_signs`` entity."""
+"""Vital signs: the domain's finders, and ``ops`` (the generic functions on ``vital_signs``)."""
 
 from __future__ import annotations
 
@@ -16,18 +16,6 @@ from wxdata.schema.health import VITAL_SIGNS, VitalSigns
 
 ENTITY = VITAL_SIGNS
 ops = bind_entity(VITAL_SIGNS)
-find_by_id = ops.find_by_id
-find_one = ops.find_one
-find_many = ops.find_many
-find_after = ops.find_after
-count = ops.count
-exists = ops.exists
-create = ops.create
-update = ops.update
-delete = ops.delete
-restore = ops.restore
-bulk_create = ops.bulk_create
-stream = ops.stream
 
 Conn = crud.Conn
 find_by_date_range = in_range(VITAL_SIGNS, "measurement_date",
