@@ -97,8 +97,9 @@ def test_bulk_assign_to_nurse(conn, ctx, seeded, sys_ctx) -> None:
 def test_health_record_finders_match_reference(conn, ctx, seeded) -> None:
     records = seeded["records"]
     sid = records[0]["student_id"]
-    mine = sorted((r for r in records if r["student_id"] == sid),
-                  key=lambda r: (r["record_date"], r["id"]), reverse=True)
+    # newest first; equal dates fall back to the primary key, ascending (wxdata's tie-breaker)
+    mine = sorted((r for r in records if r["student_id"] == sid), key=lambda r: r["id"])
+    mine.sort(key=lambda r: r["record_date"], reverse=True)
     got = health_records.find_by_student(conn, ctx, sid).unwrap()
     assert [r.id for r in got.data] == [r["id"] for r in mine]
     start, end = date(2025, 6, 1), date(2026, 6, 1)

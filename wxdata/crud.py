@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import types
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
@@ -81,11 +80,6 @@ MAX_BULK = 100_000
 ALL_FIELDS = ("*",)
 STREAM_BATCH = 1000
 
-_CURSORS: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[tuple[Any, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 class _Err(Exception):
     """Internal: carries a DataError out of a nested helper to the function's Result boundary."""
 
@@ -94,20 +88,20 @@ class _Err(Exception):
         self.error = error
 
 
-_CONTEXT_CURSORS: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[tuple[Any, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
+_DATA_CURSOR = "_wxdata_cursor"
+_CONTEXT_CURSOR = "_wxdata_context_cursor"
 
 
-def _cursor(
-    conn: Conn,
-    pool: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[tuple[Any, ...]]] = _CURSORS,
-) -> psycopg.Cursor[tuple[Any, ...]]:
-    """A tuple-row cursor reused per connection (a new cursor per call costs 7-12 µs)."""
-    cur = pool.get(conn)
+def _cursor(conn: Conn, slot: str = _DATA_CURSOR) -> psycopg.Cursor[tuple[Any, ...]]:
+    """A tuple-row cursor reused per connection (a new cursor per call costs 7-12 µs).
+
+    Kept on the connection itself, so it lives and dies with it (a registry keyed weakly by the
+    connection would keep every connection alive through the cursor's reference to it).
+    """
+    cur: psycopg.Cursor[tuple[Any, ...]] | None = conn.__dict__.get(slot)
     if cur is None or cur.closed:
         cur = conn.cursor(row_factory=tuple_row)
-        pool[conn] = cur
+        conn.__dict__[slot] = cur
     return cur
 
 
@@ -157,7 +151,7 @@ def _run_scoped(
     settings_sql, settings_params = context_statement(ctx)
     try:
         with conn.pipeline():
-            _cursor(conn, _CONTEXT_CURSORS).execute(settings_sql, settings_params, prepare=True)
+            _cursor(conn, _CONTEXT_CURSOR).execute(settings_sql, settings_params, prepare=True)
             cur.execute(sql, params, prepare=True)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
