@@ -59,11 +59,42 @@ class Settings:
     audit_enabled: bool = True
     audit_phi_access: bool = True
     audit_hmac_key: bytes | None = attrs.field(default=None, repr=_masked)
+    master_key: bytes | None = attrs.field(default=None, repr=_masked)
+    scope_key: bytes | None = attrs.field(default=None, repr=_masked)
+    cursor_key: bytes | None = attrs.field(default=None, repr=_masked)
+    cursor_key_previous: bytes | None = attrs.field(default=None, repr=_masked)
+
+    def secret(self, purpose: SecretPurpose) -> bytes | None:
+        """The key for ``purpose``: its own variable when set, else derived from ``WXDATA_MASTER_KEY``.
+
+        Derivation is HKDF-SHA256 with the purpose as context, so keys of different purposes are
+        independent and one master key can be rotated as a whole. None when neither is configured.
+        """
+        own = {"scope": self.scope_key, "cursor": self.cursor_key}[purpose]
+        if own is not None:
+            return own
+        if self.master_key is None:
+            return None
+        return derive_key(self.master_key, purpose)
 
     @property
     def database_configured(self) -> bool:
         """True when a server was configured (else the embedded PostgreSQL is used)."""
         return self.database_url is not None
+
+
+SecretPurpose = Literal["scope", "cursor"]
+
+
+def derive_key(master: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from ``master`` with HKDF-SHA256."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"wxdata-keys-v1",
+        info=f"wxdata {purpose}".encode(),
+    ).derive(master)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -175,6 +206,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_enabled=_bool(env, "AUDIT_ENABLED", True),
         audit_phi_access=_bool(env, "AUDIT_PHI_ACCESS", True),
         audit_hmac_key=_key(env, "AUDIT_HMAC_KEY", tuple(range(16, 129))),
+        master_key=_key(env, "WXDATA_MASTER_KEY", tuple(range(32, 129))),
+        scope_key=_key(env, "WXDATA_SCOPE_KEY", tuple(range(32, 129))),
+        cursor_key=_key(env, "WXDATA_CURSOR_KEY", (32,)),
+        cursor_key_previous=_key(env, "WXDATA_CURSOR_KEY_PREVIOUS", (32,)),
     )
     if settings.cache_encrypt_phi and settings.cache_key is None:
         raise ConfigError("CACHE_KEY is required when CACHE_ENCRYPT_PHI is true")
