@@ -6,11 +6,12 @@ import re
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
-from wxdata.migrate import MigrationError, load, migrate, sql_dir, status
+from wxdata.migrate import MigrationError, check_server_version, load, migrate, sql_dir, status
 
 
 def _copy_sql(tmp_path: Path) -> Path:
@@ -93,3 +94,32 @@ def test_concurrent_runners_apply_each_file_once(server_url, tmp_path) -> None:
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize(("version_num", "refused"), [
+    (140011, True), (130000, True), (150000, False), (160004, False), (170002, False), (180001, False),
+])
+def test_supported_postgresql_majors_are_15_to_18(version_num: int, refused: bool) -> None:
+    if refused:
+        with pytest.raises(MigrationError, match="not supported"):
+            check_server_version(version_num)
+    else:
+        assert check_server_version(version_num) is None
+
+
+def test_newer_major_than_tested_is_a_note_not_an_error() -> None:
+    note = check_server_version(190000)
+    assert note is not None and "newer than the newest tested" in note
+
+
+def test_the_server_under_test_is_supported(conn: psycopg.Connection[Any]) -> None:
+    assert check_server_version(conn.info.server_version) is None
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    """The wheel carries the migrations (``wxdata/sql`` links to the one source, ``sql/``)."""
+    import wxdata
+
+    packaged = sorted(p.name for p in (Path(wxdata.__file__).parent / "sql").glob("*.sql"))
+    source = sorted(p.name for p in (Path(wxdata.__file__).parent.parent / "sql").glob("*.sql"))
+    assert packaged and packaged == source

@@ -8,6 +8,7 @@ advisory lock, so two deploys cannot interleave.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,8 @@ import attrs
 import psycopg
 
 LOCK_ID = 0x77786461  # "wxda"
+OLDEST_SUPPORTED = 15  # PostgreSQL major versions the suite runs on: 15 (system server) to 18 (embedded)
+NEWEST_TESTED = 18
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -31,6 +34,24 @@ class Migration:
     name: str
     checksum: str
     sql: str
+
+
+def check_server_version(version_num: int) -> str | None:
+    """Refuse servers older than PostgreSQL 15; a note (not an error) for majors newer than tested.
+
+    ``version_num`` is ``server_version_num`` (e.g. 150004). Nothing in ``sql/`` depends on a
+    feature newer than 15, so 15 to 18 are all first-class; older servers lack features the
+    migrations use and are refused before anything is applied.
+    """
+    major = version_num // 10000
+    if major < OLDEST_SUPPORTED:
+        raise MigrationError(
+            f"PostgreSQL {major} is not supported: wxdata needs PostgreSQL {OLDEST_SUPPORTED} "
+            f"to {NEWEST_TESTED}"
+        )
+    if major > NEWEST_TESTED:
+        return f"PostgreSQL {major} is newer than the newest tested major ({NEWEST_TESTED})"
+    return None
 
 
 def sql_dir() -> Path:
@@ -66,6 +87,9 @@ def load(directory: Path | None = None) -> list[Migration]:
 def migrate(conn: psycopg.Connection[Any], directory: Path | None = None) -> list[str]:
     """Apply pending migrations atomically; returns the names applied (empty when up to date)."""
     migrations = load(directory)
+    note = check_server_version(conn.info.server_version)
+    if note is not None:
+        logging.getLogger("wxdata.migrate").warning(note)
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
