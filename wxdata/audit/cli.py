@@ -288,7 +288,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=_cmd_head)
 
     p = sub.add_parser("export", help="stream audit records as CSV or JSON (audited)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "json", "fhir"), default="csv",
+                   help="fhir: FHIR R4 AuditEvent resources (IHE BALP), one per line (NDJSON)")
     p.add_argument("--json-array", action="store_true", help="one JSON array, not JSON Lines")
     p.add_argument("--since", type=_when, default=None)
     p.add_argument("--until", type=_when, default=None)

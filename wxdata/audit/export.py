@@ -1,4 +1,4 @@
-"""Streamed, audited exports of the audit trail as CSV or JSON.
+"""Streamed, audited exports of the audit trail as CSV, JSON or FHIR AuditEvent NDJSON.
 
 Rows come from a server-side (named) cursor in batches and are written as they arrive, so memory
 stays flat however large the window. CSV cells that a spreadsheet would run as a formula (those
@@ -23,9 +23,10 @@ from uuid import UUID, uuid4
 
 import attrs
 import psycopg
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row, tuple_row
 from returns.result import Failure, Result, Success
 
+from wxdata.audit.fhir import to_audit_events
 from wxdata.audit.lanes import write_detached
 from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, insert_sql, severity_of
 from wxdata.audit.record import params as audit_params
@@ -36,7 +37,7 @@ from wxdata.errors import from_db_error as _db_error
 from wxdata.tx.scope import Isolation, current_scope, unit_of_work
 
 Conn = psycopg.Connection[Any]
-Format = Literal["csv", "json"]
+Format = Literal["csv", "json", "fhir"]
 EXPORT_BATCH = 1000
 
 #: First characters that make a spreadsheet evaluate a cell.
@@ -149,8 +150,8 @@ def export(
     denied = deny(conn, ctx, "export")
     if denied is not None:
         return denied
-    if fmt not in ("csv", "json"):
-        return Failure(InvalidQuery(field="format", rule="must be csv or json"))
+    if fmt not in ("csv", "json", "fhir"):
+        return Failure(InvalidQuery(field="format", rule="must be csv, json or fhir"))
     for name, value in (("since", since), ("until", until)):
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
             return Failure(InvalidQuery(field=name, rule="must be a timezone-aware datetime"))
@@ -180,15 +181,21 @@ def export(
 
     try:
         with unit_of_work(conn, ctx, isolation=Isolation.REPEATABLE_READ):
-            names, select = _columns(conn, fmt)
+            names, select = _columns(conn, fmt) if fmt != "fhir" else ((), "a.*")
             conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
             sql = (f"SELECT {select} FROM audit_log a "
                    f"WHERE {_where(since, until, student_id, entity_type, user_id)} "
                    "ORDER BY a.created_at, a.seq")
-            with conn.cursor(name=f"wx_export_{uuid4().hex[:12]}", row_factory=tuple_row) as cur:
-                cur.itersize = batch_size
-                cur.execute(sql, params)
-                _stream(cur, names, fmt, json_array, write, written, batch_size)
+            if fmt == "fhir":
+                with conn.cursor(name=f"wx_export_{uuid4().hex[:12]}", row_factory=dict_row) as dcur:
+                    dcur.itersize = batch_size
+                    dcur.execute(sql, params)
+                    _stream_fhir(dcur, write, written, batch_size)
+            else:
+                with conn.cursor(name=f"wx_export_{uuid4().hex[:12]}", row_factory=tuple_row) as cur:
+                    cur.itersize = batch_size
+                    cur.execute(sql, params)
+                    _stream(cur, names, fmt, json_array, write, written, batch_size)
             conn.execute(insert_sql(), audit_params(ctx, record(True)), prepare=True)
     except OSError:
         _record_failure(conn, ctx, record, written[0], "OUTPUT_FAILED")
@@ -234,6 +241,15 @@ def _stream(cur: psycopg.Cursor[tuple[Any, ...]], names: tuple[str, ...], fmt: F
         written[0] += len(batch)
     if json_array:
         write("\n]\n" if not first else "]\n")
+
+
+def _stream_fhir(cur: psycopg.Cursor[dict[str, Any]], write: Callable[[str], Any],
+                 written: list[int], batch_size: int) -> None:
+    """FHIR NDJSON: one AuditEvent per line (several for a record that disclosed several students)."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    while batch := cur.fetchmany(batch_size):
+        write("".join(dumps(event) + "\n" for row in batch for event in to_audit_events(row)))
+        written[0] += len(batch)
 
 
 class _Sink:
