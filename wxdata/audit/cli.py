@@ -257,7 +257,8 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     verb = "purged" if args.apply else "would purge"
     print(f"{verb} {report.purged if args.apply else report.eligible} records "
           f"(PHI/education records before {report.phi_cutoff:%Y-%m-%d}, others before "
-          f"{report.other_cutoff:%Y-%m-%d}); {report.held} held; {report.unsealed} not yet "
+          f"{report.other_cutoff:%Y-%m-%d}); {report.held} held ({report.ferpa_kept} kept for FERPA); "
+          f"{report.unsealed} not yet "
           f"sealed" + (f"; purge checkpoint {report.purge_id}" if report.purge_id else ""))
     return 0
 

@@ -95,6 +95,16 @@ class Disclosure:
     break_glass_reason: str | None
     request_id: str | None
     ip_address: str | None
+    #: ``ACCESS`` (use inside the organisation), ``DISCLOSURE`` (to an outside party) or
+    #: ``REQUEST`` (a party asked for the records), from :mod:`wxdata.audit.disclosures`.
+    kind: str = "ACCESS"
+    #: Who received (or requested) the information: the outside party, else the user.
+    recipient: str | None = None
+    recipient_address: str | None = None
+    #: Why the disclosure was lawful (a :class:`wxdata.audit.disclosures.LegalBasis` value).
+    legal_basis: str | None = None
+    #: What was disclosed, in words (no values).
+    description: str = ""
 
 
 @attrs.frozen(slots=True)
@@ -143,7 +153,7 @@ _ENTRY_COLS = (
 _DISCLOSURE_COLS = (
     f"a.seq, a.created_at, a.user_id, a.user_name, a.user_role, a.action, a.entity_type, "
     f"a.entity_id, a.purpose, {_FIELDS}, a.success, a.break_glass_reason, a.request_id, "
-    "a.ip_address"
+    "a.ip_address, a.metadata->'disclosure'"
 )
 
 
@@ -164,8 +174,16 @@ def _entry(r: tuple[Any, ...]) -> AuditEntry:
 
 
 def _disclosure(r: tuple[Any, ...]) -> Disclosure:
-    return Disclosure(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], _fields(r[6], r[9]),
-                      r[10], r[11], r[12], r[13])
+    fields = _fields(r[6], r[9])
+    extra = r[14] if isinstance(r[14], dict) else {}
+    described = f"{r[5].lower()} of {r[6]}" + (f" ({', '.join(fields)})" if fields else "")
+    return Disclosure(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], fields,
+                      r[10], r[11], r[12], r[13],
+                      kind=str(extra.get("kind", "ACCESS")),
+                      recipient=extra.get("recipient") or r[3] or r[2],
+                      recipient_address=extra.get("recipient_address"),
+                      legal_basis=extra.get("legal_basis"),
+                      description=str(extra.get("description") or described))
 
 
 def make_cursor(created_at: datetime, seq: int) -> str:

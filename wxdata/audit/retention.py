@@ -6,7 +6,9 @@ upward only; the same floors are enforced again by a trigger in the database, wh
 
 Legal hold: a record is held when its own ``legal_hold`` flag is set, or an active hold in the
 append-only ``audit_legal_hold`` table names its student, its entity (or entity type) or its user.
-Held records are never eligible.
+FERPA (34 CFR 99.32): a disclosure record is also held while any student it names still exists
+(``audit_record_ferpa_kept``; a caller that cannot see every school cannot prove a student gone,
+so for it such records always count as held). Held records are never eligible.
 
 :func:`apply_retention` counts with ``COUNT`` (it never loads records). With ``dry_run=False`` it
 purges, in one transaction under the sealer's lock: it writes a keyed checkpoint to
@@ -107,6 +109,8 @@ class RetentionReport:
     unsealed: int
     purged: int
     purge_id: int | None
+    #: Of ``held``: disclosure records kept because a student they name still exists (FERPA).
+    ferpa_kept: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -132,8 +136,8 @@ _PAST = (
 )
 _COUNT_SQL = (
     "SELECT count(*) FILTER (WHERE NOT held AND sealed), count(*) FILTER (WHERE held), "
-    "count(*) FILTER (WHERE NOT held AND NOT sealed) FROM ("
-    " SELECT audit_record_held(a) AS held,"
+    "count(*) FILTER (WHERE NOT held AND NOT sealed), count(*) FILTER (WHERE ferpa) FROM ("
+    " SELECT audit_record_held(a) AS held, audit_record_ferpa_kept(a) AS ferpa,"
     " EXISTS (SELECT 1 FROM audit_seal s WHERE s.audit_id = a.id) AS sealed"
     f" FROM audit_log a WHERE {_PAST}) x"
 )
@@ -194,7 +198,7 @@ def _count(conn: Conn, bound: dict[str, Any]) -> RetentionReport:
     row = cur.execute(_COUNT_SQL, {"phi_cut": phi_cut, "other_cut": other_cut}).fetchone()
     assert row is not None
     return RetentionReport(True, phi_cut, other_cut, int(row[0]), int(row[1]), int(row[2]), 0,
-                           None)
+                           None, int(row[3]))
 
 
 def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
