@@ -21,6 +21,7 @@ Handler = Callable[[argparse.Namespace], int]
 #: Modules that contribute subcommands, each with ``register(subparsers) -> None``.
 AREAS: tuple[str, ...] = (
     "wxdata.audit.cli",
+    "wxdata.audit.safeguards",
     "wxdata.cache.cli",
     "wxdata.demo",
     "wxdata.seed",
