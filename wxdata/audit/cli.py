@@ -129,6 +129,40 @@ def _cmd_seal(args: argparse.Namespace) -> int:
             time.sleep(args.every)
 
 
+def _cmd_ship(args: argparse.Namespace) -> int:
+    from wxdata.audit.ship import lag, ship, sink_from_url
+
+    sink = sink_from_url(args.sink, cafile=args.cafile)
+    if isinstance(sink, Failure):
+        return _fail(sink.failure())
+    target = sink.unwrap()
+    runs = 0
+    with _conn(args) as conn:
+        if args.lag:
+            pending = _unwrap(lag(conn, target.name))
+            age = ("-" if pending.oldest_pending_seconds is None
+                   else f"{pending.oldest_pending_seconds:.0f} s")
+            print(f"{target.name}: position {pending.position}, {pending.pending} pending, "
+                  f"oldest pending {age}")
+            return 0
+        while True:
+            result = ship(conn, target, batch_size=args.batch)
+            if isinstance(result, Failure):
+                print(f"ship: {result.failure().message}; will resume from the mark",
+                      file=sys.stderr)
+                if not args.every:
+                    return 3
+            else:
+                report = result.unwrap()
+                if report.shipped or not args.every:
+                    print(f"shipped {report.shipped} records to {report.sink} "
+                          f"(mark at position {report.position})", file=sys.stderr)
+            runs += 1
+            if not args.every or (args.runs and runs >= args.runs):
+                return 0
+            time.sleep(args.every)
+
+
 @_handler
 def _cmd_verify(args: argparse.Namespace) -> int:
     from wxdata.audit.chain import describe, verify
@@ -278,6 +312,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--every", type=float, default=0.0, help="repeat every SECONDS")
     p.add_argument("--runs", type=int, default=0, help="with --every: stop after N runs")
     p.set_defaults(handler=_cmd_seal)
+
+    p = sub.add_parser("ship", help="send sealed records to a SIEM sink, from its mark, in order")
+    p.add_argument("--sink", required=True,
+                   help="syslog+tcp://host:port, syslog+tls://host:port, file:///path or stdout")
+    p.add_argument("--cafile", default=None, help="CA bundle for syslog+tls")
+    p.add_argument("--batch", type=int, default=500, help="records per batch")
+    p.add_argument("--every", type=float, default=0.0, help="keep shipping every SECONDS")
+    p.add_argument("--runs", type=int, default=0, help="with --every: stop after N runs")
+    p.add_argument("--lag", action="store_true", help="print what the sink has not received")
+    p.set_defaults(handler=_cmd_ship)
 
     p = sub.add_parser("verify", help="check the chain; exit 1 naming the first broken record")
     p.add_argument("--head", default=None, help="a head string kept outside the database")
