@@ -60,6 +60,7 @@ from wxdata.query.paging import (
 )
 from wxdata.schema.spec import Entity, Kind, Validator, validator_reads
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
+from wxdata.telemetry import traced
 from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
@@ -348,6 +349,7 @@ def _deleted(include_deleted: bool) -> str:
 # --- reads ------------------------------------------------------------------------------------
 
 
+@traced("find_by_id")
 def find_by_id(
     conn: Conn, ctx: ExecutionContext, entity: Entity[R], id: UUID | str, *,
     include_deleted: bool = False,
@@ -364,6 +366,7 @@ def find_by_id(
     return _first(entity, rows)
 
 
+@traced("find_many")
 def find_many(
     conn: Conn,
     ctx: ExecutionContext,
@@ -379,6 +382,7 @@ def find_many(
     return _page(conn, ctx, entity, where, order_by, page, limit, include_deleted, None)
 
 
+@traced("find_projected")
 def find_projected(
     conn: Conn,
     ctx: ExecutionContext,
@@ -433,6 +437,7 @@ def _page(
     return Success(Page.of(data, page, limit, total[0]))
 
 
+@traced("find_one")
 def find_one(
     conn: Conn, ctx: ExecutionContext, entity: Entity[R], where: Where, *,
     order_by: SortSpec = None, include_deleted: bool = False,
@@ -454,6 +459,7 @@ def find_one(
     return _first(entity, rows)
 
 
+@traced("find_after")
 def find_after(
     conn: Conn,
     ctx: ExecutionContext,
@@ -496,6 +502,7 @@ def find_after(
     return Success(KeysetPage(tuple(rows), cursor))
 
 
+@traced("count")
 def count(
     conn: Conn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None, *,
     include_deleted: bool = False,
@@ -510,6 +517,7 @@ def count(
     return Success(int(rows[0][0]))
 
 
+@traced("exists")
 def exists(
     conn: Conn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None
 ) -> Result[bool, DataError]:
@@ -522,6 +530,7 @@ def exists(
     return Success(bool(rows[0][0]))
 
 
+@traced("stream")
 def stream(
     conn: Conn,
     ctx: ExecutionContext,
@@ -604,6 +613,7 @@ def _ordered(entity: Entity[Any], names: Iterable[str]) -> tuple[str, ...]:
     return tuple(n for n in entity.by_name if n in wanted)
 
 
+@traced("create")
 def create(
     conn: Conn, ctx: ExecutionContext, entity: Entity[R], values: Mapping[str, Any]
 ) -> Result[R, DataError]:
@@ -645,6 +655,7 @@ def _announce(conn: Conn, entity: Entity[Any], action: str, ids: tuple[UUID, ...
     announce_write(conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects))))
 
 
+@traced("update")
 def update(
     conn: Conn,
     ctx: ExecutionContext,
@@ -736,6 +747,7 @@ def _missing_or_stale(
     return NotFound(entity=entity.name)
 
 
+@traced("delete")
 def delete(
     conn: Conn, ctx: ExecutionContext, entity: Entity[Any], id: UUID | str
 ) -> Result[None, DataError]:
@@ -743,6 +755,7 @@ def delete(
     return _delete_or_restore(conn, ctx, entity, id, restore=False).map(lambda _: None)
 
 
+@traced("restore")
 def restore(
     conn: Conn, ctx: ExecutionContext, entity: Entity[R], id: UUID | str
 ) -> Result[R, DataError]:
@@ -781,6 +794,7 @@ def _delete_or_restore(
     return Success(row)
 
 
+@traced("bulk_create")
 def bulk_create(
     conn: Conn, ctx: ExecutionContext, entity: Entity[Any], rows: Sequence[Mapping[str, Any]]
 ) -> Result[tuple[UUID, ...], DataError]:
@@ -835,6 +849,7 @@ def bulk_create(
     return Success(ids)
 
 
+@traced("update_where")
 def update_where(
     conn: Conn,
     ctx: ExecutionContext,
@@ -892,6 +907,7 @@ def update_where(
     return result
 
 
+@traced("fetch")
 def fetch(
     conn: Conn,
     ctx: ExecutionContext,
@@ -911,6 +927,7 @@ def fetch(
         return Failure(err.error)
 
 
+@traced("record_disclosure")
 def record_disclosure(
     conn: Conn,
     ctx: ExecutionContext,

@@ -40,6 +40,7 @@ from uuid import UUID
 import psycopg
 from returns.result import Failure, Result, Success
 
+from wxdata import telemetry
 from wxdata.audit.decorator import extract, rows_in
 from wxdata.audit.log import build_record, write_record
 from wxdata.audit.ownership import reads_owned
@@ -245,6 +246,7 @@ def cached(
                 if memo_key is not None:
                     c.keys.remember(memo_key, k)
             got = c.lookup(k, label, sensitive)
+            telemetry.cache_request(label, type(got) is not Miss)
             if type(got) is not Miss:
                 if audits:
                     recorded = audit_hit(conn, ctx, entity, got.unwrap(), qual)

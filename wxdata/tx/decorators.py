@@ -21,6 +21,7 @@ import attrs
 import psycopg
 from returns.result import Failure, Result
 
+from wxdata import telemetry
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, Retryable, from_db_error
 from wxdata.tx.scope import _RANK, Isolation, ScopeError, current_scope, unit_of_work
@@ -114,6 +115,7 @@ def run_in_scope(
 
     attempt = 0
     while True:
+        token = telemetry.attempt.set(attempt)
         try:
             with unit_of_work(conn, ctx, isolation=isolation, read_only=read_only,
                               deferrable=deferrable, audit=audit) as opened:
@@ -128,6 +130,8 @@ def run_in_scope(
             result = signal.result
         except psycopg.Error as exc:
             result = Failure(from_db_error(exc))
+        finally:
+            telemetry.attempt.reset(token)
         error = result.failure()
         if not isinstance(error, Retryable) or attempt >= retries:
             return result

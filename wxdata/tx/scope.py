@@ -45,6 +45,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from wxdata import telemetry
 from wxdata.context import ExecutionContext, context_settings
 
 log = logging.getLogger("wxdata.tx")
@@ -99,6 +100,7 @@ class Scope:
     frames: list[_Frame] = attrs.field(factory=list)
     doomed: Any = None  # the Retryable error that condemned this transaction, if any
     unit_id: uuid.UUID | None = None
+    span: telemetry.TransactionSpan | None = None
     _names: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
     @property
@@ -242,7 +244,12 @@ def unit_of_work(
                       isolation=isolation, audit=audit)
         if audit:
             scope.unit_id = uuid.uuid4()
-        _begin(conn, ctx, begin_statement(isolation, read_only, deferrable))
+        scope.span = telemetry.begin_transaction(isolation, read_only)
+        try:
+            _begin(conn, ctx, begin_statement(isolation, read_only, deferrable))
+        except BaseException:
+            _unregister(conn, scope)
+            raise
         scope.frames.append(_Frame(savepoint=None))
         _SCOPES[conn] = scope
         try:
@@ -315,7 +322,10 @@ def _rollback_savepoint(conn: Conn, scope: Scope, frame: _Frame) -> None:
         _run_hooks(frame.rollback_hooks)
 
 
-def _unregister(conn: Conn, scope: Scope) -> None:
+def _unregister(conn: Conn, scope: Scope, outcome: str = "rollback") -> None:
+    if scope.span is not None:
+        scope.span.end(outcome)
+        scope.span = None
     scope.frames.clear()
     if _SCOPES.get(conn) is scope:
         del _SCOPES[conn]
@@ -342,7 +352,7 @@ def _finish_outer(conn: Conn, scope: Scope, *, commit: bool) -> None:
             if scope.audit:
                 _audit_outcome(conn, scope, committed=False)
             raise
-        _unregister(conn, scope)
+        _unregister(conn, scope, "commit")
         _run_hooks(commit_hooks)
         if scope.audit and scope.read_only:
             _audit_outcome(conn, scope, committed=True)
