@@ -104,6 +104,22 @@ def _handler(body: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 # --- chain ---------------------------------------------------------------------------------------
 
 
+_SEAL_LAG_SQL = (
+    "SELECT extract(epoch FROM now() - a.created_at) FROM audit_log a WHERE a.seq > "
+    "COALESCE((SELECT s.audit_seq FROM audit_seal s ORDER BY s.position DESC LIMIT 1), 0) "
+    "ORDER BY a.seq LIMIT 1"
+)
+
+
+def _record_seal_lag(conn: Conn) -> None:
+    """The age of the oldest record waiting for this run, for the ``wxdata.audit.seal.lag`` metric."""
+    from wxdata import telemetry
+
+    if telemetry.instrumented():
+        row = conn.execute(_SEAL_LAG_SQL).fetchone()
+        telemetry.seal_lag(float(row[0]) if row and row[0] is not None else 0.0)
+
+
 @_handler
 def _cmd_seal(args: argparse.Namespace) -> int:
     from wxdata.audit.chain import seal
@@ -114,6 +130,7 @@ def _cmd_seal(args: argparse.Namespace) -> int:
     runs = 0
     with _conn(args) as conn:
         while True:
+            _record_seal_lag(conn)
             report = _unwrap(seal(conn, key, batch_size=args.batch))
             if report.skipped:
                 print("skipped: another sealer holds the lock")
