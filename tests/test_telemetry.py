@@ -134,3 +134,31 @@ def test_uninstrumented_operations_emit_nothing(
     assert not telemetry.instrumented()
     students.find_by_id(conn, ctx, make_student().id)
     assert spans.get_finished_spans() == ()
+
+
+def test_the_sealer_records_its_lag(
+    fresh_database: Any, monkeypatch: pytest.MonkeyPatch,
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    import base64
+
+    from wxdata.audit.chain import seal
+    from wxdata.cli import main
+    from wxdata.config import configure, settings
+
+    _, metrics = otel
+    url = fresh_database()
+    with psycopg.connect(url, autocommit=True) as admin:
+        seal(admin, b"k" * 32).unwrap()  # what the template database holds is sealed already
+        admin.execute("INSERT INTO audit_log (action, entity_type, user_id, created_at) "
+                      "VALUES ('READ', 'Student', 'u-lag', now() - interval '90 seconds')")
+    key = base64.b64encode(b"k" * 32).decode()
+    monkeypatch.setenv("AUDIT_HMAC_KEY", key)
+    previous = configure(attrs.evolve(settings(), audit_hmac_key=b"k" * 32))
+    try:
+        assert main(["audit", "--database-url", url, "seal"]) == 0
+    finally:
+        configure(previous)
+    points = [p for rm in metrics.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+              for m in sm.metrics if m.name == "wxdata.audit.seal.lag" for p in m.data.data_points]
+    assert len(points) == 1 and points[0].count == 1 and points[0].max >= 89
