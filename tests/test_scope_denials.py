@@ -95,10 +95,12 @@ ATTEMPTS = {
     "UPDATE": lambda c, ctx, i: students.update(c, ctx, i, {"grade": "9"}),
     "UPDATE_VERSIONED": lambda c, ctx, i: students.update(c, ctx, i, {"grade": "9"},
                                                           expected_version=1),
+    "UPDATE_VALIDATED": lambda c, ctx, i: students.update(  # cross-field validator: locks first
+        c, ctx, i, {"date_of_birth": date(2015, 1, 1)}),
     "DELETE": lambda c, ctx, i: students.delete(c, ctx, i),
     "RESTORE": lambda c, ctx, i: students.restore(c, ctx, i),
 }
-RECORDED_AS = {"READ_DELETED": "READ", "UPDATE_VERSIONED": "UPDATE"}
+RECORDED_AS = {"READ_DELETED": "READ", "UPDATE_VERSIONED": "UPDATE", "UPDATE_VALIDATED": "UPDATE"}
 
 
 @pytest.mark.parametrize("attempt", sorted(ATTEMPTS))
