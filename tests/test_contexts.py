@@ -297,3 +297,13 @@ def test_break_glass_reads_and_writes_are_critical(conn, make_student, school) -
                      ("TRANSACTION_COMMIT", "Transaction"), ("TRANSACTION_ROLLBACK", "Transaction")):
         assert expected in actions
     assert {(r[2], r[3], r[4]) for r in rows} == {("CRITICAL", REASON, "EMERGENCY")}
+
+
+def test_audit_cli_refuses_a_bad_actor_without_echo(capsys: pytest.CaptureFixture[str]) -> None:
+    from wxdata.cli import main
+
+    code = main(["audit", "--database-url", "postgresql://nobody@127.0.0.1:1/none",
+                 "--actor", "bad actor ω", "retention"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--actor must be" in err and "bad actor" not in err

@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from returns.result import Failure
 
 from tests.conftest import student_values
@@ -251,3 +253,33 @@ def test_scoped_context_sees_other_schools_through_evolve_only(app_conn, world) 
     both = attrs.evolve(nurse_of(world["a"]), school_ids={world["a"]["school_id"],
                                                           world["b"]["school_id"]})
     assert students.find_by_id(app_conn, both, world["sb"][0].id).unwrap().id == world["sb"][0].id
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=st.lists(st.tuples(st.sampled_from(["own", "other", "absent"]),
+                                st.integers(min_value=0, max_value=1)), min_size=1, max_size=8))
+def test_bulk_outcome_partitions_the_request(app_conn, conn, world, picks) -> None:
+    """Whatever mix of own, other-school and absent ids (with repeats): changed = the own ids,
+    unchanged = the rest, both in first-request order; a denial iff an other-school id was asked."""
+    absent = [uuid.UUID(int=7), uuid.UUID(int=8)]
+    pool = {"own": [s.id for s in world["sa"]], "other": [s.id for s in world["sb"]],
+            "absent": absent}
+    asked = list(dict.fromkeys(pool[kind][i] for kind, i in picks))
+    ctx = nurse_of(world["a"])
+    result = students.bulk_assign_to_nurse(app_conn, ctx, asked, world["nurse_user"])
+    own = [i for i in asked if i in pool["own"]]
+    rest = tuple(i for i in asked if i not in pool["own"])
+    if own:
+        assert result.unwrap() == BulkOutcome(changed=tuple(own), unchanged=rest)
+    else:
+        assert result == Failure(NotFound("Student"))
+    denials = [r for r in trail(conn, ctx) if r[0] == "ACCESS_DENIED"]
+    if any(i in pool["other"] for i in asked):
+        assert denials == [denial("Student", "BULK_UPDATE", list(rest))]
+    else:
+        assert denials == []
+    theirs = conn.execute("SELECT nurse_id FROM students WHERE id = ANY(%s)",
+                          (pool["other"],)).fetchall()
+    assert [s.nurse_id for s in world["sb"]] == [None, None]
+    assert theirs == [(None,), (None,)]  # never reassigned
