@@ -183,6 +183,9 @@ def test_system_context_is_the_only_system_context() -> None:
     assert sys_ctx.is_system and sys_ctx.role is Role.SYSTEM
     renamed = attrs.evolve(sys_ctx, user_id="ops-job")  # keeps its capability
     assert renamed.is_system
+    with pytest.raises(InvalidContext):  # the SYSTEM purpose goes with the SYSTEM role only
+        attrs.evolve(sys_ctx, role=Role.NURSE)
+    assert not attrs.evolve(sys_ctx, role=Role.NURSE, purpose=Purpose.OPERATIONS).is_system
     with pytest.raises(InvalidContext):
         sys_ctx.break_glass("the scheduler does not break glass, ever, at all")
     assert isinstance(ExecutionContext.build(user_id="u", role="SYSTEM").failure(),

@@ -218,10 +218,10 @@ def _text_errors(ctx: ExecutionContext) -> list[FieldError]:
 
 def _role_errors(ctx: ExecutionContext) -> list[FieldError]:
     errors = []
-    system = ctx._capability is _SYSTEM
+    system = ctx._capability is _SYSTEM and ctx.role is Role.SYSTEM
     if not isinstance(ctx.role, Role):
         errors.append(FieldError("role", "must be one of " + ", ".join(Role.__members__)))
-    elif ctx.role is Role.SYSTEM and not system:
+    elif ctx.role is Role.SYSTEM and ctx._capability is not _SYSTEM:
         errors.append(FieldError("role", "SYSTEM is reserved for system_context()"))
     if not isinstance(ctx.purpose, Purpose):
         errors.append(FieldError("purpose", "must be one of " + ", ".join(Purpose.__members__)))
