@@ -15,6 +15,7 @@ from wxdata.errors import (
     FieldError,
     Forbidden,
     Internal,
+    InvalidContext,
     NotFound,
     Retryable,
     Timeout,
@@ -65,12 +66,15 @@ def test_db_parts_build_a_url() -> None:
 
 
 def test_context_validation_names_fields_not_values() -> None:
-    ctx = ExecutionContext(user_id="bad id with spaces", role=Role.NURSE, ip_address="999.1.1.1",
-                           break_glass_reason="x", timestamp=datetime(2024, 1, 1))
-    result = validate_context(ctx)
-    assert isinstance(result, Failure)
-    fields = {e.field for e in result.failure().errors}
+    with pytest.raises(InvalidContext) as raised:
+        ExecutionContext(user_id="bad id with spaces", role=Role.NURSE, ip_address="999.1.1.1",
+                         break_glass_reason="x", timestamp=datetime(2024, 1, 1))
+    fields = {e.field for e in raised.value.errors}
     assert fields == {"user_id", "ip_address", "break_glass_reason", "timestamp"}
+    assert "bad id with spaces" not in str(raised.value)
+    result = ExecutionContext.build(user_id="bad id with spaces", role=Role.NURSE)
+    assert isinstance(result, Failure)
+    assert {e.field for e in result.failure().errors} == {"user_id"}
     assert "bad id with spaces" not in result.failure().message
 
 

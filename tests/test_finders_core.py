@@ -84,8 +84,10 @@ def test_search_escapes_and_matches_reference(conn, ctx, seeded) -> None:
 def test_bulk_assign_to_nurse(conn, ctx, seeded, sys_ctx) -> None:
     people = seeded["students"][:5]
     other = seeded["students"][-1]["nurse_id"]
-    ids = students.bulk_assign_to_nurse(conn, sys_ctx, [p["id"] for p in people], other).unwrap()
-    assert sorted(ids) == sorted(p["id"] for p in people)
+    outcome = students.bulk_assign_to_nurse(conn, sys_ctx, [p["id"] for p in people], other)
+    ids = outcome.unwrap().changed
+    assert outcome.unwrap().complete
+    assert list(ids) == [p["id"] for p in people]
     for p in people:
         assert students.find_by_id(conn, ctx, p["id"]).unwrap().nurse_id == other
     record = conn.execute("SELECT entity_ids, action FROM audit_log WHERE action = 'BULK_UPDATE' "

@@ -25,6 +25,10 @@ ReplicaStrategy = Literal["round_robin", "least_loaded"]
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
+#: Roles that may ever be allowed break-glass access (VIEWER and SYSTEM never are).
+BREAK_GLASS_ELIGIBLE = ("ADMIN", "NURSE", "SCHOOL_ADMIN", "DISTRICT_ADMIN", "COUNSELOR")
+#: Default break-glass roles: the clinical ones (the nurse at the bedside, the health-services admin).
+DEFAULT_BREAK_GLASS_ROLES = frozenset({"NURSE", "ADMIN"})
 
 
 def _masked(value: object) -> str:
@@ -63,6 +67,9 @@ class Settings:
     scope_key: bytes | None = attrs.field(default=None, repr=_masked)
     cursor_key: bytes | None = attrs.field(default=None, repr=_masked)
     cursor_key_previous: bytes | None = attrs.field(default=None, repr=_masked)
+    break_glass_min_reason: int = 20
+    break_glass_roles: frozenset[str] = DEFAULT_BREAK_GLASS_ROLES
+    context_max_age_seconds: int | None = None
 
     def secret(self, purpose: SecretPurpose) -> bytes | None:
         """The key for ``purpose``: its own variable when set, else derived from ``WXDATA_MASTER_KEY``.
@@ -133,6 +140,20 @@ def _key(env: Mapping[str, str], name: str, sizes: tuple[int, ...]) -> bytes | N
     if len(key) not in sizes:
         raise ConfigError(f"{name} must decode to {' or '.join(map(str, sizes))} bytes")
     return key
+
+
+def _roles(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """Comma-separated break-glass roles; ``none`` disables break-glass; unset gives the default."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_BREAK_GLASS_ROLES
+    if raw.strip().lower() == "none":
+        return frozenset()
+    roles = frozenset(r.strip().upper() for r in raw.split(",") if r.strip())
+    if not roles <= set(BREAK_GLASS_ELIGIBLE):
+        raise ConfigError(f"{name} must be 'none' or a comma-separated subset of "
+                          + ", ".join(BREAK_GLASS_ELIGIBLE))
+    return roles
 
 
 def _database_url(env: Mapping[str, str]) -> str | None:
@@ -210,6 +231,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         scope_key=_key(env, "WXDATA_SCOPE_KEY", tuple(range(32, 129))),
         cursor_key=_key(env, "WXDATA_CURSOR_KEY", (32,)),
         cursor_key_previous=_key(env, "WXDATA_CURSOR_KEY_PREVIOUS", (32,)),
+        break_glass_min_reason=_int(env, "WXDATA_BREAK_GLASS_MIN_REASON", 20, 10, 500),
+        break_glass_roles=_roles(env, "WXDATA_BREAK_GLASS_ROLES"),
+        context_max_age_seconds=_int(env, "WXDATA_CONTEXT_MAX_AGE", 0, 0, 7 * 86_400) or None,
     )
     if settings.cache_encrypt_phi and settings.cache_key is None:
         raise ConfigError("CACHE_KEY is required when CACHE_ENCRYPT_PHI is true")

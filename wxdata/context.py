@@ -2,8 +2,10 @@
 
 Every public data function takes an :class:`ExecutionContext`. It is a frozen value: build it once
 per request in the service layer (from the authenticated session), pass it down, never mutate it.
-The context is applied to PostgreSQL per transaction (``set_config(..., true)``) so row-level
-security and the audit trail see the application user, not the pooled database role.
+An invalid context cannot be built (see :class:`ExecutionContext`); ``Role.SYSTEM`` only comes
+from :func:`system_context`. The context is applied to PostgreSQL per transaction
+(``set_config(..., true)``) so row-level security and the audit trail see the application user,
+not the pooled database role.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import ipaddress
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import attrs
 from returns.result import Failure, Result, Success
 
-from wxdata.errors import DataError, FieldError, ValidationFailed
+from wxdata.config import settings
+from wxdata.errors import ContextExpired, DataError, FieldError, InvalidContext, ValidationFailed
 
 
 class Role(enum.StrEnum):
@@ -49,6 +52,9 @@ class Purpose(enum.StrEnum):
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_ID_RULE = "must be 1-128 characters of [A-Za-z0-9._:@/+=-]"
+_REASON_MAX = 1000
+_TEXT_LIMITS = (("user_agent", 512), ("user_name", 200))
 
 
 def _utcnow() -> datetime:
@@ -58,35 +64,107 @@ def _utcnow() -> datetime:
 def _frozen_ids(value: Iterable[UUID | str] | None) -> frozenset[UUID]:
     if value is None:
         return frozenset()
-    return frozenset(v if isinstance(v, UUID) else UUID(str(v)) for v in value)
+    try:
+        return frozenset(v if isinstance(v, UUID) else UUID(str(v)) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidContext((FieldError("school_ids", "must be UUIDs"),)) from None
+
+
+def _member(kind: type[enum.StrEnum], value: object) -> Any:
+    """A member of ``kind``, or the member its exact name designates; anything else is kept as
+    given and refused by the constructor's checks (naming the field, not the value)."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str) and value in kind.__members__:
+        return kind[value]
+    return value
+
+
+def _to_role(value: object) -> Any:
+    return _member(Role, value)
+
+
+def _to_purpose(value: object) -> Any:
+    return _member(Purpose, value)
+
+
+@attrs.frozen(slots=True)
+class _SystemCapability:
+    """The private proof that :func:`system_context` built a context (see ``ExecutionContext``)."""
+
+
+_SYSTEM = _SystemCapability()
+
+
+def _masked(value: object) -> str:
+    """Repr of free text that may hold PHI: whether it is set, never its text."""
+    return "<set>" if value else repr(value)
+
+
+def _non_blank(text: str) -> int:
+    return sum(1 for c in text if not c.isspace())
 
 
 @attrs.frozen(slots=True, kw_only=True)
 class ExecutionContext:
-    """Who acts (user, role), from where (ip, agent), why (purpose), for which request and schools."""
+    """Who acts (user, role), from where (ip, agent), why (purpose), for which request and schools.
+
+    Validated at construction (also by ``attrs.evolve`` and :meth:`break_glass`): an invalid
+    context cannot exist. The constructor raises :class:`~wxdata.errors.InvalidContext`, naming
+    each field and rule and never a value; :meth:`build` returns the same errors as a Result.
+
+    Rules: ``user_id`` (and request, session, correlation ids) 1-128 characters of
+    ``[A-Za-z0-9._:@/+=-]``; ``role`` and ``purpose`` members of their enums (an exact member name
+    is converted); ``ip_address`` an IPv4/IPv6 address; ``user_agent`` at most 512 and
+    ``user_name`` at most 200 characters, neither with NUL; ``timestamp`` timezone-aware;
+    ``Role.SYSTEM`` and ``Purpose.SYSTEM`` only through :func:`system_context`; a
+    ``break_glass_reason`` only for a role in ``WXDATA_BREAK_GLASS_ROLES``, with at least
+    ``WXDATA_BREAK_GLASS_MIN_REASON`` non-blank characters, at most 1000 characters and no NUL.
+    """
 
     user_id: str
-    role: Role
-    purpose: Purpose = Purpose.TREATMENT
+    role: Role = attrs.field(converter=_to_role)
+    purpose: Purpose = attrs.field(default=Purpose.TREATMENT, converter=_to_purpose)
     ip_address: str | None = None
     user_agent: str | None = None
     user_name: str | None = None
     request_id: str | None = None
     session_id: str | None = None
     correlation_id: str | None = None
-    break_glass_reason: str | None = None
+    break_glass_reason: str | None = attrs.field(default=None, repr=_masked)
     school_ids: frozenset[UUID] = attrs.field(factory=frozenset, converter=_frozen_ids)
     timestamp: datetime = attrs.field(factory=_utcnow)
     metadata: tuple[tuple[str, str], ...] = ()
+    _capability: _SystemCapability | None = attrs.field(
+        default=None, repr=False, eq=False, alias="capability")
+
+    def __attrs_post_init__(self) -> None:
+        errors = context_errors(self)
+        if errors:
+            raise InvalidContext(errors)
+
+    @classmethod
+    def build(cls, **values: Any) -> Result[ExecutionContext, DataError]:
+        """Build a context from untrusted values: ``Success`` or ``Failure(ValidationFailed)``
+        naming every bad field and rule (never a value)."""
+        fields = {a.alias for a in attrs.fields(cls)} - {"capability"}
+        errors = [FieldError(k, "is not a context field") for k in sorted(values) if k not in fields]
+        errors += [FieldError(k, "is required") for k in ("user_id", "role") if k not in values]
+        if errors:
+            return Failure(ValidationFailed(entity="ExecutionContext", errors=tuple(errors)))
+        try:
+            return Success(cls(**values))
+        except InvalidContext as exc:
+            return Failure(exc.to_failure())
 
     @property
     def is_system(self) -> bool:
-        """True for the non-human system role, which bypasses school scoping."""
-        return self.role is Role.SYSTEM
+        """True for a context built by :func:`system_context` (bypasses school scoping)."""
+        return self.role is Role.SYSTEM and self._capability is _SYSTEM
 
     @property
     def is_break_glass(self) -> bool:
-        """True when the caller invoked emergency access with a stated reason."""
+        """True when the caller invoked emergency access (the reason was checked at construction)."""
         return self.break_glass_reason is not None
 
     def with_request(self, request_id: str) -> ExecutionContext:
@@ -94,45 +172,130 @@ class ExecutionContext:
         return attrs.evolve(self, request_id=request_id)
 
     def break_glass(self, reason: str) -> ExecutionContext:
-        """Return a copy that invokes emergency access (audited at high severity)."""
+        """Return a copy that invokes emergency access (every record it leaves is CRITICAL).
+
+        Raises :class:`~wxdata.errors.InvalidContext` when the role may not break the glass or the
+        reason is too short (``WXDATA_BREAK_GLASS_ROLES``, ``WXDATA_BREAK_GLASS_MIN_REASON``).
+        """
         return attrs.evolve(self, break_glass_reason=reason, purpose=Purpose.EMERGENCY)
 
 
-def validate_context(ctx: ExecutionContext) -> Result[ExecutionContext, DataError]:
-    """Check a context's fields; a Failure names each bad field and rule, never its value."""
-    errors: list[FieldError] = []
-    if not isinstance(ctx.role, Role):
-        errors.append(FieldError("role", "must be a Role"))
-    if not isinstance(ctx.purpose, Purpose):
-        errors.append(FieldError("purpose", "must be a Purpose"))
-    if not ctx.user_id or not _ID_RE.match(ctx.user_id):
-        errors.append(FieldError("user_id", "must be 1-128 characters of [A-Za-z0-9._:@/+=-]"))
+def _id_errors(ctx: ExecutionContext) -> list[FieldError]:
+    errors = []
+    if not isinstance(ctx.user_id, str) or not _ID_RE.match(ctx.user_id):
+        errors.append(FieldError("user_id", _ID_RULE))
     for name in ("request_id", "session_id", "correlation_id"):
         value = getattr(ctx, name)
-        if value is not None and not _ID_RE.match(value):
-            errors.append(FieldError(name, "must be 1-128 characters of [A-Za-z0-9._:@/+=-]"))
+        if value is not None and (not isinstance(value, str) or not _ID_RE.match(value)):
+            errors.append(FieldError(name, _ID_RULE))
+    return errors
+
+
+def _text_errors(ctx: ExecutionContext) -> list[FieldError]:
+    errors = []
     if ctx.ip_address is not None:
         try:
+            if not isinstance(ctx.ip_address, str):
+                raise ValueError
             ipaddress.ip_address(ctx.ip_address)
         except ValueError:
             errors.append(FieldError("ip_address", "must be an IPv4 or IPv6 address"))
-    for name, limit in (("user_agent", 512), ("user_name", 200)):
+    for name, limit in _TEXT_LIMITS:
         value = getattr(ctx, name)
-        if value is not None and (len(value) > limit or "\x00" in value):
+        if value is not None and (not isinstance(value, str) or len(value) > limit
+                                  or "\x00" in value):
             errors.append(FieldError(name, f"must be at most {limit} characters without NUL"))
-    if ctx.break_glass_reason is not None and len(ctx.break_glass_reason.strip()) < 10:
-        errors.append(FieldError("break_glass_reason", "must state a reason (10+ characters)"))
-    if ctx.break_glass_reason is not None and "\x00" in ctx.break_glass_reason:
-        errors.append(FieldError("break_glass_reason", "must not contain NUL"))
-    if ctx.timestamp.tzinfo is None:
-        errors.append(FieldError("timestamp", "must be timezone-aware"))
+    if not isinstance(ctx.timestamp, datetime) or ctx.timestamp.tzinfo is None:
+        errors.append(FieldError("timestamp", "must be a timezone-aware datetime"))
+    if not isinstance(ctx.metadata, tuple) or not all(
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) and "\x00" not in x
+                                                     for x in p)
+        for p in ctx.metadata
+    ):
+        errors.append(FieldError("metadata", "must be (name, value) pairs of text without NUL"))
+    return errors
+
+
+def _role_errors(ctx: ExecutionContext) -> list[FieldError]:
+    errors = []
+    system = ctx._capability is _SYSTEM and ctx.role is Role.SYSTEM
+    if not isinstance(ctx.role, Role):
+        errors.append(FieldError("role", "must be one of " + ", ".join(Role.__members__)))
+    elif ctx.role is Role.SYSTEM and ctx._capability is not _SYSTEM:
+        errors.append(FieldError("role", "SYSTEM is reserved for system_context()"))
+    if not isinstance(ctx.purpose, Purpose):
+        errors.append(FieldError("purpose", "must be one of " + ", ".join(Purpose.__members__)))
+    elif ctx.purpose is Purpose.SYSTEM and not system:
+        errors.append(FieldError("purpose", "SYSTEM is reserved for system_context()"))
+    return errors
+
+
+def _break_glass_errors(ctx: ExecutionContext) -> list[FieldError]:
+    reason = ctx.break_glass_reason
+    if reason is None:
+        return []
+    s = settings()
+    errors = []
+    if not isinstance(reason, str) or "\x00" in reason or len(reason) > _REASON_MAX:
+        errors.append(FieldError("break_glass_reason",
+                                 f"must be text of at most {_REASON_MAX} characters without NUL"))
+    elif _non_blank(reason) < s.break_glass_min_reason:
+        errors.append(FieldError(
+            "break_glass_reason",
+            f"must state a reason of at least {s.break_glass_min_reason} non-blank characters"))
+    if not isinstance(ctx.role, Role) or ctx.role.value not in s.break_glass_roles:
+        errors.append(FieldError("role", "may not use break-glass access"))
+    return errors
+
+
+def context_errors(ctx: ExecutionContext) -> tuple[FieldError, ...]:
+    """Every rule ``ctx`` breaks, as (field, rule) pairs; empty for a valid context."""
+    return (*_id_errors(ctx), *_text_errors(ctx), *_role_errors(ctx), *_break_glass_errors(ctx))
+
+
+def validate_context(ctx: ExecutionContext) -> Result[ExecutionContext, DataError]:
+    """Check a context's fields; a Failure names each bad field and rule, never its value.
+
+    A constructed context is always valid, so this fails only for one assembled by bypassing the
+    constructor (``object.__new__``); it also refuses a context older than the configured maximum
+    age (:func:`context_age_error`).
+    """
+    try:
+        errors = context_errors(ctx)
+    except AttributeError:
+        errors = (FieldError("<context>", "must be built by its constructor"),)
     if errors:
-        return Failure(ValidationFailed(entity="ExecutionContext", errors=tuple(errors)))
-    return Success(ctx)
+        return Failure(ValidationFailed(entity="ExecutionContext", errors=errors))
+    expired = context_age_error(ctx)
+    return Failure(expired) if expired is not None else Success(ctx)
+
+
+#: Tolerated clock skew for a context stamped slightly in the future (another host's clock).
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def context_age_error(ctx: ExecutionContext, now: datetime | None = None) -> DataError | None:
+    """:class:`ContextExpired` when ``WXDATA_CONTEXT_MAX_AGE`` is set and the context is older
+    than it (or stamped in the future beyond the clock skew); None otherwise.
+
+    System contexts (scheduled jobs, migrations) are not user sessions and never expire.
+    """
+    limit = settings().context_max_age_seconds
+    if limit is None or ctx.is_system:
+        return None
+    age = (now or _utcnow()) - ctx.timestamp
+    if age > timedelta(seconds=limit):
+        return ContextExpired(entity="ExecutionContext", reason="older than the maximum age")
+    if age < -CLOCK_SKEW:
+        return ContextExpired(entity="ExecutionContext", reason="stamped in the future")
+    return None
 
 
 def system_context(operation: str, **metadata: str) -> ExecutionContext:
-    """Context for scheduled jobs, migrations and seeding: role SYSTEM, purpose SYSTEM."""
+    """Context for scheduled jobs, migrations and seeding: role SYSTEM, purpose SYSTEM.
+
+    The only way to build a SYSTEM context: it carries a private capability the constructor checks.
+    """
     return ExecutionContext(
         user_id="system",
         user_name=f"system:{operation}",
@@ -140,6 +303,7 @@ def system_context(operation: str, **metadata: str) -> ExecutionContext:
         purpose=Purpose.SYSTEM,
         request_id=f"sys-{uuid.uuid4().hex[:16]}",
         metadata=tuple(sorted({"operation": operation, **metadata}.items())),
+        capability=_SYSTEM,
     )
 
 

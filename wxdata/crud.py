@@ -27,6 +27,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 from returns.result import Failure, Result, Success
 
+from wxdata.audit import denials
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.lanes import write_detached
 from wxdata.audit.ownership import note_write, reads_owned
@@ -34,13 +35,12 @@ from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
     compliance_of,
-    context_params,
     insert_sql,
-    record_params,
     severity_of,
 )
 from wxdata.audit.record import params as audit_params
 from wxdata.audit.redact import redact_row
+from wxdata.bulk import BulkOutcome
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import Conflict, DataError, FieldError, InvalidQuery, NotFound, ValidationFailed
@@ -66,6 +66,7 @@ from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
     Scope,
     bypasses_row_security,
+    check_context,
     context_statement,
     current_scope,
     unit_of_work,
@@ -131,6 +132,7 @@ def _run_named(
     conn: Conn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
     try:
+        check_context(ctx)
         cur = _cursor(conn)
         if current_scope(conn) is None and not bypasses_row_security(conn):
             return _run_scoped(conn, ctx, cur, sql, params)
@@ -175,10 +177,18 @@ def _uuid(value: object, field: str = "id") -> UUID:
 # --- audit plumbing -------------------------------------------------------------------------
 
 
-def _reads_audited(entity: Entity[Any]) -> bool:
-    """Whether this read records its own disclosure (not when an ``audited`` decorator owns it)."""
+def _reads_audited(entity: Entity[Any], ctx: ExecutionContext | None = None) -> bool:
+    """Whether this read records its own disclosure (not when an ``audited`` decorator owns it).
+
+    A break-glass read is always recorded (when auditing is on), PHI or not: emergency access is
+    accounted for in full.
+    """
     s = settings()
-    return s.audit_enabled and s.audit_phi_access and entity.audit_reads and not reads_owned()
+    if not s.audit_enabled or reads_owned():
+        return False
+    if ctx is not None and ctx.is_break_glass:
+        return True
+    return s.audit_phi_access and entity.audit_reads
 
 
 def _writes_audited() -> bool:
@@ -230,7 +240,7 @@ def _riding(
 
 
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
-    return {**context_params(ctx), **record_params(record)}
+    return audit_params(ctx, record)
 
 
 def _subjects(entity: Entity[Any], rows: Iterable[Any]) -> tuple[UUID, ...]:
@@ -248,11 +258,49 @@ def _ids(entity: Entity[Any], rows: Iterable[Any]) -> tuple[UUID, ...]:
     return tuple(r[entity.pk] if isinstance(r, Mapping) else getattr(r, entity.pk) for r in rows)
 
 
+def _outside_scope(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], ids: tuple[UUID, ...]
+) -> bool:
+    """After a miss: whether any of ``ids`` exists outside the caller's school scope.
+
+    Asked only when row-level security could have hidden the rows (an RLS-subject connection, a
+    school-scoped entity, a non-bypassing context). A failure to ask counts as "no" (the caller's
+    answer is NotFound either way).
+    """
+    if not ids or not denials.may_hide(entity, ctx) or bypasses_row_security(conn):
+        return False
+    try:
+        rows = _run_named(conn, ctx, entity.name, denials.OUTSIDE_SCOPE_SQL,
+                          denials.check_params(entity, ids))
+    except _Err:
+        return False
+    return bool(rows and rows[0][0])
+
+
+def _note_scope_denial(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    ids: tuple[UUID, ...],
+) -> bool:
+    """Record ACCESS_DENIED on lane 2 when ``ids`` missed because they are outside the scope."""
+    if not settings().audit_enabled or not _outside_scope(conn, ctx, entity, ids):
+        return False
+    write_detached(conn, ctx, denials.denial_record(entity, action, ids))
+    return True
+
+
 def _fail_write(
     conn: Conn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, error: DataError,
     entity_id: UUID | None = None,
 ) -> Failure[DataError]:
-    """Record a failed or denied write on lane 2 (it survives the rollback), then fail."""
+    """Record a failed or denied write on lane 2 (it survives the rollback), then fail.
+
+    A NotFound for an id outside the caller's school scope is recorded as ACCESS_DENIED
+    (reason "outside school scope"); the caller still gets the NotFound.
+    """
+    if (isinstance(error, NotFound) and entity_id is not None
+            and _note_scope_denial(conn, ctx, entity, action, (entity_id,))):
+        note_write()
+        return Failure(error)
     if _writes_audited():
         denied = error.code == "FORBIDDEN"
         record = _record(
@@ -277,7 +325,7 @@ def _read(
     build: Callable[[list[tuple[Any, ...]]], list[Any]],
 ) -> list[Any]:
     """Run a read; when it discloses PHI, its audit record rides in the same statement."""
-    if not _reads_audited(entity):
+    if not _reads_audited(entity, ctx):
         return build(_run(conn, ctx, entity, sql, params))
     scope = current_scope(conn)
     base, riding = _riding(ctx, entity, AuditAction.READ, fields)
@@ -363,6 +411,8 @@ def find_by_id(
                      build=_rows_builder(entity, columns, None))
     except _Err as err:
         return Failure(err.error)
+    if not rows:
+        _note_scope_denial(conn, ctx, entity, AuditAction.READ, (key,))
     return _first(entity, rows)
 
 
@@ -577,7 +627,7 @@ def stream(
                 cur.itersize = batch_size
                 cur.execute(sql, params)
                 result = consume(rows(cur))
-            if _reads_audited(entity) and seen[0]:
+            if _reads_audited(entity, ctx) and seen[0]:
                 record = _record(
                     ctx, entity, AuditAction.EXPORT, fields=entity.column_names,
                     subjects=tuple(subjects), metadata={"rows": seen[0]},
@@ -732,7 +782,7 @@ def _update_validated(
         return _update(conn, ctx, entity, key, clean, expected_version)
 
     result = run_in_scope(conn, ctx, body, retries=0)
-    if isinstance(result, Failure) and isinstance(result.failure(), ValidationFailed):
+    if isinstance(result, Failure) and isinstance(result.failure(), ValidationFailed | NotFound):
         return _fail_write(conn, ctx, entity, AuditAction.UPDATE, result.failure(), key)
     return result
 
@@ -907,6 +957,47 @@ def update_where(
     return result
 
 
+def update_ids(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    ids: Sequence[UUID | str],
+    changes: Mapping[str, Any],
+) -> Result[BulkOutcome, DataError]:
+    """Apply the same validated changes to the live rows with these ids, in one transaction.
+
+    Returns a :class:`~wxdata.bulk.BulkOutcome`: the ids changed and the ids not changed (absent,
+    soft-deleted or outside the caller's school scope, indistinguishably). ``Failure(NotFound)``
+    when none was changed; ``InvalidQuery`` for an empty list or a non-UUID. When some unchanged
+    id exists outside the caller's scope, one ACCESS_DENIED record (reason "outside school scope",
+    attempted BULK_UPDATE) lists the unchanged ids on audit lane 2.
+    """
+    if isinstance(ids, str | bytes) or not isinstance(ids, Sequence) or not ids:
+        return Failure(InvalidQuery("ids", "must be a non-empty list of UUIDs"))
+    if len(ids) > MAX_BULK:
+        return Failure(InvalidQuery("ids", f"must have at most {MAX_BULK} ids"))
+    try:
+        wanted = tuple(dict.fromkeys(_uuid(i, "ids") for i in ids))
+    except _Err as err:
+        return Failure(err.error)
+    done = update_where(conn, ctx, entity, {entity.pk: {"in": list(wanted)}}, changes,
+                        max_rows=len(wanted))
+    return done.bind(lambda changed: _bulk_outcome(conn, ctx, entity, wanted, changed))
+
+
+def _bulk_outcome(
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], wanted: tuple[UUID, ...],
+    changed: tuple[UUID, ...],
+) -> Result[BulkOutcome, DataError]:
+    hit = set(changed)
+    unchanged = tuple(i for i in wanted if i not in hit)
+    if unchanged:
+        _note_scope_denial(conn, ctx, entity, AuditAction.BULK_UPDATE, unchanged)
+    if not hit:
+        return Failure(NotFound(entity=entity.name))
+    return Success(BulkOutcome(tuple(i for i in wanted if i in hit), unchanged))
+
+
 @traced("fetch")
 def fetch(
     conn: Conn,
@@ -945,7 +1036,7 @@ def record_disclosure(
     of work the record rides lane 1 and is replayed on lane 2 if the scope rolls back (the data
     was disclosed regardless); in a read-only scope it goes to lane 2 directly.
     """
-    if not _reads_audited(entity):
+    if not _reads_audited(entity, ctx):
         return Success(None)
     record = _record(ctx, entity, action, entity_ids=ids, subjects=subjects, fields=fields,
                      metadata=metadata)

@@ -113,6 +113,52 @@ class Forbidden(DataError):
 
 
 @attrs.frozen(slots=True)
+class ContextExpired(Forbidden):
+    """The execution context is older than ``WXDATA_CONTEXT_MAX_AGE`` (automatic logoff).
+
+    A Forbidden, so callers treating every Forbidden alike stay correct; its own code tells a
+    service to re-authenticate the user and build a fresh context.
+    """
+
+    code: ClassVar[str] = "CONTEXT_EXPIRED"
+    status: ClassVar[int] = 401
+
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        return f"execution context refused: {self.reason or 'expired'}"
+
+
+class InvalidContext(ValueError):
+    """An :class:`~wxdata.context.ExecutionContext` was built with fields that break its rules.
+
+    Raised by the constructor; carries one :class:`FieldError` per broken rule. Its text names the
+    fields and rules, never a value (a user name or reason may hold PHI).
+    """
+
+    def __init__(self, errors: tuple[FieldError, ...]) -> None:
+        self.errors = errors
+        super().__init__("invalid ExecutionContext: "
+                         + "; ".join(f"{e.field}: {e.rule}" for e in errors))
+
+    def to_failure(self) -> ValidationFailed:
+        """The same errors as a :class:`ValidationFailed` value."""
+        return ValidationFailed(entity="ExecutionContext", errors=self.errors)
+
+
+class ContextRefused(psycopg.errors.InsufficientPrivilege):
+    """Raised where a context is applied to the database and may no longer be used.
+
+    A psycopg error (SQLSTATE 42501), so every path that maps database errors to Results turns it
+    into a Failure; :func:`from_db_error` returns the carried error itself.
+    """
+
+    def __init__(self, error: DataError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
+@attrs.frozen(slots=True)
 class InvalidQuery(DataError):
     """A filter, sort, projection or page request broke the entity's query rules; no SQL was sent."""
 
@@ -184,6 +230,8 @@ def _constraint_field(exc: psycopg.Error) -> str | None:
 
 def from_db_error(exc: psycopg.Error, entity: str = "") -> DataError:
     """Map a psycopg error to the taxonomy by SQLSTATE, copying no message, DETAIL or value."""
+    if isinstance(exc, ContextRefused):
+        return exc.error
     state = exc.sqlstate or ""
     field = _constraint_field(exc) if state.startswith("23") else None
     if state == "23505":

@@ -22,8 +22,8 @@ import attrs
 import psycopg
 from returns.result import Failure, Result
 
-from wxdata.context import ExecutionContext, system_context, validate_context
-from wxdata.errors import DataError
+from wxdata.context import ExecutionContext, system_context
+from wxdata.errors import DataError, InvalidContext
 
 Conn = psycopg.Connection[Any]
 
@@ -59,10 +59,12 @@ def _conn(args: argparse.Namespace) -> Iterator[Conn]:
 def _ctx(args: argparse.Namespace) -> ExecutionContext | None:
     ctx = system_context("audit-cli")
     if args.actor:
-        ctx = attrs.evolve(ctx, user_id=args.actor, user_name=f"audit-cli:{args.actor}")
-    if isinstance(validate_context(ctx), Failure):
-        print("error: --actor must be 1-128 characters of [A-Za-z0-9._:@/+=-]", file=sys.stderr)
-        return None
+        try:
+            ctx = attrs.evolve(ctx, user_id=args.actor, user_name=f"audit-cli:{args.actor}")
+        except InvalidContext:
+            print("error: --actor must be 1-128 characters of [A-Za-z0-9._:@/+=-]",
+                  file=sys.stderr)
+            return None
     return ctx
 
 

@@ -184,8 +184,15 @@ def record_params(record: AuditRecord) -> dict[str, Any]:
 
 
 def params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
-    """All parameters of the plain INSERT."""
-    return {**context_params(ctx), **record_params(record)}
+    """All parameters of a record's INSERT (plain or riding).
+
+    Every record written under a break-glass context is CRITICAL whatever severity its builder
+    chose (a transaction outcome, an explicit ``log_*`` severity), and carries the reason.
+    """
+    out = {**context_params(ctx), **record_params(record)}
+    if ctx.is_break_glass:
+        out["a_severity"] = AuditSeverity.CRITICAL.value
+    return out
 
 
 _CASTS = {

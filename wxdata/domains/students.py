@@ -13,6 +13,7 @@ from uuid import UUID
 from returns.result import Result
 
 from wxdata import crud
+from wxdata.bulk import BulkOutcome
 from wxdata.cache import cached
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError
@@ -91,14 +92,18 @@ def active_count(conn: Conn, ctx: ExecutionContext) -> Result[int, DataError]:
 
 def bulk_assign_to_nurse(
     conn: Conn, ctx: ExecutionContext, student_ids: Sequence[UUID | str], nurse_id: UUID | str
-) -> Result[tuple[UUID, ...], DataError]:
-    """Assign many students to one nurse at once; one BULK_UPDATE record lists them all."""
-    return crud.update_where(conn, ctx, STUDENTS, {"id": {"in": list(student_ids)}},
-                             {"nurse_id": nurse_id}, max_rows=len(student_ids))
+) -> Result[BulkOutcome, DataError]:
+    """Assign many students to one nurse at once; one BULK_UPDATE record lists them all.
+
+    The outcome says which students were reassigned and which were not (absent, deleted or
+    outside the caller's schools); ``Failure(NotFound)`` when none was (see :mod:`wxdata.bulk`).
+    """
+    return crud.update_ids(conn, ctx, STUDENTS, student_ids, {"nurse_id": nurse_id})
 
 
 __all__ = [
     "ENTITY",
+    "BulkOutcome",
     "Gender",
     "Student",
     "active_count",

@@ -46,7 +46,8 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from wxdata import telemetry
-from wxdata.context import ExecutionContext, context_settings
+from wxdata.context import ExecutionContext, context_age_error, context_settings
+from wxdata.errors import ContextRefused
 
 log = logging.getLogger("wxdata.tx")
 
@@ -200,8 +201,21 @@ def _aborted(conn: Conn) -> bool:
     return conn.info.transaction_status == TransactionStatus.INERROR
 
 
+def check_context(ctx: ExecutionContext) -> None:
+    """Raise :class:`~wxdata.errors.ContextRefused` (a psycopg error, SQLSTATE 42501, carrying
+    :class:`~wxdata.errors.ContextExpired`) when ``ctx`` is older than ``WXDATA_CONTEXT_MAX_AGE``.
+
+    Called wherever a context reaches the database: the BEGIN of a unit of work and every
+    single statement wxdata runs. One settings lookup when no maximum age is configured.
+    """
+    error = context_age_error(ctx)
+    if error is not None:
+        raise ContextRefused(error)
+
+
 def _begin(conn: Conn, ctx: ExecutionContext, statement: str) -> None:
-    """BEGIN and the context's set_config in one pipelined round trip."""
+    """BEGIN and the context's set_config in one pipelined round trip (after the age check)."""
+    check_context(ctx)
     sql, params = context_statement(ctx)
     try:
         with conn.pipeline():
