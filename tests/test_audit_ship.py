@@ -78,12 +78,20 @@ class Rsyslog:
             self.process.wait(timeout=10)
         self.process = None
 
-    def received(self) -> list[tuple[int, int, dict[str, Any]]]:
-        time.sleep(0.3)  # rsyslog writes asynchronously after reading
-        if not self.out.exists():
-            return []
+    def received(self, at_least: int = 0) -> list[tuple[int, int, dict[str, Any]]]:
+        """What rsyslog wrote (it writes asynchronously after reading: wait for ``at_least``)."""
+        deadline = time.monotonic() + 15
+        lines: list[str] = []
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            now = self.out.read_text(encoding="utf-8").splitlines() if self.out.exists() else []
+            if len(now) != len(lines):
+                lines, stable_since = now, time.monotonic()
+            elif len(lines) >= at_least and time.monotonic() - stable_since > 0.3:
+                break
+            time.sleep(0.05)
         found = []
-        for line in self.out.read_text(encoding="utf-8").splitlines():
+        for line in lines:
             match = SEQ.search(line)
             assert match is not None, "every message is RFC 5424 with wxdata structured data"
             found.append((int(match.group(1)), int(match.group(2)), json.loads(match.group(3))))
@@ -143,7 +151,7 @@ def test_a_receiver_stopped_mid_stream_gets_every_record_in_order_after_restart(
         receiver.start()
         report = ship(conn, sink, batch_size=25).unwrap()
         assert report.shipped == total + 30 - 50 and lag(conn, "siem").unwrap().pending == 0
-        found = receiver.received()
+        found = receiver.received(at_least=len(_sealed_seqs(conn)))
         assert _deduplicated(found) == _sealed_seqs(conn)  # all of them, in chain order
         positions = [p for _, p, _ in found]
         assert positions == sorted(positions)
@@ -160,7 +168,8 @@ def test_the_mark_persists_across_shippers_and_nothing_is_sent_twice(
         assert ship(conn, SyslogSink("a", "127.0.0.1", receiver.port)).unwrap().shipped == 0
         _write(conn, 5)
         assert ship(conn, SyslogSink("a", "127.0.0.1", receiver.port)).unwrap().shipped == 5
-        assert [s for s, _, _ in receiver.received()] == _sealed_seqs(conn)
+        expected = _sealed_seqs(conn)
+        assert [s for s, _, _ in receiver.received(len(expected))] == expected
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:
@@ -202,7 +211,8 @@ def test_tls_sink_delivers_to_a_tls_receiver_and_refuses_an_unknown_certificate(
             assert ship(conn, untrusted).failure().code == "UNAVAILABLE"
             trusted = sink_from_url(f"syslog+tls://127.0.0.1:{server.port}", cafile=str(ca)).unwrap()
             assert ship(conn, trusted).unwrap().shipped == total
-            assert [s for s, _, _ in server.received()] == _sealed_seqs(conn)
+            expected = _sealed_seqs(conn)
+            assert [s for s, _, _ in server.received(len(expected))] == expected
     finally:
         server.stop()
 
