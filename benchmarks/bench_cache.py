@@ -408,7 +408,8 @@ def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
     conn: Any = NoConnection()
     calls = [0]
 
-    @cached(SCHOOLS, key=lambda conn, ctx, sid: by_id(sid), cache=mem, name="bench.micro")
+    @cached(SCHOOLS, key=lambda conn, ctx, sid: by_id(sid), cache=mem, name="bench.micro",
+             unkeyed=("calls",))
     def stub(conn: Any, ctx: Any, sid: uuid.UUID) -> Any:
         calls[0] += 1
         return Success(("row",))

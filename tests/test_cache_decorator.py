@@ -47,7 +47,7 @@ class Counted:
         self.calls = 0
         self._lock = threading.Lock()
 
-        @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache)
+        @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache, unkeyed=("self", "gate"))
         def get(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
             with self._lock:
                 self.calls += 1
@@ -257,7 +257,7 @@ def test_phi_hit_is_audited_exactly_once_under_an_audited_decorator(
     inner_calls = [0]
 
     @audited(STUDENTS)
-    @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=mem)
+    @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=mem, unkeyed=("inner_calls",))
     @transactional(read_only=True)
     def visible(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
         inner_calls[0] += 1
@@ -282,7 +282,7 @@ def test_decorator_order_contract(conn: Conn, ctx: ExecutionContext, mem: Memory
     statuses: list[Any] = []
 
     @audited(STUDENTS)
-    @cached(STUDENTS, cache=mem)
+    @cached(STUDENTS, cache=mem, unkeyed=("body", "statuses"))
     @transactional()
     def listing(conn: Conn, ctx: ExecutionContext, grade: str) -> Result[Page[Any], DataError]:
         body[0] += 1
@@ -347,7 +347,7 @@ def test_scope_partitions_never_share_entries(conn: Conn, mem: MemoryCache,
     s = make_student()
     calls = [0]
 
-    @cached(STUDENTS, cache=mem)
+    @cached(STUDENTS, cache=mem, unkeyed=("calls",))
     def by_grade(conn: Conn, ctx: ExecutionContext, grade: str) -> Result[Any, DataError]:
         calls[0] += 1
         return students.find_many(conn, ctx, {"grade": grade, "id": s.id})
@@ -367,7 +367,7 @@ def test_custom_tags_and_subject_invalidation(conn: Conn, ctx: ExecutionContext,
     s = make_student()
     calls = [0]
 
-    @cached(ttl=CacheTTL.SHORT, tags=lambda conn, ctx, sid: [f"student:{sid}"], cache=mem)
+    @cached(ttl=CacheTTL.SHORT, tags=lambda conn, ctx, sid: [f"student:{sid}"], cache=mem, unkeyed=("calls",))
     def recent(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
         calls[0] += 1
         return health_records.find_many(conn, ctx, {"student_id": sid})
@@ -391,7 +391,7 @@ def test_cache_disabled_calls_through(conn: Conn, ctx: ExecutionContext, make_st
     try:
         calls = [0]
 
-        @cached(STUDENTS)
+        @cached(STUDENTS, unkeyed=("calls",))
         def get(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
             calls[0] += 1
             return students.find_by_id(conn, ctx, sid)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.test_cache_support import keys
 from wxdata import ExecutionContext, Role
 from wxdata.cache import keys as K
+from wxdata.cache.identity import function_identity
 from wxdata.query.filters import Cond, Or
 from wxdata.schema import HEALTH_RECORDS, SCHOOLS, STUDENTS
 
@@ -236,7 +237,7 @@ def _sample(conn: Any, ctx: Any, x: str) -> Any:
 def test_function_identity_is_stable_across_processes() -> None:
     """Redis keys are shared by processes: the identity must not depend on hash seeds or addresses."""
     code = ("from tests.test_cache_keys import _sample; "
-            "from wxdata.cache.keys import function_identity; "
+            "from wxdata.cache.identity import function_identity; "
             "print(function_identity(_sample, 'name'))")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     outs = {
@@ -244,7 +245,7 @@ def test_function_identity_is_stable_across_processes() -> None:
                        cwd=root, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
         for seed in (1, 2, 3)
     }
-    assert outs == {K.function_identity(_sample, "name")}
+    assert outs == {function_identity(_sample, "name")}
 
 
 def test_different_functions_under_one_name_never_share_keys() -> None:
@@ -255,17 +256,17 @@ def test_different_functions_under_one_name_never_share_keys() -> None:
         return read
 
     a, b = uuid.uuid4(), uuid.uuid4()
-    assert K.function_identity(factory(a), "read") != K.function_identity(factory(b), "read")
-    assert K.function_identity(factory(a), "read") == K.function_identity(factory(a), "read")
+    assert function_identity(factory(a), "read") != function_identity(factory(b), "read")
+    assert function_identity(factory(a), "read") == function_identity(factory(a), "read")
 
     def other(conn: Any, ctx: Any, page: int) -> Any:
         return (page, page)
 
-    assert K.function_identity(other, "read") != K.function_identity(factory(a), "read")
+    assert function_identity(other, "read") != function_identity(factory(a), "read")
 
 
 def test_bound_methods_of_different_entities_differ() -> None:
     from wxdata.domains import health_records, students
 
-    assert K.function_identity(students.find_by_id, "find") != K.function_identity(
+    assert function_identity(students.find_by_id, "find") != function_identity(
         health_records.find_by_id, "find")

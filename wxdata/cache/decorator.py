@@ -32,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import inspect
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from uuid import UUID
@@ -46,6 +48,7 @@ from wxdata.audit.log import build_record, write_record
 from wxdata.audit.ownership import reads_owned
 from wxdata.audit.record import AuditAction
 from wxdata.cache.backends.base import CacheManager, Miss
+from wxdata.cache.identity import Identity, UnprovableIdentity, identity_of
 from wxdata.cache.keys import (
     LIST,
     KeyShape,
@@ -53,12 +56,12 @@ from wxdata.cache.keys import (
     entity_tag,
     fast_signature,
     fingerprint,
-    function_identity,
     needs_partition,
     partition_of,
     row_tag,
 )
 from wxdata.cache.policy import is_sensitive, ttl_for
+from wxdata.cache.returns import check_return_type
 from wxdata.cache.serde import Unserialisable, find_secret, is_frozen, register_entity, thaw
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
@@ -78,6 +81,7 @@ CacheSource = CacheManager | Callable[[], CacheManager | None] | None
 FOLLOW_TIMEOUT = 30.0
 _RC = (None, Isolation.READ_COMMITTED)
 _WARNED: set[str] = set()
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _default() -> CacheManager | None:
@@ -135,6 +139,38 @@ def audit_hit(conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | None, val
     return True
 
 
+class _Ident:
+    """The function's key fingerprint, recomputed if a pinned closure cell or default moved."""
+
+    __slots__ = ("_fn", "_lock", "_qual", "_schema", "_unkeyed", "fp", "identity")
+
+    def __init__(self, schema: str, fn: Callable[..., Any], qual: str,
+                 unkeyed: frozenset[str]) -> None:
+        self._schema, self._fn, self._qual, self._unkeyed = schema, fn, qual, unkeyed
+        self._lock = threading.Lock()
+        self.identity: Identity | None = None
+        self.fp: str | None = None
+        self._compute()
+
+    def _compute(self) -> None:
+        identity = identity_of(self._fn, self._qual, self._unkeyed)
+        self.identity = identity
+        self.fp = hashlib.sha256(f"{self._schema}|{identity.digest}".encode()).hexdigest()
+
+    def current(self) -> str | None:
+        """The fingerprint for this call; None when the function can no longer be keyed."""
+        identity = self.identity
+        if identity is not None and identity.holds():
+            return self.fp
+        with self._lock:
+            try:
+                self._compute()
+            except UnprovableIdentity as exc:
+                self.identity, self.fp = None, None
+                log.error("cache: %s bypassed: %s %s", self._qual, exc.part, exc.reason)
+        return self.fp
+
+
 def cached(
     entity: Entity[Any] | None = None,
     *,
@@ -145,6 +181,7 @@ def cached(
     cache: CacheSource = None,
     partition: Callable[[ExecutionContext], str] | None = None,
     name: str | None = None,
+    unkeyed: Iterable[str] = (),
 ) -> Callable[[Fn[P, T]], Fn[P, T]]:
     """Cache the Success values of a ``(conn, ctx, ...) -> Result`` read (module docstring).
 
@@ -156,6 +193,13 @@ def cached(
     list). ``depends``: other entities whose writes invalidate the value. ``cache``: a backend or
     a provider (default: the one built from settings). ``partition``: what of the context can
     change the rows (default: the row-security scope). ``name``: stable function name in keys.
+    ``unkeyed``: closure variables or globals declared not to change any result (counters,
+    events, loggers), left out of the function's identity.
+
+    Refused at decoration time (``docs/cache-keys.md``): a function whose identity cannot be
+    proven (:class:`~wxdata.cache.identity.UnprovableIdentity`: a closure, default, partial or
+    bound instance holding mutable state) and one whose declared value type the cache cannot
+    store (:class:`~wxdata.cache.returns.UnserialisableReturn`).
     """
     if entity is None and tags is None and not depends:
         raise ValueError("cached() needs an entity, depends= or tags=: something must invalidate it")
@@ -173,10 +217,16 @@ def cached(
         if e is not None:
             register_entity(e)
     fixed, resolve = _resolver(cache)
+    exempt = frozenset(unkeyed)
 
     def decorate(fn: Fn[P, T]) -> Fn[P, T]:
         qual = name or f"{fn.__module__}.{fn.__qualname__}"
-        fp = hashlib.sha256(f"{schema}|{function_identity(fn, qual)}".encode()).hexdigest()
+        signature = inspect.signature(fn)
+        params = list(signature.parameters.values())[:2]
+        if len(params) < 2 or any(p.kind not in _POSITIONAL for p in params):
+            raise TypeError(f"cannot cache {qual}: it must take (conn, ctx, ...) positionally")
+        check_return_type(fn, qual)
+        ident = _Ident(schema, fn, qual, exempt)  # raises UnprovableIdentity: refused at decoration
 
         def usable(scope: Scope) -> bool:
             if scope.isolation not in _RC:
@@ -230,6 +280,10 @@ def cached(
                                 qual)
                 c.counters.add(label, "bypasses")
                 return fn(conn, ctx, *args, **kwargs)
+            fp = ident.current()
+            if fp is None:  # a closure cell or default was rebound to something unprovable
+                c.counters.add(label, "bypasses")
+                return fn(conn, ctx, *args, **kwargs)
             part = part_of(ctx) if partitioned else ""
             sig = fast_signature(args, kwargs)
             memo_key = (fp, part, sig) if sig is not None else None
@@ -237,8 +291,15 @@ def cached(
             shape = None
             if k is None:
                 try:
+                    bound = signature.bind(conn, ctx, *args, **kwargs)
+                except TypeError:  # the call does not fit the signature: let the function say so
+                    c.counters.add(label, "bypasses")
+                    return fn(conn, ctx, *args, **kwargs)
+                bound.apply_defaults()  # f(x) and f(x, page=1) are one call; defaults are keyed
+                named = dict(list(bound.arguments.items())[2:])
+                try:
                     shape = LIST if key is None else key(conn, ctx, *args, **kwargs)
-                    text = call_text(qual, fp, part, args, kwargs)
+                    text = call_text(qual, fp, part, (), named)
                     k = c.keys.key(entity, sensitive, shape, text)
                 except ValueError:  # an id no key can show (the read itself will say why)
                     c.counters.add(label, "bypasses")

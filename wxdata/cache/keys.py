@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import inspect
 import re
-import types
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -136,58 +134,6 @@ def call_text(
     kw = ",".join(f"{k}={canonical(kwargs[k])}" for k in sorted(kwargs)) if kwargs else ""
     positional = ",".join(canonical(a) for a in args)
     return f"{function}\x1f{fingerprint}\x1f{partition}\x1f{positional}\x1f{kw}".encode()
-
-
-def _code_digest(code: types.CodeType, h: Any) -> None:
-    h.update(code.co_code)
-    h.update("\x1f".join((*code.co_names, *code.co_varnames, *code.co_freevars)).encode())
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _code_digest(const, h)
-        else:
-            try:
-                h.update(canonical(const).encode())
-            except UncacheableArgument:
-                h.update(type(const).__qualname__.encode())
-        h.update(b"\x1e")
-
-
-def function_identity(fn: Callable[..., Any], name: str) -> str:
-    """Full SHA-256 of what a cached function computes: its name, code and closed-over data.
-
-    The innermost function (``__wrapped__`` followed) contributes its bytecode, constants and
-    names, so two different functions never share keys even under one name (closures made by a
-    factory have equal qualnames), and a deployment with changed code never reads the old
-    entries. Closure cells holding plain data (ids, strings, numbers...) are part of the identity;
-    cells holding objects (a cache, a connection pool) are not — give ``name=`` to functions whose
-    results depend on such an object.
-    """
-    inner = inspect.unwrap(fn)
-    h = hashlib.sha256(name.encode() + b"\x1f")
-    bound = getattr(inner, "__self__", None)  # a bound method: what it is bound to matters
-    if bound is not None:
-        try:
-            h.update(canonical(bound).encode())
-        except UncacheableArgument:
-            h.update(f"{type(bound).__module__}.{type(bound).__qualname__}".encode())
-    code = getattr(inner, "__code__", None)
-    if isinstance(code, types.CodeType):
-        _code_digest(code, h)
-    for cell in getattr(inner, "__closure__", None) or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        inner_code = getattr(value, "__code__", None)
-        if isinstance(inner_code, types.CodeType):
-            _code_digest(inner_code, h)
-            continue
-        try:
-            h.update(canonical(value).encode())
-        except UncacheableArgument:
-            h.update(b"<object>")
-        h.update(b"\x1e")
-    return h.hexdigest()
 
 
 def fingerprint(entity: Entity[Any] | None) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -53,11 +53,12 @@ class SecretInValue(ValueError):
 # --- registries -------------------------------------------------------------------------------
 
 _lock = threading.Lock()
+_C = TypeVar("_C", bound=type)
 _VALUE_TYPES: dict[str, type] = {}
 _VALUE_NAMES: dict[type, str] = {}
 
 
-def register_value_type(cls: type, name: str | None = None) -> type:
+def register_value_type(cls: _C, name: str | None = None) -> _C:
     """Allow a frozen attrs class (not an entity row) to be cached; returns it (usable as decorator)."""
     if not attrs.has(cls) or cls.__setattr__ is object.__setattr__:
         raise TypeError(f"{cls.__qualname__} must be a frozen attrs class to be cached")
@@ -68,7 +69,7 @@ def register_value_type(cls: type, name: str | None = None) -> type:
             raise ValueError(f"cache value type name {label!r} registered twice")
         _VALUE_TYPES[label] = cls
         _VALUE_NAMES[cls] = label
-    return cls
+    return cls  # type: ignore[return-value]
 
 
 register_value_type(Page, "Page")
@@ -506,3 +507,12 @@ def estimate_size(value: Any) -> int:
     if t in _VALUE_NAMES:
         return 56 + sum(estimate_size(getattr(value, f.name)) + 8 for f in attrs.fields(t))
     return 64
+
+
+def is_registered_type(t: type) -> str | None:
+    """``"row"`` for an entity's row type, ``"value"`` for a registered value type, else None."""
+    if t not in _ROW_BY_TYPE:
+        _refresh_entities()
+    if t in _ROW_BY_TYPE:
+        return "row"
+    return "value" if t in _VALUE_NAMES else None

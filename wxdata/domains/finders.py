@@ -52,21 +52,32 @@ class DueWithin(Protocol[T]):
     ) -> Result[Page[T], DataError]: ...
 
 
+def _frozen_filters(fixed: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """Fixed filters as a tuple of pairs: a finder closes over immutable values only (cacheable)."""
+    return tuple(sorted((fixed or {}).items()))
+
+
+def _frozen_sort(order_by: SortSpec) -> SortSpec:
+    """A sort spec as a tuple (a list held by a finder could be changed after it was built)."""
+    return None if order_by is None else tuple(order_by)
+
+
 def by_column(
     entity: Entity[R], column: str, *, order_by: SortSpec = None,
     fixed: Mapping[str, Any] | None = None, doc: str = "",
 ) -> ByKey[R]:
     """A finder of rows whose ``column`` equals the key (plus fixed filters), in ``order_by``."""
-    extra = dict(fixed or {})
-    if column not in entity.by_name or any(k not in entity.by_name for k in extra):
+    extra = _frozen_filters(fixed)
+    order_by = _frozen_sort(order_by)
+    if column not in entity.by_name or any(k not in entity.by_name for k, _ in extra):
         raise ValueError(f"{entity.name}: unknown column in finder")
 
     def find(
         conn: Conn, ctx: ExecutionContext, key: Any, /, *, page: int = 1,
         limit: int = DEFAULT_LIMIT,
     ) -> Result[Page[R], DataError]:
-        return crud.find_many(conn, ctx, entity, {column: key, **extra}, order_by=order_by,
-                              page=page, limit=limit)
+        return crud.find_many(conn, ctx, entity, {column: key, **dict(extra)},
+                              order_by=order_by, page=page, limit=limit)
 
     find.__doc__ = doc or f"{entity.name} rows by {column}."
     return find
@@ -77,7 +88,8 @@ def in_range(
     fixed: Mapping[str, Any] | None = None, doc: str = "",
 ) -> InRange[R]:
     """A finder of rows whose ``column`` lies in [start, end], optionally for one student."""
-    extra = dict(fixed or {})
+    extra = _frozen_filters(fixed)
+    order_by = _frozen_sort(order_by)
     kind = entity.by_name[column].kind
     if kind not in (Kind.DATE, Kind.DATETIME):
         raise ValueError(f"{entity.name}.{column} is not a date column")
@@ -89,7 +101,7 @@ def in_range(
         low, high = _bounds(kind, start, end)
         if low > high:
             return Failure(InvalidQuery("start", "must not be after end"))
-        where: dict[str, Any] = {column: {"between": [low, high]}, **extra}
+        where: dict[str, Any] = {column: {"between": [low, high]}, **dict(extra)}
         if student_id is not None:
             if entity.subject is None:
                 return Failure(InvalidQuery("student_id", f"{entity.name} has no student"))
@@ -105,7 +117,7 @@ def due_within(
     entity: Entity[R], column: str, *, fixed: Mapping[str, Any] | None = None, doc: str = "",
 ) -> DueWithin[R]:
     """A finder of rows whose ``column`` falls between now and ``days`` ahead, soonest first."""
-    extra = dict(fixed or {})
+    extra = _frozen_filters(fixed)
     kind = entity.by_name[column].kind
 
     def find(
@@ -117,7 +129,8 @@ def due_within(
         now = datetime.now(UTC)
         low: date | datetime = now if kind is Kind.DATETIME else now.date()
         high: date | datetime = low + timedelta(days=days)
-        return crud.find_many(conn, ctx, entity, {column: {"between": [low, high]}, **extra},
+        where = {column: {"between": [low, high]}, **dict(extra)}
+        return crud.find_many(conn, ctx, entity, where,
                               order_by=[(column, "asc")], page=page, limit=limit)
 
     find.__doc__ = doc or f"{entity.name} rows due within N days."

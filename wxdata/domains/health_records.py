@@ -14,7 +14,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata import crud
 from wxdata.audit.record import AuditAction
-from wxdata.cache import cached
+from wxdata.cache import cached, register_value_type
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery
 from wxdata.query.compiler import param
@@ -85,6 +85,7 @@ def find_requiring_follow_up(
                           order_by=[("follow_up_date", "asc")], page=page, limit=limit)
 
 
+@register_value_type
 @attrs.frozen(slots=True)
 class TypeSummary:
     """Counts of one record type for a student."""
@@ -95,6 +96,7 @@ class TypeSummary:
     open_follow_ups: int
 
 
+@register_value_type
 @attrs.frozen(slots=True)
 class HealthSummary:
     """A student's health-record summary, computed in SQL."""

@@ -9,7 +9,7 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from wxdata import crud
-from wxdata.cache import cached
+from wxdata.cache import cached, register_value_type
 from wxdata.context import ExecutionContext
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import in_range
@@ -38,6 +38,7 @@ def find_pending(
                           page=page, limit=limit)
 
 
+@register_value_type
 @attrs.frozen(slots=True)
 class Adherence:
     """Scheduled vs administered doses, and the rate in percent (None when nothing scheduled)."""

@@ -8,7 +8,7 @@ import attrs
 from returns.result import Failure, Result, Success
 
 from wxdata import crud
-from wxdata.cache import cached
+from wxdata.cache import cached, register_value_type
 from wxdata.context import ExecutionContext
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import by_column, due_within
@@ -25,6 +25,7 @@ find_upcoming_due = due_within(VACCINATIONS, "next_due_date",
                                doc="Vaccinations whose next dose is due within N days.")
 
 
+@register_value_type
 @attrs.frozen(slots=True)
 class Compliance:
     """A student's vaccination compliance: counts per status, and whether all are compliant."""
