@@ -172,10 +172,17 @@ def seed(conn: psycopg.Connection[Any], options: Options, students: int, per_stu
     conn.execute("VACUUM ANALYZE students")
     conn.execute("VACUUM ANALYZE health_records")
     conn.execute("VACUUM ANALYZE schools")
+    # Inputs are drawn from the live rows this call wrote (students of the schools it created),
+    # never from the whole table: a database cloned from a used one also holds other rows,
+    # soft-deleted ones among them, which every read reports as NotFound.
+    ours = [school for school, _ in schools]
     sample = [r[0] for r in conn.execute(
-        "SELECT id FROM students ORDER BY random() LIMIT %s", (min(students, 20_000),))]
+        "SELECT id FROM students WHERE school_id = ANY(%s) AND deleted_at IS NULL "
+        "ORDER BY random() LIMIT %s", (ours, min(students, 20_000)))]
     records = [r[0] for r in conn.execute(
-        "SELECT id FROM health_records ORDER BY random() LIMIT 20000")]
+        "SELECT h.id FROM health_records h JOIN students s ON s.id = h.student_id "
+        "WHERE s.school_id = ANY(%s) AND s.deleted_at IS NULL AND h.deleted_at IS NULL "
+        "ORDER BY random() LIMIT 20000", (ours,))]
     log(f"seeded {students} students, {students * per_student} health records, "
         f"{len(schools)} schools in {time.perf_counter() - t0:.1f}s")
     frags = [f for f in fragments() if len(f) == 3]
