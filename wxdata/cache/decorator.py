@@ -139,6 +139,15 @@ def audit_hit(conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | None, val
     return True
 
 
+def _label(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of a function, bound method or ``functools.partial``."""
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return f"{module}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+
+
 class _Ident:
     """The function's key fingerprint, recomputed if a pinned closure cell or default moved."""
 
@@ -220,7 +229,7 @@ def cached(
     exempt = frozenset(unkeyed)
 
     def decorate(fn: Fn[P, T]) -> Fn[P, T]:
-        qual = name or f"{fn.__module__}.{fn.__qualname__}"
+        qual = name or _label(fn)
         signature = inspect.signature(fn)
         params = list(signature.parameters.values())[:2]
         if len(params) < 2 or any(p.kind not in _POSITIONAL for p in params):

@@ -15,6 +15,7 @@ variable) is accepted and checked on every fill, as before.
 from __future__ import annotations
 
 import collections.abc as abc
+import functools
 import inspect
 import types
 import typing
@@ -77,7 +78,9 @@ def _problem(tp: Any, seen: set[Any]) -> str | None:
 
 def check_return_type(fn: Callable[..., Any], label: str) -> None:
     """Refuse (:class:`UnserialisableReturn`) a function whose declared value type cannot be stored."""
-    inner = inspect.unwrap(fn)
+    inner: Any = inspect.unwrap(fn)
+    while isinstance(inner, functools.partial):
+        inner = inspect.unwrap(inner.func)
     local: dict[str, Any] = {}
     code = getattr(inner, "__code__", None)
     for name, cell in zip(getattr(code, "co_freevars", ()), getattr(inner, "__closure__", None)

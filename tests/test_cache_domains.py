@@ -1,0 +1,124 @@
+"""Every cached finder of ``wxdata.domains`` hits on its second call, against the real database.
+
+The functions are found by walking the domain modules for the ``cached`` decorator's marker, so a
+new cached finder without a case here fails the test instead of going unchecked (the health
+summary, vaccination compliance and medication adherence once never hit: their value types could
+not be stored, and every call was counted "not cacheable").
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import attrs
+import psycopg
+import pytest
+
+import wxdata.domains
+from tests.test_cache_support import memory
+from wxdata import ExecutionContext
+from wxdata.cache import configure_cache, reset_default
+from wxdata.cache.backends.base import CacheManager
+from wxdata.domains import (
+    health_records,
+    medication_logs,
+    organisation,
+    students,
+    vaccinations,
+)
+from wxdata.schema import USERS
+
+Conn = psycopg.Connection[Any]
+
+
+def cached_functions() -> dict[int, tuple[str, Callable[..., Any]]]:
+    """Every object carrying the cached marker in a ``wxdata.domains`` module (by identity)."""
+    found: dict[int, tuple[str, Callable[..., Any]]] = {}
+    for info in pkgutil.iter_modules(wxdata.domains.__path__):
+        module = importlib.import_module(f"wxdata.domains.{info.name}")
+        for attr, obj in vars(module).items():
+            if getattr(obj, "__wxdata_cached__", False) is True:
+                found.setdefault(id(obj), (f"{module.__name__}.{attr}", obj))
+    return found
+
+
+@attrs.frozen
+class World:
+    student_id: uuid.UUID
+    student_number: str
+    district_id: uuid.UUID
+    district_code: str
+    school_code: str
+    email: str
+
+
+#: function -> (entity counted in stats, the arguments after (conn, ctx))
+CASES: dict[Any, tuple[str, Callable[[World], tuple[Any, ...]]]] = {
+    health_records.student_health_summary: ("HealthRecord", lambda w: (w.student_id,)),
+    vaccinations.compliance: ("Vaccination", lambda w: (w.student_id,)),
+    medication_logs.adherence_rate: ("MedicationLog", lambda w: (w.student_id,)),
+    students.find_by_student_number: ("Student", lambda w: (w.student_number,)),
+    organisation.schools_in_district: ("School", lambda w: (w.district_id,)),
+    organisation.find_district_by_code: ("District", lambda w: (w.district_code,)),
+    organisation.find_school_by_code: ("School", lambda w: (w.school_code,)),
+    organisation.find_user_by_email: ("User", lambda w: (w.email,)),
+}
+
+
+@pytest.fixture
+def process_cache() -> Iterator[CacheManager]:
+    cache = memory(max_size=10_000)
+    previous = configure_cache(cache, close_previous=False)
+    yield cache
+    if previous is None:  # the process cache had not been built yet: build it again when used
+        reset_default()
+    else:
+        configure_cache(previous)
+
+
+def test_every_cached_domain_function_has_a_case() -> None:
+    found = cached_functions()
+    assert {id(f) for f in CASES} == set(found), sorted(
+        name for key, (name, _) in found.items() if key not in {id(f) for f in CASES})
+
+
+@pytest.mark.parametrize("fn", list(CASES), ids=lambda f: f.__qualname__)
+def test_cached_domain_function_hits_on_its_second_call(
+        conn: Conn, ctx: ExecutionContext, sys_ctx: ExecutionContext, make_student: Any,
+        school: dict[str, uuid.UUID], process_cache: CacheManager, fn: Any) -> None:
+    tag = uuid.uuid4().hex[:8]
+    district = organisation.districts.create(
+        conn, sys_ctx, {"name": f"District {tag}", "code": f"DC-{tag}"}).unwrap()
+    mine = organisation.schools.create(
+        conn, sys_ctx, {"name": f"School {tag}", "code": f"SC-{tag}",
+                        "district_id": district.id}).unwrap()
+    s = make_student()
+    health_records.create(conn, sys_ctx, {
+        "student_id": s.id, "record_type": "CHECKUP", "title": "Annual", "description": "well",
+        "record_date": date(2024, 9, 1)}).unwrap()
+    vaccinations.ops.create(conn, sys_ctx, {
+        "student_id": s.id, "vaccine_name": "MMR", "administration_date": date(2020, 1, 1),
+        "administered_by": "Clinic"}).unwrap()
+    email = f"nurse-{tag}@example.org"
+    from wxdata import crud
+
+    crud.create(conn, sys_ctx, USERS, {
+        "email": email, "first_name": "Nia", "last_name": "Nurse", "role": "NURSE",
+        "password_hash": "x" * 60, "school_id": mine.id}).unwrap()
+    world = World(s.id, s.student_number, district.id, district.code, mine.code, email)
+    reader = attrs.evolve(ctx, school_ids={school["school_id"], mine.id})
+
+    label, args = CASES[fn]
+    first = fn(conn, reader, *args(world))
+    assert first.unwrap() is not None
+    before = process_cache.stats().entities[label]
+    second = fn(conn, reader, *args(world))
+    after = process_cache.stats().entities[label]
+    assert second == first
+    assert after.hits == before.hits + 1
+    assert after.not_cacheable == 0
