@@ -1,8 +1,9 @@
 """Cache keys and tags: a full hash of the canonical call, readable shapes, no identifier of PHI in clear.
 
 Every key ends in a full SHA-256 (64 hex digits, never truncated) of the *canonical call*: the
-function's module and qualname, the entity's schema fingerprint, the caller's row-security
-partition, and every argument (ids, filters, sort, page, limit, projection, flags) in a typed
+function's name and identity (code, defaults, closure values: :mod:`wxdata.cache.identity`), the
+entity's schema fingerprint, the caller's row-security partition, and every argument bound to the
+function's signature with defaults applied (ids, filters, sort, page, limit, projection, flags) in a typed
 canonical text — ``1``, ``1.0``, ``True``, ``"1"``, ``Decimal("1")`` and ``UUID(...)`` never
 encode alike, mappings and sets are sorted, dates and datetimes keep their type and offset. Two
 calls share a key only if every argument is equal with the same type (the original's
