@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 import wxdata.domains
-from tests.test_cache_support import memory
+from tests.test_cache_support import memory, prefix, redis_backend, wipe
 from wxdata import ExecutionContext
 from wxdata.cache import configure_cache, reset_default
 from wxdata.cache.backends.base import CacheManager
@@ -70,15 +70,20 @@ CASES: dict[Any, tuple[str, Callable[[World], tuple[Any, ...]]]] = {
 }
 
 
-@pytest.fixture
-def process_cache() -> Iterator[CacheManager]:
-    cache = memory(max_size=10_000)
+@pytest.fixture(params=["memory", "redis"])
+def process_cache(request: pytest.FixtureRequest) -> Iterator[CacheManager]:
+    """The process cache for one test: memory (values shared) or Redis (values serialised)."""
+    namespace = prefix()
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    cache = memory(max_size=10_000) if not url else redis_backend(url, namespace)
     previous = configure_cache(cache, close_previous=False)
     yield cache
     if previous is None:  # the process cache had not been built yet: build it again when used
         reset_default()
     else:
         configure_cache(previous)
+    if url:
+        wipe(url, namespace)
 
 
 def test_every_cached_domain_function_has_a_case() -> None:
