@@ -117,7 +117,7 @@ def test_contract_order_with_the_real_cache(conn, sys_ctx, make_student) -> None
     queries: list[int] = []
 
     @audited(HEALTH_RECORDS)
-    @cache_mod.cached(HEALTH_RECORDS, cache=backend)
+    @cache_mod.cached(HEALTH_RECORDS, cache=backend, unkeyed=("queries",))
     @transactional()
     def visits(c: Conn, x: ExecutionContext, sid: UUID) -> Result[list[HealthRecord], DataError]:
         queries.append(1)
