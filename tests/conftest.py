@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 os.environ.setdefault("WXDATA_ENV", "test")
 
@@ -42,15 +42,28 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def db_url(server_url: str) -> Iterator[str]:
-    """A database created for this test run, migrated, dropped at the end."""
-    name = f"wxdata_test_{uuid.uuid4().hex[:10]}"
+def pristine_template(server_url: str) -> Iterator[str]:
+    """The name of a database migrated once for this run and never used: what clones start from."""
+    name = f"wxdata_tmpl_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(_with_db(server_url, name), autocommit=True) as conn:
+            migrate(conn)
+        yield name
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def db_url(server_url: str, pristine_template: str) -> Iterator[str]:
+    """A database created for this test run (a clone of the migrated template), dropped at the end."""
+    name = f"wxdata_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pristine_template}"')
     url = _with_db(server_url, name)
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn)
         yield url
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
@@ -58,17 +71,19 @@ def db_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_database(server_url: str, db_url: str) -> Iterator[Callable[[], str]]:
-    """Factory of throw-away databases cloned from the migrated test database."""
+def fresh_database(server_url: str, pristine_template: str) -> Iterator[Callable[[], str]]:
+    """Factory of throw-away databases cloned from the migrated, never-used template.
+
+    Not from the run's shared database: that one holds every row earlier tests left (soft-deleted
+    students, audit records...), so a clone of it is not empty and its contents depend on which
+    tests ran before.
+    """
     created: list[str] = []
-    template = conninfo_to_dict(db_url)["dbname"]
+    template = pristine_template
 
     def make() -> str:
         name = f"wxdata_fresh_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()", (template,))
             admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         created.append(name)
         return _with_db(server_url, name)
