@@ -381,17 +381,49 @@ def test_sentinel_failover_loses_no_read_and_serves_nothing_stale(
 
 def test_cluster_primary_failover_loses_no_read_and_serves_nothing_stale(
         tmp_path: Path, db_url: str, local_ctx: ExecutionContext, make_student: Any) -> None:
+    """The killed primary is the one holding the bus: memory tiers must get their lease back and
+    acknowledged invalidations must work through the promoted replica."""
     cluster = Cluster(tmp_path, primaries=3, replicas=1).start()
     try:
         ns = "wxt-failover"
-        victim = cluster.primaries()[0]
+        bus_slot = slot_of(cluster, f"{ns}:_:{{{ns}:bus}}:inval")
+        victim = next(n for n in cluster.primaries() if bus_slot in _slots(n.port))
+        process = tiered(cluster.url, ns, timeout=0.25,
+                         breaker=CircuitBreaker(cooldown=0.05, max_cooldown=0.2))
         cache = _failover_workload(
             cluster.url, ns, db_url, local_ctx, make_student, kill=victim.kill,
-            failed_over=lambda: len(cluster.primaries()) == 3 and Cluster._ok(
-                cluster.primaries()[0].port))
+            failed_over=lambda: len(cluster.primaries()) == 3 and all(
+                Cluster._ok(n.port) for n in cluster.primaries()))
         cache.close()
+        assert poll(process.bus.lease_valid, attempts=1200)  # resubscribed on the new primary
+        other = tiered(cluster.url, ns)
+        try:
+            tag = other.keys.tag_id("entity:School")
+            key = f"{ns}:school:1:{'a' * 64}"
+            assert other.memory.fill(key, 1, ttl=60, tag_ids=[tag], token=other.memory.token(),
+                                     entity="School", sensitive=False)
+            process.invalidate([tag])
+            assert not other.memory.exists(key)  # acknowledged before invalidate() returned
+            assert process.bus.timeouts == 0
+        finally:
+            other.close()
+            process.close()
     finally:
         cluster.stop()
+
+
+def _slots(port: int) -> set[int]:
+    """The hash slots a primary serves, as it reports them."""
+    client = redis.Redis(port=port)
+    try:
+        own = client.execute_command("CLUSTER", "MYID").decode()
+        slots: set[int] = set()
+        for start, end, *nodes in client.execute_command("CLUSTER", "SLOTS"):
+            if nodes[0][2].decode() == own:
+                slots.update(range(int(start), int(end) + 1))
+        return slots
+    finally:
+        client.close()
 
 
 def test_sentinel_invalidations_are_confirmed_by_a_replica(redis_sentinel: SentinelSet) -> None:

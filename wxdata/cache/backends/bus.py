@@ -106,6 +106,8 @@ class InvalidationBus:
         if not self.sharded:
             return self.client.pubsub()
         cluster = self.client
+        if self.reconnects:  # the slot map may name a dead primary: ask the cluster again
+            cluster.nodes_manager.initialize()
         node = cluster.get_node_from_key(self.channel)
         return cluster.get_redis_connection(node).pubsub()
 
