@@ -390,6 +390,13 @@ def test_cluster_primary_failover_loses_no_read_and_serves_nothing_stale(
         victim = next(n for n in cluster.primaries() if bus_slot in _slots(n.port))
         process = tiered(cluster.url, ns, timeout=0.25,
                          breaker=CircuitBreaker(cooldown=0.05, max_cooldown=0.2))
+        tag = process.keys.tag_id("entity:Nurse")
+        process.invalidate([tag])  # every shard's record is on its replica when this returns
+        assert not process.redis.in_debt
+        replicas = [n for n in cluster.nodes if n not in cluster.primaries()]
+        assert len(replicas) == 3
+        assert sum(len(list(redis.Redis(port=n.port).scan_iter(match=f"*:ts:{tag}")))
+                   for n in replicas) == process.redis.layout.shards
         cache = _failover_workload(
             cluster.url, ns, db_url, local_ctx, make_student, kill=victim.kill,
             failed_over=lambda: len(cluster.primaries()) == 3 and all(
@@ -404,7 +411,7 @@ def test_cluster_primary_failover_loses_no_read_and_serves_nothing_stale(
                                      entity="School", sensitive=False)
             process.invalidate([tag])
             assert not other.memory.exists(key)  # acknowledged before invalidate() returned
-            assert process.bus.timeouts == 0
+            assert process.bus.timeouts == 0 and not process.redis.in_debt
         finally:
             other.close()
             process.close()

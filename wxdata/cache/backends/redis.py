@@ -18,8 +18,8 @@ deletes use SCAN (in a cluster, on every primary).
 
 In a Redis Cluster the same layout is split into shards, one hash slot each, so that every script
 touches one slot (:mod:`wxdata.cache.backends.layout`); an invalidation then runs once per shard.
-Behind Sentinel, an invalidation also waits (``WAIT``) until a replica has it: one a failover
-would lose is treated as undelivered.
+Behind Sentinel, and in a cluster whose primary has a replica, an invalidation also waits
+(``WAIT``) until a replica has it: one a failover would lose is treated as undelivered.
 
 Faults never fail a read: every Redis error or timeout (connect and socket timeouts are short),
 including redis-py's cluster errors (:data:`~wxdata.cache.backends.clients.FAULTS`), is counted,
@@ -415,19 +415,44 @@ class RedisCache:
         return run
 
     def _invalidate_now(self, keys: list[str], n: int) -> int:
-        """One invalidation script; behind Sentinel, confirmed by a replica or owed."""
+        """One invalidation script; confirmed by a replica (or owed) when the primary has one."""
         args = [n, TAG_RECORD_TTL]
-        if not self.wait_replicas:
+        client = self.client
+        if self.topology == "cluster":
+            client = self._replicated_primary(client, keys[0])
+        elif not self.wait_replicas:
+            client = None
+        if client is None:
             _, removed = _INVALIDATE(self.client, keys, args)
             return int(removed)
-        pipe = self.client.pipeline(transaction=False)  # one connection: WAIT covers the script
+        pipe = client.pipeline(transaction=False)  # one connection: WAIT covers the script
         pipe.eval(_INVALIDATE.text, len(keys), *keys, *args)
-        pipe.wait(self.wait_replicas, REPLICA_WAIT_MS)
-        (_, removed), acked = pipe.execute()
-        if int(acked) < self.wait_replicas:
+        pipe.wait(1, REPLICA_WAIT_MS)
+        try:
+            (_, removed), acked = pipe.execute()
+        except FAULTS:
+            if self.topology == "cluster":  # the slot may have moved (failover): re-read the map
+                with contextlib.suppress(*FAULTS):
+                    self.client.nodes_manager.initialize()
+            raise
+        if int(acked) < 1:
             log.warning("cache: no replica confirmed an invalidation; the namespace will be flushed")
             self.owe()
         return int(removed)
+
+    @staticmethod
+    def _replicated_primary(cluster: Any, key: str) -> Any:
+        """The plain client of the primary serving ``key``'s slot if it has a replica, else None.
+
+        A cluster client routes each command by itself, so WAIT would not follow the script on
+        its connection; the script and WAIT go together to the primary instead. A slot that moved
+        meanwhile answers MOVED (a fault: the invalidation is owed and the slot map re-read).
+        """
+        slot = cluster.keyslot(key)
+        nodes = cluster.nodes_manager.slots_cache.get(slot) or []
+        if len(nodes) < 2:
+            return None
+        return cluster.get_redis_connection(nodes[0])
 
     def _raise_floor(self) -> None:
         """Invalidate the pseudo-tag every fill checks, in every shard (refuses older fills)."""
