@@ -57,6 +57,11 @@ T = TypeVar("T")
 TAG_RECORD_TTL = 2 * 86_400
 _CHUNK = 256
 REPLICA_WAIT_MS = 200
+DEBT_RETRY = 0.1
+
+
+def _nothing() -> None:
+    """An operation that only lets a pending recovery run."""
 
 __all__ = ["FAULTS", "CircuitBreaker", "RedisCache", "RedisUnavailable", "make_client"]
 
@@ -212,6 +217,8 @@ class RedisCache:
         self.wait_replicas = 1 if self.topology == "sentinel" else 0
         self._debt = False
         self._debt_lock = threading.Lock()
+        self._collector_lock = threading.Lock()
+        self._collector: threading.Thread | None = None
         self.on_recovered: Callable[[], None] | None = None
         self.last_ok = 0.0
         self.first_failure = 0.0
@@ -295,8 +302,27 @@ class RedisCache:
             self.on_recovered()
 
     def owe(self) -> None:
-        """Record that an invalidation did not reach Redis (recovery runs before the next use)."""
+        """Record that an invalidation did not reach Redis.
+
+        Recovery runs before this process's next use of Redis, and is retried in the background
+        every :data:`DEBT_RETRY` seconds until paid: other processes may read the entries the lost
+        invalidation should have removed only until Redis is reachable again from here.
+        """
         self._debt = True
+        with self._collector_lock:
+            if self._collector is None and not self._stop.is_set():
+                self._collector = threading.Thread(target=self._collect, name="wxdata-cache-debt",
+                                                   daemon=True)
+                self._collector.start()
+
+    def _collect(self) -> None:
+        while not self._stop.wait(DEBT_RETRY):
+            with contextlib.suppress(RedisUnavailable):
+                self._run("_", _nothing)  # recovery runs first (when the breaker allows)
+            with self._collector_lock:
+                if not self._debt:
+                    self._collector = None
+                    return
 
     def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
         """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
@@ -675,6 +701,9 @@ class RedisCache:
 
         unsubscribe(self)
         self._stop.set()
+        collector = self._collector
+        if collector is not None:
+            collector.join(timeout=2)
         if self._publisher is not None:
             self._publisher.join(timeout=2)
             with contextlib.suppress(*FAULTS):
