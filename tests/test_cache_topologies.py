@@ -7,6 +7,7 @@ are bounded polls, never timing assertions.
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 import redis
 from hypothesis import given
 from hypothesis import strategies as st
+from redis.crc import key_slot
 from returns.result import Result, Success
 
 from tests.redis_topologies import Cluster, SentinelSet, free_port, wait_for
@@ -26,6 +28,7 @@ from tests.test_cache_support import SECRET, keys, prefix, redis_backend, tiered
 from wxdata import ExecutionContext
 from wxdata.cache import by_id, cached
 from wxdata.cache.backends.base import CacheManager, Miss
+from wxdata.cache.backends.layout import Layout
 from wxdata.cache.backends.redis import CircuitBreaker, RedisCache, make_client
 from wxdata.cache.cli import shared_stats
 from wxdata.cache.crypto import Envelope
@@ -158,6 +161,31 @@ def test_prefix_may_carry_one_hash_tag(tag: str, around: str) -> None:
     for bad in (f"{{{tag}", f"{tag}}}", f"{{{tag}}}{{{tag}}}", f"{around}{{}}", f"{{{tag}:x}}"):
         with pytest.raises(ValueError, match="hash tag"):
             KeyBuilder(SECRET, bad)
+
+
+_prefixes = st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True)
+_digest = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
+
+
+@given(ns=_prefixes, seg=st.sampled_from(["student", "school", "healthrecord", "fn"]),
+       ident=st.from_regex(r"[A-Za-z0-9._-]{1,20}", fullmatch=True), digest=_digest,
+       tags=st.lists(_digest, max_size=4))
+def test_every_key_of_a_script_shares_the_entry_slot(ns: str, seg: str, ident: str, digest: str,
+                                                    tags: list[str]) -> None:
+    """In the sharded layout the fill script's keys (entry, records, tag sets) hash to one slot,
+    and the invalidation script of that shard touches the same slot."""
+    layout = Layout(ns, sharded=True)
+    key = f"{ns}:{seg}:{ident}:{digest}"
+    n = layout.shard(key)
+    fill_keys = [layout.entry(key), layout.any(n), *[layout.ts(n, t) for t in tags],
+                 *[layout.tagset(n, t) for t in tags]]
+    invalidation_keys = [layout.seq(n), *[layout.ts(n, t) for t in tags],
+                         *[layout.tagset(n, t) for t in tags]]
+    assert len({key_slot(k.encode()) for k in fill_keys + invalidation_keys}) == 1
+    assert fnmatch.fnmatchcase(layout.entry(key), layout.pattern(f"{ns}:{seg}:*"))
+    assert not layout.entry(key).startswith(layout.meta)  # entries never look internal
+    bus = {key_slot(f"{layout.bus_base}:{c}".encode()) for c in ("inval", "ack:a", "ack:b")}
+    assert len(bus) == 1  # one connection carries messages, acknowledgements and PINGs
 
 
 # --- Cluster --------------------------------------------------------------------------------------

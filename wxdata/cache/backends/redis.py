@@ -25,8 +25,9 @@ Faults never fail a read: every Redis error or timeout (connect and socket timeo
 including redis-py's cluster errors (:data:`~wxdata.cache.backends.clients.FAULTS`), is counted,
 the breaker opens, and the caller falls back to PostgreSQL; after a cool-down one probe
 is let through (half-open) and success closes it. If an *invalidation* could not be delivered the
-backend owes a debt: before using Redis again it raises the fill floor and deletes every entry of
-the namespace (it cannot know which were stale), then reports the recovery to its owner.
+backend owes a debt: before using Redis again — and in the background as soon as Redis answers —
+it raises the fill floor and deletes every entry of the namespace (it cannot know which were
+stale), then reports the recovery to its owner.
 """
 
 from __future__ import annotations
