@@ -115,7 +115,17 @@ class Cluster:
                      "cluster state ok")
         if self.replicas:
             wait_for(self._replicas_synced, "replicas in sync")
+            for node in self.nodes:  # every node's slot map (what clients read) lists them
+                wait_for(lambda n=node: self._lists_replicas(n.port), "replicas known everywhere")
         return self
+
+    def _lists_replicas(self, port: int) -> bool:
+        client = redis.Redis(port=port, socket_timeout=1)
+        try:
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+        finally:
+            client.close()
+        return bool(ranges) and all(len(r) - 2 >= 1 + self.replicas for r in ranges)
 
     @staticmethod
     def _ok(port: int) -> bool:
