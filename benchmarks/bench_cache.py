@@ -68,13 +68,13 @@ def _redis_url() -> str | None:
     url = os.environ.get("REDIS_URL")
     if not url:
         return None
-    import redis
+    from wxdata.cache.backends.clients import FAULTS, make_client, resolve
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client = resolve(make_client(url, socket_timeout=1, connect_timeout=1))
         client.ping()
         client.close()
-    except (redis.RedisError, OSError):
+    except FAULTS:
         return None
     return url
 
@@ -107,12 +107,11 @@ class Caches:
             if c is not None:
                 c.close()
         if self.url is not None:
-            import redis
+            from wxdata.cache.backends.clients import make_client, resolve
 
-            client = redis.Redis.from_url(self.url)
-            keys = list(client.scan_iter(match=f"{self.namespace}:*", count=1000))
-            for i in range(0, len(keys), 500):
-                client.unlink(*keys[i : i + 500])
+            client = resolve(make_client(self.url, socket_timeout=5, connect_timeout=5))
+            for key in client.scan_iter(match=f"{self.namespace}:*", count=1000):
+                client.unlink(key)  # one key at a time: a cluster's keys live in many slots
             client.close()
 
 

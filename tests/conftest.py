@@ -236,3 +236,40 @@ def own_redis(tmp_path: Any) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+# --- Redis topologies (Cluster, Sentinel) -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private 3-primary Redis Cluster for this run (killed at the end)."""
+    from tests.redis_topologies import Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A private primary + replica watched by 3 Sentinels for this run (killed at the end)."""
+    from tests.redis_topologies import SentinelSet
+
+    sentinels = SentinelSet(tmp_path_factory.mktemp("redis-sentinel")).start()
+    try:
+        yield sentinels
+    finally:
+        sentinels.stop()
+
+
+@pytest.fixture(params=["single", "cluster", "sentinel"])
+def topology_url(request: pytest.FixtureRequest) -> str:
+    """``REDIS_URL`` of each topology in turn: one server, a Cluster, Sentinel."""
+    if request.param == "single":
+        return str(request.getfixturevalue("redis_url"))
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
+    return str(request.getfixturevalue("redis_sentinel").url)

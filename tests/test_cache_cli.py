@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -92,33 +93,55 @@ def test_default_cache_is_built_once_and_subscribed(restore_settings: None) -> N
     assert cache not in subscribed() and default_cache() is replacement
 
 
-def test_cli_stats_and_clear(redis_url: str, monkeypatch: pytest.MonkeyPatch,
+def test_cli_stats_and_clear(topology_url: str, monkeypatch: pytest.MonkeyPatch,
                              capsys: pytest.CaptureFixture[str]) -> None:
+    """On every topology: stats count every key (all primaries of a cluster), clear empties them
+    and reaches the memory tier of a running process."""
+    redis_url = topology_url
     ns = prefix()
     for k, v in env(redis_url, CACHE_BACKEND="redis").items():
         monkeypatch.setenv(k, v)
     cache = build_cache(load_settings(env(redis_url, CACHE_BACKEND="redis")), prefix=ns,
                         subscribe_writes=False, publish_stats_every=None)
-    assert isinstance(cache, RedisCache)
+    other = build_cache(load_settings(env(redis_url, CACHE_BACKEND="tiered")), prefix=ns,
+                        subscribe_writes=False, publish_stats_every=None)
+    assert isinstance(cache, RedisCache) and isinstance(other, TieredCache)
+    assert other.bus.wait_ready(5)
     try:
         key = f"{ns}:school:list:{'a' * 64}"
+        for i in range(29):
+            cache.set(f"{ns}:school:{i}:{'c' * 64}", i, entity="School")
+        other.memory.set(f"{ns}:school:0:{'c' * 64}", 0)
         cache.set(key, {"x": 1}, entity="School")
         cache.lookup(key, "School", False)
         cache.lookup(f"{ns}:school:list:{'b' * 64}", "School", False)
         cache.publish_stats()
         assert main(["cache", "stats", "--prefix", ns]) == 0
         out = capsys.readouterr().out
-        assert "School" in out and "hit rate: 0.500" in out and "keys: 1" in out
+        assert "School" in out and "hit rate: 0.500" in out and "keys: 30" in out
         assert main(["cache", "stats", "--json", "--prefix", ns]) == 0
         body = json.loads(capsys.readouterr().out)
         assert body["entities"]["School"]["hits"] == 1 and body["total"]["hit_rate"] == 0.5
-        assert body["keys"] == 1
+        assert body["keys"] == 30
         assert main(["cache", "clear", "--prefix", ns]) == 2
         assert main(["cache", "clear", "--yes", "--prefix", ns]) == 0
+        assert "1 process(es) told" in capsys.readouterr().out
         assert cache.get(key) is not None and not cache.exists(key)
+        assert cache.stats().keys == 0
+        assert poll_until(lambda: other.memory.stats().keys == 0)
     finally:
+        other.close()
         cache.close()
         wipe(redis_url, ns)
+
+
+def poll_until(condition: Callable[[], bool], attempts: int = 400) -> bool:
+    """Bounded wait (the CLI's message reaches the other process asynchronously)."""
+    for _ in range(attempts):
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_cli_memory_backend_explains(monkeypatch: pytest.MonkeyPatch,

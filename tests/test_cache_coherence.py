@@ -1,5 +1,7 @@
 """Coherence, as a hypothesis state machine: two application processes, one Redis, one PostgreSQL.
 
+Run on each Redis topology (``topology_url``): one server, a 3-primary Cluster, Sentinel.
+
 Each simulated process has its own tiered cache (its own memory tier and subscriber thread) and
 its own connection. Write events are routed to the cache of the process that wrote, as in real
 deployments; the other process learns only through Redis pub/sub. After every committed write has
@@ -59,9 +61,10 @@ class Process:
 
 
 @pytest.fixture
-def world(db_url: str, redis_url: str, ctx: ExecutionContext,
+def world(db_url: str, topology_url: str, ctx: ExecutionContext,
           make_student: Any) -> Iterator[dict[str, Any]]:
     ns = prefix()
+    redis_url = topology_url
     procs = [Process(db_url, redis_url, ns), Process(db_url, redis_url, ns)]
     active = [0]
 
@@ -175,3 +178,5 @@ def test_no_stale_reads_across_processes(world: dict[str, Any]) -> None:
     )
     hits = [p.cache.stats().total for p in procs]
     assert sum(h.hits for h in hits) > 0 and sum(h.hits_memory for h in hits) > 0
+    assert sum(h.hits_redis for h in hits) > 0  # the shared tier served reads too
+    assert sum(h.errors for h in hits) == 0  # no fault hid behind a fallback to the database

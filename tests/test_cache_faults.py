@@ -220,3 +220,23 @@ def test_concurrent_reads_during_an_outage_all_succeed(server: RedisServer, db_u
         t.join()
     cache.close()
     assert results == [Success(s)] * 40
+
+
+def test_an_owed_invalidation_is_paid_without_waiting_for_the_next_use(server: RedisServer) -> None:
+    """Other processes may read what a lost invalidation should have removed only until Redis is
+    reachable again from the owing process, not until that process happens to use the cache."""
+    cache = redis_backend(server.url, "white-cross", timeout=0.1,
+                          breaker=CircuitBreaker(cooldown=0.05, max_cooldown=0.2))
+    admin = redis.Redis.from_url(server.url)
+    try:
+        tag = cache.keys.tag_id("row:Student:1")
+        key = f"white-cross:student:1:{'a' * 64}"
+        assert cache.set(key, "old", tags=[tag], entity="Student")
+        admin.execute_command("CLIENT", "PAUSE", "600", "ALL")
+        cache.invalidate([tag])  # times out: owed
+        assert cache.in_debt
+        assert poll(lambda: admin.exists(key) == 0 and not cache.in_debt)  # no cache call here
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+        cache.close()

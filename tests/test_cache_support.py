@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 import psycopg
-import redis
 
+from wxdata.cache.backends.clients import resolve
 from wxdata.cache.backends.memory import MemoryCache
 from wxdata.cache.backends.redis import CircuitBreaker, RedisCache, make_client
 from wxdata.cache.backends.tiered import TieredCache
@@ -53,13 +53,26 @@ def tiered(url: str, namespace: str, *, lease: float = 1.0, ping_every: float = 
     return cache
 
 
-def wipe(url: str, namespace: str) -> None:
-    """Delete every key of a namespace (SCAN)."""
-    client = redis.Redis.from_url(url)
+def raw_client(url: str) -> Any:
+    """A plain redis-py client of any topology's URL (a cluster client scans every primary)."""
+    return resolve(make_client(url, connect_timeout=2.0, socket_timeout=2.0))
+
+
+def all_keys(url: str, pattern: str) -> list[bytes]:
+    """Every key matching ``pattern`` on every primary of the topology."""
+    client = raw_client(url)
     try:
-        batch = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-        for i in range(0, len(batch), 500):
-            client.unlink(*batch[i : i + 500])
+        return list(client.scan_iter(match=pattern, count=1000))
+    finally:
+        client.close()
+
+
+def wipe(url: str, namespace: str) -> None:
+    """Delete every key of a namespace (SCAN, every primary)."""
+    client = raw_client(url)
+    try:
+        for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+            client.unlink(key)
     finally:
         client.close()
 

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import attrs
 
+from wxdata.redis_url import RedisUrlError, parse_redis_url
+
 
 class ConfigError(ValueError):
     """A configuration variable is missing or invalid."""
@@ -183,8 +185,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if sslmode is not None and sslmode not in _SSLMODES:
         raise ConfigError("DB_SSLMODE must be one of " + ", ".join(_SSLMODES))
     redis_url = env.get("REDIS_URL") or None
-    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if redis_url is not None:
+        try:
+            parse_redis_url(redis_url)
+        except RedisUrlError as exc:
+            raise ConfigError(f"REDIS_URL {exc}") from None
     if backend in ("redis", "tiered") and redis_url is None:
         raise ConfigError("REDIS_URL is required when CACHE_BACKEND is redis or tiered")
     replicas = tuple(u.strip() for u in env.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip())

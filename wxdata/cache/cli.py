@@ -15,8 +15,7 @@ import sys
 import uuid
 from typing import Any
 
-import redis
-
+from wxdata.cache.backends.clients import FAULTS
 from wxdata.cache.backends.redis import RedisCache, make_client
 from wxdata.cache.crypto import Envelope, key_hash_key
 from wxdata.cache.keys import PREFIX, KeyBuilder
@@ -80,7 +79,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         return 0
     try:
         stats = shared_stats(config, args.prefix)
-    except (redis.RedisError, OSError) as exc:
+    except FAULTS as exc:
         print(f"redis unreachable: {type(exc).__name__}", file=sys.stderr)
         return 1
     print(json.dumps(stats.to_dict(), indent=2) if args.json else render(stats))
@@ -99,8 +98,11 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     try:
         cache.clear()
         message = json.dumps({"c": True, "o": "cli", "i": f"cli:{uuid.uuid4().hex}"})
-        receivers = cache.client.publish(f"{args.prefix}:_:inval", message)
-    except (redis.RedisError, OSError) as exc:
+        channel = f"{cache.layout.bus_base}:inval"
+        client = cache.client
+        receivers = (client.spublish(channel, message) if cache.topology == "cluster"
+                     else client.publish(channel, message))
+    except FAULTS as exc:
         print(f"redis unreachable: {type(exc).__name__}", file=sys.stderr)
         return 1
     finally:

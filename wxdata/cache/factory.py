@@ -3,8 +3,9 @@
 ``build_cache(settings)`` honours ``CACHE_ENABLED`` (off: ``None``, every ``cached`` call goes
 straight to the function), ``CACHE_BACKEND`` (memory | redis | tiered), ``CACHE_DEFAULT_TTL``,
 ``CACHE_MAX_SIZE`` (entries in the memory tier), ``CACHE_ENCRYPT_PHI``, ``CACHE_KEY`` and
-``REDIS_URL``, and refuses (``CachePolicyError``) a Redis or tiered cache that would hold PHI
-unencrypted. Call :func:`init_cache` at start-up to surface that error before the first read.
+``REDIS_URL`` (one server, a Redis Cluster or Sentinel: :mod:`wxdata.redis_url`), and refuses
+(``CachePolicyError``) a Redis or tiered cache that would hold PHI unencrypted. Call
+:func:`init_cache` at start-up to surface that error before the first read.
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ from wxdata.schema.spec import Entity
 PREFIX = "white-cross"
 ShapeKind = Literal["id", "list", "summary", "search"]
 _SEGMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: a namespace: safe characters, optionally one non-empty ``{hash tag}`` pinning it to one slot
+_PREFIX = re.compile(r"[A-Za-z0-9._-]*(?:\{[A-Za-z0-9._-]+\})?[A-Za-z0-9._-]*")
 
 
 class UncacheableArgument(TypeError):
@@ -319,8 +321,9 @@ class KeyBuilder:
     __slots__ = ("_mac", "memo", "prefix")
 
     def __init__(self, key_hash_key: bytes, prefix: str = PREFIX) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", prefix):
-            raise ValueError("cache prefix must be 1-64 characters of [A-Za-z0-9._-]")
+        if not (0 < len(prefix) <= 64 and _PREFIX.fullmatch(prefix)):
+            raise ValueError("cache prefix must be 1-64 characters of [A-Za-z0-9._-], "
+                             "with at most one {hash tag} (Redis Cluster)")
         self.prefix = prefix
         self._mac = Hmac256(key_hash_key)
         #: built keys of calls with simple arguments: (function, partition, signature) -> key

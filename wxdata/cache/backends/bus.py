@@ -17,6 +17,13 @@ silent receiver has certainly run out:
 - if the publish itself fails (Redis down for everyone), the publisher waits until a lease has
   passed since the outage began, after which no process can still be serving from memory.
 
+In a Redis Cluster, PUBLISH reports only the receivers connected to the node that took it, so the
+count of acknowledgements to wait for would be wrong (usually 0: nobody waited for). The bus
+therefore uses *sharded* pub/sub there: both channels share one hash slot
+(:meth:`~wxdata.cache.backends.layout.Layout`, ``{<prefix>:bus}``), every process subscribes with
+SSUBSCRIBE on the one primary owning that slot, and SPUBLISH — delivered by that primary — reports
+exactly the processes subscribed, which are exactly the processes that may hold a lease.
+
 The residual window (documented in the README, "Caching"): a writer that is cut off from Redis
 while other processes are not cannot reach them; their memory tiers stay coherent only up to the
 lease expiry of the writer's *own* tier, not theirs — a partial partition is the one case where
@@ -37,8 +44,11 @@ from typing import Any
 
 import redis
 
+from wxdata.cache.backends.clients import FAULTS, resolve, topology_of
+
 log = logging.getLogger("wxdata.cache")
 
+_BUS_FAULTS: tuple[type[BaseException], ...] = (*FAULTS, ValueError)
 Handler = Callable[[Mapping[str, Any]], None]
 
 
@@ -47,7 +57,7 @@ class InvalidationBus:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Any,
         prefix: str,
         *,
         on_message: Handler,
@@ -55,12 +65,14 @@ class InvalidationBus:
         lease: float = 1.0,
         ping_every: float = 0.2,
         peer_id: str | None = None,
+        base: str | None = None,
     ) -> None:
         if not 0 < ping_every < lease:
             raise ValueError("ping_every must be positive and shorter than the lease")
-        self.client = client
+        self._client = client
+        self.sharded = topology_of(client) == "cluster"
         self.peer = peer_id or uuid.uuid4().hex
-        self._base = f"{prefix}:_"
+        self._base = base or f"{prefix}:_"
         self.channel = f"{self._base}:inval"
         self.ack_channel = f"{self._base}:ack:{self.peer}"
         self.lease = lease
@@ -77,6 +89,27 @@ class InvalidationBus:
         self.reconnects = 0
         self.timeouts = 0
         self._thread = threading.Thread(target=self._loop, name="wxdata-cache-bus", daemon=True)
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client publishing (a cluster client is created on first use)."""
+        return resolve(self._client)
+
+    def _publish(self, channel: str, message: str) -> int:
+        """PUBLISH, or SPUBLISH in a cluster: the number of processes subscribed."""
+        if self.sharded:
+            return int(self.client.spublish(channel, message))
+        return int(self.client.publish(channel, message))
+
+    def _pubsub(self) -> Any:
+        """A pub/sub connection: in a cluster, to the primary owning the bus channels' slot."""
+        if not self.sharded:
+            return self.client.pubsub()
+        cluster = self.client
+        if self.reconnects:  # the slot map may name a dead primary: ask the cluster again
+            cluster.nodes_manager.initialize()
+        node = cluster.get_node_from_key(self.channel)
+        return cluster.get_redis_connection(node).pubsub()
 
     def start(self) -> InvalidationBus:
         """Start the subscriber thread."""
@@ -103,13 +136,16 @@ class InvalidationBus:
         while not self._stop.is_set():
             pubsub = None
             try:
-                pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
-                pubsub.subscribe(self.channel, self.ack_channel)
+                pubsub = self._pubsub()
+                if self.sharded:
+                    pubsub.ssubscribe(self.channel, self.ack_channel)
+                else:
+                    pubsub.subscribe(self.channel, self.ack_channel)
                 confirmed = 0
                 deadline = time.monotonic() + 2.0
                 while confirmed < 2:
                     msg = pubsub.get_message(timeout=0.1)
-                    if msg is not None and msg["type"] == "subscribe":
+                    if msg is not None and msg["type"] in ("subscribe", "ssubscribe"):
                         confirmed += 1
                     elif time.monotonic() > deadline:
                         raise redis.ConnectionError("subscription not confirmed")
@@ -117,7 +153,7 @@ class InvalidationBus:
                 self._on_reset()  # anything published before now may have been missed
                 backoff = 0.05
                 self._serve(pubsub)
-            except (redis.RedisError, OSError, ValueError) as exc:
+            except _BUS_FAULTS as exc:
                 if not self._stop.is_set():
                     log.warning("cache bus: subscription lost (%s); memory tier bypassed",
                                 type(exc).__name__)
@@ -125,7 +161,7 @@ class InvalidationBus:
                 self._subscribed = False
                 self._lease_until = 0.0
                 if pubsub is not None:
-                    with contextlib.suppress(redis.RedisError, OSError):
+                    with contextlib.suppress(*FAULTS):
                         pubsub.close()
             if self._stop.wait(backoff):
                 break
@@ -152,7 +188,9 @@ class InvalidationBus:
                 self._down_since = 0.0
                 if sent + self.lease > self._lease_until:
                     self._lease_until = sent + self.lease
-            elif kind == "message":
+            elif kind == "sunsubscribe":  # the slot moved (resharding, failover): resubscribe
+                raise redis.ConnectionError("bus slot moved")
+            elif kind in ("message", "smessage"):
                 channel = msg["channel"].decode()
                 if channel == self.ack_channel:
                     with self._cond:
@@ -173,8 +211,8 @@ class InvalidationBus:
         if origin == self.peer:
             return
         self._on_message(body)
-        with contextlib.suppress(redis.RedisError, OSError):  # else the publisher waits our lease out
-            self.client.publish(f"{self._base}:ack:{origin}", mid)
+        with contextlib.suppress(*FAULTS):  # else the publisher waits our lease out
+            self._publish(f"{self._base}:ack:{origin}", mid)
 
     # --- publisher side -------------------------------------------------------------------
 
@@ -185,8 +223,8 @@ class InvalidationBus:
         with self._cond:
             self._acks[mid] = 0
         try:
-            receivers = int(self.client.publish(self.channel, message))
-        except (redis.RedisError, OSError):
+            receivers = self._publish(self.channel, message)
+        except FAULTS:
             with self._cond:
                 self._acks.pop(mid, None)
             self._wait_out_leases()

@@ -14,18 +14,26 @@ is one Lua script: it stores the entry and adds it to its tag sets only if no ta
 newer than the token — so a value read from PostgreSQL before a writer's commit can never be stored
 after that writer's invalidation. An invalidation is one Lua script: INCR the sequence, record it
 on every tag, UNLINK the members of the tag sets. Nothing ever runs KEYS; clear and pattern
-deletes use SCAN.
+deletes use SCAN (in a cluster, on every primary).
 
-Faults never fail a read: every Redis error or timeout (connect and socket timeouts are short) is
-counted, the breaker opens, and the caller falls back to PostgreSQL; after a cool-down one probe
+In a Redis Cluster the same layout is split into shards, one hash slot each, so that every script
+touches one slot (:mod:`wxdata.cache.backends.layout`); an invalidation then runs once per shard.
+Behind Sentinel, and in a cluster whose primary has a replica, an invalidation also waits
+(``WAIT``) until a replica has it: one a failover would lose is treated as undelivered.
+
+Faults never fail a read: every Redis error or timeout (connect and socket timeouts are short),
+including redis-py's cluster errors (:data:`~wxdata.cache.backends.clients.FAULTS`), is counted,
+the breaker opens, and the caller falls back to PostgreSQL; after a cool-down one probe
 is let through (half-open) and success closes it. If an *invalidation* could not be delivered the
-backend owes a debt: before using Redis again it raises the fill floor and deletes every entry of
-the namespace (it cannot know which were stale), then reports the recovery to its owner.
+backend owes a debt: before using Redis again — and in the background as soon as Redis answers —
+it raises the fill floor and deletes every entry of the namespace (it cannot know which were
+stale), then reports the recovery to its owner.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -33,11 +41,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from returns.result import Success
 
 from wxdata.cache.backends.base import ANY_TAG, MISS, Miss, SingleFlight
+from wxdata.cache.backends.clients import FAULTS, make_client, resolve, topology_of
+from wxdata.cache.backends.layout import Layout, has_hash_tag
 from wxdata.cache.crypto import Envelope
 from wxdata.cache.keys import KeyBuilder
 from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads
@@ -49,8 +57,33 @@ T = TypeVar("T")
 
 TAG_RECORD_TTL = 2 * 86_400
 _CHUNK = 256
+REPLICA_WAIT_MS = 200
+DEBT_RETRY = 0.1
 
-_FILL = """
+
+def _nothing() -> None:
+    """An operation that only lets a pending recovery run."""
+
+__all__ = ["FAULTS", "CircuitBreaker", "RedisCache", "RedisUnavailable", "make_client"]
+
+
+class Lua:
+    """A script run by SHA (EVALSHA), loaded on the node that lacks it (EVAL) when needed."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()  # EVALSHA name
+
+    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run on the node owning the keys' slot (all keys must share it in a cluster)."""
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return client.eval(self.text, len(keys), *keys, *args)
+
+_FILL = Lua("""
 local token = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 for i = 2, 2 + n do
@@ -64,9 +97,9 @@ for i = 3 + n, 2 + 2 * n do
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 return 1
-"""
+""")
 
-_INVALIDATE = """
+_INVALIDATE = Lua("""
 local seq = redis.call('INCR', KEYS[1])
 local n = tonumber(ARGV[1])
 local removed = 0
@@ -79,7 +112,7 @@ for i = 2 + n, 1 + 2 * n do
   redis.call('UNLINK', KEYS[i])
 end
 return {seq, removed}
-"""
+""")
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -153,21 +186,6 @@ class CircuitBreaker:
             self._probing = False
 
 
-def make_client(url: str, *, connect_timeout: float = 0.25, socket_timeout: float = 0.25,
-                max_connections: int | None = 64) -> redis.Redis:
-    """A redis-py client (``redis://``, ``rediss://`` TLS, ``unix://``): short timeouts, no retries."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=socket_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        health_check_interval=0,
-        client_name="wxdata-cache",
-        max_connections=max_connections,
-    )
-
-
 class RedisCache:
     """Shared cache in Redis: sealed entries, guarded fills, tag sets, SCAN, breaker, debt recovery."""
 
@@ -175,7 +193,7 @@ class RedisCache:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Any,
         keys: KeyBuilder,
         envelope: Envelope,
         *,
@@ -183,7 +201,8 @@ class RedisCache:
         breaker: CircuitBreaker | None = None,
         publish_stats_every: float | None = None,
     ) -> None:
-        self.client = client
+        self._client = client
+        self.topology = topology_of(client)
         self.keys = keys
         self.envelope = envelope
         self.default_ttl = float(default_ttl)
@@ -192,13 +211,15 @@ class RedisCache:
         self.flights = SingleFlight()
         p = keys.prefix
         self.prefix = p
-        self.seq_key = f"{p}:_:seq"
-        self.any_key = f"{p}:_:ts:any"
+        self.layout = Layout(p, self.topology == "cluster" and not has_hash_tag(p))
+        self.seq_key = self.layout.seq(0)
+        self.any_key = self.layout.any(0)
         self.stats_key = f"{p}:_:stats"
-        self._fill = client.register_script(_FILL)
-        self._invalidate = client.register_script(_INVALIDATE)
+        self.wait_replicas = 1 if self.topology == "sentinel" else 0
         self._debt = False
         self._debt_lock = threading.Lock()
+        self._collector_lock = threading.Lock()
+        self._collector: threading.Thread | None = None
         self.on_recovered: Callable[[], None] | None = None
         self.last_ok = 0.0
         self.first_failure = 0.0
@@ -218,19 +239,33 @@ class RedisCache:
         return self.envelope.encrypts
 
     @property
+    def client(self) -> Any:
+        """The redis-py client (a cluster client is created on first use; may raise FAULTS)."""
+        return resolve(self._client)
+
+    @property
+    def raw_client(self) -> Any:
+        """The client as given (a cluster client possibly not yet created)."""
+        return self._client
+
+    @property
     def in_debt(self) -> bool:
         """True while an undelivered invalidation keeps this process off Redis."""
         return self._debt
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def tag_seq_key(self, tag_id: str) -> str:
-        """Key recording a tag's last invalidation."""
-        return self.any_key if tag_id == ANY_TAG else f"{self.prefix}:_:ts:{tag_id}"
+    def tag_seq_key(self, tag_id: str, shard: int = 0) -> str:
+        """Key recording a tag's last invalidation (in one shard)."""
+        return self.layout.any(shard) if tag_id == ANY_TAG else self.layout.ts(shard, tag_id)
 
-    def tag_set_key(self, tag_id: str) -> str:
-        """Key of the SET of entries carrying a tag."""
-        return f"{self.prefix}:_:tag:{tag_id}"
+    def tag_set_key(self, tag_id: str, shard: int = 0) -> str:
+        """Key of the SET of a shard's entries carrying a tag."""
+        return self.layout.tagset(shard, tag_id)
+
+    def entry_key(self, key: str) -> str:
+        """The Redis key of an entry (with its shard's hash tag in a cluster)."""
+        return self.layout.entry(key)
 
     def _run(self, entity: str, op: Callable[[], T]) -> T:
         """Run one Redis operation through the breaker; faults become RedisUnavailable (counted)."""
@@ -241,7 +276,7 @@ class RedisCache:
             if self._debt:
                 self._recover()
             result = op()
-        except (redis.RedisError, OSError) as exc:
+        except FAULTS as exc:
             self.breaker.failure()
             self.counters.add(entity, "errors")
             now = time.monotonic()
@@ -260,8 +295,7 @@ class RedisCache:
         with self._debt_lock:
             if not self._debt:
                 return
-            self._invalidate(keys=[self.seq_key, self.any_key, self.tag_set_key(ANY_TAG)],
-                             args=[1, TAG_RECORD_TTL])
+            self._raise_floor()
             self._delete_scan(f"{self.prefix}:*")
             self._debt = False
         log.warning("cache: redis reachable again; namespace flushed after a missed invalidation")
@@ -269,8 +303,27 @@ class RedisCache:
             self.on_recovered()
 
     def owe(self) -> None:
-        """Record that an invalidation did not reach Redis (recovery runs before the next use)."""
+        """Record that an invalidation did not reach Redis.
+
+        Recovery runs before this process's next use of Redis, and is retried in the background
+        every :data:`DEBT_RETRY` seconds until paid: other processes may read the entries the lost
+        invalidation should have removed only until Redis is reachable again from here.
+        """
         self._debt = True
+        with self._collector_lock:
+            if self._collector is None and not self._stop.is_set():
+                self._collector = threading.Thread(target=self._collect, name="wxdata-cache-debt",
+                                                   daemon=True)
+                self._collector.start()
+
+    def _collect(self) -> None:
+        while not self._stop.wait(DEBT_RETRY):
+            with contextlib.suppress(RedisUnavailable):
+                self._run("_", _nothing)  # recovery runs first (when the breaker allows)
+            with self._collector_lock:
+                if not self._debt:
+                    self._collector = None
+                    return
 
     def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
         """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
@@ -282,15 +335,17 @@ class RedisCache:
         except CorruptPayload:
             self.counters.add(entity, "errors")
             log.warning("cache: unreadable entry dropped (entity %s)", entity)
-            with contextlib.suppress(redis.RedisError, OSError):
-                self.client.unlink(key)
+            with contextlib.suppress(*FAULTS):
+                self.client.unlink(self.layout.entry(key))
             return MISS
 
     # --- decorator face -------------------------------------------------------------------
 
     def lookup_entry(self, key: str, entity: str, sensitive: bool) -> Any:
         """``(value, tag ids, expires at)`` or a Miss carrying the sequence; faults raise RedisUnavailable."""
-        blob, seq = self._run(entity, lambda: self.client.mget(key, self.seq_key))
+        shard = self.layout.shard(key)
+        rkey, seq_key = self.layout.entry(key), self.layout.seq(shard)
+        blob, seq = self._run(entity, lambda: self.client.mget(rkey, seq_key))
         if blob is not None:
             entry = self._open(key, _bytes(blob), sensitive, entity)
             if entry is not MISS:
@@ -308,9 +363,10 @@ class RedisCache:
             return Miss(None)
         return entry if isinstance(entry, Miss) else Success(entry[0])
 
-    def token(self, entity: str = "_") -> int:
-        """The current invalidation sequence (raises RedisUnavailable on a fault)."""
-        seq = self._run(entity, lambda: self.client.get(self.seq_key))
+    def token(self, entity: str = "_", key: str = "") -> int:
+        """The invalidation sequence of ``key``'s shard now (raises RedisUnavailable on a fault)."""
+        seq_key = self.layout.seq(self.layout.shard(key))
+        seq = self._run(entity, lambda: self.client.get(seq_key))
         return int(seq or 0)
 
     def encode(self, key: str, value: Any, sensitive: bool, entity: str,
@@ -347,11 +403,12 @@ class RedisCache:
         if token is None:
             return "skipped"
         tags = list(tag_ids)
-        keys = [key, self.any_key, *[self.tag_seq_key(t) for t in tags],
-                *[self.tag_set_key(t) for t in tags]]
+        n = self.layout.shard(key)
+        keys = [self.layout.entry(key), self.layout.any(n), *[self.tag_seq_key(t, n) for t in tags],
+                *[self.tag_set_key(t, n) for t in tags]]
         args: list[bytes | int] = [int(token), max(1, int(ttl * 1000)), blob, len(tags)]
         try:
-            stored = self._run(entity, lambda: self._fill(keys=keys, args=args))
+            stored = self._run(entity, lambda: _FILL(self.client, keys, args))
         except RedisUnavailable:
             return "skipped"
         if stored:
@@ -361,35 +418,82 @@ class RedisCache:
         return "stale"
 
     def invalidate(self, tag_ids: Collection[str]) -> int:
-        """Invalidate tags (chunked Lua calls); on a fault, owe a flush before Redis is used again."""
+        """Invalidate tags in every shard (chunked Lua calls); on a fault, owe a flush first."""
         tags = list(dict.fromkeys(tag_ids))
         removed = 0
-        for i in range(0, len(tags), _CHUNK):
-            part = tags[i : i + _CHUNK]
-            keys = [self.seq_key, *[self.tag_seq_key(t) for t in part],
-                    *[self.tag_set_key(t) for t in part]]
-            try:
-                removed += self._run("_", self._invalidator(keys, len(part)))
-            except RedisUnavailable:
-                self.owe()
-                return removed
+        for shard in range(self.layout.shards):
+            for i in range(0, len(tags), _CHUNK):
+                part = tags[i : i + _CHUNK]
+                keys = [self.layout.seq(shard), *[self.tag_seq_key(t, shard) for t in part],
+                        *[self.tag_set_key(t, shard) for t in part]]
+                try:
+                    removed += self._run("_", self._invalidator(keys, len(part)))
+                except RedisUnavailable:
+                    self.owe()
+                    return removed
         if removed:
             self.counters.add("_", "deletes", removed)
         return removed
 
     def _invalidator(self, keys: list[str], n: int) -> Callable[[], int]:
         def run() -> int:
-            _, removed = self._invalidate(keys=keys, args=[n, TAG_RECORD_TTL])
-            return int(removed)
+            return self._invalidate_now(keys, n)
 
         return run
+
+    def _invalidate_now(self, keys: list[str], n: int) -> int:
+        """One invalidation script; confirmed by a replica (or owed) when the primary has one."""
+        args = [n, TAG_RECORD_TTL]
+        client = self.client
+        if self.topology == "cluster":
+            client = self._replicated_primary(client, keys[0])
+        elif not self.wait_replicas:
+            client = None
+        if client is None:
+            _, removed = _INVALIDATE(self.client, keys, args)
+            return int(removed)
+        pipe = client.pipeline(transaction=False)  # one connection: WAIT covers the script
+        pipe.eval(_INVALIDATE.text, len(keys), *keys, *args)
+        pipe.wait(1, REPLICA_WAIT_MS)
+        try:
+            (_, removed), acked = pipe.execute()
+        except FAULTS:
+            if self.topology == "cluster":  # the slot may have moved (failover): re-read the map
+                with contextlib.suppress(*FAULTS):
+                    self.client.nodes_manager.initialize()
+            raise
+        if int(acked) < 1:
+            log.warning("cache: no replica confirmed an invalidation; the namespace will be flushed")
+            self.owe()
+        return int(removed)
+
+    @staticmethod
+    def _replicated_primary(cluster: Any, key: str) -> Any:
+        """The plain client of the primary serving ``key``'s slot if it has a replica, else None.
+
+        A cluster client routes each command by itself, so WAIT would not follow the script on
+        its connection; the script and WAIT go together to the primary instead. A slot that moved
+        meanwhile answers MOVED (a fault: the invalidation is owed and the slot map re-read).
+        """
+        slot = cluster.keyslot(key)
+        nodes = cluster.nodes_manager.slots_cache.get(slot) or []
+        if len(nodes) < 2:
+            return None
+        return cluster.get_redis_connection(nodes[0])
+
+    def _raise_floor(self) -> None:
+        """Invalidate the pseudo-tag every fill checks, in every shard (refuses older fills)."""
+        for shard in range(self.layout.shards):
+            keys = [self.layout.seq(shard), self.layout.any(shard),
+                    self.tag_set_key(ANY_TAG, shard)]
+            _INVALIDATE(self.client, keys, [1, TAG_RECORD_TTL])
 
     # --- manager face ---------------------------------------------------------------------
 
     def get(self, key: str) -> Any:
         """The value under ``key`` or MISS (faults are a MISS)."""
         try:
-            blob = self._run("_", lambda: self.client.get(key))
+            blob = self._run("_", lambda: self.client.get(self.layout.entry(key)))
         except RedisUnavailable:
             return MISS
         if blob is None:
@@ -401,7 +505,7 @@ class RedisCache:
             sensitive: bool = False, entity: str = "_") -> bool:
         """Store (unguarded: token = current sequence) with tag ids ``tags``."""
         try:
-            token = self.token(entity)
+            token = self.token(entity, key)
         except RedisUnavailable:
             return False
         return self.fill(key, value, ttl=float(ttl if ttl is not None else self.default_ttl),
@@ -410,23 +514,24 @@ class RedisCache:
     def delete(self, key: str) -> bool:
         """Remove one entry."""
         try:
-            n = self._run("_", lambda: self.client.unlink(key))
+            n = self._run("_", lambda: self.client.unlink(self.layout.entry(key)))
         except RedisUnavailable:
             return False
         if n:
             self.counters.add("_", "deletes", int(n))
         return bool(n)
 
-    def _scan(self, pattern: str) -> Iterator[bytes]:
-        meta = f"{self.prefix}:_:".encode()
+    def _scan(self, pattern: str, meta: bool = False) -> Iterator[bytes]:
+        """Keys matching a glob (entries only unless ``meta``); a cluster client scans every primary."""
+        internal = self.layout.meta.encode()
         for key in self.client.scan_iter(match=pattern, count=1000):
-            if not key.startswith(meta):
+            if meta or not key.startswith(internal):
                 yield key
 
-    def _delete_scan(self, pattern: str) -> int:
+    def _delete_scan(self, pattern: str, meta: bool = False) -> int:
         removed = 0
         batch: list[bytes] = []
-        for key in self._scan(pattern):
+        for key in self._scan(pattern, meta):
             batch.append(key)
             if len(batch) >= 500:
                 removed += int(self.client.unlink(*batch))
@@ -443,7 +548,7 @@ class RedisCache:
         """Remove entries matching a glob within the namespace, by SCAN (never KEYS)."""
         self._check_pattern(pattern)
         try:
-            n = self._run("_", lambda: self._delete_scan(pattern))
+            n = self._run("_", lambda: self._delete_scan(self.layout.pattern(pattern)))
         except RedisUnavailable:
             return 0
         self.counters.add("_", "deletes", n)
@@ -456,7 +561,7 @@ class RedisCache:
     def exists(self, key: str) -> bool:
         """Whether an entry exists."""
         try:
-            return bool(self._run("_", lambda: self.client.exists(key)))
+            return bool(self._run("_", lambda: self.client.exists(self.layout.entry(key))))
         except RedisUnavailable:
             return False
 
@@ -464,8 +569,15 @@ class RedisCache:
         """Values or MISS, one round trip."""
         if not keys:
             return []
+        rkeys = [self.layout.entry(k) for k in keys]
+
+        def run() -> list[Any]:
+            if self.topology == "cluster":
+                return list(self.client.mget_nonatomic(rkeys))
+            return list(self.client.mget(rkeys))
+
         try:
-            blobs = self._run("_", lambda: self.client.mget(list(keys)))
+            blobs = self._run("_", run)
         except RedisUnavailable:
             return [MISS] * len(keys)
         out: list[Any] = []
@@ -481,7 +593,7 @@ class RedisCache:
             life = ttl if ttl is not None else self.default_ttl
             blob = self.encode(key, value, False, "_", (), life)
             if blob is not None:
-                sealed.append((key, blob, life))
+                sealed.append((self.layout.entry(key), blob, life))
 
         def run() -> None:
             pipe = self.client.pipeline(transaction=False)
@@ -498,10 +610,9 @@ class RedisCache:
     def clear(self) -> None:
         """Raise the fill floor, then delete every entry and tag set of the namespace (SCAN)."""
         def run() -> int:
-            self._invalidate(keys=[self.seq_key, self.any_key, self.tag_set_key(ANY_TAG)],
-                             args=[1, TAG_RECORD_TTL])
+            self._raise_floor()
             return self._delete_scan(f"{self.prefix}:*") + self._delete_scan(
-                f"{self.prefix}:_:tag:*")
+                self.layout.tagset_pattern(), meta=True)
 
         try:
             self._run("_", run)
@@ -570,7 +681,7 @@ class RedisCache:
 
     def _publish_loop(self, every: float) -> None:
         while not self._stop.wait(every):
-            with contextlib.suppress(redis.RedisError, OSError):
+            with contextlib.suppress(*FAULTS):
                 self.publish_stats()
 
     def stats(self) -> CacheStats:
@@ -591,8 +702,11 @@ class RedisCache:
 
         unsubscribe(self)
         self._stop.set()
+        collector = self._collector
+        if collector is not None:
+            collector.join(timeout=2)
         if self._publisher is not None:
             self._publisher.join(timeout=2)
-            with contextlib.suppress(redis.RedisError, OSError):
+            with contextlib.suppress(*FAULTS):
                 self.publish_stats()
-        self.client.close()
+        self._client.close()

@@ -42,8 +42,9 @@ class TieredCache:
         self.counters = Counters()
         self.flights = SingleFlight()
         self.default_ttl = redis.default_ttl
-        self.bus = InvalidationBus(redis.client, redis.prefix, on_message=self._apply,
-                                   on_reset=memory.reset, lease=lease, ping_every=ping_every)
+        self.bus = InvalidationBus(redis.raw_client, redis.prefix, on_message=self._apply,
+                                   on_reset=memory.reset, lease=lease, ping_every=ping_every,
+                                   base=redis.layout.bus_base)
         redis.on_recovered = self._recovered
         redis.stats_source = self._raw
         if start:
@@ -143,7 +144,7 @@ class TieredCache:
         life = float(ttl if ttl is not None else self.default_ttl)
         tag_ids = tuple(tags)
         try:
-            t2: int | None = self.redis.token(entity)
+            t2: int | None = self.redis.token(entity, key)
         except RedisUnavailable:
             t2 = None
         return self.fill(key, value, ttl=life, tag_ids=tag_ids, token=(self.memory.token(), t2),

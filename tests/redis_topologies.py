@@ -1,0 +1,223 @@
+"""Private Redis topologies for tests: a 3-primary Cluster and a Sentinel-watched primary/replica.
+
+Every process listens on a free loopback port, keeps its files in a temp folder and is killed at
+the end (SIGKILL, like a crash); nothing touches a shared Redis.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+_BASE = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+
+
+def free_port(cluster_bus: bool = False) -> int:
+    """A loopback port nobody listens on now (and, for a cluster node, its bus port +10000 too)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not cluster_bus:
+            return port
+        if port <= 55535:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``check`` until true (set-up only; raises if ``what`` never happens)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen")
+        time.sleep(0.05)
+
+
+def _info(port: int, section: str) -> dict[str, Any]:
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return dict(client.info(section))
+    finally:
+        client.close()
+
+
+class Node:
+    """One ``redis-server`` process (a cluster node, a primary, a replica or a sentinel)."""
+
+    def __init__(self, directory: Path, args: list[str], port: int | None = None) -> None:
+        self.port = port or free_port(cluster_bus="--cluster-enabled" in args)
+        self.directory = directory / str(self.port)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Node:
+        """Start and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            ["redis-server", *self.args, "--port", str(self.port), "--dir", str(self.directory),
+             "--logfile", str(self.directory / "log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory)
+        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            wait_for(lambda: bool(client.ping()), f"redis on port {self.port} answering")
+        finally:
+            client.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+class Cluster:
+    """A Redis Cluster of ``primaries`` primaries, each with ``replicas`` replicas."""
+
+    def __init__(self, directory: Path, primaries: int = 3, replicas: int = 0) -> None:
+        args = [*_BASE, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"]
+        self.nodes = [Node(directory, args) for _ in range(primaries * (1 + replicas))]
+        self.replicas = replicas
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://`` naming two of the nodes (discovery finds the rest)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
+
+    def start(self) -> Cluster:
+        """Start every node, create the cluster, wait until every node reports it healthy."""
+        for node in self.nodes:
+            node.start()
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        for node in self.nodes:
+            wait_for(lambda n=node: _info(n.port, "cluster") is not None and self._ok(n.port),
+                     "cluster state ok")
+        if self.replicas:
+            wait_for(self._replicas_synced, "replicas in sync")
+            for node in self.nodes:  # every node's slot map (what clients read) lists them
+                wait_for(lambda n=node: self._lists_replicas(n.port), "replicas known everywhere")
+        return self
+
+    def _lists_replicas(self, port: int) -> bool:
+        client = redis.Redis(port=port, socket_timeout=1)
+        try:
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+        finally:
+            client.close()
+        return bool(ranges) and all(len(r) - 2 >= 1 + self.replicas for r in ranges)
+
+    @staticmethod
+    def _ok(port: int) -> bool:
+        client = redis.Redis(port=port, socket_timeout=1)
+        try:
+            info = client.execute_command("CLUSTER", "INFO")
+        finally:
+            client.close()
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        return "cluster_state:ok" in text
+
+    def _replicas_synced(self) -> bool:
+        replicas = [n for n in self.nodes if _info(n.port, "replication")["role"] == "slave"]
+        return len(replicas) == len(self.nodes) - len(self.primaries()) and all(
+            _info(n.port, "replication").get("master_link_status") == "up" for n in replicas)
+
+    def primaries(self) -> list[Node]:
+        """The nodes that are primaries now."""
+        return [n for n in self.nodes if n.process is not None
+                and _info(n.port, "replication")["role"] == "master"]
+
+    def stop(self) -> None:
+        """Kill every node."""
+        for node in self.nodes:
+            node.kill()
+
+
+class SentinelSet:
+    """A primary, one replica and three Sentinels watching them as ``service``."""
+
+    service = "wxcache"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.primary = Node(directory, list(_BASE))
+        self.replica = Node(directory, [*_BASE, "--replicaof", "127.0.0.1", "0"])
+        self.sentinels: list[Node] = []
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://`` naming every Sentinel and the service."""
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def start(self) -> SentinelSet:
+        """Start the primary, the replica (in sync) and the Sentinels (all seeing the primary)."""
+        self.primary.start()
+        self.replica.args[-1] = str(self.primary.port)
+        self.replica.start()
+        wait_for(lambda: _info(self.replica.port, "replication").get("master_link_status") == "up",
+                 "replica in sync")
+        for _ in range(3):
+            port = free_port()
+            folder = self.directory / f"sentinel-{port}"
+            folder.mkdir()
+            conf = folder / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 2\n"
+                f"sentinel down-after-milliseconds {self.service} 400\n"
+                f"sentinel failover-timeout {self.service} 2000\n"
+                f"sentinel parallel-syncs {self.service} 1\n")
+            node = Node(folder, [str(conf), "--sentinel"], port=port)
+            node.args = [str(conf), "--sentinel"]
+            self.sentinels.append(node)
+            node.start()
+        for s in self.sentinels:
+            wait_for(lambda s=s: self._sees_everyone(s.port), "sentinels seeing the replica")
+        return self
+
+    def _sees_everyone(self, port: int) -> bool:
+        client = redis.Redis(port=port, socket_timeout=1)
+        try:
+            master = client.sentinel_master(self.service)
+            return int(master.get("num-slaves", 0)) >= 1 and int(
+                master.get("num-other-sentinels", 0)) >= 2
+        finally:
+            client.close()
+
+    def master_port(self) -> int:
+        """The primary's port as the first live Sentinel reports it."""
+        for s in self.sentinels:
+            client = redis.Redis(port=s.port, socket_timeout=1)
+            try:
+                return int(client.sentinel_get_master_addr_by_name(self.service)[1])
+            except (redis.RedisError, OSError):
+                continue
+            finally:
+                client.close()
+        raise RuntimeError("no sentinel answered")
+
+    def stop(self) -> None:
+        """Kill the Sentinels, the replica and the primary."""
+        for node in [*self.sentinels, self.replica, self.primary]:
+            node.kill()
