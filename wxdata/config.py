@@ -65,6 +65,8 @@ class Settings:
     audit_enabled: bool = True
     audit_phi_access: bool = True
     audit_hmac_key: bytes | None = attrs.field(default=None, repr=_masked)
+    audit_lane_pool_max: int = 4
+    audit_lane_timeout: float = 5.0
     master_key: bytes | None = attrs.field(default=None, repr=_masked)
     scope_key: bytes | None = attrs.field(default=None, repr=_masked)
     cursor_key: bytes | None = attrs.field(default=None, repr=_masked)
@@ -128,6 +130,19 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
         raise ConfigError(f"{name} must be an integer") from None
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds") from None
+    if not low < value <= high:  # NaN fails both comparisons
+        raise ConfigError(f"{name} must be more than {low:g} and at most {high:g} seconds")
     return value
 
 
@@ -232,6 +247,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_enabled=_bool(env, "AUDIT_ENABLED", True),
         audit_phi_access=_bool(env, "AUDIT_PHI_ACCESS", True),
         audit_hmac_key=_key(env, "AUDIT_HMAC_KEY", tuple(range(16, 129))),
+        audit_lane_pool_max=_int(env, "AUDIT_LANE_POOL_MAX", 4, 1, 1000),
+        audit_lane_timeout=_seconds(env, "AUDIT_LANE_TIMEOUT", 5.0, 0.0, 300.0),
         master_key=_key(env, "WXDATA_MASTER_KEY", tuple(range(32, 129))),
         scope_key=_key(env, "WXDATA_SCOPE_KEY", tuple(range(32, 129))),
         cursor_key=_key(env, "WXDATA_CURSOR_KEY", (32,)),

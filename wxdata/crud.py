@@ -61,7 +61,7 @@ from wxdata.query.paging import (
 from wxdata.schema.spec import Entity, Kind, Validator, validator_reads
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
 from wxdata.telemetry import traced
-from wxdata.tx.decorators import run_in_scope
+from wxdata.tx.decorators import UNRECORDED, run_in_scope
 from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
     Scope,
@@ -331,19 +331,20 @@ def _read(
     base, riding = _riding(ctx, entity, AuditAction.READ, fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
         rows = build(_run(conn, ctx, entity, sql, params))
-        if rows:
-            _detached_read(conn, ctx, entity, base, rows)
+        if rows and not _detached_read(conn, ctx, entity, base, rows):
+            raise _Err(UNRECORDED)  # no record, no data
         return rows
     ridden = audit_sql.ride_read(entity, sql, out_columns, hit)
     rows = build(_run(conn, ctx, entity, ridden, {**params, **riding}))
     if scope is not None and rows:
-        scope.on_rollback(lambda: _detached_read(conn, ctx, entity, base, rows))
+        scope.replay_on_rollback(lambda: _detached_read(conn, ctx, entity, base, rows))
     return rows
 
 
 def _detached_read(
     conn: Conn, ctx: ExecutionContext, entity: Entity[Any], base: AuditRecord, rows: list[Any]
-) -> None:
+) -> bool:
+    """Write a read's disclosure record on lane 2; whether it was committed."""
     subjects = _subjects(entity, rows)
     ids = _ids(entity, rows)
     record = attrs.evolve(
@@ -353,7 +354,7 @@ def _detached_read(
         subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
         subject_ids=tuple(dict.fromkeys(subjects)),
     )
-    write_detached(conn, ctx, record)
+    return write_detached(conn, ctx, record)
 
 
 def _projection(entity: Entity[Any], select: tuple[str, ...]) -> tuple[str, ...]:
@@ -595,6 +596,9 @@ def stream(
 
     The rows are read in a read-only transaction of their own (or the open unit of work) in
     batches, so memory stays flat on large exports. One EXPORT record lists every subject read.
+    In a read-only transaction that record goes to audit lane 2; if it cannot be committed the
+    answer is ``Failure(Unavailable)``, not ``consume``'s result (``consume`` has seen the rows by
+    then: keep it free of side effects that disclose).
     """
     try:
         sort = parse_sort(entity, order_by)
@@ -632,18 +636,20 @@ def stream(
                     ctx, entity, AuditAction.EXPORT, fields=entity.column_names,
                     subjects=tuple(subjects), metadata={"rows": seen[0]},
                 )
-                _write_record(conn, ctx, scope, record)
+                if not _write_record(conn, ctx, scope, record):
+                    return Failure(UNRECORDED)
     except psycopg.Error as exc:
         return Failure(_db_error(exc, entity.name))
     return Success(result)
 
 
-def _write_record(conn: Conn, ctx: ExecutionContext, scope: Scope, record: AuditRecord) -> None:
-    """Insert a record in the open scope (lane 1), or on lane 2 when the scope is read-only."""
+def _write_record(conn: Conn, ctx: ExecutionContext, scope: Scope, record: AuditRecord) -> bool:
+    """Insert a record in the open scope (lane 1), or on lane 2 when the scope is read-only;
+    whether it was written (lane 1 raises on error)."""
     if scope.read_only:
-        write_detached(conn, ctx, record)
-    else:
-        conn.execute(insert_sql(), audit_params(ctx, record), prepare=True)
+        return write_detached(conn, ctx, record)
+    conn.execute(insert_sql(), audit_params(ctx, record), prepare=True)
+    return True
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -1042,19 +1048,16 @@ def record_disclosure(
                      metadata=metadata)
     scope = current_scope(conn)
     if scope is not None and scope.read_only:
-        write_detached(conn, ctx, record)
-        return Success(None)
+        if write_detached(conn, ctx, record):
+            return Success(None)
+        return Failure(UNRECORDED)
     try:
         _run_named(conn, ctx, "AuditLog", insert_sql(), audit_params(ctx, record))
     except _Err as err:
         return Failure(err.error)
     if scope is not None:
-        scope.on_rollback(lambda: _replay(conn, ctx, record))
+        scope.replay_on_rollback(lambda: write_detached(conn, ctx, record))
     return Success(None)
-
-
-def _replay(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> None:
-    write_detached(conn, ctx, record)
 
 
 def _quoted(columns: Iterable[str]) -> Iterator[str]:

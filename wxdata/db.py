@@ -14,7 +14,6 @@ import tempfile
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,9 @@ from wxdata.observability import QueryLog, TracedConnection, attach
 from wxdata.tx.scope import bypasses_row_security
 
 log = logging.getLogger("wxdata.db")
+
+#: ``application_name`` of audit lane-2 connections (tells them apart in ``pg_stat_activity``).
+LANE_APPLICATION_NAME = "wxdata-audit-lane2"
 
 _embedded_lock = threading.Lock()
 _embedded: dict[str, Any] = {}
@@ -80,6 +82,16 @@ def conninfo(url: str | None = None, config: Settings | None = None, **overrides
     return make_conninfo(base, **params)
 
 
+def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments (beyond the conninfo) every wxdata connection is opened with.
+
+    The main pool, single connections and the audit lane-2 pools all take them from here, so a
+    connection-level option (e.g. for a connection pooler in front of PostgreSQL) applies to all.
+    """
+    config = config or settings()
+    return {}
+
+
 def _query_log(config: Settings) -> QueryLog | None:
     """The query-log policy from ``DB_SLOW_QUERY_MS`` (None when unset: no tracing at all)."""
     if config.slow_query_ms is None:
@@ -89,10 +101,13 @@ def _query_log(config: Settings) -> QueryLog | None:
 
 def connect(url: str | None = None, **overrides: Any) -> psycopg.Connection[Any]:
     """Open one autocommit connection (use it as a context manager)."""
-    policy = _query_log(settings())
+    config = settings()
+    policy = _query_log(config)
+    extra = connect_kwargs(config)
     if policy is None:
-        return psycopg.connect(conninfo(url, **overrides), autocommit=True)
-    conn: psycopg.Connection[Any] = TracedConnection.connect(conninfo(url, **overrides), autocommit=True)
+        return psycopg.connect(conninfo(url, **overrides), autocommit=True, **extra)
+    conn: psycopg.Connection[Any] = TracedConnection.connect(
+        conninfo(url, **overrides), autocommit=True, **extra)
     attach(conn, policy)
     return conn
 
@@ -101,8 +116,13 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.autocommit = True
 
 
-_RETURNED: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+_RETURNED = "_wxdata_returned_at"  # kept on the connection: it lives and dies with it
 IDLE_CHECK_AFTER = 1.0  # seconds a pooled connection may sit unused before a checkout pings it
+
+
+def mark_returned(conn: psycopg.Connection[Any]) -> None:
+    """Note when a connection went back to its pool (read by :func:`check_if_idle`)."""
+    conn.__dict__[_RETURNED] = time.monotonic()
 
 
 def _reset(conn: psycopg.Connection[Any]) -> None:
@@ -111,7 +131,7 @@ def _reset(conn: psycopg.Connection[Any]) -> None:
         log.warning("connection returned to the pool inside a transaction: rolled back")
         conn.rollback()
         conn.autocommit = True
-    _RETURNED[conn] = time.monotonic()
+    mark_returned(conn)
 
 
 def check_if_idle(conn: psycopg.Connection[Any]) -> None:
@@ -120,9 +140,29 @@ def check_if_idle(conn: psycopg.Connection[Any]) -> None:
     A connection handed back a moment ago is known good; pinging it on every checkout would add
     a round trip to every pooled call.
     """
-    returned = _RETURNED.get(conn)
+    returned = conn.__dict__.get(_RETURNED)
     if returned is None or time.monotonic() - returned > IDLE_CHECK_AFTER:
         ConnectionPool.check_connection(conn)
+
+
+class Pool(ConnectionPool[psycopg.Connection[Any]]):
+    """A psycopg_pool pool that also owns the audit lane-2 pools its connections write to.
+
+    Closing it closes them (once no other open pool shares them): no lane connection outlives
+    the pool whose work it recorded.
+    """
+
+    def __init__(self, *args: Any, lane: Any = None, **kwargs: Any) -> None:
+        self.lane = lane  # the lane-2 owner (wxdata.audit.lanes.LaneOwner); set before opening
+        super().__init__(*args, **kwargs)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the pool's connections, then the lane-2 pools only it was using."""
+        try:
+            super().close(timeout)
+        finally:
+            if self.lane is not None:
+                self.lane.close()
 
 
 def create_pool(
@@ -131,18 +171,24 @@ def create_pool(
     check: Callable[[psycopg.Connection[Any]], None] | None = check_if_idle,
     configure: Callable[[psycopg.Connection[Any]], None] | None = None,
     query_log: QueryLog | None = None, config: Settings | None = None, **kwargs: Any,
-) -> ConnectionPool[psycopg.Connection[Any]]:
+) -> Pool:
     """A psycopg_pool pool of autocommit connections, checked on checkout, reset on return.
 
     ``check`` replaces the checkout check (None: none), ``configure`` runs on each new connection
     after wxdata's own set-up, ``query_log`` (default: from ``DB_SLOW_QUERY_MS``) traces every
-    statement PHI-safely (:mod:`wxdata.observability`).
+    statement PHI-safely (:mod:`wxdata.observability`). Each connection's audit lane 2 is a
+    bounded pool shared by the whole process (:mod:`wxdata.audit.lanes`), closed with this pool.
     """
+    from wxdata.audit.lanes import LaneOwner, LaneTarget, set_route  # lanes build on db
+
     config = config or settings()
     policy = query_log if query_log is not None else _query_log(config)
+    owner = LaneOwner()
+    target = LaneTarget.of(conninfo(url, config, application_name=LANE_APPLICATION_NAME), config)
 
     def setup(conn: psycopg.Connection[Any]) -> None:
         _configure(conn)
+        set_route(conn, target, owner)
         if policy is not None:
             attach(conn, policy)
         if configure is not None:
@@ -150,7 +196,7 @@ def create_pool(
 
     if policy is not None:
         kwargs.setdefault("connection_class", TracedConnection)
-    return ConnectionPool(
+    return Pool(
         conninfo(url, config),
         min_size=config.pool_min if min_size is None else min_size,
         max_size=config.pool_max if max_size is None else max_size,
@@ -159,7 +205,8 @@ def create_pool(
         reset=_reset,
         check=check,
         open=open,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, **connect_kwargs(config)},
+        lane=owner,
         **kwargs,
     )
 

@@ -115,6 +115,31 @@ class ServerHealth:
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class LaneHealth:
+    """Audit lane 2 (:mod:`wxdata.audit.lanes`): records written and lost, and its pools.
+
+    ``lost`` = ``disclosures_refused`` (a read answered ``Failure(Unavailable)`` instead of its
+    data) + ``failure_records_lost`` (a failed or denied operation returned its own Failure but
+    its record could not be kept). Counted since the process started.
+    """
+
+    written: int = 0
+    lost: int = 0
+    disclosures_refused: int = 0
+    failure_records_lost: int = 0
+    pools: tuple[PoolStats, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "written": self.written, "lost": self.lost,
+            "disclosures_refused": self.disclosures_refused,
+            "failure_records_lost": self.failure_records_lost,
+            "pools": {p.name: attrs.asdict(p) for p in self.pools},
+        }
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class RouterHealth:
     """Every server of a router, plus its fallback and read-your-writes bookkeeping."""
 
@@ -123,6 +148,7 @@ class RouterHealth:
     tracked_contexts: int = 0
     pending_contexts: int = 0
     floor_lsn: int = 0
+    audit_lane: LaneHealth = attrs.field(factory=LaneHealth)
 
     @property
     def primary(self) -> ServerHealth:
@@ -158,6 +184,7 @@ class RouterHealth:
             "tracked_contexts": self.tracked_contexts,
             "pending_contexts": self.pending_contexts,
             "floor_lsn": self.floor_lsn,
+            "audit_lane": self.audit_lane.to_dict(),
         }
 
 
@@ -251,6 +278,14 @@ def to_prometheus(health: RouterHealth) -> str:
           ((_labels([("reason", r)]), n) for r, n in health.fallbacks))
     block("wxdata_router_tracked_contexts", "Contexts with a write not yet replayed everywhere.",
           "gauge", [("", health.tracked_contexts)])
+    lane = health.audit_lane
+    block("wxdata_audit_lane_records_total", "Audit lane-2 records, by outcome.", "counter",
+          [(_labels([("outcome", "written")]), lane.written),
+           (_labels([("outcome", "disclosure_refused")]), lane.disclosures_refused),
+           (_labels([("outcome", "failure_record_lost")]), lane.failure_records_lost)])
+    for name, help_text, field in _GAUGES:
+        block(name.replace("wxdata_pool_", "wxdata_audit_lane_pool_"), help_text, "gauge",
+              ((_labels([("pool", p.name)]), getattr(p, field)) for p in lane.pools))
     return "\n".join(lines) + "\n"
 
 
@@ -275,6 +310,18 @@ def to_text(health: RouterHealth) -> str:
         )
     if health.fallbacks:
         out.append("fallbacks: " + ", ".join(f"{r}={n}" for r, n in health.fallbacks))
+    lane = health.audit_lane
+    out.append(
+        f"audit lane 2: written={lane.written} lost={lane.lost} "
+        f"disclosures_refused={lane.disclosures_refused} "
+        f"failure_records_lost={lane.failure_records_lost}"
+    )
+    for p in lane.pools:
+        out.append(
+            f"  {p.name} size={p.size}/{p.max_size} in_use={p.in_use} idle={p.idle} "
+            f"waiting={p.waiting} requests={p.requests} errors={p.request_errors} "
+            f"conn_errors={p.connection_errors}"
+        )
     return "\n".join(out) + "\n"
 
 

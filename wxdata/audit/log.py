@@ -8,7 +8,9 @@ through the lane its kind of event needs:
   of work, a plain INSERT on the same connection (lane 1: it commits or rolls back with the work);
   outside one, a plain INSERT on the autocommit connection; in a read-only unit of work, lane 2;
 - a disclosure (READ, EXPORT): as a change, and when the unit of work later rolls back the record is
-  replayed on lane 2 (the data was disclosed whatever happened to the transaction);
+  replayed on lane 2 (the data was disclosed whatever happened to the transaction); when that
+  replay fails the unit of work answers ``Failure(Unavailable)`` (:class:`wxdata.tx.DisclosureNotRecorded`);
+  in a read-only unit of work a disclosure whose lane-2 record fails is ``Failure(Unavailable)``;
 - a failure, a denial, a rollback: always lane 2, so they survive the rollback.
 
 PHI and compliance classes come from the entity spec, never from entity names. Values pass through
@@ -42,8 +44,9 @@ from wxdata.audit.record import (
 from wxdata.audit.redact import redact_row
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
-from wxdata.errors import DataError, Unavailable, from_db_error
+from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity, lookup
+from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.scope import current_scope
 
 Conn = psycopg.Connection[Any]
@@ -128,19 +131,19 @@ def write_record(
     except psycopg.Error as exc:
         return Failure(from_db_error(exc, "AuditLog"))
     if scope is not None and disclosure:
-        scope.on_rollback(lambda: _replay(conn, ctx, record))
+        scope.replay_on_rollback(lambda: write_detached(conn, ctx, record))
     return Success(None)
 
 
-def _replay(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> None:
-    write_detached(conn, ctx, record)
-
-
 def write_surviving(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> Result_:
-    """Write a record on lane 2: committed at once, whatever happens to ``conn``'s transaction."""
+    """Write a record on lane 2: committed at once, whatever happens to ``conn``'s transaction.
+
+    ``Failure(Unavailable)`` when it could not be committed: a disclosure must then not hand out
+    its data; a failure or denial returns its own Failure all the same (the loss is counted).
+    """
     if write_detached(conn, ctx, record):
         return Success(None)
-    return Failure(Unavailable(reason="audit lane 2 unavailable"))
+    return Failure(UNRECORDED)
 
 
 def _on() -> bool:

@@ -37,7 +37,8 @@ from wxdata.context import ExecutionContext, Role
 from wxdata.errors import DataError, Forbidden, InvalidQuery
 from wxdata.errors import from_db_error as _db_error
 from wxdata.schema.spec import lookup
-from wxdata.tx.scope import current_scope, unit_of_work
+from wxdata.tx.decorators import UNRECORDED
+from wxdata.tx.scope import DisclosureNotRecorded, current_scope, unit_of_work
 
 Conn = psycopg.Connection[Any]
 T = TypeVar("T")
@@ -272,7 +273,8 @@ def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
              record_of: Callable[[T], AuditRecord]) -> T:
     """Run ``work`` and write its disclosure record in the same transaction.
 
-    In a read-only unit of work the record goes to lane 2; inside a caller's unit of work it is
+    In a read-only unit of work the record goes to lane 2 (and :class:`DisclosureNotRecorded` is
+    raised, the result withheld, when it cannot be committed); inside a caller's unit of work it is
     replayed on lane 2 should that unit roll back (the disclosure happened all the same).
     """
     nested = current_scope(conn) is not None
@@ -280,14 +282,12 @@ def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
         out = work()
         record = record_of(out)
         if scope.read_only:
-            write_detached(conn, ctx, record)
+            if not write_detached(conn, ctx, record):
+                raise DisclosureNotRecorded("audit lane 2 unavailable")  # no record, no data
         else:
             conn.execute(insert_sql(), audit_params(ctx, record), prepare=True)
             if nested:
-                def replay() -> None:
-                    write_detached(conn, ctx, record)
-
-                scope.on_rollback(replay)
+                scope.replay_on_rollback(lambda: write_detached(conn, ctx, record))
     return out
 
 
@@ -327,6 +327,8 @@ def _page(
         return Success(disclose(conn, ctx, work, record_of))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
+    except DisclosureNotRecorded:
+        return Failure(UNRECORDED)
 
 
 #: Index of ``created_at`` in each column list (for the cursor).
@@ -468,6 +470,8 @@ def statistics(
         return Success(disclose(conn, ctx, work, record_of))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
+    except DisclosureNotRecorded:
+        return Failure(UNRECORDED)
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from wxdata.cache.backends.base import CacheManager
 from wxdata.cache.keys import entity_tag, row_tag, student_tag
+from wxdata.safelog import log_error
 from wxdata.tx.events import WriteEvent, add_write_listener, remove_write_listener
 
 log = logging.getLogger("wxdata.cache")
@@ -52,8 +53,8 @@ def on_write(event: WriteEvent) -> None:
     for cache in caches:
         try:
             invalidate_tags(cache, tags)
-        except Exception:  # never fail a committed write; the backend records what it owes
-            log.exception("cache invalidation failed for %s", event.entity)
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; never fail a committed write; the backend records what it owes
+            log_error(log, "cache invalidation failed for %s", exc, event.entity)
 
 
 def subscribe(cache: CacheManager) -> CacheManager:

@@ -64,13 +64,14 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 from returns.result import Failure, Result
 
-from wxdata.audit.lanes import route_lane
+from wxdata.audit.lanes import lane_health, route_lane
 from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext
 from wxdata.db import conninfo, create_pool
 from wxdata.errors import DataError, Unavailable, from_db_error
 from wxdata.health import RouterHealth, ServerHealth, pool_stats, retire_counters
 from wxdata.observability import QueryLog
+from wxdata.safelog import log_error
 from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, add_write_listener
 from wxdata.tx.scope import unit_of_work
@@ -333,8 +334,8 @@ class Router:
         def round_() -> None:
             try:
                 self.check_due()
-            except Exception:  # a failed round must not kill the caller's read
-                log.exception("lazy replica check failed")
+            except Exception as exc:  # noqa: BLE001 - logged PHI-safely; noqa: BLE001 - logged PHI-safely; a failed round must not kill the caller's read
+                log_error(log, "lazy replica check failed", exc)
             finally:
                 with self._lock:
                     self._lazy = False
@@ -345,8 +346,8 @@ class Router:
         while not self._stop.is_set():
             try:
                 self.check_due()
-            except Exception:  # the monitor must outlive any one failed round
-                log.exception("replica monitor round failed")
+            except Exception as exc:  # noqa: BLE001 - logged PHI-safely; noqa: BLE001 - logged PHI-safely; the monitor must outlive any one failed round
+                log_error(log, "replica monitor round failed", exc)
             now = time.monotonic()
             with self._lock:
                 due = min([s.next_check for s in self.replicas] or [now + self.config.check_interval])
@@ -862,4 +863,4 @@ class Router:
             fallbacks = tuple(sorted(self._fallbacks.items()))
             tracked, pending, floor = len(self._lsn), len(self._pending), self._floor
         return RouterHealth(servers=tuple(servers), fallbacks=fallbacks, tracked_contexts=tracked,
-                            pending_contexts=pending, floor_lsn=floor)
+                            pending_contexts=pending, floor_lsn=floor, audit_lane=lane_health())

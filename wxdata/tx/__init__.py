@@ -10,6 +10,7 @@ from wxdata.tx.decorators import (
 )
 from wxdata.tx.scope import (
     ConcurrentUseError,
+    DisclosureNotRecorded,
     Isolation,
     RollbackScope,
     Scope,
@@ -24,6 +25,7 @@ from wxdata.tx.scope import (
 __all__ = [
     "DEFAULT_RETRIES",
     "ConcurrentUseError",
+    "DisclosureNotRecorded",
     "Isolation",
     "RollbackScope",
     "Scope",

@@ -2,7 +2,9 @@
 
 ``Success`` commits (or releases the savepoint), ``Failure`` rolls the scope back and is returned
 unchanged, an exception rolls back and propagates, a database error (including one raised by
-``COMMIT`` itself) becomes a ``Failure``. At the outermost level a serialization failure or deadlock
+``COMMIT`` itself) becomes a ``Failure``; so does a rollback that could not keep the record of a
+disclosure made inside (``Failure(Unavailable)``, see :class:`wxdata.tx.DisclosureNotRecorded`),
+which is never retried. At the outermost level a serialization failure or deadlock
 (``Retryable``, SQLSTATE 40001/40P01) re-runs the whole function after a jittered exponential
 backoff, a bounded number of times; nothing else is retried. A nested level that meets one condemns
 the whole transaction (its snapshot is no longer valid): the outermost level then rolls back and
@@ -23,8 +25,16 @@ from returns.result import Failure, Result
 
 from wxdata import telemetry
 from wxdata.context import ExecutionContext
-from wxdata.errors import DataError, Retryable, from_db_error
-from wxdata.tx.scope import _RANK, Isolation, ScopeError, current_scope, unit_of_work
+from wxdata.errors import DataError, Retryable, Unavailable, from_db_error
+from wxdata.tx.scope import (
+    _RANK,
+    DisclosureNotRecorded,
+    Isolation,
+    Scope,
+    ScopeError,
+    current_scope,
+    unit_of_work,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -57,6 +67,10 @@ class TxOptions:
 def backoff_delay(attempt: int, base: float = 0.01, cap: float = 1.0) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
     return random.uniform(0.0, min(cap, base * (2**attempt)))  # noqa: S311 - jitter, not crypto
+
+
+#: What a unit of work answers when a disclosure made inside it could not be recorded.
+UNRECORDED = Unavailable(reason="audit lane 2 unavailable: a disclosure could not be recorded")
 
 
 def _body_result(body: Callable[[], Result[T, DataError]]) -> Result[T, DataError]:
@@ -108,6 +122,8 @@ def run_in_scope(
             result = signal.result
         except psycopg.Error as exc:
             result = Failure(from_db_error(exc))
+        if scope.unrecorded:  # the savepoint's disclosures lost their records: fail closed
+            return Failure(UNRECORDED)
         error = result.failure()
         if isinstance(error, Retryable):
             scope.doom(error)
@@ -116,9 +132,11 @@ def run_in_scope(
     attempt = 0
     while True:
         token = telemetry.attempt.set(attempt)
+        units: list[Scope] = []
         try:
             with unit_of_work(conn, ctx, isolation=isolation, read_only=read_only,
                               deferrable=deferrable, audit=audit) as opened:
+                units.append(opened)
                 opened.frames[-1].adopt = adopt
                 result = body()
                 if isinstance(result, Failure):
@@ -130,8 +148,12 @@ def run_in_scope(
             result = signal.result
         except psycopg.Error as exc:
             result = Failure(from_db_error(exc))
+        except DisclosureNotRecorded:
+            return Failure(UNRECORDED)
         finally:
             telemetry.attempt.reset(token)
+        if units and units[0].unrecorded:  # rolled back, and a disclosure lost its record
+            return Failure(UNRECORDED)
         error = result.failure()
         if not isinstance(error, Retryable) or attempt >= retries:
             return result

@@ -15,6 +15,7 @@ from uuid import UUID
 import attrs
 import psycopg
 
+from wxdata.safelog import log_error
 from wxdata.tx.scope import current_scope
 
 log = logging.getLogger("wxdata.tx")
@@ -50,8 +51,8 @@ def _deliver(event: WriteEvent) -> None:
     for listener in tuple(_LISTENERS):
         try:
             listener(event)
-        except Exception:  # a listener must never fail the write that already committed
-            log.exception("write listener failed for %s", event.entity)
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; a listener must never fail the write that already committed
+            log_error(log, "write listener failed for %s", exc, event.entity)
 
 
 def announce_write(conn: psycopg.Connection[Any], event: WriteEvent) -> None:

@@ -17,6 +17,11 @@ Outcomes:
   database error after running the rollback hooks; :func:`wxdata.tx.run_in_scope` turns it into a
   ``Failure`` and retries it when it is a serialization failure or deadlock.
 
+A disclosure record that rode in a transaction which then rolls back is re-written on audit lane 2
+by a rollback hook (:meth:`Scope.replay_on_rollback`). When that fails, nothing read inside the unit
+of work may leave it: the outermost level raises :class:`DisclosureNotRecorded` instead of ending
+quietly or committing (``run_in_scope`` answers ``Failure(Unavailable)``).
+
 After-commit hooks (cache invalidation, notifications) run only once the outermost ``COMMIT`` has
 returned; hooks registered inside a savepoint that rolls back are dropped with it. Rollback hooks
 (e.g. replaying disclosure records on audit lane 2) run when their level or an enclosing one rolls
@@ -48,6 +53,7 @@ from psycopg.pq import TransactionStatus
 from wxdata import telemetry
 from wxdata.context import ExecutionContext, context_age_error, context_settings
 from wxdata.errors import ContextRefused
+from wxdata.safelog import log_error
 
 log = logging.getLogger("wxdata.tx")
 
@@ -79,6 +85,15 @@ class RollbackScope(Exception):
     """Raise inside ``unit_of_work`` to roll the current scope back without an error."""
 
 
+class DisclosureNotRecorded(Exception):
+    """Data was read in a unit of work whose disclosure record could not be committed.
+
+    Raised by the outermost ``unit_of_work`` instead of letting it end quietly (a rollback
+    requested with :class:`RollbackScope`, or a commit): what was read inside must not be used.
+    :func:`wxdata.tx.run_in_scope` turns it into ``Failure(Unavailable)``.
+    """
+
+
 @attrs.define(slots=True, eq=False)
 class _Frame:
     savepoint: str | None
@@ -102,6 +117,7 @@ class Scope:
     doomed: Any = None  # the Retryable error that condemned this transaction, if any
     unit_id: uuid.UUID | None = None
     span: telemetry.TransactionSpan | None = None
+    unrecorded: int = 0  # disclosure records lost at a rollback (see replay_on_rollback)
     _names: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
 
     @property
@@ -116,6 +132,24 @@ class Scope:
     def on_rollback(self, hook: Hook) -> None:
         """Run ``hook`` after this scope level (or an enclosing one) rolls back."""
         self.frames[-1].rollback_hooks.append(hook)
+
+    def replay_on_rollback(self, write: Callable[[], bool]) -> None:
+        """At rollback, re-write a disclosure record that rode in this level (``write`` -> kept?).
+
+        When ``write`` answers False (or raises) the disclosure has no record: the unit of work
+        can no longer succeed, and its outermost level raises :class:`DisclosureNotRecorded`
+        instead of ending quietly or committing.
+        """
+
+        def hook() -> None:
+            kept = False
+            try:
+                kept = write()
+            finally:
+                if not kept:
+                    self.unrecorded += 1
+
+        self.on_rollback(hook)
 
     def mark_written(self, entity: str) -> None:
         """Record that this transaction wrote ``entity`` (its reads then bypass the cache)."""
@@ -193,8 +227,8 @@ def _run_hooks(hooks: list[Hook]) -> None:
     for hook in hooks:
         try:
             hook()
-        except Exception:  # a hook failing must not undo or hide the transaction's outcome
-            log.exception("transaction hook failed (the transaction outcome stands)")
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; a hook failing must not undo or hide the transaction's outcome
+            log_error(log, "transaction hook failed (the transaction outcome stands)", exc)
 
 
 def _aborted(conn: Conn) -> bool:
@@ -270,6 +304,8 @@ def unit_of_work(
             yield scope
         except RollbackScope:
             _finish_outer(conn, scope, commit=False)
+            if scope.unrecorded:
+                raise DisclosureNotRecorded("a disclosure record could not be kept") from None
             return
         except BaseException:
             _finish_outer(conn, scope, commit=False)
@@ -350,6 +386,8 @@ def _finish_outer(conn: Conn, scope: Scope, *, commit: bool) -> None:
     if commit:
         commit_hooks = [h for f in scope.frames for h in f.hooks]
         try:
+            if scope.unrecorded:  # a rolled-back savepoint lost a disclosure record
+                raise DisclosureNotRecorded("a disclosure record could not be kept")
             if scope.audit and not scope.read_only:
                 _audit_outcome(conn, scope, committed=True)
             if _aborted(conn):

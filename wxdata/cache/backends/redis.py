@@ -50,6 +50,7 @@ from wxdata.cache.crypto import Envelope
 from wxdata.cache.keys import KeyBuilder
 from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads
 from wxdata.cache.stats import COUNTERS, CacheStats, Counters, snapshot
+from wxdata.safelog import log_error
 from wxdata.schema.spec import registered
 
 log = logging.getLogger("wxdata.cache")
@@ -379,7 +380,7 @@ class RedisCache:
             payload = dumps((value, tuple(tag_ids), time.time() + ttl))
         except Unserialisable as exc:
             self.counters.add(entity, "not_cacheable")
-            log.warning("cache: value not cacheable (%s)", exc)
+            log_error(log, "cache: value not cacheable", exc, level=logging.WARNING)
             return None
         return self.envelope.seal(key, payload, sensitive)
 
