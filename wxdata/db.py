@@ -145,8 +145,35 @@ def check_if_idle(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
-class Pool(ConnectionPool[psycopg.Connection[Any]]):
-    """A psycopg_pool pool that also owns the audit lane-2 pools its connections write to.
+class ReturningPool(ConnectionPool[psycopg.Connection[Any]]):
+    """A psycopg_pool pool whose returned connections are reset in the returning thread.
+
+    psycopg_pool hands a returned connection to a background task when a ``reset`` callback is
+    set, and a task that runs after :meth:`close` is dropped without closing its connection: a
+    connection handed back just before ``close()`` stayed open on the server. Here ``on_return``
+    runs in :meth:`putconn` itself and the connection goes back (or, the pool being closed, is
+    closed) before ``putconn`` returns. A connection whose reset fails is closed and replaced.
+    """
+
+    def __init__(
+        self, *args: Any,
+        on_return: Callable[[psycopg.Connection[Any]], None] | None = None, **kwargs: Any,
+    ) -> None:
+        self._on_return = on_return
+        super().__init__(*args, **kwargs)
+
+    def putconn(self, conn: psycopg.Connection[Any]) -> None:
+        """Reset ``conn`` here, then return it to the pool (closed if the pool is)."""
+        if self._on_return is not None and not conn.closed and not self.closed:
+            try:
+                self._on_return(conn)
+            except psycopg.Error:
+                conn.close()  # psycopg_pool counts it as returned bad and opens a new one
+        super().putconn(conn)
+
+
+class Pool(ReturningPool):
+    """A wxdata pool that also owns the audit lane-2 pools its connections write to.
 
     Closing it closes them (once no other open pool shares them): no lane connection outlives
     the pool whose work it recorded.
@@ -202,7 +229,7 @@ def create_pool(
         max_size=config.pool_max if max_size is None else max_size,
         name=name,
         configure=setup,
-        reset=_reset,
+        on_return=_reset,
         check=check,
         open=open,
         kwargs={"autocommit": True, **connect_kwargs(config)},

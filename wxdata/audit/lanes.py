@@ -37,7 +37,13 @@ from wxdata.audit.ownership import note_detached
 from wxdata.audit.record import AuditRecord, insert_sql, params
 from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext
-from wxdata.db import LANE_APPLICATION_NAME, check_if_idle, connect_kwargs, mark_returned
+from wxdata.db import (
+    LANE_APPLICATION_NAME,
+    ReturningPool,
+    check_if_idle,
+    connect_kwargs,
+    mark_returned,
+)
 from wxdata.health import LaneHealth, pool_stats
 from wxdata.safelog import describe
 
@@ -156,7 +162,7 @@ def _route(conn: Conn) -> _Route | None:
 
 
 def _open(target: LaneTarget) -> ConnectionPool[Conn]:
-    return ConnectionPool(
+    return ReturningPool(
         target.conninfo,
         min_size=0,
         max_size=target.max_size,
@@ -164,7 +170,9 @@ def _open(target: LaneTarget) -> ConnectionPool[Conn]:
         name=f"wxdata-audit-lane2-{next(_names)}",
         kwargs={"autocommit": True, **dict(target.kwargs)},
         check=check_if_idle,
-        reset=mark_returned,
+        on_return=mark_returned,
+        num_workers=1,  # records are short INSERTs: one thread opens connections for the pool
+        max_idle=60.0,
         open=True,
     )
 

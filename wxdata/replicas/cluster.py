@@ -101,12 +101,18 @@ class LocalCluster:
     primary_port: int
     replica_ports: list[int]
     running: set[str] = attrs.field(factory=set)
+    conf: tuple[str, ...] = ()  # extra postgresql.conf lines of the primary (they win)
 
     # --- building -----------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, replicas: int = 1, *, timeout: float = 60.0) -> LocalCluster:
-        """Build, start and wait for a primary and ``replicas`` streaming replicas."""
+    def create(
+        cls, replicas: int = 1, *, timeout: float = 60.0, conf: Sequence[str] = ()
+    ) -> LocalCluster:
+        """Build, start and wait for a primary and ``replicas`` streaming replicas.
+
+        ``conf``: extra ``postgresql.conf`` lines for the primary (e.g. ``max_connections = 20``).
+        """
         reason = missing()
         if reason is not None:
             raise ClusterError(reason)
@@ -115,7 +121,7 @@ class LocalCluster:
         user = _os_user()
         root = Path(tempfile.mkdtemp(prefix="wxdata-repl-"))
         cluster = cls(root=root, bin=folder, user=user, primary_port=_free_port(),
-                      replica_ports=[_free_port() for _ in range(replicas)])
+                      replica_ports=[_free_port() for _ in range(replicas)], conf=tuple(conf))
         try:
             if user is not None:
                 entry = pwd.getpwnam(user)
@@ -188,6 +194,7 @@ class LocalCluster:
             "max_connections = 100",
             "log_min_messages = warning",
             "log_line_prefix = '%m [%p] '",
+            *self.conf,
         ])
 
     def _clone(self, i: int) -> None:
