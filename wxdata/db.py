@@ -24,9 +24,11 @@ from psycopg_pool import ConnectionPool
 
 from wxdata.config import Settings, settings
 from wxdata.observability import QueryLog, TracedConnection, attach
+from wxdata.safelog import guard_library_loggers
 from wxdata.tx.scope import bypasses_row_security
 
 log = logging.getLogger("wxdata.db")
+guard_library_loggers()  # psycopg's own warnings may quote an error's DETAIL: keep it out of logs
 
 #: ``application_name`` of audit lane-2 connections (tells them apart in ``pg_stat_activity``).
 LANE_APPLICATION_NAME = "wxdata-audit-lane2"
