@@ -30,6 +30,9 @@ from wxdata import ExecutionContext, Purpose, Role, crud, system_context
 from wxdata import config as wx_config
 from wxdata.audit import log_read
 from wxdata.audit.lanes import close_lanes, lane_health, route_lane
+from wxdata.cache import cached
+from wxdata.cache.factory import build_cache
+from wxdata.cache.keys import by_id
 from wxdata.config import ConfigError, load_settings
 from wxdata.db import create_pool
 from wxdata.domains import students
@@ -37,6 +40,7 @@ from wxdata.errors import DataError, Unavailable
 from wxdata.health import RouterHealth, to_prometheus, to_text
 from wxdata.migrate import migrate
 from wxdata.replicas import cluster as local
+from wxdata.schema import STUDENTS
 from wxdata.tx import DisclosureNotRecorded, RollbackScope, run_in_scope, unit_of_work
 
 WAIT = 60.0  # generous deadline for eventual states (polling, never a timing assertion)
@@ -234,6 +238,33 @@ def test_dead_lane_read_only_reads_fail_closed(
     after = lane_health()
     assert after.disclosures_refused - before.disclosures_refused == 5
     assert _records(conn, request) == 0
+
+
+def test_dead_lane_cached_phi_hit_fails_closed(
+    conn: psycopg.Connection[Any], make_student: Any, school: dict[str, uuid.UUID],
+    dead_lane_pool: tuple[Any, str],
+) -> None:
+    """A PHI cache hit is a disclosure: with no lane for its record, no cached data either."""
+    pool, _ = dead_lane_pool
+    student = make_student()
+    ctx = _ctx(school["school_id"], f"ch-{uuid.uuid4().hex[:8]}")
+    cache = build_cache(attrs.evolve(wx_config.settings(), cache_enabled=True,
+                                     cache_backend="memory"), subscribe_writes=False)
+    assert cache is not None
+    calls = [0]
+
+    @cached(STUDENTS, key=lambda c, x, sid: by_id(sid), cache=cache)
+    def get(c: psycopg.Connection[Any], x: ExecutionContext, sid: Any) -> Any:
+        calls[0] += 1
+        return students.find_by_id(c, x, sid)
+
+    assert isinstance(get(conn, ctx, student.id), Success)  # primed (record rides lane 1)
+    with pool.connection() as c:
+        hit = run_in_scope(c, ctx, lambda: get(c, ctx, student.id), read_only=True)
+    assert calls[0] == 1  # the second call was a cache hit
+    assert isinstance(hit, Failure) and isinstance(hit.failure(), Unavailable)
+    again = get(conn, ctx, student.id)  # control: a hit whose record can ride lane 1
+    assert isinstance(again, Success) and calls[0] == 1
 
 
 def test_dead_lane_rolled_back_read_write_unit_fails_closed(
