@@ -3,7 +3,7 @@ the one redaction registry, by-value diffs and the two lanes (same transaction /
 
 from wxdata.audit.decorator import audited, extract
 from wxdata.audit.diff import diff, same_value
-from wxdata.audit.lanes import close_lanes, write_detached
+from wxdata.audit.lanes import close_lanes, lane_health, write_detached
 from wxdata.audit.log import (
     build_record,
     log_access_denied,
@@ -36,6 +36,7 @@ __all__ = [
     "diff",
     "extract",
     "is_secret_name",
+    "lane_health",
     "log_access_denied",
     "log_bulk",
     "log_create",
