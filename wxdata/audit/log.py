@@ -21,7 +21,6 @@ disclosures) nothing is written and the result is ``Success(None)``.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -61,16 +60,15 @@ CHANGES = frozenset({AuditAction.CREATE, AuditAction.UPDATE, AuditAction.DELETE,
                      AuditAction.BULK_DELETE, AuditAction.IMPORT})
 BULK = frozenset({AuditAction.BULK_CREATE, AuditAction.BULK_UPDATE, AuditAction.BULK_DELETE})
 
-_CURSORS: weakref.WeakKeyDictionary[Conn, psycopg.Cursor[tuple[Any, ...]]] = (
-    weakref.WeakKeyDictionary()
-)
+_CURSOR = "_wxdata_audit_cursor"
 
 
 def _cursor(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
-    cur = _CURSORS.get(conn)
+    """A tuple-row cursor kept on the connection itself (it lives and dies with it)."""
+    cur: psycopg.Cursor[tuple[Any, ...]] | None = conn.__dict__.get(_CURSOR)
     if cur is None or cur.closed:
         cur = conn.cursor(row_factory=tuple_row)
-        _CURSORS[conn] = cur
+        conn.__dict__[_CURSOR] = cur
     return cur
 
 
