@@ -39,6 +39,7 @@ from wxdata.domains import students
 from wxdata.errors import DataError, Unavailable
 from wxdata.health import RouterHealth, to_prometheus, to_text
 from wxdata.migrate import migrate
+from wxdata.replicas import Router, RouterConfig
 from wxdata.replicas import cluster as local
 from wxdata.schema import STUDENTS
 from wxdata.tx import DisclosureNotRecorded, RollbackScope, run_in_scope, unit_of_work
@@ -81,11 +82,11 @@ def lane_settings() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def small_server() -> Iterator[local.LocalCluster]:
-    """A private primary with ``max_connections = 20``, migrated."""
+    """A private primary with ``max_connections = 20`` and one streaming replica, migrated."""
     reason = local.missing()
     if reason is not None:
         pytest.fail(reason)  # the machine is expected to have the server binaries
-    with local.LocalCluster.create(replicas=0, conf=("max_connections = 20",)) as c:
+    with local.LocalCluster.create(replicas=1, conf=("max_connections = 20",)) as c:
         with psycopg.connect(c.url("primary"), autocommit=True) as conn:
             migrate(conn)
         yield c
@@ -180,6 +181,54 @@ def test_200_threads_every_success_has_exactly_one_record(
         while _backends(admin) != baseline and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _backends(admin) == baseline
+
+
+def test_replica_read_without_its_lane_fails_closed_and_keeps_the_replica(
+    small_server: local.LocalCluster, lane_settings: Any
+) -> None:
+    """A replica read's record goes to the primary on lane 2: unreachable, the read returns no
+    data, and the replica is not taken for a failed server; with the lane, one record per read."""
+    url, replica = small_server.url("primary"), small_server.url("replica-1")
+    sys_ctx = system_context("tests")
+    with psycopg.connect(url, autocommit=True) as admin:
+        district = admin.execute(
+            "INSERT INTO districts (name, code) VALUES ('D', %s) RETURNING id",
+            (f"D-{uuid.uuid4().hex[:8]}",)).fetchone()
+        assert district is not None
+        school = admin.execute(
+            "INSERT INTO schools (name, code, district_id) VALUES ('S', %s, %s) RETURNING id",
+            (f"S-{uuid.uuid4().hex[:8]}", district[0])).fetchone()
+        assert school is not None
+        student = students.create(admin, sys_ctx, student_values(
+            {"school_id": school[0], "district_id": district[0]})).unwrap()
+        small_server.wait_replayed("replica-1")
+        config = attrs.evolve(lane_settings, audit_lane_timeout=0.3)
+        router_config = RouterConfig.from_settings(config, monitor=False)
+        dead = make_conninfo(url, port=str(_dead_port()))
+        for lane, request in ((dead, f"rd-{uuid.uuid4().hex[:8]}"),
+                              (None, f"rl-{uuid.uuid4().hex[:8]}")):
+            router = Router.open(url, [replica], settings=config, min_size=0, max_size=2,
+                                 config=router_config, initial_check=False)
+            try:
+                if lane is not None:
+                    router.lane_target = lane
+                router.check_all()
+                ctx = _ctx(school[0], request)
+                result = router.read(ctx, students.find_by_id, student.id)
+                health = router.health()
+            finally:
+                router.close()
+            assert health.server("replica-1").reads == 1  # served by the replica
+            assert health.server("replica-1").state == "up"
+            records = _records(admin, request)
+            if lane is None:
+                assert isinstance(result, Success) and result.unwrap().id == student.id
+                assert records == 1
+            else:
+                assert isinstance(result, Failure)
+                assert isinstance(result.failure(), Unavailable)
+                assert records == 0
+                assert health.audit_lane.disclosures_refused >= 1
 
 
 # --- lane 2 unreachable ---------------------------------------------------------------------------

@@ -42,7 +42,8 @@ Audit
     A replica cannot take the INSERT of a read's disclosure record. Inside the read-only unit of
     work the CRUD functions write that record on audit lane 2, and every replica connection has its
     lane routed to the primary (:func:`wxdata.audit.lanes.route_lane`): the disclosure is committed
-    on the primary before the read returns.
+    on the primary before the read returns. When it cannot be (lane 2 unreachable or exhausted) the
+    read answers ``Failure(Unavailable)`` with no data, and the replica is not marked down for it.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ from wxdata.errors import DataError, Unavailable, from_db_error
 from wxdata.health import RouterHealth, ServerHealth, pool_stats, retire_counters
 from wxdata.observability import QueryLog
 from wxdata.safelog import log_error
-from wxdata.tx.decorators import run_in_scope
+from wxdata.tx.decorators import UNRECORDED, run_in_scope
 from wxdata.tx.events import WriteEvent, add_write_listener
 from wxdata.tx.scope import unit_of_work
 
@@ -806,7 +807,10 @@ class Router:
             finally:
                 broken = conn.closed or conn.broken
                 self._give_back(server, conn, pool)
-            if server.role == "replica" and (
+            # A read refused because its disclosure record could not be committed (audit lane 2
+            # down) is not the replica's fault: it is returned as is, the replica stays in use.
+            unrecorded = isinstance(result, Failure) and result.failure() == UNRECORDED
+            if server.role == "replica" and not unrecorded and (
                 broken or (isinstance(result, Failure) and isinstance(result.failure(), Unavailable))
             ):
                 self._mark_down(server, "failed under a read")
