@@ -166,7 +166,7 @@ class ReturningPool(ConnectionPool[psycopg.Connection[Any]]):
 
     def putconn(self, conn: psycopg.Connection[Any]) -> None:
         """Reset ``conn`` here, then return it to the pool (closed if the pool is)."""
-        if self._on_return is not None and not conn.closed and not self.closed:
+        if self._on_return is not None and not (conn.closed or conn.broken or self.closed):
             try:
                 self._on_return(conn)
             except psycopg.Error:
