@@ -302,7 +302,7 @@ def test_dead_lane_cached_phi_hit_fails_closed(
     assert cache is not None
     calls = [0]
 
-    @cached(STUDENTS, key=lambda c, x, sid: by_id(sid), cache=cache)
+    @cached(STUDENTS, key=lambda c, x, sid: by_id(sid), cache=cache, unkeyed=("calls",))
     def get(c: psycopg.Connection[Any], x: ExecutionContext, sid: Any) -> Any:
         calls[0] += 1
         return students.find_by_id(c, x, sid)
