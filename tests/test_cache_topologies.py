@@ -48,7 +48,7 @@ def reader(cache: CacheManager) -> tuple[Callable[..., Result[Any, DataError]], 
     """A cached by-id read of students, counting the calls that reached PostgreSQL."""
     calls = [0]
 
-    @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache)
+    @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache, unkeyed=("calls",))
     def get(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
         calls[0] += 1
         return students.find_by_id(conn, ctx, sid)
