@@ -1,0 +1,166 @@
+"""Clinical free text never reaches the audit trail, for every entity that has any.
+
+Two guarantees, each pinned so that a regression fails a test:
+
+* the set of columns classified as clinical free text is fixed here as a literal list, so
+  dropping ``clinical_text=True`` from a column (or adding it) is a deliberate, reviewed change;
+* for every entity having such columns, a unique sentinel written through create, update and
+  delete never appears in any column of any ``audit_log`` row (compared as text), while the
+  records of those writes exist and name the masked fields.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from returns.result import Success
+
+import wxdata.domains  # noqa: F401 - registers every entity
+from tests.test_domains_crud import Builder
+from wxdata import crud
+from wxdata.audit.redact import MASK
+from wxdata.context import ExecutionContext
+from wxdata.schema.spec import Entity, Kind, registered
+
+#: Every clinical free-text column of every entity. Changing a classification must change this list.
+CLINICAL_TEXT: dict[str, tuple[str, ...]] = {
+    "alerts": ("message",),
+    "allergies": ("symptoms", "treatment", "emergency_protocol", "notes"),
+    "appointment_reminders": ("message",),
+    "appointment_waitlist": ("reason", "notes"),
+    "appointments": ("reason", "notes"),
+    "chronic_conditions": ("notes", "care_plan", "emergency_protocol"),
+    "clinic_visits": ("treatment", "notes"),
+    "clinical_notes": ("content", "subjective", "objective", "assessment", "plan",
+                       "amendment_reason"),
+    "compliance_violations": ("description", "root_cause", "resolution_notes"),
+    "contacts": ("notes",),
+    "documents": ("description",),
+    "emergency_contacts": ("notes",),
+    "follow_up_actions": ("action", "notes"),
+    "follow_up_appointments": ("reason", "cancellation_reason", "notes"),
+    "growth_tracking": ("notes",),
+    "health_records": ("description", "diagnosis", "treatment", "notes"),
+    "health_screenings": ("notes",),
+    "immunizations": ("notes",),
+    "incident_reports": ("description", "actions_taken", "follow_up_notes"),
+    "lab_results": ("result", "interpretation", "notes"),
+    "medical_history": ("treatment", "medication", "notes"),
+    "medication_logs": ("notes", "reason_not_given"),
+    "mental_health_records": ("session_notes", "assessment", "diagnosis", "treatment_plan",
+                              "risk_factors", "protective_factors", "interventions",
+                              "referral_reason"),
+    "messages": ("content",),
+    "phi_disclosures": ("minimum_necessary", "notes"),
+    "prescriptions": ("instructions", "notes"),
+    "push_notifications": ("body",),
+    "student_drug_allergies": ("reaction", "notes"),
+    "student_medications": ("instructions",),
+    "treatment_plans": ("diagnosis",),
+    "vaccinations": ("reactions", "exemption_reason", "notes"),
+    "vital_signs": ("notes",),
+    "witness_statements": ("statement",),
+}
+
+ENTITIES = sorted((e for e in registered() if e.table in CLINICAL_TEXT), key=lambda e: e.table)
+
+
+def _declared() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for e in registered():
+        names = tuple(c.name for c in e.columns if c.rules.clinical_text)
+        if names:
+            out[e.table] = names
+    return out
+
+
+def test_the_clinical_text_columns_are_exactly_the_pinned_list() -> None:
+    declared = _declared()
+    assert sorted(declared) == sorted(CLINICAL_TEXT), "entities with clinical text changed"
+    for table, names in CLINICAL_TEXT.items():
+        assert sorted(declared[table]) == sorted(names), f"{table}: clinical text columns changed"
+
+
+def test_every_clinical_text_column_is_phi_free_text() -> None:
+    for table, names in CLINICAL_TEXT.items():
+        entity = next(e for e in registered() if e.table == table)
+        for name in names:
+            column = entity.by_name[name]
+            assert column.data_class.value == "PHI", f"{table}.{name} is not PHI"
+            assert not column.filterable and not column.sortable, f"{table}.{name} is queryable"
+
+
+@pytest.fixture
+def admin(server_url: str, db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A privileged connection to the test database, to read the whole audit trail."""
+    url = make_conninfo(server_url, dbname=conninfo_to_dict(db_url)["dbname"])
+    with psycopg.connect(url, autocommit=True) as c:
+        yield c
+
+
+def _leaks(admin: psycopg.Connection[Any], marker: str) -> list[tuple[Any, ...]]:
+    """Audit rows whose text form (every column) contains ``marker``."""
+    return admin.execute(
+        "SELECT seq, action, entity_type FROM audit_log a WHERE strpos(a::text, %s) > 0",
+        (marker,)).fetchall()
+
+
+def _sentinel(kind: Kind, text: str) -> Any:
+    """The sentinel in the shape the column holds (text, a list of texts, or a JSON document)."""
+    if kind is Kind.TEXT_ARRAY:
+        return [text, f"{text}-second"]
+    if kind is Kind.JSON:
+        return {"entry": text, "more": [text]}
+    return text
+
+
+def _sentinel_values(entity: Entity[Any], marker: str, step: str) -> dict[str, Any]:
+    return {name: _sentinel(entity.by_name[name].kind, f"{marker}-{step}-{name}")
+            for name in CLINICAL_TEXT[entity.table]}
+
+
+@settings(max_examples=2, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+@given(data=st.data())
+def test_clinical_text_never_reaches_the_audit_trail(
+    conn: psycopg.Connection[Any], sys_ctx: ExecutionContext, admin: psycopg.Connection[Any],
+    entity: Entity[Any], data: st.DataObject,
+) -> None:
+    marker = f"CLINSENTINEL{uuid.uuid4().hex}"
+    builder = Builder(conn, sys_ctx, data.draw)
+    values = {**builder.values(entity), **_sentinel_values(entity, marker, "create")}
+    created = builder.create(entity, values)
+    for name in CLINICAL_TEXT[entity.table]:
+        assert getattr(created, name) == values[name], f"{entity.table}.{name} not stored"
+
+    changes = _sentinel_values(entity, marker, "update")
+    updated = crud.update(conn, sys_ctx, entity, created.id, changes)
+    assert isinstance(updated, Success), f"{entity.table}: update failed: {updated}"
+    first = CLINICAL_TEXT[entity.table][0]
+    assert getattr(updated.unwrap(), first) == changes[first]
+    nullable = {n: None for n in CLINICAL_TEXT[entity.table] if entity.by_name[n].nullable}
+    if nullable:
+        cleared = crud.update(conn, sys_ctx, entity, created.id, nullable)
+        assert isinstance(cleared, Success), f"{entity.table}: clearing failed: {cleared}"
+    assert crud.delete(conn, sys_ctx, entity, created.id) == Success(None)
+
+    assert _leaks(admin, marker) == [], f"{entity.table}: clinical text in the audit trail"
+
+    records = admin.execute(
+        "SELECT action, changes FROM audit_log WHERE entity_id = %s AND entity_type = %s "
+        "ORDER BY seq", (created.id, entity.name)).fetchall()
+    actions = [a for a, _ in records]
+    assert actions[:2] == ["CREATE", "UPDATE"] and "DELETE" in actions, actions
+    update_changes = records[1][1]
+    for name in CLINICAL_TEXT[entity.table]:
+        assert update_changes[name]["changed"] is True, f"{entity.table}.{name} not recorded"
+        assert update_changes[name]["after"] == MASK, f"{entity.table}.{name} not masked"
