@@ -20,9 +20,10 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
 from returns.result import Failure, Success
 
 from wxdata import system_context
@@ -114,7 +115,7 @@ def _ok(conn: psycopg.Connection[Any], **kw: Any) -> VerifyReport:
 
 def _broken(conn: psycopg.Connection[Any], **kw: Any) -> Any:
     report = verify(conn, KEY, **kw).unwrap()
-    assert not report.ok
+    assert not report.ok, "verify reported an intact chain"
     return report.broken
 
 
@@ -686,3 +687,82 @@ def test_the_fast_row_encoder_equals_the_canonical_form(record: dict[str, Any]) 
 
     names = list(record)
     assert _row_encoder(names)([record[n] for n in names]) == canonical(record)
+
+
+# --- every position is checked, the newest included ---------------------------------------------------
+
+
+def _edit(conn: psycopg.Connection[Any], position: int) -> tuple[uuid.UUID, Any]:
+    """Change the content of the record sealed at ``position``; returns what restores it."""
+    audit_id, _ = _at(conn, position)
+    row = conn.execute("SELECT new_values FROM audit_log WHERE id = %s", (audit_id,)).fetchone()
+    assert row is not None
+    with _tamper(conn):
+        conn.execute("UPDATE audit_log SET new_values = COALESCE(new_values, '{}'::jsonb) "
+                     "|| '{\"tampered\": 1}'::jsonb WHERE id = %s", (audit_id,))
+    return audit_id, row[0]
+
+
+def _unedit(conn: psycopg.Connection[Any], edited: tuple[uuid.UUID, Any]) -> None:
+    audit_id, original = edited
+    with _tamper(conn):
+        conn.execute("UPDATE audit_log SET new_values = %s WHERE id = %s",
+                     (None if original is None else Jsonb(original), audit_id))
+
+
+def test_editing_the_newest_sealed_record_is_named_edited(chain: psycopg.Connection[Any]) -> None:
+    kept = head(chain, KEY).unwrap().to_string()
+    assert kept.startswith("wxah1:20:")
+    _edit(chain, 20)
+    broken = _broken(chain)
+    assert (broken.reason, broken.position) == (BreakReason.EDITED, 20)
+    broken = _broken(chain, head=kept)  # the kept head still matches the seal: the MAC must not
+    assert (broken.reason, broken.position) == (BreakReason.EDITED, 20)
+
+
+def test_editing_the_newest_record_of_a_later_run_is_named_edited(
+    chain: psycopg.Connection[Any],
+) -> None:
+    _insert(chain, 1)
+    assert _sealed(chain).last_position == 21  # a run of a single record
+    kept = head(chain, KEY).unwrap()
+    _edit(chain, 21)
+    for options in ({}, {"head": kept}):
+        broken = _broken(chain, **options)
+        assert (broken.reason, broken.position) == (BreakReason.EDITED, 21), options
+
+
+def test_editing_the_first_sealed_record_is_named_edited(chain: psycopg.Connection[Any]) -> None:
+    kept = head(chain, KEY).unwrap()
+    _edit(chain, 1)
+    for options in ({}, {"head": kept}):
+        broken = _broken(chain, **options)
+        assert (broken.reason, broken.position) == (BreakReason.EDITED, 1), options
+
+
+def test_every_position_is_named_when_it_alone_is_edited(chain: psycopg.Connection[Any]) -> None:
+    for position in range(1, 21):
+        edited = _edit(chain, position)
+        broken = _broken(chain)
+        assert (broken.reason, broken.position) == (BreakReason.EDITED, position)
+        _unedit(chain, edited)
+    assert _ok(chain).verified == 20
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(positions=st.sets(st.integers(1, 20), min_size=1, max_size=4),
+       with_head=st.booleans())
+def test_the_first_edited_position_is_the_one_named(
+    chain: psycopg.Connection[Any], positions: set[int], with_head: bool,
+) -> None:
+    """Whatever records are edited, verify names the earliest of them (newest and first too)."""
+    kept = head(chain, KEY).unwrap() if with_head else None
+    edits = [_edit(chain, p) for p in sorted(positions)]
+    try:
+        broken = _broken(chain, head=kept)
+        assert (broken.reason, broken.position) == (BreakReason.EDITED, min(positions))
+    finally:
+        for edited in edits:
+            _unedit(chain, edited)
+    assert _ok(chain, head=kept).verified == 20
