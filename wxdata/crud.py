@@ -520,8 +520,12 @@ def find_after(
     order_by: SortSpec = None,
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    include_deleted: bool = False,
 ) -> Result[KeysetPage[R], DataError]:
-    """Keyset pagination: up to ``limit`` rows after the cursor, stable under concurrent inserts."""
+    """Keyset pagination: up to ``limit`` rows after the cursor, stable under concurrent inserts.
+
+    Soft-deleted rows are left out unless ``include_deleted`` (keep the flag the same across the
+    pages of one walk)."""
     try:
         checked = check_page(1, limit)
         if isinstance(checked, Failure):
@@ -540,7 +544,8 @@ def find_after(
                 raise _Err(values.failure())
             params.update({f"_k{i}": v for i, v in enumerate(values.unwrap())})
         columns = entity.column_names
-        sql = compiler.select_after(entity, shape, sort, columns, "live", after is None)
+        sql = compiler.select_after(entity, shape, sort, columns, _deleted(include_deleted),
+                                    after is None)
         params["_limit"] = limit
         rows = _read(conn, ctx, entity, sql, params, columns, columns,
                      build=_rows_builder(entity, columns, None))
@@ -570,12 +575,16 @@ def count(
 
 @traced("exists")
 def exists(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None
+    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None, *,
+    include_deleted: bool = False,
 ) -> Result[bool, DataError]:
-    """Whether any visible row matches; a database error is a Failure, never ``False``."""
+    """Whether any visible row matches; a database error is a Failure, never ``False``.
+
+    Soft-deleted rows do not count unless ``include_deleted``."""
     try:
         shape, params = _where(entity, where)
-        rows = _run(conn, ctx, entity, compiler.select_exists(entity, shape), params)
+        rows = _run(conn, ctx, entity,
+                    compiler.select_exists(entity, shape, _deleted(include_deleted)), params)
     except _Err as err:
         return Failure(err.error)
     return Success(bool(rows[0][0]))
@@ -591,6 +600,7 @@ def stream(
     *,
     order_by: SortSpec = None,
     batch_size: int = STREAM_BATCH,
+    include_deleted: bool = False,
 ) -> Result[T, DataError]:
     """Feed every matching row to ``consume`` through a server-side cursor; return its result.
 
@@ -599,14 +609,15 @@ def stream(
     In a read-only transaction that record goes to audit lane 2; if it cannot be committed the
     answer is ``Failure(Unavailable)``, not ``consume``'s result (``consume`` has seen the rows by
     then: keep it free of side effects that disclose).
+    Soft-deleted rows are left out unless ``include_deleted``.
     """
     try:
         sort = parse_sort(entity, order_by)
         if isinstance(sort, Failure):
             raise _Err(sort.failure())
         shape, params = _where(entity, where)
-        sql = compiler.select_rows(entity, shape, sort.unwrap(), entity.column_names, "live",
-                                   False)
+        sql = compiler.select_rows(entity, shape, sort.unwrap(), entity.column_names,
+                                   _deleted(include_deleted), False)
     except _Err as err:
         return Failure(err.error)
     make = entity.row_type
@@ -1088,10 +1099,12 @@ class Ops(Generic[R]):
         return find_by_id(conn, ctx, self.entity, id, include_deleted=include_deleted)
 
     def find_one(
-        self, conn: Conn, ctx: ExecutionContext, where: Where, *, order_by: SortSpec = None
+        self, conn: Conn, ctx: ExecutionContext, where: Where, *, order_by: SortSpec = None,
+        include_deleted: bool = False,
     ) -> Result[R, DataError]:
         """The first row matching ``where``."""
-        return find_one(conn, ctx, self.entity, where, order_by=order_by)
+        return find_one(conn, ctx, self.entity, where, order_by=order_by,
+                        include_deleted=include_deleted)
 
     def find_many(
         self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
@@ -1105,18 +1118,25 @@ class Ops(Generic[R]):
     def find_after(
         self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
         order_by: SortSpec = None, after: str | None = None, limit: int = DEFAULT_LIMIT,
+        include_deleted: bool = False,
     ) -> Result[KeysetPage[R], DataError]:
         """Keyset page after a cursor."""
         return find_after(conn, ctx, self.entity, where, order_by=order_by, after=after,
-                          limit=limit)
+                          limit=limit, include_deleted=include_deleted)
 
-    def count(self, conn: Conn, ctx: ExecutionContext, where: Where = None) -> Result[int, DataError]:
+    def count(
+        self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
+        include_deleted: bool = False,
+    ) -> Result[int, DataError]:
         """How many rows match."""
-        return count(conn, ctx, self.entity, where)
+        return count(conn, ctx, self.entity, where, include_deleted=include_deleted)
 
-    def exists(self, conn: Conn, ctx: ExecutionContext, where: Where = None) -> Result[bool, DataError]:
+    def exists(
+        self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
+        include_deleted: bool = False,
+    ) -> Result[bool, DataError]:
         """Whether any row matches."""
-        return exists(conn, ctx, self.entity, where)
+        return exists(conn, ctx, self.entity, where, include_deleted=include_deleted)
 
     def create(
         self, conn: Conn, ctx: ExecutionContext, values: Mapping[str, Any]
@@ -1147,10 +1167,11 @@ class Ops(Generic[R]):
 
     def stream(
         self, conn: Conn, ctx: ExecutionContext, consume: Callable[[Iterator[R]], T],
-        where: Where = None, *, order_by: SortSpec = None,
+        where: Where = None, *, order_by: SortSpec = None, include_deleted: bool = False,
     ) -> Result[T, DataError]:
         """Feed every matching row to ``consume``."""
-        return stream(conn, ctx, self.entity, consume, where, order_by=order_by)
+        return stream(conn, ctx, self.entity, consume, where, order_by=order_by,
+                      include_deleted=include_deleted)
 
 
 def bind_entity(entity: Entity[R]) -> Ops[R]:
