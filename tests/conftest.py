@@ -2,9 +2,16 @@
 contexts and a school to hang students from.
 
 The server is ``WXDATA_TEST_DATABASE_URL`` or ``DATABASE_URL`` when set (CI sets the local
-PostgreSQL); otherwise the embedded PostgreSQL starts in a temp folder. Tests never depend on
-leftovers: each creates its own rows (unique numbers) and asserts on those rows only. Tests that
-need a pristine database clone the migrated template with ``fresh_database``.
+PostgreSQL); otherwise the embedded PostgreSQL starts in a temp folder.
+
+``WXDATA_TEST_POOLER=transaction`` runs the chosen tests through a private PgBouncer in
+transaction-pooling mode: ``db_url`` and ``conn`` then reach the test database through it and
+wxdata runs with ``DB_POOLER=transaction`` (migrations, ``server_url`` and ``direct_db_url`` stay
+direct).
+
+Tests never depend on leftovers: each creates its own rows (unique numbers) and asserts on those
+rows only. Tests that need a pristine database clone the migrated template with
+``fresh_database``.
 """
 
 from __future__ import annotations
@@ -20,10 +27,22 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 os.environ.setdefault("WXDATA_ENV", "test")
+# Behind the test PgBouncer, wxdata must know before it first reads its settings.
+os.environ.update(
+    {"DB_POOLER": "transaction"}
+    if os.environ.get("WXDATA_TEST_POOLER", "").strip().lower() == "transaction" else {}
+)
 
+from tests.pgbouncer import PgBouncer
+from tests.pgbouncer import available as pgbouncer_available
 from wxdata import ExecutionContext, Purpose, Role, system_context
-from wxdata.db import embedded_url
+from wxdata.db import connect_kwargs, embedded_url
 from wxdata.migrate import migrate
+
+POOLER = os.environ.get("WXDATA_TEST_POOLER", "").strip().lower()
+if POOLER not in ("", "none", "transaction"):
+    raise pytest.UsageError("WXDATA_TEST_POOLER must be none or transaction")
+POOLED = POOLER == "transaction"
 
 
 def _server_url() -> str:
@@ -42,6 +61,7 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def pristine_template(server_url: str) -> Iterator[str]:
     """The name of a database migrated once for this run and never used: what clones start from."""
     name = f"wxdata_tmpl_{uuid.uuid4().hex[:10]}"
@@ -57,8 +77,30 @@ def pristine_template(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def db_url(server_url: str, pristine_template: str) -> Iterator[str]:
-    """A database created for this test run (a clone of the migrated template), dropped at the end."""
+def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
+    """A PgBouncer in transaction-pooling mode in front of the test server, for this run."""
+    if not pgbouncer_available():
+        pytest.fail("pgbouncer is not installed (apt-get install pgbouncer)")
+    bouncer = PgBouncer(server_url).start()
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def db_url(direct_db_url: str, request: pytest.FixtureRequest) -> str:
+    """The test database: direct, or through PgBouncer under ``WXDATA_TEST_POOLER=transaction``."""
+    if not POOLED:
+        return direct_db_url
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    return bouncer.url(direct_db_url)
+
+
+@pytest.fixture(scope="session")
+def direct_db_url(server_url: str, pristine_template: str) -> Iterator[str]:
+    """A database created for this test run (a clone of the migrated template), dropped at the
+    end; always the direct URL."""
     name = f"wxdata_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pristine_template}"')
@@ -96,8 +138,8 @@ def fresh_database(server_url: str, pristine_template: str) -> Iterator[Callable
 
 @pytest.fixture
 def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit connection to the test database."""
-    with psycopg.connect(db_url, autocommit=True) as c:
+    """An autocommit connection to the test database, opened as wxdata opens its own."""
+    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
         yield c
 
 

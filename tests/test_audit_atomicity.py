@@ -24,6 +24,7 @@ from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
 from wxdata import ExecutionContext, Purpose, Role
+from wxdata.db import connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import Conflict, DataError, Unavailable, ValidationFailed
 from wxdata.tx import RollbackScope, current_scope, run_in_scope, transactional, unit_of_work
@@ -92,15 +93,22 @@ def test_failure_after_writes_leaves_neither_rows_nor_records(conn, ctx, make_st
     assert [r for r in records(conn, ctx) if r[0] in WRITES] == []
 
 
+def _server_pid(conn: psycopg.Connection[Any]) -> int:
+    """The server process running the open transaction (behind a pooler, not the client's key)."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn, school) -> None:
     ctx = fresh_ctx()
     values = student_values(school)
-    victim = psycopg.connect(db_url, autocommit=True)
+    victim = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
     created: list[uuid.UUID] = []
 
     def body() -> Result[Any, DataError]:
         created.append(students.create(victim, ctx, values).unwrap().id)
-        conn.execute("SELECT pg_terminate_backend(%s)", (victim.info.backend_pid,))
+        conn.execute("SELECT pg_terminate_backend(%s)", (_server_pid(victim),))
         return students.update(victim, ctx, created[0], {"grade": "6"})
 
     try:
@@ -118,12 +126,12 @@ def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn,
 def test_killed_connection_inside_a_plain_unit_of_work(db_url, conn, school) -> None:
     ctx = fresh_ctx()
     values = student_values(school)
-    victim = psycopg.connect(db_url, autocommit=True)
+    victim = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
 
     def work() -> None:
         with unit_of_work(victim, ctx), unit_of_work(victim, ctx):
             students.create(victim, ctx, values).unwrap()
-            conn.execute("SELECT pg_terminate_backend(%s)", (victim.info.backend_pid,))
+            conn.execute("SELECT pg_terminate_backend(%s)", (_server_pid(victim),))
             victim.execute("SELECT 1")
 
     try:
@@ -162,7 +170,7 @@ def test_denied_write_is_recorded_as_access_denied(db_url, conn, sys_ctx) -> Non
     other = conn.execute("INSERT INTO schools (name, code, district_id) VALUES ('S', %s, %s) "
                          "RETURNING id", (f"AO-{tag}", d[0])).fetchone()
     ctx = fresh_ctx(school_ids={own[0]})
-    with psycopg.connect(db_url, autocommit=True) as app:
+    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as app:
         app.execute("SET ROLE wxdata_app")
         values = student_values({"school_id": other[0], "district_id": d[0]})
         with unit_of_work(app, ctx):

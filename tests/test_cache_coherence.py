@@ -25,6 +25,7 @@ from tests.test_cache_support import prefix, tiered, wipe
 from wxdata import ExecutionContext
 from wxdata.cache import by_id, cached
 from wxdata.cache.invalidation import invalidate_tags, tags_for
+from wxdata.db import connect_kwargs
 from wxdata.domains import students
 from wxdata.errors import DataError
 from wxdata.query.paging import Page
@@ -41,7 +42,7 @@ class Process:
 
     def __init__(self, db_url: str, redis_url: str, namespace: str) -> None:
         self.cache = tiered(redis_url, namespace)
-        self.conn = psycopg.connect(db_url, autocommit=True)
+        self.conn = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
         cache = self.cache
 
         @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache)

@@ -14,6 +14,7 @@ from returns.result import Failure, Success
 
 from tests.conftest import student_values
 from wxdata import crud
+from wxdata.db import connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import Conflict, InvalidQuery, NotFound, ValidationFailed
 from wxdata.schema import HEALTH_RECORDS, STUDENTS
@@ -50,7 +51,7 @@ def test_concurrent_updates_with_same_version_one_wins(db_url, ctx, make_student
     barrier = threading.Barrier(4)
 
     def worker(i: int) -> None:
-        with psycopg.connect(db_url, autocommit=True) as c:
+        with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
             barrier.wait()
             results.append(students.update(c, ctx, s.id, {"grade": str(i)}, expected_version=1))
 
@@ -246,7 +247,7 @@ def test_duplicate_unique_under_concurrent_insert_is_conflict(db_url, ctx, schoo
     barrier = threading.Barrier(6)
 
     def worker() -> None:
-        with psycopg.connect(db_url, autocommit=True) as c:
+        with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
             barrier.wait()
             results.append(students.create(c, ctx, dict(values)))
 

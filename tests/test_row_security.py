@@ -15,7 +15,7 @@ from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
 from wxdata import ExecutionContext, Purpose, Role, transactional
-from wxdata.db import bypasses_row_security_role
+from wxdata.db import bypasses_row_security_role, connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import DataError, Forbidden, NotFound
 
@@ -43,7 +43,7 @@ def world(conn, sys_ctx) -> dict[str, Any]:
 @pytest.fixture
 def app_conn(db_url) -> Iterator[psycopg.Connection[Any]]:
     """A connection acting as the non-superuser application role (RLS applies)."""
-    with psycopg.connect(db_url, autocommit=True) as c:
+    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
         c.execute("SET ROLE wxdata_app")
         assert not bypasses_row_security_role(c)
         yield c

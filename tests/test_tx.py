@@ -17,6 +17,7 @@ from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
 from wxdata import ExecutionContext, Purpose, Role
+from wxdata.db import connect_kwargs
 from wxdata.domains import students
 from wxdata.errors import Conflict, DataError, Internal, Retryable, Unavailable, ValidationFailed
 from wxdata.tx import (
@@ -285,7 +286,7 @@ def test_retry_on_a_real_serialization_failure_at_a_statement(conn, ctx, probe, 
         attempts.append(1)
         conn.execute(f"SELECT count(*) FROM {probe} WHERE k = 'A'").fetchone()
         if len(attempts) == 1:  # a concurrent transaction reads B, writes A, commits
-            with psycopg.connect(db_url, autocommit=True) as other:
+            with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as other:
                 other.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
                 other.execute(f"SELECT count(*) FROM {probe} WHERE k = 'B'").fetchone()
                 other.execute(f"INSERT INTO {probe} (k, v) VALUES ('A', 2)")
@@ -311,7 +312,7 @@ def test_serialization_failure_at_commit_is_retried(conn, ctx, probe, db_url) ->
         scope.on_rollback(lambda: rolled.append(len(attempts)))
         conn.execute(f"SELECT count(*) FROM {probe} WHERE k = 'A'").fetchone()
         if len(attempts) == 1:  # both write, the other commits first: we fail at COMMIT
-            other = psycopg.connect(db_url, autocommit=True)
+            other = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
             other.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
             other.execute(f"SELECT count(*) FROM {probe} WHERE k = 'B'").fetchone()
             other.execute(f"INSERT INTO {probe} (k, v) VALUES ('A', 2)")
@@ -446,7 +447,7 @@ def test_an_aborted_transaction_is_never_reported_committed(conn, ctx, probe) ->
 
 def test_after_commit_hooks_run_after_commit_only(conn, ctx, probe, db_url) -> None:
     seen: list[int] = []
-    observer = psycopg.connect(db_url, autocommit=True)
+    observer = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
 
     def visible() -> None:  # runs after COMMIT returned: another session sees the row
         seen.append(_count(observer, probe, "hooked"))

@@ -24,6 +24,8 @@ class ConfigError(ValueError):
 
 CacheBackendName = Literal["memory", "redis", "tiered"]
 ReplicaStrategy = Literal["round_robin", "least_loaded"]
+PoolerMode = Literal["none", "transaction"]
+_POOLER_MODES: tuple[PoolerMode, ...] = ("none", "transaction")
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -51,6 +53,9 @@ class Settings:
     sslmode: str | None = None
     sslrootcert: str | None = None
     application_name: str = "wxdata"
+    pooler: PoolerMode = "none"
+    processes: int = 1
+    reserved_connections: int = 3
     replica_strategy: ReplicaStrategy = "round_robin"
     replica_max_lag_bytes: int | None = 16 * 1024 * 1024
     replica_max_lag_seconds: float | None = 30.0
@@ -87,6 +92,25 @@ class Settings:
         if self.master_key is None:
             return None
         return derive_key(self.master_key, purpose)
+
+    @property
+    def transaction_pooled(self) -> bool:
+        """True behind a transaction-pooling proxy (``DB_POOLER=transaction``).
+
+        Consecutive transactions of one client connection may then run on different server
+        connections: wxdata keeps no session state (no named prepared statements, no startup
+        ``options``; timeouts are applied per transaction).
+        """
+        return self.pooler == "transaction"
+
+    @property
+    def prepare(self) -> bool:
+        """``prepare=`` for wxdata's hot statements: True direct, False behind a transaction pooler.
+
+        Passing False explicitly keeps a statement unnamed even on a connection that was not
+        opened with :func:`wxdata.db.connect_kwargs` (psycopg honours ``prepare=False`` always).
+        """
+        return self.pooler != "transaction"
 
     @property
     def database_configured(self) -> bool:
@@ -221,6 +245,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     pool_max = _int(env, "DB_POOL_MAX", 10, 1, 1000)
     if pool_max < pool_min:
         raise ConfigError("DB_POOL_MAX must be at least DB_POOL_MIN")
+    pooler = env.get("DB_POOLER", "none").strip().lower() or "none"
+    if pooler not in _POOLER_MODES:
+        raise ConfigError("DB_POOLER must be none or transaction")
     settings = Settings(
         database_url=_database_url(env),
         replica_urls=replicas,
@@ -233,6 +260,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sslmode=sslmode,
         sslrootcert=env.get("DB_SSLROOTCERT") or None,
         application_name=env.get("DB_APPLICATION_NAME", "wxdata")[:63] or "wxdata",
+        pooler=pooler,
+        processes=_int(env, "WXDATA_PROCESSES", 1, 1, 100_000),
+        reserved_connections=_int(env, "DB_RESERVED_CONNECTIONS", 3, 0, 10_000),
         replica_strategy=strategy,  # type: ignore[arg-type]
         replica_max_lag_bytes=lag_bytes or None,
         replica_max_lag_seconds=float(lag_seconds) or None,

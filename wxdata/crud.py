@@ -43,7 +43,15 @@ from wxdata.audit.redact import redact_row
 from wxdata.bulk import BulkOutcome
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
-from wxdata.errors import Conflict, DataError, FieldError, InvalidQuery, NotFound, ValidationFailed
+from wxdata.errors import (
+    Conflict,
+    DataError,
+    FieldError,
+    InvalidQuery,
+    NotFound,
+    Unavailable,
+    ValidationFailed,
+)
 from wxdata.errors import from_db_error as _db_error
 from wxdata.query import compiler
 from wxdata.query.filters import Node, bind, parse
@@ -64,11 +72,13 @@ from wxdata.telemetry import traced
 from wxdata.tx.decorators import UNRECORDED, run_in_scope
 from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
+    POOLER_UNSAFE,
     Scope,
     bypasses_row_security,
     check_context,
     context_statement,
     current_scope,
+    may_name_statements,
     unit_of_work,
 )
 
@@ -133,10 +143,15 @@ def _run_named(
 ) -> list[tuple[Any, ...]]:
     try:
         check_context(ctx)
+        config = settings()
+        if may_name_statements(conn, config):
+            raise _Err(Unavailable(reason=POOLER_UNSAFE))
         cur = _cursor(conn)
-        if current_scope(conn) is None and not bypasses_row_security(conn):
+        if current_scope(conn) is None and (
+            config.transaction_pooled or not bypasses_row_security(conn)
+        ):
             return _run_scoped(conn, ctx, cur, sql, params)
-        cur.execute(sql, params, prepare=True)
+        cur.execute(sql, params, prepare=config.prepare)
         return _rows(cur)
     except psycopg.Error as exc:
         raise _Err(_db_error(exc, name)) from None
@@ -149,13 +164,16 @@ def _run_scoped(
     """Context and statement in one pipeline: one implicit transaction, one round trip.
 
     Statements pipelined before a Sync run in a single implicit transaction (PostgreSQL protocol,
-    "Pipelining"), so ``set_config(..., true)`` holds for the statement and ends with it.
+    "Pipelining"), so ``set_config(..., true)`` holds for the statement and ends with it. Behind a
+    transaction pooler every single statement takes this path (even for a role that bypasses
+    row-level security): the context statement then also carries the timeouts.
     """
     settings_sql, settings_params = context_statement(ctx)
+    prepare = settings().prepare
     try:
         with conn.pipeline():
-            _cursor(conn, _CONTEXT_CURSOR).execute(settings_sql, settings_params, prepare=True)
-            cur.execute(sql, params, prepare=True)
+            _cursor(conn, _CONTEXT_CURSOR).execute(settings_sql, settings_params, prepare=prepare)
+            cur.execute(sql, params, prepare=prepare)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
@@ -659,7 +677,7 @@ def _write_record(conn: Conn, ctx: ExecutionContext, scope: Scope, record: Audit
     whether it was written (lane 1 raises on error)."""
     if scope.read_only:
         return write_detached(conn, ctx, record)
-    conn.execute(insert_sql(), audit_params(ctx, record), prepare=True)
+    conn.execute(insert_sql(), audit_params(ctx, record), prepare=settings().prepare)
     return True
 
 

@@ -2,8 +2,15 @@
 
 All connections wxdata hands out are in autocommit mode: a single statement commits on its own (a
 write and its riding audit record in one round trip), and units of work issue BEGIN/COMMIT
-explicitly. Session settings are fixed at connect time (application name, statement and
-idle-in-transaction timeouts); per-request context is applied per transaction, never per session.
+explicitly. Per-request context is applied per transaction, never per session.
+
+Direct to PostgreSQL (``DB_POOLER=none``) the statement and idle-in-transaction timeouts are
+startup ``options`` and hot statements are server-side prepared. Behind a transaction pooler
+(``DB_POOLER=transaction``, e.g. PgBouncer ``pool_mode=transaction``) a client connection's
+transactions may run on different server connections, so nothing may live in the session: no
+startup ``options`` (PgBouncer refuses them), no named prepared statements
+(:func:`connect_kwargs` sets ``prepare_threshold=None`` on every connection), and the timeouts
+ride each transaction's context statement (:func:`wxdata.tx.scope.context_statement`).
 """
 
 from __future__ import annotations
@@ -61,15 +68,36 @@ def embedded_url(database: str = "postgres") -> str:
         return str(server.get_uri(database=database))
 
 
+def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments (beyond the conninfo and ``autocommit=True``) of every connection wxdata
+    opens: single connections, the main pool, the replica router's pools and probes, audit lane 2.
+
+    Direct: none (psycopg's defaults, prepared statements included). Behind a transaction pooler:
+    ``prepare_threshold=None``, which psycopg checks before any per-statement ``prepare=True``, so
+    no statement is ever named (a name could be missing on the next server connection or, worse,
+    be another client's statement there).
+    """
+    config = config or settings()
+    kwargs: dict[str, Any] = {}
+    if config.transaction_pooled:
+        kwargs["prepare_threshold"] = None
+    return kwargs
+
+
 def conninfo(url: str | None = None, config: Settings | None = None, **overrides: Any) -> str:
-    """The libpq conninfo for ``url`` (default: settings, else the embedded server) plus options."""
+    """The libpq conninfo for ``url`` (default: settings, else the embedded server) plus options.
+
+    The timeouts become startup ``options`` only direct to PostgreSQL; behind a transaction
+    pooler they are applied per transaction instead.
+    """
     config = config or settings()
     base = url or config.database_url or embedded_url()
     params: dict[str, Any] = {"application_name": config.application_name}
     options = []
-    if config.statement_timeout_ms:
+    session = not config.transaction_pooled  # session settings survive only without a pooler
+    if session and config.statement_timeout_ms:
         options.append(f"-c statement_timeout={config.statement_timeout_ms}")
-    if config.idle_in_transaction_timeout_ms:
+    if session and config.idle_in_transaction_timeout_ms:
         options.append(
             f"-c idle_in_transaction_session_timeout={config.idle_in_transaction_timeout_ms}"
         )
@@ -84,16 +112,6 @@ def conninfo(url: str | None = None, config: Settings | None = None, **overrides
     return make_conninfo(base, **params)
 
 
-def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
-    """Keyword arguments (beyond the conninfo) every wxdata connection is opened with.
-
-    The main pool, single connections and the audit lane-2 pools all take them from here, so a
-    connection-level option (e.g. for a connection pooler in front of PostgreSQL) applies to all.
-    """
-    config = config or settings()
-    return {}
-
-
 def _query_log(config: Settings) -> QueryLog | None:
     """The query-log policy from ``DB_SLOW_QUERY_MS`` (None when unset: no tracing at all)."""
     if config.slow_query_ms is None:
@@ -101,15 +119,32 @@ def _query_log(config: Settings) -> QueryLog | None:
     return QueryLog(slow_ms=float(config.slow_query_ms))
 
 
-def connect(url: str | None = None, **overrides: Any) -> psycopg.Connection[Any]:
-    """Open one autocommit connection (use it as a context manager)."""
-    config = settings()
+_UNSET: Any = object()
+
+
+def connect(
+    url: str | None = None, *, config: Settings | None = None,
+    prepare_threshold: int | None = _UNSET, **overrides: Any,
+) -> psycopg.Connection[Any]:
+    """Open one autocommit connection (use it as a context manager).
+
+    ``overrides`` are libpq parameters (``connect_timeout=5``...). ``prepare_threshold`` is
+    psycopg's: given explicitly it replaces the mode's default, except that a transaction
+    pooler admits only None (a :class:`ValueError`, not a silently prepared statement).
+    """
+    config = config or settings()
+    kwargs: dict[str, Any] = {"autocommit": True, **connect_kwargs(config)}
+    if prepare_threshold is not _UNSET:
+        if prepare_threshold is not None and config.transaction_pooled:
+            raise ValueError(
+                "prepare_threshold must be None behind a transaction pooler (DB_POOLER=transaction)"
+            )
+        kwargs["prepare_threshold"] = prepare_threshold
     policy = _query_log(config)
-    extra = connect_kwargs(config)
+    info = conninfo(url, config, **overrides)
     if policy is None:
-        return psycopg.connect(conninfo(url, **overrides), autocommit=True, **extra)
-    conn: psycopg.Connection[Any] = TracedConnection.connect(
-        conninfo(url, **overrides), autocommit=True, **extra)
+        return psycopg.connect(info, **kwargs)
+    conn: psycopg.Connection[Any] = TracedConnection.connect(info, **kwargs)
     attach(conn, policy)
     return conn
 

@@ -27,6 +27,7 @@ from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Result, Success
 
 from wxdata.context import ExecutionContext, Purpose, Role, system_context
+from wxdata.db import connect_kwargs
 from wxdata.errors import DataError, NotFound
 
 Conn = psycopg.Connection[Any]
@@ -63,7 +64,7 @@ def demo_database(url: str | None) -> Iterator[str]:
     admin_url = conninfo(url)
     name = f"wxdata_demo_{uuid.uuid4().hex[:8]}"
     try:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
+        with psycopg.connect(admin_url, autocommit=True, **connect_kwargs()) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.Error:
         yield admin_url  # no CREATEDB right: use the configured database as it is
@@ -71,7 +72,7 @@ def demo_database(url: str | None) -> Iterator[str]:
     try:
         yield make_conninfo(admin_url, dbname=name)
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
+        with psycopg.connect(admin_url, autocommit=True, **connect_kwargs()) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -242,7 +243,7 @@ def step_cross_school(d: Demo) -> None:
     from wxdata.domains import students
 
     other = _nurse(d, 1)
-    with psycopg.connect(d.url, autocommit=True) as app:
+    with psycopg.connect(d.url, autocommit=True, **connect_kwargs()) as app:
         app.execute("SET ROLE wxdata_app")
         result = students.find_by_id(app, other, d.facts["student"].id)
         own = students.find_many(app, other, {"grade": {"in": ["4", "5", "6"]}}).unwrap()
@@ -320,7 +321,7 @@ def run(url: str | None = None, out: Callable[[str], None] = print) -> int:
 
     failures = 0
     started = time.perf_counter()
-    with demo_database(url) as db, psycopg.connect(db, autocommit=True) as conn:
+    with demo_database(url) as db, psycopg.connect(db, autocommit=True, **connect_kwargs()) as conn:
         migrate(conn)
         d = Demo(conn=conn, url=db, out=out)
         for number, (title, step) in enumerate(STEPS, 1):

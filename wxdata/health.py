@@ -25,6 +25,8 @@ from typing import Any
 import attrs
 from psycopg_pool import ConnectionPool
 
+from wxdata.sizing import ConnectionBudget, connection_budget
+
 _COUNTER_KEYS = (
     "requests_num", "requests_queued", "requests_wait_ms", "requests_errors", "usage_ms",
     "connections_num", "connections_ms", "connections_errors", "connections_lost", "returns_bad",
@@ -346,15 +348,25 @@ def _cmd_health(args: argparse.Namespace) -> int:
         health = router.health()
     finally:
         router.close()
+    budget = _budget(config, args.timeout) if health.primary_up else None
     if args.format == "json":
-        print(json.dumps(health.to_dict(), indent=2, sort_keys=True))
+        body = health.to_dict()
+        body["connections"] = budget.to_dict() if budget is not None else None
+        print(json.dumps(body, indent=2, sort_keys=True))
     elif args.format == "prometheus":
         sys.stdout.write(to_prometheus(health))
+        if budget is not None:
+            sys.stdout.write(budget_prometheus(budget))
     else:
         sys.stdout.write(to_text(health))
+        if budget is not None:
+            print(budget.summary())
     if not health.primary_up:
         print("health: primary unreachable", file=sys.stderr)
         return 1
+    warning = budget.warning() if budget is not None else None
+    if warning is not None:
+        print(f"health: warning: {warning}", file=sys.stderr)
     if args.require_replicas and any(
         s.state != "up" for s in health.servers if s.pool.role == "replica"
     ):
@@ -363,12 +375,40 @@ def _cmd_health(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget(config: Any, timeout: int) -> ConnectionBudget | None:
+    """The connection budget against the primary (None if it cannot be read)."""
+    import psycopg
+
+    from wxdata.db import connect
+
+    try:
+        with connect(config.database_url, config=config, connect_timeout=timeout) as conn:
+            return connection_budget(conn, config)
+    except psycopg.Error:
+        return None
+
+
+def budget_prometheus(budget: ConnectionBudget) -> str:
+    """The connection budget as Prometheus gauges."""
+    rows = (
+        ("wxdata_connections_demand", "Connections the configured processes may open, plus the "
+         "reserve.", budget.demand),
+        ("wxdata_connections_capacity", "Server connection slots for ordinary roles.",
+         budget.capacity),
+        ("wxdata_connections_budget_ok", "1 when the demand fits the capacity.",
+         1 if budget.fits else 0),
+    )
+    return "".join(f"# HELP {n} {h}\n# TYPE {n} gauge\n{n} {v}\n" for n, h, v in rows)
+
+
 def register(subparsers: Any) -> None:
     """Add ``wxdata health`` to the CLI."""
     cmd = subparsers.add_parser(
         "health", help="check the primary and replicas; print pool and lag metrics",
         description="Probe DATABASE_URL and DATABASE_REPLICA_URLS; exit 1 if the primary is "
-                    "unreachable (or, with --require-replicas, if a replica is down or lagging).",
+                    "unreachable (or, with --require-replicas, if a replica is down or lagging). "
+                    "Warns when WXDATA_PROCESSES x (DB_POOL_MAX + AUDIT_LANE_POOL_MAX) + "
+                    "DB_RESERVED_CONNECTIONS exceeds the server's connection slots.",
     )
     cmd.add_argument("--format", choices=("text", "json", "prometheus"), default="text")
     cmd.add_argument("--timeout", type=int, default=5, help="connect timeout in seconds")

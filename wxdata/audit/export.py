@@ -31,6 +31,7 @@ from wxdata.audit.lanes import write_detached
 from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, insert_sql, severity_of
 from wxdata.audit.record import params as audit_params
 from wxdata.audit.reports import AUDIT_ENTITY, deny
+from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery, Unavailable
 from wxdata.errors import from_db_error as _db_error
@@ -196,7 +197,7 @@ def export(
                     cur.itersize = batch_size
                     cur.execute(sql, params)
                     _stream(cur, names, fmt, json_array, write, written, batch_size)
-            conn.execute(insert_sql(), audit_params(ctx, record(True)), prepare=True)
+            conn.execute(insert_sql(), audit_params(ctx, record(True)), prepare=settings().prepare)
     except OSError:
         _record_failure(conn, ctx, record, written[0], "OUTPUT_FAILED")
         return Failure(Unavailable(reason="export output could not be written"))

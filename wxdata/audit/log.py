@@ -125,7 +125,7 @@ def write_record(
     if scope is not None and scope.read_only:
         return write_surviving(conn, ctx, record)
     try:
-        _cursor(conn).execute(insert_sql(), params(ctx, record), prepare=True)
+        _cursor(conn).execute(insert_sql(), params(ctx, record), prepare=settings().prepare)
     except psycopg.Error as exc:
         return Failure(from_db_error(exc, "AuditLog"))
     if scope is not None and disclosure:

@@ -33,6 +33,7 @@ from wxdata.audit.record import (
     severity_of,
 )
 from wxdata.audit.record import params as audit_params
+from wxdata.config import settings
 from wxdata.context import ExecutionContext, Role
 from wxdata.errors import DataError, Forbidden, InvalidQuery
 from wxdata.errors import from_db_error as _db_error
@@ -285,7 +286,7 @@ def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
             if not write_detached(conn, ctx, record):
                 raise DisclosureNotRecorded("audit lane 2 unavailable")  # no record, no data
         else:
-            conn.execute(insert_sql(), audit_params(ctx, record), prepare=True)
+            conn.execute(insert_sql(), audit_params(ctx, record), prepare=settings().prepare)
             if nested:
                 scope.replay_on_rollback(lambda: write_detached(conn, ctx, record))
     return out
@@ -313,7 +314,7 @@ def _page(
 
     def work() -> AuditPage[T]:
         cur = conn.cursor(row_factory=tuple_row)
-        rows = cur.execute(sql, bound, prepare=True).fetchall()
+        rows = cur.execute(sql, bound, prepare=settings().prepare).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = make_cursor(rows[-1][_CREATED[columns]], rows[-1][0]) if more else None
@@ -442,8 +443,8 @@ def statistics(
 
     def work() -> AuditStatistics:
         cur = conn.cursor(row_factory=tuple_row)
-        groups = cur.execute(_STATS_SQL, bound, prepare=True).fetchall()
-        users = cur.execute(_USERS_SQL, bound, prepare=True).fetchall()
+        groups = cur.execute(_STATS_SQL, bound, prepare=settings().prepare).fetchall()
+        users = cur.execute(_USERS_SQL, bound, prepare=settings().prepare).fetchall()
         total = failures = phi = distinct = 0
         by: dict[str, list[tuple[str, int]]] = {"action": [], "entity": [], "severity": []}
         for g_a, g_e, g_s, action, entity, severity, n, failed, phi_n, users_n in groups:

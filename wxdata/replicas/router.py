@@ -68,7 +68,7 @@ from returns.result import Failure, Result
 from wxdata.audit.lanes import lane_health, route_lane
 from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext
-from wxdata.db import conninfo, create_pool
+from wxdata.db import connect_kwargs, conninfo, create_pool
 from wxdata.errors import DataError, Unavailable, from_db_error
 from wxdata.health import RouterHealth, ServerHealth, pool_stats, retire_counters
 from wxdata.observability import QueryLog
@@ -411,7 +411,7 @@ class Router:
             probe = psycopg.connect(
                 conninfo(server.url, self.settings, application_name="wxdata-health",
                          connect_timeout=self.config.connect_timeout),
-                autocommit=True,
+                autocommit=True, **connect_kwargs(self.settings),
             )
             server.probe = probe
         return probe

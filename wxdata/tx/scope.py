@@ -51,6 +51,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from wxdata import telemetry
+from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext, context_age_error, context_settings
 from wxdata.errors import ContextRefused
 from wxdata.safelog import log_error
@@ -181,12 +182,28 @@ def in_scope(conn: Conn) -> bool:
     return current_scope(conn) is not None
 
 
+def transaction_timeouts(config: Settings | None = None) -> dict[str, str]:
+    """The timeouts each transaction sets itself: none direct (they are startup ``options``),
+    statement and idle-in-transaction timeouts behind a transaction pooler (no session state)."""
+    config = config or settings()
+    if not config.transaction_pooled:
+        return {}
+    return {
+        "statement_timeout": str(config.statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(config.idle_in_transaction_timeout_ms),
+    }
+
+
 def context_statement(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
-    """``SELECT set_config(name, value, true), ...`` applying the context to this transaction."""
-    settings = context_settings(ctx)
-    calls = ",".join(f"set_config(%(k{i})s, %(v{i})s, true)" for i in range(len(settings)))
+    """``SELECT set_config(name, value, true), ...`` applying the context to this transaction.
+
+    Behind a transaction pooler it also sets the transaction's timeouts
+    (:func:`transaction_timeouts`), so they hold without any session setting.
+    """
+    values = {**context_settings(ctx), **transaction_timeouts()}
+    calls = ",".join(f"set_config(%(k{i})s, %(v{i})s, true)" for i in range(len(values)))
     params: dict[str, str] = {}
-    for i, (k, v) in enumerate(settings.items()):
+    for i, (k, v) in enumerate(values.items()):
         params[f"k{i}"] = k
         params[f"v{i}"] = v
     return f"SELECT {calls}", params
@@ -247,14 +264,33 @@ def check_context(ctx: ExecutionContext) -> None:
         raise ContextRefused(error)
 
 
+POOLER_UNSAFE = (
+    "behind a transaction pooler (DB_POOLER=transaction) wxdata needs connections that never "
+    "name a prepared statement: open them with wxdata.db.connect_kwargs()"
+)
+
+
+def may_name_statements(conn: Conn, config: Settings | None = None) -> bool:
+    """True when ``conn`` must be refused: behind a transaction pooler, it may prepare statements.
+
+    psycopg names any statement run ``prepare_threshold`` times (BEGIN and COMMIT included); the
+    next transaction may run on another server connection, where that name is missing or is
+    another client's statement. Only ``prepare_threshold=None`` rules this out.
+    """
+    return conn.prepare_threshold is not None and (config or settings()).transaction_pooled
+
+
 def _begin(conn: Conn, ctx: ExecutionContext, statement: str) -> None:
-    """BEGIN and the context's set_config in one pipelined round trip (after the age check)."""
+    """BEGIN and the context's set_config in one pipelined round trip (after the age check
+    and, behind a transaction pooler, the check that the connection names no statement)."""
     check_context(ctx)
+    if may_name_statements(conn):
+        raise ScopeError(POOLER_UNSAFE)
     sql, params = context_statement(ctx)
     try:
         with conn.pipeline():
             conn.execute(statement)
-            conn.execute(sql, params, prepare=True)
+            conn.execute(sql, params, prepare=settings().prepare)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             try:
