@@ -37,7 +37,7 @@ from wxdata.domains import students
 from wxdata.errors import DataError, Unavailable
 from wxdata.replicas import Router, RouterConfig
 from wxdata.tx import unit_of_work
-from wxdata.tx.scope import ScopeError, context_statement
+from wxdata.tx.scope import ScopeError, context_statement, transaction_timeouts
 
 Conn = psycopg.Connection[Any]
 
@@ -82,6 +82,24 @@ def test_no_startup_options_behind_a_pooler_and_timeouts_ride_the_context(ctx) -
     assert {"statement_timeout": "30000", "idle_in_transaction_session_timeout": "30000"}.items() \
         <= applied["transaction"].items()
     assert "statement_timeout" not in applied["none"]  # direct: they are startup options
+
+
+@given(st.sampled_from(["none", "transaction"]), st.integers(0, 86_400_000),
+       st.integers(0, 86_400_000))
+def test_each_timeout_is_sent_exactly_once_per_mode(mode: str, statement: int, idle: int) -> None:
+    """Direct: startup options only; pooled: the transaction's set_config only; 0: not sent."""
+    config = load_settings({"DATABASE_URL": "postgresql://app@db/wx", "DB_POOLER": mode,
+                            "DB_STATEMENT_TIMEOUT": str(statement),
+                            "DB_IDLE_IN_TRANSACTION_TIMEOUT": str(idle)})
+    options = conninfo_to_dict(conninfo(config=config)).get("options", "")
+    per_transaction = transaction_timeouts(config)
+    wanted = {k: str(v) for k, v in (("statement_timeout", statement),
+                                      ("idle_in_transaction_session_timeout", idle)) if v}
+    if mode == "transaction":
+        assert options == "" and per_transaction == wanted
+    else:
+        sent = dict(o.split("=", 1) for o in options.replace("-c ", "").split())
+        assert per_transaction == {} and sent == wanted
 
 
 # --- fixtures ---------------------------------------------------------------------------------

@@ -184,14 +184,19 @@ def in_scope(conn: Conn) -> bool:
 
 def transaction_timeouts(config: Settings | None = None) -> dict[str, str]:
     """The timeouts each transaction sets itself: none direct (they are startup ``options``),
-    statement and idle-in-transaction timeouts behind a transaction pooler (no session state)."""
+    statement and idle-in-transaction timeouts behind a transaction pooler (no session state).
+
+    A timeout configured as 0 is not sent, in either mode: the role's or server's default holds.
+    """
     config = config or settings()
     if not config.transaction_pooled:
         return {}
-    return {
-        "statement_timeout": str(config.statement_timeout_ms),
-        "idle_in_transaction_session_timeout": str(config.idle_in_transaction_timeout_ms),
-    }
+    out = {}
+    if config.statement_timeout_ms:  # 0: the role's or server's default, as direct
+        out["statement_timeout"] = str(config.statement_timeout_ms)
+    if config.idle_in_transaction_timeout_ms:
+        out["idle_in_transaction_session_timeout"] = str(config.idle_in_transaction_timeout_ms)
+    return out
 
 
 def context_statement(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
