@@ -161,7 +161,7 @@ def test_failed_write_is_recorded_although_its_transaction_rolled_back(conn, sch
                                   ("UPDATE", ok.id, False, "VALIDATION_FAILED")]
 
 
-def test_denied_write_is_recorded_as_access_denied(db_url, conn, sys_ctx) -> None:
+def test_denied_write_is_recorded_as_access_denied(direct_db_url, conn, sys_ctx) -> None:
     tag = uuid.uuid4().hex[:8]
     d = conn.execute("INSERT INTO districts (name, code) VALUES ('D', %s) RETURNING id",
                      (f"AD-{tag}",)).fetchone()
@@ -170,7 +170,8 @@ def test_denied_write_is_recorded_as_access_denied(db_url, conn, sys_ctx) -> Non
     other = conn.execute("INSERT INTO schools (name, code, district_id) VALUES ('S', %s, %s) "
                          "RETURNING id", (f"AO-{tag}", d[0])).fetchone()
     ctx = fresh_ctx(school_ids={own[0]})
-    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as app:
+    # SET ROLE is session state (a transaction pooler would pass it on): straight to the server.
+    with psycopg.connect(direct_db_url, autocommit=True, **connect_kwargs()) as app:
         app.execute("SET ROLE wxdata_app")
         values = student_values({"school_id": other[0], "district_id": d[0]})
         with unit_of_work(app, ctx):

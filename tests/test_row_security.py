@@ -41,9 +41,13 @@ def world(conn, sys_ctx) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app_conn(db_url) -> Iterator[psycopg.Connection[Any]]:
-    """A connection acting as the non-superuser application role (RLS applies)."""
-    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
+def app_conn(direct_db_url) -> Iterator[psycopg.Connection[Any]]:
+    """A connection acting as the non-superuser application role (RLS applies).
+
+    ``SET ROLE`` is session state, which a transaction pooler would hand to other clients: this
+    connection goes straight to the server.
+    """
+    with psycopg.connect(direct_db_url, autocommit=True, **connect_kwargs()) as c:
         c.execute("SET ROLE wxdata_app")
         assert not bypasses_row_security_role(c)
         yield c
