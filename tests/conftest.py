@@ -61,7 +61,6 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-@pytest.fixture(scope="session")
 def pristine_template(server_url: str) -> Iterator[str]:
     """The name of a database migrated once for this run and never used: what clones start from."""
     name = f"wxdata_tmpl_{uuid.uuid4().hex[:10]}"
