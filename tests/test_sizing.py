@@ -107,3 +107,30 @@ def test_warning_exactly_when_demand_exceeds_capacity(
     assert budget.demand == processes * (pool + lane) + reserve
     assert (budget.warning() is None) == (budget.demand <= max(server - reserved, 0))
     assert attrs.evolve(budget, pooled=True).warning() is None
+
+
+@pytest.fixture(scope="module")
+def twenty_slots() -> Any:
+    """A private primary with ``max_connections = 20`` (the size of a small managed server)."""
+    from wxdata.replicas import cluster as local
+
+    reason = local.missing()
+    if reason is not None:
+        pytest.fail(reason)  # the machine is expected to have the server binaries
+    with local.LocalCluster.create(replicas=0, conf=("max_connections = 20",)) as c:
+        yield c
+
+
+def test_three_processes_of_ten_overflow_a_twenty_slot_server(
+    monkeypatch, capsys, twenty_slots
+) -> None:
+    """3 processes x (10 + 4) + 3 = 45 > 17: warned. One process: 10 + 4 + 3 = 17, exactly the
+    17 slots ordinary roles get (20 - 3 superuser-reserved): quiet."""
+    url = twenty_slots.url("primary")
+    rc, out, err = _health(monkeypatch, capsys, url, WXDATA_PROCESSES="3", DB_POOL_MAX="10",
+                           AUDIT_LANE_POOL_MAX="4", DB_RESERVED_CONNECTIONS="3", DB_POOLER="none")
+    assert rc == 0
+    assert "connections: OVER demand=45 (3 x (10 + 4) + 3) capacity=17 (20 - 3)" in out
+    assert "connection budget exceeded" in err
+    rc, out, err = _health(monkeypatch, capsys, url, WXDATA_PROCESSES="1")
+    assert rc == 0 and "connections: ok demand=17" in out and "warning" not in err
