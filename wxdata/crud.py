@@ -64,11 +64,12 @@ from wxdata.telemetry import traced
 from wxdata.tx.decorators import UNRECORDED, run_in_scope
 from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
+    PreparedContext,
     Scope,
     bypasses_row_security,
     check_context,
-    context_statement,
     current_scope,
+    prepare_context,
     unit_of_work,
 )
 
@@ -132,10 +133,13 @@ def _run_named(
     conn: Conn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
     try:
-        check_context(ctx)
         cur = _cursor(conn)
-        if current_scope(conn) is None and not bypasses_row_security(conn):
-            return _run_scoped(conn, ctx, cur, sql, params)
+        if current_scope(conn) is None:  # prepare_context checks the context too
+            prepared = prepare_context(conn, ctx)
+            if not prepared.privileged:
+                return _run_scoped(conn, cur, prepared, sql, params)
+        else:
+            check_context(ctx)
         cur.execute(sql, params, prepare=True)
         return _rows(cur)
     except psycopg.Error as exc:
@@ -143,7 +147,7 @@ def _run_named(
 
 
 def _run_scoped(
-    conn: Conn, ctx: ExecutionContext, cur: psycopg.Cursor[tuple[Any, ...]], sql: str,
+    conn: Conn, cur: psycopg.Cursor[tuple[Any, ...]], prepared: PreparedContext, sql: str,
     params: Mapping[str, Any],
 ) -> list[tuple[Any, ...]]:
     """Context and statement in one pipeline: one implicit transaction, one round trip.
@@ -151,10 +155,9 @@ def _run_scoped(
     Statements pipelined before a Sync run in a single implicit transaction (PostgreSQL protocol,
     "Pipelining"), so ``set_config(..., true)`` holds for the statement and ends with it.
     """
-    settings_sql, settings_params = context_statement(ctx)
     try:
         with conn.pipeline():
-            _cursor(conn, _CONTEXT_CURSOR).execute(settings_sql, settings_params, prepare=True)
+            _cursor(conn, _CONTEXT_CURSOR).execute(prepared.sql, prepared.params, prepare=True)
             cur.execute(sql, params, prepare=True)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -896,15 +899,15 @@ def bulk_create(
     subjects: list[UUID] = []
     try:
         with unit_of_work(conn, ctx) as scope:
-            with _cursor(conn).copy(
-                f'COPY "{entity.table}" ({",".join(f"{c!s}" for c in _quoted(columns))}) '
-                "FROM STDIN"
-            ) as copy:
+            target, staged = _bulk_target(conn, entity, columns)
+            with _cursor(conn).copy(target) as copy:
                 for new_id, clean in zip(ids, cleaned, strict=True):
                     full = {entity.pk: new_id, **clean, **managed}
                     copy.write_row(tuple(_copy_value(entity, c, full.get(c)) for c in columns))
                     if subject is not None and full.get(subject) is not None:
                         subjects.append(full[subject])
+            if staged is not None:
+                _cursor(conn).execute(staged)
             if _writes_audited():
                 record = _record(ctx, entity, AuditAction.BULK_CREATE, entity_ids=ids,
                                  subjects=tuple(subjects), metadata={"count": len(ids)})
@@ -1071,9 +1074,28 @@ def record_disclosure(
     return Success(None)
 
 
-def _quoted(columns: Iterable[str]) -> Iterator[str]:
-    for c in columns:
-        yield f'"{c}"'
+def _bulk_target(
+    conn: Conn, entity: Entity[Any], columns: Sequence[str]
+) -> tuple[psycopg.sql.Composed, psycopg.sql.Composed | None]:
+    """The COPY statement of a bulk load, and the INSERT that moves staged rows (or None).
+
+    PostgreSQL refuses ``COPY FROM`` into a table whose row-level security applies to the role,
+    so such a role copies into a temporary table dropped at COMMIT and moves the rows with one
+    ``INSERT ... SELECT`` (the policy checks every row). A role that bypasses row security (a
+    SYSTEM load on the owner's connection) copies into the table directly.
+    """
+    from psycopg import sql as q
+
+    table = q.Identifier(entity.table)
+    cols = q.SQL(",").join(q.Identifier(c) for c in columns)
+    if bypasses_row_security(conn):
+        return q.SQL("COPY {} ({}) FROM STDIN").format(table, cols), None
+    stage = q.Identifier(f"wx_bulk_{uuid4().hex[:12]}")
+    _cursor(conn).execute(q.SQL(
+        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            stage, cols, table))
+    return (q.SQL("COPY {} ({}) FROM STDIN").format(stage, cols),
+            q.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, stage))
 
 
 def _copy_value(entity: Entity[Any], column: str, value: Any) -> Any:
