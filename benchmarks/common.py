@@ -320,7 +320,13 @@ def capture(env: Env, run: Callable[[psycopg.Connection[Any]], object],
     if not outcome:
         raise BenchmarkError(f"capture run failed: {outcome!r}")
     log, Recorder.log = Recorder.log, []
-    return log
+    # wxdata's once-per-connection probes (role privileges, scope-key fingerprint) are not part of
+    # the statements of an operation
+    return [(text, params) for text, params in log if not any(p in text for p in _PROBES)]
+
+
+_PROBES = ("FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+           "wxdata_scope_key_fingerprint()")
 
 
 def statement(log: list[tuple[str, Any]], contains: str) -> tuple[str, dict[str, Any]]:
