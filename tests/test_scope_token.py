@@ -127,7 +127,7 @@ def attack_value(kind: str, world: dict[str, Any], cut: int) -> tuple[str, str]:
     if kind == "schools_ab":
         return "app.school_ids", f"{world['a']['school_id']},{b['school_id']}"
     if kind == "forged_unsigned":
-        text = message(attrs.evolve(ctx_a, break_glass_reason="forged reason text"), int(now))
+        text = message(attrs.evolve(ctx_a, break_glass_reason="forged emergency reason for this attack"), int(now))
         return "app.scope_token", f"{text}|{secrets.token_hex(32)}"
     if kind == "replay_other_user":  # a valid token of another user's transaction, school B
         return "app.scope_token", scope_token(ctx_b, TEST_SCOPE_KEY, now - 1)
