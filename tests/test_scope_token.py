@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -127,7 +126,8 @@ def attack_value(kind: str, world: dict[str, Any], cut: int) -> tuple[str, str]:
     if kind == "schools_ab":
         return "app.school_ids", f"{world['a']['school_id']},{b['school_id']}"
     if kind == "forged_unsigned":
-        text = message(attrs.evolve(ctx_a, break_glass_reason="forged emergency reason for this attack"), int(now))
+        glass = ctx_a.break_glass("forged emergency reason for this attack")
+        text = message(glass, int(now))
         return "app.scope_token", f"{text}|{secrets.token_hex(32)}"
     if kind == "replay_other_user":  # a valid token of another user's transaction, school B
         return "app.scope_token", scope_token(ctx_b, TEST_SCOPE_KEY, now - 1)
