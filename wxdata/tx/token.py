@@ -55,9 +55,17 @@ def message(ctx: ExecutionContext, issued_at: int) -> str:
     return f"{VERSION}|{issued_at}|{flag}|{schools}|{ctx.role.value}|{ctx.user_id}"
 
 
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    """The HMAC state after the key (copied per token: the pads are hashed once per key)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
 def sign(key: bytes, text: str) -> str:
     """Lowercase hex HMAC-SHA256 of ``text`` (UTF-8) under ``key``."""
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    mac = _keyed(key).copy()
+    mac.update(text.encode("utf-8"))
+    return mac.hexdigest()
 
 
 def scope_token(ctx: ExecutionContext, key: bytes, now: float | None = None) -> str:
