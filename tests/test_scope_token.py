@@ -173,6 +173,8 @@ def test_session_settings_cannot_widen_any_crud_path(
         conn: Conn, admin_conn: Conn, world: dict[str, Any], attacks: list[tuple[str, int]]
 ) -> None:
     """Session-level settings (set before wxdata's call) never reach school B through wxdata."""
+    for name in ("app.scope_token", "app.school_ids", "app.bypass_scope"):  # left by earlier examples
+        conn.execute("SELECT set_config(%s, '', false)", (name,))
     _arm(conn, attacks, world, local=False)
     ctx = nurse_of(world["a"])
     b_id = world["sb"].id
