@@ -394,8 +394,15 @@ def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
     from wxdata.cache import KeyBuilder, MemoryCache, by_id, cached
     from wxdata.schema import SCHOOLS
 
-    class NoConnection:  # a hit never touches the connection; current_scope() only looks it up
-        pass
+    class NoConnection:
+        """A hit sends nothing; wxdata's one-off role probe is answered as for an application role
+        (not privileged), once per connection."""
+
+        def execute(self, query: str, *args: Any) -> Any:
+            class Row:
+                def fetchone(self) -> tuple[bool, bool]:
+                    return (False, False)
+            return Row()
 
     sid = uuid.uuid4()
     mem = MemoryCache(KeyBuilder(os.urandom(32)), max_size=1000)

@@ -207,6 +207,7 @@ class Env:
         )
         self._closers: list[Callable[[], None]] = []
         self._cache: dict[str, Any] = {}
+        self._closers.append(owner_runs(conninfo))
 
     # connections, opened on first use and kept for the whole configuration
     def _once(self, key: str, make: Callable[[], Any], close: Callable[[Any], None]) -> Any:
@@ -319,7 +320,13 @@ def capture(env: Env, run: Callable[[psycopg.Connection[Any]], object],
     if not outcome:
         raise BenchmarkError(f"capture run failed: {outcome!r}")
     log, Recorder.log = Recorder.log, []
-    return log
+    # wxdata's once-per-connection probes (role privileges, scope-key fingerprint) are not part of
+    # the statements of an operation
+    return [(text, params) for text, params in log if not any(p in text for p in _PROBES)]
+
+
+_PROBES = ("FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+           "wxdata_scope_key_fingerprint()")
 
 
 def statement(log: list[tuple[str, Any]], contains: str) -> tuple[str, dict[str, Any]]:
@@ -744,6 +751,37 @@ def _module_reports(rep: Report, log: Callable[[str], None]) -> None:
             log(f"benchmarks/{name}.py report failed: {type(exc).__name__}: {exc}")
             continue
         rep.extra_markdown.append(f"### benchmarks/{name}.py\n\n```\n{text.strip()}\n```")
+
+
+def owner_runs(conninfo: str) -> Callable[[], None]:
+    """Let wxdata act for the benchmark's nurse on the owner's connections; returns the undo.
+
+    The workloads compare wxdata with raw psycopg on the database owner's connections (the RLS
+    workload alone connects as the application role), so the refusal of privileged connections
+    is lifted for the benchmark's lifetime, and the scope key (the configured one, else one
+    generated for the run) is installed in the benchmark database.
+    """
+    import secrets
+
+    import attrs
+
+    from wxdata.config import configure, settings
+    from wxdata.roles import install_scope_key
+    from wxdata.tx.token import scope_key, use_fallback_key
+
+    key = scope_key()
+    if key is None:
+        key = secrets.token_bytes(32)
+        use_fallback_key(key)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        install_scope_key(conn, key)
+    previous = settings()
+    configure(attrs.evolve(previous, allow_privileged_connection=True))
+
+    def undo() -> None:
+        configure(previous)
+
+    return undo
 
 
 def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = print) -> Report:

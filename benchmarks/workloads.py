@@ -341,7 +341,8 @@ def fetch_as_app_role(env: Env) -> list[Workload]:
             conninfo = _app_role(env)
             with contextlib.nullcontext() if audited else audit_disabled():
                 log = capture(env, lambda c: _ok(students.find_by_id(c, scoped, sample)), conninfo)
-            log = [entry for entry in log if "pg_roles" not in entry[0]]  # the one-off role probe
+            log = [entry for entry in log if "pg_roles" not in entry[0]  # one-off connection probes
+                   and "wxdata_scope_key_fingerprint" not in entry[0]]
             if len(log) != 2 or "set_config" not in log[0][0]:
                 raise BenchmarkError(f"unexpected wxdata statements as the app role: {len(log)}")
             (cfg, cfg_params), (sql, params) = log

@@ -1,6 +1,11 @@
 """Shared fixtures: one migrated database per test run (created and dropped here), connections,
 contexts and a school to hang students from.
 
+The database is migrated as the server's superuser (the owner). Each run creates its own LOGIN
+application role (``wxdata_test_app_<random>``, member of wxdata_app, dropped at the end), and
+``conn`` / ``db_url`` connect as that role, so row-level security applies to every test exactly as
+in production. ``admin_conn`` / ``owner_url`` are the superuser, for privileged set-up only.
+
 The server is ``WXDATA_TEST_DATABASE_URL`` or ``DATABASE_URL`` when set (CI sets the local
 PostgreSQL); otherwise the embedded PostgreSQL starts in a temp folder.
 
@@ -16,7 +21,9 @@ rows only. Tests that need a pristine database clone the migrated template with
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -24,6 +31,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 os.environ.setdefault("WXDATA_ENV", "test")
@@ -32,12 +40,18 @@ os.environ.update(
     {"DB_POOLER": "transaction"}
     if os.environ.get("WXDATA_TEST_POOLER", "").strip().lower() == "transaction" else {}
 )
+os.environ.setdefault("WXDATA_SCOPE_KEY", "d3hkYXRhIHRlc3Qgc2NvcGUga2V5LCBub3QgYSBzZWNyZXQ=")
 
 from tests.pgbouncer import PgBouncer
 from tests.pgbouncer import available as pgbouncer_available
 from wxdata import ExecutionContext, Purpose, Role, system_context
 from wxdata.db import connect_kwargs, embedded_url
 from wxdata.migrate import migrate
+from wxdata.roles import ensure_app_role, install_scope_key
+from wxdata.tx.token import scope_key
+
+#: The scope key of the test runs (row-level security verifies tokens signed with it).
+TEST_SCOPE_KEY = base64.b64decode(os.environ["WXDATA_SCOPE_KEY"])
 
 POOLER = os.environ.get("WXDATA_TEST_POOLER", "").strip().lower()
 if POOLER not in ("", "none", "transaction"):
@@ -61,14 +75,24 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def app_role() -> tuple[str, str]:
+    """Name and password of this run's application LOGIN role (unique: runs share the server)."""
+    return f"wxdata_test_app_{uuid.uuid4().hex[:10]}", secrets.token_urlsafe(18)
+
+
+@pytest.fixture(scope="session")
 def pristine_template(server_url: str) -> Iterator[str]:
-    """The name of a database migrated once for this run and never used: what clones start from."""
+    """The name of a database migrated once for this run (by the superuser, its owner, with the
+    test scope key installed) and never used: what clones start from."""
     name = f"wxdata_tmpl_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
+        key = scope_key()
+        assert key is not None, "the tests set WXDATA_SCOPE_KEY"
         with psycopg.connect(_with_db(server_url, name), autocommit=True) as conn:
             migrate(conn)
+            install_scope_key(conn, key)
         yield name
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
@@ -88,32 +112,51 @@ def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
 
 
 @pytest.fixture(scope="session")
+def owner_url(server_url: str, pristine_template: str, app_role: tuple[str, str]) -> Iterator[str]:
+    """The superuser URL of this run's database (a clone of the migrated template), dropped at the
+    end; this run's application role is created with it (and dropped with it)."""
+    name = f"wxdata_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pristine_template}"')
+    url = _with_db(server_url, name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            ensure_app_role(conn, *app_role)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(app_role[0])))
+
+
+@pytest.fixture(scope="session")
+def app_url_for(app_role: tuple[str, str]) -> Callable[[str], str]:
+    """Map the superuser URL of a test database (e.g. a ``fresh_database``) to this run's
+    application role on that database."""
+    return lambda url: make_conninfo(url, user=app_role[0], password=app_role[1])
+
+
+@pytest.fixture(scope="session")
+def direct_db_url(owner_url: str, app_url_for: Callable[[str], str]) -> str:
+    """The test database as this run's application role (row-level security applies), always
+    direct to PostgreSQL."""
+    return app_url_for(owner_url)
+
+
+@pytest.fixture(scope="session")
 def db_url(direct_db_url: str, request: pytest.FixtureRequest) -> str:
-    """The test database: direct, or through PgBouncer under ``WXDATA_TEST_POOLER=transaction``."""
+    """The test database as the application role: direct, or through PgBouncer under
+    ``WXDATA_TEST_POOLER=transaction``."""
     if not POOLED:
         return direct_db_url
     bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
     return bouncer.url(direct_db_url)
 
 
-@pytest.fixture(scope="session")
-def direct_db_url(server_url: str, pristine_template: str) -> Iterator[str]:
-    """A database created for this test run (a clone of the migrated template), dropped at the
-    end; always the direct URL."""
-    name = f"wxdata_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pristine_template}"')
-    url = _with_db(server_url, name)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def fresh_database(server_url: str, pristine_template: str) -> Iterator[Callable[[], str]]:
-    """Factory of throw-away databases cloned from the migrated, never-used template.
+    """Factory of throw-away databases cloned from the migrated, never-used template (superuser
+    URLs; ``app_url_for`` gives the application role's).
 
     Not from the run's shared database: that one holds every row earlier tests left (soft-deleted
     students, audit records...), so a clone of it is not empty and its contents depend on which
@@ -137,17 +180,26 @@ def fresh_database(server_url: str, pristine_template: str) -> Iterator[Callable
 
 @pytest.fixture
 def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit connection to the test database, opened as wxdata opens its own."""
+    """An autocommit connection to the test database as the application role, opened as wxdata
+    opens its own."""
     with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
         yield c
 
 
 @pytest.fixture
-def ctx() -> ExecutionContext:
-    """A nurse treating students."""
+def admin_conn(owner_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit superuser connection to the test database (privileged set-up only)."""
+    with psycopg.connect(owner_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def ctx(school: dict[str, uuid.UUID]) -> ExecutionContext:
+    """A nurse treating students of the ``school`` fixture's school."""
     return ExecutionContext(
         user_id="u-nurse-1", role=Role.NURSE, purpose=Purpose.TREATMENT,
         ip_address="10.1.2.3", user_agent="pytest", request_id=f"req-{uuid.uuid4().hex[:8]}",
+        school_ids={school["school_id"]},
     )
 
 

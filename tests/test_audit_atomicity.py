@@ -40,22 +40,26 @@ def records(conn: Conn, ctx: ExecutionContext) -> list[tuple[Any, ...]]:
         "ORDER BY seq", (ctx.request_id,)).fetchall()
 
 
-def fresh_ctx(**kw: Any) -> ExecutionContext:
+def fresh_ctx(school: dict[str, uuid.UUID], **kw: Any) -> ExecutionContext:
+    """A nurse of ``school`` with a request id of her own."""
     base: dict[str, Any] = dict(user_id="u-nurse-7", role=Role.NURSE, purpose=Purpose.TREATMENT,
-                                request_id=f"req-{uuid.uuid4().hex[:12]}")
+                                request_id=f"req-{uuid.uuid4().hex[:12]}",
+                                school_ids={school["school_id"]})
     base.update(kw)
     return ExecutionContext(**base)
 
 
-def _exists(conn: Conn, number: str) -> bool:
-    row = conn.execute("SELECT count(*) FROM students WHERE student_number = %s", (number,)).fetchone()
+def _exists(admin: Conn, number: str) -> bool:
+    """Whether a student with ``number`` exists in any school (asked as the superuser)."""
+    row = admin.execute("SELECT count(*) FROM students WHERE student_number = %s", (number,)).fetchone()
     return bool(row and row[0])
 
 
 # --- a rolled-back change leaves nothing ------------------------------------------------------
 
 
-def test_exception_after_a_write_leaves_neither_row_nor_record(conn, ctx, school) -> None:
+def test_exception_after_a_write_leaves_neither_row_nor_record(conn, admin_conn, ctx, school
+                                                                ) -> None:
     values = student_values(school)
 
     def crash() -> None:
@@ -65,12 +69,13 @@ def test_exception_after_a_write_leaves_neither_row_nor_record(conn, ctx, school
 
     with pytest.raises(RuntimeError):
         crash()
-    assert not _exists(conn, values["student_number"])
+    assert not _exists(admin_conn, values["student_number"])
     assert records(conn, ctx) == []
 
 
 @pytest.mark.parametrize("where", ["outermost", "savepoint"])
-def test_failure_after_writes_leaves_neither_rows_nor_records(conn, ctx, make_student, where) -> None:
+def test_failure_after_writes_leaves_neither_rows_nor_records(conn, admin_conn, ctx, make_student,
+                                                             where) -> None:
     s = make_student()
     values = {"student_id": s.id, "record_type": "ILLNESS", "title": "Flu", "description": "fever",
               "record_date": date(2024, 1, 5)}
@@ -88,8 +93,8 @@ def test_failure_after_writes_leaves_neither_rows_nor_records(conn, ctx, make_st
         with unit_of_work(conn, ctx):
             assert isinstance(work(conn, ctx), Failure)
     assert students.find_by_id(conn, ctx, s.id).unwrap().grade == s.grade
-    assert conn.execute("SELECT count(*) FROM health_records WHERE student_id = %s",
-                        (s.id,)).fetchone() == (0,)
+    assert admin_conn.execute("SELECT count(*) FROM health_records WHERE student_id = %s",
+                              (s.id,)).fetchone() == (0,)
     assert [r for r in records(conn, ctx) if r[0] in WRITES] == []
 
 
@@ -100,15 +105,16 @@ def _server_pid(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn, school) -> None:
-    ctx = fresh_ctx()
+def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn, admin_conn, school
+                                                                   ) -> None:
+    ctx = fresh_ctx(school)
     values = student_values(school)
     victim = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
     created: list[uuid.UUID] = []
 
     def body() -> Result[Any, DataError]:
         created.append(students.create(victim, ctx, values).unwrap().id)
-        conn.execute("SELECT pg_terminate_backend(%s)", (_server_pid(victim),))
+        admin_conn.execute("SELECT pg_terminate_backend(%s)", (_server_pid(victim),))
         return students.update(victim, ctx, created[0], {"grade": "6"})
 
     try:
@@ -117,21 +123,21 @@ def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn,
         assert current_scope(victim) is None and victim.closed
     finally:
         victim.close()
-    assert not _exists(conn, values["student_number"])
+    assert not _exists(admin_conn, values["student_number"])
     assert [r for r in records(conn, ctx) if r[2]] == []  # no success record for the lost work
     assert conn.execute("SELECT count(*) FROM audit_log WHERE %s = ANY(entity_ids) AND success",
                         (created[0],)).fetchone() == (0,)
 
 
-def test_killed_connection_inside_a_plain_unit_of_work(db_url, conn, school) -> None:
-    ctx = fresh_ctx()
+def test_killed_connection_inside_a_plain_unit_of_work(db_url, conn, admin_conn, school) -> None:
+    ctx = fresh_ctx(school)
     values = student_values(school)
     victim = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
 
     def work() -> None:
         with unit_of_work(victim, ctx), unit_of_work(victim, ctx):
             students.create(victim, ctx, values).unwrap()
-            conn.execute("SELECT pg_terminate_backend(%s)", (_server_pid(victim),))
+            admin_conn.execute("SELECT pg_terminate_backend(%s)", (_server_pid(victim),))
             victim.execute("SELECT 1")
 
     try:
@@ -140,7 +146,7 @@ def test_killed_connection_inside_a_plain_unit_of_work(db_url, conn, school) -> 
         assert current_scope(victim) is None
     finally:
         victim.close()
-    assert not _exists(conn, values["student_number"])
+    assert not _exists(admin_conn, values["student_number"])
     assert records(conn, ctx) == []
 
 
@@ -148,7 +154,7 @@ def test_killed_connection_inside_a_plain_unit_of_work(db_url, conn, school) -> 
 
 
 def test_failed_write_is_recorded_although_its_transaction_rolled_back(conn, school) -> None:
-    ctx = fresh_ctx()
+    ctx = fresh_ctx(school)
     first = student_values(school)
     with unit_of_work(conn, ctx):
         ok = students.create(conn, ctx, first).unwrap()
@@ -161,7 +167,7 @@ def test_failed_write_is_recorded_although_its_transaction_rolled_back(conn, sch
                                   ("UPDATE", ok.id, False, "VALIDATION_FAILED")]
 
 
-def test_denied_write_is_recorded_as_access_denied(direct_db_url, conn, sys_ctx) -> None:
+def test_denied_write_is_recorded_as_access_denied(db_url, conn, admin_conn, sys_ctx) -> None:
     tag = uuid.uuid4().hex[:8]
     d = conn.execute("INSERT INTO districts (name, code) VALUES ('D', %s) RETURNING id",
                      (f"AD-{tag}",)).fetchone()
@@ -169,10 +175,8 @@ def test_denied_write_is_recorded_as_access_denied(direct_db_url, conn, sys_ctx)
                        "RETURNING id", (f"AS-{tag}", d[0])).fetchone()
     other = conn.execute("INSERT INTO schools (name, code, district_id) VALUES ('S', %s, %s) "
                          "RETURNING id", (f"AO-{tag}", d[0])).fetchone()
-    ctx = fresh_ctx(school_ids={own[0]})
-    # SET ROLE is session state (a transaction pooler would pass it on): straight to the server.
-    with psycopg.connect(direct_db_url, autocommit=True, **connect_kwargs()) as app:
-        app.execute("SET ROLE wxdata_app")
+    ctx = fresh_ctx({"school_id": own[0]})
+    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as app:
         values = student_values({"school_id": other[0], "district_id": d[0]})
         with unit_of_work(app, ctx):
             result = students.create(app, ctx, values)
@@ -180,12 +184,13 @@ def test_denied_write_is_recorded_as_access_denied(direct_db_url, conn, sys_ctx)
             raise RollbackScope  # the failed statement aborted the transaction
         assert students.create(app, ctx, values).failure().code == "FORBIDDEN"  # no scope
     assert records(conn, ctx) == [("ACCESS_DENIED", None, False, "FORBIDDEN")] * 2
-    assert not _exists(conn, values["student_number"])
+    assert not _exists(admin_conn, values["student_number"])
 
 
 @pytest.mark.parametrize("how", ["rolled back", "savepoint rolled back", "committed", "read only"])
-def test_phi_read_is_recorded_exactly_once_whatever_the_transaction_does(conn, make_student, how) -> None:
-    ctx = fresh_ctx()
+def test_phi_read_is_recorded_exactly_once_whatever_the_transaction_does(conn, school, make_student,
+                                                                          how) -> None:
+    ctx = fresh_ctx(school)
     s = make_student()
     if how == "rolled back":
         with unit_of_work(conn, ctx):
@@ -204,12 +209,13 @@ def test_phi_read_is_recorded_exactly_once_whatever_the_transaction_does(conn, m
     assert records(conn, ctx) == [("READ", s.id, True, None)]
 
 
-def test_read_replayed_when_the_commit_itself_fails(conn, make_student) -> None:
-    ctx = fresh_ctx()
+def test_read_replayed_when_the_commit_itself_fails(conn, admin_conn, school, make_student) -> None:
+    ctx = fresh_ctx(school)
     s = make_student()
     table = f"aud_deferred_{uuid.uuid4().hex[:8]}"
-    conn.execute(f"CREATE TABLE {table} (k int, CONSTRAINT {table}_k UNIQUE (k) "
-                 "DEFERRABLE INITIALLY DEFERRED)")
+    admin_conn.execute(f"CREATE TABLE {table} (k int, CONSTRAINT {table}_k UNIQUE (k) "
+                       "DEFERRABLE INITIALLY DEFERRED)")
+    admin_conn.execute(f"GRANT INSERT ON {table} TO wxdata_app")
     try:
         def body() -> Result[Any, DataError]:
             conn.execute(f"INSERT INTO {table} VALUES (1), (1)")
@@ -217,7 +223,7 @@ def test_read_replayed_when_the_commit_itself_fails(conn, make_student) -> None:
 
         assert isinstance(run_in_scope(conn, ctx, body), Failure)
     finally:
-        conn.execute(f"DROP TABLE {table}")
+        admin_conn.execute(f"DROP TABLE {table}")
     assert records(conn, ctx) == [("READ", s.id, True, None)]
 
 
@@ -237,7 +243,7 @@ class AuditedWorkload(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ctx = fresh_ctx()
+        self.ctx = fresh_ctx(self.school)
         self.expected: Counter[tuple[uuid.UUID, str]] = Counter()
         self.live: dict[uuid.UUID, str] = {}  # id -> entity kind, live rows
         self.deleted: dict[uuid.UUID, str] = {}

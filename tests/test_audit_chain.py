@@ -441,10 +441,10 @@ def test_guards_reject_changes_to_seals(chain: psycopg.Connection[Any]) -> None:
     _ok(chain)
 
 
-def test_the_application_role_can_seal_but_not_rewrite(audit_url: str) -> None:
-    with psycopg.connect(audit_url, autocommit=True) as conn:
-        _insert(conn, 4)
-        conn.execute("SET ROLE wxdata_app")
+def test_the_application_role_can_seal_but_not_rewrite(audit_url: str, app_url_for: Any) -> None:
+    with psycopg.connect(audit_url, autocommit=True) as owner:
+        _insert(owner, 4)
+    with psycopg.connect(app_url_for(audit_url), autocommit=True) as conn:
         assert _sealed(conn).sealed == 4
         assert _ok(conn).verified == 4
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -30,9 +30,20 @@ from wxdata.tx import Isolation, RollbackScope, current_scope, transactional, un
 Conn = psycopg.Connection[Any]
 
 
+_SCHOOLS: list[uuid.UUID] = []  # the school of the running test (see ``_test_school``)
+
+
+@pytest.fixture(autouse=True)
+def _test_school(school: dict[str, uuid.UUID]) -> None:
+    """Every test works in the ``school`` fixture's school (the one ``make_student`` uses)."""
+    _SCHOOLS[:] = [school["school_id"]]
+
+
 def fresh_ctx() -> ExecutionContext:
+    """A nurse of the test's school with a request id of her own."""
     return ExecutionContext(user_id="u-nurse-9", role=Role.NURSE, purpose=Purpose.TREATMENT,
-                            ip_address="10.0.0.9", request_id=f"req-{uuid.uuid4().hex[:12]}")
+                            ip_address="10.0.0.9", request_id=f"req-{uuid.uuid4().hex[:12]}",
+                            school_ids=set(_SCHOOLS))
 
 
 def records(conn: Conn, ctx: ExecutionContext) -> list[dict[str, Any]]:
@@ -186,26 +197,31 @@ def test_hand_written_sql_gets_subjects_right(conn, sys_ctx, make_student) -> No
            "WHERE student_id = ANY(%s) ORDER BY student_id")
 
     @audited(HEALTH_RECORDS)
+    @transactional()  # applies the nurse's school scope to the hand-written SQL
     def as_rows(c: Conn, x: ExecutionContext) -> Result[list[HealthRecord], DataError]:
         return Success([HealthRecord(*r) for r in c.execute(sql, (both,)).fetchall()])
 
     @audited(HEALTH_RECORDS)
+    @transactional()  # applies the nurse's school scope to the hand-written SQL
     def as_dicts(c: Conn, x: ExecutionContext) -> Result[list[dict[str, Any]], DataError]:
         cur = c.execute("SELECT id, student_id, title FROM health_records WHERE student_id = ANY(%s)",
                         (both,))
         return Success([{"id": r[0], "student_id": r[1], "title": r[2]} for r in cur.fetchall()])
 
     @audited(HEALTH_RECORDS)
+    @transactional()  # applies the nurse's school scope to the hand-written SQL
     def as_page(c: Conn, x: ExecutionContext) -> Result[Page[HealthRecord], DataError]:
         rows = [HealthRecord(*r) for r in c.execute(sql, (both,)).fetchall()]
         return Success(Page.of(rows, 1, 20, len(rows)))
 
     @audited(HEALTH_RECORDS)
+    @transactional()  # applies the nurse's school scope to the hand-written SQL
     def as_keyset(c: Conn, x: ExecutionContext) -> Result[KeysetPage[HealthRecord], DataError]:
         rows = [HealthRecord(*r) for r in c.execute(sql, (both,)).fetchall()]
         return Success(KeysetPage(tuple(rows), None))
 
     @audited(HEALTH_RECORDS)
+    @transactional()  # applies the nurse's school scope to the hand-written SQL
     def as_aggregate(c: Conn, x: ExecutionContext) -> Result[list[VisitCount], DataError]:
         cur = c.execute("SELECT student_id, count(*) FROM health_records WHERE student_id = ANY(%s) "
                         "GROUP BY student_id", (both,))
@@ -213,11 +229,13 @@ def test_hand_written_sql_gets_subjects_right(conn, sys_ctx, make_student) -> No
 
     @audited(HEALTH_RECORDS, subjects=lambda rows: [r[1] for r in rows],
              ids=lambda rows: [r[0] for r in rows])
+    @transactional()  # applies the nurse's school scope to the hand-written SQL
     def as_tuples(c: Conn, x: ExecutionContext) -> Result[list[tuple[Any, ...]], DataError]:
         return Success(c.execute("SELECT id, student_id FROM health_records WHERE student_id = ANY(%s)",
                                  (both,)).fetchall())
 
     @audited(HEALTH_RECORDS)
+    @transactional()  # applies the nurse's school scope to the hand-written SQL
     def with_student(c: Conn, x: ExecutionContext) -> Result[tuple[Any, list[HealthRecord]], DataError]:
         return students.find_by_id(c, x, s1.id).map(lambda st: (st, _records_of(c, s1.id)))
 
@@ -298,8 +316,9 @@ def test_disclosure_lanes(conn, make_student, how) -> None:
 
     @audited(STUDENTS)
     def raw(c: Conn, x: ExecutionContext) -> Result[list[dict[str, Any]], DataError]:
-        return Success([{"id": r[0]} for r in c.execute(
-            "SELECT id FROM students WHERE id = %s", (s.id,)).fetchall()])
+        # crud.fetch applies the context to the hand-written statement, in or out of a unit of work
+        return crud.fetch(c, x, "SELECT id FROM students WHERE id = %(id)s", {"id": s.id}).map(
+            lambda rows: [{"id": r[0]} for r in rows])
 
     if how == "outside":
         raw(conn, ctx).unwrap()
@@ -338,7 +357,7 @@ def test_fail_closed_when_the_disclosure_cannot_be_recorded(conn, make_student) 
 # --- changes ----------------------------------------------------------------------------------
 
 
-def test_hand_written_change_and_its_record_commit_together(conn, make_student) -> None:
+def test_hand_written_change_and_its_record_commit_together(conn, admin_conn, make_student) -> None:
     ctx = fresh_ctx()
     s = make_student()
     seen: list[Any] = []
@@ -362,7 +381,7 @@ def test_hand_written_change_and_its_record_commit_together(conn, make_student) 
     got = records(conn, ctx)
     assert [(r["action"], r["success"], r["entity_id"]) for r in got] == [
         ("UPDATE", False, None), ("UPDATE", True, s.id)]
-    row = conn.execute("SELECT xmin::text FROM students WHERE id = %s", (s.id,)).fetchone()
+    row = admin_conn.execute("SELECT xmin::text FROM students WHERE id = %s", (s.id,)).fetchone()
     assert row is not None and int(got[1]["txid"]) % 2**32 == int(row[0])  # same transaction
 
 

@@ -10,6 +10,7 @@ Failure, and the loss is counted where ``wxdata health`` shows it.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Success
 
-from tests.conftest import student_values
+from tests.conftest import TEST_SCOPE_KEY, student_values
 from wxdata import ExecutionContext, Purpose, Role, crud, system_context
 from wxdata import config as wx_config
 from wxdata.audit import log_read
@@ -41,6 +42,7 @@ from wxdata.health import RouterHealth, to_prometheus, to_text
 from wxdata.migrate import migrate
 from wxdata.replicas import Router, RouterConfig
 from wxdata.replicas import cluster as local
+from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.schema import STUDENTS
 from wxdata.tx import DisclosureNotRecorded, RollbackScope, run_in_scope, unit_of_work
 
@@ -89,7 +91,18 @@ def small_server() -> Iterator[local.LocalCluster]:
     with local.LocalCluster.create(replicas=1, conf=("max_connections = 20",)) as c:
         with psycopg.connect(c.url("primary"), autocommit=True) as conn:
             migrate(conn)
+            install_scope_key(conn, TEST_SCOPE_KEY)
+            ensure_app_role(conn, APP_ROLE, APP_PASSWORD)
+        c.wait_replayed("replica-1")
         yield c
+
+
+APP_ROLE, APP_PASSWORD = "wxdata_lane_app", secrets.token_urlsafe(12)
+
+
+def _app(url: str) -> str:
+    """``url`` as the application role (row-level security applies, as in production)."""
+    return make_conninfo(url, user=APP_ROLE, password=APP_PASSWORD)
 
 
 def _backends(admin: psycopg.Connection[Any]) -> list[tuple[str, str]]:
@@ -122,7 +135,7 @@ def test_200_threads_every_success_has_exactly_one_record(
         baseline = _backends(admin)
 
         opened: list[psycopg.Connection[Any]] = []
-        pool = create_pool(url, min_size=0, max_size=8, config=lane_settings, timeout=600.0,
+        pool = create_pool(_app(url), min_size=0, max_size=8, config=lane_settings, timeout=600.0,
                            configure=opened.append)
         outcomes: dict[str, tuple[uuid.UUID, Any]] = {}
         errors: list[BaseException] = []
@@ -207,7 +220,7 @@ def test_replica_read_without_its_lane_fails_closed_and_keeps_the_replica(
         dead = make_conninfo(url, port=str(_dead_port()))
         for lane, request in ((dead, f"rd-{uuid.uuid4().hex[:8]}"),
                               (None, f"rl-{uuid.uuid4().hex[:8]}")):
-            router = Router.open(url, [replica], settings=config, min_size=0, max_size=2,
+            router = Router.open(_app(url), [_app(replica)], settings=config, min_size=0, max_size=2,
                                  config=router_config, initial_check=False)
             try:
                 if lane is not None:

@@ -78,9 +78,19 @@ def sentinel() -> st.SearchStrategy[str]:
                      st.sampled_from(["", "-x", "π"]))
 
 
+_SCHOOLS: list[uuid.UUID] = []  # the school of the running test (see ``_test_school``)
+
+
+@pytest.fixture(autouse=True)
+def _test_school(school: dict[str, uuid.UUID]) -> None:
+    """Every test works in the ``school`` fixture's school (the one ``make_student`` uses)."""
+    _SCHOOLS[:] = [school["school_id"]]
+
+
 def fresh_ctx() -> ExecutionContext:
+    """An administrator of the test's school with a request id of her own."""
     return ExecutionContext(user_id="u-admin-1", role=Role.ADMIN, purpose=Purpose.OPERATIONS,
-                            request_id=f"req-{uuid.uuid4().hex[:12]}")
+                            request_id=f"req-{uuid.uuid4().hex[:12]}", school_ids=set(_SCHOOLS))
 
 
 def audit_text(conn: Conn, ctx: ExecutionContext) -> str:
@@ -332,11 +342,12 @@ PROBE_DDL = f"""CREATE TABLE {PROBE_TABLE} (
 
 
 @pytest.fixture
-def probe_table(conn: Conn) -> Iterator[str]:
-    conn.execute(f"DROP TABLE IF EXISTS {PROBE_TABLE}")
-    conn.execute(PROBE_DDL)
+def probe_table(admin_conn: Conn) -> Iterator[str]:
+    admin_conn.execute(f"DROP TABLE IF EXISTS {PROBE_TABLE}")
+    admin_conn.execute(PROBE_DDL)
+    admin_conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {PROBE_TABLE} TO wxdata_app")
     yield PROBE_TABLE
-    conn.execute(f"DROP TABLE IF EXISTS {PROBE_TABLE}")
+    admin_conn.execute(f"DROP TABLE IF EXISTS {PROBE_TABLE}")
 
 
 moments = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1),

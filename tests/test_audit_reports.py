@@ -66,11 +66,13 @@ def _health_record(conn: psycopg.Connection[Any], ctx: ExecutionContext, sid: uu
 
 
 @pytest.fixture
-def seeded(conn: psycopg.Connection[Any], make_student: Callable[..., Any]) -> dict[str, Any]:
-    """Two students, two nurses; reads, a list read, an update and a health record."""
+def seeded(conn: psycopg.Connection[Any], make_student: Callable[..., Any],
+           school: dict[str, uuid.UUID]) -> dict[str, Any]:
+    """Two students, two nurses of their school; reads, a list read, an update, a health record."""
     s1, s2 = make_student(), make_student()
-    n1 = _nurse(f"u-n1-{uuid.uuid4().hex[:6]}")
-    n2 = _nurse(f"u-n2-{uuid.uuid4().hex[:6]}", Purpose.EMERGENCY)
+    here = {school["school_id"]}
+    n1 = _nurse(f"u-n1-{uuid.uuid4().hex[:6]}", school_ids=here)
+    n2 = _nurse(f"u-n2-{uuid.uuid4().hex[:6]}", Purpose.EMERGENCY, school_ids=here)
     students.find_by_id(conn, n1, s1.id).unwrap()
     students.find_by_id(conn, n1, s1.id).unwrap()
     students.find_by_id(conn, n2, s1.id).unwrap()
@@ -214,7 +216,8 @@ def exported_student(conn: psycopg.Connection[Any], school: dict[str, uuid.UUID]
     student = students.create(conn, system_context("export"),
                               student_values(school, first_name="=1+1")).unwrap()
     for i, text in enumerate(_NASTY):
-        ctx = _nurse(f"u-x{i}-{uuid.uuid4().hex[:4]}", user_agent=text, user_name=text)
+        ctx = _nurse(f"u-x{i}-{uuid.uuid4().hex[:4]}", user_agent=text, user_name=text,
+                     school_ids={school["school_id"]})
         students.find_by_id(conn, ctx, student.id).unwrap()
     return student
 
@@ -428,27 +431,27 @@ def test_forged_purge_markers_do_not_excuse_a_deletion(
 
 
 def test_retention_and_holds_need_an_admin(
-    aged: tuple[psycopg.Connection[Any], dict[str, Any]],
+    aged: tuple[psycopg.Connection[Any], dict[str, Any]], audit_url: str, app_url_for: Any,
 ) -> None:
-    conn, _ = aged
     nurse = _nurse("u-nurse-retention")
-    assert isinstance(apply_retention(conn, nurse).failure(), Forbidden)
-    assert isinstance(place_hold(conn, nurse, case_ref="x", user_id="u1").failure(), Forbidden)
     school_admin = attrs.evolve(nurse, role=Role.SCHOOL_ADMIN)
-    assert isinstance(apply_retention(conn, school_admin).failure(), Forbidden)
-    assert isinstance(place_hold(conn, system_context("h"), case_ref="x").failure(),
-                      ValidationFailed)
+    # the application role's connection: refused for the context's role alone
+    with psycopg.connect(app_url_for(audit_url), autocommit=True) as conn:
+        assert isinstance(apply_retention(conn, nurse).failure(), Forbidden)
+        assert isinstance(place_hold(conn, nurse, case_ref="x", user_id="u1").failure(), Forbidden)
+        assert isinstance(apply_retention(conn, school_admin).failure(), Forbidden)
+        assert isinstance(place_hold(conn, system_context("h"), case_ref="x").failure(),
+                          ValidationFailed)
 
 
 def test_the_application_role_cannot_purge(
-    aged: tuple[psycopg.Connection[Any], dict[str, Any]],
+    aged: tuple[psycopg.Connection[Any], dict[str, Any]], audit_url: str, app_url_for: Any,
 ) -> None:
     conn, facts = aged
-    conn.execute("SET ROLE wxdata_app")
-    result = apply_retention(conn, facts["officer"], RetentionPolicy(other_years=1),
-                             dry_run=False, key=KEY)
+    with psycopg.connect(app_url_for(audit_url), autocommit=True) as app:
+        result = apply_retention(app, facts["officer"], RetentionPolicy(other_years=1),
+                                 dry_run=False, key=KEY)
     assert isinstance(result.failure(), Forbidden)
-    conn.execute("RESET ROLE")
     assert conn.execute("SELECT count(*) FROM audit_purge").fetchone() == (0,)
 
 

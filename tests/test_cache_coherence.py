@@ -62,7 +62,7 @@ class Process:
 
 
 @pytest.fixture
-def world(db_url: str, topology_url: str, ctx: ExecutionContext,
+def world(db_url: str, owner_url: str, topology_url: str, ctx: ExecutionContext,
           make_student: Any) -> Iterator[dict[str, Any]]:
     ns = prefix()
     redis_url = topology_url
@@ -74,9 +74,11 @@ def world(db_url: str, topology_url: str, ctx: ExecutionContext,
 
     add_write_listener(route)
     ids = [make_student().id for _ in range(N_STUDENTS)]
+    admin = psycopg.connect(owner_url, autocommit=True)  # the committed truth, past any scope
     try:
-        yield {"procs": procs, "active": active, "ids": ids, "ctx": ctx}
+        yield {"procs": procs, "active": active, "ids": ids, "ctx": ctx, "admin": admin}
     finally:
+        admin.close()
         remove_write_listener(route)
         for p in procs:
             p.close()
@@ -88,7 +90,7 @@ def test_no_stale_reads_across_processes(world: dict[str, Any]) -> None:
     active: list[int] = world["active"]
     ids: list[Any] = world["ids"]
     ctx: ExecutionContext = world["ctx"]
-    admin = procs[0].conn
+    admin: Conn = world["admin"]
 
     class TwoProcesses(RuleBasedStateMachine):
         def __init__(self) -> None:

@@ -229,7 +229,7 @@ def test_keyset_pages_cover_everything_once(conn, ctx, school, make_student) -> 
                                           after=tampered).failure(), InvalidQuery)
 
 
-def test_soft_delete_hides_and_restore_returns(conn, ctx, make_student) -> None:
+def test_soft_delete_hides_and_restore_returns(conn, admin_conn, ctx, make_student) -> None:
     s = make_student()
     assert students.delete(conn, ctx, s.id) == Success(None)
     assert students.find_by_id(conn, ctx, s.id) == Failure(NotFound(entity="Student"))
@@ -237,7 +237,7 @@ def test_soft_delete_hides_and_restore_returns(conn, ctx, make_student) -> None:
     assert students.delete(conn, ctx, s.id) == Failure(NotFound(entity="Student"))
     restored = students.restore(conn, ctx, s.id).unwrap()
     assert restored.deleted_at is None and restored.version == 3
-    row = conn.execute("SELECT count(*) FROM students WHERE id = %s", (s.id,)).fetchone()
+    row = admin_conn.execute("SELECT count(*) FROM students WHERE id = %s", (s.id,)).fetchone()
     assert row == (1,)
 
 
@@ -262,8 +262,9 @@ def test_duplicate_unique_under_concurrent_insert_is_conflict(db_url, ctx, schoo
     assert values["student_number"] not in repr(failures)
 
 
-def test_missing_reference_is_validation_failure(conn, ctx) -> None:
-    result = health_records.create(conn, ctx, {
+def test_missing_reference_is_validation_failure(conn, sys_ctx) -> None:
+    # SYSTEM: a nurse is refused earlier, by the school scope (no such student in her school)
+    result = health_records.create(conn, sys_ctx, {
         "student_id": uuid.uuid4(), "record_type": "CHECKUP", "title": "t",
         "description": "d", "record_date": date(2024, 1, 2)})
     err = result.failure()

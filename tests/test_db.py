@@ -48,31 +48,44 @@ def test_pool_resets_leaked_transactions(db_url) -> None:
         assert stats["connections_num"] >= 1
 
 
-def test_superuser_warning(conn, caplog, monkeypatch) -> None:
-    monkeypatch.setenv("WXDATA_ENV", "production")
-    with caplog.at_level(logging.WARNING, logger="wxdata.db"):
-        assert warn_if_privileged(conn)
-    assert "row-level school scoping is NOT enforced" in caplog.text
+def test_superuser_warning(conn, admin_conn, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="wxdata.tx"):
+        assert warn_if_privileged(admin_conn)
+        assert not warn_if_privileged(conn)
+    assert "connect as the application role" in caplog.text
+    assert len(caplog.records) == 1
 
 
 def test_embedded_server_when_nothing_is_configured(tmp_path) -> None:
-    """On a machine with nothing installed: no DATABASE_URL, the embedded PostgreSQL serves."""
+    """On a machine with nothing installed: no DATABASE_URL, the embedded PostgreSQL serves, and
+    connect() is its application role (migrated, scope key generated, row security applies)."""
     script = textwrap.dedent("""
-        import psycopg
+        import os, stat
+        from wxdata import system_context
         from wxdata.db import connect
-        from wxdata.migrate import migrate
+        from wxdata.domains import students
+        from wxdata.tx.scope import bypasses_row_security
         with connect() as conn:
-            migrate(conn)
-            print(conn.execute("SELECT count(*) FROM wxdata_migrations").fetchone()[0])
+            assert not bypasses_row_security(conn)
+            assert students.count(conn, system_context("t"), {}).unwrap() >= 0
+            print(conn.execute("SELECT current_user").fetchone()[0])
+        with connect(owner=True) as owner:
+            print(owner.execute("SELECT count(*) FROM wxdata_migrations").fetchone()[0])
+        secrets_file = os.path.join(os.environ["WXDATA_EMBEDDED_DIR"], "wxdata-embedded-pg",
+                                    "wxdata-secrets.json")
+        print(oct(stat.S_IMODE(os.stat(secrets_file).st_mode)))
     """)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "DB_HOST", "WXDATA_TEST_DATABASE_URL")}
+           if k not in ("DATABASE_URL", "DB_HOST", "WXDATA_TEST_DATABASE_URL", "WXDATA_SCOPE_KEY",
+                        "WXDATA_MASTER_KEY", "WXDATA_MIGRATION_URL")}
     env["WXDATA_EMBEDDED_DIR"] = str(tmp_path)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert int(done.stdout.strip().splitlines()[-1]) >= 4
-
+    user, migrations, mode = done.stdout.strip().splitlines()[-3:]
+    assert user == "wxdata_embedded_app"
+    assert int(migrations) >= 4
+    assert mode == "0o600"
 
 
 def test_pool_replaces_a_dead_idle_connection(db_url, conn, monkeypatch) -> None:

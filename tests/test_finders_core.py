@@ -6,20 +6,22 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
+import attrs
 import pytest
 from returns.result import Failure, Success
 
-from wxdata import system_context
+from wxdata import ExecutionContext, system_context
 from wxdata.domains import health_records, students
 from wxdata.errors import InvalidQuery, NotFound
 from wxdata.seed import seed
 
 
 @pytest.fixture(scope="module")
-def seeded(db_url: str) -> dict[str, Any]:
+def seeded(owner_url: str) -> dict[str, Any]:
+    """A seeded district, loaded and read back by the owner (every school visible)."""
     import psycopg
 
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with psycopg.connect(owner_url, autocommit=True) as conn:
         report = seed(conn, system_context("test-seed"), schools=2, students=80, seed=11,
                       per_student=3).unwrap()
         rows = conn.execute(
@@ -33,6 +35,12 @@ def seeded(db_url: str) -> dict[str, Any]:
         rcols = [d.name for d in recs.description]
         records = [dict(zip(rcols, r, strict=True)) for r in recs.fetchall()]
     return {"report": report, "students": people, "records": records}
+
+
+@pytest.fixture
+def ctx(ctx: ExecutionContext, seeded: dict[str, Any]) -> ExecutionContext:
+    """The nurse, scoped to the seeded schools as well as to the ``school`` fixture's school."""
+    return attrs.evolve(ctx, school_ids=ctx.school_ids | {p["school_id"] for p in seeded["students"]})
 
 
 def test_seed_is_deterministic_and_reports_rate(seeded) -> None:

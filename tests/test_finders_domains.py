@@ -6,10 +6,11 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 
-from wxdata import system_context
+from wxdata import ExecutionContext, system_context
 from wxdata.domains import (
     allergies,
     appointments,
@@ -36,16 +37,26 @@ def _rows(conn: psycopg.Connection[Any], table: str, ids: list[Any]) -> list[dic
 
 
 @pytest.fixture(scope="module")
-def data(db_url: str) -> dict[str, Any]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
+def data(owner_url: str) -> dict[str, Any]:
+    """A seeded district, loaded and read back by the owner (every school visible)."""
+    with psycopg.connect(owner_url, autocommit=True) as conn:
         seed(conn, system_context("finders"), schools=2, students=60, seed=23).unwrap()
-        ids = [r[0] for r in conn.execute(
-            "SELECT s.id FROM students s JOIN schools c ON c.id = s.school_id JOIN districts d "
-            "ON d.id = c.district_id WHERE d.name LIKE 'Synthetic District 0023%%'").fetchall()]
+        found = conn.execute(
+            "SELECT s.id, s.school_id FROM students s JOIN schools c ON c.id = s.school_id "
+            "JOIN districts d ON d.id = c.district_id "
+            "WHERE d.name LIKE 'Synthetic District 0023%%'").fetchall()
+        ids = [r[0] for r in found]
         tables = ("allergies", "appointments", "chronic_conditions", "clinic_visits",
                   "emergency_contacts", "immunizations", "incident_reports", "medication_logs",
                   "student_medications", "vaccinations", "vital_signs")
-        return {"ids": ids, **{t: _rows(conn, t, ids) for t in tables}}
+        return {"ids": ids, "schools": {r[1] for r in found},
+                **{t: _rows(conn, t, ids) for t in tables}}
+
+
+@pytest.fixture
+def ctx(ctx: ExecutionContext, data: dict[str, Any]) -> ExecutionContext:
+    """The nurse, scoped to the seeded schools as well as to the ``school`` fixture's school."""
+    return attrs.evolve(ctx, school_ids=ctx.school_ids | data["schools"])
 
 
 def _mine(data: dict[str, Any], rows: Any) -> list[Any]:

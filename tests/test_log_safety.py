@@ -89,7 +89,8 @@ def _dead_port() -> int:
 
 
 def test_every_failure_kind_logs_no_phi(
-    captured: Capture, db_url: str, conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
+    captured: Capture, db_url: str, conn: psycopg.Connection[Any],
+    admin_conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
     school: dict[str, uuid.UUID],
 ) -> None:
     """The full workload (see the module docstring); then no record holds the sentinel."""
@@ -112,11 +113,12 @@ def test_every_failure_kind_logs_no_phi(
     def fresh() -> str:
         return f"N-{uuid.uuid4().hex[:10]}"
 
-    # 0. The attack is real: PostgreSQL quotes the sentinel in the errors it raises.
+    # 0. The attack is real: PostgreSQL quotes the sentinel in the errors it raises (asked as
+    #    the owner: the application role's bare INSERT is refused by row security first).
     with pytest.raises(psycopg.errors.UniqueViolation) as unique:
-        insert(conn, sentinel)
+        insert(admin_conn, sentinel)
     with pytest.raises(psycopg.errors.CheckViolation) as check:
-        insert(conn, fresh(), gender="NOT-A-GENDER")
+        insert(admin_conn, fresh(), gender="NOT-A-GENDER")
     assert sentinel in str(unique.value) and sentinel in str(check.value)
     assert sentinel not in describe(unique.value) + describe(check.value)
 
@@ -135,11 +137,12 @@ def test_every_failure_kind_logs_no_phi(
     finally:
         traced.close()
 
-    # 2. Failing after-commit hooks: unique, check and FK violations, an exception quoting PHI.
+    # 2. Failing after-commit hooks: unique, check and FK violations, an exception quoting PHI
+    #    (the hooks' bare INSERTs go through the owner, whose errors quote the values).
     with unit_of_work(conn, sys_ctx) as scope:
-        scope.after_commit(lambda: insert(conn, sentinel))
-        scope.after_commit(lambda: insert(conn, fresh(), gender="X"))
-        scope.after_commit(lambda: insert(conn, fresh(), school_id=uuid.uuid4()))
+        scope.after_commit(lambda: insert(admin_conn, sentinel))
+        scope.after_commit(lambda: insert(admin_conn, fresh(), gender="X"))
+        scope.after_commit(lambda: insert(admin_conn, fresh(), school_id=uuid.uuid4()))
         scope.after_commit(lambda: _raise(ValueError(f"student {sentinel} failed")))
 
     # 3. Failing rollback hooks (one chains a database error quoting PHI).
@@ -150,7 +153,7 @@ def test_every_failure_kind_logs_no_phi(
 
         def chained() -> None:
             try:
-                insert(conn, sentinel)
+                insert(admin_conn, sentinel)
             except psycopg.Error as exc:
                 raise RuntimeError(sentinel) from exc
 

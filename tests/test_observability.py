@@ -115,7 +115,7 @@ def test_no_phi_value_reaches_any_log_record(db_url: str, ctx: ExecutionContext,
                     f"SELECT $x${diagnosis}$x$::date"):
             with pytest.raises(psycopg.Error):
                 conn.execute(bad)
-        with pytest.raises(psycopg.errors.UniqueViolation):
+        with pytest.raises(psycopg.errors.UniqueViolation), unit_of_work(conn, ctx):
             conn.execute("INSERT INTO students (student_number, first_name, last_name, "
                          "date_of_birth, grade, gender, enrollment_date, school_id, district_id) "
                          "VALUES (%s, %s, %s, %s, '5', 'FEMALE', '2020-09-01', %s, %s)",

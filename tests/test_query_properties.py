@@ -14,11 +14,13 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import student_values
+from wxdata import ExecutionContext
 from wxdata.domains import students
 from wxdata.query import compiler
 from wxdata.query.filters import And, Cond, Node, Not, Or, Pattern, bind, escape_like
@@ -61,6 +63,12 @@ def dataset(db_url: str) -> dict[str, Any]:
         for new_id, values in zip(ids, rows, strict=True):
             values["id"] = new_id
     return {"school": school, "rows": rows}
+
+
+@pytest.fixture
+def ctx(ctx: ExecutionContext, dataset: dict[str, Any]) -> ExecutionContext:
+    """The nurse, scoped to the dataset's school as well as to the ``school`` fixture's school."""
+    return attrs.evolve(ctx, school_ids=ctx.school_ids | {dataset["school"]["school_id"]})
 
 
 # --- filter trees and their Python meaning ---------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -21,8 +22,10 @@ import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Result, Success
 
+from tests.conftest import TEST_SCOPE_KEY
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.config import ConfigError, load_settings
 from wxdata.domains import students
@@ -32,6 +35,7 @@ from wxdata.migrate import migrate
 from wxdata.replicas import Consistency, Router, RouterConfig, Strategy, consistency_key, is_replica
 from wxdata.replicas import cluster as local
 from wxdata.replicas.router import _Server
+from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.tx import unit_of_work
 
 pytestmark = pytest.mark.skipif(local.missing() is not None, reason=str(local.missing()))
@@ -43,12 +47,22 @@ FAST = RouterConfig(check_interval=0.1, backoff_initial=0.1, backoff_max=0.5, re
                     connect_timeout=2, primary_timeout=10)
 
 
+APP_ROLE, APP_PASSWORD = "wxdata_replica_app", secrets.token_urlsafe(12)
+
+
+def app_url(cluster: local.LocalCluster, server: str) -> str:
+    """The application role's URL on one server of the cluster (row-level security applies)."""
+    return make_conninfo(cluster.url(server), user=APP_ROLE, password=APP_PASSWORD)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[local.LocalCluster]:
     """A primary and one streaming replica, migrated, destroyed at the end."""
     with local.LocalCluster.create(replicas=1) as c:
         with psycopg.connect(c.url("primary"), autocommit=True) as conn:
             migrate(conn)
+            install_scope_key(conn, TEST_SCOPE_KEY)
+            ensure_app_role(conn, APP_ROLE, APP_PASSWORD)
         c.wait_replayed("replica-1")
         yield c
 
@@ -71,7 +85,7 @@ def school(cluster: local.LocalCluster) -> dict[str, uuid.UUID]:
 @pytest.fixture(scope="module")
 def router(cluster: local.LocalCluster) -> Iterator[Router]:
     """A router over the cluster with fast health checks."""
-    with Router.open(cluster.url("primary"), [cluster.url("replica-1")], config=FAST,
+    with Router.open(app_url(cluster, "primary"), [app_url(cluster, "replica-1")], config=FAST,
                      min_size=1, max_size=6) as r:
         yield r
 
@@ -219,7 +233,7 @@ def test_note_commit_covers_writes_on_connections_the_router_did_not_hand_out(
     writer, bystander = make_ctx(school), make_ctx(school)
     cluster.pause_replay("replica-1")
     try:
-        with psycopg.connect(cluster.url("primary"), autocommit=True) as own:
+        with psycopg.connect(app_url(cluster, "primary"), autocommit=True) as own:
             students.update(own, writer, s.id, {"grade": "10"}).unwrap()
             assert router.read(writer, probe, s.id) == Success((True, "5"))  # unknown to the router
             router.note_commit(own, writer)
@@ -234,7 +248,8 @@ def test_lagging_replica_is_skipped_and_counted_then_brought_back(
 ) -> None:
     config = RouterConfig(max_lag_bytes=1024, max_lag_seconds=None, monitor=False,
                           check_interval=0.05, replica_timeout=0.5, connect_timeout=2)
-    with Router.open(cluster.url("primary"), [cluster.url("replica-1")], config=config,
+    with Router.open(app_url(cluster, "primary"), [app_url(cluster, "replica-1")],
+                     config=config,
                      min_size=1, max_size=2) as r:
         s = new_student(r, school)
         cluster.wait_replayed("replica-1")
@@ -310,7 +325,8 @@ def test_replica_stopped_mid_workload_falls_back_without_a_failed_call_then_retu
 def _two_replicas(cluster: local.LocalCluster, strategy: Strategy) -> Router:
     """Two replica entries on the same server: enough to watch the choice between them."""
     config = RouterConfig(strategy=strategy, monitor=False, replica_timeout=2, connect_timeout=2)
-    return Router.open(cluster.url("primary"), [cluster.url("replica-1")] * 2, config=config,
+    return Router.open(app_url(cluster, "primary"), [app_url(cluster, "replica-1")] * 2,
+                       config=config,
                        min_size=1, max_size=3)
 
 
@@ -361,7 +377,8 @@ _SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"\\\n]*"(,[a-z_]+="[^"\\\n]*")*\})?
 
 def test_pool_metrics_show_real_in_use_and_waiting_under_load(cluster: local.LocalCluster) -> None:
     config = RouterConfig(monitor=False, primary_timeout=30)
-    with Router.open(cluster.url("primary"), [], config=config, min_size=1, max_size=2) as r:
+    with Router.open(app_url(cluster, "primary"), [], config=config, min_size=1,
+                     max_size=2) as r:
         held, release = threading.Semaphore(0), threading.Event()
 
         def hold() -> None:

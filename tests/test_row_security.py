@@ -41,14 +41,9 @@ def world(conn, sys_ctx) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app_conn(direct_db_url) -> Iterator[psycopg.Connection[Any]]:
-    """A connection acting as the non-superuser application role (RLS applies).
-
-    ``SET ROLE`` is session state, which a transaction pooler would hand to other clients: this
-    connection goes straight to the server.
-    """
-    with psycopg.connect(direct_db_url, autocommit=True, **connect_kwargs()) as c:
-        c.execute("SET ROLE wxdata_app")
+def app_conn(db_url) -> Iterator[psycopg.Connection[Any]]:
+    """A login connection as the non-superuser application role (RLS applies)."""
+    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
         assert not bypasses_row_security_role(c)
         yield c
 
@@ -74,7 +69,7 @@ def test_nurse_reads_own_school_only(app_conn, world) -> None:
     assert hr.total == 0
 
 
-def test_nurse_cannot_write_other_school(app_conn, conn, world) -> None:
+def test_nurse_cannot_write_other_school(app_conn, admin_conn, world) -> None:
     ctx = nurse(world)
     assert students.update(app_conn, ctx, world["sb"].id, {"grade": "9"}) == Failure(
         NotFound("Student"))
@@ -83,10 +78,10 @@ def test_nurse_cannot_write_other_school(app_conn, conn, world) -> None:
     assert isinstance(moved.failure(), Forbidden)
     created = students.create(app_conn, ctx, student_values(world["b"]))
     assert isinstance(created.failure(), Forbidden)
-    still = conn.execute("SELECT grade, deleted_at, school_id FROM students WHERE id = %s",
-                         (world["sb"].id,)).fetchone()
+    still = admin_conn.execute("SELECT grade, deleted_at, school_id FROM students WHERE id = %s",
+                               (world["sb"].id,)).fetchone()
     assert still == (world["sb"].grade, None, world["b"]["school_id"])
-    denied = conn.execute(
+    denied = admin_conn.execute(
         "SELECT count(*) FROM audit_log WHERE action = 'ACCESS_DENIED' AND request_id = 'req-rls'"
         " AND NOT success").fetchone()
     assert denied[0] >= 2  # both refused writes recorded on lane 2

@@ -15,7 +15,7 @@ from wxdata.schema.spec import Column, DataClass, Entity, canonical_sql_type, re
 
 ENTITIES = sorted(registered(), key=lambda e: e.table)
 #: Tables that are not entities: the audit machinery and the migration ledger.
-NOT_ENTITIES = ("audit_log", "wxdata_migrations")
+NOT_ENTITIES = ("audit_log", "wxdata_migrations", "wxdata_scope_key")  # the last: owner-only
 
 
 def _is_infrastructure(table: str) -> bool:

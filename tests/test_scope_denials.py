@@ -55,6 +55,13 @@ def world(conn: Conn, sys_ctx: ExecutionContext) -> dict[str, Any]:
 
 
 @pytest.fixture
+def conn(admin_conn: Conn) -> Conn:
+    """Here ``conn`` is the owner: set-up with SYSTEM contexts and checks that see past the
+    school scope; ``app_conn`` is the connection under test."""
+    return admin_conn
+
+
+@pytest.fixture
 def app_conn(db_url: str) -> Iterator[Conn]:
     """A connection subject to row-level security (the application role)."""
     def privileged(c: Conn) -> bool:
@@ -62,9 +69,7 @@ def app_conn(db_url: str) -> Iterator[Conn]:
                         "WHERE rolname = current_user").fetchone()
         return bool(row and row[0])
 
-    with psycopg.connect(db_url, autocommit=True) as c:
-        if privileged(c):
-            c.execute("SET ROLE wxdata_app")
+    with psycopg.connect(db_url, autocommit=True) as c:  # the run's application login role
         assert not privileged(c)
         assert not bypasses_row_security_role(c)
         yield c

@@ -71,13 +71,8 @@ def _contexts(world: dict[str, Any]) -> dict[str, ExecutionContext]:
 
 @pytest.fixture
 def one_connection(db_url: str) -> Iterator[ConnectionPool[psycopg.Connection[Any]]]:
-    """A pool of exactly one connection acting as the application role (RLS applies)."""
-
-    def as_app(c: psycopg.Connection[Any]) -> None:
-        c.execute("SET ROLE wxdata_app")
-
-    pool = create_pool(db_url, min_size=1, max_size=1, configure=as_app, check=None,
-                       name="scope-test")
+    """A pool of exactly one connection as the run's application login role (RLS applies)."""
+    pool = create_pool(db_url, min_size=1, max_size=1, check=None, name="scope-test")
     try:
         yield pool
     finally:

@@ -37,12 +37,16 @@ Conn = psycopg.Connection[Any]
 
 
 @pytest.fixture
-def probe(conn: Conn) -> Iterator[str]:
-    """A throw-away table ``(id serial, k text, v int)`` for this test only."""
+def probe(admin_conn: Conn) -> Iterator[str]:
+    """A throw-away table ``(id serial, k text, v int)`` for this test only (created by the owner,
+    usable by the application role)."""
     name = f"tx_probe_{uuid.uuid4().hex[:10]}"
-    conn.execute(f"CREATE TABLE {name} (id serial PRIMARY KEY, k text NOT NULL, v int NOT NULL)")
+    admin_conn.execute(
+        f"CREATE TABLE {name} (id serial PRIMARY KEY, k text NOT NULL, v int NOT NULL)")
+    admin_conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO wxdata_app")
+    admin_conn.execute(f"GRANT USAGE ON SEQUENCE {name}_id_seq TO wxdata_app")
     yield name
-    conn.execute(f"DROP TABLE IF EXISTS {name}")
+    admin_conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _count(conn: Conn, table: str, k: str | None = None) -> int:
@@ -386,10 +390,12 @@ def test_nested_retryable_dooms_the_outermost_scope(conn, ctx, probe) -> None:
     assert len(attempts) == 2 and _count(conn, probe, "doomed") == 0
 
 
-def test_deferred_constraint_failing_at_commit_is_a_failure_not_retried(conn, ctx) -> None:
+def test_deferred_constraint_failing_at_commit_is_a_failure_not_retried(conn, admin_conn, ctx
+                                                                         ) -> None:
     table = f"tx_deferred_{uuid.uuid4().hex[:8]}"
-    conn.execute(f"CREATE TABLE {table} (k int, CONSTRAINT {table}_k_key UNIQUE (k) "
-                 "DEFERRABLE INITIALLY DEFERRED)")
+    admin_conn.execute(f"CREATE TABLE {table} (k int, CONSTRAINT {table}_k_key UNIQUE (k) "
+                       "DEFERRABLE INITIALLY DEFERRED)")
+    admin_conn.execute(f"GRANT SELECT, INSERT ON {table} TO wxdata_app")
     attempts: list[int] = []
     hooks: list[str] = []
     try:
@@ -405,7 +411,7 @@ def test_deferred_constraint_failing_at_commit_is_a_failure_not_retried(conn, ct
         assert len(attempts) == 1 and hooks == ["rolled back"]
         assert _count(conn, table) == 0 and current_scope(conn) is None
     finally:
-        conn.execute(f"DROP TABLE {table}")
+        admin_conn.execute(f"DROP TABLE {table}")
 
 
 def test_an_aborted_transaction_is_never_reported_committed(conn, ctx, probe) -> None:

@@ -30,20 +30,37 @@ AREAS: tuple[str, ...] = (
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
+    from wxdata.config import settings
     from wxdata.db import connect
     from wxdata.migrate import MigrationError, migrate, status
+    from wxdata.roles import provision
+    from wxdata.tx.token import scope_key
 
-    with connect(args.database_url) as conn:
+    config = settings()
+    if args.database_url is None and config.owner_url is None and not args.status:
+        from wxdata.db import EMBEDDED_APP_ROLE, embedded_app_url
+
+        embedded_app_url()  # migrates the embedded server and sets up its two roles
+        print(f"embedded server migrated; application role: {EMBEDDED_APP_ROLE}")
+        return 0
+    with connect(args.database_url, owner=True) as conn:
         if args.status:
             for name, state in status(conn):
                 print(f"{state:8} {name}")
             return 0
+        key = scope_key()
+        if key is None:
+            print("migration refused: WXDATA_SCOPE_KEY (or WXDATA_MASTER_KEY) is required: "
+                  "row-level security verifies a school scope signed with it", file=sys.stderr)
+            return 2
         try:
             applied = migrate(conn)
+            role = provision(conn, config, key)
         except MigrationError as exc:
             print(f"migration refused: {exc}", file=sys.stderr)
             return 1
     print("\n".join(f"applied {n}" for n in applied) if applied else "up to date")
+    print(f"scope key installed; application role: {role or '(DATABASE_URL names the owner)'}")
     return 0
 
 
@@ -53,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
     migrate = sub.add_parser("migrate", help="apply pending migrations from sql/")
-    migrate.add_argument("--database-url", default=None, help="override DATABASE_URL")
+    migrate.add_argument("--database-url", default=None,
+                         help="owner URL (default: WXDATA_MIGRATION_URL, else DATABASE_URL)")
     migrate.add_argument("--status", action="store_true", help="list migrations and their state")
     migrate.set_defaults(handler=_cmd_migrate)
     for area in AREAS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 from collections.abc import Mapping
 from typing import Literal
@@ -45,6 +46,9 @@ class Settings:
     """Validated configuration; build with :func:`load_settings`."""
 
     database_url: str | None = attrs.field(default=None, repr=_masked)
+    migration_url: str | None = attrs.field(default=None, repr=_masked)
+    allow_privileged_connection: bool = False
+    scope_token_max_age: int = 300
     replica_urls: tuple[str, ...] = attrs.field(default=(), repr=_masked)
     pool_min: int = 2
     pool_max: int = 10
@@ -113,6 +117,11 @@ class Settings:
         return self.pooler != "transaction"
 
     @property
+    def owner_url(self) -> str | None:
+        """The URL migrations run with: ``WXDATA_MIGRATION_URL``, else ``DATABASE_URL``."""
+        return self.migration_url or self.database_url
+
+    @property
     def database_configured(self) -> bool:
         """True when a server was configured (else the embedded PostgreSQL is used)."""
         return self.database_url is not None
@@ -121,6 +130,7 @@ class Settings:
 SecretPurpose = Literal["scope", "cursor"]
 
 
+@functools.lru_cache(maxsize=16)
 def derive_key(master: bytes, purpose: str) -> bytes:
     """A 32-byte key for one purpose, derived from ``master`` with HKDF-SHA256."""
     from cryptography.hazmat.primitives import hashes
@@ -214,6 +224,13 @@ def _database_url(env: Mapping[str, str]) -> str | None:
     return f"postgresql://{auth}@{quote(host, safe='')}:{port}/{name}"
 
 
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    url = env.get(name) or None
+    if url is not None and not url.startswith(("postgresql://", "postgres://")) and "=" not in url:
+        raise ConfigError(f"{name} must be a postgresql:// URL or a libpq conninfo")
+    return url
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every wxdata variable; raises ConfigError naming the first bad one."""
     env = os.environ if env is None else env
@@ -250,6 +267,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("DB_POOLER must be none or transaction")
     settings = Settings(
         database_url=_database_url(env),
+        migration_url=_url(env, "WXDATA_MIGRATION_URL"),
+        allow_privileged_connection=_bool(env, "WXDATA_ALLOW_PRIVILEGED_CONNECTION", False),
+        scope_token_max_age=_int(env, "WXDATA_SCOPE_TOKEN_MAX_AGE", 300, 5, 86_400),
         replica_urls=replicas,
         pool_min=pool_min,
         pool_max=pool_max,

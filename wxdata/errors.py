@@ -181,6 +181,11 @@ class Unavailable(DataError):
     status: ClassVar[int] = 503
     reason: str = ""
 
+    @property
+    def message(self) -> str:
+        """A PHI-free, human-readable sentence."""
+        return f"unavailable: {self.reason}" if self.reason else "unavailable"
+
 
 @attrs.frozen(slots=True)
 class Retryable(DataError):

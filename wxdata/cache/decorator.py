@@ -65,9 +65,9 @@ from wxdata.cache.returns import check_return_type
 from wxdata.cache.serde import Unserialisable, find_secret, is_frozen, register_entity, thaw
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
-from wxdata.errors import DataError
+from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity, registered
-from wxdata.tx.scope import Isolation, Scope, current_scope
+from wxdata.tx.scope import Isolation, Scope, context_refusal, current_scope
 
 log = logging.getLogger("wxdata.cache")
 
@@ -280,6 +280,12 @@ def cached(
             c = fixed if fixed is not None else resolve()
             if c is None:
                 return fn(conn, ctx, *args, **kwargs)
+            try:
+                refusal = context_refusal(conn, ctx)
+            except psycopg.Error as exc:
+                return Failure(from_db_error(exc))
+            if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
+                return Failure(refusal)
             scope = current_scope(conn)
             if (scope is not None and not usable(scope)) or (
                     sensitive and not c.accepts_sensitive):

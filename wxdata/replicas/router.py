@@ -270,9 +270,9 @@ class Router:
         s = settings or current()
         url = primary_url or s.database_url
         if url is None:
-            from wxdata.db import embedded_url
+            from wxdata.db import embedded_app_url
 
-            url = embedded_url()
+            url = embedded_app_url()
         urls = tuple(s.replica_urls if replica_urls is None else replica_urls)
         router = cls(
             config=config or RouterConfig.from_settings(s),

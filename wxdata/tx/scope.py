@@ -53,8 +53,9 @@ from psycopg.pq import TransactionStatus
 from wxdata import telemetry
 from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext, context_age_error, context_settings
-from wxdata.errors import ContextRefused
+from wxdata.errors import ContextRefused, DataError, Forbidden, Unavailable
 from wxdata.safelog import log_error
+from wxdata.tx.token import fingerprint, scope_key, scope_token
 
 log = logging.getLogger("wxdata.tx")
 
@@ -199,13 +200,18 @@ def transaction_timeouts(config: Settings | None = None) -> dict[str, str]:
     return out
 
 
-def context_statement(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
+def context_statement(
+    ctx: ExecutionContext, key: bytes | None = None, now: float | None = None
+) -> tuple[str, dict[str, str]]:
     """``SELECT set_config(name, value, true), ...`` applying the context to this transaction.
 
-    Behind a transaction pooler it also sets the transaction's timeouts
-    (:func:`transaction_timeouts`), so they hold without any session setting.
+    With ``key`` the signed ``app.scope_token`` (the only scope row-level security trusts) rides in
+    the same statement; the plain ``app.*`` settings are informational. Behind a transaction
+    pooler it also sets the transaction's timeouts (:func:`transaction_timeouts`), so they hold
+    without any session setting.
     """
     values = {**context_settings(ctx), **transaction_timeouts()}
+    values["app.scope_token"] = scope_token(ctx, key, now) if key is not None else ""
     calls = ",".join(f"set_config(%(k{i})s, %(v{i})s, true)" for i in range(len(values)))
     params: dict[str, str] = {}
     for i, (k, v) in enumerate(values.items()):
@@ -214,23 +220,141 @@ def context_statement(ctx: ExecutionContext) -> tuple[str, dict[str, str]]:
     return f"SELECT {calls}", params
 
 
-_BYPASS: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
+@attrs.frozen(slots=True)
+class _ConnState:
+    """What wxdata learnt about a connection on its first use (cached per connection)."""
+
+    privileged: bool
+    fingerprint: str | None  # the database's scope-key fingerprint; None: none installed
+    migrated: bool  # whether the database has the signed-scope functions
+
+
+_STATE: weakref.WeakKeyDictionary[psycopg.Connection[Any], _ConnState] = weakref.WeakKeyDictionary()
+
+_PRIVILEGED_SQL = (
+    "SELECT r.rolsuper OR r.rolbypassrls OR EXISTS ("
+    " SELECT 1 FROM pg_catalog.pg_class c WHERE c.relrowsecurity AND NOT c.relforcerowsecurity"
+    " AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')),"
+    " pg_catalog.to_regprocedure('public.wxdata_scope_key_fingerprint()') IS NOT NULL"
+    " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user"
+)
+
+PRIVILEGED_REASON = (
+    "the database role bypasses row-level security (superuser, BYPASSRLS, or owner of a table "
+    "whose policy is not forced); connect as the application role (a LOGIN member of wxdata_app, "
+    "which `wxdata migrate` creates from DATABASE_URL while WXDATA_MIGRATION_URL names the owner), "
+    "or set WXDATA_ALLOW_PRIVILEGED_CONNECTION=true to accept unscoped access"
+)
+
+
+def _state(conn: Conn) -> _ConnState:
+    known = _STATE.get(conn)
+    if known is None:
+        row = conn.execute(_PRIVILEGED_SQL).fetchone()
+        privileged = bool(row and row[0])
+        migrated = bool(row and row[1])
+        fingerprint = None
+        if migrated and not privileged:
+            found = conn.execute("SELECT public.wxdata_scope_key_fingerprint()").fetchone()
+            fingerprint = found[0] if found else None
+        known = _ConnState(privileged=privileged, fingerprint=fingerprint, migrated=migrated)
+        _STATE[conn] = known
+    return known
 
 
 def bypasses_row_security(conn: Conn) -> bool:
-    """Whether the connection's role ignores row-level security (superuser or BYPASSRLS).
+    """Whether the connection's role ignores row-level security: superuser, BYPASSRLS, or owner of
+    a row-secured table that does not FORCE it. Cached per connection."""
+    return _state(conn).privileged
 
-    Such a connection does not need the context applied outside a unit of work (nothing would be
-    filtered anyway); an application role does. Cached per connection.
+
+def _allow_privileged() -> bool:
+    from wxdata.config import settings
+
+    return settings().allow_privileged_connection
+
+
+def _key_for(state: _ConnState) -> bytes:
+    """The scope key, checked against the database's; ContextRefused (Unavailable) otherwise."""
+    key = scope_key()
+    if not state.migrated:
+        raise ContextRefused(Unavailable(
+            reason="the database lacks the signed school scope: run `wxdata migrate`"))
+    if key is None:
+        raise ContextRefused(Unavailable(
+            reason="no scope key configured: set WXDATA_SCOPE_KEY or WXDATA_MASTER_KEY"))
+    if state.fingerprint is None:
+        raise ContextRefused(Unavailable(
+            reason="the database has no scope key installed: run `wxdata migrate` with "
+                   "WXDATA_SCOPE_KEY or WXDATA_MASTER_KEY set"))
+    if fingerprint(key) != state.fingerprint:
+        raise ContextRefused(Unavailable(
+            reason="the scope key (WXDATA_SCOPE_KEY, or derived from WXDATA_MASTER_KEY) differs "
+                   "from the database's: run `wxdata migrate` with it or correct the variable"))
+    return key
+
+
+@attrs.frozen(slots=True)
+class PreparedContext:
+    """The context statement for one transaction, and whether the role escapes row security."""
+
+    privileged: bool
+    sql: str
+    params: dict[str, str]
+
+
+def prepare_context(conn: Conn, ctx: ExecutionContext) -> PreparedContext:
+    """The one place a context meets a connection: refuse or build its ``set_config`` statement.
+
+    Raises :class:`~wxdata.errors.ContextRefused` (a ``psycopg.Error`` carrying the DataError):
+
+    - what :func:`check_context` refuses (a context older than ``WXDATA_CONTEXT_MAX_AGE``);
+    - ``Forbidden`` when the connection's role bypasses row-level security and the context is not
+      SYSTEM (unless ``WXDATA_ALLOW_PRIVILEGED_CONNECTION=true``);
+    - ``Unavailable`` when wxdata has no scope key or its key is not the database's.
     """
-    known = _BYPASS.get(conn)
-    if known is None:
-        row = conn.execute(
-            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
-        ).fetchone()
-        known = bool(row and row[0])
-        _BYPASS[conn] = known
-    return known
+    check_context(ctx)
+    state = _state(conn)
+    if state.privileged:
+        refusal = context_refusal(conn, ctx)
+        if refusal is not None:
+            raise ContextRefused(refusal)
+        sql_text, params = context_statement(ctx, None)
+        return PreparedContext(True, sql_text, params)
+    sql_text, params = context_statement(ctx, _key_for(state))
+    return PreparedContext(False, sql_text, params)
+
+
+def context_refusal(conn: Conn, ctx: ExecutionContext) -> DataError | None:
+    """``Forbidden`` when ``ctx`` may not act on ``conn`` (a role that bypasses row security and
+    a non-SYSTEM context, without WXDATA_ALLOW_PRIVILEGED_CONNECTION); None when it may.
+
+    :func:`prepare_context` applies it to every statement and unit of work; reads served from the
+    cache (no statement at all) ask it directly.
+    """
+    if _state(conn).privileged and not ctx.is_system and not _allow_privileged():
+        return Forbidden(entity="connection", reason=PRIVILEGED_REASON)
+    return None
+
+
+def check_connection(conn: Conn) -> bool:
+    """Learn the connection's role (cached) and log a WARNING when it bypasses row security.
+
+    Called on every connect and pooled connection open; returns whether the role is privileged.
+    """
+    if not _state(conn).privileged:
+        return False
+    if _allow_privileged():
+        log.warning(
+            "connected as a role that bypasses row-level security (superuser/BYPASSRLS/table "
+            "owner) with WXDATA_ALLOW_PRIVILEGED_CONNECTION=true: school scoping is NOT enforced"
+        )
+    else:
+        log.warning(
+            "connected as a role that bypasses row-level security: every non-SYSTEM context will "
+            "be refused; connect as the application role (a LOGIN member of wxdata_app)"
+        )
+    return True
 
 
 def begin_statement(isolation: Isolation | None, read_only: bool, deferrable: bool) -> str:
@@ -286,16 +410,15 @@ def may_name_statements(conn: Conn, config: Settings | None = None) -> bool:
 
 
 def _begin(conn: Conn, ctx: ExecutionContext, statement: str) -> None:
-    """BEGIN and the context's set_config in one pipelined round trip (after the age check
-    and, behind a transaction pooler, the check that the connection names no statement)."""
-    check_context(ctx)
+    """BEGIN and the context's set_config in one pipelined round trip (after the checks: the
+    context and the role, and behind a transaction pooler that the connection names no statement)."""
+    prepared = prepare_context(conn, ctx)
     if may_name_statements(conn):
         raise ScopeError(POOLER_UNSAFE)
-    sql, params = context_statement(ctx)
     try:
         with conn.pipeline():
             conn.execute(statement)
-            conn.execute(sql, params, prepare=settings().prepare)
+            conn.execute(prepared.sql, prepared.params, prepare=settings().prepare)
     except BaseException:
         if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             try:
