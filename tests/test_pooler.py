@@ -240,7 +240,8 @@ def test_a_connection_that_may_name_statements_is_refused_in_pooler_mode(
                 pass
         assert students.update(conn, ctx, made.id, {"grade": "8"}).failure().code == "UNAVAILABLE"
         assert _named_statements(conn) == 0
-    assert students.find_by_id(admin, ctx, made.id).unwrap() == made
+    with psycopg.connect(direct_db_url, autocommit=True, prepare_threshold=None) as app:
+        assert students.find_by_id(app, ctx, made.id).unwrap() == made
 
 
 def test_direct_mode_still_prepares(direct_db_url: str, admin: Conn, direct) -> None:
