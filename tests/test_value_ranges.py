@@ -36,7 +36,7 @@ from tests.test_domains_crud import ENTITIES, Builder, _same, value_strategy
 from wxdata import crud
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery, ValidationFailed
-from wxdata.schema.spec import INT_RANGES, Column, Entity, Kind
+from wxdata.schema.spec import INT_RANGES, Column, Entity, Kind, validator_reads
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
 from wxdata.tx import RollbackScope, unit_of_work
 
@@ -109,10 +109,24 @@ def wild_value(entity: Entity[Any], column: Column) -> st.SearchStrategy[Any]:
     return st.one_of(value_strategy(entity, column), wild)
 
 
-def _names(error: DataError, name: str) -> bool:
-    """The failure names this column (as the field, or in a cross-field rule)."""
+def _partners(entity: Entity[Any], name: str) -> set[str]:
+    """The column and every column a cross-field validator reads together with it."""
+    out = {name}
+    for validator in entity.validators:
+        declared = validator_reads(validator)
+        if declared is None:
+            out.update(c.name for c in entity.columns)
+        elif name in declared:
+            out.update(declared)
+    return out
+
+
+def _names(error: DataError, name: str, entity: Entity[Any] | None = None) -> bool:
+    """The failure names this column, or a cross-field rule over it names its partner."""
     if isinstance(error, ValidationFailed):
-        return any(e.field == name or name in e.rule.split() for e in error.errors)
+        fields = _partners(entity, name) if entity is not None else {name}
+        return any(e.field.removeprefix("[0].") in fields or name in e.rule.split()
+                   for e in error.errors)
     return isinstance(error, InvalidQuery) and error.field == name
 
 
@@ -160,7 +174,7 @@ class _Checker:
         entity = self.entity
         assert isinstance(result, Failure), f"{entity.table}.{name}: expected a refusal"
         error = result.failure()
-        assert isinstance(error, ValidationFailed) and _names(error, name), (
+        assert isinstance(error, ValidationFailed) and _names(error, name, entity), (
             f"{entity.table}.{name}: {error!r} does not name the field")
         assert _count(self.admin, entity) == before, f"{entity.table}.{name}: row written"
         assert _succeeded(self.admin, str(ctx.request_id), action) == 0, (
@@ -190,9 +204,8 @@ class _Checker:
         result = crud.bulk_create(self.conn, ctx, entity, [values])
         assert isinstance(result, Failure), f"{entity.table}.{name}: expected a refusal"
         error = result.failure()
-        assert isinstance(error, ValidationFailed) and any(
-            e.field.endswith("." + name) or e.field == name or name in e.rule.split()
-            for e in error.errors), f"{entity.table}.{name}: {error!r} does not name the field"
+        assert isinstance(error, ValidationFailed) and _names(error, name, entity), (
+            f"{entity.table}.{name}: {error!r} does not name the field")
         assert _count(self.admin, entity) == before, f"{entity.table}.{name}: row written"
         assert _succeeded(self.admin, str(ctx.request_id), "BULK_CREATE") == 0
 

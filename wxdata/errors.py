@@ -276,6 +276,7 @@ _DATA_RULES = {
     "22003": "is out of range for its column",
     "22007": "is not a valid date or time",
     "22008": "is out of the date/time range",
+    "22009": "has an invalid time zone offset",
     "22021": "is not valid UTF-8",
     "22P02": "has an invalid representation",
     "22P05": "cannot be represented in the database encoding",

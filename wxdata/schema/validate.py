@@ -109,7 +109,7 @@ def _check_datetime(value: datetime) -> datetime:
         raise _Bad(_DT_RULE) from None
     if not _DT_LOW <= utc <= _DT_HIGH:
         raise _Bad(_DT_RULE)
-    return value
+    return utc  # the same instant; any offset Python allows binds (PostgreSQL's stop at ±15:59)
 
 
 def _json_safe(value: Any, depth: int = 0) -> None:
