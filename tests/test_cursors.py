@@ -129,7 +129,8 @@ def test_cursor_from_a_process_without_a_key_is_refused_elsewhere(
     reader: ExecutionContext, school: dict[str, uuid.UUID], caplog: pytest.LogCaptureFixture,
 ) -> None:
     keyed(None)
-    paging._process_key.cache_clear()
+    paging._process_key.cache_clear()  # a fresh process: no key made yet, none cached
+    paging._keys_of.cache_clear()
     with caplog.at_level(logging.WARNING, logger="wxdata.query"):
         token = _first_cursor(conn, reader, school)
     assert any("no cursor key configured" in r.getMessage() for r in caplog.records)
