@@ -1335,7 +1335,7 @@ def cache_hits(env: Env, *, log: Callable[[str], None] = print) -> tuple[list[Re
 def scaling(env: Env, scale: int) -> list[Workload]:
     """Fetch by id, offset pages (1, 100, 1000, 10000) + total, and keyset pages at the same depth."""
     students, _, _ = _wx()
-    from wxdata.query.paging import make_cursor, parse_sort
+    from wxdata.query.paging import cursor_binding, make_cursor, parse_sort
     from wxdata.schema import STUDENTS
 
     sort = parse_sort(STUDENTS, ORDER).unwrap()
@@ -1408,10 +1408,10 @@ def scaling(env: Env, scale: int) -> list[Workload]:
                 return cur.fetchall() is not None
             return op
 
-        token = make_cursor(sort, list(last)) if last else None
-
-        def wx_keyset(env: Env, token: str | None = token) -> Op:
+        def wx_keyset(env: Env, last: Any = last) -> Op:
             conn, ctx, after = env.wx, env.ctx, students.find_after
+            binding = cursor_binding(STUDENTS, None, (), sort, ctx.user_id)
+            token = make_cursor(binding, list(last)) if last else None
             return lambda _: isinstance(after(conn, ctx, None, order_by=ORDER, after=token,
                                               limit=20), Success)
 

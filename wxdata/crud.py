@@ -62,6 +62,7 @@ from wxdata.query.paging import (
     SortSpec,
     check_page,
     check_projection,
+    cursor_binding,
     make_cursor,
     parse_sort,
     read_cursor,
@@ -558,8 +559,9 @@ def find_after(
             if entity.by_name[name].nullable:
                 raise _Err(InvalidQuery(name, "keyset pagination needs non-null sort columns"))
         shape, params = _where(entity, where)
+        binding = cursor_binding(entity, shape, tuple(params.values()), sort, ctx.user_id)
         if after is not None:
-            values = read_cursor(entity, sort, after)
+            values = read_cursor(entity, binding, after)
             if isinstance(values, Failure):
                 raise _Err(values.failure())
             params.update({f"_k{i}": v for i, v in enumerate(values.unwrap())})
@@ -574,7 +576,7 @@ def find_after(
     cursor = None
     if len(rows) == limit:
         last = rows[-1]
-        cursor = make_cursor(sort, [getattr(last, name) for name, _, _ in sort])
+        cursor = make_cursor(binding, [getattr(last, name) for name, _, _ in sort])
     return Success(KeysetPage(tuple(rows), cursor))
 
 

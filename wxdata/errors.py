@@ -8,6 +8,7 @@ psycopg exception to the taxonomy using only its SQLSTATE and schema identifiers
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import attrs
@@ -214,11 +215,17 @@ class Internal(DataError):
     sqlstate: str = ""
 
 
+_COPY_COLUMN = re.compile(r"^COPY [a-z_][a-z0-9_]*, line \d+, column ([a-z_][a-z0-9_]*)\b")
+
+
 def _constraint_field(exc: psycopg.Error) -> str | None:
     """Best field name for a constraint error, from schema identifiers only (never values)."""
     diag = exc.diag
     if diag.column_name:
         return diag.column_name
+    copied = _COPY_COLUMN.match(diag.context or "")
+    if copied:  # COPY names the column before quoting the value; only the identifier is kept
+        return copied.group(1)
     name = diag.constraint_name
     if not name:
         return None
@@ -262,5 +269,22 @@ def from_db_error(exc: psycopg.Error, entity: str = "") -> DataError:
     if isinstance(exc, psycopg.OperationalError) and not state:
         return Unavailable(reason="connection lost")
     if state.startswith("22"):
-        return ValidationFailed(entity=entity, errors=(FieldError("?", f"invalid data ({state})"),))
+        column = _constraint_field(exc) or "<unknown column>"
+        rule = _DATA_RULES.get(state, "is not a valid value for its column")
+        return ValidationFailed(entity=entity, errors=(FieldError(column, f"{rule} ({state})"),))
     return Internal(sqlstate=state)
+
+
+#: Rules for PostgreSQL's data exceptions (class 22), worded without the offending value.
+_DATA_RULES = {
+    "22001": "is too long for its column",
+    "22003": "is out of range for its column",
+    "22007": "is not a valid date or time",
+    "22008": "is out of the date/time range",
+    "22009": "has an invalid time zone offset",
+    "22021": "is not valid UTF-8",
+    "22P02": "has an invalid representation",
+    "22P05": "cannot be represented in the database encoding",
+    "22012": "causes a division by zero",
+    "22023": "is an invalid parameter value",
+}

@@ -1,16 +1,20 @@
 """Sorting, page/limit pagination and keyset cursors: pure parsing and the result values.
 
 Every sort ends with the primary key, so orders are total and pages never overlap or skip rows.
-Page requests are checked (page >= 1, 1 <= limit <= 100); keyset cursors are opaque, signed
-tokens carrying the last row's sort values, so a tampered cursor is refused, not trusted.
+Page requests are checked (page >= 1, 1 <= limit <= 100). Keyset cursors are encrypted and
+authenticated tokens (AES-256-GCM, see ``docs/cursors.md``): the last row's sort values (often PHI:
+a name, a date of birth) never appear in a URL or a log, and a cursor is bound to the entity, the
+filter, the sort and the user it was made for, so a tampered, truncated or replayed cursor is
+refused with ``InvalidQuery``, never trusted.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-import hmac
 import json
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -22,11 +26,13 @@ from uuid import UUID
 import attrs
 from returns.result import Failure, Result, Success
 
+from wxdata.config import Settings, settings
 from wxdata.errors import InvalidQuery
 from wxdata.query.compiler import Direction, Nulls, SortKey, sort_direction
 from wxdata.schema.spec import Entity, Kind
 
 R = TypeVar("R")
+log = logging.getLogger("wxdata.query")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -129,8 +135,79 @@ def check_projection(
 
 
 # --- keyset cursors -----------------------------------------------------------------------
+#
+# token = base64url(VERSION || nonce(12) || AES-GCM(key, nonce, padded plaintext, binding))
+# The plaintext holds only the sort values; the associated data ("binding") is a digest of the
+# entity, filter shape and values, sort and user id, so it is authenticated but never carried.
 
-_CURSOR_KEY = os.urandom(32)  # process-local: cursors are short-lived continuation tokens
+_VERSION = b"\x01"
+_NONCE = 12
+_PAD = 64  # plaintext padded to a multiple of this: the token length hides the values' length
+MAX_CURSOR = 8192
+_BAD_CURSOR = InvalidQuery("after", "is not a valid cursor for this query")
+
+
+@functools.lru_cache(maxsize=1)
+def _process_key() -> bytes:
+    """The fallback key when none is configured: valid in this process only (logged once)."""
+    log.warning(
+        "no cursor key configured (WXDATA_CURSOR_KEY or WXDATA_MASTER_KEY): keyset cursors are "
+        "valid only in the process that made them"
+    )
+    return os.urandom(32)
+
+
+@functools.lru_cache(maxsize=8)
+def _aead(key: bytes) -> Any:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
+def _keys() -> tuple[bytes, ...]:
+    """The key cursors are made with, then the previous one still accepted during rotation."""
+    return _keys_of(settings())
+
+
+@functools.lru_cache(maxsize=4)
+def _keys_of(current: Settings) -> tuple[bytes, ...]:
+    key = current.secret("cursor") or _process_key()
+    previous = current.cursor_key_previous
+    return (key,) if previous is None or previous == key else (key, previous)
+
+
+def _canonical(value: Any) -> str:
+    """A process-independent text for a bound filter value (lists compare as sets)."""
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(sorted(_canonical(v) for v in value)) + "]"
+    return type(value).__name__ + ":" + repr(value)
+
+
+@attrs.frozen(slots=True)
+class CursorBinding:
+    """What a cursor is valid for: the digest of entity, filter, sort and user (never sent)."""
+
+    sort: SortKey
+    digest: bytes
+
+
+def cursor_binding(
+    entity: Entity[Any],
+    shape: Any,
+    filter_values: Sequence[Any],
+    sort: SortKey,
+    user_id: str,
+) -> CursorBinding:
+    """Bind cursors to this entity, filter (shape and bound values), sort and user."""
+    parts = [
+        "wxdata-cursor-v1", entity.name, repr(shape),
+        json.dumps([[c, d.value, n.value] for c, d, n in sort]),
+        _canonical(list(filter_values)) if filter_values else "", user_id,
+    ]
+    digest = hashlib.sha256(
+        b"\x00".join(p.encode("utf-8", "backslashreplace") for p in parts)
+    ).digest()
+    return CursorBinding(sort, _VERSION + digest)
 
 
 def _encode(value: Any) -> Any:
@@ -158,36 +235,54 @@ def _decode(kind: Kind, item: Any) -> Any:
     return value
 
 
-def make_cursor(sort: SortKey, values: Sequence[Any]) -> str:
-    """An opaque, signed continuation token for the row with these sort values."""
-    body = json.dumps(
-        {"k": [c for c, _, _ in sort], "v": [_encode(v) for v in values]}, separators=(",", ":")
-    ).encode()
-    mac = hmac.new(_CURSOR_KEY, body, hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(mac + body).decode().rstrip("=")
+def make_cursor(binding: CursorBinding, values: Sequence[Any]) -> str:
+    """An opaque, encrypted continuation token for the row with these sort values."""
+    body = json.dumps([_encode(v) for v in values], separators=(",", ":")).encode()
+    body += b" " * (-len(body) % _PAD)
+    nonce = os.urandom(_NONCE)
+    sealed = _aead(_keys()[0]).encrypt(nonce, body, binding.digest)
+    return base64.urlsafe_b64encode(_VERSION + nonce + sealed).decode().rstrip("=")
+
+
+def _open(raw: bytes, binding: CursorBinding) -> bytes | None:
+    from cryptography.exceptions import InvalidTag
+
+    nonce, sealed = raw[1: 1 + _NONCE], raw[1 + _NONCE:]
+    for key in _keys():
+        try:
+            return bytes(_aead(key).decrypt(nonce, sealed, binding.digest))
+        except InvalidTag:
+            continue
+    return None
 
 
 def read_cursor(
-    entity: Entity[Any], sort: SortKey, token: str
+    entity: Entity[Any], binding: CursorBinding, token: str
 ) -> Result[tuple[Any, ...], InvalidQuery]:
-    """Verify a cursor's signature and that it belongs to this sort; return its values."""
-    bad = Failure(InvalidQuery("after", "is not a valid cursor for this query"))
-    if not isinstance(token, str) or len(token) > 8192:
+    """Decrypt a cursor made for this binding (current or previous key); return its values.
+
+    Any other token (tampered, truncated, from another query or user, or sealed with an unknown
+    key) is ``InvalidQuery`` on ``after``; nothing about why is disclosed.
+    """
+    bad: Result[tuple[Any, ...], InvalidQuery] = Failure(_BAD_CURSOR)
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_CURSOR or not token.isascii():
         return bad
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (ValueError, TypeError):
         return bad
-    mac, body = raw[:16], raw[16:]
-    if not hmac.compare_digest(mac, hmac.new(_CURSOR_KEY, body, hashlib.sha256).digest()[:16]):
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != token.encode():  # one spelling per token
+        return bad
+    if len(raw) < 1 + _NONCE + 16 or raw[:1] != _VERSION:
+        return bad
+    body = _open(raw, binding)
+    if body is None:
         return bad
     try:
-        data = json.loads(body)
-        if data["k"] != [c for c, _, _ in sort]:
-            return bad
+        items = json.loads(body)
         values = tuple(
             _decode(entity.by_name[c].kind, item)
-            for (c, _, _), item in zip(sort, data["v"], strict=True)
+            for (c, _, _), item in zip(binding.sort, items, strict=True)
         )
     except (KeyError, ValueError, TypeError):
         return bad

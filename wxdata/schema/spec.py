@@ -268,6 +268,50 @@ def _kind_of(annotation: Any) -> tuple[Kind, bool]:
     raise TypeError(f"unsupported column annotation {annotation!r}")
 
 
+#: Integer widths of PostgreSQL's integer types.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
+_VARCHAR = re.compile(r"^character varying\((\d+)\)$")
+_NUMERIC_TYPE = re.compile(r"^numeric\((\d+),(\d+)\)$")
+#: Unconstrained ``numeric``: at most 131072 digits before the point and 16383 after.
+NUMERIC_UNBOUNDED = (131_072, 16_383)
+
+
+@attrs.frozen(slots=True)
+class TypeLimits:
+    """The value range a column's SQL type can hold, derived once from its declared type.
+
+    ``int_range`` for smallint/integer/bigint, ``digits`` as (integer digits, scale) for numeric,
+    ``max_chars`` for varchar(n) (or the declared ``max_length``, whichever is smaller).
+    """
+
+    int_range: tuple[int, int] | None = None
+    digits: tuple[int, int] | None = None
+    max_chars: int | None = None
+
+
+def type_limits(kind: Kind, sql_type: str, max_length: int | None) -> TypeLimits:
+    """The range of values a column of this kind and SQL type holds without loss."""
+    base = sql_type.removesuffix("[]")
+    if kind is Kind.INT:
+        return TypeLimits(int_range=INT_RANGES.get(base, INT_RANGES["bigint"]))
+    if kind is Kind.DECIMAL:
+        match = _NUMERIC_TYPE.match(base)
+        if match is None:
+            return TypeLimits(digits=NUMERIC_UNBOUNDED)
+        precision, scale = int(match.group(1)), int(match.group(2))
+        return TypeLimits(digits=(precision - scale, scale))
+    if kind in (Kind.TEXT, Kind.TEXT_ARRAY):
+        match = _VARCHAR.match(base)
+        declared = int(match.group(1)) if match else None
+        sizes = [n for n in (declared, max_length) if n is not None]
+        return TypeLimits(max_chars=min(sizes) if sizes else None)
+    return TypeLimits()
+
+
 @attrs.frozen(slots=True)
 class Column:
     """A column as everything else sees it: name, kind, SQL type, nullability, class and rules."""
@@ -293,6 +337,11 @@ class Column:
     def required(self) -> bool:
         """Whether create must supply it."""
         return self.writable and not self.nullable and not self.rules.has_default
+
+    @functools.cached_property
+    def limits(self) -> TypeLimits:
+        """The range of values its SQL type holds (integer width, numeric digits, varchar length)."""
+        return type_limits(self.kind, self.sql_type, self.rules.max_length)
 
     @functools.cached_property
     def filterable(self) -> bool:

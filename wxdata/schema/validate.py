@@ -2,7 +2,11 @@
 
 A Failure names every bad field and the rule it broke; it never repeats the value (values are PHI).
 Values are coerced only where the intent is unambiguous (ISO strings to dates, strings to UUIDs and
-decimals); everything else must already have the column's type.
+decimals); everything else must already have the column's type. Every value is also checked against
+the range its SQL type holds (``Column.limits``, derived once from the declaration): integer
+widths, numeric precision and scale (refused, never rounded), varchar lengths, text that PostgreSQL
+can store (valid UTF-8, no NUL) and timestamps that load back into Python. What passes here is
+stored and read back unchanged; see ``docs/validation.md``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -24,7 +28,14 @@ from wxdata.schema.spec import Column, Entity, Kind
 
 MAX_TEXT = 1_000_000  # hard ceiling for unbounded text columns (1 MB)
 MAX_JSON = 1_000_000
-_INT_RANGE = (-(2**31), 2**31 - 1)
+MAX_DECIMAL_TEXT = 1000  # a numeric string longer than this is refused before parsing
+#: Timestamps must stay a day inside Python's years 1..9999 in UTC, so the value loads back in
+#: any session time zone (a timestamptz is returned in the session's zone, up to ±16 h away).
+_DT_LOW = datetime(1, 1, 2, tzinfo=UTC)
+_DT_HIGH = datetime(9999, 12, 31, tzinfo=UTC) - timedelta(microseconds=1)
+_JSON_INT = 10**4000
+_EXACT_FLOAT = 2.0**53
+_DT_RULE = "must be between 0001-01-02 and 9999-12-30 in UTC"
 
 _Missing = object()
 
@@ -43,9 +54,62 @@ def _regex(pattern: str) -> re.Pattern[str]:
 
 
 def _no_nul(text: str) -> str:
+    """Text PostgreSQL can store: no NUL character and encodable as UTF-8 (no lone surrogate)."""
     if "\x00" in text:
         raise _Bad("must not contain NUL bytes")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Bad("must be valid Unicode (no lone surrogates)") from None
     return text
+
+
+def _check_int(column: Column, value: int) -> int:
+    bounds = column.limits.int_range
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise _Bad(f"must be an integer from {bounds[0]} to {bounds[1]}")
+    return value
+
+
+def _check_decimal(column: Column, value: Decimal) -> Decimal:
+    """Refuse (never round) a decimal with more digits than the column's numeric(p, s) holds."""
+    if not value.is_finite():
+        raise _Bad("must be finite")
+    limit = column.limits.digits
+    if limit is None or not value:
+        return value
+    whole, scale = limit
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # 'n'/'N'/'F': excluded by is_finite above
+        raise _Bad("must be finite")
+    significant = len(digits)
+    if exponent < 0:
+        trailing = 0
+        for d in reversed(digits):
+            if d or trailing == -exponent:
+                break
+            trailing += 1
+        places = -exponent - trailing
+        whole_digits = significant + exponent
+    else:
+        places = 0
+        whole_digits = significant + exponent
+    if places > scale:
+        raise _Bad(f"must have at most {scale} decimal places")
+    if whole_digits > whole:
+        raise _Bad(f"must have at most {whole} digits before the decimal point")
+    return value
+
+
+def _check_datetime(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise _Bad(_DT_RULE) from None
+    if not _DT_LOW <= utc <= _DT_HIGH:
+        raise _Bad(_DT_RULE)
+    return utc  # the same instant; any offset Python allows binds (PostgreSQL's stop at ±15:59)
 
 
 def _json_safe(value: Any, depth: int = 0) -> None:
@@ -53,11 +117,18 @@ def _json_safe(value: Any, depth: int = 0) -> None:
         raise _Bad("must be JSON nested at most 32 levels")
     if isinstance(value, str):
         _no_nul(value)
-    elif isinstance(value, bool) or value is None or isinstance(value, int):
+    elif isinstance(value, bool) or value is None:
         return
+    elif isinstance(value, int):
+        if not -_JSON_INT < value < _JSON_INT:
+            raise _Bad("must have JSON integers of at most 4000 digits")
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise _Bad("must be finite JSON numbers")
+        # jsonb keeps the shortest decimal text of a float; a large integral float comes back as
+        # that decimal's integer, which is another number unless the two agree exactly.
+        if abs(value) >= _EXACT_FLOAT and Decimal(value) != Decimal(repr(value)):
+            raise _Bad("must have JSON numbers that round-trip (large values as integers)")
     elif isinstance(value, list | tuple):
         for v in value:
             _json_safe(v, depth + 1)
@@ -85,26 +156,30 @@ def coerce_value(column: Column, value: Any) -> Any:
     if kind is Kind.INT:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Bad("must be an integer")
-        if not (_INT_RANGE[0] <= value <= _INT_RANGE[1]) and column.sql_type == "integer":
-            raise _Bad("must fit in a 32-bit integer")
-        return value
+        return _check_int(column, value)
     if kind is Kind.FLOAT:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _Bad("must be a number")
-        if not math.isfinite(float(value)):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _Bad("must be finite") from None
+        if not math.isfinite(number):
             raise _Bad("must be finite")
-        return float(value)
+        if isinstance(value, int) and number != value:
+            raise _Bad("must be exactly representable as a double")
+        return number
     if kind is Kind.DECIMAL:
         if isinstance(value, (bool, float)):
             raise _Bad("must be a Decimal, int or numeric string")
+        if isinstance(value, str) and len(value) > MAX_DECIMAL_TEXT:
+            raise _Bad(f"must be a numeric string of at most {MAX_DECIMAL_TEXT} characters")
         try:
             dec = value if isinstance(value, Decimal) else Decimal(_no_nul(value) if isinstance(
                 value, str) else int(value))
         except (InvalidOperation, TypeError, ValueError):
             raise _Bad("must be a Decimal, int or numeric string") from None
-        if not dec.is_finite():
-            raise _Bad("must be finite")
-        return dec
+        return _check_decimal(column, dec)
     if kind is Kind.UUID:
         if isinstance(value, UUID):
             return value
@@ -122,9 +197,9 @@ def coerce_value(column: Column, value: Any) -> Any:
                 raise _Bad("must be an ISO-8601 timestamp") from None
         if not isinstance(value, datetime):
             raise _Bad("must be a timezone-aware datetime")
-        if value.tzinfo is None:
+        if value.tzinfo is None or value.utcoffset() is None:
             raise _Bad("must be timezone-aware")
-        return value
+        return _check_datetime(value)
     if kind is Kind.DATE:
         if isinstance(value, str):
             try:
@@ -157,17 +232,19 @@ def check_rules(column: Column, value: Any) -> None:
     """Raise _Bad if a typed, non-null value breaks one of the column's declared rules."""
     rules = column.rules
     if isinstance(value, str):
-        limit = rules.max_length or MAX_TEXT
+        limit = column.limits.max_chars or MAX_TEXT
         if len(value) > limit:
             raise _Bad(f"must be at most {limit} characters")
         if rules.choices is not None and value not in rules.choices:
             raise _Bad("must be one of: " + ", ".join(rules.choices))
         if rules.pattern is not None and not _regex(rules.pattern).fullmatch(value):
             raise _Bad("must match the required format")
-    if isinstance(value, list) and rules.choices is not None and any(
-        v not in rules.choices for v in value
-    ):
-        raise _Bad("items must be one of: " + ", ".join(rules.choices))
+    if isinstance(value, list) and column.kind is Kind.TEXT_ARRAY:
+        limit = column.limits.max_chars or MAX_TEXT
+        if any(len(v) > limit for v in value):
+            raise _Bad(f"items must be at most {limit} characters")
+        if rules.choices is not None and any(v not in rules.choices for v in value):
+            raise _Bad("items must be one of: " + ", ".join(rules.choices))
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         if rules.minimum is not None and value < rules.minimum:
             raise _Bad(f"must be at least {rules.minimum:g}")
