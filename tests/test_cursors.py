@@ -100,7 +100,8 @@ def _token(raw: bytes) -> str:
 
 def _child(db_url: str, school: dict[str, uuid.UUID], after: str | None,
            env: dict[str, str]) -> dict[str, Any]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("WXDATA_")}
+    full = {k: v for k, v in os.environ.items()  # the cursor keys are the test's to choose
+            if not k.startswith("WXDATA_CURSOR") and k != "WXDATA_MASTER_KEY"}
     full.update(env, PYTHONPATH=str(ROOT), WXDATA_ENV="test")
     out = subprocess.run(
         [sys.executable, "-c", CHILD, db_url, str(school["school_id"]), after or ""],
