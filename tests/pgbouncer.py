@@ -54,6 +54,9 @@ class PgBouncer:
                  pool_size: int = 20) -> None:
         server = conninfo_to_dict(server_url)
         self.server_host = str(server.get("host") or "127.0.0.1")
+        # A Unix-socket folder (the embedded server's) is private to its owner: run as that owner.
+        self.socket_owner = (pwd.getpwuid(os.stat(self.server_host).st_uid).pw_name
+                             if self.server_host.startswith("/") else None)
         self.server_port = int(server.get("port") or 5432)
         self.admin_user = str(server.get("user") or "postgres")
         self.pool_mode = pool_mode
@@ -93,7 +96,7 @@ class PgBouncer:
         """Start it and wait until it answers a query."""
         ini = self._write_config()
         command = ["pgbouncer"]
-        user = _run_as()
+        user = self.socket_owner if self.socket_owner not in (None, "root") else _run_as()
         if user is not None:
             entry = pwd.getpwnam(user)
             for path in (self.directory, *self.directory.iterdir()):
