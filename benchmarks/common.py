@@ -1,6 +1,6 @@
 """Benchmark harness: options, results, interleaved timing, configurations A/B, the run driver.
 
-Method (DESIGN §6): every workload runs through several *variants* (raw psycopg, wxdata audited and
+Method: every workload runs through several *variants* (raw psycopg, wxdata audited and
 unaudited, SQLAlchemy Core and ORM, ...) on the same seeded database, in the same process, in the
 same configuration. Each repetition runs one batch of every variant, the order rotating from one
 repetition to the next (A B C, B C A, C A B, ...), so slow drift of the machine hits every variant

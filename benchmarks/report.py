@@ -1,4 +1,4 @@
-"""Reporting: the Markdown tables (DESIGN-style "A / B" summary, details, targets, school day,
+"""Reporting: the Markdown tables ("A / B" summary, details, targets, school day,
 scaling), the JSON of every sample, and the PNG chart of the ratios (matplotlib, Agg backend)."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _slash(parts: list[str]) -> str:
 
 
 def summary(results: list[Result]) -> str:
-    """DESIGN §6 style: one row per workload, ratio to raw psycopg per family, "A / B"."""
+    """One row per workload, ratio to raw psycopg per family, "A / B"."""
     main = [r for r in results if r.section == "main"]
     configs = _configs(main)
     if not main:
@@ -165,7 +165,7 @@ def target_rows(results: list[Result]) -> list[dict[str, Any]]:
 
 
 def targets(results: list[Result]) -> str:
-    """The issue-6 targets, measured, with an honest verdict."""
+    """The speed targets, measured, with an honest verdict."""
     rows = target_rows(results)
     configs = _configs([r for r in results if r.section == "main"])
     if not rows or not configs:
@@ -274,7 +274,7 @@ def markdown(rep: Report) -> str:
         "",
         summary(rep.results),
         "",
-        "## Targets (issue 6)",
+        "## Targets",
         "",
         targets(rep.results),
         "",

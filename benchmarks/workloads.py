@@ -1303,19 +1303,15 @@ def school_day(env: Env, *, log: Callable[[str], None] = print) -> list[Result]:
 # --- cache hits (hook) -------------------------------------------------------------------------------
 
 CACHE_HOOK_NOTE = (
-    "cache hits: HOOK — wxdata.cache has no public API yet when this suite was written; "
-    "benchmarks/bench_cache.py (owned by the cache engineer) is picked up automatically when present"
+    "cache hits: wxdata.cache is not importable; benchmarks/bench_cache.py measures cache hits "
+    "when it is"
 )
 
 
 def cache_hits(env: Env, *, log: Callable[[str], None] = print) -> tuple[list[Result], str]:
-    """HOOK for memory and Redis cache hits through ``wxdata.cache``.
-
-    The cache is being built concurrently. When ``wxdata.cache`` exposes the decorator described
-    in DESIGN §1 (``cached``) and its backends, this function measures, next to a raw prepared
-    fetch: a memory-tier hit, a Redis-tier hit and a miss (all through a ``@cached`` PHI read).
-    Until then it returns no results and a note; ``benchmarks/bench_cache.py`` (if its owner adds
-    one with ``run(env) -> list[Result]``) is run by the extras step instead.
+    """Where cache hits are measured: ``benchmarks/bench_cache.py`` (the extras step) measures
+    memory-tier and Redis-tier hits and misses next to a raw prepared fetch; this returns no
+    results, only the note saying so.
     """
     try:
         import importlib
@@ -1325,8 +1321,7 @@ def cache_hits(env: Env, *, log: Callable[[str], None] = print) -> tuple[list[Re
         return [], CACHE_HOOK_NOTE
     if not hasattr(cache, "cached"):
         return [], CACHE_HOOK_NOTE
-    return [], ("cache hits: wxdata.cache exists; its benchmark lives in benchmarks/bench_cache.py "
-                "(extras step) — this suite only reserves the hook")
+    return [], ("cache hits: measured by benchmarks/bench_cache.py (extras step)")
 
 
 # --- scaling: fetch and page at 10k / 100k / 1M, deep offsets vs keyset ------------------------------------

@@ -363,7 +363,7 @@ def test_scope_partitions_never_share_entries(conn: Conn, mem: MemoryCache,
 
 def test_custom_tags_and_subject_invalidation(conn: Conn, ctx: ExecutionContext, mem: MemoryCache,
                                               make_student: Any) -> None:
-    """The DESIGN example: recent visits tagged by student; a new record invalidates them."""
+    """The README example: recent visits tagged by student; a new record invalidates them."""
     s = make_student()
     calls = [0]
 

@@ -1,6 +1,6 @@
 """Settings from the environment, validated once at start-up.
 
-Every variable of DESIGN §4 is read here and nowhere else. A bad value raises
+Every configuration variable is read here and nowhere else. A bad value raises
 :class:`ConfigError` naming the variable and the rule (never its value: it may be a password).
 """
 
