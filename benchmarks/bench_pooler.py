@@ -186,7 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wxdata.domains import students
     from wxdata.migrate import migrate
 
+    import secrets
+
+    from psycopg import sql as q
+
+    from wxdata.roles import ensure_app_role, install_scope_key
+    from wxdata.tx.token import scope_key, use_fallback_key
+
     name = f"wx_bench_pooler_{uuid.uuid4().hex[:8]}"
+    app_user, app_password = f"wx_bench_app_{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(18)
     with psycopg.connect(args.database_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(args.database_url, dbname=name)
@@ -195,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
+            key = scope_key()
+            if key is None:  # a key for this run: the policies verify what wxdata signs
+                key = secrets.token_bytes(32)
+                use_fallback_key(key)
+            install_scope_key(conn, key)
+            ensure_app_role(conn, app_user, app_password)
             school = _school(conn)
             rows = [_values(school) for _ in range(args.students)]
             ids = list(students.bulk_create(conn, system_context("bench-seed"), rows).unwrap())
@@ -202,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         direct = attrs.evolve(settings(), pooler="none")
         pooled = attrs.evolve(settings(), pooler="transaction")
         lanes = []
-        for variant, target, config in ((VARIANTS[0], url, direct), (VARIANTS[1], url, pooled),
-                                        (VARIANTS[2], bouncer.url(url), pooled)):
+        app_url = make_conninfo(url, user=app_user, password=app_password)
+        for variant, target, config in ((VARIANTS[0], app_url, direct),
+                                        (VARIANTS[1], app_url, pooled),
+                                        (VARIANTS[2], bouncer.url(app_url), pooled)):
             conn = connect(target, config=config)
             opened.append(conn)
             lanes.append(Lane(variant, conn, config))
@@ -219,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "PgBouncer": _version(["pgbouncer", "--version"]),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TCP loopback, shared host",
             "repetitions x operations": f"{args.reps} x {args.ops} per variant",
-            "role": "the database owner (superuser): row-level security does not filter",
+            "role": "an application login role: row-level security applies (signed scope)",
         }
         text = report(figures, meta)
     finally:
@@ -228,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bouncer.stop()
         with psycopg.connect(args.database_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(q.SQL("DROP ROLE IF EXISTS {}").format(q.Identifier(app_user)))
     print(text)
     if args.output is not None:
         args.output.write_text(text)
