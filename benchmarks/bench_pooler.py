@@ -179,17 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bench_pooler: DATABASE_URL or --database-url is required", file=sys.stderr)
         return 2
 
+    import secrets
+
+    from psycopg import sql as q
+
     from tests.pgbouncer import PgBouncer
     from wxdata import ExecutionContext, Purpose, Role, system_context
     from wxdata.config import settings
     from wxdata.db import connect
     from wxdata.domains import students
     from wxdata.migrate import migrate
-
-    import secrets
-
-    from psycopg import sql as q
-
     from wxdata.roles import ensure_app_role, install_scope_key
     from wxdata.tx.token import scope_key, use_fallback_key
 
