@@ -94,14 +94,17 @@ def _cluster(target: RedisTarget, connect_timeout: float, socket_timeout: float,
 def _sentinel(target: RedisTarget, connect_timeout: float, socket_timeout: float,
               max_connections: int | None) -> redis.Redis:
     timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout}
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        list(target.nodes), sentinel_kwargs=dict(timeouts), **timeouts)
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    # Called through Any: redis-py's annotations of Sentinel differ between releases (untyped in
+    # some, strictly typed keyword by keyword in others); the keywords below are valid in all.
+    sentinel_class: Any = Sentinel
+    sentinel = sentinel_class(list(target.nodes), sentinel_kwargs=dict(timeouts),
+                              socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout)
+    client: redis.Redis = sentinel.master_for(
         target.service or "", db=target.db, username=target.username, password=target.password,
         ssl=target.tls, retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 2),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         health_check_interval=0, client_name=CLIENT_NAME, max_connections=max_connections,
-        **timeouts,
+        socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
     )
     return client
 
