@@ -9,45 +9,21 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 import redis
-from returns.result import Result, Success
+from returns.result import Success
 
 from tests.conftest import RedisServer
-from tests.test_cache_support import redis_backend, tiered
+from tests.test_cache_support import poll, reader, redis_backend, tiered
 from wxdata import ExecutionContext
-from wxdata.cache import by_id, cached
-from wxdata.cache.backends.base import CacheManager
 from wxdata.cache.backends.redis import CircuitBreaker
 from wxdata.cache.invalidation import subscribe, unsubscribe
 from wxdata.domains import students
-from wxdata.errors import DataError
-from wxdata.schema import STUDENTS
 
 Conn = psycopg.Connection[Any]
-
-
-def reader(cache: CacheManager) -> tuple[Callable[..., Result[Any, DataError]], list[int]]:
-    calls = [0]
-
-    @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache, unkeyed=("calls",))
-    def get(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
-        calls[0] += 1
-        return students.find_by_id(conn, ctx, sid)
-
-    return get, calls
-
-
-def poll(condition: Callable[[], bool], attempts: int = 400, pause: float = 0.025) -> bool:
-    for _ in range(attempts):
-        if condition():
-            return True
-        time.sleep(pause)
-    return False
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -91,3 +93,28 @@ def audit_rows(conn: psycopg.Connection[Any], request_id: str | None,
 def cache_hits(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The records of cache hits among audit rows."""
     return [r for r in rows if r[1] and r[1].get("cache") == "hit"]
+
+
+def reader(cache: Any) -> tuple[Callable[..., Any], list[int]]:
+    """A cached by-id read of students on ``cache``, counting the calls that reached PostgreSQL."""
+    from wxdata.cache import by_id, cached
+    from wxdata.domains import students
+    from wxdata.schema import STUDENTS
+
+    calls = [0]
+
+    @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache, unkeyed=("calls",))
+    def get(conn: psycopg.Connection[Any], ctx: Any, sid: Any) -> Any:
+        calls[0] += 1
+        return students.find_by_id(conn, ctx, sid)
+
+    return get, calls
+
+
+def poll(condition: Callable[[], bool], attempts: int = 600, pause: float = 0.025) -> bool:
+    """Bounded wait for a condition (never a timing assertion)."""
+    for _ in range(attempts):
+        if condition():
+            return True
+        time.sleep(pause)
+    return False

@@ -21,13 +21,12 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
-from returns.result import Result, Success
+from returns.result import Success
 
 from tests.redis_topologies import Cluster, SentinelSet, free_port, wait_for
-from tests.test_cache_support import SECRET, keys, prefix, redis_backend, tiered, wipe
+from tests.test_cache_support import SECRET, keys, poll, prefix, reader, redis_backend, tiered, wipe
 from wxdata import ExecutionContext
-from wxdata.cache import by_id, cached
-from wxdata.cache.backends.base import CacheManager, Miss
+from wxdata.cache.backends.base import Miss
 from wxdata.cache.backends.layout import Layout
 from wxdata.cache.backends.redis import CircuitBreaker, RedisCache, make_client
 from wxdata.cache.cli import shared_stats
@@ -37,32 +36,9 @@ from wxdata.cache.invalidation import subscribe, unsubscribe
 from wxdata.cache.keys import KeyBuilder
 from wxdata.config import ConfigError, Settings, load_settings
 from wxdata.domains import students
-from wxdata.errors import DataError
 from wxdata.redis_url import parse_redis_url
-from wxdata.schema import STUDENTS
 
 Conn = psycopg.Connection[Any]
-
-
-def reader(cache: CacheManager) -> tuple[Callable[..., Result[Any, DataError]], list[int]]:
-    """A cached by-id read of students, counting the calls that reached PostgreSQL."""
-    calls = [0]
-
-    @cached(STUDENTS, key=lambda conn, ctx, sid: by_id(sid), cache=cache, unkeyed=("calls",))
-    def get(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
-        calls[0] += 1
-        return students.find_by_id(conn, ctx, sid)
-
-    return get, calls
-
-
-def poll(condition: Callable[[], bool], attempts: int = 600, pause: float = 0.025) -> bool:
-    """Bounded wait for a condition (never a timing assertion)."""
-    for _ in range(attempts):
-        if condition():
-            return True
-        time.sleep(pause)
-    return False
 
 
 @pytest.fixture
