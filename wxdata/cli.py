@@ -2,7 +2,7 @@
 
 Each area adds its own subcommands through a ``register(subparsers)`` function in its package
 (``wxdata.audit.cli``, ``wxdata.cache.cli``, ...), so this module stays a thin dispatcher.
-Exit codes: 0 success, 1 a check failed, 2 bad usage or configuration.
+Exit codes: 0 success, 1 a check failed, 2 bad usage or configuration, 3 unavailable.
 """
 
 from __future__ import annotations
@@ -64,6 +64,37 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_embedded(args: argparse.Namespace) -> int:
+    """``wxdata embedded status|stop|reset``: the local server used when no database is configured."""
+    import json
+
+    from wxdata import embedded
+
+    try:
+        if args.action == "status":
+            state = embedded.status()
+            if args.json:
+                print(json.dumps(state.to_dict(), sort_keys=True))
+            else:
+                print(f"directory  {state.directory}")
+                print(f"postgres   {state.postgres_version or '(not initialised)'}")
+                print(f"running    {f'yes (pid {state.pid})' if state.running else 'no'}")
+                print(f"size       {state.size_bytes / 1e6:.1f} MB")
+                print(f"schema     {state.schema}")
+            return 0
+        if args.action == "stop":
+            print("stopped" if embedded.stop() else "not running")
+            return 0
+        print(f"deleted {embedded.pgdata_dir()}" if embedded.reset() else "nothing to delete")
+        return 0
+    except TimeoutError as exc:
+        print(f"embedded: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"embedded: {exc.strerror or exc}", file=sys.stderr)
+        return 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available area registered."""
     parser = argparse.ArgumentParser(prog="wxdata", description=__doc__.splitlines()[0])
@@ -74,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="owner URL (default: WXDATA_MIGRATION_URL, else DATABASE_URL)")
     migrate.add_argument("--status", action="store_true", help="list migrations and their state")
     migrate.set_defaults(handler=_cmd_migrate)
+    embedded = sub.add_parser("embedded", help="the local PostgreSQL used when no database is set")
+    embedded.add_argument("action", choices=("status", "stop", "reset"))
+    embedded.add_argument("--json", action="store_true", help="status as one JSON object")
+    embedded.set_defaults(handler=_cmd_embedded)
     for area in AREAS:
         try:
             module: Any = importlib.import_module(area)
@@ -96,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except ConfigError as exc:  # e.g. the embedded server refused under WXDATA_ENV=production
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

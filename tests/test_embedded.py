@@ -1,0 +1,157 @@
+"""The embedded PostgreSQL: private folder, migrated on start (and when migrations are added),
+announced once, refused in production, managed by ``wxdata embedded status|stop|reset``.
+
+Every test runs a real embedded server in its own folder (``WXDATA_EMBEDDED_DIR`` in tmp_path),
+never the machine's shared one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from wxdata import embedded, system_context
+from wxdata.config import Settings
+from wxdata.db import connect
+from wxdata.domains import students
+from wxdata.embedded import EMBEDDED_APP_ROLE, EmbeddedRefused
+from wxdata.migrate import load, sql_dir
+from wxdata.tx.scope import bypasses_row_security
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Variables that would point wxdata at a configured server (the CLI runs must fall back).
+_CONFIGURED = ("DATABASE_URL", "DB_HOST", "WXDATA_TEST_DATABASE_URL", "WXDATA_MIGRATION_URL")
+
+
+def _cli(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in _CONFIGURED}
+    full.update(PYTHONPATH=str(ROOT), WXDATA_EMBEDDED_DIR=str(root), **env)
+    return subprocess.run([sys.executable, "-m", "wxdata.cli", *args], env=full,
+                          capture_output=True, text=True, timeout=240, check=False)
+
+
+def _status(root: Path) -> dict[str, Any]:
+    done = _cli(root, "embedded", "status", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded: dict[str, Any] = json.loads(done.stdout)
+    return loaded
+
+
+def test_first_start_migrates_and_logs_one_info_line(tmp_path, caplog) -> None:
+    with embedded.private(tmp_path), caplog.at_level(logging.INFO, logger="wxdata.embedded"):
+        owner = embedded.embedded_url()
+        app = embedded.embedded_app_url()
+        embedded.embedded_url()  # a second use: no second announcement
+        with psycopg.connect(owner, autocommit=True) as conn:
+            applied = conn.execute("SELECT count(*) FROM wxdata_migrations").fetchone()
+        with psycopg.connect(app, autocommit=True) as conn:
+            user = conn.execute("SELECT current_user").fetchone()
+            assert not bypasses_row_security(conn)
+            assert students.count(conn, system_context("t"), {}).unwrap() == 0
+    assert applied == (len(load()),)
+    assert user == (EMBEDDED_APP_ROLE,)
+    lines = [r for r in caplog.records if r.name == "wxdata.embedded"]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.INFO
+    message = lines[0].getMessage()
+    assert str(tmp_path) in message
+    assert "DATABASE_URL" in message
+    assert (tmp_path / embedded.PGDATA_NAME / "PG_VERSION").exists()
+
+
+def test_new_migrations_are_applied_on_the_next_start(tmp_path, monkeypatch) -> None:
+    migrations = tmp_path / "sql"
+    shutil.copytree(sql_dir(), migrations)
+    monkeypatch.setenv("WXDATA_SQL_DIR", str(migrations))
+    root = tmp_path / "embedded"
+    with embedded.private(root):
+        embedded.embedded_url()
+    assert _status(root)["schema"] == "current"
+    (migrations / "9990_embedded_probe.sql").write_text("CREATE TABLE embedded_probe (id int);\n")
+    assert _status(root)["schema"] == "stale"  # the CLI reads the same WXDATA_SQL_DIR
+    with embedded.private(root), psycopg.connect(embedded.embedded_url(), autocommit=True) as conn:
+        probe = conn.execute("SELECT to_regclass('embedded_probe') IS NOT NULL").fetchone()
+    assert probe == (True,)
+    assert _status(root)["schema"] == "current"
+
+
+def test_refused_in_production(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WXDATA_ENV", "production")
+    with embedded.private(tmp_path):
+        with pytest.raises(EmbeddedRefused, match="DATABASE_URL"):
+            embedded.embedded_url()
+        with pytest.raises(EmbeddedRefused):
+            embedded.embedded_app_url()
+        with pytest.raises(EmbeddedRefused):
+            connect(config=Settings())  # nothing configured: connect() must not fall back
+    assert not (tmp_path / embedded.PGDATA_NAME).exists()  # nothing started, nothing written
+    done = _cli(tmp_path, "migrate", WXDATA_ENV="production")
+    assert done.returncode == 2
+    assert "refused in production" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / embedded.PGDATA_NAME).exists()
+
+
+def test_cli_status_stop_reset(tmp_path) -> None:
+    before = _status(tmp_path)
+    assert before["initialized"] is False
+    assert before["running"] is False
+    assert before["directory"] == str(tmp_path)
+    with embedded.private(tmp_path):
+        embedded.embedded_url()
+        running = _status(tmp_path)
+        assert running["running"] is True
+        assert isinstance(running["pid"], int)
+        assert running["postgres_version"] == "18"
+        assert running["schema"] == "current"
+        assert running["size_bytes"] > 10_000_000
+        text = _cli(tmp_path, "embedded", "status")
+        assert text.returncode == 0
+        assert str(tmp_path) in text.stdout
+        assert "running    yes" in text.stdout
+        stopped = _cli(tmp_path, "embedded", "stop")
+        assert (stopped.returncode, stopped.stdout.strip()) == (0, "stopped")
+        assert _status(tmp_path)["running"] is False
+        again = _cli(tmp_path, "embedded", "stop")
+        assert (again.returncode, again.stdout.strip()) == (0, "not running")
+    reset = _cli(tmp_path, "embedded", "reset")
+    assert reset.returncode == 0, reset.stderr
+    assert not (tmp_path / embedded.PGDATA_NAME).exists()
+    after = _status(tmp_path)
+    assert (after["initialized"], after["size_bytes"], after["schema"]) == (False, 0, "unknown")
+    assert _cli(tmp_path, "embedded", "reset").stdout.strip() == "nothing to delete"
+    assert _cli(tmp_path, "embedded", "frobnicate").returncode == 2
+
+
+def test_stopped_server_starts_again_in_the_same_process(tmp_path) -> None:
+    with embedded.private(tmp_path):
+        first = embedded.embedded_url()
+        assert embedded.stop() is True
+        assert embedded.status().running is False
+        with psycopg.connect(embedded.embedded_url(), autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert embedded.status().running is True
+    assert first.startswith("postgresql://")
+    assert embedded.status(tmp_path).running is False  # leaving the block stopped it
+
+
+def test_default_directory_is_a_cache_directory(monkeypatch) -> None:
+    monkeypatch.delenv("WXDATA_EMBEDDED_DIR", raising=False)
+    import platformdirs
+
+    expected = (platformdirs.site_cache_dir("wxdata") if os.geteuid() == 0
+                else platformdirs.user_cache_dir("wxdata"))
+    assert embedded.directory() == Path(expected)
+    assert embedded.directory() != Path(tempfile.gettempdir()) / embedded.PGDATA_NAME
+    monkeypatch.setenv("WXDATA_EMBEDDED_DIR", "/somewhere/else")
+    assert embedded.pgdata_dir() == Path("/somewhere/else") / embedded.PGDATA_NAME
