@@ -7,7 +7,11 @@ application role (``wxdata_test_app_<random>``, member of wxdata_app, dropped at
 in production. ``admin_conn`` / ``owner_url`` are the superuser, for privileged set-up only.
 
 The server is ``WXDATA_TEST_DATABASE_URL`` or ``DATABASE_URL`` when set (CI sets the local
-PostgreSQL); otherwise the embedded PostgreSQL starts in a temp folder.
+PostgreSQL); otherwise the embedded PostgreSQL (:mod:`wxdata.embedded`: ``WXDATA_EMBEDDED_DIR``,
+else the cache directory) serves the run.
+
+Tests that start a private Redis are skipped, with the reason in the summary, on a machine without
+``redis-server``.
 
 ``WXDATA_TEST_POOLER=transaction`` runs the chosen tests through a private PgBouncer in
 transaction-pooling mode: ``db_url`` and ``conn`` then reach the test database through it and
@@ -274,11 +278,16 @@ class RedisServer:
         self.process: Any = None
 
     def start(self) -> RedisServer:
-        """Start (or restart on the same port) and wait until it answers PING."""
+        """Start (or restart on the same port) and wait until it answers PING (skips the test
+        when redis-server is not installed)."""
         import subprocess
         import time
 
         import redis
+
+        from tests.redis_topologies import require_redis
+
+        require_redis("redis-server")
 
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

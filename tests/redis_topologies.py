@@ -6,6 +6,7 @@ the end (SIGKILL, like a crash); nothing touches a shared Redis.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -13,9 +14,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 _BASE = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+
+
+def require_redis(*tools: str) -> None:
+    """Skip the tests that need a private Redis when its binaries are not installed.
+
+    Called where a server would be started, so only the tests (and fixtures) that start one are
+    skipped; the reason is printed in pytest's summary (``-rs``).
+    """
+    missing = [tool for tool in tools or ("redis-server",) if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install redis-server): "
+                    "this test needs a real Redis started for it")
 
 
 def free_port(cluster_bus: bool = False) -> int:
@@ -68,7 +82,8 @@ class Node:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Node:
-        """Start and wait until it answers PING."""
+        """Start and wait until it answers PING (skips the test when redis-server is missing)."""
+        require_redis("redis-server")
         self.process = subprocess.Popen(
             ["redis-server", *self.args, "--port", str(self.port), "--dir", str(self.directory),
              "--logfile", str(self.directory / "log")],
@@ -104,6 +119,7 @@ class Cluster:
 
     def start(self) -> Cluster:
         """Start every node, create the cluster, wait until every node reports it healthy."""
+        require_redis("redis-server", "redis-cli")
         for node in self.nodes:
             node.start()
         subprocess.run(
