@@ -54,6 +54,10 @@ from wxdata.migrate import migrate
 from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.tx.token import scope_key
 
+#: pytester runs user test modules in their own pytest process; the wxdata plugin's ``wx_`` fixtures
+#: (same name as its ``pytest11`` entry point, so it is never registered twice).
+pytest_plugins = ["pytester", "wxdata.testing.plugin"]
+
 #: The scope key of the test runs (row-level security verifies tokens signed with it).
 TEST_SCOPE_KEY = base64.b64decode(os.environ["WXDATA_SCOPE_KEY"])
 
