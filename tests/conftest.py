@@ -49,9 +49,15 @@ os.environ.setdefault("WXDATA_SCOPE_KEY", "d3hkYXRhIHRlc3Qgc2NvcGUga2V5LCBub3QgY
 from tests.pgbouncer import PgBouncer
 from tests.pgbouncer import available as pgbouncer_available
 from wxdata import ExecutionContext, Purpose, Role, system_context
-from wxdata.db import connect_kwargs, embedded_url
-from wxdata.migrate import migrate
-from wxdata.roles import ensure_app_role, install_scope_key
+from wxdata.db import connect_kwargs
+from wxdata.roles import ensure_app_role
+from wxdata.testing import (
+    clone_database,
+    configured_server_url,
+    create_migrated_database,
+    drop_database,
+    unique_name,
+)
 from wxdata.tx.token import scope_key
 
 #: pytester runs user test modules in their own pytest process; the wxdata plugin's ``wx_`` fixtures
@@ -67,19 +73,10 @@ if POOLER not in ("", "none", "transaction"):
 POOLED = POOLER == "transaction"
 
 
-def _server_url() -> str:
-    url = os.environ.get("WXDATA_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    return url or embedded_url("postgres")
-
-
-def _with_db(url: str, name: str) -> str:
-    return make_conninfo(url, dbname=name)
-
-
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """The admin URL of the server the tests run against."""
-    return _server_url()
+    return configured_server_url()
 
 
 @pytest.fixture(scope="session")
@@ -92,19 +89,14 @@ def app_role() -> tuple[str, str]:
 def pristine_template(server_url: str) -> Iterator[str]:
     """The name of a database migrated once for this run (by the superuser, its owner, with the
     test scope key installed) and never used: what clones start from."""
-    name = f"wxdata_tmpl_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = unique_name("wxdata_tmpl")
+    key = scope_key()
+    assert key is not None, "the tests set WXDATA_SCOPE_KEY"
+    create_migrated_database(server_url, name, key)
     try:
-        key = scope_key()
-        assert key is not None, "the tests set WXDATA_SCOPE_KEY"
-        with psycopg.connect(_with_db(server_url, name), autocommit=True) as conn:
-            migrate(conn)
-            install_scope_key(conn, key)
         yield name
     finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(server_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -123,17 +115,15 @@ def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
 def owner_url(server_url: str, pristine_template: str, app_role: tuple[str, str]) -> Iterator[str]:
     """The superuser URL of this run's database (a clone of the migrated template), dropped at the
     end; this run's application role is created with it (and dropped with it)."""
-    name = f"wxdata_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pristine_template}"')
-    url = _with_db(server_url, name)
+    name = unique_name("wxdata_test")
+    url = clone_database(server_url, pristine_template, name)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             ensure_app_role(conn, *app_role)
         yield url
     finally:
+        drop_database(server_url, name)
         with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(app_role[0])))
 
 
@@ -174,16 +164,13 @@ def fresh_database(server_url: str, pristine_template: str) -> Iterator[Callable
     template = pristine_template
 
     def make() -> str:
-        name = f"wxdata_fresh_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        name = unique_name("wxdata_fresh")
         created.append(name)
-        return _with_db(server_url, name)
+        return clone_database(server_url, template, name)
 
     yield make
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        for name in created:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in created:
+        drop_database(server_url, name)
 
 
 @pytest.fixture

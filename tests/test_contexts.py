@@ -33,6 +33,7 @@ from wxdata.crud import find_by_id
 from wxdata.domains import students
 from wxdata.errors import ContextExpired, ContextRefused, InvalidContext, ValidationFailed
 from wxdata.schema.organisation import SCHOOLS
+from wxdata.testing import assert_audited
 from wxdata.tx import transactional, unit_of_work
 
 # Characters that never occur in a refusal message, so "the value is not in the message" is a
@@ -295,10 +296,11 @@ def test_break_glass_reads_and_writes_are_critical(conn, make_student, school) -
     rows = conn.execute(
         "SELECT action, entity_type, severity, break_glass_reason, purpose FROM audit_log "
         "WHERE request_id = %s ORDER BY seq", (glass.request_id,)).fetchall()
-    actions = [(r[0], r[1]) for r in rows]
-    for expected in (("READ", "Student"), ("UPDATE", "Student"), ("READ", "School"),
-                     ("TRANSACTION_COMMIT", "Transaction"), ("TRANSACTION_ROLLBACK", "Transaction")):
-        assert expected in actions
+    assert_audited(conn, action="READ", entity="Student", subjects=[s.id], request_id=glass.request_id)
+    assert_audited(conn, action="UPDATE", entity="Student", entity_id=s.id, request_id=glass.request_id)
+    for action, entity in (("READ", "School"), ("TRANSACTION_COMMIT", "Transaction"),
+                           ("TRANSACTION_ROLLBACK", "Transaction")):
+        assert_audited(conn, action=action, entity=entity, request_id=glass.request_id)
     assert {(r[2], r[3], r[4]) for r in rows} == {("CRITICAL", REASON, "EMERGENCY")}
 
 

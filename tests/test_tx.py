@@ -20,6 +20,7 @@ from wxdata import ExecutionContext, Purpose, Role
 from wxdata.db import connect_kwargs
 from wxdata.domains import students
 from wxdata.errors import Conflict, DataError, Internal, Retryable, Unavailable, ValidationFailed
+from wxdata.testing import assert_audited
 from wxdata.tx import (
     ConcurrentUseError,
     Isolation,
@@ -176,10 +177,8 @@ def test_inner_rollback_drops_inner_rows_records_and_hooks(conn, ctx, school) ->
     assert ran == ["inner rolled back", "outer"]
     assert students.find_by_id(conn, ctx, outer.id).unwrap().id == outer.id
     assert conn.execute("SELECT count(*) FROM students WHERE id = %s", (inner.id,)).fetchone() == (0,)
-    actions = conn.execute(
-        "SELECT action, entity_id FROM audit_log WHERE request_id = %s AND action = 'CREATE'",
-        (ctx.request_id,)).fetchall()
-    assert actions == [("CREATE", outer.id)]
+    created = assert_audited(conn, action="CREATE", request_id=ctx.request_id, count=1)
+    assert created[0].entity_id == outer.id
 
 
 def test_inner_failure_with_transactional_rolls_back_that_level_only(conn, ctx, probe) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import uuid
 from collections.abc import Iterable, Iterator
@@ -36,14 +37,27 @@ __all__ = [
     "assert_audited",
     "audit_mark",
     "clone_database",
+    "configured_server_url",
     "create_migrated_database",
     "drop_database",
     "subject_tag",
+    "unique_name",
     "with_database",
 ]
 
 
 # --- databases ----------------------------------------------------------------------------------
+
+
+def configured_server_url() -> str:
+    """The superuser URL tests run on: ``WXDATA_TEST_DATABASE_URL``, else ``DATABASE_URL``, else
+    the embedded PostgreSQL's (started, migrated; refused under ``WXDATA_ENV=production``)."""
+    url = os.environ.get("WXDATA_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from wxdata.embedded import embedded_url
+
+    return embedded_url("postgres")
 
 
 def with_database(url: str, name: str) -> str:
@@ -141,7 +155,7 @@ def audit_mark(conn: psycopg.Connection[Any]) -> int:
 
 def _mismatches(record: AuditRecord, expected: dict[str, Any]) -> list[str]:
     out = []
-    for field in ("action", "entity", "user_id", "request_id", "success"):
+    for field in ("action", "entity", "entity_id", "user_id", "request_id", "success"):
         want = expected.get(field)
         if want is not None and getattr(record, field) != want:
             out.append(f"{field}: expected {want}, recorded {getattr(record, field)}")
@@ -156,12 +170,14 @@ def _mismatches(record: AuditRecord, expected: dict[str, Any]) -> list[str]:
 
 def assert_audited(
     conn: psycopg.Connection[Any], *, action: str, entity: str | None = None,
-    subjects: Iterable[uuid.UUID | str] | None = None, user_id: str | None = None,
-    request_id: str | None = None, success: bool | None = True, after: int = 0,
+    entity_id: uuid.UUID | None = None, subjects: Iterable[uuid.UUID | str] | None = None,
+    user_id: str | None = None,
+    request_id: str | None = None, success: bool | None = None, after: int = 0,
     count: int | None = None, show: int = 10,
 ) -> list[AuditRecord]:
-    """Assert that audit records of ``action`` (on ``entity``, naming every one of ``subjects``,
-    by ``user_id``, in ``request_id``, with ``success``) exist after seq ``after``; return them.
+    """Assert that audit records of ``action`` (on ``entity``, row ``entity_id``, naming every one
+    of ``subjects``, by ``user_id``, in ``request_id``, with ``success``; None matches anything)
+    exist after seq ``after``; return them.
 
     ``count`` asks for exactly that many. On failure the :class:`AssertionError` lists the
     ``show`` newest records after ``after`` with, for each, the fields that differ (student ids
@@ -169,12 +185,18 @@ def assert_audited(
     """
     wanted_subjects = None if subjects is None else frozenset(
         s if isinstance(s, uuid.UUID) else uuid.UUID(s) for s in subjects)
-    expected: dict[str, Any] = {"action": action, "entity": entity, "user_id": user_id,
+    expected: dict[str, Any] = {"action": action, "entity": entity, "entity_id": entity_id,
+                                "user_id": user_id,
                                 "request_id": request_id, "success": success,
                                 "subjects": wanted_subjects}
+    where = [sql.SQL("seq > %s")]
+    params: list[Any] = [after]
+    if request_id is not None:  # the records of one request: the diff then shows only those
+        where.append(sql.SQL("request_id = %s"))
+        params.append(request_id)
     rows = conn.execute(
-        sql.SQL("SELECT {} FROM audit_log WHERE seq > %s ORDER BY seq").format(sql.SQL(_COLUMNS)),
-        (after,)).fetchall()
+        sql.SQL("SELECT {} FROM audit_log WHERE {} ORDER BY seq").format(
+            sql.SQL(_COLUMNS), sql.SQL(" AND ").join(where)), params).fetchall()
     records = [_record(r) for r in rows]
     matched = [r for r in records if not _mismatches(r, expected)]
     if matched and (count is None or len(matched) == count):
@@ -184,11 +206,11 @@ def assert_audited(
         described += " subjects=[" + ",".join(sorted(subject_tag(s) for s in wanted_subjects)) + "]"
     lines = [f"expected {'exactly ' + str(count) if count is not None else 'an'} audit record(s): "
              f"{described}", f"matched: {len(matched)}"]
+    scope = f"after seq {after}" + (f" in request {request_id}" if request_id is not None else "")
     if not records:
-        lines.append(f"no audit record at all after seq {after}")
+        lines.append(f"no audit record at all {scope}")
     else:
-        lines.append(f"recorded after seq {after} (newest {min(show, len(records))} of "
-                     f"{len(records)}):")
+        lines.append(f"recorded {scope} (newest {min(show, len(records))} of {len(records)}):")
         for record in records[-show:]:
             lines.append(f"  {record.describe()}")
             lines.extend(f"      - {m}" for m in _mismatches(record, expected))

@@ -19,7 +19,6 @@ neither hold their writes nor see them.
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +41,7 @@ from wxdata.testing import (
     assert_audited,
     audit_mark,
     clone_database,
+    configured_server_url,
     create_migrated_database,
     drop_database,
     subject_tag,
@@ -81,15 +81,6 @@ class WxAudit:
         return assert_audited(self.conn, action=action, after=self.mark, **expected)
 
 
-def _server_url() -> str:
-    url = os.environ.get("WXDATA_TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if url:
-        return url
-    from wxdata.embedded import embedded_url
-
-    return embedded_url("postgres")
-
-
 def _scope_key() -> bytes:
     from wxdata.tx.token import scope_key, use_fallback_key
 
@@ -103,7 +94,7 @@ def _scope_key() -> bytes:
 @pytest.fixture(scope="session")
 def wx_server_url() -> str:
     """Superuser URL of the server the tests run on."""
-    return _server_url()
+    return configured_server_url()
 
 
 @pytest.fixture(scope="session")
