@@ -1,8 +1,10 @@
 """The embedded PostgreSQL: private folder, migrated on start (and when migrations are added),
 announced once, refused in production, managed by ``wxdata embedded status|stop|reset``.
 
-Every test runs a real embedded server in its own folder (``WXDATA_EMBEDDED_DIR`` in tmp_path),
-never the machine's shared one.
+Every test runs a real embedded server in its own folder (``WXDATA_EMBEDDED_DIR``), never the
+machine's shared one. The folder is made in the temp directory, not under pytest's ``tmp_path``:
+run as root, the server runs as another OS user that must traverse the folder's parents, and every
+pytest process starting on the machine resets ``pytest-of-<user>`` to mode 0700.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,17 @@ ROOT = Path(__file__).resolve().parent.parent
 _CONFIGURED = ("DATABASE_URL", "DB_HOST", "WXDATA_TEST_DATABASE_URL", "WXDATA_MIGRATION_URL")
 
 
+@pytest.fixture
+def emb_dir() -> Iterator[Path]:
+    """A private embedded folder for this test (its server stopped, the folder deleted after)."""
+    root = Path(tempfile.mkdtemp(prefix="wxdata-embedded-test-"))
+    try:
+        yield root
+    finally:
+        embedded.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def _cli(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if k not in _CONFIGURED}
     full.update(PYTHONPATH=str(ROOT), WXDATA_EMBEDDED_DIR=str(root), **env)
@@ -47,8 +61,8 @@ def _status(root: Path) -> dict[str, Any]:
     return loaded
 
 
-def test_first_start_migrates_and_logs_one_info_line(tmp_path, caplog) -> None:
-    with embedded.private(tmp_path), caplog.at_level(logging.INFO, logger="wxdata.embedded"):
+def test_first_start_migrates_and_logs_one_info_line(emb_dir, caplog) -> None:
+    with embedded.private(emb_dir), caplog.at_level(logging.INFO, logger="wxdata.embedded"):
         owner = embedded.embedded_url()
         app = embedded.embedded_app_url()
         embedded.embedded_url()  # a second use: no second announcement
@@ -64,16 +78,16 @@ def test_first_start_migrates_and_logs_one_info_line(tmp_path, caplog) -> None:
     assert len(lines) == 1
     assert lines[0].levelno == logging.INFO
     message = lines[0].getMessage()
-    assert str(tmp_path) in message
+    assert str(emb_dir) in message
     assert "DATABASE_URL" in message
-    assert (tmp_path / embedded.PGDATA_NAME / "PG_VERSION").exists()
+    assert (emb_dir / embedded.PGDATA_NAME / "PG_VERSION").exists()
 
 
-def test_new_migrations_are_applied_on_the_next_start(tmp_path, monkeypatch) -> None:
+def test_new_migrations_are_applied_on_the_next_start(tmp_path, emb_dir, monkeypatch) -> None:
     migrations = tmp_path / "sql"
     shutil.copytree(sql_dir(), migrations)
     monkeypatch.setenv("WXDATA_SQL_DIR", str(migrations))
-    root = tmp_path / "embedded"
+    root = emb_dir
     with embedded.private(root):
         embedded.embedded_url()
     assert _status(root)["schema"] == "current"
@@ -85,56 +99,56 @@ def test_new_migrations_are_applied_on_the_next_start(tmp_path, monkeypatch) -> 
     assert _status(root)["schema"] == "current"
 
 
-def test_refused_in_production(tmp_path, monkeypatch) -> None:
+def test_refused_in_production(emb_dir, monkeypatch) -> None:
     monkeypatch.setenv("WXDATA_ENV", "production")
-    with embedded.private(tmp_path):
+    with embedded.private(emb_dir):
         with pytest.raises(EmbeddedRefused, match="DATABASE_URL"):
             embedded.embedded_url()
         with pytest.raises(EmbeddedRefused):
             embedded.embedded_app_url()
         with pytest.raises(EmbeddedRefused):
             connect(config=Settings())  # nothing configured: connect() must not fall back
-    assert not (tmp_path / embedded.PGDATA_NAME).exists()  # nothing started, nothing written
-    done = _cli(tmp_path, "migrate", WXDATA_ENV="production")
+    assert not (emb_dir / embedded.PGDATA_NAME).exists()  # nothing started, nothing written
+    done = _cli(emb_dir, "migrate", WXDATA_ENV="production")
     assert done.returncode == 2
     assert "refused in production" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not (tmp_path / embedded.PGDATA_NAME).exists()
+    assert not (emb_dir / embedded.PGDATA_NAME).exists()
 
 
-def test_cli_status_stop_reset(tmp_path) -> None:
-    before = _status(tmp_path)
+def test_cli_status_stop_reset(emb_dir) -> None:
+    before = _status(emb_dir)
     assert before["initialized"] is False
     assert before["running"] is False
-    assert before["directory"] == str(tmp_path)
-    with embedded.private(tmp_path):
+    assert before["directory"] == str(emb_dir)
+    with embedded.private(emb_dir):
         embedded.embedded_url()
-        running = _status(tmp_path)
+        running = _status(emb_dir)
         assert running["running"] is True
         assert isinstance(running["pid"], int)
         assert running["postgres_version"] == "18"
         assert running["schema"] == "current"
         assert running["size_bytes"] > 10_000_000
-        text = _cli(tmp_path, "embedded", "status")
+        text = _cli(emb_dir, "embedded", "status")
         assert text.returncode == 0
-        assert str(tmp_path) in text.stdout
+        assert str(emb_dir) in text.stdout
         assert "running    yes" in text.stdout
-        stopped = _cli(tmp_path, "embedded", "stop")
+        stopped = _cli(emb_dir, "embedded", "stop")
         assert (stopped.returncode, stopped.stdout.strip()) == (0, "stopped")
-        assert _status(tmp_path)["running"] is False
-        again = _cli(tmp_path, "embedded", "stop")
+        assert _status(emb_dir)["running"] is False
+        again = _cli(emb_dir, "embedded", "stop")
         assert (again.returncode, again.stdout.strip()) == (0, "not running")
-    reset = _cli(tmp_path, "embedded", "reset")
+    reset = _cli(emb_dir, "embedded", "reset")
     assert reset.returncode == 0, reset.stderr
-    assert not (tmp_path / embedded.PGDATA_NAME).exists()
-    after = _status(tmp_path)
+    assert not (emb_dir / embedded.PGDATA_NAME).exists()
+    after = _status(emb_dir)
     assert (after["initialized"], after["size_bytes"], after["schema"]) == (False, 0, "unknown")
-    assert _cli(tmp_path, "embedded", "reset").stdout.strip() == "nothing to delete"
-    assert _cli(tmp_path, "embedded", "frobnicate").returncode == 2
+    assert _cli(emb_dir, "embedded", "reset").stdout.strip() == "nothing to delete"
+    assert _cli(emb_dir, "embedded", "frobnicate").returncode == 2
 
 
-def test_stopped_server_starts_again_in_the_same_process(tmp_path) -> None:
-    with embedded.private(tmp_path):
+def test_stopped_server_starts_again_in_the_same_process(emb_dir) -> None:
+    with embedded.private(emb_dir):
         first = embedded.embedded_url()
         assert embedded.stop() is True
         assert embedded.status().running is False
@@ -142,7 +156,7 @@ def test_stopped_server_starts_again_in_the_same_process(tmp_path) -> None:
             assert conn.execute("SELECT 1").fetchone() == (1,)
         assert embedded.status().running is True
     assert first.startswith("postgresql://")
-    assert embedded.status(tmp_path).running is False  # leaving the block stopped it
+    assert embedded.status(emb_dir).running is False  # leaving the block stopped it
 
 
 def test_default_directory_is_a_cache_directory(monkeypatch) -> None:

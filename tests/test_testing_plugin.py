@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from wxdata import embedded
 from wxdata.testing import FrozenClock, subject_tag
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +93,9 @@ USER_TESTS = textwrap.dedent('''
 
 def _run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_user=source)
-    env = {"PYTHONPATH": str(ROOT), "WXDATA_CONTEXT_MAX_AGE": "60", "WXDATA_ENV": "test"}
+    env = {"PYTHONPATH": str(ROOT), "WXDATA_CONTEXT_MAX_AGE": "60", "WXDATA_ENV": "test",
+           # pytester moves HOME: keep the embedded server (when no DATABASE_URL) the run's own
+           "WXDATA_EMBEDDED_DIR": str(embedded.directory())}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
