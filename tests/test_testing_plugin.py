@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wxdata import embedded
 from wxdata.testing import FrozenClock, subject_tag
@@ -167,3 +169,22 @@ def test_subject_tags_are_keyed_and_stable() -> None:
     assert subject_tag(student) == subject_tag(str(student))
     assert subject_tag(student) != subject_tag(uuid.uuid4())
     assert str(student)[:8] not in subject_tag(student)
+
+
+_ids = st.sets(st.uuids(), max_size=4)
+
+
+@given(recorded=_ids, asked=_ids, action=st.sampled_from(["READ", "UPDATE"]),
+       asked_action=st.sampled_from(["READ", "UPDATE", None]))
+def test_a_record_matches_exactly_when_every_given_field_agrees(
+    recorded: set[uuid.UUID], asked: set[uuid.UUID], action: str, asked_action: str | None,
+) -> None:
+    from wxdata.testing import AuditRecord, _mismatches
+
+    record = AuditRecord(seq=1, action=action, entity="Student", entity_id=None,
+                         subjects=frozenset(recorded), user_id="u-1", request_id="r-1", success=True)
+    expected = {"action": asked_action, "subjects": frozenset(asked)}
+    problems = _mismatches(record, expected)
+    agrees = (asked_action in (None, action)) and asked <= recorded
+    assert (problems == []) == agrees
+    assert all(str(s) not in "".join(problems) for s in asked | recorded)  # keyed hashes only
