@@ -62,6 +62,9 @@ def _status(root: Path) -> dict[str, Any]:
 
 
 def test_first_start_migrates_and_logs_one_info_line(emb_dir, caplog) -> None:
+    from wxdata.tx import token
+
+    fallback = list(token._fallback)
     with embedded.private(emb_dir), caplog.at_level(logging.INFO, logger="wxdata.embedded"):
         owner = embedded.embedded_url()
         app = embedded.embedded_app_url()
@@ -81,6 +84,7 @@ def test_first_start_migrates_and_logs_one_info_line(emb_dir, caplog) -> None:
     assert str(emb_dir) in message
     assert "DATABASE_URL" in message
     assert (emb_dir / embedded.PGDATA_NAME / "PG_VERSION").exists()
+    assert token._fallback == fallback  # the block's scope key does not outlive it
 
 
 def test_new_migrations_are_applied_on_the_next_start(tmp_path, emb_dir, monkeypatch) -> None:

@@ -329,9 +329,13 @@ def reset(root: Path | None = None) -> bool:
 @contextlib.contextmanager
 def private(root: Path) -> Iterator[Path]:
     """Use the embedded folder ``root`` within the block (tests, scripts): the previous process
-    handle is set aside and restored after; the server started in the block is stopped."""
+    handle and fallback scope key are set aside and restored after; the server started in the
+    block is stopped."""
+    from wxdata.tx import token
+
     with _lock:
         saved = dict(_embedded)
+        saved_fallback = list(token._fallback)  # the block's server registers its own scope key
         previous = os.environ.get("WXDATA_EMBEDDED_DIR")
         _embedded.clear()
         os.environ["WXDATA_EMBEDDED_DIR"] = str(root)
@@ -346,5 +350,4 @@ def private(root: Path) -> Iterator[Path]:
                 os.environ.pop("WXDATA_EMBEDDED_DIR", None)
             else:
                 os.environ["WXDATA_EMBEDDED_DIR"] = previous
-            if "stored" in saved:
-                use_fallback_key(base64.b64decode(saved["stored"]["scope_key"]))
+            token._fallback[:] = saved_fallback
