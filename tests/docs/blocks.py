@@ -60,8 +60,8 @@ def pages() -> list[Path]:
 
 
 def page_id(path: Path) -> str:
-    """The page's path relative to the project root."""
-    return path.relative_to(ROOT).as_posix()
+    """The page's path relative to the project root (as given, for a page outside it)."""
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.as_posix()
 
 
 def blocks(path: Path) -> list[Block]:

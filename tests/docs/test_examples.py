@@ -95,6 +95,29 @@ def test_page_files_pass_ruff(page: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_collector_reads_fences_titles_and_skips(tmp_path: Path) -> None:
+    """Runnable, file and skipped blocks are told apart; list-item fences are dedented."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# T\n\n```python\nx = 1\n```\n\n1. Step\n\n   ```python\n   y = x + 1\n   ```\n\n"
+        '```python title="pkg/mod.py"\nZ = 3\n```\n\n```sql title="sql/0900_t.sql"\nSELECT 1;\n```\n\n'
+        "<!-- example: skip needs a phone line -->\n```python\ndial()\n```\n\n"
+        "<!-- example: skip -->\n```python\nhang_up()\n```\n\n```sh\nls\n```\n",
+        encoding="utf-8",
+    )
+    found = blocks(page)
+    assert [(b.lang, b.title, b.runnable) for b in found] == [
+        ("python", None, True), ("python", None, True), ("python", "pkg/mod.py", False),
+        ("sql", "sql/0900_t.sql", False), ("python", None, False), ("python", None, False),
+        ("sh", None, False),
+    ]
+    assert found[1].code == "y = x + 1\n"
+    assert [b.skip_reason for b in found[4:6]] == ["needs a phone line", ""]
+    page.write_text("```python\nx = 1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unclosed"):
+        blocks(page)
+
+
 def test_skips_name_a_reason() -> None:
     """A skipped block says why, and only Python blocks can be skipped."""
     for page in PAGES.values():
