@@ -118,6 +118,19 @@ def test_collector_reads_fences_titles_and_skips(tmp_path: Path) -> None:
         blocks(page)
 
 
+#: Fence languages that are never run; anything else but ``python`` fails the test below, so a
+#: Python block cannot escape the run by being fenced ``py``, ``python3`` or ``pycon``.
+NOT_RUN = frozenset({"sh", "bash", "sql", "text", "ini", "toml", "yaml", "json", "console"})
+
+
+def test_every_block_is_python_or_a_language_that_is_never_run() -> None:
+    """No Python hides under another fence name."""
+    for page in PAGES.values():
+        for block in page:
+            assert block.lang == "python" or block.lang in NOT_RUN, (
+                f"{block.label()}: fence language {block.lang!r}")
+
+
 def test_skips_name_a_reason() -> None:
     """A skipped block says why, and only Python blocks can be skipped."""
     for page in PAGES.values():
