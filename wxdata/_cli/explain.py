@@ -177,7 +177,7 @@ def data_error(error: DataError, fix: str | None = None) -> CliError:
 
 def config_error(exc: ConfigError) -> CliError:
     """A configuration error (its message names the setting, never its value)."""
-    return CliError(Exit.USAGE, f"configuration: {exc}", "fix the setting named above")
+    return CliError(Exit.USAGE, f"configuration: {exc}")
 
 
 __all__ = ["config_error", "data_error", "file_error", "postgres_error", "postgres_target",
