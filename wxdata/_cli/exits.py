@@ -9,8 +9,8 @@ class Exit(IntEnum):
     """Exit status of a ``wxdata`` command."""
 
     OK = 0
-    #: a check failed (broken chain, failed compliance check, unhealthy server) or the subject
-    #: asked about is unknown (no records for that student, entity or user)
+    #: a check failed (broken chain, failed compliance check, unhealthy replica), the subject
+    #: asked about has no records (student, entity or user), or the data refused the change
     CHECK_FAILED = 1
     #: bad arguments or configuration: unreadable/unwritable file, missing or bad key, wrong
     #: credentials or database name, schema not migrated
@@ -25,7 +25,8 @@ EPILOG = """\
 exit codes (every command):
   0    success (also when the reader of a pipe closes it early, e.g. | head)
   1    a check failed (broken audit chain, failed compliance check, unhealthy
-       server) or the subject asked about is unknown (e.g. no records for a student)
+       replica), the subject asked about has no records (e.g. an unknown
+       student), or the data refused the change (e.g. a conflict while seeding)
   2    usage or configuration error: bad arguments, unreadable or unwritable
        file, missing or bad key, wrong credentials or database name, schema not
        migrated
