@@ -125,7 +125,9 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available area registered."""
     parser = argparse.ArgumentParser(
-        prog="wxdata", description=(__doc__ or "").splitlines()[0], epilog=EPILOG,
+        prog="wxdata", epilog=EPILOG,
+        description="wxdata: migrations, synthetic data, health checks, the audit chain and its\n"
+                    "reports, compliance checks and cache tools of the school-health data layer.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

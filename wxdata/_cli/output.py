@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TextIO
 
 
@@ -22,6 +23,8 @@ def _cell(value: Any) -> str:
         return ",".join(_cell(v) for v in value)
     if isinstance(value, float):
         return f"{value:.3f}"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
     return str(value)
 
 
