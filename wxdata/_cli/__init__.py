@@ -6,6 +6,7 @@ from wxdata._cli.explain import (
     config_error,
     data_error,
     file_error,
+    os_error,
     postgres_error,
     postgres_target,
     redis_error,
@@ -23,7 +24,7 @@ from wxdata._cli.output import (
 
 __all__ = [
     "EPILOG", "CliError", "Exit", "GuardedOutput", "Progress", "at_least", "config_error",
-    "data_error", "file_error", "postgres_error", "postgres_target", "private_output",
+    "data_error", "file_error", "os_error", "postgres_error", "postgres_target", "private_output",
     "progress_wanted", "read_text", "redis_error", "seconds", "table", "ticking", "to_json",
     "to_json_line",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import re
+import socket
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -153,13 +154,26 @@ _OS_REASONS = {
 }
 
 
-def file_error(exc: OSError, what: str, *, writing: bool) -> CliError:
-    """An unreadable or unwritable file named by an option (exit 2)."""
+def file_error(exc: OSError, what: str, *, writing: bool | None) -> CliError:
+    """An unreadable or unwritable file named by an option (exit 2); ``writing=None`` when the
+    direction is not known."""
     reason = _OS_REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
-    verb = "write" if writing else "read"
+    verb = "open" if writing is None else "write" if writing else "read"
     fix = ("choose a path in an existing, writable directory" if writing
            else "check the path")
     return CliError(Exit.USAGE, f"cannot {verb} {what} ({reason})", fix)
+
+
+def os_error(exc: OSError) -> CliError:
+    """An operating-system error a command did not handle: a file (exit 2) or the network (3)."""
+    if exc.filename is not None:
+        return file_error(exc, str(exc.filename), writing=None)
+    reason = _OS_REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return CliError(Exit.UNAVAILABLE, f"network error ({reason})",
+                        "check that the service is up and reachable")
+    return CliError(Exit.CHECK_FAILED, f"system error ({reason})",
+                    "rerun with --debug for the traceback")
 
 
 #: DataError codes that mean "unreachable" or "bad input", for :func:`data_error`.
@@ -180,5 +194,5 @@ def config_error(exc: ConfigError) -> CliError:
     return CliError(Exit.USAGE, f"configuration: {exc}")
 
 
-__all__ = ["config_error", "data_error", "file_error", "postgres_error", "postgres_target",
-           "redis_error", "redis_target"]
+__all__ = ["config_error", "data_error", "file_error", "os_error", "postgres_error",
+           "postgres_target", "redis_error", "redis_target"]
