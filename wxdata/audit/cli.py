@@ -334,10 +334,14 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("ship", help="send sealed records to a SIEM sink, from its mark, in order")
     p.add_argument("--sink", required=True,
-                   help="syslog+tcp://host:port, syslog+tls://host:port, file:///path or stdout")
-    p.add_argument("--cafile", default=None, help="CA bundle for syslog+tls")
+                   help="syslog+tcp://host:port, syslog+tls://host:port, otlp+http://host:port, "
+                        "otlp+https://host:port, file:///path or stdout")
+    p.add_argument("--cafile", default=None, help="CA bundle for syslog+tls and otlp+https")
     p.add_argument("--batch", type=int, default=500, help="records per batch")
-    p.add_argument("--every", type=float, default=0.0, help="keep shipping every SECONDS")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="ship what is pending, then exit "
+                                                          "(the default)")
+    when.add_argument("--every", type=float, default=0.0, help="keep shipping every SECONDS")
     p.add_argument("--runs", type=int, default=0, help="with --every: stop after N runs")
     p.add_argument("--lag", action="store_true", help="print what the sink has not received")
     p.set_defaults(handler=_cmd_ship)
