@@ -416,10 +416,14 @@ def register_ship(sub: Any) -> None:
     """``wxdata audit ship``."""
     p = sub.add_parser("ship", help="send sealed records to a SIEM sink, from its mark, in order")
     p.add_argument("--sink", required=True,
-                   help="syslog+tcp://host:port, syslog+tls://host:port, file:///path or stdout")
-    p.add_argument("--cafile", default=None, help="CA bundle for syslog+tls")
+                   help="syslog+tcp://host:port, syslog+tls://host:port, otlp+http://host:port, "
+                        "otlp+https://host:port, file:///path or stdout")
+    p.add_argument("--cafile", default=None, help="CA bundle for syslog+tls and otlp+https")
     p.add_argument("--batch", type=at_least(1), default=500, help="records per batch")
-    p.add_argument("--every", type=seconds, default=0.0, help="keep shipping every SECONDS")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="ship what is pending, then exit "
+                                                          "(the default)")
+    when.add_argument("--every", type=seconds, default=0.0, help="keep shipping every SECONDS")
     p.add_argument("--runs", type=at_least(0), default=0,
                    help="with --every: stop after N runs")
     p.add_argument("--lag", action="store_true", help="print what the sink has not received")
