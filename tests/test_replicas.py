@@ -27,6 +27,7 @@ from returns.result import Failure, Result, Success
 
 from tests.conftest import TEST_SCOPE_KEY
 from wxdata import ExecutionContext, Purpose, Role
+from wxdata._cli import CliError
 from wxdata.config import ConfigError, load_settings
 from wxdata.domains import students
 from wxdata.errors import DataError, Internal, Unavailable
@@ -456,8 +457,9 @@ def test_health_command_prints_metrics_and_fails_without_primary(
     dead = local._free_port()
     monkeypatch.setenv("DATABASE_URL", f"postgresql://wxdata@127.0.0.1:{dead}/wxdata")
     monkeypatch.delenv("DATABASE_REPLICA_URLS")
-    assert _run_health("--timeout", "2") == 1
-    assert "primary unreachable" in capsys.readouterr().err
+    with pytest.raises(CliError) as down:  # `wxdata health` prints it as one line, exit 3
+        _run_health("--timeout", "2")
+    assert down.value.code == 3 and "primary unreachable" in down.value.message
 
 
 def test_unreachable_primary_is_a_failure_value_not_an_exception() -> None:

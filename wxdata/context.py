@@ -27,7 +27,7 @@ from wxdata.errors import ContextExpired, DataError, FieldError, InvalidContext,
 
 
 class Role(enum.StrEnum):
-    """Workforce classes of the original system, plus the non-human ``SYSTEM`` role."""
+    """Workforce classes, plus the non-human ``SYSTEM`` role."""
 
     ADMIN = "ADMIN"
     NURSE = "NURSE"

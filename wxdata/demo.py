@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Result, Success
 
+from wxdata._cli import table
 from wxdata.context import ExecutionContext, Purpose, Role, system_context
 from wxdata.db import connect_kwargs
 from wxdata.errors import DataError, NotFound
@@ -36,19 +37,6 @@ Conn = psycopg.Connection[Any]
 
 class StepFailed(Exception):
     """A demo step did not behave as stated."""
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table."""
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-    out = [line, "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)) + " |",
-           line]
-    out += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-            for r in cells[1:]]
-    out.append(line)
-    return "\n".join(out)
 
 
 def check(condition: bool, claim: str) -> None:
@@ -342,8 +330,9 @@ STEPS: tuple[tuple[str, Callable[[Demo], None]], ...] = (
 )
 
 
-def run(url: str | None = None, out: Callable[[str], None] = print) -> int:
-    """Run every step; 0 when all held, 1 otherwise."""
+def run(url: str | None = None, out: Callable[[str], None] = print,
+        results: list[dict[str, Any]] | None = None) -> int:
+    """Run every step; 0 when all held, 1 otherwise (``results`` collects each step's outcome)."""
     from wxdata.migrate import migrate
 
     failures = 0
@@ -355,25 +344,42 @@ def run(url: str | None = None, out: Callable[[str], None] = print) -> int:
             d = Demo(conn=conn, owner=owner, url=app_url, out=out)
             for number, (title, step) in enumerate(STEPS, 1):
                 out(f"\n== {number}. {title}")
+                outcome: dict[str, Any] = {"step": number, "title": title, "held": True}
                 try:
                     step(d)
                     out("   ok")
                 except StepFailed as exc:
                     failures += 1
+                    outcome.update(held=False, failed_claim=str(exc))
                     out(f"   FAILED: {exc}")
+                if results is not None:
+                    results.append(outcome)
     out(f"\n{len(STEPS) - failures}/{len(STEPS)} steps held in {time.perf_counter() - started:.1f} s")
     return 1 if failures else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    return run(args.database_url)
+    if not args.json:
+        return run(args.database_url)
+    from wxdata._cli import to_json
+
+    results: list[dict[str, Any]] = []
+    code = run(args.database_url, out=lambda _: None, results=results)
+    print(to_json({"steps": results, "held": sum(r["held"] for r in results),
+                   "total": len(STEPS)}))
+    return code
 
 
 def register(sub: Any) -> None:
     """Add ``wxdata demo``."""
-    p = sub.add_parser("demo", help="walk through wxdata on a synthetic district")
-    p.add_argument("--database-url", default=None, help="server to use (default: configured/embedded)")
-    p.set_defaults(handler=_cmd_demo)
+    p = sub.add_parser("demo", help="walk through wxdata on a synthetic district",
+                       description="Exit 1 when a step does not hold what it shows.")
+    p.add_argument("--database-url", default=None,
+                   help="server to use, as a role that may create databases "
+                        "(default: WXDATA_MIGRATION_URL / DATABASE_URL, else the embedded server)")
+    p.add_argument("--json", action="store_true",
+                   help="print only each step's outcome, as one JSON document")
+    p.set_defaults(handler=_cmd_demo, owner_role=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from psycopg_pool import ConnectionPool
 
 from wxdata.sizing import ConnectionBudget, connection_budget
+
+if TYPE_CHECKING:
+    from wxdata._cli import CliError
 
 _COUNTER_KEYS = (
     "requests_num", "requests_queued", "requests_wait_ms", "requests_errors", "usage_ms",
@@ -330,25 +334,78 @@ def to_text(health: RouterHealth) -> str:
 # --- CLI --------------------------------------------------------------------------------------
 
 
+def to_table(health: RouterHealth) -> str:
+    """The servers as a table, then audit lane 2 (the ``wxdata health`` text output)."""
+    from wxdata._cli import table
+
+    rows = []
+    for s in health.servers:
+        p = s.pool
+        lag = "" if p.role != "replica" else (
+            f"{'-' if s.lag_bytes is None else s.lag_bytes} B / "
+            f"{'-' if s.lag_seconds is None else f'{s.lag_seconds:.3f}'} s")
+        rows.append([p.name, p.role, s.state + (f" ({s.reason})" if s.reason and s.state != "up"
+                                                else ""),
+                     f"{p.size}/{p.max_size}", p.in_use, p.idle, p.waiting, p.requests,
+                     p.request_errors + p.connection_errors, s.reads, lag])
+    out = [table(["server", "role", "state", "size", "in_use", "idle", "waiting", "requests",
+                  "errors", "reads", "lag"], rows, boxed=False)]
+    if health.fallbacks:
+        out.append("fallbacks: " + ", ".join(f"{r}={n}" for r, n in health.fallbacks))
+    lane = health.audit_lane
+    out.append(f"audit lane 2: written={lane.written} lost={lane.lost} "
+               f"(disclosures_refused={lane.disclosures_refused}, "
+               f"failure_records_lost={lane.failure_records_lost})")
+    return "\n".join(out) + "\n"
+
+
+def _why_down(url: str, timeout: int) -> CliError:
+    """The one-line reason the primary cannot be reached (from a direct connection attempt)."""
+    import psycopg
+
+    from wxdata._cli import CliError, Exit, postgres_error
+    from wxdata.db import connect
+
+    try:
+        with connect(url, connect_timeout=timeout):
+            pass
+    except psycopg.Error as exc:
+        return postgres_error(exc, url)
+    return CliError(Exit.UNAVAILABLE, "the primary did not answer its health check",
+                    "check the server's load and DATABASE_URL")
+
+
 def _cmd_health(args: argparse.Namespace) -> int:
+    from wxdata._cli import CliError, Exit
     from wxdata.config import load_settings
     from wxdata.replicas import Router, RouterConfig
 
     config = load_settings()
-    if config.database_url is None:
-        print("health: no database configured (DATABASE_URL or DB_HOST)", file=sys.stderr)
-        return 2
+    primary_url = args.database_url or config.database_url
+    if primary_url is None:
+        raise CliError(Exit.USAGE, "no database configured",
+                       "set DATABASE_URL (or DB_HOST), or pass --database-url")
+    if args.require_replicas and not config.replica_urls:
+        raise CliError(Exit.USAGE, "--require-replicas but no replica is configured",
+                       "set DATABASE_REPLICA_URLS, or drop --require-replicas")
+    if args.json:
+        args.format = "json"
     router = Router.open(
-        config.database_url, config.replica_urls, settings=config, min_size=0, max_size=1,
+        primary_url, config.replica_urls, settings=config, min_size=0, max_size=1,
         config=RouterConfig.from_settings(config, connect_timeout=args.timeout, monitor=False),
         initial_check=False,
     )
+    router_log = logging.getLogger("wxdata.replicas")
+    level = router_log.level
+    if not getattr(args, "verbose", False):  # the outcome is reported below, in one line
+        router_log.setLevel(logging.CRITICAL)
     try:
         router.check_all()
         health = router.health()
     finally:
         router.close()
-    budget = _budget(config, args.timeout) if health.primary_up else None
+        router_log.setLevel(level)
+    budget = (_budget(config, args.timeout, primary_url) if health.primary_up else None)
     if args.format == "json":
         body = health.to_dict()
         body["connections"] = budget.to_dict() if budget is not None else None
@@ -358,31 +415,31 @@ def _cmd_health(args: argparse.Namespace) -> int:
         if budget is not None:
             sys.stdout.write(budget_prometheus(budget))
     else:
-        sys.stdout.write(to_text(health))
+        sys.stdout.write(to_table(health))
         if budget is not None:
             print(budget.summary())
     if not health.primary_up:
-        print("health: primary unreachable", file=sys.stderr)
-        return 1
+        down = _why_down(primary_url, args.timeout)
+        raise CliError(down.code, f"primary unreachable: {down.message}", down.hint)
     warning = budget.warning() if budget is not None else None
     if warning is not None:
         print(f"health: warning: {warning}", file=sys.stderr)
-    if args.require_replicas and any(
-        s.state != "up" for s in health.servers if s.pool.role == "replica"
-    ):
-        print("health: a replica is down or lagging", file=sys.stderr)
-        return 1
-    return 0
+    if args.require_replicas:
+        bad = [s.pool.name for s in health.servers if s.pool.role == "replica" and s.state != "up"]
+        if bad:
+            raise CliError(Exit.CHECK_FAILED, f"replica down or lagging: {', '.join(bad)}",
+                           "see the state column above (DATABASE_REPLICA_URLS)")
+    return Exit.OK
 
 
-def _budget(config: Any, timeout: int) -> ConnectionBudget | None:
+def _budget(config: Any, timeout: int, url: str | None = None) -> ConnectionBudget | None:
     """The connection budget against the primary (None if it cannot be read)."""
     import psycopg
 
     from wxdata.db import connect
 
     try:
-        with connect(config.database_url, config=config, connect_timeout=timeout) as conn:
+        with connect(url or config.database_url, config=config, connect_timeout=timeout) as conn:
             return connection_budget(conn, config)
     except psycopg.Error:
         return None
@@ -405,12 +462,15 @@ def register(subparsers: Any) -> None:
     """Add ``wxdata health`` to the CLI."""
     cmd = subparsers.add_parser(
         "health", help="check the primary and replicas; print pool and lag metrics",
-        description="Probe DATABASE_URL and DATABASE_REPLICA_URLS; exit 1 if the primary is "
-                    "unreachable (or, with --require-replicas, if a replica is down or lagging). "
+        description="Probe DATABASE_URL and DATABASE_REPLICA_URLS; exit 3 if the primary is "
+                    "unreachable, 1 with --require-replicas if a replica is down or lagging, "
+                    "2 with --require-replicas and no replica configured. "
                     "Warns when WXDATA_PROCESSES x (DB_POOL_MAX + AUDIT_LANE_POOL_MAX) + "
                     "DB_RESERVED_CONNECTIONS exceeds the server's connection slots.",
     )
     cmd.add_argument("--format", choices=("text", "json", "prometheus"), default="text")
+    cmd.add_argument("--json", action="store_true", help="same as --format json")
+    cmd.add_argument("--database-url", default=None, help="the primary (default: DATABASE_URL)")
     cmd.add_argument("--timeout", type=int, default=5, help="connect timeout in seconds")
     cmd.add_argument("--require-replicas", action="store_true",
                      help="also fail when a replica is down or lagging")

@@ -26,7 +26,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata import crud
 from wxdata.context import ExecutionContext, Role, system_context
-from wxdata.errors import DataError
+from wxdata.errors import DataError, FieldError, ValidationFailed
 from wxdata.schema.spec import Column, Entity, Kind, registered
 from wxdata.schema.validate import validate_create
 
@@ -56,7 +56,12 @@ class SeedReport:
 
     rows: Mapping[str, int]
     seconds: float
+    #: Generated rows that failed validation (a generator bug: none are expected).
     skipped: Mapping[str, int]
+    #: True when the district of this seed existed already (nothing was written).
+    already_seeded: bool = False
+    #: The code of the seed's district.
+    district: str = ""
 
     @property
     def total(self) -> int:
@@ -259,14 +264,64 @@ def _unique_keys(entity: Entity[Any]) -> list[tuple[str, ...]]:
     return [*single, *entity.unique_together]
 
 
+def _key_values(keys: list[tuple[str, ...]], row: Mapping[str, Any]
+                ) -> list[tuple[int, tuple[Any, ...]]]:
+    """The row's values of each unique key (keys holding a NULL never collide)."""
+    values = [(i, tuple(row.get(c) for c in key)) for i, key in enumerate(keys)]
+    return [(i, v) for i, v in values if None not in v]
+
+
 def _valid_row(e: Entity[Any], rng: random.Random, ids: Mapping[str, list[uuid.UUID]],
-               student: uuid.UUID | None, school: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A generated row that passes the entity's validation (a few attempts; cross-field rules)."""
+               student: uuid.UUID | None, school: Mapping[str, Any],
+               taken: set[tuple[int, tuple[Any, ...]]] | None = None, tag: str = ""
+               ) -> dict[str, Any] | None:
+    """A generated row that passes the entity's validation and whose unique keys are not
+    ``taken`` yet (a few attempts: cross-field rules, small key spaces such as one preference
+    row per user and school). None when no such row came up: the entity gets fewer rows."""
+    keys = _unique_keys(e)
     for _ in range(12):
         row = _generic_row(e, rng, ids, student, school)
-        if row is not None and isinstance(validate_create(e, row), Success):
-            return row
+        if row is not None and tag:
+            _tagged(e, row, tag)
+        if row is None or not isinstance(validate_create(e, row), Success):
+            continue
+        values = _key_values(keys, row)
+        if taken is not None and taken.intersection(values):
+            continue
+        if taken is not None:
+            taken.update(values)
+        return row
     return None
+
+
+def _tagged(e: Entity[Any], row: dict[str, Any], tag: str) -> None:
+    """Suffix the seed's tag to free-text unique columns: unique across the whole database, so
+    another seed's district must not reuse the value."""
+    for column in (*e.columns, *e.secrets):
+        rules = column.rules
+        value = row.get(column.name)
+        if (rules.unique and column.kind is Kind.TEXT and isinstance(value, str)
+                and rules.pattern is None and not rules.choices):
+            limit = rules.max_length or 200
+            row[column.name] = f"{value[: max(0, limit - len(tag) - 1)]} {tag}".strip()[:limit]
+
+
+def _check_counts(schools: int, students: int, seed: int, per_student: int,
+                  batch_size: int) -> DataError | None:
+    errors = tuple(FieldError(name, rule) for name, bad, rule in (
+        ("schools", schools < 1, "must be at least 1"),
+        ("students", students < 1, "must be at least 1"),
+        ("seed", not 0 <= seed <= 9999, "must be between 0 and 9999"),
+        ("per_student", per_student < 0, "must be 0 or more"),
+        ("batch_size", batch_size < 1, "must be at least 1"),
+    ) if bad)
+    return ValidationFailed("Seed", errors) if errors else None
+
+
+def district_code(seed: int) -> str:
+    """The code of the district that ``seed`` generates (what makes a re-run detectable)."""
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
+    return f"D{seed:04d}{rng.randint(0, 9999):04d}"
 
 
 def seed(
@@ -280,12 +335,41 @@ def seed(
     batch_size: int = 5000,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Result[SeedReport, DataError]:
-    """Generate and load a district: schools, nurses, students and rows of every domain."""
+    """Generate and load a district: schools, nurses, students and rows of every domain.
+
+    All or nothing: everything is loaded in one transaction, so a failure leaves no district
+    behind. Idempotent: when the district of ``seed`` exists already nothing is written and the
+    report says ``already_seeded``. Counts are checked before anything is written
+    (``ValidationFailed`` naming them).
+    """
     from wxdata.domains import health_records as hr_domain  # noqa: F401 - registers entities
+    from wxdata.schema import DISTRICTS
+    from wxdata.tx import run_in_scope
+
+    problem = _check_counts(schools, students, seed, per_student, batch_size)
+    if problem is not None:
+        return Failure(problem)
+    started = time.perf_counter()
+    code = district_code(seed)
+    present = crud.exists(conn, ctx, DISTRICTS, {"code": code}, include_deleted=True)
+    if isinstance(present, Failure):
+        return Failure(present.failure())
+    if present.unwrap():
+        return Success(SeedReport({}, time.perf_counter() - started, {}, already_seeded=True,
+                                  district=code))
+    return run_in_scope(conn, ctx, lambda: _load_all(
+        conn, ctx, schools=schools, students=students, seed=seed, per_student=per_student,
+        batch_size=batch_size, progress=progress, started=started), retries=0)
+
+
+def _load_all(
+    conn: psycopg.Connection[Any], ctx: ExecutionContext, *, schools: int, students: int,
+    seed: int, per_student: int, batch_size: int,
+    progress: Callable[[str, int, int], None] | None, started: float,
+) -> Result[SeedReport, DataError]:
     from wxdata.schema import DISTRICTS, HEALTH_RECORDS, SCHOOLS, STUDENTS, USERS
 
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
-    started = time.perf_counter()
     loaded: dict[str, int] = {}
     skipped: dict[str, int] = {}
     ids: dict[str, list[uuid.UUID]] = {}
@@ -296,8 +380,7 @@ def seed(
         keys = _unique_keys(entity)
         seen: set[tuple[int, tuple[Any, ...]]] = set()
         for r in rows:
-            values = [(i, tuple(r.get(c) for c in key)) for i, key in enumerate(keys)]
-            values = [(i, v) for i, v in values if None not in v]
+            values = _key_values(keys, r)
             if isinstance(validate_create(entity, r), Success) and not seen.intersection(values):
                 good.append(r)
                 seen.update(values)
@@ -317,7 +400,7 @@ def seed(
     district_rows = [{"name": f"Synthetic District {tag}", "code": f"D{tag}", "state": "CA"}]
     result = load(DISTRICTS, district_rows)
     if isinstance(result, Failure):
-        return result
+        return Failure(result.failure())
     district = ids["districts"][0]
     school_rows = [{"name": f"{rng.choice(LAST_NAMES)} {kind} School", "code": f"S{tag}{i:02d}",
                     "district_id": district, "state": "CA", "total_enrollment": students // schools}
@@ -334,19 +417,20 @@ def seed(
     for step in steps:
         result = step()
         if isinstance(result, Failure):
-            return result
+            return Failure(result.failure())
     school_info = [{"id": sid, "district_id": district, "code": f"S{tag}{i:02d}"}
                    for i, sid in enumerate(ids["schools"])]
     student_rows = [_student(rng, school_info[n % schools], ids["users"][n % schools], n)
                     for n in range(students)]
     result = load(STUDENTS, student_rows)
     if isinstance(result, Failure):
-        return result
+        return Failure(result.failure())
     student_ids = ids["students"]
-    result = load(HEALTH_RECORDS, [_health_record(rng, sid) for sid in student_ids
-                                   for _ in range(per_student)])
-    if isinstance(result, Failure):
-        return result
+    if per_student:
+        result = load(HEALTH_RECORDS, [_health_record(rng, sid) for sid in student_ids
+                                       for _ in range(per_student)])
+        if isinstance(result, Failure):
+            return Failure(result.failure())
     school_of = {sid: school_info[n % schools] for n, sid in enumerate(student_ids)}
     for e in _ordered(registered()):
         if e.table in _CORE:
@@ -356,52 +440,83 @@ def seed(
             targets = [(sid, school_of[sid]) for sid in student_ids[: max(1, len(student_ids) // 2)]]
         else:
             targets = [(None, school_info[i % schools]) for i in range(max(5, schools * 3))]
+        taken: set[tuple[int, tuple[Any, ...]]] = set()
         rows = [r for sid, where in targets
-                if (r := _valid_row(e, rng, ids, sid, where)) is not None]
+                if (r := _valid_row(e, rng, ids, sid, where, taken, tag)) is not None]
+        if not rows:
+            continue
         result = load(e, rows)
         if isinstance(result, Failure):
-            return result
-    return Success(SeedReport(loaded, time.perf_counter() - started, skipped))
-
-
-def _bar(name: str, done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / total) if total else width
-    sys.stderr.write(f"\r  {name:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+            return Failure(result.failure())
+    return Success(SeedReport(loaded, time.perf_counter() - started, skipped, district=f"D{tag}"))
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
+    from wxdata._cli import CliError, Exit, Progress, data_error, progress_wanted, to_json
     from wxdata.db import connect
-    from wxdata.migrate import migrate
+    from wxdata.migrate import MigrationError, migrate
+
+    progress = Progress(not args.quiet and progress_wanted(bool(getattr(args, "verbose", False))))
+    entities: set[str] = set()
+
+    def show(name: str, done: int, total: int) -> None:
+        entities.add(name)
+        progress.update(f"seeding: {len(entities)} entities, {name} {done:,}/{total:,} rows",
+                        force=done >= total and name == "Student")
 
     with connect(args.database_url) as conn:
-        migrate(conn)
+        try:
+            migrate(conn)
+        except MigrationError as exc:
+            raise CliError(Exit.USAGE, f"the database schema cannot be brought up to date: "
+                           f"{exc}", "run `wxdata migrate` as the owner role") from None
         result = seed(conn, system_context("seed"), schools=args.schools, students=args.students,
-                      seed=args.seed, progress=None if args.quiet else _bar)
-    match result:
-        case Success(report):
-            print(f"loaded {report.total} rows in {report.seconds:.1f} s "
-                  f"({report.rows_per_second:,.0f} rows/s) across {len(report.rows)} entities")
-            if report.skipped:
-                print("skipped (failed validation): " + ", ".join(
-                    f"{k}={v}" for k, v in sorted(report.skipped.items())))
-            return 0
-        case Failure(error):
-            print(f"seed failed: {error.message}", file=sys.stderr)
-            return 1
-    return 1  # pragma: no cover
+                      seed=args.seed, per_student=args.per_student, progress=show)
+    progress.done()
+    if isinstance(result, Failure):
+        raise data_error(result.failure(), "nothing was written; fix the cause and re-run")
+    report: SeedReport = result.unwrap()
+    if report.skipped:  # a generator bug: say so, on stderr, without hiding the data loaded
+        print("warning: generated rows failed validation and were left out: " + ", ".join(
+            f"{k}={v}" for k, v in sorted(report.skipped.items())), file=sys.stderr)
+    if args.json:
+        print(to_json({"district": report.district, "already_seeded": report.already_seeded,
+                       "rows": dict(report.rows), "total": report.total,
+                       "seconds": round(report.seconds, 3), "skipped": dict(report.skipped)}))
+    elif report.already_seeded:
+        print(f"already seeded: district {report.district} (seed {args.seed}) exists; nothing "
+              f"written (use another --seed for more data)")
+    else:
+        print(f"seeded district {report.district}: {report.total} rows across "
+              f"{len(report.rows)} entities in {report.seconds:.1f} s "
+              f"({report.rows_per_second:,.0f} rows/s)")
+    return Exit.OK
 
 
 def register(sub: Any) -> None:
     """Add ``wxdata seed``."""
-    p = sub.add_parser("seed", help="generate deterministic synthetic data across the domains")
-    p.add_argument("--schools", type=int, default=3)
-    p.add_argument("--students", type=int, default=300)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--database-url", default=None)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from wxdata._cli import at_least
+
+    p = sub.add_parser(
+        "seed", help="generate deterministic synthetic data across the domains",
+        description="Load a synthetic district in one transaction (all or nothing). The same "
+                    "--seed gives the same data; re-running it reports 'already seeded'.")
+    p.add_argument("--schools", type=at_least(1), default=3, help="schools (at least 1)")
+    p.add_argument("--students", type=at_least(1), default=300, help="students (at least 1)")
+    p.add_argument("--per-student", type=at_least(0), default=2,
+                   help="health records per student")
+    p.add_argument("--seed", type=_seed_number, default=7, help="0..9999 (default 7)")
+    p.add_argument("--database-url", default=None, help="override DATABASE_URL")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_seed)
 
+
+def _seed_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if not 0 <= value <= 9999:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 9999, not {value}")
+    return value

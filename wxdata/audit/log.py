@@ -277,8 +277,7 @@ def log_transaction(
 ) -> Result_:
     """Record a unit of work's outcome: COMMIT in the transaction, ROLLBACK on lane 2.
 
-    ``entity_id`` stays empty (a transaction is not a row; the original wrote ``txn_...`` strings
-    into a uuid column and lost every such record); the unit id goes to metadata.
+    ``entity_id`` stays empty (a transaction is not a row); the unit id goes to metadata.
     """
     if not _on():
         return Success(None)

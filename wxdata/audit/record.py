@@ -23,7 +23,7 @@ from wxdata.schema.spec import DataClass, Entity
 
 
 class AuditAction(enum.StrEnum):
-    """What happened; the original's values plus BULK_CREATE, RESTORE, ACCESS_DENIED, BREAK_GLASS."""
+    """What happened: the action a record describes."""
 
     CREATE = "CREATE"
     READ = "READ"

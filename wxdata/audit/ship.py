@@ -17,6 +17,12 @@ Sinks:
   carries no application acknowledgement: use a receiver that queues to disk if a crash between
   reading and storing must not lose a batch.
 - ``file:///path/to/audit.ndjson`` — JSON lines appended and fsynced; ``stdout`` for a pipeline.
+- ``otlp+http://host:port`` and ``otlp+https://host:port`` — OpenTelemetry log records over
+  OTLP/HTTP (``POST /v1/logs``), one per AuditEvent: the event as a structured body, ``seq`` and
+  ``position`` as attributes, severity from the outcome. A batch is confirmed when the collector
+  answered the export with success; a refused or failed export is sent again. Needs the optional
+  extra ``wxdata[otel-logs]`` (the OpenTelemetry SDK and its OTLP/HTTP exporter: the wire format
+  and retry rules are theirs to get right, not ours to re-implement).
 
 ``wxdata audit ship --sink URL --once`` ships what is pending; ``--every SECONDS`` keeps shipping.
 :func:`lag` reports what a sink still has to receive (records and age), for metrics and alerts.
@@ -167,8 +173,89 @@ class JsonLinesSink:
             raise SinkDown(f"cannot write ({type(exc).__name__})") from None
 
 
-def sink_from_url(url: str, *, cafile: str | None = None) -> Result[Sink, DataError]:
-    """A sink from ``syslog+tcp://``, ``syslog+tls://``, ``file://`` or ``stdout``."""
+#: OpenTelemetry severity numbers (logs data model): INFO 9, WARN 13, ERROR 17, FATAL 21.
+_OTEL_SEVERITY = {"0": (9, "INFO"), "4": (13, "WARN"), "8": (17, "ERROR"), "12": (21, "FATAL")}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value without nulls (OTLP's AnyValue has no null inside maps and arrays)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_plain(v) for v in value if v is not None]
+    return value
+
+
+@attrs.define
+class OtelLogsSink:
+    """OpenTelemetry log records, one per AuditEvent, handed to an SDK log-record exporter.
+
+    ``exporter`` is any ``opentelemetry.sdk._logs.export.LogRecordExporter`` (the OTLP/HTTP one
+    for a collector); a batch is confirmed only when ``export`` reports success.
+    """
+
+    name: str
+    exporter: Any
+    service: str = "wxdata"
+    _resource: Any = attrs.field(init=False, default=None)
+
+    def _records(self, batch: Sequence[Shipped]) -> list[Any]:
+        from opentelemetry._logs import LogRecord, SeverityNumber
+        from opentelemetry.sdk._logs import ReadableLogRecord
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        if self._resource is None:
+            self._resource = Resource.create({"service.name": self.service})
+        scope = InstrumentationScope("wxdata.audit.ship")
+        observed = time.time_ns()
+        out = []
+        for item in batch:
+            number, text = _OTEL_SEVERITY.get(item.outcome, (9, "INFO"))
+            stamp = int(item.recorded.timestamp() * 1_000_000) * 1_000
+            for event in item.events:
+                record = LogRecord(
+                    timestamp=stamp, observed_timestamp=observed,
+                    severity_number=SeverityNumber(number), severity_text=text,
+                    body=_plain(json.loads(json.dumps(event, default=str))),
+                    attributes={"wxdata.audit.seq": item.seq,
+                                "wxdata.audit.position": item.position},
+                    event_name="wxdata.audit")
+                out.append(ReadableLogRecord(record, resource=self._resource,
+                                             instrumentation_scope=scope))
+        return out
+
+    def send(self, batch: Sequence[Shipped]) -> None:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        try:
+            result = self.exporter.export(self._records(batch))
+        except Exception as exc:  # noqa: BLE001 - any exporter error leaves the batch unsent
+            raise SinkDown(f"export failed ({type(exc).__name__})") from None
+        if result is not LogRecordExportResult.SUCCESS:
+            raise SinkDown("the collector did not confirm the export")
+
+
+def _otlp_sink(scheme: str, host: str, port: int, cafile: str | None,
+               timeout: float) -> Result[Sink, DataError]:
+    try:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    except ImportError:
+        return Failure(InvalidQuery(field="sink", rule="otlp sinks need the optional extra: "
+                                                      "pip install 'wxdata[otel-logs]'"))
+    base = "https" if scheme == "otlp+https" else "http"
+    exporter = OTLPLogExporter(endpoint=f"{base}://{host}:{port}/v1/logs",
+                               certificate_file=cafile, timeout=timeout)
+    return Success(OtelLogsSink(f"{scheme}://{host}:{port}", exporter))
+
+
+def sink_from_url(url: str, *, cafile: str | None = None,
+                  timeout: float = 10.0) -> Result[Sink, DataError]:
+    """A sink from ``syslog+tcp://``, ``syslog+tls://``, ``otlp+http(s)://``, ``file://``, ``stdout``.
+
+    ``timeout`` bounds one delivery attempt (seconds): a sink that does not answer within it is
+    down for this run.
+    """
     if url == "stdout":
         return Success(JsonLinesSink("stdout", None))
     parts = urlsplit(url)
@@ -179,9 +266,12 @@ def sink_from_url(url: str, *, cafile: str | None = None) -> Result[Sink, DataEr
         if parts.scheme == "syslog+tls":
             tls = ssl.create_default_context(cafile=cafile)
         return Success(SyslogSink(f"{parts.scheme}://{parts.hostname}:{parts.port}",
-                                  parts.hostname, parts.port, tls))
+                                  parts.hostname, parts.port, tls, timeout=timeout))
+    if parts.scheme in ("otlp+http", "otlp+https") and parts.hostname and parts.port:
+        return _otlp_sink(parts.scheme, parts.hostname, parts.port, cafile, timeout)
     return Failure(InvalidQuery(field="sink", rule="must be syslog+tcp://host:port, "
-                                                  "syslog+tls://host:port, file:///path or stdout"))
+                                                  "syslog+tls://host:port, otlp+http://host:port, "
+                                                  "otlp+https://host:port, file:///path or stdout"))
 
 
 @attrs.frozen(slots=True)
@@ -271,6 +361,7 @@ def lag(conn: Conn, sink: str) -> Result[Lag, DataError]:
 __all__ = [
     "JsonLinesSink",
     "Lag",
+    "OtelLogsSink",
     "ShipReport",
     "Shipped",
     "Sink",

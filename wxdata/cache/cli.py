@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
 from typing import Any
 
+from wxdata._cli import CliError, Exit, redis_error, to_json
 from wxdata.cache.backends.clients import FAULTS
 from wxdata.cache.backends.redis import RedisCache, make_client
 from wxdata.cache.crypto import Envelope, key_hash_key
@@ -68,32 +68,41 @@ def render(stats: CacheStats) -> str:
     return "\n".join(lines)
 
 
+def _local_only(config: Settings, as_json: bool, text: str) -> int:
+    """Nothing shared to read: say why (as JSON with ``--json``)."""
+    if as_json:
+        print(to_json({"backend": config.cache_backend, "enabled": config.cache_enabled,
+                       "shared": False, "message": text}))
+    else:
+        print(text)
+    return Exit.OK
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     config = load_settings()
     if not config.cache_enabled:
-        print("caching is disabled (CACHE_ENABLED=false)")
-        return 0
+        return _local_only(config, args.json, "caching is disabled (CACHE_ENABLED=false)")
     if config.cache_backend == "memory":
-        print("CACHE_BACKEND=memory: counters live in each application process "
-              "(CacheManager.stats()); nothing is shared to read here.")
-        return 0
+        return _local_only(config, args.json,
+                           "CACHE_BACKEND=memory: counters live in each application process "
+                           "(CacheManager.stats()); nothing is shared to read here.")
     try:
         stats = shared_stats(config, args.prefix)
     except FAULTS as exc:
-        print(f"redis unreachable: {type(exc).__name__}", file=sys.stderr)
-        return 1
-    print(json.dumps(stats.to_dict(), indent=2) if args.json else render(stats))
-    return 0
+        raise redis_error(exc, config.redis_url) from None
+    print(to_json(stats.to_dict()) if args.json else render(stats))
+    return Exit.OK
 
 
 def _cmd_clear(args: argparse.Namespace) -> int:
     if not args.yes:
-        print("refusing to clear without --yes", file=sys.stderr)
-        return 2
+        raise CliError(Exit.USAGE, "refusing to clear without --yes",
+                       f"add --yes to delete every entry under {args.prefix}:")
     config = load_settings()
     if config.cache_backend == "memory" or not config.cache_enabled:
-        print("nothing to clear: the memory backend lives in each application process")
-        return 0
+        return _local_only(config, args.json,
+                           "nothing to clear: the memory backend lives in each application "
+                           "process")
     cache = _redis(config, args.prefix)
     try:
         cache.clear()
@@ -103,23 +112,37 @@ def _cmd_clear(args: argparse.Namespace) -> int:
         receivers = (client.spublish(channel, message) if cache.topology == "cluster"
                      else client.publish(channel, message))
     except FAULTS as exc:
-        print(f"redis unreachable: {type(exc).__name__}", file=sys.stderr)
-        return 1
+        raise redis_error(exc, config.redis_url) from None
     finally:
         cache.close()
-    print(f"cleared {args.prefix}:* ; {receivers} process(es) told to empty their memory tier")
-    return 0
+    if args.json:
+        print(to_json({"cleared": args.prefix, "processes_told": receivers}))
+    else:
+        print(f"cleared {args.prefix}:* ; {receivers} process(es) told to empty their memory "
+              "tier")
+    return Exit.OK
+
+
+def register_stats(sub: Any) -> None:
+    """``wxdata cache stats``."""
+    stats = sub.add_parser("stats", help="hits, misses, hit rate, errors, keys, memory per entity")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.add_argument("--prefix", default=PREFIX, help="key namespace (default white-cross)")
+    stats.set_defaults(handler=_cmd_stats)
+
+
+def register_clear(sub: Any) -> None:
+    """``wxdata cache clear``."""
+    clear = sub.add_parser("clear", help="delete every cache entry (all processes)")
+    clear.add_argument("--yes", action="store_true", help="really clear")
+    clear.add_argument("--prefix", default=PREFIX, help="key namespace (default white-cross)")
+    clear.add_argument("--json", action="store_true", help="print JSON")
+    clear.set_defaults(handler=_cmd_clear)
 
 
 def register(subparsers: Any) -> None:
     """Add ``cache stats`` and ``cache clear`` to the ``wxdata`` command."""
     parser = subparsers.add_parser("cache", help="cache statistics and maintenance")
-    sub = parser.add_subparsers(dest="cache_command", required=True)
-    stats = sub.add_parser("stats", help="hits, misses, hit rate, errors, keys, memory per entity")
-    stats.add_argument("--json", action="store_true", help="print JSON")
-    stats.add_argument("--prefix", default=PREFIX, help="key namespace (default white-cross)")
-    stats.set_defaults(handler=_cmd_stats)
-    clear = sub.add_parser("clear", help="delete every cache entry (all processes)")
-    clear.add_argument("--yes", action="store_true", help="really clear")
-    clear.add_argument("--prefix", default=PREFIX, help="key namespace (default white-cross)")
-    clear.set_defaults(handler=_cmd_clear)
+    sub = parser.add_subparsers(dest="cache_command", required=True, metavar="SUBCOMMAND")
+    register_stats(sub)
+    register_clear(sub)

@@ -2,7 +2,7 @@
 
 A finder is a plain ``(conn, ctx, ...) -> Result`` function made of the generic CRUD calls, so it
 is school-scoped by row-level security and audits its own disclosures. Dates like "today" are
-computed per call, never frozen at import (defect 20 of the original).
+computed per call, never frozen at import.
 """
 
 from __future__ import annotations

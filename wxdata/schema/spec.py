@@ -37,7 +37,7 @@ class DataClass(enum.StrEnum):
 
 
 class CacheTTL(enum.IntEnum):
-    """TTL classes in seconds, as in the original system."""
+    """TTL classes in seconds."""
 
     SHORT = 300
     MEDIUM = 900
