@@ -1,6 +1,6 @@
 """``wxdata demo``: a guided walk through the layer on a small synthetic district.
 
-With no database configured it starts the embedded PostgreSQL in a temp folder. It creates a
+With no database configured it starts the embedded PostgreSQL (in the user cache directory, see :mod:`wxdata.embedded`). It creates a
 database of its own, migrates it, seeds a district, and shows each guarantee at work: a transaction
 enrolling a student with a health record; a nurse reading the record (cache miss, then hit, both
 audited); an update and its redacted diff; a failing transaction leaving nothing behind; a
