@@ -1,7 +1,8 @@
 """``wxdata demo``: a guided walk through the layer on a small synthetic district.
 
 With no database configured it starts the embedded PostgreSQL (in the user's cache directory, see
-:mod:`wxdata.embedded`). It creates a database of its own, migrates it, seeds a district, and shows each guarantee at work: a transaction
+:mod:`wxdata.embedded`). It creates a database of its own, migrates it, seeds a district, and
+shows each guarantee at work: a transaction
 enrolling a student with a health record; a nurse reading the record (cache miss, then hit, both
 audited); an update and its redacted diff; a failing transaction leaving nothing behind; a
 cross-school read refused; the student's accounting of disclosures; cache statistics; and the audit
