@@ -32,6 +32,7 @@ import wxdata.aio as aio
 import wxdata.aio.audit as aio_audit
 import wxdata.aio.crud as aio_crud
 from wxdata.aio import domains as aio_domains
+from wxdata.audit import log as sync_log
 from wxdata.crud import Ops
 
 T = TypeVar("T")
@@ -58,6 +59,8 @@ class Bridge:
 
     def twin(self, conn: Any) -> Any:
         """The AsyncConnection standing for the sync connection ``conn`` (anything else as is)."""
+        if isinstance(conn, ConnProxy):
+            conn = conn.sync
         if not isinstance(conn, psycopg.Connection):
             return conn
         with self.lock:
@@ -69,7 +72,7 @@ class Bridge:
 
         async def open_() -> psycopg.AsyncConnection[Any]:
             return await psycopg.AsyncConnection.connect(
-                url, autocommit=True, prepare_threshold=conn.prepare_threshold)
+                url, autocommit=conn.autocommit, prepare_threshold=conn.prepare_threshold)
 
         twin = self.call(open_())
         with self.lock:
@@ -87,6 +90,57 @@ class Bridge:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
+
+
+class _Cursor:
+    """What a test reads of an executed statement (rows fetched eagerly)."""
+
+    def __init__(self, rows: list[Any] | None, rowcount: int, statusmessage: str | None,
+                 description: Any = None) -> None:
+        self._rows = list(rows or [])
+        self.description = description
+        self.rowcount = rowcount
+        self.statusmessage = statusmessage
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class ConnProxy:
+    """The test's ``conn`` under the async shell: its statements run on the async twin (so they
+    are inside the twin's open unit of work, as the test expects); ``info`` is the twin's."""
+
+    def __init__(self, bridge: Bridge, conn: psycopg.Connection[Any]) -> None:
+        self._bridge, self.sync = bridge, conn
+
+    @property
+    def twin(self) -> psycopg.AsyncConnection[Any]:
+        return self._bridge.twin(self.sync)  # type: ignore[no-any-return]
+
+    @property
+    def info(self) -> Any:
+        return self.twin.info
+
+    @property
+    def prepare_threshold(self) -> int | None:
+        return self.sync.prepare_threshold
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _Cursor:
+        twin = self.twin
+
+        async def run() -> _Cursor:
+            cur = await twin.execute(query, params, **kwargs)
+            rows = await cur.fetchall() if cur.description is not None else None
+            return _Cursor(rows, cur.rowcount, cur.statusmessage, cur.description)
+
+        return self._bridge.call(run())
 
 
 def _blocking(bridge: Bridge, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -130,6 +184,9 @@ class _Module:
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._twin, name, None)
         if name == "stream":
+            owner = getattr(found, "__self__", None)
+            if isinstance(owner, aio_crud.AsyncOps):
+                return _OpsFacade(self._bridge, owner).stream
             return _stream(self._bridge)
         if isinstance(found, aio_crud.AsyncOps):
             return _OpsFacade(self._bridge, found)
@@ -214,7 +271,12 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
         "current_scope": lambda conn: bridge.call(_current(bridge.twin(conn))),
         "in_scope": lambda conn: bridge.call(_current(bridge.twin(conn))) is not None,
         "after_commit": _blocking(bridge, aio.after_commit),
+        "on_rollback": _blocking(bridge, _on_rollback),
     }
+
+
+async def _on_rollback(aconn: Any, hook: Callable[[], Any]) -> None:
+    aio.on_rollback(aconn, hook)
 
 
 def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
@@ -234,12 +296,13 @@ def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
                 out[name] = _Module(bridge, value, aio_audit)
         elif isinstance(value, Ops):
             out[name] = _OpsFacade(bridge, aio_crud.AsyncOps(value.entity))
-        elif callable(value) and getattr(value, "__module__", "") == "wxdata.audit.log" and (
-                hasattr(aio_audit, getattr(value, "__name__", ""))):
-            out[name] = _blocking(bridge, getattr(aio_audit, value.__name__))
+        elif callable(value) and value in _SYNC_LOG:
+            out[name] = _blocking(bridge, getattr(aio_audit, _SYNC_LOG[value]))
     return out
 
 
+_SYNC_LOG = {getattr(sync_log, name): name for name in aio_audit.__all__
+             if name != "audited" and hasattr(sync_log, name)}
 _BRIDGE: list[Bridge] = []
 
 
@@ -261,6 +324,8 @@ def parametrise(namespace: dict[str, Any]) -> Any:
             b = bridge()
             for name, value in facades(b, namespace).items():
                 monkeypatch.setitem(namespace, name, value)
+            if "conn" in request.fixturenames:  # filled before the test's own arguments
+                request.node.funcargs["conn"] = ConnProxy(b, request.getfixturevalue("conn"))
             try:
                 yield "async"
             finally:
