@@ -31,7 +31,7 @@ from wxdata.tx import RollbackScope, current_scope, run_in_scope, transactional,
 
 from tests.shells import parametrise
 
-shell = parametrise(globals())
+parametrise(globals())
 
 Conn = psycopg.Connection[Any]
 WRITES = ("CREATE", "UPDATE", "DELETE", "RESTORE")
@@ -109,6 +109,7 @@ def _server_pid(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+@pytest.mark.sync_only
 def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn, admin_conn, school
                                                                    ) -> None:
     ctx = fresh_ctx(school)

@@ -29,7 +29,7 @@ from wxdata.tx import Isolation, RollbackScope, current_scope, transactional, un
 
 from tests.shells import parametrise
 
-shell = parametrise(globals())
+parametrise(globals())
 
 Conn = psycopg.Connection[Any]
 
@@ -121,6 +121,7 @@ def test_contract_order_one_record_per_call_cache_hits_included(conn, sys_ctx, m
         assert r["metadata"]["operation"].endswith("recent_visits")
 
 
+@pytest.mark.sync_only
 def test_contract_order_with_the_real_cache(conn, sys_ctx, make_student) -> None:
     cache_mod = pytest.importorskip("wxdata.cache")
     from wxdata.cache.keys import KeyBuilder

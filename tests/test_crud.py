@@ -21,7 +21,7 @@ from wxdata.schema import HEALTH_RECORDS, STUDENTS
 
 from tests.shells import parametrise
 
-shell = parametrise(globals())
+parametrise(globals())
 
 
 def test_create_then_find_round_trips_every_column(conn, ctx, school) -> None:

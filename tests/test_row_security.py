@@ -21,7 +21,7 @@ from wxdata.errors import DataError, Forbidden, NotFound
 
 from tests.shells import parametrise
 
-shell = parametrise(globals())
+parametrise(globals())
 
 
 def _school(conn: psycopg.Connection[Any], tag: str) -> dict[str, uuid.UUID]:

@@ -35,7 +35,7 @@ from wxdata.tx import (
 
 from tests.shells import parametrise
 
-shell = parametrise(globals())
+parametrise(globals())
 
 Conn = psycopg.Connection[Any]
 
