@@ -23,13 +23,12 @@ from hypothesis.stateful import (
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.db import connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import Conflict, DataError, Unavailable, ValidationFailed
 from wxdata.tx import RollbackScope, current_scope, run_in_scope, transactional, unit_of_work
-
-from tests.shells import parametrise
 
 parametrise(globals())
 

@@ -18,6 +18,7 @@ import pytest
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Page, Purpose, Role, crud
 from wxdata.audit import AuditAction, audited, extract, log_access_denied, log_bulk, log_read
 from wxdata.config import configure, settings
@@ -26,8 +27,6 @@ from wxdata.errors import DataError, Forbidden, NotFound, Retryable
 from wxdata.query.paging import KeysetPage
 from wxdata.schema import HEALTH_RECORDS, STUDENTS, HealthRecord
 from wxdata.tx import Isolation, RollbackScope, current_scope, transactional, unit_of_work
-
-from tests.shells import parametrise
 
 parametrise(globals())
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.db import connect_kwargs
 from wxdata.domains import students
@@ -32,8 +33,6 @@ from wxdata.tx import (
     transactional,
     unit_of_work,
 )
-
-from tests.shells import parametrise
 
 parametrise(globals())
 

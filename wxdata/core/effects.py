@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the core is imported by the modules these import
 
 T = TypeVar("T")
 Rows: TypeAlias = list[tuple[Any, ...]]
-Statement: TypeAlias = str | q.Composable
+Statement: TypeAlias = str | q.SQL | q.Composed
 #: A plan: yields effects, receives their answers, returns its value.
 Plan: TypeAlias = Generator["Effect", Any, T]
 
@@ -102,7 +102,7 @@ class Sleep:
 class Copy:
     """``COPY ... FROM STDIN`` of ``rows`` with ``statement``; answered with None."""
 
-    statement: q.Composable
+    statement: q.SQL | q.Composed
     rows: Iterable[tuple[Any, ...]]
 
 
@@ -121,7 +121,7 @@ class Stream:
 
 
 Effect: TypeAlias = (Execute | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
-                     | Stream)
+                     | Stream | "Suspend")
 
 
 @attrs.frozen(slots=True)
