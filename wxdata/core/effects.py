@@ -16,7 +16,7 @@ T = TypeVar("T")
 Rows: TypeAlias = list[tuple[Any, ...]]
 Statement: TypeAlias = str | q.SQL | q.Composed
 #: A plan: yields effects, receives their answers, returns its value.
-Plan: TypeAlias = Generator["Effect", Any, T]
+Plan: TypeAlias = Generator["Effect", Any, T]  # noqa: F821 - defined below
 
 
 @attrs.frozen(slots=True)
@@ -120,8 +120,6 @@ class Stream:
     consume: Callable[[Any], Any]
 
 
-Effect: TypeAlias = (Execute | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
-                     | Stream | "Suspend")
 
 
 @attrs.frozen(slots=True)
@@ -130,3 +128,7 @@ class Suspend:
     scope, while the caller's block runs); resumed with None or with the block's exception."""
 
     value: Any
+
+
+Effect: TypeAlias = (Execute | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
+                     | Stream | Suspend)
