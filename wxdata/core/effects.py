@@ -16,7 +16,7 @@ T = TypeVar("T")
 Rows: TypeAlias = list[tuple[Any, ...]]
 Statement: TypeAlias = str | q.SQL | q.Composed
 #: A plan: yields effects, receives their answers, returns its value.
-Plan: TypeAlias = Generator["Effect", Any, T]  # noqa: F821 - defined below
+Plan: TypeAlias = Generator["Effect", Any, T]  # Effect: defined below
 
 
 @attrs.frozen(slots=True)
