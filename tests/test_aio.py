@@ -17,7 +17,9 @@ import wxdata.aio as aio
 from tests.conftest import student_values
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.aio.audit import log_read as alog_read
+from wxdata.aio.audit import record_disclosure_to
 from wxdata.aio.domains import students as astudents
+from wxdata.audit.disclosures import build
 from wxdata.audit.log import log_read
 from wxdata.config import configure, settings
 from wxdata.db import connect_kwargs
@@ -220,3 +222,24 @@ def test_transaction_pooler_mode_names_no_statement_on_async_connections(ctx, sc
     assert threshold is None and isinstance(made, Success)
     assert isinstance(refused_read, Failure) and isinstance(refused_read.failure(), Unavailable)
     assert isinstance(refused_unit, ScopeError)
+
+
+def test_async_disclosure_to_an_outside_party_is_recorded_even_when_its_unit_rolls_back(
+        ctx, make_student, db_url, conn) -> None:
+    student = make_student()
+    release = build(recipient={"name": "Dr. Rivera"}, legal_basis="TREATMENT",
+                    description="immunization history for a referral",
+                    subjects=(student.id,)).unwrap()
+    request = f"req-disc-{uuid.uuid4().hex[:8]}"
+    who = attrs.evolve(ctx, request_id=request)
+
+    async def main() -> Any:
+        async with await aio.connect(db_url) as c, aio.unit_of_work(c, who):
+            written = await record_disclosure_to(c, who, STUDENTS, release)
+            raise RollbackScope
+        return written
+
+    assert asyncio.run(main()) == Success(None)
+    rows = conn.execute("SELECT action, subject_ids FROM audit_log WHERE request_id = %s",
+                        (request,)).fetchall()
+    assert rows == [("EXPORT", [student.id])]  # replayed on lane 2 after the rollback
