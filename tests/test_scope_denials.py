@@ -22,7 +22,7 @@ from wxdata import crud
 from wxdata.audit.denials import OUTSIDE_SCOPE, OUTSIDE_SCOPE_SQL
 from wxdata.bulk import BulkOutcome
 from wxdata.context import ExecutionContext, Purpose, Role
-from wxdata.core import crud as crud_plans
+from wxdata.core import auditing as crud_plans
 from wxdata.db import bypasses_row_security_role
 from wxdata.domains import health_records, students
 from wxdata.errors import InvalidQuery, NotFound
