@@ -21,19 +21,24 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 import psycopg
-from returns.result import Failure, Result
+from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
 from wxdata.context import ExecutionContext
+from wxdata.core.drive import run
+from wxdata.core.effects import Call, Plan, Sleep
+from wxdata.core.steps import enter, leave
 from wxdata.errors import DataError, Retryable, Unavailable, from_db_error
 from wxdata.tx.scope import (
     _RANK,
+    AnyConn,
     DisclosureNotRecorded,
     Isolation,
+    RollbackScope,
     Scope,
     ScopeError,
     current_scope,
-    unit_of_work,
+    scope_plan,
 )
 
 P = ParamSpec("P")
@@ -43,14 +48,6 @@ Conn = psycopg.Connection[Any]
 
 #: Default number of retries of the outermost scope on 40001/40P01.
 DEFAULT_RETRIES = 3
-
-
-class _FailureSignal(Exception):
-    """Carries a Failure out of the ``with`` block so the scope rolls back (never escapes)."""
-
-    def __init__(self, result: Result[Any, Any]) -> None:
-        super().__init__("failure")
-        self.result = result
 
 
 @attrs.frozen(slots=True)
@@ -73,11 +70,96 @@ def backoff_delay(attempt: int, base: float = 0.01, cap: float = 1.0) -> float:
 UNRECORDED = Unavailable(reason="audit lane 2 unavailable: a disclosure could not be recorded")
 
 
-def _body_result(body: Callable[[], Result[T, DataError]]) -> Result[T, DataError]:
+def _body_result(body: Callable[[], Any]) -> Plan[Result[T, DataError]]:
     try:
-        return body()
+        result: Result[T, DataError] = yield Call(body)
     except psycopg.Error as exc:
         return Failure(from_db_error(exc))
+    return result
+
+
+def _attempt(
+    conn: AnyConn, ctx: ExecutionContext, body: Callable[[], Any], options: TxOptions,
+    adopt: object | None,
+) -> Plan[tuple[Result[T, DataError], Scope | None]]:
+    """One run of ``body`` in its own level: (its Result, the outermost scope if opened here).
+
+    Success commits (releases) the level; a Failure, or a Success in a transaction a nested level
+    doomed, rolls it back quietly and is the answer; a database error (COMMIT's included) becomes
+    a Failure.
+    """
+    sub = scope_plan(conn, ctx, isolation=options.isolation, read_only=options.read_only,
+                     deferrable=options.deferrable, audit=options.audit and adopt is not _NESTED)
+    opened: Scope | None = None
+    try:
+        scope: Scope = yield from enter(sub)
+        if scope.depth == 1:
+            opened = scope
+            scope.frames[-1].adopt = adopt
+        try:
+            result: Result[T, DataError] = yield Call(body)
+        except BaseException as exc:  # noqa: BLE001 - handed to the level, which re-raises or not
+            yield from leave(sub, exc)
+            raise ScopeError(
+                "RollbackScope escaped a transactional body: return a Failure instead") from None
+        if isinstance(result, Success) and opened is not None and opened.doomed is not None:
+            result = Failure(opened.doomed)
+        yield from leave(sub, RollbackScope() if isinstance(result, Failure) else None)
+    except psycopg.Error as exc:
+        return Failure(from_db_error(exc)), opened
+    return result, opened
+
+
+_NESTED = object()
+
+
+def scope_run_plan(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    body: Callable[[], Any],
+    options: TxOptions,
+    *,
+    adopt: object | None = None,
+    token: object | None = None,
+) -> Plan[Result[T, DataError]]:
+    """The plan of :func:`run_in_scope`: ``body()`` answers a Result, a plan answering one, or
+    (under the async driver) an awaitable of one."""
+    if options.retries < 0:
+        raise ValueError("retries must be >= 0")
+    scope = current_scope(conn)
+    if scope is not None:
+        top = scope.frames[-1]
+        if token is not None and top.adopt is token:
+            top.adopt = None
+            if _RANK[options.isolation] > _RANK[scope.isolation]:
+                raise ScopeError(f"adopted scope has weaker isolation than {options.isolation}")
+            return (yield from _body_result(body))
+        result: Result[T, DataError]
+        result, _ = yield from _attempt(conn, ctx, body, options, _NESTED)
+        if scope.unrecorded:  # the savepoint's disclosures lost their records: fail closed
+            return Failure(UNRECORDED)
+        if isinstance(result, Failure) and isinstance(result.failure(), Retryable):
+            scope.doom(result.failure())
+        return result
+
+    attempt = 0
+    while True:
+        reset = telemetry.attempt.set(attempt)
+        try:
+            result, opened = yield from _attempt(conn, ctx, body, options, adopt)
+        except DisclosureNotRecorded:
+            return Failure(UNRECORDED)
+        finally:
+            telemetry.attempt.reset(reset)
+        if isinstance(result, Success):
+            return result
+        if opened is not None and opened.unrecorded:  # rolled back, a disclosure lost its record
+            return Failure(UNRECORDED)
+        error = result.failure()
+        if not isinstance(error, Retryable) or attempt >= options.retries:
+            return result
+        yield Sleep(backoff_delay(attempt))
+        attempt += 1
 
 
 def run_in_scope(
@@ -101,64 +183,8 @@ def run_in_scope(
     ``adopt=x`` lets the first nested call presenting ``token=x`` run in that level without a
     savepoint (the adopter's Result decides for both).
     """
-    if retries < 0:
-        raise ValueError("retries must be >= 0")
-    scope = current_scope(conn)
-    if scope is not None:
-        top = scope.frames[-1]
-        if token is not None and top.adopt is token:
-            top.adopt = None
-            if _RANK[isolation] > _RANK[scope.isolation]:
-                raise ScopeError(f"adopted scope has weaker isolation than {isolation}")
-            return _body_result(body)
-        try:
-            with unit_of_work(conn, ctx, isolation=isolation, read_only=read_only,
-                              deferrable=deferrable):
-                result = body()
-                if isinstance(result, Failure):
-                    raise _FailureSignal(result)
-            return result
-        except _FailureSignal as signal:
-            result = signal.result
-        except psycopg.Error as exc:
-            result = Failure(from_db_error(exc))
-        if scope.unrecorded:  # the savepoint's disclosures lost their records: fail closed
-            return Failure(UNRECORDED)
-        error = result.failure()
-        if isinstance(error, Retryable):
-            scope.doom(error)
-        return result
-
-    attempt = 0
-    while True:
-        token = telemetry.attempt.set(attempt)
-        units: list[Scope] = []
-        try:
-            with unit_of_work(conn, ctx, isolation=isolation, read_only=read_only,
-                              deferrable=deferrable, audit=audit) as opened:
-                units.append(opened)
-                opened.frames[-1].adopt = adopt
-                result = body()
-                if isinstance(result, Failure):
-                    raise _FailureSignal(result)
-                if opened.doomed is not None:
-                    raise _FailureSignal(Failure(opened.doomed))
-            return result
-        except _FailureSignal as signal:
-            result = signal.result
-        except psycopg.Error as exc:
-            result = Failure(from_db_error(exc))
-        except DisclosureNotRecorded:
-            return Failure(UNRECORDED)
-        finally:
-            telemetry.attempt.reset(token)
-        if units and units[0].unrecorded:  # rolled back, and a disclosure lost its record
-            return Failure(UNRECORDED)
-        error = result.failure()
-        if not isinstance(error, Retryable) or attempt >= retries:
-            return result
-        sleep(backoff_delay(attempt))
-        attempt += 1
+    options = TxOptions(isolation, read_only, deferrable, retries, audit)
+    return run(conn, scope_run_plan(conn, ctx, body, options, adopt=adopt, token=token), sleep)
 
 
 def transactional(

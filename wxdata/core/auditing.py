@@ -1,0 +1,255 @@
+"""The audit records of the data plans: riding parameters, lane-2 records of failures and scope
+denials, disclosure records of reads (riding, or lane 2 in a read-only unit of work), write events."""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from uuid import UUID
+
+import attrs
+from returns.result import Failure
+
+from wxdata.audit import denials
+from wxdata.audit.ownership import note_write, reads_owned
+from wxdata.audit.record import (
+    AuditAction,
+    AuditRecord,
+    compliance_of,
+    insert_sql,
+    severity_of,
+)
+from wxdata.audit.record import params as audit_params
+from wxdata.config import settings
+from wxdata.context import ExecutionContext
+from wxdata.core import ride
+from wxdata.core.effects import Detached, Execute, Plan, Rows
+from wxdata.core.execute import (
+    ALL_FIELDS,
+    _Err,
+    _run,
+    _run_named,
+)
+from wxdata.errors import (
+    DataError,
+    NotFound,
+)
+from wxdata.schema.spec import Entity
+from wxdata.tx.decorators import UNRECORDED
+from wxdata.tx.events import WriteEvent, announce_write
+from wxdata.tx.scope import (
+    AnyConn,
+    Scope,
+    current_scope,
+    role_facts,
+)
+
+
+def _reads_audited(entity: Entity[Any], ctx: ExecutionContext | None = None) -> bool:
+    """Whether this read records its own disclosure (not when an ``audited`` decorator owns it).
+
+    A break-glass read is always recorded (when auditing is on), PHI or not: emergency access is
+    accounted for in full.
+    """
+    s = settings()
+    if not s.audit_enabled or reads_owned():
+        return False
+    if ctx is not None and ctx.is_break_glass:
+        return True
+    return s.audit_phi_access and _audit_reads(entity)
+
+
+@functools.lru_cache(maxsize=1024)
+def _audit_reads(entity: Entity[Any]) -> bool:
+    """``entity.audit_reads``, computed once per entity (the spec is frozen)."""
+    return entity.audit_reads
+
+
+def _writes_audited() -> bool:
+    """Whether writes record themselves (always, when auditing is on); tells the owner."""
+    if settings().audit_enabled:
+        note_write()
+        return True
+    return False
+
+
+def _record(
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    action: AuditAction,
+    *,
+    success: bool = True,
+    error: DataError | None = None,
+    fields: tuple[str, ...] = (),
+    entity_ids: tuple[UUID, ...] = (),
+    subjects: tuple[UUID, ...] = (),
+    metadata: Mapping[str, Any] | None = None,
+) -> AuditRecord:
+    return AuditRecord(
+        action=action,
+        entity_type=entity.name,
+        entity_id=entity_ids[0] if len(entity_ids) == 1 else None,
+        entity_ids=entity_ids,
+        subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
+        subject_ids=tuple(dict.fromkeys(subjects)),
+        fields_disclosed=ALL_FIELDS if fields == entity.column_names else fields,
+        is_phi=entity.is_phi,
+        compliance_type=compliance_of(entity),
+        severity=severity_of(action, entity, ctx, success),
+        success=success,
+        error_message=error.code if error is not None else None,
+        metadata=metadata,
+    )
+
+
+@functools.lru_cache(maxsize=2048)
+def _riding(
+    ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, fields: tuple[str, ...] = ()
+) -> tuple[AuditRecord, Mapping[str, Any]]:
+    """The record and bound parameters of a riding statement: ids and subjects come from SQL,
+    so they depend only on who acts, the entity, the action and the fields (memoised per call
+    shape: several calls of one request reuse them)."""
+    record = _record(ctx, entity, action, fields=fields)
+    return record, types.MappingProxyType(_ride_params(ctx, record))
+
+
+def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
+    return audit_params(ctx, record)
+
+
+def _subjects(entity: Entity[Any], rows: Iterable[Any]) -> tuple[UUID, ...]:
+    if entity.subject is None:
+        return ()
+    out = []
+    for r in rows:
+        value = r.get(entity.subject) if isinstance(r, Mapping) else getattr(r, entity.subject)
+        if value is not None:
+            out.append(value)
+    return tuple(out)
+
+
+def _ids(entity: Entity[Any], rows: Iterable[Any]) -> tuple[UUID, ...]:
+    return tuple(r[entity.pk] if isinstance(r, Mapping) else getattr(r, entity.pk) for r in rows)
+
+
+def _outside_scope(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], ids: tuple[UUID, ...]
+) -> Plan[bool]:
+    """After a miss: whether any of ``ids`` exists outside the caller's school scope.
+
+    Asked only when row-level security could have hidden the rows (an RLS-subject connection, a
+    school-scoped entity, a non-bypassing context). A failure to ask counts as "no" (the caller's
+    answer is NotFound either way).
+    """
+    if not ids or not denials.may_hide(entity, ctx):
+        return False
+    if (yield from role_facts(conn)).privileged:
+        return False
+    try:
+        rows = yield from _run_named(conn, ctx, entity.name, denials.OUTSIDE_SCOPE_SQL,
+                                     denials.check_params(entity, ids))
+    except _Err:
+        return False
+    return bool(rows and rows[0][0])
+
+
+def _note_scope_denial(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    ids: tuple[UUID, ...],
+) -> Plan[bool]:
+    """Record ACCESS_DENIED on lane 2 when ``ids`` missed because they are outside the scope."""
+    if not settings().audit_enabled:
+        return False
+    if not (yield from _outside_scope(conn, ctx, entity, ids)):
+        return False
+    yield Detached(ctx, denials.denial_record(entity, action, ids))
+    return True
+
+
+def _fail_write(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    error: DataError, entity_id: UUID | None = None,
+) -> Plan[Failure[DataError]]:
+    """Record a failed or denied write on lane 2 (it survives the rollback), then fail.
+
+    A NotFound for an id outside the caller's school scope is recorded as ACCESS_DENIED
+    (reason "outside school scope"); the caller still gets the NotFound.
+    """
+    if (isinstance(error, NotFound) and entity_id is not None
+            and (yield from _note_scope_denial(conn, ctx, entity, action, (entity_id,)))):
+        note_write()
+        return Failure(error)
+    if _writes_audited():
+        denied = error.code == "FORBIDDEN"
+        record = _record(
+            ctx, entity, AuditAction.ACCESS_DENIED if denied else action, success=False,
+            error=error, entity_ids=(entity_id,) if entity_id else (),
+            metadata={"attempted": action.value} if denied else None,
+        )
+        yield Detached(ctx, record)
+    return Failure(error)
+
+
+def _read(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    sql: str,
+    params: dict[str, Any],
+    out_columns: tuple[str, ...],
+    fields: tuple[str, ...],
+    *,
+    hit: str | None = None,
+    build: Callable[[Rows], list[Any]],
+) -> Plan[list[Any]]:
+    """Run a read; when it discloses PHI, its audit record rides in the same statement."""
+    if not _reads_audited(entity, ctx):
+        return build((yield from _run(conn, ctx, entity, sql, params)))
+    scope = current_scope(conn)
+    base, riding = _riding(ctx, entity, AuditAction.READ, fields)
+    if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
+        rows = build((yield from _run(conn, ctx, entity, sql, params)))
+        if rows and not (yield from _detached_read(ctx, entity, base, rows)):
+            raise _Err(UNRECORDED)  # no record, no data
+        return rows
+    ridden = ride.read(entity, sql, out_columns, hit)
+    rows = build((yield from _run(conn, ctx, entity, ridden, {**params, **riding})))
+    if scope is not None and rows:
+        scope.replay_on_rollback(lambda: _detached_read(ctx, entity, base, rows))
+    return rows
+
+
+def _detached_read(
+    ctx: ExecutionContext, entity: Entity[Any], base: AuditRecord, rows: list[Any]
+) -> Plan[bool]:
+    """Write a read's disclosure record on lane 2; whether it was committed."""
+    subjects = _subjects(entity, rows)
+    ids = _ids(entity, rows)
+    record = attrs.evolve(
+        base,
+        entity_id=ids[0] if len(ids) == 1 else None,
+        entity_ids=ids,
+        subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
+        subject_ids=tuple(dict.fromkeys(subjects)),
+    )
+    kept: bool = yield Detached(ctx, record)
+    return kept
+
+
+def _write_record(
+    conn: AnyConn, ctx: ExecutionContext, scope: Scope, record: AuditRecord
+) -> Plan[bool]:
+    """Insert a record in the open scope (lane 1), or on lane 2 when the scope is read-only;
+    whether it was written (lane 1 raises on error)."""
+    if scope.read_only:
+        kept: bool = yield Detached(ctx, record)
+        return kept
+    yield Execute(insert_sql(), audit_params(ctx, record), settings().prepare, "audit")
+    return True
+
+
+def _announce(conn: AnyConn, entity: Entity[Any], action: str, ids: tuple[UUID, ...],
+              subjects: tuple[UUID, ...]) -> None:
+    announce_write(conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects))))

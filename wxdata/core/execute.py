@@ -1,0 +1,150 @@
+"""Running one statement from a plan: the context applied (pipelined outside a unit of work),
+the pooler check, database errors as DataErrors; input checks shared by the data plans."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from returns.result import Failure, Result, Success
+
+from wxdata.config import settings
+from wxdata.context import ExecutionContext
+from wxdata.core.effects import Execute, Pipeline, Plan, Rows
+from wxdata.errors import (
+    DataError,
+    InvalidQuery,
+    NotFound,
+    Unavailable,
+)
+from wxdata.errors import from_db_error as _db_error
+from wxdata.query.filters import Node, bind, parse
+from wxdata.schema.spec import Entity
+from wxdata.tx.decorators import TxOptions
+from wxdata.tx.scope import (
+    POOLER_UNSAFE,
+    AnyConn,
+    check_context,
+    current_scope,
+    may_name_statements,
+    prepare_plan,
+)
+
+R = TypeVar("R")
+
+
+T = TypeVar("T")
+
+
+Where = Mapping[str, Any] | Node | None
+
+
+MAX_BULK = 100_000
+
+
+#: ``fields_disclosed`` of a read that returned every readable column of its entity.
+ALL_FIELDS = ("*",)
+
+
+STREAM_BATCH = 1000
+
+
+_NO_RETRY = TxOptions(retries=0)
+
+
+class _Err(Exception):
+    """Internal: carries a DataError out of a nested helper to the function's Result boundary."""
+
+    def __init__(self, error: DataError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
+def _run(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], sql: str, params: Mapping[str, Any]
+) -> Plan[Rows]:
+    """Execute one prepared statement and fetch all rows; DB errors become _Err.
+
+    Inside a unit of work the context is already applied. Outside one, a role subject to
+    row-level security sends the context's ``set_config(..., true)`` and the statement in one
+    pipeline (one implicit transaction, one round trip).
+    """
+    return (yield from _run_named(conn, ctx, entity.name, sql, params))
+
+
+def _run_named(
+    conn: AnyConn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any]
+) -> Plan[Rows]:
+    try:
+        config = settings()
+        if may_name_statements(conn, config):
+            raise _Err(Unavailable(reason=POOLER_UNSAFE))
+        prepare = config.prepare
+        if current_scope(conn) is None:  # prepare_plan checks the context too
+            prepared = yield from prepare_plan(conn, ctx)
+            # A privileged role needs no scope, but behind a pooler the timeouts ride the context.
+            # Context and statement then go in one pipeline: statements pipelined before a Sync
+            # run in one implicit transaction, so ``set_config(..., true)`` ends with the statement.
+            if not prepared.privileged or config.transaction_pooled:
+                rows: Rows = yield Pipeline((
+                    Execute(prepared.sql, prepared.params, prepare, "context"),
+                    Execute(sql, params, prepare),
+                ))
+                return rows
+        else:
+            check_context(ctx)
+        rows = yield Execute(sql, params, prepare)
+        return rows
+    except psycopg.Error as exc:
+        raise _Err(_db_error(exc, name)) from None
+
+
+def _uuid(value: object, field: str = "id") -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise _Err(InvalidQuery(field=field, rule="must be a UUID"))
+
+
+def _projection(entity: Entity[Any], select: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns to fetch: the projection plus pk and subject (needed by audit and events)."""
+    extra = [c for c in dict.fromkeys((entity.pk, entity.subject)) if c and c not in select]
+    return (*select, *extra)
+
+
+def _rows_builder(
+    entity: Entity[R], fetch: tuple[str, ...], select: tuple[str, ...] | None, offset: int = 0
+) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+    if select is None:
+        make = entity.row_type
+        if offset:
+            return lambda rows: [make(*r[offset:]) for r in rows]
+        return lambda rows: [make(*r) for r in rows]
+    names = fetch
+    return lambda rows: [dict(zip(names, r[offset:], strict=True)) for r in rows]
+
+
+def _where(entity: Entity[Any], where: Where) -> tuple[Any, dict[str, Any]]:
+    parsed = parse(where)
+    if isinstance(parsed, Failure):
+        raise _Err(parsed.failure())
+    bound = bind(entity, parsed.unwrap())
+    if isinstance(bound, Failure):
+        raise _Err(bound.failure())
+    b = bound.unwrap()
+    return b.shape, {f"p{i}": v for i, v in enumerate(b.values)}
+
+
+def _first(entity: Entity[R], rows: list[R]) -> Result[R, DataError]:
+    """The first row, or NotFound."""
+    return Success(rows[0]) if rows else Failure(NotFound(entity=entity.name))
+
+
+def _deleted(include_deleted: bool) -> str:
+    return "all" if include_deleted else "live"

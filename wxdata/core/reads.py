@@ -1,0 +1,314 @@
+"""The read plans: by id, pages with totals, projections, keyset pages, counts, streams."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+from returns.result import Failure, Result, Success
+
+from wxdata.audit.record import AuditAction
+from wxdata.context import ExecutionContext
+from wxdata.core.auditing import (
+    _note_scope_denial,
+    _read,
+    _reads_audited,
+    _record,
+    _write_record,
+)
+from wxdata.core.effects import Plan, Stream
+from wxdata.core.execute import (
+    STREAM_BATCH,
+    R,
+    T,
+    Where,
+    _deleted,
+    _Err,
+    _first,
+    _projection,
+    _rows_builder,
+    _run,
+    _uuid,
+    _where,
+)
+from wxdata.core.steps import within
+from wxdata.errors import (
+    DataError,
+    InvalidQuery,
+)
+from wxdata.errors import from_db_error as _db_error
+from wxdata.query import compiler
+from wxdata.query.paging import (
+    DEFAULT_LIMIT,
+    KeysetPage,
+    Page,
+    SortSpec,
+    check_page,
+    check_projection,
+    cursor_binding,
+    make_cursor,
+    parse_sort,
+    read_cursor,
+)
+from wxdata.schema.spec import Entity
+from wxdata.tx.decorators import UNRECORDED
+from wxdata.tx.scope import (
+    AnyConn,
+    Scope,
+    current_scope,
+    scope_plan,
+)
+
+
+def find_by_id(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[R], id: UUID | str, *,
+    include_deleted: bool = False,
+) -> Plan[Result[R, DataError]]:
+    """The row with this id (NotFound if absent, soft-deleted or outside the caller's scope)."""
+    try:
+        key = _uuid(id)
+        columns = entity.column_names
+        sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
+        rows = yield from _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
+                                build=_rows_builder(entity, columns, None))
+    except _Err as err:
+        return Failure(err.error)
+    if not rows:
+        yield from _note_scope_denial(conn, ctx, entity, AuditAction.READ, (key,))
+    return _first(entity, rows)
+
+
+def find_many(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    page: int = 1,
+    limit: int = DEFAULT_LIMIT,
+    include_deleted: bool = False,
+) -> Plan[Result[Page[R], DataError]]:
+    """A page of rows and the total count, in one round trip."""
+    return (yield from _page(conn, ctx, entity, where, order_by, page, limit, include_deleted,
+                             None))
+
+
+def find_projected(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    select: Sequence[str],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    page: int = 1,
+    limit: int = DEFAULT_LIMIT,
+    include_deleted: bool = False,
+) -> Plan[Result[Page[dict[str, Any]], DataError]]:
+    """A page of only the selected columns (minimum necessary), as dicts, with the total."""
+    projection = check_projection(entity, select)
+    if isinstance(projection, Failure):
+        return projection
+    return (yield from _page(conn, ctx, entity, where, order_by, page, limit, include_deleted,
+                             projection.unwrap()))
+
+
+def _page(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where, order_by: SortSpec,
+    page: int, limit: int, include_deleted: bool, select: tuple[str, ...] | None,
+) -> Plan[Result[Page[Any], DataError]]:
+    try:
+        checked = check_page(page, limit)
+        if isinstance(checked, Failure):
+            raise _Err(checked.failure())
+        sort = parse_sort(entity, order_by)
+        if isinstance(sort, Failure):
+            raise _Err(sort.failure())
+        shape, params = _where(entity, where)
+        fetch = entity.column_names if select is None else _projection(entity, select)
+        sql = compiler.select_page(entity, shape, sort.unwrap(), fetch, _deleted(include_deleted))
+        params["_limit"] = limit
+        params["_offset"] = (page - 1) * limit
+        total = [0]
+        build_rows = _rows_builder(entity, fetch, select, offset=2)
+
+        def build(rows: list[tuple[Any, ...]]) -> list[Any]:
+            if rows:
+                total[0] = rows[0][0]
+            return build_rows([r for r in rows if r[1]])
+
+        out_columns = ("_total", "_hit", *fetch)
+        data = yield from _read(conn, ctx, entity, sql, params, out_columns, select or fetch,
+                                hit="_hit", build=build)
+        if select is not None and len(fetch) != len(select):
+            data = [{k: d[k] for k in select} for d in data]
+    except _Err as err:
+        return Failure(err.error)
+    return Success(Page.of(data, page, limit, total[0]))
+
+
+def find_one(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[R], where: Where, *,
+    order_by: SortSpec = None, include_deleted: bool = False,
+) -> Plan[Result[R, DataError]]:
+    """The first row matching ``where`` in ``order_by`` order (NotFound if none)."""
+    try:
+        sort = parse_sort(entity, order_by)
+        if isinstance(sort, Failure):
+            raise _Err(sort.failure())
+        shape, params = _where(entity, where)
+        columns = entity.column_names
+        sql = compiler.select_rows(entity, shape, sort.unwrap(), columns,
+                                   _deleted(include_deleted), True)
+        params.update(_limit=1, _offset=0)
+        rows = yield from _read(conn, ctx, entity, sql, params, columns, columns,
+                                build=_rows_builder(entity, columns, None))
+    except _Err as err:
+        return Failure(err.error)
+    return _first(entity, rows)
+
+
+def find_after(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    include_deleted: bool = False,
+) -> Plan[Result[KeysetPage[R], DataError]]:
+    """Keyset pagination: up to ``limit`` rows after the cursor, stable under concurrent inserts.
+
+    Soft-deleted rows are left out unless ``include_deleted`` (keep the flag the same across the
+    pages of one walk)."""
+    try:
+        checked = check_page(1, limit)
+        if isinstance(checked, Failure):
+            raise _Err(checked.failure())
+        parsed_sort = parse_sort(entity, order_by)
+        if isinstance(parsed_sort, Failure):
+            raise _Err(parsed_sort.failure())
+        sort = parsed_sort.unwrap()
+        for name, _, _ in sort:
+            if entity.by_name[name].nullable:
+                raise _Err(InvalidQuery(name, "keyset pagination needs non-null sort columns"))
+        shape, params = _where(entity, where)
+        binding = cursor_binding(entity, shape, tuple(params.values()), sort, ctx.user_id)
+        if after is not None:
+            values = read_cursor(entity, binding, after)
+            if isinstance(values, Failure):
+                raise _Err(values.failure())
+            params.update({f"_k{i}": v for i, v in enumerate(values.unwrap())})
+        columns = entity.column_names
+        sql = compiler.select_after(entity, shape, sort, columns, _deleted(include_deleted),
+                                    after is None)
+        params["_limit"] = limit
+        rows = yield from _read(conn, ctx, entity, sql, params, columns, columns,
+                                build=_rows_builder(entity, columns, None))
+    except _Err as err:
+        return Failure(err.error)
+    cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        cursor = make_cursor(binding, [getattr(last, name) for name, _, _ in sort])
+    return Success(KeysetPage(tuple(rows), cursor))
+
+
+def count(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None, *,
+    include_deleted: bool = False,
+) -> Plan[Result[int, DataError]]:
+    """How many rows match (discloses no PHI, so not audited as a read)."""
+    try:
+        shape, params = _where(entity, where)
+        rows = yield from _run(conn, ctx, entity,
+                               compiler.select_count(entity, shape, _deleted(include_deleted)),
+                               params)
+    except _Err as err:
+        return Failure(err.error)
+    return Success(int(rows[0][0]))
+
+
+def exists(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None, *,
+    include_deleted: bool = False,
+) -> Plan[Result[bool, DataError]]:
+    """Whether any visible row matches; a database error is a Failure, never ``False``.
+
+    Soft-deleted rows do not count unless ``include_deleted``."""
+    try:
+        shape, params = _where(entity, where)
+        rows = yield from _run(conn, ctx, entity,
+                               compiler.select_exists(entity, shape, _deleted(include_deleted)),
+                               params)
+    except _Err as err:
+        return Failure(err.error)
+    return Success(bool(rows[0][0]))
+
+
+def stream(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    consume: Callable[[Any], Any],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    batch_size: int = STREAM_BATCH,
+    include_deleted: bool = False,
+) -> Plan[Result[T, DataError]]:
+    """Feed every matching row to ``consume`` through a server-side cursor; return its result.
+
+    The rows are read in a read-only transaction of their own (or the open unit of work) in
+    batches, so memory stays flat on large exports. One EXPORT record lists every subject read.
+    In a read-only transaction that record goes to audit lane 2; if it cannot be committed the
+    answer is ``Failure(Unavailable)``, not ``consume``'s result (``consume`` has seen the rows by
+    then: keep it free of side effects that disclose).
+    Soft-deleted rows are left out unless ``include_deleted``.
+    """
+    try:
+        sort = parse_sort(entity, order_by)
+        if isinstance(sort, Failure):
+            raise _Err(sort.failure())
+        shape, params = _where(entity, where)
+        sql = compiler.select_rows(entity, shape, sort.unwrap(), entity.column_names,
+                                   _deleted(include_deleted), False)
+    except _Err as err:
+        return Failure(err.error)
+    make = entity.row_type
+    subjects: dict[UUID, None] = {}
+    seen = [0]
+    subject = entity.subject
+
+    def tally(values: tuple[Any, ...]) -> R:
+        row = make(*values)
+        seen[0] += 1
+        if subject is not None:
+            sid = getattr(row, subject)
+            if sid is not None:
+                subjects[sid] = None
+        return row
+
+    def inside(scope: Scope) -> Plan[Result[T, DataError]]:
+        result: T = yield Stream(f"wx_stream_{uuid4().hex[:12]}", sql, params, batch_size, tally,
+                                 consume)
+        if _reads_audited(entity, ctx) and seen[0]:
+            record = _record(
+                ctx, entity, AuditAction.EXPORT, fields=entity.column_names,
+                subjects=tuple(subjects), metadata={"rows": seen[0]},
+            )
+            if not (yield from _write_record(conn, ctx, scope, record)):
+                return Failure(UNRECORDED)
+        return Success(result)
+
+    try:
+        done = yield from within(
+            scope_plan(conn, ctx, read_only=current_scope(conn) is None), inside)
+    except psycopg.Error as exc:
+        return Failure(_db_error(exc, entity.name))
+    return done if done is not None else Failure(UNRECORDED)
