@@ -84,6 +84,13 @@ class Lua:
         except redis.exceptions.NoScriptError:
             return client.eval(self.text, len(keys), *keys, *args)
 
+    async def acall(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The same through a ``redis.asyncio`` client."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)
+
 _FILL = Lua("""
 local token = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
@@ -270,26 +277,41 @@ class RedisCache:
 
     def _run(self, entity: str, op: Callable[[], T]) -> T:
         """Run one Redis operation through the breaker; faults become RedisUnavailable (counted)."""
-        if not self.breaker.allow():
-            self.counters.add(entity, "unavailable")
-            raise RedisUnavailable
+        self.admit(entity)
         try:
             if self._debt:
                 self._recover()
             result = op()
         except FAULTS as exc:
-            self.breaker.failure()
-            self.counters.add(entity, "errors")
-            now = time.monotonic()
-            if self.first_failure == 0.0:
-                self.first_failure = now
-            log.warning("cache: redis operation failed (%s); serving from the database",
-                        type(exc).__name__)
-            raise RedisUnavailable from None
+            raise self.fault(entity, exc) from None
+        self.succeeded()
+        return result
+
+    def admit(self, entity: str) -> None:
+        """Raise RedisUnavailable (counted) while the breaker refuses operations."""
+        if not self.breaker.allow():
+            self.counters.add(entity, "unavailable")
+            raise RedisUnavailable
+
+    def fault(self, entity: str, exc: BaseException) -> RedisUnavailable:
+        """Record a failed operation (breaker, counters, log); the exception to raise."""
+        self.breaker.failure()
+        self.counters.add(entity, "errors")
+        if self.first_failure == 0.0:
+            self.first_failure = time.monotonic()
+        log.warning("cache: redis operation failed (%s); serving from the database",
+                    type(exc).__name__)
+        return RedisUnavailable()
+
+    def succeeded(self) -> None:
+        """Record a successful operation (closes the breaker)."""
         self.breaker.success()
         self.last_ok = time.monotonic()
         self.first_failure = 0.0
-        return result
+
+    def pay_debt(self) -> None:
+        """Run a pending recovery now (raises RedisUnavailable if Redis still cannot be used)."""
+        self._run("_", _nothing)
 
     def _recover(self) -> None:
         """Pay the debt: raise the fill floor, delete every entry, then tell the owner."""
@@ -326,34 +348,46 @@ class RedisCache:
                     self._collector = None
                     return
 
-    def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
-        """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
+    def decode(self, key: str, blob: bytes | str, sensitive: bool, entity: str) -> Any:
+        """Stored bytes to ``(value, tag ids, expires at)``, or MISS (counted; the caller drops it)."""
         try:
-            entry = loads(self.envelope.open(key, blob, sensitive))
+            entry = loads(self.envelope.open(key, _bytes(blob), sensitive))
             if type(entry) is not tuple or len(entry) != 3:
                 raise CorruptPayload("entry shape")
             return entry
         except CorruptPayload:
             self.counters.add(entity, "errors")
             log.warning("cache: unreadable entry dropped (entity %s)", entity)
+            return MISS
+
+    def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
+        """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
+        entry = self.decode(key, blob, sensitive, entity)
+        if entry is MISS:
             with contextlib.suppress(*FAULTS):
                 self.client.unlink(self.layout.entry(key))
-            return MISS
+        return entry
+
+    def lookup_keys(self, key: str) -> tuple[str, str]:
+        """The Redis keys a lookup reads (``MGET entry seq``): one slot, one round trip."""
+        return self.layout.entry(key), self.layout.seq(self.layout.shard(key))
+
+    def settle(self, entry: Any, seq: Any, entity: str) -> Any:
+        """A decoded entry (a hit, counted) or a Miss carrying the sequence read with it."""
+        if entry is not MISS and entry is not None:
+            self.counters.add_many(entity, {"hits": 1, "hits_redis": 1})
+            return entry
+        self.counters.add(entity, "misses")
+        return Miss(int(seq or 0))
 
     # --- decorator face -------------------------------------------------------------------
 
     def lookup_entry(self, key: str, entity: str, sensitive: bool) -> Any:
         """``(value, tag ids, expires at)`` or a Miss carrying the sequence; faults raise RedisUnavailable."""
-        shard = self.layout.shard(key)
-        rkey, seq_key = self.layout.entry(key), self.layout.seq(shard)
+        rkey, seq_key = self.lookup_keys(key)
         blob, seq = self._run(entity, lambda: self.client.mget(rkey, seq_key))
-        if blob is not None:
-            entry = self._open(key, _bytes(blob), sensitive, entity)
-            if entry is not MISS:
-                self.counters.add_many(entity, {"hits": 1, "hits_redis": 1})
-                return entry
-        self.counters.add(entity, "misses")
-        return Miss(int(seq or 0))
+        entry = None if blob is None else self._open(key, _bytes(blob), sensitive, entity)
+        return self.settle(entry, seq, entity)
 
     def lookup(self, key: str, entity: str, sensitive: bool) -> Any:
         """One round trip: ``Success(value)``, or a Miss with the sequence (``Miss(None)``: fault)."""
@@ -403,15 +437,25 @@ class RedisCache:
         """Guarded store of already sealed bytes: ``stored``, ``stale`` or ``skipped``."""
         if token is None:
             return "skipped"
+        keys, args = self.fill_args(key, blob, ttl, tag_ids, token)
+        try:
+            stored = self._run(entity, lambda: _FILL(self.client, keys, args))
+        except RedisUnavailable:
+            return "skipped"
+        return self.fill_outcome(stored, entity)
+
+    def fill_args(self, key: str, blob: bytes, ttl: float, tag_ids: Collection[str],
+                  token: Any) -> tuple[list[str], list[bytes | int]]:
+        """KEYS and ARGV of the guarded fill script (all in the entry's shard)."""
         tags = list(tag_ids)
         n = self.layout.shard(key)
         keys = [self.layout.entry(key), self.layout.any(n), *[self.tag_seq_key(t, n) for t in tags],
                 *[self.tag_set_key(t, n) for t in tags]]
         args: list[bytes | int] = [int(token), max(1, int(ttl * 1000)), blob, len(tags)]
-        try:
-            stored = self._run(entity, lambda: _FILL(self.client, keys, args))
-        except RedisUnavailable:
-            return "skipped"
+        return keys, args
+
+    def fill_outcome(self, stored: Any, entity: str) -> str:
+        """``stored`` or ``stale`` from the fill script's answer (counted)."""
         if stored:
             self.counters.add(entity, "sets")
             return "stored"
