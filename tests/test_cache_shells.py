@@ -1,0 +1,359 @@
+"""The sync and the async ``cached`` against real PostgreSQL and Redis: one behaviour, two shells.
+
+Every test here runs once per shell (``sync``: :func:`wxdata.cache.cached` on a psycopg
+``Connection``; ``async``: :func:`wxdata.cache.aio.cached` on an ``AsyncConnection``) and, where
+the backend matters, once per backend (memory, Redis, tiered). The async read under test reaches
+PostgreSQL through the domain functions in a worker thread, so the cache's own I/O (lookups,
+fills, disclosure records) is what runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import attrs
+import psycopg
+import pytest
+from psycopg import sql
+from returns.result import Failure, Result, Success
+
+from tests.test_cache_support import (
+    audit_rows,
+    cache_hits,
+    memory,
+    prefix,
+    redis_backend,
+    tiered,
+    wipe,
+)
+from wxdata import ExecutionContext
+from wxdata.cache import aio as acache
+from wxdata.cache import by_id, cached
+from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache, AsyncTieredCache
+from wxdata.cache.backends.clients import make_async_client
+from wxdata.cache.invalidation import subscribe, unsubscribe
+from wxdata.db import connect_kwargs
+from wxdata.domains import students
+from wxdata.errors import DataError, InvalidQuery
+from wxdata.schema import SCHOOLS, STUDENTS
+from wxdata.tx import RollbackScope, unit_of_work
+
+Conn = psycopg.Connection[Any]
+
+
+class Shell:
+    """One way of calling cached reads: sync, or async on a private event loop."""
+
+    def __init__(self, kind: str, db_url: str) -> None:
+        self.kind = kind
+        self.db_url = db_url
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.aconn: psycopg.AsyncConnection[Any] | None = None
+        self.sync_conn = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
+        self._closers: list[Callable[[], Any]] = []
+        if kind == "async":
+            self.loop = asyncio.new_event_loop()
+            self.aconn = self.run(psycopg.AsyncConnection.connect(
+                db_url, autocommit=True, **connect_kwargs()))
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on this shell's loop."""
+        assert self.loop is not None
+        return self.loop.run_until_complete(coro)
+
+    @property
+    def is_async(self) -> bool:
+        """Whether this is the async shell."""
+        return self.kind == "async"
+
+    def wrap(self, sync_cache: Any) -> Any:
+        """The cache object this shell's decorator takes, around a sync backend."""
+        if not self.is_async:
+            return sync_cache
+        from wxdata.cache.backends.memory import MemoryCache
+        from wxdata.cache.backends.redis import RedisCache
+        from wxdata.cache.backends.tiered import TieredCache
+
+        if isinstance(sync_cache, MemoryCache):
+            return AsyncMemoryCache(sync_cache)
+        if isinstance(sync_cache, TieredCache):
+            made = AsyncRedisCache(sync_cache.redis, self._client(sync_cache.redis))
+            return AsyncTieredCache(sync_cache, made)
+        assert isinstance(sync_cache, RedisCache)
+        return AsyncRedisCache(sync_cache, self._client(sync_cache))
+
+    def _client(self, redis_cache: Any) -> Any:
+        pool = redis_cache.raw_client.connection_pool.connection_kwargs
+        client = make_async_client(f"redis://{pool['host']}:{pool['port']}/0",
+                                   connect_timeout=1.0, socket_timeout=1.0)
+        self._closers.append(lambda: self.run(client.aclose()))
+        return client
+
+    def reader(self, cache: Any, entity: Any = STUDENTS,
+               find: Callable[..., Any] = students.find_by_id,
+               gate: Callable[[], Any] | None = None) -> tuple[Callable[..., Any], list[int]]:
+        """A cached by-id read on ``cache`` and the count of calls that reached PostgreSQL.
+
+        The returned callable takes ``(ctx, id)`` and answers synchronously in either shell.
+        """
+        calls = [0]
+        sync_conn = self.sync_conn
+        c = self.wrap(cache)
+        if not self.is_async:
+            @cached(entity, key=lambda conn, ctx, i: by_id(i), cache=c, unkeyed=("calls", "gate"))
+            def get(conn: Conn, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+                calls[0] += 1
+                if gate is not None:
+                    gate()
+                return find(conn, ctx, i)  # type: ignore[no-any-return]
+
+            return (lambda ctx, i, conn=None: get(conn or sync_conn, ctx, i)), calls
+
+        @acache.cached(entity, key=lambda conn, ctx, i: by_id(i), cache=c,
+                       unkeyed=("calls", "gate", "sync_conn"))
+        async def aget(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+            calls[0] += 1
+            if gate is not None:
+                await gate()
+            return await asyncio.to_thread(find, sync_conn, ctx, i)  # type: ignore[no-any-return]
+
+        self.aget = aget
+        return (lambda ctx, i, conn=None: self.run(aget(conn or self.aconn, ctx, i))), calls
+
+    def close(self) -> None:
+        """Close connections and the loop."""
+        for close in self._closers:
+            close()
+        if self.aconn is not None:
+            self.run(self.aconn.close())
+        if self.loop is not None:
+            self.loop.close()
+        self.sync_conn.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def shell(request: pytest.FixtureRequest, db_url: str) -> Iterator[Shell]:
+    made = Shell(request.param, db_url)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    ns = prefix()
+    yield ns
+    wipe(redis_url, ns)
+
+
+@pytest.fixture(params=["memory", "redis", "tiered"])
+def backend(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Any]:
+    if request.param == "memory":
+        cache: Any = memory()
+    elif request.param == "redis":
+        cache = redis_backend(redis_url, namespace, timeout=1.0)
+    else:
+        cache = tiered(redis_url, namespace, timeout=1.0)
+    subscribe(cache)
+    yield cache
+    unsubscribe(cache)
+    if request.param != "memory":
+        cache.close()
+
+
+def test_hits_skip_the_database_and_failures_are_never_cached(
+        shell: Shell, backend: Any, ctx: ExecutionContext, make_student: Any) -> None:
+    s = make_student()
+    get, calls = shell.reader(backend)
+    assert get(ctx, s.id) == Success(s)
+    assert get(ctx, s.id) == Success(s)
+    assert calls == [1]
+    missing = uuid.uuid4()
+    assert isinstance(get(ctx, missing), Failure)
+    assert isinstance(get(ctx, missing), Failure)
+    assert calls == [3]
+    stats = backend.stats().entities["Student"]
+    assert stats.hits == 1 and stats.sets >= 1  # tiered: one set per tier
+
+
+def test_committed_writes_invalidate_and_rolled_back_ones_do_not(
+        shell: Shell, backend: Any, conn: Conn, ctx: ExecutionContext, make_student: Any) -> None:
+    s = make_student(grade="5")
+    get, calls = shell.reader(backend)
+    assert get(ctx, s.id).unwrap().grade == "5"
+    with unit_of_work(conn, ctx):
+        students.update(conn, ctx, s.id, {"grade": "7"})
+        raise RollbackScope
+    assert get(ctx, s.id).unwrap().grade == "5" and calls == [1]  # nothing invalidated
+    with unit_of_work(conn, ctx):
+        students.update(conn, ctx, s.id, {"grade": "6"})
+        assert get(ctx, s.id).unwrap().grade == "5" and calls == [1]  # not committed yet
+    assert get(ctx, s.id).unwrap().grade == "6" and calls == [2]  # invalidated after COMMIT
+
+
+def test_phi_hit_is_recorded_before_the_data_is_returned(
+        shell: Shell, backend: Any, conn: Conn, ctx: ExecutionContext, make_student: Any) -> None:
+    s = make_student()
+    get, calls = shell.reader(backend)
+    get(ctx, s.id)
+    assert get(ctx, s.id) == Success(s) and calls == [1]
+    rows = audit_rows(conn, ctx.request_id, "Student")
+    hits = cache_hits(rows)
+    assert [r[0] for r in rows] == ["READ", "READ"]
+    assert len(hits) == 1 and hits[0][2] == [s.id] and hits[0][3] == [s.id]
+
+
+def test_an_unrecordable_hit_discloses_nothing(
+        shell: Shell, backend: Any, conn: Conn, admin_conn: Conn, ctx: ExecutionContext,
+        make_student: Any) -> None:
+    s = make_student()
+    get, calls = shell.reader(backend)
+    assert get(ctx, s.id) == Success(s)
+    # the same caller on another request, whose records PostgreSQL refuses to store
+    refused = attrs.evolve(ctx, request_id=f"req-refused-{uuid.uuid4().hex[:8]}")
+    fn = f"wxdata_test_refuse_{uuid.uuid4().hex[:8]}"
+    admin_conn.execute(sql.SQL(
+        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused'; END $$").format(sql.Identifier(fn)))
+    admin_conn.execute(sql.SQL(
+        "CREATE TRIGGER {} BEFORE INSERT ON audit_log FOR EACH ROW "
+        "WHEN (NEW.request_id = {}) EXECUTE FUNCTION {}()").format(
+            sql.Identifier(fn), sql.Literal(refused.request_id), sql.Identifier(fn)))
+    try:
+        got = get(refused, s.id)
+    finally:
+        admin_conn.execute(sql.SQL("DROP TRIGGER {} ON audit_log").format(sql.Identifier(fn)))
+        admin_conn.execute(sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(fn)))
+    assert isinstance(got, Failure) and calls == [1]  # a hit, refused: no record, no data
+    assert get(ctx, s.id) == Success(s) and calls == [1]
+    assert len(cache_hits(audit_rows(conn, ctx.request_id, "Student"))) == 1
+
+
+def test_an_argument_with_no_key_text_is_a_typed_failure(
+        shell: Shell, ctx: ExecutionContext) -> None:
+    mem = memory()
+    get, calls = shell.reader(mem, entity=SCHOOLS, find=lambda conn, ctx, where: Success(()))
+    got = get(ctx, object())
+    assert got == Failure(InvalidQuery(field="arguments", rule="have no canonical cache-key form"))
+    assert calls == [0] and len(mem) == 0
+
+
+def test_partitions_never_share_entries(shell: Shell, ctx: ExecutionContext,
+                                        make_student: Any) -> None:
+    s = make_student()
+    mem = memory()
+    get, calls = shell.reader(mem)
+    assert get(ctx, s.id) == Success(s)
+    elsewhere = attrs.evolve(ctx, school_ids=frozenset({uuid.uuid4()}))
+    assert isinstance(get(elsewhere, s.id), Failure)  # not the other school's cached row
+    assert calls == [2]
+
+
+def test_async_reads_inside_a_transaction_bypass(db_url: str, ctx: ExecutionContext,
+                                                 make_student: Any) -> None:
+    s = make_student()
+    shell = Shell("async", db_url)
+    try:
+        mem = memory()
+        get, calls = shell.reader(mem)
+        get(ctx, s.id)
+        assert calls == [1]
+
+        async def inside() -> Any:
+            assert shell.aconn is not None
+            async with shell.aconn.transaction():
+                return await shell.aget(shell.aconn, ctx, s.id)
+
+        assert shell.run(inside()) == Success(s)
+        assert calls == [2] and mem.stats().entities["Student"].bypasses == 1
+    finally:
+        shell.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_fifty_concurrent_misses_make_one_call(db_url: str, redis_url: str, namespace: str,
+                                               conn: Conn, ctx: ExecutionContext,
+                                               make_student: Any, kind: str) -> None:
+    s = make_student()
+    n = 50
+    shell = Shell("async", db_url)
+    cache: Any = memory() if kind == "memory" else redis_backend(redis_url, namespace, timeout=1.0)
+    try:
+        async def gate() -> None:
+            # keep the leader in flight until every task has missed (bounded wait)
+            for _ in range(500):
+                if cache.stats().total.misses >= n:
+                    return
+                await asyncio.sleep(0.01)
+
+        _, calls = shell.reader(cache, gate=gate)
+
+        async def stampede() -> list[Any]:
+            conns = [await psycopg.AsyncConnection.connect(db_url, autocommit=True,
+                                                            **connect_kwargs()) for _ in range(n)]
+            try:
+                return await asyncio.gather(*(shell.aget(c, ctx, s.id) for c in conns))
+            finally:
+                for c in conns:
+                    await c.close()
+
+        results = shell.run(stampede())
+        assert calls == [1]
+        assert results == [Success(s)] * n
+        counts = cache.stats().entities["Student"]
+        assert counts.coalesced == n - 1 and counts.sets == 1
+        rows = audit_rows(conn, ctx.request_id, "Student")
+        assert len(rows) == n and len(cache_hits(rows)) == n - 1  # one read + 49 hits
+    finally:
+        shell.close()
+        if kind == "redis":
+            cache.close()
+
+
+def test_async_invalidation_after_commit_only(db_url: str, ctx: ExecutionContext,
+                                              make_student: Any) -> None:
+    from wxdata.tx.events import WriteEvent
+
+    s = make_student(grade="5")
+    shell = Shell("async", db_url)
+    try:
+        mem = memory()
+        c = AsyncMemoryCache(mem)
+        acache.configure_async_cache(c)
+        get, calls = shell.reader(mem)
+        get(ctx, s.id)
+        hooks: list[Callable[[], Any]] = []
+        event = WriteEvent("Student", "UPDATE", ids=(s.id,), subjects=(s.id,))
+        acache.invalidate_after_commit(hooks.append, event)
+        get(ctx, s.id)
+        assert calls == [1]  # queued, not run: nothing invalidated before the commit
+        for hook in hooks:
+            assert shell.run(hook()) >= 1
+        get(ctx, s.id)
+        assert calls == [2]
+    finally:
+        acache.configure_async_cache(None)
+        shell.close()
+
+
+def test_async_redis_hit_holds_phi_only_encrypted(db_url: str, redis_url: str, namespace: str,
+                                                  ctx: ExecutionContext,
+                                                  make_student: Any) -> None:
+    import redis as sync_redis
+
+    s = make_student(first_name="Zebedee")
+    shell = Shell("async", db_url)
+    cache = redis_backend(redis_url, namespace, timeout=1.0)
+    try:
+        get, calls = shell.reader(cache)
+        assert get(ctx, s.id) == Success(s) and get(ctx, s.id) == Success(s) and calls == [1]
+        raw = sync_redis.Redis.from_url(redis_url)
+        stored = [raw.get(k) for k in raw.scan_iter(match=f"{namespace}:student:*")]
+        raw.close()
+        assert stored and all(v is not None and v[:1] == b"E" for v in stored)
+        assert not any(b"Zebedee" in v or str(s.id).encode() in v for v in stored if v)
+    finally:
+        shell.close()
+        cache.close()
