@@ -17,6 +17,9 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from psycopg import sql
 from returns.result import Failure, Result, Success
 
@@ -35,6 +38,7 @@ from wxdata.cache import by_id, cached
 from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache, AsyncTieredCache
 from wxdata.cache.backends.clients import make_async_client
 from wxdata.cache.invalidation import subscribe, unsubscribe
+from wxdata.cache.keys import canonical
 from wxdata.db import connect_kwargs
 from wxdata.domains import students
 from wxdata.errors import DataError, InvalidQuery
@@ -357,3 +361,77 @@ def test_async_redis_hit_holds_phi_only_encrypted(db_url: str, redis_url: str, n
     finally:
         shell.close()
         cache.close()
+
+
+# --- key identity across the shells (property) ------------------------------------------------
+
+_simple = st.one_of(st.uuids(), st.integers(-10**12, 10**12), st.text(max_size=12), st.booleans(),
+                    st.none(), st.floats(allow_nan=False))
+_args = st.one_of(_simple, st.tuples(_simple, _simple), st.frozensets(st.integers(0, 5)))
+
+
+def _twin_readers(mem: Any, amem: Any, tag: int) -> tuple[Any, Any]:
+    """A sync and an async read of reference data, their identities differing by ``tag``."""
+
+    @cached(SCHOOLS, cache=mem, name="twin")
+    def sync_read(conn: Conn, ctx: ExecutionContext, x: Any) -> Result[Any, DataError]:
+        return Success((tag,))
+
+    @acache.cached(SCHOOLS, cache=amem, name="twin")
+    async def async_read(conn: Any, ctx: ExecutionContext, x: Any) -> Result[Any, DataError]:
+        return Success((tag,))
+
+    return sync_read, async_read
+
+
+@hyp_settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=_args, b=_args)
+def test_key_identity_across_shells(db_url: str, sys_ctx: ExecutionContext, a: Any, b: Any) -> None:
+    """Each shell files a call under exactly the key its plan derives (a fresh plan, as in another
+    process, derives the same one); equal typed arguments share a key, unequal ones never do; two
+    identities (sync and async functions, or one constant apart) never share a key."""
+    shell = Shell("async", db_url)
+    try:
+        mem = memory()
+        amem = AsyncMemoryCache(mem)
+        sync_read, async_read = _twin_readers(mem, amem, 1)
+        other_sync, _ = _twin_readers(mem, amem, 2)
+        for x in (a, b):
+            assert sync_read(shell.sync_conn, sys_ctx, x) == Success((1,))
+            assert shell.run(async_read(shell.aconn, sys_ctx, x)) == Success((1,))
+        stored = set(mem._live)
+
+        def key_of(read: Any, x: Any) -> str:
+            fresh = plan_for(read)
+            got = fresh.key(keys_of(mem), None, sys_ctx, (x,), {})
+            assert got is not None
+            return got
+
+        ka_sync, kb_sync = key_of(sync_read, a), key_of(sync_read, b)
+        ka_async, kb_async = key_of(async_read, a), key_of(async_read, b)
+        assert {ka_sync, kb_sync, ka_async, kb_async} == stored  # filed where the plan says
+        same = canonical(a) == canonical(b)
+        assert (ka_sync == kb_sync) is same and (ka_async == kb_async) is same
+        assert ka_sync != ka_async  # two identities: never one entry
+        assert key_of(other_sync, a) != ka_sync
+    finally:
+        shell.close()
+
+
+def plan_for(read: Any) -> Any:
+    """A fresh plan for a decorated read's function, built as decoration builds it."""
+    from wxdata.cache.core import plan
+
+    old = read.__wxdata_plan__
+    return plan(read.__wrapped__, entity=old.entity, ttl=old.fixed_ttl, tags=old.tags_fn,
+                key=old.key_fn, depends=(), partition=None, name=old.qual, unkeyed=())
+
+
+def keys_of(cache: Any) -> Any:
+    """A key builder with the cache's key-hashing key but an empty memo (no memoised answer)."""
+    from wxdata.cache.keys import KeyBuilder
+
+    fresh = KeyBuilder.__new__(KeyBuilder)
+    fresh.prefix, fresh._mac, fresh.memo = cache.keys.prefix, cache.keys._mac, {}
+    return fresh

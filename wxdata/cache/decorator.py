@@ -232,6 +232,7 @@ def cached(
             return miss(c, conn, ctx, k, got.token, args, kwargs)
 
         wrapper.__wxdata_cached__ = True  # type: ignore[attr-defined]
+        wrapper.__wxdata_plan__ = p  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
