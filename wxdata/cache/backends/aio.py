@@ -6,7 +6,8 @@ promotion between tiers) is the sync backend's own code:
 
 - :class:`AsyncMemoryCache` — the memory backend as is (it never blocks on I/O: a hit is a dict
   lookup), with single flight across tasks;
-- :class:`AsyncRedisCache` — lookups (``MGET entry seq``) and guarded fills (the same Lua script)
+- :class:`AsyncRedisCache` — lookups (``GET entry``, then the sequence on a miss) and guarded
+  fills (the same Lua script)
   through a ``redis.asyncio`` client, same key layout, envelope and topologies (one server,
   Cluster, Sentinel: :func:`~wxdata.cache.backends.clients.make_async_client`);
 - :class:`AsyncTieredCache` — the tiered backend's memory tier, lease and bus, with the Redis tier
@@ -120,15 +121,18 @@ class AsyncRedisCache:
     async def lookup_entry(self, key: str, entity: str, sensitive: bool) -> Any:
         """``(value, tag ids, expires at)`` or a Miss with the sequence; faults raise."""
         core = self.sync
-        rkey, seq_key = core.lookup_keys(key)
-        blob, seq = await self._run(entity, lambda: self.client.mget(rkey, seq_key))
+        rkey = core.layout.entry(key)
+        blob = await self._run(entity, lambda: self.client.get(rkey))
         entry = None
         if blob is not None:
             entry = core.decode(key, blob, sensitive, entity)
             if entry is MISS:  # unreadable (counted): drop it
                 with contextlib.suppress(*FAULTS):
                     await self.client.unlink(rkey)
-        return core.settle(entry, seq, entity)
+        if core.hit(entry, entity):
+            return entry
+        seq_key = core.token_key(key)
+        return core.missed(await self._run(entity, lambda: self.client.get(seq_key)), entity)
 
     async def _lookup(self, key: str, entity: str, sensitive: bool) -> Any:
         try:

@@ -9,7 +9,8 @@ Layout under the namespace prefix (default ``white-cross``)::
     <prefix>:_:tag:<tag id>          SET of entry keys carrying the tag (expires with them)
     <prefix>:_:stats                 HASH of counters published by every process
 
-A lookup is one round trip (``MGET entry seq``); a miss returns the sequence as fill token. A fill
+A hit is one round trip (``GET entry``); a miss then reads the sequence (its fill token) before
+the caller reads PostgreSQL. A fill
 is one Lua script: it stores the entry and adds it to its tag sets only if no tag's record is
 newer than the token — so a value read from PostgreSQL before a writer's commit can never be stored
 after that writer's invalidation. An invalidation is one Lua script: INCR the sequence, record it
@@ -44,11 +45,11 @@ import redis
 from returns.result import Success
 
 from wxdata.cache.backends.base import ANY_TAG, MISS, Miss, SingleFlight
-from wxdata.cache.backends.clients import FAULTS, make_client, resolve, topology_of
+from wxdata.cache.backends.clients import FAULTS, LazyCluster, make_client, resolve, topology_of
 from wxdata.cache.backends.layout import Layout, has_hash_tag
 from wxdata.cache.crypto import Envelope
 from wxdata.cache.keys import KeyBuilder
-from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads
+from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads_entry
 from wxdata.cache.stats import COUNTERS, CacheStats, Counters, snapshot
 from wxdata.safelog import log_error
 from wxdata.schema.spec import registered
@@ -60,6 +61,9 @@ TAG_RECORD_TTL = 2 * 86_400
 _CHUNK = 256
 REPLICA_WAIT_MS = 200
 DEBT_RETRY = 0.1
+
+
+_HIT = {"hits": 1, "hits_redis": 1}
 
 
 def _nothing() -> None:
@@ -210,6 +214,8 @@ class RedisCache:
         publish_stats_every: float | None = None,
     ) -> None:
         self._client = client
+        #: the client itself when it needs no resolving (every topology but a lazy cluster)
+        self._direct = None if isinstance(client, LazyCluster) else client
         self.topology = topology_of(client)
         self.keys = keys
         self.envelope = envelope
@@ -287,6 +293,18 @@ class RedisCache:
         self.succeeded()
         return result
 
+    def _get(self, entity: str, rkey: str) -> Any:
+        """``GET`` through the breaker: what :meth:`_run` does, without a closure (per hit)."""
+        client = self._direct
+        if client is None or self._debt or not self.breaker.allow():
+            return self._run(entity, lambda: self.client.get(rkey))
+        try:
+            blob = client.get(rkey)
+        except FAULTS as exc:
+            raise self.fault(entity, exc) from None
+        self.succeeded()
+        return blob
+
     def admit(self, entity: str) -> None:
         """Raise RedisUnavailable (counted) while the breaker refuses operations."""
         if not self.breaker.allow():
@@ -351,10 +369,7 @@ class RedisCache:
     def decode(self, key: str, blob: bytes | str, sensitive: bool, entity: str) -> Any:
         """Stored bytes to ``(value, tag ids, expires at)``, or MISS (counted; the caller drops it)."""
         try:
-            entry = loads(self.envelope.open(key, _bytes(blob), sensitive))
-            if type(entry) is not tuple or len(entry) != 3:
-                raise CorruptPayload("entry shape")
-            return entry
+            return loads_entry(self.envelope.open(key, _bytes(blob), sensitive))
         except CorruptPayload:
             self.counters.add(entity, "errors")
             log.warning("cache: unreadable entry dropped (entity %s)", entity)
@@ -368,15 +383,19 @@ class RedisCache:
                 self.client.unlink(self.layout.entry(key))
         return entry
 
-    def lookup_keys(self, key: str) -> tuple[str, str]:
-        """The Redis keys a lookup reads (``MGET entry seq``): one slot, one round trip."""
-        return self.layout.entry(key), self.layout.seq(self.layout.shard(key))
+    def token_key(self, key: str) -> str:
+        """The invalidation sequence of an entry's shard (read on a miss: the fill token)."""
+        return self.layout.seq(self.layout.shard(key))
 
-    def settle(self, entry: Any, seq: Any, entity: str) -> Any:
-        """A decoded entry (a hit, counted) or a Miss carrying the sequence read with it."""
-        if entry is not MISS and entry is not None:
-            self.counters.add_many(entity, {"hits": 1, "hits_redis": 1})
-            return entry
+    def hit(self, entry: Any, entity: str) -> bool:
+        """Whether a decoded entry is a hit (counted)."""
+        if entry is MISS or entry is None:
+            return False
+        self.counters.add_many(entity, _HIT)
+        return True
+
+    def missed(self, seq: Any, entity: str) -> Miss:
+        """A miss (counted) carrying the sequence read after it, before any database read."""
         self.counters.add(entity, "misses")
         return Miss(int(seq or 0))
 
@@ -384,10 +403,18 @@ class RedisCache:
 
     def lookup_entry(self, key: str, entity: str, sensitive: bool) -> Any:
         """``(value, tag ids, expires at)`` or a Miss carrying the sequence; faults raise RedisUnavailable."""
-        rkey, seq_key = self.lookup_keys(key)
-        blob, seq = self._run(entity, lambda: self.client.mget(rkey, seq_key))
-        entry = None if blob is None else self._open(key, _bytes(blob), sensitive, entity)
-        return self.settle(entry, seq, entity)
+        rkey = self.layout.entry(key)
+        blob = self._get(entity, rkey)
+        if blob is not None:
+            entry = self.decode(key, blob, sensitive, entity)
+            if self.hit(entry, entity):
+                return entry
+            with contextlib.suppress(*FAULTS):
+                self.client.unlink(rkey)
+        # the fill token: read after the miss and before the caller reads PostgreSQL, so any
+        # invalidation of a commit the caller's read cannot see has a later sequence
+        seq_key = self.token_key(key)
+        return self.missed(self._run(entity, lambda: self.client.get(seq_key)), entity)
 
     def lookup(self, key: str, entity: str, sensitive: bool) -> Any:
         """One round trip: ``Success(value)``, or a Miss with the sequence (``Miss(None)``: fault)."""
