@@ -29,6 +29,10 @@ from wxdata.domains import health_records, students
 from wxdata.errors import Conflict, DataError, Unavailable, ValidationFailed
 from wxdata.tx import RollbackScope, current_scope, run_in_scope, transactional, unit_of_work
 
+from tests.shells import parametrise
+
+shell = parametrise(globals())
+
 Conn = psycopg.Connection[Any]
 WRITES = ("CREATE", "UPDATE", "DELETE", "RESTORE")
 

@@ -27,6 +27,10 @@ from wxdata.query.paging import KeysetPage
 from wxdata.schema import HEALTH_RECORDS, STUDENTS, HealthRecord
 from wxdata.tx import Isolation, RollbackScope, current_scope, transactional, unit_of_work
 
+from tests.shells import parametrise
+
+shell = parametrise(globals())
+
 Conn = psycopg.Connection[Any]
 
 

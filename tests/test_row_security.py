@@ -19,6 +19,10 @@ from wxdata.db import bypasses_row_security_role, connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import DataError, Forbidden, NotFound
 
+from tests.shells import parametrise
+
+shell = parametrise(globals())
+
 
 def _school(conn: psycopg.Connection[Any], tag: str) -> dict[str, uuid.UUID]:
     d = conn.execute("INSERT INTO districts (name, code) VALUES ('D', %s) RETURNING id",

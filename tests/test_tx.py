@@ -33,6 +33,10 @@ from wxdata.tx import (
     unit_of_work,
 )
 
+from tests.shells import parametrise
+
+shell = parametrise(globals())
+
 Conn = psycopg.Connection[Any]
 
 
@@ -521,6 +525,7 @@ def test_audit_option_records_commit_and_rollback(conn, ctx, probe) -> None:
 # --- one connection, one thread ---------------------------------------------------------------
 
 
+@pytest.mark.sync_only
 def test_concurrent_use_from_another_thread_is_refused(conn, ctx, make_student) -> None:
     s = make_student()
     errors: list[BaseException] = []
