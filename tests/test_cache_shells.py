@@ -2,14 +2,14 @@
 
 Every test here runs once per shell (``sync``: :func:`wxdata.cache.cached` on a psycopg
 ``Connection``; ``async``: :func:`wxdata.cache.aio.cached` on an ``AsyncConnection``) and, where
-the backend matters, once per backend (memory, Redis, tiered). The async read under test reaches
-PostgreSQL through the domain functions in a worker thread, so the cache's own I/O (lookups,
-fills, disclosure records) is what runs on the event loop.
+the backend matters, once per backend (memory, Redis, tiered). The async read under test is
+the async domain function (:mod:`wxdata.aio.domains`), its writes the async units of work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -32,7 +32,8 @@ from tests.test_cache_support import (
     tiered,
     wipe,
 )
-from wxdata import ExecutionContext
+from wxdata import ExecutionContext, aio
+from wxdata.aio.domains import students as astudents
 from wxdata.cache import aio as acache
 from wxdata.cache import by_id, cached
 from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache, AsyncTieredCache
@@ -60,8 +61,7 @@ class Shell:
         self._closers: list[Callable[[], Any]] = []
         if kind == "async":
             self.loop = asyncio.new_event_loop()
-            self.aconn = self.run(psycopg.AsyncConnection.connect(
-                db_url, autocommit=True, **connect_kwargs()))
+            self.aconn = self.run(aio.connect(db_url))
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine on this shell's loop."""
@@ -98,13 +98,14 @@ class Shell:
 
     def reader(self, cache: Any, entity: Any = STUDENTS,
                find: Callable[..., Any] = students.find_by_id,
+               afind: Callable[..., Any] = astudents.find_by_id,
                gate: Callable[[], Any] | None = None) -> tuple[Callable[..., Any], list[int]]:
         """A cached by-id read on ``cache`` and the count of calls that reached PostgreSQL.
 
-        The returned callable takes ``(ctx, id)`` and answers synchronously in either shell.
+        The returned callable takes ``(ctx, id)`` (and optionally ``conn=``) and answers
+        synchronously in either shell.
         """
         calls = [0]
-        sync_conn = self.sync_conn
         c = self.wrap(cache)
         if not self.is_async:
             @cached(entity, key=lambda conn, ctx, i: by_id(i), cache=c, unkeyed=("calls", "gate"))
@@ -114,18 +115,50 @@ class Shell:
                     gate()
                 return find(conn, ctx, i)  # type: ignore[no-any-return]
 
-            return (lambda ctx, i, conn=None: get(conn or sync_conn, ctx, i)), calls
+            self.read = lambda ctx, i: get(self.sync_conn, ctx, i)
+            return (lambda ctx, i, conn=None: get(conn or self.sync_conn, ctx, i)), calls
 
         @acache.cached(entity, key=lambda conn, ctx, i: by_id(i), cache=c,
-                       unkeyed=("calls", "gate", "sync_conn"))
+                       unkeyed=("calls", "gate"))
         async def aget(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
             calls[0] += 1
             if gate is not None:
                 await gate()
-            return await asyncio.to_thread(find, sync_conn, ctx, i)  # type: ignore[no-any-return]
+            return await afind(conn, ctx, i)  # type: ignore[no-any-return]
 
         self.aget = aget
         return (lambda ctx, i, conn=None: self.run(aget(conn or self.aconn, ctx, i))), calls
+
+    def uow(self, ctx: ExecutionContext, steps: list[tuple[Any, ...]], *,
+            rollback: bool = False, read_only: bool = False) -> list[Any]:
+        """Run ``("update", id, values)`` and ``("read", id)`` steps in one unit of work of this
+        shell on its own connection (rolled back if asked); the reads' results, in order."""
+        out: list[Any] = []
+        if not self.is_async:
+            with contextlib.suppress(RollbackScope), unit_of_work(self.sync_conn, ctx,
+                                                                 read_only=read_only):
+                for step in steps:
+                    if step[0] == "update":
+                        students.update(self.sync_conn, ctx, step[1], step[2]).unwrap()
+                    else:
+                        out.append(self.read(ctx, step[1]))
+                if rollback:
+                    raise RollbackScope
+            return out
+
+        async def body() -> None:
+            with contextlib.suppress(RollbackScope):
+                async with aio.unit_of_work(self.aconn, ctx, read_only=read_only):
+                    for step in steps:
+                        if step[0] == "update":
+                            (await astudents.update(self.aconn, ctx, step[1], step[2])).unwrap()
+                        else:
+                            out.append(await self.aget(self.aconn, ctx, step[1]))
+                    if rollback:
+                        raise RollbackScope
+
+        self.run(body())
+        return out
 
     def close(self) -> None:
         """Close connections and the loop."""
@@ -197,6 +230,38 @@ def test_committed_writes_invalidate_and_rolled_back_ones_do_not(
     assert get(ctx, s.id).unwrap().grade == "6" and calls == [2]  # invalidated after COMMIT
 
 
+def test_unit_of_work_rules_in_either_shell(shell: Shell, backend: Any, db_url: str,
+                                            ctx: ExecutionContext, make_student: Any) -> None:
+    """Inside a unit of work that wrote the entity: bypass (its own write is seen, nothing is
+    stored); a rollback invalidates and stores nothing; a commit invalidates before the unit of
+    work returns."""
+    s = make_student(grade="5")
+    get, calls = shell.reader(backend)
+    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as other:
+        assert get(ctx, s.id).unwrap().grade == "5" and calls == [1]
+        inside = shell.uow(ctx, [("read", s.id), ("update", s.id, {"grade": "6"}),
+                                 ("read", s.id)], rollback=True)
+        assert inside[0] == Success(s)  # a hit before the unit of work wrote anything
+        assert inside[1].unwrap().grade == "6" and calls == [2]  # bypassed: its own write
+        assert get(ctx, s.id, conn=other if not shell.is_async else None).unwrap().grade == "5"
+        assert calls == [2]  # rolled back: nothing invalidated, the bypassed read not stored
+        shell.uow(ctx, [("update", s.id, {"grade": "7"})])
+        assert get(ctx, s.id).unwrap().grade == "7" and calls == [3]  # invalidated at COMMIT
+        assert get(ctx, s.id).unwrap().grade == "7" and calls == [3]
+
+
+def test_hits_in_a_unit_of_work_that_rolls_back_are_still_recorded(
+        shell: Shell, conn: Conn, ctx: ExecutionContext, make_student: Any) -> None:
+    s = make_student()
+    mem = memory()
+    get, calls = shell.reader(mem)
+    get(ctx, s.id)
+    assert shell.uow(ctx, [("read", s.id)], rollback=True) == [Success(s)]  # lane 2 replay
+    assert shell.uow(ctx, [("read", s.id)], read_only=True) == [Success(s)]  # lane 2
+    assert calls == [1]
+    assert len(cache_hits(audit_rows(conn, ctx.request_id, "Student"))) == 2
+
+
 def test_phi_hit_is_recorded_before_the_data_is_returned(
         shell: Shell, backend: Any, conn: Conn, ctx: ExecutionContext, make_student: Any) -> None:
     s = make_student()
@@ -235,10 +300,18 @@ def test_an_unrecordable_hit_discloses_nothing(
     assert len(cache_hits(audit_rows(conn, ctx.request_id, "Student"))) == 1
 
 
+def _nothing(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+    return Success(())
+
+
+async def _anothing(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+    return Success(())
+
+
 def test_an_argument_with_no_key_text_is_a_typed_failure(
         shell: Shell, ctx: ExecutionContext) -> None:
     mem = memory()
-    get, calls = shell.reader(mem, entity=SCHOOLS, find=lambda conn, ctx, where: Success(()))
+    get, calls = shell.reader(mem, entity=SCHOOLS, find=_nothing, afind=_anothing)
     got = get(ctx, object())
     assert got == Failure(InvalidQuery(field="arguments", rule="have no canonical cache-key form"))
     assert calls == [0] and len(mem) == 0
@@ -295,8 +368,7 @@ def test_fifty_concurrent_misses_make_one_call(db_url: str, redis_url: str, name
         _, calls = shell.reader(cache, gate=gate)
 
         async def stampede() -> list[Any]:
-            conns = [await psycopg.AsyncConnection.connect(db_url, autocommit=True,
-                                                            **connect_kwargs()) for _ in range(n)]
+            conns = [await aio.connect(db_url) for _ in range(n)]
             try:
                 return await asyncio.gather(*(shell.aget(c, ctx, s.id) for c in conns))
             finally:

@@ -15,11 +15,15 @@ written durably before the value is returned — no record, no data). This modul
   value (each still audited);
 * a hit on the memory tier completes without suspending the task.
 
-Transactions: a read inside a transaction on the connection bypasses the cache unless the
-open unit of work is one the cache can reason about (READ COMMITTED, nothing it depends on
-written); an unknown transaction is always bypassed (fail closed). Invalidation happens after
-COMMIT only, from the unit of work's after-commit hooks (:func:`invalidate_after_commit`); a
-rolled-back unit of work invalidates and stores nothing.
+Transactions: inside an async unit of work (:func:`wxdata.aio.unit_of_work`) the rules are the
+sync ones (READ COMMITTED and nothing the value depends on written: else bypass); inside a
+transaction wxdata did not open, always bypass (fail closed). A hit's disclosure record goes
+where the sync shell's goes (:func:`wxdata.aio.audit.write_record`: one INSERT outside a unit of
+work; in the transaction inside one, replayed on lane 2 if it rolls back; lane 2 in a read-only
+one). Invalidation: committed writes of either shell arrive as write events, delivered after
+COMMIT by the unit of work's after-commit hooks (nothing on rollback), and invalidate the sync
+backend every async backend wraps before the write's call returns. Hand-written async writes
+queue theirs with :func:`invalidate_after_commit`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from psycopg.pq import TransactionStatus
 from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
-from wxdata.audit.record import AuditRecord, insert_sql, params
+from wxdata.aio.audit import write_record
 from wxdata.cache.backends.aio import (
     AsyncCache,
     AsyncMemoryCache,
@@ -51,20 +55,24 @@ from wxdata.cache.backends.tiered import TieredCache
 from wxdata.cache.core import (
     FOLLOW_TIMEOUT,
     UNKEYABLE,
+    UNKNOWN,
     Plan,
     check_options,
     follower_value,
+    known_refusal,
     leader_share,
     plan,
+    scope_of,
 )
 from wxdata.cache.invalidation import tags_for
 from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext
-from wxdata.errors import DataError, Forbidden, Unavailable, from_db_error
+from wxdata.core.drive import arun
+from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
 from wxdata.tx.events import WriteEvent
-from wxdata.tx.scope import _PRIVILEGED_SQL, PRIVILEGED_REASON
+from wxdata.tx.scope import refusal_plan
 
 log = logging.getLogger("wxdata.cache")
 
@@ -74,7 +82,6 @@ AConn = psycopg.AsyncConnection[Any]
 AFn = Callable[Concatenate[AConn, ExecutionContext, P], Awaitable[Result[T, DataError]]]
 AsyncSource = AsyncCache | Callable[[], AsyncCache | None] | None
 _CORO = types.CoroutineType
-_UNRECORDED = Failure(Unavailable(reason="the disclosure could not be recorded"))
 
 __all__ = ["AsyncCache", "AsyncMemoryCache", "AsyncRedisCache", "AsyncTieredCache",
            "build_async_cache", "cached", "configure_async_cache", "default_async_cache",
@@ -83,47 +90,22 @@ __all__ = ["AsyncCache", "AsyncMemoryCache", "AsyncRedisCache", "AsyncTieredCach
 
 # --- the connection: privilege, transaction, disclosure record -------------------------------
 
-_PRIVILEGED = "_wxdata_cache_privileged"
-
-
 async def _refusal(conn: AConn, ctx: ExecutionContext) -> DataError | None:
-    """``Forbidden`` when ``ctx`` may not act on ``conn`` (the sync ``context_refusal`` rule)."""
-    privileged = conn.__dict__.get(_PRIVILEGED)
-    if privileged is None:
-        cur = await conn.execute(_PRIVILEGED_SQL)
-        row = await cur.fetchone()
-        privileged = conn.__dict__[_PRIVILEGED] = bool(row and row[0])
-    if privileged and not ctx.is_system and not settings().allow_privileged_connection:
-        return Forbidden(entity="connection", reason=PRIVILEGED_REASON)
-    return None
-
-
-def _scope_of(conn: AConn) -> Any:
-    """The async unit of work open on ``conn`` (None when none is known)."""
-    return None
+    """``Forbidden`` when ``ctx`` may not act on ``conn`` (the sync shell's rule and code; the
+    role is asked once per connection)."""
+    refusal = known_refusal(conn, ctx)
+    if refusal is UNKNOWN:
+        return await arun(conn, refusal_plan(conn, ctx))
+    return refusal
 
 
 def _may_use(p: Plan, conn: AConn) -> bool:
-    """Whether this call may read or fill the cache given the connection's transaction."""
-    scope = _scope_of(conn)
+    """Whether this call may read or fill the cache given the connection's transaction: the
+    unit of work's rules inside one, and never inside a transaction wxdata did not open."""
+    scope = scope_of(conn)
     if scope is not None:
         return p.usable(scope)
     return conn.info.transaction_status == TransactionStatus.IDLE
-
-
-async def _write_record(conn: AConn, ctx: ExecutionContext, record: AuditRecord) -> bool:
-    """Write one disclosure durably before the data is returned: one INSERT (autocommit) or
-    one INSERT in its own transaction; False if it could not be written."""
-    try:
-        if conn.autocommit:
-            await conn.execute(insert_sql(), params(ctx, record), prepare=settings().prepare)
-        else:
-            async with conn.transaction():
-                await conn.execute(insert_sql(), params(ctx, record), prepare=settings().prepare)
-    except psycopg.Error as exc:
-        log.error("cache: disclosure record not written (%s)", type(exc).__name__)
-        return False
-    return True
 
 
 async def _recorded(p: Plan, c: Any, conn: AConn, ctx: ExecutionContext,
@@ -132,8 +114,9 @@ async def _recorded(p: Plan, c: Any, conn: AConn, ctx: ExecutionContext,
     record = p.hit_record(ctx, value)
     if record is None:
         return None
-    if not await _write_record(conn, ctx, record):
-        return _UNRECORDED
+    written = await write_record(conn, ctx, record, disclosure=True)
+    if isinstance(written, Failure):
+        return Failure(written.failure())
     c.counters.add(p.label, "audited_hits")
     return None
 
@@ -199,7 +182,7 @@ def cached(
                 result = await fn(conn, ctx, *args, **kwargs)
                 if isinstance(result, Success) and _may_use(p, conn):
                     value = result.unwrap()
-                    how = p.fill_plan(c, _scope_of(conn), conn, ctx, value, args, kwargs)
+                    how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
                     ok = how is not None and await c.fill(
                         k, value, ttl=how.ttl, tag_ids=how.tag_ids, token=token, entity=label,
                         sensitive=sensitive)

@@ -33,6 +33,7 @@ from uuid import UUID
 
 from returns.result import Failure
 
+from wxdata import _connstate
 from wxdata.audit.decorator import extract, rows_in
 from wxdata.audit.log import build_record
 from wxdata.audit.ownership import reads_owned
@@ -56,9 +57,10 @@ from wxdata.cache.returns import check_return_type
 from wxdata.cache.serde import Unserialisable, find_secret, is_frozen, register_entity, thaw
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
-from wxdata.errors import InvalidQuery
+from wxdata.errors import DataError, InvalidQuery
 from wxdata.schema.spec import Entity, registered
-from wxdata.tx.scope import Isolation
+from wxdata.tx.scope import Isolation, current_scope
+from wxdata.tx.scope import _refusal as role_refusal
 
 log = logging.getLogger("wxdata.cache")
 
@@ -114,6 +116,28 @@ def hit_record(ctx: ExecutionContext, entity: Entity[Any] | None, value: Any,
         return None
     return build_record(ctx, spec, AuditAction.READ, ids=found.ids, subjects=found.subjects,
                         fields=found.fields, metadata={"cache": "hit", "operation": label})
+
+
+UNKNOWN: Any = object()  # the connection's role has not been asked yet (the shell asks, once)
+
+
+def known_refusal(conn: Any, ctx: ExecutionContext) -> DataError | Any | None:
+    """The connection refusal (:func:`~wxdata.tx.scope.context_refusal`'s rule) decided from
+    what wxdata already knows of the connection's role, without driving a plan; :data:`UNKNOWN`
+    when the role must first be asked (one statement, sent by the shell)."""
+    state = _connstate.peek(conn)
+    facts = state.role if state is not None else None
+    if facts is None:
+        return UNKNOWN
+    return role_refusal(facts, ctx)
+
+
+def scope_of(conn: Any) -> Any:
+    """The unit of work open on ``conn`` (sync or async; owner-thread checked), else None."""
+    state = _connstate.peek(conn)
+    if state is None or state.scope is None:
+        return None
+    return current_scope(conn)
 
 
 def shareable(value: Any) -> Any:

@@ -48,19 +48,22 @@ from wxdata.cache.backends.base import CacheManager, Miss
 from wxdata.cache.core import (
     FOLLOW_TIMEOUT,
     UNKEYABLE,
+    UNKNOWN,
     Plan,
     check_options,
     follower_value,
     hit_record,
+    known_refusal,
     label_of,
     leader_share,
     plan,
+    scope_of,
 )
 from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
-from wxdata.tx.scope import context_refusal, current_scope
+from wxdata.tx.scope import context_refusal
 
 log = logging.getLogger("wxdata.cache")
 
@@ -174,7 +177,7 @@ def cached(
                 result = fn(conn, ctx, *args, **kwargs)
                 if isinstance(result, Success):
                     value = result.unwrap()
-                    how = p.fill_plan(c, current_scope(conn), conn, ctx, value, args, kwargs)
+                    how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
                     ok = how is not None and c.fill(k, value, ttl=how.ttl, tag_ids=how.tag_ids,
                                                     token=token, entity=label,
                                                     sensitive=sensitive)
@@ -193,10 +196,12 @@ def cached(
             if c is None:
                 return fn(conn, ctx, *args, **kwargs)
             try:
-                refusal = context_refusal(conn, ctx)
-                scope = current_scope(conn)
+                refusal = known_refusal(conn, ctx)
+                if refusal is UNKNOWN:
+                    refusal = context_refusal(conn, ctx)
             except psycopg.Error as exc:
                 return Failure(from_db_error(exc))
+            scope = scope_of(conn)
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
             if (scope is not None and not usable(scope)) or (
