@@ -507,3 +507,50 @@ def keys_of(cache: Any) -> Any:
     fresh = KeyBuilder.__new__(KeyBuilder)
     fresh.prefix, fresh._mac, fresh.memo = cache.keys.prefix, cache.keys._mac, {}
     return fresh
+
+
+class _SyncRecorder(psycopg.Cursor[Any]):
+    """Records the statements a connection sends."""
+
+    sent: list[str] = []
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        _SyncRecorder.sent.append(str(query) if not isinstance(query, bytes) else query.decode())
+        return super().execute(query, params, **kwargs)
+
+
+class _AsyncRecorder(psycopg.AsyncCursor[Any]):
+    """Records the statements an async connection sends."""
+
+    async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        _SyncRecorder.sent.append(str(query) if not isinstance(query, bytes) else query.decode())
+        return await super().execute(query, params, **kwargs)
+
+
+def test_a_phi_hit_costs_one_statement_its_record(shell: Shell, db_url: str, conn: Conn,
+                                                  ctx: ExecutionContext,
+                                                  make_student: Any) -> None:
+    """Outside a unit of work a PHI hit sends exactly one statement, the INSERT of its record
+    (autocommit: durable when it returns) — no BEGIN, COMMIT or context statement around it."""
+    s = make_student()
+    mem = memory()
+    get, calls = shell.reader(mem)
+    if shell.is_async:
+        recording = shell.run(psycopg.AsyncConnection.connect(
+            db_url, autocommit=True, cursor_factory=_AsyncRecorder, **connect_kwargs()))
+    else:
+        recording = psycopg.connect(db_url, autocommit=True, cursor_factory=_SyncRecorder,
+                                    **connect_kwargs())
+    try:
+        assert get(ctx, s.id, conn=recording) == Success(s)  # the miss: reads PostgreSQL
+        _SyncRecorder.sent = []
+        assert get(ctx, s.id, conn=recording) == Success(s)  # the hit
+        sent = list(_SyncRecorder.sent)
+    finally:
+        if shell.is_async:
+            shell.run(recording.close())
+        else:
+            recording.close()
+    assert calls == [1]
+    assert len(sent) == 1 and sent[0].lstrip().upper().startswith("INSERT INTO AUDIT_LOG")
+    assert len(cache_hits(audit_rows(conn, ctx.request_id, "Student"))) == 1
