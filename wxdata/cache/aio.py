@@ -90,15 +90,6 @@ __all__ = ["AsyncCache", "AsyncMemoryCache", "AsyncRedisCache", "AsyncTieredCach
 
 # --- the connection: privilege, transaction, disclosure record -------------------------------
 
-async def _refusal(conn: AConn, ctx: ExecutionContext) -> DataError | None:
-    """``Forbidden`` when ``ctx`` may not act on ``conn`` (the sync shell's rule and code; the
-    role is asked once per connection)."""
-    refusal = known_refusal(conn, ctx)
-    if refusal is UNKNOWN:
-        return await arun(conn, refusal_plan(conn, ctx))
-    return refusal
-
-
 def _may_use(p: Plan, conn: AConn) -> bool:
     """Whether this call may read or fill the cache given the connection's transaction: the
     unit of work's rules inside one, and never inside a transaction wxdata did not open."""
@@ -201,7 +192,9 @@ def cached(
             if c is None:
                 return await fn(conn, ctx, *args, **kwargs)
             try:
-                refusal = await _refusal(conn, ctx)
+                refusal = known_refusal(conn, ctx)
+                if refusal is UNKNOWN:
+                    refusal = await arun(conn, refusal_plan(conn, ctx))
             except psycopg.Error as exc:
                 return Failure(from_db_error(exc))
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses

@@ -122,7 +122,14 @@ class AsyncRedisCache:
         """``(value, tag ids, expires at)`` or a Miss with the sequence; faults raise."""
         core = self.sync
         rkey = core.layout.entry(key)
-        blob = await self._run(entity, lambda: self.client.get(rkey))
+        if core.in_debt or not core.breaker.allow():
+            blob = await self._run(entity, lambda: self.client.get(rkey))
+        else:  # the per-hit path: :meth:`_run` without a closure or a coroutine of its own
+            try:
+                blob = await self.client.get(rkey)
+            except FAULTS as exc:
+                raise core.fault(entity, exc) from None
+            core.succeeded()
         entry = None
         if blob is not None:
             entry = core.decode(key, blob, sensitive, entity)
