@@ -21,6 +21,7 @@ import contextlib
 import functools
 import threading
 import types
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -78,6 +79,14 @@ class Bridge:
         with self.lock:
             self.twins[id(conn)] = (conn, twin)
         return twin
+
+    def proxy_of(self, aconn: Any) -> Any:
+        """The proxy of the sync connection ``aconn`` is the twin of."""
+        with self.lock:
+            for sync, twin in self.twins.values():
+                if twin is aconn:
+                    return ConnProxy(self, sync)
+        raise LookupError("not a twin connection")
 
     def close(self) -> None:
         """Close every twin connection and stop the loop."""
@@ -153,11 +162,13 @@ def _blocking(bridge: Bridge, fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _in_thread(fn: Callable[..., Any], conn: Any) -> Callable[..., Any]:
-    """An async stand-in for the sync ``fn(conn, ...)``: runs it in a worker thread."""
+def _in_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An async stand-in for the sync ``fn(conn, ...)``: runs it in a worker thread, handing it
+    the proxy of the test connection the twin stands for (its own statements then run in the
+    twin's transaction)."""
 
-    async def call(_aconn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, conn, *args, **kwargs)
+    async def call(aconn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, bridge().proxy_of(aconn), *args, **kwargs)
 
     return call
 
@@ -211,6 +222,12 @@ class _OpsFacade:
         return _blocking(self._bridge, getattr(self._ops, name))
 
 
+#: The async twin of each function the ``transactional`` facade decorated (an ``audited`` facade
+#: directly above one wraps the twin itself, as the sync decorators compose).
+_TX_TWINS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+    weakref.WeakKeyDictionary())
+
+
 def _tx_facades(bridge: Bridge) -> dict[str, Any]:
     @contextlib.contextmanager
     def unit_of_work(conn: Any, ctx: Any, **options: Any) -> Iterator[Any]:
@@ -226,13 +243,14 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
 
     def transactional(*dargs: Any, **dkwargs: Any) -> Callable[[Callable[..., Any]], Any]:
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            twin = aio.transactional(*dargs, **dkwargs)(_in_thread(fn))
+
             @functools.wraps(fn)
             def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
-                twin = aio.transactional(*dargs, **dkwargs)(_in_thread(fn, conn))
                 return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
 
-            wrapper.__wx_tx__ = aio.transactional(*dargs, **dkwargs)(  # type: ignore[attr-defined]
-                _in_thread(fn, None)).__wx_tx__  # type: ignore[attr-defined]
+            wrapper.__wx_tx__ = twin.__wx_tx__  # type: ignore[attr-defined]
+            _TX_TWINS[wrapper] = twin
             return wrapper
 
         return decorate
@@ -248,12 +266,12 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
 
     def audited(*dargs: Any, **dkwargs: Any) -> Callable[[Callable[..., Any]], Any]:
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            inner = _TX_TWINS.get(fn) or _in_thread(fn)
+            twin = aio.audited(*dargs, **dkwargs)(
+                functools.update_wrapper(inner, fn, assigned=("__module__", "__qualname__")))
+
             @functools.wraps(fn)
             def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
-                inner = _in_thread(fn, conn)
-                inner.__wx_tx__ = getattr(fn, "__wx_tx__", None)  # type: ignore[attr-defined]
-                functools.update_wrapper(inner, fn)
-                twin = aio.audited(*dargs, **dkwargs)(inner)
                 return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
 
             return wrapper
@@ -313,27 +331,34 @@ def bridge() -> Bridge:
     return _BRIDGE[0]
 
 
-def parametrise(namespace: dict[str, Any]) -> Any:
-    """Declare, in a suite module: ``shell = parametrise(globals())`` (an autouse fixture)."""
+def parametrise(namespace: dict[str, Any]) -> None:
+    """Make every test of a suite module run through both shells: ``parametrise(globals())``.
 
-    @pytest.fixture(autouse=True, params=SHELLS)
+    Defines the module's autouse ``shell`` fixture and its ``pytest_generate_tests`` hook: tests
+    marked ``sync_only`` get the ``[sync]`` run only.
+    """
+
+    @pytest.fixture(autouse=True)
     def shell(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-        if request.param == "async":
-            if request.node.get_closest_marker("sync_only") is not None:
-                pytest.skip("tests the sync connection itself")
-            b = bridge()
-            for name, value in facades(b, namespace).items():
-                monkeypatch.setitem(namespace, name, value)
-            if "conn" in request.fixturenames:  # filled before the test's own arguments
-                request.node.funcargs["conn"] = ConnProxy(b, request.getfixturevalue("conn"))
-            try:
-                yield "async"
-            finally:
-                b.call(_close_twins(b))
+        if request.param != "async":
+            yield "sync"
             return
-        yield "sync"
+        b = bridge()
+        for name, value in facades(b, namespace).items():
+            monkeypatch.setitem(namespace, name, value)
+        if "conn" in request.fixturenames:  # filled before the test's own arguments
+            request.node.funcargs["conn"] = ConnProxy(b, request.getfixturevalue("conn"))
+        try:
+            yield "async"
+        finally:
+            b.call(_close_twins(b))
 
-    return shell
+    def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+        sync_only = metafunc.definition.get_closest_marker("sync_only") is not None
+        metafunc.parametrize("shell", ["sync"] if sync_only else list(SHELLS), indirect=True)
+
+    namespace["shell"] = shell
+    namespace["pytest_generate_tests"] = pytest_generate_tests
 
 
 async def _close_twins(b: Bridge) -> None:

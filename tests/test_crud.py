@@ -13,15 +13,14 @@ import pytest
 from returns.result import Failure, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import crud
 from wxdata.db import connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import Conflict, InvalidQuery, NotFound, ValidationFailed
 from wxdata.schema import HEALTH_RECORDS, STUDENTS
 
-from tests.shells import parametrise
-
-shell = parametrise(globals())
+parametrise(globals())
 
 
 def test_create_then_find_round_trips_every_column(conn, ctx, school) -> None:

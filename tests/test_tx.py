@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.db import connect_kwargs
 from wxdata.domains import students
@@ -33,9 +34,7 @@ from wxdata.tx import (
     unit_of_work,
 )
 
-from tests.shells import parametrise
-
-shell = parametrise(globals())
+parametrise(globals())
 
 Conn = psycopg.Connection[Any]
 
