@@ -554,3 +554,47 @@ def test_a_phi_hit_costs_one_statement_its_record(shell: Shell, db_url: str, con
     assert calls == [1]
     assert len(sent) == 1 and sent[0].lstrip().upper().startswith("INSERT INTO AUDIT_LOG")
     assert len(cache_hits(audit_rows(conn, ctx.request_id, "Student"))) == 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis", "tiered"])
+def test_async_cache_from_settings(redis_url: str, db_url: str, sys_ctx: ExecutionContext,
+                                   kind: str) -> None:
+    import base64
+    import os
+
+    from wxdata.cache.policy import CachePolicyError
+    from wxdata.config import load_settings
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = {"CACHE_BACKEND": kind, "REDIS_URL": redis_url, "CACHE_KEY": key,
+           "CACHE_ENCRYPT_PHI": "true"}
+    if kind != "memory":
+        with pytest.raises(CachePolicyError):  # PHI in Redis in clear: refused like the sync one
+            acache.build_async_cache(load_settings({**env, "CACHE_ENCRYPT_PHI": "false"}))
+    ns = prefix()
+    shell = Shell("async", db_url)
+    made = acache.build_async_cache(load_settings(env), subscribe_writes=False, prefix=ns,
+                                    publish_stats_every=None)
+    try:
+        expected = {"memory": AsyncMemoryCache, "redis": AsyncRedisCache,
+                    "tiered": AsyncTieredCache}[kind]
+        assert isinstance(made, expected) and made.accepts_sensitive
+        if isinstance(made, AsyncTieredCache):
+            assert made.sync.bus.wait_ready(5)
+        calls = [0]
+
+        @acache.cached(SCHOOLS, key=lambda conn, ctx, i: by_id(i), cache=made,
+                       unkeyed=("calls",))
+        async def read(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+            calls[0] += 1
+            return Success(())
+
+        fixed = uuid.uuid4()
+        for _ in range(3):
+            assert shell.run(read(shell.aconn, sys_ctx, fixed)) == Success(())
+        assert calls == [1] and made.stats().entities["School"].hits == 2
+    finally:
+        assert made is not None
+        shell.run(made.aclose())
+        shell.close()
+        wipe(redis_url, ns)

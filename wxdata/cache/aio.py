@@ -273,17 +273,19 @@ _default: list[AsyncCache | None] = []
 
 
 def build_async_cache(config: Settings | None = None, *, phi: str = "encrypt",
-                      subscribe_writes: bool = True) -> AsyncCache | None:
+                      subscribe_writes: bool = True, **options: Any) -> AsyncCache | None:
     """An async cache for the settings (None when caching is off), refused like the sync one.
 
     The sync backend it wraps is built by :func:`wxdata.cache.factory.build_cache` (same
     namespace, key-hashing key, envelope and topology) and receives sync writes' invalidations;
-    the async cache is registered for async writes' (:func:`invalidate_event`).
+    the async cache is registered for async writes' (:func:`invalidate_event`). ``options``
+    go to :func:`~wxdata.cache.factory.build_cache` (``prefix``, ``publish_stats_every``...).
+    Refused (``CachePolicyError``) exactly as the sync cache is.
     """
     from wxdata.cache.factory import build_cache
 
     config = config or settings()
-    sync = build_cache(config, phi=phi, subscribe_writes=subscribe_writes)
+    sync = build_cache(config, phi=phi, subscribe_writes=subscribe_writes, **options)
     if sync is None:
         return None
     made: AsyncCache
