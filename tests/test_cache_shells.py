@@ -90,9 +90,11 @@ class Shell:
         return AsyncRedisCache(sync_cache, self._client(sync_cache))
 
     def _client(self, redis_cache: Any) -> Any:
-        pool = redis_cache.raw_client.connection_pool.connection_kwargs
-        client = make_async_client(f"redis://{pool['host']}:{pool['port']}/0",
-                                   connect_timeout=1.0, socket_timeout=1.0)
+        url = getattr(redis_cache, "test_url", None)
+        if url is None:
+            pool = redis_cache.raw_client.connection_pool.connection_kwargs
+            url = f"redis://{pool['host']}:{pool['port']}/0"
+        client = make_async_client(url, connect_timeout=1.0, socket_timeout=1.0)
         self._closers.append(lambda: self.run(client.aclose()))
         return client
 
@@ -598,3 +600,28 @@ def test_async_cache_from_settings(redis_url: str, db_url: str, sys_ctx: Executi
         shell.run(made.aclose())
         shell.close()
         wipe(redis_url, ns)
+
+
+def test_async_redis_on_every_topology(db_url: str, topology_url: str, conn: Conn,
+                                       ctx: ExecutionContext, make_student: Any) -> None:
+    """One server, Cluster and Sentinel URLs: async hits, guarded fills and invalidation after
+    COMMIT through ``redis.asyncio`` clients on the same key layout as the sync backend."""
+    s = make_student(grade="5")
+    ns = prefix()
+    shell = Shell("async", db_url)
+    cache = redis_backend(topology_url, ns, timeout=2.0)
+    cache.test_url = topology_url  # type: ignore[attr-defined]
+    subscribe(cache)
+    try:
+        get, calls = shell.reader(cache)
+        assert get(ctx, s.id) == Success(s) and get(ctx, s.id) == Success(s) and calls == [1]
+        assert cache.stats().entities["Student"].hits_redis == 1
+        with unit_of_work(conn, ctx):
+            students.update(conn, ctx, s.id, {"grade": "6"})
+        assert get(ctx, s.id).unwrap().grade == "6" and calls == [2]
+        assert get(ctx, s.id).unwrap().grade == "6" and calls == [2]
+    finally:
+        unsubscribe(cache)
+        shell.close()
+        cache.close()
+        wipe(topology_url, ns)
