@@ -417,9 +417,13 @@ def loads_entry(payload: bytes) -> tuple[Any, tuple[str, ...], float]:
         if type(tags) is not dict or len(tags) != 1:
             raise CorruptPayload("entry tags")
         tag_ids = tags["$t"]
-        if type(tag_ids) is not list or any(type(t) is not str for t in tag_ids):
+        if type(tag_ids) is not list:
             raise CorruptPayload("entry tags")
-        return decode(value), tuple(tag_ids), _dec_float(expires)
+        for t in tag_ids:
+            if type(t) is not str:
+                raise CorruptPayload("entry tags")
+        return (decode(value), tuple(tag_ids),
+                expires if type(expires) is float else _dec_float(expires))
     except CorruptPayload:
         raise
     except _MALFORMED as exc:
