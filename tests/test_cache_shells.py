@@ -351,14 +351,16 @@ def test_async_reads_inside_a_transaction_bypass(db_url: str, ctx: ExecutionCont
         shell.close()
 
 
-@pytest.mark.parametrize("kind", ["memory", "redis"])
+@pytest.mark.parametrize("kind", ["memory", "redis", "tiered"])
 def test_fifty_concurrent_misses_make_one_call(db_url: str, redis_url: str, namespace: str,
                                                conn: Conn, ctx: ExecutionContext,
                                                make_student: Any, kind: str) -> None:
     s = make_student()
     n = 50
     shell = Shell("async", db_url)
-    cache: Any = memory() if kind == "memory" else redis_backend(redis_url, namespace, timeout=1.0)
+    cache: Any = (memory() if kind == "memory" else
+                  redis_backend(redis_url, namespace, timeout=1.0) if kind == "redis" else
+                  tiered(redis_url, namespace, timeout=1.0))
     try:
         async def gate() -> None:
             # keep the leader in flight until every task has missed (bounded wait)
@@ -381,12 +383,12 @@ def test_fifty_concurrent_misses_make_one_call(db_url: str, redis_url: str, name
         assert calls == [1]
         assert results == [Success(s)] * n
         counts = cache.stats().entities["Student"]
-        assert counts.coalesced == n - 1 and counts.sets == 1
+        assert counts.coalesced == n - 1 and counts.sets == (2 if kind == "tiered" else 1)  # per tier
         rows = audit_rows(conn, ctx.request_id, "Student")
         assert len(rows) == n and len(cache_hits(rows)) == n - 1  # one read + 49 hits
     finally:
         shell.close()
-        if kind == "redis":
+        if kind != "memory":
             cache.close()
 
 
@@ -625,3 +627,40 @@ def test_async_redis_on_every_topology(db_url: str, topology_url: str, conn: Con
         shell.close()
         cache.close()
         wipe(topology_url, ns)
+
+
+def test_unprovable_identities_are_refused_at_decoration_in_both_shells(shell: Shell) -> None:
+    from wxdata.cache.identity import UnprovableIdentity
+
+    decorate = acache.cached if shell.is_async else cached
+    seen: list[Any] = []  # mutable state a result could depend on
+
+    def body(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+        return Success(tuple(seen))
+
+    async def abody(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+        return Success(tuple(seen))
+
+    with pytest.raises(UnprovableIdentity):
+        decorate(SCHOOLS, cache=shell.wrap(memory()))(abody if shell.is_async else body)
+    with pytest.raises(ValueError, match="unkeyed"):  # a typo cannot silently exempt nothing
+        decorate(SCHOOLS, cache=shell.wrap(memory()), unkeyed=("sene",))(
+            _anothing if shell.is_async else _nothing)
+
+
+def test_redis_down_reads_come_from_postgresql(shell: Shell, ctx: ExecutionContext,
+                                               make_student: Any) -> None:
+    """A Redis fault never fails a read: counted, the breaker opens, PostgreSQL answers."""
+    s = make_student()
+    dead = "redis://127.0.0.1:1/0"
+    cache = redis_backend(dead, prefix(), timeout=0.2)
+    cache.test_url = dead  # type: ignore[attr-defined]
+    try:
+        get, calls = shell.reader(cache)
+        for _ in range(3):
+            assert get(ctx, s.id) == Success(s)
+        assert calls == [3]
+        counts = cache.stats().entities["Student"]
+        assert counts.errors >= 1 and counts.hits == 0
+    finally:
+        cache.close()
