@@ -358,5 +358,6 @@ def leader_share(value: Any) -> tuple[bool, Any]:
         return False, None
 
 
-__all__ = ["FOLLOW_TIMEOUT", "UNKEYABLE", "FillPlan", "Ident", "Plan", "check_options", "follower_value",
-           "hit_record", "label_of", "leader_share", "normal_tag", "plan", "shareable"]
+__all__ = ["FOLLOW_TIMEOUT", "UNKEYABLE", "UNKNOWN", "FillPlan", "Ident", "Plan", "check_options",
+           "entity_of_value", "follower_value", "hit_record", "known_refusal", "label_of",
+           "leader_share", "normal_tag", "plan", "scope_of", "shareable"]
