@@ -26,15 +26,21 @@ def test_quick_run_reports_every_cache_workload(fresh_database: Callable[[], str
     out = capsys.readouterr().out
     for title in ("schools by id (reference data)", "schools page of 20 + total (5,000 matching)",
                   "schools search ILIKE, page + total", "PHI student by id, with its audit record",
-                  "PHI students page of 20 + total, with audit"):
+                  "PHI students page of 20 + total, with audit",
+                  "async: schools by id (reference data)"):
         assert title in out
     for variant in ("cached: memory hit", "cached: redis hit", "bare cachetools lookup (floor)",
-                    "cached: tiered (memory tier) hit", "cached: redis hit + audit INSERT"):
+                    "cached: tiered (memory tier) hit", "cached: redis hit + audit INSERT",
+                    "cachetools.cached over find_by_id", "hand-written redis GET + AES-GCM + decode",
+                    "async cached: memory hit", "async cached: redis hit",
+                    "async hand-written redis GET + AES-GCM + decode"):
         assert variant in out
     assert "hit-path overhead" in out and "target cached: memory hit" in out
+    for workload, variant, versus, _ in bench_cache.COMPARISONS:
+        assert f"{variant} / {versus}:" in out, workload
     assert all(r.median > 0 for r in results) and "nan" not in out
     figures = bench_cache.micro(repeat=1, number=200)
-    assert len(figures) == 3 and all(v > 0 for v in figures.values())
+    assert len(figures) == 5 and all(v > 0 for v in figures.values())
 
 
 def test_seed_draws_inputs_only_from_the_live_rows_it_wrote(

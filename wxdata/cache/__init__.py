@@ -4,6 +4,9 @@
 the process cache built from settings (memory, Redis, or memory in front of Redis); committed writes
 invalidate it after COMMIT through write events; PHI never appears in keys in clear, is encrypted in
 Redis, and every cache hit on it is audited. See the README, "Caching".
+
+``async def`` reads use :func:`wxdata.cache.aio.cached` (same rules and keys, decided by the same
+code: :mod:`wxdata.cache.core`) with the async backends of :mod:`wxdata.cache.backends.aio`.
 """
 
 from wxdata.cache.backends import (

@@ -22,6 +22,11 @@ Per call:
    fill is guarded by the token of the miss, so a value read before a writer's commit is dropped
    if the writer's invalidation came first.
 
+The decisions (key, bypass, fill, audit duty) live in :mod:`wxdata.cache.core`, shared with the
+async shell (:mod:`wxdata.cache.aio`); this module only does the sync I/O. A call whose arguments
+have no canonical key form fails with :data:`~wxdata.cache.core.UNKEYABLE` (never a key that
+could collide).
+
 Invalidation is not done here: committed writes arrive as :class:`~wxdata.tx.events.WriteEvent`
 after COMMIT (:mod:`wxdata.cache.invalidation`). Writes made with hand-written SQL must be
 announced with :func:`wxdata.tx.events.announce_write` (which also marks the unit of work).
@@ -29,45 +34,36 @@ announced with :func:`wxdata.tx.events.announce_write` (which also marks the uni
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import inspect
 import logging
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
-from uuid import UUID
 
 import psycopg
 from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
-from wxdata.audit.decorator import extract, rows_in
-from wxdata.audit.log import build_record, write_record
-from wxdata.audit.ownership import reads_owned
-from wxdata.audit.record import AuditAction
+from wxdata.audit.log import write_record
 from wxdata.cache.backends.base import CacheManager, Miss
-from wxdata.cache.identity import Identity, UnprovableIdentity, identity_of
-from wxdata.cache.keys import (
-    LIST,
-    KeyShape,
-    call_text,
-    entity_tag,
-    fast_signature,
-    fingerprint,
-    needs_partition,
-    partition_of,
-    row_tag,
+from wxdata.cache.core import (
+    FOLLOW_TIMEOUT,
+    UNKEYABLE,
+    UNKNOWN,
+    Plan,
+    check_options,
+    follower_value,
+    hit_record,
+    known_refusal,
+    label_of,
+    leader_share,
+    plan,
+    scope_of,
 )
-from wxdata.cache.policy import is_sensitive, ttl_for
-from wxdata.cache.returns import check_return_type
-from wxdata.cache.serde import Unserialisable, find_secret, is_frozen, register_entity, thaw
-from wxdata.config import settings
+from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
-from wxdata.schema.spec import Entity, registered
-from wxdata.tx.scope import Isolation, Scope, context_refusal, current_scope
+from wxdata.schema.spec import Entity
+from wxdata.tx.scope import context_refusal
 
 log = logging.getLogger("wxdata.cache")
 
@@ -77,11 +73,7 @@ Conn = psycopg.Connection[Any]
 Fn = Callable[Concatenate[Conn, ExecutionContext, P], Result[T, DataError]]
 CacheSource = CacheManager | Callable[[], CacheManager | None] | None
 
-#: How long a caller waits for another caller's computation of the same key.
-FOLLOW_TIMEOUT = 30.0
-_RC = (None, Isolation.READ_COMMITTED)
-_WARNED: set[str] = set()
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+__all__ = ["FOLLOW_TIMEOUT", "audit_hit", "cached", "label_of"]
 
 
 def _default() -> CacheManager | None:
@@ -90,94 +82,39 @@ def _default() -> CacheManager | None:
     return default_cache()
 
 
-def _resolver(cache: CacheSource) -> tuple[CacheManager | None, Callable[[], CacheManager | None]]:
+def _resolver(cache: Any, default: Callable[[], Any] = _default) -> tuple[Any, Callable[[], Any]]:
     """(the cache if fixed at decoration time, else None; a resolver for the other cases)."""
     if cache is None:
-        return None, _default
+        return None, default
     if hasattr(cache, "lookup"):
-        fixed = cast(CacheManager, cache)
+        fixed = cache
         return fixed, lambda: fixed
-    return None, cache
-
-
-def _entity_of_value(value: Any) -> Entity[Any] | None:
-    by_type = {e.row_type: e for e in registered()}
-    for row in rows_in(value):
-        spec = by_type.get(type(row))
-        if spec is not None:
-            return spec
-    return None
-
-
-def _normal_tag(tag: str) -> str:
-    """Spell any UUID inside a tag canonically (``student:ABC...`` == ``student:abc-...``)."""
-    parts = tag.split(":")
-    for i, part in enumerate(parts):
-        if 32 <= len(part) <= 36:
-            with contextlib.suppress(ValueError):
-                parts[i] = str(UUID(part))
-    return ":".join(parts)
+    return None, cast(Callable[[], Any], cache)
 
 
 def audit_hit(conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | None, value: Any,
               label: str) -> Failure[DataError] | bool:
     """Record a cache hit as a disclosure if due: True if recorded, a Failure if it could not be."""
-    config = settings()
-    if not (config.audit_enabled and config.audit_phi_access) or reads_owned():
+    record = hit_record(ctx, entity, value, label)
+    if record is None:
         return False
-    spec = entity if entity is not None else _entity_of_value(value)
-    if spec is None or not spec.audit_reads:
-        return False
-    found = extract(spec, value)
-    if not found.anything:
-        return False
-    record = build_record(ctx, spec, AuditAction.READ, ids=found.ids, subjects=found.subjects,
-                          fields=found.fields, metadata={"cache": "hit", "operation": label})
     written = write_record(conn, ctx, record, disclosure=True)
     if isinstance(written, Failure):
         return Failure(written.failure())
     return True
 
 
-def _label(fn: Callable[..., Any]) -> str:
-    """``module.qualname`` of a function, bound method or ``functools.partial``."""
-    target: Any = fn
-    while isinstance(target, functools.partial):
-        target = target.func
-    module = getattr(target, "__module__", None) or type(target).__module__
-    return f"{module}.{getattr(target, '__qualname__', type(target).__qualname__)}"
-
-
-class _Ident:
-    """The function's key fingerprint, recomputed if a pinned closure cell or default moved."""
-
-    __slots__ = ("_fn", "_lock", "_qual", "_schema", "_unkeyed", "fp", "identity")
-
-    def __init__(self, schema: str, fn: Callable[..., Any], qual: str,
-                 unkeyed: frozenset[str]) -> None:
-        self._schema, self._fn, self._qual, self._unkeyed = schema, fn, qual, unkeyed
-        self._lock = threading.Lock()
-        self.identity: Identity | None = None
-        self.fp: str | None = None
-        self._compute()
-
-    def _compute(self) -> None:
-        identity = identity_of(self._fn, self._qual, self._unkeyed)
-        self.identity = identity
-        self.fp = hashlib.sha256(f"{self._schema}|{identity.digest}".encode()).hexdigest()
-
-    def current(self) -> str | None:
-        """The fingerprint for this call; None when the function can no longer be keyed."""
-        identity = self.identity
-        if identity is not None and identity.holds():
-            return self.fp
-        with self._lock:
-            try:
-                self._compute()
-            except UnprovableIdentity as exc:
-                self.identity, self.fp = None, None
-                log.error("cache: %s bypassed: %s %s", self._qual, exc.part, exc.reason)
-        return self.fp
+def _recorded(p: Plan, c: CacheManager, conn: Conn, ctx: ExecutionContext,
+              value: Any) -> Failure[DataError] | None:
+    """Write the disclosure a hit owes (None when written or none due)."""
+    record = p.hit_record(ctx, value)
+    if record is None:
+        return None
+    written = write_record(conn, ctx, record, disclosure=True)
+    if isinstance(written, Failure):
+        return Failure(written.failure())
+    c.counters.add(p.label, "audited_hits")
+    return None
 
 
 def cached(
@@ -210,68 +147,46 @@ def cached(
     bound instance holding mutable state) and one whose declared value type the cache cannot
     store (:class:`~wxdata.cache.returns.UnserialisableReturn`).
     """
-    if entity is None and tags is None and not depends:
-        raise ValueError("cached() needs an entity, depends= or tags=: something must invalidate it")
-    if ttl is not None and ttl <= 0:
-        raise ValueError("cache TTL must be positive")
-    sensitive = is_sensitive(entity) or any(is_sensitive(d) for d in depends)
-    watched = tuple(dict.fromkeys(e.name for e in (entity, *depends) if e is not None))
-    depend_tags = [entity_tag(d) for d in depends]
-    partitioned = partition is not None or any(needs_partition(e) for e in (entity, *depends))
-    part_of = partition or partition_of
-    schema = "|".join(fingerprint(e) for e in (entity, *depends))
-    label = entity.name if entity is not None else "_"
-    audits = entity is None or entity.audit_reads
-    for e in (entity, *depends):
-        if e is not None:
-            register_entity(e)
+    check_options(entity, ttl, tags, depends)
     fixed, resolve = _resolver(cache)
     exempt = frozenset(unkeyed)
 
     def decorate(fn: Fn[P, T]) -> Fn[P, T]:
-        qual = name or _label(fn)
-        signature = inspect.signature(fn)
-        params = list(signature.parameters.values())[:2]
-        if len(params) < 2 or any(p.kind not in _POSITIONAL for p in params):
-            raise TypeError(f"cannot cache {qual}: it must take (conn, ctx, ...) positionally")
-        check_return_type(fn, qual)
-        ident = _Ident(schema, fn, qual, exempt)  # raises UnprovableIdentity: refused at decoration
+        p = plan(fn, entity=entity, ttl=ttl, tags=tags, key=key, depends=depends,
+                 partition=partition, name=name, unkeyed=exempt)
+        label, sensitive, audits = p.label, p.sensitive, p.audits
+        usable, make_key = p.usable, p.key
+        ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
 
-        def usable(scope: Scope) -> bool:
-            if scope.isolation not in _RC:
-                return False
-            if entity is None:
-                return not any(f.written for f in scope.frames) and not any(
-                    scope.has_written(w) for w in watched)
-            return not any(scope.has_written(w) for w in watched)
-
-        def tag_list(conn: Conn, ctx: ExecutionContext, shape: KeyShape, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> list[str]:
-            if tags is not None:
-                chosen = [_normal_tag(str(t)) for t in tags(conn, ctx, *args, **kwargs)]
-            elif entity is not None and shape.kind == "id" and shape.id is not None:
-                chosen = [row_tag(entity, shape.id)]
-            elif entity is not None:
-                chosen = [entity_tag(entity)]
-            else:
-                chosen = []
-            return list(dict.fromkeys([*chosen, *depend_tags]))
-
-        def store(c: CacheManager, conn: Conn, ctx: ExecutionContext, k: str, shape: KeyShape,
-                  token: Any, value: Any, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> bool:
-            secret = find_secret(value)
-            if secret is not None:
-                c.counters.add(label, "not_cacheable")
-                log.error("cache: %s returned a secret column; value not cached", qual)
-                return False
-            scope = current_scope(conn)
-            if scope is not None and not usable(scope):
-                return False
-            ids = [c.keys.tag_id(t) for t in tag_list(conn, ctx, shape, args, kwargs)]
-            life = ttl_for(entity, ttl, getattr(c, "default_ttl", settings().cache_default_ttl))
-            return c.fill(k, value, ttl=life, tag_ids=ids, token=token, entity=label,
-                          sensitive=sensitive)
+        def miss(c: CacheManager, conn: Conn, ctx: ExecutionContext, k: str, token: Any,
+                 args: Any, kwargs: Any) -> Result[T, DataError]:
+            flight, leader = c.flights.join(k)
+            if flight is not None and not leader:
+                if flight.event.wait(FOLLOW_TIMEOUT) and flight.ok:
+                    c.counters.add(label, "coalesced")
+                    value = follower_value(flight)
+                    if audits:
+                        refused = _recorded(p, c, conn, ctx, value)
+                        if refused is not None:
+                            return refused
+                    return Success(value)
+                return fn(conn, ctx, *args, **kwargs)
+            ok = False
+            shared: Any = None
+            try:
+                result = fn(conn, ctx, *args, **kwargs)
+                if isinstance(result, Success):
+                    value = result.unwrap()
+                    how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
+                    ok = how is not None and c.fill(k, value, ttl=how.ttl, tag_ids=how.tag_ids,
+                                                    token=token, entity=label,
+                                                    sensitive=sensitive)
+                    if ok and flight is not None:
+                        ok, shared = leader_share(value)
+                return result
+            finally:
+                if flight is not None:
+                    c.flights.land(k, flight, shared, ok)
 
         @functools.wraps(fn)
         def wrapper(
@@ -281,94 +196,48 @@ def cached(
             if c is None:
                 return fn(conn, ctx, *args, **kwargs)
             try:
-                refusal = context_refusal(conn, ctx)
+                refusal = known_refusal(conn, ctx)
+                if refusal is UNKNOWN:
+                    refusal = context_refusal(conn, ctx)
             except psycopg.Error as exc:
                 return Failure(from_db_error(exc))
+            scope = scope_of(conn)
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
-            scope = current_scope(conn)
             if (scope is not None and not usable(scope)) or (
-                    sensitive and not c.accepts_sensitive):
-                if sensitive and not c.accepts_sensitive and qual not in _WARNED:
-                    _WARNED.add(qual)
-                    log.warning("cache: %s reads sensitive data; this backend does not store it",
-                                qual)
+                    sensitive and p.refuses_backend(c.accepts_sensitive)):
                 c.counters.add(label, "bypasses")
                 return fn(conn, ctx, *args, **kwargs)
-            fp = ident.current()
-            if fp is None:  # a closure cell or default was rebound to something unprovable
-                c.counters.add(label, "bypasses")
-                return fn(conn, ctx, *args, **kwargs)
-            part = part_of(ctx) if partitioned else ""
-            sig = fast_signature(args, kwargs)
-            memo_key = (fp, part, sig) if sig is not None else None
-            k = c.keys.memo.get(memo_key) if memo_key is not None else None
-            shape = None
+            keys = c.keys
+            k = None
+            identity = ident.identity  # the memoised key of a simple call, when still provable
+            if identity is not None and identity.holds():
+                sig = fast_signature(args, kwargs)
+                if sig is not None:
+                    k = keys.memo.get((ident.fp, part_of(ctx) if partitioned else "", sig))
             if k is None:
                 try:
-                    bound = signature.bind(conn, ctx, *args, **kwargs)
-                except TypeError:  # the call does not fit the signature: let the function say so
+                    k = make_key(keys, conn, ctx, args, kwargs)
+                except UncacheableArgument:
+                    return UNKEYABLE
+                if k is None:
                     c.counters.add(label, "bypasses")
                     return fn(conn, ctx, *args, **kwargs)
-                bound.apply_defaults()  # f(x) and f(x, page=1) are one call; defaults are keyed
-                named = dict(list(bound.arguments.items())[2:])
-                try:
-                    shape = LIST if key is None else key(conn, ctx, *args, **kwargs)
-                    text = call_text(qual, fp, part, (), named)
-                    k = c.keys.key(entity, sensitive, shape, text)
-                except ValueError:  # an id no key can show (the read itself will say why)
-                    c.counters.add(label, "bypasses")
-                    return fn(conn, ctx, *args, **kwargs)
-                if memo_key is not None:
-                    c.keys.remember(memo_key, k)
             got = c.lookup(k, label, sensitive)
-            telemetry.cache_request(label, type(got) is not Miss)
-            if type(got) is not Miss:
+            hit = type(got) is not Miss
+            telemetry.cache_request(label, hit)
+            if hit:
                 if audits:
-                    recorded = audit_hit(conn, ctx, entity, got.unwrap(), qual)
-                    if isinstance(recorded, Failure):
-                        return recorded
-                    if recorded:
-                        c.counters.add(label, "audited_hits")
-                return cast(Result[T, DataError], got)
-            token = got.token
-            if token is None:
+                    refused = _recorded(p, c, conn, ctx, got.unwrap())
+                    if refused is not None:
+                        return refused
+                return got  # type: ignore[no-any-return]
+            if got.token is None:
                 return fn(conn, ctx, *args, **kwargs)
-            if shape is None:
-                shape = LIST if key is None else key(conn, ctx, *args, **kwargs)
-            flight, leader = c.flights.join(k)
-            if flight is not None and not leader:
-                if flight.event.wait(FOLLOW_TIMEOUT) and flight.ok:
-                    c.counters.add(label, "coalesced")
-                    value = flight.value
-                    if not is_frozen(value):
-                        value = thaw(value)
-                    if audits:
-                        recorded = audit_hit(conn, ctx, entity, value, qual)
-                        if isinstance(recorded, Failure):
-                            return recorded
-                        if recorded:
-                            c.counters.add(label, "audited_hits")
-                    return Success(value)
-                return fn(conn, ctx, *args, **kwargs)
-            ok = False
-            shared: Any = None
-            try:
-                result = fn(conn, ctx, *args, **kwargs)
-                if isinstance(result, Success):
-                    value = result.unwrap()
-                    ok = store(c, conn, ctx, k, shape, token, value, args, kwargs)
-                    if ok and flight is not None:
-                        try:
-                            shared = value if is_frozen(value) else thaw(value)
-                        except Unserialisable:
-                            ok = False
-                return result
-            finally:
-                if flight is not None:
-                    c.flights.land(k, flight, shared, ok)
+            return miss(c, conn, ctx, k, got.token, args, kwargs)
 
         wrapper.__wxdata_cached__ = True  # type: ignore[attr-defined]
+        wrapper.__wxdata_plan__ = p  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

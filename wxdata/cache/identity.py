@@ -111,6 +111,21 @@ class Identity:
 
     def holds(self) -> bool:
         """Whether every pinned attribute still holds the very object the digest was built from."""
+        try:  # the per-call path: plain attribute reads (an emptied closure cell raises)
+            for holder, attr, expected in self.pins:
+                if attr is None:
+                    if len(holder) != len(expected):
+                        return False
+                    for k, v in expected:
+                        if holder.get(k, _EMPTY) is not v:
+                            return False
+                elif getattr(holder, attr) is not expected:
+                    return False
+            return True
+        except ValueError:
+            return self._holds_slowly()
+
+    def _holds_slowly(self) -> bool:
         for holder, attr, expected in self.pins:
             if attr is None:
                 if len(holder) != len(expected):

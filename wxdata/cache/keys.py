@@ -296,6 +296,12 @@ def fast_signature(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[An
     Each value is paired with its exact type, so ``1``, ``True`` and ``"1"`` never meet; values of
     these types are equal only when their canonical texts are. Used to memoise built keys.
     """
+    if not kwargs and len(args) == 1:  # the common by-id call
+        a = args[0]
+        t = type(a)
+        if t is UUID:
+            return (t, a.int)
+        return (t, a) if t in _SIMPLE else None
     sig: list[Any] = []
     for a in args:
         t = type(a)

@@ -387,14 +387,46 @@ def decode(obj: Any) -> Any:
     return obj
 
 
+_json = json.JSONDecoder().decode  # json.loads without its per-call argument checks
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, InvalidOperation,
+              RecursionError)
+
+
 def loads(payload: bytes) -> Any:
     """Deserialise; any malformed input raises :class:`CorruptPayload`."""
     try:
-        return decode(json.loads(payload))
+        return decode(_json(payload.decode()))
     except CorruptPayload:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, InvalidOperation,
-            RecursionError) as exc:
+    except _MALFORMED as exc:
+        raise CorruptPayload(type(exc).__name__) from None
+
+
+def loads_entry(payload: bytes) -> tuple[Any, tuple[str, ...], float]:
+    """A stored cache entry, ``dumps((value, tag ids, expires at))``: the value decoded as by
+    :func:`loads`, the tag ids and the expiry checked and read directly (the per-hit path).
+    Anything else raises :class:`CorruptPayload`."""
+    try:
+        obj = _json(payload.decode())
+        if type(obj) is not dict or len(obj) != 1:
+            raise CorruptPayload("entry shape")
+        parts = obj["$t"]
+        if type(parts) is not list or len(parts) != 3:
+            raise CorruptPayload("entry shape")
+        value, tags, expires = parts
+        if type(tags) is not dict or len(tags) != 1:
+            raise CorruptPayload("entry tags")
+        tag_ids = tags["$t"]
+        if type(tag_ids) is not list:
+            raise CorruptPayload("entry tags")
+        for t in tag_ids:
+            if type(t) is not str:
+                raise CorruptPayload("entry tags")
+        return (decode(value), tuple(tag_ids),
+                expires if type(expires) is float else _dec_float(expires))
+    except CorruptPayload:
+        raise
+    except _MALFORMED as exc:
         raise CorruptPayload(type(exc).__name__) from None
 
 

@@ -16,10 +16,10 @@ Tags reach backends only as opaque ids (keyed hashes, :meth:`KeyBuilder.tag_id`)
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
+from wxdata.cache.flights import ThreadFlights
 from wxdata.cache.keys import KeyBuilder
 from wxdata.cache.stats import CacheStats, Counters
 
@@ -126,47 +126,7 @@ class CacheManager(Protocol):
         ...
 
 
-class _Flight:
-    __slots__ = ("event", "ok", "owner", "value")
+class SingleFlight(ThreadFlights):
+    """One computation per key at a time in this process; concurrent threads wait for its value."""
 
-    def __init__(self, owner: int) -> None:
-        self.event = threading.Event()
-        self.owner = owner
-        self.ok = False
-        self.value: Any = None
-
-
-class SingleFlight:
-    """One computation per key at a time in this process; concurrent callers wait for its value."""
-
-    __slots__ = ("_flights", "_lock")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._flights: dict[str, _Flight] = {}
-
-    def join(self, key: str) -> tuple[_Flight | None, bool]:
-        """``(flight, leader)``; ``(None, False)`` when the caller already leads it (re-entrant)."""
-        me = threading.get_ident()
-        with self._lock:
-            flight = self._flights.get(key)
-            if flight is None:
-                flight = self._flights[key] = _Flight(me)
-                return flight, True
-        if flight.owner == me:
-            return None, False
-        return flight, False
-
-    def land(self, key: str, flight: _Flight, value: Any, ok: bool) -> None:
-        """Publish the leader's outcome (``ok``: a value followers may use) and wake them."""
-        flight.value = value
-        flight.ok = ok
-        with self._lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-        flight.event.set()
-
-    def in_flight(self) -> int:
-        """How many keys are being computed now."""
-        with self._lock:
-            return len(self._flights)
+    __slots__ = ()

@@ -127,3 +127,46 @@ def make_client(url: str, *, connect_timeout: float = 0.25, socket_timeout: floa
         client_name=CLIENT_NAME,
         max_connections=max_connections,
     )
+
+
+def make_async_client(url: str, *, connect_timeout: float = 0.25, socket_timeout: float = 0.25,
+                      max_connections: int | None = 64) -> Any:
+    """A ``redis.asyncio`` client for any ``REDIS_URL``, configured as :func:`make_client`'s.
+
+    A cluster client discovers the cluster on its first command (its constructor does not
+    connect), so a cache stays buildable while Redis is down; Sentinel clients ask the Sentinels
+    where the primary is on each new connection.
+    """
+    import redis.asyncio as aredis
+    from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+    target = parse_redis_url(url)
+    if target.kind == "cluster":
+        return AsyncRedisCluster(
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in target.nodes],
+            username=target.username, password=target.password, ssl=target.tls,
+            socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout,
+            retry=AsyncRetry(ExponentialBackoff(cap=0.1, base=0.01), 2),
+            require_full_coverage=False, client_name=CLIENT_NAME,
+            max_connections=max_connections or 2**31,
+        )
+    if target.kind == "sentinel":
+        timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": connect_timeout}
+        sentinel_class: Any = AsyncSentinel  # annotations differ between releases (see above)
+        sentinel = sentinel_class(list(target.nodes), sentinel_kwargs=dict(timeouts), **timeouts)
+        return sentinel.master_for(
+            target.service or "", db=target.db, username=target.username,
+            password=target.password, ssl=target.tls,
+            retry=AsyncRetry(ExponentialBackoff(cap=0.1, base=0.02), 2),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            health_check_interval=0, client_name=CLIENT_NAME, max_connections=max_connections,
+            **timeouts,
+        )
+    return aredis.Redis.from_url(
+        url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout,
+        retry=AsyncRetry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0,
+        client_name=CLIENT_NAME, max_connections=max_connections,
+    )

@@ -13,7 +13,7 @@ of everything a script needs::
     <prefix>:_:{<prefix>:<n>}:ts:<tag id>   ... at which the tag was last invalidated, in this shard
     <prefix>:_:{<prefix>:<n>}:tag:<tag id>  SET of this shard's entries carrying the tag
 
-A lookup reads the entry and its shard's sequence (one slot, one round trip); a fill checks and
+A lookup reads the entry (and on a miss its shard's sequence, same slot); a fill checks and
 writes in its shard only; an invalidation runs once per shard (it cannot know in which shards a
 tag has entries). Bus channels share one more slot (``{<prefix>:bus}``) so one connection carries
 the messages and the PINGs that bound the memory tiers' leases.

@@ -203,29 +203,20 @@ class MemoryCache:
         seqs = self._tag_seq
         return all(seqs.get(t, 0) <= token for t in tag_ids)
 
-    def _out(self, entry: _Entry) -> Any:
-        return entry.value if entry.shared else thaw(entry.value)
-
-    def _hit(self, key: str) -> _Entry | None:
-        """The live entry (no lock); the read is buffered for the LRU order."""
-        entry = self._live.get(key)
-        if entry is None or self._timer() >= entry.expires:
-            return None
-        reads = self._reads
-        reads.append(entry)
-        if len(reads) > DRAIN_AT and self._lock.acquire(blocking=len(reads) > DRAIN_FORCED):
-            try:
-                self._drain()
-            finally:
-                self._lock.release()
-        return entry
-
     # --- decorator face -------------------------------------------------------------------
 
     def lookup(self, key: str, entity: str, sensitive: bool, count_miss: bool = True) -> Any:
         """``Success(value)``, or a :class:`Miss` whose token is the current invalidation sequence."""
-        entry = self._hit(key)
-        if entry is None:
+        entry = self._live.get(key)  # no lock: the mirror of live entries; the read is buffered
+        if entry is not None and self._timer() < entry.expires:
+            reads = self._reads
+            reads.append(entry)
+            if len(reads) > DRAIN_AT and self._lock.acquire(blocking=len(reads) > DRAIN_FORCED):
+                try:
+                    self._drain()
+                finally:
+                    self._lock.release()
+        else:
             token = self._seq  # read before any fill can start: older than what it may miss
             if count_miss:
                 self.counters.add(entity, "misses")
@@ -292,8 +283,8 @@ class MemoryCache:
 
     def get(self, key: str) -> Any:
         """The value under ``key`` or MISS."""
-        entry = self._hit(key)
-        return MISS if entry is None else self._out(entry)
+        got = self.lookup(key, "_", False, count_miss=False)
+        return MISS if type(got) is Miss else got.unwrap()
 
     def set(self, key: str, value: Any, ttl: float | None = None, *, tags: Iterable[str] = (),
             sensitive: bool = False, entity: str = "_") -> bool:

@@ -9,7 +9,8 @@ Layout under the namespace prefix (default ``white-cross``)::
     <prefix>:_:tag:<tag id>          SET of entry keys carrying the tag (expires with them)
     <prefix>:_:stats                 HASH of counters published by every process
 
-A lookup is one round trip (``MGET entry seq``); a miss returns the sequence as fill token. A fill
+A hit is one round trip (``GET entry``); a miss then reads the sequence (its fill token) before
+the caller reads PostgreSQL. A fill
 is one Lua script: it stores the entry and adds it to its tag sets only if no tag's record is
 newer than the token — so a value read from PostgreSQL before a writer's commit can never be stored
 after that writer's invalidation. An invalidation is one Lua script: INCR the sequence, record it
@@ -44,11 +45,11 @@ import redis
 from returns.result import Success
 
 from wxdata.cache.backends.base import ANY_TAG, MISS, Miss, SingleFlight
-from wxdata.cache.backends.clients import FAULTS, make_client, resolve, topology_of
+from wxdata.cache.backends.clients import FAULTS, LazyCluster, make_client, resolve, topology_of
 from wxdata.cache.backends.layout import Layout, has_hash_tag
 from wxdata.cache.crypto import Envelope
 from wxdata.cache.keys import KeyBuilder
-from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads
+from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads_entry
 from wxdata.cache.stats import COUNTERS, CacheStats, Counters, snapshot
 from wxdata.safelog import log_error
 from wxdata.schema.spec import registered
@@ -60,6 +61,9 @@ TAG_RECORD_TTL = 2 * 86_400
 _CHUNK = 256
 REPLICA_WAIT_MS = 200
 DEBT_RETRY = 0.1
+
+
+_HIT = {"hits": 1, "hits_redis": 1}
 
 
 def _nothing() -> None:
@@ -83,6 +87,13 @@ class Lua:
             return client.evalsha(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             return client.eval(self.text, len(keys), *keys, *args)
+
+    async def acall(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The same through a ``redis.asyncio`` client."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)
 
 _FILL = Lua("""
 local token = tonumber(ARGV[1])
@@ -203,6 +214,8 @@ class RedisCache:
         publish_stats_every: float | None = None,
     ) -> None:
         self._client = client
+        #: the client itself when it needs no resolving (every topology but a lazy cluster)
+        self._direct = None if isinstance(client, LazyCluster) else client
         self.topology = topology_of(client)
         self.keys = keys
         self.envelope = envelope
@@ -270,26 +283,53 @@ class RedisCache:
 
     def _run(self, entity: str, op: Callable[[], T]) -> T:
         """Run one Redis operation through the breaker; faults become RedisUnavailable (counted)."""
-        if not self.breaker.allow():
-            self.counters.add(entity, "unavailable")
-            raise RedisUnavailable
+        self.admit(entity)
         try:
             if self._debt:
                 self._recover()
             result = op()
         except FAULTS as exc:
-            self.breaker.failure()
-            self.counters.add(entity, "errors")
-            now = time.monotonic()
-            if self.first_failure == 0.0:
-                self.first_failure = now
-            log.warning("cache: redis operation failed (%s); serving from the database",
-                        type(exc).__name__)
-            raise RedisUnavailable from None
+            raise self.fault(entity, exc) from None
+        self.succeeded()
+        return result
+
+    def _get(self, entity: str, rkey: str) -> Any:
+        """``GET`` through the breaker: what :meth:`_run` does, without a closure (per hit)."""
+        client = self._direct
+        if client is None or self._debt or not self.breaker.allow():
+            return self._run(entity, lambda: self.client.get(rkey))
+        try:
+            blob = client.get(rkey)
+        except FAULTS as exc:
+            raise self.fault(entity, exc) from None
+        self.succeeded()
+        return blob
+
+    def admit(self, entity: str) -> None:
+        """Raise RedisUnavailable (counted) while the breaker refuses operations."""
+        if not self.breaker.allow():
+            self.counters.add(entity, "unavailable")
+            raise RedisUnavailable
+
+    def fault(self, entity: str, exc: BaseException) -> RedisUnavailable:
+        """Record a failed operation (breaker, counters, log); the exception to raise."""
+        self.breaker.failure()
+        self.counters.add(entity, "errors")
+        if self.first_failure == 0.0:
+            self.first_failure = time.monotonic()
+        log.warning("cache: redis operation failed (%s); serving from the database",
+                    type(exc).__name__)
+        return RedisUnavailable()
+
+    def succeeded(self) -> None:
+        """Record a successful operation (closes the breaker)."""
         self.breaker.success()
         self.last_ok = time.monotonic()
         self.first_failure = 0.0
-        return result
+
+    def pay_debt(self) -> None:
+        """Run a pending recovery now (raises RedisUnavailable if Redis still cannot be used)."""
+        self._run("_", _nothing)
 
     def _recover(self) -> None:
         """Pay the debt: raise the fill floor, delete every entry, then tell the owner."""
@@ -326,34 +366,55 @@ class RedisCache:
                     self._collector = None
                     return
 
-    def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
-        """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
+    def decode(self, key: str, blob: bytes | str, sensitive: bool, entity: str) -> Any:
+        """Stored bytes to ``(value, tag ids, expires at)``, or MISS (counted; the caller drops it)."""
         try:
-            entry = loads(self.envelope.open(key, blob, sensitive))
-            if type(entry) is not tuple or len(entry) != 3:
-                raise CorruptPayload("entry shape")
-            return entry
+            return loads_entry(self.envelope.open(key, _bytes(blob), sensitive))
         except CorruptPayload:
             self.counters.add(entity, "errors")
             log.warning("cache: unreadable entry dropped (entity %s)", entity)
+            return MISS
+
+    def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
+        """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
+        entry = self.decode(key, blob, sensitive, entity)
+        if entry is MISS:
             with contextlib.suppress(*FAULTS):
                 self.client.unlink(self.layout.entry(key))
-            return MISS
+        return entry
+
+    def token_key(self, key: str) -> str:
+        """The invalidation sequence of an entry's shard (read on a miss: the fill token)."""
+        return self.layout.seq(self.layout.shard(key))
+
+    def hit(self, entry: Any, entity: str) -> bool:
+        """Whether a decoded entry is a hit (counted)."""
+        if entry is MISS or entry is None:
+            return False
+        self.counters.add_many(entity, _HIT)
+        return True
+
+    def missed(self, seq: Any, entity: str) -> Miss:
+        """A miss (counted) carrying the sequence read after it, before any database read."""
+        self.counters.add(entity, "misses")
+        return Miss(int(seq or 0))
 
     # --- decorator face -------------------------------------------------------------------
 
     def lookup_entry(self, key: str, entity: str, sensitive: bool) -> Any:
         """``(value, tag ids, expires at)`` or a Miss carrying the sequence; faults raise RedisUnavailable."""
-        shard = self.layout.shard(key)
-        rkey, seq_key = self.layout.entry(key), self.layout.seq(shard)
-        blob, seq = self._run(entity, lambda: self.client.mget(rkey, seq_key))
+        rkey = self.layout.entry(key)
+        blob = self._get(entity, rkey)
         if blob is not None:
-            entry = self._open(key, _bytes(blob), sensitive, entity)
-            if entry is not MISS:
-                self.counters.add_many(entity, {"hits": 1, "hits_redis": 1})
+            entry = self.decode(key, blob, sensitive, entity)
+            if self.hit(entry, entity):
                 return entry
-        self.counters.add(entity, "misses")
-        return Miss(int(seq or 0))
+            with contextlib.suppress(*FAULTS):
+                self.client.unlink(rkey)
+        # the fill token: read after the miss and before the caller reads PostgreSQL, so any
+        # invalidation of a commit the caller's read cannot see has a later sequence
+        seq_key = self.token_key(key)
+        return self.missed(self._run(entity, lambda: self.client.get(seq_key)), entity)
 
     def lookup(self, key: str, entity: str, sensitive: bool) -> Any:
         """One round trip: ``Success(value)``, or a Miss with the sequence (``Miss(None)``: fault)."""
@@ -403,15 +464,25 @@ class RedisCache:
         """Guarded store of already sealed bytes: ``stored``, ``stale`` or ``skipped``."""
         if token is None:
             return "skipped"
+        keys, args = self.fill_args(key, blob, ttl, tag_ids, token)
+        try:
+            stored = self._run(entity, lambda: _FILL(self.client, keys, args))
+        except RedisUnavailable:
+            return "skipped"
+        return self.fill_outcome(stored, entity)
+
+    def fill_args(self, key: str, blob: bytes, ttl: float, tag_ids: Collection[str],
+                  token: Any) -> tuple[list[str], list[bytes | int]]:
+        """KEYS and ARGV of the guarded fill script (all in the entry's shard)."""
         tags = list(tag_ids)
         n = self.layout.shard(key)
         keys = [self.layout.entry(key), self.layout.any(n), *[self.tag_seq_key(t, n) for t in tags],
                 *[self.tag_set_key(t, n) for t in tags]]
         args: list[bytes | int] = [int(token), max(1, int(ttl * 1000)), blob, len(tags)]
-        try:
-            stored = self._run(entity, lambda: _FILL(self.client, keys, args))
-        except RedisUnavailable:
-            return "skipped"
+        return keys, args
+
+    def fill_outcome(self, stored: Any, entity: str) -> str:
+        """``stored`` or ``stale`` from the fill script's answer (counted)."""
         if stored:
             self.counters.add(entity, "sets")
             return "stored"

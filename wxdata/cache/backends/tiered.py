@@ -83,15 +83,28 @@ class TieredCache:
 
     def lookup(self, key: str, entity: str, sensitive: bool) -> Any:
         """``Success`` from memory (with a lease) or Redis; a Miss carries both tiers' tokens."""
-        t1: int | None = None
-        if self.bus.lease_valid():
-            r1 = self.memory.lookup(key, entity, sensitive, count_miss=False)
-            if not isinstance(r1, Miss):
-                return r1
-            t1 = r1.token
+        r1 = self.memory_first(key, entity, sensitive)
+        if type(r1) is Success:
+            return r1
         try:
             r2 = self.redis.lookup_entry(key, entity, sensitive)
         except RedisUnavailable:
+            r2 = None
+        return self.from_redis(key, r1, r2, entity, sensitive)
+
+    def memory_first(self, key: str, entity: str, sensitive: bool) -> Any:
+        """A memory hit (``Success``, only under a lease), else the memory token (None: no lease)."""
+        if self.bus.lease_valid():
+            r1 = self.memory.lookup(key, entity, sensitive, count_miss=False)
+            if type(r1) is not Miss:
+                return r1
+            return r1.token
+        return None
+
+    def from_redis(self, key: str, t1: int | None, r2: Any, entity: str, sensitive: bool) -> Any:
+        """The answer from Redis's (``r2``: an entry, a Miss, or None on a fault), promoting a hit
+        into memory with its own tags and remaining lifetime."""
+        if r2 is None:
             self.counters.add(entity, "misses")
             return Miss((t1, None))
         if isinstance(r2, Miss):
@@ -111,6 +124,12 @@ class TieredCache:
         if t2 is not None:
             status = self.redis.fill_status(key, value, ttl=ttl, tag_ids=tag_ids, token=t2,
                                             entity=entity, sensitive=sensitive)
+        return self.then_memory(status, key, value, ttl=ttl, tag_ids=tag_ids, t1=t1,
+                                entity=entity, sensitive=sensitive)
+
+    def then_memory(self, status: str, key: str, value: Any, *, ttl: float,
+                    tag_ids: Collection[str], t1: int | None, entity: str, sensitive: bool) -> bool:
+        """The memory half of a fill, after Redis answered ``status`` (never after ``stale``)."""
         if status == "stale":
             return False
         stored1 = False
