@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Result, Success
 
+from tests import local_cluster as local
 from tests.conftest import TEST_SCOPE_KEY
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.config import ConfigError, load_settings
@@ -33,7 +34,6 @@ from wxdata.errors import DataError, Internal, Unavailable
 from wxdata.health import register, to_prometheus
 from wxdata.migrate import migrate
 from wxdata.replicas import Consistency, Router, RouterConfig, Strategy, consistency_key, is_replica
-from wxdata.replicas import cluster as local
 from wxdata.replicas.router import _Server
 from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.tx import unit_of_work

@@ -1,7 +1,7 @@
 """Scale-out: one primary and N streaming replicas behind a read/write router with read-your-writes.
 
 See :mod:`wxdata.replicas.router` for the guarantees, :mod:`wxdata.health` for the metrics and
-:mod:`wxdata.replicas.cluster` for the throw-away primary + replica used by tests and benchmarks.
+``tests/local_cluster.py`` for the throw-away primary + replicas used by tests and benchmarks.
 """
 
 from wxdata.replicas.router import (
