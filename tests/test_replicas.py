@@ -34,7 +34,8 @@ from wxdata.errors import DataError, Internal, Unavailable
 from wxdata.health import register, to_prometheus
 from wxdata.migrate import migrate
 from wxdata.replicas import Consistency, Router, RouterConfig, Strategy, consistency_key, is_replica
-from wxdata.replicas.router import _Server
+from wxdata.replicas.ledger import UNKNOWN
+from wxdata.replicas.servers import Routing, Server
 from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.tx import unit_of_work
 
@@ -497,19 +498,19 @@ def test_consistency_keys() -> None:
     assert consistency_key(ExecutionContext(user_id="u-1", role=Role.NURSE)) == "u:u-1"
 
 
-def _bare_router(max_tracked: int, replicas: int) -> Router:
-    return Router(
-        config=RouterConfig(max_tracked=max_tracked, monitor=False),
-        primary=_Server("primary", "primary", "", state="up"),
-        replicas=tuple(_Server(f"replica-{i}", "replica", "", state="up")
-                       for i in range(1, replicas + 1)),
-        settings=load_settings({}),
+def _bare_routing(max_tracked: int, replicas: int) -> Routing:
+    return Routing.of(
+        RouterConfig(max_tracked=max_tracked, monitor=False),
+        Server("primary", "primary", "", state="up"),
+        tuple(Server(f"replica-{i}", "replica", "", state="up") for i in range(1, replicas + 1)),
     )
 
 
 _OPS = st.lists(
     st.one_of(
         st.tuples(st.just("commit"), st.integers(0, 5), st.integers(1, 1000)),
+        st.tuples(st.just("unknown"), st.integers(0, 5), st.just(0)),
+        st.tuples(st.just("resolve"), st.just(0), st.just(0)),
         st.tuples(st.just("replay"), st.integers(0, 2), st.floats(0, 1)),
         st.tuples(st.just("down"), st.integers(0, 2), st.booleans()),
     ),
@@ -522,27 +523,59 @@ _OPS = st.lists(
 def test_a_context_never_needs_less_than_its_last_commit(
     ops: list[tuple[str, int, Any]], max_tracked: int
 ) -> None:
-    """Whatever commits, replays, outages, pruning and evictions: required >= last commit LSN."""
-    r = _bare_router(max_tracked, 3)
+    """Whatever commits, unplaced commits, replays, outages, pruning and evictions: a context is
+    sent to the primary, or to a replica only at or past its last commit."""
+    r = _bare_routing(max_tracked, 3)
     lsn = 0
     last: dict[str, int] = {}
     for op, index, value in ops:
         if op == "commit":
             lsn += value
             key = f"s:{index}"
-            with r._lock:
-                r._record(key, lsn)
+            r.ledger.record(key, lsn)
             last[key] = lsn
+        elif op == "unknown":  # a commit whose position could not be read: it is at least lsn + 1
+            lsn += 1
+            key = f"s:{index}"
+            r.ledger.record(key, UNKNOWN)
+            last[key] = lsn
+        elif op == "resolve":  # the primary answers its probe: every commit so far is before lsn
+            r.primary_status((False, lsn), 0.0)
         else:
             server = r.replicas[index]
             if op == "replay":  # a replica only moves forward, never past what was written
                 server.replay_lsn = max(server.replay_lsn, int(lsn * value))
             else:
                 server.state = "down" if value else "up"
-            with r._lock:
-                r._prune()
-        assert len(r._lsn) <= max_tracked
+            r.prune()
+        assert len(r.ledger.positions) <= max_tracked
         for key, position in last.items():
-            ctx = ExecutionContext(user_id="u", role=Role.NURSE, session_id=key[2:])
-            required = r.required_lsn(ctx)
-            assert required is not None and required >= position
+            replicas, required, _ = r.candidates(key)
+            assert (required is None and not replicas) or (required is not None and required >= position)
+
+
+def test_a_pending_write_keeps_its_context_on_the_primary_until_its_position_is_known() -> None:
+    r = _bare_routing(10, 1)
+    r.replicas[0].pool = object()  # eligible as far as routing goes
+    r.ledger.begin_write("s:a")
+    assert r.candidates("s:a") == ([], None, "pending_write")
+    r.ledger.end_write("s:a", UNKNOWN)
+    assert r.candidates("s:a") == ([], None, "read_your_writes")
+    r.primary_status((False, 500), 0.0)
+    assert r.candidates("s:a") == ([r.replicas[0]], 500, "no_replica")
+    assert r.candidates("s:other") == ([r.replicas[0]], 0, "no_replica")
+
+
+def test_status_rows_set_states_and_taking_down_backs_off() -> None:
+    r = _bare_routing(10, 1)
+    replica = r.replicas[0]
+    r.primary_status((False, 10_000_000_000), 0.0)
+    verdict = r.replica_status(replica, (True, 0, 0, 0.0), 1.0)
+    assert (replica.state, replica.reason) == ("lagging", "lag over max_lag_bytes")
+    assert verdict.changed and verdict.open_pool and verdict.down is None
+    assert r.replica_status(replica, (False, 0, 0, 0.0), 1.0).down is not None
+    r.primary_status((False, 100), 0.0)
+    assert r.replica_status(replica, (True, 100, 100, 0.0), 1.0).new == "up"
+    backoffs = [r.take_down(replica, "test", 0.0) and replica.backoff for _ in range(8)]
+    assert backoffs == sorted(backoffs) and backoffs[-1] == r.config.backoff_max
+    assert replica.state == "down" and r.candidates("s:x")[0] == []
