@@ -19,6 +19,9 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from returns.result import Failure, Success
 
 from tests import test_audit_chain as _chain_tests
@@ -493,3 +496,34 @@ def test_cli_export_report_and_retention(
     assert main(["audit", "--database-url", url, "retention"]) == 0
     assert "would purge" in capsys.readouterr().out
     assert main(["audit", "--database-url", url, "retention", "--phi-years", "5"]) == 2
+
+
+# --- the row shaping shared by the sync and the async export --------------------------------------
+
+_CELLS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
+                   st.lists(st.text(max_size=5), max_size=3))
+
+
+@hyp_settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(_CELLS, _CELLS), max_size=12), split=st.integers(1, 5),
+       json_array=st.booleans())
+def test_encoded_batches_parse_back_to_the_rows_however_they_are_split(
+    rows: list[tuple[Any, Any]], split: int, json_array: bool
+) -> None:
+    from wxdata.audit.export import Encoder
+
+    names = ("a", "b")
+    batches = [rows[i:i + split] for i in range(0, len(rows), split)]
+    enc = Encoder("csv", names)
+    text = enc.head() + "".join(enc.batch(b) for b in batches) + enc.tail()
+    parsed = list(csv.reader(io.StringIO(text, newline="")))
+    assert parsed[0] == list(names) and len(parsed) == len(rows) + 1
+    for cells, row in zip(parsed[1:], rows, strict=True):  # no text cell runs as a formula
+        for cell, value in zip(cells, row, strict=True):
+            assert isinstance(value, int) or not cell.startswith(FORMULA_START)
+            if isinstance(value, str):
+                assert cell == safe_cell(value)
+    enc = Encoder("json", names, json_array)
+    text = enc.head() + "".join(enc.batch(b) for b in batches) + enc.tail()
+    objects = json.loads(text) if json_array else [json.loads(line) for line in text.splitlines()]
+    assert objects == [dict(zip(names, r, strict=True)) for r in rows]
