@@ -19,6 +19,7 @@ from returns.result import Failure
 
 from tests.conftest import student_values
 from wxdata import crud
+from wxdata.core import crud as crud_plans
 from wxdata.audit.denials import OUTSIDE_SCOPE, OUTSIDE_SCOPE_SQL
 from wxdata.bulk import BulkOutcome
 from wxdata.context import ExecutionContext, Purpose, Role
@@ -163,13 +164,13 @@ def test_denial_survives_a_rolled_back_unit_of_work(app_conn, conn, world) -> No
 
 def test_the_check_costs_nothing_on_the_success_path(app_conn, world, monkeypatch) -> None:
     calls: list[tuple[uuid.UUID, ...]] = []
-    real = crud._outside_scope
+    real = crud_plans._outside_scope
 
-    def spy(conn: Conn, ctx: ExecutionContext, entity: Any, ids: tuple[uuid.UUID, ...]) -> bool:
+    def spy(conn: Conn, ctx: ExecutionContext, entity: Any, ids: tuple[uuid.UUID, ...]) -> Any:
         calls.append(ids)
         return real(conn, ctx, entity, ids)
 
-    monkeypatch.setattr(crud, "_outside_scope", spy)
+    monkeypatch.setattr(crud_plans, "_outside_scope", spy)
     ctx = nurse_of(world["a"])
     mine = world["sa"][0]
     assert students.find_by_id(app_conn, ctx, mine.id).unwrap().id == mine.id

@@ -37,7 +37,7 @@ import attrs
 import psycopg
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.log import CHANGES, DISCLOSURES, build_record, write_record, write_surviving
+from wxdata.audit.log import CHANGES, DISCLOSURES, build_record, record_plan, surviving_plan
 from wxdata.audit.ownership import AuditOwner, owning
 from wxdata.audit.record import AuditAction, AuditRecord
 from wxdata.config import settings
@@ -45,8 +45,10 @@ from wxdata.context import ExecutionContext
 from wxdata.errors import DataError
 from wxdata.query.paging import KeysetPage, Page
 from wxdata.schema.spec import Entity, registered
-from wxdata.tx.decorators import TxOptions, run_in_scope, tx_options
-from wxdata.tx.scope import current_scope
+from wxdata.core.drive import run
+from wxdata.core.effects import Call, Plan
+from wxdata.tx.decorators import TxOptions, scope_run_plan, tx_options
+from wxdata.tx.scope import AnyConn, current_scope
 
 log = logging.getLogger("wxdata.audit")
 
@@ -165,15 +167,15 @@ def _success_record(
 
 
 def _record_failure(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
     error: DataError, label: str,
-) -> None:
+) -> Plan[None]:
     denied = error.code == "FORBIDDEN"
     record = build_record(
         ctx, entity, AuditAction.ACCESS_DENIED if denied else action, success=False,
         error=error, metadata={"operation": label, **({"attempted": action.value} if denied else {})},
     )
-    write_surviving(conn, ctx, record)
+    yield from surviving_plan(conn, ctx, record)
 
 
 def _own_records(owner: AuditOwner | None) -> int:
@@ -181,6 +183,95 @@ def _own_records(owner: AuditOwner | None) -> int:
     if owner is None:
         return 0
     return owner.writes_recorded - owner.detached_recorded
+
+
+@attrs.frozen(slots=True)
+class Audit:
+    """What one ``audited`` declaration records (shared by the sync and async decorators)."""
+
+    entity: Entity[Any]
+    action: AuditAction
+    label: str
+    declared: TxOptions | None
+    ids: Extract | None = None
+    subjects: Extract | None = None
+    fields: Sequence[str] | None = None
+
+    @property
+    def disclosure(self) -> bool:
+        """Whether the action discloses data (READ, VIEW, EXPORT, PRINT...)."""
+        return self.action in DISCLOSURES
+
+    def record_success(
+        self, conn: AnyConn, ctx: ExecutionContext, value: Any
+    ) -> Plan[Result[None, DataError]]:
+        """The success record of a call that returned ``value`` (none when nothing disclosed)."""
+        found = extract(self.entity, value, ids=self.ids, subjects=self.subjects,
+                        fields=self.fields)
+        if self.disclosure and not found.anything:
+            return Success(None)
+        if self.disclosure and not (found.ids or found.subjects) and self.label not in _WARNED:
+            _WARNED.add(self.label)  # the operation name only: never a value
+            log.warning("audited %s: no entity or subject ids found in the result; "
+                        "pass ids=/subjects= so the disclosure names its students", self.label)
+        record = _success_record(ctx, self.entity, self.action, found, self.label)
+        return (yield from record_plan(conn, ctx, record, disclosure=self.disclosure))
+
+    def call(
+        self, conn: AnyConn, ctx: ExecutionContext, fn: Callable[[], Any]
+    ) -> Plan[Result[T, DataError]]:
+        """The plan of one audited call: ``fn()`` answers the wrapped function's Result (or an
+        awaitable of it, under the async driver)."""
+        config = settings()
+        result: Result[T, DataError]
+        if not config.audit_enabled:
+            result = yield Call(fn)
+            return result
+        entity, action, label = self.entity, self.action, self.label
+        if self.disclosure:
+            if not (config.audit_phi_access and entity.audit_reads):
+                result = yield Call(fn)
+                return result
+            with owning(label, reads=True) as owner:
+                result = yield Call(fn)
+            if isinstance(result, Success):
+                written = yield from self.record_success(conn, ctx, result.unwrap())
+                # fail closed: no record, no data
+                return result if isinstance(written, Success) else Failure(written.failure())
+            if owner.detached_recorded == 0:
+                yield from _record_failure(conn, ctx, entity, action, result.failure(), label)
+            return result
+
+        if action not in CHANGES or current_scope(conn) is not None:
+            return (yield from self._change(conn, ctx, fn, []))
+
+        last: list[AuditOwner] = []
+        options = self.declared or TxOptions()
+        result = yield from scope_run_plan(
+            conn, ctx, lambda: self._change(conn, ctx, fn, last, fail=False), options,
+            adopt=self.declared,
+        )
+        if isinstance(result, Failure) and (not last or last[0].detached_recorded == 0):
+            yield from _record_failure(conn, ctx, entity, action, result.failure(), label)
+        return result
+
+    def _change(
+        self, conn: AnyConn, ctx: ExecutionContext, fn: Callable[[], Any],
+        last: list[AuditOwner], *, fail: bool = True,
+    ) -> Plan[Result[T, DataError]]:
+        with owning(self.label, reads=False) as owner:
+            last[:] = [owner]
+            result: Result[T, DataError] = yield Call(fn)
+        if isinstance(result, Success):
+            if _own_records(owner) == 0:
+                written = yield from self.record_success(conn, ctx, result.unwrap())
+                if isinstance(written, Failure):
+                    return Failure(written.failure())
+            return result
+        if fail and owner.detached_recorded == 0:
+            yield from _record_failure(conn, ctx, self.entity, self.action, result.failure(),
+                                       self.label)
+        return result
 
 
 def audited(
@@ -199,78 +290,16 @@ def audited(
     the operation recorded in the record's metadata (default: the function's qualified name).
     """
     action = AuditAction(action)
-    disclosure = action in DISCLOSURES
 
     def decorate(fn: Fn[P, T]) -> Fn[P, T]:
-        label = name or f"{fn.__module__}.{fn.__qualname__}"
-        declared = tx_options(fn)
-
-        def record_success(conn: Conn, ctx: ExecutionContext, value: Any) -> Result[None, DataError]:
-            found = extract(entity, value, ids=ids, subjects=subjects, fields=fields)
-            if disclosure and not found.anything:
-                return Success(None)
-            if disclosure and not (found.ids or found.subjects) and label not in _WARNED:
-                _WARNED.add(label)  # the operation name only: never a value
-                log.warning("audited %s: no entity or subject ids found in the result; "
-                            "pass ids=/subjects= so the disclosure names its students", label)
-            record = _success_record(ctx, entity, action, found, label)
-            return write_record(conn, ctx, record, disclosure=disclosure)
+        audit = Audit(entity, action, name or f"{fn.__module__}.{fn.__qualname__}",
+                      tx_options(fn), ids, subjects, fields)
 
         @functools.wraps(fn)
         def wrapper(
             conn: Conn, ctx: ExecutionContext, /, *args: P.args, **kwargs: P.kwargs
         ) -> Result[T, DataError]:
-            config = settings()
-            if not config.audit_enabled:
-                return fn(conn, ctx, *args, **kwargs)
-            if disclosure:
-                if not (config.audit_phi_access and entity.audit_reads):
-                    return fn(conn, ctx, *args, **kwargs)
-                with owning(label, reads=True) as owner:
-                    result = fn(conn, ctx, *args, **kwargs)
-                if isinstance(result, Success):
-                    written = record_success(conn, ctx, result.unwrap())
-                    if isinstance(written, Failure):  # fail closed: no record, no data
-                        return Failure(written.failure())
-                    return result
-                if owner.detached_recorded == 0:
-                    _record_failure(conn, ctx, entity, action, result.failure(), label)
-                return result
-
-            if action not in CHANGES or current_scope(conn) is not None:
-                with owning(label, reads=False) as owner:
-                    result = fn(conn, ctx, *args, **kwargs)
-                if isinstance(result, Success):
-                    if _own_records(owner) == 0:
-                        written = record_success(conn, ctx, result.unwrap())
-                        if isinstance(written, Failure):
-                            return Failure(written.failure())
-                    return result
-                if owner.detached_recorded == 0:
-                    _record_failure(conn, ctx, entity, action, result.failure(), label)
-                return result
-
-            last: list[AuditOwner] = []
-
-            def body() -> Result[T, DataError]:
-                with owning(label, reads=False) as owner:
-                    last[:] = [owner]
-                    result = fn(conn, ctx, *args, **kwargs)
-                if isinstance(result, Success) and _own_records(owner) == 0:
-                    written = record_success(conn, ctx, result.unwrap())
-                    if isinstance(written, Failure):
-                        return Failure(written.failure())
-                return result
-
-            options = declared or TxOptions()
-            result = run_in_scope(
-                conn, ctx, body, isolation=options.isolation, read_only=options.read_only,
-                deferrable=options.deferrable, retries=options.retries, audit=options.audit,
-                adopt=declared,
-            )
-            if isinstance(result, Failure) and (not last or last[0].detached_recorded == 0):
-                _record_failure(conn, ctx, entity, action, result.failure(), label)
-            return result
+            return run(conn, audit.call(conn, ctx, lambda: fn(conn, ctx, *args, **kwargs)))
 
         return wrapper
 

@@ -21,16 +21,15 @@ disclosures) nothing is written and the result is ``Success(None)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
 from wxdata.audit.diff import diff, split
-from wxdata.audit.lanes import write_detached
 from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
@@ -46,10 +45,13 @@ from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity, lookup
 from wxdata.tx.decorators import UNRECORDED
-from wxdata.tx.scope import current_scope
+from wxdata.core.drive import run
+from wxdata.core.effects import Detached, Execute, Plan
+from wxdata.tx.scope import AnyConn, current_scope
 
 Conn = psycopg.Connection[Any]
 Result_ = Result[None, DataError]
+P = ParamSpec("P")
 
 #: Actions that disclose data (replayed on lane 2 when their unit of work rolls back).
 DISCLOSURES = frozenset({AuditAction.READ, AuditAction.VIEW, AuditAction.EXPORT,
@@ -59,18 +61,6 @@ CHANGES = frozenset({AuditAction.CREATE, AuditAction.UPDATE, AuditAction.DELETE,
                      AuditAction.RESTORE, AuditAction.BULK_CREATE, AuditAction.BULK_UPDATE,
                      AuditAction.BULK_DELETE, AuditAction.IMPORT})
 BULK = frozenset({AuditAction.BULK_CREATE, AuditAction.BULK_UPDATE, AuditAction.BULK_DELETE})
-
-_CURSOR = "_wxdata_audit_cursor"
-
-
-def _cursor(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
-    """A tuple-row cursor kept on the connection itself (it lives and dies with it)."""
-    cur: psycopg.Cursor[tuple[Any, ...]] | None = conn.__dict__.get(_CURSOR)
-    if cur is None or cur.closed:
-        cur = conn.cursor(row_factory=tuple_row)
-        conn.__dict__[_CURSOR] = cur
-    return cur
-
 
 def _unique(values: Iterable[UUID | None]) -> tuple[UUID, ...]:
     return tuple(dict.fromkeys(v for v in values if v is not None))
@@ -117,29 +107,35 @@ def build_record(
     )
 
 
-def write_record(
-    conn: Conn, ctx: ExecutionContext, record: AuditRecord, *, disclosure: bool = False
-) -> Result_:
+def detached_plan(ctx: ExecutionContext, record: AuditRecord) -> Plan[bool]:
+    """Write ``record`` on lane 2; whether it was committed."""
+    kept: bool = yield Detached(ctx, record)
+    return kept
+
+
+def record_plan(
+    conn: AnyConn, ctx: ExecutionContext, record: AuditRecord, *, disclosure: bool = False
+) -> Plan[Result_]:
     """Write a success-path record on the lane the connection's state calls for (module doc)."""
     scope = current_scope(conn)
     if scope is not None and scope.read_only:
-        return write_surviving(conn, ctx, record)
+        return (yield from surviving_plan(conn, ctx, record))
     try:
-        _cursor(conn).execute(insert_sql(), params(ctx, record), prepare=settings().prepare)
+        yield Execute(insert_sql(), params(ctx, record), settings().prepare, "audit")
     except psycopg.Error as exc:
         return Failure(from_db_error(exc, "AuditLog"))
     if scope is not None and disclosure:
-        scope.replay_on_rollback(lambda: write_detached(conn, ctx, record))
+        scope.replay_on_rollback(lambda: detached_plan(ctx, record))
     return Success(None)
 
 
-def write_surviving(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> Result_:
+def surviving_plan(conn: AnyConn, ctx: ExecutionContext, record: AuditRecord) -> Plan[Result_]:
     """Write a record on lane 2: committed at once, whatever happens to ``conn``'s transaction.
 
     ``Failure(Unavailable)`` when it could not be committed: a disclosure must then not hand out
     its data; a failure or denial returns its own Failure all the same (the loss is counted).
     """
-    if write_detached(conn, ctx, record):
+    if (yield Detached(ctx, record)):
         return Success(None)
     return Failure(UNRECORDED)
 
@@ -167,10 +163,10 @@ def _subject_of(entity: Entity[Any], entity_id: UUID | None,
     return None
 
 
-def log_create(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
+def create_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
     values: Mapping[str, Any], *, subject: UUID | None = None,
-) -> Result_:
+) -> Plan[Result_]:
     """Record a row created by hand-written SQL, with a redacted snapshot of its values."""
     if not _on():
         return Success(None)
@@ -180,14 +176,14 @@ def log_create(
         subjects=(_subject_of(entity, entity_id, values, subject),),
         changes=snapshot, new_values=snapshot,
     )
-    return write_record(conn, ctx, record)
+    return (yield from record_plan(conn, ctx, record))
 
 
-def log_read(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID], *,
+def read_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID], *,
     subjects: Iterable[UUID] = (), fields: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> Result_:
+) -> Plan[Result_]:
     """Record a disclosure of rows ``ids`` (of students ``subjects``); fields default to all."""
     if not _disclosures_on():
         return Success(None)
@@ -199,13 +195,13 @@ def log_read(
         ctx, entity, AuditAction.READ, ids=ids, subjects=subject_ids,
         fields=entity.column_names if fields is None else fields, metadata=metadata,
     )
-    return write_record(conn, ctx, record, disclosure=True)
+    return (yield from record_plan(conn, ctx, record, disclosure=True))
 
 
-def log_update(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
+def update_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
     before: Mapping[str, Any], after: Mapping[str, Any], *, subject: UUID | None = None,
-) -> Result_:
+) -> Plan[Result_]:
     """Record an update with its by-value, redacted diff (unchanged fields absent)."""
     if not _on():
         return Success(None)
@@ -216,13 +212,13 @@ def log_update(
         subjects=(_subject_of(entity, entity_id, {**before, **after}, subject),),
         changes=changes, previous_values=previous, new_values=new,
     )
-    return write_record(conn, ctx, record)
+    return (yield from record_plan(conn, ctx, record))
 
 
-def log_delete(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
+def delete_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID,
     values: Mapping[str, Any] | None = None, *, subject: UUID | None = None,
-) -> Result_:
+) -> Plan[Result_]:
     """Record a deletion, with a redacted snapshot of the row when given."""
     if not _on():
         return Success(None)
@@ -231,14 +227,14 @@ def log_delete(
         subjects=(_subject_of(entity, entity_id, values, subject),),
         previous_values=redact_row(entity, values) if values is not None else None,
     )
-    return write_record(conn, ctx, record)
+    return (yield from record_plan(conn, ctx, record))
 
 
-def log_bulk(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+def bulk_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
     ids: Iterable[UUID], *, subjects: Iterable[UUID] = (),
     values: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
-) -> Result_:
+) -> Plan[Result_]:
     """Record a bulk change under its own action (BULK_CREATE stays BULK_CREATE) with every id."""
     if action not in BULK:
         raise ValueError(f"log_bulk takes a BULK_* action, not {action}")
@@ -253,14 +249,14 @@ def log_bulk(
         new_values=redact_row(entity, values) if values is not None else None,
         metadata={"count": len(ids), **(metadata or {})},
     )
-    return write_record(conn, ctx, record)
+    return (yield from record_plan(conn, ctx, record))
 
 
-def log_export(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any], *, ids: Iterable[UUID] = (),
+def export_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], *, ids: Iterable[UUID] = (),
     subjects: Iterable[UUID] = (), fields: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> Result_:
+) -> Plan[Result_]:
     """Record an export (a disclosure of many rows: a file, a report) and whose data it held."""
     if not _disclosures_on():
         return Success(None)
@@ -268,13 +264,13 @@ def log_export(
         ctx, entity, AuditAction.EXPORT, ids=ids, subjects=subjects,
         fields=entity.column_names if fields is None else fields, metadata=metadata,
     )
-    return write_record(conn, ctx, record, disclosure=True)
+    return (yield from record_plan(conn, ctx, record, disclosure=True))
 
 
-def log_transaction(
-    conn: Conn, ctx: ExecutionContext, *, committed: bool, unit_id: UUID | None = None,
+def transaction_plan(
+    conn: AnyConn, ctx: ExecutionContext, *, committed: bool, unit_id: UUID | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> Result_:
+) -> Plan[Result_]:
     """Record a unit of work's outcome: COMMIT in the transaction, ROLLBACK on lane 2.
 
     ``entity_id`` stays empty (a transaction is not a row; the original wrote ``txn_...`` strings
@@ -290,29 +286,29 @@ def log_transaction(
         severity=AuditSeverity.LOW if committed else AuditSeverity.MEDIUM,
     )
     if committed:
-        return write_record(conn, ctx, record)
-    return write_surviving(conn, ctx, record)
+        return (yield from record_plan(conn, ctx, record))
+    return (yield from surviving_plan(conn, ctx, record))
 
 
-def log_failure(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | str, action: AuditAction,
+def failure_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any] | str, action: AuditAction,
     error: DataError, *, entity_id: UUID | None = None, subjects: Iterable[UUID] = (),
-) -> Result_:
+) -> Plan[Result_]:
     """Record a failed operation on lane 2 (a Forbidden error is recorded as ACCESS_DENIED)."""
     if error.code == "FORBIDDEN":
-        return log_access_denied(conn, ctx, entity, action, error=error, entity_id=entity_id,
-                                 subjects=subjects)
+        return (yield from denied_plan(conn, ctx, entity, action, error=error,
+                                       entity_id=entity_id, subjects=subjects))
     if not _on():
         return Success(None)
     record = build_record(ctx, entity, action, success=False, error=error,
                           ids=(entity_id,), subjects=subjects)
-    return write_surviving(conn, ctx, record)
+    return (yield from surviving_plan(conn, ctx, record))
 
 
-def log_access_denied(
-    conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | str, action: AuditAction, *,
+def denied_plan(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any] | str, action: AuditAction, *,
     error: DataError | None = None, entity_id: UUID | None = None, subjects: Iterable[UUID] = (),
-) -> Result_:
+) -> Plan[Result_]:
     """Record a denied attempt at ``action`` on lane 2 (ACCESS_DENIED, severity HIGH)."""
     if not _on():
         return Success(None)
@@ -320,4 +316,38 @@ def log_access_denied(
         ctx, entity, AuditAction.ACCESS_DENIED, success=False, error=error,
         ids=(entity_id,), subjects=subjects, metadata={"attempted": action.value},
     )
-    return write_surviving(conn, ctx, record)
+    return (yield from surviving_plan(conn, ctx, record))
+
+
+# --- the sync API: each plan run on a sync connection -----------------------------------------
+
+
+def write_record(
+    conn: Conn, ctx: ExecutionContext, record: AuditRecord, *, disclosure: bool = False
+) -> Result_:
+    """Write a success-path record on the lane the connection's state calls for (module doc)."""
+    return run(conn, record_plan(conn, ctx, record, disclosure=disclosure))
+
+
+def write_surviving(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> Result_:
+    """Write a record on lane 2 (see :func:`surviving_plan`)."""
+    return run(conn, surviving_plan(conn, ctx, record))
+
+
+def _sync(plan: Callable[Concatenate[AnyConn, P], Plan[Result_]]) -> Callable[Concatenate[Conn, P], Result_]:
+    @functools.wraps(plan)
+    def call(conn: Conn, /, *args: P.args, **kwargs: P.kwargs) -> Result_:
+        return run(conn, plan(conn, *args, **kwargs))
+
+    return call
+
+
+log_create = _sync(create_plan)
+log_read = _sync(read_plan)
+log_update = _sync(update_plan)
+log_delete = _sync(delete_plan)
+log_bulk = _sync(bulk_plan)
+log_export = _sync(export_plan)
+log_transaction = _sync(transaction_plan)
+log_failure = _sync(failure_plan)
+log_access_denied = _sync(denied_plan)

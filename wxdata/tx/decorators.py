@@ -21,19 +21,23 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 import psycopg
-from returns.result import Failure, Result
+from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
+from wxdata.core.drive import run
+from wxdata.core.effects import Call, Plan, Sleep
+from wxdata.core.steps import within
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, Retryable, Unavailable, from_db_error
 from wxdata.tx.scope import (
     _RANK,
     DisclosureNotRecorded,
     Isolation,
+    AnyConn,
     Scope,
     ScopeError,
     current_scope,
-    unit_of_work,
+    scope_plan,
 )
 
 P = ParamSpec("P")
@@ -43,14 +47,6 @@ Conn = psycopg.Connection[Any]
 
 #: Default number of retries of the outermost scope on 40001/40P01.
 DEFAULT_RETRIES = 3
-
-
-class _FailureSignal(Exception):
-    """Carries a Failure out of the ``with`` block so the scope rolls back (never escapes)."""
-
-    def __init__(self, result: Result[Any, Any]) -> None:
-        super().__init__("failure")
-        self.result = result
 
 
 @attrs.frozen(slots=True)
@@ -73,11 +69,107 @@ def backoff_delay(attempt: int, base: float = 0.01, cap: float = 1.0) -> float:
 UNRECORDED = Unavailable(reason="audit lane 2 unavailable: a disclosure could not be recorded")
 
 
-def _body_result(body: Callable[[], Result[T, DataError]]) -> Result[T, DataError]:
+def _body_result(body: Callable[[], Any]) -> Plan[Result[T, DataError]]:
     try:
-        return body()
+        result: Result[T, DataError] = yield Call(body)
     except psycopg.Error as exc:
         return Failure(from_db_error(exc))
+    return result
+
+
+def _attempt(
+    conn: AnyConn, ctx: ExecutionContext, body: Callable[[], Any], options: TxOptions,
+    adopt: object | None,
+) -> Plan[tuple[Result[T, DataError], Scope | None]]:
+    """One run of ``body`` in its own level: (its Result, the outermost scope if opened here).
+
+    A Failure or a doomed transaction rolls the level back; a database error (COMMIT's included)
+    becomes a Failure.
+    """
+    opened: list[Scope] = []
+
+    def inside(scope: Scope) -> Plan[Result[T, DataError]]:
+        if scope.depth == 1:
+            opened.append(scope)
+            scope.frames[-1].adopt = adopt
+        result: Result[T, DataError] = yield Call(body)
+        if isinstance(result, Failure):
+            raise _Rollback(result)
+        if scope.depth == 1 and scope.doomed is not None:
+            raise _Rollback(Failure(scope.doomed))
+        return result
+
+    sub = scope_plan(conn, ctx, isolation=options.isolation, read_only=options.read_only,
+                     deferrable=options.deferrable, audit=options.audit and adopt is not _NESTED)
+    try:
+        done = yield from within(sub, inside)
+    except _Rollback as signal:
+        return signal.result, opened[0] if opened else None
+    except psycopg.Error as exc:
+        return Failure(from_db_error(exc)), opened[0] if opened else None
+    if done is None:  # the body raised RollbackScope: rolled back quietly, nothing to answer
+        raise ScopeError("RollbackScope escaped a transactional body: return a Failure instead")
+    return done, opened[0] if opened else None
+
+
+class _Rollback(Exception):  # noqa: N818 - internal: rolls the level back with this Result
+    """Carries a Failure out of a level so that the level rolls back (never escapes)."""
+
+    def __init__(self, result: Result[Any, DataError]) -> None:
+        super().__init__("rollback")
+        self.result = result
+
+
+_NESTED = object()
+
+
+def scope_run_plan(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    body: Callable[[], Any],
+    options: TxOptions,
+    *,
+    adopt: object | None = None,
+    token: object | None = None,
+) -> Plan[Result[T, DataError]]:
+    """The plan of :func:`run_in_scope`: ``body()`` answers a Result, a plan answering one, or
+    (under the async driver) an awaitable of one."""
+    if options.retries < 0:
+        raise ValueError("retries must be >= 0")
+    scope = current_scope(conn)
+    if scope is not None:
+        top = scope.frames[-1]
+        if token is not None and top.adopt is token:
+            top.adopt = None
+            if _RANK[options.isolation] > _RANK[scope.isolation]:
+                raise ScopeError(f"adopted scope has weaker isolation than {options.isolation}")
+            return (yield from _body_result(body))
+        result: Result[T, DataError]
+        result, _ = yield from _attempt(conn, ctx, body, options, _NESTED)
+        if scope.unrecorded:  # the savepoint's disclosures lost their records: fail closed
+            return Failure(UNRECORDED)
+        if isinstance(result, Failure) and isinstance(result.failure(), Retryable):
+            scope.doom(result.failure())
+        return result
+
+    attempt = 0
+    while True:
+        reset = telemetry.attempt.set(attempt)
+        try:
+            result, opened = yield from _attempt(conn, ctx, body, options, adopt)
+        except DisclosureNotRecorded:
+            return Failure(UNRECORDED)
+        finally:
+            telemetry.attempt.reset(reset)
+        if isinstance(result, Success):
+            return result
+        if opened is not None and opened.unrecorded:  # rolled back, a disclosure lost its record
+            return Failure(UNRECORDED)
+        error = result.failure()
+        if not isinstance(error, Retryable) or attempt >= options.retries:
+            return result
+        yield Sleep(backoff_delay(attempt))
+        attempt += 1
 
 
 def run_in_scope(
@@ -101,64 +193,8 @@ def run_in_scope(
     ``adopt=x`` lets the first nested call presenting ``token=x`` run in that level without a
     savepoint (the adopter's Result decides for both).
     """
-    if retries < 0:
-        raise ValueError("retries must be >= 0")
-    scope = current_scope(conn)
-    if scope is not None:
-        top = scope.frames[-1]
-        if token is not None and top.adopt is token:
-            top.adopt = None
-            if _RANK[isolation] > _RANK[scope.isolation]:
-                raise ScopeError(f"adopted scope has weaker isolation than {isolation}")
-            return _body_result(body)
-        try:
-            with unit_of_work(conn, ctx, isolation=isolation, read_only=read_only,
-                              deferrable=deferrable):
-                result = body()
-                if isinstance(result, Failure):
-                    raise _FailureSignal(result)
-            return result
-        except _FailureSignal as signal:
-            result = signal.result
-        except psycopg.Error as exc:
-            result = Failure(from_db_error(exc))
-        if scope.unrecorded:  # the savepoint's disclosures lost their records: fail closed
-            return Failure(UNRECORDED)
-        error = result.failure()
-        if isinstance(error, Retryable):
-            scope.doom(error)
-        return result
-
-    attempt = 0
-    while True:
-        token = telemetry.attempt.set(attempt)
-        units: list[Scope] = []
-        try:
-            with unit_of_work(conn, ctx, isolation=isolation, read_only=read_only,
-                              deferrable=deferrable, audit=audit) as opened:
-                units.append(opened)
-                opened.frames[-1].adopt = adopt
-                result = body()
-                if isinstance(result, Failure):
-                    raise _FailureSignal(result)
-                if opened.doomed is not None:
-                    raise _FailureSignal(Failure(opened.doomed))
-            return result
-        except _FailureSignal as signal:
-            result = signal.result
-        except psycopg.Error as exc:
-            result = Failure(from_db_error(exc))
-        except DisclosureNotRecorded:
-            return Failure(UNRECORDED)
-        finally:
-            telemetry.attempt.reset(token)
-        if units and units[0].unrecorded:  # rolled back, and a disclosure lost its record
-            return Failure(UNRECORDED)
-        error = result.failure()
-        if not isinstance(error, Retryable) or attempt >= retries:
-            return result
-        sleep(backoff_delay(attempt))
-        attempt += 1
+    options = TxOptions(isolation, read_only, deferrable, retries, audit)
+    return run(conn, scope_run_plan(conn, ctx, body, options, adopt=adopt, token=token), sleep)
 
 
 def transactional(

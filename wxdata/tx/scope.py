@@ -30,16 +30,21 @@ happens, including a connection killed mid-transaction.
 
 A connection belongs to one thread at a time: a scope remembers its owner and any use from another
 thread raises :class:`ConcurrentUseError` (a programming error, never a Result).
+
+Every decision is a plan (:mod:`wxdata.core`): :func:`scope_plan` opens and closes a level,
+suspending while the caller's block runs; :func:`unit_of_work` drives it on a sync connection and
+:func:`wxdata.aio.unit_of_work` on an async one. The scope lives in the connection's state
+(:mod:`wxdata._connstate`).
 """
 
 from __future__ import annotations
 
 import enum
+import inspect
 import itertools
 import logging
 import threading
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,8 +55,12 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from wxdata import telemetry
+from wxdata import _connstate, telemetry
+from wxdata._connstate import RoleFacts
 from wxdata.config import Settings, settings
+from wxdata.core.drive import run
+from wxdata.core.effects import Command, ConnFacts, Execute, Hooks, Pipeline, Plan, Probe, Suspend
+from wxdata.core.steps import enter, leave
 from wxdata.context import ExecutionContext, context_age_error, context_settings
 from wxdata.errors import ContextRefused, DataError, Forbidden, Unavailable
 from wxdata.safelog import log_error
@@ -59,8 +68,10 @@ from wxdata.tx.token import fingerprint, scope_key, scope_token
 
 log = logging.getLogger("wxdata.tx")
 
-Hook = Callable[[], None]
+#: A hook: a callable; under the async API it may return an awaitable (awaited).
+Hook = Callable[[], Any]
 Conn = psycopg.Connection[Any]
+AnyConn = psycopg.Connection[Any] | psycopg.AsyncConnection[Any]
 
 
 class Isolation(enum.StrEnum):
@@ -109,7 +120,7 @@ class _Frame:
 class Scope:
     """The live unit of work of a connection: its frames, owner thread, context and options."""
 
-    conn: Conn
+    conn: AnyConn
     ctx: ExecutionContext
     owner: int
     read_only: bool = False
@@ -135,18 +146,21 @@ class Scope:
         """Run ``hook`` after this scope level (or an enclosing one) rolls back."""
         self.frames[-1].rollback_hooks.append(hook)
 
-    def replay_on_rollback(self, write: Callable[[], bool]) -> None:
-        """At rollback, re-write a disclosure record that rode in this level (``write`` -> kept?).
+    def replay_on_rollback(self, write: Callable[[], Any]) -> None:
+        """At rollback, re-write a disclosure record that rode in this level.
 
-        When ``write`` answers False (or raises) the disclosure has no record: the unit of work
-        can no longer succeed, and its outermost level raises :class:`DisclosureNotRecorded`
-        instead of ending quietly or committing.
+        ``write()`` answers whether the record was kept: a bool, or a plan answering one (run by
+        the connection's driver, sync or async). When it answers False (or raises) the disclosure
+        has no record: the unit of work can no longer succeed, and its outermost level raises
+        :class:`DisclosureNotRecorded` instead of ending quietly or committing.
         """
 
-        def hook() -> None:
-            kept = False
+        def hook() -> Plan[None]:
+            kept: Any = False
             try:
                 kept = write()
+                if inspect.isgenerator(kept):
+                    kept = yield from kept
             finally:
                 if not kept:
                     self.unrecorded += 1
@@ -167,18 +181,18 @@ class Scope:
             self.doomed = error
 
 
-_SCOPES: weakref.WeakKeyDictionary[Conn, Scope] = weakref.WeakKeyDictionary()
-
-
-def current_scope(conn: Conn) -> Scope | None:
+def current_scope(conn: AnyConn) -> Scope | None:
     """The open unit of work on ``conn``, checking it is used from its owner thread."""
-    scope = _SCOPES.get(conn)
+    state = _connstate.peek(conn)
+    if state is None:
+        return None
+    scope: Scope | None = state.scope
     if scope is not None and scope.owner != threading.get_ident():
         raise ConcurrentUseError("connection used by two threads at once")
     return scope
 
 
-def in_scope(conn: Conn) -> bool:
+def in_scope(conn: AnyConn) -> bool:
     """True while a unit of work is open on ``conn``."""
     return current_scope(conn) is not None
 
@@ -220,17 +234,6 @@ def context_statement(
     return f"SELECT {calls}", params
 
 
-@attrs.frozen(slots=True)
-class _ConnState:
-    """What wxdata learnt about a connection on its first use (cached per connection)."""
-
-    privileged: bool
-    fingerprint: str | None  # the database's scope-key fingerprint; None: none installed
-    migrated: bool  # whether the database has the signed-scope functions
-
-
-_STATE: weakref.WeakKeyDictionary[psycopg.Connection[Any], _ConnState] = weakref.WeakKeyDictionary()
-
 _PRIVILEGED_SQL = (
     "SELECT r.rolsuper OR r.rolbypassrls OR EXISTS ("
     " SELECT 1 FROM pg_catalog.pg_class c WHERE c.relrowsecurity AND NOT c.relforcerowsecurity"
@@ -238,6 +241,7 @@ _PRIVILEGED_SQL = (
     " pg_catalog.to_regprocedure('public.wxdata_scope_key_fingerprint()') IS NOT NULL"
     " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user"
 )
+_FINGERPRINT_SQL = "SELECT public.wxdata_scope_key_fingerprint()"
 
 PRIVILEGED_REASON = (
     "the database role bypasses row-level security (superuser, BYPASSRLS, or owner of a table "
@@ -247,34 +251,34 @@ PRIVILEGED_REASON = (
 )
 
 
-def _state(conn: Conn) -> _ConnState:
-    known = _STATE.get(conn)
+def role_facts(conn: AnyConn) -> Plan[RoleFacts]:
+    """What the connection's role may do, asked once per connection (two statements at most)."""
+    state = _connstate.of(conn)
+    known = state.role
     if known is None:
-        row = conn.execute(_PRIVILEGED_SQL).fetchone()
-        privileged = bool(row and row[0])
-        migrated = bool(row and row[1])
-        fingerprint = None
+        rows = yield Execute(_PRIVILEGED_SQL, slot="role")
+        privileged = bool(rows and rows[0][0])
+        migrated = bool(rows and rows[0][1])
+        fingerprint_ = None
         if migrated and not privileged:
-            found = conn.execute("SELECT public.wxdata_scope_key_fingerprint()").fetchone()
-            fingerprint = found[0] if found else None
-        known = _ConnState(privileged=privileged, fingerprint=fingerprint, migrated=migrated)
-        _STATE[conn] = known
+            found = yield Execute(_FINGERPRINT_SQL, slot="role")
+            fingerprint_ = found[0][0] if found else None
+        known = RoleFacts(privileged=privileged, fingerprint=fingerprint_, migrated=migrated)
+        state.role = known
     return known
 
 
 def bypasses_row_security(conn: Conn) -> bool:
     """Whether the connection's role ignores row-level security: superuser, BYPASSRLS, or owner of
     a row-secured table that does not FORCE it. Cached per connection."""
-    return _state(conn).privileged
+    return run(conn, role_facts(conn)).privileged
 
 
 def _allow_privileged() -> bool:
-    from wxdata.config import settings
-
     return settings().allow_privileged_connection
 
 
-def _key_for(state: _ConnState) -> bytes:
+def _key_for(state: RoleFacts) -> bytes:
     """The scope key, checked against the database's; ContextRefused (Unavailable) otherwise."""
     key = scope_key()
     if not state.migrated:
@@ -303,7 +307,13 @@ class PreparedContext:
     params: dict[str, str]
 
 
-def prepare_context(conn: Conn, ctx: ExecutionContext) -> PreparedContext:
+def _refusal(facts: RoleFacts, ctx: ExecutionContext) -> DataError | None:
+    if facts.privileged and not ctx.is_system and not _allow_privileged():
+        return Forbidden(entity="connection", reason=PRIVILEGED_REASON)
+    return None
+
+
+def prepare_plan(conn: AnyConn, ctx: ExecutionContext) -> Plan[PreparedContext]:
     """The one place a context meets a connection: refuse or build its ``set_config`` statement.
 
     Raises :class:`~wxdata.errors.ContextRefused` (a ``psycopg.Error`` carrying the DataError):
@@ -314,15 +324,26 @@ def prepare_context(conn: Conn, ctx: ExecutionContext) -> PreparedContext:
     - ``Unavailable`` when wxdata has no scope key or its key is not the database's.
     """
     check_context(ctx)
-    state = _state(conn)
-    if state.privileged:
-        refusal = context_refusal(conn, ctx)
+    facts = yield from role_facts(conn)
+    if facts.privileged:
+        refusal = _refusal(facts, ctx)
         if refusal is not None:
             raise ContextRefused(refusal)
         sql_text, params = context_statement(ctx, None)
         return PreparedContext(True, sql_text, params)
-    sql_text, params = context_statement(ctx, _key_for(state))
+    sql_text, params = context_statement(ctx, _key_for(facts))
     return PreparedContext(False, sql_text, params)
+
+
+def prepare_context(conn: Conn, ctx: ExecutionContext) -> PreparedContext:
+    """:func:`prepare_plan` on a sync connection."""
+    return run(conn, prepare_plan(conn, ctx))
+
+
+def refusal_plan(conn: AnyConn, ctx: ExecutionContext) -> Plan[DataError | None]:
+    """``Forbidden`` when ``ctx`` may not act on ``conn`` (see :func:`context_refusal`)."""
+    facts = yield from role_facts(conn)
+    return _refusal(facts, ctx)
 
 
 def context_refusal(conn: Conn, ctx: ExecutionContext) -> DataError | None:
@@ -332,17 +353,13 @@ def context_refusal(conn: Conn, ctx: ExecutionContext) -> DataError | None:
     :func:`prepare_context` applies it to every statement and unit of work; reads served from the
     cache (no statement at all) ask it directly.
     """
-    if _state(conn).privileged and not ctx.is_system and not _allow_privileged():
-        return Forbidden(entity="connection", reason=PRIVILEGED_REASON)
-    return None
+    return run(conn, refusal_plan(conn, ctx))
 
 
-def check_connection(conn: Conn) -> bool:
-    """Learn the connection's role (cached) and log a WARNING when it bypasses row security.
-
-    Called on every connect and pooled connection open; returns whether the role is privileged.
-    """
-    if not _state(conn).privileged:
+def check_plan(conn: AnyConn) -> Plan[bool]:
+    """Learn the connection's role (cached) and log a WARNING when it bypasses row security."""
+    facts = yield from role_facts(conn)
+    if not facts.privileged:
         return False
     if _allow_privileged():
         log.warning(
@@ -357,6 +374,14 @@ def check_connection(conn: Conn) -> bool:
     return True
 
 
+def check_connection(conn: Conn) -> bool:
+    """Learn the connection's role (cached) and log a WARNING when it bypasses row security.
+
+    Called on every connect and pooled connection open; returns whether the role is privileged.
+    """
+    return run(conn, check_plan(conn))
+
+
 def begin_statement(isolation: Isolation | None, read_only: bool, deferrable: bool) -> str:
     """The BEGIN text for the options (constant strings only)."""
     parts = ["BEGIN"]
@@ -367,18 +392,6 @@ def begin_statement(isolation: Isolation | None, read_only: bool, deferrable: bo
     if deferrable:
         parts.append("DEFERRABLE")
     return " ".join(parts)
-
-
-def _run_hooks(hooks: list[Hook]) -> None:
-    for hook in hooks:
-        try:
-            hook()
-        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; a hook failing must not undo or hide the transaction's outcome
-            log_error(log, "transaction hook failed (the transaction outcome stands)", exc)
-
-
-def _aborted(conn: Conn) -> bool:
-    return conn.info.transaction_status == TransactionStatus.INERROR
 
 
 def check_context(ctx: ExecutionContext) -> None:
@@ -399,7 +412,7 @@ POOLER_UNSAFE = (
 )
 
 
-def may_name_statements(conn: Conn, config: Settings | None = None) -> bool:
+def may_name_statements(conn: AnyConn, config: Settings | None = None) -> bool:
     """True when ``conn`` must be refused: behind a transaction pooler, it may prepare statements.
 
     psycopg names any statement run ``prepare_threshold`` times (BEGIN and COMMIT included); the
@@ -409,23 +422,192 @@ def may_name_statements(conn: Conn, config: Settings | None = None) -> bool:
     return conn.prepare_threshold is not None and (config or settings()).transaction_pooled
 
 
-def _begin(conn: Conn, ctx: ExecutionContext, statement: str) -> None:
+def _begin(conn: AnyConn, ctx: ExecutionContext, statement: str) -> Plan[None]:
     """BEGIN and the context's set_config in one pipelined round trip (after the checks: the
     context and the role, and behind a transaction pooler that the connection names no statement)."""
-    prepared = prepare_context(conn, ctx)
+    prepared = yield from prepare_plan(conn, ctx)
     if may_name_statements(conn):
         raise ScopeError(POOLER_UNSAFE)
+    yield Pipeline((Execute(statement),
+                    Execute(prepared.sql, prepared.params, settings().prepare, "context")))
+
+
+def _savepoint(verb: str, name: str) -> Command:
+    return Command(sql.SQL(verb + " {}").format(sql.Identifier(name)))
+
+
+def scope_plan(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    *,
+    isolation: Isolation | None = None,
+    read_only: bool = False,
+    deferrable: bool = False,
+    audit: bool = False,
+) -> Plan[None]:
+    """One level of a unit of work: opens it, suspends with the :class:`Scope` while the caller's
+    block runs, then commits/releases (resumed with None) or rolls back (resumed with the block's
+    exception; :class:`RollbackScope` is swallowed). See :func:`unit_of_work`."""
+    scope = current_scope(conn)
+    if scope is None:
+        facts: ConnFacts = yield Probe()
+        if not facts.autocommit:
+            raise ScopeError("wxdata units of work need an autocommit connection")
+        if not facts.idle:
+            raise ScopeError("the connection is already inside a transaction wxdata did not open")
+        scope = Scope(conn=conn, ctx=ctx, owner=threading.get_ident(), read_only=read_only,
+                      isolation=isolation, audit=audit)
+        if audit:
+            scope.unit_id = uuid.uuid4()
+        scope.span = telemetry.begin_transaction(isolation, read_only)
+        try:
+            yield from _begin(conn, ctx, begin_statement(isolation, read_only, deferrable))
+        except BaseException:
+            _unregister(conn, scope)
+            raise
+        scope.frames.append(_Frame(savepoint=None))
+        _connstate.of(conn).scope = scope
+        try:
+            yield Suspend(scope)
+        except RollbackScope:
+            yield from _finish_outer(conn, scope, commit=False)
+            if scope.unrecorded:
+                raise DisclosureNotRecorded("a disclosure record could not be kept") from None
+            return
+        except BaseException:
+            yield from _finish_outer(conn, scope, commit=False)
+            raise
+        yield from _finish_outer(conn, scope, commit=True)
+        return
+
+    if _RANK[isolation] > _RANK[scope.isolation]:
+        raise ScopeError(
+            f"a nested scope cannot raise the isolation to {isolation}: declare it on the "
+            "outermost unit of work"
+        )
+    name = f"wx_sp_{next(scope._names)}"
+    yield _savepoint("SAVEPOINT", name)
+    frame = _Frame(savepoint=name)
+    scope.frames.append(frame)
     try:
-        with conn.pipeline():
-            conn.execute(statement)
-            conn.execute(prepared.sql, prepared.params, prepare=settings().prepare)
+        yield Suspend(scope)
+    except RollbackScope:
+        yield from _rollback_savepoint(scope, frame)
+        return
     except BaseException:
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-            try:
-                conn.execute("ROLLBACK")
-            except psycopg.Error:
-                log.warning("rollback after a failed BEGIN failed (connection lost?)")
+        yield from _rollback_savepoint(scope, frame)
         raise
+    yield from _release_savepoint(scope, frame)
+
+
+def _release_savepoint(scope: Scope, frame: _Frame) -> Plan[None]:
+    if not scope.frames or scope.frames[-1] is not frame or frame.savepoint is None:
+        raise ScopeError("scopes exited out of order")
+    facts: ConnFacts = yield Probe()
+    if facts.in_error:
+        yield from _rollback_savepoint(scope, frame)
+        raise pg_errors.InFailedSqlTransaction(
+            "an error inside the savepoint aborted it; rolled back to the savepoint"
+        )
+    try:
+        yield _savepoint("RELEASE SAVEPOINT", frame.savepoint)
+    except BaseException:
+        yield from _rollback_savepoint(scope, frame)
+        raise
+    scope.frames.pop()
+    parent = scope.frames[-1]
+    parent.hooks.extend(frame.hooks)
+    parent.rollback_hooks.extend(frame.rollback_hooks)
+    parent.written.update(frame.written)
+
+
+def _rollback_savepoint(scope: Scope, frame: _Frame) -> Plan[None]:
+    """Roll back to the frame's savepoint; its rollback hooks run now, or with the enclosing
+    rollback when the savepoint could not be rolled back (lost connection)."""
+    done = False
+    try:
+        facts: ConnFacts = yield Probe()
+        if not facts.closed and frame.savepoint is not None:
+            yield _savepoint("ROLLBACK TO SAVEPOINT", frame.savepoint)
+            yield _savepoint("RELEASE SAVEPOINT", frame.savepoint)
+            done = True
+    finally:
+        if scope.frames and scope.frames[-1] is frame:
+            scope.frames.pop()
+        if not done and scope.frames:
+            scope.frames[-1].rollback_hooks.extend(frame.rollback_hooks)
+    if done or not scope.frames:
+        yield Hooks(tuple(frame.rollback_hooks))
+
+
+def _unregister(conn: AnyConn, scope: Scope, outcome: str = "rollback") -> None:
+    if scope.span is not None:
+        scope.span.end(outcome)
+        scope.span = None
+    scope.frames.clear()
+    state = _connstate.peek(conn)
+    if state is not None and state.scope is scope:
+        state.scope = None
+
+
+def _finish_outer(conn: AnyConn, scope: Scope, *, commit: bool) -> Plan[None]:
+    rollback_hooks = tuple(h for f in scope.frames for h in f.rollback_hooks)
+    if commit:
+        commit_hooks = tuple(h for f in scope.frames for h in f.hooks)
+        try:
+            if scope.unrecorded:  # a rolled-back savepoint lost a disclosure record
+                raise DisclosureNotRecorded("a disclosure record could not be kept")
+            if scope.audit and not scope.read_only:
+                yield from _audit_outcome(conn, scope, committed=True)
+            facts: ConnFacts = yield Probe()
+            if facts.in_error:
+                raise pg_errors.InFailedSqlTransaction(
+                    "the transaction was aborted by an earlier error; rolled back, not committed"
+                )
+            status = yield Command("COMMIT")
+            if status != "COMMIT":  # pragma: no cover - PostgreSQL answered COMMIT with ROLLBACK
+                raise pg_errors.InFailedSqlTransaction("COMMIT was answered with ROLLBACK")
+        except BaseException:
+            yield from _rollback_quietly()
+            _unregister(conn, scope)
+            yield Hooks(rollback_hooks)
+            if scope.audit:
+                yield from _audit_outcome(conn, scope, committed=False)
+            raise
+        _unregister(conn, scope, "commit")
+        yield Hooks(commit_hooks)
+        if scope.audit and scope.read_only:
+            yield from _audit_outcome(conn, scope, committed=True)
+        return
+    try:
+        yield from _rollback_quietly()
+    finally:
+        _unregister(conn, scope)
+    yield Hooks(rollback_hooks)
+    if scope.audit:
+        yield from _audit_outcome(conn, scope, committed=False)
+
+
+def _rollback_quietly() -> Plan[None]:
+    facts: ConnFacts = yield Probe()
+    if facts.closed or facts.idle:
+        return
+    try:
+        yield Command("ROLLBACK")
+    except psycopg.Error:
+        log.warning("rollback failed: connection lost (the server discards the transaction)")
+
+
+def _audit_outcome(conn: AnyConn, scope: Scope, *, committed: bool) -> Plan[None]:
+    """TRANSACTION_COMMIT in the transaction (lane 1), TRANSACTION_ROLLBACK on lane 2."""
+    from returns.result import Success
+
+    from wxdata.audit.log import transaction_plan  # audit builds on tx: import at use
+
+    result = yield from transaction_plan(conn, scope.ctx, committed=committed,
+                                         unit_id=scope.unit_id)
+    if committed and not scope.read_only and not isinstance(result, Success):
+        raise pg_errors.InFailedSqlTransaction("the TRANSACTION_COMMIT record could not be written")
 
 
 @contextmanager
@@ -446,172 +628,32 @@ def unit_of_work(
     ``audit=True`` on the outermost level records TRANSACTION_COMMIT (in the transaction) or
     TRANSACTION_ROLLBACK (on audit lane 2).
     """
-    scope = current_scope(conn)
-    if scope is None:
-        if not conn.autocommit:
-            raise ScopeError("wxdata units of work need an autocommit connection")
-        if conn.info.transaction_status != TransactionStatus.IDLE:
-            raise ScopeError("the connection is already inside a transaction wxdata did not open")
-        scope = Scope(conn=conn, ctx=ctx, owner=threading.get_ident(), read_only=read_only,
-                      isolation=isolation, audit=audit)
-        if audit:
-            scope.unit_id = uuid.uuid4()
-        scope.span = telemetry.begin_transaction(isolation, read_only)
-        try:
-            _begin(conn, ctx, begin_statement(isolation, read_only, deferrable))
-        except BaseException:
-            _unregister(conn, scope)
-            raise
-        scope.frames.append(_Frame(savepoint=None))
-        _SCOPES[conn] = scope
-        try:
-            yield scope
-        except RollbackScope:
-            _finish_outer(conn, scope, commit=False)
-            if scope.unrecorded:
-                raise DisclosureNotRecorded("a disclosure record could not be kept") from None
-            return
-        except BaseException:
-            _finish_outer(conn, scope, commit=False)
-            raise
-        _finish_outer(conn, scope, commit=True)
-        return
-
-    if _RANK[isolation] > _RANK[scope.isolation]:
-        raise ScopeError(
-            f"a nested scope cannot raise the isolation to {isolation}: declare it on the "
-            "outermost unit of work"
-        )
-    name = f"wx_sp_{next(scope._names)}"
-    conn.execute(sql.SQL("SAVEPOINT {}").format(sql.Identifier(name)))
-    frame = _Frame(savepoint=name)
-    scope.frames.append(frame)
+    plan = scope_plan(conn, ctx, isolation=isolation, read_only=read_only,
+                      deferrable=deferrable, audit=audit)
+    scope: Scope = run(conn, enter(plan))
     try:
         yield scope
-    except RollbackScope:
-        _rollback_savepoint(conn, scope, frame)
-        return
-    except BaseException:
-        _rollback_savepoint(conn, scope, frame)
-        raise
-    _release_savepoint(conn, scope, frame)
+    except BaseException as exc:
+        run(conn, leave(plan, exc))  # raises unless the level swallowed it (RollbackScope)
+    else:
+        run(conn, leave(plan, None))
 
 
-def _release_savepoint(conn: Conn, scope: Scope, frame: _Frame) -> None:
-    if not scope.frames or scope.frames[-1] is not frame:
-        raise ScopeError("scopes exited out of order")
-    if _aborted(conn):
-        _rollback_savepoint(conn, scope, frame)
-        raise pg_errors.InFailedSqlTransaction(
-            "an error inside the savepoint aborted it; rolled back to the savepoint"
-        )
-    assert frame.savepoint is not None  # only savepoint frames are released
-    try:
-        conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(sql.Identifier(frame.savepoint)))
-    except BaseException:
-        _rollback_savepoint(conn, scope, frame)
-        raise
-    scope.frames.pop()
-    parent = scope.frames[-1]
-    parent.hooks.extend(frame.hooks)
-    parent.rollback_hooks.extend(frame.rollback_hooks)
-    parent.written.update(frame.written)
-
-
-def _rollback_savepoint(conn: Conn, scope: Scope, frame: _Frame) -> None:
-    """Roll back to the frame's savepoint; its rollback hooks run now, or with the enclosing
-    rollback when the savepoint could not be rolled back (lost connection)."""
-    done = False
-    try:
-        if not conn.closed and frame.savepoint is not None:
-            conn.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(sql.Identifier(frame.savepoint)))
-            conn.execute(sql.SQL("RELEASE SAVEPOINT {}").format(sql.Identifier(frame.savepoint)))
-            done = True
-    finally:
-        if scope.frames and scope.frames[-1] is frame:
-            scope.frames.pop()
-        if not done and scope.frames:
-            scope.frames[-1].rollback_hooks.extend(frame.rollback_hooks)
-    if done or not scope.frames:
-        _run_hooks(frame.rollback_hooks)
-
-
-def _unregister(conn: Conn, scope: Scope, outcome: str = "rollback") -> None:
-    if scope.span is not None:
-        scope.span.end(outcome)
-        scope.span = None
-    scope.frames.clear()
-    if _SCOPES.get(conn) is scope:
-        del _SCOPES[conn]
-
-
-def _finish_outer(conn: Conn, scope: Scope, *, commit: bool) -> None:
-    rollback_hooks = [h for f in scope.frames for h in f.rollback_hooks]
-    if commit:
-        commit_hooks = [h for f in scope.frames for h in f.hooks]
-        try:
-            if scope.unrecorded:  # a rolled-back savepoint lost a disclosure record
-                raise DisclosureNotRecorded("a disclosure record could not be kept")
-            if scope.audit and not scope.read_only:
-                _audit_outcome(conn, scope, committed=True)
-            if _aborted(conn):
-                raise pg_errors.InFailedSqlTransaction(
-                    "the transaction was aborted by an earlier error; rolled back, not committed"
-                )
-            status = conn.execute("COMMIT").statusmessage
-            if status != "COMMIT":  # pragma: no cover - PostgreSQL answered COMMIT with ROLLBACK
-                raise pg_errors.InFailedSqlTransaction("COMMIT was answered with ROLLBACK")
-        except BaseException:
-            _rollback_quietly(conn)
-            _unregister(conn, scope)
-            _run_hooks(rollback_hooks)
-            if scope.audit:
-                _audit_outcome(conn, scope, committed=False)
-            raise
-        _unregister(conn, scope, "commit")
-        _run_hooks(commit_hooks)
-        if scope.audit and scope.read_only:
-            _audit_outcome(conn, scope, committed=True)
-        return
-    try:
-        _rollback_quietly(conn)
-    finally:
-        _unregister(conn, scope)
-    _run_hooks(rollback_hooks)
-    if scope.audit:
-        _audit_outcome(conn, scope, committed=False)
-
-
-def _rollback_quietly(conn: Conn) -> None:
-    if conn.closed or conn.info.transaction_status == TransactionStatus.IDLE:
-        return
-    try:
-        conn.execute("ROLLBACK")
-    except psycopg.Error:
-        log.warning("rollback failed: connection lost (the server discards the transaction)")
-
-
-def _audit_outcome(conn: Conn, scope: Scope, *, committed: bool) -> None:
-    """TRANSACTION_COMMIT in the transaction (lane 1), TRANSACTION_ROLLBACK on lane 2."""
-    from returns.result import Success
-
-    from wxdata.audit.log import log_transaction  # audit builds on tx: import at use
-
-    result = log_transaction(conn, scope.ctx, committed=committed, unit_id=scope.unit_id)
-    if committed and not scope.read_only and not isinstance(result, Success):
-        raise pg_errors.InFailedSqlTransaction("the TRANSACTION_COMMIT record could not be written")
-
-
-def after_commit(conn: Conn, hook: Hook) -> None:
+def hooks_now(conn: AnyConn, hook: Hook) -> Plan[None]:
     """Run ``hook`` after the open unit of work commits, or now if none is open."""
     scope = current_scope(conn)
     if scope is None:
-        _run_hooks([hook])
+        yield Hooks((hook,))
     else:
         scope.after_commit(hook)
 
 
-def on_rollback(conn: Conn, hook: Hook) -> None:
+def after_commit(conn: Conn, hook: Hook) -> None:
+    """Run ``hook`` after the open unit of work commits, or now if none is open."""
+    run(conn, hooks_now(conn, hook))
+
+
+def on_rollback(conn: AnyConn, hook: Hook) -> None:
     """Run ``hook`` if the current scope level rolls back (never, when no unit of work is open)."""
     scope = current_scope(conn)
     if scope is not None:

@@ -1,0 +1,277 @@
+"""Run the behavioural suites through both shells: sync (``wxdata.crud``...) and async
+(``wxdata.aio``...), with the test bodies unchanged.
+
+A suite module calls :func:`parametrise` once: every test not marked ``sync_only`` then runs
+twice, ``[sync]`` and ``[async]``. Under ``[async]`` the module's names (``crud``, ``students``,
+``unit_of_work``, ``transactional``, ``audited``...) are replaced for the test by facades with the
+same signatures: each call maps the test's sync connection to an ``AsyncConnection`` to the same
+database (opened once per sync connection, same ``prepare_threshold``) and runs the async twin on
+an event loop held by a background thread. A sync function handed to ``transactional``,
+``run_in_scope`` or ``audited`` runs in a worker thread (``asyncio.to_thread``) while the async
+twin awaits it, so its own calls go back to the loop; context variables travel with it.
+
+Statements a test sends itself on its sync connection (``conn.execute``) are not part of an async
+unit of work: tests that need that are marked ``sync_only`` (they test the sync connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+import types
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+import wxdata.aio as aio
+import wxdata.aio.audit as aio_audit
+import wxdata.aio.crud as aio_crud
+from wxdata.aio import domains as aio_domains
+from wxdata.crud import Ops
+
+T = TypeVar("T")
+SHELLS = ("sync", "async")
+
+
+class Bridge:
+    """An event loop in a daemon thread, and the async twin of each sync connection."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                       name="wxdata-test-loop")
+        self.thread.start()
+        self.twins: dict[int, tuple[psycopg.Connection[Any], psycopg.AsyncConnection[Any]]] = {}
+        self.lock = threading.Lock()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for it (from any thread but the loop's)."""
+        if threading.current_thread() is self.thread:
+            coro.close()
+            raise RuntimeError("a blocking bridge call from the loop thread")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def twin(self, conn: Any) -> Any:
+        """The AsyncConnection standing for the sync connection ``conn`` (anything else as is)."""
+        if not isinstance(conn, psycopg.Connection):
+            return conn
+        with self.lock:
+            found = self.twins.get(id(conn))
+            if found is not None and found[0] is conn and not found[1].closed:
+                return found[1]
+        info = conn.info
+        url = make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
+
+        async def open_() -> psycopg.AsyncConnection[Any]:
+            return await psycopg.AsyncConnection.connect(
+                url, autocommit=True, prepare_threshold=conn.prepare_threshold)
+
+        twin = self.call(open_())
+        with self.lock:
+            self.twins[id(conn)] = (conn, twin)
+        return twin
+
+    def close(self) -> None:
+        """Close every twin connection and stop the loop."""
+        async def close_all() -> None:
+            for _, twin in self.twins.values():
+                await twin.close()
+
+        self.call(close_all())
+        self.twins.clear()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def _blocking(bridge: Bridge, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A sync function calling the async ``fn`` with its first argument mapped to the twin."""
+
+    @functools.wraps(fn)
+    def call(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        return bridge.call(fn(bridge.twin(conn), *args, **kwargs))
+
+    return call
+
+
+def _in_thread(fn: Callable[..., Any], conn: Any) -> Callable[..., Any]:
+    """An async stand-in for the sync ``fn(conn, ...)``: runs it in a worker thread."""
+
+    async def call(_aconn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, conn, *args, **kwargs)
+
+    return call
+
+
+def _stream(bridge: Bridge) -> Callable[..., Any]:
+    def stream(conn: Any, ctx: Any, entity: Any, consume: Callable[[Iterator[Any]], Any],
+               *args: Any, **kwargs: Any) -> Any:
+        async def collect(rows: Any) -> Any:
+            seen = [row async for row in rows]
+            return consume(iter(seen))
+
+        return bridge.call(aio_crud.stream(bridge.twin(conn), ctx, entity, collect, *args,
+                                           **kwargs))
+
+    return stream
+
+
+class _Module:
+    """A module facade: the async twin's functions where one exists, else the original's."""
+
+    def __init__(self, bridge: Bridge, sync: Any, twin: Any) -> None:
+        self._bridge, self._sync, self._twin = bridge, sync, twin
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._twin, name, None)
+        if name == "stream":
+            return _stream(self._bridge)
+        if isinstance(found, aio_crud.AsyncOps):
+            return _OpsFacade(self._bridge, found)
+        if found is not None and callable(found) and asyncio.iscoroutinefunction(found):
+            return _blocking(self._bridge, found)
+        if found is not None and isinstance(getattr(found, "__self__", None), aio_crud.AsyncOps):
+            return _blocking(self._bridge, found)
+        return getattr(self._sync, name)
+
+
+class _OpsFacade:
+    def __init__(self, bridge: Bridge, ops: aio_crud.AsyncOps[Any]) -> None:
+        self._bridge, self._ops = bridge, ops
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "entity":
+            return self._ops.entity
+        if name == "stream":
+            entity = self._ops.entity
+            streamer = _stream(self._bridge)
+            return lambda conn, ctx, consume, *a, **k: streamer(conn, ctx, entity, consume, *a, **k)
+        return _blocking(self._bridge, getattr(self._ops, name))
+
+
+def _tx_facades(bridge: Bridge) -> dict[str, Any]:
+    @contextlib.contextmanager
+    def unit_of_work(conn: Any, ctx: Any, **options: Any) -> Iterator[Any]:
+        manager = aio.unit_of_work(bridge.twin(conn), ctx, **options)
+        scope = bridge.call(manager.__aenter__())
+        try:
+            yield scope
+        except BaseException as exc:
+            if not bridge.call(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            bridge.call(manager.__aexit__(None, None, None))
+
+    def transactional(*dargs: Any, **dkwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+                twin = aio.transactional(*dargs, **dkwargs)(_in_thread(fn, conn))
+                return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
+
+            wrapper.__wx_tx__ = aio.transactional(*dargs, **dkwargs)(  # type: ignore[attr-defined]
+                _in_thread(fn, None)).__wx_tx__  # type: ignore[attr-defined]
+            return wrapper
+
+        return decorate
+
+    def run_in_scope(conn: Any, ctx: Any, body: Callable[[], Any], **options: Any) -> Any:
+        sleep = options.pop("sleep", None)
+        if sleep is not None:
+            async def asleep(seconds: float) -> None:
+                await asyncio.to_thread(sleep, seconds)
+            options["sleep"] = asleep
+        return bridge.call(aio.run_in_scope(bridge.twin(conn), ctx,
+                                            lambda: asyncio.to_thread(body), **options))
+
+    def audited(*dargs: Any, **dkwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+                inner = _in_thread(fn, conn)
+                inner.__wx_tx__ = getattr(fn, "__wx_tx__", None)  # type: ignore[attr-defined]
+                functools.update_wrapper(inner, fn)
+                twin = aio.audited(*dargs, **dkwargs)(inner)
+                return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
+
+            return wrapper
+
+        return decorate
+
+    async def _current(aconn: Any) -> Any:
+        return aio.current_scope(aconn)
+
+    return {
+        "unit_of_work": unit_of_work,
+        "transactional": transactional,
+        "run_in_scope": run_in_scope,
+        "audited": audited,
+        "current_scope": lambda conn: bridge.call(_current(bridge.twin(conn))),
+        "in_scope": lambda conn: bridge.call(_current(bridge.twin(conn))) is not None,
+        "after_commit": _blocking(bridge, aio.after_commit),
+    }
+
+
+def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
+    """Replacement values for the names of a test module's ``namespace`` under the async shell."""
+    out: dict[str, Any] = {}
+    tx = _tx_facades(bridge)
+    for name, value in namespace.items():
+        if name in tx:
+            out[name] = tx[name]
+        elif isinstance(value, types.ModuleType):
+            if value.__name__ == "wxdata.crud":
+                out[name] = _Module(bridge, value, aio_crud)
+            elif value.__name__.startswith("wxdata.domains."):
+                twin = getattr(aio_domains, value.__name__.rsplit(".", 1)[1])
+                out[name] = _Module(bridge, value, twin)
+            elif value.__name__ == "wxdata.audit.log":
+                out[name] = _Module(bridge, value, aio_audit)
+        elif isinstance(value, Ops):
+            out[name] = _OpsFacade(bridge, aio_crud.AsyncOps(value.entity))
+        elif callable(value) and getattr(value, "__module__", "") == "wxdata.audit.log" and (
+                hasattr(aio_audit, getattr(value, "__name__", ""))):
+            out[name] = _blocking(bridge, getattr(aio_audit, value.__name__))
+    return out
+
+
+_BRIDGE: list[Bridge] = []
+
+
+def bridge() -> Bridge:
+    """The process's bridge (started on first use, stopped at exit by the session fixture)."""
+    if not _BRIDGE:
+        _BRIDGE.append(Bridge())
+    return _BRIDGE[0]
+
+
+def parametrise(namespace: dict[str, Any]) -> Any:
+    """Declare, in a suite module: ``shell = parametrise(globals())`` (an autouse fixture)."""
+
+    @pytest.fixture(autouse=True, params=SHELLS)
+    def shell(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+        if request.param == "async":
+            if request.node.get_closest_marker("sync_only") is not None:
+                pytest.skip("tests the sync connection itself")
+            b = bridge()
+            for name, value in facades(b, namespace).items():
+                monkeypatch.setitem(namespace, name, value)
+            try:
+                yield "async"
+            finally:
+                b.call(_close_twins(b))
+            return
+        yield "sync"
+
+    return shell
+
+
+async def _close_twins(b: Bridge) -> None:
+    for _, twin in list(b.twins.values()):
+        await twin.close()
+    b.twins.clear()

@@ -1,0 +1,213 @@
+"""The generic data functions on an AsyncConnection: ``await find_by_id(conn, ctx, entity, id)``.
+
+Every function runs the plan of the same name in :mod:`wxdata.core.crud` (the one the sync
+:mod:`wxdata.crud` runs), so results, errors and guarantees are the same: read records ride in the
+same statement, write records in the same statement, the school scope (signed token) is applied
+per transaction, failures and denials go to audit lane 2, write events after COMMIT only.
+
+``stream`` hands ``consume`` an *async* iterator of rows; ``consume`` may be a coroutine function.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from uuid import UUID
+
+import attrs
+import psycopg
+from returns.result import Result
+
+from wxdata.bulk import BulkOutcome
+from wxdata.context import ExecutionContext
+from wxdata.core import crud as plans
+from wxdata.core.crud import STREAM_BATCH, Where
+from wxdata.core.drive import arun
+from wxdata.core.effects import Plan
+from wxdata.errors import DataError
+from wxdata.query.paging import DEFAULT_LIMIT, KeysetPage, Page, SortSpec
+from wxdata.schema.spec import Entity
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+AConn = psycopg.AsyncConnection[Any]
+
+__all__ = [
+    "AsyncOps",
+    "bind_entity",
+    "bulk_create",
+    "count",
+    "create",
+    "delete",
+    "exists",
+    "fetch",
+    "find_after",
+    "find_by_id",
+    "find_many",
+    "find_one",
+    "find_projected",
+    "record_disclosure",
+    "restore",
+    "stream",
+    "update",
+    "update_ids",
+    "update_where",
+]
+
+
+def _shell(
+    plan: Callable[Concatenate[Any, P], Plan[T]],
+) -> Callable[Concatenate[AConn, P], Coroutine[Any, Any, T]]:
+    """The async function of a plan: same name, parameters and docstring."""
+
+    @functools.wraps(plan)
+    async def call(conn: AConn, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await arun(conn, plan(conn, *args, **kwargs))
+
+    call.__module__ = __name__
+    return call
+
+
+find_by_id = _shell(plans.find_by_id)
+find_many = _shell(plans.find_many)
+find_projected = _shell(plans.find_projected)
+find_one = _shell(plans.find_one)
+find_after = _shell(plans.find_after)
+count = _shell(plans.count)
+exists = _shell(plans.exists)
+create = _shell(plans.create)
+update = _shell(plans.update)
+delete = _shell(plans.delete)
+restore = _shell(plans.restore)
+bulk_create = _shell(plans.bulk_create)
+update_where = _shell(plans.update_where)
+update_ids = _shell(plans.update_ids)
+fetch = _shell(plans.fetch)
+record_disclosure = _shell(plans.record_disclosure)
+
+
+async def stream(
+    conn: AConn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    consume: Callable[[AsyncIterator[R]], Awaitable[T] | T],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    batch_size: int = STREAM_BATCH,
+    include_deleted: bool = False,
+) -> Result[T, DataError]:
+    """Feed every matching row (an async iterator) to ``consume`` through a server-side cursor;
+    its (awaited) value is the answer. See :func:`wxdata.crud.stream`."""
+    result: Result[T, DataError] = await arun(conn, plans.stream(
+        conn, ctx, entity, consume, where, order_by=order_by, batch_size=batch_size,
+        include_deleted=include_deleted))
+    return result
+
+
+@attrs.frozen(slots=True)
+class AsyncOps(Generic[R]):
+    """The async generic functions with the entity bound: ``await ops.find_by_id(conn, ctx, id)``."""
+
+    entity: Entity[R]
+
+    async def find_by_id(
+        self, conn: AConn, ctx: ExecutionContext, id: UUID | str, *, include_deleted: bool = False
+    ) -> Result[R, DataError]:
+        """The row with this id."""
+        return await find_by_id(conn, ctx, self.entity, id, include_deleted=include_deleted)
+
+    async def find_one(
+        self, conn: AConn, ctx: ExecutionContext, where: Where, *, order_by: SortSpec = None,
+        include_deleted: bool = False,
+    ) -> Result[R, DataError]:
+        """The first row matching ``where``."""
+        return await find_one(conn, ctx, self.entity, where, order_by=order_by,
+                              include_deleted=include_deleted)
+
+    async def find_many(
+        self, conn: AConn, ctx: ExecutionContext, where: Where = None, *,
+        order_by: SortSpec = None, page: int = 1, limit: int = DEFAULT_LIMIT,
+        include_deleted: bool = False,
+    ) -> Result[Page[R], DataError]:
+        """A page of matching rows with the total."""
+        return await find_many(conn, ctx, self.entity, where, order_by=order_by, page=page,
+                               limit=limit, include_deleted=include_deleted)
+
+    async def find_after(
+        self, conn: AConn, ctx: ExecutionContext, where: Where = None, *,
+        order_by: SortSpec = None, after: str | None = None, limit: int = DEFAULT_LIMIT,
+        include_deleted: bool = False,
+    ) -> Result[KeysetPage[R], DataError]:
+        """Keyset page after a cursor."""
+        return await find_after(conn, ctx, self.entity, where, order_by=order_by, after=after,
+                                limit=limit, include_deleted=include_deleted)
+
+    async def count(
+        self, conn: AConn, ctx: ExecutionContext, where: Where = None, *,
+        include_deleted: bool = False,
+    ) -> Result[int, DataError]:
+        """How many rows match."""
+        return await count(conn, ctx, self.entity, where, include_deleted=include_deleted)
+
+    async def exists(
+        self, conn: AConn, ctx: ExecutionContext, where: Where = None, *,
+        include_deleted: bool = False,
+    ) -> Result[bool, DataError]:
+        """Whether any row matches."""
+        return await exists(conn, ctx, self.entity, where, include_deleted=include_deleted)
+
+    async def create(
+        self, conn: AConn, ctx: ExecutionContext, values: Mapping[str, Any]
+    ) -> Result[R, DataError]:
+        """Insert a row."""
+        return await create(conn, ctx, self.entity, values)
+
+    async def update(
+        self, conn: AConn, ctx: ExecutionContext, id: UUID | str, changes: Mapping[str, Any], *,
+        expected_version: int | None = None,
+    ) -> Result[R, DataError]:
+        """Partially update a row."""
+        return await update(conn, ctx, self.entity, id, changes,
+                            expected_version=expected_version)
+
+    async def delete(
+        self, conn: AConn, ctx: ExecutionContext, id: UUID | str
+    ) -> Result[None, DataError]:
+        """Delete (softly where the entity soft-deletes) a row."""
+        return await delete(conn, ctx, self.entity, id)
+
+    async def restore(
+        self, conn: AConn, ctx: ExecutionContext, id: UUID | str
+    ) -> Result[R, DataError]:
+        """Undo a soft delete."""
+        return await restore(conn, ctx, self.entity, id)
+
+    async def bulk_create(
+        self, conn: AConn, ctx: ExecutionContext, rows: Sequence[Mapping[str, Any]]
+    ) -> Result[tuple[UUID, ...], DataError]:
+        """Insert many rows with COPY, all or nothing."""
+        return await bulk_create(conn, ctx, self.entity, rows)
+
+    async def update_ids(
+        self, conn: AConn, ctx: ExecutionContext, ids: Sequence[UUID | str],
+        changes: Mapping[str, Any],
+    ) -> Result[BulkOutcome, DataError]:
+        """Apply the same changes to the rows with these ids."""
+        return await update_ids(conn, ctx, self.entity, ids, changes)
+
+    async def stream(
+        self, conn: AConn, ctx: ExecutionContext,
+        consume: Callable[[AsyncIterator[R]], Awaitable[T] | T], where: Where = None, *,
+        order_by: SortSpec = None, include_deleted: bool = False,
+    ) -> Result[T, DataError]:
+        """Feed every matching row to ``consume``."""
+        return await stream(conn, ctx, self.entity, consume, where, order_by=order_by,
+                            include_deleted=include_deleted)
+
+
+def bind_entity(entity: Entity[R]) -> AsyncOps[R]:
+    """The async generic functions bound to one entity."""
+    return AsyncOps(entity)

@@ -1,0 +1,293 @@
+"""The two drivers: execute a plan's effects on a sync or an async psycopg connection.
+
+Both are the same loop: send the previous answer into the plan (or throw the error it raised),
+execute the next effect, repeat until the plan returns. Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.rows import tuple_row
+
+from wxdata import _connstate
+from wxdata.core.effects import (
+    Call,
+    Command,
+    ConnFacts,
+    Copy,
+    Detached,
+    Effect,
+    Execute,
+    Hooks,
+    Pipeline,
+    Plan,
+    Probe,
+    Rows,
+    Sleep,
+    Stream,
+)
+from wxdata.safelog import log_error
+
+log = logging.getLogger("wxdata.tx")
+
+T = TypeVar("T")
+Conn = psycopg.Connection[Any]
+AConn = psycopg.AsyncConnection[Any]
+
+_TUPLES_OK = ExecStatus.TUPLES_OK
+
+
+def _facts(conn: Conn | AConn) -> ConnFacts:
+    status = conn.info.transaction_status
+    return ConnFacts(
+        closed=conn.closed,
+        idle=status == TransactionStatus.IDLE,
+        in_error=status == TransactionStatus.INERROR,
+        autocommit=conn.autocommit,
+        names_statements=conn.prepare_threshold is not None,
+    )
+
+
+def hook_failed(exc: BaseException) -> None:
+    """Log a failed hook PHI-safely: a hook never undoes or hides the transaction's outcome."""
+    log_error(log, "transaction hook failed (the transaction outcome stands)", exc)
+
+
+# --- sync -------------------------------------------------------------------------------------
+
+
+def _cursor(conn: Conn, slot: str) -> psycopg.Cursor[tuple[Any, ...]]:
+    cursors = _connstate.of(conn).cursors
+    cur: psycopg.Cursor[tuple[Any, ...]] | None = cursors.get(slot)
+    if cur is None or cur.closed:
+        cur = conn.cursor(row_factory=tuple_row)
+        cursors[slot] = cur
+    return cur
+
+
+def _rows(cur: psycopg.Cursor[tuple[Any, ...]] | psycopg.AsyncCursor[tuple[Any, ...]]) -> bool:
+    result = cur.pgresult
+    return result is not None and result.status == _TUPLES_OK
+
+
+class SyncIO:
+    """Executes effects on a sync connection."""
+
+    __slots__ = ("conn", "sleep")
+
+    def __init__(self, conn: Conn, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.conn = conn
+        self.sleep = sleep
+
+    def execute(self, e: Execute) -> Rows:
+        cur = _cursor(self.conn, e.slot)
+        cur.execute(e.sql, e.params, prepare=e.prepare)
+        return cur.fetchall() if _rows(cur) else []
+
+    def handle(self, e: Effect) -> Any:  # noqa: PLR0911 - one branch per effect kind
+        conn = self.conn
+        if type(e) is Execute:
+            return self.execute(e)
+        if type(e) is Command:
+            return conn.execute(e.sql).statusmessage
+        if type(e) is Pipeline:
+            try:
+                with conn.pipeline():
+                    for statement in e.statements[:-1]:
+                        _cursor(conn, statement.slot).execute(
+                            statement.sql, statement.params, prepare=statement.prepare)
+                    last = e.statements[-1]
+                    cur = _cursor(conn, last.slot)
+                    cur.execute(last.sql, last.params, prepare=last.prepare)
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except psycopg.Error:
+                        log.warning("rollback after a failed pipeline failed (connection lost?)")
+                raise
+            return cur.fetchall() if _rows(cur) else []
+        if type(e) is Probe:
+            return _facts(conn)
+        if type(e) is Detached:
+            from wxdata.audit.lanes import write_detached  # lanes build on db, db on tx
+
+            return write_detached(conn, e.ctx, e.record)
+        if type(e) is Hooks:
+            for hook in e.hooks:
+                try:
+                    value = hook()
+                    if inspect.isgenerator(value):
+                        run(conn, value, self.sleep)
+                    elif inspect.isawaitable(value):
+                        if inspect.iscoroutine(value):
+                            value.close()
+                        raise TypeError("an async hook on a sync connection")
+                except Exception as exc:  # noqa: BLE001 - logged PHI-safely
+                    hook_failed(exc)
+            return None
+        if type(e) is Call:
+            value = e.fn()
+            return run(conn, value, self.sleep) if inspect.isgenerator(value) else value
+        if type(e) is Sleep:
+            self.sleep(e.seconds)
+            return None
+        if type(e) is Copy:
+            with _cursor(conn, "data").copy(e.statement) as copy:
+                for row in e.rows:
+                    copy.write_row(row)
+            return None
+        if type(e) is Stream:
+            with conn.cursor(name=e.name, row_factory=tuple_row) as named:
+                named.itersize = e.batch
+                named.execute(e.sql, e.params)
+                shape = e.shape
+
+                def rows() -> Iterator[Any]:
+                    while batch := named.fetchmany(e.batch):
+                        for values in batch:
+                            yield shape(values)
+
+                return e.consume(rows())
+        raise TypeError(f"unknown effect {type(e).__name__}")
+
+
+def run(conn: Conn, plan: Plan[T], sleep: Callable[[float], None] = time.sleep) -> T:
+    """Execute ``plan`` on the sync connection ``conn`` and return its value."""
+    io = SyncIO(conn, sleep)
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = plan.send(answer) if error is None else plan.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            answer = io.handle(effect)
+        except BaseException as exc:  # noqa: BLE001 - thrown into the plan, which decides
+            answer, error = None, exc
+
+
+# --- async ------------------------------------------------------------------------------------
+
+
+def _acursor(conn: AConn, slot: str) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+    cursors = _connstate.of(conn).cursors
+    cur: psycopg.AsyncCursor[tuple[Any, ...]] | None = cursors.get(slot)
+    if cur is None or cur.closed:
+        cur = conn.cursor(row_factory=tuple_row)
+        cursors[slot] = cur
+    return cur
+
+
+async def _asleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+class AsyncIO:
+    """Executes effects on an async connection."""
+
+    __slots__ = ("conn", "sleep")
+
+    def __init__(self, conn: AConn, sleep: Callable[[float], Any] = _asleep) -> None:
+        self.conn = conn
+        self.sleep = sleep
+
+    async def handle(self, e: Effect) -> Any:  # noqa: PLR0911, PLR0912 - one branch per effect kind
+        conn = self.conn
+        if type(e) is Execute:
+            cur = _acursor(conn, e.slot)
+            await cur.execute(e.sql, e.params, prepare=e.prepare)
+            return await cur.fetchall() if _rows(cur) else []
+        if type(e) is Command:
+            return (await conn.execute(e.sql)).statusmessage
+        if type(e) is Pipeline:
+            try:
+                async with conn.pipeline():
+                    for statement in e.statements[:-1]:
+                        await _acursor(conn, statement.slot).execute(
+                            statement.sql, statement.params, prepare=statement.prepare)
+                    last = e.statements[-1]
+                    acur = _acursor(conn, last.slot)
+                    await acur.execute(last.sql, last.params, prepare=last.prepare)
+            except BaseException:
+                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+                    try:
+                        await conn.execute("ROLLBACK")
+                    except psycopg.Error:
+                        log.warning("rollback after a failed pipeline failed (connection lost?)")
+                raise
+            return await acur.fetchall() if _rows(acur) else []
+        if type(e) is Probe:
+            return _facts(conn)
+        if type(e) is Detached:
+            from wxdata.audit.lanes import write_detached
+
+            # Lane 2 is a bounded sync pool shared by the process: a worker thread waits for it.
+            return await asyncio.to_thread(write_detached, conn, e.ctx, e.record)  # type: ignore[arg-type]
+        if type(e) is Hooks:
+            for hook in e.hooks:
+                try:
+                    value = hook()
+                    if inspect.isgenerator(value):
+                        await arun(conn, value, self.sleep)
+                    elif inspect.isawaitable(value):
+                        await value
+                except Exception as exc:  # noqa: BLE001 - logged PHI-safely
+                    hook_failed(exc)
+            return None
+        if type(e) is Call:
+            value = e.fn()
+            if inspect.isgenerator(value):
+                return await arun(conn, value, self.sleep)
+            if inspect.isawaitable(value):
+                return await value
+            return value
+        if type(e) is Sleep:
+            await self.sleep(e.seconds)
+            return None
+        if type(e) is Copy:
+            async with _acursor(conn, "data").copy(e.statement) as copy:
+                for row in e.rows:
+                    await copy.write_row(row)
+            return None
+        if type(e) is Stream:
+            async with conn.cursor(name=e.name, row_factory=tuple_row) as named:
+                named.itersize = e.batch
+                await named.execute(e.sql, e.params)
+                shape = e.shape
+
+                async def rows() -> AsyncIterator[Any]:
+                    while batch := await named.fetchmany(e.batch):
+                        for values in batch:
+                            yield shape(values)
+
+                value = e.consume(rows())
+                return await value if inspect.isawaitable(value) else value
+        raise TypeError(f"unknown effect {type(e).__name__}")
+
+
+async def arun(conn: AConn, plan: Plan[T], sleep: Callable[[float], Any] = _asleep) -> T:
+    """Execute ``plan`` on the async connection ``conn`` and return its value."""
+    io = AsyncIO(conn, sleep)
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = plan.send(answer) if error is None else plan.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            answer = await io.handle(effect)
+        except BaseException as exc:  # noqa: BLE001 - thrown into the plan, which decides
+            answer, error = None, exc
