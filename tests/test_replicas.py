@@ -9,6 +9,7 @@ the router handed out.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import secrets
 import threading
@@ -579,3 +580,148 @@ def test_status_rows_set_states_and_taking_down_backs_off() -> None:
     backoffs = [r.take_down(replica, "test", 0.0) and replica.backoff for _ in range(8)]
     assert backoffs == sorted(backoffs) and backoffs[-1] == r.config.backoff_max
     assert replica.state == "down" and r.candidates("s:x")[0] == []
+
+
+# --- the async router: same rules (the shared core), async I/O ---------------------------------
+
+
+async def aprobe(conn: psycopg.AsyncConnection[Any], ctx: ExecutionContext, sid: uuid.UUID
+                 ) -> Result[tuple[bool, str], DataError]:
+    """The async twin of :func:`probe`."""
+    from wxdata.aio.domains import students as astudents
+
+    row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+    assert row is not None
+    return (await astudents.find_by_id(conn, ctx, sid)).map(lambda s: (bool(row[0]), s.grade))
+
+
+async def aeventually(check: Any, what: str) -> Any:
+    """Poll ``await check()`` until truthy (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        await asyncio.sleep(0.05)
+
+
+def test_async_reads_land_on_the_replica_and_disclosures_are_recorded_on_the_primary(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    from wxdata.aio.replicas import AsyncRouter
+
+    s = new_student(router, school)
+    reader = make_ctx(school)
+    cluster.wait_replayed("replica-1")
+
+    async def main() -> tuple[Result[tuple[bool, str], DataError], int]:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          min_size=1, max_size=4) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            got = await ar.read(reader, aprobe, s.id)
+            return got, ar.health().server("replica-1").reads
+
+    with psycopg.connect(cluster.url("primary"), autocommit=True) as primary:
+        def reads() -> int:
+            row = primary.execute("SELECT count(*) FROM audit_log WHERE action = 'READ' "
+                                  "AND entity_id = %s AND request_id = %s",
+                                  (s.id, reader.request_id)).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        result, replica_reads = asyncio.run(main())
+        assert result == Success((True, "5")) and replica_reads == 1
+        assert reads() == 1  # the replica read's disclosure was committed on the primary
+
+
+async def _async_up(ar: Any) -> bool:
+    return bool(ar.health().server("replica-1").state == "up")
+
+
+def test_async_write_then_read_in_same_context_sees_it_while_replay_is_paused(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    from wxdata.aio.domains import students as astudents
+    from wxdata.aio.replicas import AsyncRouter
+
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    writer, bystander = make_ctx(school), make_ctx(school)
+
+    async def main() -> None:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          min_size=1, max_size=4) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            cluster.pause_replay("replica-1")
+            try:
+                assert isinstance(await ar.write(writer, astudents.update, s.id, {"grade": "6"}),
+                                  Success)
+                assert ar.required_lsn(writer) is not None
+                assert await ar.read(writer, aprobe, s.id) == Success((False, "6"))  # primary
+                assert await ar.read(bystander, aprobe, s.id) == Success((True, "5"))  # stale
+                assert dict(ar.health().fallbacks)["read_your_writes"] >= 1
+            finally:
+                cluster.resume_replay("replica-1")
+
+            async def writer_on_replica() -> bool:
+                return await ar.read(writer, aprobe, s.id) == Success((True, "6"))
+
+            await aeventually(writer_on_replica, "writer back on the replica")
+
+    asyncio.run(main())
+
+
+def test_async_replica_stopped_mid_workload_falls_back_without_a_failed_call(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    from wxdata.aio.replicas import AsyncRouter
+
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    results: list[Result[tuple[bool, str], DataError]] = []
+
+    async def main() -> Any:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          min_size=1, max_size=6) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            stop = asyncio.Event()
+
+            async def worker() -> None:
+                ctx = make_ctx(school)
+                while not stop.is_set():
+                    results.append(await ar.read(ctx, aprobe, s.id))
+
+            def count(on_replica: bool) -> int:
+                return sum(1 for r in results if r == Success((on_replica, "5")))
+
+            async def at_least(on_replica: bool, n: int) -> bool:
+                return count(on_replica) >= n
+
+            tasks = [asyncio.create_task(worker()) for _ in range(4)]
+            try:
+                await aeventually(lambda: at_least(True, 40), "reads served by the replica")
+                await asyncio.to_thread(cluster.stop, "replica-1", "fast")
+                on_primary = count(False)
+                await aeventually(lambda: at_least(False, on_primary + 100),
+                                  "reads served by the primary")
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks)
+                if "replica-1" not in cluster.running:
+                    await asyncio.to_thread(cluster.start, "replica-1")
+            await asyncio.to_thread(cluster.wait_streaming)
+
+            async def back() -> bool:
+                return await ar.read(make_ctx(school), aprobe, s.id) == Success((True, "5"))
+
+            await aeventually(back, "reads back on the restarted replica")
+            return ar.health()
+
+    health = asyncio.run(main())
+    assert [r for r in results if not isinstance(r, Success)] == []
+    assert health.server("replica-1").errors >= 1 and health.server("replica-1").state == "up"

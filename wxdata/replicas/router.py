@@ -95,6 +95,8 @@ log = logging.getLogger("wxdata.replicas")
 P = ParamSpec("P")
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
+
+
 @attrs.define(slots=True, eq=False)
 class _Checkout:
     """A connection handed out by a router, for reuse by nested calls and commit tracking."""
@@ -110,12 +112,17 @@ class _Checkout:
 
 
 _ACTIVE: ContextVar[tuple[_Checkout, ...]] = ContextVar("wxdata_router_checkouts", default=())
-_REPLICA_CONNS: weakref.WeakSet[Conn] = weakref.WeakSet()
+_REPLICA_CONNS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def is_replica(conn: Conn) -> bool:
+def is_replica(conn: Conn | psycopg.AsyncConnection[Any]) -> bool:
     """Whether ``conn`` was opened by a router to a replica (e.g. to skip filling a cache from it)."""
     return conn in _REPLICA_CONNS
+
+
+def mark_replica(conn: Conn | psycopg.AsyncConnection[Any]) -> None:
+    """Remember that ``conn`` (sync or async) reaches a replica (see :func:`is_replica`)."""
+    _REPLICA_CONNS.add(conn)
 
 
 def _on_write(event: WriteEvent) -> None:
