@@ -19,7 +19,9 @@ Variants: ``raw psycopg async`` (hand-written SQL, ``prepare=True``; the baselin
 with the parameters of each call: the floor of the audited operation), ``wxdata async`` (audited,
 and with ``AUDIT_ENABLED=false``), ``asyncpg`` (its statement cache prepares every query; audited
 operations as SELECT/INSERT + audit INSERT in one transaction) and ``SQLAlchemy 2 AsyncSession
-ORM`` (a session per operation over ``postgresql+psycopg``, ``expire_on_commit=False``).
+ORM`` (a session per operation over ``postgresql+psycopg``, ``expire_on_commit=False``). Fetch by
+id also runs wxdata async on the raw psycopg pool (no checkout check), which separates the cost of
+``wxdata.aio.create_pool``'s connection check on every checkout from the layer's own.
 
 Clients: each variant has its own pool of as many connections as there are tasks (psycopg_pool
 ``AsyncConnectionPool``, ``wxdata.aio.create_pool``, ``asyncpg.create_pool``, SQLAlchemy's
@@ -75,6 +77,7 @@ RAW = "raw psycopg async"
 RAW_AUDIT = "raw psycopg async + same audit SQL"
 WX = "wxdata async (audited)"
 WX_OFF = "wxdata async (AUDIT_ENABLED=false)"
+WX_OFF_PLAIN = "wxdata async (AUDIT_ENABLED=false), raw psycopg pool"
 APG = "asyncpg"
 ORM = "SQLAlchemy 2 AsyncSession ORM"
 
@@ -300,6 +303,15 @@ def fetch_by_id(env: Env) -> AWorkload:
                 return w._ok(await find(conn, ctx, sid))
         return op
 
+    async def wx_plain(c: Clients) -> AsyncOp:
+        aio, pool, ctx = _wx_aio(), await c.raw(), env.ctx
+        find = aio.students.find_by_id
+
+        async def op(sid: uuid.UUID) -> bool:
+            async with pool.connection() as conn:
+                return w._ok(await find(conn, ctx, sid))
+        return op
+
     async def apg(c: Clients) -> AsyncOp:
         pool, sql = await c.apg(), _dollar(w.FETCH_STUDENT)
 
@@ -320,6 +332,7 @@ def fetch_by_id(env: Env) -> AWorkload:
     return AWorkload("fetch", "fetch by id", [
         AVariant(RAW, "raw", raw, baseline=True), AVariant(RAW_AUDIT, "raw_audit", raw_audit),
         AVariant(WX, "wx", wx), AVariant(WX_OFF, "wx_noaudit", wx, around=audit_disabled),
+        AVariant(WX_OFF_PLAIN, "wx_noaudit_plain", wx_plain, around=audit_disabled),
         AVariant(APG, "asyncpg", apg), AVariant(ORM, "orm", orm),
     ], w._random_ids, note="wxdata records the read (its audit record rides in the SELECT); raw, "
                           "asyncpg and the ORM do not")
