@@ -257,8 +257,8 @@ def _report_record(
     )
 
 
-def deny(conn: Conn, ctx: ExecutionContext, report: str) -> Failure[DataError] | None:
-    """Refuse (and record on lane 2) a caller whose role may not read the audit trail."""
+def denial(ctx: ExecutionContext, report: str) -> tuple[AuditRecord, Failure[DataError]] | None:
+    """None for an audit reader; else the ACCESS_DENIED record to keep and the refusal."""
     if ctx.role in AUDIT_READERS:
         return None
     record = AuditRecord(
@@ -266,8 +266,16 @@ def deny(conn: Conn, ctx: ExecutionContext, report: str) -> Failure[DataError] |
         severity=severity_of(AuditAction.ACCESS_DENIED, None, ctx, False),
         error_message=Forbidden.code, metadata={"report": report}, tags=("audit-report",),
     )
-    write_detached(conn, ctx, record)
-    return Failure(Forbidden(entity=AUDIT_ENTITY, reason="role may not read the audit trail"))
+    return record, Failure(Forbidden(entity=AUDIT_ENTITY, reason="role may not read the audit trail"))
+
+
+def deny(conn: Conn, ctx: ExecutionContext, report: str) -> Failure[DataError] | None:
+    """Refuse (and record on lane 2) a caller whose role may not read the audit trail."""
+    refused = denial(ctx, report)
+    if refused is None:
+        return None
+    write_detached(conn, ctx, refused[0])
+    return refused[1]
 
 
 def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
@@ -564,6 +572,7 @@ __all__ = [
     "PagePlan",
     "ReportSpec",
     "accounting_of_disclosures",
+    "denial",
     "deny",
     "disclose",
     "entity_history",
