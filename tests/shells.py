@@ -21,6 +21,7 @@ import contextlib
 import functools
 import threading
 import types
+import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ import wxdata.aio as aio
 import wxdata.aio.audit as aio_audit
 import wxdata.aio.crud as aio_crud
 from wxdata.aio import domains as aio_domains
+from wxdata.audit import log as sync_log
 from wxdata.crud import Ops
 
 T = TypeVar("T")
@@ -58,6 +60,8 @@ class Bridge:
 
     def twin(self, conn: Any) -> Any:
         """The AsyncConnection standing for the sync connection ``conn`` (anything else as is)."""
+        if isinstance(conn, ConnProxy):
+            conn = conn.sync
         if not isinstance(conn, psycopg.Connection):
             return conn
         with self.lock:
@@ -69,12 +73,20 @@ class Bridge:
 
         async def open_() -> psycopg.AsyncConnection[Any]:
             return await psycopg.AsyncConnection.connect(
-                url, autocommit=True, prepare_threshold=conn.prepare_threshold)
+                url, autocommit=conn.autocommit, prepare_threshold=conn.prepare_threshold)
 
         twin = self.call(open_())
         with self.lock:
             self.twins[id(conn)] = (conn, twin)
         return twin
+
+    def proxy_of(self, aconn: Any) -> Any:
+        """The proxy of the sync connection ``aconn`` is the twin of."""
+        with self.lock:
+            for sync, twin in self.twins.values():
+                if twin is aconn:
+                    return ConnProxy(self, sync)
+        raise LookupError("not a twin connection")
 
     def close(self) -> None:
         """Close every twin connection and stop the loop."""
@@ -89,6 +101,57 @@ class Bridge:
         self.loop.close()
 
 
+class _Cursor:
+    """What a test reads of an executed statement (rows fetched eagerly)."""
+
+    def __init__(self, rows: list[Any] | None, rowcount: int, statusmessage: str | None,
+                 description: Any = None) -> None:
+        self._rows = list(rows or [])
+        self.description = description
+        self.rowcount = rowcount
+        self.statusmessage = statusmessage
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class ConnProxy:
+    """The test's ``conn`` under the async shell: its statements run on the async twin (so they
+    are inside the twin's open unit of work, as the test expects); ``info`` is the twin's."""
+
+    def __init__(self, bridge: Bridge, conn: psycopg.Connection[Any]) -> None:
+        self._bridge, self.sync = bridge, conn
+
+    @property
+    def twin(self) -> psycopg.AsyncConnection[Any]:
+        return self._bridge.twin(self.sync)  # type: ignore[no-any-return]
+
+    @property
+    def info(self) -> Any:
+        return self.twin.info
+
+    @property
+    def prepare_threshold(self) -> int | None:
+        return self.sync.prepare_threshold
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _Cursor:
+        twin = self.twin
+
+        async def run() -> _Cursor:
+            cur = await twin.execute(query, params, **kwargs)
+            rows = await cur.fetchall() if cur.description is not None else None
+            return _Cursor(rows, cur.rowcount, cur.statusmessage, cur.description)
+
+        return self._bridge.call(run())
+
+
 def _blocking(bridge: Bridge, fn: Callable[..., Any]) -> Callable[..., Any]:
     """A sync function calling the async ``fn`` with its first argument mapped to the twin."""
 
@@ -99,11 +162,13 @@ def _blocking(bridge: Bridge, fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def _in_thread(fn: Callable[..., Any], conn: Any) -> Callable[..., Any]:
-    """An async stand-in for the sync ``fn(conn, ...)``: runs it in a worker thread."""
+def _in_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An async stand-in for the sync ``fn(conn, ...)``: runs it in a worker thread, handing it
+    the proxy of the test connection the twin stands for (its own statements then run in the
+    twin's transaction)."""
 
-    async def call(_aconn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, conn, *args, **kwargs)
+    async def call(aconn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, bridge().proxy_of(aconn), *args, **kwargs)
 
     return call
 
@@ -130,6 +195,9 @@ class _Module:
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._twin, name, None)
         if name == "stream":
+            owner = getattr(found, "__self__", None)
+            if isinstance(owner, aio_crud.AsyncOps):
+                return _OpsFacade(self._bridge, owner).stream
             return _stream(self._bridge)
         if isinstance(found, aio_crud.AsyncOps):
             return _OpsFacade(self._bridge, found)
@@ -154,6 +222,12 @@ class _OpsFacade:
         return _blocking(self._bridge, getattr(self._ops, name))
 
 
+#: The async twin of each function the ``transactional`` facade decorated (an ``audited`` facade
+#: directly above one wraps the twin itself, as the sync decorators compose).
+_TX_TWINS: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+    weakref.WeakKeyDictionary())
+
+
 def _tx_facades(bridge: Bridge) -> dict[str, Any]:
     @contextlib.contextmanager
     def unit_of_work(conn: Any, ctx: Any, **options: Any) -> Iterator[Any]:
@@ -169,13 +243,14 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
 
     def transactional(*dargs: Any, **dkwargs: Any) -> Callable[[Callable[..., Any]], Any]:
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            twin = aio.transactional(*dargs, **dkwargs)(_in_thread(fn))
+
             @functools.wraps(fn)
             def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
-                twin = aio.transactional(*dargs, **dkwargs)(_in_thread(fn, conn))
                 return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
 
-            wrapper.__wx_tx__ = aio.transactional(*dargs, **dkwargs)(  # type: ignore[attr-defined]
-                _in_thread(fn, None)).__wx_tx__  # type: ignore[attr-defined]
+            wrapper.__wx_tx__ = twin.__wx_tx__  # type: ignore[attr-defined]
+            _TX_TWINS[wrapper] = twin
             return wrapper
 
         return decorate
@@ -191,12 +266,12 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
 
     def audited(*dargs: Any, **dkwargs: Any) -> Callable[[Callable[..., Any]], Any]:
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            inner = _TX_TWINS.get(fn) or _in_thread(fn)
+            twin = aio.audited(*dargs, **dkwargs)(
+                functools.update_wrapper(inner, fn, assigned=("__module__", "__qualname__")))
+
             @functools.wraps(fn)
             def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
-                inner = _in_thread(fn, conn)
-                inner.__wx_tx__ = getattr(fn, "__wx_tx__", None)  # type: ignore[attr-defined]
-                functools.update_wrapper(inner, fn)
-                twin = aio.audited(*dargs, **dkwargs)(inner)
                 return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
 
             return wrapper
@@ -214,7 +289,12 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
         "current_scope": lambda conn: bridge.call(_current(bridge.twin(conn))),
         "in_scope": lambda conn: bridge.call(_current(bridge.twin(conn))) is not None,
         "after_commit": _blocking(bridge, aio.after_commit),
+        "on_rollback": _blocking(bridge, _on_rollback),
     }
+
+
+async def _on_rollback(aconn: Any, hook: Callable[[], Any]) -> None:
+    aio.on_rollback(aconn, hook)
 
 
 def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
@@ -234,12 +314,13 @@ def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
                 out[name] = _Module(bridge, value, aio_audit)
         elif isinstance(value, Ops):
             out[name] = _OpsFacade(bridge, aio_crud.AsyncOps(value.entity))
-        elif callable(value) and getattr(value, "__module__", "") == "wxdata.audit.log" and (
-                hasattr(aio_audit, getattr(value, "__name__", ""))):
-            out[name] = _blocking(bridge, getattr(aio_audit, value.__name__))
+        elif callable(value) and value in _SYNC_LOG:
+            out[name] = _blocking(bridge, getattr(aio_audit, _SYNC_LOG[value]))
     return out
 
 
+_SYNC_LOG = {getattr(sync_log, name): name for name in aio_audit.__all__
+             if name != "audited" and hasattr(sync_log, name)}
 _BRIDGE: list[Bridge] = []
 
 
@@ -250,25 +331,34 @@ def bridge() -> Bridge:
     return _BRIDGE[0]
 
 
-def parametrise(namespace: dict[str, Any]) -> Any:
-    """Declare, in a suite module: ``shell = parametrise(globals())`` (an autouse fixture)."""
+def parametrise(namespace: dict[str, Any]) -> None:
+    """Make every test of a suite module run through both shells: ``parametrise(globals())``.
 
-    @pytest.fixture(autouse=True, params=SHELLS)
+    Defines the module's autouse ``shell`` fixture and its ``pytest_generate_tests`` hook: tests
+    marked ``sync_only`` get the ``[sync]`` run only.
+    """
+
+    @pytest.fixture(autouse=True)
     def shell(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-        if request.param == "async":
-            if request.node.get_closest_marker("sync_only") is not None:
-                pytest.skip("tests the sync connection itself")
-            b = bridge()
-            for name, value in facades(b, namespace).items():
-                monkeypatch.setitem(namespace, name, value)
-            try:
-                yield "async"
-            finally:
-                b.call(_close_twins(b))
+        if request.param != "async":
+            yield "sync"
             return
-        yield "sync"
+        b = bridge()
+        for name, value in facades(b, namespace).items():
+            monkeypatch.setitem(namespace, name, value)
+        if "conn" in request.fixturenames:  # filled before the test's own arguments
+            request.node.funcargs["conn"] = ConnProxy(b, request.getfixturevalue("conn"))
+        try:
+            yield "async"
+        finally:
+            b.call(_close_twins(b))
 
-    return shell
+    def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+        sync_only = metafunc.definition.get_closest_marker("sync_only") is not None
+        metafunc.parametrize("shell", ["sync"] if sync_only else list(SHELLS), indirect=True)
+
+    namespace["shell"] = shell
+    namespace["pytest_generate_tests"] = pytest_generate_tests
 
 
 async def _close_twins(b: Bridge) -> None:

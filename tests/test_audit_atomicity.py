@@ -23,11 +23,14 @@ from hypothesis.stateful import (
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.db import connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import Conflict, DataError, Unavailable, ValidationFailed
 from wxdata.tx import RollbackScope, current_scope, run_in_scope, transactional, unit_of_work
+
+parametrise(globals())
 
 Conn = psycopg.Connection[Any]
 WRITES = ("CREATE", "UPDATE", "DELETE", "RESTORE")
@@ -105,6 +108,7 @@ def _server_pid(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+@pytest.mark.sync_only
 def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn, admin_conn, school
                                                                    ) -> None:
     ctx = fresh_ctx(school)

@@ -18,6 +18,7 @@ import pytest
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Page, Purpose, Role, crud
 from wxdata.audit import AuditAction, audited, extract, log_access_denied, log_bulk, log_read
 from wxdata.config import configure, settings
@@ -26,6 +27,8 @@ from wxdata.errors import DataError, Forbidden, NotFound, Retryable
 from wxdata.query.paging import KeysetPage
 from wxdata.schema import HEALTH_RECORDS, STUDENTS, HealthRecord
 from wxdata.tx import Isolation, RollbackScope, current_scope, transactional, unit_of_work
+
+parametrise(globals())
 
 Conn = psycopg.Connection[Any]
 
@@ -117,6 +120,7 @@ def test_contract_order_one_record_per_call_cache_hits_included(conn, sys_ctx, m
         assert r["metadata"]["operation"].endswith("recent_visits")
 
 
+@pytest.mark.sync_only
 def test_contract_order_with_the_real_cache(conn, sys_ctx, make_student) -> None:
     cache_mod = pytest.importorskip("wxdata.cache")
     from wxdata.cache.keys import KeyBuilder

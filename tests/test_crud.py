@@ -13,15 +13,19 @@ import pytest
 from returns.result import Failure, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import crud
 from wxdata.db import connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import Conflict, InvalidQuery, NotFound, ValidationFailed
 from wxdata.schema import HEALTH_RECORDS, STUDENTS
 
+parametrise(globals())
+
 
 def test_create_then_find_round_trips_every_column(conn, ctx, school) -> None:
-    values = student_values(school, medical_record_num="AB-12345", photo="https://x/p.png")
+    values = student_values(school, medical_record_num=f"AB-{uuid.uuid4().hex[:8].upper()}",
+                            photo="https://x/p.png")
     created = students.create(conn, ctx, values).unwrap()
     found = students.find_by_id(conn, ctx, created.id).unwrap()
     assert found == created

@@ -14,10 +14,13 @@ import pytest
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role, transactional
 from wxdata.db import bypasses_row_security_role, connect_kwargs
 from wxdata.domains import health_records, students
 from wxdata.errors import DataError, Forbidden, NotFound
+
+parametrise(globals())
 
 
 def _school(conn: psycopg.Connection[Any], tag: str) -> dict[str, uuid.UUID]:

@@ -19,10 +19,10 @@ from returns.result import Failure
 
 from tests.conftest import student_values
 from wxdata import crud
-from wxdata.core import crud as crud_plans
 from wxdata.audit.denials import OUTSIDE_SCOPE, OUTSIDE_SCOPE_SQL
 from wxdata.bulk import BulkOutcome
 from wxdata.context import ExecutionContext, Purpose, Role
+from wxdata.core import crud as crud_plans
 from wxdata.db import bypasses_row_security_role
 from wxdata.domains import health_records, students
 from wxdata.errors import InvalidQuery, NotFound

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from returns.result import Failure, Result, Success
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.db import connect_kwargs
 from wxdata.domains import students
@@ -32,6 +33,8 @@ from wxdata.tx import (
     transactional,
     unit_of_work,
 )
+
+parametrise(globals())
 
 Conn = psycopg.Connection[Any]
 
@@ -521,6 +524,7 @@ def test_audit_option_records_commit_and_rollback(conn, ctx, probe) -> None:
 # --- one connection, one thread ---------------------------------------------------------------
 
 
+@pytest.mark.sync_only
 def test_concurrent_use_from_another_thread_is_refused(conn, ctx, make_student) -> None:
     s = make_student()
     errors: list[BaseException] = []

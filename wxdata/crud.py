@@ -21,10 +21,10 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 from uuid import UUID
 
 import attrs
+import psycopg
 from returns.result import Result
 
-import psycopg
-
+from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
 from wxdata.core.crud import ALL_FIELDS, MAX_BULK, STREAM_BATCH, Where
 from wxdata.core.crud import _announce as _announce
@@ -37,8 +37,6 @@ from wxdata.core.crud import _subjects as _subjects
 from wxdata.core.crud import _write_params as _write_params
 from wxdata.core.drive import run
 from wxdata.core.effects import Plan
-from wxdata.bulk import BulkOutcome
-from wxdata.context import ExecutionContext
 from wxdata.errors import DataError
 from wxdata.query.paging import DEFAULT_LIMIT, KeysetPage, Page, SortSpec
 from wxdata.schema.spec import Entity
@@ -96,7 +94,6 @@ find_one = _shell(plans.find_one)
 find_after = _shell(plans.find_after)
 count = _shell(plans.count)
 exists = _shell(plans.exists)
-stream = _shell(plans.stream)
 create = _shell(plans.create)
 update = _shell(plans.update)
 delete = _shell(plans.delete)
@@ -105,6 +102,33 @@ bulk_create = _shell(plans.bulk_create)
 update_where = _shell(plans.update_where)
 update_ids = _shell(plans.update_ids)
 fetch = _shell(plans.fetch)
+
+
+@traced("stream")
+def stream(
+    conn: Conn,
+    ctx: ExecutionContext,
+    entity: Entity[R],
+    consume: Callable[[Iterator[R]], T],
+    where: Where = None,
+    *,
+    order_by: SortSpec = None,
+    batch_size: int = STREAM_BATCH,
+    include_deleted: bool = False,
+) -> Result[T, DataError]:
+    """Feed every matching row to ``consume`` through a server-side cursor; return its result.
+
+    The rows are read in a read-only transaction of their own (or the open unit of work) in
+    batches, so memory stays flat on large exports. One EXPORT record lists every subject read.
+    In a read-only transaction that record goes to audit lane 2; if it cannot be committed the
+    answer is ``Failure(Unavailable)``, not ``consume``'s result (``consume`` has seen the rows by
+    then: keep it free of side effects that disclose).
+    Soft-deleted rows are left out unless ``include_deleted``.
+    """
+    result: Result[T, DataError] = run(conn, plans.stream(
+        conn, ctx, entity, consume, where, order_by=order_by, batch_size=batch_size,
+        include_deleted=include_deleted))
+    return result
 record_disclosure = _shell(plans.record_disclosure)
 
 

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from wxdata.config import Settings, settings
 from wxdata.core.drive import arun
-from wxdata.db import _UNSET, LANE_APPLICATION_NAME, conninfo, connect_kwargs
+from wxdata.db import _UNSET, LANE_APPLICATION_NAME, connect_kwargs, conninfo
 from wxdata.tx.scope import check_plan
 
 AConn = psycopg.AsyncConnection[Any]

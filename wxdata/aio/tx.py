@@ -67,7 +67,7 @@ async def unit_of_work(
     scope: Scope = await arun(conn, enter(plan))
     try:
         yield scope
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - handed to the level, which re-raises or not
         await arun(conn, leave(plan, exc))  # raises unless the level swallowed it
     else:
         await arun(conn, leave(plan, None))

@@ -42,11 +42,11 @@ from wxdata.audit.ownership import AuditOwner, owning
 from wxdata.audit.record import AuditAction, AuditRecord
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
+from wxdata.core.drive import run
+from wxdata.core.effects import Call, Plan
 from wxdata.errors import DataError
 from wxdata.query.paging import KeysetPage, Page
 from wxdata.schema.spec import Entity, registered
-from wxdata.core.drive import run
-from wxdata.core.effects import Call, Plan
 from wxdata.tx.decorators import TxOptions, scope_run_plan, tx_options
 from wxdata.tx.scope import AnyConn, current_scope
 

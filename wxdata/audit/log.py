@@ -42,11 +42,11 @@ from wxdata.audit.record import (
 from wxdata.audit.redact import redact_row
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
+from wxdata.core.drive import run
+from wxdata.core.effects import Detached, Execute, Plan
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity, lookup
 from wxdata.tx.decorators import UNRECORDED
-from wxdata.core.drive import run
-from wxdata.core.effects import Detached, Execute, Plan
 from wxdata.tx.scope import AnyConn, current_scope
 
 Conn = psycopg.Connection[Any]

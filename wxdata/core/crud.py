@@ -897,7 +897,8 @@ def bulk_create(
     try:
         yield from within(scope_plan(conn, ctx), inside)
     except psycopg.Error as exc:
-        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, _db_error(exc, entity.name)))
+        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE,
+                                       _db_error(exc, entity.name)))
     return Success(ids)
 
 

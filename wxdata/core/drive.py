@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg.pq import ExecStatus, TransactionStatus
@@ -92,7 +92,7 @@ class SyncIO:
         cur.execute(e.sql, e.params, prepare=e.prepare)
         return cur.fetchall() if _rows(cur) else []
 
-    def handle(self, e: Effect) -> Any:  # noqa: PLR0911 - one branch per effect kind
+    def handle(self, e: Effect) -> Any:
         conn = self.conn
         if type(e) is Execute:
             return self.execute(e)
@@ -126,7 +126,7 @@ class SyncIO:
                 try:
                     value = hook()
                     if inspect.isgenerator(value):
-                        run(conn, value, self.sleep)
+                        run(conn, cast("Plan[Any]", value), self.sleep)
                     elif inspect.isawaitable(value):
                         if inspect.iscoroutine(value):
                             value.close()
@@ -136,7 +136,9 @@ class SyncIO:
             return None
         if type(e) is Call:
             value = e.fn()
-            return run(conn, value, self.sleep) if inspect.isgenerator(value) else value
+            if inspect.isgenerator(value):
+                return run(conn, cast("Plan[Any]", value), self.sleep)
+            return value
         if type(e) is Sleep:
             self.sleep(e.seconds)
             return None
@@ -202,7 +204,7 @@ class AsyncIO:
         self.conn = conn
         self.sleep = sleep
 
-    async def handle(self, e: Effect) -> Any:  # noqa: PLR0911, PLR0912 - one branch per effect kind
+    async def handle(self, e: Effect) -> Any:
         conn = self.conn
         if type(e) is Execute:
             cur = _acursor(conn, e.slot)
@@ -239,7 +241,7 @@ class AsyncIO:
                 try:
                     value = hook()
                     if inspect.isgenerator(value):
-                        await arun(conn, value, self.sleep)
+                        await arun(conn, cast("Plan[Any]", value), self.sleep)
                     elif inspect.isawaitable(value):
                         await value
                 except Exception as exc:  # noqa: BLE001 - logged PHI-safely
@@ -248,7 +250,7 @@ class AsyncIO:
         if type(e) is Call:
             value = e.fn()
             if inspect.isgenerator(value):
-                return await arun(conn, value, self.sleep)
+                return await arun(conn, cast("Plan[Any]", value), self.sleep)
             if inspect.isawaitable(value):
                 return await value
             return value

@@ -14,9 +14,9 @@ if TYPE_CHECKING:  # the core is imported by the modules these import
 
 T = TypeVar("T")
 Rows: TypeAlias = list[tuple[Any, ...]]
-Statement: TypeAlias = str | q.Composable
+Statement: TypeAlias = str | q.SQL | q.Composed
 #: A plan: yields effects, receives their answers, returns its value.
-Plan: TypeAlias = Generator["Effect", Any, T]
+Plan: TypeAlias = Generator["Effect", Any, T]  # Effect: defined below
 
 
 @attrs.frozen(slots=True)
@@ -102,7 +102,7 @@ class Sleep:
 class Copy:
     """``COPY ... FROM STDIN`` of ``rows`` with ``statement``; answered with None."""
 
-    statement: q.Composable
+    statement: q.SQL | q.Composed
     rows: Iterable[tuple[Any, ...]]
 
 
@@ -120,8 +120,6 @@ class Stream:
     consume: Callable[[Any], Any]
 
 
-Effect: TypeAlias = (Execute | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
-                     | Stream)
 
 
 @attrs.frozen(slots=True)
@@ -130,3 +128,7 @@ class Suspend:
     scope, while the caller's block runs); resumed with None or with the block's exception."""
 
     value: Any
+
+
+Effect: TypeAlias = (Execute | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
+                     | Stream | Suspend)

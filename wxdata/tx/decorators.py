@@ -24,16 +24,16 @@ import psycopg
 from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
+from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
 from wxdata.core.effects import Call, Plan, Sleep
 from wxdata.core.steps import within
-from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, Retryable, Unavailable, from_db_error
 from wxdata.tx.scope import (
     _RANK,
+    AnyConn,
     DisclosureNotRecorded,
     Isolation,
-    AnyConn,
     Scope,
     ScopeError,
     current_scope,
@@ -112,7 +112,7 @@ def _attempt(
     return done, opened[0] if opened else None
 
 
-class _Rollback(Exception):  # noqa: N818 - internal: rolls the level back with this Result
+class _Rollback(Exception):
     """Carries a Failure out of a level so that the level rolls back (never escapes)."""
 
     def __init__(self, result: Result[Any, DataError]) -> None:

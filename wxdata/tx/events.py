@@ -55,7 +55,9 @@ def _deliver(event: WriteEvent) -> None:
             log_error(log, "write listener failed for %s", exc, event.entity)
 
 
-def announce_write(conn: psycopg.Connection[Any], event: WriteEvent) -> None:
+def announce_write(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], event: WriteEvent
+) -> None:
     """Mark the entity written in the open scope and deliver the event after COMMIT."""
     scope = current_scope(conn)
     if scope is None:

@@ -53,17 +53,15 @@ import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.pq import TransactionStatus
 
 from wxdata import _connstate, telemetry
 from wxdata._connstate import RoleFacts
 from wxdata.config import Settings, settings
+from wxdata.context import ExecutionContext, context_age_error, context_settings
 from wxdata.core.drive import run
 from wxdata.core.effects import Command, ConnFacts, Execute, Hooks, Pipeline, Plan, Probe, Suspend
 from wxdata.core.steps import enter, leave
-from wxdata.context import ExecutionContext, context_age_error, context_settings
 from wxdata.errors import ContextRefused, DataError, Forbidden, Unavailable
-from wxdata.safelog import log_error
 from wxdata.tx.token import fingerprint, scope_key, scope_token
 
 log = logging.getLogger("wxdata.tx")
@@ -633,7 +631,7 @@ def unit_of_work(
     scope: Scope = run(conn, enter(plan))
     try:
         yield scope
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - handed to the level, which re-raises or not
         run(conn, leave(plan, exc))  # raises unless the level swallowed it (RollbackScope)
     else:
         run(conn, leave(plan, None))
