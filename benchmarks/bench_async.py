@@ -656,6 +656,8 @@ def run(env: Env, tasks: Sequence[int] = TASKS, keys: Sequence[str] | None = Non
 TARGETS = (
     ("fetch by id @ 1 task", WX_OFF, RAW, "<=", 1.15,
      "wxdata async (audit off) / raw psycopg async, fetch by id, 1 task"),
+    ("fetch by id @ 1 task", WX_OFF_PLAIN, RAW, "<=", 1.15,
+     "wxdata async (audit off) on a plain psycopg pool / raw psycopg async, fetch by id, 1 task"),
     ("fetch by id @ 1 task", WX, RAW_AUDIT, "<=", 1.15,
      "wxdata async (audited) / raw psycopg async + the same audit SQL, fetch by id, 1 task"),
     ("fetch by id @ 1 task", ORM, WX, ">=", 3.0,
@@ -664,6 +666,8 @@ TARGETS = (
      "SQLAlchemy AsyncSession ORM / wxdata async (audit off), fetch by id, 1 task"),
     ("fetch by id @ 32 tasks", WX_OFF, RAW, "<=", 1.15,
      "wxdata async (audit off) / raw psycopg async, fetch by id, 32 tasks"),
+    ("fetch by id @ 32 tasks", WX_OFF_PLAIN, RAW, "<=", 1.15,
+     "wxdata async (audit off) on a plain psycopg pool / raw psycopg async, fetch by id, 32 tasks"),
     ("fetch by id @ 32 tasks", ORM, WX, ">=", 3.0,
      "SQLAlchemy AsyncSession ORM / wxdata async (audited), fetch by id, 32 tasks"),
     ("fetch by id @ 32 tasks", ORM, WX_OFF, ">=", 3.0,
