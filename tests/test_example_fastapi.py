@@ -96,13 +96,13 @@ def test_fifty_concurrent_requests_from_different_users_and_schools_see_and_reco
     app = create_app(direct_db_url, min_size=2, max_size=8)
     rnd = random.Random(7)
     plan: list[tuple[str, str, uuid.UUID, str, uuid.UUID | None]] = []
-    kinds = ("list", "get", "records", "export", "other_school", "create")
+    kinds = ("list", "get", "records", "export", "other_school", "create", "other_create")
     for i in range(50):
         school = world["schools"][i % SCHOOLS]
         mine = sorted(world["students"][school])
         other = world["schools"][(i + 1) % SCHOOLS]
         kind = kinds[i % len(kinds)]
-        target = rnd.choice(sorted(world["students"][other])) if kind == "other_school" else (
+        target = rnd.choice(sorted(world["students"][other])) if kind.startswith("other") else (
             rnd.choice(mine))
         plan.append((f"req-ex-{uuid.uuid4().hex[:12]}", f"u-ex-{i}", school, kind, target))
 
@@ -154,6 +154,12 @@ def test_fifty_concurrent_requests_from_different_users_and_schools_see_and_reco
             rows = response.json()["data"]
             assert rows and {r["student_id"] for r in rows} == {str(target)}
             assert disclosed == {target}
+        elif kind == "other_create":  # writing into another school's student is refused
+            assert response.status_code in (403, 404), response.text
+            assert "data" not in response.json() and not disclosed
+            with psycopg.connect(owner_url, autocommit=True) as owner:
+                assert owner.execute("SELECT count(*) FROM health_records WHERE student_id = %s "
+                                     "AND created_by = %s", (target, user)).fetchone() == (0,)
         elif kind == "export":
             assert response.status_code == 200, response.text
             lines = [json.loads(x) for x in response.text.splitlines()]
