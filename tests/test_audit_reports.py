@@ -643,3 +643,23 @@ def test_an_async_export_whose_consumer_stops_is_recorded_as_failed(
         "SELECT success, error_message, (metadata->>'rows')::int FROM audit_log "
         "WHERE action = 'EXPORT' AND user_id = %s", (officer.user_id,)).fetchall()
     assert rows == [(False, "OUTPUT_FAILED", 2)]  # both batches handed out are accounted for
+
+
+def test_async_fhir_export_streams_audit_events(
+    conn: psycopg.Connection[Any], db_url: str, exported_student: Any, officer: ExecutionContext,
+) -> None:
+    from wxdata.aio.export import export_stream
+
+    sid = exported_student.id
+    expected = _count(conn, sid)
+
+    async def collect(aconn: Any) -> list[Any]:
+        return [item async for item in export_stream(aconn, officer, "fhir", student_id=sid,
+                                                     batch_size=3)]
+
+    items = _arun(db_url, collect)
+    *chunks, outcome = [i.unwrap() for i in items]
+    assert outcome.rows == expected and outcome.format == "fhir"
+    events = [json.loads(line) for line in "".join(chunks).split("\n") if line]
+    assert len(events) == expected and {e["resourceType"] for e in events} == {"AuditEvent"}
+    assert all(str(sid) in json.dumps(e) for e in events)  # every event names the student
