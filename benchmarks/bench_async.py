@@ -664,6 +664,8 @@ TARGETS = (
      "SQLAlchemy AsyncSession ORM / wxdata async (audited), fetch by id, 1 task"),
     ("fetch by id @ 1 task", ORM, WX_OFF, ">=", 3.0,
      "SQLAlchemy AsyncSession ORM / wxdata async (audit off), fetch by id, 1 task"),
+    ("fetch by id @ 1 task", ORM, WX_OFF_PLAIN, ">=", 3.0,
+     "SQLAlchemy AsyncSession ORM / wxdata async (audit off) on a plain pool, fetch by id, 1 task"),
     ("fetch by id @ 32 tasks", WX_OFF, RAW, "<=", 1.15,
      "wxdata async (audit off) / raw psycopg async, fetch by id, 32 tasks"),
     ("fetch by id @ 32 tasks", WX_OFF_PLAIN, RAW, "<=", 1.15,
@@ -672,6 +674,8 @@ TARGETS = (
      "SQLAlchemy AsyncSession ORM / wxdata async (audited), fetch by id, 32 tasks"),
     ("fetch by id @ 32 tasks", ORM, WX_OFF, ">=", 3.0,
      "SQLAlchemy AsyncSession ORM / wxdata async (audit off), fetch by id, 32 tasks"),
+    ("fetch by id @ 32 tasks", ORM, WX_OFF_PLAIN, ">=", 3.0,
+     "SQLAlchemy AsyncSession ORM / wxdata async (audit off) on a plain pool, fetch by id, 32 tasks"),
 )
 
 
