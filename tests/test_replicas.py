@@ -725,3 +725,18 @@ def test_async_replica_stopped_mid_workload_falls_back_without_a_failed_call(
     health = asyncio.run(main())
     assert [r for r in results if not isinstance(r, Success)] == []
     assert health.server("replica-1").errors >= 1 and health.server("replica-1").state == "up"
+
+
+def test_only_a_replica_failing_under_a_read_fails_it_over_not_a_refused_disclosure() -> None:
+    from wxdata.tx.decorators import UNRECORDED
+
+    r = _bare_routing(10, 1)
+    replica, primary = r.replicas[0], r.primary
+    lost: Result[Any, DataError] = Failure(Unavailable(reason="server closed the connection"))
+    assert r.failed_under(replica, lost, broken=False)
+    assert r.failed_under(replica, Success(1), broken=True)
+    assert not r.failed_under(replica, Failure(UNRECORDED), broken=False)  # lane 2 down: as is
+    assert not r.failed_under(replica, Failure(Internal()), broken=False)
+    assert not r.failed_under(primary, lost, broken=True)  # the primary is the last resort
+    assert not r.caught_up(replica, 10, 20) and replica.counters["skip_behind"] == 1
+    assert r.caught_up(replica, 30, 20) and replica.replay_lsn == 30

@@ -57,7 +57,6 @@ from wxdata.replicas.servers import (
     targets,
 )
 from wxdata.safelog import log_error
-from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.events import WriteEvent, add_write_listener
 
 log = logging.getLogger("wxdata.replicas")
@@ -361,9 +360,7 @@ class AsyncRouter:
                     await self._give_back(server, conn, pool)
                     await self._mark_down(server, f"failed ({type(exc).__name__})")
                     continue
-                server.replay_lsn = max(server.replay_lsn, replayed)
-                if replayed < required:
-                    server.counters["skip_behind"] += 1
+                if not self.routing.caught_up(server, replayed, required):
                     await self._give_back(server, conn, pool)
                     reason = "read_your_writes"
                     continue
@@ -421,13 +418,9 @@ class AsyncRouter:
             finally:
                 broken = conn.closed or conn.broken
                 await self._give_back(server, conn, pool)
-            unrecorded = isinstance(result, Failure) and result.failure() == UNRECORDED
-            if server.role == "replica" and not unrecorded and (
-                broken or (isinstance(result, Failure) and isinstance(result.failure(), Unavailable))
-            ):
+            if self.routing.failed_under(server, result, broken):
                 await self._mark_down(server, "failed under a read")
-                server.counters["skip_failed"] += 1
-                self.routing.fallbacks["replica_failed"] += 1
+                self.routing.failed_over(server)
                 exclude.add(server.name)
                 continue
             self.routing.count_read(server, None if exclude else reason)

@@ -84,7 +84,7 @@ from wxdata.replicas.servers import (
     targets,
 )
 from wxdata.safelog import log_error
-from wxdata.tx.decorators import UNRECORDED, run_in_scope
+from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, add_write_listener
 from wxdata.tx.scope import unit_of_work
 
@@ -513,10 +513,8 @@ class Router:
                     self._mark_down(server, f"failed ({type(exc).__name__})")
                     continue
                 with self._lock:
-                    server.replay_lsn = max(server.replay_lsn, replayed)
-                if replayed < required:
-                    with self._lock:
-                        server.counters["skip_behind"] += 1
+                    ready = self.routing.caught_up(server, replayed, required)
+                if not ready:
                     self._give_back(server, conn, pool)
                     reason = "read_your_writes"
                     continue
@@ -617,16 +615,10 @@ class Router:
             finally:
                 broken = conn.closed or conn.broken
                 self._give_back(server, conn, pool)
-            # A read refused because its disclosure record could not be committed (audit lane 2
-            # down) is not the replica's fault: it is returned as is, the replica stays in use.
-            unrecorded = isinstance(result, Failure) and result.failure() == UNRECORDED
-            if server.role == "replica" and not unrecorded and (
-                broken or (isinstance(result, Failure) and isinstance(result.failure(), Unavailable))
-            ):
+            if self.routing.failed_under(server, result, broken):
                 self._mark_down(server, "failed under a read")
                 with self._lock:
-                    server.counters["skip_failed"] += 1
-                    self.routing.fallbacks["replica_failed"] += 1
+                    self.routing.failed_over(server)
                 exclude.add(server.name)
                 continue
             self._count_read(server, None if exclude else reason)  # a retry counted its reason

@@ -15,11 +15,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
+from returns.result import Failure, Result
 
 from wxdata.config import Settings
+from wxdata.errors import DataError, Unavailable
 from wxdata.health import ServerHealth, pool_stats
 from wxdata.replicas.config import RouterConfig, Strategy
 from wxdata.replicas.ledger import Ledger
+from wxdata.tx.decorators import UNRECORDED
 
 UP, LAGGING, DOWN = "up", "lagging", "down"
 
@@ -221,6 +224,33 @@ class Routing:
     def prune(self) -> None:
         """Drop tracked positions every reachable replica has replayed."""
         self.ledger.prune(s.replay_lsn for s in self.replicas if s.state != DOWN)
+
+    def caught_up(self, server: Server, replayed: int, required: int) -> bool:
+        """A replica's replay position read at checkout: whether it may serve ``required``."""
+        server.replay_lsn = max(server.replay_lsn, replayed)
+        if replayed < required:
+            server.counters["skip_behind"] += 1
+            return False
+        return True
+
+    @staticmethod
+    def failed_under(server: Server, result: Result[Any, DataError], broken: bool) -> bool:
+        """Whether a read's outcome means the replica failed under it (re-run elsewhere).
+
+        A read refused because its disclosure record could not be committed (audit lane 2 down)
+        is not the replica's fault: it is answered as is and the replica stays in use.
+        """
+        if server.role != "replica":
+            return False
+        failure = result.failure() if isinstance(result, Failure) else None
+        if failure is not None and failure == UNRECORDED:
+            return False
+        return broken or isinstance(failure, Unavailable)
+
+    def failed_over(self, server: Server) -> None:
+        """Count a read re-run elsewhere because ``server`` failed under it."""
+        server.counters["skip_failed"] += 1
+        self.fallbacks["replica_failed"] += 1
 
     def count_read(self, server: Server, reason: str | None) -> None:
         """A read served by ``server``; ``reason``: why it fell back to the primary."""
