@@ -9,6 +9,7 @@ import weakref
 from collections import Counter
 from typing import Any
 
+import attrs
 import psycopg
 from returns.result import Failure, Result, Success
 
@@ -16,13 +17,16 @@ import wxdata.aio as aio
 from tests.conftest import student_values
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata.aio.audit import log_read as alog_read
+from wxdata.aio.audit import record_disclosure_to
 from wxdata.aio.domains import students as astudents
+from wxdata.audit.disclosures import build
 from wxdata.audit.log import log_read
+from wxdata.config import configure, settings
 from wxdata.db import connect_kwargs
 from wxdata.domains import students
 from wxdata.errors import DataError, NotFound, Unavailable
 from wxdata.schema import STUDENTS
-from wxdata.tx import RollbackScope, current_scope, unit_of_work
+from wxdata.tx import RollbackScope, ScopeError, current_scope, unit_of_work
 
 
 def _school(conn: psycopg.Connection[Any], tag: str) -> uuid.UUID:
@@ -194,3 +198,48 @@ def test_connections_are_collected_once_closed(db_url, ctx, make_student) -> Non
     aref = asyncio.run(main())
     gc.collect()
     assert aref() is None
+
+
+def test_transaction_pooler_mode_names_no_statement_on_async_connections(ctx, school,
+                                                                          db_url) -> None:
+    previous = configure(attrs.evolve(settings(), pooler="transaction"))
+    try:
+        async def main() -> tuple[int | None, Any, Any, Any]:
+            async with await aio.connect(db_url) as safe, await psycopg.AsyncConnection.connect(
+                    db_url, autocommit=True) as unsafe:  # psycopg's default: names statements
+                made = await astudents.create(safe, ctx, student_values(school))
+                refused_read = await astudents.find_by_id(unsafe, ctx, made.unwrap().id)
+                refused_unit: Any = None
+                try:
+                    async with aio.unit_of_work(unsafe, ctx):
+                        pass  # pragma: no cover - refused at BEGIN
+                except ScopeError as exc:
+                    refused_unit = exc
+                return safe.prepare_threshold, made, refused_read, refused_unit
+        threshold, made, refused_read, refused_unit = asyncio.run(main())
+    finally:
+        configure(previous)
+    assert threshold is None and isinstance(made, Success)
+    assert isinstance(refused_read, Failure) and isinstance(refused_read.failure(), Unavailable)
+    assert isinstance(refused_unit, ScopeError)
+
+
+def test_async_disclosure_to_an_outside_party_is_recorded_even_when_its_unit_rolls_back(
+        ctx, make_student, db_url, conn) -> None:
+    student = make_student()
+    release = build(recipient={"name": "Dr. Rivera"}, legal_basis="TREATMENT",
+                    description="immunization history for a referral",
+                    subjects=(student.id,)).unwrap()
+    request = f"req-disc-{uuid.uuid4().hex[:8]}"
+    who = attrs.evolve(ctx, request_id=request)
+
+    async def main() -> Any:
+        async with await aio.connect(db_url) as c, aio.unit_of_work(c, who):
+            written = await record_disclosure_to(c, who, STUDENTS, release)
+            raise RollbackScope
+        return written
+
+    assert asyncio.run(main()) == Success(None)
+    rows = conn.execute("SELECT action, subject_ids FROM audit_log WHERE request_id = %s",
+                        (request,)).fetchall()
+    assert rows == [("EXPORT", [student.id])]  # replayed on lane 2 after the rollback

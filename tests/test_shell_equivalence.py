@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -152,7 +152,7 @@ def _records(rows: list[tuple[Any, ...]], ids: dict[uuid.UUID, str]) -> list[Any
 
 @pytest.fixture
 def twins(fresh_database: Callable[[], str], owner_url: str, app_role: tuple[str, str],
-          app_url_for: Callable[[str], str]) -> Iterator[list[tuple[str, str]]]:
+          app_url_for: Callable[[str], str]) -> list[tuple[str, str]]:
     """Two fresh databases: (owner URL, application-role URL) each."""
     out = []
     for _ in range(2):
@@ -160,7 +160,7 @@ def twins(fresh_database: Callable[[], str], owner_url: str, app_role: tuple[str
         with psycopg.connect(url, autocommit=True) as c:
             ensure_app_role(c, *app_role)
         out.append((url, app_url_for(url)))
-    yield out
+    return out
 
 
 def _school(owner: str, code: str) -> dict[str, uuid.UUID]:

@@ -26,11 +26,14 @@ class RoleFacts:
 
 @attrs.define(slots=True, eq=False)
 class ConnState:
-    """Per-connection state: the open scope, the role facts and the reused cursors."""
+    """Per-connection state: the open scope, the role facts, the reused cursors, the query-log
+    policy and the statements of a traced pipeline."""
 
     scope: Any = None  # wxdata.tx.scope.Scope while a unit of work is open
     role: RoleFacts | None = None
     cursors: dict[str, Any] = attrs.field(factory=dict)
+    query_log: Any = None  # (QueryLog, Logger) while wxdata.observability traces the connection
+    pipeline: Any = None  # statements queued in the traced connection's open pipeline
 
 
 def of(conn: Any) -> ConnState:

@@ -30,7 +30,6 @@ import hashlib
 import logging
 import re
 import time
-import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -42,6 +41,8 @@ from psycopg import sql
 from psycopg.abc import Params, Query
 from psycopg.copy import Writer
 from psycopg.rows import Row
+
+from wxdata import _connstate
 
 LOGGER = "wxdata.sql"
 
@@ -64,28 +65,32 @@ class QueryLog:
         attach(conn, self)
 
 
-_POLICIES: weakref.WeakKeyDictionary[Conn, tuple[QueryLog, logging.Logger]] = (
-    weakref.WeakKeyDictionary()
-)
+def _traced(conn: Conn) -> tuple[QueryLog, logging.Logger] | None:
+    """The policy and logger tracing ``conn`` (kept in the connection's state), if any."""
+    state = _connstate.peek(conn)
+    found: tuple[QueryLog, logging.Logger] | None = state.query_log if state else None
+    return found
 
 
 def attach(conn: Conn, policy: QueryLog) -> None:
     """Trace every statement of ``conn`` (cursors created from now on) with ``policy``."""
-    _POLICIES[conn] = (policy, logging.getLogger(policy.logger))
+    _connstate.of(conn).query_log = (policy, logging.getLogger(policy.logger))
     conn.cursor_factory = TracedCursor
     conn.server_cursor_factory = TracedServerCursor
 
 
 def detach(conn: Conn) -> None:
     """Stop tracing ``conn`` (cursors already created stay traced classes but log nothing)."""
-    _POLICIES.pop(conn, None)
+    state = _connstate.peek(conn)
+    if state is not None:
+        state.query_log = None
     conn.cursor_factory = psycopg.Cursor
     conn.server_cursor_factory = psycopg.ServerCursor
 
 
 def policy_of(conn: Conn) -> QueryLog | None:
     """The policy attached to ``conn``, if any."""
-    found = _POLICIES.get(conn)
+    found = _traced(conn)
     return found[0] if found else None
 
 
@@ -193,7 +198,7 @@ def _server(conn: Conn) -> str:
 
 
 def _finished(conn: Conn, query: Any, seconds: float, rows: int) -> None:
-    found = _POLICIES.get(conn)
+    found = _traced(conn)
     if found is None or query == "":  # "" is the pool's liveness ping, not a statement
         return
     policy, log = found
@@ -217,7 +222,7 @@ def _finished(conn: Conn, query: Any, seconds: float, rows: int) -> None:
 
 
 def _failed(conn: Conn, query: Any, seconds: float, exc: BaseException) -> None:
-    found = _POLICIES.get(conn)
+    found = _traced(conn)
     if found is None:
         return
     policy, log = found
@@ -335,11 +340,11 @@ class TracedServerCursor(psycopg.ServerCursor[Row]):
 
 
 _Queued = list[tuple[Any, psycopg.Cursor[Any]]]
-_PIPELINES: weakref.WeakKeyDictionary[Conn, _Queued] = weakref.WeakKeyDictionary()
 
 
 def _note_pipelined(conn: Conn, query: Any, cursor: psycopg.Cursor[Any]) -> None:
-    queued = _PIPELINES.get(conn)
+    state = _connstate.peek(conn)
+    queued: _Queued | None = state.pipeline if state else None
     if queued is not None:
         queued.append((query, cursor))
 
@@ -354,23 +359,24 @@ class TracedConnection(psycopg.Connection[Row]):
     @contextmanager
     def pipeline(self) -> Iterator[psycopg.Pipeline]:
         """Enter pipeline mode; the outermost block is timed and logged as one unit."""
-        if self not in _POLICIES or self in _PIPELINES:
+        state = _connstate.of(self)
+        if state.query_log is None or state.pipeline is not None:
             with super().pipeline() as pipe:
                 yield pipe
             return
         queued: _Queued = []
-        _PIPELINES[self] = queued
+        state.pipeline = queued
         start = time.perf_counter()
         try:
             with super().pipeline() as pipe:
                 yield pipe
         except psycopg.Error as exc:
-            _PIPELINES.pop(self, None)
+            state.pipeline = None
             _failed(self, _joined(queued, self), time.perf_counter() - start, exc)
             raise
         except BaseException:
-            _PIPELINES.pop(self, None)
+            state.pipeline = None
             raise
-        _PIPELINES.pop(self, None)
+        state.pipeline = None
         if queued:  # rows: those of the last statement (the one the context statements serve)
             _finished(self, _joined(queued, self), time.perf_counter() - start, queued[-1][1].rowcount)

@@ -17,6 +17,7 @@ from returns.result import Result
 
 from wxdata.audit import log as plans
 from wxdata.audit.decorator import Audit, Extract
+from wxdata.audit.disclosures import DisclosureRecord, disclosure_record
 from wxdata.audit.record import AuditAction, AuditRecord
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import arun
@@ -41,6 +42,7 @@ __all__ = [
     "log_read",
     "log_transaction",
     "log_update",
+    "record_disclosure_to",
     "write_record",
     "write_surviving",
 ]
@@ -103,6 +105,15 @@ async def write_record(
 ) -> Result[None, DataError]:
     """Write a success-path record on the lane the connection's state calls for."""
     return await arun(conn, plans.record_plan(conn, ctx, record, disclosure=disclosure))
+
+
+async def record_disclosure_to(
+    conn: AConn, ctx: ExecutionContext, entity: Entity[Any], disclosure: DisclosureRecord
+) -> Result[None, DataError]:
+    """Record a disclosure to (or a request from) an outside party: the twin of
+    :func:`wxdata.audit.disclosures.record_disclosure_to` (always recorded, same lanes)."""
+    return await write_record(conn, ctx, disclosure_record(ctx, entity, disclosure),
+                              disclosure=True)
 
 
 async def write_surviving(

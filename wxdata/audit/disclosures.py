@@ -26,7 +26,7 @@ import psycopg
 from returns.result import Failure, Result, Success
 
 from wxdata.audit.log import build_record, write_record
-from wxdata.audit.record import AuditAction
+from wxdata.audit.record import AuditAction, AuditRecord
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, FieldError, ValidationFailed
 from wxdata.schema.spec import Entity
@@ -143,12 +143,18 @@ def record_disclosure_to(
     on the lane the connection's state calls for (inside a unit of work it commits with it and is
     replayed on the autocommit lane if that unit rolls back: the release happened regardless).
     """
+    return write_record(conn, ctx, disclosure_record(ctx, entity, disclosure), disclosure=True)
+
+
+def disclosure_record(
+    ctx: ExecutionContext, entity: Entity[Any], disclosure: DisclosureRecord
+) -> AuditRecord:
+    """The audit record of a disclosure (EXPORT) or of a request (READ) to an outside party."""
     action = AuditAction.EXPORT if disclosure.kind is DisclosureKind.DISCLOSURE else AuditAction.READ
-    record = build_record(
+    return build_record(
         ctx, entity, action, success=disclosure.granted, ids=disclosure.ids,
         subjects=disclosure.subjects, fields=disclosure.fields, metadata=disclosure.metadata(),
     )
-    return write_record(conn, ctx, record, disclosure=True)
 
 
 __all__ = [
@@ -157,5 +163,6 @@ __all__ = [
     "LegalBasis",
     "Recipient",
     "build",
+    "disclosure_record",
     "record_disclosure_to",
 ]

@@ -167,7 +167,13 @@ def _reads_audited(entity: Entity[Any], ctx: ExecutionContext | None = None) -> 
         return False
     if ctx is not None and ctx.is_break_glass:
         return True
-    return s.audit_phi_access and entity.audit_reads
+    return s.audit_phi_access and _audit_reads(entity)
+
+
+@functools.lru_cache(maxsize=1024)
+def _audit_reads(entity: Entity[Any]) -> bool:
+    """``entity.audit_reads``, computed once per entity (the spec is frozen)."""
+    return entity.audit_reads
 
 
 def _writes_audited() -> bool:

@@ -69,6 +69,34 @@ class KeysetPage(Generic[R]):
 
 
 def parse_sort(entity: Entity[Any], order_by: SortSpec) -> Result[SortKey, InvalidQuery]:
+    """Check sort fields against the allow-list and append the primary key as tie-breaker.
+
+    The answer depends only on the entity and the sort spec: one made of strings and tuples is
+    parsed once per entity and spec (memoised), anything else every time.
+    """
+    key = _sort_key(order_by)
+    if key is None:
+        return _parse_sort(entity, order_by)
+    return _parse_sort_cached(entity, key)
+
+
+def _sort_key(order_by: SortSpec) -> tuple[Any, ...] | None:
+    if order_by is None:
+        return ()
+    if isinstance(order_by, list | tuple) and all(
+            isinstance(i, str) or (isinstance(i, tuple) and all(isinstance(x, str | None)
+                                                                 for x in i))
+            for i in order_by):
+        return tuple(order_by)
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_sort_cached(entity: Entity[Any], key: tuple[Any, ...]) -> Result[SortKey, InvalidQuery]:
+    return _parse_sort(entity, list(key))
+
+
+def _parse_sort(entity: Entity[Any], order_by: SortSpec) -> Result[SortKey, InvalidQuery]:
     """Check sort fields against the allow-list and append the primary key as tie-breaker."""
     items: list[tuple[str, Direction, Nulls]] = []
     seen: set[str] = set()

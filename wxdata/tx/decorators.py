@@ -27,13 +27,14 @@ from wxdata import telemetry
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
 from wxdata.core.effects import Call, Plan, Sleep
-from wxdata.core.steps import within
+from wxdata.core.steps import enter, leave
 from wxdata.errors import DataError, Retryable, Unavailable, from_db_error
 from wxdata.tx.scope import (
     _RANK,
     AnyConn,
     DisclosureNotRecorded,
     Isolation,
+    RollbackScope,
     Scope,
     ScopeError,
     current_scope,
@@ -83,41 +84,30 @@ def _attempt(
 ) -> Plan[tuple[Result[T, DataError], Scope | None]]:
     """One run of ``body`` in its own level: (its Result, the outermost scope if opened here).
 
-    A Failure or a doomed transaction rolls the level back; a database error (COMMIT's included)
-    becomes a Failure.
+    Success commits (releases) the level; a Failure, or a Success in a transaction a nested level
+    doomed, rolls it back quietly and is the answer; a database error (COMMIT's included) becomes
+    a Failure.
     """
-    opened: list[Scope] = []
-
-    def inside(scope: Scope) -> Plan[Result[T, DataError]]:
-        if scope.depth == 1:
-            opened.append(scope)
-            scope.frames[-1].adopt = adopt
-        result: Result[T, DataError] = yield Call(body)
-        if isinstance(result, Failure):
-            raise _Rollback(result)
-        if scope.depth == 1 and scope.doomed is not None:
-            raise _Rollback(Failure(scope.doomed))
-        return result
-
     sub = scope_plan(conn, ctx, isolation=options.isolation, read_only=options.read_only,
                      deferrable=options.deferrable, audit=options.audit and adopt is not _NESTED)
+    opened: Scope | None = None
     try:
-        done = yield from within(sub, inside)
-    except _Rollback as signal:
-        return signal.result, opened[0] if opened else None
+        scope: Scope = yield from enter(sub)
+        if scope.depth == 1:
+            opened = scope
+            scope.frames[-1].adopt = adopt
+        try:
+            result: Result[T, DataError] = yield Call(body)
+        except BaseException as exc:  # noqa: BLE001 - handed to the level, which re-raises or not
+            yield from leave(sub, exc)
+            raise ScopeError(
+                "RollbackScope escaped a transactional body: return a Failure instead") from None
+        if isinstance(result, Success) and opened is not None and opened.doomed is not None:
+            result = Failure(opened.doomed)
+        yield from leave(sub, RollbackScope() if isinstance(result, Failure) else None)
     except psycopg.Error as exc:
-        return Failure(from_db_error(exc)), opened[0] if opened else None
-    if done is None:  # the body raised RollbackScope: rolled back quietly, nothing to answer
-        raise ScopeError("RollbackScope escaped a transactional body: return a Failure instead")
-    return done, opened[0] if opened else None
-
-
-class _Rollback(Exception):
-    """Carries a Failure out of a level so that the level rolls back (never escapes)."""
-
-    def __init__(self, result: Result[Any, DataError]) -> None:
-        super().__init__("rollback")
-        self.result = result
+        return Failure(from_db_error(exc)), opened
+    return result, opened
 
 
 _NESTED = object()

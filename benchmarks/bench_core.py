@@ -1,0 +1,134 @@
+"""Client CPU of the shells: what a call costs on the client beyond raw psycopg.
+
+Self-contained (the database set-up of :mod:`benchmarks.bench_scope`), runnable against any wxdata
+on ``PYTHONPATH`` (the async variants only where ``wxdata.aio`` exists). Every variant runs
+``--ops`` calls per repetition, interleaved, ``--reps`` repetitions; per call it records the
+client process's CPU time (``time.process_time``: the server's work is not in it) and wall time.
+Printed: per-call client CPU µs, median (min-max) over the repetitions, the median excess over raw
+psycopg's client CPU in the same repetition, and the 1-minute load average at start and end.
+
+    python -m benchmarks.bench_core --reps 7 --ops 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import psycopg
+
+from benchmarks.bench_scope import _drop, _setup
+
+Batch = Callable[[list[uuid.UUID]], None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurement and print the table."""
+    from returns.result import Success
+
+    from wxdata import ExecutionContext, Purpose, Role
+    from wxdata.config import configure, settings
+    from wxdata.domains import students
+
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--ops", type=int, default=2000)
+    p.add_argument("--students", type=int, default=5000)
+    args = p.parse_args(argv)
+    if not args.database_url:
+        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    try:
+        from wxdata.aio.domains import students as astudents
+    except ImportError:  # a wxdata without the async API
+        astudents = None
+    name, owner, app, school, ids = _setup(args.database_url, args.students)
+    rng = random.Random(2026)
+    ctx = ExecutionContext(user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,
+                           school_ids={school}, request_id="req-bench-core")
+    audit_on = settings()
+    audit_off = attrs.evolve(audit_on, audit_enabled=False)
+    where = {"school_id": school}
+    loop = asyncio.new_event_loop()
+    load = [os.getloadavg()[0]]
+    try:
+        with psycopg.connect(owner, autocommit=True) as sup, \
+                psycopg.connect(app, autocommit=True) as conn:
+            aconn = loop.run_until_complete(psycopg.AsyncConnection.connect(app, autocommit=True))
+            cur = sup.cursor()
+
+            def raw(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    cur.execute("SELECT * FROM students WHERE id = %s AND deleted_at IS NULL",
+                                (sid,), prepare=True)
+                    cur.fetchone()
+
+            def by_id(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    if not isinstance(students.find_by_id(conn, ctx, sid), Success):
+                        raise RuntimeError("fetch failed")
+
+            def page(sample: list[uuid.UUID]) -> None:
+                for n, _ in enumerate(sample):
+                    if not isinstance(students.find_many(conn, ctx, where, order_by=["last_name"],
+                                                         page=1 + n % 5, limit=20), Success):
+                        raise RuntimeError("page failed")
+
+            def a_by_id(sample: list[uuid.UUID]) -> None:
+                async def go() -> None:
+                    for sid in sample:
+                        if not isinstance(await astudents.find_by_id(aconn, ctx, sid), Success):
+                            raise RuntimeError("fetch failed")
+                loop.run_until_complete(go())
+
+            variants: list[tuple[str, Batch, Any]] = [
+                ("raw psycopg find by id (superuser, prepared)", raw, audit_off),
+                ("sync find_by_id, audit off", by_id, audit_off),
+                ("sync find_by_id, audited", by_id, audit_on),
+                ("sync find_many 20 + total, audit off", page, audit_off),
+                ("sync find_many 20 + total, audited", page, audit_on),
+            ]
+            if astudents is not None:
+                variants += [("async find_by_id, audit off", a_by_id, audit_off),
+                             ("async find_by_id, audited", a_by_id, audit_on)]
+            cpu: dict[str, list[float]] = {v[0]: [] for v in variants}
+            wall: dict[str, list[float]] = {v[0]: [] for v in variants}
+            for _, batch, config in variants:  # warm-up: prepared statements, caches
+                configure(config)
+                batch(ids[:200])
+            for _ in range(args.reps):
+                sample = [rng.choice(ids) for _ in range(args.ops)]
+                for label, batch, config in variants:
+                    configure(config)
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    batch(sample)
+                    cpu[label].append((time.process_time() - c0) / args.ops * 1e6)
+                    wall[label].append((time.perf_counter() - w0) / args.ops * 1e6)
+            configure(audit_on)
+            loop.run_until_complete(aconn.close())
+    finally:
+        loop.close()
+        _drop(args.database_url, name, app)
+    load.append(os.getloadavg()[0])
+    floor = cpu[variants[0][0]]
+    print(f"{args.reps} interleaved reps x {args.ops} calls, app role (RLS), {args.students} "
+          f"students; load average {load[0]:.2f} -> {load[1]:.2f}")
+    print("  per call: client CPU µs median (min-max) | excess over raw CPU, median | wall µs")
+    for label, _, _ in variants:
+        t = cpu[label]
+        excess = [a - b for a, b in zip(t, floor, strict=True)]
+        print(f"  {label:46} {statistics.median(t):7.1f} ({min(t):.1f}-{max(t):.1f}) | "
+              f"+{statistics.median(excess):6.1f} | {statistics.median(wall[label]):7.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
