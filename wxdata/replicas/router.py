@@ -27,7 +27,7 @@ Read-your-writes
     the write position would then be *before* it; the insert position never is. Writes made on a
     connection the router did not hand out are covered by calling :meth:`Router.note_commit`.
 
-Health
+Health (:mod:`wxdata.replicas.checks`)
     A monitor thread (or, without one, a background round started by the first read that finds a
     check due; or :meth:`Router.check_all`) probes every server on a dedicated connection:
     a replica that does not answer, is not in recovery, or lags beyond ``max_lag_bytes`` /
@@ -65,25 +65,21 @@ from returns.result import Failure, Result
 from wxdata.audit.lanes import lane_health, route_lane
 from wxdata.config import Settings
 from wxdata.context import ExecutionContext
-from wxdata.db import connect_kwargs, conninfo, create_pool
+from wxdata.db import create_pool
 from wxdata.errors import DataError, Unavailable, from_db_error
 from wxdata.health import RouterHealth, retire_counters
+from wxdata.replicas.checks import HealthChecker
 from wxdata.replicas.config import Consistency, RouterConfig, Strategy, consistency_key
 from wxdata.replicas.ledger import UNKNOWN
 from wxdata.replicas.servers import (
     COMMIT_LSN,
-    DOWN,
     REPLAY_LSN,
-    STATUS_PRIMARY,
-    STATUS_REPLICA,
-    UP,
     Routing,
     Server,
     server_health,
     servers,
     targets,
 )
-from wxdata.safelog import log_error
 from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, add_write_listener
 from wxdata.tx.scope import unit_of_work
@@ -153,18 +149,16 @@ class Router:
     pool_max: int = 10
     lane_target: str = attrs.field(default="", repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
-    _check_lock: threading.RLock = attrs.field(factory=threading.RLock, init=False)
     routing: Routing = attrs.field(init=False, repr=False)
+    checks: HealthChecker = attrs.field(init=False, repr=False)
     _last_used: weakref.WeakKeyDictionary[Conn, float] = attrs.field(
         factory=weakref.WeakKeyDictionary, init=False)
-    _stop: threading.Event = attrs.field(factory=threading.Event, init=False)
-    _wake: threading.Event = attrs.field(factory=threading.Event, init=False)
-    _monitor: threading.Thread | None = attrs.field(default=None, init=False)
-    _lazy: bool = attrs.field(default=False, init=False)
     _closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.routing = Routing.of(self.config, self.primary, self.replicas)
+        self.checks = HealthChecker(self.config, self.settings, self.routing, self._lock,
+                                    self._make_pool)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -224,57 +218,14 @@ class Router:
 
     def start_monitor(self) -> None:
         """Start the background health monitor (idempotent)."""
-        if self._monitor is not None and self._monitor.is_alive():
-            return
-        self._stop.clear()
-        self._monitor = threading.Thread(target=self._monitor_loop, name="wxdata-replica-monitor",
-                                         daemon=True)
-        self._monitor.start()
-
-    def _check_lazily(self) -> None:
-        """Without a monitor: when a replica's check is due, run one round in the background."""
-        if self._monitor is not None or not self.replicas:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if self._lazy or self._closed or all(s.next_check > now for s in self.replicas):
-                return
-            self._lazy = True
-
-        def round_() -> None:
-            try:
-                self.check_due()
-            except Exception as exc:  # noqa: BLE001 - logged PHI-safely; noqa: BLE001 - logged PHI-safely; a failed round must not kill the caller's read
-                log_error(log, "lazy replica check failed", exc)
-            finally:
-                with self._lock:
-                    self._lazy = False
-
-        threading.Thread(target=round_, name="wxdata-replica-check", daemon=True).start()
-
-    def _monitor_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check_due()
-            except Exception as exc:  # noqa: BLE001 - logged PHI-safely; noqa: BLE001 - logged PHI-safely; the monitor must outlive any one failed round
-                log_error(log, "replica monitor round failed", exc)
-            now = time.monotonic()
-            with self._lock:
-                due = min([s.next_check for s in self.replicas] or [now + self.config.check_interval])
-            self._wake.wait(timeout=min(max(due - now, 0.01), self.config.check_interval))
-            self._wake.clear()
+        self.checks.start()
 
     def close(self) -> None:
         """Stop the monitor and close every pool and probe connection."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        self._wake.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=10)
-        with self._check_lock:  # no check left running on a probe we are about to close
-            pass
+        self.checks.stop()
         for server in (self.primary, *self.replicas):
             with self._lock:
                 pool, server.pool = server.pool, None
@@ -291,109 +242,19 @@ class Router:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- health checks ------------------------------------------------------------------------
+    # --- health checks (see :mod:`wxdata.replicas.checks`) ----------------------------------
 
     def check_all(self) -> RouterHealth:
         """Probe the primary and every replica now (synchronously); return the metrics."""
-        with self._check_lock:
-            if not self._closed:
-                self._check_primary()
-                for server in self.replicas:
-                    self._check_replica(server, force=True)
+        self.checks.check_all()
         return self.health()
 
     def check_due(self) -> None:
         """Probe the servers whose check is due (what the monitor runs each round)."""
-        with self._check_lock:
-            if self._closed:
-                return
-            if time.monotonic() - self.routing.primary_lsn_at >= self.config.check_interval:
-                self._check_primary()
-            for server in self.replicas:
-                self._check_replica(server)
-
-    def _probe(self, server: Server) -> Conn:
-        probe: Conn | None = server.probe
-        if probe is None or probe.closed or probe.broken:
-            if probe is not None:
-                probe.close()
-            probe = psycopg.connect(
-                conninfo(server.url, self.settings, application_name="wxdata-health",
-                         connect_timeout=self.config.connect_timeout),
-                autocommit=True, **connect_kwargs(self.settings),
-            )
-            server.probe = probe
-        return probe
-
-    def _drop_probe(self, server: Server) -> None:
-        probe, server.probe = server.probe, None
-        if probe is not None:
-            probe.close()
-
-    def _check_primary(self) -> None:
-        server = self.primary
-        try:
-            row = self._probe(server).execute(STATUS_PRIMARY).fetchone()
-        except psycopg.Error as exc:
-            self._drop_probe(server)
-            with self._lock:
-                if self.routing.primary_unreachable():
-                    log.error("primary unreachable (%s, sqlstate %s)", type(exc).__name__,
-                              exc.sqlstate or "-")
-            return
-        if row is None:  # a status query always returns a row; none: treat as no answer
-            return
-        with self._lock:
-            self.routing.primary_status(row, time.monotonic())
-
-    def _check_replica(self, server: Server, *, force: bool = False) -> None:
-        """Probe one replica if due (checks run one at a time, under the check lock)."""
-        with self._check_lock:
-            if self._closed or (not force and server.next_check > time.monotonic()):
-                return
-            self._do_check_replica(server)
-
-    def _do_check_replica(self, server: Server) -> None:
-        if self.routing.primary_stale(time.monotonic()):
-            self._check_primary()
-        try:
-            row = self._probe(server).execute(STATUS_REPLICA).fetchone()
-        except psycopg.Error as exc:
-            self._drop_probe(server)
-            self._mark_down(server, f"unreachable ({type(exc).__name__})")
-            return
-        if row is None:
-            self._mark_down(server, "no status")
-            return
-        with self._lock:
-            verdict = self.routing.replica_status(server, row, time.monotonic())
-        if verdict.down is not None:
-            self._mark_down(server, verdict.down)
-            return
-        if verdict.changed:
-            log.log(logging.INFO if verdict.new == UP else logging.WARNING, "replica %s: %s -> %s%s",
-                    server.name, verdict.old, verdict.new,
-                    f" ({server.reason})" if server.reason else "")
-        if verdict.open_pool:
-            pool = self._make_pool(server)
-            with self._lock:
-                if server.pool is None and not self._closed:
-                    server.pool, pool = pool, None  # type: ignore[assignment]
-            if pool is not None:
-                pool.close()
+        self.checks.check_due()
 
     def _mark_down(self, server: Server, reason: str) -> None:
-        """Take a replica out of rotation now; close its pool; schedule a re-probe with backoff."""
-        with self._lock:
-            was, pool = self.routing.take_down(server, reason, time.monotonic())
-            if pool is not None:
-                server.retired.update(retire_counters(pool))
-        if was != DOWN:
-            log.warning("replica %s down: %s; retry in %.2f s", server.name, reason, server.backoff)
-        if pool is not None:  # closing joins the pool's workers: not in the caller's request
-            threading.Thread(target=pool.close, kwargs={"timeout": 5.0}, daemon=True,
-                             name=f"wxdata-close-{server.name}").start()
-        self._wake.set()
+        self.checks.mark_down(server, reason)
 
     # --- read-your-writes bookkeeping ---------------------------------------------------------
 
@@ -484,7 +345,7 @@ class Router:
         self, key: str, exclude: set[str]
     ) -> tuple[Server, Conn, ConnectionPool[Conn], str | None]:
         """A replica connection caught up for ``key``, else the primary (with the fallback reason)."""
-        self._check_lazily()
+        self.checks.check_lazily()
         eligible, required, reason = self._candidates(key)
         for server in eligible:
             if server.name in exclude:
@@ -495,7 +356,7 @@ class Router:
                 with self._lock:
                     server.counters["skip_timeout"] += 1
                     server.next_check = 0.0  # busy or dead: let the monitor look now
-                self._wake.set()
+                self.checks.wake()
                 continue
             except psycopg.Error:  # pool closed under us (marked down meanwhile)
                 with self._lock:
