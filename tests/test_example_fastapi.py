@@ -199,3 +199,33 @@ def test_the_example_context_type_is_the_library_one() -> None:
     ctx = context_from_headers({"x-user-id": "u", "x-role": "ADMIN",
                                 "x-school-id": str(uuid.uuid4())}, None).unwrap()
     assert isinstance(ctx, ExecutionContext) and ctx.request_id and ctx.request_id.startswith("req-")
+
+
+def test_the_audit_trail_export_streams_to_an_auditor_and_refuses_a_nurse(
+    direct_db_url: str, owner_url: str, world: dict[str, Any]
+) -> None:
+    app = create_app(direct_db_url, min_size=1, max_size=2)
+    school = world["schools"][0]
+    student = sorted(world["students"][school])[0]
+    auditor = f"u-ex-auditor-{uuid.uuid4().hex[:6]}"
+    rid_ok, rid_no = f"req-ex-{uuid.uuid4().hex[:12]}", f"req-ex-{uuid.uuid4().hex[:12]}"
+
+    async def main() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://example") as client:
+                ok = await client.get("/audit/export", params={"student_id": str(student)},
+                                      headers=_headers(auditor, school, rid_ok, role="ADMIN"))
+                no = await client.get("/audit/export", params={"student_id": str(student)},
+                                      headers=_headers("u-ex-nurse", school, rid_no))
+                return [ok, no]
+
+    ok, no = asyncio.run(main())
+    assert ok.status_code == 200, ok.text
+    lines = [json.loads(x) for x in ok.text.splitlines()]
+    assert lines and all(str(student) in x["subject_ids"] for x in lines)
+    assert no.status_code == 403 and no.json()["error"]["code"] == "FORBIDDEN"
+    audit = _audit(owner_url, [rid_ok, rid_no])
+    assert [(r["action"], r["success"], r["subject_ids"]) for r in audit[rid_ok]] == [
+        ("EXPORT", True, [student])]
+    assert [(r["action"], r["success"]) for r in audit[rid_no]] == [("ACCESS_DENIED", False)]

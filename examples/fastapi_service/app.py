@@ -18,6 +18,10 @@ Endpoints:
   built while the rows stream from a server-side cursor, and is sent only once the export's
   record (listing every student disclosed) has been committed: an export that cannot be recorded
   is a 503 with no data.
+- ``GET /audit/export?format=json|csv|fhir&student_id=``: the audit trail (audit readers only: a
+  refusal is a 403, recorded), streamed batch by batch from :func:`wxdata.aio.export.export_stream`
+  with the connection held for the stream; its EXPORT record is committed at the end, and a client
+  that goes away early is recorded as a failed export of what it received.
 
 Run: ``DATABASE_URL=... uvicorn examples.fastapi_service.app:app`` (the URL of the application role,
 which row-level security applies to).
@@ -37,12 +41,13 @@ from uuid import UUID
 import attrs
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from returns.result import Failure, Result, Success
 
 from examples.fastapi_service.context import context_from_headers
 from wxdata import ExecutionContext, aio
 from wxdata.aio.domains import health_records, students
+from wxdata.aio.export import export_stream
 from wxdata.errors import DataError
 from wxdata.query.paging import Page
 
@@ -143,6 +148,45 @@ def create_app(database_url: str | None = None, *, min_size: int = 1, max_size: 
             conn, ctx, consume, order_by=NAME_ORDER), lambda text: text)
         media = "text/csv" if format == "csv" else "application/x-ndjson"
         return Response(body, media_type=media)
+
+    @app.get("/audit/export")
+    async def export_audit(
+        request: Request, ctx: Ctx, format: Literal["csv", "json", "fhir"] = "json",
+        student_id: UUID | None = None,
+    ) -> StreamingResponse:
+        pool = request.app.state.pool
+        conn = await pool.getconn()
+        stream = export_stream(conn, ctx, format, student_id=student_id)
+        try:
+            first = await anext(stream)
+        except BaseException:
+            await stream.aclose()
+            await pool.putconn(conn)
+            raise
+        if isinstance(first, Failure):  # refused or invalid: nothing was read, a plain error
+            await stream.aclose()
+            await pool.putconn(conn)
+            raise Failed(first.failure())
+
+        async def body() -> AsyncIterator[str]:
+            try:
+                item = first
+                while True:
+                    match item:
+                        case Success(str() as chunk):
+                            yield chunk
+                        case Success(_):  # the ExportReport: the EXPORT record is committed
+                            return
+                        case Failure(error):  # after the first bytes: cut the response short
+                            raise Failed(error)
+                    item = await anext(stream)
+            finally:
+                await stream.aclose()
+                await pool.putconn(conn)
+
+        media = {"csv": "text/csv", "json": "application/x-ndjson",
+                 "fhir": "application/fhir+ndjson"}[format]
+        return StreamingResponse(body(), media_type=media)
 
     @app.get("/students/{student_id}")
     async def get_student(request: Request, ctx: Ctx, student_id: UUID) -> Any:
