@@ -26,6 +26,7 @@ from wxdata.core.effects import (
     Detached,
     Effect,
     Execute,
+    FetchOne,
     Hooks,
     Pipeline,
     Plan,
@@ -96,6 +97,8 @@ class SyncIO:
         conn = self.conn
         if type(e) is Execute:
             return self.execute(e)
+        if type(e) is FetchOne:
+            return conn.execute(e.sql, e.params).fetchone()
         if type(e) is Command:
             return conn.execute(e.sql).statusmessage
         if type(e) is Pipeline:
@@ -210,6 +213,8 @@ class AsyncIO:
             cur = _acursor(conn, e.slot)
             await cur.execute(e.sql, e.params, prepare=e.prepare)
             return await cur.fetchall() if _rows(cur) else []
+        if type(e) is FetchOne:
+            return await (await conn.execute(e.sql, e.params)).fetchone()
         if type(e) is Command:
             return (await conn.execute(e.sql)).statusmessage
         if type(e) is Pipeline:

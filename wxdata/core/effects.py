@@ -33,6 +33,14 @@ class Execute:
 
 
 @attrs.frozen(slots=True)
+class FetchOne:
+    """Run a one-off statement with ``conn.execute``; answered with its first row (or None)."""
+
+    sql: Statement
+    params: Mapping[str, Any] | Sequence[Any] | None = None
+
+
+@attrs.frozen(slots=True)
 class Command:
     """Run a transaction-control statement (BEGIN, COMMIT, SAVEPOINT...); answered with its
     status message (``"COMMIT"``...)."""
@@ -130,5 +138,5 @@ class Suspend:
     value: Any
 
 
-Effect: TypeAlias = (Execute | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
+Effect: TypeAlias = (Execute | FetchOne | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
                      | Stream | Suspend)

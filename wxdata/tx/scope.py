@@ -59,7 +59,17 @@ from wxdata._connstate import RoleFacts
 from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext, context_age_error, context_settings
 from wxdata.core.drive import run
-from wxdata.core.effects import Command, ConnFacts, Execute, Hooks, Pipeline, Plan, Probe, Suspend
+from wxdata.core.effects import (
+    Command,
+    ConnFacts,
+    Execute,
+    FetchOne,
+    Hooks,
+    Pipeline,
+    Plan,
+    Probe,
+    Suspend,
+)
 from wxdata.core.steps import enter, leave
 from wxdata.errors import ContextRefused, DataError, Forbidden, Unavailable
 from wxdata.tx.token import fingerprint, scope_key, scope_token
@@ -254,13 +264,13 @@ def role_facts(conn: AnyConn) -> Plan[RoleFacts]:
     state = _connstate.of(conn)
     known = state.role
     if known is None:
-        rows = yield Execute(_PRIVILEGED_SQL, slot="role")
-        privileged = bool(rows and rows[0][0])
-        migrated = bool(rows and rows[0][1])
+        row = yield FetchOne(_PRIVILEGED_SQL)
+        privileged = bool(row and row[0])
+        migrated = bool(row and row[1])
         fingerprint_ = None
         if migrated and not privileged:
-            found = yield Execute(_FINGERPRINT_SQL, slot="role")
-            fingerprint_ = found[0][0] if found else None
+            found = yield FetchOne(_FINGERPRINT_SQL)
+            fingerprint_ = found[0] if found else None
         known = RoleFacts(privileged=privileged, fingerprint=fingerprint_, migrated=migrated)
         state.role = known
     return known
