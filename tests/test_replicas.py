@@ -610,6 +610,7 @@ async def aeventually(check: Any, what: str) -> Any:
 def test_async_reads_land_on_the_replica_and_disclosures_are_recorded_on_the_primary(
     cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
 ) -> None:
+    from wxdata.aio.domains import students as astudents
     from wxdata.aio.replicas import AsyncRouter
 
     s = new_student(router, school)
@@ -622,6 +623,10 @@ def test_async_reads_land_on_the_replica_and_disclosures_are_recorded_on_the_pri
                                           min_size=1, max_size=4) as ar:
             await aeventually(lambda: _async_up(ar), "async router sees the replica up")
             got = await ar.read(reader, aprobe, s.id)
+            async with ar.connection(reader, write=False) as conn:
+                row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+                assert row == (True,) and is_replica(conn)
+                assert (await astudents.find_by_id(conn, reader, s.id)).unwrap().id == s.id
             return got, ar.health().server("replica-1").reads
 
     with psycopg.connect(cluster.url("primary"), autocommit=True) as primary:
@@ -633,8 +638,8 @@ def test_async_reads_land_on_the_replica_and_disclosures_are_recorded_on_the_pri
             return int(row[0])
 
         result, replica_reads = asyncio.run(main())
-        assert result == Success((True, "5")) and replica_reads == 1
-        assert reads() == 1  # the replica read's disclosure was committed on the primary
+        assert result == Success((True, "5")) and replica_reads == 2
+        assert reads() == 2  # each replica read's disclosure was committed on the primary
 
 
 async def _async_up(ar: Any) -> bool:

@@ -33,7 +33,7 @@ from psycopg_pool import PoolTimeout
 from returns.result import Failure, Result
 
 from wxdata.aio.db import AsyncPool, create_pool
-from wxdata.aio.tx import run_in_scope
+from wxdata.aio.tx import run_in_scope, unit_of_work
 from wxdata.audit.lanes import lane_health, route_lane
 from wxdata.config import Settings
 from wxdata.context import ExecutionContext
@@ -426,6 +426,52 @@ class AsyncRouter:
             self.routing.count_read(server, None if exclude else reason)
             return result
 
+    @contextlib.asynccontextmanager
+    async def connection(self, ctx: ExecutionContext, *, write: bool) -> AsyncIterator[AConn]:
+        """A primary connection (``write``), or a read connection (a replica's in a read-only unit
+        of work); the twin of :meth:`wxdata.replicas.Router.connection`.
+
+        Raises ``psycopg_pool.PoolTimeout`` when no server can give a connection in time (use
+        :meth:`read` / :meth:`write` for a Result instead).
+        """
+        reuse = self._reusable(write)
+        if reuse is not None:
+            yield reuse.conn
+            return
+        key = self._key(ctx)
+        if write:
+            taken = await self._take(self.primary, self.config.primary_timeout)
+            if taken is None:
+                raise psycopg.OperationalError("the primary pool is closed")
+            conn, pool = taken
+            co = _Checkout(self, self.primary, conn, key, True)
+            self.primary.counters["writes"] += 1
+            try:
+                async with self._push(co):
+                    yield conn
+            finally:
+                try:
+                    if co.dirty:
+                        self.routing.ledger.end_write(key, await self._commit_position(conn))
+                finally:
+                    await self._give_back(self.primary, conn, pool)
+            return
+        server, conn, pool, reason = await self._acquire_read(key, set())
+        self.routing.count_read(server, reason)
+        co = _Checkout(self, server, conn, key, False)
+        try:
+            async with self._push(co):
+                if server is self.primary:
+                    yield conn
+                else:
+                    async with unit_of_work(conn, ctx, read_only=True):
+                        yield conn
+        finally:
+            lost = server.role == "replica" and (conn.closed or conn.broken)
+            await self._give_back(server, conn, pool)
+            if lost:
+                await self._mark_down(server, "connection lost")
+
     async def write(
         self,
         ctx: ExecutionContext,
@@ -435,29 +481,12 @@ class AsyncRouter:
         **kwargs: P.kwargs,
     ) -> Result[T, DataError]:
         """Run ``await fn(conn, ctx, *args)`` on a primary connection."""
-        reuse = self._reusable(True)
-        if reuse is not None:
-            return await fn(reuse.conn, ctx, *args, **kwargs)
         try:
-            taken = await self._take(self.primary, self.config.primary_timeout)
+            async with self.connection(ctx, write=True) as conn:
+                return await fn(conn, ctx, *args, **kwargs)
         except psycopg.OperationalError:  # PoolTimeout / PoolClosed included
-            taken = None
-        if taken is None:
             self.primary.counters["errors"] += 1
             return Failure(Unavailable(reason="primary unreachable or pool exhausted"))
-        conn, pool = taken
-        key = self._key(ctx)
-        co = _Checkout(self, self.primary, conn, key, True)
-        self.primary.counters["writes"] += 1
-        try:
-            async with self._push(co):
-                return await fn(conn, ctx, *args, **kwargs)
-        finally:
-            try:
-                if co.dirty:
-                    self.routing.ledger.end_write(key, await self._commit_position(conn))
-            finally:
-                await self._give_back(self.primary, conn, pool)
 
     # --- metrics ------------------------------------------------------------------------------
 
