@@ -745,3 +745,42 @@ def test_only_a_replica_failing_under_a_read_fails_it_over_not_a_refused_disclos
     assert not r.failed_under(primary, lost, broken=True)  # the primary is the last resort
     assert not r.caught_up(replica, 10, 20) and replica.counters["skip_behind"] == 1
     assert r.caught_up(replica, 30, 20) and replica.replay_lsn == 30
+
+
+def test_async_replica_read_without_its_lane_fails_closed_and_keeps_the_replica(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    """The async router sends a replica read's record to the primary on lane 2: with that lane
+    unreachable the read answers a Failure with no data, and the replica stays up (no re-run)."""
+    import socket
+
+    import attrs
+
+    from wxdata.aio.replicas import AsyncRouter
+    from wxdata.config import settings as current
+    from wxdata.tx.decorators import UNRECORDED
+
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    config = attrs.evolve(current(), audit_lane_timeout=0.3)
+    reader = make_ctx(school)
+
+    async def main() -> tuple[Result[tuple[bool, str], DataError], Any]:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          settings=config, min_size=1, max_size=2) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            ar.lane_target = make_conninfo(cluster.url("primary"), port=str(dead_port))
+            return await ar.read(reader, aprobe, s.id), ar.health()
+
+    result, health = asyncio.run(main())
+    assert result == Failure(UNRECORDED)  # no record, no data
+    replica = health.server("replica-1")
+    assert replica.state == "up" and replica.reads == 1 and health.primary.reads == 0
+    with psycopg.connect(cluster.url("primary"), autocommit=True) as primary:
+        row = primary.execute("SELECT count(*) FROM audit_log WHERE request_id = %s AND "
+                              "action = 'READ' AND success", (reader.request_id,)).fetchone()
+    assert row == (0,)
