@@ -3,7 +3,7 @@
 ``python -m benchmarks.bench_replicas [--threads 8] [--seconds 2] [--rounds 2] [--students 2000]``
 
 Self-contained: builds a throw-away primary and streaming replica on this machine
-(:class:`wxdata.replicas.cluster.LocalCluster`), migrates and seeds the primary, and runs each read
+(:class:`tests.local_cluster.LocalCluster`), migrates and seeds the primary, and runs each read
 workload through three set-ups, interleaved round by round (forward, then reverse order) so drift
 hits them alike:
 
@@ -38,6 +38,7 @@ from typing import Any
 import psycopg
 from returns.result import Result
 
+from tests.local_cluster import LocalCluster
 from wxdata import ExecutionContext, Purpose, Role, system_context
 from wxdata.db import create_pool
 from wxdata.domains import students
@@ -45,7 +46,6 @@ from wxdata.errors import DataError
 from wxdata.migrate import migrate
 from wxdata.observability import QueryLog, attach
 from wxdata.replicas import Router, RouterConfig
-from wxdata.replicas.cluster import LocalCluster
 
 Conn = psycopg.Connection[Any]
 Read = Callable[[Conn, ExecutionContext, random.Random], Result[Any, DataError]]

@@ -39,7 +39,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-EXTRA_MODULES = ("bench_audit_write", "bench_cache", "bench_audit_verify")
+EXTRA_MODULES = ("bench_audit_write", "bench_cache", "bench_audit_verify", "bench_async")
 SCALING_PAGES = (1, 100, 1000, 10000)
 
 # --- options and results ------------------------------------------------------------------------

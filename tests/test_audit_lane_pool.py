@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Success
 
+from tests import local_cluster as local
 from tests.conftest import TEST_SCOPE_KEY, student_values
 from wxdata import ExecutionContext, Purpose, Role, crud, system_context
 from wxdata import config as wx_config
@@ -41,7 +42,6 @@ from wxdata.errors import DataError, Unavailable
 from wxdata.health import RouterHealth, to_prometheus, to_text
 from wxdata.migrate import migrate
 from wxdata.replicas import Router, RouterConfig
-from wxdata.replicas import cluster as local
 from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.schema import STUDENTS
 from wxdata.tx import DisclosureNotRecorded, RollbackScope, run_in_scope, unit_of_work

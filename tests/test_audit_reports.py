@@ -7,6 +7,7 @@ emptied first (``audit_url``).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -19,6 +20,9 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from returns.result import Failure, Success
 
 from tests import test_audit_chain as _chain_tests
@@ -493,3 +497,169 @@ def test_cli_export_report_and_retention(
     assert main(["audit", "--database-url", url, "retention"]) == 0
     assert "would purge" in capsys.readouterr().out
     assert main(["audit", "--database-url", url, "retention", "--phi-years", "5"]) == 2
+
+
+# --- the row shaping shared by the sync and the async export --------------------------------------
+
+_CELLS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
+                   st.lists(st.text(max_size=5), max_size=3))
+
+
+@hyp_settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(_CELLS, _CELLS), max_size=12), split=st.integers(1, 5),
+       json_array=st.booleans())
+def test_encoded_batches_parse_back_to_the_rows_however_they_are_split(
+    rows: list[tuple[Any, Any]], split: int, json_array: bool
+) -> None:
+    from wxdata.audit.export import Encoder
+
+    names = ("a", "b")
+    batches = [rows[i:i + split] for i in range(0, len(rows), split)]
+    enc = Encoder("csv", names)
+    text = enc.head() + "".join(enc.batch(b) for b in batches) + enc.tail()
+    parsed = list(csv.reader(io.StringIO(text, newline="")))
+    assert parsed[0] == list(names) and len(parsed) == len(rows) + 1
+    for cells, row in zip(parsed[1:], rows, strict=True):  # no text cell runs as a formula
+        for cell, value in zip(cells, row, strict=True):
+            assert isinstance(value, int) or not cell.startswith(FORMULA_START)
+            if isinstance(value, str):
+                assert cell == safe_cell(value)
+    enc = Encoder("json", names, json_array)
+    text = enc.head() + "".join(enc.batch(b) for b in batches) + enc.tail()
+    lines = text.split("\n")  # JSON Lines end lines with \n only (U+2028 and U+0085 stay raw)
+    objects = json.loads(text) if json_array else [json.loads(line) for line in lines[:-1]]
+    assert objects == [dict(zip(names, r, strict=True)) for r in rows]
+
+
+# --- the async twins: same plans, async I/O, pages and exports as async iterators ------------------
+
+
+def _arun(db_url: str, body: Callable[[Any], Any]) -> Any:
+    """Run ``await body(aconn)`` on a fresh async connection to the test database."""
+    from wxdata import aio
+
+    async def main() -> Any:
+        aconn = await aio.connect(db_url)
+        try:
+            return await body(aconn)
+        finally:
+            await aconn.close()
+
+    return asyncio.run(main())
+
+
+def test_async_accounting_pages_follow_the_cursor_and_each_page_is_recorded(
+    conn: psycopg.Connection[Any], db_url: str, seeded: dict[str, Any], officer: ExecutionContext,
+) -> None:
+    from wxdata.aio import reports as areports
+
+    s1 = seeded["s1"]
+    full = [r.seq for r in reports.accounting_of_disclosures(conn, officer, s1.id).unwrap()]
+
+    async def walk(aconn: Any) -> list[Any]:
+        return [page async for page in areports.iter_accounting_of_disclosures(
+            aconn, officer, s1.id, limit=2)]
+
+    pages = _arun(db_url, walk)
+    seqs = [r.seq for page in pages for r in page.unwrap()]
+    assert seqs[:len(full)] == full and len(seqs) == len(set(seqs))
+    assert all(len(p.unwrap()) <= 2 for p in pages) and pages[-1].unwrap().next_cursor is None
+    recorded = conn.execute(
+        "SELECT count(*) FROM audit_log WHERE action = 'READ' AND entity_type = 'AuditLog' "
+        "AND user_id = %s AND subject_ids = ARRAY[%s]::uuid[]", (officer.user_id, s1.id)).fetchone()
+    assert recorded == (1 + len(pages),)  # the sync read, then one record per async page
+    same = _arun(db_url, lambda aconn: areports.accounting_of_disclosures(
+        aconn, officer, s1.id, limit=1000))
+    assert [r.seq for r in same.unwrap()][:len(full)] == full
+
+
+def test_async_reports_refuse_a_nurse_and_bad_input(
+    conn: psycopg.Connection[Any], db_url: str, officer: ExecutionContext,
+) -> None:
+    from wxdata.aio import reports as areports
+
+    nurse = _nurse(f"u-no-audit-{uuid.uuid4().hex[:6]}")
+
+    async def calls(aconn: Any) -> list[Any]:
+        return [await areports.statistics(aconn, nurse),
+                await areports.user_activity(aconn, nurse, "someone"),
+                await areports.entity_history(aconn, officer, "Student", "not-a-uuid"),
+                [p async for p in areports.iter_user_activity(aconn, officer, "x" * 200)]]
+
+    denied, denied_page, bad_id, bad_pages = _arun(db_url, calls)
+    assert isinstance(denied.failure(), Forbidden) and isinstance(denied_page.failure(), Forbidden)
+    assert isinstance(bad_id.failure(), InvalidQuery)
+    assert len(bad_pages) == 1 and isinstance(bad_pages[0].failure(), InvalidQuery)
+    refusals = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'ACCESS_DENIED' "
+                            "AND user_id = %s", (nurse.user_id,)).fetchone()
+    assert refusals == (2,)
+    stats = _arun(db_url, lambda aconn: areports.statistics(aconn, officer)).unwrap()
+    assert stats.total >= 1 and stats.by_action
+
+
+def test_async_export_stream_is_the_sync_export_and_is_audited(
+    conn: psycopg.Connection[Any], db_url: str, exported_student: Any, officer: ExecutionContext,
+) -> None:
+    from wxdata.aio.export import export as aexport
+
+    sid = exported_student.id
+    expected = _count(conn, sid)
+    chunks: list[str] = []
+
+    async def write(text: str) -> None:
+        chunks.append(text)
+
+    report = _arun(db_url, lambda aconn: aexport(aconn, officer, write, "csv", student_id=sid,
+                                                 batch_size=2)).unwrap()
+    rows = list(csv.reader(io.StringIO("".join(chunks), newline="")))
+    assert report.rows == len(rows) - 1 == expected and len(chunks) >= expected // 2
+    for row in rows[1:]:
+        assert not any(cell.startswith(FORMULA_START) for cell in row)
+    synced = io.StringIO()
+    export(conn, officer, synced, "csv", student_id=sid)
+    again = list(csv.reader(io.StringIO(synced.getvalue(), newline="")))
+    assert again[:len(rows)] == rows  # the same rows, shaped the same (plus the async EXPORT)
+    record = conn.execute(
+        "SELECT success, metadata->>'rows', metadata->>'format' FROM audit_log "
+        "WHERE action = 'EXPORT' AND user_id = %s ORDER BY seq", (officer.user_id,)).fetchall()
+    assert record[0] == (True, str(expected), "csv")
+
+
+def test_an_async_export_whose_consumer_stops_is_recorded_as_failed(
+    conn: psycopg.Connection[Any], db_url: str, exported_student: Any, officer: ExecutionContext,
+) -> None:
+    from wxdata.aio.export import export_stream
+
+    async def take_two(aconn: Any) -> list[Any]:
+        stream = export_stream(aconn, officer, "json", student_id=exported_student.id,
+                               batch_size=1)
+        taken = [await anext(stream), await anext(stream)]
+        await stream.aclose()  # a client that went away
+        return taken
+
+    taken = _arun(db_url, take_two)
+    assert all(isinstance(t.unwrap(), str) for t in taken)
+    rows = conn.execute(
+        "SELECT success, error_message, (metadata->>'rows')::int FROM audit_log "
+        "WHERE action = 'EXPORT' AND user_id = %s", (officer.user_id,)).fetchall()
+    assert rows == [(False, "OUTPUT_FAILED", 2)]  # both batches handed out are accounted for
+
+
+def test_async_fhir_export_streams_audit_events(
+    conn: psycopg.Connection[Any], db_url: str, exported_student: Any, officer: ExecutionContext,
+) -> None:
+    from wxdata.aio.export import export_stream
+
+    sid = exported_student.id
+    expected = _count(conn, sid)
+
+    async def collect(aconn: Any) -> list[Any]:
+        return [item async for item in export_stream(aconn, officer, "fhir", student_id=sid,
+                                                     batch_size=3)]
+
+    items = _arun(db_url, collect)
+    *chunks, outcome = [i.unwrap() for i in items]
+    assert outcome.rows == expected and outcome.format == "fhir"
+    events = [json.loads(line) for line in "".join(chunks).split("\n") if line]
+    assert len(events) == expected and {e["resourceType"] for e in events} == {"AuditEvent"}
+    assert all(str(sid) in json.dumps(e) for e in events)  # every event names the student

@@ -9,6 +9,7 @@ the router handed out.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import secrets
 import threading
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Result, Success
 
+from tests import local_cluster as local
 from tests.conftest import TEST_SCOPE_KEY
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata._cli import CliError
@@ -34,8 +36,8 @@ from wxdata.errors import DataError, Internal, Unavailable
 from wxdata.health import register, to_prometheus
 from wxdata.migrate import migrate
 from wxdata.replicas import Consistency, Router, RouterConfig, Strategy, consistency_key, is_replica
-from wxdata.replicas import cluster as local
-from wxdata.replicas.router import _Server
+from wxdata.replicas.ledger import UNKNOWN
+from wxdata.replicas.servers import Routing, Server
 from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.tx import unit_of_work
 
@@ -499,19 +501,19 @@ def test_consistency_keys() -> None:
     assert consistency_key(ExecutionContext(user_id="u-1", role=Role.NURSE)) == "u:u-1"
 
 
-def _bare_router(max_tracked: int, replicas: int) -> Router:
-    return Router(
-        config=RouterConfig(max_tracked=max_tracked, monitor=False),
-        primary=_Server("primary", "primary", "", state="up"),
-        replicas=tuple(_Server(f"replica-{i}", "replica", "", state="up")
-                       for i in range(1, replicas + 1)),
-        settings=load_settings({}),
+def _bare_routing(max_tracked: int, replicas: int) -> Routing:
+    return Routing.of(
+        RouterConfig(max_tracked=max_tracked, monitor=False),
+        Server("primary", "primary", "", state="up"),
+        tuple(Server(f"replica-{i}", "replica", "", state="up") for i in range(1, replicas + 1)),
     )
 
 
 _OPS = st.lists(
     st.one_of(
         st.tuples(st.just("commit"), st.integers(0, 5), st.integers(1, 1000)),
+        st.tuples(st.just("unknown"), st.integers(0, 5), st.just(0)),
+        st.tuples(st.just("resolve"), st.just(0), st.just(0)),
         st.tuples(st.just("replay"), st.integers(0, 2), st.floats(0, 1)),
         st.tuples(st.just("down"), st.integers(0, 2), st.booleans()),
     ),
@@ -524,27 +526,263 @@ _OPS = st.lists(
 def test_a_context_never_needs_less_than_its_last_commit(
     ops: list[tuple[str, int, Any]], max_tracked: int
 ) -> None:
-    """Whatever commits, replays, outages, pruning and evictions: required >= last commit LSN."""
-    r = _bare_router(max_tracked, 3)
+    """Whatever commits, unplaced commits, replays, outages, pruning and evictions: a context is
+    sent to the primary, or to a replica only at or past its last commit."""
+    r = _bare_routing(max_tracked, 3)
     lsn = 0
     last: dict[str, int] = {}
     for op, index, value in ops:
         if op == "commit":
             lsn += value
             key = f"s:{index}"
-            with r._lock:
-                r._record(key, lsn)
+            r.ledger.record(key, lsn)
             last[key] = lsn
+        elif op == "unknown":  # a commit whose position could not be read: it is at least lsn + 1
+            lsn += 1
+            key = f"s:{index}"
+            r.ledger.record(key, UNKNOWN)
+            last[key] = lsn
+        elif op == "resolve":  # the primary answers its probe: every commit so far is before lsn
+            r.primary_status((False, lsn), 0.0)
         else:
             server = r.replicas[index]
             if op == "replay":  # a replica only moves forward, never past what was written
                 server.replay_lsn = max(server.replay_lsn, int(lsn * value))
             else:
                 server.state = "down" if value else "up"
-            with r._lock:
-                r._prune()
-        assert len(r._lsn) <= max_tracked
+            r.prune()
+        assert len(r.ledger.positions) <= max_tracked
         for key, position in last.items():
-            ctx = ExecutionContext(user_id="u", role=Role.NURSE, session_id=key[2:])
-            required = r.required_lsn(ctx)
-            assert required is not None and required >= position
+            replicas, required, _ = r.candidates(key)
+            assert (required is None and not replicas) or (required is not None and required >= position)
+
+
+def test_a_pending_write_keeps_its_context_on_the_primary_until_its_position_is_known() -> None:
+    r = _bare_routing(10, 1)
+    r.replicas[0].pool = object()  # eligible as far as routing goes
+    r.ledger.begin_write("s:a")
+    assert r.candidates("s:a") == ([], None, "pending_write")
+    r.ledger.end_write("s:a", UNKNOWN)
+    assert r.candidates("s:a") == ([], None, "read_your_writes")
+    r.primary_status((False, 500), 0.0)
+    assert r.candidates("s:a") == ([r.replicas[0]], 500, "no_replica")
+    assert r.candidates("s:other") == ([r.replicas[0]], 0, "no_replica")
+
+
+def test_status_rows_set_states_and_taking_down_backs_off() -> None:
+    r = _bare_routing(10, 1)
+    replica = r.replicas[0]
+    r.primary_status((False, 10_000_000_000), 0.0)
+    verdict = r.replica_status(replica, (True, 0, 0, 0.0), 1.0)
+    assert (replica.state, replica.reason) == ("lagging", "lag over max_lag_bytes")
+    assert verdict.changed and verdict.open_pool and verdict.down is None
+    assert r.replica_status(replica, (False, 0, 0, 0.0), 1.0).down is not None
+    r.primary_status((False, 100), 0.0)
+    assert r.replica_status(replica, (True, 100, 100, 0.0), 1.0).new == "up"
+    backoffs = [r.take_down(replica, "test", 0.0) and replica.backoff for _ in range(8)]
+    assert backoffs == sorted(backoffs) and backoffs[-1] == r.config.backoff_max
+    assert replica.state == "down" and r.candidates("s:x")[0] == []
+
+
+# --- the async router: same rules (the shared core), async I/O ---------------------------------
+
+
+async def aprobe(conn: psycopg.AsyncConnection[Any], ctx: ExecutionContext, sid: uuid.UUID
+                 ) -> Result[tuple[bool, str], DataError]:
+    """The async twin of :func:`probe`."""
+    from wxdata.aio.domains import students as astudents
+
+    row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+    assert row is not None
+    return (await astudents.find_by_id(conn, ctx, sid)).map(lambda s: (bool(row[0]), s.grade))
+
+
+async def aeventually(check: Any, what: str) -> Any:
+    """Poll ``await check()`` until truthy (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        await asyncio.sleep(0.05)
+
+
+def test_async_reads_land_on_the_replica_and_disclosures_are_recorded_on_the_primary(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    from wxdata.aio.domains import students as astudents
+    from wxdata.aio.replicas import AsyncRouter
+
+    s = new_student(router, school)
+    reader = make_ctx(school)
+    cluster.wait_replayed("replica-1")
+
+    async def main() -> tuple[Result[tuple[bool, str], DataError], int]:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          min_size=1, max_size=4) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            got = await ar.read(reader, aprobe, s.id)
+            async with ar.connection(reader, write=False) as conn:
+                row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+                assert row == (True,) and is_replica(conn)
+                assert (await astudents.find_by_id(conn, reader, s.id)).unwrap().id == s.id
+            return got, ar.health().server("replica-1").reads
+
+    with psycopg.connect(cluster.url("primary"), autocommit=True) as primary:
+        def reads() -> int:
+            row = primary.execute("SELECT count(*) FROM audit_log WHERE action = 'READ' "
+                                  "AND entity_id = %s AND request_id = %s",
+                                  (s.id, reader.request_id)).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        result, replica_reads = asyncio.run(main())
+        assert result == Success((True, "5")) and replica_reads == 2
+        assert reads() == 2  # each replica read's disclosure was committed on the primary
+
+
+async def _async_up(ar: Any) -> bool:
+    return bool(ar.health().server("replica-1").state == "up")
+
+
+def test_async_write_then_read_in_same_context_sees_it_while_replay_is_paused(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    from wxdata.aio.domains import students as astudents
+    from wxdata.aio.replicas import AsyncRouter
+
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    writer, bystander = make_ctx(school), make_ctx(school)
+
+    async def main() -> None:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          min_size=1, max_size=4) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            cluster.pause_replay("replica-1")
+            try:
+                assert isinstance(await ar.write(writer, astudents.update, s.id, {"grade": "6"}),
+                                  Success)
+                assert ar.required_lsn(writer) is not None
+                assert await ar.read(writer, aprobe, s.id) == Success((False, "6"))  # primary
+                assert await ar.read(bystander, aprobe, s.id) == Success((True, "5"))  # stale
+                assert dict(ar.health().fallbacks)["read_your_writes"] >= 1
+            finally:
+                cluster.resume_replay("replica-1")
+
+            async def writer_on_replica() -> bool:
+                return await ar.read(writer, aprobe, s.id) == Success((True, "6"))
+
+            await aeventually(writer_on_replica, "writer back on the replica")
+
+    asyncio.run(main())
+
+
+def test_async_replica_stopped_mid_workload_falls_back_without_a_failed_call(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    from wxdata.aio.replicas import AsyncRouter
+
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    results: list[Result[tuple[bool, str], DataError]] = []
+
+    async def main() -> Any:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          min_size=1, max_size=6) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            stop = asyncio.Event()
+
+            async def worker() -> None:
+                ctx = make_ctx(school)
+                while not stop.is_set():
+                    results.append(await ar.read(ctx, aprobe, s.id))
+
+            def count(on_replica: bool) -> int:
+                return sum(1 for r in results if r == Success((on_replica, "5")))
+
+            async def at_least(on_replica: bool, n: int) -> bool:
+                return count(on_replica) >= n
+
+            tasks = [asyncio.create_task(worker()) for _ in range(4)]
+            try:
+                await aeventually(lambda: at_least(True, 40), "reads served by the replica")
+                await asyncio.to_thread(cluster.stop, "replica-1", "fast")
+                on_primary = count(False)
+                await aeventually(lambda: at_least(False, on_primary + 100),
+                                  "reads served by the primary")
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks)
+                if "replica-1" not in cluster.running:
+                    await asyncio.to_thread(cluster.start, "replica-1")
+            await asyncio.to_thread(cluster.wait_streaming)
+
+            async def back() -> bool:
+                return await ar.read(make_ctx(school), aprobe, s.id) == Success((True, "5"))
+
+            await aeventually(back, "reads back on the restarted replica")
+            return ar.health()
+
+    health = asyncio.run(main())
+    assert [r for r in results if not isinstance(r, Success)] == []
+    assert health.server("replica-1").errors >= 1 and health.server("replica-1").state == "up"
+
+
+def test_only_a_replica_failing_under_a_read_fails_it_over_not_a_refused_disclosure() -> None:
+    from wxdata.tx.decorators import UNRECORDED
+
+    r = _bare_routing(10, 1)
+    replica, primary = r.replicas[0], r.primary
+    lost: Result[Any, DataError] = Failure(Unavailable(reason="server closed the connection"))
+    assert r.failed_under(replica, lost, broken=False)
+    assert r.failed_under(replica, Success(1), broken=True)
+    assert not r.failed_under(replica, Failure(UNRECORDED), broken=False)  # lane 2 down: as is
+    assert not r.failed_under(replica, Failure(Internal()), broken=False)
+    assert not r.failed_under(primary, lost, broken=True)  # the primary is the last resort
+    assert not r.caught_up(replica, 10, 20) and replica.counters["skip_behind"] == 1
+    assert r.caught_up(replica, 30, 20) and replica.replay_lsn == 30
+
+
+def test_async_replica_read_without_its_lane_fails_closed_and_keeps_the_replica(
+    cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
+) -> None:
+    """The async router sends a replica read's record to the primary on lane 2: with that lane
+    unreachable the read answers a Failure with no data, and the replica stays up (no re-run)."""
+    import socket
+
+    import attrs
+
+    from wxdata.aio.replicas import AsyncRouter
+    from wxdata.config import settings as current
+    from wxdata.tx.decorators import UNRECORDED
+
+    s = new_student(router, school)
+    cluster.wait_replayed("replica-1")
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    config = attrs.evolve(current(), audit_lane_timeout=0.3)
+    reader = make_ctx(school)
+
+    async def main() -> tuple[Result[tuple[bool, str], DataError], Any]:
+        async with await AsyncRouter.open(app_url(cluster, "primary"),
+                                          [app_url(cluster, "replica-1")], config=FAST,
+                                          settings=config, min_size=1, max_size=2) as ar:
+            await aeventually(lambda: _async_up(ar), "async router sees the replica up")
+            ar.lane_target = make_conninfo(cluster.url("primary"), port=str(dead_port))
+            return await ar.read(reader, aprobe, s.id), ar.health()
+
+    result, health = asyncio.run(main())
+    assert result == Failure(UNRECORDED)  # no record, no data
+    replica = health.server("replica-1")
+    assert replica.state == "up" and replica.reads == 1 and health.primary.reads == 0
+    with psycopg.connect(cluster.url("primary"), autocommit=True) as primary:
+        row = primary.execute("SELECT count(*) FROM audit_log WHERE request_id = %s AND "
+                              "action = 'READ' AND success", (reader.request_id,)).fetchone()
+    assert row == (0,)

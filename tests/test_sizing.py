@@ -112,7 +112,7 @@ def test_warning_exactly_when_demand_exceeds_capacity(
 @pytest.fixture(scope="module")
 def twenty_slots() -> Any:
     """A private primary with ``max_connections = 20`` (the size of a small managed server)."""
-    from wxdata.replicas import cluster as local
+    from tests import local_cluster as local
 
     reason = local.missing()
     if reason is not None:

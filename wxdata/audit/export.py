@@ -16,9 +16,9 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, BinaryIO, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO, cast
 from uuid import UUID, uuid4
 
 import attrs
@@ -92,13 +92,17 @@ def _writer(out: TextIO | BinaryIO) -> Callable[[str], Any]:
     return out.write  # type: ignore[return-value]
 
 
-def _columns(conn: Conn, fmt: Format) -> tuple[tuple[str, ...], str]:
-    """Every audit_log column, in table order, as JSON-ready expressions."""
-    rows = conn.execute(
-        "SELECT a.attname, t.typname, t.typcategory FROM pg_attribute a "
-        "JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = 'audit_log'::regclass "
-        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
-    ).fetchall()
+COLUMNS_SQL = (
+    "SELECT a.attname, t.typname, t.typcategory FROM pg_attribute a "
+    "JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = 'audit_log'::regclass "
+    "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+)
+
+
+def columns_of(rows: Sequence[tuple[str, str, str]], fmt: Format) -> tuple[tuple[str, ...], str]:
+    """Every audit_log column (rows of :data:`COLUMNS_SQL`), as JSON-ready expressions."""
+    if fmt == "fhir":
+        return (), "a.*"
     names, exprs = [], []
     for name, typ, category in rows:
         ref = 'a."' + name.replace('"', '""') + '"'
@@ -133,6 +137,118 @@ def _where(since: datetime | None, until: datetime | None, student_id: UUID | No
     return " AND ".join(parts)
 
 
+@attrs.frozen(slots=True, kw_only=True)
+class ExportRequest:
+    """A validated export: its window, filters and format, the statement, and its records."""
+
+    ctx: ExecutionContext
+    fmt: Format
+    since: datetime | None
+    until: datetime | None
+    json_array: bool
+    student_id: UUID | None
+    entity_type: str | None
+    user_id: str | None
+    batch_size: int
+
+    @classmethod
+    def of(
+        cls, ctx: ExecutionContext, fmt: str, since: datetime | None, until: datetime | None, *,
+        json_array: bool = False, student_id: UUID | None = None, entity_type: str | None = None,
+        user_id: str | None = None, batch_size: int = EXPORT_BATCH,
+    ) -> Result[ExportRequest, DataError]:
+        """Check the format and the window (timezone-aware datetimes)."""
+        if fmt not in ("csv", "json", "fhir"):
+            return Failure(InvalidQuery(field="format", rule="must be csv, json or fhir"))
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                return Failure(InvalidQuery(field=name, rule="must be a timezone-aware datetime"))
+        return Success(cls(ctx=ctx, fmt=cast(Format, fmt), since=since, until=until,
+                           json_array=json_array, student_id=student_id,
+                           entity_type=entity_type, user_id=user_id, batch_size=batch_size))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The statement's bound values."""
+        return {"since": self.since, "until": self.until, "student_id": self.student_id,
+                "entity_type": self.entity_type, "user_id": self.user_id}
+
+    def sql(self, select: str) -> str:
+        """The export statement over the columns ``select`` (every value bound)."""
+        where = _where(self.since, self.until, self.student_id, self.entity_type, self.user_id)
+        return f"SELECT {select} FROM audit_log a WHERE {where} ORDER BY a.created_at, a.seq"
+
+    def record(self, rows: int, success: bool, error: str | None = None) -> AuditRecord:
+        """The EXPORT record: rows, format, window, filters (no values)."""
+        student = self.student_id
+        return AuditRecord(
+            action=AuditAction.EXPORT, entity_type=AUDIT_ENTITY,
+            subject_student_id=student, subject_ids=(student,) if student else (),
+            is_phi=True, compliance_type=ComplianceType.HIPAA,
+            severity=severity_of(AuditAction.EXPORT, None, self.ctx, success), success=success,
+            error_message=error,
+            metadata={"format": self.fmt, "since": self.since.isoformat() if self.since else None,
+                      "until": self.until.isoformat() if self.until else None,
+                      "entity_type": self.entity_type, "user_id": self.user_id, "rows": rows},
+            tags=("audit-export",),
+        )
+
+    def encoder(self, names: tuple[str, ...]) -> Encoder:
+        """The row shaper of this export's format."""
+        return Encoder(self.fmt, names, self.json_array)
+
+
+@attrs.define(slots=True)
+class Encoder:
+    """Rows to text, batch by batch: CSV (header first), JSON Lines / array, or FHIR NDJSON.
+
+    Pure: ``head()``, then ``batch(rows)`` for every batch (tuples; dicts for FHIR), then
+    ``tail()``. The sync and the async export share it.
+    """
+
+    fmt: Format
+    names: tuple[str, ...]
+    json_array: bool = False
+    _first: bool = True
+
+    def head(self) -> str:
+        """The text before the first row (the CSV header, ``[`` of a JSON array)."""
+        if self.fmt == "csv":
+            return self._csv([self.names])
+        return "[" if self.fmt == "json" and self.json_array else ""
+
+    def batch(self, batch: Sequence[Any]) -> str:
+        """One batch of rows as text."""
+        if self.fmt == "csv":
+            return self._csv([_cell(v) for v in r] for r in batch)
+        if self.fmt == "fhir":
+            return "".join(_DUMPS(event) + "\n" for row in batch for event in to_audit_events(row))
+        parts = []
+        for r in batch:
+            text = _DUMPS(dict(zip(self.names, r, strict=True)))
+            if self.json_array:
+                parts.append(("\n" if self._first else ",\n") + text)
+            else:
+                parts.append(text + "\n")
+            self._first = False
+        return "".join(parts)
+
+    def tail(self) -> str:
+        """The text after the last row (``]`` of a JSON array)."""
+        if self.fmt == "json" and self.json_array:
+            return "\n]\n" if not self._first else "]\n"
+        return ""
+
+    @staticmethod
+    def _csv(rows: Iterable[Iterable[Any]]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+        return buffer.getvalue()
+
+
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode
+
+
 def export(
     conn: Conn,
     ctx: ExecutionContext,
@@ -151,113 +267,59 @@ def export(
     denied = deny(conn, ctx, "export")
     if denied is not None:
         return denied
-    if fmt not in ("csv", "json", "fhir"):
-        return Failure(InvalidQuery(field="format", rule="must be csv, json or fhir"))
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-            return Failure(InvalidQuery(field=name, rule="must be a timezone-aware datetime"))
+    checked = ExportRequest.of(ctx, fmt, since, until, json_array=json_array,
+                               student_id=student_id, entity_type=entity_type, user_id=user_id,
+                               batch_size=batch_size)
+    if isinstance(checked, Failure):
+        return checked
+    req = checked.unwrap()
     if current_scope(conn) is not None:
         return Failure(InvalidQuery(field="conn", rule="export needs a connection outside a "
                                                         "unit of work"))
     started = time.perf_counter()
     write = _writer(out)
-    written = [0]
-    metadata = {
-        "format": fmt, "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
-        "entity_type": entity_type, "user_id": user_id,
-    }
-    params = {"since": since, "until": until, "student_id": student_id,
-              "entity_type": entity_type, "user_id": user_id}
-
-    def record(success: bool, error: str | None = None) -> AuditRecord:
-        return AuditRecord(
-            action=AuditAction.EXPORT, entity_type=AUDIT_ENTITY,
-            subject_student_id=student_id, subject_ids=(student_id,) if student_id else (),
-            is_phi=True, compliance_type=ComplianceType.HIPAA,
-            severity=severity_of(AuditAction.EXPORT, None, ctx, success), success=success,
-            error_message=error, metadata={**metadata, "rows": written[0]},
-            tags=("audit-export",),
-        )
-
+    written = 0
     try:
         with unit_of_work(conn, ctx, isolation=Isolation.REPEATABLE_READ):
-            names, select = _columns(conn, fmt) if fmt != "fhir" else ((), "a.*")
-            conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
-            sql = (f"SELECT {select} FROM audit_log a "
-                   f"WHERE {_where(since, until, student_id, entity_type, user_id)} "
-                   "ORDER BY a.created_at, a.seq")
-            if fmt == "fhir":
-                with conn.cursor(name=f"wx_export_{uuid4().hex[:12]}", row_factory=dict_row) as dcur:
-                    dcur.itersize = batch_size
-                    dcur.execute(sql, params)
-                    _stream_fhir(dcur, write, written, batch_size)
-            else:
-                with conn.cursor(name=f"wx_export_{uuid4().hex[:12]}", row_factory=tuple_row) as cur:
-                    cur.itersize = batch_size
-                    cur.execute(sql, params)
-                    _stream(cur, names, fmt, json_array, write, written, batch_size)
-            conn.execute(insert_sql(), audit_params(ctx, record(True)), prepare=settings().prepare)
+            listed = conn.execute(COLUMNS_SQL).fetchall() if req.fmt != "fhir" else []
+            names, select = columns_of(listed, req.fmt)
+            enc = req.encoder(names)
+            conn.execute(CURSOR_FRACTION)
+            factory: Any = dict_row if req.fmt == "fhir" else tuple_row
+            with conn.cursor(name=cursor_name(), row_factory=factory) as cur:
+                cur.itersize = batch_size
+                cur.execute(req.sql(select), req.params)
+                write(enc.head())
+                while batch := cur.fetchmany(batch_size):
+                    write(enc.batch(batch))
+                    written += len(batch)
+                write(enc.tail())
+            conn.execute(insert_sql(), audit_params(ctx, req.record(written, True)),
+                         prepare=settings().prepare)
     except OSError:
-        _record_failure(conn, ctx, record, written[0], "OUTPUT_FAILED")
+        _record_failure(conn, ctx, req, written, "OUTPUT_FAILED")
         return Failure(Unavailable(reason="export output could not be written"))
     except psycopg.Error as exc:
         error = _db_error(exc, AUDIT_ENTITY)
-        _record_failure(conn, ctx, record, written[0], error.code)
+        _record_failure(conn, ctx, req, written, error.code)
         return Failure(error)
-    return Success(ExportReport(written[0], fmt, time.perf_counter() - started))
+    return Success(ExportReport(written, req.fmt, time.perf_counter() - started))
 
 
-def _record_failure(conn: Conn, ctx: ExecutionContext, record: Callable[..., AuditRecord],
-                    rows: int, code: str) -> None:
+#: Plan for reading every row of the cursor (not the first few fast).
+CURSOR_FRACTION = "SELECT set_config('cursor_tuple_fraction', '1', true)"
+
+
+def cursor_name() -> str:
+    """A fresh server-side cursor name."""
+    return f"wx_export_{uuid4().hex[:12]}"
+
+
+def _record_failure(conn: Conn, ctx: ExecutionContext, req: ExportRequest, rows: int,
+                    code: str) -> None:
+    """Rows that left the database are a disclosure even when the export failed: lane 2."""
     if rows:
-        write_detached(conn, ctx, record(False, code))
+        write_detached(conn, ctx, req.record(rows, False, code))
 
 
-def _stream(cur: psycopg.Cursor[tuple[Any, ...]], names: tuple[str, ...], fmt: Format,
-            json_array: bool, write: Callable[[str], Any], written: list[int],
-            batch_size: int) -> None:
-    if fmt == "csv":
-        sink = _Sink(write)
-        rows = csv.writer(sink, lineterminator="\r\n")
-        rows.writerow(names)
-        while batch := cur.fetchmany(batch_size):
-            rows.writerows([_cell(v) for v in r] for r in batch)
-            written[0] += len(batch)
-        return
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode
-    if json_array:
-        write("[")
-    first = True
-    while batch := cur.fetchmany(batch_size):
-        parts = []
-        for r in batch:
-            text = dumps(dict(zip(names, r, strict=True)))
-            if json_array:
-                parts.append(("\n" if first else ",\n") + text)
-            else:
-                parts.append(text + "\n")
-            first = False
-        write("".join(parts))
-        written[0] += len(batch)
-    if json_array:
-        write("\n]\n" if not first else "]\n")
-
-
-def _stream_fhir(cur: psycopg.Cursor[dict[str, Any]], write: Callable[[str], Any],
-                 written: list[int], batch_size: int) -> None:
-    """FHIR NDJSON: one AuditEvent per line (several for a record that disclosed several students)."""
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    while batch := cur.fetchmany(batch_size):
-        write("".join(dumps(event) + "\n" for row in batch for event in to_audit_events(row)))
-        written[0] += len(batch)
-
-
-class _Sink:
-    """The ``write`` of a text sink as the object ``csv.writer`` expects."""
-
-    def __init__(self, write: Callable[[str], Any]) -> None:
-        self.write = write
-
-
-__all__ = ["FORMULA_START", "ExportReport", "export", "safe_cell"]
+__all__ = ["FORMULA_START", "Encoder", "ExportReport", "ExportRequest", "export", "safe_cell"]

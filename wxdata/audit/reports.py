@@ -257,8 +257,8 @@ def _report_record(
     )
 
 
-def deny(conn: Conn, ctx: ExecutionContext, report: str) -> Failure[DataError] | None:
-    """Refuse (and record on lane 2) a caller whose role may not read the audit trail."""
+def denial(ctx: ExecutionContext, report: str) -> tuple[AuditRecord, Failure[DataError]] | None:
+    """None for an audit reader; else the ACCESS_DENIED record to keep and the refusal."""
     if ctx.role in AUDIT_READERS:
         return None
     record = AuditRecord(
@@ -266,8 +266,16 @@ def deny(conn: Conn, ctx: ExecutionContext, report: str) -> Failure[DataError] |
         severity=severity_of(AuditAction.ACCESS_DENIED, None, ctx, False),
         error_message=Forbidden.code, metadata={"report": report}, tags=("audit-report",),
     )
-    write_detached(conn, ctx, record)
-    return Failure(Forbidden(entity=AUDIT_ENTITY, reason="role may not read the audit trail"))
+    return record, Failure(Forbidden(entity=AUDIT_ENTITY, reason="role may not read the audit trail"))
+
+
+def deny(conn: Conn, ctx: ExecutionContext, report: str) -> Failure[DataError] | None:
+    """Refuse (and record on lane 2) a caller whose role may not read the audit trail."""
+    refused = denial(ctx, report)
+    if refused is None:
+        return None
+    write_detached(conn, ctx, refused[0])
+    return refused[1]
 
 
 def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
@@ -292,40 +300,83 @@ def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
     return out
 
 
-def _page(
-    conn: Conn, ctx: ExecutionContext, report: str, columns: str, where: str,
-    params: dict[str, Any], make: Callable[[tuple[Any, ...]], T], *, since: datetime | None,
-    until: datetime | None, cursor: str | None, limit: int, subject: UUID | None,
-    metadata: Mapping[str, Any],
-) -> Result[AuditPage[T], DataError]:
-    denied = deny(conn, ctx, report)
-    if denied is not None:
-        return denied
+@attrs.frozen(slots=True, kw_only=True)
+class ReportSpec(Generic[T]):
+    """One paged report with its arguments checked: which rows, how they are shaped, recorded."""
+
+    report: str
+    columns: str
+    where: str
+    params: Mapping[str, Any]
+    make: Callable[[tuple[Any, ...]], T]
+    subject: UUID | None
+    metadata: Mapping[str, Any]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class PagePlan(Generic[T]):
+    """A page to read: the statement and its values, then how rows become the page and its record.
+
+    Pure, shared by the sync and the async reports: the shells run :attr:`sql` with :attr:`bound`
+    and hand the rows to :meth:`page`, then write :meth:`record` in the same transaction.
+    """
+
+    spec: ReportSpec[T]
+    ctx: ExecutionContext
+    sql: str
+    bound: Mapping[str, Any]
+    limit: int
+
+    def page(self, rows: list[tuple[Any, ...]]) -> AuditPage[T]:
+        """The page (``limit`` rows) and the cursor of the next one (one row more was asked for)."""
+        more = len(rows) > self.limit
+        rows = rows[:self.limit]
+        nxt = make_cursor(rows[-1][_CREATED[self.spec.columns]], rows[-1][0]) if more else None
+        return AuditPage(tuple(self.spec.make(r) for r in rows), nxt)
+
+    def record(self, page: AuditPage[T]) -> AuditRecord:
+        """The READ record of the audit trail for this page."""
+        return _report_record(self.ctx, AuditAction.READ, self.spec.report,
+                              subject=self.spec.subject,
+                              metadata={**self.spec.metadata, "rows": len(page.rows)})
+
+
+def plan_page(ctx: ExecutionContext, spec: ReportSpec[T], *, since: datetime | None,
+              until: datetime | None, cursor: str | None, limit: int
+              ) -> Result[PagePlan[T], DataError]:
+    """Check the limit, window and cursor of a page of ``spec`` and build its statement."""
     problem = _check_limit(limit) or _check_window(since, until)
     if problem is not None:
         return Failure(problem)
-    bound = {**params, "since": since, "until": until, "limit": limit + 1}
+    bound = {**spec.params, "since": since, "until": until, "limit": limit + 1}
     if cursor is not None:
         after = read_cursor(cursor)
         if isinstance(after, Failure):
             return after
         bound["after_t"], bound["after_s"] = after.unwrap()
-    sql = _window_sql(columns, where, since is not None, until is not None, cursor is not None)
+    sql = _window_sql(spec.columns, spec.where, since is not None, until is not None,
+                      cursor is not None)
+    return Success(PagePlan(spec=spec, ctx=ctx, sql=sql, bound=bound, limit=limit))
+
+
+def _page(
+    conn: Conn, ctx: ExecutionContext, spec: ReportSpec[T], *, since: datetime | None,
+    until: datetime | None, cursor: str | None, limit: int,
+) -> Result[AuditPage[T], DataError]:
+    denied = deny(conn, ctx, spec.report)
+    if denied is not None:
+        return denied
+    planned = plan_page(ctx, spec, since=since, until=until, cursor=cursor, limit=limit)
+    if isinstance(planned, Failure):
+        return planned
+    plan = planned.unwrap()
 
     def work() -> AuditPage[T]:
         cur = conn.cursor(row_factory=tuple_row)
-        rows = cur.execute(sql, bound, prepare=settings().prepare).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        nxt = make_cursor(rows[-1][_CREATED[columns]], rows[-1][0]) if more else None
-        return AuditPage(tuple(make(r) for r in rows), nxt)
-
-    def record_of(page: AuditPage[T]) -> AuditRecord:
-        return _report_record(ctx, AuditAction.READ, report, subject=subject,
-                              metadata={**metadata, "rows": len(page.rows)})
+        return plan.page(cur.execute(plan.sql, plan.bound, prepare=settings().prepare).fetchall())
 
     try:
-        return Success(disclose(conn, ctx, work, record_of))
+        return Success(disclose(conn, ctx, work, plan.record))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
     except DisclosureNotRecorded:
@@ -348,24 +399,57 @@ def _uuid(value: UUID | str, field: str) -> UUID | DataError:
 # --- reports -----------------------------------------------------------------------------------
 
 
+def entity_history_spec(entity_type: str, entity_id: UUID | str
+                        ) -> Result[ReportSpec[AuditEntry], DataError]:
+    """Check the arguments of :func:`entity_history`."""
+    key = _uuid(entity_id, "entity_id")
+    if isinstance(key, DataError):
+        return Failure(key)
+    if not isinstance(entity_type, str) or not 1 <= len(entity_type) <= 100:
+        return Failure(InvalidQuery(field="entity_type", rule="must be 1-100 characters"))
+    return Success(ReportSpec(
+        report="entity_history", columns=_ENTRY_COLS,
+        where="a.entity_type = %(entity_type)s AND a.entity_id = %(entity_id)s",
+        params={"entity_type": entity_type, "entity_id": key}, make=_entry, subject=None,
+        metadata={"entity_type": entity_type, "entity_id": str(key)},
+    ))
+
+
+def user_activity_spec(user_id: str) -> Result[ReportSpec[AuditEntry], DataError]:
+    """Check the arguments of :func:`user_activity`."""
+    if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
+        return Failure(InvalidQuery(field="user_id", rule="must be 1-128 characters"))
+    return Success(ReportSpec(
+        report="user_activity", columns=_ENTRY_COLS, where="a.user_id = %(user_id)s",
+        params={"user_id": user_id}, make=_entry, subject=None, metadata={"user_id": user_id},
+    ))
+
+
+def accounting_spec(student_id: UUID | str, since: datetime | None, until: datetime | None,
+                    include_failures: bool) -> Result[ReportSpec[Disclosure], DataError]:
+    """Check the arguments of :func:`accounting_of_disclosures`."""
+    key = _uuid(student_id, "student_id")
+    if isinstance(key, DataError):
+        return Failure(key)
+    where = "a.subject_ids @> ARRAY[%(student_id)s]::uuid[]"
+    if not include_failures:
+        where += " AND a.success"
+    return Success(ReportSpec(
+        report="accounting_of_disclosures", columns=_DISCLOSURE_COLS, where=where,
+        params={"student_id": key}, make=_disclosure, subject=key,
+        metadata={"since": since.isoformat() if since else None,
+                  "until": until.isoformat() if until else None},
+    ))
+
+
 def entity_history(
     conn: Conn, ctx: ExecutionContext, entity_type: str, entity_id: UUID | str, *,
     since: datetime | None = None, until: datetime | None = None, cursor: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> Result[AuditPage[AuditEntry], DataError]:
     """Every record about one row (single-row reads and every write), oldest first."""
-    key = _uuid(entity_id, "entity_id")
-    if isinstance(key, DataError):
-        return Failure(key)
-    if not isinstance(entity_type, str) or not 1 <= len(entity_type) <= 100:
-        return Failure(InvalidQuery(field="entity_type", rule="must be 1-100 characters"))
-    return _page(
-        conn, ctx, "entity_history", _ENTRY_COLS,
-        "a.entity_type = %(entity_type)s AND a.entity_id = %(entity_id)s",
-        {"entity_type": entity_type, "entity_id": key}, _entry, since=since, until=until,
-        cursor=cursor, limit=limit, subject=None,
-        metadata={"entity_type": entity_type, "entity_id": str(key)},
-    )
+    return entity_history_spec(entity_type, entity_id).bind(
+        lambda spec: _page(conn, ctx, spec, since=since, until=until, cursor=cursor, limit=limit))
 
 
 def user_activity(
@@ -373,13 +457,8 @@ def user_activity(
     until: datetime | None = None, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT,
 ) -> Result[AuditPage[AuditEntry], DataError]:
     """Everything one user did in the window, oldest first."""
-    if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-        return Failure(InvalidQuery(field="user_id", rule="must be 1-128 characters"))
-    return _page(
-        conn, ctx, "user_activity", _ENTRY_COLS, "a.user_id = %(user_id)s",
-        {"user_id": user_id}, _entry, since=since, until=until, cursor=cursor, limit=limit,
-        subject=None, metadata={"user_id": user_id},
-    )
+    return user_activity_spec(user_id).bind(
+        lambda spec: _page(conn, ctx, spec, since=since, until=until, cursor=cursor, limit=limit))
 
 
 def accounting_of_disclosures(
@@ -394,21 +473,11 @@ def accounting_of_disclosures(
     lists and bulk operations included, attempts that failed or were denied included unless
     ``include_failures`` is False.
     """
-    key = _uuid(student_id, "student_id")
-    if isinstance(key, DataError):
-        return Failure(key)
-    where = "a.subject_ids @> ARRAY[%(student_id)s]::uuid[]"
-    if not include_failures:
-        where += " AND a.success"
-    return _page(
-        conn, ctx, "accounting_of_disclosures", _DISCLOSURE_COLS, where, {"student_id": key},
-        _disclosure, since=since, until=until, cursor=cursor, limit=limit, subject=key,
-        metadata={"since": since.isoformat() if since else None,
-                  "until": until.isoformat() if until else None},
-    )
+    return accounting_spec(student_id, since, until, include_failures).bind(
+        lambda spec: _page(conn, ctx, spec, since=since, until=until, cursor=cursor, limit=limit))
 
 
-_STATS_SQL = (
+STATS_SQL = (
     "SELECT GROUPING(a.action), GROUPING(a.entity_type), GROUPING(a.severity), a.action, "
     "a.entity_type, a.severity, count(*), count(*) FILTER (WHERE NOT a.success), "
     "count(*) FILTER (WHERE a.is_phi), count(DISTINCT a.user_id) "
@@ -416,7 +485,7 @@ _STATS_SQL = (
     "AND a.created_at < COALESCE(%(until)s, 'infinity'::timestamptz) "
     "GROUP BY GROUPING SETS ((a.action), (a.entity_type), (a.severity), ())"
 )
-_USERS_SQL = (
+USERS_SQL = (
     "SELECT COALESCE(a.user_id, ''), count(*) FROM audit_log a "
     "WHERE a.created_at >= COALESCE(%(since)s, '-infinity'::timestamptz) "
     "AND a.created_at < COALESCE(%(until)s, 'infinity'::timestamptz) "
@@ -428,6 +497,44 @@ def _ordered(items: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(items, key=lambda kv: (-kv[1], kv[0])))
 
 
+def check_statistics(since: datetime | None, until: datetime | None, top_users: int
+                     ) -> Result[dict[str, Any], DataError]:
+    """Check the window and ``top_users`` of :func:`statistics`; the statements' values."""
+    problem = _check_window(since, until) or _check_limit(top_users)
+    if problem is not None:
+        return Failure(problem)
+    return Success({"since": since, "until": until, "top": top_users})
+
+
+def statistics_of(groups: list[tuple[Any, ...]], users: list[tuple[Any, ...]],
+                  since: datetime | None, until: datetime | None) -> AuditStatistics:
+    """The statistics from the rows of the grouping-sets and the top-users statements."""
+    total = failures = phi = distinct = 0
+    by: dict[str, list[tuple[str, int]]] = {"action": [], "entity": [], "severity": []}
+    for g_a, g_e, g_s, action, entity, severity, n, failed, phi_n, users_n in groups:
+        if g_a and g_e and g_s:
+            total, failures, phi, distinct = int(n), int(failed), int(phi_n), int(users_n)
+        elif not g_a:
+            by["action"].append((action, int(n)))
+        elif not g_e:
+            by["entity"].append((entity, int(n)))
+        else:
+            by["severity"].append((severity, int(n)))
+    return AuditStatistics(
+        since, until, total, failures, phi, distinct, _ordered(by["action"]),
+        _ordered(by["entity"]), _ordered(by["severity"]),
+        tuple((str(u), int(n)) for u, n in users),
+    )
+
+
+def statistics_record(ctx: ExecutionContext, since: datetime | None, until: datetime | None
+                      ) -> AuditRecord:
+    """The READ record of the statistics (no PHI: counts only)."""
+    return _report_record(ctx, AuditAction.READ, "statistics", phi=False,
+                          metadata={"since": since.isoformat() if since else None,
+                                    "until": until.isoformat() if until else None})
+
+
 def statistics(
     conn: Conn, ctx: ExecutionContext, since: datetime | None = None,
     until: datetime | None = None, *, top_users: int = 20,
@@ -436,39 +543,19 @@ def statistics(
     denied = deny(conn, ctx, "statistics")
     if denied is not None:
         return denied
-    problem = _check_window(since, until) or _check_limit(top_users)
-    if problem is not None:
-        return Failure(problem)
-    bound = {"since": since, "until": until, "top": top_users}
+    checked = check_statistics(since, until, top_users)
+    if isinstance(checked, Failure):
+        return checked
+    bound = checked.unwrap()
 
     def work() -> AuditStatistics:
         cur = conn.cursor(row_factory=tuple_row)
-        groups = cur.execute(_STATS_SQL, bound, prepare=settings().prepare).fetchall()
-        users = cur.execute(_USERS_SQL, bound, prepare=settings().prepare).fetchall()
-        total = failures = phi = distinct = 0
-        by: dict[str, list[tuple[str, int]]] = {"action": [], "entity": [], "severity": []}
-        for g_a, g_e, g_s, action, entity, severity, n, failed, phi_n, users_n in groups:
-            if g_a and g_e and g_s:
-                total, failures, phi, distinct = int(n), int(failed), int(phi_n), int(users_n)
-            elif not g_a:
-                by["action"].append((action, int(n)))
-            elif not g_e:
-                by["entity"].append((entity, int(n)))
-            else:
-                by["severity"].append((severity, int(n)))
-        return AuditStatistics(
-            since, until, total, failures, phi, distinct, _ordered(by["action"]),
-            _ordered(by["entity"]), _ordered(by["severity"]),
-            tuple((str(u), int(n)) for u, n in users),
-        )
-
-    def record_of(stats: AuditStatistics) -> AuditRecord:
-        return _report_record(ctx, AuditAction.READ, "statistics", phi=False,
-                              metadata={"since": since.isoformat() if since else None,
-                                        "until": until.isoformat() if until else None})
+        groups = cur.execute(STATS_SQL, bound, prepare=settings().prepare).fetchall()
+        users = cur.execute(USERS_SQL, bound, prepare=settings().prepare).fetchall()
+        return statistics_of(groups, users, since, until)
 
     try:
-        return Success(disclose(conn, ctx, work, record_of))
+        return Success(disclose(conn, ctx, work, lambda _: statistics_record(ctx, since, until)))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
     except DisclosureNotRecorded:
@@ -482,7 +569,10 @@ __all__ = [
     "AuditPage",
     "AuditStatistics",
     "Disclosure",
+    "PagePlan",
+    "ReportSpec",
     "accounting_of_disclosures",
+    "denial",
     "deny",
     "disclose",
     "entity_history",

@@ -27,7 +27,7 @@ Read-your-writes
     the write position would then be *before* it; the insert position never is. Writes made on a
     connection the router did not hand out are covered by calling :meth:`Router.note_commit`.
 
-Health
+Health (:mod:`wxdata.replicas.checks`)
     A monitor thread (or, without one, a background round started by the first read that finds a
     check due; or :meth:`Router.check_all`) probes every server on a dedicated connection:
     a replica that does not answer, is not in recovery, or lags beyond ``max_lag_bytes`` /
@@ -48,13 +48,10 @@ Audit
 
 from __future__ import annotations
 
-import enum
-import itertools
 import logging
 import threading
 import time
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -66,16 +63,28 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from returns.result import Failure, Result
 
 from wxdata.audit.lanes import lane_health, route_lane
-from wxdata.config import Settings, settings
+from wxdata.config import Settings
 from wxdata.context import ExecutionContext
-from wxdata.db import connect_kwargs, conninfo, create_pool
+from wxdata.db import create_pool
 from wxdata.errors import DataError, Unavailable, from_db_error
-from wxdata.health import RouterHealth, ServerHealth, pool_stats, retire_counters
-from wxdata.observability import QueryLog
-from wxdata.safelog import log_error
-from wxdata.tx.decorators import UNRECORDED, run_in_scope
+from wxdata.health import RouterHealth, retire_counters
+from wxdata.replicas.checks import HealthChecker
+from wxdata.replicas.config import Consistency, RouterConfig, Strategy, consistency_key
+from wxdata.replicas.ledger import UNKNOWN
+from wxdata.replicas.servers import (
+    COMMIT_LSN,
+    REPLAY_LSN,
+    Routing,
+    Server,
+    server_health,
+    servers,
+    targets,
+)
+from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, add_write_listener
 from wxdata.tx.scope import unit_of_work
+
+__all__ = ["Consistency", "Router", "RouterConfig", "Strategy", "consistency_key", "is_replica"]
 
 log = logging.getLogger("wxdata.replicas")
 
@@ -83,107 +92,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 
-_STATUS_PRIMARY = (
-    "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN NULL "
-    "ELSE (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint END"
-)
-_STATUS_REPLICA = (
-    "SELECT pg_is_in_recovery(), "
-    "COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0), "
-    "COALESCE((pg_last_wal_receive_lsn() - '0/0'::pg_lsn)::bigint, 0), "
-    "CASE WHEN pg_last_wal_receive_lsn() IS NULL "
-    "OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) "
-    "END::float8"
-)
-_COMMIT_LSN = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
-_REPLAY_LSN = "SELECT COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint, 0)"
-_UNKNOWN = 2**63 - 1  # a commit whose position could not be read: primary until resolved
-
-UP, LAGGING, DOWN = "up", "lagging", "down"
-
-
-class Strategy(enum.StrEnum):
-    """How a replica is picked among the eligible ones."""
-
-    ROUND_ROBIN = "round_robin"
-    LEAST_LOADED = "least_loaded"
-
-
-class Consistency(enum.StrEnum):
-    """Whose writes a context must see: its session's (default) or every session of its user's."""
-
-    SESSION = "session"
-    USER = "user"
-
-
-def consistency_key(ctx: ExecutionContext, consistency: Consistency = Consistency.SESSION) -> str:
-    """The read-your-writes key of a context (session id, else user id; or always user id)."""
-    if consistency is Consistency.SESSION and ctx.session_id:
-        return "s:" + ctx.session_id
-    return "u:" + ctx.user_id
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class RouterConfig:
-    """Routing, lag bounds, health-check cadence and timeouts."""
-
-    strategy: Strategy = Strategy.ROUND_ROBIN
-    consistency: Consistency = Consistency.SESSION
-    max_lag_bytes: int | None = 16 * 1024 * 1024
-    max_lag_seconds: float | None = 30.0
-    check_interval: float = 1.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    replica_timeout: float = 0.5
-    primary_timeout: float = 30.0
-    connect_timeout: int = 3
-    idle_check_after: float = 1.0
-    max_tracked: int = 100_000
-    monitor: bool = True
-    query_log: QueryLog | None = None
-
-    @classmethod
-    def from_settings(cls, config: Settings | None = None, **overrides: Any) -> RouterConfig:
-        """Strategy and lag bounds from ``DB_REPLICA_*`` settings, the rest default or overridden."""
-        s = config or settings()
-        values: dict[str, Any] = {
-            "strategy": Strategy(s.replica_strategy),
-            "max_lag_bytes": s.replica_max_lag_bytes,
-            "max_lag_seconds": s.replica_max_lag_seconds,
-        }
-        values.update(overrides)
-        return cls(**values)
-
-
-@attrs.define(slots=True, eq=False)
-class _Server:
-    """One server: its pool, probe connection, health state and counters (guarded by the lock)."""
-
-    name: str
-    role: str
-    url: str = attrs.field(repr=False)
-    pool: ConnectionPool[Conn] | None = None
-    probe: Conn | None = None
-    state: str = DOWN
-    reason: str = "not checked yet"
-    failures: int = 0
-    next_check: float = 0.0
-    backoff: float = 0.0
-    replay_lsn: int = 0
-    lag_bytes: int | None = None
-    lag_seconds: float | None = None
-    in_flight: int = 0
-    counters: Counter[str] = attrs.field(factory=Counter)
-    retired: Counter[str] = attrs.field(factory=Counter)
-
 
 @attrs.define(slots=True, eq=False)
 class _Checkout:
     """A connection handed out by a router, for reuse by nested calls and commit tracking."""
 
     router: Router
-    server: _Server
+    server: Server
     conn: Conn
     ctx: ExecutionContext
     key: str
@@ -193,12 +108,17 @@ class _Checkout:
 
 
 _ACTIVE: ContextVar[tuple[_Checkout, ...]] = ContextVar("wxdata_router_checkouts", default=())
-_REPLICA_CONNS: weakref.WeakSet[Conn] = weakref.WeakSet()
+_REPLICA_CONNS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def is_replica(conn: Conn) -> bool:
+def is_replica(conn: Conn | psycopg.AsyncConnection[Any]) -> bool:
     """Whether ``conn`` was opened by a router to a replica (e.g. to skip filling a cache from it)."""
     return conn in _REPLICA_CONNS
+
+
+def mark_replica(conn: Conn | psycopg.AsyncConnection[Any]) -> None:
+    """Remember that ``conn`` (sync or async) reaches a replica (see :func:`is_replica`)."""
+    _REPLICA_CONNS.add(conn)
 
 
 def _on_write(event: WriteEvent) -> None:
@@ -222,29 +142,23 @@ class Router:
     """One primary and N replicas, each with its own pool; thread-safe. Build with :meth:`open`."""
 
     config: RouterConfig
-    primary: _Server
-    replicas: tuple[_Server, ...]
+    primary: Server
+    replicas: tuple[Server, ...]
     settings: Settings = attrs.field(repr=False)
     pool_min: int = 1
     pool_max: int = 10
     lane_target: str = attrs.field(default="", repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
-    _check_lock: threading.RLock = attrs.field(factory=threading.RLock, init=False)
-    _lsn: dict[str, int] = attrs.field(factory=dict, init=False)
-    _pending: Counter[str] = attrs.field(factory=Counter, init=False)
-    _unresolved: set[str] = attrs.field(factory=set, init=False)
-    _floor: int = attrs.field(default=0, init=False)
-    _primary_lsn: int | None = attrs.field(default=None, init=False)
-    _primary_lsn_at: float = attrs.field(default=0.0, init=False)
-    _rr: Iterator[int] = attrs.field(factory=itertools.count, init=False)
-    _fallbacks: Counter[str] = attrs.field(factory=Counter, init=False)
+    routing: Routing = attrs.field(init=False, repr=False)
+    checks: HealthChecker = attrs.field(init=False, repr=False)
     _last_used: weakref.WeakKeyDictionary[Conn, float] = attrs.field(
         factory=weakref.WeakKeyDictionary, init=False)
-    _stop: threading.Event = attrs.field(factory=threading.Event, init=False)
-    _wake: threading.Event = attrs.field(factory=threading.Event, init=False)
-    _monitor: threading.Thread | None = attrs.field(default=None, init=False)
-    _lazy: bool = attrs.field(default=False, init=False)
     _closed: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.routing = Routing.of(self.config, self.primary, self.replicas)
+        self.checks = HealthChecker(self.config, self.settings, self.routing, self._lock,
+                                    self._make_pool)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -265,23 +179,12 @@ class Router:
         ``initial_check`` probes every server before returning (replica pools open only for
         replicas that answer); otherwise replicas take reads after the monitor's first round.
         """
-        from wxdata.config import settings as current
-
-        s = settings or current()
-        url = primary_url or s.database_url
-        if url is None:
-            from wxdata.db import embedded_app_url
-
-            url = embedded_app_url()
-        urls = tuple(s.replica_urls if replica_urls is None else replica_urls)
+        t = targets(primary_url, replica_urls, settings, min_size, max_size)
+        primary, replicas = servers(t.primary_url, t.replica_urls)
         router = cls(
-            config=config or RouterConfig.from_settings(s),
-            primary=_Server("primary", "primary", url, state=UP, reason=""),
-            replicas=tuple(_Server(f"replica-{i}", "replica", u) for i, u in enumerate(urls, 1)),
-            settings=s,
-            pool_min=s.pool_min if min_size is None else min_size,
-            pool_max=s.pool_max if max_size is None else max_size,
-            lane_target=conninfo(url, s, application_name="wxdata-audit-lane2"),
+            config=config or RouterConfig.from_settings(t.settings), primary=primary,
+            replicas=replicas, settings=t.settings, pool_min=t.pool_min, pool_max=t.pool_max,
+            lane_target=t.lane_target,
         )
         add_write_listener(_on_write)
         router.primary.pool = router._make_pool(router.primary)
@@ -291,7 +194,7 @@ class Router:
             router.start_monitor()
         return router
 
-    def _make_pool(self, server: _Server) -> ConnectionPool[Conn]:
+    def _make_pool(self, server: Server) -> ConnectionPool[Conn]:
         replica = server.role == "replica"
 
         def configure(conn: Conn) -> None:
@@ -315,57 +218,14 @@ class Router:
 
     def start_monitor(self) -> None:
         """Start the background health monitor (idempotent)."""
-        if self._monitor is not None and self._monitor.is_alive():
-            return
-        self._stop.clear()
-        self._monitor = threading.Thread(target=self._monitor_loop, name="wxdata-replica-monitor",
-                                         daemon=True)
-        self._monitor.start()
-
-    def _check_lazily(self) -> None:
-        """Without a monitor: when a replica's check is due, run one round in the background."""
-        if self._monitor is not None or not self.replicas:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if self._lazy or self._closed or all(s.next_check > now for s in self.replicas):
-                return
-            self._lazy = True
-
-        def round_() -> None:
-            try:
-                self.check_due()
-            except Exception as exc:  # noqa: BLE001 - logged PHI-safely; noqa: BLE001 - logged PHI-safely; a failed round must not kill the caller's read
-                log_error(log, "lazy replica check failed", exc)
-            finally:
-                with self._lock:
-                    self._lazy = False
-
-        threading.Thread(target=round_, name="wxdata-replica-check", daemon=True).start()
-
-    def _monitor_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check_due()
-            except Exception as exc:  # noqa: BLE001 - logged PHI-safely; noqa: BLE001 - logged PHI-safely; the monitor must outlive any one failed round
-                log_error(log, "replica monitor round failed", exc)
-            now = time.monotonic()
-            with self._lock:
-                due = min([s.next_check for s in self.replicas] or [now + self.config.check_interval])
-            self._wake.wait(timeout=min(max(due - now, 0.01), self.config.check_interval))
-            self._wake.clear()
+        self.checks.start()
 
     def close(self) -> None:
         """Stop the monitor and close every pool and probe connection."""
         if self._closed:
             return
         self._closed = True
-        self._stop.set()
-        self._wake.set()
-        if self._monitor is not None:
-            self._monitor.join(timeout=10)
-        with self._check_lock:  # no check left running on a probe we are about to close
-            pass
+        self.checks.stop()
         for server in (self.primary, *self.replicas):
             with self._lock:
                 pool, server.pool = server.pool, None
@@ -382,148 +242,19 @@ class Router:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- health checks ------------------------------------------------------------------------
+    # --- health checks (see :mod:`wxdata.replicas.checks`) ----------------------------------
 
     def check_all(self) -> RouterHealth:
         """Probe the primary and every replica now (synchronously); return the metrics."""
-        with self._check_lock:
-            if not self._closed:
-                self._check_primary()
-                for server in self.replicas:
-                    self._check_replica(server, force=True)
+        self.checks.check_all()
         return self.health()
 
     def check_due(self) -> None:
         """Probe the servers whose check is due (what the monitor runs each round)."""
-        with self._check_lock:
-            if self._closed:
-                return
-            if time.monotonic() - self._primary_lsn_at >= self.config.check_interval:
-                self._check_primary()
-            for server in self.replicas:
-                self._check_replica(server)
+        self.checks.check_due()
 
-    def _probe(self, server: _Server) -> Conn:
-        probe = server.probe
-        if probe is None or probe.closed or probe.broken:
-            if probe is not None:
-                probe.close()
-            probe = psycopg.connect(
-                conninfo(server.url, self.settings, application_name="wxdata-health",
-                         connect_timeout=self.config.connect_timeout),
-                autocommit=True, **connect_kwargs(self.settings),
-            )
-            server.probe = probe
-        return probe
-
-    def _drop_probe(self, server: _Server) -> None:
-        probe, server.probe = server.probe, None
-        if probe is not None:
-            probe.close()
-
-    def _check_primary(self) -> None:
-        server = self.primary
-        try:
-            row = self._probe(server).execute(_STATUS_PRIMARY).fetchone()
-        except psycopg.Error as exc:
-            self._drop_probe(server)
-            with self._lock:
-                server.failures += 1
-                server.counters["errors"] += 1
-                if server.state != DOWN:
-                    log.error("primary unreachable (%s, sqlstate %s)", type(exc).__name__,
-                              exc.sqlstate or "-")
-                server.state, server.reason = DOWN, "unreachable"
-            return
-        assert row is not None
-        in_recovery, lsn = bool(row[0]), row[1]
-        now = time.monotonic()
-        with self._lock:
-            server.failures = 0
-            if in_recovery:
-                server.state, server.reason = LAGGING, "primary is in recovery"
-                return
-            server.state, server.reason = UP, ""
-            self._primary_lsn, self._primary_lsn_at = int(lsn), now
-            for key in self._unresolved:  # commits we could not place are at or before now
-                if self._lsn.get(key) == _UNKNOWN:
-                    self._lsn[key] = int(lsn)
-            self._unresolved.clear()
-
-    def _check_replica(self, server: _Server, *, force: bool = False) -> None:
-        """Probe one replica if due (checks run one at a time, under the check lock)."""
-        with self._check_lock:
-            if self._closed or (not force and server.next_check > time.monotonic()):
-                return
-            self._do_check_replica(server)
-
-    def _do_check_replica(self, server: _Server) -> None:
-        if self._primary_lsn is None or time.monotonic() - self._primary_lsn_at > 2 * max(
-            self.config.check_interval, 0.05
-        ):
-            self._check_primary()
-        try:
-            row = self._probe(server).execute(_STATUS_REPLICA).fetchone()
-        except psycopg.Error as exc:
-            self._drop_probe(server)
-            self._mark_down(server, f"unreachable ({type(exc).__name__})")
-            return
-        assert row is not None
-        in_recovery, replay, receive, lag_seconds = bool(row[0]), int(row[1]), int(row[2]), row[3]
-        if not in_recovery:
-            self._mark_down(server, "not a standby (promoted or misconfigured)")
-            return
-        open_pool = False
-        with self._lock:
-            primary_lsn = self._primary_lsn
-            lag_bytes = max((primary_lsn if primary_lsn is not None else receive) - replay, 0)
-            server.replay_lsn = max(server.replay_lsn, replay) if server.state != DOWN else replay
-            server.lag_bytes, server.lag_seconds = lag_bytes, float(lag_seconds)
-            server.failures, server.backoff = 0, 0.0
-            server.next_check = time.monotonic() + self.config.check_interval
-            bound = self.config
-            if bound.max_lag_bytes is not None and lag_bytes > bound.max_lag_bytes:
-                state, reason = LAGGING, "lag over max_lag_bytes"
-            elif bound.max_lag_seconds is not None and lag_seconds > bound.max_lag_seconds:
-                state, reason = LAGGING, "lag over max_lag_seconds"
-            else:
-                state, reason = UP, ""
-            if server.state != state:
-                log.log(logging.INFO if state == UP else logging.WARNING, "replica %s: %s -> %s%s",
-                        server.name, server.state, state, f" ({reason})" if reason else "")
-            server.state, server.reason = state, reason
-            if server.pool is None:
-                open_pool = True
-            self._prune()
-        if open_pool:
-            pool = self._make_pool(server)
-            with self._lock:
-                if server.pool is None and not self._closed:
-                    server.pool, pool = pool, None  # type: ignore[assignment]
-            if pool is not None:
-                pool.close()
-
-    def _mark_down(self, server: _Server, reason: str) -> None:
-        """Take a replica out of rotation now; close its pool; schedule a re-probe with backoff."""
-        with self._lock:
-            was = server.state
-            server.failures += 1
-            server.counters["errors"] += 1
-            server.backoff = min(
-                self.config.backoff_max,
-                self.config.backoff_initial if server.backoff <= 0 else server.backoff * 2,
-            )
-            server.next_check = time.monotonic() + server.backoff
-            server.state, server.reason = DOWN, reason
-            pool, server.pool = server.pool, None
-            if pool is not None:
-                server.retired.update(retire_counters(pool))
-        if was != DOWN:
-            log.warning("replica %s down: %s; retry in %.2f s", server.name, reason, server.backoff)
-        if pool is not None:  # closing joins the pool's workers: not in the caller's request
-            threading.Thread(target=pool.close, kwargs={"timeout": 5.0}, daemon=True,
-                             name=f"wxdata-close-{server.name}").start()
-        self._wake.set()
+    def _mark_down(self, server: Server, reason: str) -> None:
+        self.checks.mark_down(server, reason)
 
     # --- read-your-writes bookkeeping ---------------------------------------------------------
 
@@ -533,37 +264,7 @@ class Router:
     def _mark_dirty(self, co: _Checkout) -> None:
         with self._lock:
             co.dirty = True
-            self._pending[co.key] += 1
-
-    def _record(self, key: str, lsn: int) -> None:
-        """Remember that ``key`` must see WAL up to ``lsn`` (lock held by the caller)."""
-        old = self._lsn.pop(key, 0)
-        if lsn == _UNKNOWN:
-            self._unresolved.add(key)
-            self._lsn[key] = _UNKNOWN
-        else:  # read after this commit, so also after any earlier one whose position was unknown
-            self._unresolved.discard(key)
-            self._lsn[key] = lsn if old == _UNKNOWN else max(old, lsn)
-        while len(self._lsn) > self.config.max_tracked:
-            evicted, position = next(iter(self._lsn.items()))
-            del self._lsn[evicted]
-            if position != _UNKNOWN:  # forgetting a context raises the bar for everyone instead
-                self._floor = max(self._floor, position)
-            else:
-                self._unresolved.discard(evicted)
-
-    def _prune(self) -> None:
-        """Drop tracked positions every reachable replica has replayed (lock held)."""
-        reachable = [s.replay_lsn for s in self.replicas if s.state != DOWN]
-        if not reachable:
-            return
-        horizon = min(reachable)
-        self._floor = max(self._floor, horizon)
-        while self._lsn:
-            key, position = next(iter(self._lsn.items()))
-            if position > horizon:
-                break
-            del self._lsn[key]
+            self.routing.ledger.begin_write(co.key)
 
     def _commit_position(self, conn: Conn) -> int:
         """The WAL insert position after our COMMIT: on the same connection, else any primary one."""
@@ -571,7 +272,7 @@ class Router:
             conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         ):
             try:
-                row = conn.execute(_COMMIT_LSN).fetchone()
+                row = conn.execute(COMMIT_LSN).fetchone()
                 if row is not None:
                     return int(row[0])
             except psycopg.Error:
@@ -580,35 +281,29 @@ class Router:
         if pool is not None:
             try:
                 with pool.connection(timeout=self.config.replica_timeout) as other:
-                    row = other.execute(_COMMIT_LSN).fetchone()
+                    row = other.execute(COMMIT_LSN).fetchone()
                     if row is not None:
                         return int(row[0])
             except psycopg.Error:
                 pass
-        return _UNKNOWN
+        return UNKNOWN
 
     def note_commit(self, conn: Conn, ctx: ExecutionContext) -> None:
         """Record that ``ctx`` committed a write on the primary ``conn`` (any connection)."""
         lsn = self._commit_position(conn)
         with self._lock:
-            self._record(self._key(ctx), lsn)
+            self.routing.ledger.record(self._key(ctx), lsn)
 
     def _finish_write(self, co: _Checkout) -> None:
         lsn = self._commit_position(co.conn)
         with self._lock:
-            self._record(co.key, lsn)
-            self._pending[co.key] -= 1
-            if self._pending[co.key] <= 0:
-                del self._pending[co.key]
+            self.routing.ledger.end_write(co.key, lsn)
 
     def required_lsn(self, ctx: ExecutionContext) -> int | None:
         """The WAL position a replica must have replayed to serve ``ctx`` (None: must be primary)."""
         key = self._key(ctx)
         with self._lock:
-            if key in self._pending:
-                return None
-            position = max(self._lsn.get(key, 0), self._floor)
-        return None if position == _UNKNOWN else position
+            return self.routing.ledger.requirement(key)[0]
 
     # --- checkouts ----------------------------------------------------------------------------
 
@@ -619,7 +314,7 @@ class Router:
                 return co
         return None
 
-    def _take(self, server: _Server, timeout: float) -> tuple[Conn, ConnectionPool[Conn]] | None:
+    def _take(self, server: Server, timeout: float) -> tuple[Conn, ConnectionPool[Conn]] | None:
         pool = server.pool
         if pool is None:
             return None
@@ -630,7 +325,7 @@ class Router:
         self._last_used[conn] = now  # checkout time until given back
         return conn, pool
 
-    def _give_back(self, server: _Server, conn: Conn, pool: ConnectionPool[Conn]) -> None:
+    def _give_back(self, server: Server, conn: Conn, pool: ConnectionPool[Conn]) -> None:
         now = time.monotonic()
         taken = self._last_used.get(conn, now)
         with self._lock:
@@ -641,38 +336,16 @@ class Router:
         self._last_used[conn] = now
         pool.putconn(conn)
 
-    def _candidates(self, key: str) -> tuple[list[_Server], int | None, str]:
+    def _candidates(self, key: str) -> tuple[list[Server], int | None, str]:
         """Replicas to try in order, the LSN they must have replayed, and the fallback reason."""
         with self._lock:
-            if key in self._pending:
-                return [], None, "pending_write"
-            required = max(self._lsn.get(key, 0), self._floor)
-            if required == _UNKNOWN:
-                return [], None, "read_your_writes"
-            eligible = []
-            for s in self.replicas:
-                if s.state == UP and s.pool is not None:
-                    eligible.append(s)
-                elif s.state == LAGGING:
-                    s.counters["skip_lagging"] += 1
-                else:
-                    s.counters["skip_unreachable"] += 1
-            if len(eligible) > 1:
-                if self.config.strategy is Strategy.LEAST_LOADED:
-                    start = next(self._rr)
-                    n = len(eligible)
-                    order = sorted(range(n), key=lambda i: (eligible[i].in_flight, (i - start) % n))
-                    eligible = [eligible[i] for i in order]
-                else:
-                    start = next(self._rr) % len(eligible)
-                    eligible = eligible[start:] + eligible[:start]
-        return eligible, required, "no_replica"
+            return self.routing.candidates(key)
 
     def _acquire_read(
         self, key: str, exclude: set[str]
-    ) -> tuple[_Server, Conn, ConnectionPool[Conn], str | None]:
+    ) -> tuple[Server, Conn, ConnectionPool[Conn], str | None]:
         """A replica connection caught up for ``key``, else the primary (with the fallback reason)."""
-        self._check_lazily()
+        self.checks.check_lazily()
         eligible, required, reason = self._candidates(key)
         for server in eligible:
             if server.name in exclude:
@@ -683,7 +356,7 @@ class Router:
                 with self._lock:
                     server.counters["skip_timeout"] += 1
                     server.next_check = 0.0  # busy or dead: let the monitor look now
-                self._wake.set()
+                self.checks.wake()
                 continue
             except psycopg.Error:  # pool closed under us (marked down meanwhile)
                 with self._lock:
@@ -694,17 +367,15 @@ class Router:
             conn, pool = taken
             if required and required > server.replay_lsn:
                 try:
-                    row = conn.execute(_REPLAY_LSN).fetchone()
+                    row = conn.execute(REPLAY_LSN).fetchone()
                     replayed = int(row[0]) if row else 0
                 except psycopg.Error as exc:
                     self._give_back(server, conn, pool)
                     self._mark_down(server, f"failed ({type(exc).__name__})")
                     continue
                 with self._lock:
-                    server.replay_lsn = max(server.replay_lsn, replayed)
-                if replayed < required:
-                    with self._lock:
-                        server.counters["skip_behind"] += 1
+                    ready = self.routing.caught_up(server, replayed, required)
+                if not ready:
                     self._give_back(server, conn, pool)
                     reason = "read_your_writes"
                     continue
@@ -766,11 +437,9 @@ class Router:
             if lost:
                 self._mark_down(server, "connection lost")
 
-    def _count_read(self, server: _Server, reason: str | None) -> None:
+    def _count_read(self, server: Server, reason: str | None) -> None:
         with self._lock:
-            server.counters["reads"] += 1
-            if reason is not None:
-                self._fallbacks[reason] += 1
+            self.routing.count_read(server, reason)
 
     def read(
         self,
@@ -807,16 +476,10 @@ class Router:
             finally:
                 broken = conn.closed or conn.broken
                 self._give_back(server, conn, pool)
-            # A read refused because its disclosure record could not be committed (audit lane 2
-            # down) is not the replica's fault: it is returned as is, the replica stays in use.
-            unrecorded = isinstance(result, Failure) and result.failure() == UNRECORDED
-            if server.role == "replica" and not unrecorded and (
-                broken or (isinstance(result, Failure) and isinstance(result.failure(), Unavailable))
-            ):
+            if self.routing.failed_under(server, result, broken):
                 self._mark_down(server, "failed under a read")
                 with self._lock:
-                    server.counters["skip_failed"] += 1
-                    self._fallbacks["replica_failed"] += 1
+                    self.routing.failed_over(server)
                 exclude.add(server.name)
                 continue
             self._count_read(server, None if exclude else reason)  # a retry counted its reason
@@ -843,28 +506,10 @@ class Router:
 
     def health(self) -> RouterHealth:
         """Pool statistics (psycopg_pool ``get_stats()``), states, lag and routing counters."""
-        servers = []
-        for s in (self.primary, *self.replicas):
-            with self._lock:
-                pool = s.pool
-                counters = dict(s.counters)
-                retired = dict(s.retired)  # getconn/putconn: psycopg_pool's usage_ms stays 0
-                retired["usage_ms"] = retired.get("usage_ms", 0) + counters.get("usage_us", 0) // 1000
-                snapshot = (s.state, s.reason, s.failures, s.lag_bytes, s.lag_seconds, s.replay_lsn)
-            state, reason, failures, lag_bytes, lag_seconds, replay = snapshot
-            replica = s.role == "replica"
-            servers.append(ServerHealth(
-                pool=pool_stats(pool, s.name, s.role, retired),
-                state=state, reason=reason, consecutive_failures=failures,
-                lag_bytes=lag_bytes if replica else None,
-                lag_seconds=lag_seconds if replica else None,
-                replay_lsn=replay if replica else None,
-                reads=counters.get("reads", 0), writes=counters.get("writes", 0),
-                errors=counters.get("errors", 0),
-                skips=tuple(sorted((k[5:], v) for k, v in counters.items() if k.startswith("skip_"))),
-            ))
         with self._lock:
-            fallbacks = tuple(sorted(self._fallbacks.items()))
-            tracked, pending, floor = len(self._lsn), len(self._pending), self._floor
-        return RouterHealth(servers=tuple(servers), fallbacks=fallbacks, tracked_contexts=tracked,
+            entries = tuple(server_health(s) for s in (self.primary, *self.replicas))
+            ledger = self.routing.ledger
+            fallbacks = tuple(sorted(self.routing.fallbacks.items()))
+            tracked, pending, floor = len(ledger.positions), len(ledger.pending), ledger.floor
+        return RouterHealth(servers=entries, fallbacks=fallbacks, tracked_contexts=tracked,
                             pending_contexts=pending, floor_lsn=floor, audit_lane=lane_health())

@@ -43,7 +43,7 @@ def bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
-            out = subprocess.run(  # noqa: S603 - fixed argument list
+            out = subprocess.run(
                 [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
             )
             candidates.append(Path(out.stdout.strip()))
@@ -84,8 +84,8 @@ def _os_user() -> str | None:
             return name
         except KeyError:
             continue
-    subprocess.run(  # noqa: S603 - fixed argument list
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _USERS[0]],  # noqa: S607
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", _USERS[0]],
         check=True, capture_output=True, timeout=30,
     )
     return _USERS[0]
@@ -150,7 +150,7 @@ class LocalCluster:
                 command = ["setpriv", f"--reuid={self.user}", f"--regid={self.user}",
                            "--init-groups", "--", *command]
         try:
-            done = subprocess.run(  # noqa: S603 - arguments built here, no shell
+            done = subprocess.run(
                 command, cwd=self.root, capture_output=True, text=True, timeout=timeout,
                 check=False,
             )
