@@ -316,6 +316,42 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- partitions ---------------------------------------------------------------------------------
+
+
+@_handler
+def _cmd_partitions(args: argparse.Namespace) -> int:
+    from wxdata.audit.partitions import drop_expired_partitions, ensure_partitions, list_partitions
+    from wxdata.audit.retention import policy
+
+    ctx = _ctx(args)
+    if ctx is None:
+        return 2
+    key = None
+    if args.apply:
+        key = _key()
+        if key is None:
+            return 2
+    with _conn(args) as conn:
+        created = _unwrap(ensure_partitions(conn, ctx, args.ahead))
+        print(f"created {len(created)} partitions" + (f": {', '.join(created)}" if created else ""))
+        if args.expired or args.apply:
+            chosen = _unwrap(policy(args.phi_years, args.other_years))
+            report = _unwrap(drop_expired_partitions(conn, ctx, chosen, dry_run=not args.apply,
+                                                     key=key))
+            verb = "dropped" if args.apply else "would drop"
+            print(f"{verb} {len(report.dropped)} months ({report.purged} records) ending before "
+                  f"{report.cutoff:%Y-%m-%d}; kept {len(report.kept)} months holding held or "
+                  f"unsealed records" + (f"; purge checkpoint {report.purge_id}"
+                                         if report.purge_id else ""))
+        if args.list:
+            for part in _unwrap(list_partitions(conn)):
+                span = ("default" if part.lower is None or part.upper is None
+                        else f"{part.lower:%Y-%m-%d} .. {part.upper:%Y-%m-%d}")
+                print(f"{part.name}\t{span}")
+    return 0
+
+
 # --- registration ---------------------------------------------------------------------------------
 
 
@@ -381,6 +417,17 @@ def register(subparsers: Any) -> None:
         else:
             r.add_argument("--user", required=True)
         r.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("partitions", help="create audit_log's months ahead; list; drop expired")
+    p.add_argument("--ahead", type=int, default=3, help="months to create ahead (default 3)")
+    p.add_argument("--list", action="store_true", help="print every partition and its bounds")
+    p.add_argument("--expired", action="store_true",
+                   help="count the months past retention that could be dropped")
+    p.add_argument("--apply", action="store_true",
+                   help="drop the months past retention holding nothing held (owner role)")
+    p.add_argument("--phi-years", type=int, default=6, help="PHI/education records (min 6)")
+    p.add_argument("--other-years", type=int, default=6, help="other records (min 1)")
+    p.set_defaults(handler=_cmd_partitions)
 
     p = sub.add_parser("retention", help="count (or --apply: purge) records past retention")
     p.add_argument("--apply", action="store_true", help="purge (needs the owner role)")
