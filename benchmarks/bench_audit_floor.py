@@ -98,6 +98,7 @@ def _table(title: str, samples: dict[str, list[float]], base: str) -> list[str]:
 
 
 _WAL = re.compile(r"WAL: (.*)")
+_BYTES = re.compile(r"bytes=([0-9]+)")
 _PLAN = re.compile(r"Planning Time: ([0-9.]+) ms")
 _EXEC = re.compile(r"Execution Time: ([0-9.]+) ms")
 
@@ -106,10 +107,12 @@ def _explain(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) ->
     """(WAL summary of the top node, planning ms, execution ms) of one execution."""
     text = "\n".join(r[0] for r in conn.execute(
         "EXPLAIN (ANALYZE, BUFFERS, WAL, COSTS OFF, TIMING OFF) " + sql, params))
-    wal = _WAL.search(text)
+    # a CTE's WAL is not added to the node above it: report the node that wrote the most
+    wals = _WAL.findall(text)
+    wal = max(wals, key=lambda w: int(_BYTES.search(w).group(1)) if _BYTES.search(w) else 0,
+              default="none")
     plan, exe = _PLAN.search(text), _EXEC.search(text)
-    return (wal.group(1) if wal else "none", plan.group(1) if plan else "?",
-            exe.group(1) if exe else "?")
+    return wal, plan.group(1) if plan else "?", exe.group(1) if exe else "?"
 
 
 def run(args: argparse.Namespace) -> str:
@@ -246,8 +249,10 @@ def run(args: argparse.Namespace) -> str:
             switch("all indexes")
             out += ["### WAL per riding read by index set", "", *wal_rows, ""]
             size = conn.execute(
-                "SELECT pg_size_pretty(pg_total_relation_size('audit_log')), "
-                "(SELECT count(*) FROM audit_log)").fetchone()
+                "SELECT pg_size_pretty(sum(pg_total_relation_size(r))), "
+                "(SELECT count(*) FROM audit_log) FROM (SELECT 'audit_log'::regclass AS r "
+                "UNION ALL SELECT inhrelid::regclass FROM pg_inherits "
+                "WHERE inhparent = 'audit_log'::regclass) t").fetchone()
             out.append(f"audit_log after the run: {size[0] if size else '?'} total, "
                        f"{size[1] if size else '?'} records")
             for c in conns:
