@@ -226,8 +226,8 @@ def run(args: argparse.Namespace) -> str:
                 want = None if name == "all indexes" else name.removeprefix("without ")
                 if state["dropped"] == want:
                     return
-                if state["dropped"] is not None:
-                    conn.execute(dict(idx)[state["dropped"]])
+                if state["dropped"] is not None:  # a partitioned index: rebuild every partition's
+                    conn.execute(dict(idx)[state["dropped"]].replace(" ON ONLY ", " ON ", 1))
                 if want is not None:
                     conn.execute(f'DROP INDEX "{want}"')
                 state["dropped"] = want
