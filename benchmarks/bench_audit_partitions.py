@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +50,23 @@ ONE = (
     "VALUES ('READ', 'HealthRecord', %s, ARRAY[%s]::uuid[], %s, ARRAY[%s]::uuid[], 'u-bench', "
     "'NURSE', 'TREATMENT', true, 'HIPAA', 'MEDIUM')"
 )
+#: The reports' shapes (wxdata.audit.reports binds the window, so the planner prunes months).
 USER_REPORT = (
     "SELECT a.seq, a.created_at, a.action, a.entity_type, a.entity_id FROM audit_log a "
-    "WHERE a.user_id = 'u-7' AND a.created_at >= now() - interval '45 days' "
-    "AND a.created_at < now() - interval '15 days' ORDER BY a.created_at, a.seq LIMIT 100"
+    "WHERE a.user_id = 'u-7' AND a.created_at >= %(since)s AND a.created_at < %(until)s "
+    "ORDER BY a.created_at, a.seq LIMIT 100"
 )
 MONTH_STATS = (
-    "SELECT a.action, count(*) FROM audit_log a WHERE a.created_at >= now() - interval '45 days' "
-    "AND a.created_at < now() - interval '15 days' GROUP BY a.action"
+    "SELECT a.action, count(*) FROM audit_log a WHERE a.created_at >= %(since)s "
+    "AND a.created_at < %(until)s GROUP BY a.action"
+)
+INDEX_SIZES = (
+    "SELECT coalesce(p.inhparent::regclass::text, i.indexrelid::regclass::text), "
+    "sum(pg_relation_size(i.indexrelid)) FROM pg_index i "
+    "LEFT JOIN pg_inherits p ON p.inhrelid = i.indexrelid "
+    "WHERE i.indrelid = 'audit_log'::regclass OR i.indrelid IN "
+    "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'audit_log'::regclass) "
+    "GROUP BY 1 ORDER BY 1"
 )
 SIZE = (
     "SELECT coalesce(sum(pg_total_relation_size(r)), 0), coalesce(sum(pg_indexes_size(r)), 0) "
@@ -124,11 +134,13 @@ def run(args: argparse.Namespace) -> str:
         for k, xs in samples.items():
             rows[k]["single-record insert, µs median (min-max)"] = (
                 f"{statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f})")
+        now = datetime.now(UTC)
+        window = {"since": now - timedelta(days=45), "until": now - timedelta(days=15)}
         for k, conn in conns.items():
             for name, query in (("user report, one month window", USER_REPORT),
                                 ("month stats by action", MONTH_STATS)):
-                conn.execute(query).fetchall()
-                times = [_timed(lambda c=conn, q=query: c.execute(q).fetchall()) * 1000
+                conn.execute(query, window).fetchall()
+                times = [_timed(lambda c=conn, q=query: c.execute(q, window).fetchall()) * 1000
                          for _ in range(args.reps)]
                 rows[k][f"{name}, ms median (min-max)"] = (
                     f"{statistics.median(times):.1f} ({min(times):.1f}-{max(times):.1f})")
@@ -145,14 +157,18 @@ def run(args: argparse.Namespace) -> str:
             assert size is not None
             rows[k]["audit_log total / indexes"] = (f"{int(size[0]) / 2**20:.0f} MB / "
                                                     f"{int(size[1]) / 2**20:.0f} MB")
+            for index, nbytes in conn.execute(INDEX_SIZES).fetchall():
+                rows[k].setdefault(f"index {index}", "-")
+                rows[k][f"index {index}"] = f"{int(nbytes) / 2**20:.1f} MB"
             parts = conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = "
                                  "'audit_log'::regclass").fetchone()
             rows[k]["partitions"] = str(parts[0] if parts else 0)
         for c in conns.values():
             c.close()
-        keys = list(rows["flat"])
+        keys = list(dict.fromkeys([*rows["flat"], *rows["partitioned"]]))
         out += ["| measure | flat | partitioned |", "|---|---|---|"]
-        out += [f"| {m} | {rows['flat'][m]} | {rows['partitioned'][m]} |" for m in keys]
+        out += [f"| {m} | {rows['flat'].get(m, '-')} | {rows['partitioned'].get(m, '-')} |"
+                for m in keys]
         out.append("")
         out.append(f"load average at end {os.getloadavg()[0]:.2f}")
     finally:
