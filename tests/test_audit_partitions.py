@@ -295,3 +295,20 @@ def test_upgrade_converts_an_unpartitioned_log_and_the_chain_still_verifies(
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_duplicate_id_in_another_month_breaks_verification(owner: Conn) -> None:
+    """The primary key is (id, created_at): a copy of a sealed record with the same id in another
+    month is not refused by a constraint, so verify must catch it."""
+    _record(owner, datetime.now(UTC), "original")
+    seal(owner, KEY).unwrap()
+    assert verify(owner, KEY).unwrap().ok
+    assert _month(owner, datetime(1996, 3, 1, tzinfo=UTC)) is not None
+    owner.execute(
+        "INSERT INTO audit_log OVERRIDING SYSTEM VALUE SELECT seq, id, action, entity_type, "
+        "entity_id, entity_ids, subject_student_id, subject_ids, user_id, 'copy', user_role, "
+        "changes, previous_values, new_values, fields_disclosed, ip_address, user_agent, "
+        "request_id, session_id, correlation_id, purpose, break_glass_reason, is_phi, "
+        "compliance_type, severity, success, error_message, metadata, tags, transaction_id, "
+        "legal_hold, '1996-03-02T00:00:00Z' FROM audit_log WHERE user_name = 'original'")
+    assert verify(owner, KEY).unwrap().broken is not None
