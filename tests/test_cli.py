@@ -533,6 +533,19 @@ def test_retention(cli: Run, cli_db: str) -> None:
     assert code == 2 and first(err).startswith("error: --actor must be") and "bad actor" not in err
 
 
+def test_partitions(cli: Run, cli_db: str) -> None:
+    code, out, _ = cli("audit", "--database-url", cli_db, "partitions", "--ahead", "2", "--list")
+    assert code == 0 and first(out).startswith("created ")
+    assert any(line.startswith("audit_log_") for line in out.splitlines())
+    code, out, _ = cli("audit", "--database-url", cli_db, "partitions", "--expired", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["expired"]["dry_run"] is True and report["created"] == []
+    code, out, err = cli("audit", "--database-url", cli_db, "partitions", "--ahead", "-1")
+    assert (code, out) == (2, "") and first(err).startswith("usage: ")
+    code, out, err = cli("audit", "--database-url", dead_url(), "partitions")
+    assert (code, out) == (3, "") and first(err).startswith("error: ")
+
+
 # --- compliance and cache -----------------------------------------------------------------------------
 
 

@@ -119,7 +119,16 @@ def migrate(conn: psycopg.Connection[Any], directory: Path | None = None) -> lis
                 (m.name, m.checksum),
             )
             applied_now.append(m.name)
+        _audit_months_ahead(conn)
     return applied_now
+
+
+def _audit_months_ahead(conn: psycopg.Connection[Any]) -> None:
+    """Create audit_log's monthly partitions ahead (``sql/0212``) on every run, not only once."""
+    row = conn.execute(
+        "SELECT to_regprocedure('audit_log_ensure_partitions(integer,timestamptz)')").fetchone()
+    if row is not None and row[0] is not None:
+        conn.execute("SELECT count(*) FROM audit_log_ensure_partitions(3)")
 
 
 def status(conn: psycopg.Connection[Any], directory: Path | None = None) -> list[tuple[str, str]]:

@@ -556,7 +556,7 @@ def _walk(conn: Conn, key: bytes, wanted: ChainHead | None, walk: _Walk,
         cur.execute(sql)
         while batch := cur.fetchmany(batch_size):
             for row in batch:
-                position, unlinked, seal_seq, prev_hash, stored, purge_id, marker, rec_seq = row[:8]
+                position, _unlinked, seal_seq, prev_hash, stored, purge_id, marker, rec_seq = row[:8]
                 if position != expected:
                     return Break(BreakReason.DELETED, expected, None,
                                  f"seal positions {expected}..{position - 1} are missing")
@@ -565,8 +565,12 @@ def _walk(conn: Conn, key: bytes, wanted: ChainHead | None, walk: _Walk,
                                  "the seal does not link to its predecessor (seals removed, "
                                  "inserted or reordered)")
                 if rec_seq is None:
+                    # A missing record is excused only by an authentic purge checkpoint and a
+                    # keyed marker for this very seal; whether the seal still names the record
+                    # (a row purge) or not (seals written before the link lost its foreign key,
+                    # whose purge set it to NULL) or its month was dropped makes no difference.
                     excused = (
-                        unlinked and purge_id is not None and purges.get(purge_id, False)
+                        purge_id is not None and purges.get(purge_id, False)
                         and compare(marker, purged_mac(key, position, purge_id, stored))
                     )
                     if not excused:

@@ -386,6 +386,47 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+# --- partitions ---------------------------------------------------------------------------------
+
+
+def _cmd_partitions(args: argparse.Namespace) -> int:
+    from wxdata.audit.partitions import drop_expired_partitions, ensure_partitions, list_partitions
+    from wxdata.audit.retention import policy
+
+    ctx = _ctx(args)
+    chosen = None
+    if args.expired or args.apply:
+        chosen = _unwrap(policy(args.phi_years, args.other_years),
+                         "PHI/education records are kept at least 6 years, others at least 1")
+    key = _key() if args.apply else None
+    out: dict[str, Any] = {}
+    with _conn(args) as conn:
+        created = _unwrap(ensure_partitions(conn, ctx, args.ahead))
+        out["created"] = list(created)
+        report = None
+        if chosen is not None:
+            report = _unwrap(drop_expired_partitions(conn, ctx, chosen,
+                                                     dry_run=not args.apply, key=key))
+            out["expired"] = attrs.asdict(report)
+        parts = _unwrap(list_partitions(conn)) if args.list else []
+        out["partitions"] = [attrs.asdict(part) for part in parts]
+    if args.json:
+        _say(to_json(out))
+        return Exit.OK
+    _say(f"created {len(created)} partitions" + (f": {', '.join(created)}" if created else ""))
+    if report is not None:
+        verb = "dropped" if args.apply else "would drop"
+        _say(f"{verb} {len(report.dropped)} months ({report.purged} records) ending before "
+             f"{report.cutoff:%Y-%m-%d}; kept {len(report.kept)} months holding held or "
+             f"unsealed records" + (f"; purge checkpoint {report.purge_id}"
+                                    if report.purge_id else ""))
+    for part in parts:
+        span = ("default" if part.lower is None or part.upper is None
+                else f"{part.lower:%Y-%m-%d} .. {part.upper:%Y-%m-%d}")
+        _say(f"{part.name}  {span}")
+    return Exit.OK
+
+
 # --- registration ---------------------------------------------------------------------------------
 
 
@@ -493,6 +534,23 @@ def register_report(sub: Any) -> None:
         _connection_options(r, top=False)
 
 
+def register_partitions(sub: Any) -> None:
+    """``wxdata audit partitions``."""
+    p = sub.add_parser("partitions", help="create audit_log's months ahead; list; drop expired")
+    p.add_argument("--ahead", type=at_least(0), default=3,
+                   help="months to create ahead (default 3)")
+    p.add_argument("--list", action="store_true", help="print every partition and its bounds")
+    p.add_argument("--expired", action="store_true",
+                   help="count the months past retention that could be dropped")
+    p.add_argument("--apply", action="store_true",
+                   help="drop the months past retention holding nothing held (owner role)")
+    p.add_argument("--phi-years", type=int, default=6, help="PHI/education records (min 6)")
+    p.add_argument("--other-years", type=int, default=6, help="other records (min 1)")
+    _json_option(p)
+    p.set_defaults(handler=_cmd_partitions)
+    _connection_options(p, top=False)
+
+
 def register_retention(sub: Any) -> None:
     """``wxdata audit retention``."""
     p = sub.add_parser("retention", help="count (or --apply: purge) records past retention")
@@ -506,7 +564,7 @@ def register_retention(sub: Any) -> None:
 
 #: One function per subcommand; new ones are added here.
 SUBCOMMANDS = (register_seal, register_ship, register_verify, register_head, register_export,
-               register_report, register_retention)
+               register_report, register_partitions, register_retention)
 
 
 def register(subparsers: Any) -> None:

@@ -145,16 +145,16 @@ def ride_write(
     """
     cols = ",".join(f'"{c}"' for c in out_columns)
     exprs: dict[str, str] = {}
+    derived: list[str] = []  # computed once per row in a CTE, however often the record uses them
     if new_columns:
-        exprs["new_values"] = snapshot_expr(entity, new_columns)
-        exprs["changes"] = exprs["new_values"]
+        derived.append(f"{snapshot_expr(entity, new_columns)} AS _new")
+        exprs["new_values"] = exprs["changes"] = "s._new"  # a create's changes are its snapshot
     if old_columns:
         exprs["previous_values"] = snapshot_expr(entity, old_columns)
     source_cte = f"s AS ({source_sql})"
     from_clause = "FROM s"
     if diff_columns:
-        source_cte += f", d AS (SELECT s.*, {diff_expr(entity, diff_columns)} AS _diff FROM s)"
-        from_clause = "FROM d s"
+        derived.append(f"{diff_expr(entity, diff_columns)} AS _diff")
         exprs["changes"] = "s._diff"
         exprs["previous_values"] = (
             "(SELECT COALESCE(jsonb_object_agg(key, value->'before'),'{}'::jsonb) "
@@ -164,6 +164,11 @@ def ride_write(
             "(SELECT COALESCE(jsonb_object_agg(key, value->'after'),'{}'::jsonb) "
             "FROM jsonb_each(s._diff))"
         )
+    if derived:
+        # MATERIALIZED: an inlined CTE would copy each expression into every place it is used
+        # (a diff into changes, previous_values and new_values: three evaluations per row)
+        source_cte += f", d AS MATERIALIZED (SELECT s.*, {','.join(derived)} FROM s)"
+        from_clause = "FROM d s"
     values = ",".join(exprs.get(c, _p(c)) for c in _HEAD)
     ids = ",".join(
         (

@@ -1,0 +1,280 @@
+"""Where the cost of an audited operation goes, down to the physical floor of a durable record.
+
+For the audited operations of the main suite (student fetch by id, PHI read of a health record,
+student create, student update) this captures the exact statements wxdata sends (a recording
+cursor, as ``benchmarks.workloads`` does) and reports, on a freshly migrated and seeded database:
+
+- statements (round trips) per operation;
+- WAL per operation of the riding statement (``EXPLAIN (ANALYZE, BUFFERS, WAL)``: records, full-page
+  images, bytes, all of them from that statement only), and its planning time;
+- generic vs custom plans: the riding statement prepared, timed under
+  ``plan_cache_mode = force_custom_plan`` and ``force_generic_plan``;
+- the per-index insert cost: the PHI read + record timed with every ``audit_log`` secondary index
+  present and with each one dropped in turn (every variant is the same statement, interleaved);
+- the floor: a bare prepared fetch, the same fetch with the smallest durable record riding in the
+  same statement (one narrow row into an unindexed table), and the fetch with wxdata's record.
+
+Timings: median over interleaved repetitions of the mean µs per operation, with min-max, and the
+ratio to the bare fetch of the same repetition; the 1-minute load average is printed with them.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \
+        python -m benchmarks.bench_audit_floor --reps 7 --ops 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from benchmarks.common import Env, Options, capture, statement
+from benchmarks.seed import bench_database
+
+Op = Callable[[Any], Any]
+
+FETCH_RECORD = "SELECT * FROM health_records WHERE id = %s AND deleted_at IS NULL"
+#: The smallest durable record: who, what, which row, when; one heap tuple, no index, logged.
+FLOOR_DDL = (
+    "CREATE TABLE bench_floor_record (seq bigint GENERATED ALWAYS AS IDENTITY, "
+    "created_at timestamptz NOT NULL DEFAULT clock_timestamp(), action text NOT NULL, "
+    "entity_type text NOT NULL, entity_id uuid, subject_id uuid, user_id text)"
+)
+FLOOR_READ = (
+    "WITH s AS (SELECT * FROM health_records WHERE id = %(id)s AND deleted_at IS NULL), "
+    "a AS (INSERT INTO bench_floor_record (action, entity_type, entity_id, subject_id, user_id) "
+    "SELECT 'READ', 'HealthRecord', s.id, s.student_id, %(user)s FROM s) SELECT * FROM s"
+)
+
+
+def _slot(params: dict[str, Any], value: Any) -> str:
+    for k, v in params.items():
+        if v == value:
+            return k
+    raise RuntimeError("sample value not among the captured parameters")
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def _interleaved(variants: dict[str, Op], inputs: list[Any], reps: int,
+                 between: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+    """Per variant, the mean µs per op of each repetition (order rotating between repetitions)."""
+    names = list(variants)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for name in names:  # warm-up (prepares statements)
+        if between:
+            between(name)
+        for x in inputs[:20]:
+            variants[name](x)
+    for rep in range(reps):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for name in order:
+            if between:
+                between(name)
+            op = variants[name]
+            t0 = time.perf_counter_ns()
+            for x in inputs:
+                op(x)
+            out[name].append((time.perf_counter_ns() - t0) / 1000 / len(inputs))
+    return out
+
+
+def _table(title: str, samples: dict[str, list[float]], base: str) -> list[str]:
+    lines = [f"### {title}", "", f"load average (1 min) after the run: {_load()}", "",
+             "| variant | µs/op median (min-max) | ratio to `" + base + "` median (min-max) |",
+             "|---|---|---|"]
+    for name, xs in samples.items():
+        ratios = [x / b for x, b in zip(xs, samples[base], strict=True)]
+        lines.append(f"| {name} | {statistics.median(xs):.1f} ({min(xs):.1f}-{max(xs):.1f}) | "
+                     f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    return [*lines, ""]
+
+
+_WAL = re.compile(r"WAL: (.*)")
+_BYTES = re.compile(r"bytes=([0-9]+)")
+_PLAN = re.compile(r"Planning Time: ([0-9.]+) ms")
+_EXEC = re.compile(r"Execution Time: ([0-9.]+) ms")
+
+
+def _explain(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> tuple[str, str, str]:
+    """(WAL summary of the top node, planning ms, execution ms) of one execution."""
+    text = "\n".join(r[0] for r in conn.execute(
+        "EXPLAIN (ANALYZE, BUFFERS, WAL, COSTS OFF, TIMING OFF) " + sql, params))
+    # a CTE's WAL is not added to the node above it: report the node that wrote the most
+    wals = _WAL.findall(text)
+    wal = max(wals, key=lambda w: int(_BYTES.search(w).group(1)) if _BYTES.search(w) else 0,
+              default="none")
+    plan, exe = _PLAN.search(text), _EXEC.search(text)
+    return wal, plan.group(1) if plan else "?", exe.group(1) if exe else "?"
+
+
+def run(args: argparse.Namespace) -> str:
+    """Seed, capture, measure; the Markdown report."""
+    from wxdata.domains import health_records, students
+
+    server = args.database_url or os.environ["DATABASE_URL"]
+    options = Options(database_url=server, reps=args.reps)
+    out: list[str] = []
+    with bench_database(server, options, args.students, 3, log=lambda _: None) as (url, data):
+        env = Env("A", url, options, data)
+        try:
+            conn = env.raw
+            conn.execute(FLOOR_DDL)
+            sample_s, sample_r = data.student_ids[0], data.record_ids[0]
+            values = {
+                "student_number": "FLOOR-1", "first_name": "Ada", "last_name": "Lovelace",
+                "date_of_birth": "2014-01-02", "grade": "5", "gender": "FEMALE",
+                "enrollment_date": "2024-09-01", "school_id": data.schools[0][0],
+                "district_id": data.schools[0][1],
+            }
+            ops = {
+                "fetch by id (student)": capture(
+                    env, lambda c: students.find_by_id(c, env.ctx, sample_s)),
+                "PHI read (health record)": capture(
+                    env, lambda c: health_records.find_by_id(c, env.ctx, sample_r)),
+                "create (student)": capture(env, lambda c: students.create(c, env.ctx, values)),
+                "update (student)": capture(
+                    env, lambda c: students.update(c, env.ctx, sample_s, {"grade": "6"})),
+            }
+            out += ["## Statements and WAL per audited operation", "",
+                    "| operation | statements (round trips) | riding statement WAL (records, full-page"
+                    " images, bytes) | planning ms | execution ms |", "|---|---|---|---|---|"]
+            riding: dict[str, tuple[str, dict[str, Any]]] = {}
+            for name, log in ops.items():
+                sql, params = statement(log, "INSERT INTO audit_log")
+                riding[name] = (sql, params)
+                if name.startswith(("create", "update")):
+                    wal, plan, exe = "(write: not re-run)", "-", "-"
+                else:
+                    conn.execute(sql, params)  # warm
+                    wal, plan, exe = _explain(conn, sql, params)
+                out.append(f"| {name} | {len(log)} | {wal} | {plan} | {exe} |")
+            out.append("")
+
+            # generic vs custom plan of the PHI read's riding statement, and the floor
+            sql, params = riding["PHI read (health record)"]
+            key = _slot(params, sample_r)
+            inputs = [data.record_ids[i % len(data.record_ids)] for i in range(args.ops)]
+            conns: list[psycopg.Connection[Any]] = []
+
+            def connect(*settings: str) -> psycopg.Cursor[Any]:
+                c = psycopg.connect(url, autocommit=True)
+                conns.append(c)
+                for setting in settings:
+                    c.execute(setting)
+                return c.cursor()
+
+            def riding_op(cur: psycopg.Cursor[Any]) -> Op:
+                def op(rid: Any) -> Any:
+                    cur.execute(sql, {**params, key: rid}, prepare=True)
+                    return cur.fetchone()
+                return op
+
+            def bare_op(cur: psycopg.Cursor[Any]) -> Op:
+                def op(rid: Any) -> Any:
+                    cur.execute(FETCH_RECORD, (rid,), prepare=True)
+                    return cur.fetchone()
+                return op
+
+            def floor_op(cur: psycopg.Cursor[Any]) -> Op:
+                def op(rid: Any) -> Any:
+                    cur.execute(FLOOR_READ, {"id": rid, "user": "u-bench"}, prepare=True)
+                    return cur.fetchone()
+                return op
+
+            durable = connect()
+            samples = _interleaved({"bare fetch": bare_op(durable),
+                                    "floor: narrow record, no index": floor_op(durable),
+                                    "wxdata record": riding_op(durable)}, inputs, args.reps)
+            out += _table("PHI read, durable commits: bare, floor record, wxdata record",
+                          samples, "bare fetch")
+            plans = durable.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE 'WITH s AS%%INSERT INTO audit_log%%'").fetchall()
+            out.append(f"plans chosen by the plan cache for wxdata's riding read (generic, custom): "
+                       f"{plans}")
+            out.append("")
+            off = "SET synchronous_commit = off"
+            cpu = connect(off)
+            samples = _interleaved({
+                "bare fetch": bare_op(cpu), "floor: narrow record, no index": floor_op(cpu),
+                "wxdata record, plan cache default": riding_op(cpu),
+                "wxdata record, custom plan": riding_op(
+                    connect(off, "SET plan_cache_mode = force_custom_plan")),
+                "wxdata record, generic plan": riding_op(
+                    connect(off, "SET plan_cache_mode = force_generic_plan")),
+            }, inputs, args.reps)
+            out += _table("PHI read, synchronous_commit=off (the CPU share, not durable: "
+                          "decomposition only)", samples, "bare fetch")
+            conn.execute(off)
+
+            # per-index cost: each secondary index of audit_log dropped in turn
+            idx = conn.execute(
+                "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "WHERE i.indrelid = 'audit_log'::regclass AND NOT i.indisprimary "
+                "AND NOT i.indisunique ORDER BY 1").fetchall()
+            state = {"dropped": None}
+
+            def switch(name: str) -> None:
+                want = None if name == "all indexes" else name.removeprefix("without ")
+                if state["dropped"] == want:
+                    return
+                if state["dropped"] is not None:  # a partitioned index: rebuild every partition's
+                    conn.execute(dict(idx)[state["dropped"]].replace(" ON ONLY ", " ON ", 1))
+                if want is not None:
+                    conn.execute(f'DROP INDEX "{want}"')
+                state["dropped"] = want
+
+            op = riding_op(cpu)
+            variants: dict[str, Op] = {"all indexes": op}
+            for name, _ in idx:
+                variants[f"without {name}"] = op
+            samples = _interleaved(variants, inputs, args.reps, between=switch)
+            switch("all indexes")
+            out += _table("PHI read + record (synchronous_commit=off), audit_log secondary indexes "
+                          "dropped one at a time",
+                          samples, "all indexes")
+            wal_rows = ["| index set | WAL of one riding read |", "|---|---|"]
+            for name, _ in [("all indexes", ""), *idx]:
+                switch(name if name == "all indexes" else f"without {name}")
+                wal_rows.append(f"| {name if name == 'all indexes' else 'without ' + name} | "
+                                f"{_explain(conn, sql, {**params, key: sample_r})[0]} |")
+            switch("all indexes")
+            out += ["### WAL per riding read by index set", "", *wal_rows, ""]
+            size = conn.execute(
+                "SELECT pg_size_pretty(sum(pg_total_relation_size(r))), "
+                "(SELECT count(*) FROM audit_log) FROM (SELECT 'audit_log'::regclass AS r "
+                "UNION ALL SELECT inhrelid::regclass FROM pg_inherits "
+                "WHERE inhparent = 'audit_log'::regclass) t").fetchone()
+            out.append(f"audit_log after the run: {size[0] if size else '?'} total, "
+                       f"{size[1] if size else '?'} records")
+            for c in conns:
+                c.close()
+        finally:
+            env.close()
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    """Command line entry point."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--students", type=int, default=5000)
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--ops", type=int, default=300)
+    args = p.parse_args()
+    print(f"# audit floor: students {args.students}, reps {args.reps}, ops {args.ops}, "
+          f"load average at start {_load()}\n")
+    print(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""The audit log's physical design and the single-verification school scope.
+
+- Every school-scope policy verifies the signed scope once (one initplan per policy), and grants
+  exactly the rows the two-claim rule granted: every row under a verified bypass, otherwise the
+  rows of the verified schools (never a row without a school), nothing for a bad token. Attacked
+  with hypothesis over tokens (schools, the nil UUID, bypass, age, signature) and rows with and
+  without a school, directly and through students.
+- New audit records get time-ordered ids (UUID version 7), and audit_log keeps only the indexes
+  its queries use.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import TEST_SCOPE_KEY, student_values
+from wxdata import ExecutionContext
+from wxdata.domains import students
+from wxdata.tx.token import sign
+
+Conn = psycopg.Connection[Any]
+SETTLE = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+NIL = uuid.UUID(int=0)
+
+
+def _school(admin: Conn) -> dict[str, uuid.UUID]:
+    tag = uuid.uuid4().hex[:8]
+    d = admin.execute("INSERT INTO districts (name, code) VALUES ('D', %s) RETURNING id",
+                      (f"PD-{tag}",)).fetchone()
+    s = admin.execute("INSERT INTO schools (name, code, district_id) VALUES ('S', %s, %s) "
+                      "RETURNING id", (f"PS-{tag}", d[0] if d else None)).fetchone()
+    assert d is not None and s is not None
+    return {"school_id": s[0], "district_id": d[0]}
+
+
+def _document(admin: Conn, student: uuid.UUID | None) -> uuid.UUID:
+    row = admin.execute(
+        "INSERT INTO documents (title, category, file_type, file_name, file_size, file_url, "
+        "uploaded_by, student_id) VALUES ('t', 'OTHER', 'pdf', 'f.pdf', 2048, 'https://x/f', "
+        "'u', %s) RETURNING id", (student,)).fetchone()
+    assert row is not None
+    return row[0]
+
+
+@pytest.fixture
+def world(admin_conn: Conn, conn: Conn, sys_ctx: ExecutionContext) -> dict[str, Any]:
+    """Two schools; a student in each and one without a school; a document per student and one
+    linked to no student."""
+    a, b = _school(admin_conn), _school(admin_conn)
+    sa = students.create(conn, sys_ctx, student_values(a)).unwrap().id
+    sb = students.create(conn, sys_ctx, student_values(b)).unwrap().id
+    sn = students.create(conn, sys_ctx, student_values(a)).unwrap().id
+    admin_conn.execute("UPDATE students SET school_id = NULL WHERE id = %s", (sn,))
+    docs = {key: _document(admin_conn, sid) for key, sid in (("a", sa), ("b", sb), ("n", sn))}
+    docs["orphan"] = _document(admin_conn, None)
+    return {"a": a["school_id"], "b": b["school_id"], "students": {"a": sa, "b": sb, "n": sn}, "docs": docs}
+
+
+def _token(schools: list[uuid.UUID], bypass: bool, age: int, good: bool) -> str:
+    text = (f"1|{int(time.time()) - age}|{'1' if bypass else '0'}|"
+            f"{','.join(sorted(str(s) for s in schools))}|NURSE|u-prop")
+    mac = sign(TEST_SCOPE_KEY if good else TEST_SCOPE_KEY + b"!", text)
+    return f"{text}|{mac}"
+
+
+def _visible(conn: Conn, token: str, table: str, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    with conn.transaction():
+        conn.execute("SELECT set_config('app.scope_token', %s, true)", (token,))
+        query = psycopg.sql.SQL("SELECT id FROM {} WHERE id = ANY(%s)").format(
+            psycopg.sql.Identifier(table))
+        return {r[0] for r in conn.execute(query, (ids,))}
+
+
+@settings(max_examples=40, **SETTLE)
+@given(pick=st.lists(st.sampled_from(["a", "b", "nil", "other"]), max_size=4),
+       bypass=st.booleans(), age=st.sampled_from([0, 200, 400, -200]), good=st.booleans())
+def test_policies_grant_exactly_the_two_claim_rule(
+    conn: Conn, world: dict[str, Any], pick: list[str], bypass: bool, age: int, good: bool,
+) -> None:
+    named = {"a": world["a"], "b": world["b"], "nil": NIL, "other": uuid.uuid4()}
+    schools = list(dict.fromkeys(named[p] for p in pick))
+    token = _token(schools, bypass, age, good)
+    verified = good and age in (0, 200)  # max age 300 s, skew 30 s
+    school_of = {world["students"]["a"]: world["a"], world["students"]["b"]: world["b"],
+                 world["students"]["n"]: None}
+
+    def granted(school: uuid.UUID | None) -> bool:
+        if not verified:
+            return False
+        return bypass or (school is not None and school in schools)
+
+    sids = list(school_of)
+    assert _visible(conn, token, "students", sids) == {s for s in sids if granted(school_of[s])}
+    docs = world["docs"]
+    expected = {docs[k] for k in ("a", "b", "n") if granted(school_of[world["students"][k]])}
+    if verified and bypass:
+        expected.add(docs["orphan"])  # a document of no student: only a bypass sees it
+    assert _visible(conn, token, "documents", list(docs.values())) == expected
+
+
+def _scope_calls(conn: Conn, query: str) -> dict[str, int]:
+    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN (VERBOSE, COSTS OFF) " + query))
+    return {name: plan.count(name + "()") for name in
+            ("wxdata_scope_schools", "wxdata_school_ids", "wxdata_scope_bypass")}
+
+
+def test_one_scope_verification_per_policy(conn: Conn) -> None:
+    some = "'00000000-0000-0000-0000-000000000001'::uuid"
+    # students: one policy, one initplan
+    assert _scope_calls(conn, f"SELECT * FROM students WHERE id = {some}") == {
+        "wxdata_scope_schools": 1, "wxdata_school_ids": 0, "wxdata_scope_bypass": 0}
+    # health records through students: its policy and the students policy, one initplan each
+    assert _scope_calls(conn, f"SELECT * FROM health_records WHERE id = {some}") == {
+        "wxdata_scope_schools": 2, "wxdata_school_ids": 0, "wxdata_scope_bypass": 0}
+
+
+def test_every_scope_policy_uses_the_single_claim(admin_conn: Conn) -> None:
+    rows = admin_conn.execute(
+        "SELECT polrelid::regclass::text, pg_get_expr(polqual, polrelid), "
+        "pg_get_expr(polwithcheck, polrelid) FROM pg_policy WHERE polname = 'wxdata_school_scope'"
+    ).fetchall()
+    assert len(rows) > 20
+    for table, using, check in rows:
+        assert using == check, table
+        assert using.count("wxdata_scope_schools()") == 1, table
+        assert "wxdata_scope_bypass" not in using and "wxdata_school_ids" not in using, table
+
+
+def test_scope_schools_never_holds_nil_or_grants_on_bad_tokens(conn: Conn, world: dict[str, Any]
+                                                               ) -> None:
+    def schools(token: str) -> Any:
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.scope_token', %s, true)", (token,))
+            row = conn.execute("SELECT wxdata_scope_schools()").fetchone()
+        assert row is not None
+        return row[0]
+
+    assert schools(_token([world["a"], NIL], False, 0, True)) == [world["a"]]
+    assert schools(_token([world["a"]], True, 0, True)) is None  # bypass: every row
+    assert schools(_token([world["a"]], True, 0, False)) == []  # wrongly signed
+    assert schools(_token([world["a"]], True, 400, True)) == []  # expired
+    assert schools("") == []
+
+
+def test_new_audit_ids_are_time_ordered_uuid7(conn: Conn) -> None:
+    marker = f"req-uuid7-{uuid.uuid4().hex[:8]}"
+    for _ in range(5):
+        conn.execute("INSERT INTO audit_log (action, entity_type, request_id) "
+                     "VALUES ('READ', 'Probe', %s)", (marker,))
+        time.sleep(0.002)
+    rows = conn.execute("SELECT id, seq, created_at FROM audit_log WHERE request_id = %s "
+                        "ORDER BY seq", (marker,)).fetchall()
+    assert len(rows) == 5
+    ids = [r[0] for r in rows]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    millis = [i.int >> 80 for i in ids]
+    assert millis == sorted(millis) and len(set(millis)) == 5
+    for (i, _, created), ms in zip(rows, millis, strict=True):
+        assert abs(created.timestamp() * 1000 - ms) < 1000, i
+    assert len(set(ids)) == 5
+
+
+def test_audit_log_indexes(admin_conn: Conn) -> None:
+    rows = dict(admin_conn.execute(
+        "SELECT c.relname, am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = 'audit_log'::regclass").fetchall())
+    assert "audit_log_action_idx" not in rows
+    assert "audit_log_created_idx" not in rows
+    assert rows["audit_log_created_brin"] == "brin"
+    for kept in ("audit_log_subject_idx", "audit_log_subjects_gin", "audit_log_user_idx",
+                 "audit_log_entity_idx", "audit_log_transaction_idx"):
+        assert kept in rows
