@@ -243,3 +243,28 @@ def test_async_disclosure_to_an_outside_party_is_recorded_even_when_its_unit_rol
     rows = conn.execute("SELECT action, subject_ids FROM audit_log WHERE request_id = %s",
                         (request,)).fetchall()
     assert rows == [("EXPORT", [student.id])]  # replayed on lane 2 after the rollback
+
+
+def test_async_pool_pings_only_idle_connections_and_replaces_a_dead_one(
+    db_url, conn, monkeypatch,
+) -> None:
+    import wxdata.db as db
+
+    async def checkouts() -> tuple[int, int, int]:
+        pool = await aio.create_pool(db_url, min_size=1, max_size=1)
+        try:
+            async with pool.connection() as c:
+                pid = c.info.backend_pid
+            async with pool.connection() as c:  # returned a moment ago: reused, no ping needed
+                assert db.needs_ping(c) is False
+                assert c.info.backend_pid == pid
+            monkeypatch.setattr(db, "IDLE_CHECK_AFTER", 0.0)
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            async with pool.connection() as c:  # idle past the bound: pinged, found dead, replaced
+                row = await (await c.execute("SELECT 1")).fetchone()
+                return pid, c.info.backend_pid, row[0] if row else 0
+        finally:
+            await pool.close()
+
+    dead, fresh, one = asyncio.run(checkouts())
+    assert fresh != dead and one == 1

@@ -151,9 +151,19 @@ _RETURNED = "_wxdata_returned_at"  # kept on the connection: it lives and dies w
 IDLE_CHECK_AFTER = 1.0  # seconds a pooled connection may sit unused before a checkout pings it
 
 
-def mark_returned(conn: psycopg.Connection[Any]) -> None:
-    """Note when a connection went back to its pool (read by :func:`check_if_idle`)."""
+def mark_returned(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Note when a connection went back to its pool (read by :func:`needs_ping`)."""
     conn.__dict__[_RETURNED] = time.monotonic()
+
+
+def needs_ping(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether a checkout must ping ``conn``: it is new, or idle longer than ``IDLE_CHECK_AFTER``.
+
+    A connection handed back a moment ago is known good; pinging it on every checkout would add
+    a round trip to every pooled call. Both pools (sync and async) decide with this function.
+    """
+    returned = conn.__dict__.get(_RETURNED)
+    return returned is None or time.monotonic() - returned > IDLE_CHECK_AFTER
 
 
 def _reset(conn: psycopg.Connection[Any]) -> None:
@@ -166,13 +176,8 @@ def _reset(conn: psycopg.Connection[Any]) -> None:
 
 
 def check_if_idle(conn: psycopg.Connection[Any]) -> None:
-    """Checkout check that pings only connections idle longer than ``IDLE_CHECK_AFTER``.
-
-    A connection handed back a moment ago is known good; pinging it on every checkout would add
-    a round trip to every pooled call.
-    """
-    returned = conn.__dict__.get(_RETURNED)
-    if returned is None or time.monotonic() - returned > IDLE_CHECK_AFTER:
+    """Checkout check that pings only the connections :func:`needs_ping` names."""
+    if needs_ping(conn):
         ConnectionPool.check_connection(conn)
 
 

@@ -14,7 +14,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from wxdata.config import Settings, settings
 from wxdata.core.drive import arun
-from wxdata.db import _UNSET, LANE_APPLICATION_NAME, connect_kwargs, conninfo
+from wxdata.db import (
+    _UNSET,
+    LANE_APPLICATION_NAME,
+    connect_kwargs,
+    conninfo,
+    mark_returned,
+    needs_ping,
+)
 from wxdata.tx.scope import check_plan
 
 AConn = psycopg.AsyncConnection[Any]
@@ -53,6 +60,14 @@ async def _reset(conn: AConn) -> None:
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         await conn.rollback()
         await conn.set_autocommit(True)
+    mark_returned(conn)
+
+
+async def check_if_idle(conn: AConn) -> None:
+    """Checkout check that pings only the connections :func:`wxdata.db.needs_ping` names (new or
+    idle longer than ``IDLE_CHECK_AFTER``), as the sync pool does."""
+    if needs_ping(conn):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 class AsyncPool(AsyncConnectionPool[AConn]):
@@ -99,7 +114,7 @@ async def create_pool(
         name=name,
         configure=setup,
         reset=_reset,
-        check=AsyncConnectionPool.check_connection,
+        check=check_if_idle,
         open=False,
         kwargs={"autocommit": True, **connect_kwargs(config)},
         lane=owner,
