@@ -366,3 +366,26 @@ def topology_url(request: pytest.FixtureRequest) -> str:
     if request.param == "cluster":
         return str(request.getfixturevalue("redis_cluster").url)
     return str(request.getfixturevalue("redis_sentinel").url)
+
+
+# --- unit and integration -----------------------------------------------------------------------
+
+#: Fixtures that reach a server (PostgreSQL, Redis, PgBouncer, the embedded server) or a process.
+_SERVER_FIXTURES = frozenset({
+    "server_url", "wx_server_url", "pgbouncer", "redis_url", "own_redis", "redis_cluster",
+    "redis_sentinel", "topology_url", "cluster", "small_server", "twenty_slots", "pytester",
+    "testdir",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test ``integration`` (it reaches a server: its fixtures do, or its module says
+    so with ``pytestmark = pytest.mark.integration``) or ``unit`` (the pure core: no database, no
+    Redis, no process). ``pytest -m unit`` runs the pure core alone, in seconds; CI runs it with no
+    server reachable, which keeps the split honest."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _SERVER_FIXTURES or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)

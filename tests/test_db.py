@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import psycopg
+import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from wxdata.config import load_settings
@@ -56,6 +57,7 @@ def test_superuser_warning(conn, admin_conn, caplog) -> None:
     assert len(caplog.records) == 1
 
 
+@pytest.mark.integration  # starts the embedded PostgreSQL
 def test_embedded_server_when_nothing_is_configured(tmp_path) -> None:
     """On a machine with nothing installed: no DATABASE_URL, the embedded PostgreSQL serves, and
     connect() is its application role (migrated, scope key generated, row security applies)."""

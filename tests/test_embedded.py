@@ -31,6 +31,8 @@ from wxdata.embedded import EMBEDDED_APP_ROLE, EmbeddedRefused
 from wxdata.migrate import load, sql_dir
 from wxdata.tx.scope import bypasses_row_security
 
+pytestmark = pytest.mark.integration  # starts embedded PostgreSQL servers
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Variables that would point wxdata at a configured server (the CLI runs must fall back).
 _CONFIGURED = ("DATABASE_URL", "DB_HOST", "WXDATA_TEST_DATABASE_URL", "WXDATA_MIGRATION_URL")
