@@ -29,15 +29,22 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.chain import SEAL_LOCK, AuditKeyMissing, purge_mac, purged_mac
+from wxdata.audit.chain import SEAL_LOCK, purge_mac, purged_mac
 from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, insert_sql, severity_of
 from wxdata.audit.record import params as audit_params
 from wxdata.audit.reports import AUDIT_ENTITY, disclose
-from wxdata.audit.retention import _CUTOFF_SQL, PURGE_BATCH, RetentionPolicy, _deny_holds
+from wxdata.audit.retention import (
+    _CUTOFF_SQL,
+    PURGE_BATCH,
+    PurgeRequest,
+    RetentionPolicy,
+    _deny_holds,
+    purge_request,
+)
 from wxdata.context import ExecutionContext
 from wxdata.errors import Conflict, DataError, InvalidQuery
 from wxdata.errors import from_db_error as _db_error
-from wxdata.tx.scope import current_scope, unit_of_work
+from wxdata.tx.scope import unit_of_work
 
 Conn = psycopg.Connection[Any]
 
@@ -169,21 +176,18 @@ def drop_expired_partitions(
     key: bytes | None = None,
 ) -> Result[PartitionRetentionReport, DataError]:
     """Count (dry run) or drop the months of ``audit_log`` past retention holding nothing kept."""
-    denied = _deny_holds(conn, ctx, "partitions")
-    if denied is not None:
-        return denied
-    chosen = retention or RetentionPolicy()
-    if not dry_run and current_scope(conn) is not None:
-        return Failure(InvalidQuery(field="conn", rule="dropping partitions needs a connection "
-                                                        "outside a unit of work"))
-    if not dry_run and not key:
-        return Failure(AuditKeyMissing())
-    bound = {"phi": chosen.phi_years, "other": chosen.other_years}
+    return purge_request(conn, ctx, retention, dry_run=dry_run, key=key, what="partitions",
+                         operation="dropping partitions").bind(
+        lambda request: _drop_months(conn, ctx, request))
+
+
+def _drop_months(conn: Conn, ctx: ExecutionContext,
+                 request: PurgeRequest) -> Result[PartitionRetentionReport, DataError]:
+    bound, key = request.bound, request.key
     try:
-        if dry_run:
+        if key is None:
             return Success(disclose(conn, ctx, lambda: _judge(conn, bound, lock=False)[0],
                                     lambda r: _record(ctx, r, AuditAction.READ)))
-        assert key is not None
         with unit_of_work(conn, ctx):
             report = _drop(conn, ctx, key, bound)
             conn.execute(insert_sql(), audit_params(ctx, _record(ctx, report,

@@ -159,21 +159,46 @@ def apply_retention(
     key: bytes | None = None,
 ) -> Result[RetentionReport, DataError]:
     """Count (dry run) or purge the audit records past retention that are sealed and not held."""
-    denied = _deny_holds(conn, ctx, "retention")
+    return purge_request(conn, ctx, retention, dry_run=dry_run, key=key, what="retention",
+                         operation="a purge").bind(lambda request: _retain(conn, ctx, request))
+
+
+@attrs.frozen(slots=True)
+class PurgeRequest:
+    """A checked request to count or purge: the retention bounds, and the chain key (None: a
+    dry run)."""
+
+    bound: dict[str, Any]
+    key: bytes | None
+
+
+def purge_request(
+    conn: Conn, ctx: ExecutionContext, retention: RetentionPolicy | None, *, dry_run: bool,
+    key: bytes | None, what: str, operation: str,
+) -> Result[PurgeRequest, DataError]:
+    """The checks every purge of the trail makes first (the row purge and the month drop): the
+    caller may manage retention (else an ACCESS_DENIED record and ``Forbidden``); a purge runs
+    outside a unit of work and with the chain key."""
+    denied = _deny_holds(conn, ctx, what)
     if denied is not None:
         return denied
     chosen = retention or RetentionPolicy()
     if not dry_run and current_scope(conn) is not None:
-        return Failure(InvalidQuery(field="conn", rule="a purge needs a connection outside a "
-                                                        "unit of work"))
+        return Failure(InvalidQuery(field="conn", rule=f"{operation} needs a connection outside "
+                                                        "a unit of work"))
     if not dry_run and not key:
         return Failure(AuditKeyMissing())
-    bound = {"phi": chosen.phi_years, "other": chosen.other_years}
+    return Success(PurgeRequest({"phi": chosen.phi_years, "other": chosen.other_years},
+                                None if dry_run else key))
+
+
+def _retain(conn: Conn, ctx: ExecutionContext,
+            request: PurgeRequest) -> Result[RetentionReport, DataError]:
+    bound, key = request.bound, request.key
     try:
-        if dry_run:
+        if key is None:
             return Success(disclose(conn, ctx, lambda: _count(conn, bound),
                                     lambda r: _record(ctx, r, AuditAction.READ)))
-        assert key is not None
         with unit_of_work(conn, ctx) as _scope:
             report = _purge(conn, ctx, key, bound)
             conn.execute(insert_sql(), audit_params(ctx, _record(ctx, report,
