@@ -2,9 +2,13 @@
 
 Plain functions take an explicit psycopg connection and an :class:`ExecutionContext` and return
 ``returns`` Results. Decorators add transactional scope (:mod:`wxdata.tx`), the HIPAA audit trail
-(:mod:`wxdata.audit`) and caching (:mod:`wxdata.cache`). Domains live in :mod:`wxdata.domains`.
+(:mod:`wxdata.audit`) and caching (:mod:`wxdata.cache`); ``transactional``, ``audited`` and
+``cached`` are exported here. Domains live in :mod:`wxdata.domains`; the async API is
+:mod:`wxdata.aio`.
 """
 
+from wxdata.audit import audited
+from wxdata.cache import cached
 from wxdata.context import ExecutionContext, Purpose, Role, system_context, validate_context
 from wxdata.db import connect, create_pool
 from wxdata.errors import (
@@ -53,6 +57,8 @@ __all__ = [
     "Timeout",
     "Unavailable",
     "ValidationFailed",
+    "audited",
+    "cached",
     "connect",
     "create_pool",
     "system_context",
