@@ -5,7 +5,6 @@ of a record reaches it."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,17 +18,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from tests.test_audit_ship import _free_port, _sealed_seqs, _write
 from wxdata.audit.chain import seal
 from wxdata.audit.ship import OtelLogsSink, Shipped, lag, ship, sink_from_url
 from wxdata.cli import main
 
-KEY = b"test-ship-otel-audit-key-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+KEY = b"test-ship-audit-key-0123456789abcdefgh"  # the key tests.test_audit_ship seals with
 
 
 def _value(v: AnyValue) -> Any:
@@ -103,17 +97,6 @@ def collector() -> Iterator[Collector]:
         yield server
     finally:
         server.stop()
-
-
-def _write(conn: psycopg.Connection[Any], n: int, tag: str = "otel") -> None:
-    conn.execute("INSERT INTO audit_log (action, entity_type, user_id, subject_ids) "
-                 "SELECT 'READ', 'Student', %s || g, ARRAY[gen_random_uuid()] "
-                 "FROM generate_series(1, %s) g", (f"u-{tag}-", n))
-    seal(conn, KEY).unwrap()
-
-
-def _sealed_seqs(conn: psycopg.Connection[Any]) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT audit_seq FROM audit_seal ORDER BY position")]
 
 
 def _deduplicated(records: list[dict[str, Any]]) -> list[int]:
