@@ -414,7 +414,7 @@ def test_async_invalidation_after_commit_only(db_url: str, ctx: ExecutionContext
         get(ctx, s.id)
         assert calls == [2]
     finally:
-        acache.configure_async_cache(None)
+        acache.reset_async_cache()
         shell.close()
 
 

@@ -83,9 +83,19 @@ AFn = Callable[Concatenate[AConn, ExecutionContext, P], Awaitable[Result[T, Data
 AsyncSource = AsyncCache | Callable[[], AsyncCache | None] | None
 _CORO = types.CoroutineType
 
-__all__ = ["AsyncCache", "AsyncMemoryCache", "AsyncRedisCache", "AsyncTieredCache",
-           "build_async_cache", "cached", "configure_async_cache", "default_async_cache",
-           "invalidate_after_commit", "invalidate_event"]
+__all__ = [
+    "AsyncCache",
+    "AsyncMemoryCache",
+    "AsyncRedisCache",
+    "AsyncTieredCache",
+    "build_async_cache",
+    "cached",
+    "configure_async_cache",
+    "default_async_cache",
+    "invalidate_after_commit",
+    "invalidate_event",
+    "reset_async_cache",
+]
 
 
 # --- the connection: privilege, transaction, disclosure record -------------------------------
@@ -308,6 +318,15 @@ def default_async_cache() -> AsyncCache | None:
     if not _default:
         _default.append(build_async_cache())
     return _default[0]
+
+
+def reset_async_cache() -> None:
+    """Forget the process's async cache: the next use builds it from settings again (tests, and
+    applications that reload their settings). ``configure_async_cache(None)`` turns caching off."""
+    previous = _default[0] if _default else None
+    _default.clear()
+    if previous is not None and previous in _ASYNC_CACHES:
+        _ASYNC_CACHES.remove(previous)
 
 
 def configure_async_cache(cache: AsyncCache | None) -> AsyncCache | None:
