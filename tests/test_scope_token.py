@@ -388,6 +388,7 @@ def test_a_key_that_differs_from_the_databases_fails_closed(
 def test_migrate_creates_the_application_role(
         fresh_database: Any, sys_ctx: ExecutionContext, monkeypatch: pytest.MonkeyPatch,
         restore_settings: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import wxdata.tx.token as token
     from wxdata.cli import main
     from wxdata.config import settings as current
 
@@ -395,6 +396,8 @@ def test_migrate_creates_the_application_role(
     role, password = f"wxdata_test_mig_{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(12)
     app = make_conninfo(owner, user=role, password=password)
     env = {"WXDATA_MIGRATION_URL": owner, "DATABASE_URL": app}
+    # no key registered by an embedded server or a test kit earlier in this process either
+    monkeypatch.setattr(token, "_fallback", [])
     try:
         configure(load_settings({**env}))
         assert main(["migrate"]) == 2  # no scope key: refused, naming the variable
