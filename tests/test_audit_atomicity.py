@@ -133,6 +133,7 @@ def test_killed_connection_mid_transaction_leaves_no_partial_state(db_url, conn,
                         (created[0],)).fetchone() == (0,)
 
 
+@pytest.mark.sync_only  # kills its own sync connection's backend; async: test_aio.py
 def test_killed_connection_inside_a_plain_unit_of_work(db_url, conn, admin_conn, school) -> None:
     ctx = fresh_ctx(school)
     values = student_values(school)
