@@ -34,11 +34,13 @@ from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, insert
 from wxdata.audit.record import params as audit_params
 from wxdata.audit.reports import AUDIT_ENTITY, disclose
 from wxdata.audit.retention import (
-    _CUTOFF_SQL,
     PURGE_BATCH,
     PurgeRequest,
     RetentionPolicy,
     _deny_holds,
+    cutoffs,
+    next_purge_id,
+    one_row,
     purge_request,
 )
 from wxdata.context import ExecutionContext
@@ -205,10 +207,7 @@ def _drop_months(conn: Conn, ctx: ExecutionContext,
 def _judge(conn: Conn, bound: dict[str, Any], *, lock: bool
            ) -> tuple[PartitionRetentionReport, dict[str, Partition]]:
     """Every month ending before both cutoffs, judged; locks them exclusively when ``lock``."""
-    cur = conn.cursor(row_factory=tuple_row)
-    cut = cur.execute(_CUTOFF_SQL, bound).fetchone()
-    assert cut is not None
-    cutoff = min(cut[0], cut[1])
+    cutoff = min(cutoffs(conn, bound))
     months = {p.name: p for p in _partitions(conn)
               if p.upper is not None and p.lower is not None and p.upper <= cutoff}
     dropped: list[MonthVerdict] = []
@@ -217,8 +216,7 @@ def _judge(conn: Conn, bound: dict[str, Any], *, lock: bool
         if lock:
             conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
                 sql.Identifier(name)))
-        row = cur.execute(_MONTH_COUNT_SQL, {"lo": month.lower, "hi": month.upper}).fetchone()
-        assert row is not None
+        row = one_row(conn, _MONTH_COUNT_SQL, {"lo": month.lower, "hi": month.upper})
         verdict = MonthVerdict(name, int(row[0]), int(row[1]), int(row[2]))
         (dropped if verdict.droppable else kept).append(verdict)
     return PartitionRetentionReport(True, cutoff, tuple(dropped), tuple(kept), None), months
@@ -229,10 +227,7 @@ def _drop(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEAL_LOCK,))
     conn.execute("LOCK TABLE audit_legal_hold IN SHARE MODE")  # no hold placed until we commit
     judged, months = _judge(conn, bound, lock=True)
-    next_id = conn.execute(
-        "SELECT nextval(pg_get_serial_sequence('audit_purge', 'purge_id'))").fetchone()
-    assert next_id is not None
-    purge_id = int(next_id[0])
+    purge_id = next_purge_id(conn)
     held = sum(m.held for m in judged.kept)
     conn.execute(
         "INSERT INTO audit_purge (purge_id, phi_cutoff, other_cutoff, purged, held, user_id, mac) "

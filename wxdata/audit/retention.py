@@ -215,13 +215,28 @@ class _Mismatch(Exception):
     """Internal: what was marked and what was deleted differ (rolls the purge back)."""
 
 
+def one_row(conn: Conn, query: str, params: Any = None) -> tuple[Any, ...]:
+    """The single row of an aggregate query; none at all is a database error (caught as one)."""
+    row = conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()
+    if row is None:
+        raise psycopg.Error("an aggregate query returned no row")
+    return tuple(row)
+
+
+def cutoffs(conn: Conn, bound: dict[str, Any]) -> tuple[Any, Any]:
+    """The PHI/education and the other records' retention cutoffs, computed by the server."""
+    phi_cut, other_cut = one_row(conn, _CUTOFF_SQL, bound)
+    return phi_cut, other_cut
+
+
+def next_purge_id(conn: Conn) -> int:
+    """The id of the next purge checkpoint."""
+    return int(one_row(conn, "SELECT nextval(pg_get_serial_sequence('audit_purge', 'purge_id'))")[0])
+
+
 def _count(conn: Conn, bound: dict[str, Any]) -> RetentionReport:
-    cur = conn.cursor(row_factory=tuple_row)
-    cut = cur.execute(_CUTOFF_SQL, bound).fetchone()
-    assert cut is not None
-    phi_cut, other_cut = cut
-    row = cur.execute(_COUNT_SQL, {"phi_cut": phi_cut, "other_cut": other_cut}).fetchone()
-    assert row is not None
+    phi_cut, other_cut = cutoffs(conn, bound)
+    row = one_row(conn, _COUNT_SQL, {"phi_cut": phi_cut, "other_cut": other_cut})
     return RetentionReport(True, phi_cut, other_cut, int(row[0]), int(row[1]), int(row[2]), 0,
                            None, int(row[3]))
 
@@ -231,10 +246,7 @@ def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEAL_LOCK,))
     counted = _count(conn, bound)
     cuts = {"phi_cut": counted.phi_cutoff, "other_cut": counted.other_cutoff}
-    next_id = conn.execute(
-        "SELECT nextval(pg_get_serial_sequence('audit_purge', 'purge_id'))").fetchone()
-    assert next_id is not None
-    purge_id = int(next_id[0])
+    purge_id = next_purge_id(conn)
     conn.execute(
         "INSERT INTO audit_purge (purge_id, phi_cutoff, other_cutoff, purged, held, user_id, mac) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",

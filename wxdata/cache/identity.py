@@ -112,20 +112,11 @@ class Identity:
     def holds(self) -> bool:
         """Whether every pinned attribute still holds the very object the digest was built from."""
         try:  # the per-call path: plain attribute reads (an emptied closure cell raises)
-            for holder, attr, expected in self.pins:
-                if attr is None:
-                    if len(holder) != len(expected):
-                        return False
-                    for k, v in expected:
-                        if holder.get(k, _EMPTY) is not v:
-                            return False
-                elif getattr(holder, attr) is not expected:
-                    return False
-            return True
+            return self._holds(getattr)
         except ValueError:
-            return self._holds_slowly()
+            return self._holds(_read)
 
-    def _holds_slowly(self) -> bool:
+    def _holds(self, read: Callable[[Any, str], Any]) -> bool:
         for holder, attr, expected in self.pins:
             if attr is None:
                 if len(holder) != len(expected):
@@ -133,7 +124,7 @@ class Identity:
                 for k, v in expected:
                     if holder.get(k, _EMPTY) is not v:
                         return False
-            elif _read(holder, attr) is not expected:
+            elif read(holder, attr) is not expected:
                 return False
         return True
 

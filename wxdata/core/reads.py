@@ -224,14 +224,8 @@ def count(
     include_deleted: bool = False,
 ) -> Plan[Result[int, DataError]]:
     """How many rows match (discloses no PHI, so not audited as a read)."""
-    try:
-        shape, params = _where(entity, where)
-        rows = yield from _run(conn, ctx, entity,
-                               compiler.select_count(entity, shape, _deleted(include_deleted)),
-                               params)
-    except _Err as err:
-        return Failure(err.error)
-    return Success(int(rows[0][0]))
+    scalar = yield from _scalar(conn, ctx, entity, where, include_deleted, compiler.select_count)
+    return scalar.map(int)
 
 
 def exists(
@@ -241,14 +235,22 @@ def exists(
     """Whether any visible row matches; a database error is a Failure, never ``False``.
 
     Soft-deleted rows do not count unless ``include_deleted``."""
+    scalar = yield from _scalar(conn, ctx, entity, where, include_deleted, compiler.select_exists)
+    return scalar.map(bool)
+
+
+def _scalar(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where,
+    include_deleted: bool, select: Callable[..., Any],
+) -> Plan[Result[Any, DataError]]:
+    """The one value of a count or exists query over the rows ``where`` matches."""
     try:
         shape, params = _where(entity, where)
         rows = yield from _run(conn, ctx, entity,
-                               compiler.select_exists(entity, shape, _deleted(include_deleted)),
-                               params)
+                               select(entity, shape, _deleted(include_deleted)), params)
     except _Err as err:
         return Failure(err.error)
-    return Success(bool(rows[0][0]))
+    return Success(rows[0][0])
 
 
 def stream(
