@@ -39,8 +39,8 @@ from wxdata.config import ConfigError, load_settings
 from wxdata.db import create_pool
 from wxdata.domains import students
 from wxdata.errors import DataError, Unavailable
-from wxdata.health import RouterHealth, to_prometheus, to_text
 from wxdata.migrate import migrate
+from wxdata.pool_metrics import RouterHealth, to_prometheus, to_text
 from wxdata.replicas import Router, RouterConfig
 from wxdata.roles import ensure_app_role, install_scope_key
 from wxdata.schema import STUDENTS

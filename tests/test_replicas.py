@@ -33,8 +33,8 @@ from wxdata._cli import CliError
 from wxdata.config import ConfigError, load_settings
 from wxdata.domains import students
 from wxdata.errors import DataError, Internal, Unavailable
-from wxdata.health import register, to_prometheus
 from wxdata.migrate import migrate
+from wxdata.pool_metrics import register, to_prometheus
 from wxdata.replicas import Consistency, Router, RouterConfig, Strategy, consistency_key, is_replica
 from wxdata.replicas.ledger import UNKNOWN
 from wxdata.replicas.servers import Routing, Server
@@ -447,7 +447,7 @@ def test_health_command_prints_metrics_and_fails_without_primary(
 ) -> None:
     from wxdata import cli
 
-    assert "wxdata.health" in cli.AREAS
+    assert "wxdata.pool_metrics" in cli.AREAS
     monkeypatch.setenv("DATABASE_URL", cluster.url("primary"))
     monkeypatch.setenv("DATABASE_REPLICA_URLS", cluster.url("replica-1"))
     assert _run_health("--format", "prometheus", "--require-replicas") == 0

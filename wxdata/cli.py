@@ -38,7 +38,7 @@ AREAS: tuple[str, ...] = (
     "wxdata.cache.cli",
     "wxdata.demo",
     "wxdata.seed",
-    "wxdata.health",
+    "wxdata.pool_metrics",
 )
 
 

@@ -39,7 +39,7 @@ from wxdata.config import Settings
 from wxdata.context import ExecutionContext
 from wxdata.db import connect_kwargs, conninfo
 from wxdata.errors import DataError, Unavailable, from_db_error
-from wxdata.health import RouterHealth, retire_counters
+from wxdata.pool_metrics import RouterHealth, retire_counters
 from wxdata.replicas.config import RouterConfig, consistency_key
 from wxdata.replicas.ledger import UNKNOWN
 from wxdata.replicas.router import mark_replica

@@ -44,7 +44,7 @@ from wxdata.db import (
     connect_kwargs,
     mark_returned,
 )
-from wxdata.health import LaneHealth, pool_stats
+from wxdata.pool_metrics import LaneHealth, pool_stats
 from wxdata.safelog import describe
 
 log = logging.getLogger("wxdata.audit")

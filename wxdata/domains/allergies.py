@@ -13,7 +13,7 @@ from wxdata.domains.finders import by_column
 from wxdata.errors import DataError
 from wxdata.query.filters import Pattern, escape_like
 from wxdata.query.paging import DEFAULT_LIMIT, Page
-from wxdata.schema.health import ALLERGIES, Allergy, AllergySeverity, AllergyType
+from wxdata.schema.student_health import ALLERGIES, Allergy, AllergySeverity, AllergyType
 
 ENTITY = ALLERGIES
 ops = bind_entity(ALLERGIES)

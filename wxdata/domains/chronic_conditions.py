@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import by_column
-from wxdata.schema.health import CHRONIC_CONDITIONS, ChronicCondition, ConditionStatus
+from wxdata.schema.student_health import CHRONIC_CONDITIONS, ChronicCondition, ConditionStatus
 
 ENTITY = CHRONIC_CONDITIONS
 ops = bind_entity(CHRONIC_CONDITIONS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wxdata.crud import bind_entity
-from wxdata.schema.health import GROWTH_TRACKING, GrowthTracking
+from wxdata.schema.student_health import GROWTH_TRACKING, GrowthTracking
 
 ENTITY = GROWTH_TRACKING
 ops = bind_entity(GROWTH_TRACKING)

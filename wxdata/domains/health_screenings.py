@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import by_column
-from wxdata.schema.health import HEALTH_SCREENINGS, HealthScreening
+from wxdata.schema.student_health import HEALTH_SCREENINGS, HealthScreening
 
 ENTITY = HEALTH_SCREENINGS
 ops = bind_entity(HEALTH_SCREENINGS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import by_column, due_within
-from wxdata.schema.health import IMMUNIZATIONS, Immunization
+from wxdata.schema.student_health import IMMUNIZATIONS, Immunization
 
 ENTITY = IMMUNIZATIONS
 ops = bind_entity(IMMUNIZATIONS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wxdata.crud import bind_entity
-from wxdata.schema.health import LAB_RESULTS, LabResult
+from wxdata.schema.student_health import LAB_RESULTS, LabResult
 
 ENTITY = LAB_RESULTS
 ops = bind_entity(LAB_RESULTS)

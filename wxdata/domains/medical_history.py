@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wxdata.crud import bind_entity
-from wxdata.schema.health import MEDICAL_HISTORY, MedicalHistory
+from wxdata.schema.student_health import MEDICAL_HISTORY, MedicalHistory
 
 ENTITY = MEDICAL_HISTORY
 ops = bind_entity(MEDICAL_HISTORY)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wxdata.crud import bind_entity
-from wxdata.schema.health import (
+from wxdata.schema.student_health import (
     MENTAL_HEALTH_RECORDS,
     MentalHealthRecord,
     MentalHealthRecordType,

@@ -13,7 +13,7 @@ from wxdata.context import ExecutionContext
 from wxdata.crud import bind_entity
 from wxdata.domains.finders import by_column, due_within
 from wxdata.errors import DataError
-from wxdata.schema.health import VACCINATIONS, Vaccination, VaccineType
+from wxdata.schema.student_health import VACCINATIONS, Vaccination, VaccineType
 
 ENTITY = VACCINATIONS
 ops = bind_entity(VACCINATIONS)

@@ -12,7 +12,7 @@ from wxdata.crud import bind_entity
 from wxdata.domains.finders import in_range
 from wxdata.errors import DataError
 from wxdata.query.paging import Page
-from wxdata.schema.health import VITAL_SIGNS, VitalSigns
+from wxdata.schema.student_health import VITAL_SIGNS, VitalSigns
 
 ENTITY = VITAL_SIGNS
 ops = bind_entity(VITAL_SIGNS)

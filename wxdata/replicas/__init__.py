@@ -1,6 +1,6 @@
 """Scale-out: one primary and N streaming replicas behind a read/write router with read-your-writes.
 
-See :mod:`wxdata.replicas.router` for the guarantees, :mod:`wxdata.health` for the metrics and
+See :mod:`wxdata.replicas.router` for the guarantees, :mod:`wxdata.pool_metrics` for the metrics and
 ``tests/local_cluster.py`` for the throw-away primary + replicas used by tests and benchmarks.
 One module per concern: :mod:`~wxdata.replicas.config` (settings), :mod:`~wxdata.replicas.ledger`
 (read-your-writes positions) and :mod:`~wxdata.replicas.servers` (server rules) are pure and shared

@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 
 from wxdata.config import Settings
 from wxdata.db import connect_kwargs, conninfo
-from wxdata.health import retire_counters
+from wxdata.pool_metrics import retire_counters
 from wxdata.replicas.config import RouterConfig
 from wxdata.replicas.servers import DOWN, STATUS_PRIMARY, STATUS_REPLICA, UP, Routing, Server
 from wxdata.safelog import log_error

@@ -67,7 +67,7 @@ from wxdata.config import Settings
 from wxdata.context import ExecutionContext
 from wxdata.db import create_pool
 from wxdata.errors import DataError, Unavailable, from_db_error
-from wxdata.health import RouterHealth, retire_counters
+from wxdata.pool_metrics import RouterHealth, retire_counters
 from wxdata.replicas.checks import HealthChecker
 from wxdata.replicas.config import Consistency, RouterConfig, Strategy, consistency_key
 from wxdata.replicas.ledger import UNKNOWN

@@ -19,7 +19,7 @@ from returns.result import Failure, Result
 
 from wxdata.config import Settings
 from wxdata.errors import DataError, Unavailable
-from wxdata.health import ServerHealth, pool_stats
+from wxdata.pool_metrics import ServerHealth, pool_stats
 from wxdata.replicas.config import RouterConfig, Strategy
 from wxdata.replicas.ledger import Ledger
 from wxdata.tx.decorators import UNRECORDED

@@ -1,7 +1,7 @@
 """Entity specs: one declaration per table of columns, data classes and rules.
 
 Importing this package registers every entity: the core ones re-exported here, and each area
-module (``wxdata.schema.health``, ``.medication``, ``.messaging``...) for the rest.
+module (``wxdata.schema.student_health``, ``.medication``, ``.messaging``...) for the rest.
 """
 
 from wxdata.schema import (
@@ -13,7 +13,6 @@ from wxdata.schema import (
     contacts,
     documents,
     emergency,
-    health,
     identity,
     incidents,
     inventory,
@@ -22,6 +21,7 @@ from wxdata.schema import (
     operations,
     reference,
     scheduling,
+    student_health,
     sync,
 )
 from wxdata.schema.base import Authored, AuthoredSoftDeleted, SoftDeleted, Versioned
@@ -72,7 +72,6 @@ __all__ = [
     "documents",
     "emergency",
     "entity",
-    "health",
     "identity",
     "incidents",
     "inventory",
@@ -85,5 +84,6 @@ __all__ = [
     "row",
     "scheduling",
     "secret",
+    "student_health",
     "sync",
 ]

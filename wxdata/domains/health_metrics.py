@@ -6,7 +6,7 @@ Each entity is exposed as one bound set of the generic data functions (:class:`w
 from __future__ import annotations
 
 from wxdata.crud import bind_entity
-from wxdata.schema.health import HEALTH_METRIC_SNAPSHOTS, HealthMetricSnapshot
+from wxdata.schema.student_health import HEALTH_METRIC_SNAPSHOTS, HealthMetricSnapshot
 
 metric_snapshots = bind_entity(HEALTH_METRIC_SNAPSHOTS)
 
