@@ -1,4 +1,6 @@
-"""Connections: conninfo options, TLS settings, the pool's reset, privilege warning, embedded server."""
+"""Connections against the server: the conninfo's session settings applied, the pool's reset and
+its replacement of a dead idle connection, the privilege warning, the embedded server. The conninfo
+itself (timeouts, name, TLS) is checked in ``tests/unit/test_connection_settings.py``."""
 
 from __future__ import annotations
 
@@ -10,22 +12,8 @@ import textwrap
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
-from wxdata.config import load_settings
 from wxdata.db import conninfo, create_pool, warn_if_privileged
-
-
-def test_conninfo_carries_timeouts_name_and_tls() -> None:
-    config = load_settings({"DATABASE_URL": "postgresql://app@db.example.org:5432/wx",
-                            "DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": "/etc/ca.pem",
-                            "DB_STATEMENT_TIMEOUT": "1234", "DB_APPLICATION_NAME": "svc"})
-    info = conninfo_to_dict(conninfo(config=config))
-    assert info["sslmode"] == "verify-full"
-    assert info["sslrootcert"] == "/etc/ca.pem"
-    assert info["application_name"] == "svc"
-    assert "statement_timeout=1234" in info["options"]
-    assert "idle_in_transaction_session_timeout=30000" in info["options"]
 
 
 def test_session_settings_applied(db_url) -> None:

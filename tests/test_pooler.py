@@ -5,7 +5,8 @@ one server connection serves many clients in turn. A named prepared statement wo
 missing, mismatched or, worst, another client's statement of the same shape answering with the
 other client's query; a startup ``options`` parameter is refused outright; a session setting
 would leak into other clients. Every test here runs against a real PgBouncer in front of the real
-test server (the ``pgbouncer`` fixture), whatever ``WXDATA_TEST_POOLER`` says.
+test server (the ``pgbouncer`` fixture), whatever ``WXDATA_TEST_POOLER`` says. The settings alone
+(``DB_POOLER``, what each mode sends) are checked in ``tests/unit/test_connection_settings.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from returns.result import Failure, Result, Success
 
@@ -31,38 +30,18 @@ from wxdata import ExecutionContext, Purpose, Role, system_context
 from wxdata.audit import lanes
 from wxdata.audit.decorator import audited
 from wxdata.audit.record import AuditAction
-from wxdata.config import ConfigError, Settings, configure, load_settings, settings
+from wxdata.config import Settings, configure, load_settings, settings
 from wxdata.db import connect, connect_kwargs, conninfo, create_pool
 from wxdata.domains import students
 from wxdata.errors import DataError, Unavailable
 from wxdata.replicas import Router, RouterConfig
 from wxdata.tx import unit_of_work
-from wxdata.tx.scope import ScopeError, context_statement, transaction_timeouts
+from wxdata.tx.scope import ScopeError, context_statement
 
 Conn = psycopg.Connection[Any]
 
 
 # --- settings ---------------------------------------------------------------------------------
-
-
-def test_pooler_setting_values() -> None:
-    assert load_settings({}).pooler == "none"
-    assert load_settings({"DB_POOLER": "transaction"}).transaction_pooled
-    assert load_settings({"DB_POOLER": " Transaction "}).pooler == "transaction"
-    assert not load_settings({"DB_POOLER": "none"}).transaction_pooled
-
-
-@given(st.text(max_size=20).filter(lambda v: v.strip().lower() not in ("", "none", "transaction")))
-def test_bad_pooler_value_is_refused_without_echoing_it(value: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load_settings({"DB_POOLER": value})
-    assert str(caught.value) == "DB_POOLER must be none or transaction"
-
-
-def test_connect_kwargs_per_mode() -> None:
-    assert connect_kwargs(load_settings({})) == {}
-    assert connect_kwargs(load_settings({"DB_POOLER": "transaction"})) == {
-        "prepare_threshold": None}
 
 
 def test_no_startup_options_behind_a_pooler_and_timeouts_ride_the_context(ctx) -> None:
@@ -82,24 +61,6 @@ def test_no_startup_options_behind_a_pooler_and_timeouts_ride_the_context(ctx) -
     assert {"statement_timeout": "30000", "idle_in_transaction_session_timeout": "30000"}.items() \
         <= applied["transaction"].items()
     assert "statement_timeout" not in applied["none"]  # direct: they are startup options
-
-
-@given(st.sampled_from(["none", "transaction"]), st.integers(0, 86_400_000),
-       st.integers(0, 86_400_000))
-def test_each_timeout_is_sent_exactly_once_per_mode(mode: str, statement: int, idle: int) -> None:
-    """Direct: startup options only; pooled: the transaction's set_config only; 0: not sent."""
-    config = load_settings({"DATABASE_URL": "postgresql://app@db/wx", "DB_POOLER": mode,
-                            "DB_STATEMENT_TIMEOUT": str(statement),
-                            "DB_IDLE_IN_TRANSACTION_TIMEOUT": str(idle)})
-    options = conninfo_to_dict(conninfo(config=config)).get("options", "")
-    per_transaction = transaction_timeouts(config)
-    wanted = {k: str(v) for k, v in (("statement_timeout", statement),
-                                      ("idle_in_transaction_session_timeout", idle)) if v}
-    if mode == "transaction":
-        assert options == "" and per_transaction == wanted
-    else:
-        sent = dict(o.split("=", 1) for o in options.replace("-c ", "").split())
-        assert per_transaction == {} and sent == wanted
 
 
 # --- fixtures ---------------------------------------------------------------------------------

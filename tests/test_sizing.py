@@ -1,20 +1,18 @@
 """Connection sizing: ``wxdata health`` warns when the configured processes may open more
-connections than the server admits (checked against the real test server's settings)."""
+connections than the server admits (checked against the real test server's settings). The warning
+rule itself, over every budget, is checked in ``tests/unit/test_connection_settings.py``."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import attrs
 import psycopg
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from wxdata.cli import main
 from wxdata.config import load_settings
-from wxdata.sizing import ConnectionBudget, connection_budget
+from wxdata.sizing import connection_budget
 
 
 def _slots(conn: psycopg.Connection[Any]) -> tuple[int, int]:
@@ -93,20 +91,6 @@ def test_health_behind_a_transaction_pooler_compares_nothing_with_the_server(
     rc, out, err = _health(monkeypatch, capsys, pgbouncer.url(direct_db_url),
                            DB_POOLER="transaction", WXDATA_PROCESSES=str(max_connections))
     assert rc == 0 and "max_client_conn" in out and "warning" not in err
-
-
-counts = st.integers(min_value=0, max_value=5000)
-
-
-@given(st.integers(min_value=1, max_value=500), counts, counts, counts, counts, counts)
-def test_warning_exactly_when_demand_exceeds_capacity(
-    processes: int, pool: int, lane: int, reserve: int, server: int, reserved: int
-) -> None:
-    budget = ConnectionBudget(processes=processes, pool_max=pool, lane_pool_max=lane,
-                              reserve=reserve, max_connections=server, server_reserved=reserved)
-    assert budget.demand == processes * (pool + lane) + reserve
-    assert (budget.warning() is None) == (budget.demand <= max(server - reserved, 0))
-    assert attrs.evolve(budget, pooled=True).warning() is None
 
 
 @pytest.fixture(scope="module")
