@@ -5,14 +5,13 @@ exceptions raised by hooks and listeners. PostgreSQL quotes it back in its error
 (student_number)=(...) already exists``, ``Failing row contains (...)``); the workload checks that
 it does, so the test attacks for real. Then no log record of any logger (wxdata's, psycopg's,
 psycopg_pool's) may contain it: not in the message, the arguments, ``exc_text`` or a formatted
-traceback.
+traceback. The guard on the libraries' loggers alone is checked in
+``tests/unit/test_phi_safe_logging.py``.
 """
 
 from __future__ import annotations
 
-import logging
 import socket
-import traceback
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -25,6 +24,7 @@ from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Success
 
 from tests.conftest import student_values
+from tests.log_capture import Capture, capture_all, texts
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata import config as wx_config
 from wxdata.audit.lanes import close_lanes, route_lane
@@ -33,49 +33,16 @@ from wxdata.cache.invalidation import unsubscribe
 from wxdata.db import create_pool
 from wxdata.domains import students
 from wxdata.observability import QueryLog
-from wxdata.safelog import describe, guard_library_loggers
+from wxdata.safelog import describe
 from wxdata.tx import Isolation, current_scope, run_in_scope, unit_of_work
 from wxdata.tx.events import add_write_listener, remove_write_listener
-
-
-class Capture(logging.Handler):
-    """Keeps every record it is handed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture
 def captured() -> Iterator[Capture]:
     """Root and the libraries' loggers at DEBUG, every record kept."""
-    handler = Capture()
-    root = logging.getLogger()
-    names = ("psycopg", "psycopg.pool", "psycopg_pool", "wxdata")
-    levels = [root.level, *(logging.getLogger(n).level for n in names)]
-    root.setLevel(logging.DEBUG)
-    for n in names:
-        logging.getLogger(n).setLevel(logging.DEBUG)
-    root.addHandler(handler)
-    guard_library_loggers()
-    try:
+    with capture_all() as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(levels[0])
-        for n, level in zip(names, levels[1:], strict=True):
-            logging.getLogger(n).setLevel(level)
-
-
-def _texts(record: logging.LogRecord) -> list[str]:
-    out = [record.getMessage(), repr(record.args), record.exc_text or "",
-           logging.Formatter().format(record), record.stack_info or ""]
-    if record.exc_info and record.exc_info[1] is not None:
-        out.append("".join(traceback.format_exception(*record.exc_info)))
-    return out
 
 
 def _raise(exc: BaseException) -> None:
@@ -231,21 +198,5 @@ def test_every_failure_kind_logs_no_phi(
     assert any(r.name.startswith("psycopg") for r in captured.records)
     # ... and no record of any logger holds the sentinel.
     leaks = [(r.name, r.levelname) for r in captured.records
-             if any(sentinel in t for t in _texts(r))]
+             if any(sentinel in t for t in texts(r))]
     assert leaks == []
-
-
-def test_library_logger_records_lose_exception_text(captured: Capture) -> None:
-    """psycopg formats an error's text into some warnings; the guard keeps only its description."""
-    sentinel = f"ZQPHI{uuid.uuid4().hex[:12].upper()}"
-    error = psycopg.errors.UniqueViolation(f"Key (student_number)=({sentinel}) already exists")
-    logging.getLogger("psycopg").warning("error ignored exiting %r: %s", "<pipeline>", error)
-    try:
-        raise ValueError(sentinel)
-    except ValueError:
-        logging.getLogger("psycopg.pool").exception("error in a pool task")
-    mine = [r for r in captured.records if r.name in ("psycopg", "psycopg.pool")]
-    assert len(mine) == 2
-    assert "UniqueViolation sqlstate=23505" in mine[0].getMessage()
-    assert "ValueError" in mine[1].getMessage()
-    assert [r.name for r in mine if any(sentinel in t for t in _texts(r))] == []

@@ -4,6 +4,8 @@ The central test seeds PHI (names, date of birth, diagnosis, record and student 
 workload through traced pool connections with every record emitted (DEBUG, slow threshold 0 ms),
 including failing statements whose PostgreSQL messages echo the values, and checks that no seeded
 value reaches any log record: message, args, formatted text (with exception info) or attribute.
+The shape function alone (properties over literals, numbers and comments) is checked in
+``tests/unit/test_phi_safe_logging.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from psycopg import sql
 from returns.result import Failure
 
@@ -34,7 +34,6 @@ from wxdata.observability import (
     attach,
     detach,
     policy_of,
-    sql_shape,
 )
 from wxdata.tx import unit_of_work
 
@@ -205,55 +204,3 @@ def test_off_means_plain_psycopg(db_url: str, conn: psycopg.Connection[Any]) -> 
     traced = load_settings({"DATABASE_URL": db_url, "DB_SLOW_QUERY_MS": "250"})
     with create_pool(db_url, min_size=1, max_size=1, config=traced) as pool, pool.connection() as c:
         assert isinstance(c, TracedConnection) and policy_of(c) == QueryLog(slow_ms=250.0)
-
-
-# --- the shape function -----------------------------------------------------------------------
-
-_TAIL = " AND b = %(p0)s AND c = $1"
-
-
-def _standard(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _escaped(text: str) -> str:
-    return "E'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _dollar(text: str) -> str:
-    tag = "q"
-    while f"${tag}$" in text or text.endswith(f"${tag}"):
-        tag += "q"
-    return f"${tag}${text}${tag}$"
-
-
-@settings(max_examples=300, deadline=None)
-@given(text=st.text(), quote=st.sampled_from([_standard, _escaped, _dollar]))
-def test_a_literal_at_the_end_leaves_only_a_placeholder(text: str, quote: Any) -> None:
-    assert sql_shape("SELECT * FROM t WHERE a = " + quote(text)) == "SELECT * FROM t WHERE a = ?"
-
-
-@settings(max_examples=300, deadline=None)
-@given(text=st.text(st.characters(blacklist_characters="\\")),
-       quote=st.sampled_from([_standard, _escaped, _dollar]))
-def test_a_literal_in_the_middle_leaves_the_rest_intact(text: str, quote: Any) -> None:
-    shape = sql_shape("SELECT * FROM t WHERE a = " + quote(text) + _TAIL)
-    assert shape == "SELECT * FROM t WHERE a = ?" + _TAIL
-
-
-@settings(max_examples=200, deadline=None)
-@given(number=st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False)),
-       comment=st.text(st.characters(blacklist_characters="\n*/")))
-def test_numbers_and_comments_never_survive(number: float, comment: str) -> None:
-    shape = sql_shape(f"SELECT x1, {abs(number)!r} -- {comment}\nFROM t /* {comment} */")
-    assert shape == "SELECT x1, ? ? FROM t ?"
-
-
-def test_shape_keeps_identifiers_casts_and_placeholders() -> None:
-    assert sql_shape('SELECT "first_name", e.x FROM "students" e WHERE id = %(_id)s::uuid '
-                     "AND d > '2014-05-17'::date LIMIT 20") == (
-        'SELECT "first_name", e.x FROM "students" e WHERE id = %(_id)s::uuid AND d > ?::date '
-        "LIMIT ?")
-    assert sql_shape("SELECT 'unterminated Ada") == "SELECT ?"
-    assert sql_shape(b"SELECT 'Ada'") == "SELECT ?"
-    assert sql_shape("x" * 50 + " 'v'", limit=20) == "x" * 19 + "…"
