@@ -1,6 +1,8 @@
 """The ``wxdata.testing`` pytest plugin, run as an application would run it: a small user test
 module in its own pytest process (``pytester``), loading only the plugin, against the real
-database server of this run (or the embedded one when none is configured).
+database server of this run (or the embedded one when none is configured). The kit's pure parts
+(entry point, frozen clock, subject tags, record matching) are checked in
+``tests/unit/test_testing_tools.py``.
 """
 
 from __future__ import annotations
@@ -8,16 +10,11 @@ from __future__ import annotations
 import os
 import re
 import textwrap
-import tomllib
-import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from wxdata import embedded
-from wxdata.testing import FrozenClock, subject_tag
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,44 +144,3 @@ def test_plugin_fixtures_are_all_prefixed(pytester: pytest.Pytester) -> None:
     assert {"wx_conn", "wx_context", "wx_district", "wx_cache", "wx_audit", "wx_clock",
             "wx_database", "wx_fresh_database"} <= set(names)
     assert all(n.startswith("wx_") for n in names)
-
-
-def test_entry_point_is_declared() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["entry-points"]["pytest11"] == {
-        "wxdata.testing.plugin": "wxdata.testing.plugin"}
-
-
-def test_frozen_clock_moves_only_when_told() -> None:
-    clock = FrozenClock()
-    start = clock.now()
-    assert clock.now() == start
-    assert (clock.advance(minutes=5) - start).total_seconds() == 300
-    with pytest.raises(ValueError, match="aware"):
-        clock.set(start.replace(tzinfo=None))
-
-
-def test_subject_tags_are_keyed_and_stable() -> None:
-    student = uuid.uuid4()
-    assert subject_tag(student) == subject_tag(str(student))
-    assert subject_tag(student) != subject_tag(uuid.uuid4())
-    assert str(student)[:8] not in subject_tag(student)
-
-
-_ids = st.sets(st.uuids(), max_size=4)
-
-
-@given(recorded=_ids, asked=_ids, action=st.sampled_from(["READ", "UPDATE"]),
-       asked_action=st.sampled_from(["READ", "UPDATE", None]))
-def test_a_record_matches_exactly_when_every_given_field_agrees(
-    recorded: set[uuid.UUID], asked: set[uuid.UUID], action: str, asked_action: str | None,
-) -> None:
-    from wxdata.testing import AuditRecord, _mismatches
-
-    record = AuditRecord(seq=1, action=action, entity="Student", entity_id=None,
-                         subjects=frozenset(recorded), user_id="u-1", request_id="r-1", success=True)
-    expected = {"action": asked_action, "subjects": frozenset(asked)}
-    problems = _mismatches(record, expected)
-    agrees = (asked_action in (None, action)) and asked <= recorded
-    assert (problems == []) == agrees
-    assert all(str(s) not in "".join(problems) for s in asked | recorded)  # keyed hashes only
