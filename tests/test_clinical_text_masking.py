@@ -1,12 +1,10 @@
 """Clinical free text never reaches the audit trail, for every entity that has any.
 
-Two guarantees, each pinned so that a regression fails a test:
-
-* the set of columns classified as clinical free text is fixed here as a literal list, so
-  dropping ``clinical_text=True`` from a column (or adding it) is a deliberate, reviewed change;
-* for every entity having such columns, a unique sentinel written through create, update and
-  delete never appears in any column of any ``audit_log`` row (compared as text), while the
-  records of those writes exist and name the masked fields.
+For every entity having such columns (the pinned list, ``tests/clinical_text.py``), a unique
+sentinel written through create, update and delete never appears in any column of any
+``audit_log`` row (compared as text), while the records of those writes exist and name the masked
+fields. That the pinned list is exactly the columns classified as clinical free text is checked in
+``tests/unit/test_clinical_text_classification.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from returns.result import Failure, Success
 
 import wxdata.domains  # noqa: F401 - registers every entity
+from tests.clinical_text import CLINICAL_TEXT
 from tests.test_domains_crud import Builder
 from wxdata import crud
 from wxdata.audit.redact import MASK
@@ -30,72 +29,7 @@ from wxdata.context import ExecutionContext
 from wxdata.errors import ValidationFailed
 from wxdata.schema.spec import Entity, Kind, registered
 
-#: Every clinical free-text column of every entity. Changing a classification must change this list.
-CLINICAL_TEXT: dict[str, tuple[str, ...]] = {
-    "alerts": ("message",),
-    "allergies": ("symptoms", "treatment", "emergency_protocol", "notes"),
-    "appointment_reminders": ("message",),
-    "appointment_waitlist": ("reason", "notes"),
-    "appointments": ("reason", "notes"),
-    "chronic_conditions": ("notes", "care_plan", "emergency_protocol"),
-    "clinic_visits": ("treatment", "notes"),
-    "clinical_notes": ("content", "subjective", "objective", "assessment", "plan",
-                       "amendment_reason"),
-    "compliance_violations": ("description", "root_cause", "resolution_notes"),
-    "contacts": ("notes",),
-    "documents": ("description",),
-    "emergency_contacts": ("notes",),
-    "follow_up_actions": ("action", "notes"),
-    "follow_up_appointments": ("reason", "cancellation_reason", "notes"),
-    "growth_tracking": ("notes",),
-    "health_records": ("description", "diagnosis", "treatment", "notes"),
-    "health_screenings": ("notes",),
-    "immunizations": ("notes",),
-    "incident_reports": ("description", "actions_taken", "follow_up_notes"),
-    "lab_results": ("result", "interpretation", "notes"),
-    "medical_history": ("treatment", "medication", "notes"),
-    "medication_logs": ("notes", "reason_not_given"),
-    "mental_health_records": ("session_notes", "assessment", "diagnosis", "treatment_plan",
-                              "risk_factors", "protective_factors", "interventions",
-                              "referral_reason"),
-    "messages": ("content",),
-    "phi_disclosures": ("minimum_necessary", "notes"),
-    "prescriptions": ("instructions", "notes"),
-    "push_notifications": ("body",),
-    "student_drug_allergies": ("reaction", "notes"),
-    "student_medications": ("instructions",),
-    "treatment_plans": ("diagnosis",),
-    "vaccinations": ("reactions", "exemption_reason", "notes"),
-    "vital_signs": ("notes",),
-    "witness_statements": ("statement",),
-}
-
 ENTITIES = sorted((e for e in registered() if e.table in CLINICAL_TEXT), key=lambda e: e.table)
-
-
-def _declared() -> dict[str, tuple[str, ...]]:
-    out: dict[str, tuple[str, ...]] = {}
-    for e in registered():
-        names = tuple(c.name for c in e.columns if c.rules.clinical_text)
-        if names:
-            out[e.table] = names
-    return out
-
-
-def test_the_clinical_text_columns_are_exactly_the_pinned_list() -> None:
-    declared = _declared()
-    assert sorted(declared) == sorted(CLINICAL_TEXT), "entities with clinical text changed"
-    for table, names in CLINICAL_TEXT.items():
-        assert sorted(declared[table]) == sorted(names), f"{table}: clinical text columns changed"
-
-
-def test_every_clinical_text_column_is_phi_free_text() -> None:
-    for table, names in CLINICAL_TEXT.items():
-        entity = next(e for e in registered() if e.table == table)
-        for name in names:
-            column = entity.by_name[name]
-            assert column.data_class.value == "PHI", f"{table}.{name} is not PHI"
-            assert not column.filterable and not column.sortable, f"{table}.{name} is queryable"
 
 
 @pytest.fixture

@@ -1,0 +1,45 @@
+"""The pinned list of clinical free-text columns: every column classified ``clinical_text=True``,
+by table. Changing a classification must change this list (a deliberate, reviewed change); the
+tests that read it check the specs against it and the audit trail for every entity in it."""
+
+from __future__ import annotations
+
+#: Every clinical free-text column of every entity. Changing a classification must change this list.
+CLINICAL_TEXT: dict[str, tuple[str, ...]] = {
+    "alerts": ("message",),
+    "allergies": ("symptoms", "treatment", "emergency_protocol", "notes"),
+    "appointment_reminders": ("message",),
+    "appointment_waitlist": ("reason", "notes"),
+    "appointments": ("reason", "notes"),
+    "chronic_conditions": ("notes", "care_plan", "emergency_protocol"),
+    "clinic_visits": ("treatment", "notes"),
+    "clinical_notes": ("content", "subjective", "objective", "assessment", "plan",
+                       "amendment_reason"),
+    "compliance_violations": ("description", "root_cause", "resolution_notes"),
+    "contacts": ("notes",),
+    "documents": ("description",),
+    "emergency_contacts": ("notes",),
+    "follow_up_actions": ("action", "notes"),
+    "follow_up_appointments": ("reason", "cancellation_reason", "notes"),
+    "growth_tracking": ("notes",),
+    "health_records": ("description", "diagnosis", "treatment", "notes"),
+    "health_screenings": ("notes",),
+    "immunizations": ("notes",),
+    "incident_reports": ("description", "actions_taken", "follow_up_notes"),
+    "lab_results": ("result", "interpretation", "notes"),
+    "medical_history": ("treatment", "medication", "notes"),
+    "medication_logs": ("notes", "reason_not_given"),
+    "mental_health_records": ("session_notes", "assessment", "diagnosis", "treatment_plan",
+                              "risk_factors", "protective_factors", "interventions",
+                              "referral_reason"),
+    "messages": ("content",),
+    "phi_disclosures": ("minimum_necessary", "notes"),
+    "prescriptions": ("instructions", "notes"),
+    "push_notifications": ("body",),
+    "student_drug_allergies": ("reaction", "notes"),
+    "student_medications": ("instructions",),
+    "treatment_plans": ("diagnosis",),
+    "vaccinations": ("reactions", "exemption_reason", "notes"),
+    "vital_signs": ("notes",),
+    "witness_statements": ("statement",),
+}
