@@ -22,7 +22,7 @@ from tests.command_line import Run, chain_key, closed_port, dead_url, env_for, f
 from wxdata._cli import EPILOG, CliError, Exit, at_least, postgres_error, redis_error
 from wxdata.cli import main
 
-# --- fixtures and helpers ------------------------------------------------------------------------
+# --- fixtures -------------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def refusal(**kw: Any) -> InvalidContext:
     return raised.value
 
 
-# --- break-glass -----------------------------------------------------------------------------
+# --- break-glass ----------------------------------------------------------------------------------
 
 
 def test_the_empty_reason_attack_is_refused() -> None:
@@ -129,7 +129,7 @@ def test_break_glass_settings_are_validated() -> None:
     assert set(BREAK_GLASS_ELIGIBLE) == {r.value for r in Role} - {"VIEWER", "SYSTEM"}
 
 
-# --- roles, SYSTEM ---------------------------------------------------------------------------
+# --- roles, SYSTEM --------------------------------------------------------------------------------
 
 
 @given(role=st.one_of(st.text(alphabet=_MARK + string.digits, min_size=1, max_size=30),
@@ -183,7 +183,7 @@ def test_role_names_are_converted(role: str) -> None:
     assert ExecutionContext(user_id="u-1", role=role).role is Role(role)
 
 
-# --- other fields ----------------------------------------------------------------------------
+# --- other fields ---------------------------------------------------------------------------------
 
 
 @given(user=st.one_of(st.just(""), st.text(alphabet=_MARK + " ", min_size=1, max_size=40),
@@ -213,7 +213,7 @@ def test_build_names_missing_and_unknown_fields() -> None:
     assert isinstance(refusal(timestamp=datetime(2024, 1, 1)), InvalidContext)
 
 
-# --- maximum context age, the command line ----------------------------------------------------
+# --- maximum context age, the command line --------------------------------------------------------
 
 
 def test_age_rule_is_off_by_default() -> None:
