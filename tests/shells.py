@@ -10,6 +10,11 @@ an event loop held by a background thread. A sync function handed to ``transacti
 ``run_in_scope`` or ``audited`` runs in a worker thread (``asyncio.to_thread``) while the async
 twin awaits it, so its own calls go back to the loop; context variables travel with it.
 
+A read decorated with ``cached`` (:func:`wxdata.cache.cached`) becomes the same body under
+:func:`wxdata.cache.aio.cached`, on the async face of the sync backend the test built (its memory
+tier, counters and bus are the sync backend's own; a Redis tier is reached with a ``redis.asyncio``
+client on the URL the suite registered with :func:`redis_url_of`).
+
 Statements a test sends itself on its sync connection (``conn.execute``) are not part of an async
 unit of work: tests that need that are marked ``sync_only`` (they test the sync connection).
 """
@@ -32,8 +37,15 @@ from psycopg.conninfo import make_conninfo
 import wxdata.aio as aio
 import wxdata.aio.audit as aio_audit
 import wxdata.aio.crud as aio_crud
+import wxdata.cache as sync_cache
+import wxdata.cache.aio as aio_cache
 from wxdata.aio import domains as aio_domains
 from wxdata.audit import log as sync_log
+from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache, AsyncTieredCache
+from wxdata.cache.backends.clients import make_async_client
+from wxdata.cache.backends.memory import MemoryCache
+from wxdata.cache.backends.redis import RedisCache
+from wxdata.cache.backends.tiered import TieredCache
 from wxdata.crud import Ops
 
 T = TypeVar("T")
@@ -49,6 +61,7 @@ class Bridge:
                                        name="wxdata-test-loop")
         self.thread.start()
         self.twins: dict[int, tuple[psycopg.Connection[Any], psycopg.AsyncConnection[Any]]] = {}
+        self.caches: dict[int, tuple[Any, Any]] = {}  # sync backend -> its async face
         self.lock = threading.Lock()
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -293,6 +306,56 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
     }
 
 
+#: Where the Redis tier of each sync backend a suite built lives (the async face needs a client).
+_REDIS_URLS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def redis_url_of(cache: Any, url: str) -> Any:
+    """Record that ``cache`` (a Redis or tiered backend) talks to ``url``; returns ``cache``."""
+    _REDIS_URLS[cache.redis if isinstance(cache, TieredCache) else cache] = url
+    return cache
+
+
+def _async_face(bridge: Bridge, cache: Any) -> Any:
+    """The async backend wrapping the sync backend ``cache`` (one per backend and test)."""
+    if cache is None or not isinstance(cache, MemoryCache | RedisCache | TieredCache):
+        return cache
+    with bridge.lock:
+        found = bridge.caches.get(id(cache))
+        if found is not None and found[0] is cache:
+            return found[1]
+    if isinstance(cache, MemoryCache):
+        face: Any = AsyncMemoryCache(cache)
+    else:
+        redis = cache.redis if isinstance(cache, TieredCache) else cache
+        url = _REDIS_URLS.get(redis)
+        if url is None:
+            raise LookupError("register the backend's Redis URL with redis_url_of()")
+        client = make_async_client(url, connect_timeout=1.0, socket_timeout=1.0)
+        tier = AsyncRedisCache(redis, client)
+        face = AsyncTieredCache(cache, tier) if isinstance(cache, TieredCache) else tier
+    with bridge.lock:
+        bridge.caches[id(cache)] = (cache, face)
+    return face
+
+
+def _cached_facade(bridge: Bridge) -> Callable[..., Any]:
+    def cached(*dargs: Any, cache: Any = None, **dkwargs: Any) -> Callable[[Any], Any]:
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            twin = aio_cache.cached(*dargs, cache=_async_face(bridge, cache), **dkwargs)(
+                functools.update_wrapper(_in_thread(fn), fn))
+
+            @functools.wraps(fn)
+            def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+                return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
+
+            return wrapper
+
+        return decorate
+
+    return cached
+
+
 async def _on_rollback(aconn: Any, hook: Callable[[], Any]) -> None:
     aio.on_rollback(aconn, hook)
 
@@ -304,6 +367,8 @@ def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
     for name, value in namespace.items():
         if name in tx:
             out[name] = tx[name]
+        elif value is sync_cache.cached:
+            out[name] = _cached_facade(bridge)
         elif isinstance(value, types.ModuleType):
             if value.__name__ == "wxdata.crud":
                 out[name] = _Module(bridge, value, aio_crud)
@@ -365,3 +430,9 @@ async def _close_twins(b: Bridge) -> None:
     for _, twin in list(b.twins.values()):
         await twin.close()
     b.twins.clear()
+    for _, face in list(b.caches.values()):  # the async clients; the suite closes its backends
+        client = getattr(face, "client", None) or getattr(getattr(face, "redis", None), "client",
+                                                           None)
+        if client is not None:
+            await client.aclose()
+    b.caches.clear()
