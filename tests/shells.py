@@ -379,13 +379,14 @@ def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
                 out[name] = _Module(bridge, value, aio_audit)
         elif isinstance(value, Ops):
             out[name] = _OpsFacade(bridge, aio_crud.AsyncOps(value.entity))
-        elif callable(value) and value in _SYNC_LOG:
-            out[name] = _blocking(bridge, getattr(aio_audit, _SYNC_LOG[value]))
+        elif callable(value) and id(value) in _SYNC_LOG and _SYNC_LOG[id(value)][0] is value:
+            out[name] = _blocking(bridge, getattr(aio_audit, _SYNC_LOG[id(value)][1]))
     return out
 
 
-_SYNC_LOG = {getattr(sync_log, name): name for name in aio_audit.__all__
-             if name != "audited" and hasattr(sync_log, name)}
+#: By identity (a module may hold unhashable callables, pytest marks for one).
+_SYNC_LOG = {id(getattr(sync_log, name)): (getattr(sync_log, name), name)
+             for name in aio_audit.__all__ if name != "audited" and hasattr(sync_log, name)}
 _BRIDGE: list[Bridge] = []
 
 
