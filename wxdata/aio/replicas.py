@@ -12,7 +12,9 @@ guarantees, which are the same:
   failing under a read is marked down and the read re-run elsewhere;
 - ``await router.write(ctx, fn, *args)`` runs on the primary; a write that committed there makes
   the context read from the primary until a replica has replayed its commit position;
-- nested checkouts in the same task reuse the connection of the enclosing one.
+- nested checkouts in the same task reuse the connection of the enclosing one;
+- health: the monitor task, or without one a background round started by the first read that
+  finds a check due (as the sync router's background thread), or :meth:`AsyncRouter.check_all`.
 
 The router belongs to one event loop (its state is changed only between awaits).
 """
@@ -105,6 +107,7 @@ class AsyncRouter:
     _monitor: asyncio.Task[None] | None = attrs.field(default=None, init=False)
     _wake: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _background: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    _lazy: asyncio.Task[None] | None = attrs.field(default=None, init=False)
     _closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -199,6 +202,27 @@ class AsyncRouter:
                 for server in self.replicas:
                     await self._check_replica(server)
         return self.health()
+
+    def _check_lazily(self) -> None:
+        """Without a monitor: when a replica's check is due, run one round in a background task
+        (one at a time), as the sync router does; the read that found it due does not wait."""
+        if self._monitor is not None or not self.replicas or self._closed:
+            return
+        if self._lazy is not None and not self._lazy.done():
+            return
+        now = time.monotonic()
+        if all(s.next_check > now for s in self.replicas):
+            return
+        task = asyncio.create_task(self._lazy_round(), name="wxdata-async-replica-check")
+        self._lazy = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _lazy_round(self) -> None:
+        try:
+            await self.check_due()
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; a failed round must not kill the caller's read
+            log_error(log, "lazy async replica check failed", exc)
 
     async def check_due(self) -> None:
         """Probe the servers whose check is due (what the monitor runs each round)."""
@@ -335,6 +359,7 @@ class AsyncRouter:
         self, key: str, exclude: set[str]
     ) -> tuple[Server, AConn, AsyncPool, str | None]:
         """A replica connection caught up for ``key``, else the primary (with the fallback reason)."""
+        self._check_lazily()
         eligible, required, reason = self.routing.candidates(key)
         for server in eligible:
             if server.name in exclude:
