@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -108,6 +109,8 @@ class AsyncRouter:
     _wake: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _background: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     _lazy: asyncio.Task[None] | None = attrs.field(default=None, init=False)
+    _taken_at: weakref.WeakKeyDictionary[AConn, float] = attrs.field(
+        factory=weakref.WeakKeyDictionary, init=False)
     _closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -347,10 +350,15 @@ class AsyncRouter:
             return None
         conn = await pool.getconn(timeout=timeout)
         server.in_flight += 1
+        self._taken_at[conn] = time.monotonic()  # checkout time until given back
         return conn, pool
 
     async def _give_back(self, server: Server, conn: AConn, pool: AsyncPool) -> None:
+        now = time.monotonic()
+        taken = self._taken_at.pop(conn, now)
         server.in_flight -= 1
+        # getconn/putconn: psycopg_pool's own usage_ms stays 0, the router counts it (as the sync one)
+        server.counters["usage_us"] += int((now - taken) * 1_000_000)
         if conn.closed or conn.broken:
             server.counters["errors"] += 1
         await pool.putconn(conn)
