@@ -1,5 +1,8 @@
 """OpenTelemetry: a span per operation with PHI-free attributes, transactions as parents, retries
-counted, metrics recorded — checked with the SDK's in-memory exporters over a real workload."""
+counted, metrics recorded — checked with the SDK's in-memory exporters over a real workload.
+
+The workload tests run through both shells (see :mod:`tests.shells`); the ``test_async_*`` tests
+and the concurrency test drive the async API natively with ``asyncio``; the rest run once."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from returns.result import Failure, Success
 
 import wxdata.aio as aio
+from tests.shells import parametrise
 from wxdata import telemetry
 from wxdata.aio import crud as acrud
 from wxdata.aio.domains import students as astudents
@@ -33,6 +37,10 @@ from wxdata.domains import students
 from wxdata.errors import Conflict, NotFound, Retryable
 from wxdata.schema import STUDENTS
 from wxdata.tx import transactional, unit_of_work
+
+#: Native asyncio, the sealer command, or a pure wrapper: no shell to choose, runs once.
+once = pytest.mark.sync_only
+parametrise(globals())
 
 
 @pytest.fixture
@@ -115,6 +123,7 @@ def test_retries_are_counted_on_each_transaction_span(
     assert [t.attributes["wxdata.tx.outcome"] for t in txs] == ["rollback", "rollback", "commit"]
 
 
+@once  # a cached domain finder: sync API only (async: test_async_cache_hits_and_misses_are_counted)
 def test_cache_hits_and_misses_are_counted(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, school: dict[str, uuid.UUID],
     make_student: Any, otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
@@ -145,6 +154,7 @@ def test_uninstrumented_operations_emit_nothing(
     assert spans.get_finished_spans() == ()
 
 
+@once
 def test_the_sealer_records_its_lag(
     fresh_database: Any, monkeypatch: pytest.MonkeyPatch,
     otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
@@ -190,6 +200,7 @@ def _duration_points(metrics: InMemoryMetricReader) -> dict[tuple[Any, ...], int
             for p in m.data.data_points}
 
 
+@once
 def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
     conn: psycopg.Connection[Any], db_url: str, ctx: ExecutionContext,
     school: dict[str, uuid.UUID], make_student: Any,
@@ -248,6 +259,7 @@ def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
     assert _duration_points(metrics) == {k: v + grew.get(k, 0) for k, v in sync_points.items()}
 
 
+@once
 def test_async_operations_in_a_unit_of_work_are_children_of_its_span(
     db_url: str, ctx: ExecutionContext, school: dict[str, uuid.UUID], make_student: Any,
     otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
@@ -274,6 +286,7 @@ def test_async_operations_in_a_unit_of_work_are_children_of_its_span(
     assert tx.attributes["wxdata.tx.outcome"] == "commit"
 
 
+@once
 def test_async_retries_are_counted_on_each_transaction_span(
     db_url: str, ctx: ExecutionContext, otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
 ) -> None:
@@ -295,6 +308,7 @@ def test_async_retries_are_counted_on_each_transaction_span(
     assert [t.attributes["wxdata.tx.outcome"] for t in txs] == ["rollback", "rollback", "commit"]
 
 
+@once
 def test_concurrent_tasks_spans_never_nest_into_each_other(
     db_url: str, ctx: ExecutionContext, school: dict[str, uuid.UUID], make_student: Any,
 ) -> None:
@@ -357,6 +371,7 @@ def test_concurrent_tasks_spans_never_nest_into_each_other(
     assert list(by_parent.values()) == [["wxdata find_by_id", "wxdata update"]] * 2
 
 
+@once
 def test_async_cache_hits_and_misses_are_counted(
     db_url: str, ctx: ExecutionContext, school: dict[str, uuid.UUID], make_student: Any,
     otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
@@ -395,6 +410,7 @@ _results = st.one_of(
 )
 
 
+@once
 @given(results=st.lists(_results, min_size=1, max_size=6))
 def test_a_coroutine_is_traced_exactly_as_a_function(results: list[Any]) -> None:
     spans = InMemorySpanExporter()
