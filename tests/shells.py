@@ -35,6 +35,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import inspect
 import threading
 import types
 import weakref
@@ -282,7 +283,9 @@ def _stream(bridge: Bridge) -> Callable[..., Any]:
 
 
 class _Module:
-    """A module facade: the async twin's functions where one exists, else the original's."""
+    """A module facade: the async twin's functions where one exists, else the original's; a
+    function of a connection with no twin refuses to run (the test belongs to the sync shell:
+    mark it ``sync_only``), so no ``[async]`` run silently exercises the sync API."""
 
     def __init__(self, bridge: Bridge, sync: Any, twin: Any) -> None:
         self._bridge, self._sync, self._twin = bridge, sync, twin
@@ -300,7 +303,25 @@ class _Module:
             return _blocking(self._bridge, found)
         if found is not None and isinstance(getattr(found, "__self__", None), aio_crud.AsyncOps):
             return _blocking(self._bridge, found)
-        return getattr(self._sync, name)
+        original = getattr(self._sync, name)
+        if _takes_conn(original):
+            return _no_twin(f"{self._sync.__name__}.{name}")
+        return original
+
+
+def _takes_conn(value: Any) -> bool:
+    """Whether ``value`` is a function whose first parameter is a connection."""
+    if not inspect.isfunction(value):
+        return False
+    params = list(inspect.signature(value).parameters)
+    return bool(params) and params[0] == "conn"
+
+
+def _no_twin(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{name} has no async twin: run this test on the sync shell")
+
+    return refuse
 
 
 class _OpsFacade:
