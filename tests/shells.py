@@ -10,6 +10,20 @@ an event loop held by a background thread. A sync function handed to ``transacti
 ``run_in_scope`` or ``audited`` runs in a worker thread (``asyncio.to_thread``) while the async
 twin awaits it, so its own calls go back to the loop; context variables travel with it.
 
+Context variables behave as under the sync shell: the calls one thread makes through the bridge
+share that thread's context (a checkout or span a call left current is current for the next call
+from the same thread), and a sync body run in a worker thread starts from the context of the task
+awaiting it.
+
+A replica ``Router`` opened by the test becomes an :class:`~wxdata.aio.replicas.AsyncRouter` on
+the loop behind the same methods; the sync functions it is handed get a proxy of the pooled
+``AsyncConnection`` (one proxy per connection, so identity holds as it does for the sync router).
+
+A read decorated with ``cached`` (:func:`wxdata.cache.cached`) becomes the same body under
+:func:`wxdata.cache.aio.cached`, on the async face of the sync backend the test built (its memory
+tier, counters and bus are the sync backend's own; a Redis tier is reached with a ``redis.asyncio``
+client on the URL the suite registered with :func:`redis_url_of`).
+
 Statements a test sends itself on its sync connection (``conn.execute``) are not part of an async
 unit of work: tests that need that are marked ``sync_only`` (they test the sync connection).
 """
@@ -17,8 +31,11 @@ unit of work: tests that need that are marked ``sync_only`` (they test the sync 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import functools
+import inspect
 import threading
 import types
 import weakref
@@ -32,8 +49,16 @@ from psycopg.conninfo import make_conninfo
 import wxdata.aio as aio
 import wxdata.aio.audit as aio_audit
 import wxdata.aio.crud as aio_crud
+import wxdata.cache as sync_cache
+import wxdata.cache.aio as aio_cache
+import wxdata.replicas as sync_replicas
 from wxdata.aio import domains as aio_domains
 from wxdata.audit import log as sync_log
+from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache, AsyncTieredCache
+from wxdata.cache.backends.clients import make_async_client
+from wxdata.cache.backends.memory import MemoryCache
+from wxdata.cache.backends.redis import RedisCache
+from wxdata.cache.backends.tiered import TieredCache
 from wxdata.crud import Ops
 
 T = TypeVar("T")
@@ -49,18 +74,74 @@ class Bridge:
                                        name="wxdata-test-loop")
         self.thread.start()
         self.twins: dict[int, tuple[psycopg.Connection[Any], psycopg.AsyncConnection[Any]]] = {}
+        self.caches: dict[int, tuple[Any, Any]] = {}  # sync backend -> its async face
+        self.proxies: dict[int, tuple[Any, ConnProxy]] = {}  # pooled AsyncConnection -> proxy
+        self.contexts: dict[int, contextvars.Context] = {}  # calling thread -> its context
         self.lock = threading.Lock()
 
+    def context(self) -> contextvars.Context:
+        """The context the calling thread's calls run in (a copy of its own at first use)."""
+        ident = threading.get_ident()
+        with self.lock:
+            found = self.contexts.get(ident)
+            if found is None:
+                found = self.contexts[ident] = contextvars.copy_context()
+            return found
+
+    @contextlib.contextmanager
+    def fresh_context(self) -> Iterator[None]:
+        """Calls from this (worker) thread start from its current context, forgotten after."""
+        ident = threading.get_ident()
+        with self.lock:
+            previous = self.contexts.get(ident)
+            self.contexts[ident] = contextvars.copy_context()
+        try:
+            yield
+        finally:
+            with self.lock:
+                if previous is None:
+                    self.contexts.pop(ident, None)
+                else:
+                    self.contexts[ident] = previous
+
+    def forget_contexts(self) -> None:
+        """Drop every thread's context (the end of a test)."""
+        with self.lock:
+            self.contexts.clear()
+
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and wait for it (from any thread but the loop's)."""
+        """Run ``coro`` on the loop in the calling thread's context and wait for it (from any
+        thread but the loop's)."""
         if threading.current_thread() is self.thread:
             coro.close()
             raise RuntimeError("a blocking bridge call from the loop thread")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        context = self.context()
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def settle(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                done.cancel()
+            elif (error := task.exception()) is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(task.result())
+
+        def start() -> None:
+            try:
+                task = self.loop.create_task(coro, context=context)
+            except BaseException as exc:  # handed to the waiting thread
+                done.set_exception(exc)
+                return
+            task.add_done_callback(settle)
+
+        self.loop.call_soon_threadsafe(start)
+        return done.result()
 
     def twin(self, conn: Any) -> Any:
         """The AsyncConnection standing for the sync connection ``conn`` (anything else as is)."""
         if isinstance(conn, ConnProxy):
+            if conn.sync is None:
+                return conn.native
             conn = conn.sync
         if not isinstance(conn, psycopg.Connection):
             return conn
@@ -81,12 +162,18 @@ class Bridge:
         return twin
 
     def proxy_of(self, aconn: Any) -> Any:
-        """The proxy of the sync connection ``aconn`` is the twin of."""
+        """The proxy of the sync connection ``aconn`` is the twin of; for any other
+        AsyncConnection (a router's pooled one), the one proxy standing for it."""
         with self.lock:
             for sync, twin in self.twins.values():
                 if twin is aconn:
                     return ConnProxy(self, sync)
-        raise LookupError("not a twin connection")
+            if not isinstance(aconn, psycopg.AsyncConnection):
+                raise LookupError("not an async connection")
+            found = self.proxies.get(id(aconn))
+            if found is None or found[0] is not aconn:
+                found = self.proxies[id(aconn)] = (aconn, ConnProxy(self, None, native=aconn))
+            return found[1]
 
     def close(self) -> None:
         """Close every twin connection and stop the loop."""
@@ -124,14 +211,16 @@ class _Cursor:
 
 class ConnProxy:
     """The test's ``conn`` under the async shell: its statements run on the async twin (so they
-    are inside the twin's open unit of work, as the test expects); ``info`` is the twin's."""
+    are inside the twin's open unit of work, as the test expects); ``info`` is the twin's. A proxy
+    of a pooled AsyncConnection (``native``) has no sync connection behind it."""
 
-    def __init__(self, bridge: Bridge, conn: psycopg.Connection[Any]) -> None:
-        self._bridge, self.sync = bridge, conn
+    def __init__(self, bridge: Bridge, conn: psycopg.Connection[Any] | None,
+                 native: psycopg.AsyncConnection[Any] | None = None) -> None:
+        self._bridge, self.sync, self.native = bridge, conn, native
 
     @property
     def twin(self) -> psycopg.AsyncConnection[Any]:
-        return self._bridge.twin(self.sync)  # type: ignore[no-any-return]
+        return self._bridge.twin(self)  # type: ignore[no-any-return]
 
     @property
     def info(self) -> Any:
@@ -139,7 +228,7 @@ class ConnProxy:
 
     @property
     def prepare_threshold(self) -> int | None:
-        return self.sync.prepare_threshold
+        return self.twin.prepare_threshold if self.sync is None else self.sync.prepare_threshold
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> _Cursor:
         twin = self.twin
@@ -159,6 +248,7 @@ def _blocking(bridge: Bridge, fn: Callable[..., Any]) -> Callable[..., Any]:
     def call(conn: Any, *args: Any, **kwargs: Any) -> Any:
         return bridge.call(fn(bridge.twin(conn), *args, **kwargs))
 
+    call.__wx_async__ = fn  # type: ignore[attr-defined]  # what a router facade hands on
     return call
 
 
@@ -168,7 +258,13 @@ def _in_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
     twin's transaction)."""
 
     async def call(aconn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, bridge().proxy_of(aconn), *args, **kwargs)
+        b = bridge()
+
+        def run(proxy: Any) -> Any:
+            with b.fresh_context():
+                return fn(proxy, *args, **kwargs)
+
+        return await asyncio.to_thread(run, b.proxy_of(aconn))
 
     return call
 
@@ -187,7 +283,9 @@ def _stream(bridge: Bridge) -> Callable[..., Any]:
 
 
 class _Module:
-    """A module facade: the async twin's functions where one exists, else the original's."""
+    """A module facade: the async twin's functions where one exists, else the original's; a
+    function of a connection with no twin refuses to run (the test belongs to the sync shell:
+    mark it ``sync_only``), so no ``[async]`` run silently exercises the sync API."""
 
     def __init__(self, bridge: Bridge, sync: Any, twin: Any) -> None:
         self._bridge, self._sync, self._twin = bridge, sync, twin
@@ -205,7 +303,25 @@ class _Module:
             return _blocking(self._bridge, found)
         if found is not None and isinstance(getattr(found, "__self__", None), aio_crud.AsyncOps):
             return _blocking(self._bridge, found)
-        return getattr(self._sync, name)
+        original = getattr(self._sync, name)
+        if _takes_conn(original):
+            return _no_twin(f"{self._sync.__name__}.{name}")
+        return original
+
+
+def _takes_conn(value: Any) -> bool:
+    """Whether ``value`` is a function whose first parameter is a connection."""
+    if not inspect.isfunction(value):
+        return False
+    params = list(inspect.signature(value).parameters)
+    return bool(params) and params[0] == "conn"
+
+
+def _no_twin(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{name} has no async twin: run this test on the sync shell")
+
+    return refuse
 
 
 class _OpsFacade:
@@ -293,6 +409,118 @@ def _tx_facades(bridge: Bridge) -> dict[str, Any]:
     }
 
 
+#: Where the Redis tier of each sync backend a suite built lives (the async face needs a client).
+_REDIS_URLS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def redis_url_of(cache: Any, url: str) -> Any:
+    """Record that ``cache`` (a Redis or tiered backend) talks to ``url``; returns ``cache``."""
+    _REDIS_URLS[cache.redis if isinstance(cache, TieredCache) else cache] = url
+    return cache
+
+
+def _async_face(bridge: Bridge, cache: Any) -> Any:
+    """The async backend wrapping the sync backend ``cache`` (one per backend and test)."""
+    if cache is None or not isinstance(cache, MemoryCache | RedisCache | TieredCache):
+        return cache
+    with bridge.lock:
+        found = bridge.caches.get(id(cache))
+        if found is not None and found[0] is cache:
+            return found[1]
+    if isinstance(cache, MemoryCache):
+        face: Any = AsyncMemoryCache(cache)
+    else:
+        redis = cache.redis if isinstance(cache, TieredCache) else cache
+        url = _REDIS_URLS.get(redis)
+        if url is None:
+            raise LookupError("register the backend's Redis URL with redis_url_of()")
+        client = make_async_client(url, connect_timeout=1.0, socket_timeout=1.0)
+        tier = AsyncRedisCache(redis, client)
+        face = AsyncTieredCache(cache, tier) if isinstance(cache, TieredCache) else tier
+    with bridge.lock:
+        bridge.caches[id(cache)] = (cache, face)
+    return face
+
+
+def _cached_facade(bridge: Bridge) -> Callable[..., Any]:
+    def cached(*dargs: Any, cache: Any = None, **dkwargs: Any) -> Callable[[Any], Any]:
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            twin = aio_cache.cached(*dargs, cache=_async_face(bridge, cache), **dkwargs)(
+                functools.update_wrapper(_in_thread(fn), fn))
+
+            @functools.wraps(fn)
+            def wrapper(conn: Any, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+                return bridge.call(twin(bridge.twin(conn), ctx, *args, **kwargs))
+
+            return wrapper
+
+        return decorate
+
+    return cached
+
+
+def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What the async router runs for the test's ``fn``: the async twin a facade stands for, else
+    the sync ``fn`` in a worker thread on a proxy of the pooled connection."""
+    twin = getattr(fn, "__wx_async__", None)
+    return twin if twin is not None else _in_thread(fn)
+
+
+class _RouterFacade:
+    """The sync :class:`~wxdata.replicas.Router`'s methods over an AsyncRouter on the loop."""
+
+    def __init__(self, bridge: Bridge, router: Any) -> None:
+        self._bridge, self._router = bridge, router
+
+    def read(self, ctx: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return self._bridge.call(self._router.read(ctx, _as_async(fn), *args, **kwargs))
+
+    def write(self, ctx: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return self._bridge.call(self._router.write(ctx, _as_async(fn), *args, **kwargs))
+
+    @contextlib.contextmanager
+    def connection(self, ctx: Any, *, write: bool) -> Iterator[Any]:
+        manager = self._router.connection(ctx, write=write)
+        aconn = self._bridge.call(manager.__aenter__())
+        try:
+            yield self._bridge.proxy_of(aconn)
+        except BaseException as exc:
+            if not self._bridge.call(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            self._bridge.call(manager.__aexit__(None, None, None))
+
+    def note_commit(self, conn: Any, ctx: Any) -> None:
+        self._bridge.call(self._router.note_commit(self._bridge.twin(conn), ctx))
+
+    def close(self) -> None:
+        self._bridge.call(self._router.close())
+
+    def __enter__(self) -> _RouterFacade:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._router, name)
+        if asyncio.iscoroutinefunction(found):
+            return lambda *a, **k: self._bridge.call(found(*a, **k))
+        return found
+
+
+class _RouterClassFacade:
+    """``Router.open(...)`` under the async shell: an AsyncRouter behind the sync methods."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+
+    def open(self, *args: Any, **kwargs: Any) -> _RouterFacade:
+        from wxdata.aio.replicas import AsyncRouter
+
+        return _RouterFacade(self._bridge, self._bridge.call(AsyncRouter.open(*args, **kwargs)))
+
+
 async def _on_rollback(aconn: Any, hook: Callable[[], Any]) -> None:
     aio.on_rollback(aconn, hook)
 
@@ -304,6 +532,12 @@ def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
     for name, value in namespace.items():
         if name in tx:
             out[name] = tx[name]
+        elif value is sync_cache.cached:
+            out[name] = _cached_facade(bridge)
+        elif value is sync_replicas.Router:
+            out[name] = _RouterClassFacade(bridge)
+        elif value is sync_replicas.is_replica:
+            out[name] = lambda conn: sync_replicas.is_replica(bridge.twin(conn))
         elif isinstance(value, types.ModuleType):
             if value.__name__ == "wxdata.crud":
                 out[name] = _Module(bridge, value, aio_crud)
@@ -314,13 +548,14 @@ def facades(bridge: Bridge, namespace: dict[str, Any]) -> dict[str, Any]:
                 out[name] = _Module(bridge, value, aio_audit)
         elif isinstance(value, Ops):
             out[name] = _OpsFacade(bridge, aio_crud.AsyncOps(value.entity))
-        elif callable(value) and value in _SYNC_LOG:
-            out[name] = _blocking(bridge, getattr(aio_audit, _SYNC_LOG[value]))
+        elif callable(value) and id(value) in _SYNC_LOG and _SYNC_LOG[id(value)][0] is value:
+            out[name] = _blocking(bridge, getattr(aio_audit, _SYNC_LOG[id(value)][1]))
     return out
 
 
-_SYNC_LOG = {getattr(sync_log, name): name for name in aio_audit.__all__
-             if name != "audited" and hasattr(sync_log, name)}
+#: By identity (a module may hold unhashable callables, pytest marks for one).
+_SYNC_LOG = {id(getattr(sync_log, name)): (getattr(sync_log, name), name)
+             for name in aio_audit.__all__ if name != "audited" and hasattr(sync_log, name)}
 _BRIDGE: list[Bridge] = []
 
 
@@ -352,6 +587,7 @@ def parametrise(namespace: dict[str, Any]) -> None:
             yield "async"
         finally:
             b.call(_close_twins(b))
+            b.forget_contexts()
 
     def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         sync_only = metafunc.definition.get_closest_marker("sync_only") is not None
@@ -365,3 +601,10 @@ async def _close_twins(b: Bridge) -> None:
     for _, twin in list(b.twins.values()):
         await twin.close()
     b.twins.clear()
+    b.proxies.clear()
+    for _, face in list(b.caches.values()):  # the async clients; the suite closes its backends
+        client = getattr(face, "client", None) or getattr(getattr(face, "redis", None), "client",
+                                                           None)
+        if client is not None:
+            await client.aclose()
+    b.caches.clear()

@@ -1,6 +1,10 @@
 """Redaction and diffs (A4): secrets never reach the audit table, clinical free text is masked with
 the field name and the fact of change kept, values compare as values, and the SQL rendering (the
-CRUD path, computed by PostgreSQL) agrees with the Python rendering (``log_*`` calls) exactly."""
+CRUD path, computed by PostgreSQL) agrees with the Python rendering (``log_*`` calls) exactly.
+
+Every test reaching wxdata runs through both shells (``wxdata.crud`` / ``wxdata.aio.crud``,
+``log_update`` / ``wxdata.aio.audit.log_update``); the pure rules and the SQL functions alone are
+shell-free and run once."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role, crud
 from wxdata.audit import (
     MASK,
@@ -50,6 +55,9 @@ from wxdata.schema.spec import (
 )
 
 Conn = psycopg.Connection[Any]
+#: No wxdata call: the same under both shells, run once.
+shell_free = pytest.mark.sync_only
+parametrise(globals())
 FUZZ = settings(max_examples=30, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -237,6 +245,7 @@ def test_json_dates_and_arrays_diff_by_value(conn, make_student, doc, other) -> 
     assert again.metadata == json.loads(json.dumps({"doc": other}))
 
 
+@shell_free
 def test_python_diff_compares_by_value() -> None:
     before = {"d": date(2024, 1, 1), "n": Decimal("1.0"), "j": {"a": 1, "b": [1, 2]},
               "t": datetime(2024, 1, 1, 12, tzinfo=UTC), "f": True, "x": 1}
@@ -252,6 +261,7 @@ def test_python_diff_compares_by_value() -> None:
     assert diff(None, {"n": 1.5}, {"n": Decimal("1.5")}) == {}
 
 
+@shell_free
 def test_json_rendering_is_valid_json_like_postgres() -> None:
     assert to_json_value(date(2024, 2, 29)) == "2024-02-29"
     assert to_json_value(datetime(2024, 1, 1, 10, 0, 0, 500000, tzinfo=UTC)) == (
@@ -267,6 +277,7 @@ def test_json_rendering_is_valid_json_like_postgres() -> None:
 names = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=24)
 
 
+@shell_free
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(names | st.sampled_from(SECRET_KEYS + PLAIN_KEYS + [
     "mfa_enabled", "taxid", "syntax_identifier", "passWord", "studentSSN", "SSN", "business_name"]),
@@ -277,6 +288,7 @@ def test_sql_and_python_agree_on_secret_names(conn, batch) -> None:
     assert {n: bool(v) for n, v in rows} == {n: is_secret_name(n) for n in batch}
 
 
+@shell_free
 def test_sql_functions_carry_the_python_rules(conn) -> None:
     source = conn.execute("SELECT pg_get_functiondef(%s::regproc)",
                           (audit_sql.SECRET_NAME_FUNCTION,)).fetchone()
@@ -285,6 +297,7 @@ def test_sql_functions_carry_the_python_rules(conn) -> None:
         assert rule in source[0]
 
 
+@shell_free
 def test_secret_name_rule_examples() -> None:
     for name in ("password_hash", "mfaSecret", "mfa_backup_codes", "API-Key", "ssn", "student_ssn",
                  "studentSSN", "pin_code", "tax_id", "taxid", "refreshToken", "private_key"):
@@ -294,6 +307,7 @@ def test_secret_name_rule_examples() -> None:
         assert not is_secret_name(name), name
 
 
+@shell_free
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=json_docs)
 def test_sql_scrub_equals_python_scrub(conn, doc) -> None:

@@ -1,6 +1,9 @@
 """Coherence, as a hypothesis state machine: two application processes, one Redis, one PostgreSQL.
 
-Run on each Redis topology (``topology_url``): one server, a 3-primary Cluster, Sentinel.
+Run on each Redis topology (``topology_url``): one server, a 3-primary Cluster, Sentinel; and
+through both shells: under the async one the reads are ``wxdata.cache.aio.cached`` reads on the
+async face of the same tiered backend (its own memory tier and bus, Redis through
+``redis.asyncio``) and the writes are ``wxdata.aio`` writes.
 
 Each simulated process has its own tiered cache (its own memory tier and subscriber thread) and
 its own connection. Write events are routed to the cache of the process that wrote, as in real
@@ -21,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from returns.result import Result
 
+from tests.shells import parametrise, redis_url_of
 from tests.test_cache_support import prefix, tiered, wipe
 from wxdata import ExecutionContext
 from wxdata.cache import by_id, cached
@@ -36,12 +40,14 @@ from wxdata.tx.events import WriteEvent, add_write_listener, remove_write_listen
 Conn = psycopg.Connection[Any]
 N_STUDENTS = 3
 
+parametrise(globals())
+
 
 class Process:
     """One application process: a tiered cache, a connection, and the cached reads."""
 
     def __init__(self, db_url: str, redis_url: str, namespace: str) -> None:
-        self.cache = tiered(redis_url, namespace)
+        self.cache = redis_url_of(tiered(redis_url, namespace), redis_url)
         self.conn = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
         cache = self.cache
 

@@ -1,5 +1,8 @@
 """Keyset cursors: encrypted (no sort value readable), shared by every process holding the key,
 bound to the entity, filter, sort and user they were made for, and rotated without a cutover.
+
+Every test runs through both shells: a cursor the async shell made continues in a sync child
+process and the other way round (one format, one key).
 """
 
 from __future__ import annotations
@@ -23,17 +26,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
+from tests.shells import parametrise
+from wxdata import crud
 from wxdata.config import configure
 from wxdata.config import settings as current_settings
 from wxdata.context import ExecutionContext
 from wxdata.domains import students
 from wxdata.errors import InvalidQuery
 from wxdata.query import paging
+from wxdata.schema.spec import lookup
 
 KEY_A, KEY_B, KEY_C = (bytes([n]) * 32 for n in (1, 2, 3))
 BAD = Failure(InvalidQuery("after", "is not a valid cursor for this query"))
 ORDER = ["last_name", "date_of_birth"]
 ROOT = Path(__file__).resolve().parent.parent
+
+parametrise(globals())
 
 #: Run in a separate interpreter: one keyset page, printed as JSON (ids and the next cursor).
 CHILD = """
@@ -224,9 +232,6 @@ def test_cursor_for_another_entity_is_refused(
     conn: psycopg.Connection[Any], keyed: Callable[..., None], seeded: list[Any],
     reader: ExecutionContext, school: dict[str, uuid.UUID],
 ) -> None:
-    from wxdata import crud
-    from wxdata.schema.spec import lookup
-
     token = _first_cursor(conn, reader, school)
     vitals = lookup("vital_signs")
     assert vitals is not None

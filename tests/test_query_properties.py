@@ -3,7 +3,9 @@
 For generated filter trees (every operator of D3, and/or/not nesting) over a seeded set of
 students: the SQL text carries no value (all bound), and the rows PostgreSQL returns are exactly
 the rows a Python reference filter with SQL three-valued logic selects. Page metadata obeys its
-invariants and concatenated pages equal the whole ordered result.
+invariants and concatenated pages equal the whole ordered result. Every query runs through both
+shells (``wxdata.domains`` and their ``wxdata.aio.domains`` twins); the compiler's own properties
+are shell-free and run once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import student_values
+from tests.shells import parametrise
 from wxdata import ExecutionContext
 from wxdata.domains import students
 from wxdata.query import compiler
@@ -29,6 +32,9 @@ from wxdata.schema import STUDENTS
 GRADES = ["K", "1", "5", "6", "12"]
 NAMES = ["Ab%c", "ab_c", "O'Neil", "back\\slash", "Zed", "abc", "ABC", "x%y_z"]
 BASE = date(2010, 1, 1)
+#: No wxdata call: the same under both shells, run once.
+shell_free = pytest.mark.sync_only
+parametrise(globals())
 
 # --- the seeded data -----------------------------------------------------------------------
 
@@ -152,6 +158,7 @@ def _values(node: Node) -> list[Any]:
     return [node.value]
 
 
+@shell_free
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(tree=trees)
 def test_sql_text_binds_every_value(tree: Node) -> None:
@@ -206,6 +213,7 @@ def test_pages_concatenate_to_the_ordered_result(conn, ctx, dataset, tree: Node,
     assert seen == [r["id"] for r in expected_rows]
 
 
+@shell_free
 def test_compiled_sql_is_memoised_per_shape() -> None:
     a = bind(STUDENTS, Cond("grade", "eq", "5")).unwrap()
     b = bind(STUDENTS, Cond("grade", "eq", "6")).unwrap()

@@ -4,6 +4,12 @@ A module fixture builds a primary and a streaming replica (initdb, pg_basebackup
 unprivileged OS user when run as root), migrates the primary, and tears everything down at the end.
 The serving server of every read is identified by ``pg_is_in_recovery()`` on the very connection
 the router handed out.
+
+The routing tests run through both shells: under the async one ``Router`` is
+:class:`wxdata.aio.replicas.AsyncRouter` (see :mod:`tests.shells`), the test's threads become
+concurrent tasks on its loop. The routing bookkeeping, settings and the ``wxdata health`` command
+have no shell and run once; the ``test_async_*`` tests drive the AsyncRouter natively with
+``asyncio`` tasks.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from returns.result import Failure, Result, Success
 
 from tests import local_cluster as local
 from tests.conftest import TEST_SCOPE_KEY
+from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata._cli import CliError
 from wxdata.config import ConfigError, load_settings
@@ -45,6 +52,10 @@ pytestmark = pytest.mark.skipif(local.missing() is not None, reason=str(local.mi
 
 Conn = psycopg.Connection[Any]
 WAIT = 60.0  # generous deadline for eventual states (polling, never a timing assertion)
+
+#: No shell to choose (bookkeeping, settings, the CLI, native asyncio): runs once.
+once = pytest.mark.sync_only
+parametrise(globals())
 
 FAST = RouterConfig(check_interval=0.1, backoff_initial=0.1, backoff_max=0.5, replica_timeout=0.5,
                     connect_timeout=2, primary_timeout=10)
@@ -86,11 +97,21 @@ def school(cluster: local.LocalCluster) -> dict[str, uuid.UUID]:
 
 
 @pytest.fixture(scope="module")
-def router(cluster: local.LocalCluster) -> Iterator[Router]:
-    """A router over the cluster with fast health checks."""
-    with Router.open(app_url(cluster, "primary"), [app_url(cluster, "replica-1")], config=FAST,
-                     min_size=1, max_size=6) as r:
-        yield r
+def routers() -> Iterator[dict[str, Any]]:
+    """The router of each shell, opened by the first test of that shell, closed at the end."""
+    made: dict[str, Any] = {}
+    yield made
+    for r in made.values():
+        r.close()
+
+
+@pytest.fixture
+def router(cluster: local.LocalCluster, routers: dict[str, Any], shell: str) -> Router:
+    """A router over the cluster with fast health checks (the shell's)."""
+    if shell not in routers:
+        routers[shell] = Router.open(app_url(cluster, "primary"), [app_url(cluster, "replica-1")],
+                                     config=FAST, min_size=1, max_size=6)
+    return routers[shell]  # type: ignore[no-any-return]
 
 
 def make_ctx(school: dict[str, uuid.UUID] | None = None) -> ExecutionContext:
@@ -442,6 +463,7 @@ def _run_health(*argv: str) -> int:
     return code
 
 
+@once
 def test_health_command_prints_metrics_and_fails_without_primary(
     cluster: local.LocalCluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -477,6 +499,7 @@ def test_unreachable_primary_is_a_failure_value_not_an_exception() -> None:
 # --- configuration and bookkeeping (no server needed) -----------------------------------------
 
 
+@once
 def test_settings_for_replicas_are_validated() -> None:
     s = load_settings({"DATABASE_REPLICA_URLS": "postgresql://a/x, postgresql://b/x",
                        "DB_REPLICA_STRATEGY": "least-loaded", "DB_REPLICA_MAX_LAG_BYTES": "0",
@@ -494,6 +517,7 @@ def test_settings_for_replicas_are_validated() -> None:
             load_settings(env)
 
 
+@once
 def test_consistency_keys() -> None:
     ctx = ExecutionContext(user_id="u-1", role=Role.NURSE, session_id="s-1")
     assert consistency_key(ctx) == "s:s-1"
@@ -521,6 +545,7 @@ _OPS = st.lists(
 )
 
 
+@once
 @settings(max_examples=150, deadline=None)
 @given(ops=_OPS, max_tracked=st.integers(1, 4))
 def test_a_context_never_needs_less_than_its_last_commit(
@@ -557,6 +582,7 @@ def test_a_context_never_needs_less_than_its_last_commit(
             assert (required is None and not replicas) or (required is not None and required >= position)
 
 
+@once
 def test_a_pending_write_keeps_its_context_on_the_primary_until_its_position_is_known() -> None:
     r = _bare_routing(10, 1)
     r.replicas[0].pool = object()  # eligible as far as routing goes
@@ -569,6 +595,7 @@ def test_a_pending_write_keeps_its_context_on_the_primary_until_its_position_is_
     assert r.candidates("s:other") == ([r.replicas[0]], 0, "no_replica")
 
 
+@once
 def test_status_rows_set_states_and_taking_down_backs_off() -> None:
     r = _bare_routing(10, 1)
     replica = r.replicas[0]
@@ -609,6 +636,7 @@ async def aeventually(check: Any, what: str) -> Any:
         await asyncio.sleep(0.05)
 
 
+@once
 def test_async_reads_land_on_the_replica_and_disclosures_are_recorded_on_the_primary(
     cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
 ) -> None:
@@ -648,6 +676,7 @@ async def _async_up(ar: Any) -> bool:
     return bool(ar.health().server("replica-1").state == "up")
 
 
+@once
 def test_async_write_then_read_in_same_context_sees_it_while_replay_is_paused(
     cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
 ) -> None:
@@ -682,6 +711,7 @@ def test_async_write_then_read_in_same_context_sees_it_while_replay_is_paused(
     asyncio.run(main())
 
 
+@once
 def test_async_replica_stopped_mid_workload_falls_back_without_a_failed_call(
     cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
 ) -> None:
@@ -734,6 +764,7 @@ def test_async_replica_stopped_mid_workload_falls_back_without_a_failed_call(
     assert health.server("replica-1").errors >= 1 and health.server("replica-1").state == "up"
 
 
+@once
 def test_only_a_replica_failing_under_a_read_fails_it_over_not_a_refused_disclosure() -> None:
     from wxdata.tx.decorators import UNRECORDED
 
@@ -749,6 +780,7 @@ def test_only_a_replica_failing_under_a_read_fails_it_over_not_a_refused_disclos
     assert r.caught_up(replica, 30, 20) and replica.replay_lsn == 30
 
 
+@once
 def test_async_replica_read_without_its_lane_fails_closed_and_keeps_the_replica(
     cluster: local.LocalCluster, router: Router, school: dict[str, uuid.UUID]
 ) -> None:

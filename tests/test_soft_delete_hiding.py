@@ -4,6 +4,10 @@ The generic reads (``find_by_id``, ``find_many``, ``find_one``, ``count``, ``exi
 ``find_after``, ``find_projected``, ``stream``), their entity-bound forms (``Ops``) and every
 domain finder that reads a soft-deleting entity leave deleted rows out by default; the generic
 reads include them only with ``include_deleted=True``.
+
+The generic reads run through both shells (``wxdata.crud`` / ``wxdata.aio.crud``, ``Ops`` /
+``AsyncOps``). The domain finders are sync functions with no twin in :mod:`wxdata.aio.domains`
+(which carries each domain's ``Ops`` operations only): their tests run on the sync shell.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from hypothesis.errors import HypothesisDeprecationWarning
 from returns.result import Success
 
 import wxdata.domains  # noqa: F401 - registers every entity
+from tests.shells import parametrise
 from tests.test_domains_crud import Builder
 from wxdata import crud
 from wxdata.context import ExecutionContext
@@ -53,6 +58,9 @@ from wxdata.schema.spec import Entity, lookup
 SLOW = settings(max_examples=10, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.filter_too_much])
+#: Domain finders (``allergies.find_by_student``...) exist in the sync API only.
+sync_finders = pytest.mark.sync_only
+parametrise(globals())
 
 
 
@@ -359,6 +367,7 @@ def _delete(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext, table: str
     assert crud.delete(conn, sys_ctx, entity, row_id) == Success(None)
 
 
+@sync_finders
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_domain_finders_leave_deleted_rows_out(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, sys_ctx: ExecutionContext,
@@ -374,6 +383,7 @@ def test_domain_finders_leave_deleted_rows_out(
     assert gone.id not in after, f"{case.name}: shows a soft-deleted row"
 
 
+@sync_finders
 @pytest.mark.parametrize("case", COUNTS, ids=lambda c: c.name)
 def test_domain_aggregates_leave_deleted_rows_out(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, sys_ctx: ExecutionContext,
@@ -388,6 +398,7 @@ def test_domain_aggregates_leave_deleted_rows_out(
         f"{case.name}: counts a soft-deleted row"
 
 
+@sync_finders
 def test_student_finders_leave_deleted_students_out(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, sys_ctx: ExecutionContext,
     make_student: Callable[..., Any], school: dict[str, uuid.UUID], env: dict[str, Any],
@@ -421,6 +432,7 @@ def test_student_finders_leave_deleted_students_out(
     assert students.active_count(conn, reader).unwrap() == active_before - 1
 
 
+@sync_finders
 def test_user_finders_leave_deleted_users_out(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, sys_ctx: ExecutionContext,
     school: dict[str, uuid.UUID],
@@ -451,6 +463,7 @@ def test_user_finders_leave_deleted_users_out(
         assert live.id in ids and gone.id not in ids, f"{name} shows a soft-deleted user"
 
 
+@sync_finders
 def test_medication_finders_leave_deleted_medications_out(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, sys_ctx: ExecutionContext,
     school: dict[str, uuid.UUID],

@@ -1,15 +1,21 @@
 """OpenTelemetry: a span per operation with PHI-free attributes, transactions as parents, retries
-counted, metrics recorded — checked with the SDK's in-memory exporters over a real workload."""
+counted, metrics recorded — checked with the SDK's in-memory exporters over a real workload.
+
+The workload tests run through both shells (see :mod:`tests.shells`); the ``test_async_*`` tests
+and the concurrency test drive the async API natively with ``asyncio``; the rest run once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import attrs
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,13 +23,24 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from returns.result import Failure, Success
 
+import wxdata.aio as aio
+from tests.shells import parametrise
 from wxdata import telemetry
+from wxdata.aio import crud as acrud
+from wxdata.aio.domains import students as astudents
 from wxdata.cache import build_cache, configure_cache, reset_default
+from wxdata.cache.aio import build_async_cache, configure_async_cache, reset_async_cache
+from wxdata.cache.aio import cached as acached
 from wxdata.config import load_settings
 from wxdata.context import ExecutionContext
 from wxdata.domains import students
-from wxdata.errors import NotFound, Retryable
+from wxdata.errors import Conflict, NotFound, Retryable
+from wxdata.schema import STUDENTS
 from wxdata.tx import transactional, unit_of_work
+
+#: Native asyncio, the sealer command, or a pure wrapper: no shell to choose, runs once.
+once = pytest.mark.sync_only
+parametrise(globals())
 
 
 @pytest.fixture
@@ -106,6 +123,7 @@ def test_retries_are_counted_on_each_transaction_span(
     assert [t.attributes["wxdata.tx.outcome"] for t in txs] == ["rollback", "rollback", "commit"]
 
 
+@once  # a cached domain finder: sync API only (async: test_async_cache_hits_and_misses_are_counted)
 def test_cache_hits_and_misses_are_counted(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, school: dict[str, uuid.UUID],
     make_student: Any, otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
@@ -136,6 +154,7 @@ def test_uninstrumented_operations_emit_nothing(
     assert spans.get_finished_spans() == ()
 
 
+@once
 def test_the_sealer_records_its_lag(
     fresh_database: Any, monkeypatch: pytest.MonkeyPatch,
     otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
@@ -162,3 +181,261 @@ def test_the_sealer_records_its_lag(
     points = [p for rm in metrics.get_metrics_data().resource_metrics for sm in rm.scope_metrics
               for m in sm.metrics if m.name == "wxdata.audit.seal.lag" for p in m.data.data_points]
     assert len(points) == 1 and points[0].count == 1 and points[0].max >= 89
+
+
+# --- the async shell --------------------------------------------------------------------------
+
+
+def _shapes(spans: InMemorySpanExporter) -> list[tuple[str, dict[str, Any]]]:
+    """Name and attributes of every wxdata operation span, in the order they ended."""
+    return [(s.name, dict(s.attributes or {})) for s in spans.get_finished_spans()
+            if s.name != "wxdata transaction"]
+
+
+def _duration_points(metrics: InMemoryMetricReader) -> dict[tuple[Any, ...], int]:
+    return {(p.attributes["wxdata.entity"], p.attributes["wxdata.operation"],
+             p.attributes["wxdata.outcome"]): p.count
+            for rm in metrics.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+            for m in sm.metrics if m.name == "wxdata.operation.duration"
+            for p in m.data.data_points}
+
+
+@once
+def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
+    conn: psycopg.Connection[Any], db_url: str, ctx: ExecutionContext,
+    school: dict[str, uuid.UUID], make_student: Any,
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    spans, metrics = otel
+    nurse = attrs.evolve(ctx, school_ids=frozenset({school["school_id"]}))
+    secret_name = f"Zq{uuid.uuid4().hex[:10]}"
+    student = make_student(first_name=secret_name, last_name="Sentinelson")
+    missing = uuid.uuid4()
+
+    def sync_calls() -> None:
+        students.find_by_id(conn, nurse, student.id).unwrap()
+        students.find_many(conn, nurse, where={"first_name": secret_name}).unwrap()
+        students.update(conn, nurse, student.id, {"grade": "6"}).unwrap()
+        students.update(conn, nurse, student.id, {"grade": "7"}, expected_version=1)
+        students.find_by_id(conn, nurse, missing)
+        students.ops.stream(conn, nurse, lambda rows: sum(1 for _ in rows),
+                            {"first_name": secret_name}).unwrap()
+
+    async def async_calls() -> None:
+        async def consume(rows: AsyncIterator[Any]) -> int:
+            return len([r async for r in rows])
+
+        async with await aio.connect(db_url) as aconn:
+            (await astudents.find_by_id(aconn, nurse, student.id)).unwrap()
+            (await astudents.find_many(aconn, nurse, where={"first_name": secret_name})).unwrap()
+            (await astudents.update(aconn, nurse, student.id, {"grade": "6"})).unwrap()
+            await astudents.update(aconn, nurse, student.id, {"grade": "7"}, expected_version=1)
+            await astudents.find_by_id(aconn, nurse, missing)
+            (await acrud.stream(aconn, nurse, STUDENTS, consume,
+                                {"first_name": secret_name})).unwrap()
+
+    spans.clear()  # the set-up's create
+    before = _duration_points(metrics)
+    sync_calls()
+    sync_shapes = _shapes(spans)
+    sync_points = _duration_points(metrics)
+    spans.clear()
+    asyncio.run(async_calls())
+    async_shapes = _shapes(spans)
+    assert [name for name, _ in async_shapes] == [
+        "wxdata find_by_id", "wxdata find_many", "wxdata update", "wxdata update",
+        "wxdata find_by_id", "wxdata stream"]
+    assert async_shapes == sync_shapes
+    assert async_shapes[3][1]["wxdata.outcome"] == Conflict.code
+    assert async_shapes[4][1]["wxdata.outcome"] == "NOT_FOUND"
+    assert async_shapes[0][1]["wxdata.entity"] == "Student" and async_shapes[0][1]["wxdata.rows"] == 1
+    seeded = {secret_name, "Sentinelson", student.student_number, str(student.id), str(missing),
+              str(school["school_id"])}
+    for value in _attributes(spans):
+        assert not any(s in str(value) for s in seeded)
+    # one duration per call, under the same labels as the sync calls: each count grew as much
+    grew = {k: v - before.get(k, 0) for k, v in sync_points.items()}
+    assert sum(grew.values()) == 6
+    assert _duration_points(metrics) == {k: v + grew.get(k, 0) for k, v in sync_points.items()}
+
+
+@once
+def test_async_operations_in_a_unit_of_work_are_children_of_its_span(
+    db_url: str, ctx: ExecutionContext, school: dict[str, uuid.UUID], make_student: Any,
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    spans, _ = otel
+    nurse = attrs.evolve(ctx, school_ids=frozenset({school["school_id"]}))
+    student = make_student()
+
+    async def work() -> None:
+        async with await aio.connect(db_url) as aconn:
+            async with aio.unit_of_work(aconn, nurse):
+                (await astudents.find_by_id(aconn, nurse, student.id)).unwrap()
+                (await astudents.update(aconn, nurse, student.id, {"grade": "7"})).unwrap()
+            (await astudents.find_by_id(aconn, nurse, student.id)).unwrap()
+
+    asyncio.run(work())
+    finished = spans.get_finished_spans()
+    (tx,) = [s for s in finished if s.name == "wxdata transaction"]
+    inside = [s for s in finished if s.name in ("wxdata find_by_id", "wxdata update")][:2]
+    after = [s for s in finished if s.name == "wxdata find_by_id"][-1]
+    assert [s.name for s in inside] == ["wxdata find_by_id", "wxdata update"]
+    assert all(c.parent is not None and c.parent.span_id == tx.context.span_id for c in inside)
+    assert after.parent is None  # the unit of work's span is no longer current
+    assert tx.attributes["wxdata.tx.outcome"] == "commit"
+
+
+@once
+def test_async_retries_are_counted_on_each_transaction_span(
+    db_url: str, ctx: ExecutionContext, otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    spans, _ = otel
+    calls: list[int] = []
+
+    @aio.transactional(retries=2)
+    async def flaky(conn: psycopg.AsyncConnection[Any], ctx: ExecutionContext) -> Any:
+        calls.append(1)
+        return Failure(Retryable(sqlstate="40001")) if len(calls) < 3 else Success(len(calls))
+
+    async def work() -> Any:
+        async with await aio.connect(db_url) as aconn:
+            return await flaky(aconn, ctx)
+
+    assert asyncio.run(work()).unwrap() == 3
+    txs = [s for s in spans.get_finished_spans() if s.name == "wxdata transaction"]
+    assert [t.attributes["wxdata.tx.retries"] for t in txs] == [0, 1, 2]
+    assert [t.attributes["wxdata.tx.outcome"] for t in txs] == ["rollback", "rollback", "commit"]
+
+
+@once
+def test_concurrent_tasks_spans_never_nest_into_each_other(
+    db_url: str, ctx: ExecutionContext, school: dict[str, uuid.UUID], make_student: Any,
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    request_tracer = provider.get_tracer("tests")
+    nurse = attrs.evolve(ctx, school_ids=frozenset({school["school_id"]}))
+    pupils = [make_student(), make_student()]
+
+    @telemetry.traced("probe")
+    async def probe(conn: Any, ctx: ExecutionContext, entity: Any, opened: asyncio.Event,
+                    wait: asyncio.Event) -> Any:
+        opened.set()
+        await wait.wait()
+        return Success(())
+
+    async def in_unit(aconn: Any, student: Any, grade: str) -> None:
+        async with aio.unit_of_work(aconn, nurse):
+            (await astudents.find_by_id(aconn, nurse, student.id)).unwrap()
+            await asyncio.sleep(0)  # the other task's statements run in between
+            (await astudents.update(aconn, nurse, student.id, {"grade": grade})).unwrap()
+
+    async def work() -> None:
+        first_open, second_done, now = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        now.set()
+
+        async def second(conn: Any) -> None:
+            await first_open.wait()  # opens and ends its span while the first one is open
+            await probe(conn, nurse, STUDENTS, asyncio.Event(), now)
+            second_done.set()
+
+        with request_tracer.start_as_current_span("request"):
+            async with await aio.connect(db_url) as a, await aio.connect(db_url) as b:
+                await asyncio.gather(probe(a, nurse, STUDENTS, first_open, second_done),
+                                     second(b))
+                await asyncio.gather(in_unit(a, pupils[0], "3"), in_unit(b, pupils[1], "4"))
+
+    telemetry.instrument(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    try:
+        asyncio.run(work())
+    finally:
+        telemetry.uninstrument()
+    finished = spans.get_finished_spans()
+    (root,) = [s for s in finished if s.name == "request"]
+    probes = [s for s in finished if s.name == "wxdata probe"]
+    assert len(probes) == 2
+    assert all(p.parent is not None and p.parent.span_id == root.context.span_id for p in probes)
+    assert all(p.attributes["wxdata.entity"] == "Student" for p in probes)
+    # the second probe ran wholly inside the first one's lifetime, yet is its sibling
+    first, second = sorted(probes, key=lambda s: s.start_time)
+    assert first.start_time < second.start_time and second.end_time < first.end_time
+    txs = [s for s in finished if s.name == "wxdata transaction"]
+    assert len(txs) == 2
+    assert all(t.parent is not None and t.parent.span_id == root.context.span_id for t in txs)
+    ops = [s for s in finished if s.name in ("wxdata find_by_id", "wxdata update")]
+    by_parent = {t.context.span_id: sorted(s.name for s in ops if s.parent is not None
+                                           and s.parent.span_id == t.context.span_id)
+                 for t in txs}
+    assert list(by_parent.values()) == [["wxdata find_by_id", "wxdata update"]] * 2
+
+
+@once
+def test_async_cache_hits_and_misses_are_counted(
+    db_url: str, ctx: ExecutionContext, school: dict[str, uuid.UUID], make_student: Any,
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    _, metrics = otel
+    nurse = attrs.evolve(ctx, school_ids=frozenset({school["school_id"]}))
+    student = make_student()
+
+    @acached(entity=STUDENTS)
+    async def by_number(conn: psycopg.AsyncConnection[Any], ctx: ExecutionContext,
+                        number: str) -> Any:
+        return await acrud.find_one(conn, ctx, STUDENTS, {"student_number": number})
+
+    async def work() -> None:
+        async with await aio.connect(db_url) as aconn:
+            for _ in range(3):
+                (await by_number(aconn, nurse, student.student_number)).unwrap()
+
+    configure_async_cache(build_async_cache(load_settings({"CACHE_BACKEND": "memory"})))
+    try:
+        asyncio.run(work())
+    finally:
+        reset_async_cache()
+    points = [p for rm in metrics.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+              for m in sm.metrics if m.name == "wxdata.cache.requests" for p in m.data.data_points]
+    counts = {p.attributes["wxdata.cache.hit"]: p.value for p in points}
+    assert counts == {False: 1, True: 2}
+
+
+_results = st.one_of(
+    st.builds(Success, st.lists(st.integers(), max_size=5)),
+    st.builds(Success, st.none() | st.integers()),
+    st.builds(lambda e: Failure(e), st.sampled_from(
+        [NotFound(entity="Student"), Conflict(entity="Student", reason="stale version"),
+         Retryable(sqlstate="40001")])),
+)
+
+
+@once
+@given(results=st.lists(_results, min_size=1, max_size=6))
+def test_a_coroutine_is_traced_exactly_as_a_function(results: list[Any]) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry.instrument(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    try:
+        @telemetry.traced("probe")
+        def sync_probe(conn: Any, ctx: Any, entity: Any, result: Any) -> Any:
+            return result
+
+        @telemetry.traced("probe")
+        async def async_probe(conn: Any, ctx: Any, entity: Any, result: Any) -> Any:
+            await asyncio.sleep(0)
+            return result
+
+        assert asyncio.iscoroutinefunction(async_probe)
+        assert [sync_probe(None, None, STUDENTS, r) for r in results] == results
+        sync_shapes = _shapes(spans)
+        spans.clear()
+
+        async def run_all() -> list[Any]:
+            return [await async_probe(None, None, STUDENTS, r) for r in results]
+
+        assert asyncio.run(run_all()) == results
+        assert _shapes(spans) == sync_shapes and len(sync_shapes) == len(results)
+    finally:
+        telemetry.uninstrument()

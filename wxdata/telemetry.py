@@ -5,11 +5,11 @@ service that exports traces calls :func:`instrument` once at start-up (after con
 tracer and meter providers); from then on:
 
 - every public data operation (``find_by_id``, ``find_many``, ``create``, ``update``, ... of
-  :mod:`wxdata.crud` and every domain module) is a span ``wxdata <operation>`` with the attributes
-  ``wxdata.entity``, ``wxdata.operation``, ``wxdata.outcome`` (``ok`` or the error code),
-  ``wxdata.rows``, ``wxdata.cache.hit`` (when a cache answered or missed), ``wxdata.audit.lane``
-  (``statement`` when the record rode in the statement, ``detached`` on lane 2) and
-  ``db.system=postgresql``;
+  :mod:`wxdata.crud`, :mod:`wxdata.aio.crud` and every domain module and its async twin) is a
+  span ``wxdata <operation>`` with the attributes ``wxdata.entity``, ``wxdata.operation``,
+  ``wxdata.outcome`` (``ok`` or the error code), ``wxdata.rows``, ``wxdata.cache.hit`` (when a
+  cache answered or missed), ``wxdata.audit.lane`` (``statement`` when the record rode in the
+  statement, ``detached`` on lane 2) and ``db.system=postgresql``;
 - every outermost unit of work is a span ``wxdata transaction`` (``wxdata.tx.retries``: the
   attempt number after serialization failures, ``wxdata.tx.outcome``: commit or rollback), parent
   of the operations run inside it;
@@ -23,11 +23,13 @@ codes. Uninstrumented, an operation pays one attribute check.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import attrs
 from returns.result import Failure, Success
@@ -96,34 +98,74 @@ def _outcome(result: Any) -> tuple[str, int | None]:
     return "ok", None
 
 
+def _entity(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The entity name of a ``(conn, ctx, entity, ...)`` call (empty when there is none)."""
+    target = args[2] if len(args) > 2 else None
+    return str(getattr(target, "name", None) or getattr(kwargs.get("entity"), "name", "") or "")
+
+
+@contextlib.contextmanager
+def _measured(tracer: Any, operation: str, name: str) -> Iterator[Callable[[T], T]]:
+    """The span of one call, current while the call runs; yields ``finish(result)``, which sets
+    the outcome and rows. The duration is recorded once the span has ended (not when the call
+    raised: the span holds the exception then)."""
+    started = time.perf_counter()
+    outcomes: list[str] = []
+    with tracer.start_as_current_span(f"wxdata {operation}") as span:
+        span.set_attribute("db.system", "postgresql")
+        span.set_attribute("wxdata.operation", operation)
+        if name:
+            span.set_attribute("wxdata.entity", name)
+
+        def finish(result: T) -> T:
+            outcome, rows = _outcome(result)
+            span.set_attribute("wxdata.outcome", outcome)
+            if rows is not None:
+                span.set_attribute("wxdata.rows", rows)
+            outcomes.append(outcome)
+            return result
+
+        yield finish
+    for outcome in outcomes:
+        _state.duration.record(time.perf_counter() - started,
+                               {"wxdata.entity": name, "wxdata.operation": operation,
+                                "wxdata.outcome": outcome})
+
+
 def traced(operation: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """Decorate a ``(conn, ctx, entity, ...)`` data function: a span and a duration per call."""
+    """Decorate a ``(conn, ctx, entity, ...)`` data function: a span and a duration per call.
+
+    A coroutine function stays one: its span is current in the awaiting task's context from the
+    first step to the answer, so concurrent tasks' spans are siblings under whatever was current
+    when each task started, never nested into one another.
+    """
     def wrap(fn: Callable[P, T]) -> Callable[P, T]:
+        if inspect.iscoroutinefunction(fn):
+            return cast(Callable[P, T], _traced_coroutine(operation, fn))
+
         @functools.wraps(fn)
         def call(*args: P.args, **kwargs: P.kwargs) -> T:
             tracer = _state.tracer
             if tracer is None:
                 return fn(*args, **kwargs)
-            target = args[2] if len(args) > 2 else None
-            name = str(getattr(target, "name", None) or getattr(kwargs.get("entity"), "name", "")
-                       or "")
-            started = time.perf_counter()
-            with tracer.start_as_current_span(f"wxdata {operation}") as span:
-                span.set_attribute("db.system", "postgresql")
-                span.set_attribute("wxdata.operation", operation)
-                if name:
-                    span.set_attribute("wxdata.entity", name)
-                result = fn(*args, **kwargs)
-                outcome, rows = _outcome(result)
-                span.set_attribute("wxdata.outcome", outcome)
-                if rows is not None:
-                    span.set_attribute("wxdata.rows", rows)
-            _state.duration.record(time.perf_counter() - started,
-                                   {"wxdata.entity": name, "wxdata.operation": operation,
-                                    "wxdata.outcome": outcome})
-            return result
+            with _measured(tracer, operation, _entity(args, kwargs)) as finish:
+                return finish(fn(*args, **kwargs))
         return call
     return wrap
+
+
+def _traced_coroutine(
+    operation: str, fn: Callable[P, Awaitable[T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """The async form of :func:`traced` (same span, attributes and metric)."""
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        tracer = _state.tracer
+        if tracer is None:
+            return await fn(*args, **kwargs)
+        with _measured(tracer, operation, _entity(args, kwargs)) as finish:
+            return finish(await fn(*args, **kwargs))
+    return call
 
 
 #: The retry attempt of the transaction about to open (0 for the first), set by the retry loop.

@@ -28,6 +28,7 @@ from wxdata.core.effects import Plan
 from wxdata.errors import DataError
 from wxdata.query.paging import DEFAULT_LIMIT, KeysetPage, Page, SortSpec
 from wxdata.schema.spec import Entity
+from wxdata.telemetry import traced
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,14 +61,14 @@ __all__ = [
 def _shell(
     plan: Callable[Concatenate[Any, P], Plan[T]],
 ) -> Callable[Concatenate[AConn, P], Coroutine[Any, Any, T]]:
-    """The async function of a plan: same name, parameters and docstring."""
+    """The async function of a plan: same name, parameters and docstring; traced."""
 
     @functools.wraps(plan)
     async def call(conn: AConn, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await arun(conn, plan(conn, *args, **kwargs))
 
     call.__module__ = __name__
-    return call
+    return traced(plan.__name__)(call)
 
 
 find_by_id = _shell(plans.find_by_id)
@@ -88,6 +89,7 @@ fetch = _shell(plans.fetch)
 record_disclosure = _shell(plans.record_disclosure)
 
 
+@traced("stream")
 async def stream(
     conn: AConn,
     ctx: ExecutionContext,

@@ -12,7 +12,9 @@ guarantees, which are the same:
   failing under a read is marked down and the read re-run elsewhere;
 - ``await router.write(ctx, fn, *args)`` runs on the primary; a write that committed there makes
   the context read from the primary until a replica has replayed its commit position;
-- nested checkouts in the same task reuse the connection of the enclosing one.
+- nested checkouts in the same task reuse the connection of the enclosing one;
+- health: the monitor task, or without one a background round started by the first read that
+  finds a check due (as the sync router's background thread), or :meth:`AsyncRouter.check_all`.
 
 The router belongs to one event loop (its state is changed only between awaits).
 """
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -105,6 +108,9 @@ class AsyncRouter:
     _monitor: asyncio.Task[None] | None = attrs.field(default=None, init=False)
     _wake: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _background: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    _lazy: asyncio.Task[None] | None = attrs.field(default=None, init=False)
+    _taken_at: weakref.WeakKeyDictionary[AConn, float] = attrs.field(
+        factory=weakref.WeakKeyDictionary, init=False)
     _closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -199,6 +205,27 @@ class AsyncRouter:
                 for server in self.replicas:
                     await self._check_replica(server)
         return self.health()
+
+    def _check_lazily(self) -> None:
+        """Without a monitor: when a replica's check is due, run one round in a background task
+        (one at a time), as the sync router does; the read that found it due does not wait."""
+        if self._monitor is not None or not self.replicas or self._closed:
+            return
+        if self._lazy is not None and not self._lazy.done():
+            return
+        now = time.monotonic()
+        if all(s.next_check > now for s in self.replicas):
+            return
+        task = asyncio.create_task(self._lazy_round(), name="wxdata-async-replica-check")
+        self._lazy = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _lazy_round(self) -> None:
+        try:
+            await self.check_due()
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; a failed round must not kill the caller's read
+            log_error(log, "lazy async replica check failed", exc)
 
     async def check_due(self) -> None:
         """Probe the servers whose check is due (what the monitor runs each round)."""
@@ -323,10 +350,15 @@ class AsyncRouter:
             return None
         conn = await pool.getconn(timeout=timeout)
         server.in_flight += 1
+        self._taken_at[conn] = time.monotonic()  # checkout time until given back
         return conn, pool
 
     async def _give_back(self, server: Server, conn: AConn, pool: AsyncPool) -> None:
+        now = time.monotonic()
+        taken = self._taken_at.pop(conn, now)
         server.in_flight -= 1
+        # getconn/putconn: psycopg_pool's own usage_ms stays 0, the router counts it (as the sync one)
+        server.counters["usage_us"] += int((now - taken) * 1_000_000)
         if conn.closed or conn.broken:
             server.counters["errors"] += 1
         await pool.putconn(conn)
@@ -335,6 +367,7 @@ class AsyncRouter:
         self, key: str, exclude: set[str]
     ) -> tuple[Server, AConn, AsyncPool, str | None]:
         """A replica connection caught up for ``key``, else the primary (with the fallback reason)."""
+        self._check_lazily()
         eligible, required, reason = self.routing.candidates(key)
         for server in eligible:
             if server.name in exclude:
