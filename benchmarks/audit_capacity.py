@@ -3,9 +3,11 @@
 **Records per second** (:func:`audit_log_rate`, in each configuration): N threads (``--threads``,
 default 8), each on its own ``wxdata.db.connect`` connection, write disclosure records through
 ``wxdata.audit.log_read`` (one record per call, autocommit: each is its own durable commit in A)
-for ``--mixed-seconds`` per repetition. The rate is the number of records found in ``audit_log``
-afterwards (counted by the run's own request id, never by the calls that returned) over the wall
-time of the repetition; a call that fails, or a record that is missing, aborts the run.
+for ``--mixed-seconds`` per repetition, interleaved with the floor: raw psycopg writing the
+leanest durable record (one narrow row into an unindexed table) from as many threads. The rate is
+the number of records found afterwards (counted by the run's own request id, never by the calls
+that returned) over the wall time of the repetition; a call that fails, or a record that is
+missing, aborts the run.
 
 **WAL bytes per audited read** (:func:`wal_per_read`, once per run: WAL volume does not depend on
 the configuration): two scratch databases seeded alike, one with every migration (the current
@@ -16,16 +18,18 @@ reads (``health_records.find_by_id``) run on one connection; the figure is the d
 ``pg_stat_wal.wal_bytes`` over them divided by their number (the backend's pending statistics are
 flushed with ``pg_stat_force_next_flush()`` before each reading). ``pg_stat_wal`` counts the whole
 server: other sessions writing meanwhile inflate it, so the median and the minimum over
-repetitions are both reported, and the figure is only meaningful on an otherwise idle server.
+repetitions are both reported, beside a third row that reads nothing and only waits as long as the
+current schema's reads took (what other sessions wrote in that time, per read); the figures are
+only meaningful when that row is near zero.
 """
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import attrs
@@ -37,7 +41,6 @@ from benchmarks.common import (
     Env,
     Options,
     Result,
-    audit_disabled,
     config_conninfo,
 )
 
@@ -47,8 +50,24 @@ WAL_WORKLOAD = "WAL bytes per audited PHI read"
 LEAN_MIGRATIONS = "0210"
 
 
+@dataclass
+class _Writer:
+    """One way of writing records from N threads: ``op(i, pair)`` writes one record on thread i's
+    connection; ``count()`` is the number of its records in the database."""
+
+    name: str
+    family: str
+    op: Callable[[int, tuple[Any, Any]], bool]
+    count: Callable[[], int]
+
+
 def audit_log_rate(env: Env, *, log: Callable[[str], None] = print) -> list[Result]:
-    """Records per second the audit log takes from ``--threads`` concurrent writers."""
+    """Records per second the audit log takes from ``--threads`` concurrent writers.
+
+    Beside wxdata (``log_read``, one record per call), the floor: raw psycopg writing the leanest
+    durable record (one narrow row, no index) from the same number of threads, interleaved.
+    """
+    from benchmarks.workloads import FLOOR_INSERT, floor_table
     from wxdata.audit import log_read
     from wxdata.db import connect
     from wxdata.schema import HEALTH_RECORDS
@@ -58,15 +77,36 @@ def audit_log_rate(env: Env, *, log: Callable[[str], None] = print) -> list[Resu
     request = f"req-rate-{env.tag}"
     ctx = attrs.evolve(env.ctx, request_id=request)
     pairs = _record_pairs(env)
-    conns = [connect(env.conninfo) for _ in range(writers)]
+    floor_table(env)
     counter = env.connection("prep")
+    wx_conns = [connect(env.conninfo) for _ in range(writers)]
+    raw_conns = [psycopg.connect(env.conninfo, autocommit=True) for _ in range(writers)]
+    raw_cursors = [c.cursor() for c in raw_conns]
 
-    def recorded() -> int:
-        row = counter.execute("SELECT count(*) FROM audit_log WHERE request_id = %s",
-                              (request,)).fetchone()
-        return int(row[0]) if row else 0
+    def count(sql: str) -> Callable[[], int]:
+        def run() -> int:
+            row = counter.execute(sql, (request,)).fetchone()
+            return int(row[0]) if row else 0
+        return run
 
-    def once(seconds: float) -> tuple[int, int, float]:
+    def wx_op(i: int, pair: tuple[Any, Any]) -> bool:
+        return isinstance(log_read(wx_conns[i], ctx, HEALTH_RECORDS, [pair[0]], subjects=[pair[1]]),
+                          Success)
+
+    def raw_op(i: int, pair: tuple[Any, Any]) -> bool:
+        cur = raw_cursors[i]
+        cur.execute(FLOOR_INSERT, (pair[0], pair[1], request), prepare=True)
+        return cur.rowcount == 1
+
+    kinds = [
+        _Writer(f"wxdata.audit.log_read ({writers} connections, autocommit)", "wx", wx_op,
+                count("SELECT count(*) FROM audit_log WHERE request_id = %s")),
+        _Writer(f"raw psycopg, leanest durable record ({writers} connections, autocommit)",
+                "floor", raw_op,
+                count("SELECT count(*) FROM bench_floor_record WHERE user_id = %s")),
+    ]
+
+    def once(w: _Writer, seconds: float) -> tuple[int, int, float]:
         """(calls that succeeded, calls that failed, wall seconds) of one timed run."""
         ok = [0] * writers
         bad = [0] * writers
@@ -74,14 +114,13 @@ def audit_log_rate(env: Env, *, log: Callable[[str], None] = print) -> list[Resu
         stop = [0.0]
 
         def writer(i: int) -> None:
-            conn = conns[i]
             k = i
             start.wait()
             deadline = stop[0]
             while time.perf_counter() < deadline:
-                rid, sid = pairs[k % len(pairs)]
+                pair = pairs[k % len(pairs)]
                 k += writers
-                if isinstance(log_read(conn, ctx, HEALTH_RECORDS, [rid], subjects=[sid]), Success):
+                if w.op(i, pair):
                     ok[i] += 1
                 else:
                     bad[i] += 1
@@ -96,32 +135,38 @@ def audit_log_rate(env: Env, *, log: Callable[[str], None] = print) -> list[Resu
             t.join()
         return sum(ok), sum(bad), time.perf_counter() - t0
 
-    samples: list[float] = []
-    rates: list[float] = []
-    total = 0
+    samples: dict[str, list[float]] = {w.name: [] for w in kinds}
+    rates: dict[str, list[float]] = {w.name: [] for w in kinds}
+    totals: dict[str, int] = {w.name: 0 for w in kinds}
     try:
-        once(min(0.3, opts.mixed_seconds))  # warm-up: prepared statements on every connection
-        for _ in range(opts.mixed_reps):
-            before = recorded()
-            good, bad, wall = once(opts.mixed_seconds)
-            found = recorded() - before
-            if bad or found != good or found == 0:
-                raise BenchmarkError(f"{RATE_WORKLOAD}: {bad} calls failed, {good} succeeded, "
-                                     f"{found} records found")
-            samples.append(wall / found * 1e6)
-            rates.append(found / wall)
-            total += found
+        for w in kinds:  # warm-up: prepared statements on every connection
+            once(w, min(0.3, opts.mixed_seconds))
+        for rep in range(opts.mixed_reps):
+            k = rep % len(kinds)
+            for w in kinds[k:] + kinds[:k]:
+                before = w.count()
+                good, bad, wall = once(w, opts.mixed_seconds)
+                found = w.count() - before
+                if bad or found != good or found == 0:
+                    raise BenchmarkError(f"{RATE_WORKLOAD} / {w.name}: {bad} calls failed, "
+                                         f"{good} succeeded, {found} records found")
+                samples[w.name].append(wall / found * 1e6)
+                rates[w.name].append(found / wall)
+                totals[w.name] += found
     finally:
-        for c in conns:
+        for c in [*wx_conns, *raw_conns]:
             c.close()
-    per_s = statistics.median(rates)
-    r = Result(f"{RATE_WORKLOAD}, {writers} writers", f"wxdata.audit.log_read ({writers} "
-               "connections, autocommit)", env.config, samples, total // max(1, len(samples)),
-               "wx", True, "audit_rate",
-               extra={"records_per_s": per_s, "writers": writers, "records": total,
-                      "seconds_per_rep": opts.mixed_seconds})
-    log(f"  [{env.config}] {r.workload}: {per_s:,.0f} records/s")
-    return [r]
+    out = []
+    for w in kinds:
+        per_s = statistics.median(rates[w.name])
+        r = Result(f"{RATE_WORKLOAD}, {writers} writers", w.name, env.config, samples[w.name],
+                   totals[w.name] // max(1, opts.mixed_reps), w.family, w.family == "wx",
+                   "audit_rate",
+                   extra={"records_per_s": per_s, "writers": writers, "records": totals[w.name],
+                          "seconds_per_rep": opts.mixed_seconds})
+        out.append(r)
+        log(f"  [{env.config}] {r.workload} / {w.name}: {per_s:,.0f} records/s")
+    return out
 
 
 def _record_pairs(env: Env) -> list[tuple[Any, Any]]:
@@ -148,7 +193,7 @@ def wal_per_read(server: str, options: Options, *,
     schemas = (("current schema (all migrations)", None),
                (f"before the lean-index migrations (migrations before {LEAN_MIGRATIONS})",
                 LEAN_MIGRATIONS))
-    background = "current schema, audit off (WAL of other sessions meanwhile)"
+    background = "no read: other sessions' WAL over as long as the current schema's reads took"
     samples: dict[str, list[tuple[float, float, float]]] = {
         label: [] for label in [*(label for label, _ in schemas), background]}
     envs: dict[str, Env] = {}
@@ -161,25 +206,29 @@ def wal_per_read(server: str, options: Options, *,
             for (label, _), (url, data) in zip(schemas, (current, before), strict=True):
                 envs[label] = Env("A", config_conninfo(url, "A"), options, data)
 
+            took = [0.0]
+
             def run(label: str, count: int) -> tuple[float, float, float]:
                 env = envs[schemas[0][0] if label == background else label]
                 conn, ctx, find = env.wx, env.ctx, health_records.find_by_id
                 ids = [env.rng.choice(env.data.record_ids) for _ in range(count)]
-                with audit_disabled() if label == background else contextlib.nullcontext():
-                    w0 = _wal(conn)
-                    for rid in ids:
-                        if not isinstance(find(conn, ctx, rid), Success):
-                            raise BenchmarkError(f"{WAL_WORKLOAD} / {label}: a read failed")
-                    w1 = _wal(conn)
+                w0 = _wal(conn)
+                t0 = time.perf_counter()
+                if label == background:
+                    time.sleep(took[0])
+                for rid in ids if label != background else ():
+                    if not isinstance(find(conn, ctx, rid), Success):
+                        raise BenchmarkError(f"{WAL_WORKLOAD} / {label}: a read failed")
+                if label == schemas[0][0]:
+                    took[0] = time.perf_counter() - t0
+                w1 = _wal(conn)
                 b, r, f = (b - a for a, b in zip(w0, w1, strict=True))
                 return b / count, r / count, f / count
 
             for label in samples:  # warm-up: prepared statements, first-touch page images
                 run(label, min(50, reads))
-            for rep in range(options.reps):
-                order = list(samples)
-                k = rep % len(order)
-                for label in order[k:] + order[:k]:
+            for _ in range(options.reps):  # the idle wait follows the reads it stands beside
+                for label in samples:
                     samples[label].append(run(label, reads))
         finally:
             for env in envs.values():

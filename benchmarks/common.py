@@ -677,7 +677,7 @@ ALL_KEYS = ("fetch", "rls", "page", "search", "create", "update", "delete", "bul
 TARGET_KEYS = frozenset({"fetch", "page", "phi_read", "create", "update", "bulk", "mixed", "cache",
                          "audit_rate", "wal"})
 TARGET_FAMILIES = frozenset({"raw", "floor", "wx", "wx_noaudit"})
-TARGETS_SCALE = 50_000
+TARGETS_SCALE = 100_000
 TARGETS_REPS = 7
 
 
@@ -830,6 +830,18 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
         workloads.profile(options, server, log=log)
         return Report(meta={})
     rep = Report(meta=metadata(options, server))
+    started = time.perf_counter()
+    steps: dict[str, float] = {}
+    rep.meta["step_seconds"] = steps
+
+    @contextlib.contextmanager
+    def timed(config: str, step: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            steps[f"{config}:{step}"] = round(time.perf_counter() - t0, 1)
+            log(f"  [{config}] {step}: {steps[f'{config}:{step}']:.1f} s")
     selected = [w for w in workloads.MAIN if options.wants(w)]
     run_main_db = bool(selected) or any(options.wants(k) for k in ("mixed", "cache", "audit_rate")) \
         or (options.extras and options.wants("extras"))
@@ -843,25 +855,31 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
                     env = Env(config, conninfo, options, data)
                     try:
                         for key in selected:
-                            for wl in workloads.MAIN[key](env):
-                                wl.variants = [v for v in wl.variants if v.baseline
-                                               or options.keeps(v.family)]
-                                rep.results.extend(measure(env, wl, log=log))
+                            with timed(config, key):
+                                for wl in workloads.MAIN[key](env):
+                                    wl.variants = [v for v in wl.variants if v.baseline
+                                                   or options.keeps(v.family)]
+                                    rep.results.extend(measure(env, wl, log=log))
                         if options.wants("cache"):
-                            got, note = workloads.cache_hits(env, log=log)
+                            with timed(config, "cache"):
+                                got, note = workloads.cache_hits(env, log=log)
                             rep.results.extend(got)
                             if note and note not in rep.notes:
                                 rep.notes.append(note)
                         if options.wants("mixed"):
-                            rep.results.extend(workloads.school_day(env, log=log))
+                            with timed(config, "mixed"):
+                                rep.results.extend(workloads.school_day(env, log=log))
                         if options.wants("audit_rate"):
-                            rep.results.extend(audit_capacity.audit_log_rate(env, log=log))
+                            with timed(config, "audit_rate"):
+                                rep.results.extend(audit_capacity.audit_log_rate(env, log=log))
                         if options.extras and options.wants("extras"):
-                            rep.results.extend(_extras(env, log, rep))
+                            with timed(config, "extras"):
+                                rep.results.extend(_extras(env, log, rep))
                     finally:
                         env.close()
     if options.wants("wal"):
-        rep.results.extend(audit_capacity.wal_per_read(server, options, log=log))
+        with timed("-", "wal"):
+            rep.results.extend(audit_capacity.wal_per_read(server, options, log=log))
     if options.wants("scaling"):
         for scale in options.scaling:
             with seeding.bench_database(server, options, scale, 0, log=log) as (db_url, data):
@@ -875,6 +893,7 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
                         finally:
                             env.close()
     rep.meta["loadavg_end"] = list(os.getloadavg())
+    rep.meta["seconds"] = round(time.perf_counter() - started, 1)
     rep.meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     finalize(rep.results)
     _module_reports(rep, log)

@@ -382,11 +382,17 @@ def audit_log(results: list[Result]) -> str:
     lines: list[str] = []
     rate = [r for r in results if r.section == "audit_rate"]
     if rate:
-        lines += ["| audit log | " + " | ".join(r.config for r in rate) + " |",
-                  "|---" * (1 + len(rate)) + "|",
-                  f"| {rate[0].workload} (median of repetitions; min-max) | " + " | ".join(
-                      f"{r.extra['records_per_s']:,.0f} ({1e6 / r.hi:,.0f}-{1e6 / r.lo:,.0f})"
-                      for r in rate) + " |", ""]
+        configs = _configs(rate)
+        lines += [f"| {rate[0].workload}: median of repetitions (min-max) | "
+                  + " | ".join(configs) + " |", "|---" * (1 + len(configs)) + "|"]
+        for variant in _ordered(r.variant for r in rate):
+            cells = []
+            for c in configs:
+                f = next((r for r in rate if r.variant == variant and r.config == c), None)
+                cells.append("—" if f is None else f"{f.extra['records_per_s']:,.0f} "
+                             f"({1e6 / f.hi:,.0f}-{1e6 / f.lo:,.0f})")
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append("")
     wal = [r for r in results if r.section == "wal"]
     if wal:
         base = next((r for r in wal if r.baseline), None)
@@ -398,8 +404,9 @@ def audit_log(results: list[Result]) -> str:
             lines.append(f"| {r.variant} | {r.median:,.0f} | {r.lo:,.0f} | "
                          f"{r.extra.get('wal_records', 0):.1f} | {r.extra.get('wal_fpi', 0):.2f} | "
                          f"{ratio} |")
-        lines += ["", "`pg_stat_wal` counts the whole server: the audit-off row is what other "
-                  "sessions wrote meanwhile, per read; subtract it, or run on an idle server."]
+        lines += ["", "`pg_stat_wal` counts the whole server: the \"no read\" row is what other "
+                  "sessions wrote in as much time, per read; the figures hold only when it is "
+                  "near zero (an idle server)."]
     return "\n".join(lines).rstrip()
 
 
@@ -482,7 +489,7 @@ def markdown(rep: Report) -> str:
         f"configurations {configs}; {meta.get('reps')} interleaved repetitions"
         f"{' (QUICK smoke run: figures are not meaningful)' if meta.get('quick') else ''}; "
         f"git {meta.get('git_commit')}. Load average at start {meta.get('loadavg_start')}, "
-        f"at end {meta.get('loadavg_end')}.",
+        f"at end {meta.get('loadavg_end')}; {meta.get('seconds', '?')} s in all.",
         "",
         "**A** realistic: TCP loopback, unpinned, durable commits. **B** CPU cost: client, PostgreSQL"
         " (and Redis) pinned to one core, `synchronous_commit=off`. Cells are the median ratio to "
@@ -551,7 +558,7 @@ def render_chart(results: list[Result], path: Path) -> Path | None:
     fams = [f for f in FAMILIES if f[0] != "raw"]
     fig, axes = plt.subplots(1, len(configs), figsize=(8.5 * len(configs), 1.2 + 0.9 * len(workloads)),
                              squeeze=False)
-    colors = ["#9e9e9e", "#1f77b4", "#9ecae1", "#ff7f0e", "#d62728"]
+    colors = ["#9e9e9e", "#2ca02c", "#1f77b4", "#9ecae1", "#ff7f0e", "#d62728"]
     height = 0.8 / len(fams)
     for ax, c in zip(axes[0], configs, strict=False):
         top = 1.0
