@@ -238,6 +238,7 @@ def wal_per_read(server: str, options: Options, *,
         r = Result(WAL_WORKLOAD, label, "-", [x[0] for x in xs], reads, "wal",
                    label == schemas[0][0], "wal",
                    extra={"unit": "bytes", "reads": reads, "students": scale,
+                          "kind": "background" if label == background else "schema",
                           "wal_records": statistics.median(x[1] for x in xs),
                           "wal_fpi": statistics.median(x[2] for x in xs)})
         out.append(r)

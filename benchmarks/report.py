@@ -400,7 +400,8 @@ def audit_log(results: list[Result]) -> str:
                   "bytes, min | records | full-page images | bytes vs current schema |",
                   "|---|---|---|---|---|---|"]
         for r in wal:
-            ratio = f"{r.median / base.median:.2f}x" if base and base.median else "—"
+            ratio = (f"{r.median / base.median:.2f}x"
+                     if base and base.median and r.extra.get("kind") == "schema" else "—")
             lines.append(f"| {r.variant} | {r.median:,.0f} | {r.lo:,.0f} | "
                          f"{r.extra.get('wal_records', 0):.1f} | {r.extra.get('wal_fpi', 0):.2f} | "
                          f"{ratio} |")
