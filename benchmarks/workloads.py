@@ -119,6 +119,12 @@ FLOOR_CREATE = ("WITH s AS (" + INSERT_STUDENT + "), a AS (" + FLOOR_RECORD
                 + "SELECT 'CREATE', 'Student', s.id, s.id, %s FROM s) SELECT * FROM s")
 FLOOR_UPDATE = ("WITH s AS (" + UPDATE_STUDENT + "), a AS (" + FLOOR_RECORD
                 + "SELECT 'UPDATE', 'Student', s.id, s.id, %s FROM s) SELECT * FROM s")
+FLOOR_RECORDS_OF = ("WITH s AS (" + RECORDS_OF + "), a AS (" + FLOOR_RECORD
+                    + "SELECT 'READ', 'HealthRecord', NULL, %s, %s WHERE EXISTS (SELECT 1 FROM s)) "
+                    "SELECT * FROM s")
+FLOOR_CREATE_RECORD = ("WITH s AS (" + INSERT_RECORD + "), a AS (" + FLOOR_RECORD
+                       + "SELECT 'CREATE', 'HealthRecord', s.id, s.student_id, %s FROM s) "
+                       "SELECT * FROM s")
 #: The leanest durable record alone (the floor of a cache hit that must record its disclosure).
 FLOOR_INSERT = FLOOR_RECORD + "VALUES ('READ', 'Student', %s, %s, %s)"
 FLOOR = "raw psycopg + leanest durable record"
@@ -1100,9 +1106,15 @@ def _record_values(env: Env, sid: uuid.UUID) -> dict[str, Any]:
             "description": "Seen at the nurse's office.", "record_date": date.today()}
 
 
-def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
+def _raw_day(env: Env, pool: Any, floor: bool = False) -> dict[str, Callable[[Any], Any]]:
+    """The school day's operations in raw psycopg; with ``floor``, every read that returns rows and
+    every write carries the leanest durable record in the same statement (the physical floor of an
+    audited day)."""
     cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
     user = env.ctx.user_id
+    if floor:
+        floor_table(env)
+    rec: tuple[Any, ...] = (user,) if floor else ()
 
     def cur_of(c: Any) -> Any:
         cur = cursors.get(c)
@@ -1113,13 +1125,14 @@ def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
     def fetch(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(FETCH_STUDENT, (x,), prepare=True)
+            cur.execute(FLOOR_FETCH if floor else FETCH_STUDENT, (x, *rec), prepare=True)
             return cur.fetchone()
 
     def page(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(PAGE_STUDENTS, (x[0], 20, (x[1] - 1) * 20), prepare=True)
+            cur.execute(FLOOR_PAGE if floor else PAGE_STUDENTS, (x[0], 20, (x[1] - 1) * 20, *rec),
+                        prepare=True)
             rows = cur.fetchall()
             cur.execute(COUNT_STUDENTS, (x[0],), prepare=True)
             return cur.fetchone() is not None and rows is not None
@@ -1127,7 +1140,8 @@ def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
     def records(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(RECORDS_OF, (x, 20, 0), prepare=True)
+            cur.execute(FLOOR_RECORDS_OF if floor else RECORDS_OF,
+                        (x, 20, 0, *((x, user) if floor else ())), prepare=True)
             rows = cur.fetchall()
             cur.execute(COUNT_RECORDS_OF, (x,), prepare=True)
             return cur.fetchone() is not None and rows is not None
@@ -1135,14 +1149,16 @@ def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
     def create(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(INSERT_RECORD, (uuid.uuid4(), x["student_id"], x["record_type"], x["title"],
-                                        x["description"], x["record_date"], user, user), prepare=True)
+            cur.execute(FLOOR_CREATE_RECORD if floor else INSERT_RECORD,
+                        (uuid.uuid4(), x["student_id"], x["record_type"], x["title"],
+                         x["description"], x["record_date"], user, user, *rec), prepare=True)
             return cur.fetchone()
 
     def update(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(UPDATE_STUDENT, (x[1], user, x[0]), prepare=True)
+            cur.execute(FLOOR_UPDATE if floor else UPDATE_STUDENT, (x[1], user, x[0], *rec),
+                        prepare=True)
             return cur.fetchone()
 
     return {"fetch student": fetch, "page of grade": page, "records of student": records,
@@ -1343,6 +1359,8 @@ def school_day(env: Env, *, log: Callable[[str], None] = print) -> list[Result]:
     try:
         clients = [
             (RAW + " (psycopg_pool)", "raw", lambda: _raw_day(env, raw_pool), None, True),
+            (FLOOR + " (psycopg_pool)", "floor", lambda: _raw_day(env, raw_pool, floor=True), None,
+             False),
             (WX + " (wxdata.db.create_pool)", "wx", lambda: _wx_day(env, wx_pool), None, False),
             (WX_OFF, "wx_noaudit", lambda: _wx_day(env, wx_pool), audit_disabled, False),
             (CORE + " (QueuePool)", "core", lambda: _core_day(env, engine), None, False),

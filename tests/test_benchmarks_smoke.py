@@ -60,7 +60,7 @@ def test_quick_run_reports_every_workload_with_finite_ratios(server_url: str) ->
                       "single create", "update by id"}
 
     day = [r for r in report.results if r.section == "mixed"]
-    assert {r.family for r in day} == {"raw", "wx", "wx_noaudit", "core", "orm"}
+    assert {r.family for r in day} == {"raw", "floor", "wx", "wx_noaudit", "core", "orm"}
     for r in day:
         assert r.extra["throughput_ops_s"] > 0 and r.extra["ops"] > 0
         assert r.extra["p50_us"] <= r.extra["p95_us"] <= r.extra["p99_us"]
@@ -107,7 +107,7 @@ def test_targets_preset_fills_every_row_of_the_audited_table(
     assert {r.family for r in main_results} <= TARGET_FAMILIES
     assert not [r for r in report.results if r.section == "scaling" or
                 r.section.startswith("extra:")]
-    assert {r.family for r in report.results if r.section == "mixed"} == {"raw", "wx",
+    assert {r.family for r in report.results if r.section == "mixed"} == {"raw", "floor", "wx",
                                                                          "wx_noaudit"}
 
     rate = [r for r in report.results if r.section == "audit_rate"]
