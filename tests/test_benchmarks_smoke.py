@@ -6,7 +6,7 @@ summary table, every variant has a finite positive time and a finite ratio to ra
 school day reports throughput and percentiles. The second runs the ``--targets`` preset and checks
 that the audited-performance table has exactly its rows, each measured, with its floor and gap
 where the row has one, and that the audit log's records per second and WAL per read are there.
-The verdict rule itself is checked over generated figures. Nothing asserts anything about speed.
+The verdict rule of every row is checked over generated figures. Nothing asserts anything about speed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from benchmarks import workloads
 from benchmarks.common import TARGET_FAMILIES, Result, main
-from benchmarks.report import AUDITED_TARGETS, FLOOR_GAP, audited_rows
+from benchmarks.report import AUDITED_TARGETS, FLOOR_GAP, Pick, audited_rows
 
 
 def test_quick_run_reports_every_workload_with_finite_ratios(server_url: str) -> None:
@@ -126,22 +126,45 @@ def test_targets_preset_fills_every_row_of_the_audited_table(
 _figure = st.floats(min_value=1.0, max_value=1e5, allow_nan=False, allow_infinity=False)
 
 
-@given(raw=_figure, floor=_figure, wx=_figure)
-def test_a_verdict_is_met_within_the_bound_floor_only_at_a_floor_that_misses_it(
-        raw: float, floor: float, wx: float) -> None:
-    target = next(t for t in AUDITED_TARGETS if t.label == "fetch by id audited vs bare fetch")
-    results = [Result("fetch by id", name, "A", [us], 1, family, family == "raw")
-               for name, family, us in (("raw", "raw", raw), ("floor", "floor", floor),
-                                        ("wxdata", "wx", wx))]
-    got = audited_rows(results)[[t.label for t in AUDITED_TARGETS].index(target.label)]["A"]
-    part = got["parts"][0]
-    bound = target.bounds["A"]
-    assert part["value"] == pytest.approx(wx / raw)
-    assert part["floor"] == pytest.approx(floor / raw)
-    assert part["gap"] == pytest.approx(wx / floor)
-    if wx / raw <= bound:
-        assert got["verdict"] == "met"
-    elif floor / raw > bound and wx / floor <= FLOOR_GAP:
-        assert got["verdict"] == "floor"
-    else:
-        assert got["verdict"] == "MISSED"
+def _result(pick: Pick, config: str, figure: float) -> Result:
+    """A result that ``pick`` finds: ``figure`` µs per operation, and as many operations per second."""
+    name = pick.family or pick.variant
+    return Result(pick.workload.rstrip("*") + (" (8 threads)" if pick.workload.endswith("*") else ""),
+                  name, config, [figure], 1, pick.family or "other", False, pick.section,
+                  extra={"throughput_ops_s": figure})
+
+
+@given(data=st.data())
+def test_every_row_is_met_within_its_bound_floor_only_at_a_floor_that_misses_it(
+        data: st.DataObject) -> None:
+    picks = {p for t in AUDITED_TARGETS for part in t.parts
+             for p in (part.num, part.den, part.floor, part.floor_den) if p is not None}
+    figures = {(p, c): data.draw(_figure) for p in sorted(picks, key=repr) for c in ("A", "B")}
+    rows = audited_rows([_result(p, c, f) for (p, c), f in figures.items()])
+    for target, row in zip(AUDITED_TARGETS, rows, strict=True):
+        for config in ("A", "B"):
+            bound = target.bounds[config]
+            got = row[config]
+            verdict = "met"
+            for part, measured in zip(target.parts, got["parts"], strict=True):
+                num, den = figures[(part.num, config)], figures[(part.den, config)]
+                value = num / den  # a time ratio, or a rate ratio for throughput rows
+                assert measured["value"] == pytest.approx(value)
+                within = value <= bound if target.op == "<=" else value >= bound
+                if target.never_slower and value > 1.0:
+                    verdict = "MISSED"
+                if part.floor is None:
+                    assert measured["floor"] is None and measured["gap"] is None
+                    if not within:
+                        verdict = "MISSED"
+                    continue
+                low = figures[(part.floor, config)]
+                low_den = figures[(part.floor_den or part.den, config)]
+                gap = (1.0 / num) / (1.0 / low) if part.throughput else num / low  # per operation
+                assert measured["floor"] == pytest.approx(low / low_den)
+                assert measured["gap"] == pytest.approx(gap)
+                floor_within = (low / low_den <= bound if target.op == "<="
+                                else low / low_den >= bound)
+                if not within and verdict != "MISSED":
+                    verdict = "floor" if not floor_within and gap <= FLOOR_GAP else "MISSED"
+            assert got["verdict"] == verdict, (target.label, config)
