@@ -559,6 +559,7 @@ def render_chart(results: list[Result], path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     main = [r for r in results if r.section == "main"]
     configs = _configs(main)
@@ -579,12 +580,15 @@ def render_chart(results: list[Result], path: Path) -> Path | None:
                 if f is not None and f.ratio:
                     ys.append(j + (i - (len(fams) - 1) / 2) * height)
                     xs.append(f.ratio)
+            if not ys:  # a family this run did not measure (e.g. --targets): no legend entry
+                continue
             ax.barh(ys, xs, height=height, label=label, color=colors[i % len(colors)])
             for y, x in zip(ys, xs, strict=True):
                 ax.text(x * 1.02, y, f"{x:.2f}", va="center", fontsize=6)
                 top = max(top, x)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on narrow ranges
         ax.set_xlim(right=top * 1.6)
         ax.set_yticks(range(len(workloads)))
         ax.set_yticklabels(workloads, fontsize=8)
