@@ -73,10 +73,17 @@ class Options:
     profile: str | None = None
     profile_ops: int = 2000
     seed: int = 20240601
+    targets: bool = False
+    families: frozenset[str] | None = None
+    wal_reads: int = 500
 
     def wants(self, key: str) -> bool:
         """Whether workload ``key`` was selected (``--only``)."""
         return self.only is None or key in self.only
+
+    def keeps(self, family: str) -> bool:
+        """Whether variants of ``family`` run (``--targets`` keeps only those its table reads)."""
+        return self.families is None or family in self.families
 
 
 @dataclass
@@ -586,6 +593,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         description="wxdata vs raw psycopg vs SQLAlchemy 2: interleaved, medians, ratios, A/B.",
     )
     p.add_argument("--quick", action="store_true", help="short smoke run (few reps, tiny batches)")
+    p.add_argument("--targets", action="store_true",
+                   help="the audited-performance targets table only: its workloads and variants, "
+                        f"{TARGETS_SCALE:,} students, {TARGETS_REPS} repetitions, no scaling, no "
+                        "optional modules (other options still apply on top)")
+    p.add_argument("--wal-reads", type=int, default=None,
+                   help="audited reads per repetition of the WAL measurement (default 500)")
     p.add_argument("--scale", type=int, default=None, help="students to seed (default 100000)")
     p.add_argument("--records-per-student", type=int, default=3)
     p.add_argument("--config", choices=("A", "B", "both"), default="both")
@@ -614,10 +627,16 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
                    help="profile the wxdata variant of one workload with cProfile and exit")
     p.add_argument("--profile-ops", type=int, default=2000)
     a = p.parse_args(argv)
-    o = Options(quick=a.quick)
+    o = Options(quick=a.quick, targets=a.targets)
+    if a.targets:
+        o.only, o.families, o.scaling = TARGET_KEYS, TARGET_FAMILIES, ()
+        o.scale, o.reps = TARGETS_SCALE, TARGETS_REPS
     if a.quick:
         o.scale, o.reps, o.batch_seconds, o.max_batch = 2000, 2, 0.02, 200
         o.bulk_rows, o.mixed_seconds, o.mixed_reps, o.scaling = 500, 0.3, 1, ()
+        o.wal_reads = 50
+    if a.wal_reads is not None:
+        o.wal_reads = max(1, a.wal_reads)
     if a.scale is not None:
         o.scale = a.scale
     o.records_per_student = a.records_per_student
@@ -644,7 +663,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     o.output_dir = a.output_dir
     o.chart = not a.no_chart
     o.write = not a.no_write
-    o.extras = not a.no_extras
+    o.extras = not a.no_extras and not a.targets
     o.keep_db = a.keep_db
     o.core = a.core
     o.profile = a.profile
@@ -653,7 +672,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
 
 
 ALL_KEYS = ("fetch", "rls", "page", "search", "create", "update", "delete", "bulk", "create_tx",
-            "phi_read", "mixed", "cache", "scaling", "extras")
+            "phi_read", "mixed", "cache", "audit_rate", "wal", "scaling", "extras")
+#: ``--targets``: the workloads and variant families the targets table (benchmarks/report.py) reads.
+TARGET_KEYS = frozenset({"fetch", "page", "phi_read", "create", "update", "bulk", "mixed", "cache",
+                         "audit_rate", "wal"})
+TARGET_FAMILIES = frozenset({"raw", "floor", "wx", "wx_noaudit"})
+TARGETS_SCALE = 100_000
+TARGETS_REPS = 7
 
 
 def server_url(options: Options) -> str:
@@ -678,12 +703,7 @@ def metadata(options: Options, server: str) -> dict[str, Any]:
         sa_version = "absent"
     with psycopg.connect(server, autocommit=True) as c:
         row = c.execute("SHOW server_version").fetchone()
-    commit = "unknown"
-    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
-    with contextlib.suppress(OSError):
-        ref = head.read_text().strip()
-        commit = (head.parent / ref[5:]).read_text().strip() if ref.startswith("ref: ") else ref
-    commit = commit[:12]
+    commit = git_commit(Path(__file__).resolve().parent.parent)
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(), "psycopg": psycopg.__version__,
@@ -691,9 +711,22 @@ def metadata(options: Options, server: str) -> dict[str, Any]:
         "postgresql": row[0] if row else "?", "cpus": os.cpu_count(),
         "loadavg_start": list(os.getloadavg()), "git_commit": commit,
         "scale": options.scale, "records_per_student": options.records_per_student,
-        "reps": options.reps, "quick": options.quick, "configs": list(options.configs),
+        "reps": options.reps, "quick": options.quick, "targets": options.targets,
+        "configs": list(options.configs),
         "server": conninfo_to_dict(server).get("host") or "socket",
     }
+
+
+def git_commit(root: Path) -> str:
+    """The checked-out commit of ``root`` (12 hex digits; also in a linked worktree), else unknown."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out[:12] or "unknown"
 
 
 @dataclass
@@ -786,9 +819,9 @@ def owner_runs(conninfo: str) -> Callable[[], None]:
 
 def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = print) -> Report:
     """Run the suite: create, migrate and seed a database, measure, report, drop the database."""
+    from benchmarks import audit_capacity, workloads
     from benchmarks import report as reporting
     from benchmarks import seed as seeding
-    from benchmarks import workloads
 
     os.environ.setdefault("WXDATA_ENV", "bench")
     options = parse_args(argv)
@@ -797,9 +830,21 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
         workloads.profile(options, server, log=log)
         return Report(meta={})
     rep = Report(meta=metadata(options, server))
+    started = time.perf_counter()
+    steps: dict[str, float] = {}
+    rep.meta["step_seconds"] = steps
+
+    @contextlib.contextmanager
+    def timed(config: str, step: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            steps[f"{config}:{step}"] = round(time.perf_counter() - t0, 1)
+            log(f"  [{config}] {step}: {steps[f'{config}:{step}']:.1f} s")
     selected = [w for w in workloads.MAIN if options.wants(w)]
-    run_main_db = bool(selected) or options.wants("mixed") or options.wants("cache") or (
-        options.extras and options.wants("extras"))
+    run_main_db = bool(selected) or any(options.wants(k) for k in ("mixed", "cache", "audit_rate")) \
+        or (options.extras and options.wants("extras"))
     if run_main_db:
         with seeding.bench_database(server, options, options.scale,
                                     options.records_per_student, log=log) as (db_url, data):
@@ -810,19 +855,31 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
                     env = Env(config, conninfo, options, data)
                     try:
                         for key in selected:
-                            for wl in workloads.MAIN[key](env):
-                                rep.results.extend(measure(env, wl, log=log))
+                            with timed(config, key):
+                                for wl in workloads.MAIN[key](env):
+                                    wl.variants = [v for v in wl.variants if v.baseline
+                                                   or options.keeps(v.family)]
+                                    rep.results.extend(measure(env, wl, log=log))
                         if options.wants("cache"):
-                            got, note = workloads.cache_hits(env, log=log)
+                            with timed(config, "cache"):
+                                got, note = workloads.cache_hits(env, log=log)
                             rep.results.extend(got)
                             if note and note not in rep.notes:
                                 rep.notes.append(note)
                         if options.wants("mixed"):
-                            rep.results.extend(workloads.school_day(env, log=log))
+                            with timed(config, "mixed"):
+                                rep.results.extend(workloads.school_day(env, log=log))
+                        if options.wants("audit_rate"):
+                            with timed(config, "audit_rate"):
+                                rep.results.extend(audit_capacity.audit_log_rate(env, log=log))
                         if options.extras and options.wants("extras"):
-                            rep.results.extend(_extras(env, log, rep))
+                            with timed(config, "extras"):
+                                rep.results.extend(_extras(env, log, rep))
                     finally:
                         env.close()
+    if options.wants("wal"):
+        with timed("-", "wal"):
+            rep.results.extend(audit_capacity.wal_per_read(server, options, log=log))
     if options.wants("scaling"):
         for scale in options.scaling:
             with seeding.bench_database(server, options, scale, 0, log=log) as (db_url, data):
@@ -836,6 +893,7 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
                         finally:
                             env.close()
     rep.meta["loadavg_end"] = list(os.getloadavg())
+    rep.meta["seconds"] = round(time.perf_counter() - started, 1)
     rep.meta["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     finalize(rep.results)
     _module_reports(rep, log)

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -191,18 +194,26 @@ def seed(conn: psycopg.Connection[Any], options: Options, students: int, per_stu
 
 @contextlib.contextmanager
 def bench_database(server: str, options: Options, students: int, per_student: int, *,
-                   log: Callable[[str], None] = print) -> Iterator[tuple[str, Dataset]]:
-    """A new database on ``server``: migrated, seeded, yielded as (url, dataset), then dropped."""
-    from wxdata.migrate import migrate
+                   log: Callable[[str], None] = print,
+                   migrations_before: str | None = None) -> Iterator[tuple[str, Dataset]]:
+    """A new database on ``server``: migrated, seeded, yielded as (url, dataset), then dropped.
+
+    ``migrations_before`` (e.g. ``"0210"``) stops the migrations at the first file whose name
+    sorts at or after it: the schema as it was before that migration (the "before" side of a
+    schema comparison).
+    """
+    from wxdata.migrate import migrate, sql_dir
 
     name = f"wxdata_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(server, dbname=name)
-    log(f"database {name}: migrating and seeding {students} students")
+    log(f"database {name}: migrating{' before ' + migrations_before if migrations_before else ''}"
+        f" and seeding {students} students")
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn)
+        with psycopg.connect(url, autocommit=True) as conn, \
+                _migrations(sql_dir(), migrations_before) as directory:
+            migrate(conn, directory)
             data = seed(conn, options, students, per_student, log=log)
         yield url, data
     finally:
@@ -211,3 +222,16 @@ def bench_database(server: str, options: Options, students: int, per_student: in
         else:
             with psycopg.connect(server, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def _migrations(directory: Path, before: str | None) -> Iterator[Path | None]:
+    """``directory``, or a temporary copy of its migrations that sort before ``before``."""
+    if before is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="wxdata-bench-sql-") as tmp:
+        for path in sorted(directory.glob("*.sql")):
+            if path.name < before:
+                shutil.copy(path, Path(tmp) / path.name)
+        yield Path(tmp)

@@ -11,6 +11,10 @@ Variants, in every workload where they make sense:
   record in the same statement);
 - ``wxdata (AUDIT_ENABLED=false)``: the same calls with the audit switched off, so the layer's cost
   and the audit's cost can be told apart;
+- ``raw psycopg + leanest durable record`` (fetch, page, PHI read, create, update): the bare
+  statement with the smallest durable record riding in it (one narrow row into an unindexed,
+  logged table, ``bench_floor_record``): the physical floor of any operation that must leave a
+  durable record, so ``wxdata (audited) / this`` is the gap to that floor;
 - ``SQLAlchemy Core``: prebuilt statements on a long-lived AUTOCOMMIT connection;
 - ``SQLAlchemy ORM``: a ``Session`` per operation (idiomatic), AUTOCOMMIT engine for single
   statements, the transactional engine where the workload is a transaction.
@@ -51,6 +55,7 @@ from benchmarks.common import (
     capture,
     configuration,
     fmt_us,
+    measure,
     statement,
 )
 from benchmarks.seed import GRADES, copy_students
@@ -98,6 +103,31 @@ INSERT_AUDIT = (
     f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)}) VALUES "
     "(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
+#: The leanest durable record (``bench_floor_record``, see benchmarks/bench_audit_floor.py) riding in
+#: the same statement as the bare operation: each ``FLOOR_*`` statement is the raw statement as a
+#: CTE ``s`` plus one narrow row inserted from it.
+FLOOR_RECORD = ("INSERT INTO bench_floor_record (action, entity_type, entity_id, subject_id, "
+                "user_id) ")
+FLOOR_FETCH = ("WITH s AS (" + FETCH_STUDENT + "), a AS (" + FLOOR_RECORD
+               + "SELECT 'READ', 'Student', s.id, s.id, %s FROM s) SELECT * FROM s")
+FLOOR_PHI = ("WITH s AS (" + FETCH_RECORD + "), a AS (" + FLOOR_RECORD
+             + "SELECT 'READ', 'HealthRecord', s.id, s.student_id, %s FROM s) SELECT * FROM s")
+FLOOR_PAGE = ("WITH s AS (" + PAGE_STUDENTS + "), a AS (" + FLOOR_RECORD
+              + "SELECT 'READ', 'Student', NULL, NULL, %s WHERE EXISTS (SELECT 1 FROM s)) "
+              "SELECT * FROM s")
+FLOOR_CREATE = ("WITH s AS (" + INSERT_STUDENT + "), a AS (" + FLOOR_RECORD
+                + "SELECT 'CREATE', 'Student', s.id, s.id, %s FROM s) SELECT * FROM s")
+FLOOR_UPDATE = ("WITH s AS (" + UPDATE_STUDENT + "), a AS (" + FLOOR_RECORD
+                + "SELECT 'UPDATE', 'Student', s.id, s.id, %s FROM s) SELECT * FROM s")
+FLOOR_RECORDS_OF = ("WITH s AS (" + RECORDS_OF + "), a AS (" + FLOOR_RECORD
+                    + "SELECT 'READ', 'HealthRecord', NULL, %s, %s WHERE EXISTS (SELECT 1 FROM s)) "
+                    "SELECT * FROM s")
+FLOOR_CREATE_RECORD = ("WITH s AS (" + INSERT_RECORD + "), a AS (" + FLOOR_RECORD
+                       + "SELECT 'CREATE', 'HealthRecord', s.id, s.student_id, %s FROM s) "
+                       "SELECT * FROM s")
+#: The leanest durable record alone (the floor of a cache hit that must record its disclosure).
+FLOOR_INSERT = FLOOR_RECORD + "VALUES ('READ', 'Student', %s, %s, %s)"
+FLOOR = "raw psycopg + leanest durable record"
 COPY_STUDENTS = (
     "COPY students (id, student_number, first_name, last_name, date_of_birth, grade, gender, "
     "enrollment_date, school_id, district_id, created_by, updated_by) FROM STDIN"
@@ -127,6 +157,23 @@ def _variant_off(name: str, make: Callable[[Env], Op]) -> Variant:
 
 def _cursor(env: Env) -> psycopg.Cursor[Any]:
     return env.memo("raw-cursor", lambda: env.raw.cursor())
+
+
+def floor_table(env: Env) -> None:
+    """Create the leanest durable record's table (once per database; both configurations share it)."""
+    from benchmarks.bench_audit_floor import FLOOR_DDL
+
+    def make() -> bool:
+        env.connection("prep").execute(FLOOR_DDL.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1))
+        return True
+
+    env.memo("floor-table", make)
+
+
+def floor_cursor(env: Env) -> psycopg.Cursor[Any]:
+    """The raw cursor, once the floor table exists."""
+    floor_table(env)
+    return _cursor(env)
 
 
 def student_values(env: Env, prefix: str = "BN") -> dict[str, Any]:
@@ -274,6 +321,14 @@ def fetch_by_id(env: Env) -> list[Workload]:
             return cur.fetchone()
         return op
 
+    def floor(env: Env) -> Op:
+        cur, user = floor_cursor(env), env.ctx.user_id
+
+        def op(sid: uuid.UUID) -> Any:
+            cur.execute(FLOOR_FETCH, (sid, user), prepare=True)
+            return cur.fetchone()
+        return op
+
     def wx(env: Env) -> Op:
         conn, ctx, find = env.wx, env.ctx, students.find_by_id
         return lambda sid: isinstance(find(conn, ctx, sid), Success)
@@ -295,8 +350,8 @@ def fetch_by_id(env: Env) -> list[Workload]:
     return [Workload("fetch", "fetch by id", [
         Variant(RAW, "raw", raw, baseline=True), Variant(RAW_AUDIT, "raw_audit", raw_audit),
         Variant(RAW_AUDIT + ", synchronous_commit=off", "raw_alt", raw_audit_async),
-        Variant(WX, "wx", wx), _variant_off(WX_OFF, wx), Variant(CORE, "core", core),
-        Variant(ORM, "orm", orm),
+        Variant(FLOOR, "floor", floor), Variant(WX, "wx", wx), _variant_off(WX_OFF, wx),
+        Variant(CORE, "core", core), Variant(ORM, "orm", orm),
     ], _random_ids, note="the audit record makes every PHI read a write: in A its commit waits for the "
                          "WAL flush (the synchronous_commit=off variant shows that share)")]
 
@@ -429,6 +484,18 @@ def page_with_total(env: Env) -> list[Workload]:
             return cur.fetchall() is not None
         return op
 
+    def floor(env: Env) -> Op:
+        cur, user = floor_cursor(env), env.ctx.user_id
+
+        def op(x: tuple[str, int]) -> Any:
+            grade, page = x
+            cur.execute(FLOOR_PAGE, (grade, 20, (page - 1) * 20, user), prepare=True)
+            rows = cur.fetchall()
+            cur.execute(COUNT_STUDENTS, (grade,), prepare=True)
+            total = cur.fetchone()
+            return rows is not None and total is not None
+        return op
+
     def wx(env: Env) -> Op:
         conn, ctx, find = env.wx, env.ctx, students.find_many
         return lambda x: isinstance(find(conn, ctx, {"grade": x[0]}, order_by=ORDER, page=x[1],
@@ -461,6 +528,7 @@ def page_with_total(env: Env) -> list[Workload]:
     return [Workload("page", "page of 20 + total", [
         Variant(RAW + " (2 queries)", "raw", raw, baseline=True),
         Variant(RAW_AUDIT + " (1 statement)", "raw_audit", raw_audit),
+        Variant(FLOOR + " (2 queries)", "floor", floor),
         Variant(WX, "wx", wx), _variant_off(WX_OFF, wx), Variant(CORE, "core", core),
         Variant(ORM, "orm", orm),
     ], inputs, note="grade filter, ~1/13 of the students match")]
@@ -575,6 +643,14 @@ def single_create(env: Env) -> list[Workload]:
             return cur.fetchone()
         return op
 
+    def floor(env: Env) -> Op:
+        cur, user = floor_cursor(env), env.ctx.user_id
+
+        def op(v: dict[str, Any]) -> Any:
+            cur.execute(FLOOR_CREATE, (*_student_tuple(v, user), user), prepare=True)
+            return cur.fetchone()
+        return op
+
     def wx(env: Env) -> Op:
         conn, ctx, create = env.wx, env.ctx, students.create
         return lambda v: isinstance(create(conn, ctx, v), Success)
@@ -601,6 +677,7 @@ def single_create(env: Env) -> list[Workload]:
 
     return [Workload("create", "single create", [
         Variant(RAW, "raw", _raw_create, baseline=True), Variant(RAW_AUDIT, "raw_audit", raw_audit),
+        Variant(FLOOR, "floor", floor),
         Variant(WX, "wx", wx), _variant_off(WX_OFF, wx), Variant(CORE, "core", core),
         Variant(ORM, "orm", orm),
     ], _create_inputs)]
@@ -633,6 +710,14 @@ def update_by_id(env: Env) -> list[Workload]:
             return cur.fetchone()
         return op
 
+    def floor(env: Env) -> Op:
+        cur, user = floor_cursor(env), env.ctx.user_id
+
+        def op(x: tuple[uuid.UUID, str]) -> Any:
+            cur.execute(FLOOR_UPDATE, (x[1], user, x[0], user), prepare=True)
+            return cur.fetchone()
+        return op
+
     def wx(env: Env) -> Op:
         conn, ctx, update = env.wx, env.ctx, students.update
         return lambda x: isinstance(update(conn, ctx, x[0], {"grade": x[1]}), Success)
@@ -658,6 +743,7 @@ def update_by_id(env: Env) -> list[Workload]:
 
     return [Workload("update", "update by id", [
         Variant(RAW, "raw", raw, baseline=True), Variant(RAW_AUDIT, "raw_audit", raw_audit),
+        Variant(FLOOR, "floor", floor),
         Variant(WX, "wx", wx), _variant_off(WX_OFF, wx), Variant(CORE, "core", core),
         Variant(ORM, "orm", orm),
     ], inputs, note="ORM: get + change + commit (version_id_col check), 2 round trips")]
@@ -938,6 +1024,14 @@ def phi_read(env: Env) -> list[Workload]:
             return cur.fetchone()
         return op
 
+    def floor(env: Env) -> Op:
+        cur, user = floor_cursor(env), env.ctx.user_id
+
+        def op(rid: uuid.UUID) -> Any:
+            cur.execute(FLOOR_PHI, (rid, user), prepare=True)
+            return cur.fetchone()
+        return op
+
     def wx(env: Env) -> Op:
         conn, ctx, find = env.wx, env.ctx, health_records.find_by_id
         return lambda rid: isinstance(find(conn, ctx, rid), Success)
@@ -973,6 +1067,7 @@ def phi_read(env: Env) -> list[Workload]:
         Variant(RAW + " (no audit)", "raw", raw, baseline=True),
         Variant(RAW_AUDIT + " (1 statement)", "raw_audit", raw_audit),
         Variant(RAW + " SELECT + INSERT audit", "raw_alt", raw_two),
+        Variant(FLOOR + " (1 statement)", "floor", floor),
         Variant(WX, "wx", wx), _variant_off(WX_OFF, wx),
         Variant(CORE + " SELECT + INSERT audit", "core", core),
         Variant(ORM + " get + audit row + commit", "orm", orm),
@@ -1011,9 +1106,15 @@ def _record_values(env: Env, sid: uuid.UUID) -> dict[str, Any]:
             "description": "Seen at the nurse's office.", "record_date": date.today()}
 
 
-def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
+def _raw_day(env: Env, pool: Any, floor: bool = False) -> dict[str, Callable[[Any], Any]]:
+    """The school day's operations in raw psycopg; with ``floor``, every read that returns rows and
+    every write carries the leanest durable record in the same statement (the physical floor of an
+    audited day)."""
     cursors: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
     user = env.ctx.user_id
+    if floor:
+        floor_table(env)
+    rec: tuple[Any, ...] = (user,) if floor else ()
 
     def cur_of(c: Any) -> Any:
         cur = cursors.get(c)
@@ -1024,13 +1125,14 @@ def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
     def fetch(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(FETCH_STUDENT, (x,), prepare=True)
+            cur.execute(FLOOR_FETCH if floor else FETCH_STUDENT, (x, *rec), prepare=True)
             return cur.fetchone()
 
     def page(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(PAGE_STUDENTS, (x[0], 20, (x[1] - 1) * 20), prepare=True)
+            cur.execute(FLOOR_PAGE if floor else PAGE_STUDENTS, (x[0], 20, (x[1] - 1) * 20, *rec),
+                        prepare=True)
             rows = cur.fetchall()
             cur.execute(COUNT_STUDENTS, (x[0],), prepare=True)
             return cur.fetchone() is not None and rows is not None
@@ -1038,7 +1140,8 @@ def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
     def records(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(RECORDS_OF, (x, 20, 0), prepare=True)
+            cur.execute(FLOOR_RECORDS_OF if floor else RECORDS_OF,
+                        (x, 20, 0, *((x, user) if floor else ())), prepare=True)
             rows = cur.fetchall()
             cur.execute(COUNT_RECORDS_OF, (x,), prepare=True)
             return cur.fetchone() is not None and rows is not None
@@ -1046,14 +1149,16 @@ def _raw_day(env: Env, pool: Any) -> dict[str, Callable[[Any], Any]]:
     def create(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(INSERT_RECORD, (uuid.uuid4(), x["student_id"], x["record_type"], x["title"],
-                                        x["description"], x["record_date"], user, user), prepare=True)
+            cur.execute(FLOOR_CREATE_RECORD if floor else INSERT_RECORD,
+                        (uuid.uuid4(), x["student_id"], x["record_type"], x["title"],
+                         x["description"], x["record_date"], user, user, *rec), prepare=True)
             return cur.fetchone()
 
     def update(x: Any) -> Any:
         with pool.connection() as c:
             cur = cur_of(c)
-            cur.execute(UPDATE_STUDENT, (x[1], user, x[0]), prepare=True)
+            cur.execute(FLOOR_UPDATE if floor else UPDATE_STUDENT, (x[1], user, x[0], *rec),
+                        prepare=True)
             return cur.fetchone()
 
     return {"fetch student": fetch, "page of grade": page, "records of student": records,
@@ -1254,11 +1359,16 @@ def school_day(env: Env, *, log: Callable[[str], None] = print) -> list[Result]:
     try:
         clients = [
             (RAW + " (psycopg_pool)", "raw", lambda: _raw_day(env, raw_pool), None, True),
+            (FLOOR + " (psycopg_pool)", "floor", lambda: _raw_day(env, raw_pool, floor=True), None,
+             False),
             (WX + " (wxdata.db.create_pool)", "wx", lambda: _wx_day(env, wx_pool), None, False),
             (WX_OFF, "wx_noaudit", lambda: _wx_day(env, wx_pool), audit_disabled, False),
             (CORE + " (QueuePool)", "core", lambda: _core_day(env, engine), None, False),
             (ORM + " (Session per op)", "orm", lambda: _orm_day(env, engine), None, False),
         ]
+        wanted = opts.families
+        if wanted is not None:
+            clients = [c for c in clients if c[1] in wanted]
         built = {name: make() for name, _, make, _, _ in clients}
         samples: dict[str, list[float]] = {c[0]: [] for c in clients}
         lats: dict[str, list[int]] = {c[0]: [] for c in clients}
@@ -1300,28 +1410,64 @@ def school_day(env: Env, *, log: Callable[[str], None] = print) -> list[Result]:
     return out
 
 
-# --- cache hits (hook) -------------------------------------------------------------------------------
+# --- cache hits: the rows of the targets table, through benchmarks/bench_cache.py -------------------
 
 CACHE_HOOK_NOTE = (
-    "cache hits: wxdata.cache is not importable; benchmarks/bench_cache.py measures cache hits "
-    "when it is"
+    "cache hits: wxdata.cache or benchmarks/bench_cache.py is not importable; no cache rows"
 )
+#: The workloads of benchmarks/bench_cache.py the targets table reads.
+CACHE_WORKLOADS = ("cache-school", "cache-phi")
+FLOOR_INSERT_VARIANT = "raw psycopg durable INSERT of the leanest record (floor)"
 
 
 def cache_hits(env: Env, *, log: Callable[[str], None] = print) -> tuple[list[Result], str]:
-    """Where cache hits are measured: ``benchmarks/bench_cache.py`` (the extras step) measures
-    memory-tier and Redis-tier hits and misses next to a raw prepared fetch; this returns no
-    results, only the note saying so.
-    """
-    try:
-        import importlib
+    """Cache hits for the targets table, measured with ``benchmarks/bench_cache.py``'s workloads.
 
-        cache = importlib.import_module("wxdata.cache")
+    Two of its workloads, interleaved like every other: reference rows by id (a memory hit vs
+    ``cachetools.cached`` over the same call, a Redis hit vs a hand-written GET + AES-GCM decrypt +
+    decode; every variant with the audit off), and the PHI student by id with its record (a cached
+    hit + its record vs the uncached audited read), to which this adds the durable-INSERT floor:
+    the leanest record alone, written by raw psycopg (a hit that must record its disclosure costs
+    at least that). The Redis variants need ``REDIS_URL``; without it they are absent and the note
+    says so.
+    """
+    import importlib
+
+    try:
+        bench_cache = importlib.import_module("benchmarks.bench_cache")
     except ImportError:
         return [], CACHE_HOOK_NOTE
-    if not hasattr(cache, "cached"):
-        return [], CACHE_HOOK_NOTE
-    return [], ("cache hits: measured by benchmarks/bench_cache.py (extras step)")
+    redis_url = bench_cache._redis_url()
+    caches = bench_cache.Caches(redis_url)
+    city, ids, fragments = bench_cache._seed_reference(env)
+    out: list[Result] = []
+    try:
+        chosen = [wl for wl in bench_cache.workloads(env, caches, city, ids, fragments)
+                  if wl.key in CACHE_WORKLOADS]
+        for wl in chosen:
+            if wl.key == "cache-school":
+                for v in wl.variants:
+                    v.around = audit_disabled
+            else:
+                wl.variants.append(Variant(FLOOR_INSERT_VARIANT, "floor_insert", _floor_insert))
+            out.extend(measure(env, wl, log=log))
+    finally:
+        caches.close()
+        bench_cache._drop_reference(env, city)
+    for r in out:
+        r.section = "cache"
+    note = "" if redis_url else ("cache hits: REDIS_URL unset or unreachable, the Redis rows "
+                                 "were not measured")
+    return out, note
+
+
+def _floor_insert(env: Env) -> Op:
+    cur, user = floor_cursor(env), env.ctx.user_id
+
+    def op(sid: uuid.UUID) -> Any:
+        cur.execute(FLOOR_INSERT, (sid, sid, user), prepare=True)
+        return cur.rowcount == 1
+    return op
 
 
 # --- scaling: fetch and page at 10k / 100k / 1M, deep offsets vs keyset ------------------------------------

@@ -1,9 +1,12 @@
-"""Smoke test of the benchmark harness: a tiny --quick run in configuration A (no timing assertions).
+"""Smoke test of the benchmark harness: tiny --quick runs in configuration A (no timing assertions).
 
-It runs every workload of ``python -m benchmarks`` once against its own freshly created, migrated,
-seeded and dropped database, and checks the report: every workload row is present in the summary
-table, every variant has a finite positive time and a finite ratio to raw psycopg, and the school
-day reports throughput and percentiles. It asserts nothing about speed.
+The first runs every workload of ``python -m benchmarks`` once against its own freshly created,
+migrated, seeded and dropped database, and checks the report: every workload row is present in the
+summary table, every variant has a finite positive time and a finite ratio to raw psycopg, and the
+school day reports throughput and percentiles. The second runs the ``--targets`` preset and checks
+that the audited-performance table has exactly its rows, each measured, with its floor and gap
+where the row has one, and that the audit log's records per second and WAL per read are there.
+The verdict rule of every row is checked over generated figures. Nothing asserts anything about speed.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from __future__ import annotations
 import math
 
 import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from benchmarks import workloads
-from benchmarks.common import main
+from benchmarks.common import TARGET_FAMILIES, Result, main
+from benchmarks.report import AUDITED_TARGETS, FLOOR_GAP, Pick, audited_rows
 
 
 def test_quick_run_reports_every_workload_with_finite_ratios(server_url: str) -> None:
@@ -31,7 +38,7 @@ def test_quick_run_reports_every_workload_with_finite_ratios(server_url: str) ->
     main_results = [r for r in report.results if r.section == "main"]
     titles = {r.workload for r in main_results}
     assert len(titles) == len(workloads.MAIN)
-    summary = report.markdown.split("## Summary")[1].split("## Targets")[0]
+    summary = report.markdown.split("## Summary")[1].split("## Audited-performance targets")[0]
     for title in titles:
         row = next(line for line in summary.splitlines() if line.startswith(f"| {title} |"))
         assert "nan" not in row and "inf" not in row
@@ -48,16 +55,116 @@ def test_quick_run_reports_every_workload_with_finite_ratios(server_url: str) ->
     sqlalchemy = titles - {"fetch by id as the app role (RLS)"}  # RLS: raw vs wxdata only
     for family in ("core", "orm"):
         assert {r.workload for r in main_results if r.family == family} == sqlalchemy
+    floors = {r.workload for r in main_results if r.family == "floor"}
+    assert floors == {"fetch by id", "page of 20 + total", "PHI read with audit (health record)",
+                      "single create", "update by id"}
 
     day = [r for r in report.results if r.section == "mixed"]
-    assert {r.family for r in day} == {"raw", "wx", "wx_noaudit", "core", "orm"}
+    assert {r.family for r in day} == {"raw", "floor", "wx", "wx_noaudit", "core", "orm"}
     for r in day:
         assert r.extra["throughput_ops_s"] > 0 and r.extra["ops"] > 0
         assert r.extra["p50_us"] <= r.extra["p95_us"] <= r.extra["p99_us"]
         assert r.ratio is not None and math.isfinite(r.ratio)
-    assert "## Targets" in report.markdown and "| fetch by id |" in report.markdown
+    assert "## Layer targets" in report.markdown and "| fetch by id |" in report.markdown
+    assert "## Audited-performance targets" in report.markdown
 
     with psycopg.connect(server_url, autocommit=True) as admin:  # the run dropped its database
         after = {r[0] for r in admin.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'wxdata_bench_%'")}
     assert after <= before
+
+
+def test_targets_preset_fills_every_row_of_the_audited_table(
+        server_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    lines: list[str] = []
+    report = main(
+        ["--targets", "--quick", "--scale", "200", "--reps", "1", "--config", "A", "--no-chart",
+         "--no-write", "--mixed-seconds", "0.1", "--bulk-rows", "50", "--threads", "4",
+         "--wal-reads", "5", "--database-url", server_url],
+        log=lines.append,
+    )
+    assert report.meta["targets"] is True
+
+    rows = audited_rows(report.results)
+    assert [r["target"] for r in rows] == [t.label for t in AUDITED_TARGETS]
+    table = report.markdown.split("## Audited-performance targets")[1].split("## Audit log")[0]
+    for target, row in zip(AUDITED_TARGETS, rows, strict=True):
+        assert any(line.startswith(f"| {target.label} |") for line in table.splitlines())
+        measured = row["A"]
+        assert "B" not in row
+        assert len(measured["parts"]) == len(target.parts)
+        assert measured["verdict"] in ("met", "floor", "MISSED")
+        for part, got in zip(target.parts, measured["parts"], strict=True):
+            assert math.isfinite(got["value"]) and got["value"] > 0
+            if part.floor is not None:
+                assert math.isfinite(got["floor"]) and got["floor"] > 0
+                assert math.isfinite(got["gap"]) and got["gap"] > 0
+            else:
+                assert got["floor"] is None and got["gap"] is None
+
+    main_results = [r for r in report.results if r.section == "main"]
+    assert {r.family for r in main_results} <= TARGET_FAMILIES
+    assert not [r for r in report.results if r.section == "scaling" or
+                r.section.startswith("extra:")]
+    assert {r.family for r in report.results if r.section == "mixed"} == {"raw", "floor", "wx",
+                                                                         "wx_noaudit"}
+
+    rate = [r for r in report.results if r.section == "audit_rate"]
+    assert [r.family for r in rate] == ["wx", "floor"]
+    for r in rate:
+        assert r.extra["records_per_s"] > 0 and r.extra["writers"] == 4
+    wal = [r for r in report.results if r.section == "wal"]
+    assert [r.baseline for r in wal] == [True, False, False]
+    for r in wal:
+        assert len(r.samples_us) == 1 and math.isfinite(r.median) and r.median >= 0
+    assert wal[0].median > 0 and wal[1].median > 0  # an audited read writes WAL in either schema
+    assert "records per second, 4 writers" in report.markdown
+    assert "before the lean-index migrations" in report.markdown
+
+
+_figure = st.floats(min_value=1.0, max_value=1e5, allow_nan=False, allow_infinity=False)
+
+
+def _result(pick: Pick, config: str, figure: float) -> Result:
+    """A result that ``pick`` finds: ``figure`` µs per operation, and as many operations per second."""
+    name = pick.family or pick.variant
+    return Result(pick.workload.rstrip("*") + (" (8 threads)" if pick.workload.endswith("*") else ""),
+                  name, config, [figure], 1, pick.family or "other", False, pick.section,
+                  extra={"throughput_ops_s": figure})
+
+
+@given(data=st.data())
+def test_every_row_is_met_within_its_bound_floor_only_at_a_floor_that_misses_it(
+        data: st.DataObject) -> None:
+    picks = {p for t in AUDITED_TARGETS for part in t.parts
+             for p in (part.num, part.den, part.floor, part.floor_den) if p is not None}
+    figures = {(p, c): data.draw(_figure) for p in sorted(picks, key=repr) for c in ("A", "B")}
+    rows = audited_rows([_result(p, c, f) for (p, c), f in figures.items()])
+    for target, row in zip(AUDITED_TARGETS, rows, strict=True):
+        for config in ("A", "B"):
+            bound = target.bounds[config]
+            got = row[config]
+            verdict = "met"
+            for part, measured in zip(target.parts, got["parts"], strict=True):
+                num, den = figures[(part.num, config)], figures[(part.den, config)]
+                value = num / den  # a time ratio, or a rate ratio for throughput rows
+                assert measured["value"] == pytest.approx(value)
+                within = value <= bound if target.op == "<=" else value >= bound
+                if target.never_slower and value > 1.0:
+                    verdict = "MISSED"
+                if part.floor is None:
+                    assert measured["floor"] is None and measured["gap"] is None
+                    if not within:
+                        verdict = "MISSED"
+                    continue
+                low = figures[(part.floor, config)]
+                low_den = figures[(part.floor_den or part.den, config)]
+                gap = (1.0 / num) / (1.0 / low) if part.throughput else num / low  # per operation
+                assert measured["floor"] == pytest.approx(low / low_den)
+                assert measured["gap"] == pytest.approx(gap)
+                floor_within = (low / low_den <= bound if target.op == "<="
+                                else low / low_den >= bound)
+                if not within and verdict != "MISSED":
+                    verdict = "floor" if not floor_within and gap <= FLOOR_GAP else "MISSED"
+            assert got["verdict"] == verdict, (target.label, config)
