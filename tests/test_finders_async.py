@@ -20,6 +20,9 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from psycopg import sql
 from returns.result import Result, Success
 
@@ -388,3 +391,30 @@ def test_a_cached_finder_is_invalidated_by_a_write_of_either_shell(
         aio_domains.students.update(connection, sys_ctx, s.id, {"grade": "6"}))  # an async write
     assert grade_sync() == "6"
     assert grade_async() == "6"
+
+
+_TEXT = st.text(alphabet=st.sampled_from("aeilnorst%_\\ A"), max_size=5)
+_DATES = st.dates(date(2015, 1, 1), date(2030, 12, 31))
+
+
+@hyp_settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_TEXT, start=_DATES, end=_DATES, limit=st.integers(-1, 120))
+def test_random_arguments_answer_the_same_on_both_shells(
+        conn: Conn, aconn: Any, reader: ExecutionContext, world: World, text: str, start: date,
+        end: date, limit: int) -> None:
+    """Any text (wildcards included), any date range (reversed ones refused) and any limit
+    (out-of-range ones refused): both shells give the same answer, Success or Failure, and write
+    the same audit records."""
+    calls = [
+        (students.search, (text,), {"limit": limit}),
+        (allergies.find_by_allergen, (text,), {"limit": limit}),
+        (medications.search_by_name, (text,), {}),
+        (vital_signs.find_by_date_range, (start, end), {"limit": limit}),
+        (health_records.find_by_date_range, (sid(world, "health_records"), start, end), {}),
+        (incident_reports.find_by_date_range, (start, end), {"student_id": world.student["id"]}),
+    ]
+    for fn, args, kwargs in calls:
+        sync, in_async, sync_records, async_records = _both(fn, conn, aconn, reader, args, kwargs)
+        assert sync == in_async, _name(fn)
+        assert sync_records == async_records, _name(fn)
