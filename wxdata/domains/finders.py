@@ -53,6 +53,7 @@ __all__ = [
     "due_within",
     "finder",
     "in_range",
+    "is_finder",
     "today",
 ]
 
@@ -128,9 +129,9 @@ def _signature(plan: Callable[..., Any], *, required: bool) -> inspect.Signature
     and to check the value type). Unresolvable annotations refuse a cached finder."""
     signature = inspect.signature(plan)
     namespace = {**vars(effects), **plan.__globals__}
-    cells = dict(zip(plan.__code__.co_freevars,
-                     (c.cell_contents for c in plan.__closure__ or ()), strict=True))
     try:
+        cells = dict(zip(plan.__code__.co_freevars,
+                         (c.cell_contents for c in plan.__closure__ or ()), strict=True))
         hints = typing.get_type_hints(plan, globalns=namespace, localns=cells)
     except Exception as exc:  # noqa: BLE001 - reported as one refusal, names no value
         if required:
