@@ -1,4 +1,5 @@
-"""Every cached finder of ``wxdata.domains`` hits on its second call, against the real database.
+"""Every cached finder of ``wxdata.domains`` hits on its second call, on both shells, against the real
+database.
 
 The functions are found by walking the domain modules for the ``cached`` decorator's marker, so a
 new cached finder without a case here fails the test instead of going unchecked (the health
@@ -8,6 +9,7 @@ not be stored, and every call was counted "not cacheable").
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
 import uuid
@@ -21,8 +23,10 @@ import pytest
 
 import wxdata.domains
 from tests.test_cache_support import memory, prefix, redis_backend, wipe
-from wxdata import ExecutionContext
+from wxdata import ExecutionContext, aio
+from wxdata.cache import aio as acache
 from wxdata.cache import configure_cache, reset_default
+from wxdata.cache.backends.aio import AsyncMemoryCache
 from wxdata.cache.backends.base import CacheManager
 from wxdata.domains import (
     health_records,
@@ -124,6 +128,48 @@ def test_cached_domain_function_hits_on_its_second_call(
     before = process_cache.stats().entities[label]
     second = fn(conn, reader, *args(world))
     after = process_cache.stats().entities[label]
+    assert second == first
+    assert after.hits == before.hits + 1
+    assert after.not_cacheable == 0
+
+
+@pytest.mark.parametrize("fn", list(CASES), ids=lambda f: f.__qualname__)
+def test_the_async_twin_of_a_cached_domain_function_hits_on_its_second_call(
+        conn: Conn, db_url: str, ctx: ExecutionContext, sys_ctx: ExecutionContext,
+        make_student: Any, school: dict[str, uuid.UUID], fn: Any) -> None:
+    """The twin (``fn.aio``, what ``wxdata.aio.domains`` publishes) is cached by the async
+    cache with the same entity: its second call is a hit, counted under the same entity."""
+    tag = uuid.uuid4().hex[:8]
+    district = organisation.districts.create(
+        conn, sys_ctx, {"name": f"District {tag}", "code": f"DC-{tag}"}).unwrap()
+    mine = organisation.schools.create(
+        conn, sys_ctx, {"name": f"School {tag}", "code": f"SC-{tag}",
+                        "district_id": district.id}).unwrap()
+    s = make_student()
+    health_records.create(conn, sys_ctx, {
+        "student_id": s.id, "record_type": "CHECKUP", "title": "Annual", "description": "well",
+        "record_date": date(2024, 9, 1)}).unwrap()
+    email = f"nurse-{tag}@example.org"
+    organisation.users.create(conn, sys_ctx, {
+        "email": email, "first_name": "Nia", "last_name": "Nurse", "role": "NURSE",
+        "password_hash": "x" * 60, "school_id": mine.id}).unwrap()
+    world = World(s.id, s.student_number, district.id, district.code, mine.code, email)
+    reader = attrs.evolve(ctx, school_ids={school["school_id"], mine.id})
+    label, args = CASES[fn]
+    mem = memory(max_size=10_000)
+    acache.configure_async_cache(AsyncMemoryCache(mem))
+    loop = asyncio.new_event_loop()
+    try:
+        aconn = loop.run_until_complete(aio.connect(db_url))
+        first = loop.run_until_complete(fn.aio(aconn, reader, *args(world)))
+        assert first.unwrap() is not None
+        before = mem.stats().entities[label]
+        second = loop.run_until_complete(fn.aio(aconn, reader, *args(world)))
+        after = mem.stats().entities[label]
+        loop.run_until_complete(aconn.close())
+    finally:
+        loop.close()
+        acache.reset_async_cache()
     assert second == first
     assert after.hits == before.hits + 1
     assert after.not_cacheable == 0

@@ -24,6 +24,8 @@ import attrs
 import psycopg
 from returns.result import Result
 
+from wxdata.audit.record import AuditAction
+from wxdata.bulk import BulkOutcome
 from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
 from wxdata.core.crud import ALL_FIELDS, MAX_BULK, STREAM_BATCH, Where
@@ -137,21 +139,25 @@ record_disclosure = _shell(plans.record_disclosure)
 
 @attrs.frozen(slots=True)
 class Ops(Generic[R]):
-    """The generic functions with the entity bound: ``students.ops.find_by_id(conn, ctx, id)``."""
+    """The generic functions with the entity bound: ``students.ops.find_by_id(conn, ctx, id)``.
+
+    One method per name of :data:`wxdata._operations.OPERATIONS`, each the function of the same
+    name with ``entity`` filled in (same parameters, defaults and answer; a test compares them).
+    """
 
     entity: Entity[R]
 
     def find_by_id(
         self, conn: Conn, ctx: ExecutionContext, id: UUID | str, *, include_deleted: bool = False
     ) -> Result[R, DataError]:
-        """The row with this id."""
+        """The row with this id (NotFound if absent, soft-deleted or outside the caller's scope)."""
         return find_by_id(conn, ctx, self.entity, id, include_deleted=include_deleted)
 
     def find_one(
         self, conn: Conn, ctx: ExecutionContext, where: Where, *, order_by: SortSpec = None,
         include_deleted: bool = False,
     ) -> Result[R, DataError]:
-        """The first row matching ``where``."""
+        """The first row matching ``where`` in ``order_by`` order (NotFound if none)."""
         return find_one(conn, ctx, self.entity, where, order_by=order_by,
                         include_deleted=include_deleted)
 
@@ -160,16 +166,25 @@ class Ops(Generic[R]):
         order_by: SortSpec = None, page: int = 1, limit: int = DEFAULT_LIMIT,
         include_deleted: bool = False,
     ) -> Result[Page[R], DataError]:
-        """A page of matching rows with the total."""
+        """A page of rows and the total count, in one round trip."""
         return find_many(conn, ctx, self.entity, where, order_by=order_by, page=page,
                          limit=limit, include_deleted=include_deleted)
+
+    def find_projected(
+        self, conn: Conn, ctx: ExecutionContext, select: Sequence[str], where: Where = None, *,
+        order_by: SortSpec = None, page: int = 1, limit: int = DEFAULT_LIMIT,
+        include_deleted: bool = False,
+    ) -> Result[Page[dict[str, Any]], DataError]:
+        """A page of only the selected columns (minimum necessary), as dicts, with the total."""
+        return find_projected(conn, ctx, self.entity, select, where, order_by=order_by,
+                              page=page, limit=limit, include_deleted=include_deleted)
 
     def find_after(
         self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
         order_by: SortSpec = None, after: str | None = None, limit: int = DEFAULT_LIMIT,
         include_deleted: bool = False,
     ) -> Result[KeysetPage[R], DataError]:
-        """Keyset page after a cursor."""
+        """A keyset page after an opaque cursor."""
         return find_after(conn, ctx, self.entity, where, order_by=order_by, after=after,
                           limit=limit, include_deleted=include_deleted)
 
@@ -190,37 +205,61 @@ class Ops(Generic[R]):
     def create(
         self, conn: Conn, ctx: ExecutionContext, values: Mapping[str, Any]
     ) -> Result[R, DataError]:
-        """Insert a row."""
+        """Insert a validated row and return it as stored (defaults included)."""
         return create(conn, ctx, self.entity, values)
 
     def update(
         self, conn: Conn, ctx: ExecutionContext, id: UUID | str, changes: Mapping[str, Any], *,
         expected_version: int | None = None,
     ) -> Result[R, DataError]:
-        """Partially update a row."""
+        """Apply a partial update; a stale ``expected_version`` is a Conflict."""
         return update(conn, ctx, self.entity, id, changes, expected_version=expected_version)
 
     def delete(self, conn: Conn, ctx: ExecutionContext, id: UUID | str) -> Result[None, DataError]:
-        """Delete (softly where the entity soft-deletes) a row."""
+        """Delete (softly where the entity soft-deletes) a row; audited either way."""
         return delete(conn, ctx, self.entity, id)
 
     def restore(self, conn: Conn, ctx: ExecutionContext, id: UUID | str) -> Result[R, DataError]:
-        """Undo a soft delete."""
+        """Undo a soft delete and return the row."""
         return restore(conn, ctx, self.entity, id)
 
     def bulk_create(
         self, conn: Conn, ctx: ExecutionContext, rows: Sequence[Mapping[str, Any]]
     ) -> Result[tuple[UUID, ...], DataError]:
-        """Insert many rows with COPY, all or nothing."""
+        """Insert many validated rows with COPY, all or nothing; the new ids in input order."""
         return bulk_create(conn, ctx, self.entity, rows)
+
+    def update_where(
+        self, conn: Conn, ctx: ExecutionContext, where: Where, changes: Mapping[str, Any], *,
+        max_rows: int = 10_000,
+    ) -> Result[tuple[UUID, ...], DataError]:
+        """Apply the same changes to every live row matching ``where`` (at most ``max_rows``)."""
+        return update_where(conn, ctx, self.entity, where, changes, max_rows=max_rows)
+
+    def update_ids(
+        self, conn: Conn, ctx: ExecutionContext, ids: Sequence[UUID | str],
+        changes: Mapping[str, Any],
+    ) -> Result[BulkOutcome, DataError]:
+        """Apply the same changes to the live rows with these ids, in one transaction."""
+        return update_ids(conn, ctx, self.entity, ids, changes)
 
     def stream(
         self, conn: Conn, ctx: ExecutionContext, consume: Callable[[Iterator[R]], T],
-        where: Where = None, *, order_by: SortSpec = None, include_deleted: bool = False,
+        where: Where = None, *, order_by: SortSpec = None, batch_size: int = STREAM_BATCH,
+        include_deleted: bool = False,
     ) -> Result[T, DataError]:
-        """Feed every matching row to ``consume``."""
+        """Feed every matching row to ``consume`` through a server-side cursor (one EXPORT)."""
         return stream(conn, ctx, self.entity, consume, where, order_by=order_by,
-                      include_deleted=include_deleted)
+                      batch_size=batch_size, include_deleted=include_deleted)
+
+    def record_disclosure(
+        self, conn: Conn, ctx: ExecutionContext, action: AuditAction = AuditAction.READ, *,
+        ids: tuple[UUID, ...] = (), subjects: tuple[UUID, ...] = (), fields: tuple[str, ...] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Result[None, DataError]:
+        """Record that a hand-written read disclosed this entity's data about ``subjects``."""
+        return record_disclosure(conn, ctx, self.entity, action, ids=ids, subjects=subjects,
+                                 fields=fields, metadata=metadata)
 
 
 def bind_entity(entity: Entity[R]) -> Ops[R]:

@@ -19,6 +19,7 @@ import attrs
 import psycopg
 from returns.result import Result
 
+from wxdata.audit.record import AuditAction
 from wxdata.bulk import BulkOutcome
 from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
@@ -111,21 +112,25 @@ async def stream(
 
 @attrs.frozen(slots=True)
 class AsyncOps(Generic[R]):
-    """The async generic functions with the entity bound: ``await ops.find_by_id(conn, ctx, id)``."""
+    """The async generic functions with the entity bound: ``await ops.find_by_id(conn, ctx, id)``.
+
+    One coroutine method per name of :data:`wxdata._operations.OPERATIONS`, the twin of the
+    method of the same name on :class:`wxdata.crud.Ops` (a test compares them).
+    """
 
     entity: Entity[R]
 
     async def find_by_id(
         self, conn: AConn, ctx: ExecutionContext, id: UUID | str, *, include_deleted: bool = False
     ) -> Result[R, DataError]:
-        """The row with this id."""
+        """The row with this id (NotFound if absent, soft-deleted or outside the caller's scope)."""
         return await find_by_id(conn, ctx, self.entity, id, include_deleted=include_deleted)
 
     async def find_one(
         self, conn: AConn, ctx: ExecutionContext, where: Where, *, order_by: SortSpec = None,
         include_deleted: bool = False,
     ) -> Result[R, DataError]:
-        """The first row matching ``where``."""
+        """The first row matching ``where`` in ``order_by`` order (NotFound if none)."""
         return await find_one(conn, ctx, self.entity, where, order_by=order_by,
                               include_deleted=include_deleted)
 
@@ -134,16 +139,25 @@ class AsyncOps(Generic[R]):
         order_by: SortSpec = None, page: int = 1, limit: int = DEFAULT_LIMIT,
         include_deleted: bool = False,
     ) -> Result[Page[R], DataError]:
-        """A page of matching rows with the total."""
+        """A page of rows and the total count, in one round trip."""
         return await find_many(conn, ctx, self.entity, where, order_by=order_by, page=page,
                                limit=limit, include_deleted=include_deleted)
+
+    async def find_projected(
+        self, conn: AConn, ctx: ExecutionContext, select: Sequence[str], where: Where = None, *,
+        order_by: SortSpec = None, page: int = 1, limit: int = DEFAULT_LIMIT,
+        include_deleted: bool = False,
+    ) -> Result[Page[dict[str, Any]], DataError]:
+        """A page of only the selected columns (minimum necessary), as dicts, with the total."""
+        return await find_projected(conn, ctx, self.entity, select, where, order_by=order_by,
+                                    page=page, limit=limit, include_deleted=include_deleted)
 
     async def find_after(
         self, conn: AConn, ctx: ExecutionContext, where: Where = None, *,
         order_by: SortSpec = None, after: str | None = None, limit: int = DEFAULT_LIMIT,
         include_deleted: bool = False,
     ) -> Result[KeysetPage[R], DataError]:
-        """Keyset page after a cursor."""
+        """A keyset page after an opaque cursor."""
         return await find_after(conn, ctx, self.entity, where, order_by=order_by, after=after,
                                 limit=limit, include_deleted=include_deleted)
 
@@ -164,50 +178,66 @@ class AsyncOps(Generic[R]):
     async def create(
         self, conn: AConn, ctx: ExecutionContext, values: Mapping[str, Any]
     ) -> Result[R, DataError]:
-        """Insert a row."""
+        """Insert a validated row and return it as stored (defaults included)."""
         return await create(conn, ctx, self.entity, values)
 
     async def update(
         self, conn: AConn, ctx: ExecutionContext, id: UUID | str, changes: Mapping[str, Any], *,
         expected_version: int | None = None,
     ) -> Result[R, DataError]:
-        """Partially update a row."""
+        """Apply a partial update; a stale ``expected_version`` is a Conflict."""
         return await update(conn, ctx, self.entity, id, changes,
                             expected_version=expected_version)
 
     async def delete(
         self, conn: AConn, ctx: ExecutionContext, id: UUID | str
     ) -> Result[None, DataError]:
-        """Delete (softly where the entity soft-deletes) a row."""
+        """Delete (softly where the entity soft-deletes) a row; audited either way."""
         return await delete(conn, ctx, self.entity, id)
 
     async def restore(
         self, conn: AConn, ctx: ExecutionContext, id: UUID | str
     ) -> Result[R, DataError]:
-        """Undo a soft delete."""
+        """Undo a soft delete and return the row."""
         return await restore(conn, ctx, self.entity, id)
 
     async def bulk_create(
         self, conn: AConn, ctx: ExecutionContext, rows: Sequence[Mapping[str, Any]]
     ) -> Result[tuple[UUID, ...], DataError]:
-        """Insert many rows with COPY, all or nothing."""
+        """Insert many validated rows with COPY, all or nothing; the new ids in input order."""
         return await bulk_create(conn, ctx, self.entity, rows)
+
+    async def update_where(
+        self, conn: AConn, ctx: ExecutionContext, where: Where, changes: Mapping[str, Any], *,
+        max_rows: int = 10_000,
+    ) -> Result[tuple[UUID, ...], DataError]:
+        """Apply the same changes to every live row matching ``where`` (at most ``max_rows``)."""
+        return await update_where(conn, ctx, self.entity, where, changes, max_rows=max_rows)
 
     async def update_ids(
         self, conn: AConn, ctx: ExecutionContext, ids: Sequence[UUID | str],
         changes: Mapping[str, Any],
     ) -> Result[BulkOutcome, DataError]:
-        """Apply the same changes to the rows with these ids."""
+        """Apply the same changes to the live rows with these ids, in one transaction."""
         return await update_ids(conn, ctx, self.entity, ids, changes)
 
     async def stream(
         self, conn: AConn, ctx: ExecutionContext,
         consume: Callable[[AsyncIterator[R]], Awaitable[T] | T], where: Where = None, *,
-        order_by: SortSpec = None, include_deleted: bool = False,
+        order_by: SortSpec = None, batch_size: int = STREAM_BATCH, include_deleted: bool = False,
     ) -> Result[T, DataError]:
-        """Feed every matching row to ``consume``."""
+        """Feed every matching row (an async iterator) to ``consume`` (one EXPORT record)."""
         return await stream(conn, ctx, self.entity, consume, where, order_by=order_by,
-                            include_deleted=include_deleted)
+                            batch_size=batch_size, include_deleted=include_deleted)
+
+    async def record_disclosure(
+        self, conn: AConn, ctx: ExecutionContext, action: AuditAction = AuditAction.READ, *,
+        ids: tuple[UUID, ...] = (), subjects: tuple[UUID, ...] = (), fields: tuple[str, ...] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Result[None, DataError]:
+        """Record that a hand-written read disclosed this entity's data about ``subjects``."""
+        return await record_disclosure(conn, ctx, self.entity, action, ids=ids, subjects=subjects,
+                                       fields=fields, metadata=metadata)
 
 
 def bind_entity(entity: Entity[R]) -> AsyncOps[R]:

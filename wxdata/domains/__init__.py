@@ -1,8 +1,12 @@
-"""Domains: one module per White Cross domain, each the generic functions bound to its entity
-plus the finders that domain needs. Importing this package registers every entity.
+"""Domains: one module per White Cross domain. Importing this package registers every entity.
 
-Core clinical domains have a module each (``allergies``, ``vaccinations``...); the long tail is
-grouped by area (``identity``, ``messaging``, ``compliance``...), one bound ``Ops`` per entity.
+One convention (``docs/domains.md``), checked for every module by a test: a single-entity module
+(``allergies``, ``students``...) has ``ENTITY``, every generic operation of
+:data:`wxdata._operations.OPERATIONS` at module level (``allergies.find_by_id``), ``ops`` (the
+same operations as one :class:`wxdata.crud.Ops`) and its finders; a group module (``identity``,
+``messaging``, ``compliance``...) has one ``Ops`` per entity (``messaging.messages.find_by_id``)
+and its finders. Every finder is one plan run by both shells (:mod:`wxdata.domains.finders`);
+:mod:`wxdata.aio.domains` is the async twin of every module.
 """
 
 from wxdata.domains import (

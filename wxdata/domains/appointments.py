@@ -1,4 +1,4 @@
-"""Appointments: the domain's finders, and ``ops`` (the generic functions on ``appointments``)."""
+"""Appointments: every generic operation on ``appointments``, and the finders."""
 
 from __future__ import annotations
 
@@ -7,34 +7,53 @@ from uuid import UUID
 
 from returns.result import Failure, Result
 
-from wxdata import crud
 from wxdata.context import ExecutionContext
+from wxdata.core import crud as plans
+from wxdata.core.effects import Plan
 from wxdata.crud import bind_entity
-from wxdata.domains.finders import by_column
+from wxdata.domains.finders import by_column, finder
 from wxdata.errors import DataError, InvalidQuery
 from wxdata.query.paging import DEFAULT_LIMIT, Page
 from wxdata.schema.scheduling import APPOINTMENTS, Appointment, AppointmentStatus, AppointmentType
+from wxdata.tx.scope import AnyConn
 
 ENTITY = APPOINTMENTS
-ops = bind_entity(APPOINTMENTS)
+ops = bind_entity(ENTITY)
+find_by_id = ops.find_by_id
+find_one = ops.find_one
+find_many = ops.find_many
+find_projected = ops.find_projected
+find_after = ops.find_after
+count = ops.count
+exists = ops.exists
+create = ops.create
+update = ops.update
+delete = ops.delete
+restore = ops.restore
+bulk_create = ops.bulk_create
+update_where = ops.update_where
+update_ids = ops.update_ids
+stream = ops.stream
+record_disclosure = ops.record_disclosure
 
-Conn = crud.Conn
 find_by_student = by_column(APPOINTMENTS, "student_id", order_by=[("scheduled_at", "desc")],
                             doc="A student's appointments, latest first.")
 
 
+@finder(APPOINTMENTS)
 def find_upcoming_by_nurse(
-    conn: Conn, ctx: ExecutionContext, nurse_id: UUID | str, *, days: int = 7, page: int = 1,
+    conn: AnyConn, ctx: ExecutionContext, nurse_id: UUID | str, *, days: int = 7, page: int = 1,
     limit: int = DEFAULT_LIMIT,
-) -> Result[Page[Appointment], DataError]:
+) -> Plan[Result[Page[Appointment], DataError]]:
     """A nurse's scheduled appointments from now to ``days`` ahead, soonest first."""
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 366:
         return Failure(InvalidQuery("days", "must be an integer from 0 to 366"))
     now = datetime.now(UTC)
     where = {"nurse_id": nurse_id, "status": AppointmentStatus.SCHEDULED.value,
              "scheduled_at": {"between": [now, now + timedelta(days=days)]}}
-    return crud.find_many(conn, ctx, APPOINTMENTS, where, order_by=[("scheduled_at", "asc")],
-                          page=page, limit=limit)
+    return (yield from plans.find_many(conn, ctx, APPOINTMENTS, where,
+                                       order_by=(("scheduled_at", "asc"),), page=page,
+                                       limit=limit))
 
 
 __all__ = [
@@ -42,7 +61,23 @@ __all__ = [
     "Appointment",
     "AppointmentStatus",
     "AppointmentType",
+    "bulk_create",
+    "count",
+    "create",
+    "delete",
+    "exists",
+    "find_after",
+    "find_by_id",
     "find_by_student",
+    "find_many",
+    "find_one",
+    "find_projected",
     "find_upcoming_by_nurse",
     "ops",
+    "record_disclosure",
+    "restore",
+    "stream",
+    "update",
+    "update_ids",
+    "update_where",
 ]

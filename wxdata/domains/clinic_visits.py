@@ -1,4 +1,4 @@
-"""Clinic visits: the domain's finders, and ``ops`` (the generic functions on ``clinic_visits``)."""
+"""Clinic visits: every generic operation on ``clinic_visits``, and the finders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,23 @@ from wxdata.domains.finders import by_column
 from wxdata.schema.clinical import CLINIC_VISITS, ClinicVisit, VisitDisposition
 
 ENTITY = CLINIC_VISITS
-ops = bind_entity(CLINIC_VISITS)
+ops = bind_entity(ENTITY)
+find_by_id = ops.find_by_id
+find_one = ops.find_one
+find_many = ops.find_many
+find_projected = ops.find_projected
+find_after = ops.find_after
+count = ops.count
+exists = ops.exists
+create = ops.create
+update = ops.update
+delete = ops.delete
+restore = ops.restore
+bulk_create = ops.bulk_create
+update_where = ops.update_where
+update_ids = ops.update_ids
+stream = ops.stream
+record_disclosure = ops.record_disclosure
 
 find_by_student = by_column(CLINIC_VISITS, "student_id", order_by=[("check_in_time", "desc")],
                             doc="A student's clinic visits, latest first.")
@@ -19,11 +35,27 @@ find_requiring_follow_up = by_column(CLINIC_VISITS, "follow_up_required",
 
 
 __all__ = [
-                            "ENTITY",
-                            "ClinicVisit",
-                            "VisitDisposition",
-                            "find_by_attendant",
-                            "find_by_student",
-                            "find_requiring_follow_up",
-                            "ops",
+    "ENTITY",
+    "ClinicVisit",
+    "VisitDisposition",
+    "bulk_create",
+    "count",
+    "create",
+    "delete",
+    "exists",
+    "find_after",
+    "find_by_attendant",
+    "find_by_id",
+    "find_by_student",
+    "find_many",
+    "find_one",
+    "find_projected",
+    "find_requiring_follow_up",
+    "ops",
+    "record_disclosure",
+    "restore",
+    "stream",
+    "update",
+    "update_ids",
+    "update_where",
 ]

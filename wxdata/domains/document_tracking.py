@@ -1,6 +1,6 @@
 """Document signatures and the per-document audit trail.
 
-Each entity is exposed as one bound set of the generic data functions (:class:`wxdata.crud.Ops`).
+One binding per entity (:class:`wxdata.crud.Ops`), each with every generic operation.
 """
 
 from __future__ import annotations

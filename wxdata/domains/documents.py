@@ -1,4 +1,4 @@
-"""Documents: the domain's finders, and ``ops`` (the generic functions on ``documents``)."""
+"""Documents: every generic operation on ``documents``, and the finders."""
 
 from __future__ import annotations
 
@@ -13,7 +13,23 @@ from wxdata.schema.documents import (
 )
 
 ENTITY = DOCUMENTS
-ops = bind_entity(DOCUMENTS)
+ops = bind_entity(ENTITY)
+find_by_id = ops.find_by_id
+find_one = ops.find_one
+find_many = ops.find_many
+find_projected = ops.find_projected
+find_after = ops.find_after
+count = ops.count
+exists = ops.exists
+create = ops.create
+update = ops.update
+delete = ops.delete
+restore = ops.restore
+bulk_create = ops.bulk_create
+update_where = ops.update_where
+update_ids = ops.update_ids
+stream = ops.stream
+record_disclosure = ops.record_disclosure
 
 find_by_student = by_column(DOCUMENTS, "student_id", order_by=[("created_at", "desc")],
                             fixed={"is_active": True},
@@ -29,7 +45,23 @@ __all__ = [
     "DocumentAccessLevel",
     "DocumentCategory",
     "DocumentStatus",
+    "bulk_create",
+    "count",
+    "create",
+    "delete",
+    "exists",
+    "find_after",
     "find_by_category",
+    "find_by_id",
     "find_by_student",
+    "find_many",
+    "find_one",
+    "find_projected",
     "ops",
+    "record_disclosure",
+    "restore",
+    "stream",
+    "update",
+    "update_ids",
+    "update_where",
 ]

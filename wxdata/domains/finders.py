@@ -1,55 +1,211 @@
-"""Finder factories: the shapes most domain finders share, built once and bound per entity.
+"""Finders, defined once and run on either shell; and the factories of the shapes most share.
 
-A finder is a plain ``(conn, ctx, ...) -> Result`` function made of the generic CRUD calls, so it
-is school-scoped by row-level security and audits its own disclosures. Dates like "today" are
-computed per call, never frozen at import.
+A finder is written once, as a *plan*: a function ``(conn, ctx, ...)`` returning what the generic
+plans of :mod:`wxdata.core.crud` return (``return plans.find_many(conn, ctx, ENTITY, where)``),
+or a generator running several of them with ``yield from`` (counts, a read then its disclosure
+record, a bulk update). :func:`finder` turns it into the sync function (``allergies.find_by_allergen(conn,
+ctx, "pea")``) and its async twin (``allergies.find_by_allergen.aio``, also published as
+``wxdata.aio.domains.allergies.find_by_allergen``): both drive the same plan, so both decide
+the same, are school-scoped by row-level security and audit their own disclosures. A cached
+finder is cached on each shell with the same entity and options (the sync cache and the async one,
+which a committed write of either shell invalidates). Dates like "today" are computed per call,
+never frozen at import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import collections.abc as abc
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 from uuid import UUID
 
+import psycopg
 from returns.result import Failure, Result
 
-from wxdata import crud
+from wxdata.cache.keys import KeyShape
 from wxdata.context import ExecutionContext
+from wxdata.core import crud as plans
+from wxdata.core import effects
+from wxdata.core.drive import arun, run
+from wxdata.core.effects import Plan
 from wxdata.errors import DataError, InvalidQuery
 from wxdata.query.paging import DEFAULT_LIMIT, Page, SortSpec
 from wxdata.schema.spec import Entity, Kind
+from wxdata.telemetry import traced
 
+P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-Conn = crud.Conn
+T_co = TypeVar("T_co", covariant=True)
+Conn = psycopg.Connection[Any]
+AConn = psycopg.AsyncConnection[Any]
+
+__all__ = [
+    "ByKey",
+    "DueWithin",
+    "Finder",
+    "InRange",
+    "by_column",
+    "due_within",
+    "finder",
+    "in_range",
+    "is_finder",
+    "today",
+]
+
+
+class Finder(Protocol[P, T_co]):
+    """A finder: called on a sync connection; ``aio`` is its twin on an AsyncConnection and
+    ``plan`` the one plan both run (to compose it into another finder with ``yield from``)."""
+
+    def __call__(self, conn: Conn, /, *args: P.args, **kwargs: P.kwargs) -> T_co: ...
+
+    @property
+    def aio(self) -> Callable[Concatenate[AConn, P], Coroutine[Any, Any, T_co]]:
+        """The async twin: same parameters, awaited."""
+        ...
+
+    @property
+    def plan(self) -> Callable[Concatenate[Any, P], Plan[T_co]]:
+        """The plan both shells run."""
+        ...
+
+
+def finder(
+    entity: Entity[Any],
+    *,
+    cache: bool = False,
+    ttl: float | None = None,
+    tags: Callable[..., Iterable[str]] | None = None,
+    key: Callable[..., KeyShape] | None = None,
+    depends: Sequence[Entity[Any]] = (),
+    name: str | None = None,
+) -> Callable[[Callable[Concatenate[Any, P], Plan[T]]], Finder[P, T]]:
+    """Make a plan ``(conn, ctx, ...) -> Plan[Result]`` a finder of ``entity`` on both shells.
+
+    The sync function runs the plan on a :class:`psycopg.Connection` (traced as the operation
+    ``name``, default the plan's name, on ``entity``); ``.aio`` runs it on an AsyncConnection.
+    ``cache=True`` caches both with :func:`wxdata.cache.cached` and
+    :func:`wxdata.cache.aio.cached`, given ``entity`` and the same ``ttl``, ``tags``, ``key``
+    and ``depends``; decoration is refused exactly as those decorators refuse it.
+    """
+
+    def decorate(plan: Callable[Concatenate[Any, P], Plan[T]]) -> Finder[P, T]:
+        def drive(conn: Conn, _ctx: Any, _entity: Entity[Any], args: Any, kwargs: Any) -> T:
+            return run(conn, plan(conn, *args, **kwargs))
+
+        measured = traced(name or plan.__name__)(drive)
+
+        def call(conn: Conn, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return measured(conn, None, entity, args, kwargs)
+
+        async def acall(conn: AConn, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return await arun(conn, plan(conn, *args, **kwargs))
+
+        signature = _signature(plan, required=cache)
+        sync: Any = _present(call, plan, signature)
+        twin: Any = _present(acall, plan, signature)
+        if cache:
+            from wxdata.cache import cached
+            from wxdata.cache.aio import cached as acached
+
+            sync = cached(entity, ttl=ttl, tags=tags, key=key, depends=depends)(sync)
+            twin = acached(entity, ttl=ttl, tags=tags, key=key, depends=depends)(twin)
+        twin.plan = plan
+        sync.plan = plan
+        sync.aio = twin
+        return cast(Finder[P, T], sync)
+
+    return decorate
+
+
+def _signature(plan: Callable[..., Any], *, required: bool) -> inspect.Signature:
+    """The plan's signature with its annotations resolved and its answer unwrapped from
+    ``Plan[...]``: what the shells' functions take and return (the cache reads it to key calls
+    and to check the value type). Unresolvable annotations refuse a cached finder."""
+    signature = inspect.signature(plan)
+    namespace = {**vars(effects), **plan.__globals__}
+    try:
+        cells = dict(zip(plan.__code__.co_freevars,
+                         (c.cell_contents for c in plan.__closure__ or ()), strict=True))
+        hints = typing.get_type_hints(plan, globalns=namespace, localns=cells)
+    except Exception as exc:  # noqa: BLE001 - reported as one refusal, names no value
+        if required:
+            raise TypeError(f"cannot cache {plan.__qualname__}: its annotations cannot be "
+                            f"resolved ({type(exc).__name__})") from None
+        return signature
+    answer = hints.get("return", inspect.Signature.empty)
+    if typing.get_origin(answer) is abc.Generator:
+        answer = typing.get_args(answer)[2]
+    parameters = [p.replace(annotation=hints.get(p.name, p.annotation))
+                  for p in signature.parameters.values()]
+    return signature.replace(parameters=parameters, return_annotation=answer)
+
+
+def _present(fn: Callable[..., Any], plan: Callable[..., Any],
+             signature: inspect.Signature) -> Callable[..., Any]:
+    """``fn`` under the plan's name, docstring and (resolved) signature."""
+    functools.update_wrapper(fn, plan)
+    del fn.__wrapped__  # type: ignore[attr-defined]  # the signature below is the whole story
+    fn.__signature__ = signature  # type: ignore[attr-defined]
+    fn.__annotations__ = {
+        **{p.name: p.annotation for p in signature.parameters.values()
+           if p.annotation is not inspect.Parameter.empty},
+        "return": signature.return_annotation,
+    }
+    return fn
+
+
+def is_finder(value: Any) -> bool:
+    """Whether ``value`` is a finder made by :func:`finder` (a sync function with its twin)."""
+    return callable(value) and callable(getattr(value, "aio", None)) and callable(
+        getattr(value, "plan", None))
 
 
 class ByKey(Protocol[T]):
-    """``(conn, ctx, key, *, page, limit) -> Result[Page[R]]``."""
+    """``(conn, ctx, key, *, page, limit) -> Result[Page[R]]``; ``aio`` awaited the same way."""
 
     def __call__(
         self, conn: Conn, ctx: ExecutionContext, key: Any, /, *, page: int = 1,
         limit: int = DEFAULT_LIMIT,
     ) -> Result[Page[T], DataError]: ...
 
+    @property
+    def aio(self) -> Callable[..., Coroutine[Any, Any, Result[Page[T], DataError]]]:
+        """The async twin."""
+        ...
+
 
 class InRange(Protocol[T]):
-    """``(conn, ctx, start, end, *, student_id, page, limit) -> Result[Page[R]]``."""
+    """``(conn, ctx, start, end, *, student_id, page, limit) -> Result[Page[R]]``; ``aio``."""
 
     def __call__(
         self, conn: Conn, ctx: ExecutionContext, start: date | datetime, end: date | datetime, /,
         *, student_id: UUID | str | None = None, page: int = 1, limit: int = DEFAULT_LIMIT,
     ) -> Result[Page[T], DataError]: ...
 
+    @property
+    def aio(self) -> Callable[..., Coroutine[Any, Any, Result[Page[T], DataError]]]:
+        """The async twin."""
+        ...
+
 
 class DueWithin(Protocol[T]):
-    """``(conn, ctx, *, days, page, limit) -> Result[Page[R]]``."""
+    """``(conn, ctx, *, days, page, limit) -> Result[Page[R]]``; ``aio`` awaited the same way."""
 
     def __call__(
         self, conn: Conn, ctx: ExecutionContext, /, *, days: int = 30, page: int = 1,
         limit: int = DEFAULT_LIMIT,
     ) -> Result[Page[T], DataError]: ...
+
+    @property
+    def aio(self) -> Callable[..., Coroutine[Any, Any, Result[Page[T], DataError]]]:
+        """The async twin."""
+        ...
 
 
 def _frozen_filters(fixed: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
@@ -62,25 +218,33 @@ def _frozen_sort(order_by: SortSpec) -> SortSpec:
     return None if order_by is None else tuple(order_by)
 
 
+def _named(plan: Callable[..., Any], entity: Entity[Any], doc: str, fallback: str) -> None:
+    plan.__doc__ = doc or fallback
+    plan.__qualname__ = f"{plan.__qualname__}[{entity.table}]"
+
+
 def by_column(
     entity: Entity[R], column: str, *, order_by: SortSpec = None,
-    fixed: Mapping[str, Any] | None = None, doc: str = "",
+    fixed: Mapping[str, Any] | None = None, doc: str = "", cache: bool = False,
 ) -> ByKey[R]:
-    """A finder of rows whose ``column`` equals the key (plus fixed filters), in ``order_by``."""
+    """A finder of rows whose ``column`` equals the key (plus fixed filters), in ``order_by``.
+
+    ``cache=True`` caches it on both shells (see :func:`finder`).
+    """
     extra = _frozen_filters(fixed)
     order_by = _frozen_sort(order_by)
     if column not in entity.by_name or any(k not in entity.by_name for k, _ in extra):
         raise ValueError(f"{entity.name}: unknown column in finder")
 
-    def find(
-        conn: Conn, ctx: ExecutionContext, key: Any, /, *, page: int = 1,
+    def by_column(
+        conn: Any, ctx: ExecutionContext, key: Any, /, *, page: int = 1,
         limit: int = DEFAULT_LIMIT,
-    ) -> Result[Page[R], DataError]:
-        return crud.find_many(conn, ctx, entity, {column: key, **dict(extra)},
-                              order_by=order_by, page=page, limit=limit)
+    ) -> Plan[Result[Page[R], DataError]]:
+        return plans.find_many(conn, ctx, entity, {column: key, **dict(extra)},
+                               order_by=order_by, page=page, limit=limit)
 
-    find.__doc__ = doc or f"{entity.name} rows by {column}."
-    return find
+    _named(by_column, entity, doc, f"{entity.name} rows by {column}.")
+    return cast(ByKey[R], finder(entity, cache=cache)(by_column))
 
 
 def in_range(
@@ -94,10 +258,10 @@ def in_range(
     if kind not in (Kind.DATE, Kind.DATETIME):
         raise ValueError(f"{entity.name}.{column} is not a date column")
 
-    def find(
-        conn: Conn, ctx: ExecutionContext, start: date | datetime, end: date | datetime, /, *,
+    def in_range(
+        conn: Any, ctx: ExecutionContext, start: date | datetime, end: date | datetime, /, *,
         student_id: UUID | str | None = None, page: int = 1, limit: int = DEFAULT_LIMIT,
-    ) -> Result[Page[R], DataError]:
+    ) -> Plan[Result[Page[R], DataError]]:
         low, high = _bounds(kind, start, end)
         if low > high:
             return Failure(InvalidQuery("start", "must not be after end"))
@@ -106,11 +270,11 @@ def in_range(
             if entity.subject is None:
                 return Failure(InvalidQuery("student_id", f"{entity.name} has no student"))
             where[entity.subject] = student_id
-        return crud.find_many(conn, ctx, entity, where, order_by=order_by, page=page,
-                              limit=limit)
+        return (yield from plans.find_many(conn, ctx, entity, where, order_by=order_by,
+                                           page=page, limit=limit))
 
-    find.__doc__ = doc or f"{entity.name} rows with {column} in a range."
-    return find
+    _named(in_range, entity, doc, f"{entity.name} rows with {column} in a range.")
+    return cast(InRange[R], finder(entity)(in_range))
 
 
 def due_within(
@@ -120,21 +284,21 @@ def due_within(
     extra = _frozen_filters(fixed)
     kind = entity.by_name[column].kind
 
-    def find(
-        conn: Conn, ctx: ExecutionContext, /, *, days: int = 30, page: int = 1,
+    def due_within(
+        conn: Any, ctx: ExecutionContext, /, *, days: int = 30, page: int = 1,
         limit: int = DEFAULT_LIMIT,
-    ) -> Result[Page[R], DataError]:
+    ) -> Plan[Result[Page[R], DataError]]:
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:
             return Failure(InvalidQuery("days", "must be an integer from 0 to 3650"))
         now = datetime.now(UTC)
         low: date | datetime = now if kind is Kind.DATETIME else now.date()
         high: date | datetime = low + timedelta(days=days)
         where = {column: {"between": [low, high]}, **dict(extra)}
-        return crud.find_many(conn, ctx, entity, where,
-                              order_by=[(column, "asc")], page=page, limit=limit)
+        return (yield from plans.find_many(conn, ctx, entity, where,
+                                           order_by=((column, "asc"),), page=page, limit=limit))
 
-    find.__doc__ = doc or f"{entity.name} rows due within N days."
-    return find
+    _named(due_within, entity, doc, f"{entity.name} rows due within N days.")
+    return cast(DueWithin[R], finder(entity)(due_within))
 
 
 def _bounds(kind: Kind, start: date | datetime, end: date | datetime) -> tuple[Any, Any]:
@@ -155,5 +319,3 @@ def today() -> date:
     """Today in UTC, computed per call."""
     return datetime.now(UTC).date()
 
-
-Finder = Callable[..., Result[Any, DataError]]

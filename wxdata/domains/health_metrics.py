@@ -1,6 +1,6 @@
 """School-level health metrics.
 
-Each entity is exposed as one bound set of the generic data functions (:class:`wxdata.crud.Ops`).
+One binding per entity (:class:`wxdata.crud.Ops`), each with every generic operation.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Witness statements and follow-up actions of incident reports.
 
-Each entity is exposed as one bound set of the generic data functions (:class:`wxdata.crud.Ops`).
+One binding per entity (:class:`wxdata.crud.Ops`), each with every generic operation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Medication administration logs: finders, and ``ops`` (the generic functions on ``medication_logs``)."""
+"""Medication administration logs: every generic operation on ``medication_logs``, and the finders."""
 
 from __future__ import annotations
 
@@ -6,36 +6,55 @@ from datetime import datetime
 from uuid import UUID
 
 import attrs
-from returns.result import Failure, Result, Success
+from returns.pipeline import is_successful
+from returns.result import Result
 
-from wxdata import crud
-from wxdata.cache import cached, register_value_type
+from wxdata.cache import register_value_type
 from wxdata.context import ExecutionContext
+from wxdata.core import crud as plans
+from wxdata.core.effects import Plan
 from wxdata.crud import bind_entity
-from wxdata.domains.finders import in_range
+from wxdata.domains.finders import finder, in_range
 from wxdata.errors import DataError
 from wxdata.query.paging import DEFAULT_LIMIT, Page
 from wxdata.schema.medication import MEDICATION_LOGS, MedicationLog, MedicationLogStatus
+from wxdata.tx.scope import AnyConn
 
 ENTITY = MEDICATION_LOGS
-ops = bind_entity(MEDICATION_LOGS)
+ops = bind_entity(ENTITY)
+find_by_id = ops.find_by_id
+find_one = ops.find_one
+find_many = ops.find_many
+find_projected = ops.find_projected
+find_after = ops.find_after
+count = ops.count
+exists = ops.exists
+create = ops.create
+update = ops.update
+delete = ops.delete
+restore = ops.restore
+bulk_create = ops.bulk_create
+update_where = ops.update_where
+update_ids = ops.update_ids
+stream = ops.stream
+record_disclosure = ops.record_disclosure
 
-Conn = crud.Conn
 find_by_date_range = in_range(MEDICATION_LOGS, "administered_at",
                               order_by=[("administered_at", "desc")],
                               doc="Logs administered within [start, end], newest first.")
 
 
+@finder(MEDICATION_LOGS)
 def find_pending(
-    conn: Conn, ctx: ExecutionContext, *, student_id: UUID | str | None = None, page: int = 1,
+    conn: AnyConn, ctx: ExecutionContext, *, student_id: UUID | str | None = None, page: int = 1,
     limit: int = DEFAULT_LIMIT,
-) -> Result[Page[MedicationLog], DataError]:
+) -> Plan[Result[Page[MedicationLog], DataError]]:
     """Doses still pending, soonest scheduled first (optionally for one student)."""
     where: dict[str, object] = {"status": MedicationLogStatus.PENDING.value}
     if student_id is not None:
         where["student_id"] = student_id
-    return crud.find_many(conn, ctx, MEDICATION_LOGS, where, order_by=[("scheduled_at", "asc")],
-                          page=page, limit=limit)
+    return plans.find_many(conn, ctx, MEDICATION_LOGS, where,
+                           order_by=(("scheduled_at", "asc"),), page=page, limit=limit)
 
 
 @register_value_type
@@ -48,12 +67,12 @@ class Adherence:
     rate: int | None
 
 
-@cached(entity=MEDICATION_LOGS)
+@finder(MEDICATION_LOGS, cache=True)
 def adherence_rate(
-    conn: Conn, ctx: ExecutionContext, student_id: UUID | str, *,
+    conn: AnyConn, ctx: ExecutionContext, student_id: UUID | str, *,
     medication_id: UUID | str | None = None, start: datetime | None = None,
     end: datetime | None = None,
-) -> Result[Adherence, DataError]:
+) -> Plan[Result[Adherence, DataError]]:
     """Adherence over scheduled doses, counted in SQL (never by loading the rows)."""
     where: dict[str, object] = {"student_id": student_id, "scheduled_at": None}
     where["scheduled_at"] = {"is_null": False}
@@ -64,16 +83,12 @@ def adherence_rate(
     if end is not None:
         where.setdefault("and", [])
         where["and"] = [*where["and"], {"scheduled_at": {"lte": end}}]  # type: ignore[misc]
-    scheduled = crud.count(conn, ctx, MEDICATION_LOGS, where)
-    if isinstance(scheduled, Failure):
-        return scheduled
-    given = crud.count(conn, ctx, MEDICATION_LOGS,
-                       {**where, "status": MedicationLogStatus.ADMINISTERED.value})
-    if isinstance(given, Failure):
-        return given
-    total, done = scheduled.unwrap(), given.unwrap()
-    return Success(Adherence(total, done, round(100 * done / total) if total else None))
-
+    scheduled = yield from plans.count(conn, ctx, MEDICATION_LOGS, where)
+    given = (yield from plans.count(conn, ctx, MEDICATION_LOGS, {
+        **where, "status": MedicationLogStatus.ADMINISTERED.value,
+    })) if is_successful(scheduled) else scheduled
+    return Result.do(Adherence(total, done, round(100 * done / total) if total else None)
+                     for total in scheduled for done in given)
 
 __all__ = [
     "ENTITY",
@@ -81,7 +96,23 @@ __all__ = [
     "MedicationLog",
     "MedicationLogStatus",
     "adherence_rate",
+    "bulk_create",
+    "count",
+    "create",
+    "delete",
+    "exists",
+    "find_after",
     "find_by_date_range",
+    "find_by_id",
+    "find_many",
+    "find_one",
     "find_pending",
+    "find_projected",
     "ops",
+    "record_disclosure",
+    "restore",
+    "stream",
+    "update",
+    "update_ids",
+    "update_where",
 ]

@@ -1,4 +1,4 @@
-"""Districts, schools and users: each a bound set of generic functions, plus their finders.
+"""Districts, schools and users: one binding of every generic operation per entity, and finders.
 
 User rows never carry credentials: password hashes, tokens and MFA secrets are write-only secret
 columns, so no finder can return, cache or audit them.
@@ -10,47 +10,56 @@ from uuid import UUID
 
 from returns.result import Result
 
-from wxdata import crud
-from wxdata.cache import cached
 from wxdata.context import ExecutionContext
-from wxdata.domains.finders import by_column
+from wxdata.core import crud as plans
+from wxdata.core.effects import Plan
+from wxdata.crud import bind_entity
+from wxdata.domains.finders import by_column, finder
 from wxdata.errors import DataError
 from wxdata.query.filters import Pattern, escape_like
 from wxdata.schema.organisation import DISTRICTS, SCHOOLS, USERS, District, School, User
+from wxdata.tx.scope import AnyConn
 
-districts = crud.bind_entity(DISTRICTS)
-schools = crud.bind_entity(SCHOOLS)
-users = crud.bind_entity(USERS)
-Conn = crud.Conn
+districts = bind_entity(DISTRICTS)
+schools = bind_entity(SCHOOLS)
+users = bind_entity(USERS)
 
-schools_in_district = cached(entity=SCHOOLS)(
-    by_column(SCHOOLS, "district_id", order_by=[("name", "asc")], fixed={"is_active": True},
-              doc="A district's active schools, by name."))
+schools_in_district = by_column(SCHOOLS, "district_id", order_by=[("name", "asc")],
+                                fixed={"is_active": True}, cache=True,
+                                doc="A district's active schools, by name.")
 users_of_school = by_column(USERS, "school_id", order_by=[("last_name", "asc")],
                             fixed={"is_active": True}, doc="A school's active staff, by name.")
 
 
-@cached(entity=DISTRICTS)
-def find_district_by_code(conn: Conn, ctx: ExecutionContext, code: str) -> Result[District, DataError]:
+@finder(DISTRICTS, cache=True)
+def find_district_by_code(
+    conn: AnyConn, ctx: ExecutionContext, code: str
+) -> Plan[Result[District, DataError]]:
     """The district with this code."""
-    return crud.find_one(conn, ctx, DISTRICTS, {"code": code})
+    return plans.find_one(conn, ctx, DISTRICTS, {"code": code})
 
 
-@cached(entity=SCHOOLS)
-def find_school_by_code(conn: Conn, ctx: ExecutionContext, code: str) -> Result[School, DataError]:
+@finder(SCHOOLS, cache=True)
+def find_school_by_code(
+    conn: AnyConn, ctx: ExecutionContext, code: str
+) -> Plan[Result[School, DataError]]:
     """The school with this code."""
-    return crud.find_one(conn, ctx, SCHOOLS, {"code": code})
+    return plans.find_one(conn, ctx, SCHOOLS, {"code": code})
 
 
-@cached(entity=USERS)
-def find_user_by_email(conn: Conn, ctx: ExecutionContext, email: str) -> Result[User, DataError]:
+@finder(USERS, cache=True)
+def find_user_by_email(
+    conn: AnyConn, ctx: ExecutionContext, email: str
+) -> Plan[Result[User, DataError]]:
     """The (non-deleted) user with this email, case-insensitively; never with credentials."""
-    return crud.find_one(conn, ctx, USERS, {"email": {"ilike": Pattern(escape_like(email.strip()))}})
+    return plans.find_one(conn, ctx, USERS,
+                          {"email": {"ilike": Pattern(escape_like(email.strip()))}})
 
 
-def find_user(conn: Conn, ctx: ExecutionContext, id: UUID | str) -> Result[User, DataError]:
+@finder(USERS)
+def find_user(conn: AnyConn, ctx: ExecutionContext, id: UUID | str) -> Plan[Result[User, DataError]]:
     """The user with this id."""
-    return users.find_by_id(conn, ctx, id)
+    return plans.find_by_id(conn, ctx, USERS, id)
 
 
 __all__ = [

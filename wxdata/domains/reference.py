@@ -1,6 +1,6 @@
 """Reference and configuration data.
 
-Each entity is exposed as one bound set of the generic data functions (:class:`wxdata.crud.Ops`).
+One binding per entity (:class:`wxdata.crud.Ops`), each with every generic operation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Vaccinations: the domain's finders, and ``ops`` (the generic functions on ``vaccinations``)."""
+"""Vaccinations: every generic operation on ``vaccinations``, and the finders."""
 
 from __future__ import annotations
 
@@ -7,18 +7,35 @@ from uuid import UUID
 import attrs
 from returns.result import Failure, Result, Success
 
-from wxdata import crud
-from wxdata.cache import cached, register_value_type
+from wxdata.cache import register_value_type
 from wxdata.context import ExecutionContext
+from wxdata.core import crud as plans
+from wxdata.core.effects import Plan
 from wxdata.crud import bind_entity
-from wxdata.domains.finders import by_column, due_within
+from wxdata.domains.finders import by_column, due_within, finder
 from wxdata.errors import DataError
 from wxdata.schema.student_health import VACCINATIONS, Vaccination, VaccineType
+from wxdata.tx.scope import AnyConn
 
 ENTITY = VACCINATIONS
-ops = bind_entity(VACCINATIONS)
+ops = bind_entity(ENTITY)
+find_by_id = ops.find_by_id
+find_one = ops.find_one
+find_many = ops.find_many
+find_projected = ops.find_projected
+find_after = ops.find_after
+count = ops.count
+exists = ops.exists
+create = ops.create
+update = ops.update
+delete = ops.delete
+restore = ops.restore
+bulk_create = ops.bulk_create
+update_where = ops.update_where
+update_ids = ops.update_ids
+stream = ops.stream
+record_disclosure = ops.record_disclosure
 
-Conn = crud.Conn
 find_by_student = by_column(VACCINATIONS, "student_id", order_by=[("administration_date", "desc")],
                             doc="A student's vaccinations, latest first.")
 find_upcoming_due = due_within(VACCINATIONS, "next_due_date",
@@ -34,20 +51,22 @@ class Compliance:
     compliant: bool
 
 
-@cached(entity=VACCINATIONS)
+@finder(VACCINATIONS, cache=True)
 def compliance(
-    conn: Conn, ctx: ExecutionContext, student_id: UUID | str
-) -> Result[Compliance, DataError]:
+    conn: AnyConn, ctx: ExecutionContext, student_id: UUID | str
+) -> Plan[Result[Compliance, DataError]]:
     """Counts of a student's vaccinations per compliance status (statuses counted in SQL)."""
     counts: list[tuple[str, int]] = []
     statuses = VACCINATIONS.by_name["compliance_status"].rules.choices or ()
     for status in statuses:
-        n = crud.count(conn, ctx, VACCINATIONS,
-                       {"student_id": student_id, "compliance_status": status})
-        if isinstance(n, Failure):
-            return n
-        if n.unwrap():
-            counts.append((status, n.unwrap()))
+        match (yield from plans.count(conn, ctx, VACCINATIONS,
+                                      {"student_id": student_id, "compliance_status": status})):
+            case Success(0):
+                pass
+            case Success(n):
+                counts.append((status, n))
+            case Failure() as failed:
+                return failed
     ok = all(s in ("COMPLIANT", "EXEMPT") for s, _ in counts)
     return Success(Compliance(tuple(counts), ok))
 
@@ -57,8 +76,24 @@ __all__ = [
     "Compliance",
     "Vaccination",
     "VaccineType",
+    "bulk_create",
     "compliance",
+    "count",
+    "create",
+    "delete",
+    "exists",
+    "find_after",
+    "find_by_id",
     "find_by_student",
+    "find_many",
+    "find_one",
+    "find_projected",
     "find_upcoming_due",
     "ops",
+    "record_disclosure",
+    "restore",
+    "stream",
+    "update",
+    "update_ids",
+    "update_where",
 ]

@@ -1,9 +1,12 @@
 """The async twin of every domain module: ``from wxdata.aio.domains import students``.
 
-Generated from the one list of operations, the sync domain modules: each ``Ops`` binding of
-``wxdata.domains.<name>`` becomes an :class:`~wxdata.aio.crud.AsyncOps` under the same name here,
-and each name bound to one of its operations (``find_by_id = ops.find_by_id``) the async
-operation. ``await students.find_by_id(conn, ctx, id)`` on an AsyncConnection.
+Generated from the sync domain modules, which follow one convention (``docs/domains.md``): each
+``Ops`` binding of ``wxdata.domains.<name>`` becomes an :class:`~wxdata.aio.crud.AsyncOps` under
+the same name here, each module-level operation (``find_by_id = ops.find_by_id``) the async
+operation, each finder its async twin (``finder.aio``: the same plan, driven on an
+AsyncConnection; cached finders cached by :func:`wxdata.cache.aio.cached`), and ``ENTITY``, the
+row and value types and constants of the module's ``__all__`` are the sync module's own.
+``await students.find_by_id(conn, ctx, id)``; ``await students.search(conn, ctx, "love")``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import wxdata.domains as _sync_domains
 from wxdata.aio.crud import AsyncOps
 from wxdata.crud import Ops
+from wxdata.domains.finders import is_finder
 
 
 def _twin(name: str) -> types.ModuleType:
@@ -33,8 +37,14 @@ def _twin(name: str) -> types.ModuleType:
             setattr(module, attr, twin_of(value))
         elif inspect.ismethod(value) and isinstance(value.__self__, Ops):
             setattr(module, attr, getattr(twin_of(value.__self__), value.__name__))
-        elif attr == "ENTITY":
-            setattr(module, attr, value)
+        elif is_finder(value):
+            setattr(module, attr, value.aio)
+    public = tuple(getattr(source, "__all__", ()))
+    for attr in public:
+        value = getattr(source, attr)
+        if not hasattr(module, attr) and (isinstance(value, type) or not callable(value)):
+            setattr(module, attr, value)  # ENTITY, row and value types, constants
+    module.__all__ = [attr for attr in public if hasattr(module, attr)]  # type: ignore[attr-defined]
     sys.modules[module.__name__] = module
     return module
 
