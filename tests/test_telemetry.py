@@ -220,6 +220,7 @@ def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
         students.find_by_id(conn, nurse, missing)
         students.ops.stream(conn, nurse, lambda rows: sum(1 for _ in rows),
                             {"first_name": secret_name}).unwrap()
+        students.search(conn, nurse, secret_name).unwrap()  # a domain finder
 
     async def async_calls() -> None:
         async def consume(rows: AsyncIterator[Any]) -> int:
@@ -233,6 +234,7 @@ def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
             await astudents.find_by_id(aconn, nurse, missing)
             (await acrud.stream(aconn, nurse, STUDENTS, consume,
                                 {"first_name": secret_name})).unwrap()
+            (await astudents.search(aconn, nurse, secret_name)).unwrap()
 
     spans.clear()  # the set-up's create
     before = _duration_points(metrics)
@@ -244,7 +246,7 @@ def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
     async_shapes = _shapes(spans)
     assert [name for name, _ in async_shapes] == [
         "wxdata find_by_id", "wxdata find_many", "wxdata update", "wxdata update",
-        "wxdata find_by_id", "wxdata stream"]
+        "wxdata find_by_id", "wxdata stream", "wxdata search"]
     assert async_shapes == sync_shapes
     assert async_shapes[3][1]["wxdata.outcome"] == Conflict.code
     assert async_shapes[4][1]["wxdata.outcome"] == "NOT_FOUND"
@@ -255,7 +257,7 @@ def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
         assert not any(s in str(value) for s in seeded)
     # one duration per call, under the same labels as the sync calls: each count grew as much
     grew = {k: v - before.get(k, 0) for k, v in sync_points.items()}
-    assert sum(grew.values()) == 6
+    assert sum(grew.values()) == 7
     assert _duration_points(metrics) == {k: v + grew.get(k, 0) for k, v in sync_points.items()}
 
 

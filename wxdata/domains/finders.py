@@ -87,8 +87,9 @@ def finder(
 ) -> Callable[[Callable[Concatenate[Any, P], Plan[T]]], Finder[P, T]]:
     """Make a plan ``(conn, ctx, ...) -> Plan[Result]`` a finder of ``entity`` on both shells.
 
-    The sync function runs the plan on a :class:`psycopg.Connection` (traced as the operation
-    ``name``, default the plan's name, on ``entity``); ``.aio`` runs it on an AsyncConnection.
+    The sync function runs the plan on a :class:`psycopg.Connection`, ``.aio`` on an
+    AsyncConnection; both are traced as the operation ``name`` (default the plan's name) on
+    ``entity``.
     ``cache=True`` caches both with :func:`wxdata.cache.cached` and
     :func:`wxdata.cache.aio.cached`, given ``entity`` and the same ``ttl``, ``tags``, ``key``
     and ``depends``; decoration is refused exactly as those decorators refuse it.
@@ -103,8 +104,14 @@ def finder(
         def call(conn: Conn, /, *args: P.args, **kwargs: P.kwargs) -> T:
             return measured(conn, None, entity, args, kwargs)
 
-        async def acall(conn: AConn, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        async def adrive(conn: AConn, _ctx: Any, _entity: Entity[Any], args: Any,
+                         kwargs: Any) -> T:
             return await arun(conn, plan(conn, *args, **kwargs))
+
+        ameasured = traced(name or plan.__name__)(adrive)
+
+        async def acall(conn: AConn, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return await ameasured(conn, None, entity, args, kwargs)
 
         signature = _signature(plan, required=cache)
         sync: Any = _present(call, plan, signature)
