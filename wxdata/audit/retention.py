@@ -27,6 +27,7 @@ from uuid import UUID
 
 import attrs
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
@@ -46,6 +47,7 @@ from wxdata.errors import (
     ValidationFailed,
 )
 from wxdata.errors import from_db_error as _db_error
+from wxdata.errors import one_row as _the_row
 from wxdata.tx.scope import current_scope, unit_of_work
 
 Conn = psycopg.Connection[Any]
@@ -127,24 +129,24 @@ class LegalHold:
     created_at: datetime
 
 
-_PROTECTED = "(a.is_phi OR a.compliance_type IN ('HIPAA', 'FERPA'))"
+_PROTECTED = sql.SQL("(a.is_phi OR a.compliance_type IN ('HIPAA', 'FERPA'))")
 #: Records past the policy's cutoff for their class (index on created_at bounds the scan).
-_PAST = (
+_PAST = sql.SQL(
     "a.created_at < GREATEST(%(phi_cut)s::timestamptz, %(other_cut)s::timestamptz) "
-    f"AND a.created_at < CASE WHEN {_PROTECTED} THEN %(phi_cut)s::timestamptz "
+    "AND a.created_at < CASE WHEN {protected} THEN %(phi_cut)s::timestamptz "
     "ELSE %(other_cut)s::timestamptz END"
-)
-_COUNT_SQL = (
+).format(protected=_PROTECTED)
+_COUNT_SQL = sql.SQL(
     "SELECT count(*) FILTER (WHERE NOT held AND sealed), count(*) FILTER (WHERE held), "
     "count(*) FILTER (WHERE NOT held AND NOT sealed), count(*) FILTER (WHERE ferpa) FROM ("
     " SELECT audit_record_held(a) AS held, audit_record_ferpa_kept(a) AS ferpa,"
     " EXISTS (SELECT 1 FROM audit_seal s WHERE s.audit_id = a.id) AS sealed"
-    f" FROM audit_log a WHERE {_PAST}) x"
-)
-_ELIGIBLE_SQL = (
+    " FROM audit_log a WHERE {past}) x"
+).format(past=_PAST)
+_ELIGIBLE_SQL = sql.SQL(
     "SELECT s.position, s.hash FROM audit_log a JOIN audit_seal s ON s.audit_id = a.id "
-    f"WHERE {_PAST} AND NOT audit_record_held(a) ORDER BY s.position"
-)
+    "WHERE {past} AND NOT audit_record_held(a) ORDER BY s.position"
+).format(past=_PAST)
 _CUTOFF_SQL = (
     "SELECT now() - make_interval(years => %(phi)s), now() - make_interval(years => %(other)s)"
 )
@@ -215,12 +217,9 @@ class _Mismatch(Exception):
     """Internal: what was marked and what was deleted differ (rolls the purge back)."""
 
 
-def one_row(conn: Conn, query: str, params: Any = None) -> tuple[Any, ...]:
+def one_row(conn: Conn, query: str | sql.Composed, params: Any = None) -> tuple[Any, ...]:
     """The single row of an aggregate query; none at all is a database error (caught as one)."""
-    row = conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()
-    if row is None:
-        raise psycopg.Error("an aggregate query returned no row")
-    return tuple(row)
+    return tuple(_the_row(conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()))
 
 
 def cutoffs(conn: Conn, bound: dict[str, Any]) -> tuple[Any, Any]:
@@ -328,12 +327,12 @@ def place_hold(
         return Failure(ValidationFailed(HOLD_ENTITY, tuple(errors)))
     try:
         with unit_of_work(conn, ctx):
-            row = conn.execute(
+            row = one_row(
+                conn,
                 "INSERT INTO audit_legal_hold (kind, student_id, entity_type, entity_id, user_id,"
                 " case_ref, created_by) VALUES ('PLACE', %s, %s, %s, %s, %s, %s) RETURNING hold_id",
                 (student_id, entity_type, entity_id, user_id, case_ref, ctx.user_id),
-            ).fetchone()
-            assert row is not None
+            )
             hold_id = int(row[0])
             conn.execute(insert_sql(), audit_params(ctx, AuditRecord(
                 action=AuditAction.CREATE, entity_type=HOLD_ENTITY,
