@@ -21,8 +21,9 @@ application role has no DELETE on ``audit_log``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import attrs
@@ -48,9 +49,10 @@ from wxdata.errors import (
 )
 from wxdata.errors import from_db_error as _db_error
 from wxdata.errors import one_row as _the_row
-from wxdata.tx.scope import current_scope, unit_of_work
+from wxdata.tx.scope import RollbackScope, current_scope, unit_of_work
 
 Conn = psycopg.Connection[Any]
+R = TypeVar("R")
 
 #: HIPAA's six years: the floor for PHI / education-record audit records (cannot be lowered).
 PHI_FLOOR_YEARS = 6
@@ -201,20 +203,29 @@ def _retain(conn: Conn, ctx: ExecutionContext,
         if key is None:
             return Success(disclose(conn, ctx, lambda: _count(conn, bound),
                                     lambda r: _record(ctx, r, AuditAction.READ)))
-        with unit_of_work(conn, ctx) as _scope:
-            report = _purge(conn, ctx, key, bound)
-            conn.execute(insert_sql(), audit_params(ctx, _record(ctx, report,
-                                                                  AuditAction.BULK_DELETE)))
-    except _Mismatch:
-        return Failure(Conflict(entity=AUDIT_ENTITY, reason="eligible records changed during "
-                                                            "the purge; run it again"))
+        return purge_recorded(conn, ctx, lambda: _purge(conn, ctx, key, bound),
+                              lambda r: _record(ctx, r, AuditAction.BULK_DELETE))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
-    return Success(report)
 
 
-class _Mismatch(Exception):
-    """Internal: what was marked and what was deleted differ (rolls the purge back)."""
+def purge_recorded(conn: Conn, ctx: ExecutionContext, purge: Callable[[], Result[R, DataError]],
+                   record_of: Callable[[R], AuditRecord]) -> Result[R, DataError]:
+    """Run ``purge`` in a unit of work that also writes its record; a ``Failure`` of the purge
+    rolls all of it back (nothing purged, nothing recorded). Database errors propagate."""
+    outcome: Result[R, DataError] = Failure(_CHANGED)
+    with unit_of_work(conn, ctx):
+        outcome = purge()
+        match outcome:
+            case Success(report):
+                conn.execute(insert_sql(), audit_params(ctx, record_of(report)))
+            case _:
+                raise RollbackScope
+    return outcome
+
+
+_CHANGED = Conflict(entity=AUDIT_ENTITY, reason="eligible records changed during the purge; "
+                                                "run it again")
 
 
 def one_row(conn: Conn, query: str | sql.Composed, params: Any = None) -> tuple[Any, ...]:
@@ -241,7 +252,7 @@ def _count(conn: Conn, bound: dict[str, Any]) -> RetentionReport:
 
 
 def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
-           ) -> RetentionReport:
+           ) -> Result[RetentionReport, DataError]:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEAL_LOCK,))
     counted = _count(conn, bound)
     cuts = {"phi_cut": counted.phi_cutoff, "other_cut": counted.other_cutoff}
@@ -265,7 +276,7 @@ def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
                                     purged_mac(key, position, purge_id, bytes(seal_hash))))
             marked += len(batch)
     if marked != counted.eligible:
-        raise _Mismatch
+        return Failure(_CHANGED)
     conn.execute("SELECT set_config('wxdata.retention_purge', 'on', true)")
     deleted = conn.execute(
         "DELETE FROM audit_log a USING audit_seal s, audit_purged p "
@@ -274,8 +285,8 @@ def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
     ).rowcount
     conn.execute("SELECT set_config('wxdata.retention_purge', 'off', true)")
     if deleted != marked:
-        raise _Mismatch
-    return attrs.evolve(counted, dry_run=False, purged=deleted, purge_id=purge_id)
+        return Failure(_CHANGED)
+    return Success(attrs.evolve(counted, dry_run=False, purged=deleted, purge_id=purge_id))
 
 
 def _record(ctx: ExecutionContext, report: RetentionReport, action: AuditAction) -> AuditRecord:
