@@ -25,7 +25,7 @@ The key (``AUDIT_HMAC_KEY``) never enters the database. :func:`head` gives a MAC
 deletion of the newest records and seals, which no chain can reveal on its own.
 See the README, "Audit trail", for exactly what this proves and what it cannot.
 
-One module per concern: :mod:`~wxdata.audit.chain.canonical` (the bytes a hash covers),
+One module per concern: :mod:`~wxdata.audit.chain.canonical_form` (the bytes a hash covers),
 :mod:`~wxdata.audit.chain.macs` (keys, link hashes, run/purge MACs, the kept head),
 :mod:`~wxdata.audit.chain.reports` (what a run or a verification reports),
 :mod:`~wxdata.audit.chain.columns` (pinned settings, the text-stable select list),
@@ -35,8 +35,8 @@ One module per concern: :mod:`~wxdata.audit.chain.canonical` (the bytes a hash c
 
 from __future__ import annotations
 
-from wxdata.audit.chain.canonical import canonical
-from wxdata.audit.chain.canonical import row_encoder as _row_encoder  # noqa: F401 - its former name
+from wxdata.audit.chain.canonical_form import canonical
+from wxdata.audit.chain.canonical_form import row_encoder as _row_encoder  # noqa: F401 - its former name
 from wxdata.audit.chain.columns import SEAL_BATCH, SEAL_LOCK, VERIFY_BATCH
 from wxdata.audit.chain.macs import (
     GENESIS,

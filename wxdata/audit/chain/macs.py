@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import attrs
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.chain.canonical import canonical
+from wxdata.audit.chain.canonical_form import canonical
 from wxdata.config import settings
 from wxdata.errors import DataError, InvalidQuery
 

@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.chain.canonical import row_encoder
+from wxdata.audit.chain.canonical_form import row_encoder
 from wxdata.audit.chain.columns import (
     LAST_SEAL_SQL,
     PIN_SQL,

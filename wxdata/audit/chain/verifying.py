@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.chain.canonical import row_encoder
+from wxdata.audit.chain.canonical_form import row_encoder
 from wxdata.audit.chain.columns import PIN_SQL, VERIFY_BATCH, Conn, outside_scope, select_list
 from wxdata.audit.chain.macs import (
     GENESIS,
