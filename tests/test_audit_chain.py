@@ -766,3 +766,12 @@ def test_the_first_edited_position_is_the_one_named(
         for edited in edits:
             _unedit(chain, edited)
     assert _ok(chain, head=kept).verified == 20
+
+
+def test_a_statement_that_returned_no_row_is_an_internal_failure() -> None:
+    from wxdata.errors import Internal, NoRowReturned, from_db_error, one_row
+
+    assert one_row((1, 2)) == (1, 2)
+    with pytest.raises(NoRowReturned) as raised:
+        one_row(None)
+    assert from_db_error(raised.value) == Internal(sqlstate="")

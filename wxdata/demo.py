@@ -20,13 +20,13 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import attrs
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from returns.result import Failure, Result, Success
+from returns.result import Failure, Result
 
 from wxdata._cli import table
 from wxdata.context import ExecutionContext, Purpose, Role, system_context
@@ -34,6 +34,7 @@ from wxdata.db import connect_kwargs
 from wxdata.errors import DataError, NotFound
 
 Conn = psycopg.Connection[Any]
+T = TypeVar("T")
 
 
 class StepFailed(Exception):
@@ -93,16 +94,27 @@ def demo_app_role(owner: Conn, owner_url: str) -> Iterator[str]:
             print(f"could not drop the demo role (sqlstate {exc.sqlstate})", file=sys.stderr)
 
 
-def _unwrap(result: Result[Any, DataError], what: str) -> Any:
-    if isinstance(result, Failure):
-        raise StepFailed(f"{what}: {result.failure().message}")
-    return result.unwrap()
+def _stop(what: str) -> Callable[[DataError], NoReturn]:
+    """A failure handler ending the step: ``StepFailed`` naming ``what`` and the error's message."""
+
+    def stop(error: DataError) -> NoReturn:
+        raise StepFailed(f"{what}: {error.message}")
+
+    return stop
+
+
+def _unwrap(result: Result[T, DataError], what: str) -> T:
+    """The value of a step's Result; its failure ends the step (``StepFailed``)."""
+    return result.lash(_stop(what)).unwrap()
+
+
+_AUDIT_ROWS = sql.SQL(
+    "SELECT action, user_id, purpose, success, changes FROM audit_log WHERE {} ORDER BY seq")
 
 
 def _audit_rows(conn: Conn, where: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        "SELECT action, user_id, purpose, success, changes FROM audit_log WHERE " + where
-        + " ORDER BY seq", params).fetchall()
+    """The audit rows matching ``where`` (a constant condition; every value bound)."""
+    return conn.execute(_AUDIT_ROWS.format(sql.SQL(where)), params).fetchall()
 
 
 @attrs.define
@@ -217,7 +229,7 @@ def step_update(d: Demo) -> None:
     check(diff["title"]["after"] == "Peanut and tree-nut allergy", "plain fields diffed by value")
     stale = health_records.update(d.conn, ctx, record.id, {"title": "x"},
                                   expected_version=record.version)
-    check(isinstance(stale, Failure) and stale.failure().code == "CONFLICT",
+    check(stale.swap().map(lambda error: error.code).value_or(None) == "CONFLICT",
           "a stale version is a Conflict, never a lost update")
     d.out("a second update with the old version: Failure(Conflict: stale version)")
 
@@ -262,7 +274,7 @@ def step_cross_school(d: Demo) -> None:
 
     other = _nurse(d, 1)
     result = students.find_by_id(d.conn, other, d.facts["student"].id)
-    own = students.find_many(d.conn, other, {"grade": {"in": ["4", "5", "6"]}}).unwrap()
+    own = _unwrap(students.find_many(d.conn, other, {"grade": {"in": ["4", "5", "6"]}}), "list")
     check(result == Failure(NotFound("Student")), "another school's nurse cannot see the student")
     check(all(s.school_id == other.school_ids.__iter__().__next__() for s in own.data),
           "a list shows only the nurse's own school")
@@ -280,9 +292,8 @@ def step_accounting(d: Demo) -> None:
 
         report = accounting_of_disclosures(d.conn, system_context("demo-report"), student.id,
                                            None, None)
-        if isinstance(report, Success):
-            rows = [(r.created_at, r.user_id, r.action, r.entity_type, r.purpose)
-                    for r in report.unwrap()]
+        rows = report.map(lambda found: [(r.created_at, r.user_id, r.action, r.entity_type,
+                                          r.purpose) for r in found]).value_or(rows)
     except ImportError:  # pragma: no cover - the report module ships with wxdata
         pass
     d.out(table(["when", "who", "action", "record", "purpose"],
@@ -297,8 +308,8 @@ def step_cache_stats(d: Demo) -> None:
         d.out("cache layer not installed")
         return
     cache = default_cache()
-    check(cache is not None, "caching is enabled (CACHE_ENABLED)")
-    assert cache is not None
+    if cache is None:
+        raise StepFailed("caching is enabled (CACHE_ENABLED)")
     stats = cache.stats()
     summary = stats.summary()
     d.out(table(["metric", "value"], list(summary.items())))

@@ -9,7 +9,7 @@ psycopg exception to the taxonomy using only its SQLSTATE and schema identifiers
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import attrs
 import psycopg
@@ -288,3 +288,21 @@ _DATA_RULES = {
     "22012": "causes a division by zero",
     "22023": "is an invalid parameter value",
 }
+
+
+class NoRowReturned(psycopg.InternalError):
+    """A statement that always yields one row (an aggregate, ``INSERT ... RETURNING``) yielded none.
+
+    Raised instead of going on with a missing row; it is a :class:`psycopg.Error` without a SQLSTATE,
+    so :func:`from_db_error` maps it to :class:`Internal` wherever database errors become Results.
+    """
+
+
+_Row = TypeVar("_Row")
+
+
+def one_row(row: _Row | None) -> _Row:
+    """``row``, or :class:`NoRowReturned` when the statement that must return one row returned none."""
+    if row is None:
+        raise NoRowReturned("the statement returned no row")
+    return row

@@ -18,10 +18,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from functools import cache, partial, reduce
+from typing import Any, NoReturn
 
 import attrs
 import psycopg
+from returns.pipeline import is_successful
 from returns.result import Failure, Result, Success
 
 from wxdata import crud
@@ -283,7 +285,7 @@ def _valid_row(e: Entity[Any], rng: random.Random, ids: Mapping[str, list[uuid.U
         row = _generic_row(e, rng, ids, student, school)
         if row is not None and tag:
             _tagged(e, row, tag)
-        if row is None or not isinstance(validate_create(e, row), Success):
+        if row is None or not is_successful(validate_create(e, row)):
             continue
         values = _key_values(keys, row)
         if taken is not None and taken.intersection(values):
@@ -351,15 +353,16 @@ def seed(
         return Failure(problem)
     started = time.perf_counter()
     code = district_code(seed)
-    present = crud.exists(conn, ctx, DISTRICTS, {"code": code}, include_deleted=True)
-    if isinstance(present, Failure):
-        return Failure(present.failure())
-    if present.unwrap():
-        return Success(SeedReport({}, time.perf_counter() - started, {}, already_seeded=True,
-                                  district=code))
-    return run_in_scope(conn, ctx, lambda: _load_all(
-        conn, ctx, schools=schools, students=students, seed=seed, per_student=per_student,
-        batch_size=batch_size, progress=progress, started=started), retries=0)
+
+    def load_unless(present: bool) -> Result[SeedReport, DataError]:
+        if present:
+            return Success(SeedReport({}, time.perf_counter() - started, {}, already_seeded=True,
+                                      district=code))
+        return run_in_scope(conn, ctx, lambda: _load_all(
+            conn, ctx, schools=schools, students=students, seed=seed, per_student=per_student,
+            batch_size=batch_size, progress=progress, started=started), retries=0)
+
+    return crud.exists(conn, ctx, DISTRICTS, {"code": code}, include_deleted=True).bind(load_unless)
 
 
 def _load_all(
@@ -375,80 +378,90 @@ def _load_all(
     ids: dict[str, list[uuid.UUID]] = {}
     tag = f"{seed:04d}{rng.randint(0, 9999):04d}"
 
+    def loaded_chunk(entity: Entity[Any], new_ids: Iterable[uuid.UUID], count: int, done: int,
+                     total: int) -> None:
+        ids.setdefault(entity.table, []).extend(new_ids)
+        loaded[entity.name] = loaded.get(entity.name, 0) + count
+        if progress is not None:
+            progress(entity.name, done, total)
+
     def load(entity: Entity[Any], rows: list[dict[str, Any]]) -> Result[None, DataError]:
         good: list[dict[str, Any]] = []
         keys = _unique_keys(entity)
         seen: set[tuple[int, tuple[Any, ...]]] = set()
         for r in rows:
             values = _key_values(keys, r)
-            if isinstance(validate_create(entity, r), Success) and not seen.intersection(values):
+            if is_successful(validate_create(entity, r)) and not seen.intersection(values):
                 good.append(r)
                 seen.update(values)
             else:
                 skipped[entity.name] = skipped.get(entity.name, 0) + 1
-        for start in range(0, len(good), batch_size):
-            chunk = good[start : start + batch_size]
-            result = crud.bulk_create(conn, ctx, entity, chunk)
-            if isinstance(result, Failure):
-                return Failure(result.failure())
-            ids.setdefault(entity.table, []).extend(result.unwrap())
-            loaded[entity.name] = loaded.get(entity.name, 0) + len(chunk)
-            if progress is not None:
-                progress(entity.name, start + len(chunk), len(good))
-        return Success(None)
 
-    district_rows = [{"name": f"Synthetic District {tag}", "code": f"D{tag}", "state": "CA"}]
-    result = load(DISTRICTS, district_rows)
-    if isinstance(result, Failure):
-        return Failure(result.failure())
-    district = ids["districts"][0]
-    school_rows = [{"name": f"{rng.choice(LAST_NAMES)} {kind} School", "code": f"S{tag}{i:02d}",
-                    "district_id": district, "state": "CA", "total_enrollment": students // schools}
-                   for i, kind in zip(range(schools), ("Elementary", "Middle", "High") * schools,
-                                      strict=False)]
-    steps: tuple[Callable[[], Result[None, DataError]], ...] = (
-        lambda: load(SCHOOLS, school_rows),
-        lambda: load(USERS, [
+        def chunk(start: int) -> Result[None, DataError]:
+            rows = good[start : start + batch_size]
+            return crud.bulk_create(conn, ctx, entity, rows).map(
+                lambda new_ids: loaded_chunk(entity, new_ids, len(rows), start + len(rows),
+                                             len(good)))
+
+        return _in_order(partial(chunk, start) for start in range(0, len(good), batch_size))
+
+    def school_info() -> list[dict[str, Any]]:
+        return [{"id": sid, "district_id": ids["districts"][0], "code": f"S{tag}{i:02d}"}
+                for i, sid in enumerate(ids["schools"])]
+
+    def schools_and_nurses() -> Result[None, DataError]:
+        district = ids["districts"][0]
+        school_rows = [
+            {"name": f"{rng.choice(LAST_NAMES)} {kind} School", "code": f"S{tag}{i:02d}",
+             "district_id": district, "state": "CA", "total_enrollment": students // schools}
+            for i, kind in zip(range(schools), ("Elementary", "Middle", "High") * schools,
+                               strict=False)]
+        return load(SCHOOLS, school_rows).bind(lambda _: load(USERS, [
             {"email": f"nurse{tag}.{i}@example.org", "first_name": rng.choice(FIRST_NAMES),
              "last_name": rng.choice(LAST_NAMES), "role": Role.NURSE.value,
              "password_hash": "$2b$12$" + "n" * 53, "school_id": ids["schools"][i % schools],
-             "district_id": district} for i in range(schools)]),
-    )
-    for step in steps:
-        result = step()
-        if isinstance(result, Failure):
-            return Failure(result.failure())
-    school_info = [{"id": sid, "district_id": district, "code": f"S{tag}{i:02d}"}
-                   for i, sid in enumerate(ids["schools"])]
-    student_rows = [_student(rng, school_info[n % schools], ids["users"][n % schools], n)
-                    for n in range(students)]
-    result = load(STUDENTS, student_rows)
-    if isinstance(result, Failure):
-        return Failure(result.failure())
-    student_ids = ids["students"]
-    if per_student:
-        result = load(HEALTH_RECORDS, [_health_record(rng, sid) for sid in student_ids
-                                       for _ in range(per_student)])
-        if isinstance(result, Failure):
-            return Failure(result.failure())
-    school_of = {sid: school_info[n % schools] for n, sid in enumerate(student_ids)}
-    for e in _ordered(registered()):
-        if e.table in _CORE:
-            continue
+             "district_id": district} for i in range(schools)]))
+
+    def students_and_records() -> Result[None, DataError]:
+        info = school_info()
+        student_rows = [_student(rng, info[n % schools], ids["users"][n % schools], n)
+                        for n in range(students)]
+        return load(STUDENTS, student_rows).bind(lambda _: load(HEALTH_RECORDS, [
+            _health_record(rng, sid) for sid in ids["students"] for _ in range(per_student)
+        ]) if per_student else Success(None))
+
+    @cache
+    def school_of() -> dict[uuid.UUID, Mapping[str, Any]]:
+        info = school_info()
+        return {sid: info[n % schools] for n, sid in enumerate(ids["students"])}
+
+    def other_entity(e: Entity[Any]) -> Result[None, DataError]:
+        student_ids = ids["students"]
         targets: list[tuple[uuid.UUID | None, Mapping[str, Any]]]
         if e.subject is not None and e.by_name[e.subject].rules.references == "students":
-            targets = [(sid, school_of[sid]) for sid in student_ids[: max(1, len(student_ids) // 2)]]
+            targets = [(sid, school_of()[sid])
+                       for sid in student_ids[: max(1, len(student_ids) // 2)]]
         else:
-            targets = [(None, school_info[i % schools]) for i in range(max(5, schools * 3))]
+            info = school_info()
+            targets = [(None, info[i % schools]) for i in range(max(5, schools * 3))]
         taken: set[tuple[int, tuple[Any, ...]]] = set()
         rows = [r for sid, where in targets
                 if (r := _valid_row(e, rng, ids, sid, where, taken, tag)) is not None]
-        if not rows:
-            continue
-        result = load(e, rows)
-        if isinstance(result, Failure):
-            return Failure(result.failure())
-    return Success(SeedReport(loaded, time.perf_counter() - started, skipped, district=f"D{tag}"))
+        return load(e, rows) if rows else Success(None)
+
+    district_rows = [{"name": f"Synthetic District {tag}", "code": f"D{tag}", "state": "CA"}]
+    return _in_order((
+        partial(load, DISTRICTS, district_rows),
+        schools_and_nurses,
+        students_and_records,
+        *(partial(other_entity, e) for e in _ordered(registered()) if e.table not in _CORE),
+    )).map(lambda _: SeedReport(loaded, time.perf_counter() - started, skipped, district=f"D{tag}"))
+
+
+def _in_order(steps: Iterable[Callable[[], Result[None, DataError]]]) -> Result[None, DataError]:
+    """Run ``steps`` one after another, none after the first that fails (its failure is the result)."""
+    start: Result[None, DataError] = Success(None)
+    return reduce(lambda done, step: done.bind(lambda _: step()), steps, start)
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
@@ -473,9 +486,11 @@ def _cmd_seed(args: argparse.Namespace) -> int:
         result = seed(conn, system_context("seed"), schools=args.schools, students=args.students,
                       seed=args.seed, per_student=args.per_student, progress=show)
     progress.done()
-    if isinstance(result, Failure):
-        raise data_error(result.failure(), "nothing was written; fix the cause and re-run")
-    report: SeedReport = result.unwrap()
+
+    def refused(error: DataError) -> NoReturn:
+        raise data_error(error, "nothing was written; fix the cause and re-run")
+
+    report = result.lash(refused).unwrap()
     if report.skipped:  # a generator bug: say so, on stderr, without hiding the data loaded
         print("warning: generated rows failed validation and were left out: " + ", ".join(
             f"{k}={v}" for k, v in sorted(report.skipped.items())), file=sys.stderr)

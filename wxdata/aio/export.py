@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -35,6 +36,7 @@ from wxdata.audit.export import (
     ExportRequest,
     columns_of,
     cursor_name,
+    export_request,
 )
 from wxdata.audit.record import insert_sql
 from wxdata.audit.record import params as audit_params
@@ -69,17 +71,22 @@ async def export_stream(
     if denied is not None:
         yield denied
         return
-    checked = ExportRequest.of(ctx, fmt, since, until, json_array=json_array,
-                               student_id=student_id, entity_type=entity_type, user_id=user_id,
-                               batch_size=batch_size)
-    if isinstance(checked, Failure):
-        yield checked
-        return
-    req = checked.unwrap()
-    if current_scope(conn) is not None:
-        yield Failure(InvalidQuery(field="conn", rule="export needs a connection outside a "
-                                                       "unit of work"))
-        return
+    checked = export_request(
+        ctx, fmt, since, until, in_scope=current_scope(conn) is not None, json_array=json_array,
+        student_id=student_id, entity_type=entity_type, user_id=user_id, batch_size=batch_size)
+    match checked:
+        case Success(req):
+            # closed with this generator, so a consumer stopping early still records its rows
+            async with aclosing(_stream(conn, ctx, req)) as stream:
+                async for chunk in stream:
+                    yield chunk
+        case Failure():
+            yield checked
+
+
+async def _stream(conn: AConn, ctx: ExecutionContext, req: ExportRequest
+                  ) -> AsyncGenerator[Chunk, None]:
+    batch_size = req.batch_size
     started = time.perf_counter()
     sent = 0
     error: DataError | None = None
@@ -128,18 +135,19 @@ async def export(
     stream = export_stream(conn, ctx, fmt, since, until, **options)
     try:
         async for item in stream:
-            if isinstance(item, Failure):
-                return item
-            value = item.unwrap()
-            if isinstance(value, ExportReport):
-                return Success(value)
-            try:
-                outcome = write(value)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except OSError:
-                await stream.aclose()  # records what was handed out as a failed export
-                return Failure(Unavailable(reason="export output could not be written"))
+            match item:
+                case Failure():
+                    return item
+                case Success(ExportReport() as report):
+                    return Success(report)
+                case Success(text):
+                    try:
+                        outcome = write(text)
+                        if inspect.isawaitable(outcome):
+                            await outcome
+                    except OSError:
+                        await stream.aclose()  # records what was handed out as a failed export
+                        return Failure(Unavailable(reason="export output could not be written"))
     finally:
         await stream.aclose()
     return Failure(InvalidQuery(field="export", rule="stream ended without an outcome"))

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import tuple_row
-from returns.result import Failure, Result
+from returns.result import Failure, Result, Success
 
 from wxdata.aio.audit import write_record, write_surviving
 from wxdata.aio.tx import run_in_scope
@@ -36,6 +37,7 @@ from wxdata.audit.reports import (
     AuditPage,
     AuditStatistics,
     Disclosure,
+    PagePlan,
     ReportSpec,
     accounting_spec,
     check_statistics,
@@ -52,10 +54,12 @@ from wxdata.errors import DataError
 from wxdata.errors import from_db_error as _db_error
 
 T = TypeVar("T")
+U = TypeVar("U")
 AConn = psycopg.AsyncConnection[Any]
 
 __all__ = [
     "accounting_of_disclosures",
+    "bind_async",
     "deny",
     "disclose",
     "entity_history",
@@ -65,6 +69,17 @@ __all__ = [
     "statistics",
     "user_activity",
 ]
+
+
+async def bind_async(result: Result[T, DataError],
+                     step: Callable[[T], Awaitable[Result[U, DataError]]]) -> Result[U, DataError]:
+    """``result.bind(step)`` for an async ``step``: awaited on a success, skipped on a failure."""
+    match result:
+        case Success(value):
+            return await step(value)
+        case Failure(error):
+            return Failure(error)
+    raise TypeError("a Result is either a Success or a Failure")
 
 
 async def deny(conn: AConn, ctx: ExecutionContext, report: str) -> Failure[DataError] | None:
@@ -99,34 +114,27 @@ async def _page(
     denied = await deny(conn, ctx, spec.report)
     if denied is not None:
         return denied
-    planned = plan_page(ctx, spec, since=since, until=until, cursor=cursor, limit=limit)
-    if isinstance(planned, Failure):
-        return planned
-    plan = planned.unwrap()
+    return await bind_async(
+        plan_page(ctx, spec, since=since, until=until, cursor=cursor, limit=limit),
+        lambda plan: disclose(conn, ctx, lambda: _read_page(conn, plan), plan.record))
 
-    async def work() -> AuditPage[T]:
-        cur = conn.cursor(row_factory=tuple_row)
-        await cur.execute(plan.sql, plan.bound, prepare=settings().prepare)
-        return plan.page(await cur.fetchall())
 
-    return await disclose(conn, ctx, work, plan.record)
+async def _read_page(conn: AConn, plan: PagePlan[T]) -> AuditPage[T]:
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(plan.sql, plan.bound, prepare=settings().prepare)
+    return plan.page(await cur.fetchall())
 
 
 async def _pages(
     conn: AConn, ctx: ExecutionContext, spec: Result[ReportSpec[T], DataError], *,
     since: datetime | None, until: datetime | None, limit: int,
 ) -> AsyncIterator[Result[AuditPage[T], DataError]]:
-    if isinstance(spec, Failure):
-        yield spec
-        return
     cursor: str | None = None
     while True:
-        page = await _page(conn, ctx, spec.unwrap(), since=since, until=until, cursor=cursor,
-                           limit=limit)
+        page = await bind_async(spec, partial(_page, conn, ctx, since=since, until=until,
+                                              cursor=cursor, limit=limit))
         yield page
-        if isinstance(page, Failure):
-            return
-        cursor = page.unwrap().next_cursor
+        cursor = page.map(lambda p: p.next_cursor).value_or(None)
         if cursor is None:
             return
 
@@ -137,11 +145,8 @@ async def entity_history(
     limit: int = DEFAULT_LIMIT,
 ) -> Result[AuditPage[AuditEntry], DataError]:
     """Every record about one row, oldest first (see :func:`wxdata.audit.reports.entity_history`)."""
-    spec = entity_history_spec(entity_type, entity_id)
-    if isinstance(spec, Failure):
-        return spec
-    return await _page(conn, ctx, spec.unwrap(), since=since, until=until, cursor=cursor,
-                       limit=limit)
+    return await bind_async(entity_history_spec(entity_type, entity_id), partial(
+        _page, conn, ctx, since=since, until=until, cursor=cursor, limit=limit))
 
 
 async def user_activity(
@@ -149,11 +154,8 @@ async def user_activity(
     until: datetime | None = None, *, cursor: str | None = None, limit: int = DEFAULT_LIMIT,
 ) -> Result[AuditPage[AuditEntry], DataError]:
     """Everything one user did in the window, oldest first."""
-    spec = user_activity_spec(user_id)
-    if isinstance(spec, Failure):
-        return spec
-    return await _page(conn, ctx, spec.unwrap(), since=since, until=until, cursor=cursor,
-                       limit=limit)
+    return await bind_async(user_activity_spec(user_id), partial(
+        _page, conn, ctx, since=since, until=until, cursor=cursor, limit=limit))
 
 
 async def accounting_of_disclosures(
@@ -162,11 +164,8 @@ async def accounting_of_disclosures(
     include_failures: bool = True,
 ) -> Result[AuditPage[Disclosure], DataError]:
     """The student's accounting of disclosures (HIPAA 164.528 / FERPA 99.32), oldest first."""
-    spec = accounting_spec(student_id, since, until, include_failures)
-    if isinstance(spec, Failure):
-        return spec
-    return await _page(conn, ctx, spec.unwrap(), since=since, until=until, cursor=cursor,
-                       limit=limit)
+    return await bind_async(accounting_spec(student_id, since, until, include_failures), partial(
+        _page, conn, ctx, since=since, until=until, cursor=cursor, limit=limit))
 
 
 def iter_entity_history(
@@ -203,17 +202,14 @@ async def statistics(
     denied = await deny(conn, ctx, "statistics")
     if denied is not None:
         return denied
-    checked = check_statistics(since, until, top_users)
-    if isinstance(checked, Failure):
-        return checked
-    bound = checked.unwrap()
 
-    async def work() -> AuditStatistics:
+    async def work(bound: dict[str, Any]) -> AuditStatistics:
         cur = conn.cursor(row_factory=tuple_row)
         await cur.execute(STATS_SQL, bound, prepare=settings().prepare)
         groups = await cur.fetchall()
         await cur.execute(USERS_SQL, bound, prepare=settings().prepare)
         return statistics_of(groups, await cur.fetchall(), since, until)
 
-    return await disclose(conn, ctx, work, lambda _: statistics_record(ctx, since, until))
+    return await bind_async(check_statistics(since, until, top_users), lambda bound: disclose(
+        conn, ctx, lambda: work(bound), lambda _: statistics_record(ctx, since, until)))
 

@@ -15,12 +15,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 from uuid import UUID
 
 import attrs
 import psycopg
-from returns.result import Failure, Result
+from returns.pipeline import is_successful
+from returns.result import Failure, Result, Success
 
 from wxdata._cli import (
     CliError,
@@ -40,6 +41,8 @@ from wxdata._cli import (
 )
 from wxdata.context import ExecutionContext, system_context
 from wxdata.errors import DataError, InvalidContext
+
+T = TypeVar("T")
 
 Conn = psycopg.Connection[Any]
 
@@ -81,19 +84,20 @@ def _ctx(args: argparse.Namespace) -> ExecutionContext:
 def _key() -> bytes:
     from wxdata.audit.chain import chain_key
 
-    key = chain_key()
-    if isinstance(key, Failure):
-        raise CliError(Exit.USAGE, f"configuration: {key.failure().message}",
+    def missing(error: DataError) -> NoReturn:
+        raise CliError(Exit.USAGE, f"configuration: {error.message}",
                        "set AUDIT_HMAC_KEY (base64, 32 bytes) to the chain's key")
-    value: bytes = key.unwrap()
-    return value
+
+    return chain_key().lash(missing).unwrap()
 
 
-def _unwrap(result: Result[Any, DataError], fix: str | None = None) -> Any:
+def _unwrap(result: Result[T, DataError], fix: str | None = None) -> T:
     """The value of ``result``, or the CLI error its failure maps to."""
-    if isinstance(result, Failure):
-        raise data_error(result.failure(), fix)
-    return result.unwrap()
+
+    def refused(error: DataError) -> NoReturn:
+        raise data_error(error, fix)
+
+    return result.lash(refused).unwrap()
 
 
 def _progress(args: argparse.Namespace) -> Progress:
@@ -180,18 +184,16 @@ def _cmd_ship(args: argparse.Namespace) -> int:
         while True:
             result = ship(conn, target, batch_size=args.batch)
             runs += 1
-            if isinstance(result, Failure):
-                err = result.failure()
-                if not args.every:
+            match result:
+                case Failure(err) if not args.every:
                     raise CliError(Exit.UNAVAILABLE, f"ship: {err.message}",
                                    "the next run resumes from the sink's mark")
-                print(f"ship: {err.message}; will resume from the mark", file=sys.stderr)
-            else:
-                report = result.unwrap()
-                if report.shipped or not args.every:
+                case Failure(err):
+                    print(f"ship: {err.message}; will resume from the mark", file=sys.stderr)
+                case Success(report) if report.shipped or not args.every:
                     print(f"shipped {report.shipped} records to {report.sink} "
                           f"(mark at position {report.position})", file=sys.stderr)
-                else:
+                case Success(_):
                     progress.update(f"run {runs}: nothing to ship", force=True)
             if not args.every or (args.runs and runs >= args.runs):
                 return Exit.OK
@@ -254,7 +256,7 @@ def _export_to(args: argparse.Namespace, ctx: ExecutionContext, sink: GuardedOut
     with _conn(args) as conn:
         result = export(conn, ctx, sink, args.format, args.since, args.until,  # type: ignore[arg-type]
                         json_array=args.json_array, student_id=args.student)
-    if isinstance(result, Failure) and sink.broken:
+    if sink.broken and not is_successful(result):
         raise BrokenPipeError  # the reader went away (| head): its failure record is written
     return _unwrap(result)
 
@@ -319,6 +321,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         cursor: str | None = None
         shown = 0
         while True:
+            page: reports.AuditPage[Any]
             if args.report == "accounting":
                 page = _unwrap(reports.accounting_of_disclosures(
                     conn, ctx, args.student, args.since, args.until, cursor=cursor,

@@ -234,12 +234,12 @@ class Audit:
                 return result
             with owning(label, reads=True) as owner:
                 result = yield Call(fn)
-            if isinstance(result, Success):
-                written = yield from self.record_success(conn, ctx, result.unwrap())
-                # fail closed: no record, no data
-                return result if isinstance(written, Success) else Failure(written.failure())
-            if owner.detached_recorded == 0:
-                yield from _record_failure(conn, ctx, entity, action, result.failure(), label)
+            match result:
+                case Success(value):
+                    written = yield from self.record_success(conn, ctx, value)
+                    return written.bind(lambda _: result)  # fail closed: no record, no data
+                case Failure(error) if owner.detached_recorded == 0:
+                    yield from _record_failure(conn, ctx, entity, action, error, label)
             return result
 
         if action not in CHANGES or current_scope(conn) is not None:
@@ -251,8 +251,9 @@ class Audit:
             conn, ctx, lambda: self._change(conn, ctx, fn, last, fail=False), options,
             adopt=self.declared,
         )
-        if isinstance(result, Failure) and (not last or last[0].detached_recorded == 0):
-            yield from _record_failure(conn, ctx, entity, action, result.failure(), label)
+        match result:
+            case Failure(error) if not last or last[0].detached_recorded == 0:
+                yield from _record_failure(conn, ctx, entity, action, error, label)
         return result
 
     def _change(
@@ -262,15 +263,12 @@ class Audit:
         with owning(self.label, reads=False) as owner:
             last[:] = [owner]
             result: Result[T, DataError] = yield Call(fn)
-        if isinstance(result, Success):
-            if _own_records(owner) == 0:
-                written = yield from self.record_success(conn, ctx, result.unwrap())
-                if isinstance(written, Failure):
-                    return Failure(written.failure())
-            return result
-        if fail and owner.detached_recorded == 0:
-            yield from _record_failure(conn, ctx, self.entity, self.action, result.failure(),
-                                       self.label)
+        match result:
+            case Success(value) if _own_records(owner) == 0:
+                written = yield from self.record_success(conn, ctx, value)
+                return written.bind(lambda _: result)  # fail closed: no record, no success
+            case Failure(error) if fail and owner.detached_recorded == 0:
+                yield from _record_failure(conn, ctx, self.entity, self.action, error, self.label)
         return result
 
 

@@ -23,6 +23,7 @@ from uuid import UUID, uuid4
 
 import attrs
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 from returns.result import Failure, Result, Success
 
@@ -99,42 +100,49 @@ COLUMNS_SQL = (
 )
 
 
-def columns_of(rows: Sequence[tuple[str, str, str]], fmt: Format) -> tuple[tuple[str, ...], str]:
+_UTC_TEXT = sql.SQL("to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+
+
+def _column(name: str, typ: str, category: str, fmt: Format) -> sql.Composable:
+    ref = sql.Identifier("a", name)
+    if typ in _RAW_TYPES:
+        return ref
+    if typ == "timestamptz":
+        return _UTC_TEXT.format(ref)
+    if typ in ("jsonb", "json") and fmt == "json":
+        return ref  # parsed, so JSON output nests the document
+    if category == "A":
+        return sql.SQL("{}::text[]").format(ref)
+    return sql.SQL("{}::text").format(ref)
+
+
+def columns_of(rows: Sequence[tuple[str, str, str]],
+               fmt: Format) -> tuple[tuple[str, ...], sql.Composable]:
     """Every audit_log column (rows of :data:`COLUMNS_SQL`), as JSON-ready expressions."""
     if fmt == "fhir":
-        return (), "a.*"
-    names, exprs = [], []
-    for name, typ, category in rows:
-        ref = 'a."' + name.replace('"', '""') + '"'
-        if typ in _RAW_TYPES:
-            expr = ref
-        elif typ == "timestamptz":
-            expr = f"to_char({ref} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        elif typ in ("jsonb", "json") and fmt == "json":
-            expr = ref  # parsed, so JSON output nests the document
-        elif category == "A":
-            expr = f"{ref}::text[]"
-        else:
-            expr = f"{ref}::text"
-        names.append(name)
-        exprs.append(expr)
-    return tuple(names), ",".join(exprs)
+        return (), sql.SQL("a.*")
+    return (tuple(name for name, _typ, _category in rows),
+            sql.SQL(",").join(_column(name, typ, category, fmt) for name, typ, category in rows))
 
 
 def _where(since: datetime | None, until: datetime | None, student_id: UUID | None,
-           entity_type: str | None, user_id: str | None) -> str:
-    parts = ["true"]
+           entity_type: str | None, user_id: str | None) -> sql.Composable:
+    parts = [sql.SQL("true")]
     if since is not None:
-        parts.append("a.created_at >= %(since)s")
+        parts.append(sql.SQL("a.created_at >= %(since)s"))
     if until is not None:
-        parts.append("a.created_at < %(until)s")
+        parts.append(sql.SQL("a.created_at < %(until)s"))
     if student_id is not None:
-        parts.append("a.subject_ids @> ARRAY[%(student_id)s]::uuid[]")
+        parts.append(sql.SQL("a.subject_ids @> ARRAY[%(student_id)s]::uuid[]"))
     if entity_type is not None:
-        parts.append("a.entity_type = %(entity_type)s")
+        parts.append(sql.SQL("a.entity_type = %(entity_type)s"))
     if user_id is not None:
-        parts.append("a.user_id = %(user_id)s")
-    return " AND ".join(parts)
+        parts.append(sql.SQL("a.user_id = %(user_id)s"))
+    return sql.SQL(" AND ").join(parts)
+
+
+_EXPORT_SQL = sql.SQL(
+    "SELECT {select} FROM audit_log a WHERE {where} ORDER BY a.created_at, a.seq")
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -173,10 +181,10 @@ class ExportRequest:
         return {"since": self.since, "until": self.until, "student_id": self.student_id,
                 "entity_type": self.entity_type, "user_id": self.user_id}
 
-    def sql(self, select: str) -> str:
+    def sql(self, select: sql.Composable) -> sql.Composed:
         """The export statement over the columns ``select`` (every value bound)."""
         where = _where(self.since, self.until, self.student_id, self.entity_type, self.user_id)
-        return f"SELECT {select} FROM audit_log a WHERE {where} ORDER BY a.created_at, a.seq"
+        return _EXPORT_SQL.format(select=select, where=where)
 
     def record(self, rows: int, success: bool, error: str | None = None) -> AuditRecord:
         """The EXPORT record: rows, format, window, filters (no values)."""
@@ -267,15 +275,34 @@ def export(
     denied = deny(conn, ctx, "export")
     if denied is not None:
         return denied
-    checked = ExportRequest.of(ctx, fmt, since, until, json_array=json_array,
-                               student_id=student_id, entity_type=entity_type, user_id=user_id,
-                               batch_size=batch_size)
-    if isinstance(checked, Failure):
-        return checked
-    req = checked.unwrap()
-    if current_scope(conn) is not None:
-        return Failure(InvalidQuery(field="conn", rule="export needs a connection outside a "
-                                                        "unit of work"))
+    return export_request(
+        ctx, fmt, since, until, in_scope=current_scope(conn) is not None, json_array=json_array,
+        student_id=student_id, entity_type=entity_type, user_id=user_id, batch_size=batch_size,
+    ).bind(lambda req: _export(conn, ctx, out, req))
+
+
+def export_request(
+    ctx: ExecutionContext, fmt: str, since: datetime | None, until: datetime | None, *,
+    in_scope: bool, json_array: bool = False, student_id: UUID | None = None,
+    entity_type: str | None = None, user_id: str | None = None, batch_size: int = EXPORT_BATCH,
+) -> Result[ExportRequest, DataError]:
+    """The checked request of an export (sync or async): its arguments, then that the connection
+    has no open unit of work (``in_scope``: the export runs its own REPEATABLE READ one)."""
+
+    def outside(req: ExportRequest) -> Result[ExportRequest, DataError]:
+        return Failure(_IN_SCOPE) if in_scope else Success(req)
+
+    return ExportRequest.of(ctx, fmt, since, until, json_array=json_array, student_id=student_id,
+                            entity_type=entity_type, user_id=user_id,
+                            batch_size=batch_size).bind(outside)
+
+
+_IN_SCOPE = InvalidQuery(field="conn", rule="export needs a connection outside a unit of work")
+
+
+def _export(conn: Conn, ctx: ExecutionContext, out: TextIO | BinaryIO,
+            req: ExportRequest) -> Result[ExportReport, DataError]:
+    batch_size = req.batch_size
     started = time.perf_counter()
     write = _writer(out)
     written = 0
@@ -322,4 +349,12 @@ def _record_failure(conn: Conn, ctx: ExecutionContext, req: ExportRequest, rows:
         write_detached(conn, ctx, req.record(rows, False, code))
 
 
-__all__ = ["FORMULA_START", "Encoder", "ExportReport", "ExportRequest", "export", "safe_cell"]
+__all__ = [
+    "FORMULA_START",
+    "Encoder",
+    "ExportReport",
+    "ExportRequest",
+    "export",
+    "export_request",
+    "safe_cell",
+]

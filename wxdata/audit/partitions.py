@@ -41,6 +41,7 @@ from wxdata.audit.retention import (
     cutoffs,
     next_purge_id,
     one_row,
+    purge_recorded,
     purge_request,
 )
 from wxdata.context import ExecutionContext
@@ -165,10 +166,6 @@ def ensure_partitions(conn: Conn, ctx: ExecutionContext, ahead: int = DEFAULT_AH
     return Success(created)
 
 
-class _Mismatch(Exception):
-    """Internal: the markers written and the month's records differ (rolls everything back)."""
-
-
 def drop_expired_partitions(
     conn: Conn,
     ctx: ExecutionContext,
@@ -190,18 +187,15 @@ def _drop_months(conn: Conn, ctx: ExecutionContext,
         if key is None:
             return Success(disclose(conn, ctx, lambda: _judge(conn, bound, lock=False)[0],
                                     lambda r: _record(ctx, r, AuditAction.READ)))
-        with unit_of_work(conn, ctx):
-            report = _drop(conn, ctx, key, bound)
-            conn.execute(insert_sql(), audit_params(ctx, _record(ctx, report,
-                                                                  AuditAction.BULK_DELETE)))
-    except _Mismatch:
-        return Failure(Conflict(entity=AUDIT_ENTITY, reason="a month changed during the drop; "
-                                                            "run it again"))
+        return purge_recorded(conn, ctx, lambda: _drop(conn, ctx, key, bound),
+                              lambda r: _record(ctx, r, AuditAction.BULK_DELETE))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
     except ValueError:
         return Failure(InvalidQuery(field="audit_log", rule="has a partition that is not a month"))
-    return Success(report)
+
+
+_MONTH_CHANGED = Conflict(entity=AUDIT_ENTITY, reason="a month changed during the drop; run it again")
 
 
 def _judge(conn: Conn, bound: dict[str, Any], *, lock: bool
@@ -223,7 +217,7 @@ def _judge(conn: Conn, bound: dict[str, Any], *, lock: bool
 
 
 def _drop(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
-          ) -> PartitionRetentionReport:
+          ) -> Result[PartitionRetentionReport, DataError]:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEAL_LOCK,))
     conn.execute("LOCK TABLE audit_legal_hold IN SHARE MODE")  # no hold placed until we commit
     judged, months = _judge(conn, bound, lock=True)
@@ -250,12 +244,12 @@ def _drop(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
                                         purged_mac(key, position, purge_id, bytes(seal_hash))))
                 marked += len(batch)
         if marked != verdict.records:
-            raise _Mismatch
+            return Failure(_MONTH_CHANGED)
     for verdict in judged.dropped:  # then the short part that locks audit_log until commit
         name = sql.Identifier(verdict.name)
         conn.execute(sql.SQL("ALTER TABLE audit_log DETACH PARTITION {}").format(name))
         conn.execute(sql.SQL("DROP TABLE {}").format(name))
-    return attrs.evolve(judged, dry_run=False, purge_id=purge_id)
+    return Success(attrs.evolve(judged, dry_run=False, purge_id=purge_id))
 
 
 def _record(ctx: ExecutionContext, report: PartitionRetentionReport, action: AuditAction

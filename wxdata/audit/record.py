@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import attrs
+from psycopg import sql
 
 from wxdata.audit.redact import scrub
 from wxdata.context import ExecutionContext
@@ -203,18 +204,30 @@ _CASTS = {
 }
 
 
-def _p(column: str) -> str:
-    return f"%(a_{column})s{_CASTS.get(column, '')}"
+def param_sql(column: str) -> sql.Composable:
+    """The bound parameter of one record column, ``%(a_<column>)s`` with its cast."""
+    return sql.SQL("{}{}").format(sql.Placeholder(f"a_{column}"), sql.SQL(_CASTS.get(column, "")))
 
 
 @lru_cache(maxsize=1)
 def insert_sql() -> str:
     """The plain INSERT of one record (all values bound)."""
     cols = (*CONTEXT_COLUMNS, *RECORD_COLUMNS, *ID_COLUMNS)
-    return (
-        f"INSERT INTO audit_log ({','.join(cols)}) "
-        f"VALUES ({','.join(_p(c) for c in cols)})"
-    )
+    return sql.SQL("INSERT INTO audit_log ({}) VALUES ({})").format(
+        sql.SQL(",").join(sql.Identifier(c) for c in cols),
+        sql.SQL(",").join(param_sql(c) for c in cols),
+    ).as_string()
+
+
+_RIDING = sql.SQL(
+    "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
+    "SELECT {params}, "
+    "CASE WHEN count({pk})=1 THEN (array_agg({pk}))[1] END, "
+    "array_agg({pk}) FILTER (WHERE {pk} IS NOT NULL), "
+    "CASE WHEN count(DISTINCT {sub})=1 THEN (array_agg({sub}))[1] END, "
+    "COALESCE(array_agg(DISTINCT {sub}) FILTER (WHERE {sub} IS NOT NULL), '{{}}'::uuid[]) "
+    "FROM s{where} HAVING count({pk}) > 0) SELECT {cols} FROM s"
+)
 
 
 def riding_sql(source_sql: str, source_columns: Iterable[str], subject: str | None,
@@ -225,20 +238,14 @@ def riding_sql(source_sql: str, source_columns: Iterable[str], subject: str | No
     from those rows, so they are exactly what was read or written. The statement returns the
     source's rows unchanged, in order.
     """
-    cols = ",".join(f'"{c}"' for c in source_columns)
-    where = f' WHERE s."{hit}"' if hit else ""
-    subject_expr = f's."{subject}"' if subject else "NULL::uuid"
-    ids = (
-        f'CASE WHEN count(s."{pk}")=1 THEN (array_agg(s."{pk}"))[1] END, '
-        f'array_agg(s."{pk}") FILTER (WHERE s."{pk}" IS NOT NULL), '
-        f"CASE WHEN count(DISTINCT {subject_expr})=1 THEN (array_agg({subject_expr}))[1] END, "
-        f"COALESCE(array_agg(DISTINCT {subject_expr}) FILTER (WHERE {subject_expr} IS NOT NULL),"
-        f" '{{}}'::uuid[])"
-    )
     head = (*CONTEXT_COLUMNS, *RECORD_COLUMNS)
-    return (
-        f"WITH s AS ({source_sql}), a AS (INSERT INTO audit_log "
-        f"({','.join((*head, *ID_COLUMNS))}) "
-        f"SELECT {','.join(_p(c) for c in head)}, {ids} FROM s{where} "
-        f'HAVING count(s."{pk}") > 0) SELECT {cols} FROM s'
-    )
+    comma = sql.SQL(",")
+    return _RIDING.format(
+        source=sql.SQL(source_sql),
+        insert=comma.join(sql.Identifier(c) for c in (*head, *ID_COLUMNS)),
+        params=comma.join(param_sql(c) for c in head),
+        pk=sql.Identifier("s", pk),
+        sub=sql.Identifier("s", subject) if subject else sql.SQL("NULL::uuid"),
+        where=sql.SQL(" WHERE {}").format(sql.Identifier("s", hit)) if hit else sql.SQL(""),
+        cols=comma.join(sql.Identifier(c) for c in source_columns),
+    ).as_string()

@@ -21,6 +21,7 @@ from uuid import UUID
 
 import attrs
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
@@ -142,21 +143,22 @@ class AuditStatistics:
 # --- shared plumbing ---------------------------------------------------------------------------
 
 
-_FIELDS = (
+_FIELDS = sql.SQL(  # a whole fragment: literal braces
     "COALESCE(NULLIF(a.fields_disclosed, '{}'), CASE WHEN jsonb_typeof(a.changes) = 'object' "
     "THEN ARRAY(SELECT jsonb_object_keys(a.changes) ORDER BY 1) ELSE '{}'::text[] END)"
 )
-_ENTRY_COLS = (
+#: The select lists of the reports, as text (they key the statement cache and :data:`_CREATED`).
+_ENTRY_COLS = sql.SQL(
     "a.seq, a.id, a.created_at, a.action, a.entity_type, a.entity_id, a.subject_student_id, "
-    f"a.user_id, a.user_name, a.user_role, a.purpose, {_FIELDS}, a.changes, a.success, "
+    "a.user_id, a.user_name, a.user_role, a.purpose, {fields}, a.changes, a.success, "
     "a.severity, a.compliance_type, a.is_phi, a.ip_address, a.request_id, a.break_glass_reason, "
     "a.error_message"
-)
-_DISCLOSURE_COLS = (
-    f"a.seq, a.created_at, a.user_id, a.user_name, a.user_role, a.action, a.entity_type, "
-    f"a.entity_id, a.purpose, {_FIELDS}, a.success, a.break_glass_reason, a.request_id, "
+).format(fields=_FIELDS).as_string()
+_DISCLOSURE_COLS = sql.SQL(
+    "a.seq, a.created_at, a.user_id, a.user_name, a.user_role, a.action, a.entity_type, "
+    "a.entity_id, a.purpose, {fields}, a.success, a.break_glass_reason, a.request_id, "
     "a.ip_address, a.metadata->'disclosure'"
-)
+).format(fields=_FIELDS).as_string()
 
 
 def _fields(entity_type: str, fields: Any) -> tuple[str, ...]:
@@ -228,15 +230,18 @@ def _check_window(since: datetime | None, until: datetime | None) -> DataError |
 @lru_cache(maxsize=64)
 def _window_sql(columns: str, where: str, since: bool, until: bool, after: bool) -> str:
     """One report statement shape; every value is a bound parameter."""
-    parts = [where]
+    parts = [sql.SQL(where)]
     if since:
-        parts.append("a.created_at >= %(since)s")
+        parts.append(sql.SQL("a.created_at >= %(since)s"))
     if until:
-        parts.append("a.created_at < %(until)s")
+        parts.append(sql.SQL("a.created_at < %(until)s"))
     if after:
-        parts.append("(a.created_at, a.seq) > (%(after_t)s, %(after_s)s)")
-    return (f"SELECT {columns} FROM audit_log a WHERE {' AND '.join(parts)} "
-            "ORDER BY a.created_at, a.seq LIMIT %(limit)s")
+        parts.append(sql.SQL("(a.created_at, a.seq) > (%(after_t)s, %(after_s)s)"))
+    return _WINDOW.format(columns=sql.SQL(columns), where=sql.SQL(" AND ").join(parts)).as_string()
+
+
+_WINDOW = sql.SQL(
+    "SELECT {columns} FROM audit_log a WHERE {where} ORDER BY a.created_at, a.seq LIMIT %(limit)s")
 
 
 def _report_record(
@@ -348,15 +353,30 @@ def plan_page(ctx: ExecutionContext, spec: ReportSpec[T], *, since: datetime | N
     problem = _check_limit(limit) or _check_window(since, until)
     if problem is not None:
         return Failure(problem)
-    bound = {**spec.params, "since": since, "until": until, "limit": limit + 1}
-    if cursor is not None:
-        after = read_cursor(cursor)
-        if isinstance(after, Failure):
-            return after
-        bound["after_t"], bound["after_s"] = after.unwrap()
     sql = _window_sql(spec.columns, spec.where, since is not None, until is not None,
                       cursor is not None)
-    return Success(PagePlan(spec=spec, ctx=ctx, sql=sql, bound=bound, limit=limit))
+    return _after(cursor).map(lambda after: PagePlan(
+        spec=spec, ctx=ctx, sql=sql,
+        bound={**spec.params, "since": since, "until": until, "limit": limit + 1, **after},
+        limit=limit))
+
+
+def _after(cursor: str | None) -> Result[dict[str, Any], DataError]:
+    """The keyset values of ``cursor`` (none without one)."""
+    if cursor is None:
+        return Success({})
+    return read_cursor(cursor).map(lambda at: {"after_t": at[0], "after_s": at[1]})
+
+
+def disclosed(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
+              record_of: Callable[[T], AuditRecord]) -> Result[T, DataError]:
+    """:func:`disclose` as a Result: a database error, or a disclosure left unrecorded, fails."""
+    try:
+        return Success(disclose(conn, ctx, work, record_of))
+    except psycopg.Error as exc:
+        return Failure(_db_error(exc, AUDIT_ENTITY))
+    except DisclosureNotRecorded:
+        return Failure(UNRECORDED)
 
 
 def _page(
@@ -366,34 +386,26 @@ def _page(
     denied = deny(conn, ctx, spec.report)
     if denied is not None:
         return denied
-    planned = plan_page(ctx, spec, since=since, until=until, cursor=cursor, limit=limit)
-    if isinstance(planned, Failure):
-        return planned
-    plan = planned.unwrap()
+    return plan_page(ctx, spec, since=since, until=until, cursor=cursor, limit=limit).bind(
+        lambda plan: disclosed(conn, ctx, lambda: _read_page(conn, plan), plan.record))
 
-    def work() -> AuditPage[T]:
-        cur = conn.cursor(row_factory=tuple_row)
-        return plan.page(cur.execute(plan.sql, plan.bound, prepare=settings().prepare).fetchall())
 
-    try:
-        return Success(disclose(conn, ctx, work, plan.record))
-    except psycopg.Error as exc:
-        return Failure(_db_error(exc, AUDIT_ENTITY))
-    except DisclosureNotRecorded:
-        return Failure(UNRECORDED)
+def _read_page(conn: Conn, plan: PagePlan[T]) -> AuditPage[T]:
+    cur = conn.cursor(row_factory=tuple_row)
+    return plan.page(cur.execute(plan.sql, plan.bound, prepare=settings().prepare).fetchall())
 
 
 #: Index of ``created_at`` in each column list (for the cursor).
 _CREATED = {_ENTRY_COLS: 2, _DISCLOSURE_COLS: 1}
 
 
-def _uuid(value: UUID | str, field: str) -> UUID | DataError:
+def _uuid(value: UUID | str, field: str) -> Result[UUID, DataError]:
     if isinstance(value, UUID):
-        return value
+        return Success(value)
     try:
-        return UUID(str(value))
+        return Success(UUID(str(value)))
     except ValueError:
-        return InvalidQuery(field=field, rule="must be a UUID")
+        return Failure(InvalidQuery(field=field, rule="must be a UUID"))
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -402,17 +414,17 @@ def _uuid(value: UUID | str, field: str) -> UUID | DataError:
 def entity_history_spec(entity_type: str, entity_id: UUID | str
                         ) -> Result[ReportSpec[AuditEntry], DataError]:
     """Check the arguments of :func:`entity_history`."""
-    key = _uuid(entity_id, "entity_id")
-    if isinstance(key, DataError):
-        return Failure(key)
-    if not isinstance(entity_type, str) or not 1 <= len(entity_type) <= 100:
-        return Failure(InvalidQuery(field="entity_type", rule="must be 1-100 characters"))
-    return Success(ReportSpec(
-        report="entity_history", columns=_ENTRY_COLS,
-        where="a.entity_type = %(entity_type)s AND a.entity_id = %(entity_id)s",
-        params={"entity_type": entity_type, "entity_id": key}, make=_entry, subject=None,
-        metadata={"entity_type": entity_type, "entity_id": str(key)},
-    ))
+    def spec(key: UUID) -> Result[ReportSpec[AuditEntry], DataError]:
+        if not isinstance(entity_type, str) or not 1 <= len(entity_type) <= 100:
+            return Failure(InvalidQuery(field="entity_type", rule="must be 1-100 characters"))
+        return Success(ReportSpec(
+            report="entity_history", columns=_ENTRY_COLS,
+            where="a.entity_type = %(entity_type)s AND a.entity_id = %(entity_id)s",
+            params={"entity_type": entity_type, "entity_id": key}, make=_entry, subject=None,
+            metadata={"entity_type": entity_type, "entity_id": str(key)},
+        ))
+
+    return _uuid(entity_id, "entity_id").bind(spec)
 
 
 def user_activity_spec(user_id: str) -> Result[ReportSpec[AuditEntry], DataError]:
@@ -428,13 +440,10 @@ def user_activity_spec(user_id: str) -> Result[ReportSpec[AuditEntry], DataError
 def accounting_spec(student_id: UUID | str, since: datetime | None, until: datetime | None,
                     include_failures: bool) -> Result[ReportSpec[Disclosure], DataError]:
     """Check the arguments of :func:`accounting_of_disclosures`."""
-    key = _uuid(student_id, "student_id")
-    if isinstance(key, DataError):
-        return Failure(key)
     where = "a.subject_ids @> ARRAY[%(student_id)s]::uuid[]"
     if not include_failures:
         where += " AND a.success"
-    return Success(ReportSpec(
+    return _uuid(student_id, "student_id").map(lambda key: ReportSpec(
         report="accounting_of_disclosures", columns=_DISCLOSURE_COLS, where=where,
         params={"student_id": key}, make=_disclosure, subject=key,
         metadata={"since": since.isoformat() if since else None,
@@ -543,23 +552,15 @@ def statistics(
     denied = deny(conn, ctx, "statistics")
     if denied is not None:
         return denied
-    checked = check_statistics(since, until, top_users)
-    if isinstance(checked, Failure):
-        return checked
-    bound = checked.unwrap()
 
-    def work() -> AuditStatistics:
+    def work(bound: dict[str, Any]) -> AuditStatistics:
         cur = conn.cursor(row_factory=tuple_row)
         groups = cur.execute(STATS_SQL, bound, prepare=settings().prepare).fetchall()
         users = cur.execute(USERS_SQL, bound, prepare=settings().prepare).fetchall()
         return statistics_of(groups, users, since, until)
 
-    try:
-        return Success(disclose(conn, ctx, work, lambda _: statistics_record(ctx, since, until)))
-    except psycopg.Error as exc:
-        return Failure(_db_error(exc, AUDIT_ENTITY))
-    except DisclosureNotRecorded:
-        return Failure(UNRECORDED)
+    return check_statistics(since, until, top_users).bind(lambda bound: disclosed(
+        conn, ctx, lambda: work(bound), lambda _: statistics_record(ctx, since, until)))
 
 
 __all__ = [
@@ -575,6 +576,7 @@ __all__ = [
     "denial",
     "deny",
     "disclose",
+    "disclosed",
     "entity_history",
     "statistics",
     "user_activity",

@@ -21,12 +21,14 @@ application role has no DELETE on ``audit_log``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import attrs
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
@@ -46,9 +48,11 @@ from wxdata.errors import (
     ValidationFailed,
 )
 from wxdata.errors import from_db_error as _db_error
-from wxdata.tx.scope import current_scope, unit_of_work
+from wxdata.errors import one_row as _the_row
+from wxdata.tx.scope import RollbackScope, current_scope, unit_of_work
 
 Conn = psycopg.Connection[Any]
+R = TypeVar("R")
 
 #: HIPAA's six years: the floor for PHI / education-record audit records (cannot be lowered).
 PHI_FLOOR_YEARS = 6
@@ -127,24 +131,24 @@ class LegalHold:
     created_at: datetime
 
 
-_PROTECTED = "(a.is_phi OR a.compliance_type IN ('HIPAA', 'FERPA'))"
+_PROTECTED = sql.SQL("(a.is_phi OR a.compliance_type IN ('HIPAA', 'FERPA'))")
 #: Records past the policy's cutoff for their class (index on created_at bounds the scan).
-_PAST = (
+_PAST = sql.SQL(
     "a.created_at < GREATEST(%(phi_cut)s::timestamptz, %(other_cut)s::timestamptz) "
-    f"AND a.created_at < CASE WHEN {_PROTECTED} THEN %(phi_cut)s::timestamptz "
+    "AND a.created_at < CASE WHEN {protected} THEN %(phi_cut)s::timestamptz "
     "ELSE %(other_cut)s::timestamptz END"
-)
-_COUNT_SQL = (
+).format(protected=_PROTECTED)
+_COUNT_SQL = sql.SQL(
     "SELECT count(*) FILTER (WHERE NOT held AND sealed), count(*) FILTER (WHERE held), "
     "count(*) FILTER (WHERE NOT held AND NOT sealed), count(*) FILTER (WHERE ferpa) FROM ("
     " SELECT audit_record_held(a) AS held, audit_record_ferpa_kept(a) AS ferpa,"
     " EXISTS (SELECT 1 FROM audit_seal s WHERE s.audit_id = a.id) AS sealed"
-    f" FROM audit_log a WHERE {_PAST}) x"
-)
-_ELIGIBLE_SQL = (
+    " FROM audit_log a WHERE {past}) x"
+).format(past=_PAST)
+_ELIGIBLE_SQL = sql.SQL(
     "SELECT s.position, s.hash FROM audit_log a JOIN audit_seal s ON s.audit_id = a.id "
-    f"WHERE {_PAST} AND NOT audit_record_held(a) ORDER BY s.position"
-)
+    "WHERE {past} AND NOT audit_record_held(a) ORDER BY s.position"
+).format(past=_PAST)
 _CUTOFF_SQL = (
     "SELECT now() - make_interval(years => %(phi)s), now() - make_interval(years => %(other)s)"
 )
@@ -199,28 +203,34 @@ def _retain(conn: Conn, ctx: ExecutionContext,
         if key is None:
             return Success(disclose(conn, ctx, lambda: _count(conn, bound),
                                     lambda r: _record(ctx, r, AuditAction.READ)))
-        with unit_of_work(conn, ctx) as _scope:
-            report = _purge(conn, ctx, key, bound)
-            conn.execute(insert_sql(), audit_params(ctx, _record(ctx, report,
-                                                                  AuditAction.BULK_DELETE)))
-    except _Mismatch:
-        return Failure(Conflict(entity=AUDIT_ENTITY, reason="eligible records changed during "
-                                                            "the purge; run it again"))
+        return purge_recorded(conn, ctx, lambda: _purge(conn, ctx, key, bound),
+                              lambda r: _record(ctx, r, AuditAction.BULK_DELETE))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
-    return Success(report)
 
 
-class _Mismatch(Exception):
-    """Internal: what was marked and what was deleted differ (rolls the purge back)."""
+def purge_recorded(conn: Conn, ctx: ExecutionContext, purge: Callable[[], Result[R, DataError]],
+                   record_of: Callable[[R], AuditRecord]) -> Result[R, DataError]:
+    """Run ``purge`` in a unit of work that also writes its record; a ``Failure`` of the purge
+    rolls all of it back (nothing purged, nothing recorded). Database errors propagate."""
+    outcome: Result[R, DataError] = Failure(_CHANGED)
+    with unit_of_work(conn, ctx):
+        outcome = purge()
+        match outcome:
+            case Success(report):
+                conn.execute(insert_sql(), audit_params(ctx, record_of(report)))
+            case _:
+                raise RollbackScope
+    return outcome
 
 
-def one_row(conn: Conn, query: str, params: Any = None) -> tuple[Any, ...]:
+_CHANGED = Conflict(entity=AUDIT_ENTITY, reason="eligible records changed during the purge; "
+                                                "run it again")
+
+
+def one_row(conn: Conn, query: str | sql.Composed, params: Any = None) -> tuple[Any, ...]:
     """The single row of an aggregate query; none at all is a database error (caught as one)."""
-    row = conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()
-    if row is None:
-        raise psycopg.Error("an aggregate query returned no row")
-    return tuple(row)
+    return tuple(_the_row(conn.cursor(row_factory=tuple_row).execute(query, params).fetchone()))
 
 
 def cutoffs(conn: Conn, bound: dict[str, Any]) -> tuple[Any, Any]:
@@ -242,7 +252,7 @@ def _count(conn: Conn, bound: dict[str, Any]) -> RetentionReport:
 
 
 def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
-           ) -> RetentionReport:
+           ) -> Result[RetentionReport, DataError]:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SEAL_LOCK,))
     counted = _count(conn, bound)
     cuts = {"phi_cut": counted.phi_cutoff, "other_cut": counted.other_cutoff}
@@ -266,7 +276,7 @@ def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
                                     purged_mac(key, position, purge_id, bytes(seal_hash))))
             marked += len(batch)
     if marked != counted.eligible:
-        raise _Mismatch
+        return Failure(_CHANGED)
     conn.execute("SELECT set_config('wxdata.retention_purge', 'on', true)")
     deleted = conn.execute(
         "DELETE FROM audit_log a USING audit_seal s, audit_purged p "
@@ -275,8 +285,8 @@ def _purge(conn: Conn, ctx: ExecutionContext, key: bytes, bound: dict[str, Any]
     ).rowcount
     conn.execute("SELECT set_config('wxdata.retention_purge', 'off', true)")
     if deleted != marked:
-        raise _Mismatch
-    return attrs.evolve(counted, dry_run=False, purged=deleted, purge_id=purge_id)
+        return Failure(_CHANGED)
+    return Success(attrs.evolve(counted, dry_run=False, purged=deleted, purge_id=purge_id))
 
 
 def _record(ctx: ExecutionContext, report: RetentionReport, action: AuditAction) -> AuditRecord:
@@ -328,12 +338,12 @@ def place_hold(
         return Failure(ValidationFailed(HOLD_ENTITY, tuple(errors)))
     try:
         with unit_of_work(conn, ctx):
-            row = conn.execute(
+            row = one_row(
+                conn,
                 "INSERT INTO audit_legal_hold (kind, student_id, entity_type, entity_id, user_id,"
                 " case_ref, created_by) VALUES ('PLACE', %s, %s, %s, %s, %s, %s) RETURNING hold_id",
                 (student_id, entity_type, entity_id, user_id, case_ref, ctx.user_id),
-            ).fetchone()
-            assert row is not None
+            )
             hold_id = int(row[0])
             conn.execute(insert_sql(), audit_params(ctx, AuditRecord(
                 action=AuditAction.CREATE, entity_type=HOLD_ENTITY,

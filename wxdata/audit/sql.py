@@ -13,30 +13,41 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from wxdata.audit.record import CONTEXT_COLUMNS, ID_COLUMNS, RECORD_COLUMNS, _p
+from psycopg import sql
+
+from wxdata.audit.record import CONTEXT_COLUMNS, ID_COLUMNS, RECORD_COLUMNS, param_sql
 from wxdata.audit.redact import MASK, SECRET_MARK, column_policy
 from wxdata.schema.spec import Entity, Kind
 
 _CHUNK = 40  # jsonb_build_object takes at most 100 arguments
 
 
-def _literal(text: str) -> str:
-    """A jsonb string literal for a constant marker (markers are fixed ASCII, no quotes)."""
-    assert text.isascii() and "'" not in text and '"' not in text
-    return f"'\"{text}\"'::jsonb"
+def _literal(text: str) -> sql.Composable:
+    """A jsonb string literal for a constant marker (quoted and escaped by psycopg)."""
+    return sql.SQL("{}::jsonb").format(sql.Literal(f'"{text}"'))
 
 
 #: SQL twins of :func:`wxdata.audit.redact.scrub` / ``is_secret_name`` (``sql/0020_audit_redaction.sql``).
 SCRUB_FUNCTION = "wxdata_audit_scrub"
 SECRET_NAME_FUNCTION = "wxdata_audit_secret_name"  # noqa: S105 - a function name
 
+# Whole fragments, never templates: their braces are literal.
+_EMPTY_OBJECT = sql.SQL("'{}'::jsonb")
+_EMPTY_UUIDS = sql.SQL("'{}'::uuid[]")
+_NULL_UUID = sql.SQL("NULL::uuid")
+_COMMA = sql.SQL(",")
+
+
+def _scrub(ref: sql.Composable) -> sql.Composable:
+    return sql.SQL("{}({})").format(sql.Identifier(SCRUB_FUNCTION), ref)
+
 
 def scrub_expr(ref: str) -> str:
     """The jsonb ``ref`` with every secret-named key's value replaced by the marker, at any depth."""
-    return f"{SCRUB_FUNCTION}({ref})"
+    return _scrub(sql.SQL(ref)).as_string()
 
 
-def field_expr(entity: Entity[Any], name: str, ref: str) -> str:
+def field_expr(entity: Entity[Any], name: str, ref: sql.Composable) -> sql.Composable:
     """The redacted jsonb of one field of a row reference (``s."name"``).
 
     Rendered as :func:`wxdata.audit.redact.redact_value` renders it in Python: secrets as the
@@ -47,84 +58,110 @@ def field_expr(entity: Entity[Any], name: str, ref: str) -> str:
     if policy == "secret":
         return _literal(SECRET_MARK)
     if policy == "mask":
-        return f"CASE WHEN {ref} IS NULL THEN 'null'::jsonb ELSE {_literal(MASK)} END"
+        return sql.SQL("CASE WHEN {ref} IS NULL THEN 'null'::jsonb ELSE {mask} END").format(
+            ref=ref, mask=_literal(MASK))
     if column is not None and column.kind is Kind.DECIMAL:
-        return f"to_jsonb(({ref})::text)"
+        return sql.SQL("to_jsonb(({})::text)").format(ref)
     if column is not None and column.kind is Kind.JSON:
-        return scrub_expr(f"to_jsonb({ref})")
-    return f"to_jsonb({ref})"
+        return _scrub(sql.SQL("to_jsonb({})").format(ref))
+    return sql.SQL("to_jsonb({})").format(ref)
 
 
-def _object(pairs: list[tuple[str, str]]) -> str:
+def _object(pairs: list[tuple[str, sql.Composable]]) -> sql.Composable:
     if not pairs:
-        return "'{}'::jsonb"
+        return _EMPTY_OBJECT
     chunks = []
     for i in range(0, len(pairs), _CHUNK):
         part = pairs[i : i + _CHUNK]
-        chunks.append("jsonb_build_object(" + ",".join(f"'{k}',{v}" for k, v in part) + ")")
-    return "||".join(chunks)
+        chunks.append(sql.SQL("jsonb_build_object({})").format(
+            _COMMA.join(sql.SQL("{},{}").format(sql.Literal(k), v) for k, v in part)))
+    return sql.SQL("||").join(chunks)
 
 
-def snapshot_expr(entity: Entity[Any], columns: Iterable[str], alias: str = "s") -> str:
+def snapshot_expr(entity: Entity[Any], columns: Iterable[str], alias: str = "s") -> sql.Composable:
     """A redacted jsonb snapshot of the named columns of row ``alias``."""
-    return _object([(c, field_expr(entity, c, f'{alias}."{c}"')) for c in columns])
+    return _object([(c, field_expr(entity, c, sql.Identifier(alias, c))) for c in columns])
 
 
-def diff_expr(entity: Entity[Any], columns: Iterable[str], new: str = "s", old_prefix: str = "_o_") -> str:
+_CHANGED = sql.SQL("CASE WHEN {n} IS DISTINCT FROM {o} THEN {body} END")
+_SECRET_CHANGE = sql.SQL("jsonb_build_object('before',{marker},'after',{marker},'changed',true)")
+_CHANGE = sql.SQL("jsonb_build_object('before',{before},'after',{after}{changed})")
+
+
+def diff_expr(entity: Entity[Any], columns: Iterable[str], new: str = "s",
+              old_prefix: str = "_o_") -> sql.Composable:
     """jsonb ``{field: {before, after}}`` of the columns that changed by value (redacted)."""
     items = []
     for c in columns:
-        n, o = f'{new}."{c}"', f'{new}."{old_prefix}{c}"'
+        n, o = sql.Identifier(new, c), sql.Identifier(new, old_prefix + c)
         policy = column_policy(entity.by_name.get(c), c)
+        body: sql.Composable
         if policy == "secret":  # record only that it was set (or changed, when readable)
-            marker = _literal(SECRET_MARK)
-            body = f"jsonb_build_object('before',{marker},'after',{marker},'changed',true)"
+            body = _SECRET_CHANGE.format(marker=_literal(SECRET_MARK))
             if c in entity.column_names:  # read back: compare by value like any other column
-                body = f"CASE WHEN {n} IS DISTINCT FROM {o} THEN {body} END"
-            items.append(f"('{c}',{body})")
-            continue
-        body = (
-            f"jsonb_build_object('before',{field_expr(entity, c, o)},"
-            f"'after',{field_expr(entity, c, n)}"
-            + (",'changed',true)" if policy != "keep" else ")")
-        )
-        items.append(f"('{c}',CASE WHEN {n} IS DISTINCT FROM {o} THEN {body} END)")
+                body = _CHANGED.format(n=n, o=o, body=body)
+        else:
+            body = _CHANGED.format(n=n, o=o, body=_CHANGE.format(
+                before=field_expr(entity, c, o), after=field_expr(entity, c, n),
+                changed=sql.SQL(",'changed',true" if policy != "keep" else "")))
+        items.append(sql.SQL("({},{})").format(sql.Literal(c), body))
     if not items:
-        return "'{}'::jsonb"
-    return (
-        "(SELECT COALESCE(jsonb_object_agg(k,v),'{}'::jsonb) FROM (VALUES "
-        + ",".join(items)
-        + ") d(k,v) WHERE v IS NOT NULL)"
-    )
+        return _EMPTY_OBJECT
+    return sql.SQL(
+        "(SELECT COALESCE(jsonb_object_agg(k,v),'{{}}'::jsonb) FROM (VALUES {}) d(k,v)"
+        " WHERE v IS NOT NULL)"
+    ).format(_COMMA.join(items))
 
 
-def _ids(pk: str, subject: str | None, alias: str = "s") -> str:
-    subject_expr = f'{alias}."{subject}"' if subject else "NULL::uuid"
-    return (
-        f'CASE WHEN count({alias}."{pk}")=1 THEN (array_agg({alias}."{pk}"))[1] END,'
-        f'COALESCE(array_agg({alias}."{pk}") FILTER (WHERE {alias}."{pk}" IS NOT NULL),'
-        f"'{{}}'::uuid[]),"
-        f"CASE WHEN count(DISTINCT {subject_expr})=1 THEN (array_agg({subject_expr}))[1] END,"
-        f"COALESCE(array_agg(DISTINCT {subject_expr}) FILTER (WHERE {subject_expr} IS NOT NULL),"
-        f"'{{}}'::uuid[])"
-    )
+def _ids(pk: str, subject: str | None, alias: str = "s") -> sql.Composable:
+    subject_expr = sql.Identifier(alias, subject) if subject else _NULL_UUID
+    return sql.SQL(
+        "CASE WHEN count({pk})=1 THEN (array_agg({pk}))[1] END,"
+        "COALESCE(array_agg({pk}) FILTER (WHERE {pk} IS NOT NULL),'{{}}'::uuid[]),"
+        "CASE WHEN count(DISTINCT {sub})=1 THEN (array_agg({sub}))[1] END,"
+        "COALESCE(array_agg(DISTINCT {sub}) FILTER (WHERE {sub} IS NOT NULL),'{{}}'::uuid[])"
+    ).format(pk=sql.Identifier(alias, pk), sub=subject_expr)
 
 
 _HEAD = (*CONTEXT_COLUMNS, *RECORD_COLUMNS)
-_INSERT_COLS = ",".join((*_HEAD, *ID_COLUMNS))
+_INSERT_COLS = _COMMA.join(sql.Identifier(c) for c in (*_HEAD, *ID_COLUMNS))
+_HEAD_PARAMS = _COMMA.join(param_sql(c) for c in _HEAD)
+
+
+def _names(columns: Iterable[str]) -> sql.Composable:
+    return _COMMA.join(sql.Identifier(c) for c in columns)
+
+
+_RIDE_READ = sql.SQL(
+    "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
+    "SELECT {params},{ids} FROM s{where} HAVING count({pk})>0) SELECT {cols} FROM s"
+)
+_RIDE_WRITE = sql.SQL(
+    "WITH {source}, a AS (INSERT INTO audit_log ({insert}) "
+    "SELECT {values},{ids} {from_}) SELECT {cols} FROM s"
+)
+_RIDE_BULK = sql.SQL(
+    "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
+    "SELECT {params},{ids} FROM s HAVING count({pk})>0) SELECT count(*) FROM s"
+)
+_DIFF_BEFORE = sql.SQL(  # a whole fragment: literal braces
+    "(SELECT COALESCE(jsonb_object_agg(key, value->'before'),'{}'::jsonb) FROM jsonb_each(s._diff))"
+)
+_DIFF_AFTER = sql.SQL(
+    "(SELECT COALESCE(jsonb_object_agg(key, value->'after'),'{}'::jsonb) FROM jsonb_each(s._diff))"
+)
 
 
 @lru_cache(maxsize=4096)
 def ride_read(entity: Entity[Any], source_sql: str, out_columns: tuple[str, ...],
               hit: str | None = None) -> str:
     """Wrap a SELECT so one READ record (ids and subjects of the rows returned) rides with it."""
-    cols = ",".join(f'"{c}"' for c in out_columns)
-    where = f' WHERE s."{hit}"' if hit else ""
-    return (
-        f"WITH s AS ({source_sql}), a AS (INSERT INTO audit_log ({_INSERT_COLS}) "
-        f"SELECT {','.join(_p(c) for c in _HEAD)},{_ids(entity.pk, entity.subject)} "
-        f'FROM s{where} HAVING count(s."{entity.pk}")>0) SELECT {cols} FROM s'
-    )
+    where = sql.SQL(" WHERE {}").format(sql.Identifier("s", hit)) if hit else sql.SQL("")
+    return _RIDE_READ.format(
+        source=sql.SQL(source_sql), insert=_INSERT_COLS, params=_HEAD_PARAMS,
+        ids=_ids(entity.pk, entity.subject), where=where, pk=sql.Identifier("s", entity.pk),
+        cols=_names(out_columns),
+    ).as_string()
 
 
 @lru_cache(maxsize=4096)
@@ -143,52 +180,45 @@ def ride_write(
     source (update). The record's ``changes``/``previous_values``/``new_values`` parameters are
     replaced by these SQL expressions; the other record fields stay bound.
     """
-    cols = ",".join(f'"{c}"' for c in out_columns)
-    exprs: dict[str, str] = {}
-    derived: list[str] = []  # computed once per row in a CTE, however often the record uses them
+    exprs: dict[str, sql.Composable] = {}
+    derived: list[sql.Composable] = []  # computed once per row in a CTE, however often used
     if new_columns:
-        derived.append(f"{snapshot_expr(entity, new_columns)} AS _new")
-        exprs["new_values"] = exprs["changes"] = "s._new"  # a create's changes are its snapshot
+        derived.append(sql.SQL("{} AS _new").format(snapshot_expr(entity, new_columns)))
+        exprs["new_values"] = exprs["changes"] = sql.SQL("s._new")  # a create's changes: its snapshot
     if old_columns:
         exprs["previous_values"] = snapshot_expr(entity, old_columns)
-    source_cte = f"s AS ({source_sql})"
-    from_clause = "FROM s"
+    source_cte: sql.Composable = sql.SQL("s AS ({})").format(sql.SQL(source_sql))
+    from_clause = sql.SQL("FROM s")
     if diff_columns:
-        derived.append(f"{diff_expr(entity, diff_columns)} AS _diff")
-        exprs["changes"] = "s._diff"
-        exprs["previous_values"] = (
-            "(SELECT COALESCE(jsonb_object_agg(key, value->'before'),'{}'::jsonb) "
-            "FROM jsonb_each(s._diff))"
-        )
-        exprs["new_values"] = (
-            "(SELECT COALESCE(jsonb_object_agg(key, value->'after'),'{}'::jsonb) "
-            "FROM jsonb_each(s._diff))"
-        )
+        derived.append(sql.SQL("{} AS _diff").format(diff_expr(entity, diff_columns)))
+        exprs["changes"] = sql.SQL("s._diff")
+        exprs["previous_values"] = _DIFF_BEFORE
+        exprs["new_values"] = _DIFF_AFTER
     if derived:
         # MATERIALIZED: an inlined CTE would copy each expression into every place it is used
         # (a diff into changes, previous_values and new_values: three evaluations per row)
-        source_cte += f", d AS MATERIALIZED (SELECT s.*, {','.join(derived)} FROM s)"
-        from_clause = "FROM d s"
-    values = ",".join(exprs.get(c, _p(c)) for c in _HEAD)
-    ids = ",".join(
-        (
-            f's."{entity.pk}"',
-            f'ARRAY[s."{entity.pk}"]',
-            f's."{entity.subject}"' if entity.subject else "NULL::uuid",
-            f'ARRAY[s."{entity.subject}"]' if entity.subject else "'{}'::uuid[]",
-        )
-    )
-    return (
-        f"WITH {source_cte}, a AS (INSERT INTO audit_log ({_INSERT_COLS}) "
-        f"SELECT {values},{ids} {from_clause}) SELECT {cols} FROM s"
-    )
+        source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s)").format(
+            source_cte, _COMMA.join(derived))
+        from_clause = sql.SQL("FROM d s")
+    pk = sql.Identifier("s", entity.pk)
+    subject = sql.Identifier("s", entity.subject) if entity.subject else None
+    ids = _COMMA.join((
+        pk,
+        sql.SQL("ARRAY[{}]").format(pk),
+        subject if subject is not None else _NULL_UUID,
+        sql.SQL("ARRAY[{}]").format(subject) if subject is not None else _EMPTY_UUIDS,
+    ))
+    return _RIDE_WRITE.format(
+        source=source_cte, insert=_INSERT_COLS,
+        values=_COMMA.join(exprs.get(c, param_sql(c)) for c in _HEAD), ids=ids,
+        from_=from_clause, cols=_names(out_columns),
+    ).as_string()
 
 
 @lru_cache(maxsize=1024)
 def ride_bulk(entity: Entity[Any], source_sql: str) -> str:
     """Wrap a multi-row write ... RETURNING id(, subject) so one BULK record lists every id."""
-    return (
-        f"WITH s AS ({source_sql}), a AS (INSERT INTO audit_log ({_INSERT_COLS}) "
-        f"SELECT {','.join(_p(c) for c in _HEAD)},{_ids(entity.pk, entity.subject)} FROM s "
-        f'HAVING count(s."{entity.pk}")>0) SELECT count(*) FROM s'
-    )
+    return _RIDE_BULK.format(
+        source=sql.SQL(source_sql), insert=_INSERT_COLS, params=_HEAD_PARAMS,
+        ids=_ids(entity.pk, entity.subject), pk=sql.Identifier("s", entity.pk),
+    ).as_string()

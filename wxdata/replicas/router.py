@@ -59,7 +59,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import attrs
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from returns.result import Failure, Result
 
 from wxdata.audit.lanes import lane_health, route_lane
@@ -325,6 +325,13 @@ class Router:
         self._last_used[conn] = now  # checkout time until given back
         return conn, pool
 
+    def _take_primary(self) -> tuple[Conn, ConnectionPool[Conn]]:
+        """A primary connection; ``PoolClosed`` (a psycopg error) once the router is closed."""
+        taken = self._take(self.primary, self.config.primary_timeout)
+        if taken is None:
+            raise PoolClosed("the primary's pool is closed")
+        return taken
+
     def _give_back(self, server: Server, conn: Conn, pool: ConnectionPool[Conn]) -> None:
         now = time.monotonic()
         taken = self._last_used.get(conn, now)
@@ -380,9 +387,8 @@ class Router:
                     reason = "read_your_writes"
                     continue
             return server, conn, pool, None
-        primary = self._take(self.primary, self.config.primary_timeout)
-        assert primary is not None
-        return self.primary, primary[0], primary[1], reason
+        conn, pool = self._take_primary()
+        return self.primary, conn, pool, reason
 
     @contextmanager
     def _push(self, co: _Checkout) -> Iterator[_Checkout]:
@@ -405,9 +411,7 @@ class Router:
             return
         key = self._key(ctx)
         if write:
-            taken = self._take(self.primary, self.config.primary_timeout)
-            assert taken is not None
-            conn, pool = taken
+            conn, pool = self._take_primary()
             co = _Checkout(self, self.primary, conn, ctx, key, True, threading.get_ident())
             with self._lock:
                 self.primary.counters["writes"] += 1

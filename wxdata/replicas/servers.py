@@ -242,10 +242,12 @@ class Routing:
         """
         if server.role != "replica":
             return False
-        failure = result.failure() if isinstance(result, Failure) else None
-        if failure is not None and failure == UNRECORDED:
-            return False
-        return broken or isinstance(failure, Unavailable)
+        match result:
+            case Failure(error) if error == UNRECORDED:
+                return False
+            case Failure(Unavailable()):
+                return True
+        return broken
 
     def failed_over(self, server: Server) -> None:
         """Count a read re-run elsewhere because ``server`` failed under it."""

@@ -138,8 +138,9 @@ def scope_run_plan(
         result, _ = yield from _attempt(conn, ctx, body, options, _NESTED)
         if scope.unrecorded:  # the savepoint's disclosures lost their records: fail closed
             return Failure(UNRECORDED)
-        if isinstance(result, Failure) and isinstance(result.failure(), Retryable):
-            scope.doom(result.failure())
+        match result:
+            case Failure(Retryable() as error):
+                scope.doom(error)
         return result
 
     attempt = 0
@@ -155,9 +156,11 @@ def scope_run_plan(
             return result
         if opened is not None and opened.unrecorded:  # rolled back, a disclosure lost its record
             return Failure(UNRECORDED)
-        error = result.failure()
-        if not isinstance(error, Retryable) or attempt >= options.retries:
-            return result
+        match result:
+            case Failure(Retryable()) if attempt < options.retries:
+                pass  # a serialization failure or deadlock: try the whole unit again
+            case _:
+                return result
         yield Sleep(backoff_delay(attempt))
         attempt += 1
 

@@ -47,6 +47,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import attrs
@@ -92,6 +93,7 @@ class Isolation(enum.StrEnum):
 
 _RANK = {None: 0, Isolation.READ_COMMITTED: 0, Isolation.REPEATABLE_READ: 1,
          Isolation.SERIALIZABLE: 2}
+_ISOLATION = {level: sql.SQL("ISOLATION LEVEL ") + sql.SQL(level.value) for level in Isolation}
 
 
 class ConcurrentUseError(RuntimeError):
@@ -234,12 +236,22 @@ def context_statement(
     """
     values = {**context_settings(ctx), **transaction_timeouts()}
     values["app.scope_token"] = scope_token(ctx, key, now) if key is not None else ""
-    calls = ",".join(f"set_config(%(k{i})s, %(v{i})s, true)" for i in range(len(values)))
     params: dict[str, str] = {}
     for i, (k, v) in enumerate(values.items()):
         params[f"k{i}"] = k
         params[f"v{i}"] = v
-    return f"SELECT {calls}", params
+    return _set_configs(len(values)), params
+
+
+_SET_CONFIG = sql.SQL("set_config({}, {}, true)")
+
+
+@lru_cache(maxsize=8)
+def _set_configs(count: int) -> str:
+    """``SELECT set_config(%(k0)s, %(v0)s, true), ...`` for ``count`` settings (built once per count)."""
+    calls = sql.SQL(",").join(
+        _SET_CONFIG.format(sql.Placeholder(f"k{i}"), sql.Placeholder(f"v{i}")) for i in range(count))
+    return sql.SQL("SELECT {}").format(calls).as_string()
 
 
 _PRIVILEGED_SQL = (
@@ -390,16 +402,17 @@ def check_connection(conn: Conn) -> bool:
     return run(conn, check_plan(conn))
 
 
+@lru_cache(maxsize=32)
 def begin_statement(isolation: Isolation | None, read_only: bool, deferrable: bool) -> str:
-    """The BEGIN text for the options (constant strings only)."""
-    parts = ["BEGIN"]
+    """The BEGIN text for the options (constant keywords only; built once per combination)."""
+    parts: list[sql.Composable] = [sql.SQL("BEGIN")]
     if isolation is not None:
-        parts.append(f"ISOLATION LEVEL {Isolation(isolation).value}")
+        parts.append(_ISOLATION[Isolation(isolation)])
     if read_only:
-        parts.append("READ ONLY")
+        parts.append(sql.SQL("READ ONLY"))
     if deferrable:
-        parts.append("DEFERRABLE")
-    return " ".join(parts)
+        parts.append(sql.SQL("DEFERRABLE"))
+    return sql.SQL(" ").join(parts).as_string()
 
 
 def check_context(ctx: ExecutionContext) -> None:
