@@ -22,8 +22,10 @@ where the sync shell's goes (:func:`wxdata.aio.audit.write_record`: one INSERT o
 work; in the transaction inside one, replayed on lane 2 if it rolls back; lane 2 in a read-only
 one). Invalidation: committed writes of either shell arrive as write events, delivered after
 COMMIT by the unit of work's after-commit hooks (nothing on rollback), and invalidate the sync
-backend every async backend wraps before the write's call returns. Hand-written async writes
-queue theirs with :func:`invalidate_after_commit`.
+backend every async backend wraps before the write's call returns; the writes of an async unit
+of work do it through the registered async cache (:func:`async_faces`), Redis through its
+``redis.asyncio`` client, without blocking the event loop. Hand-written async writes queue
+theirs with :func:`invalidate_after_commit`.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ __all__ = [
     "AsyncMemoryCache",
     "AsyncRedisCache",
     "AsyncTieredCache",
+    "async_faces",
     "build_async_cache",
     "cached",
     "configure_async_cache",
@@ -268,6 +271,12 @@ async def invalidate_event(event: WriteEvent, caches: Iterable[AsyncCache] | Non
         except Exception as exc:  # noqa: BLE001 - never fail a committed write; logged PHI-safely
             log.error("cache invalidation failed for %s (%s)", event.entity, type(exc).__name__)
     return removed
+
+
+def async_faces() -> list[AsyncCache]:
+    """The registered async caches: committed writes of async units of work invalidate their
+    backends through them (:func:`wxdata.cache.invalidation.on_write_async`)."""
+    return list(_ASYNC_CACHES)
 
 
 def invalidate_after_commit(register: Callable[[Callable[[], Awaitable[Any]]], Any],

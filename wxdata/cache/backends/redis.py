@@ -59,6 +59,8 @@ T = TypeVar("T")
 
 TAG_RECORD_TTL = 2 * 86_400
 _CHUNK = 256
+#: Tags per invalidation script call.
+INVALIDATE_CHUNK = _CHUNK
 REPLICA_WAIT_MS = 200
 DEBT_RETRY = 0.1
 #: Entries whose decoded form is kept per process (see :class:`OpenedEntries`).
@@ -73,7 +75,8 @@ _HIT = {"hits": 1, "hits_redis": 1}
 def _nothing() -> None:
     """An operation that only lets a pending recovery run."""
 
-__all__ = ["FAULTS", "CircuitBreaker", "RedisCache", "RedisUnavailable", "make_client"]
+__all__ = ["FAULTS", "INVALIDATE_CHUNK", "TAG_RECORD_TTL", "CircuitBreaker", "OpenedEntries",
+           "RedisCache", "RedisUnavailable", "make_client"]
 
 
 class Lua:
@@ -562,8 +565,7 @@ class RedisCache:
         for shard in range(self.layout.shards):
             for i in range(0, len(tags), _CHUNK):
                 part = tags[i : i + _CHUNK]
-                keys = [self.layout.seq(shard), *[self.tag_seq_key(t, shard) for t in part],
-                        *[self.tag_set_key(t, shard) for t in part]]
+                keys = self.invalidation_keys(shard, part)
                 try:
                     removed += self._run("_", self._invalidator(keys, len(part)))
                 except RedisUnavailable:
@@ -572,6 +574,16 @@ class RedisCache:
         if removed:
             self.counters.add("_", "deletes", removed)
         return removed
+
+    def invalidation_keys(self, shard: int, tag_ids: Sequence[str]) -> list[str]:
+        """KEYS of the invalidation script for some tags in one shard."""
+        return [self.layout.seq(shard), *[self.tag_seq_key(t, shard) for t in tag_ids],
+                *[self.tag_set_key(t, shard) for t in tag_ids]]
+
+    @property
+    def confirms_invalidations(self) -> bool:
+        """Whether an invalidation waits for a replica (Sentinel, or a cluster: per slot)."""
+        return bool(self.wait_replicas) or self.topology == "cluster"
 
     def _invalidator(self, keys: list[str], n: int) -> Callable[[], int]:
         def run() -> int:
