@@ -20,11 +20,13 @@ Workloads:
    a memory-tier hit through ``cached`` vs a bare ``cachetools`` lookup of the same entry (the
    floor: the difference is the hit path's own cost) vs a tiered (memory) hit vs a Redis hit;
 2. schools page of 20 + total over 5,000 matching rows: raw psycopg (page + count, 2 prepared
-   statements) vs wxdata (one statement) vs Redis and memory hits;
+   statements) vs wxdata (one statement) vs Redis and memory hits, and ``find_many`` with its
+   total from the cache (:mod:`wxdata.cache.totals`: the page's rows read, the total a hit);
 3. schools search (ILIKE on the name, page + total): the same variants;
 4. PHI read by id with its audit record: wxdata (the record rides in the read's statement) vs a
    memory hit + its record (one INSERT) vs a Redis hit + its record, and a memory hit with the
-   audit off (what the record costs);
+   audit off (what the record costs); the floor beside them: a raw psycopg INSERT of the same
+   record on the same autocommit connection (durable: one WAL flush, as every variant needs);
 5. PHI page of 20 + total (students of one school, thousands of rows) with its audit record;
 6. async (``wxdata.cache.aio.cached`` on an AsyncConnection): raw prepared fetch vs memory and
    Redis hits vs a hand-written ``redis.asyncio`` GET + AES-GCM decrypt + decode, each one
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import random
 import threading
@@ -71,9 +74,15 @@ COMPARISONS = (
     ("schools by id (reference data)", "cached: redis hit",
      "hand-written redis GET + AES-GCM + decode", 1.10),
     ("PHI student by id, with its audit record", "cached: memory hit + audit INSERT",
-     "wxdata find_by_id + riding audit record", 1.0),
+     "wxdata find_by_id + riding audit record", 0.6),
     ("PHI student by id, with its audit record", "cached: redis hit + audit INSERT",
-     "wxdata find_by_id + riding audit record", 1.0),
+     "wxdata find_by_id + riding audit record", 0.6),
+    ("PHI student by id, with its audit record", "cached: memory hit + audit INSERT",
+     "floor: raw psycopg INSERT of the record", 1.15),
+    ("PHI student by id, with its audit record", "cached: redis hit + audit INSERT",
+     "floor: raw psycopg INSERT of the record", 1.15),
+    ("schools page of 20 + total (5,000 matching)", "find_many, total from the redis cache",
+     "raw psycopg page + count", 1.0),
     ("async: schools by id (reference data)", "async cached: redis hit",
      "async hand-written redis GET + AES-GCM + decode", 1.10),
 )
@@ -175,6 +184,20 @@ def _audit_on() -> Iterator[None]:
         yield
     finally:
         configure(previous)
+
+
+@contextlib.contextmanager
+def _totals_from(cache: Any, entity: Any) -> Iterator[None]:
+    """``find_many`` of ``entity`` with its total from ``cache`` (the process cache meanwhile)."""
+    from wxdata.cache import cache_totals, configure_cache, uncache_totals
+
+    previous = configure_cache(cache, close_previous=False)
+    cache_totals(entity)
+    try:
+        yield
+    finally:
+        uncache_totals(entity)
+        configure_cache(previous, close_previous=False)
 
 
 def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
@@ -377,6 +400,16 @@ def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
     ]
     if redis_variants:
         v2.append(Variant("cached: redis hit", "cache", via("pages", "redis")))
+    totals = [("memory", caches.memory)] + ([("redis", caches.redis)] if redis_variants else [])
+    for label, backend in totals:
+        with _totals_from(backend, SCHOOLS):  # warm: each page's filter has one total entry
+            for p in pages:
+                schools.find_many(env.wx, ctx, {"city": city}, order_by=["name"], page=p).unwrap()
+        v2.append(Variant(
+            f"find_many, total from the {label} cache", "cache",
+            uncached(lambda c, x, p: schools.find_many(c, x, {"city": city}, order_by=["name"],
+                                                       page=p)),
+            around=functools.partial(_totals_from, backend, SCHOOLS)))
     out.append(Workload("cache-pages", "schools page of 20 + total (5,000 matching)", v2,
                         pick(pages)))
 
@@ -391,7 +424,30 @@ def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
         v3.append(Variant("cached: redis hit", "cache", via("search", "redis")))
     out.append(Workload("cache-search", "schools search ILIKE, page + total", v3, pick(fragments)))
 
+    def raw_record_insert(env: Env) -> Callable[[Any], object]:
+        """The floor of a PHI hit's record: the same READ record (built as a hit builds it) sent
+        as one prepared INSERT on the same autocommit connection (durable before it returns)."""
+        from wxdata.audit.record import insert_sql
+        from wxdata.audit.record import params as audit_params
+        from wxdata.cache.core import hit_record
+
+        values = {sid: readers["memory"]["student"](env.wx, ctx, sid).unwrap()
+                  for sid in student_ids}
+        cur = env.wx.cursor()
+        sql = insert_sql()
+
+        def op(x: Any) -> object:
+            record = hit_record(ctx, STUDENTS, values[x], "bench.student_by_id")
+            if record is None:
+                raise RuntimeError("no record is due: is the audit on?")
+            cur.execute(sql, audit_params(ctx, record), prepare=True)
+            return cur.rowcount == 1
+
+        return op
+
     v4 = [
+        Variant("floor: raw psycopg INSERT of the record", "floor", raw_record_insert,
+                around=_audit_on),
         Variant("wxdata find_by_id + riding audit record", "wxdata",
                 uncached(lambda c, x, sid: students.find_by_id(c, x, sid)), baseline=True,
                 around=_audit_on),
