@@ -21,12 +21,12 @@ import redis
 from returns.result import Result
 
 from tests.conftest import RedisServer
-from tests.test_cache_support import prefix, redis_backend
+from tests.test_cache_support import prefix, redis_backend, tiered
 from wxdata import ExecutionContext, aio
 from wxdata.aio.domains import students as astudents
 from wxdata.cache import aio as acache
 from wxdata.cache import by_id, cached
-from wxdata.cache.backends.aio import AsyncRedisCache
+from wxdata.cache.backends.aio import AsyncRedisCache, AsyncTieredCache
 from wxdata.cache.backends.clients import make_async_client
 from wxdata.cache.backends.redis import RedisCache
 from wxdata.cache.invalidation import subscribe, unsubscribe
@@ -141,7 +141,7 @@ def test_the_event_loop_runs_while_redis_answers_the_invalidation(
 
 
 def test_both_shells_stay_coherent(setup: Setup, conn: Conn, sys_ctx: ExecutionContext,
-                                   make_student: Any) -> None:
+                                   make_student: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Each shell's read has its entry; a committed write of either shell drops both."""
     s = make_student(grade="5")
 
@@ -158,6 +158,57 @@ def test_both_shells_stay_coherent(setup: Setup, conn: Conn, sys_ctx: ExecutionC
         students.update(conn, sys_ctx, s.id, {"grade": "8"}).unwrap()
     assert both() == ("8", "8") and setup.calls == {"sync": 3, "async": 3}
     assert both() == ("8", "8") and setup.calls == {"sync": 3, "async": 3}
+    assert "unusable" not in caplog.text  # through the async face, no fallback
+
+
+def test_a_tiered_cache_invalidates_redis_and_every_memory_tier(
+        own_redis: RedisServer, db_url: str, conn: Conn, sys_ctx: ExecutionContext,
+        make_student: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Two processes' tiered caches: an async commit through one process's async face drops the
+    entry from Redis, from its own memory tier and from the other process's memory tier."""
+    ns = prefix()
+    here = tiered(own_redis.url, ns, timeout=2.0)
+    there = tiered(own_redis.url, ns, timeout=2.0)
+    subscribe(here)
+    loop = asyncio.new_event_loop()
+    client = make_async_client(own_redis.url, connect_timeout=2.0, socket_timeout=2.0)
+    face = AsyncTieredCache(here, AsyncRedisCache(here.redis, client))
+    previous = acache.configure_async_cache(face)
+    aconn = loop.run_until_complete(aio.connect(db_url))
+    calls = [0]
+
+    @cached(STUDENTS, key=lambda conn, ctx, i: by_id(i), cache=there, unkeyed=("calls",))
+    def get(conn: Conn, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+        calls[0] += 1
+        return students.find_by_id(conn, ctx, i)
+
+    @acache.cached(STUDENTS, key=lambda conn, ctx, i: by_id(i), cache=face, unkeyed=("calls",))
+    async def aget(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+        calls[0] += 1
+        return await astudents.find_by_id(conn, ctx, i)  # type: ignore[no-any-return]
+
+    async def update(i: Any, grade: str) -> None:
+        async with aio.unit_of_work(aconn, sys_ctx):
+            (await astudents.update(aconn, sys_ctx, i, {"grade": grade})).unwrap()
+
+    try:
+        s = make_student(grade="5")
+        assert get(conn, sys_ctx, s.id).unwrap().grade == "5"
+        assert loop.run_until_complete(aget(aconn, sys_ctx, s.id)).unwrap().grade == "5"
+        assert get(conn, sys_ctx, s.id).unwrap().grade == "5" and calls == [2]  # memory tiers
+        loop.run_until_complete(update(s.id, "6"))
+        assert get(conn, sys_ctx, s.id).unwrap().grade == "6"  # the other process's tier too
+        assert loop.run_until_complete(aget(aconn, sys_ctx, s.id)).unwrap().grade == "6"
+        assert calls == [4]
+        assert "unusable" not in caplog.text  # through the async face, no fallback
+    finally:
+        acache.configure_async_cache(previous)
+        unsubscribe(here)
+        loop.run_until_complete(client.aclose())
+        loop.run_until_complete(aconn.close())
+        loop.close()
+        here.close()
+        there.close()
 
 
 def test_a_redis_failure_during_the_async_invalidation_is_owed(
