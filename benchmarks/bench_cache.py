@@ -611,7 +611,18 @@ def run(env: Env) -> list[Result]:
 
 
 def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
-    """Hit-path pieces timed in a tight loop (best of ``repeat``, µs per call), no database.
+    """Hit-path pieces timed in a tight loop (best of ``repeat``, µs per call), no database."""
+    import timeit
+
+    timed, check = hit_paths()
+    out = {name: min(timeit.repeat(fn, repeat=repeat, number=number)) / number * 1e6
+           for name, fn in timed.items()}
+    check()
+    return out
+
+
+def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
+    """The hit-path pieces :func:`micro` times, and a check that every decorator call was a hit.
 
     The harness's per-operation overhead (~1 µs) is in every figure of the workloads above; these
     isolate the cache's own cost: a bare ``TLRUCache`` lookup under a lock (the floor), the memory
@@ -619,8 +630,6 @@ def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
     lookup, prebuilt ``Success``), and the Python cost of a Redis hit against a hand-written
     GET + AES-GCM decrypt + decode, both on an in-process stand-in for the client.
     """
-    import timeit
-
     from returns.result import Success
 
     from wxdata import ExecutionContext, Role, _connstate
@@ -704,11 +713,26 @@ def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
         "in-process Redis stand-in: hand-written GET + AES-GCM + decode": hand,
         "in-process Redis stand-in: cached() hit": lambda: stub_redis(conn, ctx, sid),
     }
-    out = {name: min(timeit.repeat(fn, repeat=repeat, number=number)) / number * 1e6
-           for name, fn in timed.items()}
-    if calls[0] != 2:
-        raise RuntimeError("the timed decorator calls were not all hits")
-    return out
+
+    def check() -> None:
+        if calls[0] != 2:
+            raise RuntimeError("the timed decorator calls were not all hits")
+
+    return timed, check
+
+
+def hit_loop(name: str, calls: int) -> None:
+    """Run one piece of :func:`hit_paths` ``calls`` times (for instruction counts under
+    ``valgrind --tool=callgrind``: the difference between two call counts is the per-call cost,
+    deterministic under any load)."""
+    timed, check = hit_paths()
+    matching = [fn for label, fn in timed.items() if name in label]
+    if len(matching) != 1:
+        raise SystemExit(f"--hit-loop: name one of {sorted(timed)} (a unique part of it)")
+    fn = matching[0]
+    for _ in range(calls):
+        fn()
+    check()
 
 
 def report(results: list[Result]) -> str:
@@ -766,8 +790,7 @@ def measure_all(db_url: str, data: Any, options: Options) -> list[Result]:
     return results
 
 
-def options_from(argv: list[str] | None) -> Options:
-    """Options of the standalone run."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_cache", description=__doc__)
     p.add_argument("--scale", type=int, default=20_000, help="students to seed (default 20000)")
     p.add_argument("--config", choices=("A", "B", "both"), default="A")
@@ -775,7 +798,15 @@ def options_from(argv: list[str] | None) -> Options:
     p.add_argument("--batch-seconds", type=float, default=0.2)
     p.add_argument("--quick", action="store_true", help="2,000 students, 2 repetitions")
     p.add_argument("--database-url", default=None)
-    a = p.parse_args(argv)
+    p.add_argument("--hit-loop", default=None, metavar="PIECE",
+                   help="only run one hit-path piece (e.g. 'stand-in: cached') --calls times")
+    p.add_argument("--calls", type=int, default=10_000)
+    return p
+
+
+def options_from(argv: list[str] | None) -> Options:
+    """Options of the standalone run."""
+    a = _parser().parse_args(argv)
     options = Options(quick=a.quick)
     options.scale = 2000 if a.quick and a.scale == 20_000 else a.scale
     options.reps = 2 if a.quick and a.reps == 7 else a.reps
@@ -790,6 +821,10 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.seed import bench_database
 
     os.environ.setdefault("WXDATA_ENV", "bench")
+    loop_only = _parser().parse_args(argv)
+    if loop_only.hit_loop is not None:
+        hit_loop(loop_only.hit_loop, loop_only.calls)
+        return 0
     options = options_from(argv)
     random.seed(options.seed)
     with bench_database(server_url(options), options, options.scale, 1) as (db_url, data):
