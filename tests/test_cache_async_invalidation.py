@@ -30,10 +30,12 @@ from wxdata.cache.backends.aio import AsyncRedisCache, AsyncTieredCache
 from wxdata.cache.backends.clients import make_async_client
 from wxdata.cache.backends.redis import RedisCache
 from wxdata.cache.invalidation import subscribe, unsubscribe
+from wxdata.core.drive import arun
 from wxdata.domains import students
 from wxdata.errors import DataError
 from wxdata.schema import STUDENTS
 from wxdata.tx import RollbackScope, unit_of_work
+from wxdata.tx.events import WriteEvent, announce_plan
 
 pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[Any]
@@ -209,6 +211,19 @@ def test_a_tiered_cache_invalidates_redis_and_every_memory_tier(
         loop.close()
         here.close()
         there.close()
+
+
+def test_a_write_announced_as_a_plan_step_outside_a_unit_of_work_awaits_the_async_client(
+        setup: Setup, admin_conn: Conn, sys_ctx: ExecutionContext, make_student: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    s = make_student(grade="5")
+    assert setup.aread(sys_ctx, s.id).grade == "5"
+    admin_conn.execute("UPDATE students SET grade = '6' WHERE id = %s", (s.id,))  # not announced
+    assert setup.aread(sys_ctx, s.id).grade == "5" and setup.calls["async"] == 1  # still held
+    event = WriteEvent("Student", "UPDATE", (s.id,), (s.id,))
+    setup.run(arun(setup.aconn, announce_plan(setup.aconn, event)))
+    assert setup.aread(sys_ctx, s.id).grade == "6" and setup.calls["async"] == 2
+    assert "unusable" not in caplog.text  # through the async face, no fallback
 
 
 def test_a_redis_failure_during_the_async_invalidation_is_owed(

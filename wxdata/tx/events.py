@@ -6,7 +6,9 @@ when it returns, so the event is delivered at once. The cache layer listens to i
 
 A listener may have an async twin (``add_write_listener(listener, async_twin=...)``): the writes
 of an async unit of work then await the twin after COMMIT, in the event loop, instead of calling
-the listener (the async driver awaits its hooks), so its I/O never blocks the loop.
+the listener (the async driver awaits its hooks), so its I/O never blocks the loop. A write
+announced outside a unit of work from inside a plan does the same when it announces with
+``yield from announce_plan(conn, event)``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from uuid import UUID
 import attrs
 import psycopg
 
+from wxdata.core.effects import Hooks, Plan
 from wxdata.safelog import log_error
 from wxdata.tx.scope import current_scope
 
@@ -91,3 +94,15 @@ def announce_write(
         scope.after_commit(lambda: _adeliver(event))  # awaited by the async driver
     else:
         scope.after_commit(lambda: _deliver(event))
+
+
+def announce_plan(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], event: WriteEvent
+) -> Plan[None]:
+    """:func:`announce_write` as a plan step: outside a unit of work on an async connection the
+    delivery is a hook the async driver awaits (async twins run in the event loop) before the
+    plan goes on; everything else as :func:`announce_write`."""
+    if isinstance(conn, psycopg.AsyncConnection) and current_scope(conn) is None:
+        yield Hooks((lambda: _adeliver(event),))
+        return
+    announce_write(conn, event)
