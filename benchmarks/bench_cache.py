@@ -664,6 +664,11 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
         with lock:
             return tlru["k"]
 
+    store: TLRUCache[Any, Any] = TLRUCache(1000, lambda k, v, now: now + 3600)
+    memo = ct_cached(store, key=lambda conn, ctx, sid: sid, lock=threading.Lock())(
+        lambda conn, ctx, sid: Success(("row",)))
+    memo(conn, ctx, sid)
+
     class InProcessRedis:
         """A stand-in for a Redis client answering from a dict: what is left is the Python cost
         of a Redis hit (the network round trip is the same for both variants timed with it)."""
@@ -710,6 +715,7 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
         "bare TLRUCache lookup under a lock (floor)": bare,
         "MemoryCache.lookup": lambda: mem.lookup("k", "School", False),
         "cached() hit, non-PHI entity": lambda: stub(conn, ctx, sid),
+        "cachetools.cached hit over the same stub": lambda: memo(conn, ctx, sid),
         "in-process Redis stand-in: hand-written GET + AES-GCM + decode": hand,
         "in-process Redis stand-in: cached() hit": lambda: stub_redis(conn, ctx, sid),
     }
