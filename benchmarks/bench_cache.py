@@ -189,7 +189,7 @@ def _audit_on() -> Iterator[None]:
 @contextlib.contextmanager
 def _totals_from(cache: Any, entity: Any) -> Iterator[None]:
     """``find_many`` of ``entity`` with its total from ``cache`` (the process cache meanwhile)."""
-    from wxdata.cache import cache_totals, configure_cache, uncache_totals
+    from wxdata.cache import cache_totals, configure_cache, reset_default, uncache_totals
 
     previous = configure_cache(cache, close_previous=False)
     cache_totals(entity)
@@ -197,7 +197,10 @@ def _totals_from(cache: Any, entity: Any) -> Iterator[None]:
         yield
     finally:
         uncache_totals(entity)
-        configure_cache(previous, close_previous=False)
+        if previous is None:  # none was set: built from settings on next use, as before
+            reset_default(close_previous=False)
+        else:
+            configure_cache(previous, close_previous=False)
 
 
 def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],

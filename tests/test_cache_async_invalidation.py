@@ -41,6 +41,14 @@ pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[Any]
 
 
+def restore(previous: Any) -> None:
+    """Give the process its async cache back (none set: built from settings on next use)."""
+    if previous is None:
+        acache.reset_async_cache()
+    else:
+        acache.configure_async_cache(previous)
+
+
 class Setup:
     """A Redis backend on a private server, its registered async face, and a cached by-id read
     of students in each shell (with the count of calls that reached PostgreSQL)."""
@@ -92,7 +100,7 @@ class Setup:
 
     def close(self) -> None:
         """Undo the registration; close clients, connection and loop."""
-        acache.configure_async_cache(self.previous)
+        restore(self.previous)
         unsubscribe(self.cache)
         with contextlib.suppress(Exception):
             self.run(self.client.aclose())
@@ -204,7 +212,7 @@ def test_a_tiered_cache_invalidates_redis_and_every_memory_tier(
         assert calls == [4]
         assert "unusable" not in caplog.text  # through the async face, no fallback
     finally:
-        acache.configure_async_cache(previous)
+        restore(previous)
         unsubscribe(here)
         loop.run_until_complete(client.aclose())
         loop.run_until_complete(aconn.close())

@@ -29,7 +29,7 @@ from wxdata.cache import aio as acache
 from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache
 from wxdata.cache.backends.clients import make_async_client
 from wxdata.cache.backends.redis import RedisCache
-from wxdata.cache.factory import configure_cache
+from wxdata.cache.factory import configure_cache, reset_default
 from wxdata.cache.invalidation import subscribe, unsubscribe
 from wxdata.cache.totals import cache_totals, counted_page, totals_cached, uncache_totals
 from wxdata.core import reads
@@ -137,7 +137,10 @@ def backend(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> I
     cache_totals(STUDENTS)
     yield cache
     uncache_totals(STUDENTS)
-    configure_cache(previous, close_previous=False)
+    if previous is None:  # none was set: the next use builds it from settings again
+        reset_default(close_previous=False)
+    else:
+        configure_cache(previous, close_previous=False)
     unsubscribe(cache)
     if request.param != "memory":
         cache.close()

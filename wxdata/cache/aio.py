@@ -42,6 +42,7 @@ from psycopg.pq import TransactionStatus
 from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
+from wxdata._connstate import peek
 from wxdata.aio.audit import write_record
 from wxdata.cache.backends.aio import (
     AsyncCache,
@@ -57,11 +58,9 @@ from wxdata.cache.backends.tiered import TieredCache
 from wxdata.cache.core import (
     FOLLOW_TIMEOUT,
     UNKEYABLE,
-    UNKNOWN,
     Plan,
     check_options,
     follower_value,
-    known_refusal,
     leader_share,
     plan,
     scope_of,
@@ -74,6 +73,7 @@ from wxdata.core.drive import arun
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
 from wxdata.tx.events import WriteEvent
+from wxdata.tx.scope import _refusal as role_refusal
 from wxdata.tx.scope import refusal_plan
 
 log = logging.getLogger("wxdata.cache")
@@ -204,10 +204,11 @@ def cached(
             c = fixed if fixed is not None else resolve()
             if c is None:
                 return await fn(conn, ctx, *args, **kwargs)
+            state = peek(conn)
+            facts = state.role if state is not None else None
             try:
-                refusal = known_refusal(conn, ctx)
-                if refusal is UNKNOWN:
-                    refusal = await arun(conn, refusal_plan(conn, ctx))
+                refusal = (role_refusal(facts, ctx) if facts is not None
+                           else await arun(conn, refusal_plan(conn, ctx)))
             except psycopg.Error as exc:
                 return Failure(from_db_error(exc))
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
