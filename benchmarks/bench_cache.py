@@ -20,11 +20,13 @@ Workloads:
    a memory-tier hit through ``cached`` vs a bare ``cachetools`` lookup of the same entry (the
    floor: the difference is the hit path's own cost) vs a tiered (memory) hit vs a Redis hit;
 2. schools page of 20 + total over 5,000 matching rows: raw psycopg (page + count, 2 prepared
-   statements) vs wxdata (one statement) vs Redis and memory hits;
+   statements) vs wxdata (one statement) vs Redis and memory hits, and ``find_many`` with its
+   total from the cache (:mod:`wxdata.cache.totals`: the page's rows read, the total a hit);
 3. schools search (ILIKE on the name, page + total): the same variants;
 4. PHI read by id with its audit record: wxdata (the record rides in the read's statement) vs a
    memory hit + its record (one INSERT) vs a Redis hit + its record, and a memory hit with the
-   audit off (what the record costs);
+   audit off (what the record costs); the floor beside them: a raw psycopg INSERT of the same
+   record on the same autocommit connection (durable: one WAL flush, as every variant needs);
 5. PHI page of 20 + total (students of one school, thousands of rows) with its audit record;
 6. async (``wxdata.cache.aio.cached`` on an AsyncConnection): raw prepared fetch vs memory and
    Redis hits vs a hand-written ``redis.asyncio`` GET + AES-GCM decrypt + decode, each one
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import random
 import threading
@@ -71,9 +74,15 @@ COMPARISONS = (
     ("schools by id (reference data)", "cached: redis hit",
      "hand-written redis GET + AES-GCM + decode", 1.10),
     ("PHI student by id, with its audit record", "cached: memory hit + audit INSERT",
-     "wxdata find_by_id + riding audit record", 1.0),
+     "wxdata find_by_id + riding audit record", 0.6),
     ("PHI student by id, with its audit record", "cached: redis hit + audit INSERT",
-     "wxdata find_by_id + riding audit record", 1.0),
+     "wxdata find_by_id + riding audit record", 0.6),
+    ("PHI student by id, with its audit record", "cached: memory hit + audit INSERT",
+     "floor: raw psycopg INSERT of the record", 1.15),
+    ("PHI student by id, with its audit record", "cached: redis hit + audit INSERT",
+     "floor: raw psycopg INSERT of the record", 1.15),
+    ("schools page of 20 + total (5,000 matching)", "find_many, total from the redis cache",
+     "raw psycopg page + count", 1.0),
     ("async: schools by id (reference data)", "async cached: redis hit",
      "async hand-written redis GET + AES-GCM + decode", 1.10),
 )
@@ -175,6 +184,23 @@ def _audit_on() -> Iterator[None]:
         yield
     finally:
         configure(previous)
+
+
+@contextlib.contextmanager
+def _totals_from(cache: Any, entity: Any) -> Iterator[None]:
+    """``find_many`` of ``entity`` with its total from ``cache`` (the process cache meanwhile)."""
+    from wxdata.cache import cache_totals, configure_cache, reset_default, uncache_totals
+
+    previous = configure_cache(cache, close_previous=False)
+    cache_totals(entity)
+    try:
+        yield
+    finally:
+        uncache_totals(entity)
+        if previous is None:  # none was set: built from settings on next use, as before
+            reset_default(close_previous=False)
+        else:
+            configure_cache(previous, close_previous=False)
 
 
 def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
@@ -377,6 +403,16 @@ def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
     ]
     if redis_variants:
         v2.append(Variant("cached: redis hit", "cache", via("pages", "redis")))
+    totals = [("memory", caches.memory)] + ([("redis", caches.redis)] if redis_variants else [])
+    for label, backend in totals:
+        with _totals_from(backend, SCHOOLS):  # warm: each page's filter has one total entry
+            for p in pages:
+                schools.find_many(env.wx, ctx, {"city": city}, order_by=["name"], page=p).unwrap()
+        v2.append(Variant(
+            f"find_many, total from the {label} cache", "cache",
+            uncached(lambda c, x, p: schools.find_many(c, x, {"city": city}, order_by=["name"],
+                                                       page=p)),
+            around=functools.partial(_totals_from, backend, SCHOOLS)))
     out.append(Workload("cache-pages", "schools page of 20 + total (5,000 matching)", v2,
                         pick(pages)))
 
@@ -391,7 +427,30 @@ def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
         v3.append(Variant("cached: redis hit", "cache", via("search", "redis")))
     out.append(Workload("cache-search", "schools search ILIKE, page + total", v3, pick(fragments)))
 
+    def raw_record_insert(env: Env) -> Callable[[Any], object]:
+        """The floor of a PHI hit's record: the same READ record (built as a hit builds it) sent
+        as one prepared INSERT on the same autocommit connection (durable before it returns)."""
+        from wxdata.audit.record import insert_sql
+        from wxdata.audit.record import params as audit_params
+        from wxdata.cache.core import hit_record
+
+        values = {sid: readers["memory"]["student"](env.wx, ctx, sid).unwrap()
+                  for sid in student_ids}
+        cur = env.wx.cursor()
+        sql = insert_sql()
+
+        def op(x: Any) -> object:
+            record = hit_record(ctx, STUDENTS, values[x], "bench.student_by_id")
+            if record is None:
+                raise RuntimeError("no record is due: is the audit on?")
+            cur.execute(sql, audit_params(ctx, record), prepare=True)
+            return cur.rowcount == 1
+
+        return op
+
     v4 = [
+        Variant("floor: raw psycopg INSERT of the record", "floor", raw_record_insert,
+                around=_audit_on),
         Variant("wxdata find_by_id + riding audit record", "wxdata",
                 uncached(lambda c, x, sid: students.find_by_id(c, x, sid)), baseline=True,
                 around=_audit_on),
@@ -555,7 +614,18 @@ def run(env: Env) -> list[Result]:
 
 
 def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
-    """Hit-path pieces timed in a tight loop (best of ``repeat``, µs per call), no database.
+    """Hit-path pieces timed in a tight loop (best of ``repeat``, µs per call), no database."""
+    import timeit
+
+    timed, check = hit_paths()
+    out = {name: min(timeit.repeat(fn, repeat=repeat, number=number)) / number * 1e6
+           for name, fn in timed.items()}
+    check()
+    return out
+
+
+def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
+    """The hit-path pieces :func:`micro` times, and a check that every decorator call was a hit.
 
     The harness's per-operation overhead (~1 µs) is in every figure of the workloads above; these
     isolate the cache's own cost: a bare ``TLRUCache`` lookup under a lock (the floor), the memory
@@ -563,8 +633,6 @@ def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
     lookup, prebuilt ``Success``), and the Python cost of a Redis hit against a hand-written
     GET + AES-GCM decrypt + decode, both on an in-process stand-in for the client.
     """
-    import timeit
-
     from returns.result import Success
 
     from wxdata import ExecutionContext, Role, _connstate
@@ -598,6 +666,11 @@ def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
     def bare() -> Any:
         with lock:
             return tlru["k"]
+
+    store: TLRUCache[Any, Any] = TLRUCache(1000, lambda k, v, now: now + 3600)
+    memo = ct_cached(store, key=lambda conn, ctx, sid: sid, lock=threading.Lock())(
+        lambda conn, ctx, sid: Success(("row",)))
+    memo(conn, ctx, sid)
 
     class InProcessRedis:
         """A stand-in for a Redis client answering from a dict: what is left is the Python cost
@@ -645,14 +718,30 @@ def micro(repeat: int = 5, number: int = 200_000) -> dict[str, float]:
         "bare TLRUCache lookup under a lock (floor)": bare,
         "MemoryCache.lookup": lambda: mem.lookup("k", "School", False),
         "cached() hit, non-PHI entity": lambda: stub(conn, ctx, sid),
+        "cachetools.cached hit over the same stub": lambda: memo(conn, ctx, sid),
         "in-process Redis stand-in: hand-written GET + AES-GCM + decode": hand,
         "in-process Redis stand-in: cached() hit": lambda: stub_redis(conn, ctx, sid),
     }
-    out = {name: min(timeit.repeat(fn, repeat=repeat, number=number)) / number * 1e6
-           for name, fn in timed.items()}
-    if calls[0] != 2:
-        raise RuntimeError("the timed decorator calls were not all hits")
-    return out
+
+    def check() -> None:
+        if calls[0] != 2:
+            raise RuntimeError("the timed decorator calls were not all hits")
+
+    return timed, check
+
+
+def hit_loop(name: str, calls: int) -> None:
+    """Run one piece of :func:`hit_paths` ``calls`` times (for instruction counts under
+    ``valgrind --tool=callgrind``: the difference between two call counts is the per-call cost,
+    deterministic under any load)."""
+    timed, check = hit_paths()
+    matching = [fn for label, fn in timed.items() if name in label]
+    if len(matching) != 1:
+        raise SystemExit(f"--hit-loop: name one of {sorted(timed)} (a unique part of it)")
+    fn = matching[0]
+    for _ in range(calls):
+        fn()
+    check()
 
 
 def report(results: list[Result]) -> str:
@@ -710,8 +799,7 @@ def measure_all(db_url: str, data: Any, options: Options) -> list[Result]:
     return results
 
 
-def options_from(argv: list[str] | None) -> Options:
-    """Options of the standalone run."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_cache", description=__doc__)
     p.add_argument("--scale", type=int, default=20_000, help="students to seed (default 20000)")
     p.add_argument("--config", choices=("A", "B", "both"), default="A")
@@ -719,7 +807,15 @@ def options_from(argv: list[str] | None) -> Options:
     p.add_argument("--batch-seconds", type=float, default=0.2)
     p.add_argument("--quick", action="store_true", help="2,000 students, 2 repetitions")
     p.add_argument("--database-url", default=None)
-    a = p.parse_args(argv)
+    p.add_argument("--hit-loop", default=None, metavar="PIECE",
+                   help="only run one hit-path piece (e.g. 'stand-in: cached') --calls times")
+    p.add_argument("--calls", type=int, default=10_000)
+    return p
+
+
+def options_from(argv: list[str] | None) -> Options:
+    """Options of the standalone run."""
+    a = _parser().parse_args(argv)
     options = Options(quick=a.quick)
     options.scale = 2000 if a.quick and a.scale == 20_000 else a.scale
     options.reps = 2 if a.quick and a.reps == 7 else a.reps
@@ -734,6 +830,10 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.seed import bench_database
 
     os.environ.setdefault("WXDATA_ENV", "bench")
+    loop_only = _parser().parse_args(argv)
+    if loop_only.hit_loop is not None:
+        hit_loop(loop_only.hit_loop, loop_only.calls)
+        return 0
     options = options_from(argv)
     random.seed(options.seed)
     with bench_database(server_url(options), options, options.scale, 1) as (db_url, data):

@@ -43,6 +43,7 @@ from wxdata.cache.keys import (
 from wxdata.cache.policy import PHI_TTL_CEILING, CachePolicyError, is_sensitive, ttl_for
 from wxdata.cache.serde import register_value_type
 from wxdata.cache.stats import CacheStats, EntityStats
+from wxdata.cache.totals import cache_totals, totals_cached, uncache_totals
 
 __all__ = [
     "MISS",
@@ -61,6 +62,7 @@ __all__ = [
     "build_cache",
     "by_id",
     "by_id_tags",
+    "cache_totals",
     "cached",
     "configure_cache",
     "default_cache",
@@ -78,6 +80,8 @@ __all__ = [
     "subscribe",
     "summary",
     "tags_for",
+    "totals_cached",
     "ttl_for",
+    "uncache_totals",
     "unsubscribe",
 ]

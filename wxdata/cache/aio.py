@@ -22,8 +22,10 @@ where the sync shell's goes (:func:`wxdata.aio.audit.write_record`: one INSERT o
 work; in the transaction inside one, replayed on lane 2 if it rolls back; lane 2 in a read-only
 one). Invalidation: committed writes of either shell arrive as write events, delivered after
 COMMIT by the unit of work's after-commit hooks (nothing on rollback), and invalidate the sync
-backend every async backend wraps before the write's call returns. Hand-written async writes
-queue theirs with :func:`invalidate_after_commit`.
+backend every async backend wraps before the write's call returns; the writes of an async unit
+of work do it through the registered async cache (:func:`async_faces`), Redis through its
+``redis.asyncio`` client, without blocking the event loop. Hand-written async writes queue
+theirs with :func:`invalidate_after_commit`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from psycopg.pq import TransactionStatus
 from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
+from wxdata._connstate import peek
 from wxdata.aio.audit import write_record
 from wxdata.cache.backends.aio import (
     AsyncCache,
@@ -55,11 +58,9 @@ from wxdata.cache.backends.tiered import TieredCache
 from wxdata.cache.core import (
     FOLLOW_TIMEOUT,
     UNKEYABLE,
-    UNKNOWN,
     Plan,
     check_options,
     follower_value,
-    known_refusal,
     leader_share,
     plan,
     scope_of,
@@ -72,6 +73,7 @@ from wxdata.core.drive import arun
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
 from wxdata.tx.events import WriteEvent
+from wxdata.tx.scope import _refusal as role_refusal
 from wxdata.tx.scope import refusal_plan
 
 log = logging.getLogger("wxdata.cache")
@@ -88,6 +90,7 @@ __all__ = [
     "AsyncMemoryCache",
     "AsyncRedisCache",
     "AsyncTieredCache",
+    "async_faces",
     "build_async_cache",
     "cached",
     "configure_async_cache",
@@ -201,10 +204,11 @@ def cached(
             c = fixed if fixed is not None else resolve()
             if c is None:
                 return await fn(conn, ctx, *args, **kwargs)
+            state = peek(conn)
+            facts = state.role if state is not None else None
             try:
-                refusal = known_refusal(conn, ctx)
-                if refusal is UNKNOWN:
-                    refusal = await arun(conn, refusal_plan(conn, ctx))
+                refusal = (role_refusal(facts, ctx) if facts is not None
+                           else await arun(conn, refusal_plan(conn, ctx)))
             except psycopg.Error as exc:
                 return Failure(from_db_error(exc))
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
@@ -268,6 +272,12 @@ async def invalidate_event(event: WriteEvent, caches: Iterable[AsyncCache] | Non
         except Exception as exc:  # noqa: BLE001 - never fail a committed write; logged PHI-safely
             log.error("cache invalidation failed for %s (%s)", event.entity, type(exc).__name__)
     return removed
+
+
+def async_faces() -> list[AsyncCache]:
+    """The registered async caches: committed writes of async units of work invalidate their
+    backends through them (:func:`wxdata.cache.invalidation.on_write_async`)."""
+    return list(_ASYNC_CACHES)
 
 
 def invalidate_after_commit(register: Callable[[Callable[[], Awaitable[Any]]], Any],

@@ -43,17 +43,16 @@ import psycopg
 from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
+from wxdata._connstate import peek
 from wxdata.audit.log import write_record
 from wxdata.cache.backends.base import CacheManager, Miss
 from wxdata.cache.core import (
     FOLLOW_TIMEOUT,
     UNKEYABLE,
-    UNKNOWN,
     Plan,
     check_options,
     follower_value,
     hit_record,
-    known_refusal,
     label_of,
     leader_share,
     plan,
@@ -63,7 +62,8 @@ from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
-from wxdata.tx.scope import context_refusal
+from wxdata.tx.scope import _refusal as role_refusal
+from wxdata.tx.scope import context_refusal, current_scope
 
 log = logging.getLogger("wxdata.cache")
 
@@ -195,13 +195,14 @@ def cached(
             c = fixed if fixed is not None else resolve()
             if c is None:
                 return fn(conn, ctx, *args, **kwargs)
+            state = peek(conn)  # the connection's role and unit of work, read once
+            facts = state.role if state is not None else None
             try:
-                refusal = known_refusal(conn, ctx)
-                if refusal is UNKNOWN:
-                    refusal = context_refusal(conn, ctx)
+                refusal = (role_refusal(facts, ctx) if facts is not None
+                           else context_refusal(conn, ctx))
             except psycopg.Error as exc:
                 return Failure(from_db_error(exc))
-            scope = scope_of(conn)
+            scope = current_scope(conn) if state is not None and state.scope is not None else None
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
             if (scope is not None and not usable(scope)) or (

@@ -100,11 +100,13 @@ def configure_cache(cache: CacheManager | None, *, close_previous: bool = True) 
     return previous
 
 
-def reset_default() -> None:
-    """Forget the process cache (the next use rebuilds it from settings)."""
+def reset_default(*, close_previous: bool = True) -> None:
+    """Forget the process cache (the next use rebuilds it from settings); the one forgotten stops
+    receiving write events and is closed unless ``close_previous`` is False."""
     with _lock:
         previous = _default[0] if _default else None
         _default.clear()
     if previous is not None:
         unsubscribe(previous)
-        previous.close()
+        if close_previous:
+            previous.close()

@@ -12,14 +12,21 @@ before the write's call returns:
 
 A listener error is logged and never fails the write (it has committed); the backend then owes a
 flush (see the Redis backend) so no stale entry outlives the fault.
+
+The writes of an async unit of work are delivered to :func:`on_write_async` (awaited after COMMIT
+in the event loop): a cache with a registered async face (:func:`wxdata.cache.aio.build_async_cache`,
+:func:`~wxdata.cache.aio.configure_async_cache`) is invalidated through it — Redis through its
+``redis.asyncio`` client —, any other cache as above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import weakref
 from collections.abc import Iterable
+from typing import Any
 
 from wxdata.cache.backends.base import CacheManager
 from wxdata.cache.keys import entity_tag, row_tag, student_tag
@@ -57,11 +64,53 @@ def on_write(event: WriteEvent) -> None:
             log_error(log, "cache invalidation failed for %s", exc, event.entity)
 
 
+def _face_of(cache: CacheManager) -> Any:
+    """The registered async face wrapping ``cache`` (None: it has none)."""
+    from wxdata.cache.aio import async_faces
+
+    for face in async_faces():
+        if face.sync is cache:
+            return face
+    return None
+
+
+async def on_write_async(event: WriteEvent) -> None:
+    """Write listener of async units of work: invalidate the event's tags in every subscribed
+    cache, through its async face when it has one (the event loop is never blocked on Redis)."""
+    tags = tags_for(event)
+    with _lock:
+        caches = list(_CACHES)
+    for cache in caches:
+        try:
+            face = _face_of(cache)
+            if face is not None and await _through(face, cache, tags):
+                continue
+            if getattr(cache, "name", "") == "memory":
+                invalidate_tags(cache, tags)  # no I/O
+            else:
+                await asyncio.to_thread(invalidate_tags, cache, tags)
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; never fail a committed write; the backend records what it owes
+            log_error(log, "cache invalidation failed for %s", exc, event.entity)
+
+
+async def _through(face: Any, cache: CacheManager, tags: list[str]) -> bool:
+    """Invalidate through the async face; False when the face itself could not be used (a
+    client of another event loop...): the caller then invalidates through the sync backend.
+    Redis faults are the backend's (it owes a flush): those return True."""
+    try:
+        await face.invalidate([cache.keys.tag_id(t) for t in dict.fromkeys(tags)])
+    except Exception as exc:  # noqa: BLE001 - logged PHI-safely; the sync backend then invalidates
+        log_error(log, "cache: async invalidation unusable; invalidating through the sync "
+                  "client (%s)", exc, type(face).__name__, level=logging.WARNING)
+        return False
+    return True
+
+
 def subscribe(cache: CacheManager) -> CacheManager:
     """Have committed writes invalidate ``cache`` (held weakly); returns it."""
     with _lock:
         _CACHES.add(cache)
-    add_write_listener(on_write)
+    add_write_listener(on_write, async_twin=on_write_async)
     return cache
 
 

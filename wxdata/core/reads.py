@@ -92,8 +92,17 @@ def find_many(
     include_deleted: bool = False,
 ) -> Plan[Result[Page[R], DataError]]:
     """A page of rows and the total count, in one round trip."""
+    if page_totals is not None:  # the total served from the cache (wxdata.cache.totals)
+        counted = page_totals(conn, ctx, entity, where, order_by, page, limit, include_deleted)
+        if counted is not None:
+            return (yield from counted)
     return (yield from _page(conn, ctx, entity, where, order_by, page, limit, include_deleted,
                              None))
+
+
+#: Set by :func:`wxdata.cache.totals.cache_totals`: the ``find_many`` plan taking its total from
+#: the cache, or None to count in the page's statement (None: no entity's totals are cached).
+page_totals: Callable[..., Plan[Result[Page[Any], DataError]] | None] | None = None
 
 
 def find_projected(

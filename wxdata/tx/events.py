@@ -3,18 +3,25 @@
 The CRUD functions announce every write here. Inside a unit of work the event is queued as an
 after-commit hook (dropped if its scope rolls back); outside one the statement has already committed
 when it returns, so the event is delivered at once. The cache layer listens to invalidate.
+
+A listener may have an async twin (``add_write_listener(listener, async_twin=...)``): the writes
+of an async unit of work then await the twin after COMMIT, in the event loop, instead of calling
+the listener (the async driver awaits its hooks), so its I/O never blocks the loop. A write
+announced outside a unit of work from inside a plan does the same when it announces with
+``yield from announce_plan(conn, event)``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import attrs
 import psycopg
 
+from wxdata.core.effects import Hooks, Plan
 from wxdata.safelog import log_error
 from wxdata.tx.scope import current_scope
 
@@ -32,25 +39,44 @@ class WriteEvent:
 
 
 WriteListener = Callable[[WriteEvent], None]
+AsyncWriteListener = Callable[[WriteEvent], Awaitable[None]]
 _LISTENERS: list[WriteListener] = []
+_TWINS: dict[WriteListener, AsyncWriteListener] = {}
 
 
-def add_write_listener(listener: WriteListener) -> None:
-    """Subscribe to committed writes (idempotent)."""
+def add_write_listener(listener: WriteListener, *,
+                       async_twin: AsyncWriteListener | None = None) -> None:
+    """Subscribe to committed writes (idempotent); ``async_twin`` is awaited instead of
+    ``listener`` for the writes of async units of work."""
     if listener not in _LISTENERS:
         _LISTENERS.append(listener)
+    if async_twin is not None:
+        _TWINS[listener] = async_twin
 
 
 def remove_write_listener(listener: WriteListener) -> None:
     """Unsubscribe a listener (no error if absent)."""
     if listener in _LISTENERS:
         _LISTENERS.remove(listener)
+    _TWINS.pop(listener, None)
 
 
 def _deliver(event: WriteEvent) -> None:
     for listener in tuple(_LISTENERS):
         try:
             listener(event)
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; a listener must never fail the write that already committed
+            log_error(log, "write listener failed for %s", exc, event.entity)
+
+
+async def _adeliver(event: WriteEvent) -> None:
+    for listener in tuple(_LISTENERS):
+        twin = _TWINS.get(listener)
+        try:
+            if twin is None:
+                listener(event)
+            else:
+                await twin(event)
         except Exception as exc:  # noqa: BLE001 - logged PHI-safely; a listener must never fail the write that already committed
             log_error(log, "write listener failed for %s", exc, event.entity)
 
@@ -64,4 +90,19 @@ def announce_write(
         _deliver(event)
         return
     scope.mark_written(event.entity)
-    scope.after_commit(lambda: _deliver(event))
+    if isinstance(conn, psycopg.AsyncConnection):
+        scope.after_commit(lambda: _adeliver(event))  # awaited by the async driver
+    else:
+        scope.after_commit(lambda: _deliver(event))
+
+
+def announce_plan(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], event: WriteEvent
+) -> Plan[None]:
+    """:func:`announce_write` as a plan step: outside a unit of work on an async connection the
+    delivery is a hook the async driver awaits (async twins run in the event loop) before the
+    plan goes on; everything else as :func:`announce_write`."""
+    if isinstance(conn, psycopg.AsyncConnection) and current_scope(conn) is None:
+        yield Hooks((lambda: _adeliver(event),))
+        return
+    announce_write(conn, event)

@@ -14,10 +14,12 @@ promotion between tiers) is the sync backend's own code:
   reached through :class:`AsyncRedisCache`.
 
 ``lookup`` answers at once when it can (a memory hit, returned as ``Success``) and otherwise
-returns a coroutine to await; ``fill`` and ``invalidate`` are coroutines. An invalidation runs
-the sync backend's invalidation in a worker thread (``asyncio.to_thread``): it is rare (after a
-committed write), and the sync code carries everything an invalidation must guarantee (every
-shard, replica acknowledgement, the flush owed after a fault, the broadcast to other processes).
+returns a coroutine to await; ``fill`` and ``invalidate`` are coroutines. An invalidation on one
+Redis server runs the sync backend's script through the ``redis.asyncio`` client (same keys, same
+breaker; a fault owes the same flush); where it must wait for a replica's acknowledgement
+(Sentinel, Cluster) it runs the sync backend's invalidation in a worker thread
+(``asyncio.to_thread``), which carries that wait. The tiered backend then invalidates its memory
+tier (no I/O) and waits for the other processes' acknowledgements in a worker thread.
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ from returns.result import Success
 from wxdata.cache.backends.base import MISS, Miss
 from wxdata.cache.backends.clients import FAULTS
 from wxdata.cache.backends.memory import MemoryCache
-from wxdata.cache.backends.redis import _FILL, RedisCache, RedisUnavailable
+from wxdata.cache.backends.redis import (
+    _FILL,
+    _INVALIDATE,
+    INVALIDATE_CHUNK,
+    TAG_RECORD_TTL,
+    RedisCache,
+    RedisUnavailable,
+)
 from wxdata.cache.backends.tiered import TieredCache
 from wxdata.cache.flights import TaskFlights
 from wxdata.cache.keys import KeyBuilder
@@ -176,8 +185,32 @@ class AsyncRedisCache:
                                       entity=entity, sensitive=sensitive) == "stored"
 
     async def invalidate(self, tag_ids: Collection[str]) -> int:
-        """The Redis backend's invalidation, in a worker thread (owes a flush on a fault)."""
-        return await asyncio.to_thread(self.sync.invalidate, list(tag_ids))
+        """Invalidate tags through the async client (the sync backend's script and keys); on a
+        fault the backend owes a flush, as the sync invalidation does. Where a replica must
+        confirm it, the sync invalidation runs in a worker thread."""
+        core = self.sync
+        if core.confirms_invalidations:
+            return await asyncio.to_thread(core.invalidate, list(tag_ids))
+        tags = list(dict.fromkeys(tag_ids))
+        removed = 0
+        for shard in range(core.layout.shards):
+            for i in range(0, len(tags), INVALIDATE_CHUNK):
+                part = tags[i : i + INVALIDATE_CHUNK]
+                try:
+                    removed += await self._invalidate_now(core.invalidation_keys(shard, part),
+                                                          len(part))
+                except RedisUnavailable:
+                    core.owe()
+                    return removed
+        if removed:
+            self.counters.add("_", "deletes", removed)
+        return removed
+
+    async def _invalidate_now(self, keys: list[str], n: int) -> int:
+        """One invalidation script through the breaker (faults raise RedisUnavailable)."""
+        args = [n, TAG_RECORD_TTL]
+        _, removed = await self._run("_", lambda: _INVALIDATE.acall(self.client, keys, args))
+        return int(removed)
 
     def stats(self) -> CacheStats:
         """The Redis backend's stats (sync: reads Redis)."""
@@ -235,8 +268,13 @@ class AsyncTieredCache:
                                      entity=entity, sensitive=sensitive)
 
     async def invalidate(self, tag_ids: Collection[str]) -> int:
-        """Redis, this process's memory, every other process (in a worker thread)."""
-        return await asyncio.to_thread(self.sync.invalidate, list(tag_ids))
+        """Redis (async client), this process's memory, then every other process (their
+        acknowledgements awaited in a worker thread)."""
+        tags = list(tag_ids)
+        removed = await self.redis.invalidate(tags)  # on a fault Redis owes a flush before reuse
+        removed += self.sync.memory.invalidate(tags)
+        await asyncio.to_thread(self.sync.broadcast_invalidation, tags)
+        return removed
 
     def stats(self) -> CacheStats:
         """The tiered backend's stats."""

@@ -49,7 +49,7 @@ from wxdata.cache.backends.clients import FAULTS, LazyCluster, make_client, reso
 from wxdata.cache.backends.layout import Layout, has_hash_tag
 from wxdata.cache.crypto import Envelope
 from wxdata.cache.keys import KeyBuilder
-from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, loads_entry
+from wxdata.cache.serde import CorruptPayload, Unserialisable, dumps, is_frozen, loads_entry, thaw
 from wxdata.cache.stats import COUNTERS, CacheStats, Counters, snapshot
 from wxdata.safelog import log_error
 from wxdata.schema.spec import registered
@@ -59,8 +59,14 @@ T = TypeVar("T")
 
 TAG_RECORD_TTL = 2 * 86_400
 _CHUNK = 256
+#: Tags per invalidation script call.
+INVALIDATE_CHUNK = _CHUNK
 REPLICA_WAIT_MS = 200
 DEBT_RETRY = 0.1
+#: Entries whose decoded form is kept per process (see :class:`OpenedEntries`).
+OPENED_ENTRIES = 1024
+#: Sealed entries larger than this are decoded on every hit (not kept).
+OPENED_MAX_BYTES = 256 * 1024
 
 
 _HIT = {"hits": 1, "hits_redis": 1}
@@ -69,7 +75,8 @@ _HIT = {"hits": 1, "hits_redis": 1}
 def _nothing() -> None:
     """An operation that only lets a pending recovery run."""
 
-__all__ = ["FAULTS", "CircuitBreaker", "RedisCache", "RedisUnavailable", "make_client"]
+__all__ = ["FAULTS", "INVALIDATE_CHUNK", "TAG_RECORD_TTL", "CircuitBreaker", "OpenedEntries",
+           "RedisCache", "RedisUnavailable", "make_client"]
 
 
 class Lua:
@@ -139,6 +146,57 @@ def _labels(by_segment: dict[str, int]) -> dict[str, int]:
         label = names.get(seg, seg)
         out[label] = out.get(label, 0) + n
     return out
+
+
+class OpenedEntries:
+    """The decoded form of the last non-sensitive entries read, keyed by the exact sealed bytes.
+
+    A hit whose ``GET`` returns byte for byte the entry this process already verified and decoded
+    under the same key reuses that decoding instead of checking the MAC and parsing the JSON again:
+    the bytes were authenticated for this key then, and decoding is deterministic. Redis stays the
+    only source: nothing is served without the round trip, so an invalidated, expired or replaced
+    entry (other bytes, or none) is never answered from here. Sensitive entries are never kept
+    (their plaintext does not outlive the call). Bounded: :data:`OPENED_ENTRIES` keys, oldest
+    dropped first; entries over :data:`OPENED_MAX_BYTES` are not kept.
+    """
+
+    __slots__ = ("_by_key", "_lock", "size")
+
+    def __init__(self, size: int = OPENED_ENTRIES) -> None:
+        self.size = size
+        self._by_key: dict[str, tuple[bytes | str, Any, bool]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, blob: bytes | str) -> Any:
+        """The decoded entry if ``blob`` is exactly the one decoded under ``key`` before, else MISS
+        (a private copy of a mutable value: callers never share one)."""
+        seen = self._by_key.get(key)
+        if seen is None or seen[0] != blob:
+            return MISS
+        entry = seen[1]
+        if seen[2]:
+            return entry
+        value, tags, expires = entry
+        return (thaw(value), tags, expires)
+
+    def put(self, key: str, blob: bytes | str, entry: Any) -> None:
+        """Keep the decoded ``entry`` of ``blob`` under ``key`` (if small enough)."""
+        if self.size <= 0 or len(blob) > OPENED_MAX_BYTES:
+            return
+        value = entry[0]
+        frozen = is_frozen(value)
+        kept = entry if frozen else (thaw(value), entry[1], entry[2])
+        with self._lock:
+            by_key = self._by_key
+            by_key.pop(key, None)
+            if len(by_key) >= self.size:
+                del by_key[next(iter(by_key))]
+            by_key[key] = (blob, kept, frozen)
+
+    def clear(self) -> None:
+        """Forget every kept entry."""
+        with self._lock:
+            self._by_key.clear()
 
 
 class RedisUnavailable(Exception):
@@ -223,6 +281,7 @@ class RedisCache:
         self.breaker = breaker or CircuitBreaker()
         self.counters = Counters()
         self.flights = SingleFlight()
+        self.opened = OpenedEntries()
         p = keys.prefix
         self.prefix = p
         self.layout = Layout(p, self.topology == "cluster" and not has_hash_tag(p))
@@ -367,13 +426,23 @@ class RedisCache:
                     return
 
     def decode(self, key: str, blob: bytes | str, sensitive: bool, entity: str) -> Any:
-        """Stored bytes to ``(value, tag ids, expires at)``, or MISS (counted; the caller drops it)."""
+        """Stored bytes to ``(value, tag ids, expires at)``, or MISS (counted; the caller drops it).
+
+        Bytes this process already verified and decoded under ``key`` (non-sensitive entries
+        only) are not verified and parsed again (:class:`OpenedEntries`)."""
+        if not sensitive:
+            entry = self.opened.get(key, blob)
+            if entry is not MISS:
+                return entry
         try:
-            return loads_entry(self.envelope.open(key, _bytes(blob), sensitive))
+            entry = loads_entry(self.envelope.open(key, _bytes(blob), sensitive))
         except CorruptPayload:
             self.counters.add(entity, "errors")
             log.warning("cache: unreadable entry dropped (entity %s)", entity)
             return MISS
+        if not sensitive:
+            self.opened.put(key, blob, entry)
+        return entry
 
     def _open(self, key: str, blob: bytes, sensitive: bool, entity: str) -> Any:
         """Decode a stored entry to ``(value, tag ids, expires at)``, or MISS (counted, removed)."""
@@ -496,8 +565,7 @@ class RedisCache:
         for shard in range(self.layout.shards):
             for i in range(0, len(tags), _CHUNK):
                 part = tags[i : i + _CHUNK]
-                keys = [self.layout.seq(shard), *[self.tag_seq_key(t, shard) for t in part],
-                        *[self.tag_set_key(t, shard) for t in part]]
+                keys = self.invalidation_keys(shard, part)
                 try:
                     removed += self._run("_", self._invalidator(keys, len(part)))
                 except RedisUnavailable:
@@ -506,6 +574,16 @@ class RedisCache:
         if removed:
             self.counters.add("_", "deletes", removed)
         return removed
+
+    def invalidation_keys(self, shard: int, tag_ids: Sequence[str]) -> list[str]:
+        """KEYS of the invalidation script for some tags in one shard."""
+        return [self.layout.seq(shard), *[self.tag_seq_key(t, shard) for t in tag_ids],
+                *[self.tag_set_key(t, shard) for t in tag_ids]]
+
+    @property
+    def confirms_invalidations(self) -> bool:
+        """Whether an invalidation waits for a replica (Sentinel, or a cluster: per slot)."""
+        return bool(self.wait_replicas) or self.topology == "cluster"
 
     def _invalidator(self, keys: list[str], n: int) -> Callable[[], int]:
         def run() -> int:
@@ -681,6 +759,8 @@ class RedisCache:
 
     def clear(self) -> None:
         """Raise the fill floor, then delete every entry and tag set of the namespace (SCAN)."""
+        self.opened.clear()
+
         def run() -> int:
             self._raise_floor()
             return self._delete_scan(f"{self.prefix}:*") + self._delete_scan(

@@ -144,8 +144,12 @@ class TieredCache:
         removed = 0
         removed += self.redis.invalidate(tags)  # on a fault Redis owes a flush before reuse
         removed += self.memory.invalidate(tags)
-        self.bus.broadcast({"c": True} if ANY_TAG in tags else {"t": tags})
+        self.broadcast_invalidation(tags)
         return removed
+
+    def broadcast_invalidation(self, tags: list[str]) -> None:
+        """Tell every other process (their memory tiers) and wait for them (or their leases)."""
+        self.bus.broadcast({"c": True} if ANY_TAG in tags else {"t": tags})
 
     # --- manager face ---------------------------------------------------------------------
 
