@@ -20,7 +20,7 @@ from wxdata.cache.backends.tiered import TieredCache
 from wxdata.cache.crypto import Envelope, key_hash_key
 from wxdata.cache.invalidation import subscribe, unsubscribe
 from wxdata.cache.keys import PREFIX, KeyBuilder
-from wxdata.cache.policy import check_settings
+from wxdata.cache.policy import CachePolicyError, check_settings
 from wxdata.config import Settings, settings
 
 
@@ -51,7 +51,8 @@ def build_cache(
     if config.cache_backend == "memory":
         cache = MemoryCache(keys, max_size=config.cache_max_size, default_ttl=ttl)
     else:
-        assert config.cache_key is not None and config.redis_url is not None  # check_settings
+        if config.cache_key is None or config.redis_url is None:  # check_settings refuses it
+            raise CachePolicyError("CACHE_KEY and REDIS_URL are required for a Redis cache")
         envelope = Envelope(config.cache_key, encrypt=config.cache_encrypt_phi and phi == "encrypt")
         redis_cache = RedisCache(
             client if client is not None else make_client(config.redis_url), keys, envelope,
