@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID, uuid4
@@ -69,15 +70,24 @@ def find_by_id(
     """The row with this id (NotFound if absent, soft-deleted or outside the caller's scope)."""
     try:
         key = _uuid(id)
-        columns = entity.column_names
-        sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
+        sql, columns, build = _by_id(entity, include_deleted)
         rows = yield from _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
-                                build=_rows_builder(entity, columns, None))
+                                build=build)
     except _Err as err:
         return Failure(err.error)
     if not rows:
         yield from _note_scope_denial(conn, ctx, entity, AuditAction.READ, (key,))
     return _first(entity, rows)
+
+
+@functools.lru_cache(maxsize=1024)
+def _by_id(
+    entity: Entity[R], include_deleted: bool,
+) -> tuple[str, tuple[str, ...], Callable[[list[tuple[Any, ...]]], list[Any]]]:
+    """The statement, columns and row builder of a by-id read: computed once per entity and flag."""
+    columns = entity.column_names
+    sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
+    return sql, columns, _rows_builder(entity, columns, None)
 
 
 def find_many(
