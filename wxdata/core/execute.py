@@ -58,7 +58,18 @@ _NO_RETRY = TxOptions(retries=0)
 
 
 class _Err(Exception):
-    """Internal: carries a DataError out of a nested helper to the function's Result boundary."""
+    """Internal: carries a DataError out of a nested helper to the function's Result boundary.
+
+    Kept on purpose instead of ``returns`` composition. The helpers it leaves are plans (``yield
+    from``), which ``bind``/``flow`` cannot thread, so composing them means a ``Success`` per step
+    and a test of it in every caller, on the success path of every call. Measured with callgrind
+    (a by-id plan of one input check and one statement, driven to the end, 20,000 calls): about
+    11,900 instructions per call with this exception, about 23,700 with each step answering a
+    Result checked by ``is_successful`` -- some 11,900 more per call, about 6% of a whole
+    ``find_by_id``'s client instructions. A ``try`` costs nothing until it raises, and raising
+    happens only on the failure path. Every public plan still answers a Result; ``_Err`` never
+    leaves this package.
+    """
 
     def __init__(self, error: DataError) -> None:
         super().__init__(error.code)
