@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
@@ -22,6 +22,7 @@ from wxdata import ExecutionContext
 from wxdata.config import configure
 from wxdata.config import settings as wx_settings
 from wxdata.core import reads
+from wxdata.core.auditing import text_array
 from wxdata.domains import students
 from wxdata.errors import Forbidden, InvalidQuery
 from wxdata.query.filters import MAX_FILTER_TEXT, bind, bind_where, flat_shape, parse
@@ -185,3 +186,26 @@ def test_context_settings_follow_the_context_not_a_stale_memo(ctx: ExecutionCont
     assert context_settings(ctx)["app.bypass_scope"] == "off"
     later = attrs.evolve(ctx, school_ids=frozenset({uuid.uuid4()}), timestamp=ctx.timestamp)
     assert context_settings(later)["app.school_ids"] != context_settings(ctx)["app.school_ids"]
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00")), max_size=6))
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_text_array_round_trips_through_postgresql(
+    conn: psycopg.Connection[Any], items: list[str],
+) -> None:
+    row = conn.execute("SELECT %s::text[], %s::varchar(255)[]",
+                       (text_array(items), text_array([i[:255] for i in items]))).fetchone()
+    assert row == (items, [i[:255] for i in items])
+
+
+def test_an_audited_read_records_its_fields_and_tags_as_arrays(
+    conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any], ctx: ExecutionContext,
+    three: list[Any],
+) -> None:
+    assert wx_settings().audit_enabled and wx_settings().audit_phi_access
+    assert students.find_by_id(conn, ctx, three[0].id) == Success(three[0])
+    rows = admin_conn.execute(
+        "SELECT fields_disclosed, tags, entity_id FROM audit_log WHERE request_id = %s"
+        " AND action = 'READ'", (ctx.request_id,)).fetchall()
+    assert rows == [(["*"], ["student", "read"], three[0].id)]

@@ -106,7 +106,23 @@ def _riding(
     so they depend only on who acts, the entity, the action and the fields (memoised per call
     shape: several calls of one request reuse them)."""
     record = _record(ctx, entity, action, fields=fields)
-    return record, types.MappingProxyType(_ride_params(ctx, record))
+    params = {k: text_array(v) if _texts(v) else v for k, v in _ride_params(ctx, record).items()}
+    return record, types.MappingProxyType(params)
+
+
+def _texts(value: object) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def text_array(items: list[str]) -> str:
+    """A list of text in PostgreSQL's array input form (``{"a","b\\"c"}``), every item quoted.
+
+    The riding statements cast each array parameter (``::text[]``, ``::varchar(255)[]``), so a
+    memoised record's field and tag lists are bound as this text, rendered once per record shape,
+    instead of being adapted element by element by psycopg on every call.
+    """
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in items)
+    return "{" + ",".join(quoted) + "}"
 
 
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
