@@ -295,8 +295,11 @@ class AsyncIO:
 
 
 async def arun(conn: AConn, plan: Plan[T], sleep: Callable[[float], Any] = _asleep) -> T:
-    """Execute ``plan`` on the async connection ``conn`` and return its value."""
-    io = AsyncIO(conn, sleep)
+    """Execute ``plan`` on the async connection ``conn`` and return its value.
+
+    As :func:`run`: a statement is handled in the loop, every other effect by :class:`AsyncIO`.
+    """
+    io: AsyncIO | None = None
     answer: Any = None
     error: BaseException | None = None
     while True:
@@ -306,6 +309,13 @@ async def arun(conn: AConn, plan: Plan[T], sleep: Callable[[float], Any] = _asle
             return done.value  # type: ignore[no-any-return]
         error = None
         try:
-            answer = await io.handle(effect)
+            if type(effect) is Execute:
+                cur = _acursor(conn, effect.slot)
+                await cur.execute(effect.sql, effect.params, prepare=effect.prepare)
+                answer = await cur.fetchall() if _rows(cur) else []
+            else:
+                if io is None:
+                    io = AsyncIO(conn, sleep)
+                answer = await io.handle(effect)
         except BaseException as exc:  # noqa: BLE001 - thrown into the plan, which decides
             answer, error = None, exc

@@ -10,6 +10,7 @@ from uuid import UUID
 import psycopg
 from returns.result import Failure, Result, Success
 
+from wxdata import _connstate
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.effects import Execute, Pipeline, Plan, Rows
@@ -98,7 +99,9 @@ def _run_named(
             raise _Err(Unavailable(reason=POOLER_UNSAFE))
         prepare = config.prepare
         if current_scope(conn) is None:
-            facts = yield from role_facts(conn)  # asked once per connection, then no effect
+            facts = _connstate.of(conn).role  # learnt on the connection's first statement
+            if facts is None:
+                facts = yield from role_facts(conn)
             if not facts.privileged or config.transaction_pooled:
                 # prepare_plan checks the context and the role and signs the scope. A privileged
                 # role needs no scope, but behind a pooler the timeouts ride the context. Context
