@@ -209,3 +209,13 @@ def test_an_audited_read_records_its_fields_and_tags_as_arrays(
         "SELECT fields_disclosed, tags, entity_id FROM audit_log WHERE request_id = %s"
         " AND action = 'READ'", (ctx.request_id,)).fetchall()
     assert rows == [(["*"], ["student", "read"], three[0].id)]
+
+
+def test_unknown_filter_keys_are_never_kept_by_the_shape_memo() -> None:
+    flat_shape.cache_clear()
+    for n in range(20):
+        junk = f"not_a_column_{n}_" + "x" * 10_000
+        failed = bind_where(STUDENTS, {"grade": "5", junk: "1"})
+        assert failed == Failure(InvalidQuery(field="<invalid field name>",
+                                              rule="is not a filterable column of Student"))
+    assert flat_shape.cache_info().currsize == 0

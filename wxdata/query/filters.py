@@ -298,7 +298,10 @@ def bind_where(entity: Entity[Any], where: Mapping[str, Any] | Node | None
     and converts its values, with the same rules and errors as :func:`bind`. Anything else, and
     any name the memo does not accept, takes the general path.
     """
-    if type(where) is dict and 0 < len(where) <= FLAT_MAX:
+    by_name = entity.by_name
+    # Only declared column names reach the memo: a caller's unknown keys (any size, any text)
+    # are never kept, and take the general path, which names them "<invalid field name>".
+    if type(where) is dict and 0 < len(where) <= FLAT_MAX and all(k in by_name for k in where):
         names = tuple(where)
         flat = flat_shape(entity, names)
         if flat is not None:
@@ -336,7 +339,6 @@ def flat_shape(entity: Entity[Any], names: tuple[str, ...]
     conds: tuple[Shape, ...] = tuple(("c", c.name, "eq") for c in columns)
     shape = conds[0] if len(conds) == 1 else ("and", *conds)
     return shape, tuple(columns)
-
 
 
 ScalarValue: TypeAlias = str | int | float | bool | Decimal | date | datetime | None
