@@ -8,18 +8,27 @@ Printed: per-call client CPU µs, median (min-max) over the repetitions, the med
 psycopg's client CPU in the same repetition, and the 1-minute load average at start and end.
 
     python -m benchmarks.bench_core --reps 7 --ops 2000
+
+Exact client instructions per call, independent of the machine's load: ``--instructions LABEL``
+runs only that variant's ``--ops`` calls (after the warm-up) inside one ``functools.reduce``, so
+callgrind collects exactly them; divide the collected count by ``--ops``::
+
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect=functools_reduce \
+        python -m benchmarks.bench_core --instructions "sync find_by_id, audit off" --ops 300
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import statistics
 import time
 import uuid
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import attrs
@@ -43,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--ops", type=int, default=2000)
     p.add_argument("--students", type=int, default=5000)
+    p.add_argument("--instructions", metavar="LABEL", default=None,
+                   help="run only this variant's calls inside functools.reduce (for callgrind)")
     args = p.parse_args(argv)
     if not args.database_url:
         p.error("--database-url or DATABASE_URL is required (a superuser)")
@@ -82,6 +93,35 @@ def main(argv: list[str] | None = None) -> int:
                                                          page=1 + n % 5, limit=20), Success):
                         raise RuntimeError("page failed")
 
+            user = ctx.user_id
+            district = sup.execute("SELECT district_id FROM schools WHERE id = %s",
+                                   (school,)).fetchone()[0]
+            grades = ("3", "4", "5")
+
+            def raw_update(sample: list[uuid.UUID]) -> None:
+                for n, sid in enumerate(sample):
+                    cur.execute("UPDATE students SET grade = %s, updated_by = %s,"
+                                " updated_at = now(), version = version + 1"
+                                " WHERE id = %s AND deleted_at IS NULL RETURNING *",
+                                (grades[n % 3], user, sid), prepare=True)
+                    cur.fetchone()
+
+            def update(sample: list[uuid.UUID]) -> None:
+                for n, sid in enumerate(sample):
+                    if not isinstance(students.update(conn, ctx, sid, {"grade": grades[n % 3]}),
+                                      Success):
+                        raise RuntimeError("update failed")
+
+            def create(sample: list[uuid.UUID]) -> None:
+                for _ in sample:
+                    values = {"student_number": "BC-" + uuid.uuid4().hex[:12],
+                              "first_name": "Ada", "last_name": "Lovelace",
+                              "date_of_birth": date(2014, 5, 17), "grade": "5",
+                              "gender": "FEMALE", "enrollment_date": date(2020, 9, 1),
+                              "school_id": school, "district_id": district}
+                    if not isinstance(students.create(conn, ctx, values), Success):
+                        raise RuntimeError("create failed")
+
             def a_by_id(sample: list[uuid.UUID]) -> None:
                 async def go() -> None:
                     for sid in sample:
@@ -95,10 +135,27 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync find_by_id, audited", by_id, audit_on),
                 ("sync find_many 20 + total, audit off", page, audit_off),
                 ("sync find_many 20 + total, audited", page, audit_on),
+                ("raw psycopg update by id (superuser, prepared)", raw_update, audit_off),
+                ("sync update, audit off", update, audit_off),
+                ("sync update, audited", update, audit_on),
+                ("sync create, audit off", create, audit_off),
+                ("sync create, audited", create, audit_on),
             ]
             if astudents is not None:
                 variants += [("async find_by_id, audit off", a_by_id, audit_off),
                              ("async find_by_id, audited", a_by_id, audit_on)]
+            if args.instructions is not None:
+                chosen = [v for v in variants if v[0] == args.instructions]
+                if not chosen:
+                    p.error("--instructions takes one of: " + "; ".join(v[0] for v in variants))
+                _, batch, config = chosen[0]
+                configure(config)
+                batch(ids[:200])  # warm-up, outside the collected call
+                sample = [rng.choice(ids) for _ in range(args.ops)]
+                functools.reduce(lambda _, sid: batch([sid]), sample, None)
+                configure(audit_on)
+                loop.run_until_complete(aconn.close())
+                return 0
             cpu: dict[str, list[float]] = {v[0]: [] for v in variants}
             wall: dict[str, list[float]] = {v[0]: [] for v in variants}
             for _, batch, config in variants:  # warm-up: prepared statements, caches

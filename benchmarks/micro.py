@@ -53,6 +53,13 @@ def items() -> list[tuple[str, Callable[[], Any]]]:
     ordered = crud._ordered(STUDENTS, clean)
     made = STUDENTS.row_type(*row)
     dummy = _Conn()
+    from wxdata.core.auditing import _riding
+    from wxdata.core.reads import _by_id as by_id
+    from wxdata.query.filters import bind, bind_where, parse
+
+    riding_params = {**_riding(ctx, STUDENTS, AuditAction.READ, cols)[1], "_id": uuid.uuid4()}
+    riding_formats = [PyFormat.AUTO] * len(riding_params)
+    flat = {"grade": "5", "last_name": "Lovelace"}
     tx = Transformer()
     formats = [PyFormat.AUTO] * len(params)
     out: list[tuple[str, Callable[[], Any]]] = [
@@ -86,6 +93,13 @@ def items() -> list[tuple[str, Callable[[], Any]]]:
          lambda: tx.dump_sequence(list(params.values()), formats)),
         ("psycopg dump: same, arrays pre-rendered as text",
          lambda: tx.dump_sequence(list(text_params.values()), formats)),
+        ("psycopg dump: riding read params as bound (memoised record)",
+         lambda: tx.dump_sequence(list(riding_params.values()), riding_formats)),
+        ("filters: parse + bind (2 equalities)",
+         lambda: parse(flat).bind(lambda node: bind(STUDENTS, node))),
+        ("filters: bind_where (2 equalities, shape memoised)",
+         lambda: bind_where(STUDENTS, flat)),
+        ("reads._by_id (statement + builder, memo hit)", lambda: by_id(STUDENTS, False)),
     ]
     return out
 

@@ -11,6 +11,7 @@ not the pooled database role.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 import uuid
@@ -105,7 +106,7 @@ def _non_blank(text: str) -> int:
     return sum(1 for c in text if not c.isspace())
 
 
-@attrs.frozen(slots=True, kw_only=True)
+@attrs.frozen(slots=True, kw_only=True, cache_hash=True)
 class ExecutionContext:
     """Who acts (user, role), from where (ip, agent), why (purpose), for which request and schools.
 
@@ -308,12 +309,19 @@ def system_context(operation: str, **metadata: str) -> ExecutionContext:
 
 
 def context_settings(ctx: ExecutionContext) -> dict[str, Any]:
-    """The ``app.*`` settings applied per transaction for RLS and triggers (values are strings)."""
-    return {
-        "app.user_id": ctx.user_id,
-        "app.role": ctx.role.value,
-        "app.purpose": ctx.purpose.value,
-        "app.request_id": ctx.request_id or "",
-        "app.school_ids": ",".join(sorted(str(s) for s in ctx.school_ids)),
-        "app.bypass_scope": "on" if (ctx.is_system or ctx.is_break_glass) else "off",
-    }
+    """The ``app.*`` settings applied per transaction for RLS and triggers (values are strings).
+
+    Computed once per context (a frozen value; the last few are kept), copied per call."""
+    return dict(_context_settings(ctx, ctx.is_system))  # the capability is not part of eq
+
+
+@functools.lru_cache(maxsize=256)
+def _context_settings(ctx: ExecutionContext, system: bool) -> tuple[tuple[str, str], ...]:
+    return (
+        ("app.user_id", ctx.user_id),
+        ("app.role", ctx.role.value),
+        ("app.purpose", ctx.purpose.value),
+        ("app.request_id", ctx.request_id or ""),
+        ("app.school_ids", ",".join(sorted(str(s) for s in ctx.school_ids))),
+        ("app.bypass_scope", "on" if (system or ctx.is_break_glass) else "off"),
+    )

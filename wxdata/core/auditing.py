@@ -58,13 +58,7 @@ def _reads_audited(entity: Entity[Any], ctx: ExecutionContext | None = None) -> 
         return False
     if ctx is not None and ctx.is_break_glass:
         return True
-    return s.audit_phi_access and _audit_reads(entity)
-
-
-@functools.lru_cache(maxsize=1024)
-def _audit_reads(entity: Entity[Any]) -> bool:
-    """``entity.audit_reads``, computed once per entity (the spec is frozen)."""
-    return entity.audit_reads
+    return s.audit_phi_access and entity.audit_reads  # computed once per entity
 
 
 def _writes_audited() -> bool:
@@ -107,12 +101,28 @@ def _record(
 @functools.lru_cache(maxsize=2048)
 def _riding(
     ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, fields: tuple[str, ...] = ()
-) -> tuple[AuditRecord, Mapping[str, Any]]:
+) -> tuple[AuditRecord, types.MappingProxyType[str, Any]]:
     """The record and bound parameters of a riding statement: ids and subjects come from SQL,
     so they depend only on who acts, the entity, the action and the fields (memoised per call
     shape: several calls of one request reuse them)."""
     record = _record(ctx, entity, action, fields=fields)
-    return record, types.MappingProxyType(_ride_params(ctx, record))
+    params = {k: text_array(v) if _texts(v) else v for k, v in _ride_params(ctx, record).items()}
+    return record, types.MappingProxyType(params)
+
+
+def _texts(value: object) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+def text_array(items: list[str]) -> str:
+    """A list of text in PostgreSQL's array input form (``{"a","b\\"c"}``), every item quoted.
+
+    The riding statements cast each array parameter (``::text[]``, ``::varchar(255)[]``), so a
+    memoised record's field and tag lists are bound as this text, rendered once per record shape,
+    instead of being adapted element by element by psycopg on every call.
+    """
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in items)
+    return "{" + ",".join(quoted) + "}"
 
 
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
@@ -215,7 +225,9 @@ def _read(
             raise _Err(UNRECORDED)  # no record, no data
         return rows
     ridden = ride.read(entity, sql, out_columns, hit)
-    rows = build((yield from _run(conn, ctx, entity, ridden, {**params, **riding})))
+    merged = riding.copy()  # the record's ``a_*`` parameters; the read's own never start "a_"
+    merged.update(params)
+    rows = build((yield from _run(conn, ctx, entity, ridden, merged)))
     if scope is not None and rows:
         scope.replay_on_rollback(lambda: _detached_read(ctx, entity, base, rows))
     return rows

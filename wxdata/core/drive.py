@@ -166,8 +166,12 @@ class SyncIO:
 
 
 def run(conn: Conn, plan: Plan[T], sleep: Callable[[float], None] = time.sleep) -> T:
-    """Execute ``plan`` on the sync connection ``conn`` and return its value."""
-    io = SyncIO(conn, sleep)
+    """Execute ``plan`` on the sync connection ``conn`` and return its value.
+
+    A statement (:class:`Execute`, the one effect of most data calls) is handled in the loop
+    itself; every other effect goes through :class:`SyncIO`, made on first need.
+    """
+    io: SyncIO | None = None
     answer: Any = None
     error: BaseException | None = None
     while True:
@@ -177,7 +181,14 @@ def run(conn: Conn, plan: Plan[T], sleep: Callable[[float], None] = time.sleep) 
             return done.value  # type: ignore[no-any-return]
         error = None
         try:
-            answer = io.handle(effect)
+            if type(effect) is Execute:
+                cur = _cursor(conn, effect.slot)
+                cur.execute(effect.sql, effect.params, prepare=effect.prepare)
+                answer = cur.fetchall() if _rows(cur) else []
+            else:
+                if io is None:
+                    io = SyncIO(conn, sleep)
+                answer = io.handle(effect)
         except BaseException as exc:  # noqa: BLE001 - thrown into the plan, which decides
             answer, error = None, exc
 
@@ -284,8 +295,11 @@ class AsyncIO:
 
 
 async def arun(conn: AConn, plan: Plan[T], sleep: Callable[[float], Any] = _asleep) -> T:
-    """Execute ``plan`` on the async connection ``conn`` and return its value."""
-    io = AsyncIO(conn, sleep)
+    """Execute ``plan`` on the async connection ``conn`` and return its value.
+
+    As :func:`run`: a statement is handled in the loop, every other effect by :class:`AsyncIO`.
+    """
+    io: AsyncIO | None = None
     answer: Any = None
     error: BaseException | None = None
     while True:
@@ -295,6 +309,13 @@ async def arun(conn: AConn, plan: Plan[T], sleep: Callable[[float], Any] = _asle
             return done.value  # type: ignore[no-any-return]
         error = None
         try:
-            answer = await io.handle(effect)
+            if type(effect) is Execute:
+                cur = _acursor(conn, effect.slot)
+                await cur.execute(effect.sql, effect.params, prepare=effect.prepare)
+                answer = await cur.fetchall() if _rows(cur) else []
+            else:
+                if io is None:
+                    io = AsyncIO(conn, sleep)
+                answer = await io.handle(effect)
         except BaseException as exc:  # noqa: BLE001 - thrown into the plan, which decides
             answer, error = None, exc

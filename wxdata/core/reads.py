@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID, uuid4
@@ -40,6 +41,8 @@ from wxdata.errors import (
 )
 from wxdata.errors import from_db_error as _db_error
 from wxdata.query import compiler
+from wxdata.query.compiler import SortKey
+from wxdata.query.filters import Shape
 from wxdata.query.paging import (
     DEFAULT_LIMIT,
     KeysetPage,
@@ -69,15 +72,24 @@ def find_by_id(
     """The row with this id (NotFound if absent, soft-deleted or outside the caller's scope)."""
     try:
         key = _uuid(id)
-        columns = entity.column_names
-        sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
+        sql, columns, build = _by_id(entity, include_deleted)
         rows = yield from _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
-                                build=_rows_builder(entity, columns, None))
+                                build=build)
     except _Err as err:
         return Failure(err.error)
     if not rows:
         yield from _note_scope_denial(conn, ctx, entity, AuditAction.READ, (key,))
     return _first(entity, rows)
+
+
+@functools.lru_cache(maxsize=1024)
+def _by_id(
+    entity: Entity[R], include_deleted: bool,
+) -> tuple[str, tuple[str, ...], Callable[[list[tuple[Any, ...]]], list[Any]]]:
+    """The statement, columns and row builder of a by-id read: computed once per entity and flag."""
+    columns = entity.column_names
+    sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
+    return sql, columns, _rows_builder(entity, columns, None)
 
 
 def find_many(
@@ -130,26 +142,24 @@ def _page(
     page: int, limit: int, include_deleted: bool, select: tuple[str, ...] | None,
 ) -> Plan[Result[Page[Any], DataError]]:
     try:
-        checked = check_page(page, limit)
-        if isinstance(checked, Failure):
-            raise _Err(checked.failure())
-        sort = parse_sort(entity, order_by)
-        if isinstance(sort, Failure):
-            raise _Err(sort.failure())
+        sort = check_page(page, limit).bind(lambda _: parse_sort(entity, order_by))
+        match sort:
+            case Success(key):
+                pass
+            case _:
+                raise _Err(sort.failure())
         shape, params = _where(entity, where)
-        fetch = entity.column_names if select is None else _projection(entity, select)
-        sql = compiler.select_page(entity, shape, sort.unwrap(), fetch, _deleted(include_deleted))
+        sql, fetch, out_columns, build_rows = _page_statement(entity, shape, key, select,
+                                                              include_deleted)
         params["_limit"] = limit
         params["_offset"] = (page - 1) * limit
         total = [0]
-        build_rows = _rows_builder(entity, fetch, select, offset=2)
 
         def build(rows: list[tuple[Any, ...]]) -> list[Any]:
             if rows:
                 total[0] = rows[0][0]
             return build_rows([r for r in rows if r[1]])
 
-        out_columns = ("_total", "_hit", *fetch)
         data = yield from _read(conn, ctx, entity, sql, params, out_columns, select or fetch,
                                 hit="_hit", build=build)
         if select is not None and len(fetch) != len(select):
@@ -157,6 +167,17 @@ def _page(
     except _Err as err:
         return Failure(err.error)
     return Success(Page.of(data, page, limit, total[0]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _page_statement(
+    entity: Entity[Any], shape: Shape | None, sort: SortKey, select: tuple[str, ...] | None,
+    include_deleted: bool,
+) -> tuple[str, tuple[str, ...], tuple[str, ...], Callable[[list[tuple[Any, ...]]], list[Any]]]:
+    """A page's statement, fetched and output columns and row builder, once per query shape."""
+    fetch = entity.column_names if select is None else _projection(entity, select)
+    sql = compiler.select_page(entity, shape, sort, fetch, _deleted(include_deleted))
+    return sql, fetch, ("_total", "_hit", *fetch), _rows_builder(entity, fetch, select, offset=2)
 
 
 def find_one(

@@ -3,6 +3,7 @@ bulk create (COPY), bulk update."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -66,15 +67,26 @@ from wxdata.tx.scope import (
 
 
 def _managed_values(entity: Entity[Any], ctx: ExecutionContext, creating: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kind in ("created_by", "updated_by") if creating else ("updated_by",):
-        name = entity.managed(kind)
-        if name is not None:
-            out[name] = ctx.user_id
-    return out
+    return dict.fromkeys(_managed_names(entity, creating), ctx.user_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _managed_names(entity: Entity[Any], creating: bool) -> tuple[str, ...]:
+    """The columns a write stamps with the acting user, once per entity and kind of write."""
+    kinds = ("created_by", "updated_by") if creating else ("updated_by",)
+    return tuple(name for kind in kinds if (name := entity.managed(kind)) is not None)
 
 
 def _ordered(entity: Entity[Any], names: Iterable[str]) -> tuple[str, ...]:
+    if type(names) is dict:
+        return _ordered_names(entity, tuple(names))
+    wanted = set(names)
+    return tuple(n for n in entity.by_name if n in wanted)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ordered_names(entity: Entity[Any], names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` in the entity's column order, once per entity and set of names in that order."""
     wanted = set(names)
     return tuple(n for n in entity.by_name if n in wanted)
 
@@ -90,13 +102,13 @@ def create(
     new_id = uuid4()
     clean = {entity.pk: new_id, **clean, **_managed_values(entity, ctx, True)}
     columns = _ordered(entity, clean)
-    out = entity.column_names
-    sql = compiler.insert_row(entity, columns, out)
     params = _write_params(entity, clean)
     if _writes_audited():
         snap = tuple(c for c in columns if c in values or c == entity.pk)
-        sql = ride.write(entity, sql, out, new_columns=snap)
+        sql = _insert_statement(entity, columns, snap)
         params.update(_riding(ctx, entity, AuditAction.CREATE)[1])
+    else:
+        sql = _insert_statement(entity, columns, None)
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
     except _Err as err:
@@ -106,13 +118,43 @@ def create(
     return Success(row)
 
 
+@functools.lru_cache(maxsize=4096)
+def _insert_statement(
+    entity: Entity[Any], columns: tuple[str, ...], snapshot: tuple[str, ...] | None
+) -> str:
+    """The INSERT of ``columns`` returning the row, with its CREATE record (a snapshot of
+    ``snapshot``) riding in it unless that is None: once per entity and shape."""
+    out = entity.column_names
+    sql = compiler.insert_row(entity, columns, out)
+    return sql if snapshot is None else ride.write(entity, sql, out, new_columns=snapshot)
+
+
+@functools.lru_cache(maxsize=4096)
+def _update_statement(
+    entity: Entity[Any], columns: tuple[str, ...], check: bool, audited: bool
+) -> str:
+    """The UPDATE of ``columns`` by id returning the row, with its diff record riding in it when
+    ``audited``: once per entity and shape."""
+    out = entity.column_names
+    sql = compiler.update_row(entity, columns, out, check, with_old=audited)
+    return ride.write(entity, sql, out, diff_columns=columns) if audited else sql
+
+
 def _write_params(entity: Entity[Any], clean: Mapping[str, Any]) -> dict[str, Any]:
     """Bound parameters for a write: JSON columns wrapped so they bind as jsonb."""
-    by_name = entity.by_name
+    json_columns = _json_columns(entity)
+    if not json_columns.intersection(clean):
+        return {"c_" + k: v for k, v in clean.items()}
     return {
-        "c_" + k: Jsonb(v) if v is not None and by_name[k].kind is Kind.JSON else v
+        "c_" + k: Jsonb(v) if v is not None and k in json_columns else v
         for k, v in clean.items()
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_columns(entity: Entity[Any]) -> frozenset[str]:
+    """The entity's JSON columns (bound as jsonb), once per entity."""
+    return frozenset(name for name, c in entity.by_name.items() if c.kind is Kind.JSON)
 
 
 def update(
@@ -137,14 +179,21 @@ def update(
         isinstance(expected_version, bool) or not isinstance(expected_version, int)
     ):
         return Failure(ValidationFailed(entity.name, (FieldError("version", "must be an integer"),)))
-    relevant = tuple(
-        v for v in entity.validators
-        if (declared := validator_reads(v)) is None or not declared.isdisjoint(clean)
-    )
+    relevant = _relevant_validators(entity, tuple(clean)) if entity.validators else ()
     if relevant:
         return (yield from _update_validated(conn, ctx, entity, key, clean, expected_version,
                                              relevant))
     return (yield from _update(conn, ctx, entity, key, clean, expected_version))
+
+
+@functools.lru_cache(maxsize=4096)
+def _relevant_validators(entity: Entity[Any], changed: tuple[str, ...]) -> tuple[Validator, ...]:
+    """The cross-field validators an update of ``changed`` must run (those reading any of them,
+    or declaring nothing): once per entity and set of changed columns."""
+    return tuple(
+        v for v in entity.validators
+        if (declared := validator_reads(v)) is None or not declared.isdisjoint(changed)
+    )
 
 
 def _update(
@@ -155,11 +204,12 @@ def _update(
     out = entity.column_names
     check = expected_version is not None and entity.versioned
     audited = _writes_audited()
-    sql = compiler.update_row(entity, columns, out, check, with_old=audited)
+    sql = _update_statement(entity, columns, check, audited)
     params = _write_params(entity, clean)
-    params.update(_id=key, _uid=ctx.user_id, _version=expected_version)
+    params["_id"] = key
+    params["_uid"] = ctx.user_id
+    params["_version"] = expected_version
     if audited:
-        sql = ride.write(entity, sql, out, diff_columns=columns)
         params.update(_riding(ctx, entity, AuditAction.UPDATE)[1])
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)

@@ -15,6 +15,7 @@ Accepted forms (all compose by AND, never dropping a sibling)::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -280,6 +281,64 @@ def _bind(entity: Entity[Any], node: Node, values: list[Any], count: list[int]) 
         return ("c", column.name, op)
     except _Bad as bad:
         raise _fail(name, bad.rule) from None
+
+
+#: The most fields a filter may have to take :func:`bind_where`'s per-shape fast path.
+FLAT_MAX = 8
+_COMBINATORS = frozenset({"and", "or", "not"})
+
+
+def bind_where(entity: Entity[Any], where: Mapping[str, Any] | Node | None
+               ) -> Result[Bound, InvalidQuery]:
+    """:func:`parse` then :func:`bind`, with the structure of a flat equality filter checked once.
+
+    A plain dict of up to :data:`FLAT_MAX` ``field: value`` pairs (no operators, no null, no
+    and/or/not) is the common filter: its shape depends only on its field names, so the field
+    checks run once per entity and names (:func:`flat_shape`, memoised) and each call only checks
+    and converts its values, with the same rules and errors as :func:`bind`. Anything else, and
+    any name the memo does not accept, takes the general path.
+    """
+    by_name = entity.by_name
+    # Only declared column names reach the memo: a caller's unknown keys (any size, any text)
+    # are never kept, and take the general path, which names them "<invalid field name>".
+    if type(where) is dict and 0 < len(where) <= FLAT_MAX and all(k in by_name for k in where):
+        names = tuple(where)
+        flat = flat_shape(entity, names)
+        if flat is not None:
+            raw = tuple(where.values())
+            # None (is_null) and operator mappings are parsed first by the general path, whose
+            # errors come before any value's: only pure equality takes this one.
+            if not any(v is None or isinstance(v, Mapping) for v in raw):
+                shape, columns = flat
+                values = []
+                for column, value in zip(columns, raw, strict=True):
+                    try:
+                        values.append(_check_scalar(column, value))
+                    except _Bad as bad:
+                        return _bad(column.name, bad.rule)
+                return Success(Bound(shape, tuple(values)))
+    return parse(where).bind(lambda node: bind(entity, node))
+
+
+@functools.lru_cache(maxsize=4096)
+def flat_shape(entity: Entity[Any], names: tuple[str, ...]
+               ) -> tuple[Shape, tuple[Column, ...]] | None:
+    """The shape and columns of a flat equality filter on ``names``, or None when the names do
+    not make one (a combinator, an unknown, non-filterable or array field).
+
+    Memoised per entity and names: ``flat_shape.cache_info().misses`` counts the shapes checked.
+    """
+    columns = []
+    for name in names:
+        column = entity.by_name.get(name) if isinstance(name, str) else None
+        if name in _COMBINATORS or column is None or not column.filterable:
+            return None
+        if column.kind in (Kind.TEXT_ARRAY, Kind.UUID_ARRAY):
+            return None
+        columns.append(column)
+    conds: tuple[Shape, ...] = tuple(("c", c.name, "eq") for c in columns)
+    shape = conds[0] if len(conds) == 1 else ("and", *conds)
+    return shape, tuple(columns)
 
 
 ScalarValue: TypeAlias = str | int | float | bool | Decimal | date | datetime | None

@@ -418,14 +418,16 @@ class Entity(Generic[R]):
     pk: str = "id"
     unique_together: tuple[tuple[str, ...], ...] = ()
 
-    @property
+    @functools.cached_property
     def is_phi(self) -> bool:
-        """True when any column holds PHI: reads are audited and cache values encrypted."""
+        """True when any column holds PHI: reads are audited and cache values encrypted
+        (computed once: the spec is frozen)."""
         return any(c.data_class is DataClass.PHI for c in self.columns)
 
-    @property
+    @functools.cached_property
     def audit_reads(self) -> bool:
-        """True when reads disclose PHI or education records and must be audited."""
+        """True when reads disclose PHI or education records and must be audited (computed
+        once: the spec is frozen)."""
         return any(c.data_class in (DataClass.PHI, DataClass.FERPA) for c in self.columns)
 
     @functools.cached_property

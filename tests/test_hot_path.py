@@ -1,0 +1,221 @@
+"""The hot path builds each query shape once and sends nothing it does not need.
+
+Counted, never timed: memo misses per shape, context statements built per call. The flat-filter
+fast path is compared with the general parser on generated filters, error for error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from returns.result import Failure, Success
+
+import wxdata.domains  # noqa: F401 - registers every entity
+from wxdata import ExecutionContext
+from wxdata.config import configure
+from wxdata.config import settings as wx_settings
+from wxdata.core import reads
+from wxdata.core.auditing import text_array
+from wxdata.domains import students
+from wxdata.errors import Forbidden, InvalidQuery
+from wxdata.query.filters import MAX_FILTER_TEXT, bind, bind_where, flat_shape, parse
+from wxdata.schema import STUDENTS
+from wxdata.schema.spec import Entity, Kind, registered
+from wxdata.tx import scope as tx_scope
+
+
+def _with_arrays() -> Entity[Any]:
+    return next(e for e in registered() if any(c.kind is Kind.TEXT_ARRAY for c in e.columns))
+
+
+ENTITIES = (STUDENTS, _with_arrays())
+
+
+def _names(entity: Entity[Any]) -> st.SearchStrategy[str]:
+    return st.sampled_from([*entity.by_name, "and", "or", "not", "nope", "Grade", ""])
+
+
+_values = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.text(max_size=12),
+    st.text(min_size=MAX_FILTER_TEXT + 1, max_size=MAX_FILTER_TEXT + 2), st.uuids(),
+    st.uuids().map(str), st.dates(), st.just("a\x00b"), st.lists(st.text(max_size=3), max_size=2),
+    st.fixed_dictionaries({"eq": st.text(max_size=3)}), st.just({"bogus": 1}), st.just({}),
+)
+
+
+@st.composite
+def _filters(draw: st.DrawFn) -> tuple[Entity[Any], dict[Any, Any]]:
+    entity = draw(st.sampled_from(ENTITIES))
+    return entity, draw(st.dictionaries(_names(entity), _values, min_size=0, max_size=10))
+
+
+@given(_filters())
+@settings(max_examples=400, deadline=None)
+def test_flat_filter_fast_path_answers_exactly_what_the_general_path_answers(
+    case: tuple[Entity[Any], dict[Any, Any]],
+) -> None:
+    entity, where = case
+    general = parse(where).bind(lambda node: bind(entity, node))
+    assert bind_where(entity, where) == general
+
+
+def test_a_flat_filter_shape_is_checked_once_whatever_its_values() -> None:
+    flat_shape.cache_clear()
+    for grade in ("1", "2", "3", "4", "5") * 10:
+        bound = bind_where(STUDENTS, {"grade": grade, "last_name": "Lovelace"}).unwrap()
+        assert bound.values == (grade, "Lovelace")
+        assert bound.shape == ("and", ("c", "grade", "eq"), ("c", "last_name", "eq"))
+    assert flat_shape.cache_info().misses == 1
+    assert flat_shape.cache_info().hits == 49
+    bind_where(STUDENTS, {"last_name": "Lovelace", "grade": "5"})  # another order, another shape
+    assert flat_shape.cache_info().misses == 2
+
+
+def test_a_bad_value_on_the_fast_path_names_the_field_and_rule_never_the_value() -> None:
+    secret = "x" * (MAX_FILTER_TEXT + 1)
+    failed = bind_where(STUDENTS, {"grade": "5", "last_name": secret})
+    assert failed == Failure(InvalidQuery(
+        field="last_name", rule=f"filter strings must be at most {MAX_FILTER_TEXT} characters"))
+    assert secret not in repr(failed)
+
+
+# --- through the data functions ------------------------------------------------------------------
+
+
+@pytest.fixture
+def three(make_student: Callable[..., Any]) -> list[Any]:
+    return [make_student(grade=g, last_name=f"Hot{g}") for g in ("3", "4", "5")]
+
+
+def test_by_id_and_page_statements_are_built_once_per_shape(
+    conn: psycopg.Connection[Any], ctx: ExecutionContext, three: list[Any],
+    school: dict[str, uuid.UUID],
+) -> None:
+    reads._by_id.cache_clear()
+    reads._page_statement.cache_clear()
+    flat_shape.cache_clear()
+    for s in three:
+        assert students.find_by_id(conn, ctx, s.id) == Success(s)
+    assert reads._by_id.cache_info().misses == 1
+    for s in three:
+        page = students.find_many(conn, ctx, {"school_id": school["school_id"], "grade": s.grade},
+                                  order_by=["last_name"], limit=5).unwrap()
+        assert [p.id for p in page.data] == [s.id]
+        assert page.total == 1
+    everyone = students.find_many(conn, ctx, {"school_id": school["school_id"]},
+                                  order_by=["last_name"], limit=2, page=2).unwrap()
+    assert (everyone.total, [p.id for p in everyone.data]) == (3, [three[2].id])
+    assert reads._page_statement.cache_info().misses == 2
+    assert flat_shape.cache_info().misses == 2
+
+
+@pytest.fixture
+def counted_context_statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = tx_scope.context_statement
+
+    def counting(*args: Any, **kwargs: Any) -> tuple[str, dict[str, str]]:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tx_scope, "context_statement", counting)
+    return calls
+
+
+@pytest.fixture
+def privileged_allowed() -> Iterator[None]:
+    previous = configure(attrs.evolve(wx_settings(), allow_privileged_connection=True,
+                                      pooler="none"))
+    try:
+        yield
+    finally:
+        configure(previous)
+
+
+def test_a_privileged_direct_connection_builds_no_context_statement(
+    admin_conn: psycopg.Connection[Any], ctx: ExecutionContext, three: list[Any],
+    counted_context_statements: list[int], privileged_allowed: None,
+) -> None:
+    for s in three:
+        assert students.find_by_id(admin_conn, ctx, s.id) == Success(s)
+    assert counted_context_statements == []
+
+
+def test_a_privileged_connection_is_still_refused_without_building_a_statement(
+    admin_conn: psycopg.Connection[Any], ctx: ExecutionContext, three: list[Any],
+    counted_context_statements: list[int],
+) -> None:
+    previous = configure(attrs.evolve(wx_settings(), allow_privileged_connection=False,
+                                      pooler="none"))
+    try:
+        found = students.find_by_id(admin_conn, ctx, three[0].id)
+        page = students.find_many(admin_conn, ctx, {"grade": "5"})
+    finally:
+        configure(previous)
+    assert isinstance(found.failure(), Forbidden)
+    assert isinstance(page.failure(), Forbidden)
+    assert counted_context_statements == []
+
+
+def test_the_application_role_applies_its_context_with_every_statement(
+    conn: psycopg.Connection[Any], ctx: ExecutionContext, three: list[Any],
+    counted_context_statements: list[int],
+) -> None:
+    for s in three:
+        assert students.find_by_id(conn, ctx, s.id) == Success(s)
+    assert len(counted_context_statements) == 3
+    other = attrs.evolve(ctx, school_ids=frozenset({uuid.uuid4()}))
+    assert students.find_by_id(conn, other, three[0].id).failure().code == "NOT_FOUND"
+
+
+def test_context_settings_follow_the_context_not_a_stale_memo(ctx: ExecutionContext) -> None:
+    from wxdata.context import context_settings
+
+    first = context_settings(ctx)
+    first["app.user_id"] = "changed by a caller"
+    assert context_settings(ctx)["app.user_id"] == ctx.user_id
+    glass = ctx.break_glass("a fire drill in the east wing, nurse on site")
+    assert context_settings(glass)["app.bypass_scope"] == "on"
+    assert context_settings(ctx)["app.bypass_scope"] == "off"
+    later = attrs.evolve(ctx, school_ids=frozenset({uuid.uuid4()}), timestamp=ctx.timestamp)
+    assert context_settings(later)["app.school_ids"] != context_settings(ctx)["app.school_ids"]
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00")), max_size=6))
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_text_array_round_trips_through_postgresql(
+    conn: psycopg.Connection[Any], items: list[str],
+) -> None:
+    row = conn.execute("SELECT %s::text[], %s::varchar(255)[]",
+                       (text_array(items), text_array([i[:255] for i in items]))).fetchone()
+    assert row == (items, [i[:255] for i in items])
+
+
+def test_an_audited_read_records_its_fields_and_tags_as_arrays(
+    conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any], ctx: ExecutionContext,
+    three: list[Any],
+) -> None:
+    assert wx_settings().audit_enabled and wx_settings().audit_phi_access
+    assert students.find_by_id(conn, ctx, three[0].id) == Success(three[0])
+    rows = admin_conn.execute(
+        "SELECT fields_disclosed, tags, entity_id FROM audit_log WHERE request_id = %s"
+        " AND action = 'READ'", (ctx.request_id,)).fetchall()
+    assert rows == [(["*"], ["student", "read"], three[0].id)]
+
+
+def test_unknown_filter_keys_are_never_kept_by_the_shape_memo() -> None:
+    flat_shape.cache_clear()
+    for n in range(20):
+        junk = f"not_a_column_{n}_" + "x" * 10_000
+        failed = bind_where(STUDENTS, {"grade": "5", junk: "1"})
+        assert failed == Failure(InvalidQuery(field="<invalid field name>",
+                                              rule="is not a filterable column of Student"))
+    assert flat_shape.cache_info().currsize == 0
