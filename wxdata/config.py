@@ -131,8 +131,9 @@ SecretPurpose = Literal["scope", "cursor"]
 
 
 @functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=16)
 def derive_key(master: bytes, purpose: str) -> bytes:
-    """A 32-byte key for one purpose, derived from ``master`` with HKDF-SHA256."""
+    """A 32-byte key for one purpose, derived from ``master`` with HKDF-SHA256 (once per pair)."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 

@@ -38,7 +38,7 @@ from wxdata.errors import (
 )
 from wxdata.schema.spec import Entity
 from wxdata.tx.decorators import UNRECORDED
-from wxdata.tx.events import WriteEvent, announce_write
+from wxdata.tx.events import WriteEvent, announce_plan
 from wxdata.tx.scope import (
     AnyConn,
     Scope,
@@ -263,5 +263,8 @@ def _write_record(
 
 
 def _announce(conn: AnyConn, entity: Entity[Any], action: str, ids: tuple[UUID, ...],
-              subjects: tuple[UUID, ...]) -> None:
-    announce_write(conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects))))
+              subjects: tuple[UUID, ...]) -> Plan[None]:
+    """Announce a write (cache invalidation after COMMIT); on an async connection outside a unit
+    of work the async driver awaits the listeners (the async Redis client) before going on."""
+    yield from announce_plan(
+        conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects))))

@@ -114,7 +114,7 @@ def create(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE, err.error))
     row = entity.row_type(*rows[0])
-    _announce(conn, entity, "CREATE", (new_id,), _subjects(entity, (row,)))
+    yield from _announce(conn, entity, "CREATE", (new_id,), _subjects(entity, (row,)))
     return Success(row)
 
 
@@ -218,7 +218,7 @@ def _update(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE, err.error, key))
     row = entity.row_type(*rows[0][: len(out)])
-    _announce(conn, entity, "UPDATE", (key,), _subjects(entity, (row,)))
+    yield from _announce(conn, entity, "UPDATE", (key,), _subjects(entity, (row,)))
     return Success(row)
 
 
@@ -300,7 +300,7 @@ def _delete_or_restore(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, action, err.error, key))
     row = entity.row_type(*rows[0])
-    _announce(conn, entity, action.value, (key,), _subjects(entity, (row,)))
+    yield from _announce(conn, entity, action.value, (key,), _subjects(entity, (row,)))
     return Success(row)
 
 
@@ -412,7 +412,7 @@ def update_where(
                 raise ScopeError("a bulk update left its unit of work")
             yield from _write_record(conn, ctx, scope, record)
         if ids:
-            _announce(conn, entity, "BULK_UPDATE", ids, subjects)
+            yield from _announce(conn, entity, "BULK_UPDATE", ids, subjects)
         return Success(ids)
 
     result: Result[tuple[UUID, ...], DataError] = yield from scope_run_plan(

@@ -372,7 +372,8 @@ def soft_delete_row(entity: Entity[Any], returning: tuple[str, ...], restore: bo
     """UPDATE SET deleted_at = now() (or NULL to restore) WHERE id, returning the row."""
     table = Table(entity.table)
     marker = entity.managed("deleted_at")
-    assert marker is not None
+    if marker is None:  # callers soft-delete only entities that declare it
+        raise ValueError(f"{entity.name} does not soft-delete")
     q = Query.update(table).set(table.field(marker), None if restore else _now())
     if entity.versioned:
         v = str(entity.managed("version"))

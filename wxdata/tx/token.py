@@ -69,8 +69,17 @@ def sign(key: bytes, text: str) -> str:
 
 
 def scope_token(ctx: ExecutionContext, key: bytes, now: float | None = None) -> str:
-    """The token for ``ctx``, issued now (or at ``now``)."""
-    text = message(ctx, int(time.time() if now is None else now))
+    """The token for ``ctx``, issued now (or at ``now``).
+
+    A token names its issue time in whole seconds, so within one second the same context and key
+    give the same token: it is signed once per (context, key, second), not once per statement.
+    """
+    return _signed(ctx, key, int(time.time() if now is None else now))
+
+
+@functools.lru_cache(maxsize=256)
+def _signed(ctx: ExecutionContext, key: bytes, issued: int) -> str:
+    text = message(ctx, issued)
     return f"{text}|{sign(key, text)}"
 
 
