@@ -148,8 +148,8 @@ class AsyncRouter:
     async def _make_pool(self, server: Server) -> AsyncPool:
         return await create_pool(
             server.url, min_size=self.pool_min, max_size=max(self.pool_max, 1),
-            name=f"wxdata-async-{server.name}", config=self.settings,
-            timeout=self.config.primary_timeout,
+            name=f"wxdata-async-{server.name}", query_log=self.config.query_log,
+            config=self.settings, timeout=self.config.primary_timeout,
         )
 
     async def _monitor_loop(self) -> None:
