@@ -43,7 +43,7 @@ from wxdata.context import ExecutionContext
 from wxdata.db import connect_kwargs, conninfo
 from wxdata.errors import DataError, from_db_error
 from wxdata.pool_metrics import RouterHealth, retire_counters
-from wxdata.replicas.config import RouterConfig, consistency_key
+from wxdata.replicas.config import RouterConfig
 from wxdata.replicas.ledger import UNKNOWN
 from wxdata.replicas.router import mark_replica, pushed
 from wxdata.replicas.servers import (
@@ -53,6 +53,7 @@ from wxdata.replicas.servers import (
     STATUS_PRIMARY,
     STATUS_REPLICA,
     UP,
+    RouterState,
     Routing,
     Server,
     retire,
@@ -92,17 +93,9 @@ def _on_write(event: WriteEvent) -> None:
 
 
 @attrs.define(slots=True, eq=False)
-class AsyncRouter:
+class AsyncRouter(RouterState):
     """One primary and N replicas, each with its own async pool. Build with :meth:`open`."""
 
-    config: RouterConfig
-    primary: Server
-    replicas: tuple[Server, ...]
-    settings: Settings = attrs.field(repr=False)
-    pool_min: int = 1
-    pool_max: int = 10
-    lane_target: str = attrs.field(default="", repr=False)
-    routing: Routing = attrs.field(init=False, repr=False)
     _check_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     _monitor: asyncio.Task[None] | None = attrs.field(default=None, init=False)
     _wake: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
@@ -111,9 +104,6 @@ class AsyncRouter:
     _taken_at: weakref.WeakKeyDictionary[AConn, float] = attrs.field(
         factory=weakref.WeakKeyDictionary, init=False)
     _closed: bool = attrs.field(default=False, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.routing = Routing.of(self.config, self.primary, self.replicas)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -300,9 +290,6 @@ class AsyncRouter:
         self._wake.set()
 
     # --- read-your-writes -----------------------------------------------------------------------
-
-    def _key(self, ctx: ExecutionContext) -> str:
-        return consistency_key(ctx, self.config.consistency)
 
     async def _commit_position(self, conn: AConn) -> int:
         """The WAL insert position after our COMMIT: on the same connection, else any primary one."""

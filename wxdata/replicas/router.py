@@ -74,6 +74,7 @@ from wxdata.replicas.ledger import UNKNOWN
 from wxdata.replicas.servers import (
     COMMIT_LSN,
     REPLAY_LSN,
+    RouterState,
     Routing,
     Server,
     retire,
@@ -149,25 +150,17 @@ def _call(body: Callable[[], Result[T, DataError]]) -> Result[T, DataError]:
 
 
 @attrs.define(slots=True, eq=False)
-class Router:
+class Router(RouterState):
     """One primary and N replicas, each with its own pool; thread-safe. Build with :meth:`open`."""
 
-    config: RouterConfig
-    primary: Server
-    replicas: tuple[Server, ...]
-    settings: Settings = attrs.field(repr=False)
-    pool_min: int = 1
-    pool_max: int = 10
-    lane_target: str = attrs.field(default="", repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
-    routing: Routing = attrs.field(init=False, repr=False)
     checks: HealthChecker = attrs.field(init=False, repr=False)
     _last_used: weakref.WeakKeyDictionary[Conn, float] = attrs.field(
         factory=weakref.WeakKeyDictionary, init=False)
     _closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.routing = Routing.of(self.config, self.primary, self.replicas)
+        super().__attrs_post_init__()
         self.checks = HealthChecker(self.config, self.settings, self.routing, self._lock,
                                     self._make_pool)
 
@@ -261,9 +254,6 @@ class Router:
         self.checks.mark_down(server, reason)
 
     # --- read-your-writes bookkeeping ---------------------------------------------------------
-
-    def _key(self, ctx: ExecutionContext) -> str:
-        return consistency_key(ctx, self.config.consistency)
 
     def _mark_dirty(self, co: _Checkout) -> None:
         with self._lock:

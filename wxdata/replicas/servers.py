@@ -18,6 +18,7 @@ import attrs
 from returns.result import Failure, Result
 
 from wxdata.config import Settings
+from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, Unavailable
 from wxdata.pool_metrics import (
     LaneHealth,
@@ -26,7 +27,7 @@ from wxdata.pool_metrics import (
     pool_stats,
     retire_counters,
 )
-from wxdata.replicas.config import RouterConfig, Strategy
+from wxdata.replicas.config import RouterConfig, Strategy, consistency_key
 from wxdata.replicas.ledger import Ledger
 from wxdata.tx.decorators import UNRECORDED
 
@@ -123,6 +124,28 @@ def targets(primary_url: str | None, replica_urls: Sequence[str] | None,
         pool_max=s.pool_max if max_size is None else max_size,
         lane_target=conninfo(url, s, application_name="wxdata-audit-lane2"),
     )
+
+
+@attrs.define(slots=True, eq=False)
+class RouterState:
+    """What both routers (sync and async) are made of: the configuration, the servers, the pool
+    sizes, audit lane 2's target and the routing state. Build with :func:`router_fields`."""
+
+    config: RouterConfig
+    primary: Server
+    replicas: tuple[Server, ...]
+    settings: Settings = attrs.field(repr=False)
+    pool_min: int = 1
+    pool_max: int = 10
+    lane_target: str = attrs.field(default="", repr=False)
+    routing: Routing = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.routing = Routing.of(self.config, self.primary, self.replicas)
+
+    def _key(self, ctx: ExecutionContext) -> str:
+        """The read-your-writes key of ``ctx`` under this router's consistency."""
+        return consistency_key(ctx, self.config.consistency)
 
 
 def router_fields(primary_url: str | None, replica_urls: Sequence[str] | None,
