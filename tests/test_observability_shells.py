@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -24,6 +23,7 @@ from returns.result import Result, Success
 
 import wxdata.aio as aio
 from tests.test_observability import Collect, _texts
+from tests.test_observability import captured as captured  # the fixture: every record, at DEBUG
 from wxdata import ExecutionContext
 from wxdata.aio.replicas import AsyncRouter
 from wxdata.config import load_settings
@@ -44,21 +44,6 @@ SHELLS = ("sync", "async")
 
 # A statement's work, the same for both shells: (sql, params, expect a failure).
 Work = list[tuple[str, Any, bool]]
-
-
-@pytest.fixture
-def captured() -> Iterator[Collect]:
-    """Every record of every logger, at DEBUG, for the duration of a test."""
-    handler = Collect()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
 
 
 def _sentinel() -> str:
