@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from returns.result import Failure
+from returns.result import Failure, Success
 
 from wxdata.config import load_settings
 from wxdata.db import _UNSET, connection_options, pool_options
@@ -18,6 +18,7 @@ from wxdata.errors import Unavailable
 from wxdata.pool_metrics import LaneHealth
 from wxdata.replicas.config import RouterConfig
 from wxdata.replicas.servers import Routing, retire, servers
+from wxdata.tx.decorators import UNRECORDED
 
 URL = "postgresql://app@db.example:5432/wx"
 _THRESHOLDS = st.sampled_from([_UNSET, None]) | st.integers(min_value=0, max_value=100)
@@ -94,3 +95,30 @@ def test_unavailable_is_a_failure_counted_on_the_primary_and_retire_detaches() -
     assert retire(primary) == (None, probe)
     assert primary.pool is None and primary.probe is None
     assert routing.health(LaneHealth()).servers[0].errors == 1
+
+
+_OUTCOMES = st.sampled_from(["ok", "unavailable", "unrecorded", "broken"])
+
+
+@given(st.lists(_OUTCOMES, min_size=1, max_size=4), st.sampled_from([None, "read_your_writes"]))
+def test_a_read_is_rerun_only_when_the_replica_failed_and_its_fallback_counts_once(
+    outcomes: list[str], reason: str | None
+) -> None:
+    primary, replicas = servers(URL, [URL] * len(outcomes))
+    routing = Routing.of(RouterConfig(), primary, replicas)
+    exclude: set[str] = set()
+    for server, outcome in zip(replicas, outcomes, strict=True):
+        result = {"ok": Success(1), "unavailable": Failure(Unavailable(reason="gone")),
+                  "unrecorded": Failure(UNRECORDED), "broken": Success(1)}[outcome]
+        retry = routing.settle_read(server, result, outcome == "broken", exclude, reason)
+        assert retry == (outcome in ("unavailable", "broken"))
+        assert (server.name in exclude) == retry
+        assert server.counters["reads"] == (0 if retry else 1)
+        if not retry:
+            break
+    failed = len(exclude)
+    assert routing.fallbacks["replica_failed"] == failed
+    served_first = failed == 0 and reason is not None
+    assert routing.fallbacks.get(reason or "", 0) == (1 if served_first else 0)
+    # the primary is the last resort: a read there is never re-run
+    assert not routing.settle_read(primary, Failure(Unavailable(reason="x")), True, exclude, None)

@@ -417,13 +417,9 @@ class AsyncRouter(RouterState):
             finally:
                 broken = conn.closed or conn.broken
                 await self._give_back(server, conn, pool)
-            if self.routing.failed_under(server, result, broken):
-                await self._mark_down(server, "failed under a read")
-                self.routing.failed_over(server)
-                exclude.add(server.name)
-                continue
-            self.routing.count_read(server, None if exclude else reason)
-            return result
+            if not self.routing.settle_read(server, result, broken, exclude, reason):
+                return result
+            await self._mark_down(server, "failed under a read")
 
     @contextlib.asynccontextmanager
     async def connection(self, ctx: ExecutionContext, *, write: bool) -> AsyncIterator[AConn]:

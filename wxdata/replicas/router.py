@@ -461,14 +461,11 @@ class Router(RouterState):
             finally:
                 broken = conn.closed or conn.broken
                 self._give_back(server, conn, pool)
-            if self.routing.failed_under(server, result, broken):
-                self._mark_down(server, "failed under a read")
-                with self._lock:
-                    self.routing.failed_over(server)
-                exclude.add(server.name)
-                continue
-            self._count_read(server, None if exclude else reason)  # a retry counted its reason
-            return result
+            with self._lock:
+                retry = self.routing.settle_read(server, result, broken, exclude, reason)
+            if not retry:
+                return result
+            self._mark_down(server, "failed under a read")
 
     def write(
         self,

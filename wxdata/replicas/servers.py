@@ -295,6 +295,18 @@ class Routing:
         server.counters["skip_failed"] += 1
         self.fallbacks["replica_failed"] += 1
 
+    def settle_read(self, server: Server, result: Result[Any, DataError], broken: bool,
+                    exclude: set[str], reason: str | None) -> bool:
+        """Count a read's outcome on ``server``; True: the replica failed under it (it joins
+        ``exclude``; the caller marks it down and re-runs the read elsewhere). ``reason``: why the
+        read fell back to the primary (counted once: not again on a re-run)."""
+        if self.failed_under(server, result, broken):
+            self.failed_over(server)
+            exclude.add(server.name)
+            return True
+        self.count_read(server, None if exclude else reason)
+        return False
+
     def count_read(self, server: Server, reason: str | None) -> None:
         """A read served by ``server``; ``reason``: why it fell back to the primary."""
         server.counters["reads"] += 1
