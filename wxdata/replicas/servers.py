@@ -3,8 +3,11 @@
 Shared by the sync and the async router: the state record (:class:`Server`), what a status row
 means (:func:`assess_replica`, :func:`assess_primary`), taking a replica out of rotation with
 exponential backoff (:func:`take_down`), the order replicas are tried in (:func:`eligible`) and
-the health snapshot (:func:`server_health`). Nothing here does I/O or locks: the routers hold their
-lock around every call and run the queries themselves.
+the health snapshot (:func:`server_health`, :meth:`Routing.health`), the checkout accounting
+(:meth:`Routing.taken`, :meth:`Routing.given_back`, :meth:`Routing.skipped`), what a read's outcome
+means (:meth:`Routing.settle_read`), and the fields both routers are made of (:class:`RouterState`,
+:func:`router_fields`). Nothing here does I/O or locks: the routers hold their lock around every
+call and run the queries themselves.
 """
 
 from __future__ import annotations
