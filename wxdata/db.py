@@ -105,6 +105,23 @@ def _query_log(config: Settings) -> QueryLog | None:
 _UNSET: Any = object()
 
 
+def connection_options(config: Settings, prepare_threshold: int | None = _UNSET) -> dict[str, Any]:
+    """The keyword arguments of a single connection (sync or async): autocommit, those of
+    :func:`connect_kwargs`, and ``prepare_threshold`` when given explicitly.
+
+    Pure. Raises :class:`ValueError` for a ``prepare_threshold`` other than None behind a
+    transaction pooler (it would name statements the pooler cannot keep).
+    """
+    kwargs: dict[str, Any] = {"autocommit": True, **connect_kwargs(config)}
+    if prepare_threshold is not _UNSET:
+        if prepare_threshold is not None and config.transaction_pooled:
+            raise ValueError(
+                "prepare_threshold must be None behind a transaction pooler (DB_POOLER=transaction)"
+            )
+        kwargs["prepare_threshold"] = prepare_threshold
+    return kwargs
+
+
 def connect(
     url: str | None = None, *, owner: bool = False, config: Settings | None = None,
     prepare_threshold: int | None = _UNSET, **overrides: Any,
@@ -119,13 +136,7 @@ def connect(
     :class:`ValueError`, not a silently prepared statement).
     """
     config = config or settings()
-    kwargs: dict[str, Any] = {"autocommit": True, **connect_kwargs(config)}
-    if prepare_threshold is not _UNSET:
-        if prepare_threshold is not None and config.transaction_pooled:
-            raise ValueError(
-                "prepare_threshold must be None behind a transaction pooler (DB_POOLER=transaction)"
-            )
-        kwargs["prepare_threshold"] = prepare_threshold
+    kwargs = connection_options(config, prepare_threshold)
     policy = _query_log(config)
     info = conninfo(url, config, owner=owner, **overrides)
     conn: psycopg.Connection[Any]
@@ -166,9 +177,15 @@ def needs_ping(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> 
     return returned is None or time.monotonic() - returned > IDLE_CHECK_AFTER
 
 
+def must_roll_back(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether a connection handed back to its pool is inside a transaction (no transaction may
+    survive a checkout: both pools roll it back). Pure: reads the client's status, no I/O."""
+    return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
 def _reset(conn: psycopg.Connection[Any]) -> None:
     """On return to the pool: no transaction may survive a checkout."""
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    if must_roll_back(conn):
         log.warning("connection returned to the pool inside a transaction: rolled back")
         conn.rollback()
         conn.autocommit = True
@@ -228,6 +245,21 @@ class Pool(ReturningPool):
                 self.lane.close()
 
 
+def pool_options(
+    url: str | None, config: Settings, min_size: int | None, max_size: int | None, name: str,
+) -> dict[str, Any]:
+    """The psycopg_pool arguments every wxdata pool (sync or async) is built with: the conninfo,
+    the sizes (``DB_POOL_MIN``/``DB_POOL_MAX`` unless given), the name and the connections'
+    keyword arguments (autocommit and :func:`connect_kwargs`). Pure."""
+    return {
+        "conninfo": conninfo(url, config),
+        "min_size": config.pool_min if min_size is None else min_size,
+        "max_size": config.pool_max if max_size is None else max_size,
+        "name": name,
+        "kwargs": {"autocommit": True, **connect_kwargs(config)},
+    }
+
+
 def create_pool(
     url: str | None = None, *, min_size: int | None = None, max_size: int | None = None,
     name: str = "wxdata", open: bool = True,
@@ -261,17 +293,8 @@ def create_pool(
     if policy is not None:
         kwargs.setdefault("connection_class", TracedConnection)
     return Pool(
-        conninfo(url, config),
-        min_size=config.pool_min if min_size is None else min_size,
-        max_size=config.pool_max if max_size is None else max_size,
-        name=name,
-        configure=setup,
-        on_return=_reset,
-        check=check,
-        open=open,
-        kwargs={"autocommit": True, **connect_kwargs(config)},
-        lane=owner,
-        **kwargs,
+        configure=setup, on_return=_reset, check=check, open=open, lane=owner,
+        **pool_options(url, config, min_size, max_size, name), **kwargs,
     )
 
 

@@ -30,8 +30,8 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from typing import Any, Self
 
@@ -39,7 +39,7 @@ import attrs
 import psycopg
 from psycopg import sql
 from psycopg.abc import Params, Query
-from psycopg.copy import Writer
+from psycopg.copy import AsyncWriter, Writer
 from psycopg.rows import Row
 
 from wxdata import _connstate
@@ -50,6 +50,8 @@ LOGGER = "wxdata.sql"
 _EXPECTED = ("23", "40", "55P03", "57014", "25006", "42501")
 
 Conn = psycopg.Connection[Any]
+AConn = psycopg.AsyncConnection[Any]
+AnyConn = Conn | AConn
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -60,35 +62,48 @@ class QueryLog:
     logger: str = LOGGER
     max_sql_chars: int = 2000
 
-    def attach(self, conn: Conn) -> None:
+    def attach(self, conn: AnyConn) -> None:
         """Trace ``conn`` with this policy (usable as a pool ``configure`` callback)."""
         attach(conn, self)
 
+    async def aattach(self, conn: AConn) -> None:
+        """Trace the async ``conn`` with this policy (an async pool's ``configure`` callback)."""
+        attach(conn, self)
 
-def _traced(conn: Conn) -> tuple[QueryLog, logging.Logger] | None:
+
+def _traced(conn: AnyConn) -> tuple[QueryLog, logging.Logger] | None:
     """The policy and logger tracing ``conn`` (kept in the connection's state), if any."""
     state = _connstate.peek(conn)
     found: tuple[QueryLog, logging.Logger] | None = state.query_log if state else None
     return found
 
 
-def attach(conn: Conn, policy: QueryLog) -> None:
-    """Trace every statement of ``conn`` (cursors created from now on) with ``policy``."""
+def attach(conn: AnyConn, policy: QueryLog) -> None:
+    """Trace every statement of ``conn`` (sync or async; cursors created from now on) with
+    ``policy``."""
     _connstate.of(conn).query_log = (policy, logging.getLogger(policy.logger))
-    conn.cursor_factory = TracedCursor
-    conn.server_cursor_factory = TracedServerCursor
+    if isinstance(conn, psycopg.AsyncConnection):
+        conn.cursor_factory = AsyncTracedCursor
+        conn.server_cursor_factory = AsyncTracedServerCursor
+    else:
+        conn.cursor_factory = TracedCursor
+        conn.server_cursor_factory = TracedServerCursor
 
 
-def detach(conn: Conn) -> None:
+def detach(conn: AnyConn) -> None:
     """Stop tracing ``conn`` (cursors already created stay traced classes but log nothing)."""
     state = _connstate.peek(conn)
     if state is not None:
         state.query_log = None
-    conn.cursor_factory = psycopg.Cursor
-    conn.server_cursor_factory = psycopg.ServerCursor
+    if isinstance(conn, psycopg.AsyncConnection):
+        conn.cursor_factory = psycopg.AsyncCursor
+        conn.server_cursor_factory = psycopg.AsyncServerCursor
+    else:
+        conn.cursor_factory = psycopg.Cursor
+        conn.server_cursor_factory = psycopg.ServerCursor
 
 
-def policy_of(conn: Conn) -> QueryLog | None:
+def policy_of(conn: AnyConn) -> QueryLog | None:
     """The policy attached to ``conn``, if any."""
     found = _traced(conn)
     return found[0] if found else None
@@ -163,7 +178,7 @@ def _shape_of_text(text: str, limit: int) -> tuple[str, str]:
     return shape, fingerprint
 
 
-def _query_text(query: Any, conn: Conn | None) -> str:
+def _query_text(query: Any, conn: AnyConn | None) -> str:
     if isinstance(query, str):
         return query
     if isinstance(query, bytes | bytearray | memoryview):
@@ -176,12 +191,12 @@ def _query_text(query: Any, conn: Conn | None) -> str:
     return f"<{type(query).__name__} statement>"  # t-strings: no text without their values
 
 
-def sql_shape(query: Any, conn: Conn | None = None, limit: int = 2000) -> str:
+def sql_shape(query: Any, conn: AnyConn | None = None, limit: int = 2000) -> str:
     """The statement with placeholders kept and every literal value replaced by ``?``."""
     return _shape_of_text(_query_text(query, conn), limit)[0]
 
 
-def shape_and_fingerprint(query: Any, conn: Conn | None = None, limit: int = 2000) -> tuple[str, str]:
+def shape_and_fingerprint(query: Any, conn: AnyConn | None = None, limit: int = 2000) -> tuple[str, str]:
     """:func:`sql_shape` and a 12-hex-digit fingerprint of the full shape."""
     return _shape_of_text(_query_text(query, conn), limit)
 
@@ -189,7 +204,7 @@ def shape_and_fingerprint(query: Any, conn: Conn | None = None, limit: int = 200
 # --- emitting ---------------------------------------------------------------------------------
 
 
-def _server(conn: Conn) -> str:
+def _server(conn: AnyConn) -> str:
     try:
         info = conn.info
         return f"{info.host}:{info.port}"
@@ -197,20 +212,35 @@ def _server(conn: Conn) -> str:
         return "?"
 
 
-def _finished(conn: Conn, query: Any, seconds: float, rows: int) -> None:
+def verdict(policy: QueryLog, ms: float, debug: bool) -> tuple[int, str] | None:
+    """What a finished statement of ``ms`` milliseconds becomes: (level, label), or None.
+
+    At or over the policy's ``slow_ms``: WARNING ``slow query``; otherwise DEBUG ``query`` when
+    ``debug`` (the logger is enabled for DEBUG); otherwise nothing. Pure: both shells decide here.
+    """
+    if policy.slow_ms is not None and ms >= policy.slow_ms:
+        return logging.WARNING, "slow query"
+    if debug:
+        return logging.DEBUG, "query"
+    return None
+
+
+def failure_level(sqlstate: str) -> int:
+    """The level of a failed statement: WARNING for expected outcomes (integrity, serialization,
+    lock/statement timeouts, read-only), ERROR for anything else. Pure."""
+    return logging.WARNING if sqlstate.startswith(_EXPECTED) else logging.ERROR
+
+
+def _finished(conn: AnyConn, query: Any, seconds: float, rows: int) -> None:
     found = _traced(conn)
     if found is None or query == "":  # "" is the pool's liveness ping, not a statement
         return
     policy, log = found
     ms = seconds * 1000.0
-    if policy.slow_ms is not None and ms >= policy.slow_ms:
-        level, label = logging.WARNING, "slow query"
-    elif log.isEnabledFor(logging.DEBUG):
-        level, label = logging.DEBUG, "query"
-    else:
+    decided = verdict(policy, ms, log.isEnabledFor(logging.DEBUG))
+    if decided is None or not log.isEnabledFor(decided[0]):
         return
-    if not log.isEnabledFor(level):
-        return
+    level, label = decided
     shape, fingerprint = shape_and_fingerprint(query, conn, policy.max_sql_chars)
     server = _server(conn)
     log.log(
@@ -221,13 +251,13 @@ def _finished(conn: Conn, query: Any, seconds: float, rows: int) -> None:
     )
 
 
-def _failed(conn: Conn, query: Any, seconds: float, exc: BaseException) -> None:
+def _failed(conn: AnyConn, query: Any, seconds: float, exc: BaseException) -> None:
     found = _traced(conn)
     if found is None:
         return
     policy, log = found
     state = getattr(exc, "sqlstate", None) or ""
-    level = logging.WARNING if state.startswith(_EXPECTED) else logging.ERROR
+    level = failure_level(state)
     if not log.isEnabledFor(level):
         return
     ms = seconds * 1000.0
@@ -241,8 +271,80 @@ def _failed(conn: Conn, query: Any, seconds: float, exc: BaseException) -> None:
     )
 
 
-def _joined(statements: Iterable[tuple[Any, psycopg.Cursor[Any]]], conn: Conn) -> str:
+def _joined(statements: Iterable[tuple[Any, Any]], conn: AnyConn) -> str:
     return " ; ".join(_query_text(q, conn) for q, _ in statements)
+
+
+# --- timing, shared by both shells -----------------------------------------------------------
+
+
+class _Timed:
+    """Times the statement run inside it and hands the outcome to :func:`_finished` or
+    :func:`_failed`. A plain (sync) context manager, so the sync and the async classes share it:
+    ``with _Timed(...): await ...`` times the awaited statement."""
+
+    __slots__ = ("conn", "cursor", "query", "start")
+
+    def __init__(self, conn: AnyConn, query: Any, cursor: Any) -> None:
+        self.conn, self.query, self.cursor = conn, query, cursor
+        self.start = 0.0
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        seconds = time.perf_counter() - self.start
+        if exc is None:
+            _finished(self.conn, self.query, seconds, self.cursor.rowcount)
+        elif isinstance(exc, psycopg.Error):
+            _failed(self.conn, self.query, seconds, exc)
+
+
+_Queued = list[tuple[Any, Any]]  # (statement, its cursor) in the open pipeline
+
+
+def _note_pipelined(conn: AnyConn, query: Any, cursor: Any) -> bool:
+    """Whether ``conn`` is in pipeline mode (the statement is then queued for the pipeline's
+    record, if the pipeline is traced, instead of timed alone)."""
+    if not conn.pgconn.pipeline_status:
+        return False
+    state = _connstate.peek(conn)
+    queued: _Queued | None = state.pipeline if state else None
+    if queued is not None:
+        queued.append((query, cursor))
+    return True
+
+
+class _PipelineTimer:
+    """Times the outermost traced pipeline of a connection as one unit (both shells)."""
+
+    __slots__ = ("conn", "queued", "start", "state")
+
+    def __init__(self, conn: AnyConn) -> None:
+        self.conn = conn
+        self.state = _connstate.of(conn)
+        self.queued: _Queued | None = None
+        self.start = 0.0
+
+    def __enter__(self) -> None:
+        if self.state.query_log is None or self.state.pipeline is not None:
+            return  # untraced, or nested in a traced pipeline that already times it
+        self.queued = self.state.pipeline = []
+        self.start = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        queued = self.queued
+        if queued is None:
+            return
+        self.state.pipeline = None
+        seconds = time.perf_counter() - self.start
+        if exc is None:
+            if queued:  # rows: those of the last statement (the one the context statements serve)
+                _finished(self.conn, _joined(queued, self.conn), seconds, queued[-1][1].rowcount)
+        elif isinstance(exc, psycopg.Error):
+            _failed(self.conn, _joined(queued, self.conn), seconds, exc)
 
 
 # --- cursor and connection classes ------------------------------------------------------------
@@ -252,6 +354,8 @@ def _joined(statements: Iterable[tuple[Any, psycopg.Cursor[Any]]], conn: Conn) -
 # cannot be matched by a pass-through of a ``Query`` union.
 _BASE_EXECUTE: Any = psycopg.Cursor.execute
 _BASE_SERVER_EXECUTE: Any = psycopg.ServerCursor.execute
+_BASE_AEXECUTE: Any = psycopg.AsyncCursor.execute
+_BASE_ASERVER_EXECUTE: Any = psycopg.AsyncServerCursor.execute
 
 
 class TracedCursor(psycopg.Cursor[Row]):
@@ -269,16 +373,10 @@ class TracedCursor(psycopg.Cursor[Row]):
     ) -> Self:
         """Execute a statement, timing and logging it when the connection is traced."""
         conn = self.connection
-        if conn.pgconn.pipeline_status:
-            _note_pipelined(conn, query, self)
+        if _note_pipelined(conn, query, self):
             return _BASE_EXECUTE(self, query, params, prepare=prepare, binary=binary)  # type: ignore[no-any-return]
-        start = time.perf_counter()
-        try:
+        with _Timed(conn, query, self):
             _BASE_EXECUTE(self, query, params, prepare=prepare, binary=binary)
-        except psycopg.Error as exc:
-            _failed(conn, query, time.perf_counter() - start, exc)
-            raise
-        _finished(conn, query, time.perf_counter() - start, self.rowcount)
         return self
 
     def executemany(
@@ -286,16 +384,10 @@ class TracedCursor(psycopg.Cursor[Row]):
     ) -> None:
         """Execute a statement for each parameter set, timed as one unit."""
         conn = self.connection
-        if conn.pgconn.pipeline_status:
-            _note_pipelined(conn, query, self)
+        if _note_pipelined(conn, query, self):
             return super().executemany(query, params_seq, returning=returning)
-        start = time.perf_counter()
-        try:
+        with _Timed(conn, query, self):
             super().executemany(query, params_seq, returning=returning)
-        except psycopg.Error as exc:
-            _failed(conn, query, time.perf_counter() - start, exc)
-            raise
-        _finished(conn, query, time.perf_counter() - start, self.rowcount)
         return None
 
     @contextmanager
@@ -303,15 +395,9 @@ class TracedCursor(psycopg.Cursor[Row]):
         self, statement: Query, params: Params | None = None, *, writer: Writer | None = None
     ) -> Iterator[psycopg.Copy]:
         """A COPY, timed from start to the end of the block."""
-        conn = self.connection
-        start = time.perf_counter()
-        try:
-            with super().copy(statement, params, writer=writer) as cp:
-                yield cp
-        except psycopg.Error as exc:
-            _failed(conn, statement, time.perf_counter() - start, exc)
-            raise
-        _finished(conn, statement, time.perf_counter() - start, self.rowcount)
+        with _Timed(self.connection, statement, self), \
+                super().copy(statement, params, writer=writer) as cp:
+            yield cp
 
 
 class TracedServerCursor(psycopg.ServerCursor[Row]):
@@ -328,25 +414,9 @@ class TracedServerCursor(psycopg.ServerCursor[Row]):
         **kwargs: Any,
     ) -> Self:
         """Declare the cursor, timing and logging the statement."""
-        conn = self.connection
-        start = time.perf_counter()
-        try:
+        with _Timed(self.connection, query, self):
             _BASE_SERVER_EXECUTE(self, query, params, binary=binary, **kwargs)
-        except psycopg.Error as exc:
-            _failed(conn, query, time.perf_counter() - start, exc)
-            raise
-        _finished(conn, query, time.perf_counter() - start, self.rowcount)
         return self
-
-
-_Queued = list[tuple[Any, psycopg.Cursor[Any]]]
-
-
-def _note_pipelined(conn: Conn, query: Any, cursor: psycopg.Cursor[Any]) -> None:
-    state = _connstate.peek(conn)
-    queued: _Queued | None = state.pipeline if state else None
-    if queued is not None:
-        queued.append((query, cursor))
 
 
 class TracedConnection(psycopg.Connection[Row]):
@@ -359,24 +429,79 @@ class TracedConnection(psycopg.Connection[Row]):
     @contextmanager
     def pipeline(self) -> Iterator[psycopg.Pipeline]:
         """Enter pipeline mode; the outermost block is timed and logged as one unit."""
-        state = _connstate.of(self)
-        if state.query_log is None or state.pipeline is not None:
-            with super().pipeline() as pipe:
+        with _PipelineTimer(self), super().pipeline() as pipe:
+            yield pipe
+
+
+class AsyncTracedCursor(psycopg.AsyncCursor[Row]):
+    """The async twin of :class:`TracedCursor` (same timing, same records)."""
+
+    __slots__ = ()
+
+    async def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        prepare: bool | None = None,
+        binary: bool | None = None,
+    ) -> Self:
+        """Execute a statement, timing and logging it when the connection is traced."""
+        conn = self.connection
+        if _note_pipelined(conn, query, self):
+            return await _BASE_AEXECUTE(self, query, params, prepare=prepare, binary=binary)  # type: ignore[no-any-return]
+        with _Timed(conn, query, self):
+            await _BASE_AEXECUTE(self, query, params, prepare=prepare, binary=binary)
+        return self
+
+    async def executemany(
+        self, query: Query, params_seq: Iterable[Params], *, returning: bool = False
+    ) -> None:
+        """Execute a statement for each parameter set, timed as one unit."""
+        conn = self.connection
+        if _note_pipelined(conn, query, self):
+            return await super().executemany(query, params_seq, returning=returning)
+        with _Timed(conn, query, self):
+            await super().executemany(query, params_seq, returning=returning)
+        return None
+
+    @asynccontextmanager
+    async def copy(
+        self, statement: Query, params: Params | None = None, *,
+        writer: AsyncWriter | None = None,
+    ) -> AsyncIterator[psycopg.AsyncCopy]:
+        """A COPY, timed from start to the end of the block."""
+        with _Timed(self.connection, statement, self):
+            async with super().copy(statement, params, writer=writer) as cp:
+                yield cp
+
+
+class AsyncTracedServerCursor(psycopg.AsyncServerCursor[Row]):
+    """The async twin of :class:`TracedServerCursor`: its DECLARE is timed and logged."""
+
+    __slots__ = ()
+
+    async def execute(
+        self,
+        query: Query,
+        params: Params | None = None,
+        *,
+        binary: bool | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Declare the cursor, timing and logging the statement."""
+        with _Timed(self.connection, query, self):
+            await _BASE_ASERVER_EXECUTE(self, query, params, binary=binary, **kwargs)
+        return self
+
+
+class AsyncTracedConnection(psycopg.AsyncConnection[Row]):
+    """The async twin of :class:`TracedConnection`: the outermost traced pipeline is timed and
+    logged as one unit; untraced it behaves exactly like ``psycopg.AsyncConnection``."""
+
+    @asynccontextmanager
+    async def pipeline(self) -> AsyncIterator[psycopg.AsyncPipeline]:
+        """Enter pipeline mode; the outermost block is timed and logged as one unit."""
+        with _PipelineTimer(self):
+            async with super().pipeline() as pipe:
                 yield pipe
-            return
-        queued: _Queued = []
-        state.pipeline = queued
-        start = time.perf_counter()
-        try:
-            with super().pipeline() as pipe:
-                yield pipe
-        except psycopg.Error as exc:
-            state.pipeline = None
-            _failed(self, _joined(queued, self), time.perf_counter() - start, exc)
-            raise
-        except BaseException:
-            state.pipeline = None
-            raise
-        state.pipeline = None
-        if queued:  # rows: those of the last statement (the one the context statements serve)
-            _finished(self, _joined(queued, self), time.perf_counter() - start, queued[-1][1].rowcount)

@@ -2,11 +2,16 @@
 
 Same conninfo (:func:`wxdata.db.conninfo`), same keyword arguments (:func:`wxdata.db.connect_kwargs`:
 behind ``DB_POOLER=transaction`` no statement is ever named), autocommit, the role checked on
-every new connection, and audit lane 2 routed and owned as for a sync pool.
+every new connection, audit lane 2 routed and owned as for a sync pool, and the same PHI-safe
+statement logging (``DB_SLOW_QUERY_MS`` or ``query_log``: :mod:`wxdata.observability`). What is
+decided is decided once, in :mod:`wxdata.db`'s pure functions (:func:`wxdata.db.connection_options`,
+:func:`wxdata.db.pool_options`, :func:`wxdata.db.must_roll_back`, :func:`wxdata.db.needs_ping`);
+only the awaiting is here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -17,11 +22,15 @@ from wxdata.core.drive import arun
 from wxdata.db import (
     _UNSET,
     LANE_APPLICATION_NAME,
-    connect_kwargs,
+    _query_log,
+    connection_options,
     conninfo,
     mark_returned,
+    must_roll_back,
     needs_ping,
+    pool_options,
 )
+from wxdata.observability import AsyncTracedConnection, QueryLog, attach
 from wxdata.tx.scope import check_plan
 
 AConn = psycopg.AsyncConnection[Any]
@@ -34,18 +43,19 @@ async def connect(
     """Open one autocommit async connection (use it as an async context manager).
 
     The twin of :func:`wxdata.db.connect`: the application role by default, ``owner=True`` for
-    the migration role; a role that bypasses row-level security is logged at WARNING.
+    the migration role; a role that bypasses row-level security is logged at WARNING; with
+    ``DB_SLOW_QUERY_MS`` set its statements are logged PHI-safely (:mod:`wxdata.observability`).
     """
     config = config or settings()
-    kwargs: dict[str, Any] = {"autocommit": True, **connect_kwargs(config)}
-    if prepare_threshold is not _UNSET:
-        if prepare_threshold is not None and config.transaction_pooled:
-            raise ValueError(
-                "prepare_threshold must be None behind a transaction pooler (DB_POOLER=transaction)"
-            )
-        kwargs["prepare_threshold"] = prepare_threshold
-    conn = await psycopg.AsyncConnection.connect(conninfo(url, config, owner=owner, **overrides),
-                                                 **kwargs)
+    kwargs = connection_options(config, prepare_threshold)
+    policy = _query_log(config)
+    info = conninfo(url, config, owner=owner, **overrides)
+    conn: AConn
+    if policy is None:
+        conn = await psycopg.AsyncConnection.connect(info, **kwargs)
+    else:
+        conn = await AsyncTracedConnection.connect(info, **kwargs)
+        attach(conn, policy)
     if not owner:
         try:
             await arun(conn, check_plan(conn))
@@ -57,7 +67,7 @@ async def connect(
 
 async def _reset(conn: AConn) -> None:
     """On return to the pool: no transaction may survive a checkout."""
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    if must_roll_back(conn):
         await conn.rollback()
         await conn.set_autocommit(True)
     mark_returned(conn)
@@ -88,17 +98,21 @@ class AsyncPool(AsyncConnectionPool[AConn]):
 
 async def create_pool(
     url: str | None = None, *, min_size: int | None = None, max_size: int | None = None,
-    name: str = "wxdata-async", open: bool = True, config: Settings | None = None,
-    **kwargs: Any,
+    name: str = "wxdata-async", open: bool = True,
+    configure: Callable[[AConn], Awaitable[None]] | None = None,
+    query_log: QueryLog | None = None, config: Settings | None = None, **kwargs: Any,
 ) -> AsyncPool:
     """An opened async pool of autocommit connections (the twin of :func:`wxdata.db.create_pool`).
 
     Each new connection is checked (role) and routed to the process's audit lane 2, which this
-    pool owns and closes with itself.
+    pool owns and closes with itself. ``configure`` runs on each new connection after wxdata's
+    own set-up; ``query_log`` (default: from ``DB_SLOW_QUERY_MS``) traces every statement
+    PHI-safely (:mod:`wxdata.observability`).
     """
     from wxdata.audit.lanes import LaneOwner, LaneTarget, set_route  # lanes build on db
 
     config = config or settings()
+    policy = query_log if query_log is not None else _query_log(config)
     owner = LaneOwner()
     target = LaneTarget.of(conninfo(url, config, application_name=LANE_APPLICATION_NAME), config)
 
@@ -106,19 +120,16 @@ async def create_pool(
         await conn.set_autocommit(True)
         set_route(conn, target, owner)  # type: ignore[arg-type]  # the route is only stored
         await arun(conn, check_plan(conn))
+        if policy is not None:
+            attach(conn, policy)
+        if configure is not None:
+            await configure(conn)
 
+    if policy is not None:
+        kwargs.setdefault("connection_class", AsyncTracedConnection)
     pool = AsyncPool(
-        conninfo(url, config),
-        min_size=config.pool_min if min_size is None else min_size,
-        max_size=config.pool_max if max_size is None else max_size,
-        name=name,
-        configure=setup,
-        reset=_reset,
-        check=check_if_idle,
-        open=False,
-        kwargs={"autocommit": True, **connect_kwargs(config)},
-        lane=owner,
-        **kwargs,
+        configure=setup, reset=_reset, check=check_if_idle, open=False, lane=owner,
+        **pool_options(url, config, min_size, max_size, name), **kwargs,
     )
     if open:
         await pool.open()

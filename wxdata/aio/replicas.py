@@ -41,11 +41,11 @@ from wxdata.audit.lanes import lane_health, route_lane
 from wxdata.config import Settings
 from wxdata.context import ExecutionContext
 from wxdata.db import connect_kwargs, conninfo
-from wxdata.errors import DataError, Unavailable, from_db_error
+from wxdata.errors import DataError, from_db_error
 from wxdata.pool_metrics import RouterHealth, retire_counters
-from wxdata.replicas.config import RouterConfig, consistency_key
+from wxdata.replicas.config import RouterConfig
 from wxdata.replicas.ledger import UNKNOWN
-from wxdata.replicas.router import mark_replica
+from wxdata.replicas.router import mark_replica, pushed
 from wxdata.replicas.servers import (
     COMMIT_LSN,
     DOWN,
@@ -53,11 +53,11 @@ from wxdata.replicas.servers import (
     STATUS_PRIMARY,
     STATUS_REPLICA,
     UP,
+    RouterState,
     Routing,
     Server,
-    server_health,
-    servers,
-    targets,
+    retire,
+    router_fields,
 )
 from wxdata.safelog import log_error
 from wxdata.tx.events import WriteEvent, add_write_listener
@@ -93,17 +93,9 @@ def _on_write(event: WriteEvent) -> None:
 
 
 @attrs.define(slots=True, eq=False)
-class AsyncRouter:
+class AsyncRouter(RouterState):
     """One primary and N replicas, each with its own async pool. Build with :meth:`open`."""
 
-    config: RouterConfig
-    primary: Server
-    replicas: tuple[Server, ...]
-    settings: Settings = attrs.field(repr=False)
-    pool_min: int = 1
-    pool_max: int = 10
-    lane_target: str = attrs.field(default="", repr=False)
-    routing: Routing = attrs.field(init=False, repr=False)
     _check_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     _monitor: asyncio.Task[None] | None = attrs.field(default=None, init=False)
     _wake: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
@@ -112,9 +104,6 @@ class AsyncRouter:
     _taken_at: weakref.WeakKeyDictionary[AConn, float] = attrs.field(
         factory=weakref.WeakKeyDictionary, init=False)
     _closed: bool = attrs.field(default=False, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.routing = Routing.of(self.config, self.primary, self.replicas)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -131,11 +120,8 @@ class AsyncRouter:
         initial_check: bool = True,
     ) -> AsyncRouter:
         """Pools for the primary and each replica; see :meth:`wxdata.replicas.Router.open`."""
-        t = targets(primary_url, replica_urls, settings, min_size, max_size)
-        primary, replicas = servers(t.primary_url, t.replica_urls)
-        router = cls(config=config or RouterConfig.from_settings(t.settings), primary=primary,
-                     replicas=replicas, settings=t.settings, pool_min=t.pool_min,
-                     pool_max=t.pool_max, lane_target=t.lane_target)
+        router = cls(**router_fields(primary_url, replica_urls, config, settings, min_size,
+                                     max_size))
         add_write_listener(_on_write)
         router.primary.pool = await router._make_pool(router.primary)
         if initial_check:
@@ -148,8 +134,8 @@ class AsyncRouter:
     async def _make_pool(self, server: Server) -> AsyncPool:
         return await create_pool(
             server.url, min_size=self.pool_min, max_size=max(self.pool_max, 1),
-            name=f"wxdata-async-{server.name}", config=self.settings,
-            timeout=self.config.primary_timeout,
+            name=f"wxdata-async-{server.name}", query_log=self.config.query_log,
+            config=self.settings, timeout=self.config.primary_timeout,
         )
 
     async def _monitor_loop(self) -> None:
@@ -181,10 +167,8 @@ class AsyncRouter:
             with contextlib.suppress(Exception):
                 await task
         for server in (self.primary, *self.replicas):
-            pool, server.pool = server.pool, None
-            probe, server.probe = server.probe, None
+            pool, probe = retire(server)
             if pool is not None:
-                server.retired.update(retire_counters(pool))
                 await pool.close()
             if probe is not None:
                 await probe.close()
@@ -307,9 +291,6 @@ class AsyncRouter:
 
     # --- read-your-writes -----------------------------------------------------------------------
 
-    def _key(self, ctx: ExecutionContext) -> str:
-        return consistency_key(ctx, self.config.consistency)
-
     async def _commit_position(self, conn: AConn) -> int:
         """The WAL insert position after our COMMIT: on the same connection, else any primary one."""
         if not (conn.closed or conn.broken) and (
@@ -349,18 +330,13 @@ class AsyncRouter:
         if pool is None:
             return None
         conn = await pool.getconn(timeout=timeout)
-        server.in_flight += 1
+        Routing.taken(server)
         self._taken_at[conn] = time.monotonic()  # checkout time until given back
         return conn, pool
 
     async def _give_back(self, server: Server, conn: AConn, pool: AsyncPool) -> None:
         now = time.monotonic()
-        taken = self._taken_at.pop(conn, now)
-        server.in_flight -= 1
-        # getconn/putconn: psycopg_pool's own usage_ms stays 0, the router counts it (as the sync one)
-        server.counters["usage_us"] += int((now - taken) * 1_000_000)
-        if conn.closed or conn.broken:
-            server.counters["errors"] += 1
+        Routing.given_back(server, now - self._taken_at.pop(conn, now), conn.closed or conn.broken)
         await pool.putconn(conn)
 
     async def _acquire_read(
@@ -375,12 +351,11 @@ class AsyncRouter:
             try:
                 taken = await self._take(server, self.config.replica_timeout)
             except PoolTimeout:
-                server.counters["skip_timeout"] += 1
-                server.next_check = 0.0
+                Routing.skipped(server, timed_out=True)
                 self._wake.set()
                 continue
             except psycopg.Error:
-                server.counters["skip_unreachable"] += 1
+                Routing.skipped(server, timed_out=False)
                 continue
             if taken is None:
                 continue
@@ -405,14 +380,6 @@ class AsyncRouter:
             raise psycopg.OperationalError("the primary pool is closed")
         return self.primary, primary[0], primary[1], reason
 
-    @contextlib.asynccontextmanager
-    async def _push(self, co: _Checkout) -> AsyncIterator[_Checkout]:
-        token = _ACTIVE.set((*_ACTIVE.get(), co))
-        try:
-            yield co
-        finally:
-            _ACTIVE.reset(token)
-
     async def read(
         self,
         ctx: ExecutionContext,
@@ -432,15 +399,14 @@ class AsyncRouter:
             try:
                 server, conn, pool, reason = await self._acquire_read(key, exclude)
             except psycopg.Error:  # PoolTimeout on the primary included
-                self.primary.counters["errors"] += 1
-                return Failure(Unavailable(reason="no database server could serve the read"))
+                return self.routing.unavailable("no database server could serve the read")
             co = _Checkout(self, server, conn, key, False)
 
             def body(c: AConn = conn) -> Awaitable[Result[T, DataError]]:
                 return fn(c, ctx, *args, **kwargs)
 
             try:
-                async with self._push(co):
+                with pushed(_ACTIVE, co):
                     if server is self.primary:
                         try:
                             result = await body()
@@ -451,13 +417,9 @@ class AsyncRouter:
             finally:
                 broken = conn.closed or conn.broken
                 await self._give_back(server, conn, pool)
-            if self.routing.failed_under(server, result, broken):
-                await self._mark_down(server, "failed under a read")
-                self.routing.failed_over(server)
-                exclude.add(server.name)
-                continue
-            self.routing.count_read(server, None if exclude else reason)
-            return result
+            if not self.routing.settle_read(server, result, broken, exclude, reason):
+                return result
+            await self._mark_down(server, "failed under a read")
 
     @contextlib.asynccontextmanager
     async def connection(self, ctx: ExecutionContext, *, write: bool) -> AsyncIterator[AConn]:
@@ -480,7 +442,7 @@ class AsyncRouter:
             co = _Checkout(self, self.primary, conn, key, True)
             self.primary.counters["writes"] += 1
             try:
-                async with self._push(co):
+                with pushed(_ACTIVE, co):
                     yield conn
             finally:
                 try:
@@ -493,7 +455,7 @@ class AsyncRouter:
         self.routing.count_read(server, reason)
         co = _Checkout(self, server, conn, key, False)
         try:
-            async with self._push(co):
+            with pushed(_ACTIVE, co):
                 if server is self.primary:
                     yield conn
                 else:
@@ -518,16 +480,10 @@ class AsyncRouter:
             async with self.connection(ctx, write=True) as conn:
                 return await fn(conn, ctx, *args, **kwargs)
         except psycopg.OperationalError:  # PoolTimeout / PoolClosed included
-            self.primary.counters["errors"] += 1
-            return Failure(Unavailable(reason="primary unreachable or pool exhausted"))
+            return self.routing.unavailable("primary unreachable or pool exhausted")
 
     # --- metrics ------------------------------------------------------------------------------
 
     def health(self) -> RouterHealth:
         """Pool statistics, states, lag and routing counters (the sync router's shape)."""
-        ledger = self.routing.ledger
-        return RouterHealth(
-            servers=tuple(server_health(s) for s in (self.primary, *self.replicas)),
-            fallbacks=tuple(sorted(self.routing.fallbacks.items())),
-            tracked_contexts=len(ledger.positions), pending_contexts=len(ledger.pending),
-            floor_lsn=ledger.floor, audit_lane=lane_health())
+        return self.routing.health(lane_health())

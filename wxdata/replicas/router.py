@@ -66,19 +66,19 @@ from wxdata.audit.lanes import lane_health, route_lane
 from wxdata.config import Settings
 from wxdata.context import ExecutionContext
 from wxdata.db import create_pool
-from wxdata.errors import DataError, Unavailable, from_db_error
-from wxdata.pool_metrics import RouterHealth, retire_counters
+from wxdata.errors import DataError, from_db_error
+from wxdata.pool_metrics import RouterHealth
 from wxdata.replicas.checks import HealthChecker
 from wxdata.replicas.config import Consistency, RouterConfig, Strategy, consistency_key
 from wxdata.replicas.ledger import UNKNOWN
 from wxdata.replicas.servers import (
     COMMIT_LSN,
     REPLAY_LSN,
+    RouterState,
     Routing,
     Server,
-    server_health,
-    servers,
-    targets,
+    retire,
+    router_fields,
 )
 from wxdata.tx.decorators import run_in_scope
 from wxdata.tx.events import WriteEvent, add_write_listener
@@ -90,6 +90,7 @@ log = logging.getLogger("wxdata.replicas")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+C = TypeVar("C")
 Conn = psycopg.Connection[Any]
 
 
@@ -129,6 +130,17 @@ def _on_write(event: WriteEvent) -> None:
             co.router._mark_dirty(co)
 
 
+@contextmanager
+def pushed(active: ContextVar[tuple[C, ...]], co: C) -> Iterator[C]:
+    """Make ``co`` the innermost checkout of ``active`` for the block (both routers: no await
+    inside, so the async router uses it as is)."""
+    token = active.set((*active.get(), co))
+    try:
+        yield co
+    finally:
+        active.reset(token)
+
+
 def _call(body: Callable[[], Result[T, DataError]]) -> Result[T, DataError]:
     """Run a read on the primary as a direct call would (database errors become Failures)."""
     try:
@@ -138,25 +150,17 @@ def _call(body: Callable[[], Result[T, DataError]]) -> Result[T, DataError]:
 
 
 @attrs.define(slots=True, eq=False)
-class Router:
+class Router(RouterState):
     """One primary and N replicas, each with its own pool; thread-safe. Build with :meth:`open`."""
 
-    config: RouterConfig
-    primary: Server
-    replicas: tuple[Server, ...]
-    settings: Settings = attrs.field(repr=False)
-    pool_min: int = 1
-    pool_max: int = 10
-    lane_target: str = attrs.field(default="", repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
-    routing: Routing = attrs.field(init=False, repr=False)
     checks: HealthChecker = attrs.field(init=False, repr=False)
     _last_used: weakref.WeakKeyDictionary[Conn, float] = attrs.field(
         factory=weakref.WeakKeyDictionary, init=False)
     _closed: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.routing = Routing.of(self.config, self.primary, self.replicas)
+        super().__attrs_post_init__()
         self.checks = HealthChecker(self.config, self.settings, self.routing, self._lock,
                                     self._make_pool)
 
@@ -179,13 +183,8 @@ class Router:
         ``initial_check`` probes every server before returning (replica pools open only for
         replicas that answer); otherwise replicas take reads after the monitor's first round.
         """
-        t = targets(primary_url, replica_urls, settings, min_size, max_size)
-        primary, replicas = servers(t.primary_url, t.replica_urls)
-        router = cls(
-            config=config or RouterConfig.from_settings(t.settings), primary=primary,
-            replicas=replicas, settings=t.settings, pool_min=t.pool_min, pool_max=t.pool_max,
-            lane_target=t.lane_target,
-        )
+        router = cls(**router_fields(primary_url, replica_urls, config, settings, min_size,
+                                     max_size))
         add_write_listener(_on_write)
         router.primary.pool = router._make_pool(router.primary)
         if initial_check:
@@ -228,10 +227,8 @@ class Router:
         self.checks.stop()
         for server in (self.primary, *self.replicas):
             with self._lock:
-                pool, server.pool = server.pool, None
-                probe, server.probe = server.probe, None
+                pool, probe = retire(server)
             if pool is not None:
-                server.retired.update(retire_counters(pool))
                 pool.close()
             if probe is not None:
                 probe.close()
@@ -257,9 +254,6 @@ class Router:
         self.checks.mark_down(server, reason)
 
     # --- read-your-writes bookkeeping ---------------------------------------------------------
-
-    def _key(self, ctx: ExecutionContext) -> str:
-        return consistency_key(ctx, self.config.consistency)
 
     def _mark_dirty(self, co: _Checkout) -> None:
         with self._lock:
@@ -321,7 +315,7 @@ class Router:
         conn = pool.getconn(timeout=timeout)
         now = time.monotonic()
         with self._lock:
-            server.in_flight += 1
+            Routing.taken(server)
         self._last_used[conn] = now  # checkout time until given back
         return conn, pool
 
@@ -336,10 +330,7 @@ class Router:
         now = time.monotonic()
         taken = self._last_used.get(conn, now)
         with self._lock:
-            server.in_flight -= 1
-            server.counters["usage_us"] += int((now - taken) * 1_000_000)
-            if conn.closed or conn.broken:
-                server.counters["errors"] += 1
+            Routing.given_back(server, now - taken, conn.closed or conn.broken)
         self._last_used[conn] = now
         pool.putconn(conn)
 
@@ -361,13 +352,12 @@ class Router:
                 taken = self._take(server, self.config.replica_timeout)
             except PoolTimeout:
                 with self._lock:
-                    server.counters["skip_timeout"] += 1
-                    server.next_check = 0.0  # busy or dead: let the monitor look now
+                    Routing.skipped(server, timed_out=True)
                 self.checks.wake()
                 continue
             except psycopg.Error:  # pool closed under us (marked down meanwhile)
                 with self._lock:
-                    server.counters["skip_unreachable"] += 1
+                    Routing.skipped(server, timed_out=False)
                 continue
             if taken is None:
                 continue
@@ -391,14 +381,6 @@ class Router:
         return self.primary, conn, pool, reason
 
     @contextmanager
-    def _push(self, co: _Checkout) -> Iterator[_Checkout]:
-        token = _ACTIVE.set((*_ACTIVE.get(), co))
-        try:
-            yield co
-        finally:
-            _ACTIVE.reset(token)
-
-    @contextmanager
     def connection(self, ctx: ExecutionContext, *, write: bool) -> Iterator[Conn]:
         """A primary connection (``write``), or a read connection (a replica's in a read-only scope).
 
@@ -416,7 +398,7 @@ class Router:
             with self._lock:
                 self.primary.counters["writes"] += 1
             try:
-                with self._push(co):
+                with pushed(_ACTIVE, co):
                     yield conn
             finally:
                 try:
@@ -429,7 +411,7 @@ class Router:
         self._count_read(server, reason)
         co = _Checkout(self, server, conn, ctx, key, False, threading.get_ident())
         try:
-            with self._push(co):
+            with pushed(_ACTIVE, co):
                 if server is self.primary:
                     yield conn
                 else:
@@ -464,15 +446,14 @@ class Router:
                 server, conn, pool, reason = self._acquire_read(key, exclude)
             except psycopg.Error:  # PoolTimeout on the primary included
                 with self._lock:
-                    self.primary.counters["errors"] += 1
-                return Failure(Unavailable(reason="no database server could serve the read"))
+                    return self.routing.unavailable("no database server could serve the read")
             co = _Checkout(self, server, conn, ctx, key, False, threading.get_ident())
 
             def body(c: Conn = conn) -> Result[T, DataError]:
                 return fn(c, ctx, *args, **kwargs)
 
             try:
-                with self._push(co):
+                with pushed(_ACTIVE, co):
                     if server is self.primary:
                         result = _call(body)
                     else:
@@ -480,14 +461,11 @@ class Router:
             finally:
                 broken = conn.closed or conn.broken
                 self._give_back(server, conn, pool)
-            if self.routing.failed_under(server, result, broken):
-                self._mark_down(server, "failed under a read")
-                with self._lock:
-                    self.routing.failed_over(server)
-                exclude.add(server.name)
-                continue
-            self._count_read(server, None if exclude else reason)  # a retry counted its reason
-            return result
+            with self._lock:
+                retry = self.routing.settle_read(server, result, broken, exclude, reason)
+            if not retry:
+                return result
+            self._mark_down(server, "failed under a read")
 
     def write(
         self,
@@ -503,17 +481,12 @@ class Router:
                 return fn(conn, ctx, *args, **kwargs)
         except psycopg.OperationalError:  # PoolTimeout / PoolClosed included
             with self._lock:
-                self.primary.counters["errors"] += 1
-            return Failure(Unavailable(reason="primary unreachable or pool exhausted"))
+                return self.routing.unavailable("primary unreachable or pool exhausted")
 
     # --- metrics ------------------------------------------------------------------------------
 
     def health(self) -> RouterHealth:
         """Pool statistics (psycopg_pool ``get_stats()``), states, lag and routing counters."""
+        lane = lane_health()
         with self._lock:
-            entries = tuple(server_health(s) for s in (self.primary, *self.replicas))
-            ledger = self.routing.ledger
-            fallbacks = tuple(sorted(self.routing.fallbacks.items()))
-            tracked, pending, floor = len(ledger.positions), len(ledger.pending), ledger.floor
-        return RouterHealth(servers=entries, fallbacks=fallbacks, tracked_contexts=tracked,
-                            pending_contexts=pending, floor_lsn=floor, audit_lane=lane_health())
+            return self.routing.health(lane)

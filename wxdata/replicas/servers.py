@@ -3,8 +3,11 @@
 Shared by the sync and the async router: the state record (:class:`Server`), what a status row
 means (:func:`assess_replica`, :func:`assess_primary`), taking a replica out of rotation with
 exponential backoff (:func:`take_down`), the order replicas are tried in (:func:`eligible`) and
-the health snapshot (:func:`server_health`). Nothing here does I/O or locks: the routers hold their
-lock around every call and run the queries themselves.
+the health snapshot (:func:`server_health`, :meth:`Routing.health`), the checkout accounting
+(:meth:`Routing.taken`, :meth:`Routing.given_back`, :meth:`Routing.skipped`), what a read's outcome
+means (:meth:`Routing.settle_read`), and the fields both routers are made of (:class:`RouterState`,
+:func:`router_fields`). Nothing here does I/O or locks: the routers hold their lock around every
+call and run the queries themselves.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ import attrs
 from returns.result import Failure, Result
 
 from wxdata.config import Settings
+from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, Unavailable
-from wxdata.pool_metrics import ServerHealth, pool_stats
-from wxdata.replicas.config import RouterConfig, Strategy
+from wxdata.pool_metrics import (
+    LaneHealth,
+    RouterHealth,
+    ServerHealth,
+    pool_stats,
+    retire_counters,
+)
+from wxdata.replicas.config import RouterConfig, Strategy, consistency_key
 from wxdata.replicas.ledger import Ledger
 from wxdata.tx.decorators import UNRECORDED
 
@@ -117,6 +127,40 @@ def targets(primary_url: str | None, replica_urls: Sequence[str] | None,
         pool_max=s.pool_max if max_size is None else max_size,
         lane_target=conninfo(url, s, application_name="wxdata-audit-lane2"),
     )
+
+
+@attrs.define(slots=True, eq=False)
+class RouterState:
+    """What both routers (sync and async) are made of: the configuration, the servers, the pool
+    sizes, audit lane 2's target and the routing state. Build with :func:`router_fields`."""
+
+    config: RouterConfig
+    primary: Server
+    replicas: tuple[Server, ...]
+    settings: Settings = attrs.field(repr=False)
+    pool_min: int = 1
+    pool_max: int = 10
+    lane_target: str = attrs.field(default="", repr=False)
+    routing: Routing = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.routing = Routing.of(self.config, self.primary, self.replicas)
+
+    def _key(self, ctx: ExecutionContext) -> str:
+        """The read-your-writes key of ``ctx`` under this router's consistency."""
+        return consistency_key(ctx, self.config.consistency)
+
+
+def router_fields(primary_url: str | None, replica_urls: Sequence[str] | None,
+                  config: RouterConfig | None, settings: Settings | None,
+                  min_size: int | None, max_size: int | None) -> dict[str, Any]:
+    """The fields a router (sync or async) is built with: its configuration (``config``, else
+    from settings), its servers (:func:`targets`, :func:`servers`), pool sizes and lane 2."""
+    t = targets(primary_url, replica_urls, settings, min_size, max_size)
+    primary, replicas = servers(t.primary_url, t.replica_urls)
+    return {"config": config or RouterConfig.from_settings(t.settings), "primary": primary,
+            "replicas": replicas, "settings": t.settings, "pool_min": t.pool_min,
+            "pool_max": t.pool_max, "lane_target": t.lane_target}
 
 
 @attrs.define(slots=True, eq=False)
@@ -254,11 +298,72 @@ class Routing:
         server.counters["skip_failed"] += 1
         self.fallbacks["replica_failed"] += 1
 
+    def settle_read(self, server: Server, result: Result[Any, DataError], broken: bool,
+                    exclude: set[str], reason: str | None) -> bool:
+        """Count a read's outcome on ``server``; True: the replica failed under it (it joins
+        ``exclude``; the caller marks it down and re-runs the read elsewhere). ``reason``: why the
+        read fell back to the primary (counted once: not again on a re-run)."""
+        if self.failed_under(server, result, broken):
+            self.failed_over(server)
+            exclude.add(server.name)
+            return True
+        self.count_read(server, None if exclude else reason)
+        return False
+
     def count_read(self, server: Server, reason: str | None) -> None:
         """A read served by ``server``; ``reason``: why it fell back to the primary."""
         server.counters["reads"] += 1
         if reason is not None:
             self.fallbacks[reason] += 1
+
+    @staticmethod
+    def taken(server: Server) -> None:
+        """A connection of ``server`` was checked out."""
+        server.in_flight += 1
+
+    @staticmethod
+    def given_back(server: Server, seconds: float, broken: bool) -> None:
+        """A connection of ``server`` came back after ``seconds`` out (``broken``: closed or
+        broken meanwhile, counted as an error). The router counts the usage: checkouts are
+        getconn/putconn, so psycopg_pool's own ``usage_ms`` stays 0."""
+        server.in_flight -= 1
+        server.counters["usage_us"] += int(seconds * 1_000_000)
+        if broken:
+            server.counters["errors"] += 1
+
+    @staticmethod
+    def skipped(server: Server, *, timed_out: bool) -> None:
+        """A replica passed over at checkout: its pool timed out (busy or dead: checked at once)
+        or was closed under the read (marked down meanwhile)."""
+        if timed_out:
+            server.counters["skip_timeout"] += 1
+            server.next_check = 0.0
+        else:
+            server.counters["skip_unreachable"] += 1
+
+    def unavailable(self, reason: str) -> Failure[DataError]:
+        """The answer when not even the primary could serve: counted as a primary error."""
+        self.primary.counters["errors"] += 1
+        return Failure(Unavailable(reason=reason))
+
+    def health(self, audit_lane: LaneHealth) -> RouterHealth:
+        """The router's health snapshot (``audit_lane``: :func:`wxdata.audit.lanes.lane_health`)."""
+        ledger = self.ledger
+        return RouterHealth(
+            servers=tuple(server_health(s) for s in (self.primary, *self.replicas)),
+            fallbacks=tuple(sorted(self.fallbacks.items())),
+            tracked_contexts=len(ledger.positions), pending_contexts=len(ledger.pending),
+            floor_lsn=ledger.floor, audit_lane=audit_lane)
+
+
+def retire(server: Server) -> tuple[Any, Any]:
+    """Detach ``server``'s pool and probe (returned for the caller to close), keeping the pool's
+    counters in ``server.retired`` so the health snapshot still counts its work."""
+    pool, server.pool = server.pool, None
+    probe, server.probe = server.probe, None
+    if pool is not None:
+        server.retired.update(retire_counters(pool))
+    return pool, probe
 
 
 def server_health(s: Server) -> ServerHealth:
