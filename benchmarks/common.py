@@ -808,13 +808,26 @@ def owner_runs(conninfo: str) -> Callable[[], None]:
         use_fallback_key(key)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         install_scope_key(conn, key)
-    previous = settings()
-    configure(attrs.evolve(previous, allow_privileged_connection=True))
+    if not _LIFTS:  # the first lift remembers the setting; the last undo puts it back
+        _LIFTED_FROM[:] = [settings().allow_privileged_connection]
+        configure(attrs.evolve(settings(), allow_privileged_connection=True))
+    token = object()
+    _LIFTS.append(token)
 
     def undo() -> None:
-        configure(previous)
+        if token in _LIFTS:
+            _LIFTS.remove(token)
+            if not _LIFTS:
+                configure(attrs.evolve(settings(),
+                                       allow_privileged_connection=_LIFTED_FROM[0]))
 
     return undo
+
+
+#: Open lifts of the privileged-connection refusal (environments overlap: A and B, or two
+#: schemas), and the setting before the first of them.
+_LIFTS: list[object] = []
+_LIFTED_FROM: list[bool] = []
 
 
 def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = print) -> Report:

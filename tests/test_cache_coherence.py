@@ -189,3 +189,23 @@ def test_no_stale_reads_across_processes(world: dict[str, Any]) -> None:
     assert sum(h.hits for h in hits) > 0 and sum(h.hits_memory for h in hits) > 0
     assert sum(h.hits_redis for h in hits) > 0  # the shared tier served reads too
     assert sum(h.errors for h in hits) == 0  # no fault hid behind a fallback to the database
+
+
+@pytest.mark.sync_only  # the process cache's registration, no data call to run on a shell
+def test_a_process_cache_put_back_is_invalidated_again() -> None:
+    from wxdata.cache import configure_cache
+    from wxdata.cache.backends.memory import MemoryCache
+    from wxdata.cache.invalidation import subscribed
+    from wxdata.cache.keys import KeyBuilder
+
+    mine = MemoryCache(KeyBuilder(b"k" * 32), max_size=10, default_ttl=60)
+    previous = configure_cache(mine, close_previous=False)
+    try:
+        assert mine in subscribed()
+        configure_cache(None, close_previous=False)  # caching off: it stops receiving events
+        assert mine not in subscribed()
+        configure_cache(mine, close_previous=False)  # put back: receives them again
+        assert mine in subscribed()
+    finally:
+        configure_cache(previous, close_previous=False)
+    assert mine not in subscribed()

@@ -90,7 +90,13 @@ def init_cache(config: Settings | None = None) -> CacheManager | None:
 
 
 def configure_cache(cache: CacheManager | None, *, close_previous: bool = True) -> CacheManager | None:
-    """Replace the process cache (tests, embedding applications); returns the previous one."""
+    """Replace the process cache (tests, embedding applications); returns the previous one.
+
+    The new cache receives write events (a process cache is never left uninvalidated, also when
+    a cache replaced earlier is put back); the one replaced stops receiving them.
+    """
+    if cache is not None:
+        subscribe(cache)
     with _lock:
         previous = _default[0] if _default else None
         _default[:] = [cache]

@@ -1,0 +1,2 @@
+"""Queries: filters (``where`` trees), paging (offset and keyset), and the SQL compiler (PyPika,
+one compiled statement per query shape)."""
