@@ -18,8 +18,9 @@ Where the time goes, and what this module does about it (figures: ``benchmarks/r
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -87,14 +88,11 @@ def bulk_create(
     if len(rows) > MAX_BULK:
         return Failure(ValidationFailed(
             entity.name, (FieldError("<rows>", f"must have at most {MAX_BULK} rows"),)))
-    checked = _check_rows(entity, rows)
-    if isinstance(checked, ValidationFailed):
-        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, checked))
-    cleaned, names = checked
-    load = _Load.of(entity, ctx, names)
-    ids = _new_ids(len(cleaned))
-    loaded = load.rows(ids, cleaned)
-    subjects = load.subjects(ids, cleaned)
+    prepared = _prepare(entity, ctx, rows)
+    if isinstance(prepared, ValidationFailed):
+        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, prepared))
+    load, loaded, ids = prepared
+    subjects = load.subjects(ids, loaded)
 
     def inside(scope: Scope) -> Plan[None]:
         target, staged = yield from _bulk_target(conn, entity, load.columns, load.binary)
@@ -116,31 +114,71 @@ def bulk_create(
     return Success(ids)
 
 
-def _check_rows(
-    entity: Entity[Any], rows: Sequence[Mapping[str, Any]]
-) -> tuple[list[dict[str, Any]], set[str]] | ValidationFailed:
-    """The clean values of every row and the names they use, or the first bad row's errors
-    (fields prefixed with the row index)."""
+def _prepare(
+    entity: Entity[Any], ctx: ExecutionContext, rows: Sequence[Mapping[str, Any]]
+) -> tuple[_Load, list[tuple[Any, ...]], tuple[UUID, ...]] | ValidationFailed:
+    """The load, its COPY rows (in input order) and the new ids; or the first bad row's errors
+    (fields prefixed with the row index).
+
+    Each row becomes its COPY tuple as soon as it is checked (its clean values are not kept: fewer
+    live objects, fewer garbage collections while the batch is built). The columns are the first
+    row's; rows naming other columns are kept aside and the batch is laid out again at the end.
+    """
     check = create_checker(entity)
-    good: list[dict[str, Any]] = []
-    for index, clean in enumerate(map(check, rows)):
-        if clean is not None:
-            good.append(clean)
-            continue
-        # The checker passes only values already in their exact types: validate_create decides.
-        match validate_create(entity, rows[index]):
-            case Success(coerced):
-                good.append(coerced)
-            case Failure(failed):
-                return ValidationFailed(entity.name, tuple(
-                    FieldError(f"[{index}].{e.field}", e.rule) for e in failed.errors))
-    first = good[0].keys()
-    if all(c.keys() == first for c in good):
-        return good, set(first)
-    names: set[str] = set()
-    for clean in good:
-        names.update(clean)
-    return good, names
+    ids = _new_ids(len(rows))
+    load: _Load | None = None
+    first: Set[str] = frozenset()
+    loaded: list[tuple[Any, ...]] = []
+    odd: dict[int, dict[str, Any]] = {}
+    for index, values in enumerate(rows):
+        clean = check(values)
+        if clean is None:
+            checked = _recheck(entity, index, values)
+            if isinstance(checked, ValidationFailed):
+                return checked
+            clean = checked
+        if load is None:
+            load, first = _Load.of(entity, ctx, clean), clean.keys()
+        elif clean.keys() != first:
+            odd[index] = clean
+        loaded.append((ids[index], *map(clean.get, load.values), *load.managed))
+    if load is None:  # no rows: refused by the caller before this point
+        return ValidationFailed(entity.name, (FieldError("<rows>", "must not be empty"),))
+    if odd:
+        load, loaded = _relayout(entity, ctx, load, loaded, odd)
+    if not load.binary:
+        loaded = load.as_text(loaded)
+    return load, loaded, ids
+
+
+def _recheck(
+    entity: Entity[Any], index: int, values: Mapping[str, Any]
+) -> dict[str, Any] | ValidationFailed:
+    """``validate_create``'s word on a row the create check did not pass (it passes only values
+    already in their exact types): the clean row, or its errors under the row's index."""
+    checked = validate_create(entity, values)
+    match checked:
+        case Success(clean):
+            row: dict[str, Any] = clean
+            return row
+        case _:
+            return ValidationFailed(entity.name, tuple(
+                FieldError(f"[{index}].{e.field}", e.rule) for e in checked.failure().errors))
+
+
+def _relayout(
+    entity: Entity[Any], ctx: ExecutionContext, load: _Load, loaded: list[tuple[Any, ...]],
+    odd: Mapping[int, dict[str, Any]],
+) -> tuple[_Load, list[tuple[Any, ...]]]:
+    """The rows laid out over every column any row names (a row lacking one has NULL there)."""
+    names = set(load.values).union(*odd.values())
+    wide = _Load.of(entity, ctx, names)
+    count = len(load.values)
+    out = []
+    for index, row in enumerate(loaded):
+        clean = odd.get(index) or dict(zip(load.values, row[1:1 + count], strict=True))
+        out.append((row[0], *map(clean.get, wide.values), *wide.managed))
+    return wide, out
 
 
 @attrs.frozen(slots=True)
@@ -178,27 +216,23 @@ class _Load:
             subject_is_id=subject == entity.pk,
         )
 
-    def rows(self, ids: Sequence[UUID], cleaned: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        """The COPY rows, in input order."""
-        values, managed = self.values, self.managed
-        out = [(new_id, *map(clean.get, values), *managed)
-               for new_id, clean in zip(ids, cleaned, strict=True)]
-        if self.json_at and not self.binary:  # text COPY takes JSON as its text
-            import json
+    def as_text(self, loaded: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows for a text COPY, which takes JSON as its text."""
+        if not self.json_at:
+            return loaded
+        at = frozenset(i + 1 for i in self.json_at)
+        return [tuple(json.dumps(v) if i in at and v is not None else v for i, v in enumerate(row))
+                for row in loaded]
 
-            at = tuple(i + 1 for i in self.json_at)
-            out = [tuple(json.dumps(v) if i in at and v is not None else v
-                         for i, v in enumerate(row)) for row in out]
-        return out
-
-    def subjects(self, ids: tuple[UUID, ...], cleaned: Sequence[dict[str, Any]]) -> tuple[UUID, ...]:
+    def subjects(self, ids: tuple[UUID, ...], loaded: Sequence[tuple[Any, ...]]
+                 ) -> tuple[UUID, ...]:
         """The distinct subjects of the rows, in first-seen order."""
         if self.subject_is_id:
             return ids
         if self.subject_at is None:
             return ()
-        name = self.values[self.subject_at]
-        return tuple(s for s in dict.fromkeys(c.get(name) for c in cleaned) if s is not None)
+        at = self.subject_at + 1
+        return tuple(s for s in dict.fromkeys(row[at] for row in loaded) if s is not None)
 
 
 def _copy_type(sql_type: str) -> str | None:
