@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence, Set
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -91,17 +92,17 @@ def bulk_create(
     prepared = _prepare(entity, ctx, rows)
     if isinstance(prepared, ValidationFailed):
         return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, prepared))
-    load, loaded, ids = prepared
-    subjects = load.subjects(ids, loaded)
+    batches, ids, subjects = prepared
 
     def inside(scope: Scope) -> Plan[None]:
-        target, staged = yield from _bulk_target(conn, entity, load.columns, load.binary)
-        if load.binary:
-            yield Call(lambda: _copy_binary(conn, target, load.types, loaded))
-        else:
-            yield Copy(target, loaded)
-        if staged is not None:
-            yield Execute(staged)
+        for load, loaded in batches:
+            target, staged = yield from _bulk_target(conn, entity, load.columns, load.binary)
+            if load.binary:
+                yield Call(partial(_copy_binary, conn, target, load.types, loaded))
+            else:
+                yield Copy(target, loaded)
+            if staged is not None:
+                yield Execute(staged)
         if _writes_audited():
             yield from _write_bulk_record(ctx, entity, scope, ids, subjects)
         announce_write(conn, WriteEvent(entity.name, "BULK_CREATE", ids, subjects))
@@ -114,22 +115,27 @@ def bulk_create(
     return Success(ids)
 
 
+_Batch = tuple["_Load", list[tuple[Any, ...]]]
+
+
 def _prepare(
     entity: Entity[Any], ctx: ExecutionContext, rows: Sequence[Mapping[str, Any]]
-) -> tuple[_Load, list[tuple[Any, ...]], tuple[UUID, ...]] | ValidationFailed:
-    """The load, its COPY rows (in input order) and the new ids; or the first bad row's errors
-    (fields prefixed with the row index).
+) -> tuple[list[_Batch], tuple[UUID, ...], tuple[UUID, ...]] | ValidationFailed:
+    """The COPY batches (one per set of columns the rows name), the new ids and the distinct
+    subjects, in input order; or the first bad row's errors (fields prefixed with the row index).
 
     Each row becomes its COPY tuple as soon as it is checked (its clean values are not kept: fewer
-    live objects, fewer garbage collections while the batch is built). The columns are the first
-    row's; rows naming other columns are kept aside and the batch is laid out again at the end.
+    live objects, fewer garbage collections while the batch is built). Rows that name different
+    columns go to different COPYs, so a column a row leaves out takes its default, never NULL.
     """
     check = create_checker(entity)
     ids = _new_ids(len(rows))
+    batches: dict[frozenset[str], _Batch] = {}
+    names: Set[str] = frozenset()  # the columns of the previous row (its batch is ``load``)
     load: _Load | None = None
-    first: Set[str] = frozenset()
     loaded: list[tuple[Any, ...]] = []
-    odd: dict[int, dict[str, Any]] = {}
+    subject = entity.subject if entity.subject != entity.pk else None
+    subjects: list[Any] = []
     for index, values in enumerate(rows):
         clean = check(values)
         if clean is None:
@@ -137,18 +143,22 @@ def _prepare(
             if isinstance(checked, ValidationFailed):
                 return checked
             clean = checked
-        if load is None:
-            load, first = _Load.of(entity, ctx, clean), clean.keys()
-        elif clean.keys() != first:
-            odd[index] = clean
+        if load is None or clean.keys() != names:
+            names = frozenset(clean)
+            found = batches.get(names)
+            if found is None:
+                found = batches[names] = (_Load.of(entity, ctx, names), [])
+            load, loaded = found
         loaded.append((ids[index], *map(clean.get, load.values), *load.managed))
-    if load is None:  # no rows: refused by the caller before this point
-        return ValidationFailed(entity.name, (FieldError("<rows>", "must not be empty"),))
-    if odd:
-        load, loaded = _relayout(entity, ctx, load, loaded, odd)
-    if not load.binary:
-        loaded = load.as_text(loaded)
-    return load, loaded, ids
+        if subject is not None:
+            subjects.append(clean.get(subject))
+    out = [(load, loaded if load.binary else load.as_text(loaded))
+           for load, loaded in batches.values()]
+    if subject is None:
+        distinct = ids if entity.subject == entity.pk else ()
+    else:
+        distinct = tuple(s for s in dict.fromkeys(subjects) if s is not None)
+    return out, ids, distinct
 
 
 def _recheck(
@@ -166,21 +176,6 @@ def _recheck(
                 FieldError(f"[{index}].{e.field}", e.rule) for e in checked.failure().errors))
 
 
-def _relayout(
-    entity: Entity[Any], ctx: ExecutionContext, load: _Load, loaded: list[tuple[Any, ...]],
-    odd: Mapping[int, dict[str, Any]],
-) -> tuple[_Load, list[tuple[Any, ...]]]:
-    """The rows laid out over every column any row names (a row lacking one has NULL there)."""
-    names = set(load.values).union(*odd.values())
-    wide = _Load.of(entity, ctx, names)
-    count = len(load.values)
-    out = []
-    for index, row in enumerate(loaded):
-        clean = odd.get(index) or dict(zip(load.values, row[1:1 + count], strict=True))
-        out.append((row[0], *map(clean.get, wide.values), *wide.managed))
-    return wide, out
-
-
 @attrs.frozen(slots=True)
 class _Load:
     """The COPY of one batch: its columns (id first, then values, then managed values) and types."""
@@ -191,8 +186,6 @@ class _Load:
     types: tuple[str, ...]
     binary: bool
     json_at: tuple[int, ...]
-    subject_at: int | None  # the subject's position among ``values``; None: the id or no subject
-    subject_is_id: bool
 
     @staticmethod
     def of(entity: Entity[Any], ctx: ExecutionContext, names: Iterable[str]) -> _Load:
@@ -204,7 +197,6 @@ class _Load:
         columns = (entity.pk, *values, *managed_names)
         by_name = entity.by_name
         types = tuple(_copy_type(by_name[c].sql_type) for c in columns)
-        subject = entity.subject
         return _Load(
             columns=columns,
             values=values,
@@ -212,8 +204,6 @@ class _Load:
             types=tuple(t or "" for t in types),
             binary=all(types),
             json_at=tuple(i for i, c in enumerate(values) if by_name[c].kind is Kind.JSON),
-            subject_at=values.index(subject) if subject in values else None,
-            subject_is_id=subject == entity.pk,
         )
 
     def as_text(self, loaded: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -223,16 +213,6 @@ class _Load:
         at = frozenset(i + 1 for i in self.json_at)
         return [tuple(json.dumps(v) if i in at and v is not None else v for i, v in enumerate(row))
                 for row in loaded]
-
-    def subjects(self, ids: tuple[UUID, ...], loaded: Sequence[tuple[Any, ...]]
-                 ) -> tuple[UUID, ...]:
-        """The distinct subjects of the rows, in first-seen order."""
-        if self.subject_is_id:
-            return ids
-        if self.subject_at is None:
-            return ()
-        at = self.subject_at + 1
-        return tuple(s for s in dict.fromkeys(row[at] for row in loaded) if s is not None)
 
 
 def _copy_type(sql_type: str) -> str | None:
