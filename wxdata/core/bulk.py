@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
@@ -95,12 +95,12 @@ def bulk_create(
     batches, ids, subjects = prepared
 
     def inside(scope: Scope) -> Plan[None]:
-        for load, loaded in batches:
+        for load, flat in batches:
             target, staged = yield from _bulk_target(conn, entity, load.columns, load.binary)
             if load.binary:
-                yield Call(partial(_copy_binary, conn, target, load.types, loaded))
+                yield Call(partial(_copy_binary, conn, target, load.types, load.rows(flat)))
             else:
-                yield Copy(target, loaded)
+                yield Copy(target, load.text_rows(flat))
             if staged is not None:
                 yield Execute(staged)
         if _writes_audited():
@@ -115,7 +115,9 @@ def bulk_create(
     return Success(ids)
 
 
-_Batch = tuple["_Load", list[tuple[Any, ...]]]
+#: A COPY: its load and the values of its rows, one after the other in one list (one object for
+#: the garbage collector to track, where a tuple per row would be thousands).
+_Batch = tuple["_Load", list[Any]]
 
 
 def _prepare(
@@ -124,16 +126,17 @@ def _prepare(
     """The COPY batches (one per set of columns the rows name), the new ids and the distinct
     subjects, in input order; or the first bad row's errors (fields prefixed with the row index).
 
-    Each row becomes its COPY tuple as soon as it is checked (its clean values are not kept: fewer
-    live objects, fewer garbage collections while the batch is built). Rows that name different
-    columns go to different COPYs, so a column a row leaves out takes its default, never NULL.
+    Each row's COPY values join its batch's one list as soon as it is checked (no clean dict or
+    tuple per row is kept: fewer live objects, fewer garbage collections while the batch is
+    built). Rows that name different columns go to different COPYs, so a column a row leaves out
+    takes its default, never NULL.
     """
     check = create_checker(entity)
     ids = _new_ids(len(rows))
     batches: dict[frozenset[str], _Batch] = {}
     names: Set[str] = frozenset()  # the columns of the previous row (its batch is ``load``)
     load: _Load | None = None
-    loaded: list[tuple[Any, ...]] = []
+    flat: list[Any] = []
     subject = entity.subject if entity.subject != entity.pk else None
     subjects: list[Any] = []
     for index, values in enumerate(rows):
@@ -148,12 +151,13 @@ def _prepare(
             found = batches.get(names)
             if found is None:
                 found = batches[names] = (_Load.of(entity, ctx, names), [])
-            load, loaded = found
-        loaded.append((ids[index], *map(clean.get, load.values), *load.managed))
+            load, flat = found
+        flat.append(ids[index])
+        flat.extend(map(clean.get, load.values))
+        flat.extend(load.managed)
         if subject is not None:
             subjects.append(clean.get(subject))
-    out = [(load, loaded if load.binary else load.as_text(loaded))
-           for load, loaded in batches.values()]
+    out = list(batches.values())
     if subject is None:
         distinct = ids if entity.subject == entity.pk else ()
     else:
@@ -206,13 +210,17 @@ class _Load:
             json_at=tuple(i for i, c in enumerate(values) if by_name[c].kind is Kind.JSON),
         )
 
-    def as_text(self, loaded: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def rows(self, flat: list[Any]) -> Iterator[tuple[Any, ...]]:
+        """The COPY rows of a batch's values, in order."""
+        return zip(*[iter(flat)] * len(self.columns), strict=True)
+
+    def text_rows(self, flat: list[Any]) -> Iterator[tuple[Any, ...]]:
         """The rows for a text COPY, which takes JSON as its text."""
         if not self.json_at:
-            return loaded
+            return self.rows(flat)
         at = frozenset(i + 1 for i in self.json_at)
-        return [tuple(json.dumps(v) if i in at and v is not None else v for i, v in enumerate(row))
-                for row in loaded]
+        return (tuple(json.dumps(v) if i in at and v is not None else v for i, v in enumerate(row))
+                for row in self.rows(flat))
 
 
 def _copy_type(sql_type: str) -> str | None:
