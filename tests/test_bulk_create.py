@@ -33,6 +33,7 @@ from tests.test_domains_crud import ENTITIES, Builder, _same
 from tests.test_value_ranges import wild_value
 from wxdata import aio, crud
 from wxdata.context import ExecutionContext
+from wxdata.core.bulk import _copy_type, _Load
 from wxdata.errors import Conflict, ValidationFailed
 from wxdata.schema import STUDENTS
 from wxdata.schema.spec import Entity, lookup
@@ -291,3 +292,24 @@ def test_the_record_of_a_child_entity_lists_its_distinct_subjects(
     _assert_record(conn, ctx, ids, (a.id, b.id))
     stored = _read_back(admin_conn, entity, ids)
     assert [r["metadata"] for r in stored] == [{"n": i} for i in range(5)]
+
+
+# --- COPY format ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+def test_every_column_of_every_entity_loads_in_binary(entity: Entity[Any]) -> None:
+    for column in (*entity.columns, *entity.secrets):
+        assert _copy_type(column) is not None, f"{entity.table}.{column.name}: {column.sql_type}"
+
+
+def test_a_column_of_another_type_or_kind_loads_as_text() -> None:
+    column = STUDENTS.by_name["first_name"]
+    assert _copy_type(column) == "varchar"
+    assert _copy_type(attrs.evolve(column, sql_type="inet")) is None
+    assert _copy_type(attrs.evolve(column, sql_type="integer")) is None  # text held as integer
+    load = _Load(columns=("id", "metadata", "title"), values=("metadata", "title"), managed=(),
+                 types=("uuid", "", "text"), binary=False, json_at=(0,))
+    key = uuid.uuid4()
+    flat = [key, {"a": [1, None]}, "t", key, None, "u"]
+    assert list(load.text_rows(flat)) == [(key, '{"a": [1, null]}', "t"), (key, None, "u")]

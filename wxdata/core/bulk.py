@@ -41,27 +41,29 @@ from wxdata.core.execute import MAX_BULK
 from wxdata.core.steps import within
 from wxdata.errors import DataError, FieldError, ValidationFailed
 from wxdata.errors import from_db_error as _db_error
-from wxdata.schema.spec import Entity, Kind
+from wxdata.schema.spec import Column, Entity, Kind
 from wxdata.schema.validate import create_checker, validate_create
 from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import AnyConn, Scope, role_facts, scope_plan
 
 #: The binary COPY type of each SQL type the schema declares (``Column.sql_type`` without its
-#: modifier). A column of any other type makes its load use text COPY.
-_COPY_TYPES: Mapping[str, str] = {
-    "boolean": "bool",
-    "smallint": "int2",
-    "integer": "int4",
-    "bigint": "int8",
-    "real": "float4",
-    "double precision": "float8",
-    "numeric": "numeric",
-    "date": "date",
-    "timestamp with time zone": "timestamptz",
-    "uuid": "uuid",
-    "text": "text",
-    "character varying": "varchar",
-    "jsonb": "jsonb",
+#: modifier), with the kind of value validation gives it. A column of any other type or kind makes
+#: its load use text COPY (binary data must be exactly the column type's own).
+_COPY_TYPES: Mapping[str, tuple[str, Kind]] = {
+    "boolean": ("bool", Kind.BOOL),
+    "smallint": ("int2", Kind.INT),
+    "integer": ("int4", Kind.INT),
+    "bigint": ("int8", Kind.INT),
+    "double precision": ("float8", Kind.FLOAT),
+    "numeric": ("numeric", Kind.DECIMAL),
+    "date": ("date", Kind.DATE),
+    "timestamp with time zone": ("timestamptz", Kind.DATETIME),
+    "uuid": ("uuid", Kind.UUID),
+    "uuid[]": ("uuid[]", Kind.UUID_ARRAY),
+    "text": ("text", Kind.TEXT),
+    "character varying": ("varchar", Kind.TEXT),
+    "text[]": ("text[]", Kind.TEXT_ARRAY),
+    "jsonb": ("jsonb", Kind.JSON),
 }
 
 
@@ -200,7 +202,7 @@ class _Load:
         values = tuple(n for n in entity.by_name if n in wanted)
         columns = (entity.pk, *values, *managed_names)
         by_name = entity.by_name
-        types = tuple(_copy_type(by_name[c].sql_type) for c in columns)
+        types = tuple(_copy_type(by_name[c]) for c in columns)
         return _Load(
             columns=columns,
             values=values,
@@ -223,13 +225,12 @@ class _Load:
                 for row in self.rows(flat))
 
 
-def _copy_type(sql_type: str) -> str | None:
-    array = sql_type.endswith("[]")
-    base = sql_type.removesuffix("[]").split("(", 1)[0].strip()
-    name = _COPY_TYPES.get(base)
-    if name is None:
-        return None
-    return name + "[]" if array else name
+def _copy_type(column: Column) -> str | None:
+    """The binary COPY type of the column, or None when its values cannot go in binary."""
+    array = column.sql_type.endswith("[]")
+    base = column.sql_type.removesuffix("[]").split("(", 1)[0].strip() + ("[]" if array else "")
+    found = _COPY_TYPES.get(base)
+    return found[0] if found is not None and found[1] is column.kind else None
 
 
 #: Version 4 UUIDs: clear the version and variant bits of 128 random bits, then set them.
@@ -271,8 +272,9 @@ def _copy_binary(
 ) -> Any:
     """Run a binary ``COPY ... FROM STDIN`` of ``rows`` with the column ``types`` set.
 
-    Called by the driver (a :class:`~wxdata.core.effects.Call`): on a sync connection it copies
-    and returns None; on an async one it returns the awaitable that copies.
+    Called by the driver (a :class:`~wxdata.core.effects.Call`, as the ``Copy`` effect carries no
+    column types): on a sync connection it copies and returns None; on an async one it returns
+    the awaitable that copies.
     """
     if isinstance(conn, psycopg.AsyncConnection):
         return _acopy_binary(conn, statement, types, rows)
