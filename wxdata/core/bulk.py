@@ -1,4 +1,4 @@
-"""The bulk create plan: validate every row, load them all with one binary COPY, one audit record.
+"""The bulk create plan: validate every row, load them with binary COPY, one audit record.
 
 All or nothing: every row is checked before anything is sent (a bad row anywhere refuses the whole
 batch, naming the row index, the field and the rule, never the value); the rows, the staging move
