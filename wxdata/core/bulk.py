@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
-from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -36,14 +35,14 @@ from wxdata.audit.record import params as audit_params
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.auditing import _fail_write, _record, _writes_audited
-from wxdata.core.effects import Call, Copy, Detached, Execute, Plan
+from wxdata.core.effects import Copy, Detached, Execute, Plan
 from wxdata.core.execute import MAX_BULK
 from wxdata.core.steps import within
 from wxdata.errors import DataError, FieldError, ValidationFailed
 from wxdata.errors import from_db_error as _db_error
 from wxdata.schema.spec import Column, Entity, Kind
 from wxdata.schema.validate import create_checker, validate_create
-from wxdata.tx.events import WriteEvent, announce_write
+from wxdata.tx.events import WriteEvent, announce_plan
 from wxdata.tx.scope import AnyConn, Scope, role_facts, scope_plan
 
 #: The binary COPY type of each SQL type the schema declares (``Column.sql_type`` without its
@@ -100,14 +99,14 @@ def bulk_create(
         for load, flat in batches:
             target, staged = yield from _bulk_target(conn, entity, load.columns, load.binary)
             if load.binary:
-                yield Call(partial(_copy_binary, conn, target, load.types, load.rows(flat)))
+                yield Copy(target, load.rows(flat), tuple(load.types))
             else:
                 yield Copy(target, load.text_rows(flat))
             if staged is not None:
                 yield Execute(staged)
         if _writes_audited():
             yield from _write_bulk_record(ctx, entity, scope, ids, subjects)
-        announce_write(conn, WriteEvent(entity.name, "BULK_CREATE", ids, subjects))
+        yield from announce_plan(conn, WriteEvent(entity.name, "BULK_CREATE", ids, subjects))
 
     try:
         yield from within(scope_plan(conn, ctx), inside)
@@ -265,34 +264,6 @@ def _write_bulk_record(
     if subjects:  # an empty binary array would carry no element type the cast can use
         params["a_subject_ids"] = _BinaryIds(subjects)
     yield Execute(insert_sql(), params, settings().prepare, "audit")
-
-
-def _copy_binary(
-    conn: AnyConn, statement: q.Composed, types: Sequence[str], rows: Iterable[tuple[Any, ...]]
-) -> Any:
-    """Run a binary ``COPY ... FROM STDIN`` of ``rows`` with the column ``types`` set.
-
-    Called by the driver (a :class:`~wxdata.core.effects.Call`, as the ``Copy`` effect carries no
-    column types): on a sync connection it copies and returns None; on an async one it returns
-    the awaitable that copies.
-    """
-    if isinstance(conn, psycopg.AsyncConnection):
-        return _acopy_binary(conn, statement, types, rows)
-    with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.set_types(types)
-        for row in rows:
-            copy.write_row(row)
-    return None
-
-
-async def _acopy_binary(
-    conn: psycopg.AsyncConnection[Any], statement: q.Composed, types: Sequence[str],
-    rows: Iterable[tuple[Any, ...]],
-) -> None:
-    async with conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.set_types(types)
-        for row in rows:
-            await copy.write_row(row)
 
 
 def _bulk_target(

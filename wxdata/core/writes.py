@@ -1,5 +1,5 @@
 """The write plans: create, update (cross-field validation under a row lock), delete/restore,
-bulk create (COPY), bulk update."""
+bulk update (the bulk load is :mod:`wxdata.core.bulk`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from wxdata.core.auditing import (
     _write_record,
     _writes_audited,
 )
-from wxdata.core.bulk import bulk_create as bulk_create  # the bulk load lives in core.bulk
 from wxdata.core.effects import Plan
 from wxdata.core.execute import (
     _NO_RETRY,
