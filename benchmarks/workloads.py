@@ -132,6 +132,9 @@ COPY_STUDENTS = (
     "COPY students (id, student_number, first_name, last_name, date_of_birth, grade, gender, "
     "enrollment_date, school_id, district_id, created_by, updated_by) FROM STDIN"
 )
+#: The binary COPY types of ``COPY_STUDENTS``'s columns.
+COPY_STUDENT_TYPES = ("uuid", "varchar", "varchar", "varchar", "date", "varchar", "varchar", "date",
+                      "uuid", "uuid", "varchar", "varchar")
 VALUE_FIELDS = ("student_number", "first_name", "last_name", "date_of_birth", "grade", "gender",
                 "enrollment_date", "school_id", "district_id")
 ORDER = [("last_name", "asc"), ("first_name", "asc")]
@@ -828,6 +831,18 @@ def bulk_create(env: Env) -> list[Workload]:
             return True
         return op
 
+    def raw_binary(env: Env) -> Op:
+        conn, user = env.raw, env.ctx.user_id
+        cur = _cursor(env)
+
+        def op(batch: list[dict[str, Any]]) -> Any:
+            with conn.transaction(), cur.copy(COPY_STUDENTS + " (FORMAT BINARY)") as copy:
+                copy.set_types(COPY_STUDENT_TYPES)
+                for v in batch:
+                    copy.write_row(_student_tuple(v, user))
+            return True
+        return op
+
     def raw_many(env: Env) -> Op:
         conn, user = env.raw, env.ctx.user_id
         cur = _cursor(env)
@@ -892,6 +907,7 @@ def bulk_create(env: Env) -> list[Workload]:
 
     return [Workload("bulk", f"bulk create {rows} rows", [
         Variant(RAW + " COPY", "raw", raw_copy, baseline=True),
+        Variant(RAW + " COPY (binary)", "raw_alt", raw_binary),
         Variant(RAW + " executemany", "raw_alt", raw_many),
         Variant(WX, "wx", wx), _variant_off(WX_OFF, wx),
         Variant(CORE + " executemany", "core", core),

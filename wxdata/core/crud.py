@@ -25,6 +25,7 @@ from wxdata.core.auditing import (
     _ride_params,
     _subjects,
 )
+from wxdata.core.bulk import bulk_create
 from wxdata.core.execute import ALL_FIELDS, MAX_BULK, STREAM_BATCH, Where
 from wxdata.core.raw import fetch, record_disclosure
 from wxdata.core.reads import (
@@ -41,7 +42,6 @@ from wxdata.core.writes import (
     _managed_values,
     _ordered,
     _write_params,
-    bulk_create,
     create,
     delete,
     restore,

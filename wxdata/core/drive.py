@@ -147,6 +147,8 @@ class SyncIO:
             return None
         if type(e) is Copy:
             with _cursor(conn, "data").copy(e.statement) as copy:
+                if e.types:
+                    copy.set_types(e.types)
                 for row in e.rows:
                     copy.write_row(row)
             return None
@@ -275,6 +277,8 @@ class AsyncIO:
             return None
         if type(e) is Copy:
             async with _acursor(conn, "data").copy(e.statement) as copy:
+                if e.types:
+                    copy.set_types(e.types)
                 for row in e.rows:
                     await copy.write_row(row)
             return None

@@ -108,10 +108,12 @@ class Sleep:
 
 @attrs.frozen(slots=True)
 class Copy:
-    """``COPY ... FROM STDIN`` of ``rows`` with ``statement``; answered with None."""
+    """``COPY ... FROM STDIN`` of ``rows`` with ``statement``; answered with None. ``types`` (the
+    columns' type names, for a binary COPY) are set on the copy before the first row."""
 
     statement: q.SQL | q.Composed
     rows: Iterable[tuple[Any, ...]]
+    types: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)

@@ -1,17 +1,14 @@
 """The write plans: create, update (cross-field validation under a row lock), delete/restore,
-bulk create (COPY), bulk update."""
+bulk update (the bulk load is :mod:`wxdata.core.bulk`)."""
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
 import attrs
-import psycopg
-from psycopg import sql as q
 from psycopg.types.json import Jsonb
 from returns.result import Failure, Result, Success
 
@@ -30,7 +27,7 @@ from wxdata.core.auditing import (
     _write_record,
     _writes_audited,
 )
-from wxdata.core.effects import Copy, Execute, Plan
+from wxdata.core.effects import Plan
 from wxdata.core.execute import (
     _NO_RETRY,
     MAX_BULK,
@@ -41,7 +38,6 @@ from wxdata.core.execute import (
     _uuid,
     _where,
 )
-from wxdata.core.steps import within
 from wxdata.errors import (
     Conflict,
     DataError,
@@ -50,19 +46,14 @@ from wxdata.errors import (
     NotFound,
     ValidationFailed,
 )
-from wxdata.errors import from_db_error as _db_error
 from wxdata.query import compiler
 from wxdata.schema.spec import Entity, Kind, Validator, validator_reads
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
 from wxdata.tx.decorators import scope_run_plan
-from wxdata.tx.events import WriteEvent, announce_write
 from wxdata.tx.scope import (
     AnyConn,
-    Scope,
     ScopeError,
     current_scope,
-    role_facts,
-    scope_plan,
 )
 
 
@@ -304,65 +295,6 @@ def _delete_or_restore(
     return Success(row)
 
 
-def bulk_create(
-    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], rows: Sequence[Mapping[str, Any]]
-) -> Plan[Result[tuple[UUID, ...], DataError]]:
-    """Validate every row, then load them all with COPY in one transaction: all or nothing.
-
-    Returns the new ids in input order. A validation failure names the row index and field.
-    One BULK_CREATE audit record lists every new id and subject.
-    """
-    if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
-        return Failure(ValidationFailed(entity.name, (FieldError("<rows>", "must be a list"),)))
-    if not rows:
-        return Failure(ValidationFailed(entity.name, (FieldError("<rows>", "must not be empty"),)))
-    if len(rows) > MAX_BULK:
-        return Failure(ValidationFailed(
-            entity.name, (FieldError("<rows>", f"must have at most {MAX_BULK} rows"),)))
-    cleaned: list[dict[str, Any]] = []
-    names: set[str] = set()
-    for index, values in enumerate(rows):
-        checked = validate_create(entity, values)
-        if isinstance(checked, Failure):
-            errors = tuple(FieldError(f"[{index}].{e.field}", e.rule)
-                           for e in checked.failure().errors)
-            return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE,
-                               ValidationFailed(entity.name, errors)))
-        clean = checked.unwrap()
-        names.update(clean)
-        cleaned.append(clean)
-    managed = _managed_values(entity, ctx, True)
-    columns = _ordered(entity, {entity.pk, *names, *managed})
-    ids = tuple(uuid4() for _ in cleaned)
-    subject = entity.subject
-    subjects: list[UUID] = []
-    loaded: list[tuple[Any, ...]] = []
-    for new_id, clean in zip(ids, cleaned, strict=True):
-        full = {entity.pk: new_id, **clean, **managed}
-        loaded.append(tuple(_copy_value(entity, c, full.get(c)) for c in columns))
-        if subject is not None and full.get(subject) is not None:
-            subjects.append(full[subject])
-
-    def inside(scope: Scope) -> Plan[None]:
-        target, staged = yield from _bulk_target(conn, entity, columns)
-        yield Copy(target, loaded)
-        if staged is not None:
-            yield Execute(staged)
-        if _writes_audited():
-            record = _record(ctx, entity, AuditAction.BULK_CREATE, entity_ids=ids,
-                             subjects=tuple(subjects), metadata={"count": len(ids)})
-            yield from _write_record(conn, ctx, scope, record)
-        announce_write(conn, WriteEvent(entity.name, "BULK_CREATE", ids,
-                                        tuple(dict.fromkeys(subjects))))
-
-    try:
-        yield from within(scope_plan(conn, ctx), inside)
-    except psycopg.Error as exc:
-        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE,
-                                       _db_error(exc, entity.name)))
-    return Success(ids)
-
-
 def update_where(
     conn: AnyConn,
     ctx: ExecutionContext,
@@ -461,32 +393,3 @@ def _bulk_outcome(
     if not hit:
         return Failure(NotFound(entity=entity.name))
     return Success(BulkOutcome(tuple(i for i in wanted if i in hit), unchanged))
-
-
-def _bulk_target(
-    conn: AnyConn, entity: Entity[Any], columns: Sequence[str]
-) -> Plan[tuple[q.Composed, q.Composed | None]]:
-    """The COPY statement of a bulk load, and the INSERT that moves staged rows (or None).
-
-    PostgreSQL refuses ``COPY FROM`` into a table whose row-level security applies to the role,
-    so such a role copies into a temporary table dropped at COMMIT and moves the rows with one
-    ``INSERT ... SELECT`` (the policy checks every row). A role that bypasses row security (a
-    SYSTEM load on the owner's connection) copies into the table directly.
-    """
-    table = q.Identifier(entity.table)
-    cols = q.SQL(",").join(q.Identifier(c) for c in columns)
-    if (yield from role_facts(conn)).privileged:
-        return q.SQL("COPY {} ({}) FROM STDIN").format(table, cols), None
-    stage = q.Identifier(f"wx_bulk_{uuid4().hex[:12]}")
-    yield Execute(q.SQL(
-        "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-            stage, cols, table))
-    return (q.SQL("COPY {} ({}) FROM STDIN").format(stage, cols),
-            q.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, cols, cols, stage))
-
-
-def _copy_value(entity: Entity[Any], column: str, value: Any) -> Any:
-    """COPY text format needs JSON as text; other types adapt as in a normal statement."""
-    if value is not None and entity.by_name[column].kind is Kind.JSON:
-        return json.dumps(value)
-    return value
