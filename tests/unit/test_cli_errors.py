@@ -1,7 +1,7 @@
 """The ``wxdata`` command line with no server to reach: help and usage errors, one-line errors
 (exit 3) naming the unreachable PostgreSQL or Redis without its password and without a traceback,
 ``--debug``, the memory cache backend, and the properties of the error lines and argument bounds.
-Commands against a real server are checked in ``tests/test_cli.py``."""
+Commands against a real server are checked in ``tests/integration/test_cli.py``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The set of clinical free-text columns is fixed: the columns classified ``clinical_text=True``
 are exactly the pinned list (``tests/clinical_text.py``), and each is PHI, neither filterable nor
 sortable. That their text never reaches the audit trail is checked against the server in
-``tests/test_clinical_text_masking.py``."""
+``tests/integration/test_clinical_text_masking.py``."""
 
 from __future__ import annotations
 

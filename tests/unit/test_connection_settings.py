@@ -1,8 +1,8 @@
 """Connection settings without a server: the conninfo wxdata builds (timeouts, application name,
 TLS), ``DB_POOLER`` and what each mode sends (startup options direct, per-transaction settings
 behind a transaction pooler, never both), and the connection budget's warning rule. The same
-settings against a real server and PgBouncer are checked in ``tests/test_db.py``,
-``tests/test_pooler.py`` and ``tests/test_sizing.py``."""
+settings against a real server and PgBouncer are checked in ``tests/integration/test_db.py``,
+``tests/integration/test_pooler.py`` and ``tests/integration/test_sizing.py``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Execution contexts cannot be built invalid: ids, enums, addresses, break-glass reasons and roles,
 SYSTEM only through ``system_context``; refusals name the field and rule, never the value. The age
 rule is off unless configured; the audit command refuses a bad actor before connecting.
-``tests/test_contexts.py`` checks what contexts do where they reach the database."""
+``tests/integration/test_contexts.py`` checks what contexts do where they reach the database."""
 
 from __future__ import annotations
 

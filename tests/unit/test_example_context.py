@@ -1,7 +1,7 @@
 """The example FastAPI service's request context (examples/fastapi_service), without a server: it
 is built from the request headers as the library's ``ExecutionContext``, and bad headers are
 refused without their values. The service against the real database is checked in
-``tests/test_example_fastapi.py``."""
+``tests/integration/test_example_fastapi.py``."""
 
 from __future__ import annotations
 

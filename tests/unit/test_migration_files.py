@@ -1,6 +1,6 @@
 """The migration files without a server: ordered and named ``NNNN_snake_case``, shipped inside the
 package; the supported PostgreSQL majors (15 to 18, newer ones a note). Applying them is checked
-against the server in ``tests/test_migrations.py``."""
+against the server in ``tests/integration/test_migrations.py``."""
 
 from __future__ import annotations
 

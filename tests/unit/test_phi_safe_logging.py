@@ -1,8 +1,8 @@
 """PHI-safe logging without a server: ``sql_shape`` leaves no literal, number or comment of a
 statement (properties over quoted text in every quoting style) and keeps identifiers, casts and
 placeholders; the guard on the database libraries' loggers keeps an error's description, never its
-text. Logging over a real workload is checked in ``tests/test_observability.py`` and
-``tests/test_log_safety.py``."""
+text. Logging over a real workload is checked in ``tests/integration/test_observability.py`` and
+``tests/integration/test_log_safety.py``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The entity specs hold together without a database: every entity registered once, every column
 classified (secrets never readable), PHI entities soft-delete, student-linked entities reference
-``students``. ``tests/test_schema_drift.py`` compares the same specs with the migrated tables."""
+``students``. ``tests/integration/test_schema_drift.py`` compares the same specs with the migrated tables."""
 
 from __future__ import annotations
 

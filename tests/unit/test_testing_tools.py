@@ -1,7 +1,7 @@
 """The ``wxdata.testing`` kit's pure parts: the plugin's ``pytest11`` entry point, the frozen
 clock, keyed subject tags, and when an audit record matches an expectation. The plugin run as an
 application runs it (its own pytest process, a real database) is checked in
-``tests/test_testing_plugin.py``."""
+``tests/integration/test_testing_plugin.py``."""
 
 from __future__ import annotations
 

@@ -337,7 +337,7 @@ def merged_view(row: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
 # rules, and hands anything else to ``check_value`` (which coerces or names the broken rule). The
 # closures only ever accept what ``check_value`` accepts, unchanged, so a row the checker passes is
 # the row ``validate_create`` returns; a row it refuses is re-checked by ``validate_create`` for
-# the field errors. Property-tested against ``check_value`` in ``tests/test_bulk_create.py``.
+# the field errors. Property-tested against ``check_value`` in ``tests/integration/test_bulk_create.py``.
 
 #: A create check: the clean values of a valid row, or None for a row ``validate_create`` refuses.
 CreateCheck = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]

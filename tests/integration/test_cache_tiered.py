@@ -12,7 +12,7 @@ import pytest
 import redis
 from returns.result import Result
 
-from tests.test_cache_support import prefix, tiered, wipe
+from tests.cache_support import prefix, tiered, wipe
 from wxdata import ExecutionContext, crud
 from wxdata.cache import by_id, cached, search, summary
 from wxdata.cache.backends.tiered import TieredCache

@@ -11,8 +11,8 @@ import pytest
 import redis
 from returns.result import Success
 
+from tests.cache_support import prefix, redis_backend, wipe
 from tests.conftest import RedisServer
-from tests.test_cache_support import prefix, redis_backend, wipe
 from wxdata.cache.backends.base import MISS, CacheManager, Miss
 from wxdata.cache.backends.redis import RedisCache, make_client
 

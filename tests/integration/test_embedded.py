@@ -33,7 +33,7 @@ from wxdata.tx.scope import bypasses_row_security
 
 pytestmark = pytest.mark.integration  # starts embedded PostgreSQL servers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Variables that would point wxdata at a configured server (the CLI runs must fall back).
 _CONFIGURED = ("DATABASE_URL", "DB_HOST", "WXDATA_TEST_DATABASE_URL", "WXDATA_MIGRATION_URL")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_cache_support import keys, memory
+from tests.cache_support import keys, memory
 from wxdata.cache.backends import memory as memory_module
 from wxdata.cache.backends.base import MISS, CacheManager, Miss, SingleFlight
 from wxdata.cache.backends.memory import MemoryCache

@@ -25,8 +25,8 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from returns.result import Failure, Success
 
-from tests import test_audit_chain as _chain_tests
 from tests.conftest import student_values
+from tests.integration import test_audit_chain as _chain_tests
 from wxdata import ExecutionContext, Purpose, Role, system_context
 from wxdata.audit import reports
 from wxdata.audit.chain import seal, verify

@@ -16,8 +16,8 @@ import pytest
 import redis
 from returns.result import Success
 
+from tests.cache_support import poll, reader, redis_backend, tiered
 from tests.conftest import RedisServer
-from tests.test_cache_support import poll, reader, redis_backend, tiered
 from wxdata import ExecutionContext
 from wxdata.cache.backends.redis import CircuitBreaker
 from wxdata.cache.invalidation import subscribe, unsubscribe

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_cache_support import keys
+from tests.cache_support import keys
 from wxdata import ExecutionContext, Role
 from wxdata.cache import keys as K
 from wxdata.cache.identity import function_identity
@@ -236,10 +236,10 @@ def _sample(conn: Any, ctx: Any, x: str) -> Any:
 
 def test_function_identity_is_stable_across_processes() -> None:
     """Redis keys are shared by processes: the identity must not depend on hash seeds or addresses."""
-    code = ("from tests.test_cache_keys import _sample; "
+    code = ("from tests.unit.test_cache_keys import _sample; "
             "from wxdata.cache.identity import function_identity; "
             "print(function_identity(_sample, 'name'))")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     outs = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        cwd=root, env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 from returns.result import Failure, Result, Success
 
-from tests.test_domains_crud import ENTITIES, Builder, _same, value_strategy
+from tests.integration.test_domains_crud import ENTITIES, Builder, _same, value_strategy
 from wxdata import crud
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery, ValidationFailed

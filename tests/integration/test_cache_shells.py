@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 from returns.result import Failure, Result, Success
 
-from tests.test_cache_support import (
+from tests.cache_support import (
     audit_rows,
     cache_hits,
     memory,

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from psycopg import sql
 from returns.result import Result, Success
 
-from tests.test_cache_support import memory
-from tests.test_domain_convention import FINDERS
+from tests.cache_support import memory
+from tests.unit.test_domain_convention import FINDERS
 from wxdata import ExecutionContext, aio, system_context
 from wxdata.aio import domains as aio_domains
 from wxdata.cache import aio as acache

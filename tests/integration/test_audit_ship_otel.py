@@ -18,12 +18,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from tests.test_audit_ship import _free_port, _sealed_seqs, _write
+from tests.integration.test_audit_ship import _free_port, _sealed_seqs, _write
 from wxdata.audit.chain import seal
 from wxdata.audit.ship import OtelLogsSink, Shipped, lag, ship, sink_from_url
 from wxdata.cli import main
 
-KEY = b"test-ship-audit-key-0123456789abcdefgh"  # the key tests.test_audit_ship seals with
+KEY = b"test-ship-audit-key-0123456789abcdefgh"  # the key tests.integration.test_audit_ship seals with
 
 
 def _value(v: AnyValue) -> Any:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from returns.result import Failure, Result, Success
 
-from tests.test_cache_support import audit_rows, cache_hits, memory
+from tests.cache_support import audit_rows, cache_hits, memory
 from wxdata import ExecutionContext, Purpose, Role, crud
 from wxdata.audit.decorator import audited
 from wxdata.audit.ownership import owning

@@ -20,8 +20,8 @@ import pytest
 import redis
 from returns.result import Result
 
+from tests.cache_support import prefix, redis_backend, tiered
 from tests.conftest import RedisServer
-from tests.test_cache_support import prefix, redis_backend, tiered
 from wxdata import ExecutionContext, aio
 from wxdata.aio.domains import students as astudents
 from wxdata.cache import aio as acache

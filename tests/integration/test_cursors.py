@@ -39,7 +39,7 @@ from wxdata.schema.spec import lookup
 KEY_A, KEY_B, KEY_C = (bytes([n]) * 32 for n in (1, 2, 3))
 BAD = Failure(InvalidQuery("after", "is not a valid cursor for this query"))
 ORDER = ["last_name", "date_of_birth"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 parametrise(globals())
 

@@ -22,7 +22,7 @@ from returns.result import Failure, Success
 
 import wxdata.domains  # noqa: F401 - registers every entity
 from tests.clinical_text import CLINICAL_TEXT
-from tests.test_domains_crud import Builder
+from tests.integration.test_domains_crud import Builder
 from wxdata import crud
 from wxdata.audit.redact import MASK
 from wxdata.context import ExecutionContext

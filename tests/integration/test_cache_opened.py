@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from returns.result import Success
 
-from tests.test_cache_support import prefix, redis_backend, wipe
+from tests.cache_support import prefix, redis_backend, wipe
 from wxdata.cache.backends.base import MISS, Miss
 from wxdata.cache.backends.redis import OPENED_MAX_BYTES, OpenedEntries, RedisCache
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 import wxdata.domains
-from tests.test_cache_support import memory, prefix, redis_backend, wipe
+from tests.cache_support import memory, prefix, redis_backend, wipe
 from wxdata import ExecutionContext, aio
 from wxdata.cache import aio as acache
 from wxdata.cache import configure_cache, reset_default

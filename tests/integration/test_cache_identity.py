@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from returns.result import Result, Success
 
-from tests.test_cache_support import memory, prefix, redis_backend, tiered, wipe
+from tests.cache_support import memory, prefix, redis_backend, tiered, wipe
 from wxdata import ExecutionContext
 from wxdata.cache import cached
 from wxdata.cache.backends.base import CacheManager

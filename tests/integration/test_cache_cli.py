@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.test_cache_support import prefix, wipe
+from tests.cache_support import prefix, wipe
 from wxdata.cache import (
     CachePolicyError,
     MemoryCache,

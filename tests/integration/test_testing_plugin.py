@@ -16,7 +16,7 @@ import pytest
 
 from wxdata import embedded
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 USER_TESTS = textwrap.dedent('''
     import uuid

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 from returns.result import Success
 
+from tests.cache_support import SECRET, keys, poll, prefix, reader, redis_backend, tiered, wipe
 from tests.redis_topologies import Cluster, SentinelSet, free_port, wait_for
-from tests.test_cache_support import SECRET, keys, poll, prefix, reader, redis_backend, tiered, wipe
 from wxdata import ExecutionContext
 from wxdata.cache.backends.base import Miss
 from wxdata.cache.backends.layout import Layout

@@ -27,8 +27,8 @@ from hypothesis.errors import HypothesisDeprecationWarning
 from returns.result import Success
 
 import wxdata.domains  # noqa: F401 - registers every entity
+from tests.integration.test_domains_crud import Builder
 from tests.shells import parametrise
-from tests.test_domains_crud import Builder
 from wxdata import crud
 from wxdata.context import ExecutionContext
 from wxdata.domains import (

@@ -299,7 +299,7 @@ def test_superuser_connection_with_a_nurse_context_is_forbidden(
 
 def test_cached_reads_are_refused_on_a_privileged_connection(
         conn: Conn, admin_conn: Conn, world: dict[str, Any]) -> None:
-    from tests.test_cache_support import memory
+    from tests.cache_support import memory
     from wxdata.cache import by_id, cached
 
     mem = memory()

@@ -21,8 +21,8 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from returns.result import Success
 
+from tests.cache_support import memory, prefix, redis_backend, wipe
 from tests.conftest import student_values
-from tests.test_cache_support import memory, prefix, redis_backend, wipe
 from wxdata import ExecutionContext, Role, aio, crud
 from wxdata.aio import crud as acrud
 from wxdata.cache import aio as acache

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from returns.result import Result
 
+from tests.cache_support import prefix, tiered, wipe
 from tests.shells import parametrise, redis_url_of
-from tests.test_cache_support import prefix, tiered, wipe
 from wxdata import ExecutionContext
 from wxdata.cache import by_id, cached
 from wxdata.cache.invalidation import invalidate_tags, tags_for

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from returns.result import Result, Success
 
 import wxdata.aio as aio
-from tests.test_observability import Collect, _texts
-from tests.test_observability import captured as captured  # the fixture: every record, at DEBUG
+from tests.integration.test_observability import Collect, _texts
+from tests.integration.test_observability import captured as captured  # the fixture: every record, at DEBUG
 from wxdata import ExecutionContext
 from wxdata.aio.replicas import AsyncRouter
 from wxdata.config import load_settings

@@ -29,8 +29,8 @@ from psycopg import sql
 from returns.result import Failure, Success
 
 from tests.conftest import student_values
-from tests.test_domains_crud import ENTITIES, Builder, _same
-from tests.test_value_ranges import wild_value
+from tests.integration.test_domains_crud import ENTITIES, Builder, _same
+from tests.integration.test_value_ranges import wild_value
 from wxdata import aio, crud
 from wxdata.context import ExecutionContext
 from wxdata.core.bulk import _copy_type, _Load

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 from returns.result import Failure, Success
 
-from tests.test_domains_crud import Builder
+from tests.integration.test_domains_crud import Builder
 from wxdata import crud
 from wxdata.context import ExecutionContext
 from wxdata.domains import students
