@@ -285,11 +285,26 @@ def status(root: Path | None = None) -> EmbeddedStatus:
 
 
 def _forget() -> None:
-    """Drop this process's handle on the server (the next use starts it again)."""
+    """Drop this process's handle on the server (the next use starts it again).
+
+    When the server is already gone (another process stopped it), the handle is released
+    without asking the library to stop it: its stop path would signal a process that has
+    exited and raise.
+    """
     server = _embedded.pop("server", None)
+    pgdata = _embedded.get("pgdata")
     _embedded.clear()
-    if server is not None:
+    if server is None:
+        return
+    if pgdata is None or _pid(Path(pgdata)) is None:
+        server.cleanup_mode = None  # nothing left to stop: only release the handle
+    try:
         server.cleanup()  # releases this process's handle (stops the server if it was the last)
+    except Exception as error:  # the library's stop raced the server's own exit
+        if _pid(Path(server.pgdata)) is not None:
+            raise
+        log.debug("embedded server exited while its handle was released: %s", type(error).__name__)
+    finally:
         type(server)._instances.pop(server.pgdata, None)
 
 
