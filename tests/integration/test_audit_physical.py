@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -174,6 +175,47 @@ def test_audit_log_indexes(admin_conn: Conn) -> None:
     assert "audit_log_action_idx" not in rows
     assert "audit_log_created_idx" not in rows
     assert rows["audit_log_created_brin"] == "brin"
-    for kept in ("audit_log_subject_idx", "audit_log_subjects_gin", "audit_log_user_idx",
-                 "audit_log_entity_idx", "audit_log_transaction_idx"):
-        assert kept in rows
+    assert "audit_log_subject_idx" not in rows  # every query by student asks subject_ids (GIN)
+    assert rows["audit_log_subjects_gin"] == "gin"
+    for kept in ("audit_log_user_idx", "audit_log_entity_idx", "audit_log_transaction_idx"):
+        assert rows[kept] == "btree"
+
+
+def test_every_record_naming_one_subject_lists_it_in_subject_ids(
+    conn: Conn, admin_conn: Conn, ctx: ExecutionContext, make_student: Any,
+) -> None:
+    """Queries by student ask ``subject_ids`` only (its GIN index), so every record that names a
+    subject must list it there: reads by id (no aggregate), pages, creates, updates, deletes,
+    explicit disclosures, a break-glass read."""
+    from datetime import date
+
+    from wxdata import audit
+    from wxdata.domains import health_records
+    from wxdata.schema import HEALTH_RECORDS
+
+    student = make_student()
+    record = health_records.create(conn, ctx, {
+        "student_id": student.id, "record_type": "CHECKUP", "title": "t", "description": "d",
+        "record_date": date(2024, 1, 2)}).unwrap()
+    assert health_records.find_by_id(conn, ctx, record.id).unwrap() == record
+    assert students.find_by_id(conn, ctx, student.id).unwrap().id == student.id
+    assert health_records.find_one(conn, ctx, {"student_id": student.id}).unwrap().id == record.id
+    assert [r.id for r in health_records.find_many(
+        conn, ctx, {"student_id": student.id}).unwrap().data] == [record.id]
+    health_records.update(conn, ctx, record.id, {"title": "u"}).unwrap()
+    audit.log_read(conn, ctx, HEALTH_RECORDS, [record.id], subjects=[student.id]).unwrap()
+    glass = attrs.evolve(ctx, break_glass_reason="unconscious student, allergy check")
+    assert health_records.find_by_id(conn, glass, record.id).unwrap().id == record.id
+    health_records.delete(conn, ctx, record.id).unwrap()
+    rows = admin_conn.execute(
+        "SELECT action, entity_type, entity_id, entity_ids, subject_student_id, subject_ids, "
+        "severity FROM audit_log WHERE request_id = %s ORDER BY seq", (ctx.request_id,)).fetchall()
+    assert len(rows) >= 9
+    for action, entity_type, entity_id, entity_ids, subject, subjects, _ in rows:
+        assert subject is None or subject in subjects, (action, entity_type)
+        if entity_id is not None:
+            assert entity_id in entity_ids, (action, entity_type)
+    by_id = [r for r in rows if r[0] == "READ" and r[1] == "HealthRecord" and r[2] == record.id]
+    assert by_id and all((r[3], r[4], r[5]) == ([record.id], student.id, [student.id])
+                         for r in by_id)
+    assert {r[6] for r in by_id} >= {"MEDIUM", "CRITICAL"}  # the break-glass read is CRITICAL

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -204,9 +204,14 @@ _CASTS = {
 }
 
 
+def cast_of(column: str) -> str:
+    """The cast a record column's value takes in SQL (``::jsonb``, ``::text[]``, ...; or none)."""
+    return _CASTS.get(column, "")
+
+
 def param_sql(column: str) -> sql.Composable:
     """The bound parameter of one record column, ``%(a_<column>)s`` with its cast."""
-    return sql.SQL("{}{}").format(sql.Placeholder(f"a_{column}"), sql.SQL(_CASTS.get(column, "")))
+    return sql.SQL("{}{}").format(sql.Placeholder(f"a_{column}"), sql.SQL(cast_of(column)))
 
 
 @lru_cache(maxsize=1)
@@ -216,36 +221,4 @@ def insert_sql() -> str:
     return sql.SQL("INSERT INTO audit_log ({}) VALUES ({})").format(
         sql.SQL(",").join(sql.Identifier(c) for c in cols),
         sql.SQL(",").join(param_sql(c) for c in cols),
-    ).as_string()
-
-
-_RIDING = sql.SQL(
-    "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
-    "SELECT {params}, "
-    "CASE WHEN count({pk})=1 THEN (array_agg({pk}))[1] END, "
-    "array_agg({pk}) FILTER (WHERE {pk} IS NOT NULL), "
-    "CASE WHEN count(DISTINCT {sub})=1 THEN (array_agg({sub}))[1] END, "
-    "COALESCE(array_agg(DISTINCT {sub}) FILTER (WHERE {sub} IS NOT NULL), '{{}}'::uuid[]) "
-    "FROM s{where} HAVING count({pk}) > 0) SELECT {cols} FROM s"
-)
-
-
-def riding_sql(source_sql: str, source_columns: Iterable[str], subject: str | None,
-               pk: str = "id", hit: str | None = None) -> str:
-    """Wrap ``source_sql`` (a SELECT or a write ... RETURNING) so one record rides with it.
-
-    The record is written only when the source returns rows; its entity ids and subject ids come
-    from those rows, so they are exactly what was read or written. The statement returns the
-    source's rows unchanged, in order.
-    """
-    head = (*CONTEXT_COLUMNS, *RECORD_COLUMNS)
-    comma = sql.SQL(",")
-    return _RIDING.format(
-        source=sql.SQL(source_sql),
-        insert=comma.join(sql.Identifier(c) for c in (*head, *ID_COLUMNS)),
-        params=comma.join(param_sql(c) for c in head),
-        pk=sql.Identifier("s", pk),
-        sub=sql.Identifier("s", subject) if subject else sql.SQL("NULL::uuid"),
-        where=sql.SQL(" WHERE {}").format(sql.Identifier("s", hit)) if hit else sql.SQL(""),
-        cols=comma.join(sql.Identifier(c) for c in source_columns),
     ).as_string()

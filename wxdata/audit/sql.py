@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import sql
 
-from wxdata.audit.record import CONTEXT_COLUMNS, ID_COLUMNS, RECORD_COLUMNS, param_sql
+from wxdata.audit.record import CONTEXT_COLUMNS, ID_COLUMNS, RECORD_COLUMNS, cast_of, param_sql
 from wxdata.audit.redact import MASK, SECRET_MARK, column_policy
 from wxdata.schema.spec import Entity, Kind
 
@@ -127,6 +127,44 @@ _HEAD = (*CONTEXT_COLUMNS, *RECORD_COLUMNS)
 _INSERT_COLS = _COMMA.join(sql.Identifier(c) for c in (*_HEAD, *ID_COLUMNS))
 _HEAD_PARAMS = _COMMA.join(param_sql(c) for c in _HEAD)
 
+#: A riding record's own fields that are the same on every call of one statement shape (action,
+#: entity type, fields disclosed, PHI flag, regime, severity, outcome, tags), as ``(column, value)``
+#: pairs in record-column order; a field that is None is left out (the column's default, NULL).
+#: They are written into the statement as quoted literals, so a call binds only who acts, from
+#: where and why (the context columns), and the server adapts ten parameters instead of
+#: twenty-three.
+Constants = tuple[tuple[str, "str | bool"], ...]
+
+
+def _constant(column: str, value: str | bool) -> sql.Composable:
+    """One record field as a literal of its column's type (quoted and escaped by psycopg)."""
+    return sql.SQL("{}{}").format(sql.Literal(value), sql.SQL(cast_of(column)))
+
+
+def _head(constants: Constants,
+          exprs: dict[str, sql.Composable] | None = None) -> tuple[sql.Composable, sql.Composable]:
+    """The record's column list and values before its ids: the context bound, the record's own
+    fields as literals (or SQL expressions of the rows, ``exprs``), NULL fields left out."""
+    fixed = dict(constants)
+    unknown = fixed.keys() - set(RECORD_COLUMNS)
+    if unknown:
+        raise ValueError(f"not record columns: {sorted(unknown)}")
+    columns: list[sql.Composable] = []
+    values: list[sql.Composable] = []
+    for c in _HEAD:
+        if exprs and c in exprs:
+            value = exprs[c]
+        elif c in CONTEXT_COLUMNS:
+            value = param_sql(c)
+        elif c in fixed:
+            value = _constant(c, fixed[c])
+        else:
+            continue
+        columns.append(sql.Identifier(c))
+        values.append(value)
+    columns.extend(sql.Identifier(c) for c in ID_COLUMNS)
+    return _COMMA.join(columns), _COMMA.join(values)
+
 
 def _names(columns: Iterable[str]) -> sql.Composable:
     return _COMMA.join(sql.Identifier(c) for c in columns)
@@ -134,7 +172,13 @@ def _names(columns: Iterable[str]) -> sql.Composable:
 
 _RIDE_READ = sql.SQL(
     "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
-    "SELECT {params},{ids} FROM s{where} HAVING count({pk})>0) SELECT {cols} FROM s"
+    "SELECT {values},{ids} FROM s{where} HAVING count({pk})>0) SELECT {cols} FROM s"
+)
+#: A read of at most one row (by primary key): its record takes the row's id and subject
+#: directly, with no aggregate (no row, no record, as with the aggregate form).
+_RIDE_READ_ONE = sql.SQL(
+    "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
+    "SELECT {values},{ids} FROM s{where}) SELECT {cols} FROM s"
 )
 _RIDE_WRITE = sql.SQL(
     "WITH {source}, a AS (INSERT INTO audit_log ({insert}) "
@@ -152,13 +196,37 @@ _DIFF_AFTER = sql.SQL(
 )
 
 
+def _row_ids(entity: Entity[Any], alias: str = "s") -> sql.Composable:
+    """The ids of a record describing exactly one row ``alias`` (no aggregate)."""
+    pk = sql.Identifier(alias, entity.pk)
+    if entity.subject is None:
+        return _COMMA.join((pk, sql.SQL("ARRAY[{}]").format(pk), _NULL_UUID, _EMPTY_UUIDS))
+    sub = sql.Identifier(alias, entity.subject)
+    return _COMMA.join((
+        pk, sql.SQL("ARRAY[{}]").format(pk), sub,
+        sql.SQL("CASE WHEN {sub} IS NULL THEN {empty} ELSE ARRAY[{sub}] END").format(
+            sub=sub, empty=_EMPTY_UUIDS),
+    ))
+
+
 @lru_cache(maxsize=4096)
 def ride_read(entity: Entity[Any], source_sql: str, out_columns: tuple[str, ...],
-              hit: str | None = None) -> str:
-    """Wrap a SELECT so one READ record (ids and subjects of the rows returned) rides with it."""
+              hit: str | None = None, constants: Constants = (), one_row: bool = False) -> str:
+    """Wrap a SELECT so one READ record (ids and subjects of the rows returned) rides with it.
+
+    ``constants`` are the record's own fields (see :data:`Constants`); ``one_row`` says the
+    SELECT returns at most one row (a primary-key lookup), so the record takes that row's id and
+    subject without aggregating.
+    """
     where = sql.SQL(" WHERE {}").format(sql.Identifier("s", hit)) if hit else sql.SQL("")
+    insert, values = _head(constants)
+    if one_row:
+        return _RIDE_READ_ONE.format(
+            source=sql.SQL(source_sql), insert=insert, values=values, ids=_row_ids(entity),
+            where=where, cols=_names(out_columns),
+        ).as_string()
     return _RIDE_READ.format(
-        source=sql.SQL(source_sql), insert=_INSERT_COLS, params=_HEAD_PARAMS,
+        source=sql.SQL(source_sql), insert=insert, values=values,
         ids=_ids(entity.pk, entity.subject), where=where, pk=sql.Identifier("s", entity.pk),
         cols=_names(out_columns),
     ).as_string()
@@ -172,6 +240,7 @@ def ride_write(
     new_columns: tuple[str, ...] = (),
     old_columns: tuple[str, ...] = (),
     diff_columns: tuple[str, ...] = (),
+    constants: Constants = (),
 ) -> str:
     """Wrap an INSERT/UPDATE/DELETE ... RETURNING so its record rides in the same statement.
 
@@ -200,17 +269,9 @@ def ride_write(
         source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s)").format(
             source_cte, _COMMA.join(derived))
         from_clause = sql.SQL("FROM d s")
-    pk = sql.Identifier("s", entity.pk)
-    subject = sql.Identifier("s", entity.subject) if entity.subject else None
-    ids = _COMMA.join((
-        pk,
-        sql.SQL("ARRAY[{}]").format(pk),
-        subject if subject is not None else _NULL_UUID,
-        sql.SQL("ARRAY[{}]").format(subject) if subject is not None else _EMPTY_UUIDS,
-    ))
+    insert, values = _head(constants, exprs)
     return _RIDE_WRITE.format(
-        source=source_cte, insert=_INSERT_COLS,
-        values=_COMMA.join(exprs.get(c, param_sql(c)) for c in _HEAD), ids=ids,
+        source=source_cte, insert=insert, values=values, ids=_row_ids(entity),
         from_=from_clause, cols=_names(out_columns),
     ).as_string()
 

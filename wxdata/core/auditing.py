@@ -13,8 +13,11 @@ import attrs
 from returns.result import Failure
 
 from wxdata.audit import denials
+from wxdata.audit import sql as audit_sql
 from wxdata.audit.ownership import note_write, reads_owned
 from wxdata.audit.record import (
+    CONTEXT_COLUMNS,
+    RECORD_COLUMNS,
     AuditAction,
     AuditRecord,
     compliance_of,
@@ -98,16 +101,33 @@ def _record(
     )
 
 
+@attrs.frozen(slots=True)
+class Riding:
+    """What a riding statement needs of its record: the record itself (for a lane-2 replay), the
+    bound context parameters (who acts, from where, why) and the record's own fields, which are
+    constant for the statement's shape and written into it (see :data:`wxdata.audit.sql.Constants`).
+    """
+
+    record: AuditRecord
+    bound: types.MappingProxyType[str, Any]
+    constants: audit_sql.Constants
+
+
 @functools.lru_cache(maxsize=2048)
 def _riding(
     ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, fields: tuple[str, ...] = ()
-) -> tuple[AuditRecord, types.MappingProxyType[str, Any]]:
-    """The record and bound parameters of a riding statement: ids and subjects come from SQL,
-    so they depend only on who acts, the entity, the action and the fields (memoised per call
-    shape: several calls of one request reuse them)."""
+) -> Riding:
+    """The record of a riding statement, split into its bound context and its constant fields:
+    ids and subjects come from SQL, so the rest depends only on who acts, the entity, the action
+    and the fields (memoised per call shape: several calls of one request reuse it)."""
     record = _record(ctx, entity, action, fields=fields)
-    params = {k: text_array(v) if _texts(v) else v for k, v in _ride_params(ctx, record).items()}
-    return record, types.MappingProxyType(params)
+    every = _ride_params(ctx, record)
+    bound = {f"a_{c}": every[f"a_{c}"] for c in CONTEXT_COLUMNS}
+    constants = tuple(
+        (c, text_array(v) if _texts(v) else v)
+        for c in RECORD_COLUMNS if (v := every[f"a_{c}"]) is not None
+    )
+    return Riding(record, types.MappingProxyType(bound), constants)
 
 
 def _texts(value: object) -> bool:
@@ -212,23 +232,29 @@ def _read(
     fields: tuple[str, ...],
     *,
     hit: str | None = None,
+    one_row: bool = False,
     build: Callable[[Rows], list[Any]],
 ) -> Plan[list[Any]]:
-    """Run a read; when it discloses PHI, its audit record rides in the same statement."""
+    """Run a read; when it discloses PHI, its audit record rides in the same statement.
+
+    ``one_row``: the statement returns at most one row (a primary-key lookup), so its record is
+    built from that row without aggregating.
+    """
     if not _reads_audited(entity, ctx):
         return build((yield from _run(conn, ctx, entity, sql, params)))
     scope = current_scope(conn)
-    base, riding = _riding(ctx, entity, AuditAction.READ, fields)
+    riding = _riding(ctx, entity, AuditAction.READ, fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
         rows = build((yield from _run(conn, ctx, entity, sql, params)))
-        if rows and not (yield from _detached_read(ctx, entity, base, rows)):
+        if rows and not (yield from _detached_read(ctx, entity, riding.record, rows)):
             raise _Err(UNRECORDED)  # no record, no data
         return rows
-    ridden = ride.read(entity, sql, out_columns, hit)
-    merged = riding.copy()  # the record's ``a_*`` parameters; the read's own never start "a_"
+    ridden = ride.read(entity, sql, out_columns, hit, riding.constants, one_row)
+    merged = riding.bound.copy()  # the context's ``a_*`` parameters; the read's own never start "a_"
     merged.update(params)
     rows = build((yield from _run(conn, ctx, entity, ridden, merged)))
     if scope is not None and rows:
+        base = riding.record
         scope.replay_on_rollback(lambda: _detached_read(ctx, entity, base, rows))
     return rows
 

@@ -74,7 +74,7 @@ def find_by_id(
         key = _uuid(id)
         sql, columns, build = _by_id(entity, include_deleted)
         rows = yield from _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
-                                build=build)
+                                one_row=True, build=build)
     except _Err as err:
         return Failure(err.error)
     if not rows:
@@ -194,7 +194,7 @@ def find_one(
         sql = compiler.select_rows(entity, shape, sort.unwrap(), columns,
                                    _deleted(include_deleted), True)
         params.update(_limit=1, _offset=0)
-        rows = yield from _read(conn, ctx, entity, sql, params, columns, columns,
+        rows = yield from _read(conn, ctx, entity, sql, params, columns, columns, one_row=True,
                                 build=_rows_builder(entity, columns, None))
     except _Err as err:
         return Failure(err.error)

@@ -12,19 +12,22 @@ from wxdata.audit import sql as audit_sql
 from wxdata.schema.spec import Entity
 
 
-def read(entity: Entity[Any], sql: str, out_columns: tuple[str, ...], hit: str | None) -> str:
-    """``sql`` (a SELECT) with one READ record of the rows it returns riding in it."""
-    return audit_sql.ride_read(entity, sql, out_columns, hit)
+def read(entity: Entity[Any], sql: str, out_columns: tuple[str, ...], hit: str | None,
+         constants: audit_sql.Constants, one_row: bool = False) -> str:
+    """``sql`` (a SELECT) with one READ record of the rows it returns riding in it; ``one_row``
+    when the SELECT returns at most one row."""
+    return audit_sql.ride_read(entity, sql, out_columns, hit, constants, one_row)
 
 
 def write(
-    entity: Entity[Any], sql: str, out_columns: tuple[str, ...], *,
-    new_columns: tuple[str, ...] = (), old_columns: tuple[str, ...] = (),
-    diff_columns: tuple[str, ...] = (),
+    entity: Entity[Any], sql: str, out_columns: tuple[str, ...],
+    constants: audit_sql.Constants, *, new_columns: tuple[str, ...] = (),
+    old_columns: tuple[str, ...] = (), diff_columns: tuple[str, ...] = (),
 ) -> str:
     """``sql`` (a write ... RETURNING) with its record riding in it (snapshot, previous or diff)."""
     return audit_sql.ride_write(entity, sql, out_columns, new_columns=new_columns,
-                                old_columns=old_columns, diff_columns=diff_columns)
+                                old_columns=old_columns, diff_columns=diff_columns,
+                                constants=constants)
 
 
 def bulk(entity: Entity[Any], sql: str) -> str:

@@ -12,6 +12,7 @@ import attrs
 from psycopg.types.json import Jsonb
 from returns.result import Failure, Result, Success
 
+from wxdata.audit import sql as audit_sql
 from wxdata.audit.record import AuditAction
 from wxdata.audit.redact import redact_row
 from wxdata.bulk import BulkOutcome
@@ -96,10 +97,11 @@ def create(
     params = _write_params(entity, clean)
     if _writes_audited():
         snap = tuple(c for c in columns if c in values or c == entity.pk)
-        sql = _insert_statement(entity, columns, snap)
-        params.update(_riding(ctx, entity, AuditAction.CREATE)[1])
+        riding = _riding(ctx, entity, AuditAction.CREATE)
+        sql = _insert_statement(entity, columns, snap, riding.constants)
+        params.update(riding.bound)
     else:
-        sql = _insert_statement(entity, columns, None)
+        sql = _insert_statement(entity, columns, None, ())
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
     except _Err as err:
@@ -111,24 +113,32 @@ def create(
 
 @functools.lru_cache(maxsize=4096)
 def _insert_statement(
-    entity: Entity[Any], columns: tuple[str, ...], snapshot: tuple[str, ...] | None
+    entity: Entity[Any], columns: tuple[str, ...], snapshot: tuple[str, ...] | None,
+    constants: audit_sql.Constants,
 ) -> str:
     """The INSERT of ``columns`` returning the row, with its CREATE record (a snapshot of
-    ``snapshot``) riding in it unless that is None: once per entity and shape."""
+    ``snapshot``, the record's ``constants``) riding in it unless ``snapshot`` is None: once per
+    entity and shape."""
     out = entity.column_names
     sql = compiler.insert_row(entity, columns, out)
-    return sql if snapshot is None else ride.write(entity, sql, out, new_columns=snapshot)
+    if snapshot is None:
+        return sql
+    return ride.write(entity, sql, out, constants, new_columns=snapshot)
 
 
 @functools.lru_cache(maxsize=4096)
 def _update_statement(
-    entity: Entity[Any], columns: tuple[str, ...], check: bool, audited: bool
+    entity: Entity[Any], columns: tuple[str, ...], check: bool,
+    constants: audit_sql.Constants | None,
 ) -> str:
-    """The UPDATE of ``columns`` by id returning the row, with its diff record riding in it when
-    ``audited``: once per entity and shape."""
+    """The UPDATE of ``columns`` by id returning the row, with its diff record (the record's
+    ``constants``) riding in it unless ``constants`` is None: once per entity and shape."""
     out = entity.column_names
+    audited = constants is not None
     sql = compiler.update_row(entity, columns, out, check, with_old=audited)
-    return ride.write(entity, sql, out, diff_columns=columns) if audited else sql
+    if constants is None:
+        return sql
+    return ride.write(entity, sql, out, constants, diff_columns=columns)
 
 
 def _write_params(entity: Entity[Any], clean: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,14 +204,14 @@ def _update(
     columns = _ordered(entity, clean)
     out = entity.column_names
     check = expected_version is not None and entity.versioned
-    audited = _writes_audited()
-    sql = _update_statement(entity, columns, check, audited)
+    riding = _riding(ctx, entity, AuditAction.UPDATE) if _writes_audited() else None
+    sql = _update_statement(entity, columns, check, riding.constants if riding else None)
     params = _write_params(entity, clean)
     params["_id"] = key
     params["_uid"] = ctx.user_id
     params["_version"] = expected_version
-    if audited:
-        params.update(_riding(ctx, entity, AuditAction.UPDATE)[1])
+    if riding is not None:
+        params.update(riding.bound)
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
         if not rows:
@@ -282,8 +292,9 @@ def _delete_or_restore(
     params: dict[str, Any] = {"_id": key, "_uid": ctx.user_id}
     if _writes_audited():
         old = () if entity.soft_delete else out
-        sql = ride.write(entity, sql, out, old_columns=old)
-        params.update(_riding(ctx, entity, action)[1])
+        riding = _riding(ctx, entity, action)
+        sql = ride.write(entity, sql, out, riding.constants, old_columns=old)
+        params.update(riding.bound)
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
         if not rows:
