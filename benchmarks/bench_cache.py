@@ -430,20 +430,18 @@ def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
     def raw_record_insert(env: Env) -> Callable[[Any], object]:
         """The floor of a PHI hit's record: the same READ record (built as a hit builds it) sent
         as one prepared INSERT on the same autocommit connection (durable before it returns)."""
-        from wxdata.audit.record import insert_sql
-        from wxdata.audit.record import params as audit_params
+        from wxdata.audit.sql import record_insert
         from wxdata.cache.core import hit_record
 
         values = {sid: readers["memory"]["student"](env.wx, ctx, sid).unwrap()
                   for sid in student_ids}
         cur = env.wx.cursor()
-        sql = insert_sql()
 
         def op(x: Any) -> object:
             record = hit_record(ctx, STUDENTS, values[x], "bench.student_by_id")
             if record is None:
                 raise RuntimeError("no record is due: is the audit on?")
-            cur.execute(sql, audit_params(ctx, record), prepare=True)
+            cur.execute(*record_insert(ctx, record), prepare=True)
             return cur.rowcount == 1
 
         return op

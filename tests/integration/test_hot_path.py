@@ -13,18 +13,18 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
-from psycopg import sql as psql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql as psql
 from returns.result import Failure, Success
 
 import wxdata.domains  # noqa: F401 - registers every entity
 from wxdata import ExecutionContext
+from wxdata.audit import sql as audit_sql
+from wxdata.audit.record import text_array
 from wxdata.config import configure
 from wxdata.config import settings as wx_settings
-from wxdata.audit import sql as audit_sql
 from wxdata.core import reads
-from wxdata.core.auditing import text_array
 from wxdata.domains import students
 from wxdata.errors import Forbidden, InvalidQuery
 from wxdata.query.filters import MAX_FILTER_TEXT, bind, bind_where, flat_shape, parse
@@ -230,3 +230,18 @@ def test_unknown_filter_keys_are_never_kept_by_the_shape_memo() -> None:
         assert failed == Failure(InvalidQuery(field="<invalid field name>",
                                               rule="is not a filterable column of Student"))
     assert flat_shape.cache_info().currsize == 0
+
+
+@given(st.lists(st.uuids(), max_size=5))
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_uuid_array_round_trips_and_text_cannot_add_elements(
+    conn: psycopg.Connection[Any], ids: list[uuid.UUID],
+) -> None:
+    from wxdata.audit.record import uuid_array
+
+    assert conn.execute("SELECT %s::uuid[]", (uuid_array(ids),)).fetchone() == (ids,)
+    assert uuid_array([str(i) for i in ids]) == uuid_array(ids)
+    if len(ids) >= 2:  # two ids smuggled in one string are refused, not split into two elements
+        with pytest.raises(ValueError):
+            uuid_array([f"{ids[0]},{ids[1]}"])

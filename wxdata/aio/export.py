@@ -38,9 +38,8 @@ from wxdata.audit.export import (
     cursor_name,
     export_request,
 )
-from wxdata.audit.record import insert_sql
-from wxdata.audit.record import params as audit_params
 from wxdata.audit.reports import AUDIT_ENTITY
+from wxdata.audit.sql import record_insert
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery, Unavailable
@@ -106,7 +105,7 @@ async def _stream(conn: AConn, ctx: ExecutionContext, req: ExportRequest
                     yield Success(head + enc.batch(batch))
                     head = ""
                 yield Success(head + enc.tail())
-            await conn.execute(insert_sql(), audit_params(ctx, req.record(sent, True)),
+            await conn.execute(*record_insert(ctx, req.record(sent, True)),
                                prepare=settings().prepare)
     except psycopg.Error as exc:
         error = _db_error(exc, AUDIT_ENTITY)

@@ -29,9 +29,9 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit.fhir import to_audit_events
 from wxdata.audit.lanes import write_detached
-from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, insert_sql, severity_of
-from wxdata.audit.record import params as audit_params
+from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, severity_of
 from wxdata.audit.reports import AUDIT_ENTITY, deny
+from wxdata.audit.sql import record_insert
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery, Unavailable
@@ -321,7 +321,7 @@ def _export(conn: Conn, ctx: ExecutionContext, out: TextIO | BinaryIO,
                     write(enc.batch(batch))
                     written += len(batch)
                 write(enc.tail())
-            conn.execute(insert_sql(), audit_params(ctx, req.record(written, True)),
+            conn.execute(*record_insert(ctx, req.record(written, True)),
                          prepare=settings().prepare)
     except OSError:
         _record_failure(conn, ctx, req, written, "OUTPUT_FAILED")

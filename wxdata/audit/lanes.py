@@ -34,7 +34,8 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from wxdata.audit.ownership import note_detached
-from wxdata.audit.record import AuditRecord, insert_sql, params
+from wxdata.audit.record import AuditRecord
+from wxdata.audit.sql import record_insert
 from wxdata.config import Settings, settings
 from wxdata.context import ExecutionContext
 from wxdata.db import (
@@ -222,7 +223,7 @@ def write_detached(origin: Conn, ctx: ExecutionContext, record: AuditRecord) -> 
     for attempt in (1, 2):
         try:
             with pool.connection(timeout=route.target.timeout) as lane:
-                lane.execute(insert_sql(), params(ctx, record))
+                lane.execute(*record_insert(ctx, record))
         except (PoolTimeout, PoolClosed) as exc:
             return _lost(record, describe(exc))
         except psycopg.OperationalError as exc:

@@ -35,11 +35,10 @@ from wxdata.audit.record import (
     AuditRecord,
     AuditSeverity,
     compliance_of,
-    insert_sql,
-    params,
     severity_of,
 )
 from wxdata.audit.redact import redact_row
+from wxdata.audit.sql import record_insert
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
@@ -121,7 +120,7 @@ def record_plan(
     if scope is not None and scope.read_only:
         return (yield from surviving_plan(conn, ctx, record))
     try:
-        yield Execute(insert_sql(), params(ctx, record), settings().prepare, "audit")
+        yield Execute(*record_insert(ctx, record), settings().prepare, "audit")
     except psycopg.Error as exc:
         return Failure(from_db_error(exc, "AuditLog"))
     if scope is not None and disclosure:

@@ -30,8 +30,7 @@ from psycopg.rows import tuple_row
 from returns.result import Failure, Result, Success
 
 from wxdata.audit.chain import SEAL_LOCK, purge_mac, purged_mac
-from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, insert_sql, severity_of
-from wxdata.audit.record import params as audit_params
+from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, severity_of
 from wxdata.audit.reports import AUDIT_ENTITY, disclose
 from wxdata.audit.retention import (
     PURGE_BATCH,
@@ -44,6 +43,7 @@ from wxdata.audit.retention import (
     purge_recorded,
     purge_request,
 )
+from wxdata.audit.sql import record_insert
 from wxdata.context import ExecutionContext
 from wxdata.errors import Conflict, DataError, InvalidQuery
 from wxdata.errors import from_db_error as _db_error
@@ -154,7 +154,7 @@ def ensure_partitions(conn: Conn, ctx: ExecutionContext, ahead: int = DEFAULT_AH
         with unit_of_work(conn, ctx):
             created = tuple(r[0] for r in conn.execute(
                 "SELECT * FROM audit_log_ensure_partitions(%s)", (ahead,)).fetchall())
-            conn.execute(insert_sql(), audit_params(ctx, AuditRecord(
+            conn.execute(*record_insert(ctx, AuditRecord(
                 action=AuditAction.CREATE, entity_type=AUDIT_ENTITY,
                 compliance_type=ComplianceType.HIPAA,
                 severity=severity_of(AuditAction.CREATE, None, ctx, True),

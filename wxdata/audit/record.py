@@ -1,16 +1,17 @@
-"""Audit records: the enums of the original system, the record value, and its INSERT statements.
+"""Audit records: the enums of the original system, the record value, and its bound parameters.
 
 A record is built purely from the execution context, the entity spec and already-redacted values.
-Two statement shapes write it: a plain INSERT (lane 2, and explicit ``log_*`` calls), and a
-data-modifying CTE that rides in the same statement as the change or the read it describes, so a
-single write outside a unit of work stays atomic with its record in one round trip.
+:mod:`wxdata.audit.sql` writes it in one of two statement shapes: a plain INSERT (lane 2, and
+explicit ``log_*`` calls), and a data-modifying CTE that rides in the same statement as the change
+or the read it describes, so a single write outside a unit of work stays atomic with its record
+in one round trip.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -140,6 +141,32 @@ RECORD_COLUMNS: tuple[str, ...] = (
 ID_COLUMNS: tuple[str, ...] = ("entity_id", "entity_ids", "subject_student_id", "subject_ids")
 
 
+def text_array(items: Iterable[str]) -> str:
+    """Text items in PostgreSQL's array input form (``{"a","b\\"c"}``), every item quoted.
+
+    A record's array columns are bound (or written into a statement) as this text with a cast
+    (``::text[]``, ``::varchar(255)[]``): one string instead of a list psycopg adapts element by
+    element on every call.
+    """
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in items)
+    return "{" + ",".join(quoted) + "}"
+
+
+@lru_cache(maxsize=4096)
+def _texts(items: tuple[str, ...]) -> str:
+    """:func:`text_array` of a record's fields or tags, rendered once per distinct tuple."""
+    return text_array(items)
+
+
+def uuid_array(items: Iterable[UUID]) -> str:
+    """UUIDs in PostgreSQL's array input form (``{...,...}``), bound with a ``::uuid[]`` cast.
+
+    An item that is not a :class:`~uuid.UUID` is parsed as one first (ValueError if it is not),
+    so no text can add elements to the array.
+    """
+    return "{" + ",".join(str(u) if type(u) is UUID else str(UUID(str(u))) for u in items) + "}"
+
+
 def _json(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -160,27 +187,49 @@ def context_params(ctx: ExecutionContext) -> dict[str, Any]:
     }
 
 
+def _metadata(value: Mapping[str, Any] | None) -> str | None:
+    """The scrubbed JSON of a record's metadata; a flat mapping of scalars (a cache hit's, an
+    operation label) is rendered once per distinct content."""
+    if value is None:
+        return None
+    try:  # each value's type is part of the key: True, 1 and 1.0 are equal keys, not equal JSON
+        flat = tuple((k, type(v), v) for k, v in sorted(value.items()))
+        hash(flat)
+    except TypeError:  # nested or unhashable values, or keys that do not sort: rendered every time
+        return _json(scrub(value))
+    return _flat_metadata(flat)
+
+
+@lru_cache(maxsize=4096)
+def _flat_metadata(items: tuple[tuple[str, type, Any], ...]) -> str | None:
+    return _json(scrub({k: v for k, _, v in items}))
+
+
+@lru_cache(maxsize=4096)
+def _tags(tags: tuple[str, ...], entity_type: str, action: str) -> str:
+    return _texts(tuple(dict.fromkeys((*tags, entity_type.lower(), action.lower()))))
+
+
 def record_params(record: AuditRecord) -> dict[str, Any]:
     """The ``a_<column>`` parameters of the record's own fields (JSON already redacted)."""
-    tags = tuple(dict.fromkeys((*record.tags, record.entity_type.lower(), record.action.lower())))
     return {
         "a_action": record.action.value,
         "a_entity_type": record.entity_type,
         "a_changes": _json(record.changes),
         "a_previous_values": _json(record.previous_values),
         "a_new_values": _json(record.new_values),
-        "a_fields_disclosed": list(record.fields_disclosed),
+        "a_fields_disclosed": _texts(record.fields_disclosed),
         "a_is_phi": record.is_phi,
         "a_compliance_type": record.compliance_type.value,
         "a_severity": record.severity.value,
         "a_success": record.success,
         "a_error_message": record.error_message,
-        "a_metadata": _json(scrub(record.metadata) if record.metadata is not None else None),
-        "a_tags": list(tags),
+        "a_metadata": _metadata(record.metadata),
+        "a_tags": _tags(record.tags, record.entity_type, record.action.value),
         "a_entity_id": record.entity_id,
-        "a_entity_ids": list(record.entity_ids),
+        "a_entity_ids": uuid_array(record.entity_ids),
         "a_subject_student_id": record.subject_student_id,
-        "a_subject_ids": list(record.subject_ids),
+        "a_subject_ids": uuid_array(record.subject_ids),
     }
 
 
@@ -212,13 +261,3 @@ def cast_of(column: str) -> str:
 def param_sql(column: str) -> sql.Composable:
     """The bound parameter of one record column, ``%(a_<column>)s`` with its cast."""
     return sql.SQL("{}{}").format(sql.Placeholder(f"a_{column}"), sql.SQL(cast_of(column)))
-
-
-@lru_cache(maxsize=1)
-def insert_sql() -> str:
-    """The plain INSERT of one record (all values bound)."""
-    cols = (*CONTEXT_COLUMNS, *RECORD_COLUMNS, *ID_COLUMNS)
-    return sql.SQL("INSERT INTO audit_log ({}) VALUES ({})").format(
-        sql.SQL(",").join(sql.Identifier(c) for c in cols),
-        sql.SQL(",").join(param_sql(c) for c in cols),
-    ).as_string()

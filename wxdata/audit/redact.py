@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -54,8 +55,10 @@ def normal_name(name: str) -> str:
     return _camel.sub(r"\1_\2", name.replace("-", "_")).lower()
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
-    """True when a field name denotes a secret (see the module docstring for the rule)."""
+    """True when a field name denotes a secret (see the module docstring for the rule); decided
+    once per name (column and metadata key names repeat on every record)."""
     normal = normal_name(name)
     return bool(_parts.search(normal.replace("_", ""))) or bool(_tokens.search(normal))
 

@@ -30,10 +30,9 @@ from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
     ComplianceType,
-    insert_sql,
     severity_of,
 )
-from wxdata.audit.record import params as audit_params
+from wxdata.audit.sql import record_insert
 from wxdata.config import settings
 from wxdata.context import ExecutionContext, Role
 from wxdata.errors import DataError, Forbidden, InvalidQuery
@@ -299,7 +298,7 @@ def disclose(conn: Conn, ctx: ExecutionContext, work: Callable[[], T],
             if not write_detached(conn, ctx, record):
                 raise DisclosureNotRecorded("audit lane 2 unavailable")  # no record, no data
         else:
-            conn.execute(insert_sql(), audit_params(ctx, record), prepare=settings().prepare)
+            conn.execute(*record_insert(ctx, record), prepare=settings().prepare)
             if nested:
                 scope.replay_on_rollback(lambda: write_detached(conn, ctx, record))
     return out

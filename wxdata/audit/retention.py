@@ -34,9 +34,9 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit.chain import SEAL_LOCK, AuditKeyMissing, purge_mac, purged_mac
 from wxdata.audit.lanes import write_detached
-from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, insert_sql, severity_of
-from wxdata.audit.record import params as audit_params
+from wxdata.audit.record import AuditAction, AuditRecord, ComplianceType, severity_of
 from wxdata.audit.reports import AUDIT_ENTITY, deny, disclose
+from wxdata.audit.sql import record_insert
 from wxdata.context import ExecutionContext, Role
 from wxdata.errors import (
     Conflict,
@@ -218,7 +218,7 @@ def purge_recorded(conn: Conn, ctx: ExecutionContext, purge: Callable[[], Result
         outcome = purge()
         match outcome:
             case Success(report):
-                conn.execute(insert_sql(), audit_params(ctx, record_of(report)))
+                conn.execute(*record_insert(ctx, record_of(report)))
             case _:
                 raise RollbackScope
     return outcome
@@ -345,7 +345,7 @@ def place_hold(
                 (student_id, entity_type, entity_id, user_id, case_ref, ctx.user_id),
             )
             hold_id = int(row[0])
-            conn.execute(insert_sql(), audit_params(ctx, AuditRecord(
+            conn.execute(*record_insert(ctx, AuditRecord(
                 action=AuditAction.CREATE, entity_type=HOLD_ENTITY,
                 subject_student_id=student_id, subject_ids=(student_id,) if student_id else (),
                 compliance_type=ComplianceType.HIPAA,
@@ -376,7 +376,7 @@ def release_hold(conn: Conn, ctx: ExecutionContext, hold_id: int, *, case_ref: s
             ).fetchone()
             if row is None:
                 return Failure(NotFound(entity=HOLD_ENTITY))
-            conn.execute(insert_sql(), audit_params(ctx, AuditRecord(
+            conn.execute(*record_insert(ctx, AuditRecord(
                 action=AuditAction.DELETE, entity_type=HOLD_ENTITY,
                 compliance_type=ComplianceType.HIPAA,
                 severity=severity_of(AuditAction.DELETE, None, ctx, True),

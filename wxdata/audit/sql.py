@@ -15,8 +15,17 @@ from typing import Any
 
 from psycopg import sql
 
-from wxdata.audit.record import CONTEXT_COLUMNS, ID_COLUMNS, RECORD_COLUMNS, cast_of, param_sql
+from wxdata.audit.record import (
+    CONTEXT_COLUMNS,
+    ID_COLUMNS,
+    RECORD_COLUMNS,
+    AuditRecord,
+    cast_of,
+    param_sql,
+)
+from wxdata.audit.record import params as record_params
 from wxdata.audit.redact import MASK, SECRET_MARK, column_policy
+from wxdata.context import ExecutionContext
 from wxdata.schema.spec import Entity, Kind
 
 _CHUNK = 40  # jsonb_build_object takes at most 100 arguments
@@ -164,6 +173,40 @@ def _head(constants: Constants,
         values.append(value)
     columns.extend(sql.Identifier(c) for c in ID_COLUMNS)
     return _COMMA.join(columns), _COMMA.join(values)
+
+
+#: The record columns whose values come from a small set fixed by the code path (the action, the
+#: entity, the fields an operation discloses, its classification, outcome and tags): a plain
+#: INSERT writes them as literals, so its statement is one per such shape. The free-form columns
+#: (changes, previous and new values, error, metadata) stay bound, and are left out when None.
+SHAPE_COLUMNS = ("action", "entity_type", "fields_disclosed", "is_phi", "compliance_type",
+                 "severity", "success", "tags")
+_FREE_COLUMNS = tuple(c for c in RECORD_COLUMNS if c not in SHAPE_COLUMNS)
+
+
+_INSERT_ONE = sql.SQL("INSERT INTO audit_log ({insert}) VALUES ({values},{ids})")
+_ID_PARAMS = _COMMA.join(param_sql(c) for c in ID_COLUMNS)
+
+
+@lru_cache(maxsize=1024)
+def _insert_one(constants: Constants, free: tuple[str, ...]) -> str:
+    insert, values = _head(constants, {c: param_sql(c) for c in free})
+    return _INSERT_ONE.format(insert=insert, values=values, ids=_ID_PARAMS).as_string()
+
+
+def record_insert(ctx: ExecutionContext, record: AuditRecord) -> tuple[str, dict[str, Any]]:
+    """The INSERT of ``record`` written under ``ctx``, and what it binds (see :func:`insert_record`)."""
+    return insert_record(record_params(ctx, record))
+
+
+def insert_record(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The INSERT of one record and what it binds, from the record's ``a_<column>`` parameters
+    (:func:`wxdata.audit.record.params`): the context, the ids and the non-NULL free-form
+    fields bound, the shape columns as literals (see :data:`SHAPE_COLUMNS`)."""
+    constants = tuple((c, v) for c in SHAPE_COLUMNS if (v := params[f"a_{c}"]) is not None)
+    free = tuple(c for c in _FREE_COLUMNS if params[f"a_{c}"] is not None)
+    keep = {f"a_{c}" for c in (*CONTEXT_COLUMNS, *free, *ID_COLUMNS)}
+    return _insert_one(constants, free), {k: v for k, v in params.items() if k in keep}
 
 
 def _names(columns: Iterable[str]) -> sql.Composable:

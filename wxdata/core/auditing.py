@@ -21,10 +21,10 @@ from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
     compliance_of,
-    insert_sql,
     severity_of,
 )
 from wxdata.audit.record import params as audit_params
+from wxdata.audit.sql import record_insert
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core import ride
@@ -123,26 +123,8 @@ def _riding(
     record = _record(ctx, entity, action, fields=fields)
     every = _ride_params(ctx, record)
     bound = {f"a_{c}": every[f"a_{c}"] for c in CONTEXT_COLUMNS}
-    constants = tuple(
-        (c, text_array(v) if _texts(v) else v)
-        for c in RECORD_COLUMNS if (v := every[f"a_{c}"]) is not None
-    )
+    constants = tuple((c, v) for c in RECORD_COLUMNS if (v := every[f"a_{c}"]) is not None)
     return Riding(record, types.MappingProxyType(bound), constants)
-
-
-def _texts(value: object) -> bool:
-    return type(value) is list and all(type(v) is str for v in value)
-
-
-def text_array(items: list[str]) -> str:
-    """A list of text in PostgreSQL's array input form (``{"a","b\\"c"}``), every item quoted.
-
-    The riding statements cast each array parameter (``::text[]``, ``::varchar(255)[]``), so a
-    memoised record's field and tag lists are bound as this text, rendered once per record shape,
-    instead of being adapted element by element by psycopg on every call.
-    """
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in items)
-    return "{" + ",".join(quoted) + "}"
 
 
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
@@ -284,7 +266,7 @@ def _write_record(
     if scope.read_only:
         kept: bool = yield Detached(ctx, record)
         return kept
-    yield Execute(insert_sql(), audit_params(ctx, record), settings().prepare, "audit")
+    yield Execute(*record_insert(ctx, record), settings().prepare, "audit")
     return True
 
 

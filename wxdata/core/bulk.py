@@ -30,8 +30,9 @@ from psycopg import sql as q
 from psycopg.types.array import ListBinaryDumper
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.record import AuditAction, insert_sql
+from wxdata.audit.record import AuditAction
 from wxdata.audit.record import params as audit_params
+from wxdata.audit.sql import insert_record
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.auditing import _fail_write, _record, _writes_audited
@@ -263,7 +264,7 @@ def _write_bulk_record(
     params["a_entity_ids"] = _BinaryIds(ids)
     if subjects:  # an empty binary array would carry no element type the cast can use
         params["a_subject_ids"] = _BinaryIds(subjects)
-    yield Execute(insert_sql(), params, settings().prepare, "audit")
+    yield Execute(*insert_record(params), settings().prepare, "audit")
 
 
 def _bulk_target(

@@ -11,9 +11,8 @@ from returns.result import Failure, Result, Success
 from wxdata.audit.log import detached_plan
 from wxdata.audit.record import (
     AuditAction,
-    insert_sql,
 )
-from wxdata.audit.record import params as audit_params
+from wxdata.audit.sql import record_insert
 from wxdata.context import ExecutionContext
 from wxdata.core.auditing import (
     _reads_audited,
@@ -80,7 +79,7 @@ def record_disclosure(
             return Success(None)
         return Failure(UNRECORDED)
     try:
-        yield from _run_named(conn, ctx, "AuditLog", insert_sql(), audit_params(ctx, record))
+        yield from _run_named(conn, ctx, "AuditLog", *record_insert(ctx, record))
     except _Err as err:
         return Failure(err.error)
     if scope is not None:

@@ -1,0 +1,104 @@
+"""The statements that write one audit record: what is bound, what is a literal, what is left out.
+
+A plain record INSERT writes the record's shape columns (action, entity, fields, classification,
+outcome, tags) as literals and binds the context, the ids and the non-NULL free-form fields; the
+metadata JSON of a flat mapping is rendered once per distinct content. These properties hold for
+any record, so they are checked over generated ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wxdata.audit.record import (
+    CONTEXT_COLUMNS,
+    ID_COLUMNS,
+    AuditAction,
+    AuditRecord,
+    AuditSeverity,
+    ComplianceType,
+    params,
+)
+from wxdata.audit.redact import SECRET_MARK
+from wxdata.audit.sql import SHAPE_COLUMNS, insert_record
+from wxdata.context import ExecutionContext, Purpose, Role
+
+_CTX = ExecutionContext(user_id="u-1", role=Role.NURSE, purpose=Purpose.TREATMENT,
+                        ip_address="10.0.0.1", request_id="req-1")
+_SCALARS = st.one_of(st.booleans(), st.integers(-3, 3), st.floats(-2, 2, allow_nan=False),
+                     st.none(), st.text(max_size=8))
+_FLAT = st.dictionaries(st.sampled_from(["k", "n", "operation", "password", "cache"]), _SCALARS,
+                        max_size=4)
+_RECORDS = st.builds(
+    AuditRecord,
+    action=st.sampled_from(list(AuditAction)),
+    entity_type=st.sampled_from(["Student", "HealthRecord", "System"]),
+    entity_ids=st.lists(st.uuids(), max_size=3).map(tuple),
+    subject_ids=st.lists(st.uuids(), max_size=2).map(tuple),
+    changes=st.none() | st.just({"grade": {"before": "5", "after": "6"}}),
+    fields_disclosed=st.lists(st.sampled_from(["id", "grade", "a\"b", "c'd", "e\\f"]),
+                              max_size=3, unique=True).map(tuple),
+    is_phi=st.booleans(),
+    compliance_type=st.sampled_from(list(ComplianceType)),
+    severity=st.sampled_from(list(AuditSeverity)),
+    success=st.booleans(),
+    error_message=st.none() | st.just("CONFLICT"),
+    metadata=st.none() | _FLAT,
+    tags=st.lists(st.sampled_from(["x", "y"]), max_size=2, unique=True).map(tuple),
+)
+
+
+@given(_RECORDS)
+def test_a_record_insert_binds_exactly_the_context_ids_and_present_free_fields(
+    record: AuditRecord,
+) -> None:
+    every = params(_CTX, record)
+    statement, bound = insert_record(every)
+    placeholders = set(re.findall(r"%\((\w+)\)s", statement))
+    assert placeholders == set(bound)
+    free = {k for k, v in every.items() if v is not None
+            and k[2:] not in (*SHAPE_COLUMNS, *CONTEXT_COLUMNS, *ID_COLUMNS)}
+    assert set(bound) == {f"a_{c}" for c in (*CONTEXT_COLUMNS, *ID_COLUMNS)} | free
+    assert all(bound[k] == every[k] for k in bound)
+    for column in SHAPE_COLUMNS:  # written into the statement, never bound
+        assert f"%(a_{column})s" not in statement
+        assert (f'"{column}"' in statement) == (every[f"a_{column}"] is not None)
+    for key, value in every.items():  # a NULL free field is left out (its column's default)
+        if value is None and key[2:] not in (*CONTEXT_COLUMNS, *ID_COLUMNS):
+            assert f'"{key[2:]}"' not in statement
+
+
+@given(_RECORDS, _RECORDS)
+def test_one_statement_per_shape_whatever_the_ids(first: AuditRecord, second: AuditRecord) -> None:
+    same_shape = AuditRecord(**{**{f: getattr(first, f) for f in first.__slots__
+                                   if not f.startswith("__")},
+                                "entity_ids": second.entity_ids,
+                                "subject_ids": second.subject_ids})
+    assert insert_record(params(_CTX, first))[0] == insert_record(params(_CTX, same_shape))[0]
+
+
+@given(st.lists(_FLAT, min_size=1, max_size=6))
+def test_memoised_metadata_json_is_the_json_of_that_very_mapping(metas: list[dict[str, Any]]) -> None:
+    for meta in metas:  # True, 1 and 1.0 are equal dictionary keys; their JSON differs
+        record = AuditRecord(action=AuditAction.READ, entity_type="Student", metadata=meta)
+        rendered = json.loads(params(_CTX, record)["a_metadata"])
+        expected = {k: (SECRET_MARK if k == "password" else v) for k, v in meta.items()}
+        assert rendered == expected
+        assert [type(rendered[k]) for k in sorted(rendered)] == [
+            type(expected[k]) for k in sorted(expected)]
+
+
+def test_an_id_that_is_not_a_uuid_is_refused_before_any_statement() -> None:
+    record = AuditRecord(action=AuditAction.READ, entity_type="Student",
+                         entity_ids=(f"{uuid.uuid4()},{uuid.uuid4()}",))  # type: ignore[arg-type]
+    try:
+        params(_CTX, record)
+    except ValueError:
+        return
+    raise AssertionError("two ids in one string were accepted")
