@@ -260,7 +260,9 @@ def _write_bulk_record(
     if scope.read_only:  # a read-only unit of work: COPY was refused before this point
         yield Detached(ctx, record)
         return
-    params = audit_params(ctx, record)
+    # the id arrays are left out of the text parameters (rendering 10,000 ids as array text costs
+    # milliseconds) and bound in binary instead
+    params = audit_params(ctx, attrs.evolve(record, entity_ids=(), subject_ids=()))
     params["a_entity_ids"] = _BinaryIds(ids)
     if subjects:  # an empty binary array would carry no element type the cast can use
         params["a_subject_ids"] = _BinaryIds(subjects)
