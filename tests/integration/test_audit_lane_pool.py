@@ -447,3 +447,36 @@ def test_lane_settings_defaults_and_bounds() -> None:
                 {"AUDIT_LANE_TIMEOUT": "nan"}, {"AUDIT_LANE_TIMEOUT": "301"}):
         with pytest.raises(ConfigError):
             load_settings(bad)
+
+
+def test_a_connection_out_of_a_closed_pool_records_while_another_pool_keeps_its_lane(
+    db_url: str, admin_conn: psycopg.Connection[Any], lane_settings: Any,
+    school: dict[str, uuid.UUID],
+) -> None:
+    """A replica taken out of rotation closes its pool while reads are still in flight on it:
+    their disclosures go to the primary's lane, which the primary's pool keeps open, so they are
+    recorded; once no open pool keeps the lane, a disclosure fails closed (nothing reopens it)."""
+    from wxdata.audit.lanes import write_detached
+    from wxdata.audit.record import AuditAction, AuditRecord
+
+    ctx = _ctx(school["school_id"], f"lk-{uuid.uuid4().hex[:8]}")
+    record = AuditRecord(action=AuditAction.READ, entity_type="Student")
+    keeper = create_pool(db_url, min_size=1, max_size=2)
+    leaving = create_pool(db_url, min_size=1, max_size=2)
+    conn = leaving.getconn()
+    try:
+        assert write_detached(conn, ctx, record)  # both pools now use the one lane
+        with keeper.connection() as other:
+            assert write_detached(other, ctx, record)
+        leaving.close()  # out of rotation; ``conn`` is still out of it
+        assert write_detached(conn, ctx, record)  # the keeper keeps the lane: recorded
+        keeper.close()
+        assert not write_detached(conn, ctx, record)  # no open pool keeps it: fails closed
+        assert lane_health().pools == ()  # and the closed owners reopened nothing
+    finally:
+        conn.close()
+        leaving.close()
+        keeper.close()
+    written = admin_conn.execute("SELECT count(*) FROM audit_log WHERE request_id = %s",
+                                 (ctx.request_id,)).fetchone()
+    assert written == (3,)

@@ -179,11 +179,17 @@ def _open(target: LaneTarget) -> ConnectionPool[Conn]:
 
 
 def _pool(route: _Route) -> ConnectionPool[Conn] | None:
-    """The shared lane pool of ``route`` (opened on first use); None once its owner closed."""
+    """The shared lane pool of ``route`` (opened on first use).
+
+    Once the route's owner closed, a connection still out of its pool (a read in flight on a
+    replica taken out of rotation) may use the lane pool while another open pool keeps it; None
+    when none does (a closed owner never opens or keeps a lane pool).
+    """
     with _lock:
         owner = route.owner
         if owner is not None and owner.closed:
-            return None
+            kept = _LANES.get(route.target)
+            return kept.pool if kept is not None else None
         lane = _LANES.get(route.target)
         if lane is None:
             lane = _Lane(_open(route.target))
