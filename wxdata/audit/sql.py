@@ -9,10 +9,11 @@ only on the entity spec and the column lists, so it is compiled once per shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+import attrs
 from psycopg import sql
 
 from wxdata.audit.record import (
@@ -136,13 +137,36 @@ _HEAD = (*CONTEXT_COLUMNS, *RECORD_COLUMNS)
 _INSERT_COLS = _COMMA.join(sql.Identifier(c) for c in (*_HEAD, *ID_COLUMNS))
 _HEAD_PARAMS = _COMMA.join(param_sql(c) for c in _HEAD)
 
-#: A riding record's own fields that are the same on every call of one statement shape (action,
-#: entity type, fields disclosed, PHI flag, regime, severity, outcome, tags), as ``(column, value)``
-#: pairs in record-column order; a field that is None is left out (the column's default, NULL).
-#: They are written into the statement as quoted literals, so a call binds only who acts, from
-#: where and why (the context columns), and the server adapts ten parameters instead of
-#: twenty-three.
-Constants = tuple[tuple[str, "str | bool"], ...]
+#: The record columns whose values come from a small set fixed by the code path (the action, the
+#: entity, the fields an operation discloses, its classification, outcome and tags). Every
+#: statement that writes a record carries them as literals, compiled once per shape, so a call
+#: binds only who acts, from where and why (ten context parameters), its ids where SQL does not
+#: compute them, and the free-form columns (changes, previous and new values, error, metadata)
+#: that are not NULL; a NULL column is left out (its default).
+SHAPE_COLUMNS = ("action", "entity_type", "fields_disclosed", "is_phi", "compliance_type",
+                 "severity", "success", "tags")
+_FREE_COLUMNS = tuple(c for c in RECORD_COLUMNS if c not in SHAPE_COLUMNS)
+
+
+@attrs.frozen(slots=True)
+class RecordShape:
+    """What a record statement's text depends on: the shape columns' values (literals, NULLs
+    left out) and which free-form columns are bound (the non-NULL ones)."""
+
+    constants: tuple[tuple[str, str | bool], ...]
+    free: tuple[str, ...]
+
+
+def shape_of(params: Mapping[str, Any]) -> tuple[RecordShape, dict[str, Any]]:
+    """Split a record's ``a_<column>`` parameters (:func:`wxdata.audit.record.params`) into its
+    statement shape and what a statement of that shape binds: the context and the non-NULL
+    free-form columns (a plain INSERT adds the ids)."""
+    shape = RecordShape(
+        tuple((c, v) for c in SHAPE_COLUMNS if (v := params[f"a_{c}"]) is not None),
+        tuple(c for c in _FREE_COLUMNS if params[f"a_{c}"] is not None),
+    )
+    bound = {f"a_{c}": params[f"a_{c}"] for c in (*CONTEXT_COLUMNS, *shape.free)}
+    return shape, bound
 
 
 def _constant(column: str, value: str | bool) -> sql.Composable:
@@ -150,20 +174,18 @@ def _constant(column: str, value: str | bool) -> sql.Composable:
     return sql.SQL("{}{}").format(sql.Literal(value), sql.SQL(cast_of(column)))
 
 
-def _head(constants: Constants,
+def _head(shape: RecordShape,
           exprs: dict[str, sql.Composable] | None = None) -> tuple[sql.Composable, sql.Composable]:
-    """The record's column list and values before its ids: the context bound, the record's own
-    fields as literals (or SQL expressions of the rows, ``exprs``), NULL fields left out."""
-    fixed = dict(constants)
-    unknown = fixed.keys() - set(RECORD_COLUMNS)
-    if unknown:
-        raise ValueError(f"not record columns: {sorted(unknown)}")
+    """The record's column list and values before its ids: the context and the free-form
+    columns bound, the shape columns as literals, or SQL expressions of the rows (``exprs``);
+    NULL columns left out."""
+    fixed = dict(shape.constants)
     columns: list[sql.Composable] = []
     values: list[sql.Composable] = []
     for c in _HEAD:
         if exprs and c in exprs:
             value = exprs[c]
-        elif c in CONTEXT_COLUMNS:
+        elif c in CONTEXT_COLUMNS or c in shape.free:
             value = param_sql(c)
         elif c in fixed:
             value = _constant(c, fixed[c])
@@ -175,22 +197,13 @@ def _head(constants: Constants,
     return _COMMA.join(columns), _COMMA.join(values)
 
 
-#: The record columns whose values come from a small set fixed by the code path (the action, the
-#: entity, the fields an operation discloses, its classification, outcome and tags): a plain
-#: INSERT writes them as literals, so its statement is one per such shape. The free-form columns
-#: (changes, previous and new values, error, metadata) stay bound, and are left out when None.
-SHAPE_COLUMNS = ("action", "entity_type", "fields_disclosed", "is_phi", "compliance_type",
-                 "severity", "success", "tags")
-_FREE_COLUMNS = tuple(c for c in RECORD_COLUMNS if c not in SHAPE_COLUMNS)
-
-
 _INSERT_ONE = sql.SQL("INSERT INTO audit_log ({insert}) VALUES ({values},{ids})")
 _ID_PARAMS = _COMMA.join(param_sql(c) for c in ID_COLUMNS)
 
 
 @lru_cache(maxsize=1024)
-def _insert_one(constants: Constants, free: tuple[str, ...]) -> str:
-    insert, values = _head(constants, {c: param_sql(c) for c in free})
+def _insert_one(shape: RecordShape) -> str:
+    insert, values = _head(shape)
     return _INSERT_ONE.format(insert=insert, values=values, ids=_ID_PARAMS).as_string()
 
 
@@ -199,14 +212,13 @@ def record_insert(ctx: ExecutionContext, record: AuditRecord) -> tuple[str, dict
     return insert_record(record_params(ctx, record))
 
 
-def insert_record(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The INSERT of one record and what it binds, from the record's ``a_<column>`` parameters
-    (:func:`wxdata.audit.record.params`): the context, the ids and the non-NULL free-form
-    fields bound, the shape columns as literals (see :data:`SHAPE_COLUMNS`)."""
-    constants = tuple((c, v) for c in SHAPE_COLUMNS if (v := params[f"a_{c}"]) is not None)
-    free = tuple(c for c in _FREE_COLUMNS if params[f"a_{c}"] is not None)
-    keep = {f"a_{c}" for c in (*CONTEXT_COLUMNS, *free, *ID_COLUMNS)}
-    return _insert_one(constants, free), {k: v for k, v in params.items() if k in keep}
+def insert_record(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The INSERT of one record and what it binds, from the record's ``a_<column>`` parameters:
+    the shape columns as literals (see :data:`SHAPE_COLUMNS`), the context, the non-NULL
+    free-form columns and the ids bound."""
+    shape, bound = shape_of(params)
+    bound.update({f"a_{c}": params[f"a_{c}"] for c in ID_COLUMNS})
+    return _insert_one(shape), bound
 
 
 def _names(columns: Iterable[str]) -> sql.Composable:
@@ -254,15 +266,16 @@ def _row_ids(entity: Entity[Any], alias: str = "s") -> sql.Composable:
 
 @lru_cache(maxsize=4096)
 def ride_read(entity: Entity[Any], source_sql: str, out_columns: tuple[str, ...],
-              hit: str | None = None, constants: Constants = (), one_row: bool = False) -> str:
+              hit: str | None = None, shape: RecordShape = RecordShape((), ()),
+              one_row: bool = False) -> str:
     """Wrap a SELECT so one READ record (ids and subjects of the rows returned) rides with it.
 
-    ``constants`` are the record's own fields (see :data:`Constants`); ``one_row`` says the
-    SELECT returns at most one row (a primary-key lookup), so the record takes that row's id and
-    subject without aggregating.
+    ``shape`` is the record's (see :class:`RecordShape`); ``one_row`` says the SELECT returns at
+    most one row (a primary-key lookup), so the record takes that row's id and subject without
+    aggregating.
     """
     where = sql.SQL(" WHERE {}").format(sql.Identifier("s", hit)) if hit else sql.SQL("")
-    insert, values = _head(constants)
+    insert, values = _head(shape)
     if one_row:
         return _RIDE_READ_ONE.format(
             source=sql.SQL(source_sql), insert=insert, values=values, ids=_row_ids(entity),
@@ -283,7 +296,7 @@ def ride_write(
     new_columns: tuple[str, ...] = (),
     old_columns: tuple[str, ...] = (),
     diff_columns: tuple[str, ...] = (),
-    constants: Constants = (),
+    shape: RecordShape = RecordShape((), ()),
 ) -> str:
     """Wrap an INSERT/UPDATE/DELETE ... RETURNING so its record rides in the same statement.
 
@@ -312,7 +325,7 @@ def ride_write(
         source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s)").format(
             source_cte, _COMMA.join(derived))
         from_clause = sql.SQL("FROM d s")
-    insert, values = _head(constants, exprs)
+    insert, values = _head(shape, exprs)
     return _RIDE_WRITE.format(
         source=source_cte, insert=insert, values=values, ids=_row_ids(entity),
         from_=from_clause, cols=_names(out_columns),

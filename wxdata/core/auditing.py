@@ -16,15 +16,12 @@ from wxdata.audit import denials
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.ownership import note_write, reads_owned
 from wxdata.audit.record import (
-    CONTEXT_COLUMNS,
-    RECORD_COLUMNS,
     AuditAction,
     AuditRecord,
     compliance_of,
     severity_of,
 )
 from wxdata.audit.record import params as audit_params
-from wxdata.audit.sql import record_insert
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core import ride
@@ -103,28 +100,25 @@ def _record(
 
 @attrs.frozen(slots=True)
 class Riding:
-    """What a riding statement needs of its record: the record itself (for a lane-2 replay), the
-    bound context parameters (who acts, from where, why) and the record's own fields, which are
-    constant for the statement's shape and written into it (see :data:`wxdata.audit.sql.Constants`).
-    """
+    """What a riding statement needs of its record: the record itself (for a lane-2 replay), its
+    statement shape and the parameters a statement of that shape binds (who acts, from where,
+    why; see :class:`wxdata.audit.sql.RecordShape`)."""
 
     record: AuditRecord
+    shape: audit_sql.RecordShape
     bound: types.MappingProxyType[str, Any]
-    constants: audit_sql.Constants
 
 
 @functools.lru_cache(maxsize=2048)
 def _riding(
     ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, fields: tuple[str, ...] = ()
 ) -> Riding:
-    """The record of a riding statement, split into its bound context and its constant fields:
-    ids and subjects come from SQL, so the rest depends only on who acts, the entity, the action
-    and the fields (memoised per call shape: several calls of one request reuse it)."""
+    """The record of a riding statement, its shape and bound parameters: ids and subjects come
+    from SQL, so the rest depends only on who acts, the entity, the action and the fields
+    (memoised per call shape: several calls of one request reuse it)."""
     record = _record(ctx, entity, action, fields=fields)
-    every = _ride_params(ctx, record)
-    bound = {f"a_{c}": every[f"a_{c}"] for c in CONTEXT_COLUMNS}
-    constants = tuple((c, v) for c in RECORD_COLUMNS if (v := every[f"a_{c}"]) is not None)
-    return Riding(record, types.MappingProxyType(bound), constants)
+    shape, bound = audit_sql.shape_of(_ride_params(ctx, record))
+    return Riding(record, shape, types.MappingProxyType(bound))
 
 
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
@@ -231,7 +225,7 @@ def _read(
         if rows and not (yield from _detached_read(ctx, entity, riding.record, rows)):
             raise _Err(UNRECORDED)  # no record, no data
         return rows
-    ridden = ride.read(entity, sql, out_columns, hit, riding.constants, one_row)
+    ridden = ride.read(entity, sql, out_columns, hit, riding.shape, one_row)
     merged = riding.bound.copy()  # the context's ``a_*`` parameters; the read's own never start "a_"
     merged.update(params)
     rows = build((yield from _run(conn, ctx, entity, ridden, merged)))
@@ -266,7 +260,7 @@ def _write_record(
     if scope.read_only:
         kept: bool = yield Detached(ctx, record)
         return kept
-    yield Execute(*record_insert(ctx, record), settings().prepare, "audit")
+    yield Execute(*audit_sql.record_insert(ctx, record), settings().prepare, "audit")
     return True
 
 

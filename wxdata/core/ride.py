@@ -13,21 +13,21 @@ from wxdata.schema.spec import Entity
 
 
 def read(entity: Entity[Any], sql: str, out_columns: tuple[str, ...], hit: str | None,
-         constants: audit_sql.Constants, one_row: bool = False) -> str:
+         shape: audit_sql.RecordShape, one_row: bool = False) -> str:
     """``sql`` (a SELECT) with one READ record of the rows it returns riding in it; ``one_row``
     when the SELECT returns at most one row."""
-    return audit_sql.ride_read(entity, sql, out_columns, hit, constants, one_row)
+    return audit_sql.ride_read(entity, sql, out_columns, hit, shape, one_row)
 
 
 def write(
     entity: Entity[Any], sql: str, out_columns: tuple[str, ...],
-    constants: audit_sql.Constants, *, new_columns: tuple[str, ...] = (),
+    shape: audit_sql.RecordShape, *, new_columns: tuple[str, ...] = (),
     old_columns: tuple[str, ...] = (), diff_columns: tuple[str, ...] = (),
 ) -> str:
     """``sql`` (a write ... RETURNING) with its record riding in it (snapshot, previous or diff)."""
     return audit_sql.ride_write(entity, sql, out_columns, new_columns=new_columns,
                                 old_columns=old_columns, diff_columns=diff_columns,
-                                constants=constants)
+                                shape=shape)
 
 
 def bulk(entity: Entity[Any], sql: str) -> str:

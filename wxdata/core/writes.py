@@ -98,10 +98,10 @@ def create(
     if _writes_audited():
         snap = tuple(c for c in columns if c in values or c == entity.pk)
         riding = _riding(ctx, entity, AuditAction.CREATE)
-        sql = _insert_statement(entity, columns, snap, riding.constants)
+        sql = _insert_statement(entity, columns, snap, riding.shape)
         params.update(riding.bound)
     else:
-        sql = _insert_statement(entity, columns, None, ())
+        sql = _insert_statement(entity, columns, None, audit_sql.RecordShape((), ()))
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
     except _Err as err:
@@ -114,31 +114,31 @@ def create(
 @functools.lru_cache(maxsize=4096)
 def _insert_statement(
     entity: Entity[Any], columns: tuple[str, ...], snapshot: tuple[str, ...] | None,
-    constants: audit_sql.Constants,
+    shape: audit_sql.RecordShape,
 ) -> str:
     """The INSERT of ``columns`` returning the row, with its CREATE record (a snapshot of
-    ``snapshot``, the record's ``constants``) riding in it unless ``snapshot`` is None: once per
+    ``snapshot``, the record's ``shape``) riding in it unless ``snapshot`` is None: once per
     entity and shape."""
     out = entity.column_names
     sql = compiler.insert_row(entity, columns, out)
     if snapshot is None:
         return sql
-    return ride.write(entity, sql, out, constants, new_columns=snapshot)
+    return ride.write(entity, sql, out, shape, new_columns=snapshot)
 
 
 @functools.lru_cache(maxsize=4096)
 def _update_statement(
     entity: Entity[Any], columns: tuple[str, ...], check: bool,
-    constants: audit_sql.Constants | None,
+    shape: audit_sql.RecordShape | None,
 ) -> str:
     """The UPDATE of ``columns`` by id returning the row, with its diff record (the record's
-    ``constants``) riding in it unless ``constants`` is None: once per entity and shape."""
+    ``shape``) riding in it unless ``shape`` is None: once per entity and shape."""
     out = entity.column_names
-    audited = constants is not None
+    audited = shape is not None
     sql = compiler.update_row(entity, columns, out, check, with_old=audited)
-    if constants is None:
+    if shape is None:
         return sql
-    return ride.write(entity, sql, out, constants, diff_columns=columns)
+    return ride.write(entity, sql, out, shape, diff_columns=columns)
 
 
 def _write_params(entity: Entity[Any], clean: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,7 +205,7 @@ def _update(
     out = entity.column_names
     check = expected_version is not None and entity.versioned
     riding = _riding(ctx, entity, AuditAction.UPDATE) if _writes_audited() else None
-    sql = _update_statement(entity, columns, check, riding.constants if riding else None)
+    sql = _update_statement(entity, columns, check, riding.shape if riding else None)
     params = _write_params(entity, clean)
     params["_id"] = key
     params["_uid"] = ctx.user_id
@@ -293,7 +293,7 @@ def _delete_or_restore(
     if _writes_audited():
         old = () if entity.soft_delete else out
         riding = _riding(ctx, entity, action)
-        sql = ride.write(entity, sql, out, riding.constants, old_columns=old)
+        sql = ride.write(entity, sql, out, riding.shape, old_columns=old)
         params.update(riding.bound)
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
