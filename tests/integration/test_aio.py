@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import uuid
 import weakref
 from collections import Counter
@@ -268,3 +269,39 @@ def test_async_pool_pings_only_idle_connections_and_replaces_a_dead_one(
 
     dead, fresh, one = asyncio.run(checkouts())
     assert fresh != dead and one == 1
+
+
+def test_async_pool_resets_a_returned_connection_in_putconn_and_closes_it_with_the_pool(
+    db_url, conn,
+) -> None:
+    """A connection handed back inside a transaction is rolled back and set to autocommit before
+    ``putconn`` returns (not later, in a pool worker), so it is ready for the very next checkout;
+    handed back just before ``close()``, it does not outlive the pool on the server."""
+    import wxdata.db as db
+
+    async def scenario() -> tuple[object, bool, bool, int, bool]:
+        pool = await aio.create_pool(db_url, min_size=1, max_size=1)
+        try:
+            assert pool._reset is None  # no psycopg_pool reset task on the return path
+            c = await pool.getconn()
+            await c.set_autocommit(False)
+            await c.execute("SELECT 1")  # a transaction left open
+            await pool.putconn(c)
+            status, autocommit, fresh = (c.info.transaction_status, c.autocommit,
+                                         not db.needs_ping(c))
+            last = await pool.getconn()
+            pid = last.info.backend_pid
+            await pool.putconn(last)
+        finally:
+            await pool.close()
+        return status, autocommit, fresh, pid, last.closed
+
+    status, autocommit, fresh, pid, closed = asyncio.run(scenario())
+    assert (status, autocommit, fresh) == (psycopg.pq.TransactionStatus.IDLE, True, True)
+    assert closed
+    deadline = time.monotonic() + 10  # the backend exits once it reads the closed socket
+    while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                       (pid,)).fetchone() != (0,) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                        (pid,)).fetchone() == (0,)

@@ -81,11 +81,29 @@ async def check_if_idle(conn: AConn) -> None:
 
 
 class AsyncPool(AsyncConnectionPool[AConn]):
-    """An async pool that also owns the audit lane-2 pools its connections write to."""
+    """An async pool that also owns the audit lane-2 pools its connections write to.
 
-    def __init__(self, *args: Any, lane: Any = None, **kwargs: Any) -> None:
+    A connection is reset in :meth:`putconn` itself (``on_return``), as the sync pool does, not
+    through psycopg_pool's ``reset=``: with a reset callback psycopg_pool hands every returned
+    connection to a worker task, so the next checkout of that connection waits for the task to
+    run, and a task that runs after :meth:`close` leaves its connection open on the server.
+    """
+
+    def __init__(self, *args: Any, lane: Any = None,
+                 on_return: Callable[[AConn], Awaitable[None]] | None = None,
+                 **kwargs: Any) -> None:
         self.lane = lane  # the lane-2 owner (wxdata.audit.lanes.LaneOwner)
+        self._on_return = on_return
         super().__init__(*args, **kwargs)
+
+    async def putconn(self, conn: AConn) -> None:
+        """Reset ``conn`` here, then return it to the pool (closed if the pool is)."""
+        if self._on_return is not None and not (conn.closed or conn.broken or self.closed):
+            try:
+                await self._on_return(conn)
+            except psycopg.Error:
+                await conn.close()  # psycopg_pool counts it as returned bad and opens a new one
+        await super().putconn(conn)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Close the pool's connections, then the lane-2 pools only it was using."""
@@ -128,7 +146,7 @@ async def create_pool(
     if policy is not None:
         kwargs.setdefault("connection_class", AsyncTracedConnection)
     pool = AsyncPool(
-        configure=setup, reset=_reset, check=check_if_idle, open=False, lane=owner,
+        configure=setup, on_return=_reset, check=check_if_idle, open=False, lane=owner,
         **pool_options(url, config, min_size, max_size, name), **kwargs,
     )
     if open:
