@@ -293,6 +293,19 @@ class Env:
 
 
 @contextlib.contextmanager
+def read_commit_async() -> Iterator[None]:
+    """Run with ``AUDIT_READ_COMMIT=async`` (audit on), restoring the previous settings after."""
+    from wxdata.config import configure, settings
+
+    previous = settings()
+    configure(attrs.evolve(previous, audit_read_commit="async"))
+    try:
+        yield
+    finally:
+        configure(previous)
+
+
+@contextlib.contextmanager
 def audit_disabled() -> Iterator[None]:
     """Run with ``AUDIT_ENABLED=false`` (process settings), restoring the previous settings after."""
     from wxdata.config import configure, settings
@@ -676,7 +689,7 @@ ALL_KEYS = ("fetch", "rls", "page", "search", "create", "update", "delete", "bul
 #: ``--targets``: the workloads and variant families the targets table (benchmarks/report.py) reads.
 TARGET_KEYS = frozenset({"fetch", "page", "phi_read", "create", "update", "bulk", "mixed", "cache",
                          "audit_rate", "wal"})
-TARGET_FAMILIES = frozenset({"raw", "floor", "wx", "wx_noaudit"})
+TARGET_FAMILIES = frozenset({"raw", "raw_audit", "floor", "wx", "wx_noaudit", "wx_relaxed"})
 TARGETS_SCALE = 100_000
 TARGETS_REPS = 7
 

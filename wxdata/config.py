@@ -27,6 +27,11 @@ CacheBackendName = Literal["memory", "redis", "tiered"]
 ReplicaStrategy = Literal["round_robin", "least_loaded"]
 PoolerMode = Literal["none", "transaction"]
 _POOLER_MODES: tuple[PoolerMode, ...] = ("none", "transaction")
+#: How the commit of a read's disclosure record waits for the WAL: ``durable`` (flushed before the
+#: data is returned) or ``async`` (``synchronous_commit = off`` for that commit only; see
+#: :attr:`Settings.audit_read_commit`).
+ReadCommitMode = Literal["durable", "async"]
+_READ_COMMIT_MODES: tuple[ReadCommitMode, ...] = ("durable", "async")
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -73,6 +78,15 @@ class Settings:
     redis_url: str | None = attrs.field(default=None, repr=_masked)
     audit_enabled: bool = True
     audit_phi_access: bool = True
+    #: ``durable`` (the default): a read outside a unit of work returns its rows only once the
+    #: commit carrying its disclosure record is flushed to the WAL. ``async`` (opt-in,
+    #: ``AUDIT_READ_COMMIT=async``): that commit alone runs with ``synchronous_commit = off``;
+    #: the record is still written in the read's own statement and transaction (no rows without
+    #: it), but a crash of the PostgreSQL server (not of the client) can lose the records of the
+    #: reads committed in the last ``3 x wal_writer_delay`` (600 ms by default). Writes, units of
+    #: work, cache invalidations and every other record stay durable.
+    audit_read_commit: ReadCommitMode = attrs.field(
+        default="durable", validator=attrs.validators.in_(_READ_COMMIT_MODES))
     audit_hmac_key: bytes | None = attrs.field(default=None, repr=_masked)
     audit_lane_pool_max: int = 4
     audit_lane_timeout: float = 5.0
@@ -266,6 +280,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     pooler = env.get("DB_POOLER", "none").strip().lower() or "none"
     if pooler not in _POOLER_MODES:
         raise ConfigError("DB_POOLER must be none or transaction")
+    read_commit = env.get("AUDIT_READ_COMMIT", "durable").strip().lower() or "durable"
+    if read_commit not in _READ_COMMIT_MODES:
+        raise ConfigError("AUDIT_READ_COMMIT must be durable or async")
     settings = Settings(
         database_url=_database_url(env),
         migration_url=_url(env, "WXDATA_MIGRATION_URL"),
@@ -297,6 +314,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         audit_enabled=_bool(env, "AUDIT_ENABLED", True),
         audit_phi_access=_bool(env, "AUDIT_PHI_ACCESS", True),
+        audit_read_commit=read_commit,
         audit_hmac_key=_key(env, "AUDIT_HMAC_KEY", tuple(range(16, 129))),
         audit_lane_pool_max=_int(env, "AUDIT_LANE_POOL_MAX", 4, 1, 1000),
         audit_lane_timeout=_seconds(env, "AUDIT_LANE_TIMEOUT", 5.0, 0.0, 300.0),

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
+from wxdata.audit.sql import relaxed_commit
 from wxdata.config import ConfigError, load_settings
 from wxdata.db import connect_kwargs, conninfo
 from wxdata.sizing import ConnectionBudget
@@ -47,6 +48,29 @@ def test_bad_pooler_value_is_refused_without_echoing_it(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"DB_POOLER": value})
     assert str(caught.value) == "DB_POOLER must be none or transaction"
+
+
+# --- how a read's disclosure record commits --------------------------------------------------------
+
+
+def test_read_commit_setting_values() -> None:
+    assert load_settings({}).audit_read_commit == "durable"
+    assert load_settings({"AUDIT_READ_COMMIT": " Async "}).audit_read_commit == "async"
+    assert load_settings({"AUDIT_READ_COMMIT": "durable"}).audit_read_commit == "durable"
+
+
+@given(st.text(max_size=20).filter(lambda v: v.strip().lower() not in ("", "durable", "async")))
+def test_bad_read_commit_value_is_refused_without_echoing_it(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"AUDIT_READ_COMMIT": value})
+    assert str(caught.value) == "AUDIT_READ_COMMIT must be durable or async"
+    with pytest.raises(ValueError):  # nor can a Settings value be built with it
+        attrs.evolve(load_settings({}), audit_read_commit=value)
+
+
+@given(st.sampled_from(["durable", "async"]), st.booleans())
+def test_only_an_autocommit_read_in_async_mode_is_relaxed(mode: str, autocommit: bool) -> None:
+    assert relaxed_commit(mode, autocommit) is (mode == "async" and autocommit)
 
 
 def test_connect_kwargs_per_mode() -> None:

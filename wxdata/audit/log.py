@@ -38,7 +38,7 @@ from wxdata.audit.record import (
     severity_of,
 )
 from wxdata.audit.redact import redact_row
-from wxdata.audit.sql import record_insert
+from wxdata.audit.sql import record_insert, relaxed_commit
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
@@ -119,8 +119,12 @@ def record_plan(
     scope = current_scope(conn)
     if scope is not None and scope.read_only:
         return (yield from surviving_plan(conn, ctx, record))
+    config = settings()
+    # a disclosure outside a unit of work is its own transaction: a READ may commit relaxed
+    relaxed = (scope is None and disclosure and record.action is AuditAction.READ
+               and relaxed_commit(config.audit_read_commit, conn.autocommit))
     try:
-        yield Execute(*record_insert(ctx, record), settings().prepare, "audit")
+        yield Execute(*record_insert(ctx, record, relaxed=relaxed), config.prepare, "audit")
     except psycopg.Error as exc:
         return Failure(from_db_error(exc, "AuditLog"))
     if scope is not None and disclosure:

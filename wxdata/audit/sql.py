@@ -46,6 +46,7 @@ _EMPTY_OBJECT = sql.SQL("'{}'::jsonb")
 _EMPTY_UUIDS = sql.SQL("'{}'::uuid[]")
 _NULL_UUID = sql.SQL("NULL::uuid")
 _COMMA = sql.SQL(",")
+_AND = sql.SQL(" AND ")
 
 
 def _scrub(ref: sql.Composable) -> sql.Composable:
@@ -198,27 +199,32 @@ def _head(shape: RecordShape,
 
 
 _INSERT_ONE = sql.SQL("INSERT INTO audit_log ({insert}) VALUES ({values},{ids})")
+_INSERT_ONE_RELAXED = sql.SQL("INSERT INTO audit_log ({insert}) SELECT {values},{ids} WHERE {relax}")
 _ID_PARAMS = _COMMA.join(param_sql(c) for c in ID_COLUMNS)
 
 
 @lru_cache(maxsize=1024)
-def _insert_one(shape: RecordShape) -> str:
+def _insert_one(shape: RecordShape, relaxed: bool) -> str:
     insert, values = _head(shape)
-    return _INSERT_ONE.format(insert=insert, values=values, ids=_ID_PARAMS).as_string()
+    template = _INSERT_ONE_RELAXED if relaxed else _INSERT_ONE
+    return template.format(insert=insert, values=values, ids=_ID_PARAMS, relax=_RELAX).as_string()
 
 
-def record_insert(ctx: ExecutionContext, record: AuditRecord) -> tuple[str, dict[str, Any]]:
+def record_insert(ctx: ExecutionContext, record: AuditRecord, *,
+                  relaxed: bool = False) -> tuple[str, dict[str, Any]]:
     """The INSERT of ``record`` written under ``ctx``, and what it binds (see :func:`insert_record`)."""
-    return insert_record(record_params(ctx, record))
+    return insert_record(record_params(ctx, record), relaxed=relaxed)
 
 
-def insert_record(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def insert_record(params: Mapping[str, Any], *,
+                  relaxed: bool = False) -> tuple[str, dict[str, Any]]:
     """The INSERT of one record and what it binds, from the record's ``a_<column>`` parameters:
     the shape columns as literals (see :data:`SHAPE_COLUMNS`), the context, the non-NULL
-    free-form columns and the ids bound."""
+    free-form columns and the ids bound. ``relaxed``: its commit does not wait for the WAL flush
+    (a cache hit's disclosure under ``AUDIT_READ_COMMIT=async``; see :func:`relaxed_commit`)."""
     shape, bound = shape_of(params)
     bound.update({f"a_{c}": params[f"a_{c}"] for c in ID_COLUMNS})
-    return _insert_one(shape), bound
+    return _insert_one(shape, relaxed), bound
 
 
 def _names(columns: Iterable[str]) -> sql.Composable:
@@ -227,7 +233,7 @@ def _names(columns: Iterable[str]) -> sql.Composable:
 
 _RIDE_READ = sql.SQL(
     "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
-    "SELECT {values},{ids} FROM s{where} HAVING count({pk})>0) SELECT {cols} FROM s"
+    "SELECT {values},{ids} FROM s{where} HAVING count({pk})>0{relax}) SELECT {cols} FROM s"
 )
 #: A read of at most one row (by primary key): its record takes the row's id and subject
 #: directly, with no aggregate (no row, no record, as with the aggregate form).
@@ -267,24 +273,29 @@ def _row_ids(entity: Entity[Any], alias: str = "s") -> sql.Composable:
 @lru_cache(maxsize=4096)
 def ride_read(entity: Entity[Any], source_sql: str, out_columns: tuple[str, ...],
               hit: str | None = None, shape: RecordShape = RecordShape((), ()),
-              one_row: bool = False) -> str:
+              one_row: bool = False, relaxed: bool = False) -> str:
     """Wrap a SELECT so one READ record (ids and subjects of the rows returned) rides with it.
 
     ``shape`` is the record's (see :class:`RecordShape`); ``one_row`` says the SELECT returns at
     most one row (a primary-key lookup), so the record takes that row's id and subject without
-    aggregating.
+    aggregating. ``relaxed``: the record's commit does not wait for the WAL flush (see
+    :func:`relaxed_commit`; set once per record, in the same statement).
     """
-    where = sql.SQL(" WHERE {}").format(sql.Identifier("s", hit)) if hit else sql.SQL("")
+    conditions = [sql.Identifier("s", hit)] if hit else []
     insert, values = _head(shape)
     if one_row:
+        where = _AND.join([*conditions, _RELAX] if relaxed else conditions)
         return _RIDE_READ_ONE.format(
             source=sql.SQL(source_sql), insert=insert, values=values, ids=_row_ids(entity),
-            where=where, cols=_names(out_columns),
+            where=sql.SQL(" WHERE {}").format(where) if relaxed or hit else sql.SQL(""),
+            cols=_names(out_columns),
         ).as_string()
     return _RIDE_READ.format(
         source=sql.SQL(source_sql), insert=insert, values=values,
-        ids=_ids(entity.pk, entity.subject), where=where, pk=sql.Identifier("s", entity.pk),
-        cols=_names(out_columns),
+        ids=_ids(entity.pk, entity.subject),
+        where=sql.SQL(" WHERE {}").format(conditions[0]) if hit else sql.SQL(""),
+        pk=sql.Identifier("s", entity.pk), cols=_names(out_columns),
+        relax=sql.SQL(" AND {}").format(_RELAX) if relaxed else sql.SQL(""),
     ).as_string()
 
 
@@ -339,3 +350,21 @@ def ride_bulk(entity: Entity[Any], source_sql: str) -> str:
         source=sql.SQL(source_sql), insert=_INSERT_COLS, params=_HEAD_PARAMS,
         ids=_ids(entity.pk, entity.subject), pk=sql.Identifier("s", entity.pk),
     ).as_string()
+
+
+
+#: The condition a relaxed record carries (``AUDIT_READ_COMMIT=async``): evaluated once, when the
+#: record is inserted, it sets ``synchronous_commit = off`` for the rest of the statement's own
+#: transaction only, so the commit that carries the record does not wait for the WAL flush. Inside
+#: the statement, it needs no statement or round trip of its own.
+_RELAX = sql.SQL("set_config('synchronous_commit','off',true) IS NOT NULL")
+
+
+def relaxed_commit(mode: str, autocommit: bool) -> bool:
+    """Whether a read's record may commit without waiting for the WAL flush.
+
+    Only when configured (``mode`` is ``async``) and on an autocommit connection outside a unit of
+    work (the caller checks the scope), where the read's statement is its own transaction: never
+    a transaction that goes on to write, whose commit must stay durable.
+    """
+    return mode == "async" and autocommit

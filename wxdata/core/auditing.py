@@ -225,7 +225,10 @@ def _read(
         if rows and not (yield from _detached_read(ctx, entity, riding.record, rows)):
             raise _Err(UNRECORDED)  # no record, no data
         return rows
-    ridden = ride.read(entity, sql, out_columns, hit, riding.shape, one_row)
+    # outside a unit of work the read is its own transaction: its record's commit may be relaxed
+    relaxed = scope is None and audit_sql.relaxed_commit(settings().audit_read_commit,
+                                                         conn.autocommit)
+    ridden = ride.read(entity, sql, out_columns, hit, riding.shape, one_row, relaxed)
     merged = riding.bound.copy()  # the context's ``a_*`` parameters; the read's own never start "a_"
     merged.update(params)
     rows = build((yield from _run(conn, ctx, entity, ridden, merged)))
