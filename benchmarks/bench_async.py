@@ -357,14 +357,16 @@ def page_with_total(env: Env) -> AWorkload:
         return op
 
     async def raw_audit(c: Clients) -> AsyncOp:
-        sql, params = _captured(env, "page", lambda conn: w._ok(students.find_many(
-            conn, env.ctx, {"grade": "7"}, order_by=w.ORDER, page=3, limit=20)))
-        g, off, pool = w._slot(params, "7"), w._slot(params, 40), await c.raw()
+        # wxdata writes the window of the first pages into the statement: one statement per page
+        by_page = {page: _captured(env, f"page-{page}", lambda conn, p=page: w._ok(
+            students.find_many(conn, env.ctx, {"grade": "7"}, order_by=w.ORDER, page=p,
+                               limit=20))) for page in range(1, 6)}
+        g, pool = w._slot(by_page[1][1], "7"), await c.raw()
 
         async def op(x: tuple[str, int]) -> bool:
+            sql, params = by_page[x[1]]
             async with pool.connection() as conn:
-                cur = await conn.execute(sql, {**params, g: x[0], off: (x[1] - 1) * 20},
-                                         prepare=True)
+                cur = await conn.execute(sql, {**params, g: x[0]}, prepare=True)
                 return await cur.fetchall() is not None
         return op
 

@@ -485,13 +485,16 @@ def page_with_total(env: Env) -> list[Workload]:
         return op
 
     def raw_audit(env: Env) -> Op:
-        sql, params = statement(capture(env, lambda c: _ok(students.find_many(
-            c, env.ctx, {"grade": "7"}, order_by=ORDER, page=3, limit=20))), "INSERT INTO audit_log")
-        g, off = _slot(params, "7"), _slot(params, 40)
+        # wxdata writes the window of the first pages into the statement: one statement per page
+        by_page = {page: statement(capture(env, lambda c, p=page: _ok(students.find_many(
+            c, env.ctx, {"grade": "7"}, order_by=ORDER, page=p, limit=20))),
+            "INSERT INTO audit_log") for page in range(1, 6)}
+        g = _slot(by_page[1][1], "7")
         cur = _cursor(env)
 
         def op(x: tuple[str, int]) -> Any:
-            cur.execute(sql, {**params, g: x[0], off: (x[1] - 1) * 20}, prepare=True)
+            sql, params = by_page[x[1]]
+            cur.execute(sql, {**params, g: x[0]}, prepare=True)
             return cur.fetchall() is not None
         return op
 

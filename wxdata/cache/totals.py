@@ -148,9 +148,9 @@ def _plan(
         total = got.unwrap()
         if type(total) is int and total >= 0:
             columns = entity.column_names
-            params.update(_limit=limit, _offset=(page - 1) * limit)
+            paged = reads.windowed(rows_sql, params, page, limit)
             try:
-                data = yield from _read(conn, ctx, entity, rows_sql, params, columns, columns,
+                data = yield from _read(conn, ctx, entity, paged, params, columns, columns,
                                         build=_rows_builder(entity, columns, None))
             except _Err as err:
                 return Failure(err.error)

@@ -137,6 +137,24 @@ def find_projected(
                              projection.unwrap()))
 
 
+#: Pages up to this one are sent with their LIMIT and OFFSET written into the statement
+#: (:func:`wxdata.query.compiler.with_window`), so each keeps one generic plan; deeper pages (rarer,
+#: and better read with ``find_after``) pass them as parameters rather than add a statement per page.
+LITERAL_WINDOW_PAGES = 5
+
+
+def windowed(sql: str, params: dict[str, Any], page: int, limit: int) -> str:
+    """A paged statement with the window of ``page``: written in for the first
+    :data:`LITERAL_WINDOW_PAGES` pages (a statement per page and limit, planned once), bound as
+    ``_limit``/``_offset`` in ``params`` after them."""
+    offset = (page - 1) * limit
+    if page <= LITERAL_WINDOW_PAGES:
+        return compiler.with_window(sql, limit, offset)
+    params["_limit"] = limit
+    params["_offset"] = offset
+    return sql
+
+
 def _page(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where, order_by: SortSpec,
     page: int, limit: int, include_deleted: bool, select: tuple[str, ...] | None,
@@ -151,8 +169,7 @@ def _page(
         shape, params = _where(entity, where)
         sql, fetch, out_columns, build_rows = _page_statement(entity, shape, key, select,
                                                               include_deleted)
-        params["_limit"] = limit
-        params["_offset"] = (page - 1) * limit
+        sql = windowed(sql, params, page, limit)
         total = [0]
 
         def build(rows: list[tuple[Any, ...]]) -> list[Any]:

@@ -244,6 +244,27 @@ def select_page(
     return f'SELECT c."_total",t.* FROM ({count.get_sql()}) c LEFT JOIN LATERAL ({rows}) t ON true'
 
 
+_WINDOW = "LIMIT %(_limit)s OFFSET %(_offset)s"
+
+
+@lru_cache(maxsize=CACHE_SIZE, typed=True)  # typed: True and 1.0 must not find 1's entry
+def with_window(statement: str, limit: int, offset: int) -> str:
+    """``statement`` (of :func:`select_rows` or :func:`select_page`, paged) with its LIMIT and
+    OFFSET written in as integer literals instead of the ``_limit``/``_offset`` parameters.
+
+    With the OFFSET a parameter, PostgreSQL's generic plan of a prepared page must assume an
+    unknown share of the rows skipped, so it never looks cheaper than a plan made for the values
+    at hand: the statement is planned again on every execution, which for a page with its audit
+    record riding in it costs more than running it. With both known, the generic plan is chosen
+    and reused. ``limit`` and ``offset`` are checked integers (``check_page``), never text.
+    """
+    if type(limit) is not int or type(offset) is not int or limit < 1 or offset < 0:
+        raise ValueError("limit and offset must be non-negative integers")
+    if statement.count(_WINDOW) != 1:
+        raise ValueError("the statement has no LIMIT/OFFSET parameters to write in")
+    return statement.replace(_WINDOW, f"LIMIT {limit:d} OFFSET {offset:d}")
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def select_count(entity: Entity[Any], shape: Shape | None, deleted: str = "live") -> str:
     """SELECT count(*) WHERE filter."""
