@@ -115,6 +115,56 @@ def _explain(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) ->
     return wal, plan.group(1) if plan else "?", exe.group(1) if exe else "?"
 
 
+def _page_plans(env: Env, connect: Callable[..., psycopg.Cursor[Any]], off: str,
+                reps: int) -> list[str]:
+    """The audited page of 20 + total: its window bound as parameters (PostgreSQL re-plans the
+    statement on every call) against written in (wxdata's first pages: one generic plan)."""
+    from benchmarks.seed import GRADES
+    from benchmarks.workloads import ORDER
+    from wxdata.domains import students
+
+    written = {page: statement(capture(env, lambda c, p=page: students.find_many(
+        c, env.ctx, {"grade": "7"}, order_by=ORDER, page=p, limit=20)), "INSERT INTO audit_log")
+        for page in range(1, 6)}
+    grade = _slot(written[1][1], "7")
+    bound_sql = re.sub(r"LIMIT 20 OFFSET [0-9]+", "LIMIT %(_limit)s OFFSET %(_offset)s",
+                       written[1][0])
+    inputs = [(GRADES[i % len(GRADES)], 1 + i % 5) for i in range(200)]
+
+    def bound_op(cur: psycopg.Cursor[Any]) -> Op:
+        def op(x: tuple[str, int]) -> Any:
+            cur.execute(bound_sql, {**written[1][1], grade: x[0], "_limit": 20,
+                                    "_offset": (x[1] - 1) * 20}, prepare=True)
+            return cur.fetchall()
+        return op
+
+    def written_op(cur: psycopg.Cursor[Any]) -> Op:
+        def op(x: tuple[str, int]) -> Any:
+            sql, params = written[x[1]]
+            cur.execute(sql, {**params, grade: x[0]}, prepare=True)
+            return cur.fetchall()
+        return op
+
+    default_bound, default_written = connect(off), connect(off)
+    samples = _interleaved({
+        "window bound, plan cache default": bound_op(default_bound),
+        "window bound, generic plan forced": bound_op(
+            connect(off, "SET plan_cache_mode = force_generic_plan")),
+        "window written in (wxdata, pages 1-5), plan cache default": written_op(default_written),
+    }, inputs, reps)
+    plans = [
+        f"{name}: {cur.connection.execute(_PLANS).fetchall()}"
+        for name, cur in (("bound", default_bound), ("written in", default_written))]
+    return [*_table("Audited page of 20 + total (synchronous_commit=off): LIMIT/OFFSET bound "
+                    "vs written in", samples, "window bound, plan cache default"),
+            "plans chosen by the plan cache (generic, custom) per statement: " + "; ".join(plans),
+            ""]
+
+
+_PLANS = ("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+          "WHERE statement LIKE 'WITH s AS%%INSERT INTO audit_log%%'")
+
+
 def run(args: argparse.Namespace) -> str:
     """Seed, capture, measure; the Markdown report."""
     from wxdata.domains import health_records, students
@@ -213,6 +263,7 @@ def run(args: argparse.Namespace) -> str:
             }, inputs, args.reps)
             out += _table("PHI read, synchronous_commit=off (the CPU share, not durable: "
                           "decomposition only)", samples, "bare fetch")
+            out += _page_plans(env, connect, off, args.reps)
             conn.execute(off)
 
             # per-index cost: each secondary index of audit_log dropped in turn

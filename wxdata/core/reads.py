@@ -253,8 +253,7 @@ def find_after(
             params.update({f"_k{i}": v for i, v in enumerate(values.unwrap())})
         columns = entity.column_names
         sql = compiler.select_after(entity, shape, sort, columns, _deleted(include_deleted),
-                                    after is None)
-        params["_limit"] = limit
+                                    after is None, limit)
         rows = yield from _read(conn, ctx, entity, sql, params, columns, columns,
                                 build=_rows_builder(entity, columns, None))
     except _Err as err:

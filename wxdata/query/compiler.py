@@ -181,7 +181,7 @@ def select_rows(
     return sql + " FOR UPDATE" if for_update else sql
 
 
-@lru_cache(maxsize=CACHE_SIZE)
+@lru_cache(maxsize=CACHE_SIZE, typed=True)
 def select_after(
     entity: Entity[Any],
     shape: Shape | None,
@@ -189,8 +189,13 @@ def select_after(
     projection: tuple[str, ...],
     deleted: str = "live",
     first: bool = True,
+    limit: int | None = None,
 ) -> str:
     """Keyset page: rows strictly after the cursor values ``%(_k<i>)s`` in sort order.
+
+    ``limit`` (a checked integer) is written into the statement, as a page's window is (see
+    :func:`with_window`: with it a parameter, the statement is re-planned on every call); None
+    leaves it the ``%(_limit)s`` parameter.
 
     When every sort column runs the same way the condition is one row-value comparison, which an
     index on the sort columns seeks to directly. Mixed directions expand to the OR chain, led by
@@ -218,7 +223,10 @@ def select_after(
         where = keyset if where is None else where & keyset
     if where is not None:
         q = q.where(where)
-    return str(q.orderby(*_order_terms(sort)).limit(param("_limit")).get_sql())
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ValueError("limit must be a positive integer")
+    return str(q.orderby(*_order_terms(sort)).limit(param("_limit") if limit is None else limit)
+               .get_sql())
 
 
 @lru_cache(maxsize=CACHE_SIZE)
