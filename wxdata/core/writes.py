@@ -126,16 +126,23 @@ def _insert_statement(
     return ride.write(entity, sql, out, shape, new_columns=snapshot)
 
 
+#: The first PostgreSQL (``server_version_num``) whose RETURNING can name the row an UPDATE
+#: replaced (``old.<column>``): the audited update then needs no locking self-join for its diff.
+RETURNING_OLD_SINCE = 180000
+
+
 @functools.lru_cache(maxsize=4096)
 def _update_statement(
     entity: Entity[Any], columns: tuple[str, ...], check: bool,
-    shape: audit_sql.RecordShape | None,
+    shape: audit_sql.RecordShape | None, old_returning: bool = False,
 ) -> str:
     """The UPDATE of ``columns`` by id returning the row, with its diff record (the record's
-    ``shape``) riding in it unless ``shape`` is None: once per entity and shape."""
+    ``shape``) riding in it unless ``shape`` is None: once per entity and shape.
+    ``old_returning``: the server returns the replaced row itself (PostgreSQL 18)."""
     out = entity.column_names
     audited = shape is not None
-    sql = compiler.update_row(entity, columns, out, check, with_old=audited)
+    sql = compiler.update_row(entity, columns, out, check, with_old=audited,
+                              old_returning=old_returning)
     if shape is None:
         return sql
     return ride.write(entity, sql, out, shape, diff_columns=columns)
@@ -205,7 +212,8 @@ def _update(
     out = entity.column_names
     check = expected_version is not None and entity.versioned
     riding = _riding(ctx, entity, AuditAction.UPDATE) if _writes_audited() else None
-    sql = _update_statement(entity, columns, check, riding.shape if riding else None)
+    sql = _update_statement(entity, columns, check, riding.shape if riding else None,
+                            conn.info.server_version >= RETURNING_OLD_SINCE)
     params = _write_params(entity, clean)
     params["_id"] = key
     params["_uid"] = ctx.user_id

@@ -331,23 +331,37 @@ def _set_bookkeeping(entity: Entity[Any], table: Table, q: Any) -> Any:
     return q
 
 
+class _OldValue(Term):
+    """``old."<column>" "_o_<column>"``: in PostgreSQL 18's RETURNING list, the value the UPDATE
+    replaced (PyPika has no term for it)."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__()
+        self.column = column
+
+    def get_sql(self, **kwargs: Any) -> str:
+        return f'old."{self.column}" "_o_{self.column}"'
+
+
 @lru_cache(maxsize=CACHE_SIZE)
 def update_row(
     entity: Entity[Any], columns: tuple[str, ...], returning: tuple[str, ...], check_version: bool,
-    with_old: bool = True,
+    with_old: bool = True, old_returning: bool = False,
 ) -> str:
     """UPDATE SET columns (+ version, updated_at/by) WHERE id [AND version] RETURNING new and old.
 
-    With ``with_old`` the old row is read and locked in the same statement (``FROM (SELECT ...
-    FOR UPDATE) o``), so the result ``(*new[returning], *old[returning] as _o_<name>)`` carries
-    the exact before-image for the audit diff; without it, a plain UPDATE ... RETURNING new.
+    With ``with_old`` the result ``(*new[returning], *old[returning] as _o_<name>)`` carries the
+    exact before-image for the audit diff: PostgreSQL 18 returns it itself (``old_returning``:
+    ``RETURNING old.<name>``, the version the UPDATE replaced); before 18 the old row is read and
+    locked in the same statement (``FROM (SELECT ... FOR UPDATE) o``). Without ``with_old``, a
+    plain UPDATE ... RETURNING new.
     """
     table = Table(entity.table)
     crit = table.field(entity.pk) == param("_id")
     marker = entity.managed("deleted_at")
     if marker is not None:
         crit &= table.field(marker).isnull()
-    if not with_old:
+    if not with_old or old_returning:
         plain = Query.update(table)
         for c in columns:
             plain = plain.set(table.field(c), param("c_" + c))
@@ -355,7 +369,9 @@ def update_row(
         version_name = entity.managed("version")
         if check_version and version_name is not None:
             crit &= table.field(version_name) == param("_version")
-        return str(_returning(plain.where(crit), *[table.field(c) for c in returning]).get_sql())
+        before = [_OldValue(c) for c in returning] if with_old else []
+        return str(_returning(plain.where(crit), *[table.field(c) for c in returning], *before)
+                   .get_sql())
     old = (
         Query.from_(table).select(*[table.field(c) for c in returning]).where(crit).for_update()
     ).as_("o")
