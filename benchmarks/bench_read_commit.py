@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import psycopg
 
-from benchmarks.common import Env, Options, owner_runs
+from benchmarks.common import Env, Options, owner_runs, publish
 from benchmarks.seed import bench_database
 
 FETCH = "SELECT * FROM health_records WHERE id = %s AND deleted_at IS NULL"
@@ -174,10 +174,7 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report = (f"# AUDIT_READ_COMMIT: durable vs async read records\n\n- run: {started}; "
               f"students {args.students}, reps {args.reps}, ops {args.ops}\n" + run(args))
-    print(report)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(report + "\n")
+    publish(report, args.output)
 
 
 if __name__ == "__main__":

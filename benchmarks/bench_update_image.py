@@ -21,7 +21,7 @@ import uuid
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from benchmarks.common import owner_runs
+from benchmarks.common import owner_runs, publish
 
 
 def run(args: argparse.Namespace) -> str:
@@ -108,10 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     report = ("# Audited update on PostgreSQL 18: RETURNING old vs the locking self-join\n\n"
               f"- run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n" + run(args))
-    print(report)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(report + "\n")
+    publish(report, args.output)
 
 
 if __name__ == "__main__":

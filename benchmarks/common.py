@@ -292,6 +292,14 @@ class Env:
         self._cache.clear()
 
 
+def publish(report: str, output: str | None) -> None:
+    """Print a stand-alone benchmark's Markdown report, and write it to ``output`` when given."""
+    print(report)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(report + "\n")
+
+
 @contextlib.contextmanager
 def read_commit_async() -> Iterator[None]:
     """Run with ``AUDIT_READ_COMMIT=async`` (audit on), restoring the previous settings after."""
