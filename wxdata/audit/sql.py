@@ -352,7 +352,6 @@ def ride_bulk(entity: Entity[Any], source_sql: str) -> str:
     ).as_string()
 
 
-
 #: The condition a relaxed record carries (``AUDIT_READ_COMMIT=async``): evaluated once, when the
 #: record is inserted, it sets ``synchronous_commit = off`` for the rest of the statement's own
 #: transaction only, so the commit that carries the record does not wait for the WAL flush. Inside

@@ -267,7 +267,7 @@ def with_window(statement: str, limit: int, offset: int) -> str:
     and reused. ``limit`` and ``offset`` are checked integers (``check_page``), never text.
     """
     if type(limit) is not int or type(offset) is not int or limit < 1 or offset < 0:
-        raise ValueError("limit and offset must be non-negative integers")
+        raise ValueError("limit must be a positive integer, offset a non-negative one")
     if statement.count(_WINDOW) != 1:
         raise ValueError("the statement has no LIMIT/OFFSET parameters to write in")
     return statement.replace(_WINDOW, f"LIMIT {limit:d} OFFSET {offset:d}")
