@@ -51,7 +51,9 @@ def _mode(mode: str) -> Iterator[None]:
 def _wal_writes(work: psycopg.Connection[Any], other: psycopg.Connection[Any]) -> int:
     work.execute("SELECT pg_stat_force_next_flush()")
     work.execute("SELECT 1")
-    row = other.execute("SELECT wal_write FROM pg_stat_wal").fetchone()
+    count = ("SELECT sum(writes) FROM pg_stat_io WHERE object = 'wal' AND context = 'normal'"
+             if other.info.server_version >= 180000 else "SELECT wal_write FROM pg_stat_wal")
+    row = other.execute(count).fetchone()  # PostgreSQL 18 moved the count to pg_stat_io
     return int(row[0]) if row else 0
 
 

@@ -55,11 +55,19 @@ def read_commit() -> Iterator[Callable[[str], Settings]]:
     configure(previous)
 
 
+def wal_writes_sql(server_version: int) -> str:
+    """The statement counting the server's WAL writes: ``pg_stat_wal.wal_write`` before
+    PostgreSQL 18, which moved the count to ``pg_stat_io`` (object ``wal``)."""
+    if server_version >= 180000:
+        return "SELECT sum(writes) FROM pg_stat_io WHERE object = 'wal' AND context = 'normal'"
+    return "SELECT wal_write FROM pg_stat_wal"
+
+
 def _wal_writes(work: Conn, admin: Conn) -> int:
     """The server's WAL write count, once ``work``'s backend has published its own."""
     work.execute("SELECT pg_stat_force_next_flush()")
     work.execute("SELECT 1")  # the forced flush happens as the backend goes idle before this
-    row = admin.execute("SELECT wal_write FROM pg_stat_wal").fetchone()
+    row = admin.execute(wal_writes_sql(admin.info.server_version)).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -194,7 +202,8 @@ def test_the_async_shell_relaxes_the_same_reads(
             async def wal() -> int:
                 await aconn.execute("SELECT pg_stat_force_next_flush()")
                 await aconn.execute("SELECT 1")
-                row = admin_conn.execute("SELECT wal_write FROM pg_stat_wal").fetchone()
+                row = admin_conn.execute(
+                    wal_writes_sql(admin_conn.info.server_version)).fetchone()
                 assert row is not None
                 return int(row[0])
 
