@@ -428,11 +428,17 @@ def test_compliance(cli: Run, cli_db: str) -> None:
 # --- real processes: Ctrl-C, closed pipes --------------------------------------------------------------
 
 
+def _as_at_a_terminal() -> None:
+    """Give the child the SIGINT disposition a terminal's foreground job has. A job started in
+    the background by a non-interactive shell inherits SIGINT ignored, and so would the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_seal_every_exits_130_with_one_line(cli_db: str) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "wxdata.cli", "-v", "audit", "--database-url", cli_db, "seal",
          "--every", "0.2"], env=env_for(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, preexec_fn=_as_at_a_terminal)
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()  # progress of the first run (-v): the loop is running
