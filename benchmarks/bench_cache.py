@@ -428,20 +428,23 @@ def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
     out.append(Workload("cache-search", "schools search ILIKE, page + total", v3, pick(fragments)))
 
     def raw_record_insert(env: Env) -> Callable[[Any], object]:
-        """The floor of a PHI hit's record: the same READ record (built as a hit builds it) sent
-        as one prepared INSERT on the same autocommit connection (durable before it returns)."""
-        from wxdata.audit.sql import record_insert
+        """The floor of a PHI hit's record: the statement a hit sends for each student (the same
+        READ record, built as a hit builds it, before the clock starts), sent by raw psycopg as
+        one prepared INSERT on the same autocommit connection (durable before it returns)."""
         from wxdata.cache.core import hit_record
 
-        values = {sid: readers["memory"]["student"](env.wx, ctx, sid).unwrap()
-                  for sid in student_ids}
+        statements = {}
+        with _audit_on():
+            for sid in student_ids:
+                row = readers["memory"]["student"](env.wx, ctx, sid).unwrap()
+                due = hit_record(ctx, STUDENTS, row, "bench.student_by_id")
+                if due is None:
+                    raise RuntimeError("no record is due: is the audit on?")
+                statements[sid] = due.insert()
         cur = env.wx.cursor()
 
         def op(x: Any) -> object:
-            record = hit_record(ctx, STUDENTS, values[x], "bench.student_by_id")
-            if record is None:
-                raise RuntimeError("no record is due: is the audit on?")
-            cur.execute(*record_insert(ctx, record), prepare=True)
+            cur.execute(*statements[x], prepare=True)
             return cur.rowcount == 1
 
         return op

@@ -31,6 +31,7 @@ import psycopg
 
 from benchmarks.common import Env, Options, owner_runs, publish
 from benchmarks.seed import bench_database
+from tests.wal_stats import wal_writes
 
 FETCH = "SELECT * FROM health_records WHERE id = %s AND deleted_at IS NULL"
 
@@ -46,15 +47,6 @@ def _mode(mode: str) -> Iterator[None]:
         yield
     finally:
         configure(previous)
-
-
-def _wal_writes(work: psycopg.Connection[Any], other: psycopg.Connection[Any]) -> int:
-    work.execute("SELECT pg_stat_force_next_flush()")
-    work.execute("SELECT 1")
-    count = ("SELECT sum(writes) FROM pg_stat_io WHERE object = 'wal' AND context = 'normal'"
-             if other.info.server_version >= 180000 else "SELECT wal_write FROM pg_stat_wal")
-    row = other.execute(count).fetchone()  # PostgreSQL 18 moved the count to pg_stat_io
-    return int(row[0]) if row else 0
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -102,12 +94,12 @@ def run(args: argparse.Namespace) -> str:
                 for name in order:
                     op, mode = variants[name]
                     with _mode(mode or "durable"):
-                        w0 = _wal_writes(wx if mode else raw, probe)
+                        w0 = wal_writes(wx if mode else raw, probe)
                         t0 = time.perf_counter_ns()
                         for rid in ids:
                             op(rid)
                         elapsed = (time.perf_counter_ns() - t0) / 1000 / len(ids)
-                        w1 = _wal_writes(wx if mode else raw, probe)
+                        w1 = wal_writes(wx if mode else raw, probe)
                     if rep >= 0:
                         times[name].append(elapsed)
                         writes[name].append((w1 - w0) / len(ids))

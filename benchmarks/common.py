@@ -8,10 +8,11 @@ alike. A batch's inputs are prepared before its clock starts. The figure reporte
 repetitions of the mean time per operation in a batch, with the min-max of those means; ratios are
 taken to the workload's baseline variant (raw psycopg) of the same configuration and run.
 
-Configurations: **A** realistic (TCP loopback, nothing pinned, durable commits); **B** CPU cost (this
-process, the PostgreSQL server and Redis pinned to one core, ``synchronous_commit=off``), which
-removes the cross-core wake-ups that hide Python-side cost in A. Affinities changed for B are
-restored afterwards, including those of server backends forked while B ran.
+Configurations: **A** realistic (TCP loopback, durable commits; the PostgreSQL server and Redis
+pinned to one core and this process to another, so every round trip crosses cores as it would
+cross a network); **B** CPU cost (this process, the PostgreSQL server and Redis pinned to one core,
+``synchronous_commit=off``), which removes the cross-core wake-ups that hide Python-side cost in A.
+Affinities are restored afterwards, including those of server backends forked meanwhile.
 """
 
 from __future__ import annotations
@@ -558,16 +559,30 @@ def config_conninfo(db_url: str, config: str) -> str:
     return make_conninfo(db_url, options=" ".join(options), application_name="wxdata-bench")
 
 
+def client_core(server_core: int) -> int | None:
+    """The core configuration A runs this process on: the first one this process may use other
+    than the servers' core, or None when there is no other (A then pins nothing)."""
+    others = sorted(os.sched_getaffinity(0) - {server_core})
+    return others[0] if others else None
+
+
 @contextlib.contextmanager
 def configuration(config: str, db_url: str, options: Options, *,
                   log: Callable[[str], None] = print) -> Iterator[tuple[str, list[str]]]:
-    """Enter configuration A or B; yields (conninfo, notes). B's pinning is undone on exit."""
+    """Enter configuration A or B; yields (conninfo, notes). Affinities are restored on exit.
+
+    Both pin the PostgreSQL postmaster with every child (new backends inherit) and Redis to
+    ``options.core``. A runs this process on another core, so every round trip crosses cores as
+    it would cross a network (left to the scheduler, client and server sometimes share a core and
+    sometimes not, and a round trip then takes one of two times about 3x apart, changing from one
+    batch to the next). B runs this process on the servers' core (no cross-core wake-ups: the CPU
+    each side spends is what is left).
+    """
     conninfo = config_conninfo(db_url, config)
     notes: list[str] = []
-    if config == "A":
-        yield conninfo, notes
-        return
-    pinning = Pinning(options.core)
+    servers = Pinning(options.core)
+    own_core = options.core if config == "B" else client_core(options.core)
+    client = Pinning(own_core if own_core is not None else options.core)
     previous_handler = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum: int, frame: Any) -> None:
@@ -576,23 +591,28 @@ def configuration(config: str, db_url: str, options: Options, *,
     try:
         if threading_is_main():
             signal.signal(signal.SIGTERM, on_term)
-        pinning.pin(os.getpid())
-        pm = postmaster_pid(conninfo)
-        if pm is None:
-            notes.append("PostgreSQL is not local: only the client was pinned")
+        if own_core is None:
+            notes.append("one core only: nothing pinned (client and server share it)")
         else:
-            pinning.pin_server(pm)
-            notes.append(f"postmaster {pm} and its children pinned to core {options.core}")
-        rp = redis_pid(os.environ.get("REDIS_URL"))
-        if rp is not None:
-            pinning.pin(rp)
-            notes.append(f"redis {rp} pinned to core {options.core}")
-        notes.extend(pinning.notes)
+            client.pin(os.getpid())
+            notes.append(f"this process pinned to core {own_core}")
+            pm = postmaster_pid(conninfo)
+            if pm is None:
+                notes.append("PostgreSQL is not local: only the client was pinned")
+            else:
+                servers.pin_server(pm)
+                notes.append(f"postmaster {pm} and its children pinned to core {options.core}")
+            rp = redis_pid(os.environ.get("REDIS_URL"))
+            if rp is not None:
+                servers.pin(rp)
+                notes.append(f"redis {rp} pinned to core {options.core}")
+        notes.extend(client.notes + servers.notes)
         for n in notes:
-            log(f"  [B] {n}")
+            log(f"  [{config}] {n}")
         yield conninfo, notes
     finally:
-        pinning.restore()
+        servers.restore()
+        client.restore()
         if threading_is_main():
             signal.signal(signal.SIGTERM, previous_handler)
 
@@ -643,7 +663,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--no-extras", action="store_true",
                    help="skip optional modules " + ", ".join(f"benchmarks/{m}.py" for m in EXTRA_MODULES))
     p.add_argument("--keep-db", action="store_true", help="do not drop the benchmark database")
-    p.add_argument("--core", type=int, default=0, help="core to pin to in configuration B")
+    p.add_argument("--core", type=int, default=0,
+                   help="core the servers are pinned to (and, in configuration B, this process)")
     p.add_argument("--profile", default=None, metavar="KEY",
                    help="profile the wxdata variant of one workload with cProfile and exit")
     p.add_argument("--profile-ops", type=int, default=2000)

@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from tests.cache_support import memory
+from tests.wal_stats import wal_writes, wal_writes_sql
 from wxdata import ExecutionContext
 from wxdata.aio.domains import students as astudents
 from wxdata.cache import by_id, cached
@@ -55,29 +56,12 @@ def read_commit() -> Iterator[Callable[[str], Settings]]:
     configure(previous)
 
 
-def wal_writes_sql(server_version: int) -> str:
-    """The statement counting the server's WAL writes: ``pg_stat_wal.wal_write`` before
-    PostgreSQL 18, which moved the count to ``pg_stat_io`` (object ``wal``)."""
-    if server_version >= 180000:
-        return "SELECT sum(writes) FROM pg_stat_io WHERE object = 'wal' AND context = 'normal'"
-    return "SELECT wal_write FROM pg_stat_wal"
-
-
-def _wal_writes(work: Conn, admin: Conn) -> int:
-    """The server's WAL write count, once ``work``'s backend has published its own."""
-    work.execute("SELECT pg_stat_force_next_flush()")
-    work.execute("SELECT 1")  # the forced flush happens as the backend goes idle before this
-    row = admin.execute(wal_writes_sql(admin.info.server_version)).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def _writes_during(work: Conn, admin: Conn, call: Callable[[], object]) -> int:
     """The WAL writes the server made while ``call`` ran :data:`N` times on ``work``."""
-    before = _wal_writes(work, admin)
+    before = wal_writes(work, admin)
     for _ in range(N):
         call()
-    return _wal_writes(work, admin) - before
+    return wal_writes(work, admin) - before
 
 
 def _records(admin: Conn, ctx: ExecutionContext, action: str = "READ") -> int:

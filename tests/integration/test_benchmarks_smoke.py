@@ -168,3 +168,35 @@ def test_every_row_is_met_within_its_bound_floor_only_at_a_floor_that_misses_it(
                 if not within and verdict != "MISSED":
                     verdict = "floor" if not floor_within and gap <= FLOOR_GAP else "MISSED"
             assert got["verdict"] == verdict, (target.label, config)
+
+
+@pytest.mark.parametrize("config", ["A", "B"])
+def test_configurations_pin_client_and_server_and_restore_them(server_url: str, config: str
+                                                               ) -> None:
+    """A: the servers on ``--core``, this process on another core (a round trip crosses cores);
+    B: everything on ``--core``. Every affinity comes back on exit, backends forked meanwhile too."""
+    import os
+
+    from benchmarks.common import Options, client_core, configuration, postmaster_pid
+
+    options = Options(database_url=server_url)
+    own_before = os.sched_getaffinity(0)
+    postmaster = postmaster_pid(server_url)
+    server_before = os.sched_getaffinity(postmaster) if postmaster else None
+    expected_client = options.core if config == "B" else client_core(options.core)
+    notes: list[str] = []
+    with configuration(config, server_url, options, log=notes.append) as (conninfo, _):
+        if expected_client is None:  # a single core: nothing to separate
+            assert any("nothing pinned" in n for n in notes)
+        else:
+            assert os.sched_getaffinity(0) == {expected_client}
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                row = conn.execute("SELECT pg_backend_pid()").fetchone()
+                assert row is not None
+                if postmaster is not None:  # a local server: its new backend inherits the core
+                    assert os.sched_getaffinity(row[0]) == {options.core}
+                    if config == "A":
+                        assert options.core != expected_client
+    assert os.sched_getaffinity(0) == own_before
+    if postmaster is not None:
+        assert os.sched_getaffinity(postmaster) == server_before

@@ -449,7 +449,8 @@ def test_sentinel_invalidations_are_confirmed_by_a_replica(
         redis_sentinel: SentinelSet, caplog: pytest.LogCaptureFixture) -> None:
     """An invalidation no replica confirmed is owed, and the debt is paid in the background (the
     namespace flushed) without waiting for this process to use the cache again."""
-    cache = redis_backend(redis_sentinel.url, prefix())
+    # the socket timeout well above WAIT's own (REPLICA_WAIT_MS): WAIT answers, not the socket
+    cache = redis_backend(redis_sentinel.url, prefix(), timeout=2.0)
     try:
         assert cache.wait_replicas == 1
         k = f"{cache.prefix}:school:1:{'a' * 64}"

@@ -16,6 +16,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wxdata.audit.decorator import extract
+from wxdata.audit.log import build_record, due_read
 from wxdata.audit.record import (
     CONTEXT_COLUMNS,
     ID_COLUMNS,
@@ -26,8 +28,11 @@ from wxdata.audit.record import (
     params,
 )
 from wxdata.audit.redact import SECRET_MARK
-from wxdata.audit.sql import SHAPE_COLUMNS, insert_record
+from wxdata.audit.sql import SHAPE_COLUMNS, insert_record, record_insert
+from wxdata.cache.core import hit_record
 from wxdata.context import ExecutionContext, Purpose, Role
+from wxdata.schema import registered
+from wxdata.schema.spec import Entity
 
 _CTX = ExecutionContext(user_id="u-1", role=Role.NURSE, purpose=Purpose.TREATMENT,
                         ip_address="10.0.0.1", request_id="req-1")
@@ -102,3 +107,61 @@ def test_an_id_that_is_not_a_uuid_is_refused_before_any_statement() -> None:
     except ValueError:
         return
     raise AssertionError("two ids in one string were accepted")
+
+
+# --- a disclosure's template: built once, the same record and statement as one built in full ------
+
+_CONTEXTS = st.builds(
+    ExecutionContext,
+    user_id=st.sampled_from(["u-1", "u-2"]), role=st.sampled_from([Role.NURSE, Role.ADMIN]),
+    purpose=st.sampled_from([Purpose.TREATMENT, Purpose.OPERATIONS]),
+    ip_address=st.sampled_from(["10.0.0.1", "10.0.0.2"]),
+    request_id=st.sampled_from(["req-1", "req-2"]),
+    break_glass_reason=st.none() | st.just("unconscious student, allergy check"),
+)
+_IDS = st.lists(st.none() | st.uuids(), max_size=3)
+
+
+@given(_CONTEXTS, st.sampled_from(sorted(registered(), key=lambda e: e.name)), _IDS, _IDS,
+       st.lists(st.sampled_from(["id", "grade", "a\"b", "notes"]), max_size=3,
+                unique=True).map(tuple),
+       st.sampled_from([(), (("cache", "hit"), ("operation", "reader.by_id"))]), st.booleans())
+def test_a_due_read_is_the_record_and_statement_built_in_full(
+    ctx: ExecutionContext, entity: Entity[Any], ids: list[uuid.UUID | None],
+    subjects: list[uuid.UUID | None], fields: tuple[str, ...],
+    metadata: tuple[tuple[str, str], ...], relaxed: bool,
+) -> None:
+    """The memoised template plus the rows' ids gives exactly the record :func:`build_record`
+    builds and the INSERT :func:`record_insert` renders from it, break-glass severity included."""
+    due = due_read(ctx, entity, ids, subjects, fields, metadata)
+    full = build_record(ctx, entity, AuditAction.READ, ids=ids, subjects=subjects, fields=fields,
+                        metadata=dict(metadata) or None)
+    assert due.record() == full
+    assert due.insert(relaxed) == record_insert(ctx, full, relaxed=relaxed)
+
+
+def _row_of(entity: Entity[Any], rid: uuid.UUID, sid: uuid.UUID | None) -> Any:
+    values: dict[str, Any] = dict.fromkeys(entity.column_names)
+    values[entity.pk] = rid
+    if entity.subject is not None and entity.subject != entity.pk:
+        values[entity.subject] = sid
+    return entity.row_type(**values)
+
+
+@given(st.sampled_from(sorted((e for e in registered() if e.audit_reads), key=lambda e: e.name)),
+       st.uuids(), st.none() | st.uuids())
+def test_a_hit_on_one_row_owes_what_walking_the_row_finds(
+    entity: Entity[Any], rid: uuid.UUID, sid: uuid.UUID | None,
+) -> None:
+    """A cache hit on one row of the entity reads its id and subject directly; the record is the
+    one the general walk (:func:`extract`) gives, for a row or the same row in a list."""
+    row = _row_of(entity, rid, sid)
+    ctx = _CTX
+    due = hit_record(ctx, entity, row, "reader.by_id")
+    walked = hit_record(ctx, entity, [row], "reader.by_id")  # a list: the general walk
+    found = extract(entity, row)
+    assert due is not None and walked is not None
+    assert due.record() == walked.record()
+    assert due.insert() == walked.insert()
+    assert (due.ids, due.subjects) == (found.ids, found.subjects)
+    assert due.record().fields_disclosed == found.fields

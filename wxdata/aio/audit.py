@@ -43,6 +43,7 @@ __all__ = [
     "log_transaction",
     "log_update",
     "record_disclosure_to",
+    "write_disclosure",
     "write_record",
     "write_surviving",
 ]
@@ -105,6 +106,12 @@ async def write_record(
 ) -> Result[None, DataError]:
     """Write a success-path record on the lane the connection's state calls for."""
     return await arun(conn, plans.record_plan(conn, ctx, record, disclosure=disclosure))
+
+
+async def write_disclosure(conn: AConn, ctx: ExecutionContext, due: plans.DueRecord
+                           ) -> Result[None, DataError]:
+    """Write a due READ record (the twin of :func:`wxdata.audit.log.write_disclosure`)."""
+    return await arun(conn, plans.disclosure_plan(conn, ctx, due))
 
 
 async def record_disclosure_to(

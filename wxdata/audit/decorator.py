@@ -63,7 +63,8 @@ _ROW_ENTITIES: dict[type, Entity[Any]] = {}
 _ROW_ENTITIES_SIZE = [0]
 
 
-def _entity_of_row(row_type: type) -> Entity[Any] | None:
+def entity_of_row(row_type: type) -> Entity[Any] | None:
+    """The registered entity whose rows are ``row_type`` instances (None: no such entity)."""
     entities = registered()
     if len(entities) != _ROW_ENTITIES_SIZE[0]:
         _ROW_ENTITIES.clear()
@@ -130,7 +131,7 @@ def extract(
             spec: Entity[Any] = entity
             names.update(dict.fromkeys(str(k) for k in row))
         elif attrs.has(type(row)):
-            spec = _entity_of_row(type(row)) or entity
+            spec = entity_of_row(type(row)) or entity
             names.update(dict.fromkeys(a.name for a in attrs.fields(type(row))))
         elif isinstance(row, tuple) and hasattr(row, "_fields"):
             spec = entity

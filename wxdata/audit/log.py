@@ -22,10 +22,12 @@ disclosures) nothing is written and the result is ``Success(None)``.
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec
 from uuid import UUID
 
+import attrs
 import psycopg
 from returns.result import Failure, Result, Success
 
@@ -35,10 +37,12 @@ from wxdata.audit.record import (
     AuditRecord,
     AuditSeverity,
     compliance_of,
+    id_params,
     severity_of,
 )
+from wxdata.audit.record import params as record_params
 from wxdata.audit.redact import redact_row
-from wxdata.audit.sql import record_insert, relaxed_commit
+from wxdata.audit.sql import RecordShape, insert_statement, record_insert, relaxed_commit, shape_of
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
@@ -89,9 +93,9 @@ def build_record(
     return AuditRecord(
         action=action,
         entity_type=name,
-        entity_id=entity_ids[0] if len(entity_ids) == 1 else None,
+        entity_id=_single(entity_ids),
         entity_ids=entity_ids,
-        subject_student_id=subject_ids[0] if len(subject_ids) == 1 else None,
+        subject_student_id=_single(subject_ids),
         subject_ids=subject_ids,
         changes=changes,
         previous_values=previous_values,
@@ -106,6 +110,67 @@ def build_record(
     )
 
 
+@attrs.frozen(slots=True)
+class Disclosure:
+    """A READ record owed for rows of one entity, all but which rows: who reads (the context),
+    the entity, the fields and the metadata, with its statement's shape and what it binds.
+
+    Built once per such combination (:func:`disclosure`), so each disclosure of other rows adds
+    only their ids: a cache hit's record costs a dict copy, not a record built and rendered.
+    """
+
+    base: AuditRecord  # the record with no ids
+    shape: RecordShape
+    bound: Mapping[str, Any]  # the context and the non-NULL free-form columns
+
+
+@attrs.frozen(slots=True)
+class DueRecord:
+    """A disclosure record due: its :class:`Disclosure` and the ids and subjects disclosed
+    (each unique, in order)."""
+
+    template: Disclosure
+    ids: tuple[UUID, ...]
+    subjects: tuple[UUID, ...]
+
+    def record(self) -> AuditRecord:
+        """The record itself (as :func:`build_record` builds it from the same facts)."""
+        ids, subjects = self.ids, self.subjects
+        return attrs.evolve(
+            self.template.base, entity_id=_single(ids), entity_ids=ids,
+            subject_student_id=_single(subjects), subject_ids=subjects)
+
+    def insert(self, relaxed: bool = False) -> tuple[str, dict[str, Any]]:
+        """The INSERT of the record and what it binds (as :func:`~wxdata.audit.sql.record_insert`
+        renders the record)."""
+        params = dict(self.template.bound)
+        params.update(id_params(_single(self.ids), self.ids, _single(self.subjects),
+                                self.subjects))
+        return insert_statement(self.template.shape, relaxed), params
+
+
+@functools.lru_cache(maxsize=4096)
+def disclosure(ctx: ExecutionContext, entity: Entity[Any], fields: tuple[str, ...],
+               metadata: tuple[tuple[str, str], ...] = ()) -> Disclosure:
+    """The :class:`Disclosure` of ``ctx`` reading ``fields`` of ``entity`` rows (``metadata``: a
+    flat mapping of strings, as items); memoised."""
+    base = build_record(ctx, entity, AuditAction.READ, fields=fields,
+                        metadata=dict(metadata) if metadata else None)
+    shape, bound = shape_of(record_params(ctx, base))
+    return Disclosure(base, shape, types.MappingProxyType(bound))
+
+
+def due_read(ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID | None],
+             subjects: Iterable[UUID | None], fields: tuple[str, ...],
+             metadata: tuple[tuple[str, str], ...] = ()) -> DueRecord:
+    """The READ record due for rows ``ids`` (of students ``subjects``) of ``entity``."""
+    return DueRecord(disclosure(ctx, entity, fields, metadata), _unique(ids), _unique(subjects))
+
+
+def _single(values: tuple[UUID, ...]) -> UUID | None:
+    return values[0] if len(values) == 1 else None
+
+
 def detached_plan(ctx: ExecutionContext, record: AuditRecord) -> Plan[bool]:
     """Write ``record`` on lane 2; whether it was committed."""
     kept: bool = yield Detached(ctx, record)
@@ -116,19 +181,37 @@ def record_plan(
     conn: AnyConn, ctx: ExecutionContext, record: AuditRecord, *, disclosure: bool = False
 ) -> Plan[Result_]:
     """Write a success-path record on the lane the connection's state calls for (module doc)."""
+    return _lane_plan(conn, ctx, record.action,
+                      lambda relaxed: record_insert(ctx, record, relaxed=relaxed),
+                      lambda: record, disclosure)
+
+
+def disclosure_plan(conn: AnyConn, ctx: ExecutionContext, due: DueRecord) -> Plan[Result_]:
+    """Write a due READ record as :func:`record_plan` writes a disclosure (same lanes and
+    replay), its statement bound from the memoised template."""
+    return _lane_plan(conn, ctx, AuditAction.READ, due.insert, due.record, True)
+
+
+def _lane_plan(
+    conn: AnyConn, ctx: ExecutionContext, action: AuditAction,
+    insert: Callable[[bool], tuple[str, dict[str, Any]]], record: Callable[[], AuditRecord],
+    disclosure: bool,
+) -> Plan[Result_]:
+    """The lanes of a success-path record (module doc): ``insert(relaxed)`` its lane-1 statement,
+    ``record()`` the record itself for lane 2 (built only if lane 2 is needed)."""
     scope = current_scope(conn)
     if scope is not None and scope.read_only:
-        return (yield from surviving_plan(conn, ctx, record))
+        return (yield from surviving_plan(conn, ctx, record()))
     config = settings()
     # a disclosure outside a unit of work is its own transaction: a READ may commit relaxed
-    relaxed = (scope is None and disclosure and record.action is AuditAction.READ
+    relaxed = (scope is None and disclosure and action is AuditAction.READ
                and relaxed_commit(config.audit_read_commit, conn.autocommit))
     try:
-        yield Execute(*record_insert(ctx, record, relaxed=relaxed), config.prepare, "audit")
+        yield Execute(*insert(relaxed), config.prepare, "audit")
     except psycopg.Error as exc:
         return Failure(from_db_error(exc, "AuditLog"))
     if scope is not None and disclosure:
-        scope.replay_on_rollback(lambda: detached_plan(ctx, record))
+        scope.replay_on_rollback(lambda: detached_plan(ctx, record()))
     return Success(None)
 
 
@@ -329,6 +412,11 @@ def write_record(
 ) -> Result_:
     """Write a success-path record on the lane the connection's state calls for (module doc)."""
     return run(conn, record_plan(conn, ctx, record, disclosure=disclosure))
+
+
+def write_disclosure(conn: Conn, ctx: ExecutionContext, due: DueRecord) -> Result_:
+    """Write a due READ record (see :func:`disclosure_plan`)."""
+    return run(conn, disclosure_plan(conn, ctx, due))
 
 
 def write_surviving(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> Result_:

@@ -210,6 +210,17 @@ def _tags(tags: tuple[str, ...], entity_type: str, action: str) -> str:
     return _texts(tuple(dict.fromkeys((*tags, entity_type.lower(), action.lower()))))
 
 
+def id_params(entity_id: UUID | None, entity_ids: tuple[UUID, ...], subject_id: UUID | None,
+              subject_ids: tuple[UUID, ...]) -> dict[str, Any]:
+    """The ``a_<column>`` parameters of a record's ids (:data:`ID_COLUMNS`)."""
+    return {
+        "a_entity_id": entity_id,
+        "a_entity_ids": uuid_array(entity_ids),
+        "a_subject_student_id": subject_id,
+        "a_subject_ids": uuid_array(subject_ids),
+    }
+
+
 def record_params(record: AuditRecord) -> dict[str, Any]:
     """The ``a_<column>`` parameters of the record's own fields (JSON already redacted)."""
     return {
@@ -226,10 +237,8 @@ def record_params(record: AuditRecord) -> dict[str, Any]:
         "a_error_message": record.error_message,
         "a_metadata": _metadata(record.metadata),
         "a_tags": _tags(record.tags, record.entity_type, record.action.value),
-        "a_entity_id": record.entity_id,
-        "a_entity_ids": uuid_array(record.entity_ids),
-        "a_subject_student_id": record.subject_student_id,
-        "a_subject_ids": uuid_array(record.subject_ids),
+        **id_params(record.entity_id, record.entity_ids, record.subject_student_id,
+                    record.subject_ids),
     }
 
 

@@ -204,7 +204,9 @@ _ID_PARAMS = _COMMA.join(param_sql(c) for c in ID_COLUMNS)
 
 
 @lru_cache(maxsize=1024)
-def _insert_one(shape: RecordShape, relaxed: bool) -> str:
+def insert_statement(shape: RecordShape, relaxed: bool = False) -> str:
+    """The plain INSERT of one record of ``shape``: its ids bound (``a_entity_id`` ...), the
+    rest as :func:`insert_record` binds it; once per shape."""
     insert, values = _head(shape)
     template = _INSERT_ONE_RELAXED if relaxed else _INSERT_ONE
     return template.format(insert=insert, values=values, ids=_ID_PARAMS, relax=_RELAX).as_string()
@@ -224,7 +226,7 @@ def insert_record(params: Mapping[str, Any], *,
     (a cache hit's disclosure under ``AUDIT_READ_COMMIT=async``; see :func:`relaxed_commit`)."""
     shape, bound = shape_of(params)
     bound.update({f"a_{c}": params[f"a_{c}"] for c in ID_COLUMNS})
-    return _insert_one(shape, relaxed), bound
+    return insert_statement(shape, relaxed), bound
 
 
 def _names(columns: Iterable[str]) -> sql.Composable:

@@ -18,7 +18,7 @@ written durably before the value is returned — no record, no data). This modul
 Transactions: inside an async unit of work (:func:`wxdata.aio.unit_of_work`) the rules are the
 sync ones (READ COMMITTED and nothing the value depends on written: else bypass); inside a
 transaction wxdata did not open, always bypass (fail closed). A hit's disclosure record goes
-where the sync shell's goes (:func:`wxdata.aio.audit.write_record`: one INSERT outside a unit of
+where the sync shell's goes (:func:`wxdata.aio.audit.write_disclosure`: one INSERT outside a unit of
 work; in the transaction inside one, replayed on lane 2 if it rolls back; lane 2 in a read-only
 one). Invalidation: committed writes of either shell arrive as write events, delivered after
 COMMIT by the unit of work's after-commit hooks (nothing on rollback), and invalidate the sync
@@ -43,7 +43,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
 from wxdata._connstate import peek
-from wxdata.aio.audit import write_record
+from wxdata.aio.audit import write_disclosure
 from wxdata.cache.backends.aio import (
     AsyncCache,
     AsyncMemoryCache,
@@ -73,8 +73,7 @@ from wxdata.core.drive import arun
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
 from wxdata.tx.events import WriteEvent
-from wxdata.tx.scope import _refusal as role_refusal
-from wxdata.tx.scope import refusal_plan
+from wxdata.tx.scope import refusal_plan, role_refusal
 
 log = logging.getLogger("wxdata.cache")
 
@@ -115,10 +114,10 @@ def _may_use(p: Plan, conn: AConn) -> bool:
 async def _recorded(p: Plan, c: Any, conn: AConn, ctx: ExecutionContext,
                     value: Any) -> Failure[DataError] | None:
     """Write the disclosure a hit owes; a Failure (and no data) when it could not be written."""
-    record = p.hit_record(ctx, value)
-    if record is None:
+    due = p.hit_record(ctx, value)
+    if due is None:
         return None
-    written = await write_record(conn, ctx, record, disclosure=True)
+    written = await write_disclosure(conn, ctx, due)
     if isinstance(written, Failure):
         return Failure(written.failure())
     c.counters.add(p.label, "audited_hits")

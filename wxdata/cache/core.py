@@ -31,13 +31,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+import attrs
 from returns.result import Failure
 
 from wxdata import _connstate
-from wxdata.audit.decorator import extract, rows_in
-from wxdata.audit.log import build_record
+from wxdata.audit.decorator import entity_of_row, extract, rows_in
+from wxdata.audit.log import DueRecord, due_read
 from wxdata.audit.ownership import reads_owned
-from wxdata.audit.record import AuditAction, AuditRecord
 from wxdata.cache.identity import Identity, UnprovableIdentity, identity_of
 from wxdata.cache.keys import (
     LIST,
@@ -59,8 +59,7 @@ from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery
 from wxdata.schema.spec import Entity, registered
-from wxdata.tx.scope import Isolation, current_scope
-from wxdata.tx.scope import _refusal as role_refusal
+from wxdata.tx.scope import Isolation, current_scope, role_refusal
 
 log = logging.getLogger("wxdata.cache")
 
@@ -103,19 +102,36 @@ def entity_of_value(value: Any) -> Entity[Any] | None:
 
 
 def hit_record(ctx: ExecutionContext, entity: Entity[Any] | None, value: Any,
-               label: str) -> AuditRecord | None:
-    """The READ record a cache hit on ``value`` owes (None when none is due)."""
+               label: str) -> DueRecord | None:
+    """The READ record a cache hit on ``value`` owes (None when none is due).
+
+    One row of the entity (a by-id read) is read directly (its id, its subject, its type's
+    fields); anything else is walked by :func:`~wxdata.audit.decorator.extract`. Both give the
+    same record.
+    """
     config = settings()
     if not (config.audit_enabled and config.audit_phi_access) or reads_owned():
         return None
     spec = entity if entity is not None else entity_of_value(value)
     if spec is None or not spec.audit_reads:
         return None
+    metadata = (("cache", "hit"), ("operation", label))
+    if type(value) is spec.row_type and entity_of_row(spec.row_type) in (None, spec):
+        rid = getattr(value, spec.pk, None)
+        sid = getattr(value, spec.subject, None) if spec.subject is not None else None
+        return due_read(ctx, spec, (rid,) if isinstance(rid, UUID) else (),
+                        (sid,) if isinstance(sid, UUID) else (), _field_names(spec),
+                        metadata)
     found = extract(spec, value)
     if not found.anything:
         return None
-    return build_record(ctx, spec, AuditAction.READ, ids=found.ids, subjects=found.subjects,
-                        fields=found.fields, metadata={"cache": "hit", "operation": label})
+    return due_read(ctx, spec, found.ids, found.subjects, found.fields, metadata)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_names(entity: Entity[Any]) -> tuple[str, ...]:
+    """The field names of the entity's row type, in order (what one of its rows discloses)."""
+    return tuple(a.name for a in attrs.fields(entity.row_type))
 
 
 UNKNOWN: Any = object()  # the connection's role has not been asked yet (the shell asks, once)
@@ -315,7 +331,7 @@ class Plan:
                        getattr(cache, "default_ttl", settings().cache_default_ttl))
         return FillPlan([keys.tag_id(t) for t in tags], life)
 
-    def hit_record(self, ctx: ExecutionContext, value: Any) -> AuditRecord | None:
+    def hit_record(self, ctx: ExecutionContext, value: Any) -> DueRecord | None:
         """The disclosure record a hit on ``value`` owes (None: not audited or nothing due)."""
         if not self.audits:
             return None

@@ -44,7 +44,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata import telemetry
 from wxdata._connstate import peek
-from wxdata.audit.log import write_record
+from wxdata.audit.log import write_disclosure
 from wxdata.cache.backends.base import CacheManager, Miss
 from wxdata.cache.core import (
     FOLLOW_TIMEOUT,
@@ -62,8 +62,7 @@ from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
-from wxdata.tx.scope import _refusal as role_refusal
-from wxdata.tx.scope import context_refusal, current_scope
+from wxdata.tx.scope import context_refusal, current_scope, role_refusal
 
 log = logging.getLogger("wxdata.cache")
 
@@ -95,10 +94,10 @@ def _resolver(cache: Any, default: Callable[[], Any] = _default) -> tuple[Any, C
 def audit_hit(conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | None, value: Any,
               label: str) -> Failure[DataError] | bool:
     """Record a cache hit as a disclosure if due: True if recorded, a Failure if it could not be."""
-    record = hit_record(ctx, entity, value, label)
-    if record is None:
+    due = hit_record(ctx, entity, value, label)
+    if due is None:
         return False
-    written = write_record(conn, ctx, record, disclosure=True)
+    written = write_disclosure(conn, ctx, due)
     if isinstance(written, Failure):
         return Failure(written.failure())
     return True
@@ -107,10 +106,10 @@ def audit_hit(conn: Conn, ctx: ExecutionContext, entity: Entity[Any] | None, val
 def _recorded(p: Plan, c: CacheManager, conn: Conn, ctx: ExecutionContext,
               value: Any) -> Failure[DataError] | None:
     """Write the disclosure a hit owes (None when written or none due)."""
-    record = p.hit_record(ctx, value)
-    if record is None:
+    due = p.hit_record(ctx, value)
+    if due is None:
         return None
-    written = write_record(conn, ctx, record, disclosure=True)
+    written = write_disclosure(conn, ctx, due)
     if isinstance(written, Failure):
         return Failure(written.failure())
     c.counters.add(p.label, "audited_hits")

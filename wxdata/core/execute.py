@@ -32,8 +32,8 @@ from wxdata.tx.scope import (
     current_scope,
     may_name_statements,
     prepare_plan,
-    refusal_plan,
     role_facts,
+    role_refusal,
 )
 
 R = TypeVar("R")
@@ -116,7 +116,7 @@ def _run_named(
             # A privileged role on a direct connection: nothing rides with the statement, so the
             # same checks as prepare_plan's without building a context statement that is never sent.
             check_context(ctx)
-            refusal = yield from refusal_plan(conn, ctx)
+            refusal = role_refusal(facts, ctx)
             if refusal is not None:
                 raise ContextRefused(refusal)
         else:

@@ -327,7 +327,9 @@ class PreparedContext:
     params: dict[str, str]
 
 
-def _refusal(facts: RoleFacts, ctx: ExecutionContext) -> DataError | None:
+def role_refusal(facts: RoleFacts, ctx: ExecutionContext) -> DataError | None:
+    """``Forbidden`` when a connection whose role is ``facts`` may not act for ``ctx`` (see
+    :func:`context_refusal`), decided from what is already known of the role: no statement."""
     if facts.privileged and not ctx.is_system and not _allow_privileged():
         return Forbidden(entity="connection", reason=PRIVILEGED_REASON)
     return None
@@ -346,7 +348,7 @@ def prepare_plan(conn: AnyConn, ctx: ExecutionContext) -> Plan[PreparedContext]:
     check_context(ctx)
     facts = yield from role_facts(conn)
     if facts.privileged:
-        refusal = _refusal(facts, ctx)
+        refusal = role_refusal(facts, ctx)
         if refusal is not None:
             raise ContextRefused(refusal)
         sql_text, params = context_statement(ctx, None)
@@ -363,7 +365,7 @@ def prepare_context(conn: Conn, ctx: ExecutionContext) -> PreparedContext:
 def refusal_plan(conn: AnyConn, ctx: ExecutionContext) -> Plan[DataError | None]:
     """``Forbidden`` when ``ctx`` may not act on ``conn`` (see :func:`context_refusal`)."""
     facts = yield from role_facts(conn)
-    return _refusal(facts, ctx)
+    return role_refusal(facts, ctx)
 
 
 def context_refusal(conn: Conn, ctx: ExecutionContext) -> DataError | None:
