@@ -59,6 +59,7 @@ from psycopg.conninfo import conninfo_to_dict
 from benchmarks import sqla_models as m
 from benchmarks import workloads as w
 from benchmarks.common import (
+    NO_PIN_HELP,
     BenchmarkError,
     Env,
     Options,
@@ -731,6 +732,7 @@ def options_from(argv: Sequence[str] | None) -> tuple[Options, tuple[int, ...], 
     p.add_argument("--only", default=None, help="workloads: " + ",".join(WORKLOADS))
     p.add_argument("--quick", action="store_true", help="2,000 students, 2 repetitions, tiny batches")
     p.add_argument("--database-url", default=None)
+    p.add_argument("--no-pin", action="store_true", help=NO_PIN_HELP)
     p.add_argument("--output", type=Path, default=None, help="write the Markdown report here")
     a = p.parse_args(argv)
     o = Options(quick=a.quick)
@@ -739,6 +741,7 @@ def options_from(argv: Sequence[str] | None) -> tuple[Options, tuple[int, ...], 
     o.batch_seconds = 0.02 if a.quick and a.batch_seconds == 0.25 else a.batch_seconds
     o.max_batch = 200 if a.quick else 4000
     o.database_url = a.database_url
+    o.pin = not a.no_pin
     o.configs = ("A", "B") if a.config == "both" else (a.config,)
     keys = [k.strip() for k in (a.only or ",".join(WORKLOADS)).split(",") if k.strip()]
     unknown = set(keys) - set(WORKLOADS)

@@ -54,6 +54,7 @@ from cachetools import cached as ct_cached
 from returns.result import Success
 
 from benchmarks.common import (
+    NO_PIN_HELP,
     Env,
     Options,
     Result,
@@ -808,6 +809,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-seconds", type=float, default=0.2)
     p.add_argument("--quick", action="store_true", help="2,000 students, 2 repetitions")
     p.add_argument("--database-url", default=None)
+    p.add_argument("--no-pin", action="store_true", help=NO_PIN_HELP)
     p.add_argument("--hit-loop", default=None, metavar="PIECE",
                    help="only run one hit-path piece (e.g. 'stand-in: cached') --calls times")
     p.add_argument("--calls", type=int, default=10_000)
@@ -822,6 +824,7 @@ def options_from(argv: list[str] | None) -> Options:
     options.reps = 2 if a.quick and a.reps == 7 else a.reps
     options.batch_seconds = 0.02 if a.quick and a.batch_seconds == 0.2 else a.batch_seconds
     options.database_url = a.database_url
+    options.pin = not a.no_pin
     options.configs = ("A", "B") if a.config == "both" else (a.config,)
     return options
 

@@ -71,6 +71,7 @@ class Options:
     keep_db: bool = False
     extras: bool = True
     core: int = 0
+    pin: bool = True  # False: no process pinned in either configuration (--no-pin)
     profile: str | None = None
     profile_ops: int = 2000
     seed: int = 20240601
@@ -559,6 +560,10 @@ def config_conninfo(db_url: str, config: str) -> str:
     return make_conninfo(db_url, options=" ".join(options), application_name="wxdata-bench")
 
 
+NO_PIN_HELP = ("pin no process (the servers may be shared with other work, as in a test run); the "
+               "configurations then differ only in synchronous_commit")
+
+
 def client_core(server_core: int) -> int | None:
     """The core configuration A runs this process on: the first one this process may use other
     than the servers' core, or None when there is no other (A then pins nothing)."""
@@ -581,7 +586,8 @@ def configuration(config: str, db_url: str, options: Options, *,
     conninfo = config_conninfo(db_url, config)
     notes: list[str] = []
     servers = Pinning(options.core)
-    own_core = options.core if config == "B" else client_core(options.core)
+    own_core = (options.core if config == "B" else client_core(options.core)) if options.pin \
+        else None
     client = Pinning(own_core if own_core is not None else options.core)
     previous_handler = signal.getsignal(signal.SIGTERM)
 
@@ -591,7 +597,9 @@ def configuration(config: str, db_url: str, options: Options, *,
     try:
         if threading_is_main():
             signal.signal(signal.SIGTERM, on_term)
-        if own_core is None:
+        if not options.pin:
+            notes.append("nothing pinned (--no-pin)")
+        elif own_core is None:
             notes.append("one core only: nothing pinned (client and server share it)")
         else:
             client.pin(os.getpid())
@@ -665,6 +673,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--keep-db", action="store_true", help="do not drop the benchmark database")
     p.add_argument("--core", type=int, default=0,
                    help="core the servers are pinned to (and, in configuration B, this process)")
+    p.add_argument("--no-pin", action="store_true", help=NO_PIN_HELP)
     p.add_argument("--profile", default=None, metavar="KEY",
                    help="profile the wxdata variant of one workload with cProfile and exit")
     p.add_argument("--profile-ops", type=int, default=2000)
@@ -708,6 +717,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     o.extras = not a.no_extras and not a.targets
     o.keep_db = a.keep_db
     o.core = a.core
+    o.pin = not a.no_pin
     o.profile = a.profile
     o.profile_ops = a.profile_ops
     return o

@@ -14,7 +14,7 @@ from benchmarks import bench_async
 
 def test_async_benchmark_reports_every_client_at_every_task_count(server_url: str) -> None:
     lines: list[str] = []
-    results = bench_async.main(["--quick", "--scale", "200", "--reps", "1", "--tasks", "1,4",
+    results = bench_async.main(["--quick", "--no-pin", "--scale", "200", "--reps", "1", "--tasks", "1,4",
                                 "--database-url", server_url], log=lines.append)
     titles = {r.workload for r in results}
     assert titles == {f"{t} @ {n} task{'s' if n > 1 else ''}" for t in _titles() for n in (1, 4)}

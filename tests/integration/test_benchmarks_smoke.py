@@ -29,7 +29,8 @@ def test_quick_run_reports_every_workload_with_finite_ratios(server_url: str) ->
             "SELECT datname FROM pg_database WHERE datname LIKE 'wxdata_bench_%'")}
     lines: list[str] = []
     report = main(
-        ["--quick", "--scale", "200", "--reps", "1", "--config", "A", "--no-chart", "--no-write",
+        ["--quick", "--scale", "200", "--reps", "1", "--config", "A", "--no-pin", "--no-chart",
+         "--no-write",
          "--no-extras", "--mixed-seconds", "0.1", "--bulk-rows", "50", "--threads", "4",
          "--database-url", server_url],
         log=lines.append,
@@ -79,7 +80,8 @@ def test_targets_preset_fills_every_row_of_the_audited_table(
     monkeypatch.setenv("REDIS_URL", redis_url)
     lines: list[str] = []
     report = main(
-        ["--targets", "--quick", "--scale", "200", "--reps", "1", "--config", "A", "--no-chart",
+        ["--targets", "--quick", "--scale", "200", "--reps", "1", "--config", "A", "--no-pin",
+         "--no-chart",
          "--no-write", "--mixed-seconds", "0.1", "--bulk-rows", "50", "--threads", "4",
          "--wal-reads", "5", "--database-url", server_url],
         log=lines.append,
@@ -171,14 +173,16 @@ def test_every_row_is_met_within_its_bound_floor_only_at_a_floor_that_misses_it(
 
 
 @pytest.mark.parametrize("config", ["A", "B"])
-def test_configurations_pin_client_and_server_and_restore_them(server_url: str, config: str
-                                                               ) -> None:
+def test_configurations_pin_client_and_server_and_restore_them(
+        server_url: str, config: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A: the servers on ``--core``, this process on another core (a round trip crosses cores);
-    B: everything on ``--core``. Every affinity comes back on exit, backends forked meanwhile too."""
+    B: everything on ``--core``. Every affinity comes back on exit, backends forked meanwhile too.
+    With ``--no-pin`` nothing moves."""
     import os
 
     from benchmarks.common import Options, client_core, configuration, postmaster_pid
 
+    monkeypatch.delenv("REDIS_URL", raising=False)  # a Redis other test runs may share: left alone
     options = Options(database_url=server_url)
     own_before = os.sched_getaffinity(0)
     postmaster = postmaster_pid(server_url)
@@ -200,3 +204,9 @@ def test_configurations_pin_client_and_server_and_restore_them(server_url: str, 
     assert os.sched_getaffinity(0) == own_before
     if postmaster is not None:
         assert os.sched_getaffinity(postmaster) == server_before
+    options.pin = False
+    with configuration(config, server_url, options, log=notes.append):
+        assert os.sched_getaffinity(0) == own_before
+        if postmaster is not None:
+            assert os.sched_getaffinity(postmaster) == server_before
+    assert any("--no-pin" in n for n in notes)

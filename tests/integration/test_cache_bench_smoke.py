@@ -17,7 +17,8 @@ def test_quick_run_reports_every_cache_workload(fresh_database: Callable[[], str
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
-    options = bench_cache.options_from(["--quick", "--reps", "1", "--batch-seconds", "0.001"])
+    options = bench_cache.options_from(["--quick", "--reps", "1", "--batch-seconds", "0.001",
+                                         "--no-pin"])
     url = fresh_database()
     with psycopg.connect(url, autocommit=True) as conn:
         data = seed(conn, options, 200, 1, log=lambda _: None)
@@ -53,7 +54,7 @@ def test_seed_draws_inputs_only_from_the_live_rows_it_wrote(
     whole table would draw dozens of them.
     """
     url = fresh_database()
-    options = bench_cache.options_from(["--quick"])
+    options = bench_cache.options_from(["--quick", "--no-pin"])
     with psycopg.connect(url, autocommit=True) as conn:
         tag = uuid.uuid4().hex[:8]
         district = conn.execute("INSERT INTO districts (name, code) VALUES (%s, %s) RETURNING id",
