@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wxdata.audit.decorator import extract
-from wxdata.audit.log import build_record, due_read
+from wxdata.audit.log import build_record, disclosure, due_read
 from wxdata.audit.record import (
     CONTEXT_COLUMNS,
     ID_COLUMNS,
@@ -31,7 +31,7 @@ from wxdata.audit.redact import SECRET_MARK
 from wxdata.audit.sql import SHAPE_COLUMNS, insert_record, record_insert
 from wxdata.cache.core import hit_record
 from wxdata.context import ExecutionContext, Purpose, Role
-from wxdata.schema import registered
+from wxdata.schema import STUDENTS, registered
 from wxdata.schema.spec import Entity
 
 _CTX = ExecutionContext(user_id="u-1", role=Role.NURSE, purpose=Purpose.TREATMENT,
@@ -165,3 +165,16 @@ def test_a_hit_on_one_row_owes_what_walking_the_row_finds(
     assert due.insert() == walked.insert()
     assert (due.ids, due.subjects) == (found.ids, found.subjects)
     assert due.record().fields_disclosed == found.fields
+
+
+@given(_CONTEXTS, _CONTEXTS)
+def test_one_template_serves_every_reader_with_the_same_break_glass_flag(
+    first: ExecutionContext, second: ExecutionContext,
+) -> None:
+    """A new request's context builds no new template: only breaking the glass (the record's
+    severity) changes it; who reads is bound per disclosure."""
+    entity = STUDENTS
+    one = disclosure(first, entity, ("id", "grade"), (("cache", "hit"),))
+    other = disclosure(second, entity, ("id", "grade"), (("cache", "hit"),))
+    assert (one is other) == (first.is_break_glass == second.is_break_glass)
+    assert not any(k.removeprefix("a_") in CONTEXT_COLUMNS for k in one.free)
