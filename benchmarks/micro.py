@@ -57,7 +57,7 @@ def items() -> list[tuple[str, Callable[[], Any]]]:
     from wxdata.core.reads import _by_id as by_id
     from wxdata.query.filters import bind, bind_where, parse
 
-    riding_params = {**_riding(ctx, STUDENTS, AuditAction.READ, cols).bound, "_id": uuid.uuid4()}
+    riding_params = {**_riding(ctx, STUDENTS, AuditAction.READ, cols).params(ctx), "_id": uuid.uuid4()}
     riding_formats = [PyFormat.AUTO] * len(riding_params)
     flat = {"grade": "5", "last_name": "Lovelace"}
     tx = Transformer()

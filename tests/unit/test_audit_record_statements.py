@@ -28,9 +28,10 @@ from wxdata.audit.record import (
     params,
 )
 from wxdata.audit.redact import SECRET_MARK
-from wxdata.audit.sql import SHAPE_COLUMNS, insert_record, record_insert
+from wxdata.audit.sql import SHAPE_COLUMNS, insert_record, record_insert, shape_of
 from wxdata.cache.core import hit_record
 from wxdata.context import ExecutionContext, Purpose, Role
+from wxdata.core.auditing import _record, _riding
 from wxdata.schema import STUDENTS, registered
 from wxdata.schema.spec import Entity
 
@@ -178,3 +179,18 @@ def test_one_template_serves_every_reader_with_the_same_break_glass_flag(
     other = disclosure(second, entity, ("id", "grade"), (("cache", "hit"),))
     assert (one is other) == (first.is_break_glass == second.is_break_glass)
     assert not any(k.removeprefix("a_") in CONTEXT_COLUMNS for k in one.free)
+
+
+@given(_CONTEXTS, _CONTEXTS, st.sampled_from(list(AuditAction)))
+def test_a_riding_statement_binds_its_own_reader_from_a_shared_template(
+    first: ExecutionContext, second: ExecutionContext, action: AuditAction,
+) -> None:
+    """The riding template built for one reader serves the next (same break-glass flag) with
+    exactly the shape and parameters its own record would have: nothing of the first leaks."""
+    fields = ("id", "grade")
+    _riding(first, STUDENTS, action, fields)
+    template = _riding(second, STUDENTS, action, fields)
+    own = _record(second, STUDENTS, action, fields=fields)
+    shape, bound = shape_of(params(second, own))
+    assert template.base == own
+    assert template.shape == shape and template.params(second) == bound

@@ -22,7 +22,6 @@ disclosures) nothing is written and the result is ``Success(None)``.
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec
 from uuid import UUID
@@ -33,18 +32,21 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit.diff import diff, split
 from wxdata.audit.record import (
-    CONTEXT_COLUMNS,
     AuditAction,
     AuditRecord,
     AuditSeverity,
     compliance_of,
-    context_params,
     id_params,
     severity_of,
 )
-from wxdata.audit.record import params as record_params
 from wxdata.audit.redact import redact_row
-from wxdata.audit.sql import RecordShape, insert_statement, record_insert, relaxed_commit, shape_of
+from wxdata.audit.sql import (
+    RecordTemplate,
+    insert_statement,
+    record_insert,
+    record_template,
+    relaxed_commit,
+)
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
@@ -113,28 +115,11 @@ def build_record(
 
 
 @attrs.frozen(slots=True)
-class Disclosure:
-    """A READ record owed for rows of one entity, all but who reads and which rows: the entity,
-    the fields, the metadata and whether the reader broke the glass (the one fact of the context
-    the record's own fields depend on: its severity), with its statement's shape and the
-    free-form columns it binds.
-
-    Built once per such combination (:func:`disclosure`) and shared by every reader: each
-    disclosure binds its context and adds its rows' ids, so a cache hit's record costs two small
-    dicts, not a record built and rendered.
-    """
-
-    base: AuditRecord  # the record with no ids
-    shape: RecordShape
-    free: Mapping[str, Any]  # the non-NULL free-form columns (the metadata), bound
-
-
-@attrs.frozen(slots=True)
 class DueRecord:
-    """A disclosure record due: its :class:`Disclosure`, the reader, and the ids and subjects
-    disclosed (each unique, in order)."""
+    """A disclosure record due: its template (:func:`disclosure`), the reader, and the ids and
+    subjects disclosed (each unique, in order)."""
 
-    template: Disclosure
+    template: RecordTemplate
     ctx: ExecutionContext
     ids: tuple[UUID, ...]
     subjects: tuple[UUID, ...]
@@ -149,44 +134,21 @@ class DueRecord:
     def insert(self, relaxed: bool = False) -> tuple[str, dict[str, Any]]:
         """The INSERT of the record and what it binds (as :func:`~wxdata.audit.sql.record_insert`
         renders the record written under the same context)."""
-        params = context_params(self.ctx)
-        params.update(self.template.free)
+        params = self.template.params(self.ctx)
         params.update(id_params(_single(self.ids), self.ids, _single(self.subjects),
                                 self.subjects))
         return insert_statement(self.template.shape, relaxed), params
 
 
 def disclosure(ctx: ExecutionContext, entity: Entity[Any], fields: tuple[str, ...],
-               metadata: tuple[tuple[str, str], ...] = ()) -> Disclosure:
-    """The :class:`Disclosure` of reading ``fields`` of ``entity`` rows (``metadata``: a flat
-    mapping of strings, as items) under ``ctx``: one per entity, fields, metadata and break-glass
-    flag, shared by every context with the same flag."""
-    return _disclosure(entity, fields, metadata, ctx.is_break_glass, ctx)
-
-
-_DISCLOSURES: dict[tuple[Any, ...], Disclosure] = {}
-_DISCLOSURES_MAX = 4096
-
-
-def _disclosure(entity: Entity[Any], fields: tuple[str, ...],
-                metadata: tuple[tuple[str, str], ...], break_glass: bool,
-                ctx: ExecutionContext) -> Disclosure:
-    """Memoised on everything but ``ctx`` (which only its break-glass flag can change)."""
-    key = (entity, fields, metadata, break_glass)
-    found = _DISCLOSURES.get(key)
-    if found is None:
-        base = build_record(ctx, entity, AuditAction.READ, fields=fields,
-                            metadata=dict(metadata) if metadata else None)
-        shape, bound = shape_of(record_params(ctx, base))
-        found = Disclosure(base, shape, types.MappingProxyType(
-            {k: v for k, v in bound.items() if k not in _CONTEXT_PARAMS}))
-        if len(_DISCLOSURES) >= _DISCLOSURES_MAX:  # a bound on distinct shapes, never hit in use
-            _DISCLOSURES.clear()
-        _DISCLOSURES[key] = found
-    return found
-
-
-_CONTEXT_PARAMS = frozenset(f"a_{c}" for c in CONTEXT_COLUMNS)
+               metadata: tuple[tuple[str, str], ...] = ()) -> RecordTemplate:
+    """The template of a READ record of ``fields`` of ``entity`` rows (``metadata``: a flat
+    mapping of strings, as items): built once, shared by every reader with ``ctx``'s
+    break-glass flag (see :func:`~wxdata.audit.sql.record_template`)."""
+    return record_template(
+        ctx, ("disclosure", entity, fields, metadata),
+        lambda: build_record(ctx, entity, AuditAction.READ, fields=fields,
+                             metadata=dict(metadata) if metadata else None))
 
 
 def due_read(ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID | None],

@@ -9,7 +9,8 @@ only on the entity spec and the column lists, so it is compiled once per shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +23,7 @@ from wxdata.audit.record import (
     RECORD_COLUMNS,
     AuditRecord,
     cast_of,
+    context_params,
     param_sql,
 )
 from wxdata.audit.record import params as record_params
@@ -227,6 +229,51 @@ def insert_record(params: Mapping[str, Any], *,
     shape, bound = shape_of(params)
     bound.update({f"a_{c}": params[f"a_{c}"] for c in ID_COLUMNS})
     return insert_statement(shape, relaxed), bound
+
+
+@attrs.frozen(slots=True)
+class RecordTemplate:
+    """A record's statement parts that do not depend on who acts or on which rows: the record
+    without its ids (as built for some reader), its :class:`RecordShape` and the free-form
+    columns it binds (``free``). Who acts is bound per statement (:meth:`params`).
+
+    The record's own fields depend on the context only through the break-glass flag (its
+    severity), so one template serves every reader with the same flag (:func:`record_template`).
+    """
+
+    base: AuditRecord
+    shape: RecordShape
+    free: Mapping[str, Any]
+
+    def params(self, ctx: ExecutionContext) -> dict[str, Any]:
+        """What a statement of this shape binds for ``ctx``, but the ids: the context's
+        parameters and the free-form columns."""
+        out = context_params(ctx)
+        out.update(self.free)
+        return out
+
+
+_TEMPLATES: dict[tuple[Any, ...], RecordTemplate] = {}
+_TEMPLATES_MAX = 4096
+_CONTEXT_PARAMS = frozenset(f"a_{c}" for c in CONTEXT_COLUMNS)
+
+
+def record_template(ctx: ExecutionContext, key: tuple[Any, ...],
+                    build: Callable[[], AuditRecord]) -> RecordTemplate:
+    """The template of the record ``build()`` makes for ``ctx``, memoised on ``key`` (what the
+    record depends on besides the context: entity, action, fields, metadata) and the context's
+    break-glass flag, so a new request's context builds nothing."""
+    full = (*key, ctx.is_break_glass)
+    found = _TEMPLATES.get(full)
+    if found is None:
+        base = build()
+        shape, bound = shape_of(record_params(ctx, base))
+        found = RecordTemplate(base, shape, types.MappingProxyType(
+            {k: v for k, v in bound.items() if k not in _CONTEXT_PARAMS}))
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:  # a bound on distinct shapes, never reached in use
+            _TEMPLATES.clear()
+        _TEMPLATES[full] = found
+    return found
 
 
 def _names(columns: Iterable[str]) -> sql.Composable:

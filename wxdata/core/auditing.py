@@ -3,8 +3,6 @@ denials, disclosure records of reads (riding, or lane 2 in a read-only unit of w
 
 from __future__ import annotations
 
-import functools
-import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from uuid import UUID
@@ -98,27 +96,15 @@ def _record(
     )
 
 
-@attrs.frozen(slots=True)
-class Riding:
-    """What a riding statement needs of its record: the record itself (for a lane-2 replay), its
-    statement shape and the parameters a statement of that shape binds (who acts, from where,
-    why; see :class:`wxdata.audit.sql.RecordShape`)."""
-
-    record: AuditRecord
-    shape: audit_sql.RecordShape
-    bound: types.MappingProxyType[str, Any]
-
-
-@functools.lru_cache(maxsize=2048)
 def _riding(
     ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, fields: tuple[str, ...] = ()
-) -> Riding:
-    """The record of a riding statement, its shape and bound parameters: ids and subjects come
-    from SQL, so the rest depends only on who acts, the entity, the action and the fields
-    (memoised per call shape: several calls of one request reuse it)."""
-    record = _record(ctx, entity, action, fields=fields)
-    shape, bound = audit_sql.shape_of(_ride_params(ctx, record))
-    return Riding(record, shape, types.MappingProxyType(bound))
+) -> audit_sql.RecordTemplate:
+    """The record of a riding statement, its shape and its free-form parameters: ids and subjects
+    come from SQL and who acts is bound per statement (``.params(ctx)``), so the rest depends
+    only on the entity, the action, the fields and the break-glass flag (built once for all)."""
+    return audit_sql.record_template(
+        ctx, ("riding", entity, action, fields),
+        lambda: _record(ctx, entity, action, fields=fields))
 
 
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
@@ -222,18 +208,18 @@ def _read(
     riding = _riding(ctx, entity, AuditAction.READ, fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
         rows = build((yield from _run(conn, ctx, entity, sql, params)))
-        if rows and not (yield from _detached_read(ctx, entity, riding.record, rows)):
+        if rows and not (yield from _detached_read(ctx, entity, riding.base, rows)):
             raise _Err(UNRECORDED)  # no record, no data
         return rows
     # outside a unit of work the read is its own transaction: its record's commit may be relaxed
     relaxed = scope is None and audit_sql.relaxed_commit(settings().audit_read_commit,
                                                          conn.autocommit)
     ridden = ride.read(entity, sql, out_columns, hit, riding.shape, one_row, relaxed)
-    merged = riding.bound.copy()  # the context's ``a_*`` parameters; the read's own never start "a_"
+    merged = riding.params(ctx)  # the record's ``a_*`` parameters; the read's own never start "a_"
     merged.update(params)
     rows = build((yield from _run(conn, ctx, entity, ridden, merged)))
     if scope is not None and rows:
-        base = riding.record
+        base = riding.base
         scope.replay_on_rollback(lambda: _detached_read(ctx, entity, base, rows))
     return rows
 

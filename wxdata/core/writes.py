@@ -99,7 +99,7 @@ def create(
         snap = tuple(c for c in columns if c in values or c == entity.pk)
         riding = _riding(ctx, entity, AuditAction.CREATE)
         sql = _insert_statement(entity, columns, snap, riding.shape)
-        params.update(riding.bound)
+        params.update(riding.params(ctx))
     else:
         sql = _insert_statement(entity, columns, None, audit_sql.RecordShape((), ()))
     try:
@@ -219,7 +219,7 @@ def _update(
     params["_uid"] = ctx.user_id
     params["_version"] = expected_version
     if riding is not None:
-        params.update(riding.bound)
+        params.update(riding.params(ctx))
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
         if not rows:
@@ -302,7 +302,7 @@ def _delete_or_restore(
         old = () if entity.soft_delete else out
         riding = _riding(ctx, entity, action)
         sql = ride.write(entity, sql, out, riding.shape, old_columns=old)
-        params.update(riding.bound)
+        params.update(riding.params(ctx))
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
         if not rows:
