@@ -633,7 +633,9 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
     isolate the cache's own cost: a bare ``TLRUCache`` lookup under a lock (the floor), the memory
     backend's lookup, a complete ``cached`` hit on a non-PHI entity (key memo, scope check,
     lookup, prebuilt ``Success``), and the Python cost of a Redis hit against a hand-written
-    GET + AES-GCM decrypt + decode, both on an in-process stand-in for the client.
+    GET + AES-GCM decrypt + decode, both on an in-process stand-in for the client; and the
+    client work of a PHI hit's disclosure record (its statement and parameters) from the shared
+    template against the same record built in full.
     """
     from returns.result import Success
 
@@ -716,6 +718,30 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
         assert blob is not None
         return Success(loads(aead.decrypt(blob[:12], blob[12:], b"hand")))
 
+    from wxdata.audit.decorator import extract
+    from wxdata.audit.log import build_record
+    from wxdata.audit.record import AuditAction
+    from wxdata.audit.sql import record_insert
+    from wxdata.cache.core import hit_record
+    from wxdata.schema import STUDENTS
+
+    student = STUDENTS.row_type(**{**dict.fromkeys(STUDENTS.column_names), "id": uuid.uuid4()})
+
+    def phi_record() -> Any:
+        due = hit_record(ctx, STUDENTS, student, "bench.micro")
+        if due is None:
+            raise RuntimeError("no record is due: is the audit on?")
+        return due.insert()
+
+    def phi_record_in_full() -> Any:  # what a hit did before its record had a template
+        found = extract(STUDENTS, [student])
+        return record_insert(ctx, build_record(
+            ctx, STUDENTS, AuditAction.READ, ids=found.ids, subjects=found.subjects,
+            fields=found.fields, metadata={"cache": "hit", "operation": "bench.micro"}))
+
+    if phi_record() != phi_record_in_full():
+        raise RuntimeError("the templated record is not the record built in full")
+
     timed = {
         "bare TLRUCache lookup under a lock (floor)": bare,
         "MemoryCache.lookup": lambda: mem.lookup("k", "School", False),
@@ -723,6 +749,8 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
         "cachetools.cached hit over the same stub": lambda: memo(conn, ctx, sid),
         "in-process Redis stand-in: hand-written GET + AES-GCM + decode": hand,
         "in-process Redis stand-in: cached() hit": lambda: stub_redis(conn, ctx, sid),
+        "PHI hit's disclosure record and its INSERT (template)": phi_record,
+        "the same record built in full (walk, build_record, record_insert)": phi_record_in_full,
     }
 
     def check() -> None:

@@ -41,7 +41,8 @@ def test_quick_run_reports_every_cache_workload(fresh_database: Callable[[], str
         assert f"{variant} / {versus}:" in out, workload
     assert all(r.median > 0 for r in results) and "nan" not in out
     figures = bench_cache.micro(repeat=1, number=200)
-    assert len(figures) == 6 and all(v > 0 for v in figures.values())
+    assert len(figures) == 8 and all(v > 0 for v in figures.values())
+    assert "PHI hit's disclosure record and its INSERT (template)" in figures
 
 
 def test_seed_draws_inputs_only_from_the_live_rows_it_wrote(

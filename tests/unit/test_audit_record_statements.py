@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wxdata.audit.decorator import extract
-from wxdata.audit.log import build_record, disclosure, due_read
+from wxdata.audit.log import build_record, due_read, read_template
 from wxdata.audit.record import (
     CONTEXT_COLUMNS,
     ID_COLUMNS,
@@ -154,13 +154,15 @@ def _row_of(entity: Entity[Any], rid: uuid.UUID, sid: uuid.UUID | None) -> Any:
 def test_a_hit_on_one_row_owes_what_walking_the_row_finds(
     entity: Entity[Any], rid: uuid.UUID, sid: uuid.UUID | None,
 ) -> None:
-    """A cache hit on one row of the entity reads its id and subject directly; the record is the
-    one the general walk (:func:`extract`) gives, for a row or the same row in a list."""
+    """One row of the entity is read directly (its id, subject and fields); what it discloses,
+    and the record a cache hit on it owes, are what the general walk gives for the same row in a
+    list."""
     row = _row_of(entity, rid, sid)
     ctx = _CTX
     due = hit_record(ctx, entity, row, "reader.by_id")
     walked = hit_record(ctx, entity, [row], "reader.by_id")  # a list: the general walk
-    found = extract(entity, row)
+    found = extract(entity, [row])
+    assert extract(entity, row) == found
     assert due is not None and walked is not None
     assert due.record() == walked.record()
     assert due.insert() == walked.insert()
@@ -175,8 +177,8 @@ def test_one_template_serves_every_reader_with_the_same_break_glass_flag(
     """A new request's context builds no new template: only breaking the glass (the record's
     severity) changes it; who reads is bound per disclosure."""
     entity = STUDENTS
-    one = disclosure(first, entity, ("id", "grade"), (("cache", "hit"),))
-    other = disclosure(second, entity, ("id", "grade"), (("cache", "hit"),))
+    one = read_template(first, entity, ("id", "grade"), (("cache", "hit"),))
+    other = read_template(second, entity, ("id", "grade"), (("cache", "hit"),))
     assert (one is other) == (first.is_break_glass == second.is_break_glass)
     assert not any(k.removeprefix("a_") in CONTEXT_COLUMNS for k in one.free)
 

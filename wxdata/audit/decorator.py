@@ -120,8 +120,12 @@ def extract(
     """Entity ids, subject ids and fields of ``value``'s rows (attrs, dataclass, named tuple, dict).
 
     Rows of *another* registered entity contribute their own subject (a ``Student`` row discloses
-    its student) but never count as ids of ``entity``.
+    its student) but never count as ids of ``entity``. One row of ``entity`` itself (a by-id read)
+    is read directly, with the same answer as the walk.
     """
+    if (type(value) is entity.row_type and ids is None and subjects is None and fields is None
+            and entity_of_row(entity.row_type) in (None, entity)):
+        return _one_row(entity, value)
     rows = rows_in(value)
     found_ids: dict[UUID, None] = {}
     found_subjects: dict[UUID, None] = {}
@@ -155,6 +159,20 @@ def extract(
     anything = bool(rows) or bool(found_ids) or bool(found_subjects)
     return Found(tuple(found_ids), tuple(found_subjects),
                  tuple(fields) if fields is not None else tuple(names), anything)
+
+
+def _one_row(entity: Entity[Any], row: Any) -> Found:
+    """What one row of ``entity`` discloses: its id, its subject, its type's fields."""
+    rid = _get(row, entity.pk)
+    sid = _get(row, entity.subject)
+    return Found((rid,) if isinstance(rid, UUID) else (), (sid,) if isinstance(sid, UUID) else (),
+                 _field_names(entity), True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_names(entity: Entity[Any]) -> tuple[str, ...]:
+    """The field names of the entity's row type, in order (what one of its rows discloses)."""
+    return tuple(a.name for a in attrs.fields(entity.row_type))
 
 
 def _success_record(

@@ -116,7 +116,7 @@ def build_record(
 
 @attrs.frozen(slots=True)
 class DueRecord:
-    """A disclosure record due: its template (:func:`disclosure`), the reader, and the ids and
+    """A disclosure record due: its template (:func:`read_template`), the reader, and the ids and
     subjects disclosed (each unique, in order)."""
 
     template: RecordTemplate
@@ -140,7 +140,7 @@ class DueRecord:
         return insert_statement(self.template.shape, relaxed), params
 
 
-def disclosure(ctx: ExecutionContext, entity: Entity[Any], fields: tuple[str, ...],
+def read_template(ctx: ExecutionContext, entity: Entity[Any], fields: tuple[str, ...],
                metadata: tuple[tuple[str, str], ...] = ()) -> RecordTemplate:
     """The template of a READ record of ``fields`` of ``entity`` rows (``metadata``: a flat
     mapping of strings, as items): built once, shared by every reader with ``ctx``'s
@@ -155,7 +155,7 @@ def due_read(ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID | No
              subjects: Iterable[UUID | None], fields: tuple[str, ...],
              metadata: tuple[tuple[str, str], ...] = ()) -> DueRecord:
     """The READ record ``ctx`` owes for rows ``ids`` (of students ``subjects``) of ``entity``."""
-    return DueRecord(disclosure(ctx, entity, fields, metadata), ctx, _unique(ids),
+    return DueRecord(read_template(ctx, entity, fields, metadata), ctx, _unique(ids),
                      _unique(subjects))
 
 

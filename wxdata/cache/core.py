@@ -31,11 +31,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-import attrs
 from returns.result import Failure
 
 from wxdata import _connstate
-from wxdata.audit.decorator import entity_of_row, extract, rows_in
+from wxdata.audit.decorator import extract, rows_in
 from wxdata.audit.log import DueRecord, due_read
 from wxdata.audit.ownership import reads_owned
 from wxdata.cache.identity import Identity, UnprovableIdentity, identity_of
@@ -103,35 +102,18 @@ def entity_of_value(value: Any) -> Entity[Any] | None:
 
 def hit_record(ctx: ExecutionContext, entity: Entity[Any] | None, value: Any,
                label: str) -> DueRecord | None:
-    """The READ record a cache hit on ``value`` owes (None when none is due).
-
-    One row of the entity (a by-id read) is read directly (its id, its subject, its type's
-    fields); anything else is walked by :func:`~wxdata.audit.decorator.extract`. Both give the
-    same record.
-    """
+    """The READ record a cache hit on ``value`` owes (None when none is due)."""
     config = settings()
     if not (config.audit_enabled and config.audit_phi_access) or reads_owned():
         return None
     spec = entity if entity is not None else entity_of_value(value)
     if spec is None or not spec.audit_reads:
         return None
-    metadata = (("cache", "hit"), ("operation", label))
-    if type(value) is spec.row_type and entity_of_row(spec.row_type) in (None, spec):
-        rid = getattr(value, spec.pk, None)
-        sid = getattr(value, spec.subject, None) if spec.subject is not None else None
-        return due_read(ctx, spec, (rid,) if isinstance(rid, UUID) else (),
-                        (sid,) if isinstance(sid, UUID) else (), _field_names(spec),
-                        metadata)
     found = extract(spec, value)
     if not found.anything:
         return None
-    return due_read(ctx, spec, found.ids, found.subjects, found.fields, metadata)
-
-
-@functools.lru_cache(maxsize=1024)
-def _field_names(entity: Entity[Any]) -> tuple[str, ...]:
-    """The field names of the entity's row type, in order (what one of its rows discloses)."""
-    return tuple(a.name for a in attrs.fields(entity.row_type))
+    return due_read(ctx, spec, found.ids, found.subjects, found.fields,
+                    (("cache", "hit"), ("operation", label)))
 
 
 UNKNOWN: Any = object()  # the connection's role has not been asked yet (the shell asks, once)
