@@ -245,6 +245,37 @@ def test_json_dates_and_arrays_diff_by_value(conn, make_student, doc, other) -> 
     assert again.metadata == json.loads(json.dumps({"doc": other}))
 
 
+_UPDATABLE = {
+    "title": st.sampled_from(["t", "t2", "Visit"]),
+    "description": st.sampled_from(["d", "other"]),
+    "diagnosis": st.sampled_from(["dx", None]),
+    "provider": st.sampled_from(["Dr A", "Dr B", None]),
+    "is_confidential": st.booleans(),
+    "record_date": st.sampled_from([date(2024, 1, 2), date(2024, 5, 6)]),
+    "metadata": st.sampled_from([None, {"a": 1}, {"a": 1.0, "api_token": "x"}]),
+}
+
+
+@FUZZ
+@given(first=st.fixed_dictionaries({}, optional=_UPDATABLE),
+       second=st.fixed_dictionaries({}, optional=_UPDATABLE).filter(bool))
+def test_an_updates_images_are_the_halves_of_its_changes(conn, make_student, first, second) -> None:
+    """previous_values and new_values hold exactly each change's before and after, for exactly the
+    columns whose value changed (and all three are empty objects when nothing did)."""
+    ctx = fresh_ctx()
+    s = make_student()
+    rec = health_records.create(conn, ctx, {
+        "student_id": s.id, "record_type": "CHECKUP", "title": "t", "description": "d",
+        "record_date": date(2024, 1, 2), **first}).unwrap()
+    health_records.update(conn, ctx, rec.id, second).unwrap()
+    images = one_record(conn, ctx, "UPDATE", rec.id)
+    changes = images["changes"]
+    changed = {k for k, v in second.items() if not same_value(getattr(rec, k), v)}
+    assert set(changes) == changed
+    assert images["previous_values"] == {k: v["before"] for k, v in changes.items()}
+    assert images["new_values"] == {k: v["after"] for k, v in changes.items()}
+
+
 @shell_free
 def test_python_diff_compares_by_value() -> None:
     before = {"d": date(2024, 1, 1), "n": Decimal("1.0"), "j": {"a": 1, "b": [1, 2]},

@@ -101,9 +101,9 @@ _SECRET_CHANGE = sql.SQL("jsonb_build_object('before',{marker},'after',{marker},
 _CHANGE = sql.SQL("jsonb_build_object('before',{before},'after',{after}{changed})")
 
 
-def diff_expr(entity: Entity[Any], columns: Iterable[str], new: str = "s",
-              old_prefix: str = "_o_") -> sql.Composable:
-    """jsonb ``{field: {before, after}}`` of the columns that changed by value (redacted)."""
+def _diff_items(entity: Entity[Any], columns: Iterable[str], new: str,
+                old_prefix: str) -> list[sql.Composable]:
+    """One ``(name, change)`` row per column: the change is NULL when the value did not change."""
     items = []
     for c in columns:
         n, o = sql.Identifier(new, c), sql.Identifier(new, old_prefix + c)
@@ -118,12 +118,29 @@ def diff_expr(entity: Entity[Any], columns: Iterable[str], new: str = "s",
                 before=field_expr(entity, c, o), after=field_expr(entity, c, n),
                 changed=sql.SQL(",'changed',true" if policy != "keep" else "")))
         items.append(sql.SQL("({},{})").format(sql.Literal(c), body))
+    return items
+
+
+def diff_expr(entity: Entity[Any], columns: Iterable[str], new: str = "s",
+              old_prefix: str = "_o_") -> sql.Composable:
+    """jsonb ``{field: {before, after}}`` of the columns that changed by value (redacted)."""
+    items = _diff_items(entity, columns, new, old_prefix)
     if not items:
         return _EMPTY_OBJECT
     return sql.SQL(
         "(SELECT COALESCE(jsonb_object_agg(k,v),'{{}}'::jsonb) FROM (VALUES {}) d(k,v)"
         " WHERE v IS NOT NULL)"
     ).format(_COMMA.join(items))
+
+
+#: An update's three images from one pass over its changed columns: the diff (``changes``) and,
+#: taken from each change, its ``before`` (``previous_values``) and ``after`` (``new_values``).
+_DIFF_IMAGES = sql.SQL(
+    "LATERAL (SELECT COALESCE(jsonb_object_agg(k,v),'{{}}'::jsonb) AS _diff,"
+    "COALESCE(jsonb_object_agg(k,v->'before'),'{{}}'::jsonb) AS _before,"
+    "COALESCE(jsonb_object_agg(k,v->'after'),'{{}}'::jsonb) AS _after"
+    " FROM (VALUES {}) d(k,v) WHERE v IS NOT NULL) x"
+)
 
 
 def _ids(pk: str, subject: str | None, alias: str = "s") -> sql.Composable:
@@ -298,12 +315,6 @@ _RIDE_BULK = sql.SQL(
     "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
     "SELECT {params},{ids} FROM s HAVING count({pk})>0) SELECT count(*) FROM s"
 )
-_DIFF_BEFORE = sql.SQL(  # a whole fragment: literal braces
-    "(SELECT COALESCE(jsonb_object_agg(key, value->'before'),'{}'::jsonb) FROM jsonb_each(s._diff))"
-)
-_DIFF_AFTER = sql.SQL(
-    "(SELECT COALESCE(jsonb_object_agg(key, value->'after'),'{}'::jsonb) FROM jsonb_each(s._diff))"
-)
 
 
 def _row_ids(entity: Entity[Any], alias: str = "s") -> sql.Composable:
@@ -374,16 +385,18 @@ def ride_write(
         exprs["previous_values"] = snapshot_expr(entity, old_columns)
     source_cte: sql.Composable = sql.SQL("s AS ({})").format(sql.SQL(source_sql))
     from_clause = sql.SQL("FROM s")
+    lateral: sql.Composable = sql.SQL("")
     if diff_columns:
-        derived.append(sql.SQL("{} AS _diff").format(diff_expr(entity, diff_columns)))
+        lateral = sql.SQL(", {}").format(
+            _DIFF_IMAGES.format(_COMMA.join(_diff_items(entity, diff_columns, "s", "_o_"))))
+        derived.append(sql.SQL("x._diff, x._before, x._after"))
         exprs["changes"] = sql.SQL("s._diff")
-        exprs["previous_values"] = _DIFF_BEFORE
-        exprs["new_values"] = _DIFF_AFTER
+        exprs["previous_values"] = sql.SQL("s._before")
+        exprs["new_values"] = sql.SQL("s._after")
     if derived:
         # MATERIALIZED: an inlined CTE would copy each expression into every place it is used
-        # (a diff into changes, previous_values and new_values: three evaluations per row)
-        source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s)").format(
-            source_cte, _COMMA.join(derived))
+        source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s{})").format(
+            source_cte, _COMMA.join(derived), lateral)
         from_clause = sql.SQL("FROM d s")
     insert, values = _head(shape, exprs)
     return _RIDE_WRITE.format(
