@@ -104,7 +104,7 @@ _CHANGE = sql.SQL("jsonb_build_object('before',{before},'after',{after}{changed}
 def _diff_items(entity: Entity[Any], columns: Iterable[str], new: str,
                 old_prefix: str) -> list[sql.Composable]:
     """One ``(name, change)`` row per column: the change is NULL when the value did not change."""
-    items = []
+    items: list[sql.Composable] = []
     for c in columns:
         n, o = sql.Identifier(new, c), sql.Identifier(new, old_prefix + c)
         policy = column_policy(entity.by_name.get(c), c)
