@@ -12,13 +12,15 @@ cursor, as ``benchmarks.workloads`` does) and reports, on a freshly migrated and
 - the per-index insert cost: the PHI read + record timed with every ``audit_log`` secondary index
   present and with each one dropped in turn (every variant is the same statement, interleaved);
 - the floor: a bare prepared fetch, the same fetch with the smallest durable record riding in the
-  same statement (one narrow row into an unindexed table), and the fetch with wxdata's record.
+  same statement (one narrow row into an unindexed table), and the fetch with wxdata's record;
+- the record's shape: the same record into an unpartitioned copy of ``audit_log`` with its indexes
+  and with none, against the narrow record with and without every context parameter.
 
 Timings: median over interleaved repetitions of the mean µs per operation, with min-max, and the
 ratio to the bare fetch of the same repetition; the 1-minute load average is printed with them.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \
-        python -m benchmarks.bench_audit_floor --reps 7 --ops 300
+        python -m benchmarks.bench_audit_floor --reps 7 --ops 300 [--config B]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.common import Env, Options, capture, statement
+from benchmarks.common import Env, Options, capture, configuration, statement
 from benchmarks.seed import bench_database
 
 Op = Callable[[Any], Any]
@@ -161,6 +163,63 @@ def _page_plans(env: Env, connect: Callable[..., psycopg.Cursor[Any]], off: str,
             ""]
 
 
+#: Copies of ``audit_log`` that take wxdata's record unchanged: unpartitioned with every index,
+#: and with none (the most a journal indexed later could save on the riding statement).
+_SHAPES_DDL = (
+    "CREATE SEQUENCE bench_shape_seq",
+    "CREATE TABLE bench_shape_indexed (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+    "INCLUDING INDEXES)",
+    "ALTER TABLE bench_shape_indexed ALTER seq SET DEFAULT nextval('bench_shape_seq')",
+    "CREATE TABLE bench_shape_bare (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+    "ALTER TABLE bench_shape_bare ALTER seq SET DEFAULT nextval('bench_shape_seq')",
+)
+#: The narrow floor record carrying every context parameter wxdata's record binds.
+_FLOOR_ALL_PARAMS = (
+    "WITH s AS (SELECT * FROM health_records WHERE id = %(_id)s AND deleted_at IS NULL), "
+    "a AS (INSERT INTO bench_floor_record (action, entity_type, entity_id, subject_id, user_id) "
+    "SELECT 'READ', 'HealthRecord', s.id, s.student_id, concat_ws('|', %(a_user_id)s::text, "
+    "%(a_user_name)s::text, %(a_user_role)s::text, %(a_ip_address)s::text, "
+    "%(a_user_agent)s::text, %(a_request_id)s::text, %(a_session_id)s::text, "
+    "%(a_correlation_id)s::text, %(a_purpose)s::text, %(a_break_glass_reason)s::text) FROM s) "
+    "SELECT * FROM s"
+)
+
+
+def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql: str,
+                   params: dict[str, Any], key: str, inputs: list[Any], reps: int) -> list[str]:
+    """The PHI read's record into tables of decreasing cost, same statement otherwise."""
+    for ddl in _SHAPES_DDL:
+        conn.execute(ddl)
+    statements = {
+        "wxdata record into audit_log (partitioned, its indexes)": sql,
+        "the same into an unpartitioned copy with the same indexes":
+            sql.replace("INSERT INTO audit_log", "INSERT INTO bench_shape_indexed", 1),
+        "the same into the copy without any index":
+            sql.replace("INSERT INTO audit_log", "INSERT INTO bench_shape_bare", 1),
+        "floor record with every context parameter bound": _FLOOR_ALL_PARAMS.replace(
+            "%(_id)s", f"%({key})s"),
+        "floor record": FLOOR_READ.replace("%(id)s", f"%({key})s").replace(
+            "%(user)s", "%(a_user_id)s"),
+        "bare fetch": FETCH_RECORD.replace("%s", f"%({key})s"),
+    }
+
+    def op_of(text: str) -> Op:
+        names = [k for k in params if f"%({k})s" in text]
+
+        def op(rid: Any) -> Any:
+            cur.execute(text, {**{k: params[k] for k in names}, key: rid}, prepare=True)
+            return cur.fetchall()
+        return op
+
+    samples = _interleaved({name: op_of(text) for name, text in statements.items()}, inputs, reps)
+    return [*_table("PHI read + record (synchronous_commit=off): the same record into tables of "
+                    "decreasing cost", samples, "bare fetch"),
+            "Read down the table: the first step is partitioning's share, the second the indexes' "
+            "(all of them: what a journal indexed later could save at most), the third the "
+            "record's width (its columns, defaults and constraints), the fourth the context's "
+            "parameters.", ""]
+
+
 _PLANS = ("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
           "WHERE statement LIKE 'WITH s AS%%INSERT INTO audit_log%%'")
 
@@ -266,6 +325,8 @@ def run(args: argparse.Namespace) -> str:
             out += _page_plans(env, connect, off, args.reps)
             conn.execute(off)
 
+            out += _record_shapes(conn, cpu, sql, params, key, inputs, args.reps)
+
             # per-index cost: each secondary index of audit_log dropped in turn
             idx = conn.execute(
                 "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
@@ -320,10 +381,18 @@ def main() -> int:
     p.add_argument("--students", type=int, default=5000)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--ops", type=int, default=300)
+    p.add_argument("--config", choices=("A", "B"), default=None,
+                   help="pin as the main suite's configuration does (B: client and servers on "
+                        "one core, the CPU each side spends); default: pin nothing")
     args = p.parse_args()
     print(f"# audit floor: students {args.students}, reps {args.reps}, ops {args.ops}, "
           f"load average at start {_load()}\n")
-    print(run(args))
+    if args.config is None:
+        print(run(args))
+        return 0
+    server = args.database_url or os.environ["DATABASE_URL"]
+    with configuration(args.config, server, Options(database_url=server), log=print):
+        print(run(args))
     return 0
 
 

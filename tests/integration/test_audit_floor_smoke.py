@@ -1,0 +1,35 @@
+"""Smoke test of ``python -m benchmarks.bench_audit_floor`` (no timing assertions): a tiny run
+against its own database reports every section, and every timed row has a finite positive time
+and ratio, the record-shape rows included."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+from benchmarks import bench_audit_floor
+
+_ROW = re.compile(r"^\| (.+?) \| ([0-9.]+) \([0-9.]+-[0-9.]+\) \| ([0-9.]+)x \(")
+
+
+def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str) -> None:
+    report = bench_audit_floor.run(argparse.Namespace(
+        database_url=server_url, students=200, reps=1, ops=10))
+    for title in ("## Statements and WAL per audited operation",
+                  "### PHI read, durable commits: bare, floor record, wxdata record",
+                  "### PHI read + record (synchronous_commit=off): the same record into tables of "
+                  "decreasing cost",
+                  "secondary indexes dropped one at a time",
+                  "### WAL per riding read by index set"):
+        assert title in report
+    rows = {m.group(1): (float(m.group(2)), float(m.group(3)))
+            for m in map(_ROW.match, report.splitlines()) if m}
+    for name in ("wxdata record into audit_log (partitioned, its indexes)",
+                 "the same into an unpartitioned copy with the same indexes",
+                 "the same into the copy without any index",
+                 "floor record with every context parameter bound", "floor record"):
+        assert name in rows
+    for name, (us, ratio) in rows.items():
+        assert math.isfinite(us) and us > 0, name
+        assert math.isfinite(ratio) and ratio > 0, name
