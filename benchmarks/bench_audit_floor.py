@@ -220,6 +220,50 @@ def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql:
             "parameters.", ""]
 
 
+_IMAGES = re.compile(
+    r"x\._diff, x\._before, x\._after FROM s, LATERAL \(SELECT (COALESCE\(jsonb_object_agg\(k,v\),"
+    r"'\{\}'::jsonb\)) AS _diff,.*? AS _after( FROM \(VALUES .*?\) d\(k,v\) WHERE v IS NOT NULL)"
+    r"\) x\)")
+_EACH = "(SELECT COALESCE(jsonb_object_agg(key, value->'{}'),'{{}}'::jsonb) FROM jsonb_each(s._diff))"
+
+
+def three_pass(update_sql: str) -> str:
+    """An update's riding statement with its images computed as before: the diff aggregated, then
+    ``previous_values`` and ``new_values`` each aggregated again from the stored diff."""
+    m = _IMAGES.search(update_sql)
+    if m is None:
+        raise RuntimeError("the update's statement has no one-pass images")
+    old = update_sql[:m.start()] + f"(SELECT {m.group(1)}{m.group(2)}) AS _diff FROM s)" + \
+        update_sql[m.end():]
+    return old.replace("s._before", _EACH.format("before"), 1).replace(
+        "s._after", _EACH.format("after"), 1)
+
+
+def _update_images(cur: psycopg.Cursor[Any], sql: str, params: dict[str, Any],
+                   students: list[Any], args: argparse.Namespace) -> list[str]:
+    """The update's riding statement with its images in one pass (wxdata) and in three (before)."""
+    key, grade = _slot(params, students[0]), _slot(params, "6")
+    old = three_pass(sql)
+    bare = ("UPDATE students SET grade = %(g)s, version = version + 1, updated_at = now(), "
+            "updated_by = %(u)s WHERE id = %(i)s AND deleted_at IS NULL RETURNING *")
+    inputs = [(students[i % len(students)], str(1 + i % 12)) for i in range(args.ops)]
+
+    def op_of(text: str) -> Op:
+        def op(x: tuple[Any, str]) -> Any:
+            cur.execute(text, {**params, key: x[0], grade: x[1]}, prepare=True)
+            return cur.fetchall()
+        return op
+
+    def bare_op(x: tuple[Any, str]) -> Any:
+        cur.execute(bare, {"g": x[1], "u": params["_uid"], "i": x[0]}, prepare=True)
+        return cur.fetchall()
+
+    samples = _interleaved({"bare update": bare_op, "wxdata update + record": op_of(sql),
+                            "the same, images in three passes": op_of(old)}, inputs, args.reps)
+    return _table("Student update + record (synchronous_commit=off): the record's images in one "
+                  "pass (wxdata) against three", samples, "bare update")
+
+
 _PLANS = ("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
           "WHERE statement LIKE 'WITH s AS%%INSERT INTO audit_log%%'")
 
@@ -326,6 +370,7 @@ def run(args: argparse.Namespace) -> str:
             conn.execute(off)
 
             out += _record_shapes(conn, cpu, sql, params, key, inputs, args.reps)
+            out += _update_images(cpu, *riding["update (student)"], data.student_ids, args)
 
             # per-index cost: each secondary index of audit_log dropped in turn
             idx = conn.execute(
