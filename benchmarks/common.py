@@ -920,6 +920,7 @@ def main(argv: Sequence[str] | None = None, *, log: Callable[[str], None] = prin
                     env = Env(config, conninfo, options, data)
                     try:
                         for key in selected:
+                            quiesce(db_url, log=log)
                             with timed(config, key):
                                 for wl in workloads.MAIN[key](env):
                                     wl.variants = [v for v in wl.variants if v.baseline
@@ -978,6 +979,39 @@ def settle(db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
         for table in ("students", "health_records", "audit_log"):
             conn.execute(f"VACUUM ANALYZE {table}")
+
+
+#: How long :func:`quiesce` waits for the server's autovacuum workers to finish.
+QUIESCE_WAIT_S = 20.0
+_AUTOVACUUM_BUSY = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+                    "AND datname = current_database()")
+
+
+def quiesce(db_url: str, *, log: Callable[[str], None] = print) -> None:
+    """Leave the server no background work of the previous workload's making before the next one.
+
+    The previous workload's audit records are vacuumed now (else an autovacuum worker would do it
+    during the next workload's batches), its dirty pages are written by a CHECKPOINT (else the
+    checkpointer spreads them over the next minutes), and any autovacuum worker still on this
+    database is waited for (at most :data:`QUIESCE_WAIT_S`). In configuration B every server
+    process shares the measured core, so what they do in the background lands in the figures.
+    """
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("VACUUM audit_log")
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            log("  quiesce: this role may not CHECKPOINT; the checkpointer may write meanwhile")
+        deadline = time.monotonic() + QUIESCE_WAIT_S
+        while True:
+            row = conn.execute(_AUTOVACUUM_BUSY).fetchone()
+            if not row or not row[0]:
+                return
+            if time.monotonic() > deadline:
+                log(f"  quiesce: {row[0]} autovacuum worker(s) still running after "
+                    f"{QUIESCE_WAIT_S:.0f} s")
+                return
+            time.sleep(0.2)
 
 
 def run_cli() -> int:

@@ -19,8 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks import workloads
-from benchmarks.common import TARGET_FAMILIES, Result, main
+from benchmarks.common import TARGET_FAMILIES, Options, Result, main, quiesce
 from benchmarks.report import AUDITED_TARGETS, FLOOR_GAP, Pick, audited_rows
+from benchmarks.seed import bench_database
 
 
 def test_quick_run_reports_every_workload_with_finite_ratios(server_url: str) -> None:
@@ -210,3 +211,31 @@ def test_configurations_pin_client_and_server_and_restore_them(
         if postmaster is not None:
             assert os.sched_getaffinity(postmaster) == server_before
     assert any("--no-pin" in n for n in notes)
+
+
+def test_quiesce_vacuums_the_audit_log_checkpoints_and_leaves_no_autovacuum_running(
+        server_url: str) -> None:
+    with bench_database(server_url, Options(database_url=server_url), 50, 1,
+                        log=lambda _: None) as (url, _), psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO audit_log (action, entity_type, user_id) "
+                     "SELECT 'READ', 'Student', 'u-quiesce' FROM generate_series(1, 50)")
+        started = conn.execute("SELECT now()").fetchone()[0]
+        requested = ("SELECT num_requested FROM pg_stat_checkpointer"
+                     if conn.info.server_version >= 170000  # moved out of pg_stat_bgwriter
+                     else "SELECT checkpoints_req FROM pg_stat_bgwriter")
+        checkpoints = conn.execute(requested).fetchone()[0]
+        lines: list[str] = []
+        quiesce(url, log=lines.append)
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        vacuumed = conn.execute(
+            "SELECT count(*) FROM pg_stat_user_tables t JOIN pg_inherits i "
+            "ON i.inhrelid = t.relid WHERE i.inhparent = 'audit_log'::regclass "
+            "AND t.last_vacuum >= %s", (started,)).fetchone()[0]
+        partitions = conn.execute("SELECT count(*) FROM pg_inherits "
+                                  "WHERE inhparent = 'audit_log'::regclass").fetchone()[0]
+        assert partitions > 0 and vacuumed == partitions
+        assert conn.execute(requested).fetchone()[0] > checkpoints
+        busy = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+            "AND datname = current_database()").fetchone()[0]
+        assert busy == 0 or any("still running" in line for line in lines)
