@@ -101,9 +101,10 @@ _SECRET_CHANGE = sql.SQL("jsonb_build_object('before',{marker},'after',{marker},
 _CHANGE = sql.SQL("jsonb_build_object('before',{before},'after',{after}{changed})")
 
 
-def _diff_items(entity: Entity[Any], columns: Iterable[str], new: str,
-                old_prefix: str) -> list[sql.Composable]:
-    """One ``(name, change)`` row per column: the change is NULL when the value did not change."""
+def _diff_items(entity: Entity[Any], columns: Iterable[str], new: str = "s",
+                old_prefix: str = "_o_") -> list[sql.Composable]:
+    """One ``(name, change)`` row per column of row ``new`` against its ``old_prefix`` columns,
+    redacted: the change is NULL when the value did not change."""
     items: list[sql.Composable] = []
     for c in columns:
         n, o = sql.Identifier(new, c), sql.Identifier(new, old_prefix + c)
@@ -119,18 +120,6 @@ def _diff_items(entity: Entity[Any], columns: Iterable[str], new: str,
                 changed=sql.SQL(",'changed',true" if policy != "keep" else "")))
         items.append(sql.SQL("({},{})").format(sql.Literal(c), body))
     return items
-
-
-def diff_expr(entity: Entity[Any], columns: Iterable[str], new: str = "s",
-              old_prefix: str = "_o_") -> sql.Composable:
-    """jsonb ``{field: {before, after}}`` of the columns that changed by value (redacted)."""
-    items = _diff_items(entity, columns, new, old_prefix)
-    if not items:
-        return _EMPTY_OBJECT
-    return sql.SQL(
-        "(SELECT COALESCE(jsonb_object_agg(k,v),'{{}}'::jsonb) FROM (VALUES {}) d(k,v)"
-        " WHERE v IS NOT NULL)"
-    ).format(_COMMA.join(items))
 
 
 #: An update's three images from one pass over its changed columns: the diff (``changes``) and,
@@ -388,7 +377,7 @@ def ride_write(
     lateral: sql.Composable = sql.SQL("")
     if diff_columns:
         lateral = sql.SQL(", {}").format(
-            _DIFF_IMAGES.format(_COMMA.join(_diff_items(entity, diff_columns, "s", "_o_"))))
+            _DIFF_IMAGES.format(_COMMA.join(_diff_items(entity, diff_columns))))
         derived.append(sql.SQL("x._diff, x._before, x._after"))
         exprs["changes"] = sql.SQL("s._diff")
         exprs["previous_values"] = sql.SQL("s._before")
