@@ -258,6 +258,16 @@ def _update_images(cur: psycopg.Cursor[Any], sql: str, params: dict[str, Any],
         cur.execute(bare, {"g": x[1], "u": params["_uid"], "i": x[0]}, prepare=True)
         return cur.fetchall()
 
+    def images(text: str) -> tuple[Any, ...]:
+        bare_op((students[0], "3"))
+        op_of(text)((students[0], "4"))
+        row = cur.execute("SELECT changes, previous_values, new_values FROM audit_log "
+                          "WHERE entity_id = %s ORDER BY seq DESC LIMIT 1", (students[0],)).fetchone()
+        return tuple(row or ())
+
+    if images(sql) != images(old):  # the comparison is of two ways to write the same record
+        raise RuntimeError("the one-pass and three-pass statements record different images")
+
     samples = _interleaved({"bare update": bare_op, "wxdata update + record": op_of(sql),
                             "the same, images in three passes": op_of(old)}, inputs, args.reps)
     return _table("Student update + record (synchronous_commit=off): the record's images in one "
