@@ -165,9 +165,11 @@ def test_the_async_shell_loads_the_same_rows(
 # --- all or nothing ---------------------------------------------------------------------------
 
 
-def _count_numbers(conn: psycopg.Connection[Any], numbers: list[str]) -> int:
-    row = conn.execute("SELECT count(*) FROM students WHERE student_number = ANY(%s)",
-                       (numbers,)).fetchone()
+def _count_numbers(admin: psycopg.Connection[Any], numbers: list[str]) -> int:
+    """How many of these students exist, on a connection row security does not filter (the
+    application role, outside a unit of work, sees no student at all)."""
+    row = admin.execute("SELECT count(*) FROM students WHERE student_number = ANY(%s)",
+                        (numbers,)).fetchone()
     return int(row[0]) if row else -1
 
 
@@ -193,8 +195,8 @@ BREAKS: list[tuple[Mapping[str, Any], str, str]] = [
 @settings(max_examples=20, deadline=None, suppress_health_check=_SLOW)
 @given(size=st.integers(1, 40), data=st.data())
 def test_a_bad_row_anywhere_writes_nothing(
-    conn: psycopg.Connection[Any], ctx: ExecutionContext, school: dict[str, Any], size: int,
-    data: st.DataObject,
+    conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any], ctx: ExecutionContext,
+    school: dict[str, Any], size: int, data: st.DataObject,
 ) -> None:
     ctx = attrs.evolve(ctx, request_id=f"bulk-{uuid.uuid4().hex[:12]}")
     rows = [student_values(school) for _ in range(size)]
@@ -205,21 +207,65 @@ def test_a_bad_row_anywhere_writes_nothing(
     assert isinstance(error, ValidationFailed)
     assert any(e.field == f"[{index}].{field}" and e.rule.startswith(rule) for e in error.errors)
     assert "SECRET-VALUE" not in repr(error)
-    assert _count_numbers(conn, [r["student_number"] for r in rows]) == 0
+    assert _count_numbers(admin_conn, [r["student_number"] for r in rows]) == 0
     assert _successes(conn, ctx) == 0
 
 
-def test_row_9999_of_10000_bad_writes_nothing(conn, ctx, school) -> None:
+def test_row_9999_of_10000_bad_writes_nothing(conn, admin_conn, ctx, school) -> None:
     rows = [student_values(school) for _ in range(10_000)]
     rows[9_999] = {**rows[9_999], "gender": "SECRET-VALUE"}
     error = crud.bulk_create(conn, ctx, STUDENTS, rows).failure()
     assert isinstance(error, ValidationFailed)
     assert [(e.field, e.rule.split(":")[0]) for e in error.errors] == [
         ("[9999].gender", "must be one of")]
-    assert _count_numbers(conn, [r["student_number"] for r in rows]) == 0
+    assert _count_numbers(admin_conn, [r["student_number"] for r in rows]) == 0
 
 
-def test_a_row_outside_the_scope_writes_nothing(conn, ctx, school) -> None:
+def test_a_bad_row_inside_a_unit_of_work_leaves_the_unit_going(conn, admin_conn, ctx, school) -> None:
+    """The load's level is a savepoint: abandoning its COPY rolls back the load only."""
+    rows = [student_values(school) for _ in range(3_000)]
+    rows[2_900] = {**rows[2_900], "gender": "SECRET-VALUE"}
+    before, after = student_values(school), student_values(school)
+    with unit_of_work(conn, ctx):
+        crud.create(conn, ctx, STUDENTS, before).unwrap()
+        error = crud.bulk_create(conn, ctx, STUDENTS, rows).failure()
+        assert [e.field for e in error.errors] == ["[2900].gender"]
+        crud.create(conn, ctx, STUDENTS, after).unwrap()
+    assert _count_numbers(admin_conn, [before["student_number"], after["student_number"]]) == 2
+    assert _count_numbers(admin_conn, [r["student_number"] for r in rows]) == 0
+    assert _successes(conn, ctx) == 0
+
+
+def test_rows_are_stored_as_they_are_checked_and_none_is_left_by_a_late_bad_row(
+    admin_conn: psycopg.Connection[Any], sys_ctx: ExecutionContext, school: dict[str, Any],
+) -> None:
+    """The server stores the first rows while the client checks the next ones; a bad row at the
+    end abandons them all. A trigger counts, in a sequence (which no rollback undoes), the rows
+    the server took before the bad one was found."""
+    tag = uuid.uuid4().hex[:8]
+    seq, fn, trigger = f"bulk_seen_{tag}", f"bulk_seen_fn_{tag}", f"bulk_seen_trg_{tag}"
+    admin_conn.execute(f"CREATE SEQUENCE {seq}")
+    admin_conn.execute(
+        f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$BEGIN PERFORM nextval('{seq}'); RETURN NEW; END$$")
+    admin_conn.execute(f"CREATE TRIGGER {trigger} BEFORE INSERT ON students "
+                       f"FOR EACH ROW EXECUTE FUNCTION {fn}()")
+    try:
+        rows = [student_values(school) for _ in range(10_000)]
+        rows[-1] = {**rows[-1], "gender": "SECRET-VALUE"}
+        error = crud.bulk_create(admin_conn, sys_ctx, STUDENTS, rows).failure()
+        assert [e.field for e in error.errors] == ["[9999].gender"]
+        seen = admin_conn.execute(
+            f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {seq}").fetchone()
+        assert seen is not None and 0 < seen[0] < 10_000
+        assert _count_numbers(admin_conn, [r["student_number"] for r in rows]) == 0
+    finally:
+        admin_conn.execute(f"DROP TRIGGER {trigger} ON students")
+        admin_conn.execute(f"DROP FUNCTION {fn}()")
+        admin_conn.execute(f"DROP SEQUENCE {seq}")
+
+
+def test_a_row_outside_the_scope_writes_nothing(conn, admin_conn, ctx, school) -> None:
     other = conn.execute("SELECT id, district_id FROM schools WHERE id <> %s LIMIT 1",
                          (school["school_id"],)).fetchone()
     if other is None:
@@ -233,22 +279,22 @@ def test_a_row_outside_the_scope_writes_nothing(conn, ctx, school) -> None:
     rows[11] = {**rows[11], "school_id": other[0], "district_id": other[1]}
     result = crud.bulk_create(conn, ctx, STUDENTS, rows)
     assert isinstance(result, Failure)
-    assert _count_numbers(conn, [r["student_number"] for r in rows]) == 0
+    assert _count_numbers(admin_conn, [r["student_number"] for r in rows]) == 0
     assert _successes(conn, ctx) == 0
 
 
-def test_a_conflict_writes_nothing_and_the_record_rolls_back_with_the_rows(conn, ctx,
-                                                                           school) -> None:
+def test_a_conflict_writes_nothing_and_the_record_rolls_back_with_the_rows(
+        conn, admin_conn, ctx, school) -> None:
     rows = [student_values(school) for _ in range(30)]
     rows.append(dict(rows[4]))  # the same student number twice
     assert isinstance(crud.bulk_create(conn, ctx, STUDENTS, rows).failure(), Conflict)
-    assert _count_numbers(conn, [r["student_number"] for r in rows]) == 0
+    assert _count_numbers(admin_conn, [r["student_number"] for r in rows]) == 0
     assert _successes(conn, ctx) == 0
     good = [student_values(school) for _ in range(5)]
     with unit_of_work(conn, ctx):
         assert len(crud.bulk_create(conn, ctx, STUDENTS, good).unwrap()) == 5
         raise RollbackScope
-    assert _count_numbers(conn, [r["student_number"] for r in good]) == 0
+    assert _count_numbers(admin_conn, [r["student_number"] for r in good]) == 0
     assert _successes(conn, ctx) == 0
 
 
@@ -314,4 +360,4 @@ def test_a_column_of_another_type_or_kind_loads_as_text() -> None:
                  types=("uuid", "", "text"), binary=False, json_at=(0,))
     key = uuid.uuid4()
     flat = [key, {"a": [1, None]}, "t", key, None, "u"]
-    assert list(load.text_rows(flat)) == [(key, '{"a": [1, null]}', "t"), (key, None, "u")]
+    assert list(load.text(load.rows(flat))) == [(key, '{"a": [1, null]}', "t"), (key, None, "u")]

@@ -179,7 +179,7 @@ def test_inner_rollback_drops_inner_rows_records_and_hooks(conn, ctx, school) ->
             raise RollbackScope
     assert ran == ["inner rolled back", "outer"]
     assert students.find_by_id(conn, ctx, outer.id).unwrap().id == outer.id
-    assert conn.execute("SELECT count(*) FROM students WHERE id = %s", (inner.id,)).fetchone() == (0,)
+    assert students.find_by_id(conn, ctx, inner.id).failure().code == "NOT_FOUND"
     created = assert_audited(conn, action="CREATE", request_id=ctx.request_id, count=1)
     assert created[0].entity_id == outer.id
 

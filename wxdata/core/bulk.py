@@ -1,15 +1,20 @@
 """The bulk create plan: validate every row, load them with binary COPY, one audit record.
 
-All or nothing: every row is checked before anything is sent (a bad row anywhere refuses the whole
-batch, naming the row index, the field and the rule, never the value); the rows, the staging move
-under row security and the BULK_CREATE record run in one transaction (the caller's unit of work,
-or one opened here), so the record commits with the rows or not at all; write events are delivered
-after COMMIT.
+All or nothing: a bad row anywhere refuses the whole batch, naming the row index, the field and the
+rule, never the value, and nothing of it is written; the rows, the staging move under row security
+and the BULK_CREATE record run in one transaction level (the caller's unit of work, or one opened
+here), so the record commits with the rows or not at all; write events are delivered after COMMIT.
+
+Rows are checked as the COPY takes them, so the client checks row n while the server stores the
+rows before it (two cores at work where one waited for the other). The first row is checked
+before anything is sent; a bad row later abandons the COPY and rolls its transaction level back
+(a savepoint inside the caller's unit of work, which goes on).
 
 Where the time goes, and what this module does about it (figures: ``benchmarks/results``):
 
 - validation: :func:`~wxdata.schema.validate.create_checker` derives each column's checks once per
-  entity; a row it cannot pass is re-checked by ``validate_create`` for the field errors;
+  entity; a row it cannot pass is re-checked by ``validate_create`` for the field errors; rows are
+  checked while the COPY streams (above);
 - COPY: binary format with the column types set once (``Copy.set_types``), so psycopg formats each
   row in C with one fixed dumper per column and the server parses no text;
 - ids: drawn from one ``os.urandom`` call for the whole batch;
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -79,10 +84,11 @@ psycopg.adapters.register_dumper(_BinaryIds, ListBinaryDumper)
 def bulk_create(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], rows: Sequence[Mapping[str, Any]]
 ) -> Plan[Result[tuple[UUID, ...], DataError]]:
-    """Validate every row, then load them all with COPY in one transaction: all or nothing.
+    """Load every row with COPY in one transaction, each checked as the COPY takes it: all or
+    nothing.
 
-    Returns the new ids in input order. A validation failure names the row index and field.
-    One BULK_CREATE audit record lists every new id and subject.
+    Returns the new ids in input order. A validation failure names the row index and field, and
+    nothing of the batch is written. One BULK_CREATE audit record lists every new id and subject.
     """
     if not isinstance(rows, Sequence) or isinstance(rows, str | bytes):
         return Failure(ValidationFailed(entity.name, (FieldError("<rows>", "must be a list"),)))
@@ -91,30 +97,40 @@ def bulk_create(
     if len(rows) > MAX_BULK:
         return Failure(ValidationFailed(
             entity.name, (FieldError("<rows>", f"must have at most {MAX_BULK} rows"),)))
-    prepared = _prepare(entity, ctx, rows)
-    if isinstance(prepared, ValidationFailed):
-        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, prepared))
-    batches, ids, subjects = prepared
+    load = _Rows(entity, ctx, rows)
+    first = load.start()
+    if isinstance(first, ValidationFailed):
+        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, first))
 
     def inside(scope: Scope) -> Plan[None]:
-        for load, flat in batches:
-            target, staged = yield from _bulk_target(conn, entity, load.columns, load.binary)
-            if load.binary:
-                yield Copy(target, load.rows(flat), tuple(load.types))
-            else:
-                yield Copy(target, load.text_rows(flat))
-            if staged is not None:
-                yield Execute(staged)
+        yield from _copy(conn, entity, first, load.streamed(first))
+        for later, flat in load.later.values():  # complete: the first COPY took every row
+            yield from _copy(conn, entity, later, later.rows(flat))
         if _writes_audited():
-            yield from _write_bulk_record(ctx, entity, scope, ids, subjects)
-        yield from announce_plan(conn, WriteEvent(entity.name, "BULK_CREATE", ids, subjects))
+            yield from _write_bulk_record(ctx, entity, scope, load.ids, load.subjects())
+        yield from announce_plan(
+            conn, WriteEvent(entity.name, "BULK_CREATE", load.ids, load.subjects()))
 
     try:
         yield from within(scope_plan(conn, ctx), inside)
+    except _BadRow as bad:  # the COPY was abandoned and its transaction level rolled back
+        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE, bad.failure))
     except psycopg.Error as exc:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_CREATE,
                                        _db_error(exc, entity.name)))
-    return Success(ids)
+    return Success(load.ids)
+
+
+def _copy(conn: AnyConn, entity: Entity[Any], load: _Load,
+          rows: Iterator[tuple[Any, ...]]) -> Plan[None]:
+    """One COPY of ``rows`` with ``load``'s columns (staged and moved under row security)."""
+    target, staged = yield from _bulk_target(conn, entity, load.columns, load.binary)
+    if load.binary:
+        yield Copy(target, rows, tuple(load.types))
+    else:
+        yield Copy(target, load.text(rows))
+    if staged is not None:
+        yield Execute(staged)
 
 
 #: A COPY: its load and the values of its rows, one after the other in one list (one object for
@@ -122,49 +138,86 @@ def bulk_create(
 _Batch = tuple["_Load", list[Any]]
 
 
-def _prepare(
-    entity: Entity[Any], ctx: ExecutionContext, rows: Sequence[Mapping[str, Any]]
-) -> tuple[list[_Batch], tuple[UUID, ...], tuple[UUID, ...]] | ValidationFailed:
-    """The COPY batches (one per set of columns the rows name), the new ids and the distinct
-    subjects, in input order; or the first bad row's errors (fields prefixed with the row index).
+class _BadRow(Exception):
+    """A row failed its checks while its COPY was streaming: the COPY is abandoned.
 
-    Each row's COPY values join its batch's one list as soon as it is checked (no clean dict or
-    tuple per row is kept: fewer live objects, fewer garbage collections while the batch is
-    built). Rows that name different columns go to different COPYs, so a column a row leaves out
-    takes its default, never NULL.
+    Its text reaches the server (psycopg ends the COPY with it), so it names nothing of the row.
     """
-    check = create_checker(entity)
-    ids = _new_ids(len(rows))
-    batches: dict[frozenset[str], _Batch] = {}
-    names: Set[str] = frozenset()  # the columns of the previous row (its batch is ``load``)
-    load: _Load | None = None
-    flat: list[Any] = []
-    subject = entity.subject if entity.subject != entity.pk else None
-    subjects: list[Any] = []
-    for index, values in enumerate(rows):
-        clean = check(values)
+
+    def __init__(self, failure: ValidationFailed) -> None:
+        super().__init__("a row failed validation")
+        self.failure = failure
+
+
+class _Rows:
+    """The rows of one bulk create, checked in input order as the first COPY takes them.
+
+    Rows naming the same columns as the first row go to the first COPY as soon as each is checked;
+    rows naming other columns are checked on the way and kept, their values in one list per set of
+    columns (``later``: no clean dict or tuple per row is kept), for a COPY of their own after the
+    first. So a column a row leaves out takes its default, never NULL, and the ids (drawn before,
+    in input order) and subjects are those of every row once the first COPY has ended.
+    """
+
+    __slots__ = ("_check", "_ctx", "_entity", "_names", "_rows", "_subject", "_subjects", "ids",
+                 "later")
+
+    def __init__(self, entity: Entity[Any], ctx: ExecutionContext,
+                 rows: Sequence[Mapping[str, Any]]) -> None:
+        self._entity, self._ctx, self._rows = entity, ctx, rows
+        self._check = create_checker(entity)
+        self._subject = entity.subject if entity.subject != entity.pk else None
+        self._subjects: list[Any] = []
+        self._names: frozenset[str] = frozenset()
+        self.ids = _new_ids(len(rows))
+        self.later: dict[frozenset[str], _Batch] = {}
+
+    def _clean(self, index: int, values: Mapping[str, Any]) -> dict[str, Any]:
+        clean = self._check(values)
         if clean is None:
-            checked = _recheck(entity, index, values)
+            checked = _recheck(self._entity, index, values)
             if isinstance(checked, ValidationFailed):
-                return checked
+                raise _BadRow(checked)
             clean = checked
-        if load is None or clean.keys() != names:
-            names = frozenset(clean)
-            found = batches.get(names)
-            if found is None:
-                found = batches[names] = (_Load.of(entity, ctx, names), [])
-            load, flat = found
-        flat.append(ids[index])
-        flat.extend(map(clean.get, load.values))
-        flat.extend(load.managed)
-        if subject is not None:
-            subjects.append(clean.get(subject))
-    out = list(batches.values())
-    if subject is None:
-        distinct = ids if entity.subject == entity.pk else ()
-    else:
-        distinct = tuple(s for s in dict.fromkeys(subjects) if s is not None)
-    return out, ids, distinct
+        if self._subject is not None:
+            self._subjects.append(clean.get(self._subject))
+        return clean
+
+    def start(self) -> _Load | ValidationFailed:
+        """The first COPY's load, from the first row's columns; or the first row's errors (then
+        nothing is sent). The first row itself is checked again, and counted, by :meth:`streamed`."""
+        try:
+            clean = self._clean(0, self._rows[0])
+        except _BadRow as bad:
+            return bad.failure
+        self._subjects.clear()
+        self._names = frozenset(clean)
+        return _Load.of(self._entity, self._ctx, self._names)
+
+    def streamed(self, load: _Load) -> Iterator[tuple[Any, ...]]:
+        """The first COPY's rows, each checked as it is taken (:class:`_BadRow` on a bad one)."""
+        names, ids, entity, ctx = self._names, self.ids, self._entity, self._ctx
+        self._subjects.clear()  # a second pass (a COPY begun again) counts every row once
+        self.later.clear()
+        for index, values in enumerate(self._rows):
+            clean = self._clean(index, values)
+            if clean.keys() == names:
+                yield (ids[index], *map(clean.get, load.values), *load.managed)
+                continue
+            key = frozenset(clean)
+            batch = self.later.get(key)
+            if batch is None:
+                batch = self.later[key] = (_Load.of(entity, ctx, key), [])
+            other, flat = batch
+            flat.append(ids[index])
+            flat.extend(map(clean.get, other.values))
+            flat.extend(other.managed)
+
+    def subjects(self) -> tuple[UUID, ...]:
+        """The distinct subjects of the rows, in input order (every row's, once streamed)."""
+        if self._subject is None:
+            return self.ids if self._entity.subject == self._entity.pk else ()
+        return tuple(s for s in dict.fromkeys(self._subjects) if s is not None)
 
 
 def _recheck(
@@ -216,13 +269,13 @@ class _Load:
         """The COPY rows of a batch's values, in order."""
         return zip(*[iter(flat)] * len(self.columns), strict=True)
 
-    def text_rows(self, flat: list[Any]) -> Iterator[tuple[Any, ...]]:
-        """The rows for a text COPY, which takes JSON as its text."""
+    def text(self, rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        """``rows`` for a text COPY, which takes JSON as its text."""
         if not self.json_at:
-            return self.rows(flat)
+            return rows
         at = frozenset(i + 1 for i in self.json_at)
         return (tuple(json.dumps(v) if i in at and v is not None else v for i, v in enumerate(row))
-                for row in self.rows(flat))
+                for row in rows)
 
 
 def _copy_type(column: Column) -> str | None:
