@@ -236,6 +236,24 @@ def test_a_bad_row_inside_a_unit_of_work_leaves_the_unit_going(conn, admin_conn,
     assert _successes(conn, ctx) == 0
 
 
+def test_the_async_shell_abandons_a_load_at_a_late_bad_row(
+    db_url: str, admin_conn: psycopg.Connection[Any], conn: psycopg.Connection[Any],
+    ctx: ExecutionContext, school: dict[str, Any],
+) -> None:
+    rows = [student_values(school) for _ in range(3_000)]
+    rows[2_500] = {**rows[2_500], "first_name": "N" * 101}
+
+    async def main() -> Any:
+        async with await aio.connect(db_url) as aconn:
+            return await aio.crud.bulk_create(aconn, ctx, STUDENTS, rows)
+
+    error = asyncio.run(main()).failure()
+    assert isinstance(error, ValidationFailed)
+    assert [e.field for e in error.errors] == ["[2500].first_name"]
+    assert _count_numbers(admin_conn, [r["student_number"] for r in rows]) == 0
+    assert _successes(conn, ctx) == 0
+
+
 def test_rows_are_stored_as_they_are_checked_and_none_is_left_by_a_late_bad_row(
     admin_conn: psycopg.Connection[Any], sys_ctx: ExecutionContext, school: dict[str, Any],
 ) -> None:
