@@ -101,13 +101,12 @@ _SECRET_CHANGE = sql.SQL("jsonb_build_object('before',{marker},'after',{marker},
 _CHANGE = sql.SQL("jsonb_build_object('before',{before},'after',{after}{changed})")
 
 
-def _diff_items(entity: Entity[Any], columns: Iterable[str], new: str = "s",
-                old_prefix: str = "_o_") -> list[sql.Composable]:
-    """One ``(name, change)`` row per column of row ``new`` against its ``old_prefix`` columns,
+def _diff_items(entity: Entity[Any], columns: Iterable[str]) -> list[sql.Composable]:
+    """One ``(name, change)`` row per column of row ``s`` against its ``_o_<name>`` column,
     redacted: the change is NULL when the value did not change."""
     items: list[sql.Composable] = []
     for c in columns:
-        n, o = sql.Identifier(new, c), sql.Identifier(new, old_prefix + c)
+        n, o = sql.Identifier("s", c), sql.Identifier("s", "_o_" + c)
         policy = column_policy(entity.by_name.get(c), c)
         body: sql.Composable
         if policy == "secret":  # record only that it was set (or changed, when readable)

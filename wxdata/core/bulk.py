@@ -159,8 +159,8 @@ class _Rows:
     in input order) and subjects are those of every row once the first COPY has ended.
     """
 
-    __slots__ = ("_check", "_ctx", "_entity", "_names", "_rows", "_subject", "_subjects", "ids",
-                 "later")
+    __slots__ = ("_check", "_ctx", "_entity", "_first", "_names", "_rows", "_subject", "_subjects",
+                 "ids", "later")
 
     def __init__(self, entity: Entity[Any], ctx: ExecutionContext,
                  rows: Sequence[Mapping[str, Any]]) -> None:
@@ -168,6 +168,7 @@ class _Rows:
         self._check = create_checker(entity)
         self._subject = entity.subject if entity.subject != entity.pk else None
         self._subjects: list[Any] = []
+        self._first: dict[str, Any] = {}
         self._names: frozenset[str] = frozenset()
         self.ids = _new_ids(len(rows))
         self.later: dict[frozenset[str], _Batch] = {}
@@ -179,28 +180,28 @@ class _Rows:
             if isinstance(checked, ValidationFailed):
                 raise _BadRow(checked)
             clean = checked
-        if self._subject is not None:
-            self._subjects.append(clean.get(self._subject))
         return clean
 
     def start(self) -> _Load | ValidationFailed:
         """The first COPY's load, from the first row's columns; or the first row's errors (then
-        nothing is sent). The first row itself is checked again, and counted, by :meth:`streamed`."""
+        nothing is sent)."""
         try:
-            clean = self._clean(0, self._rows[0])
+            self._first = self._clean(0, self._rows[0])
         except _BadRow as bad:
             return bad.failure
-        self._subjects.clear()
-        self._names = frozenset(clean)
+        self._names = frozenset(self._first)
         return _Load.of(self._entity, self._ctx, self._names)
 
     def streamed(self, load: _Load) -> Iterator[tuple[Any, ...]]:
         """The first COPY's rows, each checked as it is taken (:class:`_BadRow` on a bad one)."""
-        names, ids, entity, ctx = self._names, self.ids, self._entity, self._ctx
+        names, ids, entity, ctx, subject = (self._names, self.ids, self._entity, self._ctx,
+                                            self._subject)
         self._subjects.clear()  # a second pass (a COPY begun again) counts every row once
         self.later.clear()
         for index, values in enumerate(self._rows):
-            clean = self._clean(index, values)
+            clean = self._clean(index, values) if index else self._first
+            if subject is not None:
+                self._subjects.append(clean.get(subject))
             if clean.keys() == names:
                 yield (ids[index], *map(clean.get, load.values), *load.managed)
                 continue
