@@ -283,12 +283,13 @@ AUDITED_TARGETS = (
                              variant="hand-written redis GET + AES-GCM + decode")),)),
     AuditedTarget("cached PHI hit with its record vs the uncached audited read", "<=",
                   {"A": 0.6, "B": 0.6},
-                  tuple(Part(label, Pick("cache", _PHI_CACHE, variant=f"cached: {tier} hit + audit "
-                                                                      "INSERT"),
+                  tuple(Part(label, Pick("cache", _PHI_CACHE, variant=variant),
                              Pick("cache", _PHI_CACHE,
                                   variant="wxdata find_by_id + riding audit record"),
                              Pick("cache", _PHI_CACHE, "floor_insert"))
-                        for label, tier in (("memory", "memory"), ("redis", "redis"))),
+                        for label, variant in (
+                            ("memory", "cached: memory hit + audit INSERT"),
+                            ("redis", "cached on redis: find_by_id read, not served from Redis"))),
                   never_slower=True),
 )
 

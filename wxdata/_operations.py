@@ -13,7 +13,10 @@ the shells have them, the bindings and domain modules do not.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 OPERATIONS: Final = (
     "find_by_id",
@@ -38,4 +41,16 @@ OPERATIONS: Final = (
 UNBOUND: Final = ("fetch",)
 """The generic operations that take no entity as their third argument."""
 
-__all__ = ["OPERATIONS", "UNBOUND"]
+ROW_READ: Final = "__wxdata_row_read__"
+"""The attribute marking a by-id read of the shells and bindings (``find_by_id``): one index
+lookup whose disclosure record rides in its own statement. The cache reads it: a hit of such a
+read from outside the process would cost more than the read (:mod:`wxdata.cache.core`)."""
+
+
+def row_read(fn: F) -> F:
+    """Mark ``fn`` as a by-id read (:data:`ROW_READ`); a bound method reads its function's mark."""
+    setattr(fn, ROW_READ, True)
+    return fn
+
+
+__all__ = ["OPERATIONS", "ROW_READ", "UNBOUND", "row_read"]

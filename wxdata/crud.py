@@ -24,6 +24,7 @@ import attrs
 import psycopg
 from returns.result import Result
 
+from wxdata._operations import row_read
 from wxdata.audit.record import AuditAction
 from wxdata.bulk import BulkOutcome
 from wxdata.context import ExecutionContext
@@ -89,7 +90,7 @@ def _shell(
     return traced(plan.__name__)(call)
 
 
-find_by_id = _shell(plans.find_by_id)
+find_by_id = row_read(_shell(plans.find_by_id))
 find_many = _shell(plans.find_many)
 find_projected = _shell(plans.find_projected)
 find_one = _shell(plans.find_one)
@@ -147,6 +148,7 @@ class Ops(Generic[R]):
 
     entity: Entity[R]
 
+    @row_read
     def find_by_id(
         self, conn: Conn, ctx: ExecutionContext, id: UUID | str, *, include_deleted: bool = False
     ) -> Result[R, DataError]:

@@ -32,6 +32,7 @@ def test_quick_run_reports_every_cache_workload(fresh_database: Callable[[], str
         assert title in out
     for variant in ("cached: memory hit", "cached: redis hit", "bare cachetools lookup (floor)",
                     "cached: tiered (memory tier) hit", "cached: redis hit + audit INSERT",
+                    bench_cache.REDIS_ROW, bench_cache.OWN_REDIS_HIT,
                     "cachetools.cached over find_by_id", "hand-written redis GET + AES-GCM + decode",
                     "async cached: memory hit", "async cached: redis hit",
                     "async hand-written redis GET + AES-GCM + decode"):

@@ -560,6 +560,104 @@ def test_a_phi_hit_costs_one_statement_its_record(shell: Shell, db_url: str, con
     assert len(cache_hits(audit_rows(conn, ctx.request_id, "Student"))) == 1
 
 
+def _sent_by(shell: Shell, db_url: str, read: Callable[..., Any], ctx: ExecutionContext,
+             sid: Any, times: int) -> tuple[list[Any], list[list[str]]]:
+    """``read(conn, ctx, sid)`` ``times`` times on a new recording connection of the shell: the
+    answers, and the statements each call sent."""
+    recording: Any
+    if shell.is_async:
+        recording = shell.run(psycopg.AsyncConnection.connect(
+            db_url, autocommit=True, cursor_factory=_AsyncRecorder, **connect_kwargs()))
+    else:
+        recording = psycopg.connect(db_url, autocommit=True, cursor_factory=_SyncRecorder,
+                                    **connect_kwargs())
+    answers: list[Any] = []
+    sent: list[list[str]] = []
+    try:
+        for _ in range(times):
+            _SyncRecorder.sent = []
+            got = read(recording, ctx, sid)
+            answers.append(shell.run(got) if shell.is_async else got)
+            sent.append(list(_SyncRecorder.sent))
+    finally:
+        if shell.is_async:
+            shell.run(recording.close())
+        else:
+            recording.close()
+    return answers, sent
+
+
+def _riding(statements: list[str]) -> bool:
+    """A read with its audit record riding in it (after the context statements, if any)."""
+    return (bool(statements) and statements[-1].lstrip().startswith("WITH")
+            and "INSERT INTO audit_log" in statements[-1]
+            and not any("audit_log" in x or '"students"' in x for x in statements[:-1]))
+
+
+def test_an_audited_by_id_read_is_served_from_memory_only(
+        shell: Shell, backend: Any, db_url: str, conn: Conn, ctx: ExecutionContext,
+        make_student: Any) -> None:
+    """wxdata's own by-id read, cached, with its disclosure recorded: its record rides in its one
+    statement, so a hit (which owes the same durable record in a statement of its own) pays only
+    where it saves that lookup without a round trip: in process memory. From Redis or a tiered
+    cache it would cost a Redis round trip more than the read, so the call goes to PostgreSQL,
+    neither looked up nor filled; with the audit off the same backend serves it again."""
+    from wxdata import config
+
+    s = make_student()
+    c = shell.wrap(backend)
+    read = (acache.cached(STUDENTS, cache=c)(astudents.find_by_id) if shell.is_async
+            else cached(STUDENTS, cache=c)(students.find_by_id))
+    answers, sent = _sent_by(shell, db_url, read, ctx, s.id, 3)
+    assert answers == [Success(s)] * 3
+    rows = audit_rows(conn, ctx.request_id, "Student")
+    assert [r[0] for r in rows] == ["READ"] * 3  # every disclosure recorded, either way
+    counts = backend.counters.raw().get("Student", {})
+    if backend.name == "memory":
+        assert [_riding(x) for x in sent] == [True, False, False]  # a miss, then two hits
+        assert all(len(x) == 1 and x[0].lstrip().upper().startswith("INSERT INTO AUDIT_LOG")
+                   for x in sent[1:])  # each hit: its record, alone
+        assert len(cache_hits(rows)) == 2 and counts.get("bypasses", 0) == 0
+        return
+    assert [_riding(x) for x in sent] == [True, True, True] and cache_hits(rows) == []
+    assert counts.get("bypasses") == 3
+    previous = config.configure(attrs.evolve(config.settings(), audit_enabled=False))
+    try:  # nothing was filled while audited: a miss first, then Redis serves
+        answers, sent = _sent_by(shell, db_url, read, ctx, s.id, 2)
+    finally:
+        config.configure(previous)
+    assert answers == [Success(s)] * 2
+    assert 'FROM "students"' in sent[0][-1] and not any("audit_log" in x for x in sent[0])
+    assert sent[1] == []
+
+
+def test_an_audited_by_id_read_is_served_from_any_backend_under_audited(
+        backend: Any, db_url: str, conn: Conn, ctx: ExecutionContext,
+        make_student: Any) -> None:
+    """Under ``audited`` the decorator writes the call's one record and the cache none: a hit
+    then saves the whole read, and every backend serves it."""
+    from wxdata.audit import audited
+    from wxdata.audit.record import AuditAction
+
+    s = make_student()
+    read = cached(STUDENTS, cache=backend)(students.find_by_id)
+
+    @audited(STUDENTS, AuditAction.READ)
+    def recorded(c: Conn, x: ExecutionContext, sid: Any) -> Result[Any, DataError]:
+        return read(c, x, sid)  # type: ignore[no-any-return]
+
+    shell = Shell("sync", db_url)
+    try:
+        answers, sent = _sent_by(shell, db_url, recorded, ctx, s.id, 2)
+    finally:
+        shell.close()
+    assert answers == [Success(s)] * 2
+    assert any('FROM "students"' in x for x in sent[0])  # the miss reads the row
+    assert sent[1] and not any('FROM "students"' in x for x in sent[1])  # the hit does not
+    assert [r[0] for r in audit_rows(conn, ctx.request_id, "Student")] == ["READ", "READ"]
+    assert backend.counters.raw().get("Student", {}).get("bypasses", 0) == 0
+
+
 @pytest.mark.parametrize("kind", ["memory", "redis", "tiered"])
 def test_async_cache_from_settings(redis_url: str, db_url: str, sys_ctx: ExecutionContext,
                                    kind: str) -> None:

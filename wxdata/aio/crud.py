@@ -19,6 +19,7 @@ import attrs
 import psycopg
 from returns.result import Result
 
+from wxdata._operations import row_read
 from wxdata.audit.record import AuditAction
 from wxdata.bulk import BulkOutcome
 from wxdata.context import ExecutionContext
@@ -72,7 +73,7 @@ def _shell(
     return traced(plan.__name__)(call)
 
 
-find_by_id = _shell(plans.find_by_id)
+find_by_id = row_read(_shell(plans.find_by_id))
 find_many = _shell(plans.find_many)
 find_projected = _shell(plans.find_projected)
 find_one = _shell(plans.find_one)
@@ -120,6 +121,7 @@ class AsyncOps(Generic[R]):
 
     entity: Entity[R]
 
+    @row_read
     async def find_by_id(
         self, conn: AConn, ctx: ExecutionContext, id: UUID | str, *, include_deleted: bool = False
     ) -> Result[R, DataError]:

@@ -212,7 +212,8 @@ def cached(
                 return Failure(from_db_error(exc))
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
-            if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)):
+            if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)) or (
+                    p.row_read and p.hit_costs_more(c.local, args)):
                 c.counters.add(label, "bypasses")
                 return await fn(conn, ctx, *args, **kwargs)
             keys = c.keys

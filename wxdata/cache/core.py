@@ -34,6 +34,7 @@ from uuid import UUID
 from returns.result import Failure
 
 from wxdata import _connstate
+from wxdata._operations import ROW_READ
 from wxdata.audit.decorator import extract, rows_in
 from wxdata.audit.log import DueRecord, due_read
 from wxdata.audit.ownership import reads_owned
@@ -189,8 +190,8 @@ class Plan:
     """Everything decided about a cached function at decoration time, and its per-call rules."""
 
     __slots__ = ("audits", "depend_tags", "entity", "fixed_ttl", "ident", "key_fn", "label",
-                 "part_of", "partitioned", "qual", "sensitive", "signature", "tags_fn",
-                 "watched")
+                 "part_of", "partitioned", "qual", "row_entity", "row_read", "sensitive",
+                 "signature", "tags_fn", "watched")
 
     def __init__(self, fn: Callable[..., Any], *, entity: Entity[Any] | None, ttl: float | None,
                  tags: Callable[..., Iterable[str]] | None, key: Callable[..., KeyShape] | None,
@@ -205,6 +206,10 @@ class Plan:
         self.part_of = partition or partition_of
         self.label = entity.name if entity is not None else "_"
         self.audits = entity is None or entity.audit_reads
+        # wxdata's own by-id read: its entity is the binding's (or the first argument's, per call)
+        self.row_read = bool(getattr(fn, ROW_READ, False))
+        bound = getattr(getattr(fn, "__self__", None), "entity", None)
+        self.row_entity = entity or (bound if isinstance(bound, Entity) else None)
         self.fixed_ttl = ttl
         self.key_fn = key
         self.tags_fn = tags
@@ -242,6 +247,26 @@ class Plan:
                             self.qual)
             return True
         return False
+
+    def hit_costs_more(self, local: bool, args: tuple[Any, ...]) -> bool:
+        """True when a hit from this backend would cost more than the read it replaces.
+
+        That is the case of wxdata's own by-id read (``find_by_id``) whose disclosure is recorded,
+        served from outside the process: the read is one statement, an index lookup with its
+        record riding in it; a hit owes the same durable record, in a statement of its own, after
+        a round trip to Redis. Such a call goes to the database, neither looked up nor filled. A
+        memory hit saves the lookup and is served; so is any hit when an ``audited`` decorator
+        records the call (the cache then writes no record of its own).
+        """
+        if local or not self.row_read:
+            return False
+        entity = self.row_entity
+        if entity is None:  # the unbound generic read: find_by_id(conn, ctx, entity, id)
+            entity = args[0] if args and isinstance(args[0], Entity) else None
+        if entity is None or not entity.audit_reads:
+            return False
+        config = settings()
+        return config.audit_enabled and config.audit_phi_access and not reads_owned()
 
     def key(self, keys: KeyBuilder, conn: Any, ctx: ExecutionContext, args: tuple[Any, ...],
             kwargs: dict[str, Any]) -> str | None:

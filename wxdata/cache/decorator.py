@@ -9,7 +9,9 @@ Per call:
 1. *Bypass* (neither read nor fill) when the cache is off; inside a unit of work that has written
    the entity (or a ``depends`` entity; any entity when none is declared); inside a REPEATABLE READ
    or SERIALIZABLE unit of work (its snapshot may predate a commit, and its predicate locks must
-   see the read); for sensitive data when the backend refuses it (Redis without encryption).
+   see the read); for sensitive data when the backend refuses it (Redis without encryption); for
+   wxdata's own by-id read with its disclosure due, on a backend outside the process (a hit there
+   would cost more than the read: :meth:`~wxdata.cache.core.Plan.hit_costs_more`).
 2. *Key*: a full hash of the canonical call, with the row-security partition of the context
    (:mod:`wxdata.cache.keys`).
 3. *Hit*: ``Success(value)``. When the entity's reads are audited and no ``audited`` decorator owns
@@ -205,7 +207,8 @@ def cached(
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
             if (scope is not None and not usable(scope)) or (
-                    sensitive and p.refuses_backend(c.accepts_sensitive)):
+                    sensitive and p.refuses_backend(c.accepts_sensitive)) or (
+                    p.row_read and p.hit_costs_more(c.local, args)):
                 c.counters.add(label, "bypasses")
                 return fn(conn, ctx, *args, **kwargs)
             keys = c.keys

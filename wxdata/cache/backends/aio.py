@@ -69,6 +69,11 @@ class AsyncMemoryCache:
         """As the memory backend: PHI never leaves the process."""
         return True
 
+    @property
+    def local(self) -> bool:
+        """A hit never leaves the process."""
+        return True
+
     def lookup(self, key: str, entity: str, sensitive: bool) -> Any:
         """``Success(value)`` or a :class:`Miss` (never needs awaiting)."""
         return self.sync.lookup(key, entity, sensitive)
@@ -109,6 +114,11 @@ class AsyncRedisCache:
     def accepts_sensitive(self) -> bool:
         """PHI/FERPA values only when they are encrypted."""
         return self.sync.accepts_sensitive
+
+    @property
+    def local(self) -> bool:
+        """A hit is a round trip to Redis."""
+        return False
 
     async def _run(self, entity: str, op: Callable[[], Awaitable[T]]) -> T:
         """One operation through the shared breaker; faults become RedisUnavailable (counted).
@@ -241,6 +251,11 @@ class AsyncTieredCache:
     def accepts_sensitive(self) -> bool:
         """As Redis: PHI/FERPA only when encrypted."""
         return self.sync.accepts_sensitive
+
+    @property
+    def local(self) -> bool:
+        """A hit may be a round trip to Redis (a miss in this process's memory tier)."""
+        return False
 
     def lookup(self, key: str, entity: str, sensitive: bool) -> Any:
         """A memory hit at once, else a coroutine asking Redis (and promoting its hit)."""

@@ -67,6 +67,11 @@ class CacheManager(Protocol):
         """Whether PHI/FERPA values may be stored (Redis only with encryption)."""
         ...
 
+    @property
+    def local(self) -> bool:
+        """Whether every hit is served from this process's memory (no round trip)."""
+        ...
+
     def get(self, key: str) -> Any:
         """The value under ``key`` or :data:`MISS`."""
         ...

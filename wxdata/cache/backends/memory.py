@@ -110,6 +110,11 @@ class MemoryCache:
         return True
 
     @property
+    def local(self) -> bool:
+        """A hit never leaves the process."""
+        return True
+
+    @property
     def max_size(self) -> int:
         """Capacity in entries."""
         return int(self._store.maxsize)

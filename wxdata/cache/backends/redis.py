@@ -312,6 +312,11 @@ class RedisCache:
         return self.envelope.encrypts
 
     @property
+    def local(self) -> bool:
+        """A hit is a round trip to Redis."""
+        return False
+
+    @property
     def client(self) -> Any:
         """The redis-py client (a cluster client is created on first use; may raise FAULTS)."""
         return resolve(self._client)

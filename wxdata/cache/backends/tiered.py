@@ -55,6 +55,11 @@ class TieredCache:
         """As Redis: PHI/FERPA only when encrypted."""
         return self.redis.accepts_sensitive
 
+    @property
+    def local(self) -> bool:
+        """A hit may be a round trip to Redis (a miss in this process's memory tier)."""
+        return False
+
     def _raw(self) -> dict[str, dict[str, int]]:
         return merge([self.memory.raw_counters(), self.redis.counters.raw(), self.counters.raw()])
 
