@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -374,3 +374,46 @@ def test_randomised_workload_keeps_audit_and_data_in_step(workload) -> None:
                           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                  HealthCheck.too_slow]),
     )
+
+
+_KINDS = ("live", "soft-deleted", "other school", "absent")
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(reads=st.lists(st.tuples(st.sampled_from(_KINDS), st.booleans()), min_size=1,
+                      max_size=6))
+def test_a_by_id_read_records_exactly_the_row_it_returns(conn, sys_ctx, school, reads) -> None:
+    """A by-id read's record is read by a scan of its own in the statement's snapshot: whatever
+    the row (live, soft-deleted, in another school, absent) and ``include_deleted``, a READ
+    record names the row's id and its student exactly when the row is returned, and none is
+    written when it is not."""
+    other = {"school_id": None, "district_id": school["district_id"]}
+    other["school_id"] = conn.execute(
+        "INSERT INTO schools (name, code, district_id) VALUES (%s, %s, %s) RETURNING id",
+        (f"Other {uuid.uuid4().hex[:8]}", f"O-{uuid.uuid4().hex[:8]}", school["district_id"]),
+    ).fetchone()[0]
+    mine = students.create(conn, sys_ctx, student_values(school)).unwrap()
+    theirs = students.create(conn, sys_ctx, student_values(other)).unwrap()
+
+    def record(student_id: uuid.UUID) -> uuid.UUID:
+        return health_records.create(conn, sys_ctx, {
+            "student_id": student_id, "record_type": "ILLNESS", "title": "Flu",
+            "description": "fever", "record_date": date(2024, 1, 2)}).unwrap().id
+
+    rows = {"live": record(mine.id), "soft-deleted": record(mine.id),
+            "other school": record(theirs.id), "absent": uuid.uuid4()}
+    health_records.delete(conn, sys_ctx, rows["soft-deleted"]).unwrap()
+    ctx = fresh_ctx(school)
+    expected = []
+    for kind, include_deleted in reads:
+        got = health_records.find_by_id(conn, ctx, rows[kind], include_deleted=include_deleted)
+        returned = kind == "live" or (kind == "soft-deleted" and include_deleted)
+        assert isinstance(got, Success) == returned, (kind, include_deleted)
+        if returned:
+            assert got.unwrap().id == rows[kind] and got.unwrap().student_id == mine.id
+            expected.append((rows[kind], [rows[kind]], mine.id, [mine.id]))
+    assert conn.execute(
+        "SELECT entity_id, entity_ids, subject_student_id, subject_ids FROM audit_log "
+        "WHERE request_id = %s AND action = 'READ' ORDER BY seq", (ctx.request_id,)
+    ).fetchall() == expected
