@@ -14,10 +14,7 @@ cursor, as ``benchmarks.workloads`` does) and reports, on a freshly migrated and
 - the floor: a bare prepared fetch, the same fetch with the smallest durable record riding in the
   same statement (one narrow row into an unindexed table), and the fetch with wxdata's record;
 - the record's shape: the same record into an unpartitioned copy of ``audit_log`` with its indexes
-  and with none, against the narrow record with and without every context parameter;
-- the by-id read's two forms: its record reading the row by a scan of its own (wxdata) and from
-  the lookup's CTE (before), and the floor record written both ways (``--only key-scan``: this
-  section alone).
+  and with none, against the narrow record with and without every context parameter.
 
 Timings: median over interleaved repetitions of the mean µs per operation, with min-max, and the
 ratio to the bare fetch of the same repetition; the 1-minute load average is printed with them.
@@ -54,13 +51,6 @@ FLOOR_READ = (
     "WITH s AS (SELECT * FROM health_records WHERE id = %(id)s AND deleted_at IS NULL), "
     "a AS (INSERT INTO bench_floor_record (action, entity_type, entity_id, subject_id, user_id) "
     "SELECT 'READ', 'HealthRecord', s.id, s.student_id, %(user)s FROM s) SELECT * FROM s"
-)
-#: The same floor record read by a scan of its own (the form of wxdata's by-id read).
-FLOOR_READ_KEY = (
-    "WITH a AS (INSERT INTO bench_floor_record (action, entity_type, entity_id, subject_id, "
-    "user_id) SELECT 'READ', 'HealthRecord', s.id, s.student_id, %(user)s FROM "
-    "(SELECT * FROM health_records WHERE id = %(id)s AND deleted_at IS NULL) s) "
-    "SELECT * FROM health_records WHERE id = %(id)s AND deleted_at IS NULL"
 )
 
 
@@ -284,56 +274,6 @@ def _update_images(cur: psycopg.Cursor[Any], sql: str, params: dict[str, Any],
                   "pass (wxdata) against three", samples, "bare update")
 
 
-_KEY_READ = re.compile(r"WITH a AS \((INSERT INTO audit_log \(.*?\) SELECT .*?) FROM \((.*)\) s\) "
-                       r"SELECT (.*) FROM \(\2\) s", re.S)
-
-
-def cte_form(by_key_sql: str) -> str:
-    """A by-id read's riding statement as it was written before: the lookup in a CTE that the
-    record and the answer both scan (the same record, the same answer)."""
-    m = _KEY_READ.fullmatch(by_key_sql)
-    if m is None:
-        raise RuntimeError("the by-id read's statement is not in its own-scan form")
-    insert, source, cols = m.groups()
-    return f"WITH s AS ({source}), a AS ({insert} FROM s) SELECT {cols} FROM s"
-
-
-def _key_scan(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql: str,
-              params: dict[str, Any], key: str, inputs: list[Any], reps: int) -> list[str]:
-    """The PHI read's riding statement with the record reading its row by a scan of its own
-    (wxdata) and from the lookup's CTE (before); the floor record written both ways."""
-    old = cte_form(sql)
-    statements = {
-        "bare fetch": FETCH_RECORD.replace("%s", f"%({key})s"),
-        "floor record, from the CTE": FLOOR_READ.replace("%(id)s", f"%({key})s").replace(
-            "%(user)s", "%(a_user_id)s"),
-        "floor record, own scan": FLOOR_READ_KEY.replace("%(id)s", f"%({key})s").replace(
-            "%(user)s", "%(a_user_id)s"),
-        "wxdata record, own scan (wxdata)": sql,
-        "wxdata record, from the CTE (before)": old,
-    }
-
-    def op_of(text: str) -> Op:
-        names = [k for k in params if f"%({k})s" in text]
-
-        def op(rid: Any) -> Any:
-            cur.execute(text, {**{k: params[k] for k in names}, key: rid}, prepare=True)
-            return cur.fetchall()
-        return op
-
-    def recorded(text: str) -> tuple[Any, ...]:
-        answer = op_of(text)(inputs[0])
-        row = conn.execute("SELECT entity_id, subject_student_id, entity_ids, subject_ids "
-                           "FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        return (answer, *(row or ()))
-
-    if recorded(sql) != recorded(old):  # two ways to write the same record and answer
-        raise RuntimeError("the two forms record or answer differently")
-    samples = _interleaved({name: op_of(text) for name, text in statements.items()}, inputs, reps)
-    return _table("PHI read + record (synchronous_commit=off): the record's row from a scan of "
-                  "its own (wxdata) against the lookup's CTE", samples, "bare fetch")
-
-
 _PLANS = ("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
           "WHERE statement LIKE 'WITH s AS%%INSERT INTO audit_log%%'")
 
@@ -386,10 +326,6 @@ def run(args: argparse.Namespace) -> str:
             key = _slot(params, sample_r)
             inputs = [data.record_ids[i % len(data.record_ids)] for i in range(args.ops)]
             conns: list[psycopg.Connection[Any]] = []
-            if getattr(args, "only", None) == "key-scan":
-                conn.execute("SET synchronous_commit = off")
-                return "\n".join(out + _key_scan(conn, conn.cursor(), sql, params, key, inputs,
-                                                  args.reps)) + "\n"
 
             def connect(*settings: str) -> psycopg.Cursor[Any]:
                 c = psycopg.connect(url, autocommit=True)
@@ -424,7 +360,7 @@ def run(args: argparse.Namespace) -> str:
                           samples, "bare fetch")
             plans = durable.execute(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                "WHERE statement LIKE 'WITH a AS (INSERT INTO audit_log%%'").fetchall()
+                "WHERE statement LIKE 'WITH s AS%%INSERT INTO audit_log%%'").fetchall()
             out.append(f"plans chosen by the plan cache for wxdata's riding read (generic, custom): "
                        f"{plans}")
             out.append("")
@@ -444,7 +380,6 @@ def run(args: argparse.Namespace) -> str:
             conn.execute(off)
 
             out += _record_shapes(conn, cpu, sql, params, key, inputs, args.reps)
-            out += _key_scan(conn, cpu, sql, params, key, inputs, args.reps)
             out += _update_images(cpu, *riding["update (student)"], data.student_ids, args)
 
             # per-index cost: each secondary index of audit_log dropped in turn
@@ -504,9 +439,6 @@ def main() -> int:
     p.add_argument("--config", choices=("A", "B"), default=None,
                    help="pin as the main suite's configuration does (B: client and servers on "
                         "one core, the CPU each side spends); default: pin nothing")
-    p.add_argument("--only", choices=("key-scan",), default=None,
-                   help="key-scan: only the by-id read's two forms (own scan, CTE) and their "
-                        "floors, after the statements table")
     args = p.parse_args()
     print(f"# audit floor: students {args.students}, reps {args.reps}, ops {args.ops}, "
           f"load average at start {_load()}\n")

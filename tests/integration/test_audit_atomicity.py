@@ -384,10 +384,9 @@ _KINDS = ("live", "soft-deleted", "other school", "absent")
 @given(reads=st.lists(st.tuples(st.sampled_from(_KINDS), st.booleans()), min_size=1,
                       max_size=6))
 def test_a_by_id_read_records_exactly_the_row_it_returns(conn, sys_ctx, school, reads) -> None:
-    """A by-id read's record is read by a scan of its own in the statement's snapshot: whatever
-    the row (live, soft-deleted, in another school, absent) and ``include_deleted``, a READ
-    record names the row's id and its student exactly when the row is returned, and none is
-    written when it is not."""
+    """A by-id read's record rides in its statement: whatever the row (live, soft-deleted, in
+    another school, absent) and ``include_deleted``, a READ record names the row's id and its
+    student exactly when the row is returned, and none is written when it is not."""
     other = {"school_id": None, "district_id": school["district_id"]}
     other["school_id"] = conn.execute(
         "INSERT INTO schools (name, code, district_id) VALUES (%s, %s, %s) RETURNING id",

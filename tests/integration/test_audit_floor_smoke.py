@@ -23,9 +23,7 @@ def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str
                   "secondary indexes dropped one at a time",
                   "### WAL per riding read by index set",
                   "### Student update + record (synchronous_commit=off): the record's images in "
-                  "one pass (wxdata) against three",
-                  "### PHI read + record (synchronous_commit=off): the record's row from a scan "
-                  "of its own (wxdata) against the lookup's CTE"):
+                  "one pass (wxdata) against three"):
         assert title in report
     rows = {m.group(1): (float(m.group(2)), float(m.group(3)))
             for m in map(_ROW.match, report.splitlines()) if m}
@@ -33,20 +31,8 @@ def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str
                  "the same into an unpartitioned copy with the same indexes",
                  "the same into the copy without any index",
                  "floor record with every context parameter bound", "floor record",
-                 "wxdata update + record", "the same, images in three passes",
-                 "floor record, from the CTE", "floor record, own scan",
-                 "wxdata record, own scan (wxdata)", "wxdata record, from the CTE (before)"):
+                 "wxdata update + record", "the same, images in three passes"):
         assert name in rows
     for name, (us, ratio) in rows.items():
         assert math.isfinite(us) and us > 0, name
         assert math.isfinite(ratio) and ratio > 0, name
-
-
-def test_the_key_scan_section_alone() -> None:
-    """``--only key-scan``'s statement rewrite: the by-id read's CTE form of the same record."""
-    own = ('WITH a AS (INSERT INTO audit_log ("user_id") SELECT %(a_user_id)s,"s"."id" FROM '
-           '(SELECT "id" FROM "t" WHERE "id"=%(_id)s) s) SELECT "id" FROM '
-           '(SELECT "id" FROM "t" WHERE "id"=%(_id)s) s')
-    assert bench_audit_floor.cte_form(own) == (
-        'WITH s AS (SELECT "id" FROM "t" WHERE "id"=%(_id)s), a AS (INSERT INTO audit_log '
-        '("user_id") SELECT %(a_user_id)s,"s"."id" FROM s) SELECT "id" FROM s')

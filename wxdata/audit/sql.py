@@ -295,14 +295,6 @@ _RIDE_READ_ONE = sql.SQL(
     "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
     "SELECT {values},{ids} FROM s{where}) SELECT {cols} FROM s"
 )
-#: A primary-key lookup: the record takes its row from a scan of its own, and the statement
-#: returns the lookup's own scan. Every part of a statement reads the one snapshot the statement
-#: took, and a key's equality selects the same row (or none) in any plan, so the record names
-#: exactly the row returned (no row, no record), with no CTE to materialise and scan twice.
-_RIDE_READ_KEY = sql.SQL(
-    "WITH a AS (INSERT INTO audit_log ({insert}) "
-    "SELECT {values},{ids} FROM ({source}) s{where}) SELECT {cols} FROM ({source}) s"
-)
 _RIDE_WRITE = sql.SQL(
     "WITH {source}, a AS (INSERT INTO audit_log ({insert}) "
     "SELECT {values},{ids} {from_}) SELECT {cols} FROM s"
@@ -329,21 +321,19 @@ def _row_ids(entity: Entity[Any], alias: str = "s") -> sql.Composable:
 @lru_cache(maxsize=4096)
 def ride_read(entity: Entity[Any], source_sql: str, out_columns: tuple[str, ...],
               hit: str | None = None, shape: RecordShape = RecordShape((), ()),
-              one_row: bool = False, relaxed: bool = False, by_key: bool = False) -> str:
+              one_row: bool = False, relaxed: bool = False) -> str:
     """Wrap a SELECT so one READ record (ids and subjects of the rows returned) rides with it.
 
     ``shape`` is the record's (see :class:`RecordShape`); ``one_row`` says the SELECT returns at
-    most one row, so the record takes that row's id and subject without aggregating; ``by_key``
-    that it is a lookup by the primary key's equality, whose record then reads the row with a
-    scan of its own (no CTE; see ``_RIDE_READ_KEY``). ``relaxed``: the record's commit does not
-    wait for the WAL flush (see :func:`relaxed_commit`; set once per record, in the same
-    statement).
+    most one row (a primary-key lookup), so the record takes that row's id and subject without
+    aggregating. ``relaxed``: the record's commit does not wait for the WAL flush (see
+    :func:`relaxed_commit`; set once per record, in the same statement).
     """
     conditions = [sql.Identifier("s", hit)] if hit else []
     insert, values = _head(shape)
-    if one_row or by_key:
+    if one_row:
         where = _AND.join([*conditions, _RELAX] if relaxed else conditions)
-        return (_RIDE_READ_KEY if by_key else _RIDE_READ_ONE).format(
+        return _RIDE_READ_ONE.format(
             source=sql.SQL(source_sql), insert=insert, values=values, ids=_row_ids(entity),
             where=sql.SQL(" WHERE {}").format(where) if relaxed or hit else sql.SQL(""),
             cols=_names(out_columns),

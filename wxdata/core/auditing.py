@@ -195,14 +195,12 @@ def _read(
     *,
     hit: str | None = None,
     one_row: bool = False,
-    by_key: bool = False,
     build: Callable[[Rows], list[Any]],
 ) -> Plan[list[Any]]:
     """Run a read; when it discloses PHI, its audit record rides in the same statement.
 
-    ``one_row``: the statement returns at most one row, so its record is built from that row
-    without aggregating; ``by_key``: it is a lookup by the primary key (the record reads the row
-    with a scan of its own, in the statement's snapshot).
+    ``one_row``: the statement returns at most one row (a primary-key lookup), so its record is
+    built from that row without aggregating.
     """
     if not _reads_audited(entity, ctx):
         return build((yield from _run(conn, ctx, entity, sql, params)))
@@ -216,7 +214,7 @@ def _read(
     # outside a unit of work the read is its own transaction: its record's commit may be relaxed
     relaxed = scope is None and audit_sql.relaxed_commit(settings().audit_read_commit,
                                                          conn.autocommit)
-    ridden = ride.read(entity, sql, out_columns, hit, riding.shape, one_row, relaxed, by_key)
+    ridden = ride.read(entity, sql, out_columns, hit, riding.shape, one_row, relaxed)
     merged = riding.params(ctx)  # the record's ``a_*`` parameters; the read's own never start "a_"
     merged.update(params)
     rows = build((yield from _run(conn, ctx, entity, ridden, merged)))

@@ -74,7 +74,7 @@ def find_by_id(
         key = _uuid(id)
         sql, columns, build = _by_id(entity, include_deleted)
         rows = yield from _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
-                                by_key=True, build=build)
+                                one_row=True, build=build)
     except _Err as err:
         return Failure(err.error)
     if not rows:

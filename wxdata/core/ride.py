@@ -13,13 +13,11 @@ from wxdata.schema.spec import Entity
 
 
 def read(entity: Entity[Any], sql: str, out_columns: tuple[str, ...], hit: str | None,
-         shape: audit_sql.RecordShape, one_row: bool = False, relaxed: bool = False,
-         by_key: bool = False) -> str:
+         shape: audit_sql.RecordShape, one_row: bool = False, relaxed: bool = False) -> str:
     """``sql`` (a SELECT) with one READ record of the rows it returns riding in it; ``one_row``
-    when the SELECT returns at most one row, ``by_key`` when it is a primary-key lookup;
-    ``relaxed`` when the record's commit need not wait for the WAL flush
-    (:func:`wxdata.audit.sql.relaxed_commit`)."""
-    return audit_sql.ride_read(entity, sql, out_columns, hit, shape, one_row, relaxed, by_key)
+    when the SELECT returns at most one row; ``relaxed`` when the record's commit need not wait
+    for the WAL flush (:func:`wxdata.audit.sql.relaxed_commit`)."""
+    return audit_sql.ride_read(entity, sql, out_columns, hit, shape, one_row, relaxed)
 
 
 def write(
