@@ -631,6 +631,30 @@ def test_an_audited_by_id_read_is_served_from_memory_only(
     assert sent[1] == []
 
 
+def test_a_break_glass_hit_is_recorded_whatever_the_entity(
+        shell: Shell, backend: Any, conn: Conn, ctx: ExecutionContext,
+        school: dict[str, Any]) -> None:
+    """A break-glass read is recorded PHI or not (emergency access is accounted for in full),
+    and so is its cache hit: served from any backend, each call leaves its CRITICAL READ."""
+    from wxdata.aio.domains import organisation as aorganisation
+    from wxdata.domains.organisation import schools
+
+    urgent = ctx.break_glass("Anaphylaxis in the gym, the school nurse is away")
+    get, calls = shell.reader(backend, entity=SCHOOLS, find=schools.find_by_id,
+                              afind=aorganisation.schools.find_by_id)
+    first, second = get(urgent, school["school_id"]), get(urgent, school["school_id"])
+    assert isinstance(first, Success) and second == first and calls == [1]  # a miss, then a hit
+    rows = conn.execute(
+        "SELECT action, severity, entity_id, metadata FROM audit_log WHERE request_id = %s "
+        "ORDER BY seq", (urgent.request_id,)).fetchall()
+    assert [r[:3] for r in rows] == [("READ", "CRITICAL", school["school_id"])] * 2
+    assert len(cache_hits([(r[0], r[3]) for r in rows])) == 1
+    # the same reads without breaking the glass are not recorded: schools are not PHI
+    plain = attrs.evolve(ctx, request_id=f"req-plain-{uuid.uuid4().hex[:8]}")
+    assert get(plain, school["school_id"]) == first
+    assert audit_rows(conn, plain.request_id, "School") == []
+
+
 def test_an_audited_by_id_read_is_served_from_any_backend_under_audited(
         backend: Any, db_url: str, conn: Conn, ctx: ExecutionContext,
         make_student: Any) -> None:

@@ -15,8 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from wxdata.config import settings
+
+if TYPE_CHECKING:
+    from wxdata.context import ExecutionContext
+    from wxdata.schema.spec import Entity
 
 
 @attrs.define(slots=True)
@@ -42,6 +49,22 @@ def reads_owned() -> bool:
     """True when a decorator owns (and will record) the reads of the current call."""
     owner = _OWNER.get()
     return owner is not None and owner.reads
+
+
+def reads_recorded(entity: Entity[Any] | None, ctx: ExecutionContext | None) -> bool:
+    """Whether a read of ``entity`` by ``ctx`` owes a disclosure record written by wxdata itself
+    (the read's riding record, or a cache hit's): with auditing on and no decorator owning the
+    call's reads, a break-glass read always, PHI or not (emergency access is accounted for in
+    full), any other read when its entity's reads are audited (``AUDIT_PHI_ACCESS``).
+
+    The one rule for every way a read is served: from PostgreSQL or from the cache.
+    """
+    config = settings()
+    if not config.audit_enabled or reads_owned():
+        return False
+    if ctx is not None and ctx.is_break_glass:
+        return True
+    return config.audit_phi_access and entity is not None and entity.audit_reads
 
 
 @contextmanager

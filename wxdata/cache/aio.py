@@ -174,7 +174,7 @@ def cached(
                     return await fn(conn, ctx, *args, **kwargs)
                 c.counters.add(label, "coalesced")
                 value = follower_value(flight)
-                if audits:
+                if audits or ctx.is_break_glass:
                     refused = await _recorded(p, c, conn, ctx, value)
                     if refused is not None:
                         return refused
@@ -213,7 +213,7 @@ def cached(
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
             if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)) or (
-                    p.row_read and p.hit_costs_more(c.local, args)):
+                    p.row_read and p.hit_costs_more(c.local, ctx, args)):
                 c.counters.add(label, "bypasses")
                 return await fn(conn, ctx, *args, **kwargs)
             keys = c.keys
@@ -237,7 +237,7 @@ def cached(
             hit = type(got) is not Miss
             telemetry.cache_request(label, hit)
             if hit:
-                if audits:
+                if audits or ctx.is_break_glass:
                     refused = await _recorded(p, c, conn, ctx, got.unwrap())
                     if refused is not None:
                         return refused

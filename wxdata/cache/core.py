@@ -37,7 +37,7 @@ from wxdata import _connstate
 from wxdata._operations import ROW_READ
 from wxdata.audit.decorator import extract, rows_in
 from wxdata.audit.log import DueRecord, due_read
-from wxdata.audit.ownership import reads_owned
+from wxdata.audit.ownership import reads_recorded
 from wxdata.cache.identity import Identity, UnprovableIdentity, identity_of
 from wxdata.cache.keys import (
     LIST,
@@ -103,12 +103,10 @@ def entity_of_value(value: Any) -> Entity[Any] | None:
 
 def hit_record(ctx: ExecutionContext, entity: Entity[Any] | None, value: Any,
                label: str) -> DueRecord | None:
-    """The READ record a cache hit on ``value`` owes (None when none is due)."""
-    config = settings()
-    if not (config.audit_enabled and config.audit_phi_access) or reads_owned():
-        return None
+    """The READ record a cache hit on ``value`` owes (None when none is due): the record the read
+    itself would have written (:func:`~wxdata.audit.ownership.reads_recorded`)."""
     spec = entity if entity is not None else entity_of_value(value)
-    if spec is None or not spec.audit_reads:
+    if spec is None or not reads_recorded(spec, ctx):
         return None
     found = extract(spec, value)
     if not found.anything:
@@ -248,7 +246,7 @@ class Plan:
             return True
         return False
 
-    def hit_costs_more(self, local: bool, args: tuple[Any, ...]) -> bool:
+    def hit_costs_more(self, local: bool, ctx: ExecutionContext, args: tuple[Any, ...]) -> bool:
         """True when a hit from this backend would cost more than the read it replaces.
 
         That is the case of wxdata's own by-id read (``find_by_id``) whose disclosure is recorded,
@@ -263,10 +261,7 @@ class Plan:
         entity = self.row_entity
         if entity is None:  # the unbound generic read: find_by_id(conn, ctx, entity, id)
             entity = args[0] if args and isinstance(args[0], Entity) else None
-        if entity is None or not entity.audit_reads:
-            return False
-        config = settings()
-        return config.audit_enabled and config.audit_phi_access and not reads_owned()
+        return reads_recorded(entity, ctx)
 
     def key(self, keys: KeyBuilder, conn: Any, ctx: ExecutionContext, args: tuple[Any, ...],
             kwargs: dict[str, Any]) -> str | None:
@@ -340,7 +335,7 @@ class Plan:
 
     def hit_record(self, ctx: ExecutionContext, value: Any) -> DueRecord | None:
         """The disclosure record a hit on ``value`` owes (None: not audited or nothing due)."""
-        if not self.audits:
+        if not self.audits and not ctx.is_break_glass:
             return None
         return hit_record(ctx, self.entity, value, self.qual)
 

@@ -14,8 +14,9 @@ Per call:
    would cost more than the read: :meth:`~wxdata.cache.core.Plan.hit_costs_more`).
 2. *Key*: a full hash of the canonical call, with the row-security partition of the context
    (:mod:`wxdata.cache.keys`).
-3. *Hit*: ``Success(value)``. When the entity's reads are audited and no ``audited`` decorator owns
-   the call's reads, one READ record (ids and subjects from the value, ``{"cache": "hit"}``) is
+3. *Hit*: ``Success(value)``. When the read would have recorded itself (the entity's reads are
+   audited, or the context breaks the glass: :func:`~wxdata.audit.ownership.reads_recorded`) and
+   no ``audited`` decorator owns the call's reads, one READ record (ids and subjects from the value, ``{"cache": "hit"}``) is
    written like any disclosure: a plain INSERT outside a unit of work, in the transaction inside
    one (replayed on lane 2 if it rolls back), on lane 2 in a read-only one. If it cannot be
    written the call fails — no record, no data.
@@ -166,7 +167,7 @@ def cached(
                 if flight.event.wait(FOLLOW_TIMEOUT) and flight.ok:
                     c.counters.add(label, "coalesced")
                     value = follower_value(flight)
-                    if audits:
+                    if audits or ctx.is_break_glass:
                         refused = _recorded(p, c, conn, ctx, value)
                         if refused is not None:
                             return refused
@@ -208,7 +209,7 @@ def cached(
                 return Failure(refusal)
             if (scope is not None and not usable(scope)) or (
                     sensitive and p.refuses_backend(c.accepts_sensitive)) or (
-                    p.row_read and p.hit_costs_more(c.local, args)):
+                    p.row_read and p.hit_costs_more(c.local, ctx, args)):
                 c.counters.add(label, "bypasses")
                 return fn(conn, ctx, *args, **kwargs)
             keys = c.keys
@@ -230,7 +231,7 @@ def cached(
             hit = type(got) is not Miss
             telemetry.cache_request(label, hit)
             if hit:
-                if audits:
+                if audits or ctx.is_break_glass:
                     refused = _recorded(p, c, conn, ctx, got.unwrap())
                     if refused is not None:
                         return refused

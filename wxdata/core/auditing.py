@@ -12,7 +12,7 @@ from returns.result import Failure
 
 from wxdata.audit import denials
 from wxdata.audit import sql as audit_sql
-from wxdata.audit.ownership import note_write, reads_owned
+from wxdata.audit.ownership import note_write, reads_recorded
 from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
@@ -46,17 +46,9 @@ from wxdata.tx.scope import (
 
 
 def _reads_audited(entity: Entity[Any], ctx: ExecutionContext | None = None) -> bool:
-    """Whether this read records its own disclosure (not when an ``audited`` decorator owns it).
-
-    A break-glass read is always recorded (when auditing is on), PHI or not: emergency access is
-    accounted for in full.
-    """
-    s = settings()
-    if not s.audit_enabled or reads_owned():
-        return False
-    if ctx is not None and ctx.is_break_glass:
-        return True
-    return s.audit_phi_access and entity.audit_reads  # computed once per entity
+    """Whether this read records its own disclosure (not when an ``audited`` decorator owns it):
+    :func:`~wxdata.audit.ownership.reads_recorded` (a break-glass read always, PHI or not)."""
+    return reads_recorded(entity, ctx)
 
 
 def _writes_audited() -> bool:
