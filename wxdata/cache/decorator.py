@@ -16,10 +16,10 @@ Per call:
    (:mod:`wxdata.cache.keys`).
 3. *Hit*: ``Success(value)``. When the read would have recorded itself (the entity's reads are
    audited, or the context breaks the glass: :func:`~wxdata.audit.ownership.reads_recorded`) and
-   no ``audited`` decorator owns the call's reads, one READ record (ids and subjects from the value, ``{"cache": "hit"}``) is
-   written like any disclosure: a plain INSERT outside a unit of work, in the transaction inside
-   one (replayed on lane 2 if it rolls back), on lane 2 in a read-only one. If it cannot be
-   written the call fails — no record, no data.
+   no ``audited`` decorator owns the call's reads, one READ record (ids and subjects from the
+   value, ``{"cache": "hit"}``) is written like any disclosure: a plain INSERT outside a unit of
+   work, in the transaction inside one (replayed on lane 2 if it rolls back), on lane 2 in a
+   read-only one. If it cannot be written the call fails — no record, no data.
 4. *Miss*: one caller per key computes (single flight); the others wait for its value (each still
    audited as a hit). ``Failure`` is never cached; a value holding a secret column is refused. The
    fill is guarded by the token of the miss, so a value read before a writer's commit is dropped
