@@ -511,3 +511,41 @@ def test_crud_functions_still_record_their_own_reads_without_a_decorator(conn, m
     s = make_student()
     crud.find_by_id(conn, ctx, STUDENTS, s.id).unwrap()
     assert [(r["action"], r["entity_id"]) for r in records(conn, ctx)] == [("READ", s.id)]
+
+
+def test_a_break_glass_call_is_recorded_whatever_the_entity_and_the_switch(
+        conn, school, make_student) -> None:
+    """Emergency access is accounted for in full: a break-glass call under ``audited`` records its
+    READ although schools are not PHI, and with ``AUDIT_PHI_ACCESS`` off an explicit ``log_read``
+    and a read under the broken glass still record theirs; the same calls without it do not."""
+    from wxdata.schema import SCHOOLS
+
+    s = make_student()
+    sid = school["school_id"]
+
+    @audited(SCHOOLS)
+    @transactional()
+    def get(c: Conn, x: ExecutionContext) -> Result[Any, DataError]:
+        row = c.execute("SELECT id, name FROM schools WHERE id = %s", (sid,)).fetchone()
+        return Success({"id": row[0], "name": row[1]}) if row else Failure(NotFound("School"))
+
+    plain = fresh_ctx()
+    urgent = fresh_ctx().break_glass("Anaphylaxis in the gym, the school nurse is away")
+    get(conn, plain).unwrap()
+    get(conn, urgent).unwrap()
+    assert records(conn, plain) == []
+    assert [(r["action"], r["entity_id"]) for r in records(conn, urgent)] == [("READ", sid)]
+
+    plain, urgent = fresh_ctx(), fresh_ctx().break_glass("Seizure in class, records needed now")
+    previous = configure(attrs.evolve(settings(), audit_phi_access=False))
+    try:
+        for x in (plain, urgent):
+            log_read(conn, x, STUDENTS, [s.id]).unwrap()
+            students.find_by_id(conn, x, s.id).unwrap()
+    finally:
+        configure(previous)
+    assert records(conn, plain) == []
+    assert [(r["action"], r["entity_id"]) for r in records(conn, urgent)] == [("READ", s.id)] * 2
+    severities = conn.execute("SELECT DISTINCT severity FROM audit_log WHERE request_id = %s",
+                              (urgent.request_id,)).fetchall()
+    assert severities == [("CRITICAL",)]
