@@ -23,10 +23,13 @@ Workloads:
    statements) vs wxdata (one statement) vs Redis and memory hits, and ``find_many`` with its
    total from the cache (:mod:`wxdata.cache.totals`: the page's rows read, the total a hit);
 3. schools search (ILIKE on the name, page + total): the same variants;
-4. PHI read by id with its audit record: wxdata (the record rides in the read's statement) vs a
-   memory hit + its record (one INSERT) vs a Redis hit + its record, and a memory hit with the
-   audit off (what the record costs); the floor beside them: a raw psycopg INSERT of the same
-   record on the same autocommit connection (durable: one WAL flush, as every variant needs);
+4. PHI read by id with its audit record: wxdata (the record rides in the read's statement) vs
+   ``find_by_id`` itself cached: a memory hit + its record (one INSERT), and on Redis the read
+   the cache lets through (it does not serve that read from Redis: a hit would cost more); a
+   function of one's own over ``find_by_id`` cached on Redis (a Redis hit + its record); a memory
+   hit with the audit off (what the record costs); the floor beside them: a raw psycopg INSERT
+   of the same record on the same autocommit connection (durable: one WAL flush, as every variant
+   needs);
 5. PHI page of 20 + total (students of one school, thousands of rows) with its audit record;
 6. async (``wxdata.cache.aio.cached`` on an AsyncConnection): raw prepared fetch vs memory and
    Redis hits vs a hand-written ``redis.asyncio`` GET + AES-GCM decrypt + decode, each one
