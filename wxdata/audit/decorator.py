@@ -38,7 +38,7 @@ import psycopg
 from returns.result import Failure, Result, Success
 
 from wxdata.audit.log import CHANGES, DISCLOSURES, build_record, record_plan, surviving_plan
-from wxdata.audit.ownership import AuditOwner, owning
+from wxdata.audit.ownership import AuditOwner, disclosure_recorded, owning
 from wxdata.audit.record import AuditAction, AuditRecord
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
@@ -248,8 +248,7 @@ class Audit:
             return result
         entity, action, label = self.entity, self.action, self.label
         if self.disclosure:
-            # the reads recorded beneath: a break-glass call's always (reads_recorded's rule)
-            if not (ctx.is_break_glass or (config.audit_phi_access and entity.audit_reads)):
+            if not disclosure_recorded(entity, ctx):  # the rule the reads beneath follow
                 result = yield Call(fn)
                 return result
             with owning(label, reads=True) as owner:

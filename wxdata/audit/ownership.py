@@ -51,20 +51,24 @@ def reads_owned() -> bool:
     return owner is not None and owner.reads
 
 
-def reads_recorded(entity: Entity[Any] | None, ctx: ExecutionContext | None) -> bool:
-    """Whether a read of ``entity`` by ``ctx`` owes a disclosure record written by wxdata itself
-    (the read's riding record, or a cache hit's): with auditing on and no decorator owning the
-    call's reads, a break-glass read always, PHI or not (emergency access is accounted for in
-    full), any other read when its entity's reads are audited (``AUDIT_PHI_ACCESS``).
-
-    The one rule for every way a read is served: from PostgreSQL or from the cache.
-    """
+def disclosure_recorded(entity: Entity[Any] | None, ctx: ExecutionContext | None = None) -> bool:
+    """Whether a read of ``entity`` by ``ctx`` is a disclosure the trail records: with auditing
+    on, a break-glass read always, PHI or not (emergency access is accounted for in full), any
+    other read when its entity's reads are audited (``AUDIT_PHI_ACCESS``). Who records it is
+    :func:`reads_recorded`'s question."""
     config = settings()
-    if not config.audit_enabled or reads_owned():
+    if not config.audit_enabled:
         return False
     if ctx is not None and ctx.is_break_glass:
         return True
     return config.audit_phi_access and entity is not None and entity.audit_reads
+
+
+def reads_recorded(entity: Entity[Any] | None, ctx: ExecutionContext | None = None) -> bool:
+    """Whether wxdata itself records a read of ``entity`` by ``ctx`` (the read's riding record, or
+    a cache hit's): a recorded disclosure (:func:`disclosure_recorded`) whose reads no ``audited``
+    decorator owns. The one rule for every way a read is served: from PostgreSQL or the cache."""
+    return not reads_owned() and disclosure_recorded(entity, ctx)
 
 
 @contextmanager

@@ -159,7 +159,7 @@ def cached(
     def decorate(fn: AFn[P, T]) -> AFn[P, T]:
         p = plan(fn, entity=entity, ttl=ttl, tags=tags, key=key, depends=depends,
                  partition=partition, name=name, unkeyed=exempt)
-        label, sensitive, audits = p.label, p.sensitive, p.audits
+        label, sensitive = p.label, p.sensitive
         ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
 
         async def miss(c: Any, conn: AConn, ctx: ExecutionContext, k: str, token: Any,
@@ -174,7 +174,7 @@ def cached(
                     return await fn(conn, ctx, *args, **kwargs)
                 c.counters.add(label, "coalesced")
                 value = follower_value(flight)
-                if audits or ctx.is_break_glass:
+                if p.may_owe(ctx):
                     refused = await _recorded(p, c, conn, ctx, value)
                     if refused is not None:
                         return refused
@@ -237,7 +237,7 @@ def cached(
             hit = type(got) is not Miss
             telemetry.cache_request(label, hit)
             if hit:
-                if audits or ctx.is_break_glass:
+                if p.may_owe(ctx):
                     refused = await _recorded(p, c, conn, ctx, got.unwrap())
                     if refused is not None:
                         return refused

@@ -333,9 +333,14 @@ class Plan:
                        getattr(cache, "default_ttl", settings().cache_default_ttl))
         return FillPlan([keys.tag_id(t) for t in tags], life)
 
+    def may_owe(self, ctx: ExecutionContext) -> bool:
+        """Whether a hit may owe a disclosure record (:meth:`hit_record` decides): its entity's
+        reads are audited, or the context breaks the glass (recorded whatever the entity)."""
+        return self.audits or ctx.is_break_glass
+
     def hit_record(self, ctx: ExecutionContext, value: Any) -> DueRecord | None:
         """The disclosure record a hit on ``value`` owes (None: not audited or nothing due)."""
-        if not self.audits and not ctx.is_break_glass:
+        if not self.may_owe(ctx):
             return None
         return hit_record(ctx, self.entity, value, self.qual)
 

@@ -156,7 +156,7 @@ def cached(
     def decorate(fn: Fn[P, T]) -> Fn[P, T]:
         p = plan(fn, entity=entity, ttl=ttl, tags=tags, key=key, depends=depends,
                  partition=partition, name=name, unkeyed=exempt)
-        label, sensitive, audits = p.label, p.sensitive, p.audits
+        label, sensitive = p.label, p.sensitive
         usable, make_key = p.usable, p.key
         ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
 
@@ -167,7 +167,7 @@ def cached(
                 if flight.event.wait(FOLLOW_TIMEOUT) and flight.ok:
                     c.counters.add(label, "coalesced")
                     value = follower_value(flight)
-                    if audits or ctx.is_break_glass:
+                    if p.may_owe(ctx):
                         refused = _recorded(p, c, conn, ctx, value)
                         if refused is not None:
                             return refused
@@ -231,7 +231,7 @@ def cached(
             hit = type(got) is not Miss
             telemetry.cache_request(label, hit)
             if hit:
-                if audits or ctx.is_break_glass:
+                if p.may_owe(ctx):
                     refused = _recorded(p, c, conn, ctx, got.unwrap())
                     if refused is not None:
                         return refused

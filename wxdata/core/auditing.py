@@ -44,11 +44,9 @@ from wxdata.tx.scope import (
     role_facts,
 )
 
-
-def _reads_audited(entity: Entity[Any], ctx: ExecutionContext | None = None) -> bool:
-    """Whether this read records its own disclosure (not when an ``audited`` decorator owns it):
-    :func:`~wxdata.audit.ownership.reads_recorded` (a break-glass read always, PHI or not)."""
-    return reads_recorded(entity, ctx)
+#: Whether a read records its own disclosure (not when an ``audited`` decorator owns it; a
+#: break-glass read always, PHI or not): :func:`~wxdata.audit.ownership.reads_recorded` itself.
+_reads_audited = reads_recorded
 
 
 def _writes_audited() -> bool:
