@@ -177,8 +177,75 @@ def test_audit_log_indexes(admin_conn: Conn) -> None:
     assert rows["audit_log_created_brin"] == "brin"
     assert "audit_log_subject_idx" not in rows  # every query by student asks subject_ids (GIN)
     assert rows["audit_log_subjects_gin"] == "gin"
-    for kept in ("audit_log_user_idx", "audit_log_entity_idx", "audit_log_transaction_idx"):
+    assert "audit_log_entity_idx" not in rows  # every query by row asks entity_ids (GIN)
+    assert rows["audit_log_entities_gin"] == "gin"
+    assert rows["audit_log_entity_unlisted_idx"] == "btree"
+    for kept in ("audit_log_user_idx", "audit_log_transaction_idx"):
         assert rows[kept] == "btree"
+    partial = admin_conn.execute(
+        "SELECT pg_get_expr(indpred, indrelid) FROM pg_index "
+        "WHERE indexrelid = 'audit_log_entity_unlisted_idx'::regclass").fetchone()
+    assert partial is not None and "entity_ids @> ARRAY[entity_id]" in partial[0]
+
+
+def _row_queries(row: uuid.UUID) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The two queries that find a row's records: its history and its entity history report."""
+    from wxdata.audit import history, reports
+
+    spec = reports.entity_history_spec("Student", row).unwrap()
+    return {
+        "history": (history._SQL, {"entity_type": "Student", "id": row,
+                                   "actions": list(history.CHANGE_ACTIONS), "until": None}),
+        "entity_history": ("SELECT a.seq FROM audit_log a WHERE " + spec.where, spec.params),
+    }
+
+
+@pytest.mark.parametrize("query", ["history", "entity_history"])
+def test_a_rows_records_are_found_by_index_not_by_scanning_the_log(
+    admin_conn: Conn, query: str,
+) -> None:
+    """Both queries by row have an index path on every partition (with sequential scans priced
+    out, none is left): a row's history costs its own records, not a pass over the whole log."""
+    sql_text, params = _row_queries(uuid.uuid4())[query]
+    with admin_conn.transaction():
+        admin_conn.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in admin_conn.execute("EXPLAIN " + sql_text, params))
+    scans = [line for line in plan.splitlines() if "Scan on audit_log" in line]
+    assert scans and not [line for line in scans if "Seq Scan" in line], plan
+    assert "entities_gin" in plan or "entity_ids_idx" in plan, plan
+
+
+def test_a_record_naming_a_row_only_by_entity_id_is_still_found(
+    conn: Conn, admin_conn: Conn, ctx: ExecutionContext, sys_ctx: ExecutionContext,
+    make_student: Any,
+) -> None:
+    """A record written outside wxdata that names the row by ``entity_id`` without listing it in
+    ``entity_ids`` (the partial index holds exactly such records) is found by the row's history and
+    by its entity history report, as is wxdata's own record listing it."""
+    from wxdata.audit import history, reports
+    from wxdata.context import Purpose, Role
+
+    admin = attrs.evolve(ctx, role=Role.ADMIN, purpose=Purpose.COMPLIANCE,
+                         user_id=f"u-admin-{uuid.uuid4().hex[:6]}")
+    student = make_student(grade="5")
+    students.update(conn, admin, student.id, {"grade": "6"}).unwrap()
+    outside = f"u-outside-{uuid.uuid4().hex[:6]}"
+    admin_conn.execute(
+        "INSERT INTO audit_log (action, entity_type, entity_id, user_id, changes, new_values) "
+        "VALUES ('UPDATE', 'Student', %s, %s, '{\"grade\": {\"before\": \"6\", "
+        "\"after\": \"7\"}}', '{\"grade\": \"7\"}')", (student.id, outside))
+    listed = admin_conn.execute(
+        "SELECT count(*) FROM audit_log WHERE entity_id = %s AND entity_ids @> ARRAY[entity_id]",
+        (student.id,)).fetchone()
+    assert listed is not None and listed[0] >= 2  # wxdata's CREATE and UPDATE list the row
+    changes = history.changes(conn, admin, students.ENTITY, student.id).unwrap()
+    assert [(c.action, c.user_id) for c in changes] == [
+        ("CREATE", sys_ctx.user_id), ("UPDATE", admin.user_id), ("UPDATE", outside)]
+    assert history.as_of(conn, admin, students.ENTITY, student.id,
+                         changes[-1].at).unwrap().values["grade"] == "7"
+    entries = list(reports.entity_history(conn, admin, "Student", student.id).unwrap())
+    assert [(e.action, e.user_id) for e in entries if e.action != "READ"] == [
+        ("CREATE", sys_ctx.user_id), ("UPDATE", admin.user_id), ("UPDATE", outside)]
 
 
 def test_every_record_naming_one_subject_lists_it_in_subject_ids(

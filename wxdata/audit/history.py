@@ -26,7 +26,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit.record import AuditAction
 from wxdata.audit.redact import MASK
-from wxdata.audit.reports import AUDIT_ENTITY, _report_record, deny, disclose
+from wxdata.audit.reports import AUDIT_ENTITY, _report_record, deny, disclose, names_row
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery, NotFound
 from wxdata.errors import from_db_error as _db_error
@@ -44,7 +44,7 @@ _SQL = (
     "SELECT a.seq, a.created_at, a.action, a.user_id, a.user_role, a.purpose, a.changes, "
     "a.new_values, a.request_id, a.subject_student_id FROM audit_log a "
     "WHERE a.entity_type = %(entity_type)s "
-    "AND (a.entity_id = %(id)s OR a.entity_ids @> ARRAY[%(id)s]::uuid[]) "
+    "AND " + names_row("id") + " "
     "AND a.success AND a.action = ANY(%(actions)s) "
     "AND (%(until)s::timestamptz IS NULL OR a.created_at <= %(until)s::timestamptz) "
     "ORDER BY a.seq"

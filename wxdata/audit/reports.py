@@ -410,6 +410,15 @@ def _uuid(value: UUID | str, field: str) -> Result[UUID, DataError]:
 # --- reports -----------------------------------------------------------------------------------
 
 
+def names_row(param: str) -> str:
+    """The condition "the record names the row whose id is ``%(param)s``", in the form the log's
+    indexes serve: the row listed in ``entity_ids`` (its GIN index), or named by ``entity_id`` alone
+    without being listed (a record not written by wxdata; the partial index that holds only those).
+    """
+    return (f"(a.entity_ids @> ARRAY[%({param})s]::uuid[] OR (a.entity_id = %({param})s "
+            "AND NOT (a.entity_ids @> ARRAY[a.entity_id])))")
+
+
 def entity_history_spec(entity_type: str, entity_id: UUID | str
                         ) -> Result[ReportSpec[AuditEntry], DataError]:
     """Check the arguments of :func:`entity_history`."""
@@ -418,7 +427,8 @@ def entity_history_spec(entity_type: str, entity_id: UUID | str
             return Failure(InvalidQuery(field="entity_type", rule="must be 1-100 characters"))
         return Success(ReportSpec(
             report="entity_history", columns=_ENTRY_COLS,
-            where="a.entity_type = %(entity_type)s AND a.entity_id = %(entity_id)s",
+            where="a.entity_type = %(entity_type)s AND a.entity_id = %(entity_id)s AND "
+                  + names_row("entity_id"),
             params={"entity_type": entity_type, "entity_id": key}, make=_entry, subject=None,
             metadata={"entity_type": entity_type, "entity_id": str(key)},
         ))
