@@ -22,8 +22,8 @@ def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str
                   "decreasing cost",
                   "secondary indexes dropped one at a time",
                   "### WAL per riding read by index set",
-                  "### Student update + record (synchronous_commit=off): the record's images in "
-                  "one pass (wxdata) against three"):
+                  "### Student update + record (synchronous_commit=off): the record's images "
+                  "built per column (wxdata) against aggregated"):
         assert title in report
     rows = {m.group(1): (float(m.group(2)), float(m.group(3)))
             for m in map(_ROW.match, report.splitlines()) if m}
@@ -31,7 +31,7 @@ def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str
                  "the same into an unpartitioned copy with the same indexes",
                  "the same into the copy without any index",
                  "floor record with every context parameter bound", "floor record",
-                 "wxdata update + record", "the same, images in three passes"):
+                 "wxdata update + record", "the same, images aggregated"):
         assert name in rows
     for name, (us, ratio) in rows.items():
         assert math.isfinite(us) and us > 0, name

@@ -96,39 +96,43 @@ def snapshot_expr(entity: Entity[Any], columns: Iterable[str], alias: str = "s")
     return _object([(c, field_expr(entity, c, sql.Identifier(alias, c))) for c in columns])
 
 
-_CHANGED = sql.SQL("CASE WHEN {n} IS DISTINCT FROM {o} THEN {body} END")
+_CHANGED = sql.SQL("CASE WHEN {n} IS DISTINCT FROM {o} THEN {entry} ELSE '{{}}'::jsonb END")
 _SECRET_CHANGE = sql.SQL("jsonb_build_object('before',{marker},'after',{marker},'changed',true)")
 _CHANGE = sql.SQL("jsonb_build_object('before',{before},'after',{after}{changed})")
+_ENTRY = sql.SQL("jsonb_build_object({},{})")
 
 
-def _diff_items(entity: Entity[Any], columns: Iterable[str]) -> list[sql.Composable]:
-    """One ``(name, change)`` row per column of row ``s`` against its ``_o_<name>`` column,
-    redacted: the change is NULL when the value did not change."""
-    items: list[sql.Composable] = []
+def update_images(
+    entity: Entity[Any], columns: Iterable[str],
+) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """An update's three images of row ``s`` against its ``_o_<name>`` columns, redacted: the diff
+    (``changes``: ``{"name": {"before", "after"}}``) and, from each change, its ``before``
+    (``previous_values``) and ``after`` (``new_values``), each holding exactly the columns whose
+    value changed (empty objects when none did).
+
+    Each image is built per column and joined with ``||`` (one small object per changed column):
+    no aggregate, no row set to aggregate over, nothing to materialise. jsonb keeps an object's keys
+    in one canonical order, so the value is the same however it is assembled.
+    """
+    images: tuple[list[sql.Composable], list[sql.Composable], list[sql.Composable]] = ([], [], [])
     for c in columns:
         n, o = sql.Identifier("s", c), sql.Identifier("s", "_o_" + c)
         policy = column_policy(entity.by_name.get(c), c)
-        body: sql.Composable
+        compared = True
         if policy == "secret":  # record only that it was set (or changed, when readable)
-            body = _SECRET_CHANGE.format(marker=_literal(SECRET_MARK))
-            if c in entity.column_names:  # read back: compare by value like any other column
-                body = _CHANGED.format(n=n, o=o, body=body)
+            before = after = _literal(SECRET_MARK)
+            change = _SECRET_CHANGE.format(marker=before)
+            compared = c in entity.column_names  # read back: compare by value like any other
         else:
-            body = _CHANGED.format(n=n, o=o, body=_CHANGE.format(
-                before=field_expr(entity, c, o), after=field_expr(entity, c, n),
-                changed=sql.SQL(",'changed',true" if policy != "keep" else "")))
-        items.append(sql.SQL("({},{})").format(sql.Literal(c), body))
-    return items
-
-
-#: An update's three images from one pass over its changed columns: the diff (``changes``) and,
-#: taken from each change, its ``before`` (``previous_values``) and ``after`` (``new_values``).
-_DIFF_IMAGES = sql.SQL(
-    "LATERAL (SELECT COALESCE(jsonb_object_agg(k,v),'{{}}'::jsonb) AS _diff,"
-    "COALESCE(jsonb_object_agg(k,v->'before'),'{{}}'::jsonb) AS _before,"
-    "COALESCE(jsonb_object_agg(k,v->'after'),'{{}}'::jsonb) AS _after"
-    " FROM (VALUES {}) d(k,v) WHERE v IS NOT NULL) x"
-)
+            before, after = field_expr(entity, c, o), field_expr(entity, c, n)
+            change = _CHANGE.format(before=before, after=after, changed=sql.SQL(
+                ",'changed',true" if policy != "keep" else ""))
+        for image, value in zip(images, (change, before, after), strict=True):
+            entry = _ENTRY.format(sql.Literal(c), value)
+            image.append(_CHANGED.format(n=n, o=o, entry=entry) if compared else entry)
+    diff, previous, new = (sql.SQL("||").join(parts) if parts else _EMPTY_OBJECT
+                           for parts in images)
+    return diff, previous, new
 
 
 def _ids(pk: str, subject: str | None, alias: str = "s") -> sql.Composable:
@@ -373,18 +377,13 @@ def ride_write(
         exprs["previous_values"] = snapshot_expr(entity, old_columns)
     source_cte: sql.Composable = sql.SQL("s AS ({})").format(sql.SQL(source_sql))
     from_clause = sql.SQL("FROM s")
-    lateral: sql.Composable = sql.SQL("")
-    if diff_columns:
-        lateral = sql.SQL(", {}").format(
-            _DIFF_IMAGES.format(_COMMA.join(_diff_items(entity, diff_columns))))
-        derived.append(sql.SQL("x._diff, x._before, x._after"))
-        exprs["changes"] = sql.SQL("s._diff")
-        exprs["previous_values"] = sql.SQL("s._before")
-        exprs["new_values"] = sql.SQL("s._after")
+    if diff_columns:  # each image read once, straight from the written row
+        exprs["changes"], exprs["previous_values"], exprs["new_values"] = update_images(
+            entity, diff_columns)
     if derived:
         # MATERIALIZED: an inlined CTE would copy each expression into every place it is used
-        source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s{})").format(
-            source_cte, _COMMA.join(derived), lateral)
+        source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s)").format(
+            source_cte, _COMMA.join(derived))
         from_clause = sql.SQL("FROM d s")
     insert, values = _head(shape, exprs)
     return _RIDE_WRITE.format(
