@@ -31,7 +31,8 @@ def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str
                  "the same into an unpartitioned copy with the same indexes",
                  "the same into the copy without any index",
                  "floor record with every context parameter bound", "floor record",
-                 "wxdata update + record", "the same, images aggregated"):
+                 "wxdata update + record", "the same, images aggregated",
+                 "the same, old row locked"):
         assert name in rows
     for name, (us, ratio) in rows.items():
         assert math.isfinite(us) and us > 0, name

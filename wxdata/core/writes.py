@@ -134,15 +134,17 @@ RETURNING_OLD_SINCE = 180000
 @functools.lru_cache(maxsize=4096)
 def _update_statement(
     entity: Entity[Any], columns: tuple[str, ...], check: bool,
-    shape: audit_sql.RecordShape | None, old_returning: bool = False,
+    shape: audit_sql.RecordShape | None, old_returning: bool = False, optimistic: bool = False,
 ) -> str:
     """The UPDATE of ``columns`` by id returning the row, with its diff record (the record's
     ``shape``) riding in it unless ``shape`` is None: once per entity and shape.
-    ``old_returning``: the server returns the replaced row itself (PostgreSQL 18)."""
+    ``old_returning``: the server returns the replaced row itself (PostgreSQL 18); otherwise the
+    old row is read in the statement, ``optimistic``-ally or locked
+    (:func:`wxdata.query.compiler.update_row`)."""
     out = entity.column_names
     audited = shape is not None
     sql = compiler.update_row(entity, columns, out, check, with_old=audited,
-                              old_returning=old_returning)
+                              old_returning=old_returning, optimistic=optimistic)
     if shape is None:
         return sql
     return ride.write(entity, sql, out, shape, diff_columns=columns)
@@ -212,8 +214,13 @@ def _update(
     out = entity.column_names
     check = expected_version is not None and entity.versioned
     riding = _riding(ctx, entity, AuditAction.UPDATE) if _writes_audited() else None
-    sql = _update_statement(entity, columns, check, riding.shape if riding else None,
-                            conn.info.server_version >= RETURNING_OLD_SINCE)
+    shape = riding.shape if riding else None
+    old_returning = conn.info.server_version >= RETURNING_OLD_SINCE
+    # Before PostgreSQL 18 the record's old row is read in the statement: first without a lock,
+    # joined by its address; if nothing was updated (the row changed since the snapshot, or is not
+    # there), the locking form decides, so the old row is always the one replaced.
+    optimistic = shape is not None and not old_returning
+    sql = _update_statement(entity, columns, check, shape, old_returning, optimistic)
     params = _write_params(entity, clean)
     params["_id"] = key
     params["_uid"] = ctx.user_id
@@ -222,6 +229,9 @@ def _update(
         params.update(riding.params(ctx))
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
+        if not rows and optimistic:
+            rows = yield from _run(conn, ctx, entity,
+                                   _update_statement(entity, columns, check, shape), params)
         if not rows:
             raise _Err((yield from _missing_or_stale(conn, ctx, entity, key, check)))
     except _Err as err:

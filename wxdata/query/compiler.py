@@ -346,7 +346,7 @@ class _OldValue(Term):
 @lru_cache(maxsize=CACHE_SIZE)
 def update_row(
     entity: Entity[Any], columns: tuple[str, ...], returning: tuple[str, ...], check_version: bool,
-    with_old: bool = True, old_returning: bool = False,
+    with_old: bool = True, old_returning: bool = False, optimistic: bool = False,
 ) -> str:
     """UPDATE SET columns (+ version, updated_at/by) WHERE id [AND version] RETURNING new and old.
 
@@ -355,6 +355,12 @@ def update_row(
     ``RETURNING old.<name>``, the version the UPDATE replaced); before 18 the old row is read and
     locked in the same statement (``FROM (SELECT ... FOR UPDATE) o``). Without ``with_old``, a
     plain UPDATE ... RETURNING new.
+
+    ``optimistic`` (before 18): the old row is read without a lock and the UPDATE joins it by its
+    physical address (``ctid``). If another transaction changed the row after the statement's
+    snapshot, the row the UPDATE finds is a newer version at another address, the join drops it
+    and nothing is updated; the caller then runs the locking form. Either way the old row is
+    exactly the one the UPDATE replaced.
     """
     table = Table(entity.table)
     crit = table.field(entity.pk) == param("_id")
@@ -372,15 +378,17 @@ def update_row(
         before = [_OldValue(c) for c in returning] if with_old else []
         return str(_returning(plain.where(crit), *[table.field(c) for c in returning], *before)
                    .get_sql())
-    old = (
-        Query.from_(table).select(*[table.field(c) for c in returning]).where(crit).for_update()
-    ).as_("o")
+    read = Query.from_(table).select(*[table.field(c) for c in returning]).where(crit)
+    if optimistic:
+        read = read.select(table.field("ctid").as_("_ctid"))
+    old = (read if optimistic else read.for_update()).as_("o")
     q = Query.update(table)
     for c in columns:
         q = q.set(table.field(c), param("c_" + c))
     q = _set_bookkeeping(entity, table, q)
     version_col = entity.managed("version")
-    join = table.field(entity.pk) == Field(entity.pk, table=old)
+    join = (table.field("ctid") == Field("_ctid", table=old) if optimistic
+            else table.field(entity.pk) == Field(entity.pk, table=old))
     if check_version and version_col is not None:
         join &= table.field(version_col) == param("_version")
     q = _returning(
