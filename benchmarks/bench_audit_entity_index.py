@@ -33,7 +33,14 @@ from typing import Any
 import psycopg
 
 from benchmarks.bench_audit_floor import _interleaved, _load, _slot, _table
-from benchmarks.common import Env, Options, capture, configuration, statement
+from benchmarks.common import (
+    Env,
+    Options,
+    add_config_argument,
+    capture,
+    print_in_configuration,
+    statement,
+)
 from benchmarks.seed import bench_database
 
 BEFORE = "entity B-tree (before)"
@@ -170,20 +177,11 @@ def main() -> int:
     p.add_argument("--ops", type=int, default=3000)
     p.add_argument("--history-rows", type=int, default=5)
     p.add_argument("--seed", type=int, default=20241205)
-    p.add_argument("--config", choices=("A", "B"), default=None,
-                   help="pin as the main suite's configuration does (B: client and servers on "
-                        "one core); default: pin nothing")
+    add_config_argument(p)
     args = p.parse_args()
     print(f"# audit entity index: students {args.students}, log records {args.log_records}, "
           f"reps {args.reps}, ops {args.ops}, load average at start {_load()}\n")
-    if args.config is None:
-        print(run(args))
-        return 0
-    server = args.database_url or os.environ["DATABASE_URL"]
-    with configuration(args.config, server, Options(database_url=server), log=print):
-        print(run(args))
-    return 0
-
+    return print_in_configuration(args.config, args.database_url, lambda: run(args))
 
 if __name__ == "__main__":
     raise SystemExit(main())

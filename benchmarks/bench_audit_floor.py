@@ -35,7 +35,14 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.common import Env, Options, capture, configuration, statement
+from benchmarks.common import (
+    Env,
+    Options,
+    add_config_argument,
+    capture,
+    print_in_configuration,
+    statement,
+)
 from benchmarks.seed import bench_database
 
 Op = Callable[[Any], Any]
@@ -470,20 +477,11 @@ def main() -> int:
     p.add_argument("--students", type=int, default=5000)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--ops", type=int, default=300)
-    p.add_argument("--config", choices=("A", "B"), default=None,
-                   help="pin as the main suite's configuration does (B: client and servers on "
-                        "one core, the CPU each side spends); default: pin nothing")
+    add_config_argument(p)
     args = p.parse_args()
     print(f"# audit floor: students {args.students}, reps {args.reps}, ops {args.ops}, "
           f"load average at start {_load()}\n")
-    if args.config is None:
-        print(run(args))
-        return 0
-    server = args.database_url or os.environ["DATABASE_URL"]
-    with configuration(args.config, server, Options(database_url=server), log=print):
-        print(run(args))
-    return 0
-
+    return print_in_configuration(args.config, args.database_url, lambda: run(args))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -571,6 +571,25 @@ def client_core(server_core: int) -> int | None:
     return others[0] if others else None
 
 
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """``--config A|B`` of a benchmark run on its own: pin as the main suite does, or nothing."""
+    parser.add_argument("--config", choices=("A", "B"), default=None,
+                        help="pin as the main suite's configuration does (B: client and servers "
+                             "on one core, the CPU each side spends); default: pin nothing")
+
+
+def print_in_configuration(config: str | None, database_url: str | None,
+                           report: Callable[[], str]) -> int:
+    """Print ``report()``, made inside configuration ``config`` (pinned) when one is given."""
+    if config is None:
+        print(report())
+        return 0
+    server = database_url or os.environ["DATABASE_URL"]
+    with configuration(config, server, Options(database_url=server), log=print):
+        print(report())
+    return 0
+
+
 @contextlib.contextmanager
 def configuration(config: str, db_url: str, options: Options, *,
                   log: Callable[[str], None] = print) -> Iterator[tuple[str, list[str]]]:
