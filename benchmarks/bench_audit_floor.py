@@ -483,5 +483,6 @@ def main() -> int:
           f"load average at start {_load()}\n")
     return print_in_configuration(args.config, args.database_url, lambda: run(args))
 
+
 if __name__ == "__main__":
     raise SystemExit(main())
