@@ -357,10 +357,10 @@ def update_row(
     plain UPDATE ... RETURNING new.
 
     ``optimistic`` (before 18): the old row is read without a lock and the UPDATE joins it by its
-    physical address (``ctid``). If another transaction changed the row after the statement's
-    snapshot, the row the UPDATE finds is a newer version at another address, the join drops it
-    and nothing is updated; the caller then runs the locking form. Either way the old row is
-    exactly the one the UPDATE replaced.
+    physical address (``ctid``) as well as its key. If another transaction changed the row after
+    the statement's snapshot, the row the UPDATE finds is a newer version at another address, the
+    join drops it and nothing is updated; the caller then runs the locking form. Either way the
+    old row is exactly the one the UPDATE replaced.
     """
     table = Table(entity.table)
     crit = table.field(entity.pk) == param("_id")
@@ -387,8 +387,9 @@ def update_row(
         q = q.set(table.field(c), param("c_" + c))
     q = _set_bookkeeping(entity, table, q)
     version_col = entity.managed("version")
-    join = (table.field("ctid") == Field("_ctid", table=old) if optimistic
-            else table.field(entity.pk) == Field(entity.pk, table=old))
+    join = table.field(entity.pk) == Field(entity.pk, table=old)
+    if optimistic:  # the address, and the key too: an address is unique within one table only
+        join = (table.field("ctid") == Field("_ctid", table=old)) & join
     if check_version and version_col is not None:
         join &= table.field(version_col) == param("_version")
     q = _returning(
