@@ -480,3 +480,37 @@ def test_a_connection_out_of_a_closed_pool_records_while_another_pool_keeps_its_
     written = admin_conn.execute("SELECT count(*) FROM audit_log WHERE request_id = %s",
                                  (ctx.request_id,)).fetchone()
     assert written == (3,)
+
+
+def test_a_replica_connections_lane_is_kept_by_the_primarys_pool(
+    db_url: str, admin_conn: psycopg.Connection[Any], school: dict[str, uuid.UUID],
+) -> None:
+    """A replica's connection records on the primary's lane, which the primary's pool keeps even
+    when none of its own connections ever used it (their reads' records ride in their
+    statements): the replica's pool taken out of rotation while a read is in flight on it, that
+    read's disclosure is still recorded; once the primary's pool is closed, it fails closed."""
+    from wxdata.audit.lanes import write_detached
+    from wxdata.audit.record import AuditAction, AuditRecord
+    from wxdata.db import LANE_APPLICATION_NAME, conninfo
+
+    ctx = _ctx(school["school_id"], f"rk-{uuid.uuid4().hex[:8]}")
+    record = AuditRecord(action=AuditAction.READ, entity_type="Student")
+    primary = create_pool(db_url, min_size=1, max_size=2)
+    replica = create_pool(db_url, min_size=1, max_size=2)
+    conn = replica.getconn()
+    try:  # as the routers route a replica's connection
+        route_lane(conn, conninfo(db_url, wx_config.settings(),
+                                  application_name=LANE_APPLICATION_NAME), primary.lane)
+        assert write_detached(conn, ctx, record)
+        replica.close()  # out of rotation; ``conn`` is still out of it
+        assert write_detached(conn, ctx, record)  # the primary's pool keeps the lane: recorded
+        primary.close()
+        assert not write_detached(conn, ctx, record)  # no open pool keeps it: fails closed
+        assert lane_health().pools == ()
+    finally:
+        conn.close()
+        replica.close()
+        primary.close()
+    written = admin_conn.execute("SELECT count(*) FROM audit_log WHERE request_id = %s",
+                                 (ctx.request_id,)).fetchone()
+    assert written == (2,)

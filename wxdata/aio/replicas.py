@@ -372,7 +372,9 @@ class AsyncRouter(RouterState):
                     await self._give_back(server, conn, pool)
                     reason = "read_your_writes"
                     continue
-            route_lane(cast(Any, conn), self.lane_target)  # its disclosures go to the primary
+            # its disclosures go to the primary, on a lane the primary's pool keeps
+            route_lane(cast(Any, conn), self.lane_target,
+                       getattr(self.primary.pool, "lane", None))
             mark_replica(conn)
             return server, conn, pool, None
         primary = await self._take(self.primary, self.config.primary_timeout)

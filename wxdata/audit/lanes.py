@@ -128,16 +128,20 @@ def set_route(conn: Conn, target: LaneTarget, owner: LaneOwner | None) -> None:
     conn.__dict__[_ROUTE] = _Route(target, owner)
 
 
-def route_lane(conn: Conn, conninfo: str) -> None:
+def route_lane(conn: Conn, conninfo: str, owner: LaneOwner | None = None) -> None:
     """Send lane-2 records of ``conn`` to ``conninfo`` (a replica's primary; a standby takes no INSERT).
 
-    Sizing, timeout, connection options and the owning pool stay those of the connection's route.
+    Sizing, timeout and connection options stay those of the connection's route. ``owner`` (the
+    primary pool's): the lane pool is kept while it is open, whatever becomes of ``conn``'s own
+    pool, so a read still in flight on a replica taken out of rotation records its disclosure;
+    without it the connection's own pool owns the lane.
     """
     current = _route(conn)
     if current is None:
-        set_route(conn, LaneTarget.of(conninfo), None)
+        set_route(conn, LaneTarget.of(conninfo), owner)
         return
-    set_route(conn, attrs.evolve(current.target, conninfo=conninfo), current.owner)
+    set_route(conn, attrs.evolve(current.target, conninfo=conninfo),
+              owner if owner is not None else current.owner)
 
 
 def lane_conninfo(conn: Conn) -> str:

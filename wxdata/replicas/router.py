@@ -198,8 +198,8 @@ class Router(RouterState):
 
         def configure(conn: Conn) -> None:
             self._last_used[conn] = time.monotonic()  # just connected: no check on first checkout
-            if replica:
-                route_lane(conn, self.lane_target)
+            if replica:  # its disclosures go to the primary, on a lane the primary's pool keeps
+                route_lane(conn, self.lane_target, self._primary_lane())
                 _REPLICA_CONNS.add(conn)
 
         return create_pool(
@@ -208,6 +208,10 @@ class Router(RouterState):
             query_log=self.config.query_log, config=self.settings,
             timeout=self.config.primary_timeout,
         )
+
+    def _primary_lane(self) -> Any:
+        """The lane-2 owner of the primary's pool (None before it is made)."""
+        return getattr(self.primary.pool, "lane", None)
 
     def _check_if_idle(self, conn: Conn) -> None:
         """Checkout check: a round trip only for connections idle longer than ``idle_check_after``."""
