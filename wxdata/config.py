@@ -74,6 +74,7 @@ class Settings:
     cache_default_ttl: int = 900
     cache_max_size: int = 10_000
     cache_encrypt_phi: bool = False
+    cache_weigh_recorded_hits: bool = True
     cache_key: bytes | None = attrs.field(default=None, repr=_masked)
     redis_url: str | None = attrs.field(default=None, repr=_masked)
     audit_enabled: bool = True
@@ -310,6 +311,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache_default_ttl=_int(env, "CACHE_DEFAULT_TTL", 900, 1, 86_400 * 7),
         cache_max_size=_int(env, "CACHE_MAX_SIZE", 10_000, 1, 10_000_000),
         cache_encrypt_phi=_bool(env, "CACHE_ENCRYPT_PHI", False),
+        cache_weigh_recorded_hits=_bool(env, "CACHE_WEIGH_RECORDED_HITS", True),
         cache_key=_key(env, "CACHE_KEY", (16, 24, 32)),
         redis_url=redis_url,
         audit_enabled=_bool(env, "AUDIT_ENABLED", True),

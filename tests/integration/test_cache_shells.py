@@ -682,6 +682,133 @@ def test_an_audited_by_id_read_is_served_from_any_backend_under_audited(
     assert backend.counters.raw().get("Student", {}).get("bypasses", 0) == 0
 
 
+def _own_reader(shell: Shell, c: Any, pause: float = 0.0) -> tuple[Any, Callable[..., Any],
+                                                                   list[int]]:
+    """A function of one's own over ``find_by_id`` (first, if ``pause``, a statement sleeping that
+    long), keyed by id and cached on ``c`` in this shell: the decorated function, a synchronous
+    ``(ctx, id)`` caller, and the count of calls that ran it."""
+    calls = [0]
+    if not shell.is_async:
+        @cached(STUDENTS, key=lambda conn, ctx, i: by_id(i), cache=c, unkeyed=("calls", "pause"))
+        def get(conn: Conn, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+            calls[0] += 1
+            if pause:
+                conn.execute("SELECT pg_sleep(%s)", (pause,))
+            return students.find_by_id(conn, ctx, i)
+
+        return get, lambda ctx, i: get(shell.sync_conn, ctx, i), calls
+
+    @acache.cached(STUDENTS, key=lambda conn, ctx, i: by_id(i), cache=c,
+                   unkeyed=("calls", "pause"))
+    async def aget(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
+        calls[0] += 1
+        if pause:
+            await conn.execute("SELECT pg_sleep(%s)", (pause,))
+        return await astudents.find_by_id(conn, ctx, i)
+
+    return aget, lambda ctx, i: shell.run(aget(shell.aconn, ctx, i)), calls
+
+
+@pytest.fixture(params=["redis", "tiered"])
+def remote(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Any]:
+    """A backend outside the process (a lookup is a round trip)."""
+    if request.param == "redis":
+        cache: Any = redis_backend(redis_url, namespace, timeout=1.0)
+    else:
+        cache = tiered(redis_url, namespace, timeout=1.0)
+    subscribe(cache)
+    yield cache
+    unsubscribe(cache)
+    cache.close()
+
+
+@pytest.mark.parametrize("hit_dearer", [True, False], ids=["hit-dearer", "hit-cheaper"])
+def test_a_recorded_hit_is_served_only_while_measured_cheaper_than_the_call(
+        shell: Shell, remote: Any, conn: Conn, ctx: ExecutionContext, make_student: Any,
+        hit_dearer: bool) -> None:
+    """A hit from outside the process that owes its record is weighed against the call it
+    replaces: measured dearer, the function runs instead (a miss that stores nothing) but for one
+    call in EXPLORE, which looks up again; measured cheaper, the hit is served but for one call in
+    EXPLORE. Whichever way a call takes, it returns the same value and leaves exactly one READ
+    record."""
+    from wxdata.cache.costs import EXPLORE, WARM
+
+    s = make_student()
+    c = shell.wrap(remote)
+    read, get, calls = _own_reader(shell, c)
+    assert get(ctx, s.id) == Success(s)  # a miss: the call is measured, its value stored
+    costs = read.__wxdata_plan__.weighed(c, ctx)
+    assert costs is not None and (costs.hits, costs.calls) == (0, 1)
+    dear, cheap = 1.0, 1e-6  # seconds: far apart, whatever the real calls below measure
+    for _ in range(WARM):
+        costs.saw_hit(dear if hit_dearer else cheap)
+        costs.saw_call(cheap if hit_dearer else dear)
+    answers = [get(ctx, s.id) for _ in range(EXPLORE)]
+    assert answers == [Success(s)] * EXPLORE
+    served = EXPLORE - (calls[0] - 1)
+    assert served == (1 if hit_dearer else EXPLORE - 1)
+    rows = audit_rows(conn, ctx.request_id, "Student")
+    assert [r[0] for r in rows] == ["READ"] * (1 + EXPLORE)  # one record per call, either way
+    assert len(cache_hits(rows)) == served
+    assert remote.counters.raw()["Student"].get("calls_instead", 0) == EXPLORE - served
+
+
+def test_a_hit_that_owes_no_record_is_never_weighed(shell: Shell, remote: Any,
+                                                    ctx: ExecutionContext,
+                                                    make_student: Any) -> None:
+    """With the audit off, under ``audited`` (which records the call itself) or with
+    ``CACHE_WEIGH_RECORDED_HITS=false``, a hit writes nothing (or is wanted whatever it costs):
+    it is served on every call, even where a recorded hit was measured dearer than the call. A
+    hit from process memory is never weighed: it adds no round trip to the record."""
+    from wxdata import config
+    from wxdata.audit.ownership import owning
+    from wxdata.cache.costs import WARM
+
+    s = make_student()
+    local = shell.wrap(memory())
+    assert _own_reader(shell, local)[0].__wxdata_plan__.weighed(local, ctx) is None
+    c = shell.wrap(remote)
+    read, get, calls = _own_reader(shell, c)
+    plan = read.__wxdata_plan__
+    costs = plan.weighed(c, ctx)
+    assert costs is not None
+    for _ in range(WARM):  # audited, a hit would not be served
+        costs.saw_hit(1.0)
+        costs.saw_call(1e-6)
+    for change in ({"audit_enabled": False}, {"cache_weigh_recorded_hits": False}):
+        previous = config.configure(attrs.evolve(config.settings(), **change))
+        try:
+            assert plan.weighed(c, ctx) is None
+            assert [get(ctx, s.id) for _ in range(3)] == [Success(s)] * 3
+        finally:
+            config.configure(previous)
+    with owning("test", reads=True):
+        assert plan.weighed(c, ctx) is None
+    assert calls == [1]  # the first call filled the entry; every other one was a hit
+
+
+def test_a_call_dearer_than_its_recorded_hit_is_served_from_the_cache(
+        shell: Shell, remote: Any, conn: Conn, ctx: ExecutionContext,
+        make_student: Any) -> None:
+    """Timed for real: a function that costs far more than a hit's lookup and record (a slow
+    statement before its read) is measured so, and served from the cache but for the calls that
+    keep measuring it."""
+    from wxdata.cache.costs import EXPLORE, WARM
+
+    s = make_student()
+    c = shell.wrap(remote)
+    read, get, calls = _own_reader(shell, c, pause=0.03)
+    for _ in range(3 * WARM):
+        assert get(ctx, s.id) == Success(s)
+    costs = read.__wxdata_plan__.weighed(c, ctx)
+    assert costs is not None and costs.hits >= WARM and costs.calls >= WARM
+    assert costs.hit < costs.call and costs.call >= 0.03
+    before = calls[0]
+    assert [get(ctx, s.id) for _ in range(EXPLORE)] == [Success(s)] * EXPLORE
+    assert calls[0] - before == 1  # the one call in EXPLORE that measures the function again
+    assert len(audit_rows(conn, ctx.request_id, "Student")) == 3 * WARM + EXPLORE
+
+
 @pytest.mark.parametrize("kind", ["memory", "redis", "tiered"])
 def test_async_cache_from_settings(redis_url: str, db_url: str, sys_ctx: ExecutionContext,
                                    kind: str) -> None:

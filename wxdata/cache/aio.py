@@ -35,6 +35,7 @@ import functools
 import logging
 import types
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from time import perf_counter
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
@@ -65,6 +66,7 @@ from wxdata.cache.core import (
     plan,
     scope_of,
 )
+from wxdata.cache.costs import Costs
 from wxdata.cache.invalidation import tags_for
 from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.config import Settings, settings
@@ -162,8 +164,18 @@ def cached(
         label, sensitive = p.label, p.sensitive
         ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
 
+        async def call(costs: Costs | None, conn: AConn, ctx: ExecutionContext, args: Any,
+                       kwargs: Any) -> Result[T, DataError]:
+            """The function itself, its time reported to ``costs`` (when weighed)."""
+            if costs is None:
+                return await fn(conn, ctx, *args, **kwargs)
+            started = perf_counter()
+            result = await fn(conn, ctx, *args, **kwargs)
+            costs.saw_call(perf_counter() - started)
+            return result
+
         async def miss(c: Any, conn: AConn, ctx: ExecutionContext, k: str, token: Any,
-                       args: Any, kwargs: Any) -> Result[T, DataError]:
+                       costs: Costs | None, args: Any, kwargs: Any) -> Result[T, DataError]:
             flight, leader = c.flights.join(k)
             if flight is not None and not leader:
                 try:
@@ -182,7 +194,7 @@ def cached(
             ok = False
             shared: Any = None
             try:
-                result = await fn(conn, ctx, *args, **kwargs)
+                result = await call(costs, conn, ctx, args, kwargs)
                 if isinstance(result, Success) and _may_use(p, conn):
                     value = result.unwrap()
                     how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
@@ -216,6 +228,13 @@ def cached(
                     p.row_read and p.hit_costs_more(c.local, ctx, args)):
                 c.counters.add(label, "bypasses")
                 return await fn(conn, ctx, *args, **kwargs)
+            costs = p.weighed(c, ctx)  # a hit owing a record is served only while cheaper
+            started = 0.0
+            if costs is not None:
+                if not costs.look_up():
+                    c.counters.add(label, "calls_instead")
+                    return await call(costs, conn, ctx, args, kwargs)
+                started = perf_counter()
             keys = c.keys
             k = None
             identity = ident.identity  # the memoised key of a simple call, when still provable
@@ -241,10 +260,12 @@ def cached(
                     refused = await _recorded(p, c, conn, ctx, got.unwrap())
                     if refused is not None:
                         return refused
+                    if costs is not None:
+                        costs.saw_hit(perf_counter() - started)
                 return got  # type: ignore[no-any-return]
             if got.token is None:
-                return await fn(conn, ctx, *args, **kwargs)
-            return await miss(c, conn, ctx, k, got.token, args, kwargs)
+                return await call(costs, conn, ctx, args, kwargs)
+            return await miss(c, conn, ctx, k, got.token, costs, args, kwargs)
 
         wrapper.__wxdata_cached__ = True  # type: ignore[attr-defined]
         wrapper.__wxdata_plan__ = p  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ import hashlib
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -37,7 +38,8 @@ from wxdata import _connstate
 from wxdata._operations import ROW_READ
 from wxdata.audit.decorator import extract, rows_in
 from wxdata.audit.log import DueRecord, due_read
-from wxdata.audit.ownership import reads_recorded
+from wxdata.audit.ownership import reads_owned, reads_recorded
+from wxdata.cache.costs import Costs
 from wxdata.cache.identity import Identity, UnprovableIdentity, identity_of
 from wxdata.cache.keys import (
     LIST,
@@ -187,8 +189,8 @@ class FillPlan:
 class Plan:
     """Everything decided about a cached function at decoration time, and its per-call rules."""
 
-    __slots__ = ("audits", "depend_tags", "entity", "fixed_ttl", "ident", "key_fn", "label",
-                 "part_of", "partitioned", "qual", "row_entity", "row_read", "sensitive",
+    __slots__ = ("_costs", "audits", "depend_tags", "entity", "fixed_ttl", "ident", "key_fn",
+                 "label", "part_of", "partitioned", "qual", "row_entity", "row_read", "sensitive",
                  "signature", "tags_fn", "watched")
 
     def __init__(self, fn: Callable[..., Any], *, entity: Entity[Any] | None, ttl: float | None,
@@ -220,6 +222,7 @@ class Plan:
         schema = "|".join(fingerprint(e) for e in (entity, *depends))
         # raises UnprovableIdentity: refused at decoration
         self.ident = Ident(schema, fn, self.qual, unkeyed)
+        self._costs: weakref.WeakKeyDictionary[Any, Costs] = weakref.WeakKeyDictionary()
 
     # --- per call -------------------------------------------------------------------------
 
@@ -337,6 +340,29 @@ class Plan:
         """Whether a hit may owe a disclosure record (:meth:`hit_record` decides): its entity's
         reads are audited, or the context breaks the glass (recorded whatever the entity)."""
         return self.audits or ctx.is_break_glass
+
+    def weighed(self, cache: Any, ctx: ExecutionContext) -> Costs | None:
+        """The measured costs of a hit and of the call on ``cache``, when a hit of this call may
+        owe a disclosure record and ``cache`` is outside the process (:mod:`wxdata.cache.costs`:
+        the cheaper way is taken); None when it owes none, from process memory (a lookup without
+        a round trip: the hit costs its record, which the call owes too), or with
+        ``CACHE_WEIGH_RECORDED_HITS=false`` (a hit is then always served)."""
+        if not self.may_owe(ctx) or cache.local:
+            return None
+        config = settings()
+        if not config.cache_weigh_recorded_hits:
+            return None
+        entity = self.row_entity
+        if entity is not None:
+            owed = reads_recorded(entity, ctx)
+        else:  # the entity is known from the value only: a hit may owe whenever the trail is on
+            owed = not reads_owned() and config.audit_enabled
+        if not owed:
+            return None
+        costs = self._costs.get(cache)
+        if costs is None:
+            costs = self._costs.setdefault(cache, Costs())
+        return costs
 
     def hit_record(self, ctx: ExecutionContext, value: Any) -> DueRecord | None:
         """The disclosure record a hit on ``value`` owes (None: not audited or nothing due)."""

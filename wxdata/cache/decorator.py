@@ -11,7 +11,10 @@ Per call:
    or SERIALIZABLE unit of work (its snapshot may predate a commit, and its predicate locks must
    see the read); for sensitive data when the backend refuses it (Redis without encryption); for
    wxdata's own by-id read with its disclosure due, on a backend outside the process (a hit there
-   would cost more than the read: :meth:`~wxdata.cache.core.Plan.hit_costs_more`).
+   would cost more than the read: :meth:`~wxdata.cache.core.Plan.hit_costs_more`); for any
+   other call whose hit owes a disclosure record, while the hit (lookup and record) has been
+   measured dearer than the call itself (:mod:`wxdata.cache.costs`; the function runs, as on a
+   miss, and nothing is stored; counted in ``calls_instead``).
 2. *Key*: a full hash of the canonical call, with the row-security partition of the context
    (:mod:`wxdata.cache.keys`).
 3. *Hit*: ``Success(value)``. When the read would have recorded itself (the entity's reads are
@@ -40,6 +43,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from time import perf_counter
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import psycopg
@@ -61,6 +65,7 @@ from wxdata.cache.core import (
     plan,
     scope_of,
 )
+from wxdata.cache.costs import Costs
 from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
@@ -160,8 +165,18 @@ def cached(
         usable, make_key = p.usable, p.key
         ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
 
+        def call(costs: Costs | None, conn: Conn, ctx: ExecutionContext, args: Any,
+                 kwargs: Any) -> Result[T, DataError]:
+            """The function itself, its time reported to ``costs`` (when weighed)."""
+            if costs is None:
+                return fn(conn, ctx, *args, **kwargs)
+            started = perf_counter()
+            result = fn(conn, ctx, *args, **kwargs)
+            costs.saw_call(perf_counter() - started)
+            return result
+
         def miss(c: CacheManager, conn: Conn, ctx: ExecutionContext, k: str, token: Any,
-                 args: Any, kwargs: Any) -> Result[T, DataError]:
+                 costs: Costs | None, args: Any, kwargs: Any) -> Result[T, DataError]:
             flight, leader = c.flights.join(k)
             if flight is not None and not leader:
                 if flight.event.wait(FOLLOW_TIMEOUT) and flight.ok:
@@ -176,7 +191,7 @@ def cached(
             ok = False
             shared: Any = None
             try:
-                result = fn(conn, ctx, *args, **kwargs)
+                result = call(costs, conn, ctx, args, kwargs)
                 if isinstance(result, Success):
                     value = result.unwrap()
                     how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
@@ -212,6 +227,13 @@ def cached(
                     p.row_read and p.hit_costs_more(c.local, ctx, args)):
                 c.counters.add(label, "bypasses")
                 return fn(conn, ctx, *args, **kwargs)
+            costs = p.weighed(c, ctx)  # a hit owing a record is served only while cheaper
+            started = 0.0
+            if costs is not None:
+                if not costs.look_up():
+                    c.counters.add(label, "calls_instead")
+                    return call(costs, conn, ctx, args, kwargs)
+                started = perf_counter()
             keys = c.keys
             k = None
             identity = ident.identity  # the memoised key of a simple call, when still provable
@@ -235,10 +257,12 @@ def cached(
                     refused = _recorded(p, c, conn, ctx, got.unwrap())
                     if refused is not None:
                         return refused
+                    if costs is not None:
+                        costs.saw_hit(perf_counter() - started)
                 return got  # type: ignore[no-any-return]
             if got.token is None:
-                return fn(conn, ctx, *args, **kwargs)
-            return miss(c, conn, ctx, k, got.token, args, kwargs)
+                return call(costs, conn, ctx, args, kwargs)
+            return miss(c, conn, ctx, k, got.token, costs, args, kwargs)
 
         wrapper.__wxdata_cached__ = True  # type: ignore[attr-defined]
         wrapper.__wxdata_plan__ = p  # type: ignore[attr-defined]

@@ -7,7 +7,10 @@ counts reads that did not consult the cache (inside a transaction that wrote the
 REPEATABLE READ/SERIALIZABLE unit of work, or with the cache disabled). ``stale_fills_refused``
 counts fills dropped because a write was invalidated while the value was being read;
 ``unavailable`` counts operations skipped while the Redis circuit breaker was open;
-``coalesced`` counts misses served by another caller's computation of the same key (single flight).
+``coalesced`` counts misses served by another caller's computation of the same key (single flight);
+``calls_instead`` counts calls that ran the function rather than look the cache up, because a hit
+owing its disclosure record was measured dearer than the call (or to measure the call again:
+:mod:`wxdata.cache.costs`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import attrs
 COUNTERS: tuple[str, ...] = (
     "hits", "misses", "sets", "deletes", "evictions", "expirations", "errors", "bypasses",
     "stale_fills_refused", "not_cacheable", "hits_memory", "hits_redis", "audited_hits",
-    "unavailable", "coalesced",
+    "unavailable", "coalesced", "calls_instead",
 )
 
 
@@ -45,6 +48,7 @@ class EntityStats:
     audited_hits: int = 0
     unavailable: int = 0
     coalesced: int = 0
+    calls_instead: int = 0
     keys: int = 0
     memory_bytes: int = 0
 
