@@ -46,7 +46,7 @@ from wxdata.core.drive import run
 from wxdata.core.effects import Call, Plan
 from wxdata.errors import DataError
 from wxdata.query.paging import KeysetPage, Page
-from wxdata.schema.spec import Entity, registered
+from wxdata.schema.spec import Entity, registered, registered_count
 from wxdata.tx.decorators import TxOptions, scope_run_plan, tx_options
 from wxdata.tx.scope import AnyConn, current_scope
 
@@ -65,8 +65,8 @@ _ROW_ENTITIES_SIZE = [0]
 
 def entity_of_row(row_type: type) -> Entity[Any] | None:
     """The registered entity whose rows are ``row_type`` instances (None: no such entity)."""
-    entities = registered()
-    if len(entities) != _ROW_ENTITIES_SIZE[0]:
+    if registered_count() != _ROW_ENTITIES_SIZE[0]:
+        entities = registered()
         _ROW_ENTITIES.clear()
         _ROW_ENTITIES.update({e.row_type: e for e in entities})
         _ROW_ENTITIES_SIZE[0] = len(entities)

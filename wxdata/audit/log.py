@@ -70,6 +70,8 @@ CHANGES = frozenset({AuditAction.CREATE, AuditAction.UPDATE, AuditAction.DELETE,
 BULK = frozenset({AuditAction.BULK_CREATE, AuditAction.BULK_UPDATE, AuditAction.BULK_DELETE})
 
 def _unique(values: Iterable[UUID | None]) -> tuple[UUID, ...]:
+    if type(values) is tuple and len(values) < 2:  # one row's id or subject: nothing to merge
+        return values if not values or values[0] is not None else ()
     return tuple(dict.fromkeys(v for v in values if v is not None))
 
 

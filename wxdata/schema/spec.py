@@ -532,6 +532,12 @@ def registered() -> tuple[Entity[Any], ...]:
     return tuple(_REGISTRY.values())
 
 
+def registered_count() -> int:
+    """How many entities are declared so far (a memo of :func:`registered` is stale when this
+    changes)."""
+    return len(_REGISTRY)
+
+
 def lookup(name: str) -> Entity[Any] | None:
     """The registered entity of that name or table, if any."""
     if name in _REGISTRY:
