@@ -740,7 +740,7 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
     from wxdata.audit.decorator import extract
     from wxdata.audit.log import build_record
     from wxdata.audit.record import AuditAction
-    from wxdata.audit.sql import record_insert
+    from wxdata.audit.sql import positional, record_insert
     from wxdata.cache.core import hit_record
     from wxdata.schema import STUDENTS
 
@@ -754,9 +754,9 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
 
     def phi_record_in_full() -> Any:  # what a hit did before its record had a template
         found = extract(STUDENTS, [student])
-        return record_insert(ctx, build_record(
+        return positional(*record_insert(ctx, build_record(
             ctx, STUDENTS, AuditAction.READ, ids=found.ids, subjects=found.subjects,
-            fields=found.fields, metadata={"cache": "hit", "operation": "bench.micro"}))
+            fields=found.fields, metadata={"cache": "hit", "operation": "bench.micro"})))
 
     if phi_record() != phi_record_in_full():
         raise RuntimeError("the templated record is not the record built in full")

@@ -28,7 +28,7 @@ from wxdata.audit.record import (
     params,
 )
 from wxdata.audit.redact import SECRET_MARK
-from wxdata.audit.sql import SHAPE_COLUMNS, insert_record, record_insert, shape_of
+from wxdata.audit.sql import SHAPE_COLUMNS, insert_record, positional, record_insert, shape_of
 from wxdata.cache.core import hit_record
 from wxdata.context import ExecutionContext, Purpose, Role
 from wxdata.core.auditing import _record, _riding
@@ -133,12 +133,13 @@ def test_a_due_read_is_the_record_and_statement_built_in_full(
     metadata: tuple[tuple[str, str], ...], relaxed: bool,
 ) -> None:
     """The memoised template plus the rows' ids gives exactly the record :func:`build_record`
-    builds and the INSERT :func:`record_insert` renders from it, break-glass severity included."""
+    builds and the INSERT :func:`record_insert` renders from it (bound positionally: the same
+    text, the same values in their order), break-glass severity included."""
     due = due_read(ctx, entity, ids, subjects, fields, metadata)
     full = build_record(ctx, entity, AuditAction.READ, ids=ids, subjects=subjects, fields=fields,
                         metadata=dict(metadata) or None)
     assert due.record() == full
-    assert due.insert(relaxed) == record_insert(ctx, full, relaxed=relaxed)
+    assert due.insert(relaxed) == positional(*record_insert(ctx, full, relaxed=relaxed))
 
 
 def _row_of(entity: Entity[Any], rid: uuid.UUID, sid: uuid.UUID | None) -> Any:

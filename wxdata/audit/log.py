@@ -36,13 +36,13 @@ from wxdata.audit.record import (
     AuditRecord,
     AuditSeverity,
     compliance_of,
-    id_params,
     severity_of,
+    uuid_array,
 )
 from wxdata.audit.redact import redact_row
 from wxdata.audit.sql import (
     RecordTemplate,
-    insert_statement,
+    positional_insert,
     record_insert,
     record_template,
     relaxed_commit,
@@ -133,13 +133,14 @@ class DueRecord:
             self.template.base, entity_id=_single(ids), entity_ids=ids,
             subject_student_id=_single(subjects), subject_ids=subjects)
 
-    def insert(self, relaxed: bool = False) -> tuple[str, dict[str, Any]]:
-        """The INSERT of the record and what it binds (as :func:`~wxdata.audit.sql.record_insert`
-        renders the record written under the same context)."""
-        params = self.template.params(self.ctx)
-        params.update(id_params(_single(self.ids), self.ids, _single(self.subjects),
-                                self.subjects))
-        return insert_statement(self.template.shape, relaxed), params
+    def insert(self, relaxed: bool = False) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of the record and what it binds, positionally: the statement
+        :func:`~wxdata.audit.sql.record_insert` renders for the record written under the same
+        context, its named parameters in their order (:func:`~wxdata.audit.sql.positional`)."""
+        template, ids, subjects = self.template, self.ids, self.subjects
+        return positional_insert(template.shape, relaxed), (
+            *template.values(self.ctx), _single(ids), uuid_array(ids), _single(subjects),
+            uuid_array(subjects))
 
 
 def read_template(ctx: ExecutionContext, entity: Entity[Any], fields: tuple[str, ...],
@@ -188,7 +189,8 @@ def disclosure_plan(conn: AnyConn, ctx: ExecutionContext, due: DueRecord) -> Pla
 
 def _lane_plan(
     conn: AnyConn, ctx: ExecutionContext, action: AuditAction,
-    insert: Callable[[bool], tuple[str, dict[str, Any]]], record: Callable[[], AuditRecord],
+    insert: Callable[[bool], tuple[str, Mapping[str, Any] | tuple[Any, ...]]],
+    record: Callable[[], AuditRecord],
     disclosure: bool,
 ) -> Plan[Result_]:
     """The lanes of a success-path record (module doc): ``insert(relaxed)`` its lane-1 statement,

@@ -164,6 +164,8 @@ def uuid_array(items: Iterable[UUID]) -> str:
     An item that is not a :class:`~uuid.UUID` is parsed as one first (ValueError if it is not),
     so no text can add elements to the array.
     """
+    if type(items) is tuple and len(items) == 1 and type(items[0]) is UUID:  # one row's id
+        return "{" + str(items[0]) + "}"
     return "{" + ",".join(str(u) if type(u) is UUID else str(UUID(str(u))) for u in items) + "}"
 
 
@@ -171,20 +173,19 @@ def _json(value: Mapping[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def context_values(ctx: ExecutionContext) -> tuple[Any, ...]:
+    """Who acted, from where and why: the values of :data:`CONTEXT_COLUMNS`, in their order."""
+    return (ctx.user_id, ctx.user_name, ctx.role.value, ctx.ip_address, ctx.user_agent,
+            ctx.request_id, ctx.session_id, ctx.correlation_id, ctx.purpose.value,
+            ctx.break_glass_reason)
+
+
+_CONTEXT_NAMES = tuple(f"a_{c}" for c in CONTEXT_COLUMNS)
+
+
 def context_params(ctx: ExecutionContext) -> dict[str, Any]:
     """The ``a_<column>`` parameters describing who acted, from where and why."""
-    return {
-        "a_user_id": ctx.user_id,
-        "a_user_name": ctx.user_name,
-        "a_user_role": ctx.role.value,
-        "a_ip_address": ctx.ip_address,
-        "a_user_agent": ctx.user_agent,
-        "a_request_id": ctx.request_id,
-        "a_session_id": ctx.session_id,
-        "a_correlation_id": ctx.correlation_id,
-        "a_purpose": ctx.purpose.value,
-        "a_break_glass_reason": ctx.break_glass_reason,
-    }
+    return dict(zip(_CONTEXT_NAMES, context_values(ctx), strict=True))
 
 
 def _metadata(value: Mapping[str, Any] | None) -> str | None:

@@ -9,6 +9,7 @@ only on the entity spec and the column lists, so it is compiled once per shape.
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
@@ -24,6 +25,7 @@ from wxdata.audit.record import (
     AuditRecord,
     cast_of,
     context_params,
+    context_values,
     param_sql,
 )
 from wxdata.audit.record import params as record_params
@@ -223,6 +225,27 @@ def insert_statement(shape: RecordShape, relaxed: bool = False) -> str:
     return template.format(insert=insert, values=values, ids=_ID_PARAMS, relax=_RELAX).as_string()
 
 
+_NAMED = re.compile(r"%\((a_[a-z_]+)\)s")
+
+
+def positional(statement: str, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """A statement with named ``a_<column>`` parameters and what it binds, as the same text with
+    positional placeholders and the values in their order."""
+    return _NAMED.sub("%s", statement), tuple(params[n] for n in _NAMED.findall(statement))
+
+
+@lru_cache(maxsize=1024)
+def positional_insert(shape: RecordShape, relaxed: bool = False) -> str:
+    """:func:`insert_statement` with positional placeholders, binding the context
+    (:func:`~wxdata.audit.record.context_values`), the shape's free-form columns and the ids in
+    that order (checked against the named statement, its one source); once per shape."""
+    named = insert_statement(shape, relaxed)
+    order = [f"a_{c}" for c in (*CONTEXT_COLUMNS, *shape.free, *ID_COLUMNS)]
+    if _NAMED.findall(named) != order:
+        raise AssertionError("a record statement binds its parameters out of their order")
+    return _NAMED.sub("%s", named)
+
+
 def record_insert(ctx: ExecutionContext, record: AuditRecord, *,
                   relaxed: bool = False) -> tuple[str, dict[str, Any]]:
     """The INSERT of ``record`` written under ``ctx``, and what it binds (see :func:`insert_record`)."""
@@ -253,6 +276,11 @@ class RecordTemplate:
     base: AuditRecord
     shape: RecordShape
     free: Mapping[str, Any]
+    free_values: tuple[Any, ...] = attrs.field(init=False)
+
+    @free_values.default
+    def _free_values(self) -> tuple[Any, ...]:
+        return tuple(self.free[f"a_{c}"] for c in self.shape.free)
 
     def params(self, ctx: ExecutionContext) -> dict[str, Any]:
         """What a statement of this shape binds for ``ctx``, but the ids: the context's
@@ -260,6 +288,10 @@ class RecordTemplate:
         out = context_params(ctx)
         out.update(self.free)
         return out
+
+    def values(self, ctx: ExecutionContext) -> tuple[Any, ...]:
+        """:meth:`params` in the order :func:`positional_insert` binds them (the ids follow)."""
+        return (*context_values(ctx), *self.free_values)
 
 
 _TEMPLATES: dict[tuple[Any, ...], RecordTemplate] = {}
