@@ -42,6 +42,21 @@ from wxdata.redis_url import parse_redis_url
 Conn = psycopg.Connection[Any]
 
 
+@pytest.fixture(autouse=True)
+def every_hit_served() -> Iterator[None]:
+    """These tests are about what Redis serves across topologies and failovers, so every hit is
+    served: with the weighing of recorded hits on (``CACHE_WEIGH_RECORDED_HITS``, tested in
+    ``test_cache_shells.py``), a Redis hit with its record measured dearer than the read would
+    send some calls to PostgreSQL instead, depending on timing."""
+    from wxdata import config
+
+    previous = config.configure(attrs.evolve(config.settings(), cache_weigh_recorded_hits=False))
+    try:
+        yield
+    finally:
+        config.configure(previous)
+
+
 @pytest.fixture
 def local_ctx(ctx: ExecutionContext, school: dict[str, Any]) -> ExecutionContext:
     """The nurse, scoped to the test's school (works with or without row-level security)."""
