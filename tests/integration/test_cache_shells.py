@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -105,10 +106,11 @@ class Shell:
         """A cached by-id read on ``cache`` and the count of calls that reached PostgreSQL.
 
         The returned callable takes ``(ctx, id)`` (and optionally ``conn=``) and answers
-        synchronously in either shell.
+        synchronously in either shell; the decorated function is kept in ``decorated``, the cache it
+        reads (``cache`` as this shell's decorator takes it) in ``cache``.
         """
         calls = [0]
-        c = self.wrap(cache)
+        c = self.cache = self.wrap(cache)
         if not self.is_async:
             @cached(entity, key=lambda conn, ctx, i: by_id(i), cache=c, unkeyed=("calls", "gate"))
             def get(conn: Conn, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
@@ -118,6 +120,7 @@ class Shell:
                 return find(conn, ctx, i)  # type: ignore[no-any-return]
 
             self.read = lambda ctx, i: get(self.sync_conn, ctx, i)
+            self.decorated = get
             return (lambda ctx, i, conn=None: get(conn or self.sync_conn, ctx, i)), calls
 
         @acache.cached(entity, key=lambda conn, ctx, i: by_id(i), cache=c,
@@ -129,6 +132,7 @@ class Shell:
             return await afind(conn, ctx, i)  # type: ignore[no-any-return]
 
         self.aget = aget
+        self.decorated = aget
         return (lambda ctx, i, conn=None: self.run(aget(conn or self.aconn, ctx, i))), calls
 
     def uow(self, ctx: ExecutionContext, steps: list[tuple[Any, ...]], *,
@@ -682,33 +686,6 @@ def test_an_audited_by_id_read_is_served_from_any_backend_under_audited(
     assert backend.counters.raw().get("Student", {}).get("bypasses", 0) == 0
 
 
-def _own_reader(shell: Shell, c: Any, pause: float = 0.0) -> tuple[Any, Callable[..., Any],
-                                                                   list[int]]:
-    """A function of one's own over ``find_by_id`` (first, if ``pause``, a statement sleeping that
-    long), keyed by id and cached on ``c`` in this shell: the decorated function, a synchronous
-    ``(ctx, id)`` caller, and the count of calls that ran it."""
-    calls = [0]
-    if not shell.is_async:
-        @cached(STUDENTS, key=lambda conn, ctx, i: by_id(i), cache=c, unkeyed=("calls", "pause"))
-        def get(conn: Conn, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
-            calls[0] += 1
-            if pause:
-                conn.execute("SELECT pg_sleep(%s)", (pause,))
-            return students.find_by_id(conn, ctx, i)
-
-        return get, lambda ctx, i: get(shell.sync_conn, ctx, i), calls
-
-    @acache.cached(STUDENTS, key=lambda conn, ctx, i: by_id(i), cache=c,
-                   unkeyed=("calls", "pause"))
-    async def aget(conn: Any, ctx: ExecutionContext, i: Any) -> Result[Any, DataError]:
-        calls[0] += 1
-        if pause:
-            await conn.execute("SELECT pg_sleep(%s)", (pause,))
-        return await astudents.find_by_id(conn, ctx, i)
-
-    return aget, lambda ctx, i: shell.run(aget(shell.aconn, ctx, i)), calls
-
-
 @pytest.fixture(params=["redis", "tiered"])
 def remote(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Any]:
     """A backend outside the process (a lookup is a round trip)."""
@@ -734,10 +711,10 @@ def test_a_recorded_hit_is_served_only_while_measured_cheaper_than_the_call(
     from wxdata.cache.costs import EXPLORE, WARM
 
     s = make_student()
-    c = shell.wrap(remote)
-    read, get, calls = _own_reader(shell, c)
+    get, calls = shell.reader(remote)
+    c = shell.cache
     assert get(ctx, s.id) == Success(s)  # a miss: the call is measured, its value stored
-    costs = read.__wxdata_plan__.weighed(c, ctx)
+    costs = shell.decorated.__wxdata_plan__.weighed(c, ctx)
     assert costs is not None and (costs.hits, costs.calls) == (0, 1)
     dear, cheap = 1.0, 1e-6  # seconds: far apart, whatever the real calls below measure
     for _ in range(WARM):
@@ -765,11 +742,11 @@ def test_a_hit_that_owes_no_record_is_never_weighed(shell: Shell, remote: Any,
     from wxdata.cache.costs import WARM
 
     s = make_student()
-    local = shell.wrap(memory())
-    assert _own_reader(shell, local)[0].__wxdata_plan__.weighed(local, ctx) is None
-    c = shell.wrap(remote)
-    read, get, calls = _own_reader(shell, c)
-    plan = read.__wxdata_plan__
+    shell.reader(memory())
+    assert shell.decorated.__wxdata_plan__.weighed(shell.cache, ctx) is None
+    get, calls = shell.reader(remote)
+    c = shell.cache
+    plan = shell.decorated.__wxdata_plan__
     costs = plan.weighed(c, ctx)
     assert costs is not None
     for _ in range(WARM):  # audited, a hit would not be served
@@ -790,17 +767,18 @@ def test_a_hit_that_owes_no_record_is_never_weighed(shell: Shell, remote: Any,
 def test_a_call_dearer_than_its_recorded_hit_is_served_from_the_cache(
         shell: Shell, remote: Any, conn: Conn, ctx: ExecutionContext,
         make_student: Any) -> None:
-    """Timed for real: a function that costs far more than a hit's lookup and record (a slow
-    statement before its read) is measured so, and served from the cache but for the calls that
-    keep measuring it."""
+    """Timed for real: a function that costs far more than a hit's lookup and record (a 30 ms
+    wait before its read) is measured so, and served from the cache but for the calls that keep
+    measuring it."""
     from wxdata.cache.costs import EXPLORE, WARM
 
     s = make_student()
-    c = shell.wrap(remote)
-    read, get, calls = _own_reader(shell, c, pause=0.03)
+    get, calls = shell.reader(remote, gate=(lambda: asyncio.sleep(0.03)) if shell.is_async
+                              else (lambda: time.sleep(0.03)))
+    c = shell.cache
     for _ in range(3 * WARM):
         assert get(ctx, s.id) == Success(s)
-    costs = read.__wxdata_plan__.weighed(c, ctx)
+    costs = shell.decorated.__wxdata_plan__.weighed(c, ctx)
     assert costs is not None and costs.hits >= WARM and costs.calls >= WARM
     assert costs.hit < costs.call and costs.call >= 0.03
     before = calls[0]
