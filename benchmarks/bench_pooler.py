@@ -1,6 +1,7 @@
-"""Transaction-pooler benchmark: what ``DB_POOLER=transaction`` behind PgBouncer costs.
+"""Transaction-pooler benchmark: what ``DB_POOLER=transaction`` (or ``transaction-prepared``)
+behind PgBouncer costs.
 
-Two workloads, each in three variants, on one database, in one process, interleaved:
+Two workloads, each in four variants, on one database, in one process, interleaved:
 
 - **fetch by id**: ``students.find_by_id`` (a PHI read: its READ record rides in the statement);
 - **audited create**: ``students.create`` (validation, INSERT ... RETURNING with its CREATE record).
@@ -13,7 +14,10 @@ Variants:
   PostgreSQL: unnamed statements and the timeouts' ``set_config`` pipelined with each statement,
   no proxy; the share of the cost that is wxdata's own;
 - **through PgBouncer** — ``DB_POOLER=transaction`` through a PgBouncer in ``pool_mode =
-  transaction`` on the same host: everything above plus the proxy's hop.
+  transaction`` on the same host: everything above plus the proxy's hop;
+- **through PgBouncer, statements kept** — ``DB_POOLER=transaction-prepared`` through a PgBouncer
+  (1.21 or newer) with ``max_prepared_statements = 200``: named prepared statements again, the
+  timeouts still per transaction, plus the proxy's hop.
 
 Method: one connection per variant, opened once; each repetition runs one batch of every variant,
 the order rotating between repetitions; the settings of the variant are installed around its batch
@@ -23,7 +27,8 @@ and the ratio of medians to the direct variant.
 
 Run: ``python -m benchmarks.bench_pooler [--reps 9] [--ops 400] [--students 2000]
 [--database-url URL] [--output FILE.md]``. It creates, migrates, seeds and drops its own database
-and starts a private PgBouncer (``pgbouncer`` must be installed; as root it runs as ``postgres``).
+and starts two private PgBouncers (``pgbouncer`` 1.21 or newer must be installed: ``bash
+.ci/pgbouncer`` builds one; as root they run as ``postgres``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ import attrs
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-VARIANTS = ("direct", "direct, pooler-mode statements", "through PgBouncer")
+VARIANTS = ("direct", "direct, pooler-mode statements", "through PgBouncer",
+            "through PgBouncer, statements kept")
 
 
 @dataclass
@@ -146,7 +152,7 @@ def measure(lanes: list[Lane], ctx: Any, ids: list[uuid.UUID],
 
 def report(figures: list[Figure], meta: dict[str, str]) -> str:
     """The Markdown report."""
-    out = ["# Transaction pooler: direct vs PgBouncer (transaction mode)", ""]
+    out = ["# Transaction pooler: direct vs PgBouncer (transaction mode, statements passed or kept)", ""]
     out += [f"- {k}: {v}" for k, v in meta.items()]
     out += ["", "| workload | variant | median µs/op | min-max | ratio to direct |",
             "|---|---|---:|---:|---:|"]
@@ -185,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tests.pgbouncer import PgBouncer
     from wxdata import ExecutionContext, Purpose, Role, system_context
-    from wxdata.config import settings
+    from wxdata.config import configure, settings
     from wxdata.db import connect
     from wxdata.domains import students
     from wxdata.migrate import migrate
@@ -198,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(args.database_url, dbname=name)
     bouncer = PgBouncer(args.database_url).start()
+    keeping = PgBouncer(args.database_url, keeps_statements=True).start()
     opened: list[psycopg.Connection[Any]] = []
     try:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -214,12 +221,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             conn.execute("VACUUM ANALYZE")
         direct = attrs.evolve(settings(), pooler="none")
         pooled = attrs.evolve(settings(), pooler="transaction")
+        kept = attrs.evolve(settings(), pooler="transaction-prepared")
         lanes = []
         app_url = make_conninfo(url, user=app_user, password=app_password)
         for variant, target, config in ((VARIANTS[0], app_url, direct),
                                         (VARIANTS[1], app_url, pooled),
-                                        (VARIANTS[2], bouncer.url(app_url), pooled)):
-            conn = connect(target, config=config)
+                                        (VARIANTS[2], bouncer.url(app_url), pooled),
+                                        (VARIANTS[3], keeping.url(app_url), kept)):
+            previous = configure(config)  # the connection's first-use checks read the settings
+            try:
+                conn = connect(target, config=config)
+            finally:
+                configure(previous)
             opened.append(conn)
             lanes.append(Lane(variant, conn, config))
         ctx = ExecutionContext(user_id="u-bench", role=Role.NURSE, purpose=Purpose.TREATMENT,
@@ -241,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for conn in opened:
             conn.close()
         bouncer.stop()
+        keeping.stop()
         with psycopg.connect(args.database_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.execute(q.SQL("DROP ROLE IF EXISTS {}").format(q.Identifier(app_user)))

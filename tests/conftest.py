@@ -16,7 +16,8 @@ Tests that start a private Redis are skipped, with the reason in the summary, on
 ``WXDATA_TEST_POOLER=transaction`` runs the chosen tests through a private PgBouncer in
 transaction-pooling mode: ``db_url`` and ``conn`` then reach the test database through it and
 wxdata runs with ``DB_POOLER=transaction`` (migrations, ``server_url`` and ``direct_db_url`` stay
-direct).
+direct). ``WXDATA_TEST_POOLER=transaction-prepared`` does the same through a PgBouncer that keeps
+prepared statements, wxdata running with ``DB_POOLER=transaction-prepared``.
 
 Tests never depend on leftovers: each creates its own rows (unique numbers) and asserts on those
 rows only. Tests that need a pristine database clone the migrated template with
@@ -41,8 +42,8 @@ from psycopg.conninfo import make_conninfo
 os.environ.setdefault("WXDATA_ENV", "test")
 # Behind the test PgBouncer, wxdata must know before it first reads its settings.
 os.environ.update(
-    {"DB_POOLER": "transaction"}
-    if os.environ.get("WXDATA_TEST_POOLER", "").strip().lower() == "transaction" else {}
+    {"DB_POOLER": os.environ["WXDATA_TEST_POOLER"].strip().lower()}
+    if os.environ.get("WXDATA_TEST_POOLER", "").strip().lower().startswith("transaction") else {}
 )
 os.environ.setdefault("WXDATA_SCOPE_KEY", "d3hkYXRhIHRlc3Qgc2NvcGUga2V5LCBub3QgYSBzZWNyZXQ=")
 
@@ -68,9 +69,9 @@ pytest_plugins = ["pytester", "wxdata.testing.plugin"]
 TEST_SCOPE_KEY = base64.b64decode(os.environ["WXDATA_SCOPE_KEY"])
 
 POOLER = os.environ.get("WXDATA_TEST_POOLER", "").strip().lower()
-if POOLER not in ("", "none", "transaction"):
-    raise pytest.UsageError("WXDATA_TEST_POOLER must be none or transaction")
-POOLED = POOLER == "transaction"
+if POOLER not in ("", "none", "transaction", "transaction-prepared"):
+    raise pytest.UsageError("WXDATA_TEST_POOLER must be none, transaction or transaction-prepared")
+POOLED = POOLER.startswith("transaction")
 
 
 @pytest.fixture(scope="session")
@@ -101,10 +102,12 @@ def pristine_template(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
-    """A PgBouncer in transaction-pooling mode in front of the test server, for this run."""
+    """A PgBouncer in transaction-pooling mode in front of the test server, for this run: keeping
+    prepared statements under ``WXDATA_TEST_POOLER=transaction-prepared``, passing their names
+    through otherwise."""
     if not pgbouncer_available():
-        pytest.fail("pgbouncer is not installed (apt-get install pgbouncer)")
-    bouncer = PgBouncer(server_url).start()
+        pytest.fail("pgbouncer is not installed (bash .ci/pgbouncer)")
+    bouncer = PgBouncer(server_url, keeps_statements=POOLER == "transaction-prepared").start()
     try:
         yield bouncer
     finally:
@@ -144,7 +147,7 @@ def direct_db_url(owner_url: str, app_url_for: Callable[[str], str]) -> str:
 @pytest.fixture(scope="session")
 def db_url(direct_db_url: str, request: pytest.FixtureRequest) -> str:
     """The test database as the application role: direct, or through PgBouncer under
-    ``WXDATA_TEST_POOLER=transaction``."""
+    ``WXDATA_TEST_POOLER=transaction`` or ``transaction-prepared``."""
     if not POOLED:
         return direct_db_url
     bouncer: PgBouncer = request.getfixturevalue("pgbouncer")

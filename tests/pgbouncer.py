@@ -4,6 +4,10 @@ It forwards every database name to the test server (``* = host=... port=...``), 
 with ``trust`` (the test server trusts loopback too): ``postgres`` is listed in the auth file and
 every other login role is looked up with ``auth_query``, so roles created during the run work.
 PgBouncer refuses to run as root; as root it is started with ``-u`` and an unprivileged user.
+
+``keeps_statements=True`` makes it keep protocol-level prepared statements
+(``max_prepared_statements``, PgBouncer 1.21 or newer: ``bash .ci/pgbouncer`` builds one); False
+(the default) passes statement names through unchanged, as every PgBouncer before 1.21 does.
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ _UNPRIVILEGED = ("postgres", "nobody")
 def available() -> bool:
     """Whether a ``pgbouncer`` binary is installed."""
     return shutil.which("pgbouncer") is not None
+
+
+#: The first release that keeps prepared statements in transaction mode.
+KEEPS_STATEMENTS_SINCE = (1, 21)
+
+
+def version() -> tuple[int, ...]:
+    """The installed ``pgbouncer``'s version, e.g. ``(1, 24, 1)``."""
+    out = subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    return tuple(int(part) for part in out.split()[1].split("."))
 
 
 def _free_port() -> int:
@@ -51,7 +66,15 @@ class PgBouncer:
     """One ``pgbouncer`` process pointing at ``server_url``'s host and port."""
 
     def __init__(self, server_url: str, *, pool_mode: str = "transaction",
-                 pool_size: int = 20) -> None:
+                 pool_size: int = 20, keeps_statements: bool = False) -> None:
+        found = version()
+        if keeps_statements and found < KEEPS_STATEMENTS_SINCE:
+            raise RuntimeError(
+                f"pgbouncer {'.'.join(map(str, found))} cannot keep prepared statements: install "
+                "1.21 or newer (bash .ci/pgbouncer builds one)")
+        #: ``max_prepared_statements`` (only written where PgBouncer knows the setting).
+        self.max_prepared = (200 if keeps_statements else 0) \
+            if found >= KEEPS_STATEMENTS_SINCE else None
         server = conninfo_to_dict(server_url)
         self.server_host = str(server.get("host") or "127.0.0.1")
         # A Unix-socket folder (the embedded server's) is private to its owner: run as that owner.
@@ -89,6 +112,8 @@ class PgBouncer:
             "server_check_delay = 0\n"
             f"logfile = {self.directory / 'pgbouncer.log'}\n"
             f"pidfile = {self.directory / 'pgbouncer.pid'}\n"
+            + (f"max_prepared_statements = {self.max_prepared}\n"
+               if self.max_prepared is not None else "")
         )
         return ini
 

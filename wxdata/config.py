@@ -23,10 +23,18 @@ class ConfigError(ValueError):
     """A configuration variable is missing or invalid."""
 
 
+def _libpq_closes_statements() -> bool:
+    """Whether psycopg's libpq drops prepared statements with the protocol's Close message (libpq
+    17 and newer), which a pooler keeping prepared statements tracks; older ones send DEALLOCATE."""
+    from psycopg import capabilities
+
+    return capabilities.has_send_close_prepared()
+
+
 CacheBackendName = Literal["memory", "redis", "tiered"]
 ReplicaStrategy = Literal["round_robin", "least_loaded"]
-PoolerMode = Literal["none", "transaction"]
-_POOLER_MODES: tuple[PoolerMode, ...] = ("none", "transaction")
+PoolerMode = Literal["none", "transaction", "transaction-prepared"]
+_POOLER_MODES: tuple[PoolerMode, ...] = ("none", "transaction", "transaction-prepared")
 #: How the commit of a read's disclosure record waits for the WAL: ``durable`` (flushed before the
 #: data is returned) or ``async`` (``synchronous_commit = off`` for that commit only; see
 #: :attr:`Settings.audit_read_commit`).
@@ -114,17 +122,32 @@ class Settings:
 
     @property
     def transaction_pooled(self) -> bool:
-        """True behind a transaction-pooling proxy (``DB_POOLER=transaction``).
+        """True behind a transaction-pooling proxy (``DB_POOLER=transaction`` or
+        ``transaction-prepared``).
 
         Consecutive transactions of one client connection may then run on different server
-        connections: wxdata keeps no session state (no named prepared statements, no startup
-        ``options``; timeouts are applied per transaction).
+        connections: wxdata keeps no session state (no startup ``options``; timeouts are applied
+        per transaction) and names prepared statements only when the pooler keeps them
+        (:attr:`pooler_keeps_statements`).
         """
-        return self.pooler == "transaction"
+        return self.pooler != "none"
+
+    @property
+    def pooler_keeps_statements(self) -> bool:
+        """True behind a transaction pooler that keeps protocol-level prepared statements
+        (``DB_POOLER=transaction-prepared``: PgBouncer 1.21 or newer with
+        ``max_prepared_statements`` above 0).
+
+        Such a pooler renames each statement a client prepares and prepares it again on whichever
+        server connection runs it, so psycopg's named statements are safe; wxdata checks the
+        renaming on each connection's first use (:func:`wxdata.tx.scope.role_facts`).
+        """
+        return self.pooler == "transaction-prepared"
 
     @property
     def prepare(self) -> bool:
-        """``prepare=`` for wxdata's hot statements: True direct, False behind a transaction pooler.
+        """``prepare=`` for wxdata's hot statements: True direct or behind a pooler that keeps
+        prepared statements, False behind one that does not (``DB_POOLER=transaction``).
 
         Passing False explicitly keeps a statement unnamed even on a connection that was not
         opened with :func:`wxdata.db.connect_kwargs` (psycopg honours ``prepare=False`` always).
@@ -280,7 +303,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("DB_POOL_MAX must be at least DB_POOL_MIN")
     pooler = env.get("DB_POOLER", "none").strip().lower() or "none"
     if pooler not in _POOLER_MODES:
-        raise ConfigError("DB_POOLER must be none or transaction")
+        raise ConfigError("DB_POOLER must be none, transaction or transaction-prepared")
+    if pooler == "transaction-prepared" and not _libpq_closes_statements():
+        raise ConfigError(
+            "DB_POOLER=transaction-prepared needs libpq 17 or newer: an older libpq drops a "
+            "prepared statement with DEALLOCATE, which the pooler does not track (psycopg-binary "
+            "bundles a recent libpq)")
     read_commit = env.get("AUDIT_READ_COMMIT", "durable").strip().lower() or "durable"
     if read_commit not in _READ_COMMIT_MODES:
         raise ConfigError("AUDIT_READ_COMMIT must be durable or async")

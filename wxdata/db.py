@@ -45,14 +45,15 @@ def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
     """Keyword arguments (beyond the conninfo and ``autocommit=True``) of every connection wxdata
     opens: single connections, the main pool, the replica router's pools and probes, audit lane 2.
 
-    Direct: none (psycopg's defaults, prepared statements included). Behind a transaction pooler:
-    ``prepare_threshold=None``, which psycopg checks before any per-statement ``prepare=True``, so
-    no statement is ever named (a name could be missing on the next server connection or, worse,
-    be another client's statement there).
+    Direct, or behind a pooler that keeps prepared statements (``DB_POOLER=transaction-prepared``):
+    none (psycopg's defaults, prepared statements included). Behind a transaction pooler that does
+    not (``DB_POOLER=transaction``): ``prepare_threshold=None``, which psycopg checks before any
+    per-statement ``prepare=True``, so no statement is ever named (a name could be missing on the
+    next server connection or, worse, be another client's statement there).
     """
     config = config or settings()
     kwargs: dict[str, Any] = {}
-    if config.transaction_pooled:
+    if not config.prepare:
         kwargs["prepare_threshold"] = None
     return kwargs
 
@@ -110,11 +111,12 @@ def connection_options(config: Settings, prepare_threshold: int | None = _UNSET)
     :func:`connect_kwargs`, and ``prepare_threshold`` when given explicitly.
 
     Pure. Raises :class:`ValueError` for a ``prepare_threshold`` other than None behind a
-    transaction pooler (it would name statements the pooler cannot keep).
+    transaction pooler that does not keep prepared statements (it would name statements the pooler
+    cannot keep).
     """
     kwargs: dict[str, Any] = {"autocommit": True, **connect_kwargs(config)}
     if prepare_threshold is not _UNSET:
-        if prepare_threshold is not None and config.transaction_pooled:
+        if prepare_threshold is not None and not config.prepare:
             raise ValueError(
                 "prepare_threshold must be None behind a transaction pooler (DB_POOLER=transaction)"
             )
@@ -147,7 +149,7 @@ def connect(
         attach(conn, policy)
     if not owner:
         try:
-            check_connection(conn)
+            check_connection(conn, config)
         except BaseException:
             conn.close()
             raise
@@ -284,7 +286,7 @@ def create_pool(
     def setup(conn: psycopg.Connection[Any]) -> None:
         _configure(conn)
         set_route(conn, target, owner)
-        check_connection(conn)
+        check_connection(conn, config)
         if policy is not None:
             attach(conn, policy)
         if configure is not None:

@@ -41,13 +41,37 @@ def test_pooler_setting_values() -> None:
     assert load_settings({"DB_POOLER": "transaction"}).transaction_pooled
     assert load_settings({"DB_POOLER": " Transaction "}).pooler == "transaction"
     assert not load_settings({"DB_POOLER": "none"}).transaction_pooled
+    keeping = load_settings({"DB_POOLER": "Transaction-Prepared"})
+    assert keeping.pooler == "transaction-prepared" and keeping.transaction_pooled
 
 
-@given(st.text(max_size=20).filter(lambda v: v.strip().lower() not in ("", "none", "transaction")))
+@pytest.mark.parametrize(("mode", "pooled", "keeps", "prepare"), [
+    ("none", False, False, True),
+    ("transaction", True, False, False),
+    ("transaction-prepared", True, True, True),
+])
+def test_what_each_pooler_mode_allows(mode: str, pooled: bool, keeps: bool, prepare: bool) -> None:
+    """Only a pooler that does not keep prepared statements forbids naming them; both pooled
+    modes keep no other session state."""
+    config = load_settings({"DB_POOLER": mode})
+    assert (config.transaction_pooled, config.pooler_keeps_statements, config.prepare) == (
+        pooled, keeps, prepare)
+
+
+def test_a_pooler_keeping_statements_needs_a_libpq_that_closes_them(monkeypatch) -> None:
+    """libpq before 17 drops a statement with SQL DEALLOCATE, which no pooler tracks: refused."""
+    monkeypatch.setattr("wxdata.config._libpq_closes_statements", lambda: False)
+    with pytest.raises(ConfigError, match="libpq 17"):
+        load_settings({"DB_POOLER": "transaction-prepared"})
+    assert load_settings({"DB_POOLER": "transaction"}).pooler == "transaction"
+
+
+@given(st.text(max_size=24).filter(
+    lambda v: v.strip().lower() not in ("", "none", "transaction", "transaction-prepared")))
 def test_bad_pooler_value_is_refused_without_echoing_it(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"DB_POOLER": value})
-    assert str(caught.value) == "DB_POOLER must be none or transaction"
+    assert str(caught.value) == "DB_POOLER must be none, transaction or transaction-prepared"
 
 
 # --- how a read's disclosure record commits --------------------------------------------------------
@@ -77,9 +101,10 @@ def test_connect_kwargs_per_mode() -> None:
     assert connect_kwargs(load_settings({})) == {}
     assert connect_kwargs(load_settings({"DB_POOLER": "transaction"})) == {
         "prepare_threshold": None}
+    assert connect_kwargs(load_settings({"DB_POOLER": "transaction-prepared"})) == {}
 
 
-@given(st.sampled_from(["none", "transaction"]), st.integers(0, 86_400_000),
+@given(st.sampled_from(["none", "transaction", "transaction-prepared"]), st.integers(0, 86_400_000),
        st.integers(0, 86_400_000))
 def test_each_timeout_is_sent_exactly_once_per_mode(mode: str, statement: int, idle: int) -> None:
     """Direct: startup options only; pooled: the transaction's set_config only; 0: not sent."""
@@ -90,7 +115,7 @@ def test_each_timeout_is_sent_exactly_once_per_mode(mode: str, statement: int, i
     per_transaction = transaction_timeouts(config)
     wanted = {k: str(v) for k, v in (("statement_timeout", statement),
                                       ("idle_in_transaction_session_timeout", idle)) if v}
-    if mode == "transaction":
+    if mode != "none":
         assert options == "" and per_transaction == wanted
     else:
         sent = dict(o.split("=", 1) for o in options.replace("-c ", "").split())

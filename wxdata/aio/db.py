@@ -58,7 +58,7 @@ async def connect(
         attach(conn, policy)
     if not owner:
         try:
-            await arun(conn, check_plan(conn))
+            await arun(conn, check_plan(conn, config))
         except BaseException:
             await conn.close()
             raise
@@ -137,7 +137,7 @@ async def create_pool(
     async def setup(conn: AConn) -> None:
         await conn.set_autocommit(True)
         set_route(conn, target, owner)  # type: ignore[arg-type]  # the route is only stored
-        await arun(conn, check_plan(conn))
+        await arun(conn, check_plan(conn, config))
         if policy is not None:
             attach(conn, policy)
         if configure is not None:

@@ -67,8 +67,13 @@ class LaneTarget:
     def of(cls, conninfo: str, config: Settings | None = None) -> LaneTarget:
         """A target reaching ``conninfo``, sized and timed by ``config`` (default: settings)."""
         config = config or settings()
+        kwargs = connect_kwargs(config)
+        if config.transaction_pooled:
+            # Lane 2 names no statement behind any pooler: its records are few and of many shapes,
+            # and its connections are not the ones whose first use proves a pooler keeps names.
+            kwargs["prepare_threshold"] = None
         return cls(conninfo, config.audit_lane_pool_max, config.audit_lane_timeout,
-                   tuple(sorted(connect_kwargs(config).items())))
+                   tuple(sorted(kwargs.items())))
 
 
 @attrs.define(slots=True, eq=False)

@@ -271,11 +271,57 @@ PRIVILEGED_REASON = (
 )
 
 
-def role_facts(conn: AnyConn) -> Plan[RoleFacts]:
-    """What the connection's role may do, asked once per connection (two statements at most)."""
+#: A prepared statement answering the name the server knows it by: psycopg's own name (``_pg3_``
+#: and a number) unless a pooler in between renamed it to keep it (PgBouncer: ``PGBOUNCER_``...).
+_RENAMED_SQL = (
+    "SELECT name FROM pg_catalog.pg_prepared_statements"
+    " WHERE statement = pg_catalog.current_query()"
+)
+
+POOLER_KEEPS_NOTHING = (
+    "DB_POOLER=transaction-prepared, but the connection's prepared statements reach PostgreSQL "
+    "under psycopg's own names: no pooler in between keeps them (PgBouncer before 1.21, "
+    "max_prepared_statements = 0, or no pooler at all); set DB_POOLER=transaction (or none when "
+    "connecting directly)"
+)
+
+
+def pooler_keeps_statements(conn: AnyConn) -> Plan[bool]:
+    """Whether the connection's prepared statements are kept by a pooler (one prepared probe).
+
+    Behind a pooler that keeps prepared statements the server knows the probe by the pooler's
+    name; direct, or behind a pooler that passes names through, by psycopg's own (``_pg3_``...),
+    and a later transaction could run on a server connection where that name is missing or is
+    another client's statement. That is also what a name already taken, or missing, on the
+    server connection proves (as does any statement of the probe's text under psycopg's name:
+    another client's probe through the same pooler). A connection that names nothing
+    (``prepare_threshold=None``) is safe behind any pooler: nothing is sent for it.
+    """
+    if conn.prepare_threshold is None:
+        return True
+    try:
+        rows = yield Execute(_RENAMED_SQL, None, True)
+    except (pg_errors.DuplicatePreparedStatement, pg_errors.InvalidSqlStatementName):
+        return False
+    return not any(str(name).startswith("_pg3_") for name, in rows)
+
+
+def role_facts(conn: AnyConn, config: Settings | None = None) -> Plan[RoleFacts]:
+    """What the connection's role may do, asked once per connection (two statements at most, three
+    behind a pooler that keeps prepared statements).
+
+    With ``DB_POOLER=transaction-prepared`` it also proves that a pooler keeps the connection's
+    prepared statements (:func:`pooler_keeps_statements`); otherwise it raises
+    :class:`~wxdata.errors.ContextRefused` (``Unavailable``) before any statement is named, and
+    asks again on the next use. ``config`` (default: the settings) is the one the connection was
+    opened with.
+    """
     state = _connstate.of(conn)
     known = state.role
     if known is None:
+        keeps = (config or settings()).pooler_keeps_statements
+        if keeps and not (yield from pooler_keeps_statements(conn)):
+            raise ContextRefused(Unavailable(reason=POOLER_KEEPS_NOTHING))
         row = yield FetchOne(_PRIVILEGED_SQL)
         privileged = bool(row and row[0])
         migrated = bool(row and row[1])
@@ -378,9 +424,10 @@ def context_refusal(conn: Conn, ctx: ExecutionContext) -> DataError | None:
     return run(conn, refusal_plan(conn, ctx))
 
 
-def check_plan(conn: AnyConn) -> Plan[bool]:
-    """Learn the connection's role (cached) and log a WARNING when it bypasses row security."""
-    facts = yield from role_facts(conn)
+def check_plan(conn: AnyConn, config: Settings | None = None) -> Plan[bool]:
+    """Learn the connection's role (cached) and log a WARNING when it bypasses row security;
+    ``config`` (default: the settings) is the one the connection was opened with."""
+    facts = yield from role_facts(conn, config)
     if not facts.privileged:
         return False
     if _allow_privileged():
@@ -396,12 +443,13 @@ def check_plan(conn: AnyConn) -> Plan[bool]:
     return True
 
 
-def check_connection(conn: Conn) -> bool:
+def check_connection(conn: Conn, config: Settings | None = None) -> bool:
     """Learn the connection's role (cached) and log a WARNING when it bypasses row security.
 
-    Called on every connect and pooled connection open; returns whether the role is privileged.
+    Called on every connect and pooled connection open, with the settings it was opened with
+    (default: the settings); returns whether the role is privileged.
     """
-    return run(conn, check_plan(conn))
+    return run(conn, check_plan(conn, config))
 
 
 @lru_cache(maxsize=32)
@@ -440,9 +488,10 @@ def may_name_statements(conn: AnyConn, config: Settings | None = None) -> bool:
 
     psycopg names any statement run ``prepare_threshold`` times (BEGIN and COMMIT included); the
     next transaction may run on another server connection, where that name is missing or is
-    another client's statement. Only ``prepare_threshold=None`` rules this out.
+    another client's statement. Only ``prepare_threshold=None`` rules this out, unless the pooler
+    keeps prepared statements (``DB_POOLER=transaction-prepared``, checked by :func:`role_facts`).
     """
-    return conn.prepare_threshold is not None and (config or settings()).transaction_pooled
+    return conn.prepare_threshold is not None and not (config or settings()).prepare
 
 
 def _begin(conn: AnyConn, ctx: ExecutionContext, statement: str) -> Plan[None]:
