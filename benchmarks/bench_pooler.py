@@ -237,7 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             lanes.append(Lane(variant, conn, config))
         ctx = ExecutionContext(user_id="u-bench", role=Role.NURSE, purpose=Purpose.TREATMENT,
                                school_ids=frozenset({school[0]}), request_id="bench-pooler")
+        load = os.getloadavg()[0]
         figures = measure(lanes, ctx, ids, school, args.reps, args.ops)
+        load_after = os.getloadavg()[0]
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute("SHOW server_version").fetchone()
         meta = {
@@ -248,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, TCP loopback, shared host",
             "repetitions x operations": f"{args.reps} x {args.ops} per variant",
             "role": "an application login role: row-level security applies (signed scope)",
+            "git": _version(["git", "rev-parse", "--short", "HEAD"]),
+            "load average (1 min)": f"{load:.2f} at start, {load_after:.2f} at end",
         }
         text = report(figures, meta)
     finally:
