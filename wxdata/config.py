@@ -113,7 +113,7 @@ class Settings:
         Derivation is HKDF-SHA256 with the purpose as context, so keys of different purposes are
         independent and one master key can be rotated as a whole. None when neither is configured.
         """
-        own = {"scope": self.scope_key, "cursor": self.cursor_key}[purpose]
+        own = self.scope_key if purpose == "scope" else self.cursor_key
         if own is not None:
             return own
         if self.master_key is None:
@@ -168,7 +168,6 @@ class Settings:
 SecretPurpose = Literal["scope", "cursor"]
 
 
-@functools.lru_cache(maxsize=16)
 @functools.lru_cache(maxsize=16)
 def derive_key(master: bytes, purpose: str) -> bytes:
     """A 32-byte key for one purpose, derived from ``master`` with HKDF-SHA256 (once per pair)."""

@@ -312,7 +312,13 @@ def context_settings(ctx: ExecutionContext) -> dict[str, Any]:
     """The ``app.*`` settings applied per transaction for RLS and triggers (values are strings).
 
     Computed once per context (a frozen value; the last few are kept), copied per call."""
-    return dict(_context_settings(ctx, ctx.is_system))  # the capability is not part of eq
+    return dict(context_items(ctx))
+
+
+def context_items(ctx: ExecutionContext) -> tuple[tuple[str, str], ...]:
+    """:func:`context_settings` as (name, value) pairs, shared, not copied (computed once per
+    context)."""
+    return _context_settings(ctx, ctx.is_system)  # the capability is not part of eq
 
 
 @functools.lru_cache(maxsize=256)

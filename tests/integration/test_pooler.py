@@ -12,6 +12,7 @@ test server (the ``pgbouncer`` fixture), whatever ``WXDATA_TEST_POOLER`` says. T
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import uuid
 from collections import Counter
@@ -56,8 +57,9 @@ def test_no_startup_options_behind_a_pooler_and_timeouts_ride_the_context(ctx) -
             sql, params = context_statement(ctx)
         finally:
             configure(previous)
-        applied[mode.pooler] = {params[f"k{i}"]: params[f"v{i}"]
-                                for i in range(sql.count("set_config"))}
+        names = re.findall(r"set_config\('([^']+)', %s, true\)", sql)
+        assert len(names) == sql.count("set_config") == len(params)
+        applied[mode.pooler] = dict(zip(names, params, strict=True))
     assert {"statement_timeout": "30000", "idle_in_transaction_session_timeout": "30000"}.items() \
         <= applied["transaction"].items()
     assert "statement_timeout" not in applied["none"]  # direct: they are startup options

@@ -44,6 +44,7 @@ import inspect
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,7 +59,7 @@ from psycopg import sql
 from wxdata import _connstate, telemetry
 from wxdata._connstate import RoleFacts
 from wxdata.config import Settings, settings
-from wxdata.context import ExecutionContext, context_age_error, context_settings
+from wxdata.context import ExecutionContext, context_age_error, context_items
 from wxdata.core.drive import run
 from wxdata.core.effects import (
     Command,
@@ -226,31 +227,40 @@ def transaction_timeouts(config: Settings | None = None) -> dict[str, str]:
 
 def context_statement(
     ctx: ExecutionContext, key: bytes | None = None, now: float | None = None
-) -> tuple[str, dict[str, str]]:
-    """``SELECT set_config(name, value, true), ...`` applying the context to this transaction.
+) -> tuple[str, tuple[str, ...]]:
+    """``SELECT set_config('app.user_id', %s, true), ...`` applying the context to this
+    transaction, and the values of its placeholders.
 
     With ``key`` the signed ``app.scope_token`` (the only scope row-level security trusts) rides in
     the same statement; the plain ``app.*`` settings are informational. Behind a transaction
     pooler it also sets the transaction's timeouts (:func:`transaction_timeouts`), so they hold
-    without any session setting.
+    without any session setting. The names are wxdata's own constants, written into the statement;
+    only the values are parameters. The token names its issue time in whole seconds, so the
+    statement and its values are built once per context, key, timeouts and second, then shared
+    (the values are a tuple: nothing can change them).
     """
-    values = {**context_settings(ctx), **transaction_timeouts()}
-    values["app.scope_token"] = scope_token(ctx, key, now) if key is not None else ""
-    params: dict[str, str] = {}
-    for i, (k, v) in enumerate(values.items()):
-        params[f"k{i}"] = k
-        params[f"v{i}"] = v
-    return _set_configs(len(values)), params
+    issued = int(time.time() if now is None else now) if key is not None else 0
+    timeouts = tuple(transaction_timeouts().items())
+    return _context_statement(ctx, ctx.is_system, key, issued, timeouts)
 
 
-_SET_CONFIG = sql.SQL("set_config({}, {}, true)")
+@lru_cache(maxsize=256)
+def _context_statement(
+    ctx: ExecutionContext, system: bool, key: bytes | None, issued: int,
+    timeouts: tuple[tuple[str, str], ...],
+) -> tuple[str, tuple[str, ...]]:
+    token = scope_token(ctx, key, issued) if key is not None else ""
+    pairs = (*context_items(ctx), *timeouts, ("app.scope_token", token))
+    return _set_configs(tuple(name for name, _ in pairs)), tuple(value for _, value in pairs)
 
 
-@lru_cache(maxsize=8)
-def _set_configs(count: int) -> str:
-    """``SELECT set_config(%(k0)s, %(v0)s, true), ...`` for ``count`` settings (built once per count)."""
-    calls = sql.SQL(",").join(
-        _SET_CONFIG.format(sql.Placeholder(f"k{i}"), sql.Placeholder(f"v{i}")) for i in range(count))
+_SET_CONFIG = sql.SQL("set_config({}, %s, true)")
+
+
+@lru_cache(maxsize=16)
+def _set_configs(names: tuple[str, ...]) -> str:
+    """``SELECT set_config('name', %s, true), ...`` for ``names`` (built once per set of names)."""
+    calls = sql.SQL(",").join(_SET_CONFIG.format(sql.Literal(name)) for name in names)
     return sql.SQL("SELECT {}").format(calls).as_string()
 
 
@@ -370,7 +380,7 @@ class PreparedContext:
 
     privileged: bool
     sql: str
-    params: dict[str, str]
+    params: tuple[str, ...]
 
 
 def role_refusal(facts: RoleFacts, ctx: ExecutionContext) -> DataError | None:
