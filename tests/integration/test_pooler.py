@@ -421,11 +421,10 @@ def run_workload(
     return tally, dict(creates), dict(conflicts)
 
 
-def test_sixteen_threads_two_clients_through_pgbouncer_zero_errors_every_row_right(
-    pooled_url: str, admin: Conn, pooled
-) -> None:
-    lanes.close_lanes()  # lanes opened under another test's settings
-    tally, creates, conflicts = run_workload(pooled_url, admin)
+def assert_workload_right(url: str, admin: Conn) -> None:
+    """:func:`run_workload` through ``url``: no error, every result right, and every create and
+    every stale update recorded exactly once in the audit trail."""
+    tally, creates, conflicts = run_workload(url, admin)
     assert dict(tally.errors) == {}
     assert sum(tally.ops.values()) == 16 * 25 * 6
     ids = list(creates)
@@ -437,3 +436,10 @@ def test_sixteen_threads_two_clients_through_pgbouncer_zero_errors_every_row_rig
         "SELECT request_id, count(*) FROM audit_log WHERE action = 'UPDATE' AND NOT success "
         "AND request_id = ANY(%s) GROUP BY request_id", (ids,)).fetchall())
     assert failed == conflicts  # every stale update has its lane-2 record
+
+
+def test_sixteen_threads_two_clients_through_pgbouncer_zero_errors_every_row_right(
+    pooled_url: str, admin: Conn, pooled
+) -> None:
+    lanes.close_lanes()  # lanes opened under another test's settings
+    assert_workload_right(pooled_url, admin)

@@ -25,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from returns.result import Failure, Success
 
 from tests.conftest import student_values
-from tests.integration.test_pooler import _exercise, _nurse, _school, run_workload
+from tests.integration.test_pooler import _exercise, _nurse, _school, assert_workload_right
 from tests.pgbouncer import PgBouncer
 from tests.pgbouncer import available as pgbouncer_available
 from wxdata import system_context
@@ -123,18 +123,7 @@ def test_sixteen_threads_two_clients_through_a_pooler_keeping_statements_every_r
     """The pooler workload of ``test_pooler.py`` (reads, audited reads, creates, updates, stale
     updates, units of work; every result checked against the expected row), with statements
     named: no error, no wrong row, every record written exactly once."""
-    tally, creates, conflicts = run_workload(keeping.url(direct_db_url), admin)
-    assert dict(tally.errors) == {}
-    assert sum(tally.ops.values()) == 16 * 25 * 6
-    ids = list(creates)
-    recorded = dict(admin.execute(
-        "SELECT request_id, count(*) FROM audit_log WHERE action = 'CREATE' AND success "
-        "AND request_id = ANY(%s) GROUP BY request_id", (ids,)).fetchall())
-    assert recorded == creates
-    failed = dict(admin.execute(
-        "SELECT request_id, count(*) FROM audit_log WHERE action = 'UPDATE' AND NOT success "
-        "AND request_id = ANY(%s) GROUP BY request_id", (ids,)).fetchall())
-    assert failed == conflicts
+    assert_workload_right(keeping.url(direct_db_url), admin)
 
 
 # --- not kept: refused before anything is named ---------------------------------------------------
