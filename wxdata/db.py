@@ -58,6 +58,19 @@ def connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
     return kwargs
 
 
+def side_connect_kwargs(config: Settings | None = None) -> dict[str, Any]:
+    """:func:`connect_kwargs` for wxdata's side connections (audit lane 2, the replica router's
+    health probes): behind any transaction pooler they name no statement. They are few, their
+    statements are short or of many shapes, and they are not the connections whose first use
+    proves that a pooler keeps prepared statements (``DB_POOLER=transaction-prepared``).
+    """
+    config = config or settings()
+    kwargs = connect_kwargs(config)
+    if config.transaction_pooled:
+        kwargs["prepare_threshold"] = None
+    return kwargs
+
+
 def conninfo(
     url: str | None = None, config: Settings | None = None, *, owner: bool = False,
     **overrides: Any,

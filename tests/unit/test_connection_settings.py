@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
+from wxdata.audit.lanes import LaneTarget
 from wxdata.audit.sql import relaxed_commit
 from wxdata.config import ConfigError, load_settings
-from wxdata.db import connect_kwargs, conninfo
+from wxdata.db import connect_kwargs, conninfo, side_connect_kwargs
 from wxdata.sizing import ConnectionBudget
 from wxdata.tx.scope import transaction_timeouts
 
@@ -102,6 +103,17 @@ def test_connect_kwargs_per_mode() -> None:
     assert connect_kwargs(load_settings({"DB_POOLER": "transaction"})) == {
         "prepare_threshold": None}
     assert connect_kwargs(load_settings({"DB_POOLER": "transaction-prepared"})) == {}
+
+
+@pytest.mark.parametrize("mode", ["none", "transaction", "transaction-prepared"])
+def test_side_connections_name_no_statement_behind_any_pooler(mode: str) -> None:
+    """Audit lane 2 and the router's health probes are not proven to reach a pooler that keeps
+    prepared statements (only the connections doing the work are): behind any pooler they open
+    with ``prepare_threshold=None``; direct, with psycopg's defaults."""
+    config = load_settings({"DB_POOLER": mode})
+    unnamed = {"prepare_threshold": None} if mode != "none" else {}
+    assert side_connect_kwargs(config) == unnamed
+    assert dict(LaneTarget.of("host=db", config).kwargs) == unnamed
 
 
 @given(st.sampled_from(["none", "transaction", "transaction-prepared"]), st.integers(0, 86_400_000),

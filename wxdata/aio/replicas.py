@@ -40,7 +40,7 @@ from wxdata.aio.tx import run_in_scope, unit_of_work
 from wxdata.audit.lanes import lane_health, route_lane
 from wxdata.config import Settings
 from wxdata.context import ExecutionContext
-from wxdata.db import connect_kwargs, conninfo
+from wxdata.db import conninfo, side_connect_kwargs
 from wxdata.errors import DataError, from_db_error
 from wxdata.pool_metrics import RouterHealth, retire_counters
 from wxdata.replicas.config import RouterConfig
@@ -231,7 +231,7 @@ class AsyncRouter(RouterState):
             probe = await psycopg.AsyncConnection.connect(
                 conninfo(server.url, self.settings, application_name="wxdata-health",
                          connect_timeout=self.config.connect_timeout),
-                autocommit=True, **connect_kwargs(self.settings),
+                autocommit=True, **side_connect_kwargs(self.settings),
             )
             server.probe = probe
         return probe

@@ -9,7 +9,8 @@ Lane 2 is one psycopg_pool pool per target server and connection options, shared
 of the process: at most ``AUDIT_LANE_POOL_MAX`` connections, a checkout waits at most
 ``AUDIT_LANE_TIMEOUT`` seconds. Its connections are built like the main pool's
 (:func:`wxdata.db.conninfo` with ``application_name=wxdata-audit-lane2``, the keyword arguments of
-:func:`wxdata.db.connect_kwargs`), autocommit, so each record commits on its own. A pool made by
+:func:`wxdata.db.side_connect_kwargs`: no named statement behind any pooler), autocommit, so each
+record commits on its own. A pool made by
 :func:`wxdata.db.create_pool` owns the lane pools its connections use and closes them when it is
 closed (a lane pool shared by several open pools stays until the last one closes);
 :func:`close_lanes` closes every lane pool. The lane target of a connection is kept on the
@@ -42,8 +43,8 @@ from wxdata.db import (
     LANE_APPLICATION_NAME,
     ReturningPool,
     check_if_idle,
-    connect_kwargs,
     mark_returned,
+    side_connect_kwargs,
 )
 from wxdata.pool_metrics import LaneHealth, pool_stats
 from wxdata.safelog import describe
@@ -67,13 +68,8 @@ class LaneTarget:
     def of(cls, conninfo: str, config: Settings | None = None) -> LaneTarget:
         """A target reaching ``conninfo``, sized and timed by ``config`` (default: settings)."""
         config = config or settings()
-        kwargs = connect_kwargs(config)
-        if config.transaction_pooled:
-            # Lane 2 names no statement behind any pooler: its records are few and of many shapes,
-            # and its connections are not the ones whose first use proves a pooler keeps names.
-            kwargs["prepare_threshold"] = None
         return cls(conninfo, config.audit_lane_pool_max, config.audit_lane_timeout,
-                   tuple(sorted(kwargs.items())))
+                   tuple(sorted(side_connect_kwargs(config).items())))
 
 
 @attrs.define(slots=True, eq=False)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from wxdata.config import Settings
-from wxdata.db import connect_kwargs, conninfo
+from wxdata.db import conninfo, side_connect_kwargs
 from wxdata.pool_metrics import retire_counters
 from wxdata.replicas.config import RouterConfig
 from wxdata.replicas.servers import DOWN, STATUS_PRIMARY, STATUS_REPLICA, UP, Routing, Server
@@ -137,7 +137,7 @@ class HealthChecker:
             probe = psycopg.connect(
                 conninfo(server.url, self.settings, application_name="wxdata-health",
                          connect_timeout=self.config.connect_timeout),
-                autocommit=True, **connect_kwargs(self.settings),
+                autocommit=True, **side_connect_kwargs(self.settings),
             )
             server.probe = probe
         return probe
