@@ -405,7 +405,8 @@ def _cmd_health(args: argparse.Namespace) -> int:
     finally:
         router.close()
         router_log.setLevel(level)
-    budget = (_budget(config, args.timeout, primary_url) if health.primary_up else None)
+    budget, refused = (_budget(config, args.timeout, primary_url) if health.primary_up
+                       else (None, None))
     if args.format == "json":
         body = health.to_dict()
         body["connections"] = budget.to_dict() if budget is not None else None
@@ -421,6 +422,9 @@ def _cmd_health(args: argparse.Namespace) -> int:
     if not health.primary_up:
         down = _why_down(primary_url, args.timeout)
         raise CliError(down.code, f"primary unreachable: {down.message}", down.hint)
+    if refused is not None:  # up, but every call on wxdata's connections would be refused
+        raise CliError(Exit.USAGE, f"the primary answers, but wxdata's connections are refused: "
+                       f"{refused}", "see DB_POOLER in docs/deploying.md")
     warning = budget.warning() if budget is not None else None
     if warning is not None:
         print(f"health: warning: {warning}", file=sys.stderr)
@@ -432,17 +436,25 @@ def _cmd_health(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
-def _budget(config: Any, timeout: int, url: str | None = None) -> ConnectionBudget | None:
-    """The connection budget against the primary (None if it cannot be read)."""
+def _budget(
+    config: Any, timeout: int, url: str | None = None,
+) -> tuple[ConnectionBudget | None, str | None]:
+    """The connection budget against the primary (None if it cannot be read), and why a
+    connection opened as wxdata opens them is refused (None when it is not): a health check of
+    the server alone would call "up" a primary on which every call fails (a pooler that does not
+    keep prepared statements under ``DB_POOLER=transaction-prepared``)."""
     import psycopg
 
     from wxdata.db import connect
+    from wxdata.errors import ContextRefused
 
     try:
         with connect(url or config.database_url, config=config, connect_timeout=timeout) as conn:
-            return connection_budget(conn, config)
+            return connection_budget(conn, config), None
+    except ContextRefused as refused:
+        return None, getattr(refused.error, "reason", refused.error.code)
     except psycopg.Error:
-        return None
+        return None, None
 
 
 def budget_prometheus(budget: ConnectionBudget) -> str:

@@ -29,8 +29,10 @@ from tests.integration.test_pooler import _exercise, _nurse, _school, assert_wor
 from tests.pgbouncer import PgBouncer
 from tests.pgbouncer import available as pgbouncer_available
 from wxdata import system_context
+from wxdata._cli import Exit
 from wxdata.aio.domains import students as astudents
 from wxdata.audit import lanes
+from wxdata.cli import main
 from wxdata.config import Settings, configure, settings
 from wxdata.db import connect, connect_kwargs
 from wxdata.domains import students
@@ -194,3 +196,20 @@ def test_the_async_shell_is_checked_alike(
     assert asyncio.run(read(keeping.url(direct_db_url), 8)) == [Success(made)] * 8
     refused = asyncio.run(read(passing.url(direct_db_url), 3))
     assert len(refused) == 3 and all(_refused(r) for r in refused)
+
+
+def test_health_calls_a_primary_whose_pooler_passes_names_through_misconfigured(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    keeping: PgBouncer, passing: PgBouncer, direct_db_url: str,
+) -> None:
+    """``wxdata health`` behind a pooler passing names through: the server answers, but every
+    call would be refused; the check says so (configuration error, exit 2) instead of "up"."""
+    monkeypatch.setenv("DB_POOLER", "transaction-prepared")
+    monkeypatch.delenv("DATABASE_REPLICA_URLS", raising=False)
+    outcome = {}
+    for name, bouncer in (("passing", passing), ("keeping", keeping)):
+        monkeypatch.setenv("DATABASE_URL", bouncer.url(direct_db_url))
+        code = main(["health"])
+        out, err = capsys.readouterr()
+        outcome[name] = (code, "connections:" in out, "DB_POOLER=transaction-prepared" in err)
+    assert outcome == {"passing": (Exit.USAGE, False, True), "keeping": (Exit.OK, True, False)}
