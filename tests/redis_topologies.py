@@ -75,25 +75,58 @@ class Node:
     """One ``redis-server`` process (a cluster node, a primary, a replica or a sentinel)."""
 
     def __init__(self, directory: Path, args: list[str], port: int | None = None) -> None:
-        self.port = port or free_port(cluster_bus="--cluster-enabled" in args)
-        self.directory = directory / str(self.port)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.root = directory
+        self.fixed_port = port is not None
         self.args = args
         self.process: subprocess.Popen[bytes] | None = None
+        self._place(port or free_port(cluster_bus=self._clustered))
 
-    def start(self) -> Node:
-        """Start and wait until it answers PING (skips the test when redis-server is missing)."""
+    @property
+    def _clustered(self) -> bool:
+        return "--cluster-enabled" in self.args
+
+    def _place(self, port: int) -> None:
+        self.port = port
+        self.directory = self.root / str(port)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def start(self, attempts: int = 5) -> Node:
+        """Start and wait until it answers PING (skips the test when redis-server is missing).
+
+        A port found free can be taken by another socket before redis-server binds it (the
+        ephemeral range is shared with every outgoing connection); a node whose process exits
+        before answering is started again on a fresh port, unless its port was given.
+        """
         require_redis("redis-server")
-        self.process = subprocess.Popen(
-            ["redis-server", *self.args, "--port", str(self.port), "--dir", str(self.directory),
-             "--logfile", str(self.directory / "log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory)
+        for attempt in range(attempts):
+            self.process = subprocess.Popen(
+                ["redis-server", *self.args, "--port", str(self.port),
+                 "--dir", str(self.directory), "--logfile", str(self.directory / "log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory)
+            if self._answers(self.process):
+                return self
+            self.process.wait(timeout=10)
+            log = self.directory / "log"
+            tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
+            if self.fixed_port or attempt == attempts - 1:
+                raise RuntimeError(f"redis on port {self.port} exited before answering: {tail}")
+            self._place(free_port(cluster_bus=self._clustered))
+        raise AssertionError("unreachable")
+
+    def _answers(self, process: subprocess.Popen[bytes]) -> bool:
+        """Wait until the node answers PING (True) or its process exits (False)."""
         client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+        def up() -> bool:
+            if process.poll() is not None:
+                return True
+            return bool(client.ping())
+
         try:
-            wait_for(lambda: bool(client.ping()), f"redis on port {self.port} answering")
+            wait_for(up, f"redis on port {self.port} answering")
         finally:
             client.close()
-        return self
+        return process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL and reap."""
@@ -194,6 +227,14 @@ class SentinelSet:
         wait_for(lambda: _info(self.replica.port, "replication").get("master_link_status") == "up",
                  "replica in sync")
         for _ in range(3):
+            self.sentinels.append(self._sentinel())
+        for s in self.sentinels:
+            wait_for(lambda s=s: self._sees_everyone(s.port), "sentinels seeing the replica")
+        return self
+
+    def _sentinel(self, attempts: int = 5) -> Node:
+        """Start one Sentinel; its port is in its config file, so a lost port means a new file."""
+        for attempt in range(attempts):
             port = free_port()
             folder = self.directory / f"sentinel-{port}"
             folder.mkdir()
@@ -204,13 +245,12 @@ class SentinelSet:
                 f"sentinel down-after-milliseconds {self.service} 400\n"
                 f"sentinel failover-timeout {self.service} 2000\n"
                 f"sentinel parallel-syncs {self.service} 1\n")
-            node = Node(folder, [str(conf), "--sentinel"], port=port)
-            node.args = [str(conf), "--sentinel"]
-            self.sentinels.append(node)
-            node.start()
-        for s in self.sentinels:
-            wait_for(lambda s=s: self._sees_everyone(s.port), "sentinels seeing the replica")
-        return self
+            try:
+                return Node(folder, [str(conf), "--sentinel"], port=port).start()
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _sees_everyone(self, port: int) -> bool:
         client = redis.Redis(port=port, socket_timeout=1)
