@@ -16,7 +16,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 import attrs
 import psycopg
 from psycopg import sql
+
+from tests.ports import free_port
 
 SUPERUSER = "wxdata"
 DATABASE = "wxdata"
@@ -66,12 +67,6 @@ def missing() -> str | None:
     if os.geteuid() == 0 and not (shutil.which("runuser") or shutil.which("setpriv")):
         return "running as root without runuser/setpriv to drop privileges for PostgreSQL"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _os_user() -> str | None:
@@ -120,8 +115,8 @@ class LocalCluster:
         assert folder is not None
         user = _os_user()
         root = Path(tempfile.mkdtemp(prefix="wxdata-repl-"))
-        cluster = cls(root=root, bin=folder, user=user, primary_port=_free_port(),
-                      replica_ports=[_free_port() for _ in range(replicas)], conf=tuple(conf))
+        cluster = cls(root=root, bin=folder, user=user, primary_port=free_port(),
+                      replica_ports=[free_port() for _ in range(replicas)], conf=tuple(conf))
         try:
             if user is not None:
                 entry = pwd.getpwnam(user)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tests.ports import free_port
 
 _UNPRIVILEGED = ("postgres", "nobody")
 
@@ -41,12 +42,6 @@ def version() -> tuple[int, ...]:
     out = subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True,
                          check=True).stdout
     return tuple(int(part) for part in out.split()[1].split("."))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run_as() -> str | None:
@@ -84,7 +79,7 @@ class PgBouncer:
         self.admin_user = str(server.get("user") or "postgres")
         self.pool_mode = pool_mode
         self.pool_size = pool_size
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="wxdata-pgbouncer-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -117,8 +112,21 @@ class PgBouncer:
         )
         return ini
 
-    def start(self) -> PgBouncer:
-        """Start it and wait until it answers a query."""
+    def start(self, attempts: int = 5) -> PgBouncer:
+        """Start it and wait until it answers a query.
+
+        A port found free can be taken by another socket before PgBouncer binds it; a process that
+        exits before answering is started again on a fresh port.
+        """
+        for _ in range(attempts):
+            if self._launch():
+                return self
+            self.port = free_port()
+        self.stop()
+        raise RuntimeError("pgbouncer did not start")
+
+    def _launch(self) -> bool:
+        """Start the process; True once it answers, False when it exits first."""
         ini = self._write_config()
         command = ["pgbouncer"]
         user = self.socket_owner if self.socket_owner not in (None, "root") else _run_as()
@@ -137,11 +145,14 @@ class PgBouncer:
             try:
                 with psycopg.connect(probe, autocommit=True, prepare_threshold=None) as c:
                     c.execute("SELECT 1")
-                return self
+                return True
             except psycopg.OperationalError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
+                if self.process.poll() is not None:
+                    self.process = None
+                    return False
+                if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("pgbouncer did not start") from None
+                    raise RuntimeError("pgbouncer did not answer within 15 s") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

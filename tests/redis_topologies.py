@@ -7,7 +7,6 @@ the end (SIGKILL, like a crash); nothing touches a shared Redis.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 import redis
+
+from tests.ports import free_port
 
 _BASE = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
 
@@ -30,23 +31,6 @@ def require_redis(*tools: str) -> None:
     if missing:
         pytest.skip(f"{' and '.join(missing)} not installed (apt-get install redis-server): "
                     "this test needs a real Redis started for it")
-
-
-def free_port(cluster_bus: bool = False) -> int:
-    """A loopback port nobody listens on now (and, for a cluster node, its bus port +10000 too)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not cluster_bus:
-            return port
-        if port <= 55535:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            return port
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

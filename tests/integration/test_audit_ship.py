@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.ports import free_port
 from wxdata.audit.chain import seal
 from wxdata.audit.ship import JsonLinesSink, Shipped, SyslogSink, lag, ship, sink_from_url
 from wxdata.cli import main
@@ -30,17 +31,11 @@ pytestmark = pytest.mark.skipif(not Path(RSYSLOGD).exists(),
                                 reason="rsyslogd is not installed (.ci/run installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Rsyslog:
     """A private rsyslogd writing every received message, raw, to ``out``."""
 
     def __init__(self, folder: Path, tls: tuple[Path, Path, Path] | None = None) -> None:
-        self.folder, self.port, self.tls = folder, _free_port(), tls
+        self.folder, self.port, self.tls = folder, free_port(), tls
         self.out = folder / "received.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -57,19 +52,23 @@ class Rsyslog:
                 f'ruleset(name="wx") {{ action(type="omfile" file="{self.out}" template="raw") }}\n'
                 f'input(type="imtcp" port="{self.port}" address="127.0.0.1" ruleset="wx")\n')
 
-    def start(self) -> Rsyslog:
-        conf = self.folder / "rsyslog.conf"
-        conf.write_text(self._config())
-        self.process = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", str(conf), "-i", str(self.folder / "rsyslog.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+    def start(self, attempts: int = 5) -> Rsyslog:
+        """Start rsyslogd; a port taken before it bound it means a fresh port and a new config."""
+        for _ in range(attempts):
+            conf = self.folder / "rsyslog.conf"
+            conf.write_text(self._config())
+            self.process = subprocess.Popen(
+                [RSYSLOGD, "-n", "-f", str(conf), "-i", str(self.folder / "rsyslog.pid")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+            self.port = free_port()
         raise RuntimeError("rsyslogd did not start")
 
     def stop(self) -> None:

@@ -18,7 +18,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from tests.integration.test_audit_ship import _free_port, _sealed_seqs, _write
+from tests.integration.test_audit_ship import _sealed_seqs, _write
+from tests.ports import free_port
 from wxdata.audit.chain import seal
 from wxdata.audit.ship import OtelLogsSink, Shipped, lag, ship, sink_from_url
 from wxdata.cli import main
@@ -39,7 +40,7 @@ class Collector:
     """An OTLP/HTTP logs receiver on a private port; keeps what it received, in arrival order."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.records: list[dict[str, Any]] = []
         self.raw: list[bytes] = []
         self._server: ThreadingHTTPServer | None = None
@@ -166,7 +167,7 @@ def test_only_ids_codes_and_field_names_reach_the_collector(
 def test_a_collector_that_is_not_there_moves_no_mark(fresh_database: Callable[[], str]) -> None:
     with psycopg.connect(fresh_database(), autocommit=True) as conn:
         _write(conn, 5)
-        sink = sink_from_url(f"otlp+http://127.0.0.1:{_free_port()}", timeout=1).unwrap()
+        sink = sink_from_url(f"otlp+http://127.0.0.1:{free_port()}", timeout=1).unwrap()
         result = ship(conn, sink)
         assert result.failure().code == "UNAVAILABLE"
         assert lag(conn, sink.name).unwrap().position == 0

@@ -34,6 +34,7 @@ from returns.result import Failure, Result, Success
 
 from tests import local_cluster as local
 from tests.conftest import TEST_SCOPE_KEY
+from tests.ports import free_port
 from tests.shells import parametrise
 from wxdata import ExecutionContext, Purpose, Role
 from wxdata._cli import CliError
@@ -478,7 +479,7 @@ def test_health_command_prints_metrics_and_fails_without_primary(
     assert 'wxdata_replica_lag_bytes{pool="replica-1",role="replica"}' in out
     assert _run_health("--format", "json") == 0
     assert '"primary_up": true' in capsys.readouterr().out
-    dead = local._free_port()
+    dead = free_port()
     monkeypatch.setenv("DATABASE_URL", f"postgresql://wxdata@127.0.0.1:{dead}/wxdata")
     monkeypatch.delenv("DATABASE_REPLICA_URLS")
     with pytest.raises(CliError) as down:  # `wxdata health` prints it as one line, exit 3
@@ -487,7 +488,7 @@ def test_health_command_prints_metrics_and_fails_without_primary(
 
 
 def test_unreachable_primary_is_a_failure_value_not_an_exception() -> None:
-    dead = f"postgresql://wxdata@127.0.0.1:{local._free_port()}/wxdata"
+    dead = f"postgresql://wxdata@127.0.0.1:{free_port()}/wxdata"
     config = RouterConfig(monitor=False, primary_timeout=0.3, connect_timeout=1)
     with Router.open(dead, [], config=config, min_size=0, max_size=1) as r:
         assert r.health().primary_up is False
