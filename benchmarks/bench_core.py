@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from wxdata import ExecutionContext, Purpose, Role
     from wxdata.config import configure, settings
     from wxdata.domains import students
+    from wxdata.tx.scope import context_statement
+    from wxdata.tx.token import scope_key
 
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                            school_ids={school}, request_id="req-bench-core")
     audit_on = settings()
     audit_off = attrs.evolve(audit_on, audit_enabled=False)
+    # the owner's connection (no row security, no context statement), as the targets' workloads
+    owner_off = attrs.evolve(audit_off, allow_privileged_connection=True)
     where = {"school_id": school}
     loop = asyncio.new_event_loop()
     load = [os.getloadavg()[0]]
@@ -82,9 +86,27 @@ def main(argv: list[str] | None = None) -> int:
                                 (sid,), prepare=True)
                     cur.fetchone()
 
+            app_context, app_cur = conn.cursor(), conn.cursor()
+
+            def raw_app(sample: list[uuid.UUID]) -> None:
+                # the application role's floor: wxdata's context statement and the SELECT,
+                # pipelined in one transaction, by hand
+                for sid in sample:
+                    statement, values = context_statement(ctx, scope_key())
+                    with conn.pipeline():
+                        app_context.execute(statement, values, prepare=True)
+                        app_cur.execute("SELECT * FROM students WHERE id = %s"
+                                        " AND deleted_at IS NULL", (sid,), prepare=True)
+                    app_cur.fetchone()
+
             def by_id(sample: list[uuid.UUID]) -> None:
                 for sid in sample:
                     if not isinstance(students.find_by_id(conn, ctx, sid), Success):
+                        raise RuntimeError("fetch failed")
+
+            def owner_by_id(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    if not isinstance(students.find_by_id(sup, ctx, sid), Success):
                         raise RuntimeError("fetch failed")
 
             def page(sample: list[uuid.UUID]) -> None:
@@ -106,21 +128,42 @@ def main(argv: list[str] | None = None) -> int:
                                 (grades[n % 3], user, sid), prepare=True)
                     cur.fetchone()
 
-            def update(sample: list[uuid.UUID]) -> None:
-                for n, sid in enumerate(sample):
-                    if not isinstance(students.update(conn, ctx, sid, {"grade": grades[n % 3]}),
-                                      Success):
-                        raise RuntimeError("update failed")
+            def update_on(on: psycopg.Connection[Any]) -> Batch:
+                def update(sample: list[uuid.UUID]) -> None:
+                    for n, sid in enumerate(sample):
+                        if not isinstance(students.update(on, ctx, sid, {"grade": grades[n % 3]}),
+                                          Success):
+                            raise RuntimeError("update failed")
+                return update
 
-            def create(sample: list[uuid.UUID]) -> None:
+            update, owner_update = update_on(conn), update_on(sup)
+
+            def values() -> dict[str, Any]:
+                return {"student_number": "BC-" + uuid.uuid4().hex[:12],
+                        "first_name": "Ada", "last_name": "Lovelace",
+                        "date_of_birth": date(2014, 5, 17), "grade": "5",
+                        "gender": "FEMALE", "enrollment_date": date(2020, 9, 1),
+                        "school_id": school, "district_id": district}
+
+            def create_on(on: psycopg.Connection[Any]) -> Batch:
+                def create(sample: list[uuid.UUID]) -> None:
+                    for _ in sample:
+                        if not isinstance(students.create(on, ctx, values()), Success):
+                            raise RuntimeError("create failed")
+                return create
+
+            create, owner_create = create_on(conn), create_on(sup)
+
+            def raw_create(sample: list[uuid.UUID]) -> None:
                 for _ in sample:
-                    values = {"student_number": "BC-" + uuid.uuid4().hex[:12],
-                              "first_name": "Ada", "last_name": "Lovelace",
-                              "date_of_birth": date(2014, 5, 17), "grade": "5",
-                              "gender": "FEMALE", "enrollment_date": date(2020, 9, 1),
-                              "school_id": school, "district_id": district}
-                    if not isinstance(students.create(conn, ctx, values), Success):
-                        raise RuntimeError("create failed")
+                    v = values()
+                    cur.execute(
+                        "INSERT INTO students (id, student_number, first_name, last_name,"
+                        " date_of_birth, grade, gender, enrollment_date, school_id, district_id,"
+                        " created_by, updated_by) VALUES"
+                        " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                        (uuid.uuid4(), *v.values(), user, user), prepare=True)
+                    cur.fetchone()
 
             def a_by_id(sample: list[uuid.UUID]) -> None:
                 async def go() -> None:
@@ -131,15 +174,20 @@ def main(argv: list[str] | None = None) -> int:
 
             variants: list[tuple[str, Batch, Any]] = [
                 ("raw psycopg find by id (superuser, prepared)", raw, audit_off),
+                ("raw psycopg find by id (app role, context pipelined)", raw_app, audit_off),
                 ("sync find_by_id, audit off", by_id, audit_off),
                 ("sync find_by_id, audited", by_id, audit_on),
+                ("sync find_by_id, audit off, owner", owner_by_id, owner_off),
                 ("sync find_many 20 + total, audit off", page, audit_off),
                 ("sync find_many 20 + total, audited", page, audit_on),
                 ("raw psycopg update by id (superuser, prepared)", raw_update, audit_off),
                 ("sync update, audit off", update, audit_off),
                 ("sync update, audited", update, audit_on),
+                ("sync update, audit off, owner", owner_update, owner_off),
+                ("raw psycopg create (superuser, prepared)", raw_create, audit_off),
                 ("sync create, audit off", create, audit_off),
                 ("sync create, audited", create, audit_on),
+                ("sync create, audit off, owner", owner_create, owner_off),
             ]
             if astudents is not None:
                 variants += [("async find_by_id, audit off", a_by_id, audit_off),

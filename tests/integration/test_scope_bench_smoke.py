@@ -1,0 +1,86 @@
+"""Smoke tests of the scope and client-cost benchmarks: tiny runs, every variant reported.
+
+``bench_scope_check`` measures the signed scope's verifier and candidate rewrites inside the
+server; a candidate is timed only after it answers exactly as the installed verifier for a valid,
+a wrongly signed, a stale and a missing token, and the guard that checks this is attacked here
+with a candidate that grants every school. ``bench_core`` reports every variant, including the
+owner's and raw psycopg's creates. Nothing asserts anything about speed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import psycopg
+import pytest
+
+from benchmarks import bench_core, bench_scope_check
+from benchmarks.bench_scope import _drop, _setup
+
+pytestmark = pytest.mark.integration
+
+_FIGURE = r"([0-9.]+) \(([0-9.]+)-([0-9.]+)\)"
+
+
+def _bench_databases(server_url: str) -> set[str]:
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        return {r[0] for r in admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'wxdata_bench_scope_%'")}
+
+
+def test_scope_check_reports_every_variant_in_both_forms_and_drops_its_database(
+        server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _bench_databases(server_url)
+    assert bench_scope_check.main(
+        ["--reps", "1", "--loops", "20", "--database-url", server_url]) == 0
+    out = capsys.readouterr().out
+    for label, _, _ in bench_scope_check.VARIANTS:
+        line = next((x for x in out.splitlines() if x.startswith(f"  {label} ")), None)
+        assert line is not None, f"{label} not reported"
+        figures = re.findall(_FIGURE, line)
+        assert len(figures) == 2, line
+        assert all(math.isfinite(float(v)) and float(v) > 0 for f in figures for v in f), line
+    assert _bench_databases(server_url) == before
+
+
+def test_a_candidate_that_answers_differently_is_not_measured(server_url: str) -> None:
+    from wxdata import ExecutionContext, Purpose, Role
+    from wxdata.tx.scope import context_statement
+    from wxdata.tx.token import scope_key
+
+    name, owner_url, app_url, school, _ = _setup(server_url, 5)
+    try:
+        ctx = ExecutionContext(user_id="u-smoke", role=Role.NURSE, purpose=Purpose.TREATMENT,
+                               school_ids={school}, request_id="req-smoke")
+        with psycopg.connect(owner_url, autocommit=True) as owner, \
+                psycopg.connect(app_url, autocommit=True) as app:
+            owner.execute(bench_scope_check._HELPERS)
+            context = context_statement(ctx, scope_key())
+            bench_scope_check._same_answers(app, context)  # the candidates as written pass
+            # a candidate granting every school (NULL) for a wrongly signed token must be caught
+            owner.execute("""
+                CREATE OR REPLACE FUNCTION bench_scope_schools_lean() RETURNS uuid[]
+                    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+                    AS $$ BEGIN
+                        RETURN CASE WHEN public.wxdata_scope_schools() = '{}' THEN NULL
+                                    ELSE public.wxdata_scope_schools() END;
+                    END $$""")
+            with pytest.raises(RuntimeError, match="answers differently"):
+                bench_scope_check._same_answers(app, context)
+    finally:
+        _drop(server_url, name, app_url)
+
+
+def test_client_cost_bench_reports_every_variant(
+        server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _bench_databases(server_url)
+    assert bench_core.main(["--reps", "1", "--ops", "3", "--students", "30",
+                            "--database-url", server_url]) == 0
+    out = capsys.readouterr().out
+    for label in ("raw psycopg find by id (superuser, prepared)",
+                  "sync find_by_id, audit off, owner", "raw psycopg create (superuser, prepared)",
+                  "sync create, audit off, owner", "sync update, audit off, owner",
+                  "sync find_by_id, audited"):
+        assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
+    assert _bench_databases(server_url) == before
