@@ -122,10 +122,10 @@ class LocalCluster:
                 entry = pwd.getpwnam(user)
                 os.chown(root, entry.pw_uid, entry.pw_gid)
             cluster._init_primary()
-            cluster.start("primary", timeout=timeout)
+            cluster._first_start("primary", timeout)
             for i in range(1, replicas + 1):
                 cluster._clone(i)
-                cluster.start(f"replica-{i}", timeout=timeout)
+                cluster._first_start(f"replica-{i}", timeout)
             cluster.wait_streaming(timeout=timeout)
             with psycopg.connect(cluster.admin_url("primary"), autocommit=True) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
@@ -206,6 +206,27 @@ class LocalCluster:
         self._run([self.bin / "pg_ctl", "-D", self.data(name), "-l", self.root / f"{name}.log",
                    "-w", "-t", str(int(timeout)), "start"], timeout=timeout + 10)
         self.running.add(name)
+
+    def _first_start(self, name: str, timeout: float, attempts: int = 5) -> None:
+        """Start a server for the first time; a port found free but taken before the server bound
+        it (the ephemeral range is shared with every outgoing connection) means a fresh port,
+        written after the first (the last ``port`` line of postgresql.conf wins)."""
+        for attempt in range(attempts):
+            try:
+                self.start(name, timeout=timeout)
+                return
+            except ClusterError:
+                log = self.root / f"{name}.log"
+                text = log.read_text(errors="replace") if log.exists() else ""
+                if "could not bind" not in text or attempt == attempts - 1:
+                    raise
+                log.unlink()
+                port = free_port()
+                if name == "primary":
+                    self.primary_port = port
+                else:
+                    self.replica_ports[int(name.rsplit("-", 1)[1]) - 1] = port
+                self._conf(name, [f"port = {port}"])
 
     def stop(self, name: str, mode: str = "fast") -> None:
         """Stop ``primary`` or ``replica-N`` (``fast``: disconnect clients, clean shutdown)."""
