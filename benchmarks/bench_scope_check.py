@@ -202,9 +202,45 @@ BEGIN
             NULL), '00000000-0000-0000-0000-000000000000'::uuid)
         ELSE '{}'::uuid[] END;
 END $$;
+-- The fifth candidate: the second's shape with the claims read from the signed message and the
+-- age in the installed verifier's numeric arithmetic (the same answer for every token, signed or
+-- not, to the second).
+CREATE FUNCTION bench_scope_schools_exact() RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    token text := current_setting('app.scope_token', true);
+    n integer := coalesce(length(token), 0);
+    message text;
+    k record;
+    age numeric;
+BEGIN
+    IF n < 80 OR n > 200000 OR substr(token, n - 64, 1) <> '|' THEN
+        RETURN '{}';
+    END IF;
+    message := left(token, n - 65);
+    SELECT s.ipad, s.opad, s.max_age_seconds, s.skew_seconds INTO k FROM public.wxdata_scope_key s;
+    IF NOT FOUND OR sha256(convert_to(encode(sha256(k.opad || sha256(k.ipad
+                                      || convert_to(message, 'UTF8'))), 'hex'), 'UTF8'))
+                    IS DISTINCT FROM sha256(convert_to(right(token, 64), 'UTF8'))
+       OR split_part(message, '|', 1) <> '1' OR split_part(message, '|', 2) !~ '^[0-9]{1,12}$'
+       OR split_part(message, '|', 3) NOT IN ('0', '1')
+       OR message NOT LIKE '%|%|%|%' THEN
+        RETURN '{}';
+    END IF;
+    age := extract(epoch FROM now()) - split_part(message, '|', 2)::numeric;
+    IF age > k.max_age_seconds + k.skew_seconds OR age < -k.skew_seconds THEN
+        RETURN '{}';
+    END IF;
+    IF split_part(message, '|', 3) = '1' THEN
+        RETURN NULL;
+    END IF;
+    RETURN array_remove(array_remove(coalesce(
+        string_to_array(nullif(split_part(message, '|', 4), ''), ',')::uuid[], '{}'::uuid[]),
+        NULL), '00000000-0000-0000-0000-000000000000'::uuid);
+END $$;
 GRANT EXECUTE ON FUNCTION bench_nop(), bench_definer_nop(), bench_definer_path_nop(),
     bench_scope_schools_one(), bench_scope_schools_lean(), bench_scope_schools_query(),
-    bench_scope_schools_two() TO wxdata_app;
+    bench_scope_schools_two(), bench_scope_schools_exact() TO wxdata_app;
 """
 
 #: (label, who runs it: "owner" or "app", the loop's statement; ``sid`` is a student's id).
@@ -226,6 +262,8 @@ VARIANTS: list[tuple[str, str, str]] = [
      "x := bench_scope_schools_lean()"),
     ("candidate: ... the whole check as one query", "app", "x := bench_scope_schools_query()"),
     ("candidate: ... the key read, then one expression", "app", "x := bench_scope_schools_two()"),
+    ("candidate: ... split_part on the message, numeric age", "app",
+     "x := bench_scope_schools_exact()"),
 ]
 
 #: Each statement in a transaction of its own, as every wxdata call outside a unit of work: the
@@ -292,7 +330,7 @@ def _same_answers(app: psycopg.Connection[Any], good: tuple[str, tuple[str, ...]
             app.execute(good[0], values)
             got = app.execute("SELECT wxdata_scope_schools(), bench_scope_schools_one(),"
                               " bench_scope_schools_lean(), bench_scope_schools_query(),"
-                              " bench_scope_schools_two()").fetchone()
+                              " bench_scope_schools_two(), bench_scope_schools_exact()").fetchone()
         if got is None or len(set(map(repr, got))) != 1:
             raise RuntimeError("the candidate verifier answers differently from the installed one")
 
