@@ -1,9 +1,9 @@
 """Smoke tests of the scope and client-cost benchmarks: tiny runs, every variant reported.
 
-``bench_scope_check`` measures the signed scope's verifier and candidate rewrites inside the
-server; a candidate is timed only after it answers exactly as the installed verifier for a valid,
+``bench_scope_check`` measures the signed scope's verifier and rewrites of it inside the
+server; a rewrite is timed only after it answers exactly as the installed verifier for a valid,
 a wrongly signed, a stale and a missing token, and the guard that checks this is attacked here
-with a candidate that grants every school. ``bench_core`` reports every variant, including the
+with a rewrite that grants every school. ``bench_core`` reports every variant, including the
 owner's and raw psycopg's creates. Nothing asserts anything about speed.
 """
 
@@ -44,7 +44,7 @@ def test_scope_check_reports_every_variant_in_both_forms_and_drops_its_database(
     assert _bench_databases(server_url) == before
 
 
-def test_a_candidate_that_answers_differently_is_not_measured(server_url: str) -> None:
+def test_a_rewrite_that_answers_differently_is_not_measured(server_url: str) -> None:
     from wxdata import ExecutionContext, Purpose, Role
     from wxdata.tx.scope import context_statement
     from wxdata.tx.token import scope_key
@@ -57,8 +57,8 @@ def test_a_candidate_that_answers_differently_is_not_measured(server_url: str) -
                 psycopg.connect(app_url, autocommit=True) as app:
             owner.execute(bench_scope_check._HELPERS)
             context = context_statement(ctx, scope_key())
-            bench_scope_check._same_answers(app, context)  # the candidates as written pass
-            # a candidate granting every school (NULL) for a wrongly signed token must be caught
+            bench_scope_check._same_answers(app, context)  # the rewrites as written pass
+            # a rewrite granting every school (NULL) for a wrongly signed token must be caught
             owner.execute("""
                 CREATE OR REPLACE FUNCTION bench_scope_schools_lean() RETURNS uuid[]
                     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
