@@ -179,6 +179,10 @@ VARIANTS: list[tuple[str, str, str]] = [
     ("by-id read, owner (no row security)", "owner", "PERFORM * FROM students WHERE id = sid"),
     ("by-id read, application role (scope verified)", "app",
      "PERFORM * FROM students WHERE id = sid"),
+    ("health record by id, owner (no row security)", "owner",
+     "PERFORM * FROM health_records WHERE id = hid"),
+    ("health record by id, application role (scoped through its student)", "app",
+     "PERFORM * FROM health_records WHERE id = hid"),
     ("verifier: wxdata_scope_schools()", "app", "x := wxdata_scope_schools()"),
     ("  part: a plpgsql call", "app", "n := bench_nop()"),
     ("  part: ... SECURITY DEFINER", "app", "n := bench_definer_nop()"),
@@ -198,6 +202,7 @@ DO $$
 DECLARE
     t0 timestamptz;
     sid uuid := current_setting('bench.sid')::uuid;
+    hid uuid := current_setting('bench.hid')::uuid;
     token text := current_setting('bench.token');
     x uuid[]; n int; b bytea; f boolean;
 BEGIN
@@ -217,6 +222,7 @@ DO $$
 DECLARE
     t0 timestamptz;
     sid uuid := current_setting('bench.sid')::uuid;
+    hid uuid := current_setting('bench.hid')::uuid;
     x uuid[]; n int; b bytea; f boolean;
 BEGIN
     t0 := clock_timestamp();
@@ -282,6 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(owner_url, autocommit=True) as owner, \
                 psycopg.connect(app_url, autocommit=True) as app:
             owner.execute(_HELPERS)
+            record = owner.execute(
+                "INSERT INTO health_records (student_id, record_type, title, description,"
+                " record_date) VALUES (%s, 'CHECKUP', 'Annual', 'Routine visit', current_date)"
+                " RETURNING id", (ids[0],)).fetchone()
+            assert record is not None
+            for c in (owner, app):
+                c.execute("SELECT set_config('bench.hid', %s, false)", (str(record[0]),))
             context = context_statement(ctx, scope_key())
             _same_answers(app, context)
             conns = {"owner": owner, "app": app}
