@@ -56,23 +56,28 @@ BEGIN
                                                                          'UTF8'))), 'hex'), 'UTF8'))
            IS DISTINCT FROM sha256(convert_to(right(token, 64), 'UTF8'));
 END $$;
+-- The claims' parsing as the installed verifier does it (split_part on the signed message).
 CREATE FUNCTION bench_parse() RETURNS uuid[] LANGUAGE plpgsql STABLE AS $$
 DECLARE
     token text := current_setting('app.scope_token', true);
-    parts text[] := string_to_array(left(token, length(token) - 65), '|');
+    message text := left(token, length(token) - 65);
     age numeric;
+    schools uuid[];
 BEGIN
-    IF parts[1] IS DISTINCT FROM '1' OR parts[2] !~ '^[0-9]{1,12}$'
-       OR parts[3] NOT IN ('0', '1') OR parts[4] IS NULL THEN
+    IF split_part(message, '|', 1) <> '1' OR split_part(message, '|', 2) !~ '^[0-9]{1,12}$'
+       OR split_part(message, '|', 3) NOT IN ('0', '1') OR message NOT LIKE '%|%|%|%' THEN
         RETURN '{}';
     END IF;
-    age := extract(epoch FROM now()) - parts[2]::numeric;
+    age := extract(epoch FROM now()) - split_part(message, '|', 2)::numeric;
     IF age > 330 OR age < -30 THEN
         RETURN '{}';
     END IF;
-    RETURN array_remove(array_remove(coalesce(string_to_array(nullif(parts[4], ''), ',')::uuid[],
-                                              '{}'::uuid[]), NULL),
-                        '00000000-0000-0000-0000-000000000000'::uuid);
+    schools := coalesce(string_to_array(nullif(split_part(message, '|', 4), ''), ',')::uuid[],
+                        '{}'::uuid[]);
+    IF split_part(message, '|', 3) = '1' THEN
+        RETURN NULL;
+    END IF;
+    RETURN array_remove(array_remove(schools, NULL), '00000000-0000-0000-0000-000000000000'::uuid);
 END $$;
 -- A rewrite: one function, the claims read from the token with split_part, the age in integers.
 CREATE FUNCTION bench_scope_schools_lean() RETURNS uuid[]
