@@ -6,6 +6,8 @@ on ``PYTHONPATH`` (the async variants only where ``wxdata.aio`` exists). Every v
 client process's CPU time (``time.process_time``: the server's work is not in it) and wall time.
 Printed: per-call client CPU µs, median (min-max) over the repetitions, the median excess over raw
 psycopg's client CPU in the same repetition, and the 1-minute load average at start and end.
+Beside the data calls, an explicit disclosure record (``wxdata.audit.log_read`` of one student, as
+the owner, autocommit) against raw psycopg sending the same INSERT with its parameters ready.
 
     python -m benchmarks.bench_core --reps 7 --ops 2000
 
@@ -37,6 +39,14 @@ import psycopg
 from benchmarks.bench_scope import _drop, _setup
 
 Batch = Callable[[list[uuid.UUID]], None]
+
+
+def _positional(statement: str, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """A statement with named ``%(name)s`` placeholders as positional ones, with its values."""
+    import re
+
+    named = re.compile(r"%\((\w+)\)s")
+    return named.sub("%s", statement), tuple(params[n] for n in named.findall(statement))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     audit_off = attrs.evolve(audit_on, audit_enabled=False)
     # the owner's connection (no row security, no context statement), as the targets' workloads
     owner_off = attrs.evolve(audit_off, allow_privileged_connection=True)
+    owner_on = attrs.evolve(audit_on, allow_privileged_connection=True)
     where = {"school_id": school}
     loop = asyncio.new_event_loop()
     load = [os.getloadavg()[0]]
@@ -170,6 +181,28 @@ def main(argv: list[str] | None = None) -> int:
                         (uuid.uuid4(), *v.values(), user, user), prepare=True)
                     cur.fetchone()
 
+            # one disclosure record per call (autocommit: each its own transaction), as the owner
+            from wxdata.audit import log_read
+            from wxdata.audit.log import build_record
+            from wxdata.audit.record import AuditAction
+            from wxdata.audit.sql import record_insert as audit_insert
+
+            def owner_log_read(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    if not isinstance(log_read(sup, ctx, students.ENTITY, [sid]), Success):
+                        raise RuntimeError("log_read failed")
+
+            # raw psycopg sending the INSERT log_read sends, its parameters prepared beforehand
+            disclosed = build_record(ctx, students.ENTITY, AuditAction.READ, ids=ids[:1],
+                                     subjects=ids[:1], fields=students.ENTITY.column_names)
+            record_sql, record_params = audit_insert(ctx, disclosed)
+            positional_sql, positional_params = _positional(record_sql, record_params)
+            record_cur = sup.cursor()
+
+            def raw_record(sample: list[uuid.UUID]) -> None:
+                for _ in sample:
+                    record_cur.execute(positional_sql, positional_params, prepare=True)
+
             def a_by_id(sample: list[uuid.UUID]) -> None:
                 async def go() -> None:
                     for sid in sample:
@@ -193,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync create, audit off", create, audit_off),
                 ("sync create, audited", create, audit_on),
                 ("sync create, audit off, owner", owner_create, owner_off),
+                ("raw psycopg audit record INSERT (superuser, prepared)", raw_record, audit_off),
+                ("sync log_read, the owner", owner_log_read, owner_on),
             ]
             if astudents is not None:
                 variants += [("async find_by_id, audit off", a_by_id, audit_off),

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wxdata.audit.decorator import extract
-from wxdata.audit.log import build_record, due_read, read_template
+from wxdata.audit.log import build_record, due_record, due_template, flat_metadata
 from wxdata.audit.record import (
     CONTEXT_COLUMNS,
     ID_COLUMNS,
@@ -110,7 +110,7 @@ def test_an_id_that_is_not_a_uuid_is_refused_before_any_statement() -> None:
     raise AssertionError("two ids in one string were accepted")
 
 
-# --- a disclosure's template: built once, the same record and statement as one built in full ------
+# --- a record's template: built once, the same record and statement as one built in full -------
 
 _CONTEXTS = st.builds(
     ExecutionContext,
@@ -121,25 +121,53 @@ _CONTEXTS = st.builds(
     break_glass_reason=st.none() | st.just("unconscious student, allergy check"),
 )
 _IDS = st.lists(st.none() | st.uuids(), max_size=3)
+_FLAT_ITEMS = st.sampled_from([(), (("cache", "hit"), ("operation", "reader.by_id")),
+                         (("operation", "reports.roster"),), (("password", "hunter2"),)])
 
 
-@given(_CONTEXTS, st.sampled_from(sorted(registered(), key=lambda e: e.name)), _IDS, _IDS,
+@given(_CONTEXTS, st.sampled_from(sorted(registered(), key=lambda e: e.name)),
+       st.sampled_from(list(AuditAction)), _IDS, _IDS,
        st.lists(st.sampled_from(["id", "grade", "a\"b", "notes"]), max_size=3,
-                unique=True).map(tuple),
-       st.sampled_from([(), (("cache", "hit"), ("operation", "reader.by_id"))]), st.booleans())
-def test_a_due_read_is_the_record_and_statement_built_in_full(
-    ctx: ExecutionContext, entity: Entity[Any], ids: list[uuid.UUID | None],
-    subjects: list[uuid.UUID | None], fields: tuple[str, ...],
+                unique=True).map(tuple), _FLAT_ITEMS, st.booleans())
+def test_a_due_record_is_the_record_and_statement_built_in_full(
+    ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    ids: list[uuid.UUID | None], subjects: list[uuid.UUID | None], fields: tuple[str, ...],
     metadata: tuple[tuple[str, str], ...], relaxed: bool,
 ) -> None:
     """The memoised template plus the rows' ids gives exactly the record :func:`build_record`
     builds and the INSERT :func:`record_insert` renders from it (bound positionally: the same
-    text, the same values in their order), break-glass severity included."""
-    due = due_read(ctx, entity, ids, subjects, fields, metadata)
-    full = build_record(ctx, entity, AuditAction.READ, ids=ids, subjects=subjects, fields=fields,
+    text, the same values in their order), break-glass severity and scrubbed metadata included,
+    whatever the action."""
+    due = due_record(ctx, entity, action, ids, subjects, fields, metadata)
+    full = build_record(ctx, entity, action, ids=ids, subjects=subjects, fields=fields,
                         metadata=dict(metadata) or None)
+    assert due.action is action
     assert due.record() == full
     assert due.insert(relaxed) == positional(*record_insert(ctx, full, relaxed=relaxed))
+
+
+_METADATA = st.none() | st.dictionaries(
+    st.sampled_from(["operation", "cache", "count", "token"]),
+    st.one_of(st.text(max_size=4), st.integers(-2, 2), st.booleans(), st.none(),
+              st.lists(st.text(max_size=2), max_size=2)), max_size=3)
+
+
+@given(_METADATA)
+def test_only_metadata_a_template_reproduces_is_memoised(metadata: dict[str, Any] | None) -> None:
+    """Absent metadata, or a non-empty mapping of strings to strings, is what a template stands
+    for (its record carries the same JSON); an empty mapping (kept as ``{}``) or any other value
+    is built in full, every time."""
+    flat = flat_metadata(metadata)
+    if metadata is None:
+        assert flat == ()
+    elif metadata and all(isinstance(v, str) for v in metadata.values()):
+        assert flat == tuple(metadata.items())
+        full = build_record(_CTX, STUDENTS, AuditAction.READ, metadata=metadata)
+        due = due_record(_CTX, STUDENTS, AuditAction.READ, (), (), (), flat)
+        assert due.record() == full
+        assert due.insert() == positional(*record_insert(_CTX, full))
+    else:
+        assert flat is None
 
 
 def _row_of(entity: Entity[Any], rid: uuid.UUID, sid: uuid.UUID | None) -> Any:
@@ -171,17 +199,21 @@ def test_a_hit_on_one_row_owes_what_walking_the_row_finds(
     assert due.record().fields_disclosed == found.fields
 
 
-@given(_CONTEXTS, _CONTEXTS)
-def test_one_template_serves_every_reader_with_the_same_break_glass_flag(
-    first: ExecutionContext, second: ExecutionContext,
+@given(_CONTEXTS, _CONTEXTS, st.sampled_from(list(AuditAction)))
+def test_one_template_serves_every_caller_with_the_same_break_glass_flag(
+    first: ExecutionContext, second: ExecutionContext, action: AuditAction,
 ) -> None:
     """A new request's context builds no new template: only breaking the glass (the record's
-    severity) changes it; who reads is bound per disclosure."""
+    severity) changes it; who acts is bound per record. Another action is another template."""
     entity = STUDENTS
-    one = read_template(first, entity, ("id", "grade"), (("cache", "hit"),))
-    other = read_template(second, entity, ("id", "grade"), (("cache", "hit"),))
+    one = due_template(first, entity, action, ("id", "grade"), (("cache", "hit"),))
+    other = due_template(second, entity, action, ("id", "grade"), (("cache", "hit"),))
     assert (one is other) == (first.is_break_glass == second.is_break_glass)
     assert not any(k.removeprefix("a_") in CONTEXT_COLUMNS for k in one.free)
+    for different in AuditAction:
+        if different is not action:
+            assert due_template(first, entity, different, ("id", "grade"),
+                                (("cache", "hit"),)).base.action is different
 
 
 @given(_CONTEXTS, _CONTEXTS, st.sampled_from(list(AuditAction)))

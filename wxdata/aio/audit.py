@@ -110,8 +110,8 @@ async def write_record(
 
 async def write_disclosure(conn: AConn, ctx: ExecutionContext, due: plans.DueRecord
                            ) -> Result[None, DataError]:
-    """Write a due READ record (the twin of :func:`wxdata.audit.log.write_disclosure`)."""
-    return await arun(conn, plans.disclosure_plan(conn, ctx, due))
+    """Write a due record (the twin of :func:`wxdata.audit.log.write_disclosure`)."""
+    return await arun(conn, plans.due_plan(conn, ctx, due))
 
 
 async def record_disclosure_to(

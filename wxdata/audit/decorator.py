@@ -37,9 +37,17 @@ import attrs
 import psycopg
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.log import CHANGES, DISCLOSURES, build_record, record_plan, surviving_plan
+from wxdata.audit.log import (
+    CHANGES,
+    DISCLOSURES,
+    DueRecord,
+    build_record,
+    due_plan,
+    due_record,
+    surviving_plan,
+)
 from wxdata.audit.ownership import AuditOwner, disclosure_recorded, owning
-from wxdata.audit.record import AuditAction, AuditRecord
+from wxdata.audit.record import AuditAction
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
@@ -177,12 +185,11 @@ def _field_names(entity: Entity[Any]) -> tuple[str, ...]:
 
 def _success_record(
     ctx: ExecutionContext, entity: Entity[Any], action: AuditAction, found: Found, label: str
-) -> AuditRecord:
-    return build_record(
-        ctx, entity, action, ids=found.ids, subjects=found.subjects,
-        fields=found.fields if action in DISCLOSURES else (),
-        metadata={"operation": label},
-    )
+) -> DueRecord:
+    """The record of a call that succeeded, from its memoised template (what it names, the
+    fields it disclosed and the operation's label: :func:`build_record`'s record)."""
+    return due_record(ctx, entity, action, found.ids, found.subjects,
+                      found.fields if action in DISCLOSURES else (), (("operation", label),))
 
 
 def _record_failure(
@@ -233,8 +240,8 @@ class Audit:
             _WARNED.add(self.label)  # the operation name only: never a value
             log.warning("audited %s: no entity or subject ids found in the result; "
                         "pass ids=/subjects= so the disclosure names its students", self.label)
-        record = _success_record(ctx, self.entity, self.action, found, self.label)
-        return (yield from record_plan(conn, ctx, record, disclosure=self.disclosure))
+        due = _success_record(ctx, self.entity, self.action, found, self.label)
+        return (yield from due_plan(conn, ctx, due))
 
     def call(
         self, conn: AnyConn, ctx: ExecutionContext, fn: Callable[[], Any]

@@ -118,13 +118,18 @@ def build_record(
 
 @attrs.frozen(slots=True)
 class DueRecord:
-    """A disclosure record due: its template (:func:`read_template`), the reader, and the ids and
-    subjects disclosed (each unique, in order)."""
+    """A success-path record due: its template (:func:`due_template`), who acts, and the ids and
+    subjects it names (each unique, in order)."""
 
     template: RecordTemplate
     ctx: ExecutionContext
     ids: tuple[UUID, ...]
     subjects: tuple[UUID, ...]
+
+    @property
+    def action(self) -> AuditAction:
+        """What the record records (READ for a disclosure a cache hit owes)."""
+        return self.template.base.action
 
     def record(self) -> AuditRecord:
         """The record itself (as :func:`build_record` builds it from the same facts)."""
@@ -143,23 +148,45 @@ class DueRecord:
             uuid_array(subjects))
 
 
-def read_template(ctx: ExecutionContext, entity: Entity[Any], fields: tuple[str, ...],
-               metadata: tuple[tuple[str, str], ...] = ()) -> RecordTemplate:
-    """The template of a READ record of ``fields`` of ``entity`` rows (``metadata``: a flat
-    mapping of strings, as items): built once, shared by every reader with ``ctx``'s
+def due_template(ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+                 fields: tuple[str, ...], metadata: tuple[tuple[str, str], ...] = ()
+                 ) -> RecordTemplate:
+    """The template of an ``action`` record of ``fields`` of ``entity`` rows (``metadata``: a
+    flat mapping of strings, as items): built once, shared by every caller with ``ctx``'s
     break-glass flag (see :func:`~wxdata.audit.sql.record_template`)."""
     return record_template(
-        ctx, ("disclosure", entity, fields, metadata),
-        lambda: build_record(ctx, entity, AuditAction.READ, fields=fields,
+        ctx, ("due", entity, action, fields, metadata),
+        lambda: build_record(ctx, entity, action, fields=fields,
                              metadata=dict(metadata) if metadata else None))
+
+
+def due_record(ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+               ids: Iterable[UUID | None], subjects: Iterable[UUID | None],
+               fields: tuple[str, ...] = (), metadata: tuple[tuple[str, str], ...] = ()
+               ) -> DueRecord:
+    """The ``action`` record ``ctx`` owes for rows ``ids`` (of students ``subjects``) of
+    ``entity``: :func:`build_record`'s record for the same facts, from a memoised template."""
+    return DueRecord(due_template(ctx, entity, action, fields, metadata), ctx, _unique(ids),
+                     _unique(subjects))
 
 
 def due_read(ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID | None],
              subjects: Iterable[UUID | None], fields: tuple[str, ...],
              metadata: tuple[tuple[str, str], ...] = ()) -> DueRecord:
     """The READ record ``ctx`` owes for rows ``ids`` (of students ``subjects``) of ``entity``."""
-    return DueRecord(read_template(ctx, entity, fields, metadata), ctx, _unique(ids),
-                     _unique(subjects))
+    return due_record(ctx, entity, AuditAction.READ, ids, subjects, fields, metadata)
+
+
+def flat_metadata(metadata: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...] | None:
+    """``metadata`` as a template is memoised on: ``()`` when absent, its items when it maps
+    strings to strings; None when a template cannot stand for it (an empty mapping, which a record
+    keeps as ``{}``, or any other value: the record is then built in full)."""
+    if metadata is None:
+        return ()
+    items = tuple(metadata.items())
+    if items and all(type(k) is str and type(v) is str for k, v in items):
+        return items
+    return None
 
 
 def _single(values: tuple[UUID, ...]) -> UUID | None:
@@ -181,10 +208,11 @@ def record_plan(
                       lambda: record, disclosure)
 
 
-def disclosure_plan(conn: AnyConn, ctx: ExecutionContext, due: DueRecord) -> Plan[Result_]:
-    """Write a due READ record as :func:`record_plan` writes a disclosure (same lanes and
-    replay), its statement bound from the memoised template."""
-    return _lane_plan(conn, ctx, AuditAction.READ, due.insert, due.record, True)
+def due_plan(conn: AnyConn, ctx: ExecutionContext, due: DueRecord) -> Plan[Result_]:
+    """Write a due record as :func:`record_plan` writes the same record (same lanes, a
+    disclosure's replay), its statement bound from the memoised template."""
+    action = due.action
+    return _lane_plan(conn, ctx, action, due.insert, due.record, action in DISCLOSURES)
 
 
 def _lane_plan(
@@ -274,11 +302,25 @@ def read_plan(
     subject_ids = tuple(subjects)
     if not subject_ids and entity.subject is not None and entity.subject == entity.pk:
         subject_ids = ids
-    record = build_record(
-        ctx, entity, AuditAction.READ, ids=ids, subjects=subject_ids,
-        fields=entity.column_names if fields is None else fields, metadata=metadata,
-    )
-    return (yield from record_plan(conn, ctx, record, disclosure=True))
+    fields = entity.column_names if fields is None else tuple(fields)
+    return (yield from _disclosed(conn, ctx, entity, AuditAction.READ, ids, subject_ids,
+                                        fields, metadata))
+
+
+def _disclosed(
+    conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+    ids: Iterable[UUID], subjects: Iterable[UUID], fields: tuple[str, ...],
+    metadata: Mapping[str, Any] | None,
+) -> Plan[Result_]:
+    """A disclosure's record: from its memoised template when the metadata allows one
+    (:func:`flat_metadata`), else built in full; the same record either way."""
+    flat = flat_metadata(metadata)
+    if flat is None:
+        record = build_record(ctx, entity, action, ids=ids, subjects=subjects, fields=fields,
+                              metadata=metadata)
+        return (yield from record_plan(conn, ctx, record, disclosure=True))
+    return (yield from due_plan(conn, ctx, due_record(ctx, entity, action, ids, subjects,
+                                                      fields, flat)))
 
 
 def update_plan(
@@ -343,11 +385,9 @@ def export_plan(
     """Record an export (a disclosure of many rows: a file, a report) and whose data it held."""
     if not _disclosures_on(ctx):
         return Success(None)
-    record = build_record(
-        ctx, entity, AuditAction.EXPORT, ids=ids, subjects=subjects,
-        fields=entity.column_names if fields is None else fields, metadata=metadata,
-    )
-    return (yield from record_plan(conn, ctx, record, disclosure=True))
+    return (yield from _disclosed(
+        conn, ctx, entity, AuditAction.EXPORT, ids, subjects,
+        entity.column_names if fields is None else tuple(fields), metadata))
 
 
 def transaction_plan(
@@ -412,8 +452,8 @@ def write_record(
 
 
 def write_disclosure(conn: Conn, ctx: ExecutionContext, due: DueRecord) -> Result_:
-    """Write a due READ record (see :func:`disclosure_plan`)."""
-    return run(conn, disclosure_plan(conn, ctx, due))
+    """Write a due record (see :func:`due_plan`)."""
+    return run(conn, due_plan(conn, ctx, due))
 
 
 def write_surviving(conn: Conn, ctx: ExecutionContext, record: AuditRecord) -> Result_:
