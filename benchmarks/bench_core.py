@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync update, audit off", update, audit_off),
                 ("sync update, audited", update, audit_on),
                 ("sync update, audit off, owner", owner_update, owner_off),
+                ("sync update, audited, owner", owner_update, owner_on),
                 ("raw psycopg create (superuser, prepared)", raw_create, audit_off),
                 ("sync create, audit off", create, audit_off),
                 ("sync create, audited", create, audit_on),
