@@ -1,12 +1,12 @@
 """Records written from a memoised template are the records built in full, as stored.
 
-``log_read``, ``log_export`` and the success records of ``audited`` write their record from a
-template memoised per entity, action, fields, metadata and break-glass flag (who acts and which
-rows are bound per call). Each test here writes the same facts both ways on the real database,
-through the template and through :func:`wxdata.audit.write_record` with the record
-:func:`wxdata.audit.build_record` builds, and compares the two stored rows column by column (all
-but those that tell two rows apart: ``seq``, ``id``, ``created_at``, ``transaction_id`` and the
-request id used to find them).
+``log_read`` and ``log_export`` without metadata, and the success records of ``audited``, write
+their record from a template memoised per entity, action, fields, metadata and break-glass flag
+(who acts and which rows are bound per call). Each test here writes the same facts both ways on
+the real database, through the template and through :func:`wxdata.audit.write_record` with the
+record :func:`wxdata.audit.build_record` builds, and compares the two stored rows column by
+column (all but those that tell two rows apart: ``seq``, ``id``, ``created_at``,
+``transaction_id`` and the request id used to find them).
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def test_an_explicit_disclosure_is_stored_as_the_record_built_in_full(
     fields: list[str] | None, metadata: dict[str, Any] | None, break_glass: bool,
 ) -> None:
     """``log_read`` and ``log_export`` for any ids (repeated, missing), subjects, fields and
-    metadata (absent, empty, flat strings, other values: the last two built in full), with and
-    without breaking the glass: one row each, equal to the record built in full."""
+    metadata (absent: from the template; given: built in full), with and without breaking the
+    glass: one row each, equal to the record built in full."""
     spec = _ENTITIES[entity]
     ctx = _ctx(break_glass)
     disclosed = spec.column_names if fields is None else tuple(fields)

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wxdata.audit.decorator import extract
-from wxdata.audit.log import build_record, due_record, due_template, flat_metadata
+from wxdata.audit.log import build_record, due_record, due_template
 from wxdata.audit.record import (
     CONTEXT_COLUMNS,
     ID_COLUMNS,
@@ -144,30 +144,6 @@ def test_a_due_record_is_the_record_and_statement_built_in_full(
     assert due.action is action
     assert due.record() == full
     assert due.insert(relaxed) == positional(*record_insert(ctx, full, relaxed=relaxed))
-
-
-_METADATA = st.none() | st.dictionaries(
-    st.sampled_from(["operation", "cache", "count", "token"]),
-    st.one_of(st.text(max_size=4), st.integers(-2, 2), st.booleans(), st.none(),
-              st.lists(st.text(max_size=2), max_size=2)), max_size=3)
-
-
-@given(_METADATA)
-def test_only_metadata_a_template_reproduces_is_memoised(metadata: dict[str, Any] | None) -> None:
-    """Absent metadata, or a non-empty mapping of strings to strings, is what a template stands
-    for (its record carries the same JSON); an empty mapping (kept as ``{}``) or any other value
-    is built in full, every time."""
-    flat = flat_metadata(metadata)
-    if metadata is None:
-        assert flat == ()
-    elif metadata and all(isinstance(v, str) for v in metadata.values()):
-        assert flat == tuple(metadata.items())
-        full = build_record(_CTX, STUDENTS, AuditAction.READ, metadata=metadata)
-        due = due_record(_CTX, STUDENTS, AuditAction.READ, (), (), (), flat)
-        assert due.record() == full
-        assert due.insert() == positional(*record_insert(_CTX, full))
-    else:
-        assert flat is None
 
 
 def _row_of(entity: Entity[Any], rid: uuid.UUID, sid: uuid.UUID | None) -> Any:

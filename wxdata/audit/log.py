@@ -177,18 +177,6 @@ def due_read(ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID | No
     return due_record(ctx, entity, AuditAction.READ, ids, subjects, fields, metadata)
 
 
-def flat_metadata(metadata: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...] | None:
-    """``metadata`` as a template is memoised on: ``()`` when absent, its items when it maps
-    strings to strings; None when a template cannot stand for it (an empty mapping, which a record
-    keeps as ``{}``, or any other value: the record is then built in full)."""
-    if metadata is None:
-        return ()
-    items = tuple(metadata.items())
-    if items and all(type(k) is str and type(v) is str for k, v in items):
-        return items
-    return None
-
-
 def _single(values: tuple[UUID, ...]) -> UUID | None:
     return values[0] if len(values) == 1 else None
 
@@ -303,8 +291,8 @@ def read_plan(
     if not subject_ids and entity.subject is not None and entity.subject == entity.pk:
         subject_ids = ids
     fields = entity.column_names if fields is None else tuple(fields)
-    return (yield from _disclosed(conn, ctx, entity, AuditAction.READ, ids, subject_ids,
-                                        fields, metadata))
+    return (yield from _disclosed(conn, ctx, entity, AuditAction.READ, ids, subject_ids, fields,
+                                  metadata))
 
 
 def _disclosed(
@@ -312,15 +300,16 @@ def _disclosed(
     ids: Iterable[UUID], subjects: Iterable[UUID], fields: tuple[str, ...],
     metadata: Mapping[str, Any] | None,
 ) -> Plan[Result_]:
-    """A disclosure's record: from its memoised template when the metadata allows one
-    (:func:`flat_metadata`), else built in full; the same record either way."""
-    flat = flat_metadata(metadata)
-    if flat is None:
+    """A disclosure's record: from its memoised template when the caller gave no metadata, else
+    built in full; the same record either way. Templates are kept for what code fixes (an
+    entity's fields, an operation's label, a cache hit), not for metadata a caller may vary from
+    call to call, which would only churn their bounded store."""
+    if metadata is not None:
         record = build_record(ctx, entity, action, ids=ids, subjects=subjects, fields=fields,
                               metadata=metadata)
         return (yield from record_plan(conn, ctx, record, disclosure=True))
     return (yield from due_plan(conn, ctx, due_record(ctx, entity, action, ids, subjects,
-                                                      fields, flat)))
+                                                      fields)))
 
 
 def update_plan(
