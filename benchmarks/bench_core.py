@@ -6,6 +6,8 @@ on ``PYTHONPATH`` (the async variants only where ``wxdata.aio`` exists). Every v
 client process's CPU time (``time.process_time``: the server's work is not in it) and wall time.
 Printed: per-call client CPU µs, median (min-max) over the repetitions, the median excess over raw
 psycopg's client CPU in the same repetition, and the 1-minute load average at start and end.
+Two diagnostics split the owner's by-id read: raw psycopg building the typed row wxdata returns,
+and the read's own statement driven through wxdata's driver as a plan with no checks at all.
 Beside the data calls, an explicit disclosure record (``wxdata.audit.log_read`` of one student, as
 the owner, autocommit) against raw psycopg sending the same INSERT with its parameters ready.
 
@@ -39,6 +41,27 @@ import psycopg
 from benchmarks.bench_scope import _drop, _setup
 
 Batch = Callable[[list[uuid.UUID]], None]
+
+
+def _bare_plan(entity: Any) -> Callable[[Any, uuid.UUID], Any]:
+    """A diagnostic, not wxdata's code path: ``find_by_id``'s statement and row builder driven
+    through wxdata's sync driver as a plan with no input, context, role, pooler or scope check,
+    returning a ``Success`` of the typed row. Its distance to ``find_by_id`` is what those checks
+    and the public wrappers cost; its distance to raw psycopg building the typed row is what the
+    plan, its driver and its Result cost."""
+    from returns.result import Success
+
+    from wxdata.core.drive import run
+    from wxdata.core.effects import Execute
+    from wxdata.core.reads import _by_id
+
+    sql, _, build = _by_id(entity, False)
+
+    def plan(sid: uuid.UUID) -> Any:
+        rows = yield Execute(sql, {"_id": sid}, True)
+        return Success(build(rows)[0])
+
+    return lambda conn, sid: run(conn, plan(sid))
 
 
 def _positional(statement: str, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
@@ -96,6 +119,22 @@ def main(argv: list[str] | None = None) -> int:
                     cur.execute("SELECT * FROM students WHERE id = %s AND deleted_at IS NULL",
                                 (sid,), prepare=True)
                     cur.fetchone()
+
+            make_row = students.ENTITY.row_type
+
+            def raw_typed(sample: list[uuid.UUID]) -> None:
+                # raw psycopg building the typed row wxdata returns (what the row alone costs)
+                for sid in sample:
+                    cur.execute("SELECT * FROM students WHERE id = %s AND deleted_at IS NULL",
+                                (sid,), prepare=True)
+                    make_row(*cur.fetchone())
+
+            bare_plan = _bare_plan(students.ENTITY)
+
+            def owner_bare_plan(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    if not isinstance(bare_plan(sup, sid), Success):
+                        raise RuntimeError("fetch failed")
 
             app_context, app_cur = conn.cursor(), conn.cursor()
 
@@ -213,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             variants: list[tuple[str, Batch, Any]] = [
                 ("raw psycopg find by id (superuser, prepared)", raw, audit_off),
                 ("raw psycopg find by id (app role, context pipelined)", raw_app, audit_off),
+                ("raw psycopg find by id, typed row (superuser, prepared)", raw_typed, audit_off),
+                ("find_by_id's statement as a plan with no checks, owner", owner_bare_plan,
+                 owner_off),
                 ("sync find_by_id, audit off", by_id, audit_off),
                 ("sync find_by_id, audited", by_id, audit_on),
                 ("sync find_by_id, audit off, owner", owner_by_id, owner_off),

@@ -81,6 +81,10 @@ def test_client_cost_bench_reports_every_variant(
     for label in ("raw psycopg find by id (superuser, prepared)",
                   "sync find_by_id, audit off, owner", "raw psycopg create (superuser, prepared)",
                   "sync create, audit off, owner", "sync update, audit off, owner",
-                  "sync find_by_id, audited"):
+                  "sync find_by_id, audited", "sync update, audited, owner",
+                  "raw psycopg find by id, typed row (superuser, prepared)",
+                  "find_by_id's statement as a plan with no checks, owner",
+                  "raw psycopg audit record INSERT (superuser, prepared)",
+                  "sync log_read, the owner"):
         assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
     assert _bench_databases(server_url) == before
