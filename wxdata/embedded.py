@@ -175,6 +175,7 @@ def _server() -> Any:
     root = directory()
     pgdata = pgdata_dir(root)
     pgdata.mkdir(parents=True, exist_ok=True)
+    _stop_orphaned(root, pgdata)
     server = package.get_server(pgdata, cleanup_mode="stop")
     stored = _secrets(pgdata)
     use_fallback_key(base64.b64decode(stored["scope_key"]))
@@ -252,6 +253,32 @@ def _pid(pgdata: Path) -> int | None:
     except PermissionError:
         return pid  # alive, owned by another user (the server's own OS user)
     return pid
+
+
+def started_from(pgdata: Path) -> Path | None:
+    """The executable the server of ``pgdata`` was last started from (its ``postmaster.opts``:
+    the path, then each argument quoted), or None when unknown."""
+    try:
+        line = (pgdata / "postmaster.opts").read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+    head = line.split(' "', 1)[0].strip()
+    return Path(head) if head else None
+
+
+def _stop_orphaned(root: Path, pgdata: Path) -> bool:
+    """Stop a server running on ``pgdata`` whose installation is gone (deleted with the virtual
+    environment it came from): it can no longer load its own libraries, plpgsql first, so every
+    migration and every function it runs would fail. The next start is this installation's.
+    True when one was stopped."""
+    if _pid(pgdata) is None:
+        return False
+    executable = started_from(pgdata)
+    if executable is None or executable.exists():
+        return False
+    log.warning("embedded PostgreSQL: the running server's installation is gone; stopping it to "
+                "start this one's")
+    return stop(root)
 
 
 def _size(path: Path) -> int:

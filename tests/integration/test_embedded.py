@@ -165,6 +165,53 @@ def test_stopped_server_starts_again_in_the_same_process(emb_dir) -> None:
     assert embedded.status(emb_dir).running is False  # leaving the block stopped it
 
 
+def _left_running(root: Path) -> int:
+    """Start the folder's server in another process that dies without stopping it (as a killed
+    process would); the server's pid."""
+    full = {k: v for k, v in os.environ.items() if k not in _CONFIGURED}
+    full.update(PYTHONPATH=str(ROOT), WXDATA_EMBEDDED_DIR=str(root))
+    code = "import os; from wxdata import embedded; embedded.embedded_url(); os._exit(0)"
+    done = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pid = embedded.status(root).pid
+    assert pid is not None
+    return pid
+
+
+def test_a_server_whose_installation_is_gone_is_replaced(emb_dir, caplog) -> None:
+    """A server left running from an installation since deleted (its virtual environment rebuilt)
+    cannot load its own libraries; the next process to start the folder stops it and starts its
+    own. The server's record of its executable is pointed at a path that no longer exists."""
+    old_pid = _left_running(emb_dir)
+    pgdata = embedded.pgdata_dir(emb_dir)
+    executable = embedded.started_from(pgdata)
+    assert executable is not None and executable.exists()
+    opts = pgdata / "postmaster.opts"
+    gone = emb_dir / "deleted-venv" / "bin" / "postgres"
+    opts.write_text(opts.read_text(encoding="utf-8").replace(str(executable), str(gone), 1),
+                    encoding="utf-8")
+    assert embedded.started_from(pgdata) == gone
+    with embedded.private(emb_dir), caplog.at_level(logging.WARNING, logger="wxdata.embedded"):
+        with psycopg.connect(embedded.embedded_url(), autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_proc WHERE proname = "
+                                "'wxdata_scope_schools'").fetchone() == (1,)
+        now = embedded.status()
+        assert now.running and now.pid != old_pid
+        assert embedded.started_from(pgdata) == executable
+    assert any("installation is gone" in r.getMessage() for r in caplog.records)
+
+
+def test_a_running_server_of_an_existing_installation_is_kept(emb_dir, caplog) -> None:
+    """A server left running from an installation that still exists is used as it is."""
+    old_pid = _left_running(emb_dir)
+    with embedded.private(emb_dir), caplog.at_level(logging.WARNING, logger="wxdata.embedded"):
+        with psycopg.connect(embedded.embedded_url(), autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert embedded.status().pid == old_pid
+    assert not any("installation is gone" in r.getMessage() for r in caplog.records)
+
+
 def test_default_directory_is_a_cache_directory(monkeypatch) -> None:
     monkeypatch.delenv("WXDATA_EMBEDDED_DIR", raising=False)
     import platformdirs
