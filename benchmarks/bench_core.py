@@ -64,14 +64,6 @@ def _bare_plan(entity: Any) -> Callable[[Any, uuid.UUID], Any]:
     return lambda conn, sid: run(conn, plan(sid))
 
 
-def _positional(statement: str, params: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    """A statement with named ``%(name)s`` placeholders as positional ones, with its values."""
-    import re
-
-    named = re.compile(r"%\((\w+)\)s")
-    return named.sub("%s", statement), tuple(params[n] for n in named.findall(statement))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the table."""
     from returns.result import Success
@@ -224,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             from wxdata.audit import log_read
             from wxdata.audit.log import build_record
             from wxdata.audit.record import AuditAction
+            from wxdata.audit.sql import positional
             from wxdata.audit.sql import record_insert as audit_insert
 
             def owner_log_read(sample: list[uuid.UUID]) -> None:
@@ -235,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             disclosed = build_record(ctx, students.ENTITY, AuditAction.READ, ids=ids[:1],
                                      subjects=ids[:1], fields=students.ENTITY.column_names)
             record_sql, record_params = audit_insert(ctx, disclosed)
-            positional_sql, positional_params = _positional(record_sql, record_params)
+            positional_sql, positional_params = positional(record_sql, record_params)
             record_cur = sup.cursor()
 
             def raw_record(sample: list[uuid.UUID]) -> None:
