@@ -150,6 +150,21 @@ def test_scope_schools_never_holds_nil_or_grants_on_bad_tokens(conn: Conn, world
     assert schools("") == []
 
 
+def test_a_new_records_id_is_the_servers_own_uuidv7_from_postgresql_18(admin_conn: Conn) -> None:
+    """From 18 on the id default is the built-in ``uuidv7()`` (one call per record instead of an
+    SQL expression); before 18, ``wxdata_uuid7()``. Every month's partition agrees with the log."""
+    version = int(admin_conn.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
+    expected = "uuidv7()" if version >= 180000 else "wxdata_uuid7()"
+    defaults = dict(admin_conn.execute(
+        "SELECT c.relname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d "
+        "JOIN pg_class c ON c.oid = d.adrelid JOIN pg_attribute a "
+        "ON a.attrelid = d.adrelid AND a.attnum = d.adnum AND a.attname = 'id' "
+        "WHERE c.oid = 'audit_log'::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits "
+        "WHERE inhparent = 'audit_log'::regclass)").fetchall())
+    assert defaults["audit_log"] == expected
+    assert set(defaults.values()) == {expected}, defaults
+
+
 def test_new_audit_ids_are_time_ordered_uuid7(conn: Conn) -> None:
     marker = f"req-uuid7-{uuid.uuid4().hex[:8]}"
     for _ in range(5):
