@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync find_by_id, audit off", by_id, audit_off),
                 ("sync find_by_id, audited", by_id, audit_on),
                 ("sync find_by_id, audit off, owner", owner_by_id, owner_off),
+                ("sync find_by_id, audited, owner", owner_by_id, owner_on),
                 ("sync find_many 20 + total, audit off", page, audit_off),
                 ("sync find_many 20 + total, audited", page, audit_on),
                 ("raw psycopg update by id (superuser, prepared)", raw_update, audit_off),
