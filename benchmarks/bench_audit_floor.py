@@ -14,7 +14,9 @@ cursor, as ``benchmarks.workloads`` does) and reports, on a freshly migrated and
 - the floor: a bare prepared fetch, the same fetch with the smallest durable record riding in the
   same statement (one narrow row into an unindexed table), and the fetch with wxdata's record;
 - the record's shape: the same record into an unpartitioned copy of ``audit_log`` with its indexes
-  and with none, against the narrow record with and without every context parameter.
+  and with none, into a table of reads alone, normalised (the context and the record's shape each
+  stored once and referenced by key) with and without indexes, against the narrow record with and
+  without every context parameter.
 
 Timings: median over interleaved repetitions of the mean µs per operation, with min-max, and the
 ratio to the bare fetch of the same repetition; the 1-minute load average is printed with them.
@@ -179,6 +181,34 @@ _SHAPES_DDL = (
     "ALTER TABLE bench_shape_indexed ALTER seq SET DEFAULT nextval('bench_shape_seq')",
     "CREATE TABLE bench_shape_bare (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
     "ALTER TABLE bench_shape_bare ALTER seq SET DEFAULT nextval('bench_shape_seq')",
+    # reads in a table of their own: the columns a read's record fills (no images, no error, no
+    # metadata, no hold), no index
+    "CREATE TABLE bench_shape_reads (LIKE bench_shape_bare INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+    "ALTER TABLE bench_shape_reads DROP changes, DROP previous_values, DROP new_values, "
+    "DROP error_message, DROP metadata, DROP legal_hold",
+    # the context and the record's shape stored once and referenced: who, role, address, agent,
+    # request, session, correlation, purpose and reason become one key; the action, entity,
+    # fields, classification, outcome and tags another
+    "CREATE TABLE bench_shape_normal (seq bigint NOT NULL DEFAULT nextval('bench_shape_seq'), "
+    "id uuid NOT NULL DEFAULT wxdata_uuid7(), created_at timestamptz NOT NULL "
+    "DEFAULT clock_timestamp(), transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(), "
+    "context_id bigint NOT NULL, shape_id smallint NOT NULL, entity_id uuid, "
+    "entity_ids uuid[] NOT NULL, subject_student_id uuid, subject_ids uuid[] NOT NULL)",
+    "CREATE TABLE bench_shape_normal_indexed (LIKE bench_shape_normal INCLUDING DEFAULTS)",
+    "ALTER TABLE bench_shape_normal_indexed ADD PRIMARY KEY (id), ADD UNIQUE (seq)",
+    "CREATE INDEX ON bench_shape_normal_indexed USING brin (created_at)",
+    "CREATE INDEX ON bench_shape_normal_indexed USING gin (entity_ids)",
+    "CREATE INDEX ON bench_shape_normal_indexed USING gin (subject_ids)",
+    "CREATE INDEX ON bench_shape_normal_indexed (context_id, created_at)",
+    "CREATE INDEX ON bench_shape_normal_indexed (transaction_id)",
+)
+#: The PHI read with its record normalised: the context's and the shape's keys bound, the ids
+#: computed from the row as wxdata computes them.
+_NORMAL_READ = (
+    "WITH s AS (SELECT * FROM health_records WHERE id = %(_id)s AND deleted_at IS NULL), "
+    "a AS (INSERT INTO {table} (context_id, shape_id, entity_id, entity_ids, subject_student_id, "
+    "subject_ids) SELECT %(_context)s, 7, s.id, ARRAY[s.id], s.student_id, CASE WHEN s.student_id "
+    "IS NULL THEN '{{}}'::uuid[] ELSE ARRAY[s.student_id] END FROM s) SELECT * FROM s"
 )
 #: The narrow floor record carrying every context parameter wxdata's record binds.
 _FLOOR_ALL_PARAMS = (
@@ -197,12 +227,25 @@ def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql:
     """The PHI read's record into tables of decreasing cost, same statement otherwise."""
     for ddl in _SHAPES_DDL:
         conn.execute(ddl)
+    row = conn.execute(  # the normalised records take their ids as audit_log's do on this server
+        "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
+        "ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+        "WHERE d.adrelid = 'audit_log'::regclass AND a.attname = 'id'").fetchone()
+    for table in ("bench_shape_normal", "bench_shape_normal_indexed"):
+        conn.execute(f"ALTER TABLE {table} ALTER id SET DEFAULT {row[0] if row else 'NULL'}")
     statements = {
         "wxdata record into audit_log (partitioned, its indexes)": sql,
         "the same into an unpartitioned copy with the same indexes":
             sql.replace("INSERT INTO audit_log", "INSERT INTO bench_shape_indexed", 1),
         "the same into the copy without any index":
             sql.replace("INSERT INTO audit_log", "INSERT INTO bench_shape_bare", 1),
+        "reads in their own table: a read's columns only, no index":
+            sql.replace("INSERT INTO audit_log", "INSERT INTO bench_shape_reads", 1),
+        "normalised (context and shape by key), audit_log's indexes":
+            _NORMAL_READ.format(table="bench_shape_normal_indexed").replace(
+                "%(_id)s", f"%({key})s"),
+        "normalised (context and shape by key), no index":
+            _NORMAL_READ.format(table="bench_shape_normal").replace("%(_id)s", f"%({key})s"),
         "floor record with every context parameter bound": _FLOOR_ALL_PARAMS.replace(
             "%(_id)s", f"%({key})s"),
         "floor record": FLOOR_READ.replace("%(id)s", f"%({key})s").replace(
@@ -210,11 +253,13 @@ def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql:
         "bare fetch": FETCH_RECORD.replace("%s", f"%({key})s"),
     }
 
+    bound = {**params, "_context": 1}  # the normalised record's context key
+
     def op_of(text: str) -> Op:
-        names = [k for k in params if f"%({k})s" in text]
+        names = [k for k in bound if f"%({k})s" in text]
 
         def op(rid: Any) -> Any:
-            cur.execute(text, {**{k: params[k] for k in names}, key: rid}, prepare=True)
+            cur.execute(text, {**{k: bound[k] for k in names}, key: rid}, prepare=True)
             return cur.fetchall()
         return op
 
@@ -222,9 +267,11 @@ def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql:
     return [*_table("PHI read + record (synchronous_commit=off): the same record into tables of "
                     "decreasing cost", samples, "bare fetch"),
             "Read down the table: the first step is partitioning's share, the second the indexes' "
-            "(all of them: what a journal indexed later could save at most), the third the "
-            "record's width (its columns, defaults and constraints), the fourth the context's "
-            "parameters.", ""]
+            "(all of them: what a journal indexed later could save at most); then the same "
+            "unindexed record in a table of reads alone (the columns only changes fill dropped), "
+            "the record normalised (the context and the record's shape each stored once and "
+            "referenced by key) with audit_log's indexes (the user's by its context) and with "
+            "none, and the narrow floor record with and without every context parameter.", ""]
 
 
 def aggregated(update_sql: str, entity: Any, columns: tuple[str, ...]) -> str:

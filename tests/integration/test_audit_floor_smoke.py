@@ -32,6 +32,9 @@ def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str
     for name in ("wxdata record into audit_log (partitioned, its indexes)",
                  "the same into an unpartitioned copy with the same indexes",
                  "the same into the copy without any index",
+                 "reads in their own table: a read's columns only, no index",
+                 "normalised (context and shape by key), audit_log's indexes",
+                 "normalised (context and shape by key), no index",
                  "floor record with every context parameter bound", "floor record",
                  "wxdata update + record", "the same, images aggregated"):
         assert name in rows
