@@ -10,6 +10,9 @@ Two diagnostics split the owner's by-id read: raw psycopg building the typed row
 and the read's own statement driven through wxdata's driver as a plan with no checks at all.
 Beside the data calls, an explicit disclosure record (``wxdata.audit.log_read`` of one student, as
 the owner, autocommit) against raw psycopg sending the same INSERT with its parameters ready.
+With ``--redis-url`` (default ``REDIS_URL``) also the owner's audited by-id read cached on Redis,
+which a cache does not serve from there (a hit would cost more than the read): its distance to
+the uncached read is what the cache's decision costs.
 
     python -m benchmarks.bench_core --reps 7 --ops 2000
 
@@ -64,6 +67,27 @@ def _bare_plan(entity: Any) -> Callable[[Any, uuid.UUID], Any]:
     return lambda conn, sid: run(conn, plan(sid))
 
 
+def _redis_reader(url: str) -> Callable[..., Any]:
+    """``students.find_by_id`` cached on Redis (PHI encrypted, a key of this run, a namespace of
+    its own): what the cache's decision costs where a hit would cost more than the read."""
+    import secrets
+
+    from wxdata.cache import cached
+    from wxdata.cache.factory import build_cache
+    from wxdata.config import settings
+    from wxdata.domains import students
+
+    cache = build_cache(attrs.evolve(
+        settings(), cache_enabled=True, cache_backend="redis", redis_url=url,
+        cache_key=secrets.token_bytes(32), cache_encrypt_phi=True),
+        prefix=f"wxbench-core-{uuid.uuid4().hex[:8]}", subscribe_writes=False,
+        publish_stats_every=None)
+    if cache is None:
+        raise RuntimeError("no Redis cache was built")
+    return cached(students.ENTITY, cache=cache, name="bench.core.student_by_id")(
+        students.find_by_id)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the table."""
     from returns.result import Success
@@ -79,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--ops", type=int, default=2000)
     p.add_argument("--students", type=int, default=5000)
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
+                   help="times the owner's by-id read cached on this Redis too (unset: not)")
     p.add_argument("--instructions", metavar="LABEL", default=None,
                    help="run only this variant's calls inside functools.reduce (for callgrind)")
     args = p.parse_args(argv)
@@ -149,6 +175,15 @@ def main(argv: list[str] | None = None) -> int:
             def owner_by_id(sample: list[uuid.UUID]) -> None:
                 for sid in sample:
                     if not isinstance(students.find_by_id(sup, ctx, sid), Success):
+                        raise RuntimeError("fetch failed")
+
+            redis_reader = _redis_reader(args.redis_url) if args.redis_url else None
+
+            def owner_by_id_redis(sample: list[uuid.UUID]) -> None:
+                # wxdata's own by-id read cached on Redis: audited, it is not served from there
+                assert redis_reader is not None
+                for sid in sample:
+                    if not isinstance(redis_reader(sup, ctx, sid), Success):
                         raise RuntimeError("fetch failed")
 
             def page(sample: list[uuid.UUID]) -> None:
@@ -252,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync find_by_id, audited", by_id, audit_on),
                 ("sync find_by_id, audit off, owner", owner_by_id, owner_off),
                 ("sync find_by_id, audited, owner", owner_by_id, owner_on),
+                *([("sync find_by_id cached on Redis, audited, owner", owner_by_id_redis,
+                    owner_on)] if redis_reader is not None else []),
                 ("sync find_many 20 + total, audit off", page, audit_off),
                 ("sync find_many 20 + total, audited", page, audit_on),
                 ("raw psycopg update by id (superuser, prepared)", raw_update, audit_off),

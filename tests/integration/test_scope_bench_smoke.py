@@ -73,15 +73,16 @@ def test_a_rewrite_that_answers_differently_is_not_measured(server_url: str) -> 
 
 
 def test_client_cost_bench_reports_every_variant(
-        server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        server_url: str, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     before = _bench_databases(server_url)
     assert bench_core.main(["--reps", "1", "--ops", "3", "--students", "30",
-                            "--database-url", server_url]) == 0
+                            "--database-url", server_url, "--redis-url", redis_url]) == 0
     out = capsys.readouterr().out
     for label in ("raw psycopg find by id (superuser, prepared)",
                   "sync find_by_id, audit off, owner", "raw psycopg create (superuser, prepared)",
                   "sync create, audit off, owner", "sync update, audit off, owner",
                   "sync find_by_id, audited", "sync find_by_id, audited, owner",
+                  "sync find_by_id cached on Redis, audited, owner",
                   "sync update, audited, owner",
                   "raw psycopg find by id, typed row (superuser, prepared)",
                   "find_by_id's statement as a plan with no checks, owner",

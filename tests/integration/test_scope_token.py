@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -309,6 +310,29 @@ def test_cached_reads_are_refused_on_a_privileged_connection(
     ctx = nurse_of(world["a"])
     assert read(conn, ctx, world["sa"].id).unwrap().id == world["sa"].id  # cached now
     assert isinstance(read(admin_conn, ctx, world["sa"].id).failure(), Forbidden)
+
+
+def test_an_own_by_id_read_cached_on_redis_is_refused_on_a_privileged_connection(
+        conn: Conn, admin_conn: Conn, world: dict[str, Any], redis_url: str) -> None:
+    """wxdata's own audited by-id read, cached on Redis, goes to PostgreSQL unlooked-up: the
+    refusal of a privileged connection is then the read's own, and nothing is read or recorded."""
+    from tests.cache_support import all_keys, audit_rows, redis_backend, wipe
+    from wxdata.cache import cached
+
+    namespace = f"wx-refuse-{uuid.uuid4().hex[:8]}"
+    backend = redis_backend(redis_url, namespace)
+    try:
+        read = cached(students.ENTITY, cache=backend)(students.find_by_id)
+        ctx = nurse_of(world["a"])
+        assert read(conn, ctx, world["sa"].id).unwrap().id == world["sa"].id
+        refused = attrs.evolve(ctx, request_id=f"req-refused-{uuid.uuid4().hex[:8]}")
+        assert isinstance(read(admin_conn, refused, world["sa"].id).failure(), Forbidden)
+        assert audit_rows(admin_conn, refused.request_id, "Student") == []
+        assert audit_rows(admin_conn, ctx.request_id, "Student")  # the allowed read's record
+        assert backend.counters.raw().get("Student", {}).get("bypasses") == 2
+        assert all_keys(redis_url, f"{namespace}:*") == []  # neither looked up nor filled
+    finally:
+        wipe(redis_url, namespace)
 
 
 def test_allowed_privileged_connection_works_and_warns(

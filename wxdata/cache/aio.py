@@ -215,6 +215,11 @@ def cached(
             c = fixed if fixed is not None else resolve()
             if c is None:
                 return await fn(conn, ctx, *args, **kwargs)
+            if p.row_read and p.hit_costs_more(c.local, ctx, args):
+                # wxdata's own by-id read, neither looked up nor filled: it checks the connection
+                # and the context itself, so the cache checks nothing before handing it over
+                c.counters.add(label, "bypasses")
+                return await fn(conn, ctx, *args, **kwargs)
             state = peek(conn)
             facts = state.role if state is not None else None
             try:
@@ -224,8 +229,7 @@ def cached(
                 return Failure(from_db_error(exc))
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
-            if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)) or (
-                    p.row_read and p.hit_costs_more(c.local, ctx, args)):
+            if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)):
                 c.counters.add(label, "bypasses")
                 return await fn(conn, ctx, *args, **kwargs)
             costs = p.weighed(c, ctx)  # a hit owing a record is served only while cheaper

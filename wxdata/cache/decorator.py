@@ -212,6 +212,11 @@ def cached(
             c = fixed if fixed is not None else resolve()
             if c is None:
                 return fn(conn, ctx, *args, **kwargs)
+            if p.row_read and p.hit_costs_more(c.local, ctx, args):
+                # wxdata's own by-id read, neither looked up nor filled: it checks the connection
+                # and the context itself, so the cache checks nothing before handing it over
+                c.counters.add(label, "bypasses")
+                return fn(conn, ctx, *args, **kwargs)
             state = peek(conn)  # the connection's role and unit of work, read once
             facts = state.role if state is not None else None
             try:
@@ -223,8 +228,7 @@ def cached(
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
             if (scope is not None and not usable(scope)) or (
-                    sensitive and p.refuses_backend(c.accepts_sensitive)) or (
-                    p.row_read and p.hit_costs_more(c.local, ctx, args)):
+                    sensitive and p.refuses_backend(c.accepts_sensitive)):
                 c.counters.add(label, "bypasses")
                 return fn(conn, ctx, *args, **kwargs)
             costs = p.weighed(c, ctx)  # a hit owing a record is served only while cheaper
