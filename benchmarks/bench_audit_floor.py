@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 from benchmarks.common import (
     Env,
@@ -231,8 +232,11 @@ def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql:
         "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d JOIN pg_attribute a "
         "ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
         "WHERE d.adrelid = 'audit_log'::regclass AND a.attname = 'id'").fetchone()
+    if row is None:
+        raise RuntimeError("audit_log.id has no default")
     for table in ("bench_shape_normal", "bench_shape_normal_indexed"):
-        conn.execute(f"ALTER TABLE {table} ALTER id SET DEFAULT {row[0] if row else 'NULL'}")
+        conn.execute(psycopg.sql.SQL("ALTER TABLE {} ALTER id SET DEFAULT {}").format(
+            psycopg.sql.Identifier(table), psycopg.sql.SQL(row[0])))
     statements = {
         "wxdata record into audit_log (partitioned, its indexes)": sql,
         "the same into an unpartitioned copy with the same indexes":

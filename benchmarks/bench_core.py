@@ -67,9 +67,10 @@ def _bare_plan(entity: Any) -> Callable[[Any, uuid.UUID], Any]:
     return lambda conn, sid: run(conn, plan(sid))
 
 
-def _redis_reader(url: str) -> Callable[..., Any]:
+def _redis_reader(url: str) -> tuple[Callable[..., Any], Any]:
     """``students.find_by_id`` cached on Redis (PHI encrypted, a key of this run, a namespace of
-    its own): what the cache's decision costs where a hit would cost more than the read."""
+    its own), and the cache (closed by the caller): what the cache's decision costs where a hit
+    would cost more than the read."""
     import secrets
 
     from wxdata.cache import cached
@@ -85,7 +86,7 @@ def _redis_reader(url: str) -> Callable[..., Any]:
     if cache is None:
         raise RuntimeError("no Redis cache was built")
     return cached(students.ENTITY, cache=cache, name="bench.core.student_by_id")(
-        students.find_by_id)
+        students.find_by_id), cache
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     where = {"school_id": school}
     loop = asyncio.new_event_loop()
     load = [os.getloadavg()[0]]
+    redis_cache: Any = None
     try:
         with psycopg.connect(owner, autocommit=True) as sup, \
                 psycopg.connect(app, autocommit=True) as conn:
@@ -177,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                     if not isinstance(students.find_by_id(sup, ctx, sid), Success):
                         raise RuntimeError("fetch failed")
 
-            redis_reader = _redis_reader(args.redis_url) if args.redis_url else None
+            redis_reader = None
+            if args.redis_url:
+                redis_reader, redis_cache = _redis_reader(args.redis_url)
 
             def owner_by_id_redis(sample: list[uuid.UUID]) -> None:
                 # wxdata's own by-id read cached on Redis: audited, it is not served from there
@@ -335,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             loop.run_until_complete(aconn.close())
     finally:
         loop.close()
+        if redis_cache is not None:
+            redis_cache.close()
         _drop(args.database_url, name, app)
     load.append(os.getloadavg()[0])
     floor = cpu[variants[0][0]]
