@@ -302,6 +302,23 @@ def test_a_closure_cell_rebound_after_decoration_never_serves_the_old_value(
     assert mem.stats().entities["_"].hits == before + 1
 
 
+def test_a_closure_cell_emptied_after_decoration_never_serves_the_old_value(
+        conn: Conn, ctx: ExecutionContext, mem: CacheManager) -> None:
+    column = "first_name"
+
+    @cached(cache=mem, **TAGS)
+    def read(conn: Conn, ctx: ExecutionContext, x: int) -> Result[Any, DataError]:
+        return Success((x, column))  # noqa: F821 - the cell is emptied below, on purpose
+
+    assert read(conn, ctx, 1).unwrap() == (1, "first_name")
+    assert read(conn, ctx, 1).unwrap() == (1, "first_name")
+    hits = mem.stats().entities["_"].hits
+    del column  # the cell is emptied: the function itself can no longer answer
+    with pytest.raises(NameError):
+        read(conn, ctx, 1)
+    assert mem.stats().entities["_"].hits == hits
+
+
 def test_defaults_reassigned_after_decoration_are_keyed(conn: Conn, ctx: ExecutionContext,
                                                         mem: CacheManager) -> None:
     def read(conn: Conn, ctx: ExecutionContext, x: int, c: str = "a", *,

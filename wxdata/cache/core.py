@@ -347,7 +347,7 @@ class Plan:
         the cheaper way is taken); None when it owes none, from process memory (a lookup without
         a round trip: the hit costs its record, which the call owes too), or with
         ``CACHE_WEIGH_RECORDED_HITS=false`` (a hit is then always served)."""
-        if not self.may_owe(ctx) or cache.local:
+        if cache.local or not self.may_owe(ctx):
             return None
         config = settings()
         if not config.cache_weigh_recorded_hits:

@@ -110,13 +110,10 @@ class Identity:
     pins: tuple[tuple[Any, str | None, Any], ...]
 
     def holds(self) -> bool:
-        """Whether every pinned attribute still holds the very object the digest was built from."""
-        try:  # the per-call path: plain attribute reads (an emptied closure cell raises)
-            return self._holds(getattr)
-        except ValueError:
-            return self._holds(_read)
+        """Whether every pinned attribute still holds the very object the digest was built from.
 
-    def _holds(self, read: Callable[[Any, str], Any]) -> bool:
+        The per-call path of a cached function: one loop, plain attribute reads (an emptied
+        closure cell raises ValueError and no longer holds its object)."""
         for holder, attr, expected in self.pins:
             if attr is None:
                 if len(holder) != len(expected):
@@ -124,7 +121,12 @@ class Identity:
                 for k, v in expected:
                     if holder.get(k, _EMPTY) is not v:
                         return False
-            elif read(holder, attr) is not expected:
+                continue
+            try:
+                got = getattr(holder, attr)
+            except ValueError:
+                got = _EMPTY
+            if got is not expected:
                 return False
         return True
 
