@@ -7,8 +7,10 @@ the cheaper way depends on what the function costs: a page with its total costs 
 record, and a hit saves it; a lookup by key costs about its record, and a hit from Redis adds a
 round trip to it. wxdata cannot know this of a function of one's own, so it measures:
 :class:`Costs` keeps a moving average of what each way has cost, per cached function and backend,
-and a call takes the way measured cheaper. One call in :data:`EXPLORE` takes the other way, so a
-change in either cost is seen. A hit from process memory is not weighed: it adds no round trip to
+and a call takes the way measured cheaper. Now and then a call takes the other way, so a change in
+either cost is seen: as often as keeps what that costs within :data:`EXPLORE_BUDGET` of the chosen
+way (the dearer the other way, the rarer), but at least once in :data:`EXPLORE_MAX` calls and at
+most once in :data:`EXPLORE`. A hit from process memory is not weighed: it adds no round trip to
 the record the call owes as well.
 
 Taking the call instead of the hit is exactly a miss that stores nothing: the function runs (and
@@ -24,10 +26,18 @@ monotonic clock and report the seconds; nothing here reads a clock or does I/O.
 
 from __future__ import annotations
 
+import math
+
 #: Samples of each way before the cheaper one is chosen (until then a call looks the cache up).
 WARM = 8
-#: One call in ``EXPLORE`` takes the way not chosen, so both costs stay current.
+#: The way not chosen is taken at most once in ``EXPLORE`` calls ...
 EXPLORE = 32
+#: ... and at least once in ``EXPLORE_MAX``, so both costs stay current.
+EXPLORE_MAX = 1024
+#: What keeping the other way measured may add to the chosen way's average cost, as a fraction of
+#: it: a call taking the other way pays the difference, so it is taken once in
+#: ``difference / (EXPLORE_BUDGET * chosen)`` calls (within the two bounds above).
+EXPLORE_BUDGET = 0.02
 #: The weight of a new sample in a way's moving average.
 WEIGHT = 0.125
 
@@ -40,7 +50,7 @@ class Costs:
     changes an average by one sample, never what a call may return.
     """
 
-    __slots__ = ("call", "calls", "hit", "hits", "turn")
+    __slots__ = ("call", "calls", "hit", "hits", "since", "turn")
 
     def __init__(self) -> None:
         self.hit = 0.0  # moving average of a hit's seconds
@@ -48,6 +58,7 @@ class Costs:
         self.hits = 0
         self.calls = 0
         self.turn = 0
+        self.since = 0  # calls that took the chosen way since the other way was last taken
 
     def look_up(self) -> bool:
         """True: look the cache up (a hit is served); False: run the function, storing nothing.
@@ -55,14 +66,21 @@ class Costs:
         Until :data:`WARM` hits are measured, every call looks up; then, until as many calls are
         (each miss is one), every other call runs the function (it costs what the uncached read
         costs). Then a call takes the way whose average is lower (the hit when they are equal),
-        but one in :data:`EXPLORE` the other way.
+        but the other way once :func:`explore_interval` calls have taken this one.
         """
         self.turn += 1
         if self.hits < WARM:
             return True
         if self.calls < WARM:
             return self.turn % 2 == 1
-        return (self.hit <= self.call) != (self.turn % EXPLORE == 0)
+        hit, call = self.hit, self.call
+        cheaper_is_hit = hit <= call
+        chosen, other = (hit, call) if cheaper_is_hit else (call, hit)
+        self.since += 1
+        if self.since < explore_interval(chosen, other):
+            return cheaper_is_hit
+        self.since = 0
+        return not cheaper_is_hit
 
     def saw_hit(self, seconds: float) -> None:
         """A hit took ``seconds``: its lookup and its record."""
@@ -84,3 +102,17 @@ def _averaged(average: float, samples: int, seconds: float) -> float:
         return seconds
     weight = max(WEIGHT, 1.0 / (samples + 1))
     return average + weight * (seconds - average)
+
+
+def explore_interval(chosen: float, other: float) -> int:
+    """Every how many calls the way not chosen (measured ``other`` seconds) is taken instead of the
+    chosen one (``chosen``): so that the difference it pays, spread over the interval, stays
+    within :data:`EXPLORE_BUDGET` of ``chosen``; at least :data:`EXPLORE`, at most
+    :data:`EXPLORE_MAX`."""
+    budget = EXPLORE_BUDGET * chosen
+    if budget <= 0.0:
+        return EXPLORE_MAX
+    wanted = (other - chosen) / budget
+    if wanted >= EXPLORE_MAX:
+        return EXPLORE_MAX
+    return max(EXPLORE, math.ceil(wanted))
