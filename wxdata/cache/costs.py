@@ -47,7 +47,8 @@ class Costs:
     backend; :meth:`look_up` says which way the next call takes.
 
     Shared by the threads (or tasks) calling the function: a lost update under a race only
-    changes an average by one sample, never what a call may return.
+    changes an average by one sample, or when the other way is next taken by a call, never what a
+    call may return.
     """
 
     __slots__ = ("call", "calls", "hit", "hits", "since", "turn")
