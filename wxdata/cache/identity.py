@@ -122,7 +122,7 @@ class Identity:
                     if holder.get(k, _EMPTY) is not v:
                         return False
                 continue
-            try:
+            try:  # _read, inlined: this runs on every call of a cached function
                 got = getattr(holder, attr)
             except ValueError:
                 got = _EMPTY
