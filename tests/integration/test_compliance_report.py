@@ -34,6 +34,7 @@ def test_every_listed_safeguard_has_a_live_check(conn: psycopg.Connection[Any]) 
     assert forced.status is Status.PASS and "FORCEd on" in forced.detail
     assert _by(checks, "164.312(c)(1)").status is Status.PASS
     assert _by(checks, "FERPA 99.32").status is Status.PASS
+    assert _by(checks, "164.528").status is Status.PASS  # the subject index, whatever its name
 
 
 def test_a_weakened_database_fails_its_checks_and_the_command_exits_1(
@@ -43,12 +44,16 @@ def test_a_weakened_database_fails_its_checks_and_the_command_exits_1(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ALTER TABLE allergies NO FORCE ROW LEVEL SECURITY")
         conn.execute("GRANT UPDATE ON audit_log TO wxdata_app")
+        # queries by student left without their index: a GIN index on the rows alone is not it
+        conn.execute("DROP INDEX audit_log_ids_gin")
+        conn.execute("CREATE INDEX probe_rows_gin ON audit_log USING gin (entity_ids)")
         checks = report(conn)
         forced = _by(checks, "164.312(a)(1)", "row-level")
         assert forced.status is Status.FAIL
         total = forced.detail.split("/")[1].split()[0]
         assert f"{int(total) - 1}/{total}" in forced.detail
         assert _by(checks, "164.312(c)(1)").status is Status.FAIL
+        assert _by(checks, "164.528").status is Status.FAIL
     assert main(["compliance", "report", "--database-url", url, "--json"]) == 1
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == len(CHECKS)
