@@ -15,7 +15,7 @@ measures both interleaved (no index rebuilt between repetitions):
   (``wxdata.audit.reports.names_row``).
 
 Both databases are migrated up to 0219, which merged the GIN index on entity_ids with the one on
-subject_ids (``benchmarks.bench_audit_ids_index`` compares those two).
+subject_ids (``benchmarks.bench_audit_index_set`` compares those two).
 
 It reports the PHI read with its riding record (wxdata's captured statement, random records,
 ``synchronous_commit=off``: the CPU and buffer work, not the commit's wait) and the row-history
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> str:
     history[NOW] = ("SELECT a.seq FROM audit_log a WHERE a.entity_type = 'HealthRecord' "
                     "AND " + names_row("id") + " ORDER BY a.seq")
     # both schemas as they were before migration 0219 merged the entity_ids GIN index into one
-    # over both arrays (compared with this one by bench_audit_ids_index)
+    # over both arrays (compared with this one by bench_audit_index_set)
     with bench_database(server, options, args.students, 3, log=lambda _: None,
                         migrations_before="0219") as (url_b, data), \
             bench_database(server, options, args.students, 3, log=lambda _: None,

@@ -1,11 +1,10 @@
-"""The audit log's index set before and after migrations 0219 and 0220, on a filled log.
+"""The audit log's index set before and after migration 0219, on a filled log.
 
 Every audited read and write inserts one record, and each index of ``audit_log`` is paid on every
 insert. Migration 0219 merged the GIN index on ``entity_ids`` (queries by row) and the one on
-``subject_ids`` (queries by student) into one multicolumn GIN index; 0220 replaced the B-tree on
-``transaction_id`` (the sealer's starting point) with a BRIN index. Three databases are seeded
-alike and migrated up to 0219, up to 0220, and through both; each log is filled with
-``--log-records`` records naming random rows and students, and sealed. Interleaved, on all three:
+``subject_ids`` (queries by student) into one multicolumn GIN index. Two databases are seeded alike
+and migrated up to 0219 and through it; each log is filled with ``--log-records`` records naming
+random rows and students, and sealed. Interleaved, on both:
 
 - the PHI read with its riding record (wxdata's captured statement, random records,
   ``synchronous_commit=off``: the CPU and buffer work, not the commit's wait);
@@ -15,10 +14,10 @@ alike and migrated up to 0219, up to 0220, and through both; each log is filled 
   (``wxdata.audit.reports.accounting_spec``), for rows and students the log names;
 - a seal run after ``--new-records`` new audited reads (the candidates found from the previous
   run's snapshot on, then chained);
-- the size of the indexes the migrations change, after the run.
+- the size of the GIN indexes and of the sealer's index on ``transaction_id``, after the run.
 
 Timings are the median over interleaved repetitions of the mean µs per operation, with min-max and
-the ratio to the log before both migrations; the 1-minute load average is printed with them.
+the ratio to the log before the migration; the 1-minute load average is printed with them.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         python -m benchmarks.bench_audit_index_set --log-records 200000 --reps 7 --config B
@@ -51,15 +50,14 @@ from benchmarks.seed import bench_database
 
 #: The index sets compared, by the migration each database stops before (None: all applied).
 SETS = {
-    "a GIN index per array, B-tree on transaction_id (before)": "0219",
-    "one GIN index on both arrays, B-tree on transaction_id (0219)": "0220",
-    "one GIN index on both arrays, BRIN on transaction_id (now)": None,
+    "a GIN index per array (before)": "0219",
+    "one GIN index on both arrays (now)": None,
 }
 BEFORE = next(iter(SETS))
 #: The sealing key of the benchmark's chains (never a real key).
 KEY = b"bench-audit-index-set-key-0123456789abcdef"
 
-#: The indexes the migrations change, and their size, summed over the log's months.
+#: The GIN indexes and the sealer's index, and their size, summed over the log's months.
 _SIZES = (
     "SELECT string_agg(format('%s (%s) %s', name, am, pg_size_pretty(size)), ', ' ORDER BY name) "
     "FROM (SELECT regexp_replace(c.relname, '^audit_log_(p[0-9]+|default)_', '') AS name, "
@@ -87,7 +85,7 @@ def _close(conns: list[psycopg.Connection[Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    """Three databases seeded and filled alike, one per index set; measure all interleaved."""
+    """Two databases seeded and filled alike, one per index set; measure both interleaved."""
     from wxdata.audit.chain import seal
     from wxdata.audit.reports import accounting_spec, names_row
     from wxdata.domains import health_records
@@ -203,7 +201,7 @@ def run(args: argparse.Namespace) -> str:
                                between=new_records)
         out += _table(f"A seal run after {args.new_records} new audited reads (µs per run)",
                       samples, BEFORE)
-        out += ["### Changed indexes after the run", "",
+        out += ["### GIN and sealer's indexes after the run", "",
                 "| index set | indexes (method) size, summed over the months |", "|---|---|"]
         for name, admin in admins.items():
             row = admin.execute(_SIZES).fetchone()

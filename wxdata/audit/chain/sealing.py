@@ -46,12 +46,9 @@ _LAST_RUN_SQL = sql.SQL(
     "SELECT pg_snapshot_xmin(snapshot)::text, seq_hwm FROM audit_seal_run "
     "ORDER BY run_id DESC LIMIT 1"
 )
-# The second condition holds for exactly the records the first does (an xid8 below 2^63 compares as
-# its bigint does); it is the form the log's BRIN index on transaction_id serves.
 _CANDIDATES_SQL = sql.SQL(
     "SELECT a.id, a.seq, {select} FROM audit_log a "
     "WHERE a.transaction_id >= %(floor)s::xid8 "
-    "AND (a.transaction_id::text)::bigint >= (%(floor)s::xid8::text)::bigint "
     # OFFSET 0 keeps the anti-join a per-candidate index probe: a hash over every seal
     # would make each run proportional to the chain, not to what is new.
     "AND NOT EXISTS (SELECT 1 FROM audit_seal s WHERE s.audit_id = a.id OFFSET 0) "
