@@ -60,6 +60,18 @@ def test_table_matches_spec(conn: psycopg.Connection[Any], entity: Entity[Any]) 
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+def test_stored_order_is_the_tables(conn: psycopg.Connection[Any], entity: Entity[Any]) -> None:
+    """A by-id read lists its columns in ``stored_names`` order so that PostgreSQL returns the
+    stored tuple without a projection: that order is the table's own, column for column."""
+    stored = [r[0] for r in conn.execute(
+        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (f"public.{entity.table}",)).fetchall()]
+    readable = set(entity.column_names)
+    assert tuple(name for name in stored if name in readable) == entity.stored_names
+
+
 def test_every_public_table_has_a_spec(conn: psycopg.Connection[Any]) -> None:
     tables = {r[0] for r in conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"

@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import wxdata.domains  # noqa: F401 - registers every entity
+from wxdata.core.execute import _rows_builder
 from wxdata.schema.spec import DataClass, Entity, registered
 
 ENTITIES = sorted(registered(), key=lambda e: e.table)
@@ -37,3 +40,40 @@ def test_student_linked_specs_reference_students() -> None:
     for e in ENTITIES:
         if e.subject is not None and e.table != "students":
             assert e.by_name[e.subject].rules.references == "students", e.table
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+def test_stored_order_is_the_own_columns_then_the_inherited(entity: Entity[Any]) -> None:
+    inherited = _inherited(entity)
+    stored = entity.stored_names
+    assert sorted(stored) == sorted(entity.column_names)
+    flags = [name in inherited for name in stored]
+    assert flags == sorted(flags)  # own columns first, inherited ones last
+    for part in (True, False):  # each part in the row's order
+        assert [n for n in stored if (n in inherited) is part] == [
+            n for n in entity.column_names if (n in inherited) is part]
+
+
+def _inherited(entity: Entity[Any]) -> set[str]:
+    import attrs
+
+    return {f.name for base in entity.row_type.__mro__[1:] if attrs.has(base)
+            for f in attrs.fields(base)}
+
+
+@given(st.sampled_from(ENTITIES), st.randoms(use_true_random=False), st.integers(1, 3))
+def test_a_row_fetched_in_any_order_is_built_as_in_the_rows_own(
+    entity: Entity[Any], rnd: Any, count: int,
+) -> None:
+    """Rows fetched in another column order (the stored one, or any) are built with every value
+    under its own column, the same as rows fetched in the row's order."""
+    names = list(entity.column_names)
+    rnd.shuffle(names)
+    fetch = tuple(names)
+    values = [{name: object() for name in entity.column_names} for _ in range(count)]
+    built = _rows_builder(entity, fetch, None)([tuple(v[n] for n in fetch) for v in values])
+    own = _rows_builder(entity, entity.column_names, None)(
+        [tuple(v[n] for n in entity.column_names) for v in values])
+    for row, same, v in zip(built, own, values, strict=True):
+        for name in entity.column_names:
+            assert getattr(row, name) is v[name] is getattr(same, name), (entity.table, name)

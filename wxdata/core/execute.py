@@ -3,6 +3,7 @@ the pooler check, database errors as DataErrors; input checks shared by the data
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from uuid import UUID
@@ -149,6 +150,11 @@ def _rows_builder(
 ) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
     if select is None:
         make = entity.row_type
+        if fetch != entity.column_names:  # fetched in another order (the stored one): reordered
+            if offset:
+                raise ValueError("a reordered fetch has no leading columns")
+            order = operator.itemgetter(*(fetch.index(c) for c in entity.column_names))
+            return lambda rows: [make(*order(r)) for r in rows]
         if offset:
             return lambda rows: [make(*r[offset:]) for r in rows]
         return lambda rows: [make(*r) for r in rows]

@@ -72,9 +72,9 @@ def find_by_id(
     """The row with this id (NotFound if absent, soft-deleted or outside the caller's scope)."""
     try:
         key = _uuid(id)
-        sql, columns, build = _by_id(entity, include_deleted)
-        rows = yield from _read(conn, ctx, entity, sql, {"_id": key}, columns, columns,
-                                one_row=True, build=build)
+        sql, stored, build = _by_id(entity, include_deleted)
+        rows = yield from _read(conn, ctx, entity, sql, {"_id": key}, stored,
+                                entity.column_names, one_row=True, build=build)
     except _Err as err:
         return Failure(err.error)
     if not rows:
@@ -86,10 +86,12 @@ def find_by_id(
 def _by_id(
     entity: Entity[R], include_deleted: bool,
 ) -> tuple[str, tuple[str, ...], Callable[[list[tuple[Any, ...]]], list[Any]]]:
-    """The statement, columns and row builder of a by-id read: computed once per entity and flag."""
-    columns = entity.column_names
-    sql = compiler.select_by_id(entity, columns, _deleted(include_deleted))
-    return sql, columns, _rows_builder(entity, columns, None)
+    """The statement, its columns and row builder of a by-id read: computed once per entity and
+    flag. The columns are listed as the table stores them, so PostgreSQL returns the stored tuple
+    without building a projection; the builder puts them back in the row's order."""
+    stored = entity.stored_names
+    sql = compiler.select_by_id(entity, stored, _deleted(include_deleted))
+    return sql, stored, _rows_builder(entity, stored, None)
 
 
 def find_many(

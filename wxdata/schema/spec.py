@@ -435,6 +435,18 @@ class Entity(Generic[R]):
         """Readable column names in row order (secrets excluded)."""
         return tuple(c.name for c in self.columns)
 
+    @functools.cached_property
+    def stored_names(self) -> tuple[str, ...]:
+        """:attr:`column_names` in the order the table stores them: the row class's own columns,
+        then those it inherits (every table is created with its own columns first and the base
+        columns last). A read listing its columns in this order gets the stored tuple as it is,
+        where any other order has PostgreSQL build a projection on every execution."""
+        inherited = {f.name for base in self.row_type.__mro__[1:] if attrs.has(base)
+                     for f in attrs.fields(base)}
+        names = self.column_names
+        return (tuple(n for n in names if n not in inherited)
+                + tuple(n for n in names if n in inherited))
+
     def column(self, name: str) -> Column | None:
         """The column of that name, secrets included, or None."""
         return self.by_name.get(name)
