@@ -1,0 +1,250 @@
+"""Server instructions per audited read: the record's cost on the server, counted, not timed.
+
+A timing of one riding statement moves with the host (a virtual machine's system calls, another
+process's load), and an index's share of it is a few per cent. This counts instead the
+instructions PostgreSQL itself executes per statement, with ``valgrind --tool=callgrind``, which
+are the same on any host for the same server binary and data:
+
+1. a private PostgreSQL cluster (``initdb`` from ``--pg-bin``) is started, migrated and seeded;
+   wxdata's PHI read by id (a health record) is captured with its riding record, and copies of
+   ``audit_log`` are made with the index sets compared;
+2. the cluster is stopped, and for each variant the backend runs in single-user mode
+   (``postgres --single``) under callgrind: the statement prepared (generic plan), then executed
+   ``--warm`` times, and, in a second run, ``--warm + --executions`` times, each with a health
+   record id of the seeded data; the difference of the two runs' counts, divided by
+   ``--executions``, is the instructions one execution costs, start-up and warm-up excluded.
+
+The context's values are written into the prepared statement as literals (single-user mode takes
+no bound parameters), the same for every variant. Every execution returns its row (printed by the
+single-user backend, the same for every variant). ``--rounds`` repeats the whole count to show it
+is repeatable. Variants: the bare fetch, the floor (one narrow row into an unindexed table), the
+by-id read as wxdata sends it with the audit off (its columns listed as the table stores them) and
+with its columns in the row's order (as before), the record into ``audit_log`` (and the same with
+the columns in the row's order), into an unpartitioned copy with its indexes, with the GIN index
+per array it had before migration 0219, and with no index.
+
+    python -m benchmarks.bench_server_instructions --executions 500 --rounds 2
+
+Needs valgrind and the PostgreSQL server binaries (``--pg-bin``, default ``pg_config --bindir``);
+run as root, the cluster runs as the ``postgres`` operating-system user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pwd
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from benchmarks.bench_audit_floor import FETCH_RECORD, FLOOR_DDL, FLOOR_READ, _slot
+from benchmarks.common import Env, Options, capture, statement
+from benchmarks.seed import bench_database
+
+#: Copies of audit_log, unpartitioned, each with the index set it names.
+_COPIES = (
+    "CREATE SEQUENCE bench_copy_seq",
+    "CREATE TABLE bench_copy_now (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+    "INCLUDING INDEXES)",
+    "CREATE TABLE bench_copy_gin_per_array (LIKE audit_log INCLUDING DEFAULTS INCLUDING "
+    "CONSTRAINTS INCLUDING INDEXES)",
+    "CREATE TABLE bench_copy_bare (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+    "ALTER TABLE bench_copy_now ALTER seq SET DEFAULT nextval('bench_copy_seq')",
+    "ALTER TABLE bench_copy_gin_per_array ALTER seq SET DEFAULT nextval('bench_copy_seq')",
+    "ALTER TABLE bench_copy_bare ALTER seq SET DEFAULT nextval('bench_copy_seq')",
+)
+
+
+def _bin_dir(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    found = shutil.which("pg_config")
+    if found:
+        return Path(subprocess.run([found, "--bindir"], check=True, capture_output=True,
+                                   text=True).stdout.strip())
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                      key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    if not versions:
+        raise SystemExit("no PostgreSQL server binaries: pass --pg-bin")
+    return versions[-1]
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    """``argv`` run as the ``postgres`` user when this process is root (initdb refuses root)."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _cluster(bindir: Path) -> Iterator[tuple[Path, str]]:
+    """A private cluster in a temporary folder: (data directory, superuser URL while started)."""
+    root = Path(tempfile.mkdtemp(prefix="wxdata-instr-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+    try:
+        subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-A", "trust",
+                                        "-U", "postgres"]), check=True, capture_output=True)
+        yield data, str(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _pg_ctl(bindir: Path, data: Path, *args: str) -> None:
+    subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-w", *args]),
+                   check=True, capture_output=True)
+
+
+def _literal(conn: psycopg.Connection[Any], value: Any) -> str:
+    return sql.Literal(value).as_string(conn)
+
+
+def _count(bindir: Path, data: Path, folder: str, database: str, script: str) -> int:
+    """Instructions the single-user backend executes for ``script`` (callgrind's total)."""
+    out = Path(folder) / "callgrind.out"
+    run = subprocess.run(_as_server_user([
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        str(bindir / "postgres"), "--single", "-D", str(data), "-c", "fsync=off",
+        "-c", "synchronous_commit=off", database]),
+        input=script, capture_output=True, text=True, check=True)
+    failed = re.search(r"\bERROR:.*", run.stdout + run.stderr)
+    if failed is not None:
+        raise RuntimeError("a statement failed in single-user mode: " + failed[0])
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if found is None:
+        raise RuntimeError("callgrind reported no count")
+    return int(found[1])
+
+
+def run(args: argparse.Namespace) -> str:
+    """Start, seed and capture; stop; count every variant; the Markdown report."""
+    from wxdata.domains import health_records
+    from wxdata.query.compiler import select_by_id
+
+    entity = health_records.ENTITY
+    own, stored = (",".join(f'"{c}"' for c in names)
+                   for names in (entity.column_names, entity.stored_names))
+
+    bindir = _bin_dir(args.pg_bin)
+    out: list[str] = []
+    with _cluster(bindir) as (data, folder):
+        port = _free_port()
+        _pg_ctl(bindir, data, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+                "-l", f"{folder}/log", "start")
+        server = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        options = Options(database_url=server, reps=1, keep_db=True)
+        try:
+            with bench_database(server, options, args.students, 2,
+                                log=lambda _: None) as (url, seeded):
+                env = Env("A", url, options, seeded)
+                try:
+                    sample = seeded.record_ids[0]
+                    riding, params = statement(capture(
+                        env, lambda c: health_records.find_by_id(c, env.ctx, sample)),
+                        "INSERT INTO audit_log")
+                    key = _slot(params, sample)
+                    conn = env.raw
+                    conn.execute(FLOOR_DDL)
+                    for ddl in _COPIES:
+                        conn.execute(ddl)
+                    gin = conn.execute(
+                        "SELECT indexname FROM pg_indexes WHERE tablename = "
+                        "'bench_copy_gin_per_array' AND indexdef LIKE '%USING gin%'").fetchall()
+                    for (name,) in gin:
+                        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                    conn.execute("CREATE INDEX ON bench_copy_gin_per_array USING gin (entity_ids)")
+                    conn.execute("CREATE INDEX ON bench_copy_gin_per_array USING gin (subject_ids)")
+                    conn.execute("VACUUM ANALYZE")
+                    # the context's values as literals, the row's id as the prepared parameter
+                    text = riding
+                    for name, value in params.items():
+                        if name != key:
+                            text = text.replace(f"%({name})s", _literal(conn, value))
+                    text = text.replace(f"%({key})s", "$1")
+                    user = _literal(conn, params.get("a_user_id", "u-bench"))
+                    database = conn.info.dbname
+                    ids = [str(i) for i in seeded.record_ids]
+                finally:
+                    env.close()
+        finally:
+            _pg_ctl(bindir, data, "stop")
+        if stored not in text:
+            raise RuntimeError("the riding read does not list its columns as stored")
+        variants = {
+            "bare fetch": FETCH_RECORD.replace("%s", "$1"),
+            "by-id read, columns in the row's order (before)": select_by_id(
+                entity, entity.column_names).replace("%(_id)s", "$1"),
+            "by-id read, columns as stored (wxdata)": select_by_id(
+                entity, entity.stored_names).replace("%(_id)s", "$1"),
+            "floor: narrow record, no index": FLOOR_READ.replace("%(id)s", "$1").replace(
+                "%(user)s", user),
+            "wxdata record, columns in the row's order (before)": text.replace(stored, own),
+            "wxdata record into audit_log (partitioned, its indexes)": text,
+            "the same into an unpartitioned copy, its indexes": text.replace(
+                "INSERT INTO audit_log", "INSERT INTO bench_copy_now", 1),
+            "the same into a copy with a GIN index per array (before 0219)": text.replace(
+                "INSERT INTO audit_log", "INSERT INTO bench_copy_gin_per_array", 1),
+            "the same into a copy without any index": text.replace(
+                "INSERT INTO audit_log", "INSERT INTO bench_copy_bare", 1),
+        }
+
+        def script(body: str, n: int) -> str:
+            lines = ["SET plan_cache_mode = force_generic_plan",
+                     f"PREPARE r(uuid) AS {body}"]
+            lines += [f"EXECUTE r('{ids[i % len(ids)]}')" for i in range(n)]
+            return "\n".join(lines) + "\n"
+
+        counts: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, body in variants.items():
+                warm = _count(bindir, data, folder, database, script(body, args.warm))
+                full = _count(bindir, data, folder, database,
+                              script(body, args.warm + args.executions))
+                counts[name].append((full - warm) / args.executions)
+    base = statistics.median(counts["bare fetch"])
+    out += [f"PostgreSQL binaries {bindir}; {args.executions} executions per count after "
+            f"{args.warm}, {args.rounds} rounds; instructions per execution, median (min-max) "
+            "over the rounds:", "",
+            "| variant | server instructions per execution | ratio to the bare fetch |",
+            "|---|---|---|"]
+    for name, values in counts.items():
+        mid = statistics.median(values)
+        out.append(f"| {name} | {mid:,.0f} ({min(values):,.0f}-{max(values):,.0f}) | "
+                   f"{mid / base:.2f}x |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    """Command line entry point."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--pg-bin", default=None, help="PostgreSQL server binaries (initdb, postgres)")
+    p.add_argument("--students", type=int, default=300)
+    p.add_argument("--warm", type=int, default=50)
+    p.add_argument("--executions", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args()
+    print("# server instructions per audited read\n")
+    print(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""Smoke test of ``python -m benchmarks.bench_server_instructions`` (counts, not timings): a tiny
+run in its own private cluster reports every variant, and what the counts must show on any host
+holds: the bare fetch is the least, a riding record costs more than none, the narrow floor record
+less than wxdata's, an index set more than no index, a GIN index per array more than one, and a
+read listing its columns in another order than the table's more than one listing them as stored."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from benchmarks import bench_server_instructions as bench
+
+_ROW = re.compile(r"^\| (.+?) \| ([0-9,]+) \(([0-9,]+)-([0-9,]+)\) \| ([0-9.]+)x \|$")
+
+
+def test_every_variant_is_counted_and_the_counts_are_ordered() -> None:
+    report = bench.run(argparse.Namespace(pg_bin=None, students=50, warm=2, executions=4,
+                                          rounds=1))
+    rows = {m.group(1): int(m.group(2).replace(",", ""))
+            for m in map(_ROW.match, report.splitlines()) if m}
+    assert list(rows) == [
+        "bare fetch", "by-id read, columns in the row's order (before)",
+        "by-id read, columns as stored (wxdata)", "floor: narrow record, no index",
+        "wxdata record, columns in the row's order (before)",
+        "wxdata record into audit_log (partitioned, its indexes)",
+        "the same into an unpartitioned copy, its indexes",
+        "the same into a copy with a GIN index per array (before 0219)",
+        "the same into a copy without any index"]
+    bare, reordered, stored, floor, logged_reordered, logged, copy, per_array, unindexed = (
+        rows.values())
+    assert 0 < bare < floor < unindexed < copy < per_array
+    assert copy < logged  # partitioning routes each record to its month
+    assert stored < reordered and logged < logged_reordered  # no projection of the stored row
