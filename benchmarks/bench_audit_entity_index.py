@@ -31,6 +31,7 @@ import argparse
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -73,6 +74,19 @@ _FILL = (
     "'HIPAA', 'MEDIUM', '{*}', '{healthrecord,read}' FROM (SELECT gen_random_uuid() AS e, "
     "gen_random_uuid() AS s, g FROM generate_series(1, %(n)s) g) x"
 )
+
+
+def riding_reads(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], key: str,
+                 pool: list[Any]) -> Callable[[int], Any]:
+    """The captured riding read on ``conn`` (commits not waited for) as an op: input ``i`` reads
+    the record ``pool[i % len(pool)]``."""
+    conn.execute("SET synchronous_commit = off")
+    cur = conn.cursor()
+
+    def op(i: int) -> Any:
+        cur.execute(sql, {**params, key: pool[i % len(pool)]}, prepare=True)
+        return cur.fetchone()
+    return op
 
 
 def _fill(admin: psycopg.Connection[Any], records: int) -> str:
@@ -136,14 +150,8 @@ def run(args: argparse.Namespace) -> str:
                 for name, admin in admins.items()}
 
             def riding(name: str) -> Any:
-                c = connect(url_b if name == BEFORE else url_n)
-                c.execute("SET synchronous_commit = off")
-                cur, pool = c.cursor(), ids[name]
-
-                def op(i: int) -> Any:
-                    cur.execute(sql, {**params, key: pool[i % len(pool)]}, prepare=True)
-                    return cur.fetchone()
-                return op
+                return riding_reads(connect(url_b if name == BEFORE else url_n), sql, params,
+                                    key, ids[name])
 
             rng = random.Random(args.seed)
             inputs = [rng.randrange(1 << 30) for _ in range(args.ops)]

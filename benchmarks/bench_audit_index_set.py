@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.bench_audit_entity_index import _fill
+from benchmarks.bench_audit_entity_index import _fill, riding_reads
 from benchmarks.bench_audit_floor import _interleaved, _load, _slot, _table
 from benchmarks.common import (
     Env,
@@ -134,19 +134,9 @@ def run(args: argparse.Namespace) -> str:
             "ORDER BY random() LIMIT %s", (args.lookups,)).fetchall()
             for name, admin in admins.items()}
 
-        def riding(name: str) -> Any:
-            c = connect(name)
-            c.execute("SET synchronous_commit = off")
-            cur, pool = c.cursor(), ids[name]
-
-            def op(i: int) -> Any:
-                cur.execute(sql, {**params, key: pool[i % len(pool)]}, prepare=True)
-                return cur.fetchone()
-            return op
-
         rng = random.Random(args.seed)
         inputs = [rng.randrange(1 << 30) for _ in range(args.ops)]
-        reads = {name: riding(name) for name in SETS}
+        reads = {name: riding_reads(connect(name), sql, params, key, ids[name]) for name in SETS}
         samples = _interleaved(reads, inputs, args.reps)
         out += _table(f"PHI read + its riding record, {args.ops} random records per repetition "
                       "(synchronous_commit=off)", samples, BEFORE)
