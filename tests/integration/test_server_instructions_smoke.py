@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import re
 
+import pytest
+
 from benchmarks import bench_server_instructions as bench
+
+pytestmark = pytest.mark.integration  # it starts a PostgreSQL cluster of its own
 
 _ROW = re.compile(r"^\| (.+?) \| ([0-9,]+) \(([0-9,]+)-([0-9,]+)\) \| ([0-9.]+)x \|$")
 
