@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 
 from benchmarks.bench_audit_entity_index import _fill, riding_reads
-from benchmarks.bench_audit_floor import _interleaved, _load, _slot, _table
+from benchmarks.bench_audit_floor import _explain, _interleaved, _load, _slot, _table
 from benchmarks.common import (
     Env,
     Options,
@@ -70,10 +70,9 @@ _SIZES = (
 
 
 def _wal(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any]) -> tuple[int, int]:
-    """WAL records and bytes of one execution of ``sql`` (its own, from EXPLAIN)."""
-    plan = "\n".join(r[0] for r in conn.execute(
-        "EXPLAIN (ANALYZE, WAL, COSTS OFF, TIMING OFF, SUMMARY OFF) " + sql, params))
-    found = re.search(r"WAL: records=(\d+)(?: fpi=\d+)? bytes=(\d+)", plan)
+    """WAL records and bytes of one execution of ``sql`` (the node that wrote them, as
+    ``bench_audit_floor`` reports it)."""
+    found = re.search(r"records=(\d+)(?: fpi=\d+)? bytes=(\d+)", _explain(conn, sql, params)[0])
     if found is None:
         raise RuntimeError("the riding read wrote no WAL")
     return int(found[1]), int(found[2])

@@ -61,19 +61,23 @@ def _inherited(entity: Entity[Any]) -> set[str]:
             for f in attrs.fields(base)}
 
 
-@given(st.sampled_from(ENTITIES), st.randoms(use_true_random=False), st.integers(1, 3))
+@given(st.sampled_from(ENTITIES), st.randoms(use_true_random=False), st.integers(1, 3),
+       st.integers(0, 2))
 def test_a_row_fetched_in_any_order_is_built_as_in_the_rows_own(
-    entity: Entity[Any], rnd: Any, count: int,
+    entity: Entity[Any], rnd: Any, count: int, offset: int,
 ) -> None:
-    """Rows fetched in another column order (the stored one, or any) are built with every value
-    under its own column, the same as rows fetched in the row's order."""
+    """Rows fetched in another column order (the stored one, or any), after ``offset`` leading
+    columns (a page's total), are built with every value under its own column, the same as rows
+    fetched in the row's order."""
     names = list(entity.column_names)
     rnd.shuffle(names)
     fetch = tuple(names)
+    lead = tuple(object() for _ in range(offset))
     values = [{name: object() for name in entity.column_names} for _ in range(count)]
-    built = _rows_builder(entity, fetch, None)([tuple(v[n] for n in fetch) for v in values])
-    own = _rows_builder(entity, entity.column_names, None)(
-        [tuple(v[n] for n in entity.column_names) for v in values])
+    built = _rows_builder(entity, fetch, None, offset)(
+        [lead + tuple(v[n] for n in fetch) for v in values])
+    own = _rows_builder(entity, entity.column_names, None, offset)(
+        [lead + tuple(v[n] for n in entity.column_names) for v in values])
     for row, same, v in zip(built, own, values, strict=True):
         for name in entity.column_names:
             assert getattr(row, name) is v[name] is getattr(same, name), (entity.table, name)

@@ -151,9 +151,7 @@ def _rows_builder(
     if select is None:
         make = entity.row_type
         if fetch != entity.column_names:  # fetched in another order (the stored one): reordered
-            if offset:
-                raise ValueError("a reordered fetch has no leading columns")
-            order = operator.itemgetter(*(fetch.index(c) for c in entity.column_names))
+            order = operator.itemgetter(*(offset + fetch.index(c) for c in entity.column_names))
             return lambda rows: [make(*order(r)) for r in rows]
         if offset:
             return lambda rows: [make(*r[offset:]) for r in rows]
