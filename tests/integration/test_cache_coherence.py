@@ -193,7 +193,7 @@ def test_no_stale_reads_across_processes(world: dict[str, Any]) -> None:
 
 @pytest.mark.sync_only  # the process cache's registration, no data call to run on a shell
 def test_a_process_cache_put_back_is_invalidated_again() -> None:
-    from wxdata.cache import configure_cache
+    from wxdata.cache import configure_cache, reset_default
     from wxdata.cache.backends.memory import MemoryCache
     from wxdata.cache.invalidation import subscribed
     from wxdata.cache.keys import KeyBuilder
@@ -207,5 +207,8 @@ def test_a_process_cache_put_back_is_invalidated_again() -> None:
         configure_cache(mine, close_previous=False)  # put back: receives them again
         assert mine in subscribed()
     finally:
-        configure_cache(previous, close_previous=False)
+        if previous is None:  # none was built yet: the next use builds it from the settings
+            reset_default(close_previous=False)
+        else:
+            configure_cache(previous, close_previous=False)
     assert mine not in subscribed()

@@ -195,14 +195,14 @@ def cached(
             shared: Any = None
             try:
                 result = await call(costs, conn, ctx, args, kwargs)
-                if isinstance(result, Success) and _may_use(p, conn):
-                    value = result.unwrap()
-                    how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
-                    ok = how is not None and await c.fill(
-                        k, value, ttl=how.ttl, tag_ids=how.tag_ids, token=token, entity=label,
-                        sensitive=sensitive)
-                    if ok and flight is not None:
-                        ok, shared = leader_share(value)
+                match result:
+                    case Success(value) if _may_use(p, conn):
+                        how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
+                        ok = how is not None and await c.fill(
+                            k, value, ttl=how.ttl, tag_ids=how.tag_ids, token=token, entity=label,
+                            sensitive=sensitive)
+                        if ok and flight is not None:
+                            ok, shared = leader_share(value)
                 return result
             finally:
                 if flight is not None:

@@ -192,14 +192,14 @@ def cached(
             shared: Any = None
             try:
                 result = call(costs, conn, ctx, args, kwargs)
-                if isinstance(result, Success):
-                    value = result.unwrap()
-                    how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
-                    ok = how is not None and c.fill(k, value, ttl=how.ttl, tag_ids=how.tag_ids,
-                                                    token=token, entity=label,
-                                                    sensitive=sensitive)
-                    if ok and flight is not None:
-                        ok, shared = leader_share(value)
+                match result:
+                    case Success(value):
+                        how = p.fill_plan(c, scope_of(conn), conn, ctx, value, args, kwargs)
+                        ok = how is not None and c.fill(
+                            k, value, ttl=how.ttl, tag_ids=how.tag_ids, token=token, entity=label,
+                            sensitive=sensitive)
+                        if ok and flight is not None:
+                            ok, shared = leader_share(value)
                 return result
             finally:
                 if flight is not None:

@@ -118,10 +118,8 @@ def counted_page(
     if sensitive and not cache.accepts_sensitive:
         return None
     try:
-        if isinstance(check_page(page, limit), Failure):
-            return None
-        sort = parse_sort(entity, order_by)
-        if isinstance(sort, Failure):
+        sort = check_page(page, limit).bind(lambda _: parse_sort(entity, order_by)).value_or(None)
+        if sort is None:
             return None
         shape, params = _where(entity, where)
         deleted = _deleted(include_deleted)
@@ -131,7 +129,7 @@ def counted_page(
         key = cache.keys.key(entity, True, LIST, call)  # keyed hash: no filter value in clear
     except (_Err, UncacheableArgument, ValueError):
         return None  # the usual plan says what is wrong (or counts an uncacheable filter)
-    rows_sql = compiler.select_rows(entity, shape, sort.unwrap(), entity.column_names, deleted,
+    rows_sql = compiler.select_rows(entity, shape, sort, entity.column_names, deleted,
                                     True)
     return _plan(cache, conn, ctx, entity, key, sensitive, rows_sql, params, where, order_by,
                  page, limit, include_deleted)
@@ -159,10 +157,12 @@ def _plan(
     result: Result[Page[Any], DataError] = yield from reads._page(
         conn, ctx, entity, where, order_by, page, limit, include_deleted, None)
     token = got.token
-    if token is not None and isinstance(result, Success) and _usable(conn, entity):
-        counted = result.unwrap().total
-        tags = [cache.keys.tag_id(entity_tag(entity))]
-        life = ttl_for(entity, None, getattr(cache, "default_ttl", settings().cache_default_ttl))
-        yield Call(lambda: cache.fill(key, counted, ttl=life, tag_ids=tags, token=token,
-                                      entity=label, sensitive=sensitive))
+    match result:
+        case Success(counted) if token is not None and _usable(conn, entity):
+            tags = [cache.keys.tag_id(entity_tag(entity))]
+            life = ttl_for(entity, None,
+                           getattr(cache, "default_ttl", settings().cache_default_ttl))
+            total = counted.total
+            yield Call(lambda: cache.fill(key, total, ttl=life, tag_ids=tags, token=token,
+                                          entity=label, sensitive=sensitive))
     return result

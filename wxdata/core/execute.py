@@ -78,6 +78,16 @@ class _Err(Exception):
         self.error = error
 
 
+def _checked(result: Result[T, DataError]) -> T:
+    """The value of a composed check inside a plan; its failure leaves the plan as :class:`_Err`.
+
+    Compose the checks a plan needs with ``bind`` first, then take the value once."""
+    match result:
+        case Success(value):
+            return value  # type: ignore[no-any-return]
+    raise _Err(result.failure())
+
+
 def _run(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], sql: str, params: Mapping[str, Any]
 ) -> Plan[Rows]:

@@ -25,6 +25,7 @@ from wxdata.core.execute import (
     R,
     T,
     Where,
+    _checked,
     _deleted,
     _Err,
     _first,
@@ -132,11 +133,12 @@ def find_projected(
     include_deleted: bool = False,
 ) -> Plan[Result[Page[dict[str, Any]], DataError]]:
     """A page of only the selected columns (minimum necessary), as dicts, with the total."""
-    projection = check_projection(entity, select)
-    if isinstance(projection, Failure):
-        return projection
-    return (yield from _page(conn, ctx, entity, where, order_by, page, limit, include_deleted,
-                             projection.unwrap()))
+    match check_projection(entity, select):
+        case Success(projection):
+            return (yield from _page(conn, ctx, entity, where, order_by, page, limit,
+                                     include_deleted, projection))
+        case refused:
+            return Failure(refused.failure())
 
 
 #: Pages up to this one are sent with their LIMIT and OFFSET written into the statement
@@ -162,12 +164,7 @@ def _page(
     page: int, limit: int, include_deleted: bool, select: tuple[str, ...] | None,
 ) -> Plan[Result[Page[Any], DataError]]:
     try:
-        sort = check_page(page, limit).bind(lambda _: parse_sort(entity, order_by))
-        match sort:
-            case Success(key):
-                pass
-            case _:
-                raise _Err(sort.failure())
+        key = _checked(check_page(page, limit).bind(lambda _: parse_sort(entity, order_by)))
         shape, params = _where(entity, where)
         sql, fetch, out_columns, build_rows = _page_statement(entity, shape, key, select,
                                                               include_deleted)
@@ -205,12 +202,10 @@ def find_one(
 ) -> Plan[Result[R, DataError]]:
     """The first row matching ``where`` in ``order_by`` order (NotFound if none)."""
     try:
-        sort = parse_sort(entity, order_by)
-        if isinstance(sort, Failure):
-            raise _Err(sort.failure())
+        sort = _checked(parse_sort(entity, order_by))
         shape, params = _where(entity, where)
         columns = entity.column_names
-        sql = compiler.select_rows(entity, shape, sort.unwrap(), columns,
+        sql = compiler.select_rows(entity, shape, sort, columns,
                                    _deleted(include_deleted), True)
         params.update(_limit=1, _offset=0)
         rows = yield from _read(conn, ctx, entity, sql, params, columns, columns, one_row=True,
@@ -236,23 +231,14 @@ def find_after(
     Soft-deleted rows are left out unless ``include_deleted`` (keep the flag the same across the
     pages of one walk)."""
     try:
-        checked = check_page(1, limit)
-        if isinstance(checked, Failure):
-            raise _Err(checked.failure())
-        parsed_sort = parse_sort(entity, order_by)
-        if isinstance(parsed_sort, Failure):
-            raise _Err(parsed_sort.failure())
-        sort = parsed_sort.unwrap()
-        for name, _, _ in sort:
-            if entity.by_name[name].nullable:
-                raise _Err(InvalidQuery(name, "keyset pagination needs non-null sort columns"))
+        sort = _checked(check_page(1, limit)
+                        .bind(lambda _: parse_sort(entity, order_by))
+                        .bind(lambda key: _keyset_sort(entity, key)))
         shape, params = _where(entity, where)
         binding = cursor_binding(entity, shape, tuple(params.values()), sort, ctx.user_id)
         if after is not None:
-            values = read_cursor(entity, binding, after)
-            if isinstance(values, Failure):
-                raise _Err(values.failure())
-            params.update({f"_k{i}": v for i, v in enumerate(values.unwrap())})
+            values = _checked(read_cursor(entity, binding, after))
+            params.update({f"_k{i}": v for i, v in enumerate(values)})
         columns = entity.column_names
         sql = compiler.select_after(entity, shape, sort, columns, _deleted(include_deleted),
                                     after is None, limit)
@@ -265,6 +251,14 @@ def find_after(
         last = rows[-1]
         cursor = make_cursor(binding, [getattr(last, name) for name, _, _ in sort])
     return Success(KeysetPage(tuple(rows), cursor))
+
+
+def _keyset_sort(entity: Entity[Any], sort: SortKey) -> Result[SortKey, InvalidQuery]:
+    """``sort`` when every column of it is non-null (a keyset cannot step past a NULL)."""
+    for name, _, _ in sort:
+        if entity.by_name[name].nullable:
+            return Failure(InvalidQuery(name, "keyset pagination needs non-null sort columns"))
+    return Success(sort)
 
 
 def count(
@@ -322,11 +316,9 @@ def stream(
     Soft-deleted rows are left out unless ``include_deleted``.
     """
     try:
-        sort = parse_sort(entity, order_by)
-        if isinstance(sort, Failure):
-            raise _Err(sort.failure())
+        sort = _checked(parse_sort(entity, order_by))
         shape, params = _where(entity, where)
-        sql = compiler.select_rows(entity, shape, sort.unwrap(), entity.column_names,
+        sql = compiler.select_rows(entity, shape, sort, entity.column_names,
                                    _deleted(include_deleted), False)
     except _Err as err:
         return Failure(err.error)

@@ -87,10 +87,12 @@ def create(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[R], values: Mapping[str, Any]
 ) -> Plan[Result[R, DataError]]:
     """Insert a validated row and return it as stored (defaults included)."""
-    checked = validate_create(entity, values)
-    if isinstance(checked, Failure):
-        return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE, checked.failure()))
-    clean = checked.unwrap()
+    match validate_create(entity, values):
+        case Success(clean):
+            pass
+        case refused:
+            return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE,
+                                           refused.failure()))
     new_id = uuid4()
     clean = {entity.pk: new_id, **clean, **_managed_values(entity, ctx, True)}
     columns = _ordered(entity, clean)
@@ -181,10 +183,12 @@ def update(
         key = _uuid(id)
     except _Err as err:
         return Failure(err.error)
-    checked = validate_changes(entity, changes)
-    if isinstance(checked, Failure):
-        return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE, checked.failure(), key))
-    clean = checked.unwrap()
+    match validate_changes(entity, changes):
+        case Success(clean):
+            pass
+        case refused:
+            return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE,
+                                           refused.failure(), key))
     if expected_version is not None and (
         isinstance(expected_version, bool) or not isinstance(expected_version, int)
     ):
@@ -340,10 +344,12 @@ def update_where(
     """
     if where is None or (isinstance(where, Mapping) and not where):
         return Failure(InvalidQuery("where", "must not be empty for a bulk update"))
-    checked = validate_changes(entity, changes)
-    if isinstance(checked, Failure):
-        return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_UPDATE, checked.failure()))
-    clean = checked.unwrap()
+    match validate_changes(entity, changes):
+        case Success(clean):
+            pass
+        case refused:
+            return (yield from _fail_write(conn, ctx, entity, AuditAction.BULK_UPDATE,
+                                           refused.failure()))
     try:
         shape, params = _where(entity, where)
     except _Err as err:

@@ -110,11 +110,13 @@ def _parse_list(key: str, value: Any, depth: int) -> Result[tuple[Node, ...], In
         parsed = parse(sub) if isinstance(sub, Cond | And | Or | Not) else (
             _parse_mapping(sub, depth + 1) if isinstance(sub, Mapping)
             else _bad(key, "items must be filters"))
-        if isinstance(parsed, Failure):
-            return parsed
-        node = parsed.unwrap()
-        if node is not None:
-            items.append(node)
+        match parsed:
+            case Success(None):
+                pass
+            case Success(node):
+                items.append(node)
+            case refused:
+                return Failure(refused.failure())
     if not items:
         return _bad(key, "must be a non-empty list of filters")
     return Success(tuple(items))
@@ -126,23 +128,24 @@ def _parse_mapping(where: Mapping[str, Any], depth: int) -> Result[Node | None, 
     parts: list[Node] = []
     for key, value in where.items():
         if key in ("and", "or"):
-            parsed = _parse_list(key, value, depth)
-            if isinstance(parsed, Failure):
-                return parsed
-            items = parsed.unwrap()
-            parts.append(And(items) if key == "and" else Or(items))
+            match _parse_list(key, value, depth):
+                case Success(items):
+                    parts.append(And(items) if key == "and" else Or(items))
+                case refused:
+                    return Failure(refused.failure())
         elif key == "not":
             if isinstance(value, Cond | And | Or | Not):
                 parts.append(Not(value))
                 continue
             if not isinstance(value, Mapping) or not value:
                 return _bad("not", "must be a non-empty filter")
-            inner = _parse_mapping(value, depth + 1)
-            if isinstance(inner, Failure):
-                return inner
-            node = inner.unwrap()
-            if node is not None:
-                parts.append(Not(node))
+            match _parse_mapping(value, depth + 1):
+                case Success(None):
+                    pass
+                case Success(node):
+                    parts.append(Not(node))
+                case invalid:
+                    return Failure(invalid.failure())
         elif not isinstance(key, str):
             return _bad("<invalid field name>", "field names must be strings")
         elif isinstance(value, Mapping):
