@@ -193,22 +193,16 @@ def test_no_stale_reads_across_processes(world: dict[str, Any]) -> None:
 
 @pytest.mark.sync_only  # the process cache's registration, no data call to run on a shell
 def test_a_process_cache_put_back_is_invalidated_again() -> None:
-    from wxdata.cache import configure_cache, reset_default
+    from wxdata.cache import configure_cache, using_cache
     from wxdata.cache.backends.memory import MemoryCache
     from wxdata.cache.invalidation import subscribed
     from wxdata.cache.keys import KeyBuilder
 
     mine = MemoryCache(KeyBuilder(b"k" * 32), max_size=10, default_ttl=60)
-    previous = configure_cache(mine, close_previous=False)
-    try:
+    with using_cache(mine):
         assert mine in subscribed()
         configure_cache(None, close_previous=False)  # caching off: it stops receiving events
         assert mine not in subscribed()
         configure_cache(mine, close_previous=False)  # put back: receives them again
         assert mine in subscribed()
-    finally:
-        if previous is None:  # none was built yet: the next use builds it from the settings
-            reset_default(close_previous=False)
-        else:
-            configure_cache(previous, close_previous=False)
     assert mine not in subscribed()

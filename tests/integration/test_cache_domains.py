@@ -25,7 +25,7 @@ import wxdata.domains
 from tests.cache_support import memory, prefix, redis_backend, wipe
 from wxdata import ExecutionContext, aio
 from wxdata.cache import aio as acache
-from wxdata.cache import configure_cache, reset_default
+from wxdata.cache import using_cache
 from wxdata.cache.backends.aio import AsyncMemoryCache
 from wxdata.cache.backends.base import CacheManager
 from wxdata.domains import (
@@ -80,12 +80,8 @@ def process_cache(request: pytest.FixtureRequest) -> Iterator[CacheManager]:
     namespace = prefix()
     url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
     cache = memory(max_size=10_000) if not url else redis_backend(url, namespace)
-    previous = configure_cache(cache, close_previous=False)
-    yield cache
-    if previous is None:  # the process cache had not been built yet: build it again when used
-        reset_default()
-    else:
-        configure_cache(previous)
+    with using_cache(cache, close=True):
+        yield cache
     if url:
         wipe(url, namespace)
 

@@ -29,8 +29,7 @@ from wxdata.cache import aio as acache
 from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache
 from wxdata.cache.backends.clients import make_async_client
 from wxdata.cache.backends.redis import RedisCache
-from wxdata.cache.factory import configure_cache, reset_default
-from wxdata.cache.invalidation import subscribe, unsubscribe
+from wxdata.cache.factory import using_cache
 from wxdata.cache.totals import cache_totals, counted_page, totals_cached, uncache_totals
 from wxdata.core import reads
 from wxdata.db import connect_kwargs
@@ -132,18 +131,10 @@ def namespace(redis_url: str) -> Iterator[str]:
 def backend(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> Iterator[Any]:
     cache: Any = memory() if request.param == "memory" else redis_backend(
         redis_url, namespace, timeout=1.0)
-    subscribe(cache)
-    previous = configure_cache(cache, close_previous=False)
-    cache_totals(STUDENTS)
-    yield cache
-    uncache_totals(STUDENTS)
-    if previous is None:  # none was set: the next use builds it from settings again
-        reset_default(close_previous=False)
-    else:
-        configure_cache(previous, close_previous=False)
-    unsubscribe(cache)
-    if request.param != "memory":
-        cache.close()
+    with using_cache(cache, close=request.param != "memory"):
+        cache_totals(STUDENTS)
+        yield cache
+        uncache_totals(STUDENTS)
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -28,15 +28,12 @@ def test_demo_json_reports_each_step(server_url, capsys: pytest.CaptureFixture[s
 
 
 def test_cache_step_fails_when_caching_is_off() -> None:
-    from wxdata.cache import configure_cache
+    from wxdata.cache import using_cache
     from wxdata.demo import Demo, StepFailed, step_cache_stats
 
-    previous = configure_cache(None, close_previous=False)
-    try:
+    with using_cache(None):
         lines: list[str] = []
         demo = Demo(conn=None, owner=None, url="", out=lines.append)  # type: ignore[arg-type]
         with pytest.raises(StepFailed, match="caching is enabled"):
             step_cache_stats(demo)
         assert lines == []  # nothing shown for a step that did not hold
-    finally:
-        configure_cache(previous, close_previous=False)

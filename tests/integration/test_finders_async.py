@@ -31,9 +31,8 @@ from tests.unit.test_domain_convention import FINDERS
 from wxdata import ExecutionContext, aio, system_context
 from wxdata.aio import domains as aio_domains
 from wxdata.cache import aio as acache
-from wxdata.cache import configure_cache, reset_default
+from wxdata.cache import using_cache
 from wxdata.cache.backends.aio import AsyncMemoryCache
-from wxdata.cache.invalidation import subscribe, unsubscribe
 from wxdata.domains import (
     allergies,
     appointments,
@@ -150,16 +149,10 @@ def caches() -> Iterator[Any]:
     """The process caches of both shells: one memory backend, the async one wrapping it, both
     receiving committed writes of either shell."""
     mem = memory(max_size=10_000)
-    previous = configure_cache(mem, close_previous=False)
-    subscribe(mem)
-    acache.configure_async_cache(AsyncMemoryCache(mem))
-    yield mem
-    acache.reset_async_cache()
-    unsubscribe(mem)
-    if previous is None:
-        reset_default()
-    else:
-        configure_cache(previous)
+    with using_cache(mem, close=True):
+        acache.configure_async_cache(AsyncMemoryCache(mem))
+        yield mem
+        acache.reset_async_cache()
 
 
 Args = Callable[[World], tuple[tuple[Any, ...], dict[str, Any]]]

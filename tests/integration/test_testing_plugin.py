@@ -113,6 +113,24 @@ def test_user_suite_runs_through_the_plugin(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=6)
 
 
+def test_caching_is_on_again_after_a_test_with_its_own_cache(pytester: pytest.Pytester) -> None:
+    # no process cache is built before wx_cache installs its own: after it, the next use must
+    # build one from the settings, not find caching turned off
+    source = textwrap.dedent('''
+        from wxdata.cache import MemoryCache, default_cache
+        from wxdata.cache.invalidation import subscribed
+
+        def test_with_its_own_cache(wx_cache):
+            assert default_cache() is wx_cache and wx_cache in subscribed()
+
+        def test_after_it(wx_context):
+            built = default_cache()
+            assert isinstance(built, MemoryCache) and built in subscribed()
+    ''')
+    result = _run(pytester, source)
+    result.assert_outcomes(passed=2)
+
+
 def test_a_test_that_misses_its_audit_record_fails(pytester: pytest.Pytester) -> None:
     source = textwrap.dedent('''
         from wxdata.domains import students

@@ -26,6 +26,7 @@ from wxdata.cache.factory import (
     default_cache,
     init_cache,
     reset_default,
+    using_cache,
 )
 from wxdata.cache.invalidation import invalidate_tags, subscribe, tags_for, unsubscribe
 from wxdata.cache.keys import (
@@ -84,4 +85,5 @@ __all__ = [
     "ttl_for",
     "uncache_totals",
     "unsubscribe",
+    "using_cache",
 ]

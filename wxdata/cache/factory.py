@@ -10,7 +10,9 @@ straight to the function), ``CACHE_BACKEND`` (memory | redis | tiered), ``CACHE_
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from wxdata.cache.backends.base import CacheManager
@@ -93,7 +95,8 @@ def configure_cache(cache: CacheManager | None, *, close_previous: bool = True) 
     """Replace the process cache (tests, embedding applications); returns the previous one.
 
     The new cache receives write events (a process cache is never left uninvalidated, also when
-    a cache replaced earlier is put back); the one replaced stops receiving them.
+    a cache replaced earlier is put back); the one replaced stops receiving them. To replace it
+    for a while and put back exactly what was there, use :func:`using_cache`.
     """
     if cache is not None:
         subscribe(cache)
@@ -105,6 +108,31 @@ def configure_cache(cache: CacheManager | None, *, close_previous: bool = True) 
         if close_previous:
             previous.close()
     return previous
+
+
+@contextlib.contextmanager
+def using_cache(cache: CacheManager | None, *, close: bool = False) -> Iterator[CacheManager | None]:
+    """Make ``cache`` the process cache inside the block (None: caching off); on leaving, put back
+    exactly what was there: the cache it replaced, caching off, or no cache built yet (the next use
+    builds one from the settings).
+
+    :func:`configure_cache` answers None both when caching was off and when no cache had been
+    built, so configuring its answer back after a test can leave caching off for the rest of the
+    process; this cannot. ``cache`` receives write events inside the block only, and is closed on
+    leaving when ``close``.
+    """
+    with _lock:
+        before = list(_default)
+    configure_cache(cache, close_previous=False)
+    try:
+        yield cache
+    finally:
+        if before:
+            configure_cache(before[0], close_previous=False)
+        else:
+            reset_default(close_previous=False)
+        if close and cache is not None and (not before or cache is not before[0]):
+            cache.close()
 
 
 def reset_default(*, close_previous: bool = True) -> None:

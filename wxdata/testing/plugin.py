@@ -31,7 +31,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from wxdata.cache import CacheManager, KeyBuilder, MemoryCache, configure_cache, subscribe
+from wxdata.cache import CacheManager, KeyBuilder, MemoryCache, using_cache
 from wxdata.context import ExecutionContext, Purpose, Role, system_context
 from wxdata.roles import ensure_app_role
 from wxdata.testing import (
@@ -235,15 +235,12 @@ def wx_district(wx_conn: psycopg.Connection[Any]) -> WxDistrict:
 
 @pytest.fixture
 def wx_cache() -> Iterator[CacheManager]:
-    """An in-memory cache installed as the process cache for this test (the previous one is put
-    back after); its key-hashing key is random."""
+    """An in-memory cache installed as the process cache for this test; after it, the process
+    cache is what it was (another cache, caching off, or none built yet). Its key-hashing key is
+    random."""
     cache = MemoryCache(KeyBuilder(secrets.token_bytes(32), prefix="wx-test"), max_size=1000)
-    subscribe(cache)  # invalidated after committed writes, as the built caches are
-    previous = configure_cache(cache, close_previous=False)
-    try:
+    with using_cache(cache, close=True):  # invalidated after committed writes inside
         yield cache
-    finally:
-        configure_cache(previous)
 
 
 @pytest.fixture
