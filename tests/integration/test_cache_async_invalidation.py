@@ -41,14 +41,6 @@ pytestmark = pytest.mark.integration
 Conn = psycopg.Connection[Any]
 
 
-def restore(previous: Any) -> None:
-    """Give the process its async cache back (none set: built from settings on next use)."""
-    if previous is None:
-        acache.reset_async_cache()
-    else:
-        acache.configure_async_cache(previous)
-
-
 class Setup:
     """A Redis backend on a private server, its registered async face, and a cached by-id read
     of students in each shell (with the count of calls that reached PostgreSQL)."""
@@ -60,7 +52,8 @@ class Setup:
         subscribe(self.cache)
         self.client = make_async_client(server.url, connect_timeout=2.0, socket_timeout=2.0)
         self.face = AsyncRedisCache(self.cache, self.client)
-        self.previous = acache.configure_async_cache(self.face)
+        self.registered = contextlib.ExitStack()
+        self.registered.enter_context(acache.using_async_cache(self.face))
         self.aconn: psycopg.AsyncConnection[Any] = self.run(aio.connect(db_url))
         self.calls = {"sync": 0, "async": 0}
         calls = self.calls
@@ -100,7 +93,7 @@ class Setup:
 
     def close(self) -> None:
         """Undo the registration; close clients, connection and loop."""
-        restore(self.previous)
+        self.registered.close()
         unsubscribe(self.cache)
         with contextlib.suppress(Exception):
             self.run(self.client.aclose())
@@ -190,7 +183,8 @@ def test_a_tiered_cache_invalidates_redis_and_every_memory_tier(
     loop = asyncio.new_event_loop()
     client = make_async_client(own_redis.url, connect_timeout=2.0, socket_timeout=2.0)
     face = AsyncTieredCache(here, AsyncRedisCache(here.redis, client))
-    previous = acache.configure_async_cache(face)
+    registered = contextlib.ExitStack()
+    registered.enter_context(acache.using_async_cache(face))
     aconn = loop.run_until_complete(aio.connect(db_url))
     calls = [0]
 
@@ -219,7 +213,7 @@ def test_a_tiered_cache_invalidates_redis_and_every_memory_tier(
         assert calls == [4]
         assert "unusable" not in caplog.text  # through the async face, no fallback
     finally:
-        restore(previous)
+        registered.close()
         unsubscribe(here)
         loop.run_until_complete(client.aclose())
         loop.run_until_complete(aconn.close())

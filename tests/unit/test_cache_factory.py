@@ -1,5 +1,5 @@
-"""The process cache put in place for a block and put back exactly: another cache, caching off, or
-no cache built yet (the next use builds one from the settings)."""
+"""The process cache (and the async shell's) put in place for a block and put back exactly: another
+cache, caching off, or no cache built yet (the next use builds one from the settings)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wxdata.cache import KeyBuilder, MemoryCache, configure_cache, default_cache, reset_default
+from wxdata.cache import aio as acache
+from wxdata.cache.backends.aio import AsyncMemoryCache
 from wxdata.cache.backends.base import CacheManager
 from wxdata.cache.factory import using_cache
 from wxdata.cache.invalidation import subscribed
@@ -24,10 +26,12 @@ def _cache() -> MemoryCache:
 
 @pytest.fixture(autouse=True)
 def _unbuilt() -> Iterator[None]:
-    """Every test starts and ends with no process cache built."""
+    """Every test starts and ends with no process cache built, in either shell."""
     reset_default(close_previous=False)
+    acache.reset_async_cache()
     yield
     reset_default(close_previous=False)
+    acache.reset_async_cache()
 
 
 def _given(state: str) -> CacheManager | None:
@@ -115,3 +119,22 @@ def test_nested_blocks_each_put_back_what_they_found(levels: list[str], before: 
     else:
         assert after is outer and outer in subscribed()
     reset_default(close_previous=False)
+
+
+@pytest.mark.parametrize("before", ["unbuilt", "off", "cache"])
+def test_the_async_cache_before_the_block_is_back_after_it(before: str) -> None:
+    previous = AsyncMemoryCache(_cache()) if before == "cache" else None
+    if before != "unbuilt":
+        acache.configure_async_cache(previous)
+    mine = AsyncMemoryCache(_cache())
+    with acache.using_async_cache(mine) as inside:
+        assert inside is mine and acache.default_async_cache() is mine
+        assert mine in acache.async_faces()
+    assert mine not in acache.async_faces()
+    after = acache.default_async_cache()  # built from the settings when none was built before
+    if before == "unbuilt":
+        assert isinstance(after, AsyncMemoryCache) and after is not mine
+    elif before == "off":
+        assert after is None
+    else:
+        assert after is previous and previous in acache.async_faces()

@@ -31,10 +31,11 @@ theirs with :func:`invalidate_after_commit`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import types
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from time import perf_counter
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -99,6 +100,7 @@ __all__ = [
     "invalidate_after_commit",
     "invalidate_event",
     "reset_async_cache",
+    "using_async_cache",
 ]
 
 
@@ -364,8 +366,26 @@ def reset_async_cache() -> None:
         _ASYNC_CACHES.remove(previous)
 
 
+@contextlib.contextmanager
+def using_async_cache(cache: AsyncCache | None) -> Iterator[AsyncCache | None]:
+    """The async shell's :func:`wxdata.cache.using_cache`: ``cache`` is the process's async cache
+    inside the block (None: caching off); on leaving, exactly what was there is back: the cache
+    it replaced, caching off, or none built yet (the next use builds one from the settings)."""
+    before = list(_default)
+    configure_async_cache(cache)
+    try:
+        yield cache
+    finally:
+        if before:
+            configure_async_cache(before[0])
+        else:
+            reset_async_cache()
+
+
 def configure_async_cache(cache: AsyncCache | None) -> AsyncCache | None:
-    """Replace the process's async cache (tests, embedding applications); returns the previous."""
+    """Replace the process's async cache (tests, embedding applications); returns the previous:
+    None both when caching was off and when none had been built (put one back for a while with
+    :func:`using_async_cache`, which tells them apart)."""
     previous = _default[0] if _default else None
     _default[:] = [cache]
     if previous is not None and previous in _ASYNC_CACHES:
