@@ -15,7 +15,7 @@ from wxdata.cache import aio as acache
 from wxdata.cache.backends.aio import AsyncMemoryCache
 from wxdata.cache.backends.base import CacheManager
 from wxdata.cache.factory import using_cache
-from wxdata.cache.invalidation import subscribed
+from wxdata.cache.invalidation import subscribe, subscribed
 
 pytestmark = pytest.mark.unit
 
@@ -81,6 +81,20 @@ def test_the_block_s_cache_is_closed_only_when_asked() -> None:
     with using_cache(dropped, close=True):
         pass
     assert closed == [dropped]
+
+
+def test_the_block_s_cache_stops_receiving_writes_even_when_replaced_inside() -> None:
+    previous = _given("cache")
+    mine, other = _cache(), _cache()
+    with using_cache(mine):
+        configure_cache(other, close_previous=False)  # the block installs yet another cache
+        subscribe(mine)  # and has its own cache invalidated again
+    assert mine not in subscribed() and other not in subscribed()
+    assert default_cache() is previous
+    afaces = AsyncMemoryCache(_cache())
+    with acache.using_async_cache(afaces):
+        acache.configure_async_cache(AsyncMemoryCache(_cache()))
+    assert afaces not in acache.async_faces()
 
 
 def test_an_error_in_the_block_still_puts_the_cache_back() -> None:

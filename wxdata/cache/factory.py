@@ -131,8 +131,10 @@ def using_cache(cache: CacheManager | None, *, close: bool = False) -> Iterator[
             configure_cache(before[0], close_previous=False)
         else:
             reset_default(close_previous=False)
-        if close and cache is not None and (not before or cache is not before[0]):
-            cache.close()
+        if cache is not None and (not before or cache is not before[0]):
+            unsubscribe(cache)  # also when the block replaced it with yet another cache
+            if close:
+                cache.close()
 
 
 def reset_default(*, close_previous: bool = True) -> None:
