@@ -10,11 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wxdata.cache import KeyBuilder, MemoryCache, configure_cache, default_cache, reset_default
+from wxdata.cache import (
+    CacheManager,
+    KeyBuilder,
+    MemoryCache,
+    configure_cache,
+    default_cache,
+    reset_default,
+    using_cache,
+)
 from wxdata.cache import aio as acache
 from wxdata.cache.backends.aio import AsyncMemoryCache
-from wxdata.cache.backends.base import CacheManager
-from wxdata.cache.factory import using_cache
 from wxdata.cache.invalidation import subscribe, subscribed
 
 pytestmark = pytest.mark.unit

@@ -380,9 +380,9 @@ def using_async_cache(cache: AsyncCache | None) -> Iterator[AsyncCache | None]:
             configure_async_cache(before[0])
         else:
             reset_async_cache()
-        if cache is not None and (not before or cache is not before[0]) \
-                and cache in _ASYNC_CACHES:  # also when the block replaced it with another
-            _ASYNC_CACHES.remove(cache)
+        restored = before[0] if before else None
+        if cache is not None and cache is not restored and cache in _ASYNC_CACHES:
+            _ASYNC_CACHES.remove(cache)  # also when the block replaced it with another
 
 
 def configure_async_cache(cache: AsyncCache | None) -> AsyncCache | None:

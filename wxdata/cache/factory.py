@@ -131,7 +131,7 @@ def using_cache(cache: CacheManager | None, *, close: bool = False) -> Iterator[
             configure_cache(before[0], close_previous=False)
         else:
             reset_default(close_previous=False)
-        if cache is not None and (not before or cache is not before[0]):
+        if cache is not None and cache is not (before[0] if before else None):
             unsubscribe(cache)  # also when the block replaced it with yet another cache
             if close:
                 cache.close()
