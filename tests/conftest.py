@@ -36,6 +36,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import strategies as hypothesis_strategies
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -60,6 +61,19 @@ from wxdata.testing import (
     unique_name,
 )
 from wxdata.tx.token import scope_key
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hypothesis_unicode_tables() -> None:
+    """Build Hypothesis's Unicode tables before the first test runs.
+
+    Hypothesis computes them the first time a text strategy is validated and keeps them under
+    ``.hypothesis/``. In a fresh checkout that takes about a second, and when the first text
+    strategy sits inside another one (validated as it is drawn), that second counts as generating
+    the first example and fails the too_slow health check of whichever test comes first.
+    """
+    hypothesis_strategies.text().validate()
+
 
 #: pytester runs user test modules in their own pytest process; the wxdata plugin's ``wx_`` fixtures
 #: (same name as its ``pytest11`` entry point, so it is never registered twice).

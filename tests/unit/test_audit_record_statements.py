@@ -25,6 +25,8 @@ from wxdata.audit.record import (
     AuditRecord,
     AuditSeverity,
     ComplianceType,
+    context_params,
+    context_values,
     params,
 )
 from wxdata.audit.redact import SECRET_MARK
@@ -205,3 +207,29 @@ def test_a_riding_statement_binds_its_own_reader_from_a_shared_template(
     shape, bound = shape_of(params(second, own))
     assert template.base == own
     assert template.shape == shape and template.params(second) == bound
+
+
+_IDS = st.from_regex(r"[A-Za-z0-9._:@/+=-]{1,128}", fullmatch=True)
+
+
+@given(user=_IDS, role=st.sampled_from([r for r in Role if r is not Role.SYSTEM]),
+       purpose=st.sampled_from([p for p in Purpose if p is not Purpose.SYSTEM]),
+       name=st.none() | st.text(st.characters(blacklist_characters="\x00"), max_size=20),
+       ip=st.none() | st.ip_addresses().map(str), agent=st.none() | st.just("agent/1"),
+       request=st.none() | _IDS, session=st.none() | _IDS, correlation=st.none() | _IDS)
+def test_the_context_parameters_are_the_contexts_values_by_column(
+    user: str, role: Role, purpose: Purpose, name: str | None, ip: str | None,
+    agent: str | None, request: str | None, session: str | None, correlation: str | None,
+) -> None:
+    ctx = ExecutionContext(user_id=user, user_name=name, role=role, purpose=purpose,
+                           ip_address=ip, user_agent=agent, request_id=request,
+                           session_id=session, correlation_id=correlation)
+    expected = {"user_id": user, "user_name": name, "user_role": role.value, "ip_address": ip,
+                "user_agent": agent, "request_id": request, "session_id": session,
+                "correlation_id": correlation, "purpose": purpose.value,
+                "break_glass_reason": None}
+    bound = context_params(ctx)
+    assert bound == {f"a_{c}": expected[c] for c in CONTEXT_COLUMNS}
+    assert context_values(ctx) == tuple(expected[c] for c in CONTEXT_COLUMNS)
+    # role and purpose are bound as plain strings, as psycopg dumps text, not as enum members
+    assert type(bound["a_user_role"]) is str and type(bound["a_purpose"]) is str

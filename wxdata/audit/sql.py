@@ -162,7 +162,7 @@ SHAPE_COLUMNS = ("action", "entity_type", "fields_disclosed", "is_phi", "complia
 _FREE_COLUMNS = tuple(c for c in RECORD_COLUMNS if c not in SHAPE_COLUMNS)
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)  # a key of the memoised statements, hashed per call
 class RecordShape:
     """What a record statement's text depends on: the shape columns' values (literals, NULLs
     left out) and which free-form columns are bound (the non-NULL ones)."""
