@@ -38,7 +38,12 @@ from wxdata.errors import Conflict, ValidationFailed
 from wxdata.schema import STUDENTS
 from wxdata.schema.spec import Entity, lookup
 from wxdata.schema.validate import _validate as field_by_field
-from wxdata.schema.validate import create_checker, validate_create
+from wxdata.schema.validate import (
+    changes_checker,
+    create_checker,
+    validate_changes,
+    validate_create,
+)
 from wxdata.tx import RollbackScope, unit_of_work
 
 _SLOW = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much,
@@ -73,6 +78,31 @@ def test_the_create_check_passes_exactly_what_validate_create_passes(
     else:
         assert got is None or got == expected.unwrap()
     assert validate_create(entity, values) == expected  # whichever path answers, the same answer
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=_SLOW)
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+@given(data=st.data())
+def test_the_changes_check_passes_exactly_what_validate_changes_passes(
+    entity: Entity[Any], data: st.DataObject
+) -> None:
+    writable = [c for c in (*entity.columns, *entity.secrets) if c.writable]
+    chosen = data.draw(st.lists(st.sampled_from(writable), unique_by=lambda c: c.name,
+                                max_size=len(writable)) if writable else st.just([]))
+    changes: dict[Any, Any] = {
+        c.name: data.draw(st.one_of(st.none(), wild_value(entity, c)), label=c.name)
+        for c in chosen
+    }
+    if data.draw(st.integers(0, 9), label="extra key") == 0:
+        changes[data.draw(st.sampled_from(["nope", "id", "created_at", "version", 7]))] = 1
+    assume(changes)
+    expected = field_by_field(entity, changes, creating=False)  # the general path
+    got = changes_checker(entity)(changes)
+    if isinstance(expected, Failure):
+        assert got is None
+    else:
+        assert got is None or got == expected.unwrap()
+    assert validate_changes(entity, changes) == expected  # whichever path answers, the same answer
 
 
 @settings(max_examples=60, deadline=None)
