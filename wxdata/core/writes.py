@@ -57,6 +57,9 @@ from wxdata.tx.scope import (
     current_scope,
 )
 
+#: The record shape of an unaudited write's statement (it carries no record).
+_NO_RECORD = audit_sql.RecordShape((), ())
+
 
 def _managed_values(entity: Entity[Any], ctx: ExecutionContext, creating: bool) -> dict[str, Any]:
     return dict.fromkeys(_managed_names(entity, creating), ctx.user_id)
@@ -103,7 +106,7 @@ def create(
         sql = _insert_statement(entity, columns, snap, riding.shape)
         params.update(riding.params(ctx))
     else:
-        sql = _insert_statement(entity, columns, None, audit_sql.RecordShape((), ()))
+        sql = _insert_statement(entity, columns, None, _NO_RECORD)
     try:
         rows = yield from _run(conn, ctx, entity, sql, params)
     except _Err as err:
