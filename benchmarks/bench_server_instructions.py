@@ -21,7 +21,9 @@ is repeatable. Variants: the bare fetch, the floor (one narrow row into an unind
 by-id read as wxdata sends it with the audit off (its columns listed as the table stores them) and
 with its columns in the row's order (as before), the record into ``audit_log`` (and the same with
 the columns in the row's order), into an unpartitioned copy with its indexes, with the GIN index
-per array it had before migration 0219, and with no index.
+per array it had before migration 0219, without the partial index of records that name their row
+by ``entity_id`` alone (which holds none of wxdata's own but is checked on every insert), without
+the ``transaction_id`` index (which the sealer reads), and with no index.
 
     python -m benchmarks.bench_server_instructions --executions 500 --rounds 2
 
@@ -60,10 +62,18 @@ _COPIES = (
     "CREATE TABLE bench_copy_gin_per_array (LIKE audit_log INCLUDING DEFAULTS INCLUDING "
     "CONSTRAINTS INCLUDING INDEXES)",
     "CREATE TABLE bench_copy_bare (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+    "CREATE TABLE bench_copy_no_partial (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+    "INCLUDING INDEXES)",
+    "CREATE TABLE bench_copy_no_xid (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
+    "INCLUDING INDEXES)",
     "ALTER TABLE bench_copy_now ALTER seq SET DEFAULT nextval('bench_copy_seq')",
     "ALTER TABLE bench_copy_gin_per_array ALTER seq SET DEFAULT nextval('bench_copy_seq')",
     "ALTER TABLE bench_copy_bare ALTER seq SET DEFAULT nextval('bench_copy_seq')",
+    "ALTER TABLE bench_copy_no_partial ALTER seq SET DEFAULT nextval('bench_copy_seq')",
+    "ALTER TABLE bench_copy_no_xid ALTER seq SET DEFAULT nextval('bench_copy_seq')",
 )
+#: Copies each without one index of audit_log: (table, what picks the index out of its indexdef).
+_ONE_LESS = (("bench_copy_no_partial", "% WHERE %"), ("bench_copy_no_xid", "%(transaction_id)%"))
 
 
 def _bin_dir(given: str | None) -> Path:
@@ -170,6 +180,13 @@ def run(args: argparse.Namespace) -> str:
                         "'bench_copy_gin_per_array' AND indexdef LIKE '%USING gin%'").fetchall()
                     for (name,) in gin:
                         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                    for table, pattern in _ONE_LESS:
+                        (index,) = conn.execute(
+                            "SELECT indexname FROM pg_indexes WHERE tablename = %s"
+                            " AND indexdef LIKE %s", (table, pattern)).fetchone() or (None,)
+                        if index is None:
+                            raise RuntimeError(f"{table}: no index of audit_log like {pattern}")
+                        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
                     conn.execute("CREATE INDEX ON bench_copy_gin_per_array USING gin (entity_ids)")
                     conn.execute("CREATE INDEX ON bench_copy_gin_per_array USING gin (subject_ids)")
                     conn.execute("VACUUM ANALYZE")
@@ -202,6 +219,11 @@ def run(args: argparse.Namespace) -> str:
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_now", 1),
             "the same into a copy with a GIN index per array (before 0219)": text.replace(
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_gin_per_array", 1),
+            "the same into a copy without the partial index of records naming their row by "
+            "entity_id alone": text.replace(
+                "INSERT INTO audit_log", "INSERT INTO bench_copy_no_partial", 1),
+            "the same into a copy without the transaction_id index": text.replace(
+                "INSERT INTO audit_log", "INSERT INTO bench_copy_no_xid", 1),
             "the same into a copy without any index": text.replace(
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_bare", 1),
         }
