@@ -345,18 +345,22 @@ def merged_view(row: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
-# --- Precompiled create checks (bulk loads) -------------------------------------------------------
+# --- Precompiled checks (creates, updates, bulk loads) ---------------------------------------------
 #
-# ``validate_create`` re-derives every rule from the column declaration for every value. A bulk load
-# checks thousands of rows of one entity, so ``create_checker`` derives them once: one closure per
-# writable column that accepts a value already in its column's exact Python type and within its
-# rules, and hands anything else to ``check_value`` (which coerces or names the broken rule). The
-# closures only ever accept what ``check_value`` accepts, unchanged, so a row the checker passes is
-# the row ``validate_create`` returns; a row it refuses is re-checked by ``validate_create`` for
-# the field errors. Property-tested against ``check_value`` in ``tests/integration/test_bulk_create.py``.
+# The field-by-field path (``_validate``) re-derives every rule from the column declaration for
+# every value. ``create_checker`` and ``changes_checker`` derive them once per entity: one closure
+# per writable column that accepts a value already in its column's exact Python type and within
+# its rules, and hands anything else to ``check_value`` (which coerces or names the broken rule).
+# The closures only ever accept what ``check_value`` accepts, unchanged, so values a checker passes
+# are the values the field-by-field path returns; values it refuses take that path for the field
+# errors. ``validate_create`` and ``validate_changes`` try the checker first; a bulk load checks
+# thousands of rows with it. Property-tested against the field-by-field path, on every entity, in
+# ``tests/integration/test_bulk_create.py``.
 
 #: A create check: the clean values of a valid row, or None for a row ``validate_create`` refuses.
 CreateCheck = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
+#: An update check: the clean changes, or None for changes ``validate_changes`` refuses.
+ChangesCheck = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
 ValueCheck = Callable[[Any], Any]
 
 
@@ -460,7 +464,7 @@ def create_checker(entity: Entity[Any]) -> CreateCheck:
     return found[1]
 
 
-def changes_checker(entity: Entity[Any]) -> CreateCheck:
+def changes_checker(entity: Entity[Any]) -> ChangesCheck:
     """The update check of ``entity``, derived once per entity: ``check(changes)`` returns the
     clean changes exactly as ``validate_changes`` would for non-empty ``changes``, or None when it
     would refuse them (call it then for the field errors). Cross-field validators are not its
@@ -474,7 +478,7 @@ def changes_checker(entity: Entity[Any]) -> CreateCheck:
 
 #: Entity id -> (the entity, its check); the entity is kept so that its id is never reused.
 _CHECKERS: dict[int, tuple[Entity[Any], CreateCheck]] = {}
-_CHANGE_CHECKERS: dict[int, tuple[Entity[Any], CreateCheck]] = {}
+_CHANGE_CHECKERS: dict[int, tuple[Entity[Any], ChangesCheck]] = {}
 
 
 def _value_checks(entity: Entity[Any]) -> dict[str, ValueCheck]:
@@ -482,7 +486,7 @@ def _value_checks(entity: Entity[Any]) -> dict[str, ValueCheck]:
     return {c.name: _value_check(c) for c in entity.by_name.values() if c.writable}
 
 
-def _changes_checker(entity: Entity[Any]) -> CreateCheck:
+def _changes_checker(entity: Entity[Any]) -> ChangesCheck:
     checks = _value_checks(entity)
 
     def check(changes: Mapping[str, Any]) -> dict[str, Any] | None:
