@@ -1,8 +1,9 @@
 """Smoke test of ``python -m benchmarks.bench_server_instructions`` (counts, not timings): a tiny
 run in its own private cluster reports every variant, and what the counts must show on any host
 holds: the bare fetch is the least, a riding record costs more than none, the narrow floor record
-less than wxdata's, an index set more than no index, a GIN index per array more than one, and a
-read listing its columns in another order than the table's more than one listing them as stored."""
+less than wxdata's, an index set more than no index, one index fewer less than all of them, a GIN
+index per array more than one, and a read listing its columns in another order than the table's
+more than one listing them as stored."""
 
 from __future__ import annotations
 
@@ -30,9 +31,13 @@ def test_every_variant_is_counted_and_the_counts_are_ordered() -> None:
         "wxdata record into audit_log (partitioned, its indexes)",
         "the same into an unpartitioned copy, its indexes",
         "the same into a copy with a GIN index per array (before 0219)",
+        "the same into a copy without the partial index of records naming their row by "
+        "entity_id alone",
+        "the same into a copy without the transaction_id index",
         "the same into a copy without any index"]
-    bare, reordered, stored, floor, logged_reordered, logged, copy, per_array, unindexed = (
-        rows.values())
+    (bare, reordered, stored, floor, logged_reordered, logged, copy, per_array, no_partial,
+     no_xid, unindexed) = rows.values()
     assert 0 < bare < floor < unindexed < copy < per_array
+    assert unindexed < no_partial < copy and unindexed < no_xid < copy  # each index costs
     assert copy < logged  # partitioning routes each record to its month
     assert stored < reordered and logged < logged_reordered  # no projection of the stored row
