@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from returns.result import Failure, Result, Success
@@ -457,11 +457,7 @@ def create_checker(entity: Entity[Any]) -> CreateCheck:
     ``check(values)`` returns the clean values exactly as ``validate_create`` would, or None when
     ``validate_create`` would refuse the row (call it then for the field errors).
     """
-    found = _CHECKERS.get(id(entity))
-    if found is None or found[0] is not entity:
-        found = (entity, _create_checker(entity))
-        _CHECKERS[id(entity)] = found
-    return found[1]
+    return _once(_CHECKERS, entity, _create_checker)
 
 
 def changes_checker(entity: Entity[Any]) -> ChangesCheck:
@@ -469,16 +465,23 @@ def changes_checker(entity: Entity[Any]) -> ChangesCheck:
     clean changes exactly as ``validate_changes`` would for non-empty ``changes``, or None when it
     would refuse them (call it then for the field errors). Cross-field validators are not its
     business: an update runs them on the merged row."""
-    found = _CHANGE_CHECKERS.get(id(entity))
-    if found is None or found[0] is not entity:
-        found = (entity, _changes_checker(entity))
-        _CHANGE_CHECKERS[id(entity)] = found
-    return found[1]
+    return _once(_CHANGE_CHECKERS, entity, _changes_checker)
 
 
 #: Entity id -> (the entity, its check); the entity is kept so that its id is never reused.
 _CHECKERS: dict[int, tuple[Entity[Any], CreateCheck]] = {}
 _CHANGE_CHECKERS: dict[int, tuple[Entity[Any], ChangesCheck]] = {}
+_Check = TypeVar("_Check")
+
+
+def _once(memo: dict[int, tuple[Entity[Any], _Check]], entity: Entity[Any],
+          build: Callable[[Entity[Any]], _Check]) -> _Check:
+    """``build(entity)``, derived once per entity and kept in ``memo``."""
+    found = memo.get(id(entity))
+    if found is None or found[0] is not entity:
+        found = (entity, build(entity))
+        memo[id(entity)] = found
+    return found[1]
 
 
 def _value_checks(entity: Entity[Any]) -> dict[str, ValueCheck]:
