@@ -10,6 +10,8 @@ Two diagnostics split the owner's by-id read: raw psycopg building the typed row
 and the read's own statement driven through wxdata's driver as a plan with no checks at all.
 Beside the data calls, an explicit disclosure record (``wxdata.audit.log_read`` of one student, as
 the owner, autocommit) against raw psycopg sending the same INSERT with its parameters ready.
+The async shell against raw psycopg's own async shell (an ``AsyncConnection`` awaiting the same
+prepared fetch), as the owner, audited and not: what ``wxdata.aio`` adds over awaiting psycopg.
 With ``--redis-url`` (default ``REDIS_URL``) also the owner's audited by-id read cached on Redis,
 which a cache does not serve from there (a hit would cost more than the read): its distance to
 the uncached read is what the cache's decision costs.
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(owner, autocommit=True) as sup, \
                 psycopg.connect(app, autocommit=True) as conn:
             aconn = loop.run_until_complete(psycopg.AsyncConnection.connect(app, autocommit=True))
+            asup = loop.run_until_complete(psycopg.AsyncConnection.connect(owner, autocommit=True))
             cur = sup.cursor()
 
             def raw(sample: list[uuid.UUID]) -> None:
@@ -274,11 +277,26 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in sample:
                     record_cur.execute(positional_sql, positional_params, prepare=True)
 
-            def a_by_id(sample: list[uuid.UUID]) -> None:
+            def a_by_id_on(on: psycopg.AsyncConnection[Any]) -> Batch:
+                def a_by_id(sample: list[uuid.UUID]) -> None:
+                    async def go() -> None:
+                        for sid in sample:
+                            if not isinstance(await astudents.find_by_id(on, ctx, sid), Success):
+                                raise RuntimeError("fetch failed")
+                    loop.run_until_complete(go())
+                return a_by_id
+
+            a_by_id, owner_a_by_id = a_by_id_on(aconn), a_by_id_on(asup)
+            acur = asup.cursor()
+
+            def raw_async(sample: list[uuid.UUID]) -> None:
+                # raw psycopg's async shell: what awaiting a prepared fetch costs on its own
                 async def go() -> None:
                     for sid in sample:
-                        if not isinstance(await astudents.find_by_id(aconn, ctx, sid), Success):
-                            raise RuntimeError("fetch failed")
+                        await acur.execute(
+                            "SELECT * FROM students WHERE id = %s AND deleted_at IS NULL", (sid,),
+                            prepare=True)
+                        await acur.fetchone()
                 loop.run_until_complete(go())
 
             variants: list[tuple[str, Batch, Any]] = [
@@ -309,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if astudents is not None:
                 variants += [("async find_by_id, audit off", a_by_id, audit_off),
-                             ("async find_by_id, audited", a_by_id, audit_on)]
+                             ("async find_by_id, audited", a_by_id, audit_on),
+                             ("raw psycopg async find by id (superuser, prepared)", raw_async,
+                              audit_off),
+                             ("async find_by_id, audit off, owner", owner_a_by_id, owner_off),
+                             ("async find_by_id, audited, owner", owner_a_by_id, owner_on)]
             if args.instructions is not None:
                 chosen = [v for v in variants if v[0] == args.instructions]
                 if not chosen:
@@ -321,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 functools.reduce(lambda _, sid: batch([sid]), sample, None)
                 configure(audit_on)
                 loop.run_until_complete(aconn.close())
+                loop.run_until_complete(asup.close())
                 return 0
             cpu: dict[str, list[float]] = {v[0]: [] for v in variants}
             wall: dict[str, list[float]] = {v[0]: [] for v in variants}
@@ -337,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                     wall[label].append((time.perf_counter() - w0) / args.ops * 1e6)
             configure(audit_on)
             loop.run_until_complete(aconn.close())
+            loop.run_until_complete(asup.close())
     finally:
         loop.close()
         if redis_cache is not None:
