@@ -26,7 +26,6 @@ only meaningful when that row is near zero.
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from benchmarks.common import (
     Options,
     Result,
     config_conninfo,
+    run_writers,
 )
 
 RATE_WORKLOAD = "audit log: records per second"
@@ -108,32 +108,7 @@ def audit_log_rate(env: Env, *, log: Callable[[str], None] = print) -> list[Resu
 
     def once(w: _Writer, seconds: float) -> tuple[int, int, float]:
         """(calls that succeeded, calls that failed, wall seconds) of one timed run."""
-        ok = [0] * writers
-        bad = [0] * writers
-        start = threading.Barrier(writers + 1)
-        stop = [0.0]
-
-        def writer(i: int) -> None:
-            k = i
-            start.wait()
-            deadline = stop[0]
-            while time.perf_counter() < deadline:
-                pair = pairs[k % len(pairs)]
-                k += writers
-                if w.op(i, pair):
-                    ok[i] += 1
-                else:
-                    bad[i] += 1
-
-        threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(writers)]
-        for t in threads:
-            t.start()
-        t0 = time.perf_counter()
-        stop[0] = t0 + seconds
-        start.wait()
-        for t in threads:
-            t.join()
-        return sum(ok), sum(bad), time.perf_counter() - t0
+        return run_writers(writers, seconds, lambda i, k: w.op(i, pairs[k % len(pairs)]))
 
     samples: dict[str, list[float]] = {w.name: [] for w in kinds}
     rates: dict[str, list[float]] = {w.name: [] for w in kinds}

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.bench_scope import _drop, _setup
+from benchmarks.common import run_writers
 
 #: The operations timed: name -> (conn, ctx, student id) -> whether it returned Success.
 Op = Callable[[psycopg.Connection[Any], Any, uuid.UUID], bool]
@@ -59,36 +58,6 @@ def _operations() -> dict[str, Op]:
         return isinstance(log_read(conn, ctx, students.ENTITY, [sid]), Success)
 
     return {"find_by_id": by_id, "log_read": disclosure}
-
-
-def _timed(conns: list[psycopg.Connection[Any]], op: Op, ctx: Any, ids: list[uuid.UUID],
-           seconds: float) -> tuple[int, int, float]:
-    """(calls that succeeded, calls that failed, wall seconds): every connection's thread calls
-    ``op`` back to back until ``seconds`` have passed."""
-    writers = len(conns)
-    ok, bad = [0] * writers, [0] * writers
-    start = threading.Barrier(writers + 1)
-    stop = [0.0]
-
-    def writer(i: int) -> None:
-        k = i
-        start.wait()
-        while time.perf_counter() < stop[0]:
-            if op(conns[i], ctx, ids[k % len(ids)]):
-                ok[i] += 1
-            else:
-                bad[i] += 1
-            k += writers
-
-    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(writers)]
-    for t in threads:
-        t.start()
-    t0 = time.perf_counter()
-    stop[0] = t0 + seconds
-    start.wait()
-    for t in threads:
-        t.join()
-    return sum(ok), sum(bad), time.perf_counter() - t0
 
 
 def _set_delay(conns: list[psycopg.Connection[Any]], delay: int) -> None:
@@ -144,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                                 for conn in used:
                                     op(conn, ctx, sid)
                             warm = 20 * writers
-                            done, failed, wall = _timed(used, op, ctx, ids, args.seconds)
+                            done, failed, wall = run_writers(
+                                writers, args.seconds,
+                                lambda i, k, used=used, op=op, ctx=ctx: op(
+                                    used[i], ctx, ids[k % len(ids)]))
                             found = counter.execute(
                                 "SELECT count(*) FROM audit_log WHERE request_id = %s",
                                 (request,)).fetchone()

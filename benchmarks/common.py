@@ -27,6 +27,7 @@ import random
 import signal
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -368,6 +369,38 @@ def statement(log: list[tuple[str, Any]], contains: str) -> tuple[str, dict[str,
 
 
 # --- timing ---------------------------------------------------------------------------------------
+
+
+def run_writers(writers: int, seconds: float,
+                call: Callable[[int, int], bool]) -> tuple[int, int, float]:
+    """(calls that succeeded, calls that failed, wall seconds): ``writers`` threads, released
+    together, each calling ``call(i, k)`` back to back until ``seconds`` have passed (``i`` the
+    thread's index, ``k`` its running count: ``i``, ``i + writers``, ... so the threads share out
+    the inputs ``k`` indexes)."""
+    ok, bad = [0] * writers, [0] * writers
+    start = threading.Barrier(writers + 1)
+    stop = [0.0]
+
+    def writer(i: int) -> None:
+        k = i
+        start.wait()
+        deadline = stop[0]
+        while time.perf_counter() < deadline:
+            if call(i, k):
+                ok[i] += 1
+            else:
+                bad[i] += 1
+            k += writers
+
+    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(writers)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    stop[0] = t0 + seconds
+    start.wait()
+    for t in threads:
+        t.join()
+    return sum(ok), sum(bad), time.perf_counter() - t0
 
 
 def _timed(op: Op, xs: list[Any]) -> tuple[int, int]:

@@ -30,7 +30,6 @@ import io
 import json
 import pstats
 import statistics
-import threading
 import time
 import uuid
 import weakref
@@ -57,6 +56,7 @@ from benchmarks.common import (
     fmt_us,
     measure,
     read_commit_async,
+    run_writers,
     statement,
 )
 from benchmarks.seed import GRADES, copy_students
@@ -1321,44 +1321,29 @@ def _run_day(env: Env, ops: dict[str, Callable[[Any], Any]], seconds: float, see
     threads = env.options.mixed_threads
     table = _mix_table()
     latencies: list[list[int]] = [[] for _ in range(threads)]
-    failures = [0] * threads
+    rngs = [random.Random(seed * 1000 + i) for i in range(threads)]
     errors: list[str] = []
-    start = threading.Barrier(threads + 1)
-    stop = [0.0]
+    clock = time.perf_counter_ns
 
-    def worker(i: int) -> None:
-        rng = random.Random(seed * 1000 + i)
-        mine = latencies[i]
-        clock = time.perf_counter_ns
-        start.wait()
-        deadline = stop[0]
-        while time.perf_counter() < deadline:
-            kind = rng.choice(table)
-            x = _day_input(env, rng, kind)
-            t0 = clock()
-            try:
-                ok = ops[kind](x)
-            except Exception as exc:
-                ok = False
-                if not errors:
-                    errors.append(f"{kind}: {type(exc).__name__}: {exc}")
-            mine.append(clock() - t0)
-            if not ok:
-                failures[i] += 1
+    def call(i: int, _: int) -> bool:
+        rng = rngs[i]
+        kind = rng.choice(table)
+        x = _day_input(env, rng, kind)
+        t0 = clock()
+        try:
+            ok = bool(ops[kind](x))
+        except Exception as exc:
+            ok = False
+            if not errors:
+                errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+        latencies[i].append(clock() - t0)
+        return ok
 
-    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
-    for t in pool:
-        t.start()
-    t0 = time.perf_counter()
-    stop[0] = t0 + seconds
-    start.wait()
-    for t in pool:
-        t.join()
-    wall = time.perf_counter() - t0
+    _, failed, wall = run_writers(threads, seconds, call)
     flat = [x for lat in latencies for x in lat]
     if errors:
         raise BenchmarkError(f"school day: {errors[0]}")
-    return len(flat), wall, flat, sum(failures)
+    return len(flat), wall, flat, failed
 
 
 def _pct(sorted_ns: list[int], q: float) -> float:
