@@ -36,7 +36,7 @@ from wxdata.errors import (
 )
 from wxdata.schema.spec import Entity
 from wxdata.tx.decorators import UNRECORDED
-from wxdata.tx.events import WriteEvent, announce_plan
+from wxdata.tx.events import WriteEvent, announce_plan, unheard
 from wxdata.tx.scope import (
     AnyConn,
     Scope,
@@ -244,8 +244,14 @@ def _write_record(
 
 
 def _announce(conn: AnyConn, entity: Entity[Any], action: str, ids: tuple[UUID, ...],
-              subjects: tuple[UUID, ...]) -> Plan[None]:
+              subjects: tuple[UUID, ...] = (), *, row: Any = None) -> Plan[None]:
     """Announce a write (cache invalidation after COMMIT); on an async connection outside a unit
-    of work the async driver awaits the listeners (the async Redis client) before going on."""
+    of work the async driver awaits the listeners (the async Redis client) before going on.
+    ``row``: the one row written, whose subject the event names (read only when announced).
+    A write nobody hears (:func:`~wxdata.tx.events.unheard`) builds no event."""
+    if unheard(conn):
+        return
+    if row is not None:
+        subjects = _subjects(entity, (row,))
     yield from announce_plan(
         conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects))))

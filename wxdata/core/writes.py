@@ -24,7 +24,6 @@ from wxdata.core.auditing import (
     _note_scope_denial,
     _record,
     _riding,
-    _subjects,
     _write_record,
     _writes_audited,
 )
@@ -112,7 +111,7 @@ def create(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE, err.error))
     row = entity.row_type(*rows[0])
-    yield from _announce(conn, entity, "CREATE", (new_id,), _subjects(entity, (row,)))
+    yield from _announce(conn, entity, "CREATE", (new_id,), row=row)
     return Success(row)
 
 
@@ -244,7 +243,7 @@ def _update(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE, err.error, key))
     row = entity.row_type(*rows[0][: len(out)])
-    yield from _announce(conn, entity, "UPDATE", (key,), _subjects(entity, (row,)))
+    yield from _announce(conn, entity, "UPDATE", (key,), row=row)
     return Success(row)
 
 
@@ -327,7 +326,7 @@ def _delete_or_restore(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, action, err.error, key))
     row = entity.row_type(*rows[0])
-    yield from _announce(conn, entity, action.value, (key,), _subjects(entity, (row,)))
+    yield from _announce(conn, entity, action.value, (key,), row=row)
     return Success(row)
 
 

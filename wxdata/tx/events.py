@@ -81,6 +81,13 @@ async def _adeliver(event: WriteEvent) -> None:
             log_error(log, "write listener failed for %s", exc, event.entity)
 
 
+def unheard(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """True when announcing a write on ``conn`` would change nothing: no listener is subscribed
+    and no unit of work is open to be marked written (outside one a write is delivered at once,
+    here to no one), so the caller need not build the event."""
+    return not _LISTENERS and current_scope(conn) is None
+
+
 def announce_write(
     conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], event: WriteEvent
 ) -> None:
