@@ -18,6 +18,7 @@ from tests.shells import parametrise
 from wxdata import ExecutionContext
 from wxdata.domains import students
 from wxdata.tx import current_scope, unit_of_work
+from wxdata.tx import events as events_module
 from wxdata.tx.events import WriteEvent, add_write_listener, remove_write_listener, unheard
 
 pytestmark = pytest.mark.integration
@@ -29,10 +30,20 @@ Conn = psycopg.Connection[Any]
 
 @pytest.fixture
 def heard() -> Iterator[list[WriteEvent]]:
-    """The events a listener subscribed for the test receives (unsubscribed after it)."""
+    """The events a listener subscribed for the test receives (unsubscribed after it). The
+    listeners other tests left subscribed (a process cache, a replica router) are set aside for the
+    test and put back after it, so that a write here is heard by this test's listener or by no
+    one."""
+    saved, twins = list(events_module._LISTENERS), dict(events_module._TWINS)
+    for listener in saved:
+        remove_write_listener(listener)
     events: list[WriteEvent] = []
-    yield events
-    remove_write_listener(events.append)
+    try:
+        yield events
+    finally:
+        remove_write_listener(events.append)
+        for listener in saved:
+            add_write_listener(listener, async_twin=twins.get(listener))
 
 
 def test_a_listener_hears_each_write_with_its_row_and_subject(
