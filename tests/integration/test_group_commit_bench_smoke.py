@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import re
 
-import psycopg
 import pytest
 
 from benchmarks import bench_group_commit
+from tests.bench_support import bench_databases
 
 pytestmark = pytest.mark.integration
 
 
-def _bench_databases(server_url: str) -> set[str]:
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        return {r[0] for r in admin.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'wxdata_bench_scope_%'")}
-
-
 def test_group_commit_bench_reports_every_delay_and_drops_its_database(
         server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    before = _bench_databases(server_url)
+    before = bench_databases(server_url)
     assert bench_group_commit.main(
         ["--writers", "1,2", "--delays", "0,50", "--reps", "2", "--seconds", "0.2",
          "--students", "30", "--database-url", server_url]) == 0
@@ -39,7 +33,7 @@ def test_group_commit_bench_reports_every_delay_and_drops_its_database(
                 assert ratio > 0 and micros > 0
                 if delay == 0:
                     assert ratio == 1.0
-    assert _bench_databases(server_url) == before
+    assert bench_databases(server_url) == before
 
 
 def test_group_commit_bench_refuses_a_negative_delay(server_url: str) -> None:

@@ -17,21 +17,16 @@ import pytest
 
 from benchmarks import bench_core, bench_scope_check
 from benchmarks.bench_scope import _drop, _setup
+from tests.bench_support import bench_databases
 
 pytestmark = pytest.mark.integration
 
 _FIGURE = r"([0-9.]+) \(([0-9.]+)-([0-9.]+)\)"
 
 
-def _bench_databases(server_url: str) -> set[str]:
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        return {r[0] for r in admin.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'wxdata_bench_scope_%'")}
-
-
 def test_scope_check_reports_every_variant_in_both_forms_and_drops_its_database(
         server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    before = _bench_databases(server_url)
+    before = bench_databases(server_url)
     assert bench_scope_check.main(
         ["--reps", "1", "--loops", "20", "--database-url", server_url]) == 0
     out = capsys.readouterr().out
@@ -41,7 +36,7 @@ def test_scope_check_reports_every_variant_in_both_forms_and_drops_its_database(
         figures = re.findall(_FIGURE, line)
         assert len(figures) == 2, line
         assert all(math.isfinite(float(v)) and float(v) > 0 for f in figures for v in f), line
-    assert _bench_databases(server_url) == before
+    assert bench_databases(server_url) == before
 
 
 def test_a_rewrite_that_answers_differently_is_not_measured(server_url: str) -> None:
@@ -74,7 +69,7 @@ def test_a_rewrite_that_answers_differently_is_not_measured(server_url: str) -> 
 
 def test_client_cost_bench_reports_every_variant(
         server_url: str, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    before = _bench_databases(server_url)
+    before = bench_databases(server_url)
     assert bench_core.main(["--reps", "1", "--ops", "3", "--students", "30",
                             "--database-url", server_url, "--redis-url", redis_url]) == 0
     out = capsys.readouterr().out
@@ -91,4 +86,4 @@ def test_client_cost_bench_reports_every_variant(
                   "raw psycopg async find by id (superuser, prepared)",
                   "async find_by_id, audit off, owner", "async find_by_id, audited, owner"):
         assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
-    assert _bench_databases(server_url) == before
+    assert bench_databases(server_url) == before
