@@ -6,6 +6,10 @@ straight to the function), ``CACHE_BACKEND`` (memory | redis | tiered), ``CACHE_
 ``REDIS_URL`` (one server, a Redis Cluster or Sentinel: :mod:`wxdata.redis_url`), and refuses
 (``CachePolicyError``) a Redis or tiered cache that would hold PHI unencrypted. Call
 :func:`init_cache` at start-up to surface that error before the first read.
+
+The process cache is built on first use: the first cached read, :func:`init_cache`, or, when the
+settings name a cache shared with other processes, the process's first write (so a process that
+only writes still invalidates what the others cached).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from wxdata.cache.invalidation import subscribe, unsubscribe
 from wxdata.cache.keys import PREFIX, KeyBuilder
 from wxdata.cache.policy import CachePolicyError, check_settings
 from wxdata.config import Settings, settings
+from wxdata.tx.events import owe_listeners
 
 
 def build_cache(
@@ -82,6 +87,27 @@ def default_cache() -> CacheManager | None:
         if not _default:
             _default.append(build_cache())
         return _default[0]
+
+
+def _shared_cache_owed() -> None:
+    """Build the process cache, before a write is announced, when none is built and the settings
+    name a cache shared with other processes (Redis, tiered).
+
+    A process that only writes (a worker, an import job) never builds its cache on a read; its
+    committed writes must still invalidate the entries other processes keep in Redis, or they
+    serve the row as it was until the entry expires. A memory cache is the process's own: one
+    never built holds nothing to invalidate, so nothing is built for it. An unsafe configuration
+    raises here (:class:`CachePolicyError`, logged by the caller without failing the write): a
+    process refuses to build a cache on those settings, so no process caches with them.
+    """
+    if _default:
+        return
+    config = settings()
+    if config.cache_enabled and config.cache_backend != "memory":
+        default_cache()
+
+
+owe_listeners(_shared_cache_owed)
 
 
 def init_cache(config: Settings | None = None) -> CacheManager | None:

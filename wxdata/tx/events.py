@@ -42,6 +42,24 @@ WriteListener = Callable[[WriteEvent], None]
 AsyncWriteListener = Callable[[WriteEvent], Awaitable[None]]
 _LISTENERS: list[WriteListener] = []
 _TWINS: dict[WriteListener, AsyncWriteListener] = {}
+_OWED: list[Callable[[], None]] = []
+
+
+def owe_listeners(subscribe_owed: Callable[[], None]) -> None:
+    """Register ``subscribe_owed`` (idempotent), called before every write is announced to
+    subscribe the listeners the settings owe and that nothing subscribed yet. The cache layer
+    registers one: a process whose settings name a cache shared with other processes must
+    invalidate it also when it never read through it (it only writes)."""
+    if subscribe_owed not in _OWED:
+        _OWED.append(subscribe_owed)
+
+
+def _settle() -> None:
+    for subscribe_owed in _OWED:
+        try:
+            subscribe_owed()
+        except Exception as exc:  # noqa: BLE001 - logged PHI-safely; never fails a write
+            log_error(log, "a write listener owed by the settings could not be subscribed", exc)
 
 
 def add_write_listener(listener: WriteListener, *,
@@ -84,14 +102,18 @@ async def _adeliver(event: WriteEvent) -> None:
 def unheard(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """True when announcing a write on ``conn`` would change nothing: no listener is subscribed
     and no unit of work is open to be marked written (outside one a write is delivered at once,
-    here to no one), so the caller need not build the event."""
+    here to no one), so the caller need not build the event. The listeners the settings owe
+    (:func:`owe_listeners`) are subscribed first."""
+    _settle()
     return not _LISTENERS and current_scope(conn) is None
 
 
 def announce_write(
     conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], event: WriteEvent
 ) -> None:
-    """Mark the entity written in the open scope and deliver the event after COMMIT."""
+    """Mark the entity written in the open scope and deliver the event after COMMIT (to the
+    listeners subscribed then, the ones the settings owe included)."""
+    _settle()
     scope = current_scope(conn)
     if scope is None:
         _deliver(event)
@@ -110,6 +132,7 @@ def announce_plan(
     delivery is a hook the async driver awaits (async twins run in the event loop) before the
     plan goes on; everything else as :func:`announce_write`."""
     if isinstance(conn, psycopg.AsyncConnection) and current_scope(conn) is None:
+        _settle()
         yield Hooks((lambda: _adeliver(event),))
         return
     announce_write(conn, event)
