@@ -476,3 +476,4 @@ def test_factory_made_functions_never_share_entries(conn: Conn, ctx: ExecutionCo
     assert five(conn, ctx, s.id).unwrap().total == 1
     assert six(conn, ctx, s.id).unwrap().total == 0
     assert five(conn, ctx, s.id).unwrap().total == 1
+

@@ -33,8 +33,9 @@ from tests.cache_support import (
     tiered,
     wipe,
 )
-from wxdata import ExecutionContext, aio
+from wxdata import ExecutionContext, aio, crud
 from wxdata.aio.domains import students as astudents
+from wxdata.audit import AuditAction, audited
 from wxdata.cache import aio as acache
 from wxdata.cache import by_id, cached
 from wxdata.cache.backends.aio import AsyncMemoryCache, AsyncRedisCache, AsyncTieredCache
@@ -234,6 +235,54 @@ def test_committed_writes_invalidate_and_rolled_back_ones_do_not(
         students.update(conn, ctx, s.id, {"grade": "6"})
         assert get(ctx, s.id).unwrap().grade == "5" and calls == [1]  # not committed yet
     assert get(ctx, s.id).unwrap().grade == "6" and calls == [2]  # invalidated after COMMIT
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_a_hand_written_change_under_audited_invalidates_the_rows_it_names(
+        shell: Shell, backend: Any, ctx: ExecutionContext, make_student: Any,
+        inside: bool) -> None:
+    """A change made with hand-written SQL under ``audited`` is announced as a generic write is:
+    after COMMIT the rows its value names are dropped from the cache, and inside a unit of work the
+    cache is bypassed for the entity from the change on (the unit's own write is seen)."""
+    s = make_student(grade="5")
+    get, calls = shell.reader(backend)
+    assert get(ctx, s.id).unwrap().grade == "5"
+    assert get(ctx, s.id).unwrap().grade == "5" and calls == [1]  # cached
+    statement = "UPDATE students SET grade = '6' WHERE id = %(id)s RETURNING id"
+    ids = lambda rows: [r[0] for r in rows]  # noqa: E731
+    seen: list[Any] = []
+    if not shell.is_async:
+        @audited(STUDENTS, AuditAction.UPDATE, ids=ids, subjects=ids)
+        def promote(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
+            return crud.fetch(conn, ctx, statement, {"id": sid})
+
+        conn = shell.sync_conn
+        if inside:
+            with unit_of_work(conn, ctx):
+                assert promote(conn, ctx, s.id).unwrap() == [(s.id,)]
+                seen.append(shell.read(ctx, s.id))
+        else:
+            assert promote(conn, ctx, s.id).unwrap() == [(s.id,)]
+    else:
+        @aio.audited(STUDENTS, AuditAction.UPDATE, ids=ids, subjects=ids)
+        async def apromote(conn: Any, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
+            return await aio.crud.fetch(conn, ctx, statement, {"id": sid})
+
+        async def body() -> None:
+            if inside:
+                async with aio.unit_of_work(shell.aconn, ctx):
+                    assert (await apromote(shell.aconn, ctx, s.id)).unwrap() == [(s.id,)]
+                    seen.append(await shell.aget(shell.aconn, ctx, s.id))
+            else:
+                assert (await apromote(shell.aconn, ctx, s.id)).unwrap() == [(s.id,)]
+
+        shell.run(body())
+    if inside:
+        assert seen[0].unwrap().grade == "6"  # bypassed inside: the unit's own write
+    assert get(ctx, s.id).unwrap().grade == "6"  # dropped after COMMIT
+    with psycopg.connect(shell.db_url, autocommit=True, **connect_kwargs()) as other:
+        updates = [r for r in audit_rows(other, ctx.request_id, "Student") if r[0] == "UPDATE"]
+    assert [(r[2], r[3]) for r in updates] == [([s.id], [s.id])]  # recorded once, as before
 
 
 def test_unit_of_work_rules_in_either_shell(shell: Shell, backend: Any, db_url: str,

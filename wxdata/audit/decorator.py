@@ -14,9 +14,12 @@ call, whatever the call does beneath it.
   outside one, a plain INSERT. If the record cannot be written the call fails (fail closed).
 - **Changes** (CREATE, UPDATE, DELETE, RESTORE, BULK_*, IMPORT): reads beneath record themselves;
   writes made by the generic functions beneath record themselves, so the decorator records only
-  when none did (hand-written SQL). Called outside a unit of work, the decorator opens one around
-  the call, adopting the isolation and retries of the ``transactional`` function it wraps (which
-  then runs in that transaction without a savepoint), so the change and its record commit together.
+  when none did (hand-written SQL), and then also announces the change as the generic writes do
+  (:mod:`wxdata.tx.events`): the unit of work is marked written for the entity and, after COMMIT,
+  caches drop the entity's lists and the rows and students the returned value names. Called
+  outside a unit of work, the decorator opens one around the call, adopting the isolation and
+  retries of the ``transactional`` function it wraps (which then runs in that transaction without
+  a savepoint), so the change and its record commit together.
 - **Failures**: the ``Failure`` is returned unchanged after one ``success=false`` record on lane 2
   (ACCESS_DENIED for ``Forbidden``), unless a generic function beneath already recorded it there.
 
@@ -56,6 +59,7 @@ from wxdata.errors import DataError
 from wxdata.query.paging import KeysetPage, Page
 from wxdata.schema.spec import Entity, registered, registered_count
 from wxdata.tx.decorators import TxOptions, scope_run_plan, tx_options
+from wxdata.tx.events import WriteEvent, announce_plan
 from wxdata.tx.scope import AnyConn, current_scope
 
 log = logging.getLogger("wxdata.audit")
@@ -228,20 +232,35 @@ class Audit:
         """Whether the action discloses data (READ, VIEW, EXPORT, PRINT...)."""
         return self.action in DISCLOSURES
 
+    def found(self, value: Any) -> Found:
+        """What a call that returned ``value`` names: the entity's rows, their students, the
+        fields (:func:`extract` with the declaration's extractors)."""
+        return extract(self.entity, value, ids=self.ids, subjects=self.subjects,
+                       fields=self.fields)
+
     def record_success(
-        self, conn: AnyConn, ctx: ExecutionContext, value: Any
+        self, conn: AnyConn, ctx: ExecutionContext, value: Any, found: Found | None = None,
     ) -> Plan[Result[None, DataError]]:
-        """The success record of a call that returned ``value`` (none when nothing disclosed)."""
-        found = extract(self.entity, value, ids=self.ids, subjects=self.subjects,
-                        fields=self.fields)
+        """The success record of a call that returned ``value`` (none when nothing disclosed);
+        ``found``: what :meth:`found` answers for it, when already known."""
+        if found is None:
+            found = self.found(value)
         if self.disclosure and not found.anything:
             return Success(None)
-        if self.disclosure and not (found.ids or found.subjects) and self.label not in _WARNED:
+        if not (found.ids or found.subjects) and self.label not in _WARNED:
             _WARNED.add(self.label)  # the operation name only: never a value
-            log.warning("audited %s: no entity or subject ids found in the result; "
-                        "pass ids=/subjects= so the disclosure names its students", self.label)
+            log.warning("audited %s: no entity or subject ids found in the result; pass "
+                        "ids=/subjects= so the record names its rows and students%s", self.label,
+                        "" if self.disclosure else " (and the cache drops the rows changed)")
         due = _success_record(ctx, self.entity, self.action, found, self.label)
         return (yield from due_plan(conn, ctx, due))
+
+    def announce(self, conn: AnyConn, found: Found) -> Plan[None]:
+        """Announce a hand-written change as the generic writes announce theirs: the unit of
+        work is marked written for the entity, and after COMMIT the cache drops the entity's
+        lists and the rows and students ``found`` names."""
+        yield from announce_plan(
+            conn, WriteEvent(self.entity.name, self.action.value, found.ids, found.subjects))
 
     def call(
         self, conn: AnyConn, ctx: ExecutionContext, fn: Callable[[], Any]
@@ -290,8 +309,11 @@ class Audit:
             last[:] = [owner]
             result: Result[T, DataError] = yield Call(fn)
         match result:
-            case Success(value) if _own_records(owner) == 0:
-                written = yield from self.record_success(conn, ctx, value)
+            case Success(value) if _own_records(owner) == 0:  # hand-written: recorded here
+                found = self.found(value)
+                if self.action in CHANGES:
+                    yield from self.announce(conn, found)
+                written = yield from self.record_success(conn, ctx, value, found)
                 return written.bind(lambda _: result)  # fail closed: no record, no success
             case Failure(error) if fail and owner.detached_recorded == 0:
                 yield from _record_failure(conn, ctx, self.entity, self.action, error, self.label)

@@ -34,8 +34,10 @@ have no canonical key form fails with :data:`~wxdata.cache.core.UNKEYABLE` (neve
 could collide).
 
 Invalidation is not done here: committed writes arrive as :class:`~wxdata.tx.events.WriteEvent`
-after COMMIT (:mod:`wxdata.cache.invalidation`). Writes made with hand-written SQL must be
-announced with :func:`wxdata.tx.events.announce_write` (which also marks the unit of work).
+after COMMIT (:mod:`wxdata.cache.invalidation`). A hand-written change under ``audited`` is
+announced by the decorator (the rows and students its value names); other writes made with
+hand-written SQL must be announced with :func:`wxdata.tx.events.announce_write` (which also marks
+the unit of work).
 """
 
 from __future__ import annotations
