@@ -27,13 +27,15 @@ class RoleFacts:
 @attrs.define(slots=True, eq=False)
 class ConnState:
     """Per-connection state: the open scope, the role facts, the reused cursors, the query-log
-    policy and the statements of a traced pipeline."""
+    policy, the statements of a traced pipeline and the entities' tables as the database numbers
+    them."""
 
     scope: Any = None  # wxdata.tx.scope.Scope while a unit of work is open
     role: RoleFacts | None = None
     cursors: dict[str, Any] = attrs.field(factory=dict)
     query_log: Any = None  # (QueryLog, Logger) while wxdata.observability traces the connection
     pipeline: Any = None  # statements queued in the traced connection's open pipeline
+    sources: Any = None  # wxdata.core.raw.Sources: the entities' tables and columns by oid
 
 
 def of(conn: Any) -> ConnState:

@@ -31,6 +31,7 @@ from wxdata.core.effects import (
     Pipeline,
     Plan,
     Probe,
+    Provenance,
     Rows,
     Sleep,
     Stream,
@@ -79,6 +80,16 @@ def _rows(cur: psycopg.Cursor[tuple[Any, ...]] | psycopg.AsyncCursor[tuple[Any, 
     return result is not None and result.status == _TUPLES_OK
 
 
+def _provenance(
+    cur: psycopg.Cursor[tuple[Any, ...]] | psycopg.AsyncCursor[tuple[Any, ...]],
+) -> tuple[tuple[int, int], ...]:
+    """(table oid, column number) of each column of the cursor's last result."""
+    result = cur.pgresult
+    if result is None:
+        return ()
+    return tuple((result.ftable(i), result.ftablecol(i)) for i in range(result.nfields))
+
+
 class SyncIO:
     """Executes effects on a sync connection."""
 
@@ -118,6 +129,8 @@ class SyncIO:
                         log.warning("rollback after a failed pipeline failed (connection lost?)")
                 raise
             return cur.fetchall() if _rows(cur) else []
+        if type(e) is Provenance:
+            return _provenance(_cursor(conn, e.slot))
         if type(e) is Probe:
             return _facts(conn)
         if type(e) is Detached:
@@ -247,6 +260,8 @@ class AsyncIO:
                         log.warning("rollback after a failed pipeline failed (connection lost?)")
                 raise
             return await acur.fetchall() if _rows(acur) else []
+        if type(e) is Provenance:
+            return _provenance(_acursor(conn, e.slot))
         if type(e) is Probe:
             return _facts(conn)
         if type(e) is Detached:

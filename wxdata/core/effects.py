@@ -60,6 +60,15 @@ class Pipeline:
 
 
 @attrs.frozen(slots=True)
+class Provenance:
+    """Answered with where each column of the last result on the cursor of ``slot`` comes from:
+    ``(table oid, column number)`` as PostgreSQL describes it, ``(0, 0)`` for a value the statement
+    computed (an expression, an aggregate, a function's result)."""
+
+    slot: str = "data"
+
+
+@attrs.frozen(slots=True)
 class Probe:
     """Answered with :class:`ConnFacts`: what the client library knows about the connection."""
 
@@ -140,5 +149,5 @@ class Suspend:
     value: Any
 
 
-Effect: TypeAlias = (Execute | FetchOne | Command | Pipeline | Probe | Detached | Hooks | Call | Sleep | Copy
-                     | Stream | Suspend)
+Effect: TypeAlias = (Execute | FetchOne | Command | Pipeline | Provenance | Probe | Detached | Hooks
+                     | Call | Sleep | Copy | Stream | Suspend)

@@ -1,13 +1,25 @@
-"""Plans for hand-written SQL: a scoped statement, and the disclosure record of its result."""
+"""Plans for hand-written SQL: a scoped statement, and the disclosure record of its result.
+
+A hand-written read records what it discloses as the generic reads do. PostgreSQL describes each
+column of a result by the table column it was read from (the table's oid and the column's number;
+none for a value the statement computed); every column read from the table of an entity whose
+reads are recorded makes the read a disclosure of that entity, recorded before the rows are
+returned, naming the rows and students whose ids the result carries and the columns it returned.
+No record, no rows. Values computed in SQL from such columns (expressions, aggregates, a
+function's result) carry no table and are not traced: a query returning them runs under
+``audited``, which records what its value names.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
+import attrs
 from returns.result import Failure, Result, Success
 
+from wxdata import _connstate
 from wxdata.audit.log import detached_plan
 from wxdata.audit.record import (
     AuditAction,
@@ -18,13 +30,13 @@ from wxdata.core.auditing import (
     _reads_audited,
     _record,
 )
-from wxdata.core.effects import Detached, Plan
+from wxdata.core.effects import Detached, Execute, Plan, Provenance, Rows
 from wxdata.core.execute import (
     _Err,
     _run_named,
 )
 from wxdata.errors import DataError
-from wxdata.schema.spec import Entity
+from wxdata.schema.spec import Entity, registered, registered_count
 from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.scope import (
     AnyConn,
@@ -39,17 +51,117 @@ def fetch(
     params: Mapping[str, Any] | None = None,
     *,
     entity: Entity[Any] | None = None,
+    recorded: bool = False,
 ) -> Plan[Result[list[tuple[Any, ...]], DataError]]:
     """Run a hand-written, parameterised statement with the context applied; rows as tuples.
 
     For queries the generic functions do not cover (aggregates, joins). School scoping applies
-    (row-level security); auditing a PHI result is the caller's ``audited`` decorator's job.
+    (row-level security). Columns returned from the table of an entity whose reads are recorded
+    are recorded as a disclosure of that entity before the rows are returned, as a generic read
+    records itself (see the module); no record, no rows. Under an ``audited`` decorator that owns
+    the reads, the decorator records instead; ``recorded=True`` says the caller records the
+    disclosure itself (:func:`record_disclosure`) before it returns anything.
     """
     try:
         rows = yield from _run_named(conn, ctx, entity.name if entity else "", sql, params or {})
+        due: list[_Disclosed] = []
+        if rows and not recorded:
+            columns: tuple[tuple[int, int], ...] = yield Provenance()
+            if any(oid for oid, _ in columns):
+                sources = yield from _sources(conn, {oid for oid, _ in columns if oid})
+                due = disclosed(ctx, columns, rows, sources)
     except _Err as err:
         return Failure(err.error)
+    for found in due:
+        written = yield from record_disclosure(
+            conn, ctx, found.entity, AuditAction.READ, ids=found.ids, subjects=found.subjects,
+            fields=found.fields, metadata={"operation": "fetch"})
+        match written:
+            case Failure(error):
+                return Failure(error)  # no record, no rows
     return Success(rows)
+
+
+@attrs.frozen(slots=True)
+class Sources:
+    """The registered entities' tables as one database numbers them: by table oid, the entity
+    and its column names by column number (None: a table of no entity)."""
+
+    count: int  # how many entities were registered when this was read
+    tables: Mapping[int, tuple[Entity[Any], Mapping[int, str]] | None]
+
+
+@attrs.frozen(slots=True)
+class _Disclosed:
+    """What one hand-written result discloses of one entity."""
+
+    entity: Entity[Any]
+    ids: tuple[UUID, ...]
+    subjects: tuple[UUID, ...]
+    fields: tuple[str, ...]
+
+
+_COLUMNS_SQL = (
+    "SELECT c.oid::int8, t.name, a.attnum::int4, a.attname::text"
+    " FROM unnest(%(tables)s::text[]) AS t(name)"
+    " JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.name)"
+    " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
+    " AND NOT a.attisdropped"
+)
+
+
+def _sources(conn: AnyConn, oids: set[int]) -> Plan[Sources]:
+    """The connection's :class:`Sources`, read from the catalogs on first need and again when an
+    entity was registered since or a table is met that was not there when they were read (a table
+    made since); one unnamed statement, so a transaction pooler is no obstacle."""
+    state = _connstate.of(conn)
+    known: Sources | None = state.sources
+    if known is not None and known.count == registered_count() and oids <= known.tables.keys():
+        return known
+    entities = {e.table: e for e in registered()}
+    count = len(entities)
+    rows: Rows = yield Execute(_COLUMNS_SQL, {"tables": list(entities)}, False, "catalog")
+    tables: dict[int, tuple[Entity[Any], Mapping[int, str]] | None] = {}
+    for oid, table, number, name in rows:
+        found = tables.get(oid)
+        if found is None:
+            found = tables[oid] = (entities[table], {})
+        found[1][number] = name  # type: ignore[index]  # built here, read-only once kept
+    tables.update((oid, None) for oid in oids if oid not in tables)
+    kept = state.sources = Sources(count, tables)
+    return kept
+
+
+def disclosed(
+    ctx: ExecutionContext, columns: Sequence[tuple[int, int]], rows: Rows, sources: Sources,
+) -> list[_Disclosed]:
+    """What ``rows`` (of columns described by ``columns``) disclose of each entity whose reads
+    ``ctx`` records: the ids of its rows and students found in its key and subject columns, and
+    the names of its columns returned. Pure."""
+    by_entity: dict[Entity[Any], list[tuple[int, str]]] = {}
+    for i, (oid, number) in enumerate(columns):
+        source = sources.tables.get(oid) if oid else None
+        if source is None:
+            continue
+        name = source[1].get(number)
+        if name is not None:
+            by_entity.setdefault(source[0], []).append((i, name))
+    out: list[_Disclosed] = []
+    for spec, returned in by_entity.items():
+        if not _reads_audited(spec, ctx):
+            continue
+        ids = _values(rows, [i for i, name in returned if name == spec.pk])
+        subjects = _values(rows, [i for i, name in returned if name == spec.subject])
+        fields = tuple(dict.fromkeys(name for _, name in returned))
+        out.append(_Disclosed(spec, ids, subjects, fields))
+    return out
+
+
+def _values(rows: Rows, at: list[int]) -> tuple[UUID, ...]:
+    """The distinct UUIDs found in the columns ``at`` of ``rows``, in order."""
+    if not at:
+        return ()
+    return tuple(dict.fromkeys(v for r in rows for i in at if isinstance(v := r[i], UUID)))
 
 
 def record_disclosure(

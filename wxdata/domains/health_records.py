@@ -158,7 +158,8 @@ def student_health_summary(
         sid = student_id if isinstance(student_id, UUID) else UUID(str(student_id))
     except ValueError:
         return Failure(InvalidQuery("student_id", "must be a UUID"))
-    rows = yield from plans.fetch(conn, ctx, _SUMMARY_SQL, {"sid": sid}, entity=HEALTH_RECORDS)
+    rows = yield from plans.fetch(conn, ctx, _SUMMARY_SQL, {"sid": sid}, entity=HEALTH_RECORDS,
+                                  recorded=True)  # recorded below, after the summary is built
     summary = rows.map(lambda found: _summary(sid, found))
     if not summary.map(lambda s: bool(s.by_type)).value_or(False):
         return summary
