@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import attrs
+import psycopg
 from returns.result import Failure, Result, Success
 
 from wxdata import _connstate
@@ -36,6 +37,7 @@ from wxdata.core.execute import (
     _run_named,
 )
 from wxdata.errors import DataError
+from wxdata.errors import from_db_error as _db_error
 from wxdata.schema.spec import Entity, registered, registered_count
 from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.scope import (
@@ -64,7 +66,7 @@ def fetch(
     """
     try:
         rows = yield from _run_named(conn, ctx, entity.name if entity else "", sql, params or {})
-        due: list[_Disclosed] = []
+        due: list[Disclosure] = []
         if rows and not recorded:
             columns: tuple[tuple[int, int], ...] = yield Provenance()
             if any(oid for oid, _ in columns):
@@ -92,8 +94,9 @@ class Sources:
 
 
 @attrs.frozen(slots=True)
-class _Disclosed:
-    """What one hand-written result discloses of one entity."""
+class Disclosure:
+    """What one hand-written result discloses of one entity: the ids of its rows and students
+    the result holds, and the names of its columns returned."""
 
     entity: Entity[Any]
     ids: tuple[UUID, ...]
@@ -118,15 +121,16 @@ def _sources(conn: AnyConn, oids: set[int]) -> Plan[Sources]:
     known: Sources | None = state.sources
     if known is not None and known.count == registered_count() and oids <= known.tables.keys():
         return known
+    count = registered_count()
     entities = {e.table: e for e in registered()}
-    count = len(entities)
-    rows: Rows = yield Execute(_COLUMNS_SQL, {"tables": list(entities)}, False, "catalog")
-    tables: dict[int, tuple[Entity[Any], Mapping[int, str]] | None] = {}
+    try:
+        rows: Rows = yield Execute(_COLUMNS_SQL, {"tables": list(entities)}, False, "catalog")
+    except psycopg.Error as exc:
+        raise _Err(_db_error(exc)) from None
+    columns: dict[int, tuple[Entity[Any], dict[int, str]]] = {}
     for oid, table, number, name in rows:
-        found = tables.get(oid)
-        if found is None:
-            found = tables[oid] = (entities[table], {})
-        found[1][number] = name  # type: ignore[index]  # built here, read-only once kept
+        columns.setdefault(oid, (entities[table], {}))[1][number] = name
+    tables: dict[int, tuple[Entity[Any], Mapping[int, str]] | None] = dict(columns)
     tables.update((oid, None) for oid in oids if oid not in tables)
     kept = state.sources = Sources(count, tables)
     return kept
@@ -134,10 +138,11 @@ def _sources(conn: AnyConn, oids: set[int]) -> Plan[Sources]:
 
 def disclosed(
     ctx: ExecutionContext, columns: Sequence[tuple[int, int]], rows: Rows, sources: Sources,
-) -> list[_Disclosed]:
+) -> list[Disclosure]:
     """What ``rows`` (of columns described by ``columns``) disclose of each entity whose reads
     ``ctx`` records: the ids of its rows and students found in its key and subject columns, and
-    the names of its columns returned. Pure."""
+    the names of its columns returned. No I/O: the owner of the call's reads and the settings
+    decide which entities' reads are recorded, as for every read."""
     by_entity: dict[Entity[Any], list[tuple[int, str]]] = {}
     for i, (oid, number) in enumerate(columns):
         source = sources.tables.get(oid) if oid else None
@@ -146,14 +151,14 @@ def disclosed(
         name = source[1].get(number)
         if name is not None:
             by_entity.setdefault(source[0], []).append((i, name))
-    out: list[_Disclosed] = []
+    out: list[Disclosure] = []
     for spec, returned in by_entity.items():
         if not _reads_audited(spec, ctx):
             continue
         ids = _values(rows, [i for i, name in returned if name == spec.pk])
         subjects = _values(rows, [i for i, name in returned if name == spec.subject])
         fields = tuple(dict.fromkeys(name for _, name in returned))
-        out.append(_Disclosed(spec, ids, subjects, fields))
+        out.append(Disclosure(spec, ids, subjects, fields))
     return out
 
 
