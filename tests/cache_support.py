@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from wxdata.cache.backends.clients import resolve
 from wxdata.cache.backends.memory import MemoryCache
@@ -77,6 +79,25 @@ def wipe(url: str, namespace: str) -> None:
             client.unlink(key)
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def records_refused(admin_conn: psycopg.Connection[Any], request_id: str) -> Iterator[None]:
+    """Inside the block PostgreSQL refuses to store any audit record of ``request_id`` (a
+    trigger raising on its INSERT), wherever it is written from; dropped on leaving."""
+    fn = f"wxdata_test_refuse_{uuid.uuid4().hex[:8]}"
+    admin_conn.execute(sql.SQL(
+        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused'; END $$").format(sql.Identifier(fn)))
+    admin_conn.execute(sql.SQL(
+        "CREATE TRIGGER {} BEFORE INSERT ON audit_log FOR EACH ROW "
+        "WHEN (NEW.request_id = {}) EXECUTE FUNCTION {}()").format(
+            sql.Identifier(fn), sql.Literal(request_id), sql.Identifier(fn)))
+    try:
+        yield
+    finally:
+        admin_conn.execute(sql.SQL("DROP TRIGGER {} ON audit_log").format(sql.Identifier(fn)))
+        admin_conn.execute(sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(fn)))
 
 
 def audit_rows(conn: psycopg.Connection[Any], request_id: str | None,

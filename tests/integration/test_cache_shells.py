@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
-from psycopg import sql
 from returns.result import Failure, Result, Success
 
 from tests.cache_support import (
@@ -29,6 +28,7 @@ from tests.cache_support import (
     cache_hits,
     memory,
     prefix,
+    records_refused,
     redis_backend,
     tiered,
     wipe,
@@ -337,19 +337,8 @@ def test_an_unrecordable_hit_discloses_nothing(
     assert get(ctx, s.id) == Success(s)
     # the same caller on another request, whose records PostgreSQL refuses to store
     refused = attrs.evolve(ctx, request_id=f"req-refused-{uuid.uuid4().hex[:8]}")
-    fn = f"wxdata_test_refuse_{uuid.uuid4().hex[:8]}"
-    admin_conn.execute(sql.SQL(
-        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'refused'; END $$").format(sql.Identifier(fn)))
-    admin_conn.execute(sql.SQL(
-        "CREATE TRIGGER {} BEFORE INSERT ON audit_log FOR EACH ROW "
-        "WHEN (NEW.request_id = {}) EXECUTE FUNCTION {}()").format(
-            sql.Identifier(fn), sql.Literal(refused.request_id), sql.Identifier(fn)))
-    try:
+    with records_refused(admin_conn, refused.request_id):
         got = get(refused, s.id)
-    finally:
-        admin_conn.execute(sql.SQL("DROP TRIGGER {} ON audit_log").format(sql.Identifier(fn)))
-        admin_conn.execute(sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(fn)))
     assert isinstance(got, Failure) and calls == [1]  # a hit, refused: no record, no data
     assert get(ctx, s.id) == Success(s) and calls == [1]
     assert len(cache_hits(audit_rows(conn, ctx.request_id, "Student"))) == 1

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 from returns.result import Failure, Result
 
+from tests.cache_support import records_refused
 from tests.shells import parametrise
 from wxdata import ExecutionContext, audited, crud, unit_of_work
 from wxdata.audit import AuditAction
@@ -125,17 +125,9 @@ def test_a_caller_that_records_itself_says_so(
 def test_a_read_whose_record_is_refused_returns_no_rows(
         conn: Conn, admin_conn: Conn, ctx: ExecutionContext, record: Any, where: str) -> None:
     refused = attrs.evolve(ctx, request_id=f"req-refused-{uuid.uuid4().hex[:8]}")
-    fn = f"wxdata_test_refuse_{uuid.uuid4().hex[:8]}"
-    admin_conn.execute(sql.SQL(
-        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'refused'; END $$").format(sql.Identifier(fn)))
-    admin_conn.execute(sql.SQL(
-        "CREATE TRIGGER {} BEFORE INSERT ON audit_log FOR EACH ROW "
-        "WHEN (NEW.request_id = {}) EXECUTE FUNCTION {}()").format(
-            sql.Identifier(fn), sql.Literal(refused.request_id), sql.Identifier(fn)))
     statement = "SELECT title FROM health_records WHERE id = %(h)s"
     got: list[Any] = []
-    try:
+    with records_refused(admin_conn, refused.request_id):
         if where == "single":
             got.append(crud.fetch(conn, refused, statement, {"h": record.id}))
         else:
@@ -143,9 +135,6 @@ def test_a_read_whose_record_is_refused_returns_no_rows(
                     conn, refused, read_only=where == "read-only unit"):
                 got.append(crud.fetch(conn, refused, statement, {"h": record.id}))
                 raise RollbackScope
-    finally:
-        admin_conn.execute(sql.SQL("DROP TRIGGER {} ON audit_log").format(sql.Identifier(fn)))
-        admin_conn.execute(sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(fn)))
     assert len(got) == 1 and isinstance(got[0], Failure)  # no record, no rows
     assert got[0].failure().code in ("UNAVAILABLE", "INTERNAL")
     assert reads(admin_conn, refused) == []
