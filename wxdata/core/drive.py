@@ -183,8 +183,9 @@ class SyncIO:
 def run(conn: Conn, plan: Plan[T], sleep: Callable[[float], None] = time.sleep) -> T:
     """Execute ``plan`` on the sync connection ``conn`` and return its value.
 
-    A statement (:class:`Execute`, the one effect of most data calls) is handled in the loop
-    itself; every other effect goes through :class:`SyncIO`, made on first need.
+    A statement (:class:`Execute`, the one effect of most data calls) and the description of
+    its columns (:class:`Provenance`) are handled in the loop itself; every other effect goes
+    through :class:`SyncIO`, made on first need.
     """
     io: SyncIO | None = None
     answer: Any = None
@@ -200,6 +201,8 @@ def run(conn: Conn, plan: Plan[T], sleep: Callable[[float], None] = time.sleep) 
                 cur = _cursor(conn, effect.slot)
                 cur.execute(effect.sql, effect.params, prepare=effect.prepare)
                 answer = cur.fetchall() if _rows(cur) else []
+            elif type(effect) is Provenance:  # follows a statement: no I/O
+                answer = _provenance(_cursor(conn, effect.slot))
             else:
                 if io is None:
                     io = SyncIO(conn, sleep)
@@ -332,6 +335,8 @@ async def arun(conn: AConn, plan: Plan[T], sleep: Callable[[float], Any] = _asle
                 cur = _acursor(conn, effect.slot)
                 await cur.execute(effect.sql, effect.params, prepare=effect.prepare)
                 answer = await cur.fetchall() if _rows(cur) else []
+            elif type(effect) is Provenance:  # follows a statement: no I/O
+                answer = _provenance(_acursor(conn, effect.slot))
             else:
                 if io is None:
                     io = AsyncIO(conn, sleep)

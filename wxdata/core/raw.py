@@ -68,7 +68,7 @@ def fetch(
         rows = yield from _run_named(conn, ctx, entity.name if entity else "", sql, params or {})
         due: list[Disclosure] = []
         if rows and not recorded:
-            columns: tuple[tuple[int, int], ...] = yield Provenance()
+            columns: tuple[tuple[int, int], ...] = yield _PROVENANCE
             if any(oid for oid, _ in columns):
                 sources = yield from _sources(conn, {oid for oid, _ in columns if oid})
                 due = disclosed(ctx, columns, rows, sources)
@@ -82,6 +82,9 @@ def fetch(
             case Failure(error):
                 return Failure(error)  # no record, no rows
     return Success(rows)
+
+
+_PROVENANCE = Provenance()
 
 
 @attrs.frozen(slots=True)
