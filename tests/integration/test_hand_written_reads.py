@@ -110,6 +110,22 @@ def test_under_audited_the_decorator_records_once(
     assert only[4]["operation"].endswith("titles")
 
 
+def test_under_audited_the_record_names_what_the_columns_disclosed(
+        conn: Conn, admin_conn: Conn, ctx: ExecutionContext, record: Any) -> None:
+    """Without ``ids=`` or ``subjects=`` the decorator finds nothing in rows of plain tuples; the
+    columns' description names them: its one record carries the rows, students and columns."""
+    @audited(HEALTH_RECORDS, AuditAction.READ)
+    def titles(conn: Conn, ctx: ExecutionContext, sid: Any) -> Result[Any, DataError]:
+        return crud.fetch(conn, ctx, "SELECT h.id, h.student_id, h.title, s.first_name"
+                          " FROM health_records h JOIN students s ON s.id = h.student_id"
+                          " WHERE h.student_id = %(s)s", {"s": sid})
+
+    assert len(titles(conn, ctx, record.student_id).unwrap()) == 1
+    (only,) = reads(admin_conn, ctx)
+    assert only[:4] == ("HealthRecord", [record.id], [record.student_id],
+                        ["id", "student_id", "title"])
+
+
 def test_a_caller_that_records_itself_says_so(
         conn: Conn, admin_conn: Conn, ctx: ExecutionContext, record: Any) -> None:
     rows = crud.fetch(conn, ctx, "SELECT title FROM health_records WHERE id = %(h)s",

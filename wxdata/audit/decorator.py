@@ -173,6 +173,22 @@ def extract(
                  tuple(fields) if fields is not None else tuple(names), anything)
 
 
+def _with_beneath(found: Found, entity: Entity[Any], beneath: Sequence[Any]) -> Found:
+    """``found`` and what hand-written reads beneath the call disclosed
+    (:class:`wxdata.core.raw.Disclosure`): the rows and columns of ``entity``, the students of
+    every entity's rows. A value that holds nothing still discloses nothing."""
+    if not beneath or not found.anything:
+        return found
+    ids, subjects = dict.fromkeys(found.ids), dict.fromkeys(found.subjects)
+    fields = dict.fromkeys(found.fields)
+    for disclosed in beneath:
+        if disclosed.entity is entity:
+            ids.update(dict.fromkeys(disclosed.ids))
+            fields.update(dict.fromkeys(disclosed.fields))
+        subjects.update(dict.fromkeys(disclosed.subjects))
+    return Found(tuple(ids), tuple(subjects), tuple(fields), True)
+
+
 def _one_row(entity: Entity[Any], row: Any) -> Found:
     """What one row of ``entity`` discloses: its id, its subject, its type's fields."""
     rid = _get(row, entity.pk)
@@ -281,7 +297,8 @@ class Audit:
                 result = yield Call(fn)
             match result:
                 case Success(value):
-                    written = yield from self.record_success(conn, ctx, value)
+                    found = _with_beneath(self.found(value), entity, owner.disclosed)
+                    written = yield from self.record_success(conn, ctx, value, found)
                     return written.bind(lambda _: result)  # fail closed: no record, no data
                 case Failure(error) if owner.detached_recorded == 0:
                     yield from _record_failure(conn, ctx, entity, action, error, label)

@@ -35,6 +35,9 @@ class AuditOwner:
     reads_recorded: int = 0
     reads: bool = True
     detached_recorded: int = 0
+    #: What hand-written reads beneath disclosed (:class:`wxdata.core.raw.Disclosure`: an entity,
+    #: the ids of its rows and students, its columns), for the owner's record to name.
+    disclosed: list[Any] = attrs.field(factory=list)
 
 
 _OWNER: ContextVar[AuditOwner | None] = ContextVar("wxdata_audit_owner", default=None)

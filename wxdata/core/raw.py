@@ -22,6 +22,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata import _connstate
 from wxdata.audit.log import detached_plan
+from wxdata.audit.ownership import current_owner, disclosure_recorded
 from wxdata.audit.record import (
     AuditAction,
 )
@@ -61,8 +62,9 @@ def fetch(
     (row-level security). Columns returned from the table of an entity whose reads are recorded
     are recorded as a disclosure of that entity before the rows are returned, as a generic read
     records itself (see the module); no record, no rows. Under an ``audited`` decorator that owns
-    the reads, the decorator records instead; ``recorded=True`` says the caller records the
-    disclosure itself (:func:`record_disclosure`) before it returns anything.
+    the reads, the decorator records instead, and its record names the rows, students and
+    columns found here too; ``recorded=True`` says the caller records the disclosure itself
+    (:func:`record_disclosure`) before it returns anything.
     """
     try:
         rows = yield from _run_named(conn, ctx, entity.name if entity else "", sql, params or {})
@@ -72,6 +74,10 @@ def fetch(
             if any(oid for oid, _ in columns):
                 sources = yield from _sources(conn, {oid for oid, _ in columns if oid})
                 due = disclosed(ctx, columns, rows, sources)
+                owner = current_owner()
+                if due and owner is not None and owner.reads:  # its record names them
+                    owner.disclosed.extend(due)
+                    due = []
     except _Err as err:
         return Failure(err.error)
     for found in due:
@@ -143,9 +149,10 @@ def disclosed(
     ctx: ExecutionContext, columns: Sequence[tuple[int, int]], rows: Rows, sources: Sources,
 ) -> list[Disclosure]:
     """What ``rows`` (of columns described by ``columns``) disclose of each entity whose reads
-    ``ctx`` records: the ids of its rows and students found in its key and subject columns, and
-    the names of its columns returned. No I/O: the owner of the call's reads and the settings
-    decide which entities' reads are recorded, as for every read."""
+    the trail records for ``ctx`` (:func:`~wxdata.audit.ownership.disclosure_recorded`): the ids
+    of its rows and students found in its key and subject columns, and the names of its columns
+    returned. No I/O (the settings and the context decide which entities' reads are recorded, as
+    for every read)."""
     by_entity: dict[Entity[Any], list[tuple[int, str]]] = {}
     for i, (oid, number) in enumerate(columns):
         source = sources.tables.get(oid) if oid else None
@@ -156,7 +163,7 @@ def disclosed(
             by_entity.setdefault(source[0], []).append((i, name))
     out: list[Disclosure] = []
     for spec, returned in by_entity.items():
-        if not _reads_audited(spec, ctx):
+        if not disclosure_recorded(spec, ctx):
             continue
         ids = _values(rows, [i for i, name in returned if name == spec.pk])
         subjects = _values(rows, [i for i, name in returned if name == spec.subject])
