@@ -9,7 +9,9 @@ psycopg's client CPU in the same repetition, and the 1-minute load average at st
 Two diagnostics split the owner's by-id read: raw psycopg building the typed row wxdata returns,
 and the read's own statement driven through wxdata's driver as a plan with no checks at all.
 Beside the data calls, an explicit disclosure record (``wxdata.audit.log_read`` of one student, as
-the owner, autocommit) against raw psycopg sending the same INSERT with its parameters ready.
+the owner, autocommit) against raw psycopg sending the same INSERT with its parameters ready, and a
+hand-written statement whose value is computed in SQL (a count: no record owed) through
+``crud.fetch`` against raw psycopg: what describing a hand-written result's columns costs.
 The async shell against raw psycopg's own async shell (an ``AsyncConnection`` awaiting the same
 prepared fetch), as the owner, audited and not: what ``wxdata.aio`` adds over awaiting psycopg.
 With ``--redis-url`` (default ``REDIS_URL``) also the owner's audited by-id read cached on Redis,
@@ -277,6 +279,23 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in sample:
                     record_cur.execute(positional_sql, positional_params, prepare=True)
 
+            # a hand-written statement returning a value computed in SQL (no table column: no
+            # record owed), through crud.fetch and through raw psycopg
+            from wxdata import crud
+
+            counted = "SELECT count(*) FROM students WHERE id = %(id)s AND deleted_at IS NULL"
+            count_cur = sup.cursor()
+
+            def raw_count(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    count_cur.execute(counted, {"id": sid}, prepare=True)
+                    count_cur.fetchone()
+
+            def owner_fetch(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    if not isinstance(crud.fetch(sup, ctx, counted, {"id": sid}), Success):
+                        raise RuntimeError("fetch failed")
+
             def a_by_id_on(on: psycopg.AsyncConnection[Any]) -> Batch:
                 def a_by_id(sample: list[uuid.UUID]) -> None:
                     async def go() -> None:
@@ -324,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync create, audit off, owner", owner_create, owner_off),
                 ("raw psycopg audit record INSERT (superuser, prepared)", raw_record, audit_off),
                 ("sync log_read, the owner", owner_log_read, owner_on),
+                ("raw psycopg hand-written count (superuser, prepared)", raw_count, audit_off),
+                ("sync crud.fetch of the same count, audited, owner", owner_fetch, owner_on),
             ]
             if astudents is not None:
                 variants += [("async find_by_id, audit off", a_by_id, audit_off),

@@ -83,6 +83,8 @@ def test_client_cost_bench_reports_every_variant(
                   "find_by_id's statement as a plan with no checks, owner",
                   "raw psycopg audit record INSERT (superuser, prepared)",
                   "sync log_read, the owner",
+                  "raw psycopg hand-written count (superuser, prepared)",
+                  "sync crud.fetch of the same count, audited, owner",
                   "raw psycopg async find by id (superuser, prepared)",
                   "async find_by_id, audit off, owner", "async find_by_id, audited, owner"):
         assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
