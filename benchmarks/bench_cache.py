@@ -138,10 +138,12 @@ class Caches:
         self.tiered: Any = None
         self.url = redis_url
         if redis_url is not None:
-            self.redis = RedisCache(redis_client(redis_url, socket_timeout=2.0), self.keys,
+            # timeouts a loaded test machine keeps within (the library's own fail fast)
+            timeouts = {"connect_timeout": 2.0, "socket_timeout": 2.0}
+            self.redis = RedisCache(redis_client(redis_url, **timeouts), self.keys,
                                     Envelope(secret))
             self.tiered = TieredCache(MemoryCache(self.keys, max_size=100_000),
-                                      RedisCache(redis_client(redis_url, socket_timeout=2.0),
+                                      RedisCache(redis_client(redis_url, **timeouts),
                                                  self.keys, Envelope(secret)))
             self.tiered.bus.wait_ready(5)
 
@@ -377,7 +379,7 @@ def workloads(env: Env, caches: Caches, city: str, school_ids: list[uuid.UUID],
         from wxdata.cache.backends.clients import make_client, resolve
         from wxdata.cache.serde import dumps, loads
 
-        client = resolve(make_client(caches.url or "", socket_timeout=2.0))
+        client = resolve(make_client(caches.url or "", connect_timeout=2.0, socket_timeout=2.0))
         aead = AESGCM(os.urandom(32))
         found = readers["memory"]["school"]
         names: dict[Any, tuple[str, bytes]] = {}
@@ -533,7 +535,7 @@ def async_workload(env: Env, caches: Caches, warm: list[uuid.UUID]) -> Workload:
     env.on_close(closing)
     backends: dict[str, Any] = {"memory": AsyncMemoryCache(caches.memory)}
     if caches.redis is not None:
-        client = make_async_client(caches.url or "", socket_timeout=2.0)
+        client = make_async_client(caches.url or "", connect_timeout=2.0, socket_timeout=2.0)
         clients.append(client)
         backends["redis"] = AsyncRedisCache(caches.redis, client)
 
@@ -567,7 +569,7 @@ def async_workload(env: Env, caches: Caches, warm: list[uuid.UUID]) -> Workload:
         return lambda x: loop.run_until_complete(fetch(x))
 
     def hand_written(env: Env) -> Callable[[Any], object]:
-        client = make_async_client(caches.url or "", socket_timeout=2.0)
+        client = make_async_client(caches.url or "", connect_timeout=2.0, socket_timeout=2.0)
         clients.append(client)
         aead = AESGCM(os.urandom(32))
         names: dict[Any, tuple[str, bytes]] = {}
