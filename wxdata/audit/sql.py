@@ -413,9 +413,14 @@ def ride_write(
         exprs["changes"], exprs["previous_values"], exprs["new_values"] = update_images(
             entity, diff_columns)
     if derived:
-        # MATERIALIZED: an inlined CTE would copy each expression into every place it is used
-        source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT s.*, {} FROM s)").format(
-            source_cte, _COMMA.join(derived))
+        # MATERIALIZED: an inlined CTE would copy each expression into every place it is used.
+        # It carries what the record reads of the row and nothing more: the ids, the columns an
+        # image reads, the derived values (the row itself is returned from s).
+        kept = dict.fromkeys((entity.pk, *((entity.subject,) if entity.subject else ()),
+                              *old_columns))
+        source_cte = sql.SQL("{}, d AS MATERIALIZED (SELECT {}, {} FROM s)").format(
+            source_cte, _COMMA.join(sql.Identifier("s", c) for c in kept),
+            _COMMA.join(derived))
         from_clause = sql.SQL("FROM d s")
     insert, values = _head(shape, exprs)
     return _RIDE_WRITE.format(

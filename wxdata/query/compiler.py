@@ -350,11 +350,12 @@ def update_row(
 ) -> str:
     """UPDATE SET columns (+ version, updated_at/by) WHERE id [AND version] RETURNING new and old.
 
-    With ``with_old`` the result ``(*new[returning], *old[returning] as _o_<name>)`` carries the
-    exact before-image for the audit diff: PostgreSQL 18 returns it itself (``old_returning``:
-    ``RETURNING old.<name>``, the version the UPDATE replaced); before 18 the old row is read and
-    locked in the same statement (``FROM (SELECT ... FOR UPDATE) o``). Without ``with_old``, a
-    plain UPDATE ... RETURNING new.
+    With ``with_old`` the result ``(*new[returning], *old[changed] as _o_<name>)`` carries the
+    exact before-image of the changed columns (those of ``columns`` in ``returning``, in the
+    order of ``returning``) for the audit diff, and nothing of the old row the diff does not read:
+    PostgreSQL 18 returns it itself (``old_returning``: ``RETURNING old.<name>``, the version the
+    UPDATE replaced); before 18 the old row is read and locked in the same statement
+    (``FROM (SELECT ... FOR UPDATE) o``). Without ``with_old``, a plain UPDATE ... RETURNING new.
 
     ``optimistic`` (before 18): the old row is read without a lock and the UPDATE joins it by its
     physical address (``ctid``) as well as its key. If another transaction changed the row after
@@ -367,6 +368,7 @@ def update_row(
     marker = entity.managed("deleted_at")
     if marker is not None:
         crit &= table.field(marker).isnull()
+    changed = tuple(c for c in returning if c in columns)
     if not with_old or old_returning:
         plain = Query.update(table)
         for c in columns:
@@ -375,10 +377,11 @@ def update_row(
         version_name = entity.managed("version")
         if check_version and version_name is not None:
             crit &= table.field(version_name) == param("_version")
-        before = [_OldValue(c) for c in returning] if with_old else []
+        before = [_OldValue(c) for c in changed] if with_old else []
         return str(_returning(plain.where(crit), *[table.field(c) for c in returning], *before)
                    .get_sql())
-    read = Query.from_(table).select(*[table.field(c) for c in returning]).where(crit)
+    read = Query.from_(table).select(
+        *[table.field(c) for c in dict.fromkeys((entity.pk, *changed))]).where(crit)
     if optimistic:
         read = read.select(table.field("ctid").as_("_ctid"))
     old = (read if optimistic else read.for_update()).as_("o")
@@ -394,7 +397,7 @@ def update_row(
         join &= table.field(version_col) == param("_version")
     q = _returning(
         q.from_(old).where(join),
-        *[table.field(c) for c in returning], *[Field(c, table=old).as_("_o_" + c) for c in returning]
+        *[table.field(c) for c in returning], *[Field(c, table=old).as_("_o_" + c) for c in changed]
     )
     return str(q.get_sql())
 
