@@ -43,7 +43,7 @@ import socket
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,25 +247,40 @@ def run(args: argparse.Namespace) -> str:
             "over the rounds:", "",
             "| variant | server instructions per execution | ratio to the bare fetch |",
             "|---|---|---|"]
+    out += table_rows(counts, base)
+    return "\n".join(out) + "\n"
+
+
+def table_rows(counts: dict[str, list[float]], base: float) -> list[str]:
+    """One Markdown row per variant: its median count (min-max over the rounds) and its ratio to
+    ``base``."""
+    rows = []
     for name, values in counts.items():
         mid = statistics.median(values)
-        out.append(f"| {name} | {mid:,.0f} ({min(values):,.0f}-{max(values):,.0f}) | "
-                   f"{mid / base:.2f}x |")
-    return "\n".join(out) + "\n"
+        rows.append(f"| {name} | {mid:,.0f} ({min(values):,.0f}-{max(values):,.0f}) | "
+                    f"{mid / base:.2f}x |")
+    return rows
+
+
+def command_line(doc: str, title: str, count: Callable[[argparse.Namespace], str], *,
+                 students: int, executions: int) -> int:
+    """The command line of a server-instruction count: parse, print ``title`` and the report."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--pg-bin", default=None, help="PostgreSQL server binaries (initdb, postgres)")
+    p.add_argument("--students", type=int, default=students)
+    p.add_argument("--warm", type=int, default=50)
+    p.add_argument("--executions", type=int, default=executions)
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args()
+    print(f"# {title}\n")
+    print(count(args))
+    return 0
 
 
 def main() -> int:
     """Command line entry point."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--pg-bin", default=None, help="PostgreSQL server binaries (initdb, postgres)")
-    p.add_argument("--students", type=int, default=300)
-    p.add_argument("--warm", type=int, default=50)
-    p.add_argument("--executions", type=int, default=500)
-    p.add_argument("--rounds", type=int, default=2)
-    args = p.parse_args()
-    print("# server instructions per audited read\n")
-    print(run(args))
-    return 0
+    return command_line(__doc__ or "", "server instructions per audited read", run,
+                        students=300, executions=500)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,8 @@ from benchmarks.bench_server_instructions import (
     _free_port,
     _literal,
     _pg_ctl,
+    command_line,
+    table_rows,
 )
 from benchmarks.common import BenchmarkError, Recorder
 
@@ -231,29 +233,16 @@ def run(args: argparse.Namespace) -> str:
            "| variant | server instructions per execution | ratio to the bare statement |",
            "|---|---|---|"]
     for prefix in (_CREATE, _UPDATE):
-        base = statistics.median(next(v for k, v in counts.items() if k.startswith(prefix)))
-        for name, values in counts.items():
-            if name.startswith(prefix):
-                mid = statistics.median(values)
-                out.append(f"| {name} | {mid:,.0f} ({min(values):,.0f}-{max(values):,.0f}) | "
-                           f"{mid / base:.2f}x |")
+        group = {k: v for k, v in counts.items() if k.startswith(prefix)}
+        out += table_rows(group, statistics.median(next(iter(group.values()))))
     return "\n".join(out) + "\n"
 
 
 def main() -> int:
     """Command line entry point."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--pg-bin", default=None, help="PostgreSQL server binaries (initdb, postgres)")
-    p.add_argument("--students", type=int, default=2000)
-    p.add_argument("--warm", type=int, default=50)
-    p.add_argument("--executions", type=int, default=300)
-    p.add_argument("--rounds", type=int, default=2)
-    args = p.parse_args()
-    print("# server instructions per audited write\n")
-    print(run(args))
-    return 0
+    return command_line(__doc__ or "", "server instructions per audited write", run,
+                        students=2000, executions=300)
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
