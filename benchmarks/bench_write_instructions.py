@@ -62,10 +62,10 @@ _CREATE = "create: "
 _UPDATE = "update: "
 
 
-def _captured(owner: str, school: Any, ids: list[Any]) -> tuple[str, dict[str, Any], str,
-                                                                 dict[str, Any], Any]:
-    """wxdata's audited create and update of a student as sent: (create, params, update, params,
-    district)."""
+def _captured(owner: str, school: Any,
+              ids: list[Any]) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """wxdata's audited create and update of a student as sent: (create, its parameters, update,
+    its parameters)."""
     from returns.result import Success
 
     from wxdata import ExecutionContext, Purpose, Role
@@ -96,7 +96,7 @@ def _captured(owner: str, school: Any, ids: list[Any]) -> tuple[str, dict[str, A
     if len(riding) != 2:
         raise BenchmarkError(f"expected two riding statements, captured {len(riding)}")
     (create, cparams), (update, uparams) = riding
-    return create, cparams, update, uparams, district
+    return create, cparams, update, uparams
 
 
 def _bind(text: str, params: dict[str, Any], slots: dict[str, str],
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> str:
                                  " WHEN '4' THEN '5' ELSE grade END")
                 conn.execute("VACUUM ANALYZE students")
                 (version,) = conn.execute("SHOW server_version").fetchone() or ("?",)
-            create, cparams, update, uparams, _ = _captured(owner, school, ids)
+            create, cparams, update, uparams = _captured(owner, school, ids)
             with psycopg.connect(owner, autocommit=True) as conn:
                 def literal(value: Any) -> str:
                     return _literal(conn, value)
