@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import pwd
 import re
@@ -127,8 +128,9 @@ def _literal(conn: psycopg.Connection[Any], value: Any) -> str:
     return sql.Literal(value).as_string(conn)
 
 
-def _count(bindir: Path, data: Path, folder: str, database: str, script: str) -> int:
-    """Instructions the single-user backend executes for ``script`` (callgrind's total)."""
+def _callgrind(bindir: Path, data: Path, folder: str, database: str, script: str
+               ) -> tuple[int, Path]:
+    """Run ``script`` in the single-user backend under callgrind: (instructions, its profile)."""
     out = Path(folder) / "callgrind.out"
     run = subprocess.run(_as_server_user([
         "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -141,11 +143,57 @@ def _count(bindir: Path, data: Path, folder: str, database: str, script: str) ->
     found = re.search(r"Collected : (\d+)", run.stderr)
     if found is None:
         raise RuntimeError("callgrind reported no count")
-    return int(found[1])
+    return int(found[1]), out
 
 
-def run(args: argparse.Namespace) -> str:
-    """Start, seed and capture; stop; count every variant; the Markdown report."""
+def _count(bindir: Path, data: Path, folder: str, database: str, script: str) -> int:
+    """Instructions the single-user backend executes for ``script`` (callgrind's total)."""
+    return _callgrind(bindir, data, folder, database, script)[0]
+
+
+_ANNOTATED = re.compile(r"^\s*([0-9,]+) \([^)]*\)\s+(?:\S*:)?([A-Za-z_][A-Za-z0-9_]*)(?: |$)")
+
+
+def inclusive(bindir: Path, data: Path, folder: str, database: str, script: str
+              ) -> tuple[int, dict[str, int]]:
+    """Instructions the single-user backend executes for ``script``, in all and inside each of
+    its functions, callees included (callgrind_annotate's inclusive counts, by function name; a
+    name met more than once is kept at its largest)."""
+    total, out = _callgrind(bindir, data, folder, database, script)
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)],
+                          check=True, capture_output=True, text=True).stdout
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _ANNOTATED.match(line)
+        if m is not None:
+            name, value = m.group(2), int(m.group(1).replace(",", ""))
+            counts[name] = max(counts.get(name, 0), value)
+    return total, counts
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A seeded private cluster, stopped, and the statements to count in it (each with ``$1``
+    for a health record's id): what :func:`prepared` yields."""
+
+    bindir: Path
+    data: Path
+    folder: str
+    database: str
+    variants: dict[str, str]
+    ids: list[str]
+
+    def script(self, body: str, n: int) -> str:
+        """The single-user script preparing ``body`` (generic plan) and executing it ``n``
+        times, each with one of the seeded ids."""
+        lines = ["SET plan_cache_mode = force_generic_plan", f"PREPARE r(uuid) AS {body}"]
+        lines += [f"EXECUTE r('{self.ids[i % len(self.ids)]}')" for i in range(n)]
+        return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
+    """Start, seed and capture, stop: the cluster and every variant's statement."""
     from wxdata.domains import health_records
     from wxdata.query.compiler import select_by_id
 
@@ -154,7 +202,6 @@ def run(args: argparse.Namespace) -> str:
                    for names in (entity.column_names, entity.stored_names))
 
     bindir = _bin_dir(args.pg_bin)
-    out: list[str] = []
     with _cluster(bindir) as (data, folder):
         port = _free_port()
         _pg_ctl(bindir, data, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
@@ -228,25 +275,26 @@ def run(args: argparse.Namespace) -> str:
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_bare", 1),
         }
 
-        def script(body: str, n: int) -> str:
-            lines = ["SET plan_cache_mode = force_generic_plan",
-                     f"PREPARE r(uuid) AS {body}"]
-            lines += [f"EXECUTE r('{ids[i % len(ids)]}')" for i in range(n)]
-            return "\n".join(lines) + "\n"
+        yield Prepared(bindir, data, folder, database, variants, ids)
 
-        counts: dict[str, list[float]] = {name: [] for name in variants}
+
+def run(args: argparse.Namespace) -> str:
+    """Start, seed and capture; stop; count every variant; the Markdown report."""
+    with prepared(args) as cluster:
+        counts: dict[str, list[float]] = {name: [] for name in cluster.variants}
         for _ in range(args.rounds):
-            for name, body in variants.items():
-                warm = _count(bindir, data, folder, database, script(body, args.warm))
-                full = _count(bindir, data, folder, database,
-                              script(body, args.warm + args.executions))
+            for name, body in cluster.variants.items():
+                warm = _count(cluster.bindir, cluster.data, cluster.folder, cluster.database,
+                              cluster.script(body, args.warm))
+                full = _count(cluster.bindir, cluster.data, cluster.folder, cluster.database,
+                              cluster.script(body, args.warm + args.executions))
                 counts[name].append((full - warm) / args.executions)
     base = statistics.median(counts["bare fetch"])
-    out += [f"PostgreSQL binaries {bindir}; {args.executions} executions per count after "
-            f"{args.warm}, {args.rounds} rounds; instructions per execution, median (min-max) "
-            "over the rounds:", "",
-            "| variant | server instructions per execution | ratio to the bare fetch |",
-            "|---|---|---|"]
+    out = [f"PostgreSQL binaries {cluster.bindir}; {args.executions} executions per count after "
+           f"{args.warm}, {args.rounds} rounds; instructions per execution, median (min-max) "
+           "over the rounds:", "",
+           "| variant | server instructions per execution | ratio to the bare fetch |",
+           "|---|---|---|"]
     out += table_rows(counts, base)
     return "\n".join(out) + "\n"
 
