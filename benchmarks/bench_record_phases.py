@@ -23,7 +23,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from benchmarks.bench_server_instructions import command_line, inclusive, prepared
+from benchmarks.bench_server_instructions import command_line, prepared
 
 #: The statements split, by their name in ``bench_server_instructions``, and their column here.
 VARIANTS = (
@@ -71,10 +71,8 @@ def split(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         for _ in range(args.rounds):
             for variant, column in VARIANTS:
                 body = cluster.variants[variant]
-                warm = inclusive(cluster.bindir, cluster.data, cluster.folder, cluster.database,
-                                 cluster.script(body, args.warm))
-                full = inclusive(cluster.bindir, cluster.data, cluster.folder, cluster.database,
-                                 cluster.script(body, args.warm + args.executions))
+                warm = cluster.inclusive(cluster.script(body, args.warm))
+                full = cluster.inclusive(cluster.script(body, args.warm + args.executions))
                 if "standard_ExecutorStart" not in full[1]:
                     raise SystemExit(f"{cluster.bindir}/postgres has no symbols (Debian's are "
                                      "stripped): pass --pg-bin with binaries that keep them")

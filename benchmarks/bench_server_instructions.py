@@ -154,11 +154,9 @@ def _count(bindir: Path, data: Path, folder: str, database: str, script: str) ->
 _ANNOTATED = re.compile(r"^\s*([0-9,]+) \([^)]*\)\s+(?:\S*:)?([A-Za-z_][A-Za-z0-9_]*)(?: |$)")
 
 
-def inclusive(bindir: Path, data: Path, folder: str, database: str, script: str
-              ) -> tuple[int, dict[str, int]]:
-    """Instructions the single-user backend executes for ``script``, in all and inside each of
-    its functions, callees included (callgrind_annotate's inclusive counts, by function name; a
-    name met more than once is kept at its largest)."""
+def _inclusive(bindir: Path, data: Path, folder: str, database: str, script: str
+               ) -> tuple[int, dict[str, int]]:
+    """:meth:`Prepared.inclusive`."""
     total, out = _callgrind(bindir, data, folder, database, script)
     text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)],
                           check=True, capture_output=True, text=True).stdout
@@ -189,6 +187,16 @@ class Prepared:
         lines = ["SET plan_cache_mode = force_generic_plan", f"PREPARE r(uuid) AS {body}"]
         lines += [f"EXECUTE r('{self.ids[i % len(self.ids)]}')" for i in range(n)]
         return "\n".join(lines) + "\n"
+
+    def count(self, script: str) -> int:
+        """Instructions the stopped cluster's single-user backend executes for ``script``."""
+        return _count(self.bindir, self.data, self.folder, self.database, script)
+
+    def inclusive(self, script: str) -> tuple[int, dict[str, int]]:
+        """The same and, by function name, the instructions spent inside each function,
+        callees included (callgrind_annotate's inclusive counts; a name met more than once is
+        kept at its largest)."""
+        return _inclusive(self.bindir, self.data, self.folder, self.database, script)
 
 
 @contextlib.contextmanager
@@ -284,10 +292,8 @@ def run(args: argparse.Namespace) -> str:
         counts: dict[str, list[float]] = {name: [] for name in cluster.variants}
         for _ in range(args.rounds):
             for name, body in cluster.variants.items():
-                warm = _count(cluster.bindir, cluster.data, cluster.folder, cluster.database,
-                              cluster.script(body, args.warm))
-                full = _count(cluster.bindir, cluster.data, cluster.folder, cluster.database,
-                              cluster.script(body, args.warm + args.executions))
+                warm = cluster.count(cluster.script(body, args.warm))
+                full = cluster.count(cluster.script(body, args.warm + args.executions))
                 counts[name].append((full - warm) / args.executions)
     base = statistics.median(counts["bare fetch"])
     out = [f"PostgreSQL binaries {cluster.bindir}; {args.executions} executions per count after "
