@@ -34,11 +34,14 @@ Conn = psycopg.Connection[Any]
 _APART = frozenset({"seq", "id", "created_at", "transaction_id", "request_id"})
 _ENTITIES = {"students": STUDENTS, "health_records": HEALTH_RECORDS}
 _POOL = [uuid.UUID(int=n) for n in range(1, 4)]
+#: Characters the log can store: any but NUL and lone surrogates (a record holding one is refused
+#: by name, ``test_audit_unstorable_text.py``).
+_STORABLE = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
 _IDS = st.lists(st.none() | st.sampled_from(_POOL) | st.uuids(), max_size=3)
 _METADATA = st.none() | st.dictionaries(
     st.sampled_from(["operation", "cache", "count", "token"]),
-    st.one_of(st.text(max_size=4), st.integers(-2, 2), st.booleans(), st.none(),
-              st.lists(st.text(max_size=2), max_size=2)), max_size=3)
+    st.one_of(st.text(_STORABLE, max_size=4), st.integers(-2, 2), st.booleans(), st.none(),
+              st.lists(st.text(_STORABLE, max_size=2), max_size=2)), max_size=3)
 _FIELDS = st.none() | st.lists(st.sampled_from(["id", "grade", "notes", "api_key"]), max_size=3,
                                unique=True)
 

@@ -37,6 +37,8 @@ from wxdata.audit.record import (
     AuditSeverity,
     compliance_of,
     severity_of,
+    text_refusal,
+    unstorable_field,
     uuid_array,
 )
 from wxdata.audit.redact import redact_row
@@ -51,7 +53,7 @@ from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
 from wxdata.core.effects import Detached, Execute, Plan
-from wxdata.errors import DataError, from_db_error
+from wxdata.errors import DataError, FieldError, ValidationFailed, from_db_error
 from wxdata.schema.spec import Entity, lookup
 from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.scope import AnyConn, current_scope
@@ -190,10 +192,27 @@ def detached_plan(ctx: ExecutionContext, record: AuditRecord) -> Plan[bool]:
 def record_plan(
     conn: AnyConn, ctx: ExecutionContext, record: AuditRecord, *, disclosure: bool = False
 ) -> Plan[Result_]:
-    """Write a success-path record on the lane the connection's state calls for (module doc)."""
-    return _lane_plan(conn, ctx, record.action,
-                      lambda relaxed: record_insert(ctx, record, relaxed=relaxed),
-                      lambda: record, disclosure)
+    """Write a success-path record on the lane the connection's state calls for (module doc).
+
+    A record holding text the log cannot store is refused by name before anything is sent."""
+    refused = _refused(record)
+    if refused is not None:
+        return refused
+    return (yield from _lane_plan(conn, ctx, record.action,
+                                  lambda relaxed: record_insert(ctx, record, relaxed=relaxed),
+                                  lambda: record, disclosure))
+
+
+def _refused(record: AuditRecord) -> Failure[DataError] | None:
+    """``Failure(ValidationFailed)`` naming the field of ``record`` that holds text the log's
+    text and jsonb columns cannot store (a NUL character, a lone surrogate) and the rule, or
+    None."""
+    found = unstorable_field(record)
+    return None if found is None else _unstorable(*found)
+
+
+def _unstorable(field: str, rule: str) -> Failure[DataError]:
+    return Failure(ValidationFailed("AuditLog", (FieldError(field, rule),)))
 
 
 def due_plan(conn: AnyConn, ctx: ExecutionContext, due: DueRecord) -> Plan[Result_]:
@@ -232,7 +251,11 @@ def surviving_plan(conn: AnyConn, ctx: ExecutionContext, record: AuditRecord) ->
 
     ``Failure(Unavailable)`` when it could not be committed: a disclosure must then not hand out
     its data; a failure or denial returns its own Failure all the same (the loss is counted).
+    A record holding text the log cannot store is refused before anything is sent.
     """
+    refused = _refused(record)
+    if refused is not None:
+        return refused
     if (yield Detached(ctx, record)):
         return Success(None)
     return Failure(UNRECORDED)
@@ -303,7 +326,11 @@ def _disclosed(
     """A disclosure's record: from its memoised template when the caller gave no metadata, else
     built in full; the same record either way. Templates are kept for what code fixes (an
     entity's fields, an operation's label, a cache hit), not for metadata a caller may vary from
-    call to call, which would only churn their bounded store."""
+    call to call, which would only churn their bounded store. Field names the log cannot store
+    are refused by name before either is built."""
+    rule = text_refusal(fields)
+    if rule is not None:
+        return _unstorable("fields_disclosed", rule)
     if metadata is not None:
         record = build_record(ctx, entity, action, ids=ids, subjects=subjects, fields=fields,
                               metadata=metadata)

@@ -128,6 +128,51 @@ class AuditRecord:
     tags: tuple[str, ...] = ()
 
 
+#: The record's fields a caller's text can reach, checked by :func:`unstorable_field`.
+_CALLER_TEXT: tuple[str, ...] = ("metadata", "fields_disclosed", "tags", "error_message",
+                                 "changes", "previous_values", "new_values")
+
+
+def unstorable_field(record: AuditRecord) -> tuple[str, str] | None:
+    """(field, rule) of the first field of ``record`` holding text PostgreSQL cannot store, or
+    None.
+
+    Neither ``text`` nor ``jsonb`` can hold a NUL character or a lone surrogate; a record carrying
+    one (in a key or a value, at any depth) would be refused by the server, which names no column.
+    Checked before the record is written, so the caller learns which field broke which rule.
+    """
+    for name in _CALLER_TEXT:
+        rule = text_refusal(getattr(record, name))
+        if rule is not None:
+            return name, rule
+    return None
+
+
+def text_refusal(value: Any) -> str | None:
+    """The rule the text in ``value`` (at any depth, keys included) breaks for PostgreSQL to store
+    it, or None: no NUL character, valid Unicode (no lone surrogate)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "must not contain NUL bytes"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "must be valid Unicode (no lone surrogates)"
+        return None
+    if isinstance(value, Mapping):
+        items: Iterable[Any] = (t for kv in value.items() for t in kv)
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return None
+    for item in items:
+        rule = text_refusal(item)
+        if rule is not None:
+            return rule
+    return None
+
+
 #: Columns filled from the execution context, in order.
 CONTEXT_COLUMNS: tuple[str, ...] = (
     "user_id", "user_name", "user_role", "ip_address", "user_agent", "request_id",
