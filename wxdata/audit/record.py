@@ -22,6 +22,7 @@ from psycopg import sql
 from wxdata.audit.redact import scrub
 from wxdata.context import ExecutionContext
 from wxdata.schema.spec import DataClass, Entity
+from wxdata.schema.validate import unstorable_text
 
 
 class AuditAction(enum.StrEnum):
@@ -150,16 +151,9 @@ def unstorable_field(record: AuditRecord) -> tuple[str, str] | None:
 
 def text_refusal(value: Any) -> str | None:
     """The rule the text in ``value`` (at any depth, keys included) breaks for PostgreSQL to store
-    it, or None: no NUL character, valid Unicode (no lone surrogate)."""
+    it (:func:`wxdata.schema.validate.unstorable_text`), or None."""
     if isinstance(value, str):
-        if "\x00" in value:
-            return "must not contain NUL bytes"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "must be valid Unicode (no lone surrogates)"
-        return None
+        return unstorable_text(value)
     if isinstance(value, Mapping):
         items: Iterable[Any] = (t for kv in value.items() for t in kv)
     elif isinstance(value, list | tuple):

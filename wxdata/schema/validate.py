@@ -54,15 +54,24 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _no_nul(text: str) -> str:
-    """Text PostgreSQL can store: no NUL character and encodable as UTF-8 (no lone surrogate)."""
+def unstorable_text(text: str) -> str | None:
+    """The rule ``text`` breaks for PostgreSQL to store it, or None: no NUL character, and
+    encodable as UTF-8 (no lone surrogate)."""
     if "\x00" in text:
-        raise _Bad("must not contain NUL bytes")
+        return "must not contain NUL bytes"
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise _Bad("must be valid Unicode (no lone surrogates)") from None
+            return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def _no_nul(text: str) -> str:
+    """Text PostgreSQL can store (:func:`unstorable_text`), or :class:`_Bad`."""
+    rule = unstorable_text(text)
+    if rule is not None:
+        raise _Bad(rule)
     return text
 
 
