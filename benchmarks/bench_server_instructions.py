@@ -124,6 +124,19 @@ def _pg_ctl(bindir: Path, data: Path, *args: str) -> None:
                    check=True, capture_output=True)
 
 
+@contextlib.contextmanager
+def _serving(bindir: Path, data: Path, folder: str) -> Iterator[str]:
+    """The cluster started on a free local port for the block (its superuser URL), then
+    stopped, so that its single-user backend can be counted."""
+    port = _free_port()
+    _pg_ctl(bindir, data, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+            "-l", f"{folder}/log", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        _pg_ctl(bindir, data, "stop")
+
+
 def _literal(conn: psycopg.Connection[Any], value: Any) -> str:
     return sql.Literal(value).as_string(conn)
 
@@ -211,12 +224,8 @@ def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
 
     bindir = _bin_dir(args.pg_bin)
     with _cluster(bindir) as (data, folder):
-        port = _free_port()
-        _pg_ctl(bindir, data, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
-                "-l", f"{folder}/log", "start")
-        server = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        options = Options(database_url=server, reps=1, keep_db=True)
-        try:
+        with _serving(bindir, data, folder) as server:
+            options = Options(database_url=server, reps=1, keep_db=True)
             with bench_database(server, options, args.students, 2,
                                 log=lambda _: None) as (url, seeded):
                 env = Env("A", url, options, seeded)
@@ -256,8 +265,6 @@ def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
                     ids = [str(i) for i in seeded.record_ids]
                 finally:
                     env.close()
-        finally:
-            _pg_ctl(bindir, data, "stop")
         if stored not in text:
             raise RuntimeError("the riding read does not list its columns as stored")
         variants = {

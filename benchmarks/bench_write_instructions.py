@@ -49,9 +49,8 @@ from benchmarks.bench_server_instructions import (
     _bin_dir,
     _cluster,
     _count,
-    _free_port,
     _literal,
-    _pg_ctl,
+    _serving,
     command_line,
     table_rows,
 )
@@ -166,11 +165,7 @@ def run(args: argparse.Namespace) -> str:
     columns = students.ENTITY.column_names
     bindir = _bin_dir(args.pg_bin)
     with _cluster(bindir) as (data, folder):
-        port = _free_port()
-        _pg_ctl(bindir, data, "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
-                "-l", f"{folder}/log", "start")
-        server = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        try:
+        with _serving(bindir, data, folder) as server:
             database, owner, _, school, ids = _setup(server, args.students)
             with psycopg.connect(owner, autocommit=True) as conn:
                 conn.execute(FLOOR_DDL)
@@ -193,8 +188,6 @@ def run(args: argparse.Namespace) -> str:
                                                  "c_id": "gen_random_uuid()"}, literal)
                 update = _bind(update, uparams, {"_id": "$1", "c_grade": "$2"}, literal)
                 user = literal("u-bench-nurse")
-        finally:
-            _pg_ctl(bindir, data, "stop")
         variants = _variants(create, update, user, columns)
         keys = [str(i) for i in ids]
 
