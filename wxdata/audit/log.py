@@ -232,7 +232,7 @@ def _lane_plan(
     ``record()`` the record itself for lane 2 (built only if lane 2 is needed)."""
     scope = current_scope(conn)
     if scope is not None and scope.read_only:
-        return (yield from surviving_plan(conn, ctx, record()))
+        return (yield from _survive(ctx, record()))
     config = settings()
     # a disclosure outside a unit of work is its own transaction: a READ may commit relaxed
     relaxed = (scope is None and disclosure and action is AuditAction.READ
@@ -256,6 +256,12 @@ def surviving_plan(conn: AnyConn, ctx: ExecutionContext, record: AuditRecord) ->
     refused = _refused(record)
     if refused is not None:
         return refused
+    return (yield from _survive(ctx, record))
+
+
+def _survive(ctx: ExecutionContext, record: AuditRecord) -> Plan[Result_]:
+    """Lane 2 for a record already checked (by :func:`record_plan`) or built by wxdata itself
+    (a template's)."""
     if (yield Detached(ctx, record)):
         return Success(None)
     return Failure(UNRECORDED)
