@@ -93,6 +93,23 @@ def _redis_reader(url: str) -> tuple[Callable[..., Any], Any]:
         students.find_by_id), cache
 
 
+def _memory_reader() -> tuple[Callable[..., Any], Any]:
+    """``students.find_by_id`` cached in process memory, and the cache (closed by the caller): a
+    hit serves the row and writes the disclosure record it owes, in a statement of its own."""
+    from wxdata.cache import cached
+    from wxdata.cache.factory import build_cache
+    from wxdata.config import settings
+    from wxdata.domains import students
+
+    cache = build_cache(attrs.evolve(settings(), cache_enabled=True, cache_backend="memory"),
+                        prefix=f"wxbench-core-{uuid.uuid4().hex[:8]}", subscribe_writes=False,
+                        publish_stats_every=None)
+    if cache is None:
+        raise RuntimeError("no memory cache was built")
+    return cached(students.ENTITY, cache=cache, name="bench.core.student_by_id.memory")(
+        students.find_by_id), cache
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the table."""
     from returns.result import Success
@@ -132,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     loop = asyncio.new_event_loop()
     load = [os.getloadavg()[0]]
     redis_cache: Any = None
+    memory_cache: Any = None
     try:
         with psycopg.connect(owner, autocommit=True) as sup, \
                 psycopg.connect(app, autocommit=True) as conn:
@@ -184,6 +202,33 @@ def main(argv: list[str] | None = None) -> int:
                     if not isinstance(students.find_by_id(sup, ctx, sid), Success):
                         raise RuntimeError("fetch failed")
 
+            memory_reader, memory_cache = _memory_reader()
+            configure(owner_on)
+            for sid in ids:  # every student in the cache: each call of the variant is a hit
+                memory_reader(sup, ctx, sid).unwrap()
+
+            def owner_memory_hit(sample: list[uuid.UUID]) -> None:
+                # a hit from process memory and the disclosure record it owes (its own INSERT)
+                for sid in sample:
+                    if not isinstance(memory_reader(sup, ctx, sid), Success):
+                        raise RuntimeError("fetch failed")
+
+            from wxdata.cache.core import hit_record
+
+            # the INSERT a hit on each student sends, built beforehand for raw psycopg to send
+            hit_statements: dict[uuid.UUID, Any] = {}
+            for sid in ids:
+                due = hit_record(ctx, students.ENTITY, memory_reader(sup, ctx, sid).unwrap(),
+                                 "bench.core.student_by_id.memory")
+                if due is None:
+                    raise RuntimeError("no record is due: is the audit on?")
+                hit_statements[sid] = due.insert()
+
+            def raw_hit_record(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    hit_cur.execute(*hit_statements[sid], prepare=True)
+
+            hit_cur = sup.cursor()
             redis_reader = None
             if args.redis_url:
                 redis_reader, redis_cache = _redis_reader(args.redis_url)
@@ -328,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync find_by_id, audited", by_id, audit_on),
                 ("sync find_by_id, audit off, owner", owner_by_id, owner_off),
                 ("sync find_by_id, audited, owner", owner_by_id, owner_on),
+                ("sync find_by_id, memory-cache hit + its record, owner", owner_memory_hit,
+                 owner_on),
+                ("raw psycopg INSERT of a hit's record (superuser, prepared)", raw_hit_record,
+                 owner_on),
                 *([("sync find_by_id cached on Redis, audited, owner", owner_by_id_redis,
                     owner_on)] if redis_reader is not None else []),
                 ("sync find_many 20 + total, audit off", page, audit_off),
@@ -386,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         loop.close()
         if redis_cache is not None:
             redis_cache.close()
+        if memory_cache is not None:
+            memory_cache.close()
         _drop(args.database_url, name, app)
     load.append(os.getloadavg()[0])
     floor = cpu[variants[0][0]]
