@@ -116,7 +116,8 @@ def test_contract_order_one_record_per_call_cache_hits_included(conn, sys_ctx, m
             "READ", "HealthRecord", True, True)
         assert sorted(r["entity_ids"]) == sorted(x.id for x in recs)
         assert r["subject_student_id"] == s.id and r["subject_ids"] == [s.id]
-        assert r["fields_disclosed"] == list(HEALTH_RECORDS.column_names)
+        # whole rows: every readable column, stored as the read's own record stores it
+        assert r["fields_disclosed"] == ["*"]
         assert r["metadata"]["operation"].endswith("recent_visits")
 
 

@@ -20,6 +20,7 @@ from wxdata.audit import AuditAction, build_record, write_record
 from wxdata.audit.fhir import ACT_REASON, PURPOSES, outcome_of, to_audit_events
 from wxdata.context import ExecutionContext, Purpose
 from wxdata.domains import students
+from wxdata.schema import STUDENTS
 
 SENTINEL = "Zyxwv-sentinel-value"
 OUTCOMES = {"0", "4", "8", "12"}
@@ -111,6 +112,18 @@ def test_search_disclosing_three_students_gives_three_events() -> None:
     assert [e["entity"][0]["what"]["identifier"]["value"] for e in events] == [str(s) for s in subjects]
     detail = events[0]["entity"][1]["detail"]
     assert {"type": "fields-disclosed", "valueString": "first_name,last_name"} in detail
+
+
+def test_a_record_of_whole_rows_names_every_column_of_its_entity() -> None:
+    """``*`` (every readable column) is not a column: the event lists the entity's columns."""
+    sid = uuid.uuid4()
+    row = {"seq": 8, "action": "READ", "created_at": datetime.now(UTC), "success": True,
+           "subject_ids": [sid], "fields_disclosed": ["*"], "entity_type": "Student",
+           "entity_ids": [sid]}
+    (event,) = to_audit_events(row)
+    detail = event["entity"][1]["detail"]
+    assert {"type": "fields-disclosed",
+            "valueString": ",".join(STUDENTS.column_names)} in detail
 
 
 def test_records_written_by_wxdata_map_to_valid_events(

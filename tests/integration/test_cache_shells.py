@@ -329,6 +329,32 @@ def test_phi_hit_is_recorded_before_the_data_is_returned(
     assert len(hits) == 1 and hits[0][2] == [s.id] and hits[0][3] == [s.id]
 
 
+#: The columns of a record that say what was disclosed, to whom, and why.
+_DISCLOSURE = ("action", "entity_type", "entity_id", "entity_ids", "subject_student_id",
+               "subject_ids", "fields_disclosed", "is_phi", "compliance_type", "severity",
+               "success", "tags", "user_id", "user_role", "purpose", "request_id")
+
+
+def test_a_phi_hits_record_is_the_reads_own_record(
+        shell: Shell, backend: Any, conn: Conn, ctx: ExecutionContext, make_student: Any) -> None:
+    """The record a hit writes says what the read's own riding record says, in every column that
+    describes the disclosure (whole rows: every readable column, stored as ``*``); only its
+    metadata marks it as a hit."""
+    s = make_student()
+    get, calls = shell.reader(backend)
+    get(ctx, s.id)
+    assert get(ctx, s.id) == Success(s) and calls == [1]
+    columns = ", ".join(_DISCLOSURE)
+    rows = conn.execute(
+        f"SELECT {columns}, metadata FROM audit_log WHERE request_id = %s"
+        " AND entity_type = 'Student' ORDER BY created_at, id", (ctx.request_id,)).fetchall()
+    assert len(rows) == 2
+    (read, read_meta), (hit, hit_meta) = ((r[:-1], r[-1]) for r in rows)
+    assert hit == read
+    assert dict(zip(_DISCLOSURE, hit, strict=True))["fields_disclosed"] == ["*"]
+    assert not (read_meta or {}).get("cache") and hit_meta["cache"] == "hit"
+
+
 def test_an_unrecordable_hit_discloses_nothing(
         shell: Shell, backend: Any, conn: Conn, admin_conn: Conn, ctx: ExecutionContext,
         make_student: Any) -> None:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from wxdata.audit.decorator import extract
 from wxdata.audit.log import build_record, due_record, due_template
 from wxdata.audit.record import (
+    ALL_FIELDS,
     CONTEXT_COLUMNS,
     ID_COLUMNS,
     AuditAction,
@@ -27,6 +28,8 @@ from wxdata.audit.record import (
     ComplianceType,
     context_params,
     context_values,
+    disclosed_fields,
+    fields_named,
     params,
 )
 from wxdata.audit.redact import SECRET_MARK
@@ -174,7 +177,37 @@ def test_a_hit_on_one_row_owes_what_walking_the_row_finds(
     assert due.record() == walked.record()
     assert due.insert() == walked.insert()
     assert (due.ids, due.subjects) == (found.ids, found.subjects)
-    assert due.record().fields_disclosed == found.fields
+    # a whole row discloses every readable column: stored as "*", read back as the columns
+    assert set(found.fields) == set(entity.column_names)
+    assert due.record().fields_disclosed == ALL_FIELDS
+    assert fields_named(entity.name, due.record().fields_disclosed) == entity.column_names
+
+
+_ENTITIES = st.sampled_from(sorted(registered(), key=lambda e: e.name))
+
+
+@given(_ENTITIES, st.data())
+def test_every_column_in_any_order_is_stored_as_all_fields(entity: Entity[Any], data: Any) -> None:
+    """Whole rows disclose every readable column: a record stores ``*`` whatever the order the
+    names came in, and readers get the entity's columns back."""
+    names = data.draw(st.permutations(entity.column_names))
+    assert disclosed_fields(entity, names) == ALL_FIELDS
+    assert fields_named(entity.name, disclosed_fields(entity, names)) == entity.column_names
+    assert build_record(_CTX, entity, AuditAction.READ, fields=names).fields_disclosed == ALL_FIELDS
+
+
+@given(_ENTITIES, st.data())
+def test_anything_short_of_every_column_is_stored_as_named(entity: Entity[Any], data: Any) -> None:
+    """A projection, a list with a column twice in place of another, or a name the entity does not
+    have is stored as given: ``*`` never claims less or more than was named."""
+    every = list(entity.column_names)
+    names = data.draw(st.lists(st.sampled_from(every), max_size=len(every) - 1, unique=True))
+    if every:
+        names = data.draw(st.sampled_from([
+            names, [*every[:-1], every[0]], [*every, "not_a_column"], [*every[:-1], "x"]]))
+    stored = disclosed_fields(entity, names)
+    assert stored == tuple(names)
+    assert fields_named(entity.name, stored) == tuple(names)
 
 
 @given(_CONTEXTS, _CONTEXTS, st.sampled_from(list(AuditAction)))

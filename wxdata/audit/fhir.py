@@ -16,7 +16,8 @@ BALP's rules applied here:
 - Agents: the user (requestor, with role and network address) and wxdata itself (the application).
 - **One AuditEvent per patient**: a read that disclosed several students yields one resource per
   student (BALP's rule for searches), each naming that student as the patient entity.
-- ``entity.detail`` names the fields disclosed or changed; values never appear.
+- ``entity.detail`` names the fields disclosed or changed; values never appear. A record of whole
+  rows stores ``*`` for its fields; the detail lists the entity's readable columns in its place.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
+
+from wxdata.audit.record import fields_named
 
 DCM: Final = "http://dicom.nema.org/resources/ontology/DCM"
 EVENT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -162,7 +165,7 @@ def _data_entity(row: Mapping[str, Any], action: str) -> dict[str, Any]:
         entity["what"] = {"identifier": {"system": f"urn:wxdata:{row.get('entity_type')}",
                                          "value": str(row["entity_id"])}}
     details = []
-    fields = list(row.get("fields_disclosed") or ())
+    fields = fields_named(row.get("entity_type"), row.get("fields_disclosed"))
     if fields:
         details.append(_detail("fields-disclosed", fields))
     changes = row.get("changes")

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from wxdata.audit.redact import scrub
 from wxdata.context import ExecutionContext
-from wxdata.schema.spec import DataClass, Entity
+from wxdata.schema.spec import DataClass, Entity, lookup
 from wxdata.schema.validate import unstorable_text
 
 
@@ -87,6 +87,38 @@ def compliance_of(entity: Entity[Any] | None) -> ComplianceType:
     if DataClass.FERPA in classes:
         return ComplianceType.FERPA
     return ComplianceType.GENERAL
+
+
+#: ``fields_disclosed`` of a record naming every readable column of its entity: how the log stores
+#: a read of whole rows (:func:`disclosed_fields`); readers show the entity's column names in its
+#: place (:func:`fields_named`).
+ALL_FIELDS: tuple[str, ...] = ("*",)
+
+
+def disclosed_fields(entity: Entity[Any] | None, fields: Iterable[str]) -> tuple[str, ...]:
+    """What a record of ``entity`` stores as ``fields_disclosed`` for ``fields``:
+    :data:`ALL_FIELDS` when they are every readable column of the entity, each once, in any
+    order (the riding read's, a cache hit's and an ``audited`` function's record of whole rows
+    alike); otherwise ``fields`` as given."""
+    names = tuple(fields)
+    if entity is None or names == ALL_FIELDS:
+        return names
+    every = entity.column_names
+    if len(names) == len(every) and frozenset(names) == frozenset(every):
+        return ALL_FIELDS
+    return names
+
+
+def fields_named(entity_type: str | None, fields: Iterable[str] | None) -> tuple[str, ...]:
+    """The column names a stored ``fields_disclosed`` stands for: :data:`ALL_FIELDS` expanded
+    to the readable columns of the entity named ``entity_type`` (as the schema has them now), any
+    other list as stored."""
+    names = tuple(fields or ())
+    if names == ALL_FIELDS and entity_type is not None:
+        spec = lookup(entity_type)
+        if spec is not None:
+            return spec.column_names
+    return names
 
 
 _HIGH = frozenset({AuditAction.DELETE, AuditAction.BULK_DELETE, AuditAction.EXPORT,

@@ -30,6 +30,7 @@ from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
     ComplianceType,
+    fields_named,
     severity_of,
 )
 from wxdata.audit.sql import record_insert
@@ -37,7 +38,6 @@ from wxdata.config import settings
 from wxdata.context import ExecutionContext, Role
 from wxdata.errors import DataError, Forbidden, InvalidQuery
 from wxdata.errors import from_db_error as _db_error
-from wxdata.schema.spec import lookup
 from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.scope import DisclosureNotRecorded, current_scope, unit_of_work
 
@@ -160,24 +160,14 @@ _DISCLOSURE_COLS = sql.SQL(
 ).format(fields=_FIELDS).as_string()
 
 
-def _fields(entity_type: str, fields: Any) -> tuple[str, ...]:
-    """The disclosed fields, ``*`` (every readable column) expanded from the entity spec."""
-    names = tuple(fields or ())
-    if names == ("*",):
-        spec = lookup(entity_type)
-        if spec is not None:
-            return spec.column_names
-    return names
-
-
 def _entry(r: tuple[Any, ...]) -> AuditEntry:
     return AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                      _fields(r[4], r[11]), r[12], r[13], r[14], r[15], r[16], r[17], r[18],
+                      fields_named(r[4], r[11]), r[12], r[13], r[14], r[15], r[16], r[17], r[18],
                       r[19], r[20])
 
 
 def _disclosure(r: tuple[Any, ...]) -> Disclosure:
-    fields = _fields(r[6], r[9])
+    fields = fields_named(r[6], r[9])
     extra = r[14] if isinstance(r[14], dict) else {}
     described = f"{r[5].lower()} of {r[6]}" + (f" ({', '.join(fields)})" if fields else "")
     return Disclosure(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], fields,

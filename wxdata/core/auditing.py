@@ -17,6 +17,7 @@ from wxdata.audit.record import (
     AuditAction,
     AuditRecord,
     compliance_of,
+    disclosed_fields,
     severity_of,
 )
 from wxdata.audit.record import params as audit_params
@@ -25,7 +26,6 @@ from wxdata.context import ExecutionContext
 from wxdata.core import ride
 from wxdata.core.effects import Detached, Execute, Plan, Rows
 from wxdata.core.execute import (
-    ALL_FIELDS,
     _Err,
     _run,
     _run_named,
@@ -76,7 +76,7 @@ def _record(
         entity_ids=entity_ids,
         subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
         subject_ids=tuple(dict.fromkeys(subjects)),
-        fields_disclosed=ALL_FIELDS if fields == entity.column_names else fields,
+        fields_disclosed=disclosed_fields(entity, fields),
         is_phi=entity.is_phi,
         compliance_type=compliance_of(entity),
         severity=severity_of(action, entity, ctx, success),
