@@ -20,7 +20,9 @@ flushed with ``pg_stat_force_next_flush()`` before each reading). ``pg_stat_wal`
 server: other sessions writing meanwhile inflate it, so the median and the minimum over
 repetitions are both reported, beside a third row that reads nothing and only waits as long as the
 current schema's reads took (what other sessions wrote in that time, per read); the figures are
-only meaningful when that row is near zero.
+only meaningful when that row is near zero. One more row, on the current schema: the same read
+cached in process memory (``wxdata.cache.cached``), every call a hit, which writes the record it
+owes in an INSERT of its own.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ RATE_WORKLOAD = "audit log: records per second"
 WAL_WORKLOAD = "WAL bytes per audited PHI read"
 #: The first migration of the lean audit log: the "before" schema stops just before it.
 LEAN_MIGRATIONS = "0210"
+#: The WAL row of a cache hit: the same read served from process memory, its record written by
+#: its own INSERT (on the current schema).
+HIT_ROW = "current schema, the same read as a memory-cache hit (its record's own INSERT)"
 
 
 @dataclass
@@ -161,7 +166,11 @@ def wal_per_read(server: str, options: Options, *,
                  log: Callable[[str], None] = print) -> list[Result]:
     """WAL bytes per audited PHI read: the current schema and the schema before the lean indexes."""
     from benchmarks.seed import bench_database
+    from wxdata.cache import cached
+    from wxdata.cache.factory import build_cache
+    from wxdata.config import settings
     from wxdata.domains import health_records
+    from wxdata.schema import HEALTH_RECORDS
 
     scale = min(options.scale, 20_000)
     reads = options.wal_reads
@@ -169,8 +178,9 @@ def wal_per_read(server: str, options: Options, *,
                (f"before the lean-index migrations (migrations before {LEAN_MIGRATIONS})",
                 LEAN_MIGRATIONS))
     background = "no read: other sessions' WAL over as long as the current schema's reads took"
+    hit = HIT_ROW
     samples: dict[str, list[tuple[float, float, float]]] = {
-        label: [] for label in [*(label for label, _ in schemas), background]}
+        label: [] for label in [*(label for label, _ in schemas), hit, background]}
     envs: dict[str, Env] = {}
     with (
         bench_database(server, options, scale, options.records_per_student, log=log) as current,
@@ -180,13 +190,30 @@ def wal_per_read(server: str, options: Options, *,
         try:
             for (label, _), (url, data) in zip(schemas, (current, before), strict=True):
                 envs[label] = Env("A", config_conninfo(url, "A"), options, data)
+            # the same read cached in process memory: every call a hit, which writes its record
+            first = envs[schemas[0][0]]
+            memory = build_cache(attrs.evolve(settings(), cache_enabled=True,
+                                              cache_backend="memory"),
+                                 prefix="wxbench-wal", subscribe_writes=False,
+                                 publish_stats_every=None)
+            if memory is None:
+                raise BenchmarkError(f"{WAL_WORKLOAD}: no memory cache was built")
+            first.on_close(memory.close)
+            cached_find = cached(HEALTH_RECORDS, cache=memory, name="bench.wal.record_by_id")(
+                health_records.find_by_id)
+            held = first.data.record_ids[:reads]
+            for rid in held:
+                if not isinstance(cached_find(first.wx, first.ctx, rid), Success):
+                    raise BenchmarkError(f"{WAL_WORKLOAD} / {hit}: a read failed")
 
             took = [0.0]
 
             def run(label: str, count: int) -> tuple[float, float, float]:
-                env = envs[schemas[0][0] if label == background else label]
-                conn, ctx, find = env.wx, env.ctx, health_records.find_by_id
-                ids = [env.rng.choice(env.data.record_ids) for _ in range(count)]
+                env = envs[schemas[0][0] if label in (background, hit) else label]
+                conn, ctx = env.wx, env.ctx
+                find = cached_find if label == hit else health_records.find_by_id
+                ids = [env.rng.choice(held if label == hit else env.data.record_ids)
+                       for _ in range(count)]
                 w0 = _wal(conn)
                 t0 = time.perf_counter()
                 if label == background:
@@ -213,7 +240,8 @@ def wal_per_read(server: str, options: Options, *,
         r = Result(WAL_WORKLOAD, label, "-", [x[0] for x in xs], reads, "wal",
                    label == schemas[0][0], "wal",
                    extra={"unit": "bytes", "reads": reads, "students": scale,
-                          "kind": "background" if label == background else "schema",
+                          "kind": ("background" if label == background
+                                   else "hit" if label == hit else "schema"),
                           "wal_records": statistics.median(x[1] for x in xs),
                           "wal_fpi": statistics.median(x[2] for x in xs)})
         out.append(r)

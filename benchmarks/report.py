@@ -438,7 +438,8 @@ def audit_log(results: list[Result]) -> str:
                   "|---|---|---|---|---|---|"]
         for r in wal:
             ratio = (f"{r.median / base.median:.2f}x"
-                     if base and base.median and r.extra.get("kind") == "schema" else "—")
+                     if base and base.median and r.extra.get("kind") in ("schema", "hit")
+                     else "—")
             lines.append(f"| {r.variant} | {r.median:,.0f} | {r.lo:,.0f} | "
                          f"{r.extra.get('wal_records', 0):.1f} | {r.extra.get('wal_fpi', 0):.2f} | "
                          f"{ratio} |")
