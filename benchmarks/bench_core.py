@@ -12,6 +12,8 @@ Beside the data calls, an explicit disclosure record (``wxdata.audit.log_read`` 
 the owner, autocommit) against raw psycopg sending the same INSERT with its parameters ready, and a
 hand-written statement whose value is computed in SQL (a count: no record owed) through
 ``crud.fetch`` against raw psycopg: what describing a hand-written result's columns costs.
+A hit of the owner's by-id read cached in process memory, which writes the disclosure record it
+owes in an INSERT of its own, against raw psycopg sending that INSERT (built beforehand).
 The async shell against raw psycopg's own async shell (an ``AsyncConnection`` awaiting the same
 prepared fetch), as the owner, audited and not: what ``wxdata.aio`` adds over awaiting psycopg.
 With ``--redis-url`` (default ``REDIS_URL``) also the owner's audited by-id read cached on Redis,
