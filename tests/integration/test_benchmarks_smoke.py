@@ -118,10 +118,12 @@ def test_targets_preset_fills_every_row_of_the_audited_table(
     for r in rate:
         assert r.extra["records_per_s"] > 0 and r.extra["writers"] == 4
     wal = [r for r in report.results if r.section == "wal"]
-    assert [r.baseline for r in wal] == [True, False, False]
+    assert [r.baseline for r in wal] == [True, False, False, False]
+    assert [r.extra["kind"] for r in wal] == ["schema", "schema", "hit", "background"]
     for r in wal:
         assert len(r.samples_us) == 1 and math.isfinite(r.median) and r.median >= 0
     assert wal[0].median > 0 and wal[1].median > 0  # an audited read writes WAL in either schema
+    assert wal[2].median > 0  # a recorded hit writes its record
     assert "records per second, 4 writers" in report.markdown
     assert "before the lean-index migrations" in report.markdown
 

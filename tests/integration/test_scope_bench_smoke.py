@@ -78,6 +78,8 @@ def test_client_cost_bench_reports_every_variant(
                   "sync create, audit off, owner", "sync update, audit off, owner",
                   "sync find_by_id, audited", "sync find_by_id, audited, owner",
                   "sync find_by_id cached on Redis, audited, owner",
+                  "sync find_by_id, memory-cache hit + its record, owner",
+                  "raw psycopg INSERT of a hit's record (superuser, prepared)",
                   "sync update, audited, owner",
                   "raw psycopg find by id, typed row (superuser, prepared)",
                   "find_by_id's statement as a plan with no checks, owner",
