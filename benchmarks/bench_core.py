@@ -73,43 +73,37 @@ def _bare_plan(entity: Any) -> Callable[[Any, uuid.UUID], Any]:
     return lambda conn, sid: run(conn, plan(sid))
 
 
-def _redis_reader(url: str) -> tuple[Callable[..., Any], Any]:
-    """``students.find_by_id`` cached on Redis (PHI encrypted, a key of this run, a namespace of
-    its own), and the cache (closed by the caller): what the cache's decision costs where a hit
-    would cost more than the read."""
-    import secrets
-
+def _cached_reader(backend: str, **options: Any) -> tuple[Callable[..., Any], Any]:
+    """``students.find_by_id`` cached on ``backend`` (``options``: more of its settings), on a
+    namespace of this run, and the cache (closed by the caller)."""
     from wxdata.cache import cached
     from wxdata.cache.factory import build_cache
     from wxdata.config import settings
     from wxdata.domains import students
 
-    cache = build_cache(attrs.evolve(
-        settings(), cache_enabled=True, cache_backend="redis", redis_url=url,
-        cache_key=secrets.token_bytes(32), cache_encrypt_phi=True),
-        prefix=f"wxbench-core-{uuid.uuid4().hex[:8]}", subscribe_writes=False,
-        publish_stats_every=None)
-    if cache is None:
-        raise RuntimeError("no Redis cache was built")
-    return cached(students.ENTITY, cache=cache, name="bench.core.student_by_id")(
-        students.find_by_id), cache
-
-
-def _memory_reader() -> tuple[Callable[..., Any], Any]:
-    """``students.find_by_id`` cached in process memory, and the cache (closed by the caller): a
-    hit serves the row and writes the disclosure record it owes, in a statement of its own."""
-    from wxdata.cache import cached
-    from wxdata.cache.factory import build_cache
-    from wxdata.config import settings
-    from wxdata.domains import students
-
-    cache = build_cache(attrs.evolve(settings(), cache_enabled=True, cache_backend="memory"),
+    cache = build_cache(attrs.evolve(settings(), cache_enabled=True, cache_backend=backend,
+                                     **options),
                         prefix=f"wxbench-core-{uuid.uuid4().hex[:8]}", subscribe_writes=False,
                         publish_stats_every=None)
     if cache is None:
-        raise RuntimeError("no memory cache was built")
-    return cached(students.ENTITY, cache=cache, name="bench.core.student_by_id.memory")(
+        raise RuntimeError(f"no {backend} cache was built")
+    return cached(students.ENTITY, cache=cache, name=f"bench.core.student_by_id.{backend}")(
         students.find_by_id), cache
+
+
+def _redis_reader(url: str) -> tuple[Callable[..., Any], Any]:
+    """On Redis (PHI encrypted, a key of this run): what the cache's decision costs where a hit
+    would cost more than the read."""
+    import secrets
+
+    return _cached_reader("redis", redis_url=url, cache_key=secrets.token_bytes(32),
+                          cache_encrypt_phi=True)
+
+
+def _memory_reader() -> tuple[Callable[..., Any], Any]:
+    """In process memory: a hit serves the row and writes the disclosure record it owes, in a
+    statement of its own."""
+    return _cached_reader("memory")
 
 
 def main(argv: list[str] | None = None) -> int:
