@@ -61,9 +61,9 @@ from wxdata.tx.scope import AnyConn, current_scope
 
 Conn = psycopg.Connection[Any]
 Result_ = Result[None, DataError]
-#: The answer of a record written (or none due): one immutable value, shared, as a ``Success``
-#: built on every recorded call costs about 5,700 client instructions.
-_WRITTEN: Result_ = Success(None)
+#: The answer of a record written, or of none due: one immutable value, shared (a ``Success``
+#: built on every recorded call costs about 5,700 client instructions).
+_DONE: Result_ = Success(None)
 P = ParamSpec("P")
 
 #: Actions that disclose data (replayed on lane 2 when their unit of work rolls back).
@@ -250,7 +250,7 @@ def _lane_plan(
         return Failure(from_db_error(exc, "AuditLog"))
     if scope is not None and disclosure:
         scope.replay_on_rollback(lambda: detached_plan(ctx, record()))
-    return _WRITTEN
+    return _DONE
 
 
 def surviving_plan(conn: AnyConn, ctx: ExecutionContext, record: AuditRecord) -> Plan[Result_]:
@@ -270,7 +270,7 @@ def _survive(ctx: ExecutionContext, record: AuditRecord) -> Plan[Result_]:
     """Lane 2 for a record already checked (by :func:`record_plan`) or built by wxdata itself
     (a template's)."""
     if (yield Detached(ctx, record)):
-        return _WRITTEN
+        return _DONE
     return Failure(UNRECORDED)
 
 
@@ -304,7 +304,7 @@ def create_plan(
 ) -> Plan[Result_]:
     """Record a row created by hand-written SQL, with a redacted snapshot of its values."""
     if not _on():
-        return _WRITTEN
+        return _DONE
     snapshot = redact_row(entity, values)
     record = build_record(
         ctx, entity, AuditAction.CREATE, ids=(entity_id,),
@@ -321,7 +321,7 @@ def read_plan(
 ) -> Plan[Result_]:
     """Record a disclosure of rows ``ids`` (of students ``subjects``); fields default to all."""
     if not _disclosures_on(ctx):
-        return _WRITTEN
+        return _DONE
     ids = tuple(ids)
     subject_ids = tuple(subjects)
     if not subject_ids and entity.subject is not None and entity.subject == entity.pk:
@@ -358,7 +358,7 @@ def update_plan(
 ) -> Plan[Result_]:
     """Record an update with its by-value, redacted diff (unchanged fields absent)."""
     if not _on():
-        return _WRITTEN
+        return _DONE
     changes = diff(entity, before, after)
     previous, new = split(changes)
     record = build_record(
@@ -375,7 +375,7 @@ def delete_plan(
 ) -> Plan[Result_]:
     """Record a deletion, with a redacted snapshot of the row when given."""
     if not _on():
-        return _WRITTEN
+        return _DONE
     record = build_record(
         ctx, entity, AuditAction.DELETE, ids=(entity_id,),
         subjects=(_subject_of(entity, entity_id, values, subject),),
@@ -393,7 +393,7 @@ def bulk_plan(
     if action not in BULK:
         raise ValueError(f"log_bulk takes a BULK_* action, not {action}")
     if not _on():
-        return _WRITTEN
+        return _DONE
     ids = tuple(ids)
     subject_ids = tuple(subjects)
     if not subject_ids and entity.subject is not None and entity.subject == entity.pk:
@@ -413,7 +413,7 @@ def export_plan(
 ) -> Plan[Result_]:
     """Record an export (a disclosure of many rows: a file, a report) and whose data it held."""
     if not _disclosures_on(ctx):
-        return _WRITTEN
+        return _DONE
     return (yield from _disclosed(
         conn, ctx, entity, AuditAction.EXPORT, ids, subjects,
         entity.column_names if fields is None else tuple(fields), metadata))
@@ -428,7 +428,7 @@ def transaction_plan(
     ``entity_id`` stays empty (a transaction is not a row); the unit id goes to metadata.
     """
     if not _on():
-        return _WRITTEN
+        return _DONE
     meta = {**(metadata or {}), **({"unit_id": str(unit_id)} if unit_id is not None else {})}
     record = build_record(
         ctx, "Transaction",
@@ -450,7 +450,7 @@ def failure_plan(
         return (yield from denied_plan(conn, ctx, entity, action, error=error,
                                        entity_id=entity_id, subjects=subjects))
     if not _on():
-        return _WRITTEN
+        return _DONE
     record = build_record(ctx, entity, action, success=False, error=error,
                           ids=(entity_id,), subjects=subjects)
     return (yield from surviving_plan(conn, ctx, record))
@@ -462,7 +462,7 @@ def denied_plan(
 ) -> Plan[Result_]:
     """Record a denied attempt at ``action`` on lane 2 (ACCESS_DENIED, severity HIGH)."""
     if not _on():
-        return _WRITTEN
+        return _DONE
     record = build_record(
         ctx, entity, AuditAction.ACCESS_DENIED, success=False, error=error,
         ids=(entity_id,), subjects=subjects, metadata={"attempted": action.value},
