@@ -18,6 +18,7 @@ Every committed write is announced to :mod:`wxdata.tx.events` (cache invalidatio
 
 from __future__ import annotations
 
+from wxdata.audit.record import ALL_FIELDS
 from wxdata.core.auditing import (
     _announce,
     _reads_audited,
@@ -26,7 +27,7 @@ from wxdata.core.auditing import (
     _subjects,
 )
 from wxdata.core.bulk import bulk_create
-from wxdata.core.execute import ALL_FIELDS, MAX_BULK, STREAM_BATCH, Where
+from wxdata.core.execute import MAX_BULK, STREAM_BATCH, Where
 from wxdata.core.raw import fetch, record_disclosure
 from wxdata.core.reads import (
     count,

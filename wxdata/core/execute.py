@@ -12,7 +12,6 @@ import psycopg
 from returns.result import Failure, Result, Success
 
 from wxdata import _connstate
-from wxdata.audit.record import ALL_FIELDS as _ALL_FIELDS
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.effects import Execute, Pipeline, Plan, Rows
@@ -48,10 +47,6 @@ Where = Mapping[str, Any] | Node | None
 
 
 MAX_BULK = 100_000
-
-
-#: ``fields_disclosed`` of a read that returned every readable column of its entity.
-ALL_FIELDS = _ALL_FIELDS
 
 
 STREAM_BATCH = 1000
