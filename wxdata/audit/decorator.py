@@ -191,10 +191,11 @@ def _with_beneath(found: Found, entity: Entity[Any], beneath: Sequence[Any]) -> 
 
 def _one_row(entity: Entity[Any], row: Any) -> Found:
     """What one row of ``entity`` discloses: its id, its subject, its type's fields (``row`` is
-    an instance of the entity's row class, never a mapping: its columns are attributes)."""
-    rid = getattr(row, entity.pk)
+    an instance of the entity's row class, never a mapping: its columns are attributes; one it
+    lacks, as in the general walk, names nothing)."""
+    rid = getattr(row, entity.pk, None)
     subject = entity.subject
-    sid = None if subject is None else getattr(row, subject)
+    sid = None if subject is None else getattr(row, subject, None)
     return Found((rid,) if isinstance(rid, UUID) else (), (sid,) if isinstance(sid, UUID) else (),
                  _field_names(entity), True)
 
