@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from wxdata.query.paging import KeysetPage, Page
+from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity, Kind, lookup, registered
 
 FORMAT_VERSION = 1
@@ -327,7 +328,7 @@ def _decode_row(obj: dict[str, Any]) -> Any:
         v = values[i]
         if v is not None:
             values[i] = dec(v)
-    return codec.row_type(*values)
+    return row_maker(codec.row_type)(values)
 
 
 def _decode_tagged(obj: dict[str, Any]) -> Any:

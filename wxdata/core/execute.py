@@ -3,7 +3,6 @@ the pooler check, database errors as DataErrors; input checks shared by the data
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from uuid import UUID
@@ -24,6 +23,7 @@ from wxdata.errors import (
 )
 from wxdata.errors import from_db_error as _db_error
 from wxdata.query.filters import Node, bind_where
+from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity
 from wxdata.tx.decorators import TxOptions
 from wxdata.tx.scope import (
@@ -155,13 +155,11 @@ def _rows_builder(
     entity: Entity[R], fetch: tuple[str, ...], select: tuple[str, ...] | None, offset: int = 0
 ) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
     if select is None:
-        make = entity.row_type
-        if fetch != entity.column_names:  # fetched in another order (the stored one): reordered
-            order = operator.itemgetter(*(offset + fetch.index(c) for c in entity.column_names))
-            return lambda rows: [make(*order(r)) for r in rows]
-        if offset:
-            return lambda rows: [make(*r[offset:]) for r in rows]
-        return lambda rows: [make(*r) for r in rows]
+        # each field read from its position in the fetched tuple (after ``offset`` leading
+        # values, in the order fetched): no slicing or reordering of the tuple first
+        make = row_maker(entity.row_type,
+                         tuple(offset + fetch.index(c) for c in entity.column_names))
+        return lambda rows: list(map(make, rows))
     names = fetch
     return lambda rows: [dict(zip(names, r[offset:], strict=True)) for r in rows]
 

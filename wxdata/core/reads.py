@@ -56,6 +56,7 @@ from wxdata.query.paging import (
     parse_sort,
     read_cursor,
 )
+from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity
 from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.scope import (
@@ -322,13 +323,13 @@ def stream(
                                    _deleted(include_deleted), False)
     except _Err as err:
         return Failure(err.error)
-    make = entity.row_type
+    make = row_maker(entity.row_type)
     subjects: dict[UUID, None] = {}
     seen = [0]
     subject = entity.subject
 
     def tally(values: tuple[Any, ...]) -> R:
-        row = make(*values)
+        row = make(values)
         seen[0] += 1
         if subject is not None:
             sid = getattr(row, subject)

@@ -47,6 +47,7 @@ from wxdata.errors import (
     ValidationFailed,
 )
 from wxdata.query import compiler
+from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity, Kind, Validator, validator_reads
 from wxdata.schema.validate import merged_view, validate_changes, validate_create
 from wxdata.tx.decorators import scope_run_plan
@@ -110,7 +111,7 @@ def create(
         rows = yield from _run(conn, ctx, entity, sql, params)
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE, err.error))
-    row = entity.row_type(*rows[0])
+    row = row_maker(entity.row_type)(rows[0])
     yield from _announce(conn, entity, "CREATE", (new_id,), row=row)
     return Success(row)
 
@@ -217,7 +218,6 @@ def _update(
     expected_version: int | None,
 ) -> Plan[Result[R, DataError]]:
     columns = _ordered(entity, clean)
-    out = entity.column_names
     check = expected_version is not None and entity.versioned
     riding = _riding(ctx, entity, AuditAction.UPDATE) if _writes_audited() else None
     shape = riding.shape if riding else None
@@ -242,7 +242,7 @@ def _update(
             raise _Err((yield from _missing_or_stale(conn, ctx, entity, key, check)))
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE, err.error, key))
-    row = entity.row_type(*rows[0][: len(out)])
+    row = row_maker(entity.row_type)(rows[0])
     yield from _announce(conn, entity, "UPDATE", (key,), row=row)
     return Success(row)
 
@@ -260,7 +260,7 @@ def _update_validated(
             return Failure(err.error)
         if not rows:
             return Failure(NotFound(entity=entity.name))
-        merged = merged_view(entity.row_type(*rows[0]), clean)
+        merged = merged_view(row_maker(entity.row_type)(rows[0]), clean)
         errors = [e for v in validators for e in v(merged)]
         if errors:
             return Failure(ValidationFailed(entity.name, tuple(errors)))
@@ -325,7 +325,7 @@ def _delete_or_restore(
             raise _Err(NotFound(entity=entity.name))
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, action, err.error, key))
-    row = entity.row_type(*rows[0])
+    row = row_maker(entity.row_type)(rows[0])
     yield from _announce(conn, entity, action.value, (key,), row=row)
     return Success(row)
 
