@@ -159,14 +159,20 @@ def main(argv: list[str] | None = None) -> int:
                                 (sid,), prepare=True)
                     cur.fetchone()
 
-            make_row = students.ENTITY.row_type
+            # ``SELECT *`` returns the stored order; each field is read from its position there
+            from wxdata.schema._rows import row_maker
+
+            entity = students.ENTITY
+            make_row = row_maker(entity.row_type, tuple(entity.stored_names.index(c)
+                                                        for c in entity.column_names))
 
             def raw_typed(sample: list[uuid.UUID]) -> None:
-                # raw psycopg building the typed row wxdata returns (what the row alone costs)
+                # raw psycopg building the typed row wxdata returns, as wxdata builds it (what
+                # the row alone costs)
                 for sid in sample:
                     cur.execute("SELECT * FROM students WHERE id = %s AND deleted_at IS NULL",
                                 (sid,), prepare=True)
-                    make_row(*cur.fetchone())
+                    make_row(cur.fetchone())
 
             bare_plan = _bare_plan(students.ENTITY)
 
