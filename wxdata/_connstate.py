@@ -33,6 +33,10 @@ class ConnState:
     scope: Any = None  # wxdata.tx.scope.Scope while a unit of work is open
     role: RoleFacts | None = None
     cursors: dict[str, Any] = attrs.field(factory=dict)
+    # psycopg raw cursors by slot, for statements sent with numbered placeholders
+    # (wxdata.core.numbered), and the slots whose last statement went through one
+    raw_cursors: dict[str, Any] = attrs.field(factory=dict)
+    raw_last: set[str] = attrs.field(factory=set)
     query_log: Any = None  # (QueryLog, Logger) while wxdata.observability traces the connection
     pipeline: Any = None  # statements queued in the traced connection's open pipeline
     sources: Any = None  # wxdata.core.raw.Sources: the entities' tables and columns by oid

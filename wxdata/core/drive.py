@@ -36,6 +36,7 @@ from wxdata.core.effects import (
     Sleep,
     Stream,
 )
+from wxdata.core.numbered import PARSED_EACH_TIME_BYTES, numbered
 from wxdata.safelog import log_error
 
 log = logging.getLogger("wxdata.tx")
@@ -67,12 +68,46 @@ def hook_failed(exc: BaseException) -> None:
 
 
 def _cursor(conn: Conn, slot: str) -> psycopg.Cursor[tuple[Any, ...]]:
-    cursors = _connstate.of(conn).cursors
-    cur: psycopg.Cursor[tuple[Any, ...]] | None = cursors.get(slot)
+    state = _connstate.of(conn)
+    if state.raw_last:  # the slot's next statement goes through this cursor, not its raw one
+        state.raw_last.discard(slot)
+    cur: psycopg.Cursor[tuple[Any, ...]] | None = state.cursors.get(slot)
     if cur is None or cur.closed:
         cur = conn.cursor(row_factory=tuple_row)
-        cursors[slot] = cur
+        state.cursors[slot] = cur
     return cur
+
+
+def _send(conn: Conn, e: Execute) -> psycopg.Cursor[tuple[Any, ...]]:
+    """Execute ``e`` on its slot's cursor; the cursor that ran it.
+
+    A statement psycopg would parse on every execution (wxdata's statements reach its bound on
+    length, :data:`~wxdata.core.numbered.PARSED_EACH_TIME_BYTES`) goes with numbered placeholders
+    through the slot's raw cursor (:mod:`wxdata.core.numbered`), on a connection whose cursors are
+    psycopg's own (a traced connection's cursors log every statement as written)."""
+    sql = e.sql
+    if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES:
+        form = numbered(sql, e.params) if conn.cursor_factory is psycopg.Cursor else None
+        if form is not None:
+            state = _connstate.of(conn)
+            raw: psycopg.RawCursor[tuple[Any, ...]] | None = state.raw_cursors.get(e.slot)
+            if raw is None or raw.closed:
+                raw = psycopg.RawCursor(conn, row_factory=tuple_row)
+                state.raw_cursors[e.slot] = raw
+            state.raw_last.add(e.slot)
+            raw.execute(form[0], form[1], prepare=e.prepare)
+            return raw
+    cur = _cursor(conn, e.slot)
+    cur.execute(sql, e.params, prepare=e.prepare)
+    return cur
+
+
+def _last(conn: Conn | AConn, slot: str) -> Any:
+    """The cursor that ran the slot's last statement (its result is the one to describe)."""
+    state = _connstate.of(conn)
+    if slot in state.raw_last:
+        return state.raw_cursors[slot]
+    return state.cursors.get(slot)
 
 
 def _rows(cur: psycopg.Cursor[tuple[Any, ...]] | psycopg.AsyncCursor[tuple[Any, ...]]) -> bool:
@@ -81,10 +116,10 @@ def _rows(cur: psycopg.Cursor[tuple[Any, ...]] | psycopg.AsyncCursor[tuple[Any, 
 
 
 def _provenance(
-    cur: psycopg.Cursor[tuple[Any, ...]] | psycopg.AsyncCursor[tuple[Any, ...]],
+    cur: psycopg.Cursor[tuple[Any, ...]] | psycopg.AsyncCursor[tuple[Any, ...]] | None,
 ) -> tuple[tuple[int, int], ...]:
     """(table oid, column number) of each column of the cursor's last result."""
-    result = cur.pgresult
+    result = cur.pgresult if cur is not None else None
     if result is None:
         return ()
     return tuple((result.ftable(i), result.ftablecol(i)) for i in range(result.nfields))
@@ -100,8 +135,7 @@ class SyncIO:
         self.sleep = sleep
 
     def execute(self, e: Execute) -> Rows:
-        cur = _cursor(self.conn, e.slot)
-        cur.execute(e.sql, e.params, prepare=e.prepare)
+        cur = _send(self.conn, e)
         return cur.fetchall() if _rows(cur) else []
 
     def handle(self, e: Effect) -> Any:
@@ -116,11 +150,8 @@ class SyncIO:
             try:
                 with conn.pipeline():
                     for statement in e.statements[:-1]:
-                        _cursor(conn, statement.slot).execute(
-                            statement.sql, statement.params, prepare=statement.prepare)
-                    last = e.statements[-1]
-                    cur = _cursor(conn, last.slot)
-                    cur.execute(last.sql, last.params, prepare=last.prepare)
+                        _send(conn, statement)
+                    cur = _send(conn, e.statements[-1])
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     try:
@@ -130,7 +161,7 @@ class SyncIO:
                 raise
             return cur.fetchall() if _rows(cur) else []
         if type(e) is Provenance:
-            return _provenance(_cursor(conn, e.slot))
+            return _provenance(_last(conn, e.slot))
         if type(e) is Probe:
             return _facts(conn)
         if type(e) is Detached:
@@ -198,11 +229,15 @@ def run(conn: Conn, plan: Plan[T], sleep: Callable[[float], None] = time.sleep) 
         error = None
         try:
             if type(effect) is Execute:
-                cur = _cursor(conn, effect.slot)
-                cur.execute(effect.sql, effect.params, prepare=effect.prepare)
+                sql = effect.sql
+                if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES:
+                    cur = _send(conn, effect)
+                else:  # most statements: the slot's cursor, as written (no call more)
+                    cur = _cursor(conn, effect.slot)
+                    cur.execute(sql, effect.params, prepare=effect.prepare)
                 answer = cur.fetchall() if _rows(cur) else []
             elif type(effect) is Provenance:  # follows a statement: no I/O
-                answer = _provenance(_cursor(conn, effect.slot))
+                answer = _provenance(_last(conn, effect.slot))
             else:
                 if io is None:
                     io = SyncIO(conn, sleep)
@@ -215,11 +250,32 @@ def run(conn: Conn, plan: Plan[T], sleep: Callable[[float], None] = time.sleep) 
 
 
 def _acursor(conn: AConn, slot: str) -> psycopg.AsyncCursor[tuple[Any, ...]]:
-    cursors = _connstate.of(conn).cursors
-    cur: psycopg.AsyncCursor[tuple[Any, ...]] | None = cursors.get(slot)
+    state = _connstate.of(conn)
+    if state.raw_last:  # the slot's next statement goes through this cursor, not its raw one
+        state.raw_last.discard(slot)
+    cur: psycopg.AsyncCursor[tuple[Any, ...]] | None = state.cursors.get(slot)
     if cur is None or cur.closed:
         cur = conn.cursor(row_factory=tuple_row)
-        cursors[slot] = cur
+        state.cursors[slot] = cur
+    return cur
+
+
+async def _asend(conn: AConn, e: Execute) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+    """:func:`_send` on an async connection."""
+    sql = e.sql
+    if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES:
+        form = numbered(sql, e.params) if conn.cursor_factory is psycopg.AsyncCursor else None
+        if form is not None:
+            state = _connstate.of(conn)
+            raw: psycopg.AsyncRawCursor[tuple[Any, ...]] | None = state.raw_cursors.get(e.slot)
+            if raw is None or raw.closed:
+                raw = psycopg.AsyncRawCursor(conn, row_factory=tuple_row)
+                state.raw_cursors[e.slot] = raw
+            state.raw_last.add(e.slot)
+            await raw.execute(form[0], form[1], prepare=e.prepare)
+            return raw
+    cur = _acursor(conn, e.slot)
+    await cur.execute(sql, e.params, prepare=e.prepare)
     return cur
 
 
@@ -239,8 +295,7 @@ class AsyncIO:
     async def handle(self, e: Effect) -> Any:
         conn = self.conn
         if type(e) is Execute:
-            cur = _acursor(conn, e.slot)
-            await cur.execute(e.sql, e.params, prepare=e.prepare)
+            cur = await _asend(conn, e)
             return await cur.fetchall() if _rows(cur) else []
         if type(e) is FetchOne:
             return await (await conn.execute(e.sql, e.params)).fetchone()
@@ -250,11 +305,8 @@ class AsyncIO:
             try:
                 async with conn.pipeline():
                     for statement in e.statements[:-1]:
-                        await _acursor(conn, statement.slot).execute(
-                            statement.sql, statement.params, prepare=statement.prepare)
-                    last = e.statements[-1]
-                    acur = _acursor(conn, last.slot)
-                    await acur.execute(last.sql, last.params, prepare=last.prepare)
+                        await _asend(conn, statement)
+                    acur = await _asend(conn, e.statements[-1])
             except BaseException:
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     try:
@@ -264,7 +316,7 @@ class AsyncIO:
                 raise
             return await acur.fetchall() if _rows(acur) else []
         if type(e) is Provenance:
-            return _provenance(_acursor(conn, e.slot))
+            return _provenance(_last(conn, e.slot))
         if type(e) is Probe:
             return _facts(conn)
         if type(e) is Detached:
@@ -332,11 +384,15 @@ async def arun(conn: AConn, plan: Plan[T], sleep: Callable[[float], Any] = _asle
         error = None
         try:
             if type(effect) is Execute:
-                cur = _acursor(conn, effect.slot)
-                await cur.execute(effect.sql, effect.params, prepare=effect.prepare)
+                sql = effect.sql
+                if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES:
+                    cur = await _asend(conn, effect)
+                else:  # most statements: the slot's cursor, as written (no call more)
+                    cur = _acursor(conn, effect.slot)
+                    await cur.execute(sql, effect.params, prepare=effect.prepare)
                 answer = await cur.fetchall() if _rows(cur) else []
             elif type(effect) is Provenance:  # follows a statement: no I/O
-                answer = _provenance(_acursor(conn, effect.slot))
+                answer = _provenance(_last(conn, effect.slot))
             else:
                 if io is None:
                     io = AsyncIO(conn, sleep)
