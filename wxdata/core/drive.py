@@ -86,20 +86,29 @@ def _send(conn: Conn, e: Execute) -> psycopg.Cursor[tuple[Any, ...]]:
     through the slot's raw cursor (:mod:`wxdata.core.numbered`), on a connection whose cursors are
     psycopg's own (a traced connection's cursors log every statement as written)."""
     sql = e.sql
-    if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES:
-        form = numbered(sql, e.params) if conn.cursor_factory is psycopg.Cursor else None
-        if form is not None:
-            state = _connstate.of(conn)
-            raw: psycopg.RawCursor[tuple[Any, ...]] | None = state.raw_cursors.get(e.slot)
-            if raw is None or raw.closed:
-                raw = psycopg.RawCursor(conn, row_factory=tuple_row)
-                state.raw_cursors[e.slot] = raw
-            state.raw_last.add(e.slot)
-            raw.execute(form[0], form[1], prepare=e.prepare)
-            return raw
+    form = None
+    if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES \
+            and conn.cursor_factory is psycopg.Cursor:
+        form = numbered(sql, e.params)
+    if form is not None:
+        raw: psycopg.RawCursor[tuple[Any, ...]] = _raw_cursor(conn, e.slot, psycopg.RawCursor)
+        raw.execute(form[0], form[1], prepare=e.prepare)
+        return raw
     cur = _cursor(conn, e.slot)
     cur.execute(sql, e.params, prepare=e.prepare)
     return cur
+
+
+def _raw_cursor(conn: Conn | AConn, slot: str, make: Callable[..., Any]) -> Any:
+    """The slot's raw cursor (made by ``make`` on first need), marked as the one that runs the
+    slot's next statement."""
+    state = _connstate.of(conn)
+    raw = state.raw_cursors.get(slot)
+    if raw is None or raw.closed:
+        raw = make(conn, row_factory=tuple_row)
+        state.raw_cursors[slot] = raw
+    state.raw_last.add(slot)
+    return raw
 
 
 def _last(conn: Conn | AConn, slot: str) -> Any:
@@ -263,17 +272,15 @@ def _acursor(conn: AConn, slot: str) -> psycopg.AsyncCursor[tuple[Any, ...]]:
 async def _asend(conn: AConn, e: Execute) -> psycopg.AsyncCursor[tuple[Any, ...]]:
     """:func:`_send` on an async connection."""
     sql = e.sql
-    if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES:
-        form = numbered(sql, e.params) if conn.cursor_factory is psycopg.AsyncCursor else None
-        if form is not None:
-            state = _connstate.of(conn)
-            raw: psycopg.AsyncRawCursor[tuple[Any, ...]] | None = state.raw_cursors.get(e.slot)
-            if raw is None or raw.closed:
-                raw = psycopg.AsyncRawCursor(conn, row_factory=tuple_row)
-                state.raw_cursors[e.slot] = raw
-            state.raw_last.add(e.slot)
-            await raw.execute(form[0], form[1], prepare=e.prepare)
-            return raw
+    form = None
+    if type(sql) is str and len(sql) > PARSED_EACH_TIME_BYTES \
+            and conn.cursor_factory is psycopg.AsyncCursor:
+        form = numbered(sql, e.params)
+    if form is not None:
+        raw: psycopg.AsyncRawCursor[tuple[Any, ...]] = _raw_cursor(
+            conn, e.slot, psycopg.AsyncRawCursor)
+        await raw.execute(form[0], form[1], prepare=e.prepare)
+        return raw
     cur = _acursor(conn, e.slot)
     await cur.execute(sql, e.params, prepare=e.prepare)
     return cur
