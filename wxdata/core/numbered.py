@@ -9,12 +9,14 @@ record.
 
 :func:`numbered` turns such a statement into the form psycopg's raw cursor sends as it is
 (PostgreSQL's own ``$1``, ``$2`` placeholders, one per distinct name in order of first appearance,
-the values as a list in that order), once per statement text; the drivers send it that way.
-They ask only for statements past the length bound: none of wxdata's own statements binds more
-than 50 parameters (its widest, an audited update of every column of its widest entity, binds
-45), and a shorter statement that did would still go to psycopg, correct, only parsed per call. What
+the values as a list in that order), once per statement text; the drivers send it that way. What
 the server receives is what psycopg would have sent: the same text with the same numbering, the
 same values, each adapted the same way (psycopg's automatic format).
+
+The drivers ask only for statements past the length bound: none of wxdata's own statements binds
+more than 50 parameters while under it (its widest, an audited update of every column of its
+widest entity, binds 45; a unit test checks them all), and a shorter statement that did would
+still go to psycopg, correct, only parsed per call.
 
 Only statements psycopg would parse on every execution are numbered, and only when every ``%`` in
 them begins a ``%(name)s`` placeholder (wxdata's compiled statements are written so) and no
