@@ -90,6 +90,42 @@ def test_every_registered_row_type_takes_the_direct_path() -> None:
         assert maker.__code__.co_filename.startswith("<wxdata row maker"), entity.name
 
 
+@attrs.frozen(slots=True)
+class _Placeholders:
+    """Fields named as the generated code's placeholders, globals and locals."""
+    f1: Any
+    f0: Any
+    _cls: Any
+    row: Any
+    values: Any
+    _new: Any
+    _twin: Any
+
+
+def test_fields_named_as_the_generated_codes_own_names_are_each_set_from_their_position(
+) -> None:
+    names = [f.name for f in attrs.fields(_Placeholders)]
+    positions = tuple(reversed(range(len(names))))
+    made = row_maker(_Placeholders, positions)(tuple(reversed(names)))
+    assert row_maker(_Placeholders, positions).__code__.co_filename.startswith(
+        "<wxdata row maker")
+    assert type(made) is _Placeholders
+    assert made == _Placeholders(*names)
+    assert _slots(made) == _slots(_Placeholders(*names))
+
+
+def test_a_made_row_is_never_of_another_class_than_the_row_type() -> None:
+    """The instance is its row type's from the moment it is returned: it compares, hashes and
+    refuses changes as one, and no other class is ever seen by the caller."""
+    for entity in ENTITIES:
+        n = len(attrs.fields(entity.row_type))
+        made = row_maker(entity.row_type)(list(range(n)))
+        assert type(made) is entity.row_type, entity.name
+        assert made.__class__ is entity.row_type
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            delattr(made, attrs.fields(entity.row_type)[0].name)
+
+
 def test_positions_must_name_every_field() -> None:
     row_type = ENTITIES[0].row_type
     with pytest.raises(ValueError, match="positions"):
@@ -166,3 +202,28 @@ def test_an_unslotted_class_is_built_by_its_constructor() -> None:
     made = row_maker(_Unslotted, (1, 0))(("5", 1))
     assert made == _Unslotted(1, "5")
     assert vars(made) == vars(_Unslotted(1, "5"))
+
+
+class _NoSubclasses:
+    """A base refusing subclasses of its subclasses: its rows are built by their constructor."""
+
+    __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if _NoSubclasses not in cls.__bases__:
+            raise TypeError("no subclasses")
+        super().__init_subclass__(**kwargs)
+
+
+@attrs.frozen(slots=True)
+class _Sealed(_NoSubclasses):
+    id: int
+    grade: str
+
+
+def test_a_class_that_cannot_be_subclassed_is_built_by_its_constructor() -> None:
+    make = row_maker(_Sealed, (1, 0))
+    assert not make.__code__.co_filename.startswith("<wxdata row maker")
+    made = make(("5", 1))
+    assert type(made) is _Sealed
+    assert made == _Sealed(1, "5")

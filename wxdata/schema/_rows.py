@@ -7,16 +7,20 @@ a statement listing its columns in stored order, reordering) the tuple into thos
 Reads, writes and cache decodes build every row they return from such a tuple: twenty per page of
 twenty.
 
-:func:`row_maker` builds the same instance straight from the fetched tuple: a new object, then each
-slot's own descriptor setting its value, read from its position in the tuple. The result is
-indistinguishable from the constructor's (the tests compare the two for every registered entity
-and every order), for about four fifths of the constructor's cost on a twenty-column row, and two
-thirds of it where the tuple would have been reordered first.
+:func:`row_maker` builds the same instance straight from the fetched tuple: a new object of the
+row type's twin (a subclass adding no slot, whose attributes are set the plain way), each field
+stored by a plain attribute assignment read from its position in the tuple, then the object's
+class set to the row type. The interpreter turns each such assignment into a direct write of the
+slot, where a frozen class's constructor goes through a generic attribute lookup per field. The
+result is indistinguishable from the constructor's (the tests compare the two for every registered
+entity and every order), for about a quarter of the constructor's cost on a twenty-column row.
 
 It is used only where the constructor does nothing but store its arguments: every field
 initialised from an argument, without converter or validator, no ``__attrs_pre_init__`` or
 ``__attrs_post_init__``, each field a slot, and no other slot set by ``__init__`` (checked on one
-instance the constructor builds). Any other class gets a maker that calls its constructor.
+instance the constructor builds), and where the twin's instance, once made, is what the
+constructor makes (checked once per class and order). Any other class, or one that refuses
+subclasses, gets a maker that calls its constructor.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -57,29 +61,29 @@ def _maker(row_type: type[Any], positions: tuple[int, ...] | None) -> RowMaker[A
     where = tuple(range(len(names))) if positions is None else positions
     if len(where) != len(names):
         raise ValueError(f"{row_type.__name__}: {len(names)} fields, {len(where)} positions")
-    setters = _slot_setters(row_type, names)
-    if setters is None:
+    direct = _compiled(row_type, names, where) if _stores_only(row_type, names) else None
+    if direct is None:
         return lambda values: row_type(*[values[p] for p in where])
-    return _compiled(row_type, setters, where)
+    return direct
 
 
-def _slot_setters(row_type: type, names: tuple[str, ...]) -> tuple[Callable[..., None], ...] | None:
-    """Each field's slot descriptor's setter, or None when the constructor does more than store
-    its arguments in those slots."""
+def _stores_only(row_type: type, names: tuple[str, ...]) -> bool:
+    """Whether the constructor does nothing but store its arguments in the fields' slots."""
     if any(hasattr(row_type, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
-        return None
+        return False
     for field in attrs.fields(row_type):
         if not field.init or field.converter is not None or field.validator is not None:
-            return None
+            return False
     descriptors = [inspect.getattr_static(row_type, n, None) for n in names]
     if not all(type(d) is types.MemberDescriptorType for d in descriptors):
-        return None
+        return False
     # nothing but the fields is set by __init__ (a cached hash, say, would be a slot of its own)
     sample = row_type(*names)
-    slots = {s for klass in row_type.__mro__ for s in getattr(klass, "__slots__", ())}
-    if {s for s in slots if _is_set(row_type, sample, s)} != set(names):
-        return None
-    return tuple(d.__set__ for d in descriptors)
+    return {s for s in _slot_names(row_type) if _is_set(row_type, sample, s)} == set(names)
+
+
+def _slot_names(row_type: type) -> set[str]:
+    return {s for klass in row_type.__mro__ for s in getattr(klass, "__slots__", ())}
 
 
 def _is_set(row_type: type, instance: object, slot: str) -> bool:
@@ -93,25 +97,82 @@ def _is_set(row_type: type, instance: object, slot: str) -> bool:
     return True
 
 
+def _twin(row_type: type) -> type | None:
+    """A subclass of ``row_type`` adding no slot, whose attributes are set the plain way
+    (``object.__setattr__`` and ``object.__delattr__``, where a frozen class raises), or None if
+    the class cannot be subclassed."""
+    try:
+        return type(row_type.__name__, (row_type,), {
+            "__slots__": (), "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__, "__module__": row_type.__module__,
+            "__qualname__": f"{row_type.__qualname__}.<twin>"})
+    except TypeError:
+        return None
+
+
 def _compiled(
-    row_type: type[Any], setters: tuple[Callable[..., None], ...], where: tuple[int, ...]
-) -> RowMaker[Any]:
-    """The maker as one generated function: a new object, then one setter call per field.
+    row_type: type[Any], names: tuple[str, ...], where: tuple[int, ...]
+) -> RowMaker[Any] | None:
+    """The maker as one generated function, or None if the class's instances cannot be built so.
+
+    A new instance of the class's twin (:func:`_twin`), each field stored by a plain attribute
+    assignment, then the instance's class set to the row type. The twin's layout is the row
+    type's (it adds no slot), so the class can be changed; its attribute setting is the plain
+    one, so the interpreter turns each assignment into a direct write of the slot (a frozen
+    class's setting raises, and calling each slot's descriptor costs a call per field).
 
     Generated, as attrs generates the constructor itself, so that each call is straight-line code
-    with no loop; its source holds only positions and the names ``new``, ``cls`` and ``s<i>``,
-    nothing taken from the class or its columns."""
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": row_type}
-    lines = ["def make(values):", "    row = new(cls)"]
-    for i, (setter, position) in enumerate(zip(setters, where, strict=True)):
-        namespace[f"s{i}"] = setter
-        lines.append(f"    s{i}(row, values[{int(position)}])")
-    lines.append("    return row")
+    with no loop. Its source holds only positions and placeholder names (``_new``, ``_twin``,
+    ``_cls`` and ``f<i>``), nothing taken from the class or its columns: each field's name is put
+    in the compiled code's table of names in place of its placeholder. The result is checked on
+    one instance against the constructor's before it is used."""
+    twin = _twin(row_type)
+    if twin is None:
+        return None
+    namespace: dict[str, Any] = {"_new": object.__new__, "_twin": twin, "_cls": row_type}
+    lines = ["def make(values):", "    row = _new(_twin)"]
+    lines += [f"    row.f{i} = values[{int(position)}]" for i, position in enumerate(where)]
+    lines += ["    row.__class__ = _cls", "    return row"]
     code = compile("\n".join(lines), f"<wxdata row maker {row_type.__qualname__}>", "exec")
     exec(code, namespace)  # noqa: S102 - generated above from integers and fixed names only
     maker: RowMaker[Any] = namespace["make"]
-    maker.__qualname__ = f"row_maker.<{row_type.__qualname__}>"
+    placeholders = {f"f{i}": name for i, name in enumerate(names)}
+    function = cast(types.FunctionType, maker)
+    function.__code__ = function.__code__.replace(
+        co_names=tuple(placeholders.get(n, n) for n in function.__code__.co_names))
+    function.__qualname__ = f"row_maker.<{row_type.__qualname__}>"
+    if not _same_as_constructed(row_type, maker, names, where):
+        return None
     return maker
+
+
+def _same_as_constructed(
+    row_type: type, maker: RowMaker[Any], names: tuple[str, ...], where: tuple[int, ...]
+) -> bool:
+    """Whether ``maker`` builds what the constructor builds, on the fields' names as values."""
+    values: list[Any] = [None] * (max(where) + 1 if where else 0)
+    for name, position in zip(names, where, strict=True):
+        values[position] = name
+    try:
+        made = maker(values)
+    except TypeError:  # a layout the class cannot be changed from
+        return False
+    built = row_type(*names)
+    return type(made) is row_type and all(
+        _value(row_type, made, s) == _value(row_type, built, s) for s in _slot_names(row_type))
+
+
+def _value(row_type: type, instance: object, slot: str) -> object:
+    descriptor = inspect.getattr_static(row_type, slot, None)
+    if type(descriptor) is not types.MemberDescriptorType:
+        return None
+    try:
+        return descriptor.__get__(instance, row_type)
+    except AttributeError:
+        return _UNSET
+
+
+_UNSET = object()
 
 
 __all__ = ["RowMaker", "row_maker"]
