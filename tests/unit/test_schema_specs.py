@@ -81,3 +81,21 @@ def test_a_row_fetched_in_any_order_is_built_as_in_the_rows_own(
     for row, same, v in zip(built, own, values, strict=True):
         for name in entity.column_names:
             assert getattr(row, name) is v[name] is getattr(same, name), (entity.table, name)
+
+
+@given(st.sampled_from(ENTITIES), st.data())
+def test_every_columns_value_is_converted_or_refused_with_a_rule(
+    entity: Entity[Any], data: st.DataObject,
+) -> None:
+    """Every kind of every column has its conversion: any value is converted or refused with a
+    rule (``_Bad``), never another exception."""
+    from wxdata.schema.validate import _Bad, coerce_value
+
+    column = data.draw(st.sampled_from(entity.columns))
+    value = data.draw(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                                st.text(max_size=8), st.uuids(), st.dates(), st.datetimes(),
+                                st.lists(st.text(max_size=3), max_size=3)))
+    try:
+        coerce_value(column, value)
+    except _Bad as bad:
+        assert bad.rule

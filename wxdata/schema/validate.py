@@ -154,88 +154,126 @@ def _json_safe(value: Any, depth: int = 0) -> None:
 
 def coerce_value(column: Column, value: Any) -> Any:
     """Return the value in the column's Python type, or raise _Bad naming the rule."""
-    kind = column.kind
-    if kind is Kind.TEXT:
-        if not isinstance(value, str):
-            raise _Bad("must be a string")
-        return _no_nul(value)
-    if kind is Kind.BOOL:
-        if not isinstance(value, bool):
-            raise _Bad("must be a boolean")
+    return _COERCE[column.kind](column, value)
+
+
+def _text(column: Column, value: Any) -> Any:
+    if not isinstance(value, str):
+        raise _Bad("must be a string")
+    return _no_nul(value)
+
+
+def _bool(column: Column, value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise _Bad("must be a boolean")
+    return value
+
+
+def _int(column: Column, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad("must be an integer")
+    return _check_int(column, value)
+
+
+def _float(column: Column, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad("must be a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _Bad("must be finite") from None
+    if not math.isfinite(number):
+        raise _Bad("must be finite")
+    if isinstance(value, int) and number != value:
+        raise _Bad("must be exactly representable as a double")
+    return number
+
+
+def _decimal(column: Column, value: Any) -> Any:
+    if isinstance(value, (bool, float)):
+        raise _Bad("must be a Decimal, int or numeric string")
+    if isinstance(value, str) and len(value) > MAX_DECIMAL_TEXT:
+        raise _Bad(f"must be a numeric string of at most {MAX_DECIMAL_TEXT} characters")
+    try:
+        dec = value if isinstance(value, Decimal) else Decimal(_no_nul(value) if isinstance(
+            value, str) else int(value))
+    except (InvalidOperation, TypeError, ValueError):
+        raise _Bad("must be a Decimal, int or numeric string") from None
+    return _check_decimal(column, dec)
+
+
+def _uuid(column: Column, value: Any) -> Any:
+    if isinstance(value, UUID):
         return value
-    if kind is Kind.INT:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _Bad("must be an integer")
-        return _check_int(column, value)
-    if kind is Kind.FLOAT:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Bad("must be a number")
+    if isinstance(value, str):
         try:
-            number = float(value)
-        except OverflowError:
-            raise _Bad("must be finite") from None
-        if not math.isfinite(number):
-            raise _Bad("must be finite")
-        if isinstance(value, int) and number != value:
-            raise _Bad("must be exactly representable as a double")
-        return number
-    if kind is Kind.DECIMAL:
-        if isinstance(value, (bool, float)):
-            raise _Bad("must be a Decimal, int or numeric string")
-        if isinstance(value, str) and len(value) > MAX_DECIMAL_TEXT:
-            raise _Bad(f"must be a numeric string of at most {MAX_DECIMAL_TEXT} characters")
-        try:
-            dec = value if isinstance(value, Decimal) else Decimal(_no_nul(value) if isinstance(
-                value, str) else int(value))
-        except (InvalidOperation, TypeError, ValueError):
-            raise _Bad("must be a Decimal, int or numeric string") from None
-        return _check_decimal(column, dec)
-    if kind is Kind.UUID:
-        if isinstance(value, UUID):
-            return value
-        if isinstance(value, str):
-            try:
-                return UUID(_no_nul(value))
-            except ValueError:
-                raise _Bad("must be a UUID") from None
-        raise _Bad("must be a UUID")
-    if kind is Kind.DATETIME:
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(_no_nul(value))
-            except ValueError:
-                raise _Bad("must be an ISO-8601 timestamp") from None
-        if not isinstance(value, datetime):
-            raise _Bad("must be a timezone-aware datetime")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise _Bad("must be timezone-aware")
-        return _check_datetime(value)
-    if kind is Kind.DATE:
-        if isinstance(value, str):
-            try:
-                value = date.fromisoformat(_no_nul(value))
-            except ValueError:
-                raise _Bad("must be an ISO-8601 date") from None
-        if isinstance(value, datetime) or not isinstance(value, date):
-            raise _Bad("must be a date")
-        return value
-    if kind is Kind.TEXT_ARRAY:
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise _Bad("must be a list of strings")
-        return [_no_nul(v) for v in value]
-    if kind is Kind.UUID_ARRAY:
-        if not isinstance(value, list | tuple):
-            raise _Bad("must be a list of UUIDs")
-        try:
-            return [v if isinstance(v, UUID) else UUID(str(v)) for v in value]
+            return UUID(_no_nul(value))
         except ValueError:
-            raise _Bad("must be a list of UUIDs") from None
-    if kind is Kind.JSON:
-        _json_safe(value)
-        if len(json.dumps(value)) > MAX_JSON:
-            raise _Bad(f"must serialise to at most {MAX_JSON} bytes")
-        return value
-    raise _Bad("has an unsupported type")  # pragma: no cover
+            raise _Bad("must be a UUID") from None
+    raise _Bad("must be a UUID")
+
+
+def _datetime(column: Column, value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(_no_nul(value))
+        except ValueError:
+            raise _Bad("must be an ISO-8601 timestamp") from None
+    if not isinstance(value, datetime):
+        raise _Bad("must be a timezone-aware datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _Bad("must be timezone-aware")
+    return _check_datetime(value)
+
+
+def _date(column: Column, value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(_no_nul(value))
+        except ValueError:
+            raise _Bad("must be an ISO-8601 date") from None
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise _Bad("must be a date")
+    return value
+
+
+def _text_array(column: Column, value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise _Bad("must be a list of strings")
+    return [_no_nul(v) for v in value]
+
+
+def _uuid_array(column: Column, value: Any) -> Any:
+    if not isinstance(value, list | tuple):
+        raise _Bad("must be a list of UUIDs")
+    try:
+        return [v if isinstance(v, UUID) else UUID(str(v)) for v in value]
+    except ValueError:
+        raise _Bad("must be a list of UUIDs") from None
+
+
+def _json(column: Column, value: Any) -> Any:
+    _json_safe(value)
+    if len(json.dumps(value)) > MAX_JSON:
+        raise _Bad(f"must serialise to at most {MAX_JSON} bytes")
+    return value
+
+
+#: Each kind's conversion: one lookup per value, where a chain of kind tests cost a test for
+#: every kind listed before the value's own.
+_COERCE: dict[Kind, Callable[[Column, Any], Any]] = {
+    Kind.TEXT: _text,
+    Kind.BOOL: _bool,
+    Kind.INT: _int,
+    Kind.FLOAT: _float,
+    Kind.DECIMAL: _decimal,
+    Kind.UUID: _uuid,
+    Kind.DATETIME: _datetime,
+    Kind.DATE: _date,
+    Kind.TEXT_ARRAY: _text_array,
+    Kind.UUID_ARRAY: _uuid_array,
+    Kind.JSON: _json,
+}
 
 
 def check_rules(column: Column, value: Any) -> None:
