@@ -97,5 +97,23 @@ def test_every_columns_value_is_converted_or_refused_with_a_rule(
                                 st.lists(st.text(max_size=3), max_size=3)))
     try:
         coerce_value(column, value)
+        rule = "converted"
     except _Bad as bad:
-        assert bad.rule
+        rule = bad.rule
+    assert rule
+
+
+def test_a_students_age_is_counted_on_the_day_not_future_is_checked_against(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both date rules of a student read the same day (UTC, :func:`utc_today`): a child turning
+    three that day is accepted, one turning three the day after is refused."""
+    from datetime import date
+
+    from wxdata.schema import students, validate
+
+    assert students.utc_today is validate.utc_today
+    monkeypatch.setattr(students, "utc_today", lambda: date(2025, 1, 15))
+    assert list(students._age_in_range({"date_of_birth": date(2022, 1, 15)})) == []
+    refused = list(students._age_in_range({"date_of_birth": date(2022, 1, 16)}))
+    assert [(e.field, e.rule) for e in refused] == [("date_of_birth", "age must be between 3 and 22")]

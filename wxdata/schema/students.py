@@ -19,6 +19,7 @@ from wxdata.schema.spec import (
     reads,
     row,
 )
+from wxdata.schema.validate import utc_today
 
 PHI, FERPA = DataClass.PHI, DataClass.FERPA
 
@@ -59,7 +60,7 @@ class Student(AuthoredSoftDeleted):
 def _age_in_range(values: Mapping[str, Any]) -> Iterable[FieldError]:
     born = values.get("date_of_birth")
     if isinstance(born, date):
-        today = date.today()
+        today = utc_today()  # the day ``not_future`` is checked against
         age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
         if not 3 <= age <= 22:
             yield FieldError("date_of_birth", "age must be between 3 and 22")

@@ -445,8 +445,9 @@ def _text_check(column: Column) -> ValueCheck:
 _today: tuple[date, float] = (date.min, 0.0)  # today's date in UTC, valid until (epoch seconds)
 
 
-def _utc_today() -> date:
-    """Today in UTC, as ``datetime.now(UTC).date()``, read from the clock once per day."""
+def utc_today() -> date:
+    """Today in UTC, as ``datetime.now(UTC).date()``, read from the clock once per day: the day
+    every date rule of the schemas is checked against (``not_future``, an age in range)."""
     global _today
     today, until = _today
     if time.time() < until:
@@ -482,7 +483,7 @@ def _value_check(column: Column) -> ValueCheck:
             return value if type(value) is date else slow(value)
     elif kind is Kind.DATE:
         def check(value: Any) -> Any:
-            return value if type(value) is date and value <= _utc_today() else slow(value)
+            return value if type(value) is date and value <= utc_today() else slow(value)
     elif kind is Kind.INT and rules.minimum is None and rules.maximum is None:
         low, high = column.limits.int_range or (-(2**63), 2**63 - 1)
 
