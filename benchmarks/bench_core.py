@@ -17,7 +17,10 @@ owes in an INSERT of its own, against raw psycopg sending that INSERT (built bef
 The async shell against raw psycopg's own async shell (an ``AsyncConnection`` awaiting the same
 prepared fetch), as the owner, audited and not: what ``wxdata.aio`` adds over awaiting psycopg.
 An audited update of seven columns, whose statement is past the length psycopg caches its parse
-of (wxdata sends it numbered), against raw psycopg sending the same statement as written.
+of (wxdata sends it numbered), against raw psycopg sending the same statement as written. The
+owner's audited by-id read and the audited page of twenty with its total, each against raw psycopg
+sending the statement wxdata sends (captured once, the record riding in it): what wxdata's client
+adds to the same statement (the page's also as the owner).
 With ``--redis-url`` (default ``REDIS_URL``) also the owner's audited by-id read cached on Redis,
 which a cache does not serve from there (a hit would cost more than the read): its distance to
 the uncached read is what the cache's decision costs.
@@ -244,11 +247,16 @@ def main(argv: list[str] | None = None) -> int:
                     if not isinstance(redis_reader(sup, ctx, sid), Success):
                         raise RuntimeError("fetch failed")
 
-            def page(sample: list[uuid.UUID]) -> None:
-                for n, _ in enumerate(sample):
-                    if not isinstance(students.find_many(conn, ctx, where, order_by=["last_name"],
-                                                         page=1 + n % 5, limit=20), Success):
-                        raise RuntimeError("page failed")
+            def page_on(on: psycopg.Connection[Any]) -> Batch:
+                def page(sample: list[uuid.UUID]) -> None:
+                    for n, _ in enumerate(sample):
+                        if not isinstance(students.find_many(on, ctx, where,
+                                                             order_by=["last_name"],
+                                                             page=1 + n % 5, limit=20), Success):
+                            raise RuntimeError("page failed")
+                return page
+
+            page, owner_page = page_on(conn), page_on(sup)
 
             user = ctx.user_id
             district = sup.execute("SELECT district_id FROM schools WHERE id = %s",
@@ -303,6 +311,37 @@ def main(argv: list[str] | None = None) -> int:
                                            if "audit_log" in text)
             Recorder.log = []
             seven_cur = sup.cursor()
+
+            # the audited by-id read's statement (the read and its riding record), sent by raw
+            # psycopg with the id of each call: what wxdata's client adds to the same statement
+            configure(owner_on)
+            with psycopg.connect(owner, autocommit=True, cursor_factory=Recorder) as recording:
+                students.find_by_id(recording, ctx, ids[0]).unwrap()
+            read_sql, read_params = next((text, params) for text, params in Recorder.log
+                                         if "audit_log" in text)
+            Recorder.log = []
+            read_cur = sup.cursor()
+
+            # the audited page's statement (rows, total and riding record), captured as the
+            # application role sends it, sent by raw psycopg as the owner (no context statement)
+            configure(audit_on)
+            with psycopg.connect(app, autocommit=True, cursor_factory=Recorder) as recording:
+                students.find_many(recording, ctx, where, order_by=["last_name"], page=1,
+                                   limit=20).unwrap()
+            page_sql, page_params = next((text, params) for text, params in Recorder.log
+                                         if "audit_log" in text)
+            Recorder.log = []
+            page_cur = sup.cursor()
+
+            def raw_page_audited(sample: list[uuid.UUID]) -> None:
+                for _ in sample:
+                    page_cur.execute(page_sql, page_params, prepare=True)
+                    page_cur.fetchall()
+
+            def raw_read_audited(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    read_cur.execute(read_sql, {**read_params, "_id": sid}, prepare=True)
+                    read_cur.fetchall()
 
             def raw_update_seven(sample: list[uuid.UUID]) -> None:
                 for n, sid in enumerate(sample):
@@ -410,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync find_by_id, audited", by_id, audit_on),
                 ("sync find_by_id, audit off, owner", owner_by_id, owner_off),
                 ("sync find_by_id, audited, owner", owner_by_id, owner_on),
+                ("raw psycopg sending that read's statement (superuser, prepared)",
+                 raw_read_audited, owner_on),
                 ("sync find_by_id, memory-cache hit + its record, owner", owner_memory_hit,
                  owner_on),
                 ("raw psycopg INSERT of a hit's record (superuser, prepared)", raw_hit_record,
@@ -418,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
                     owner_on)] if redis_reader is not None else []),
                 ("sync find_many 20 + total, audit off", page, audit_off),
                 ("sync find_many 20 + total, audited", page, audit_on),
+                ("sync find_many 20 + total, audited, owner", owner_page, owner_on),
+                ("raw psycopg sending that page's statement (superuser, prepared)",
+                 raw_page_audited, audit_on),
                 ("raw psycopg update by id (superuser, prepared)", raw_update, audit_off),
                 ("sync update, audit off", update, audit_off),
                 ("sync update, audited", update, audit_on),
