@@ -303,45 +303,46 @@ def main(argv: list[str] | None = None) -> int:
 
             from benchmarks.common import Recorder
 
-            Recorder.log = []
-            configure(owner_on)
-            with psycopg.connect(owner, autocommit=True, cursor_factory=Recorder) as recording:
-                students.update(recording, ctx, ids[0], seven(1)).unwrap()
-            seven_sql, seven_params = next((text, params) for text, params in Recorder.log
-                                           if "audit_log" in text)
-            Recorder.log = []
+            def audited_statement(
+                conninfo: str, config: Any, call: Callable[[psycopg.Connection[Any]], Any],
+            ) -> tuple[str, Any]:
+                """The statement carrying the audit record that ``call`` sends on a new
+                connection to ``conninfo`` under ``config``: captured once, for raw psycopg."""
+                Recorder.log = []
+                configure(config)
+                with psycopg.connect(conninfo, autocommit=True, cursor_factory=Recorder) as rec:
+                    call(rec).unwrap()
+                found = next((text, params) for text, params in Recorder.log
+                             if "audit_log" in text)
+                Recorder.log = []
+                return found
+
+            seven_sql, seven_params = audited_statement(
+                owner, owner_on, lambda c: students.update(c, ctx, ids[0], seven(1)))
             seven_cur = sup.cursor()
 
             # the audited by-id read's statement (the read and its riding record), sent by raw
             # psycopg with the id of each call: what wxdata's client adds to the same statement
-            configure(owner_on)
-            with psycopg.connect(owner, autocommit=True, cursor_factory=Recorder) as recording:
-                students.find_by_id(recording, ctx, ids[0]).unwrap()
-            read_sql, read_params = next((text, params) for text, params in Recorder.log
-                                         if "audit_log" in text)
-            Recorder.log = []
+            read_sql, read_params = audited_statement(
+                owner, owner_on, lambda c: students.find_by_id(c, ctx, ids[0]))
             read_cur = sup.cursor()
+
+            def raw_read_audited(sample: list[uuid.UUID]) -> None:
+                for sid in sample:
+                    read_cur.execute(read_sql, {**read_params, "_id": sid}, prepare=True)
+                    read_cur.fetchall()
 
             # the audited page's statement (rows, total and riding record), captured as the
             # application role sends it, sent by raw psycopg as the owner (no context statement)
-            configure(audit_on)
-            with psycopg.connect(app, autocommit=True, cursor_factory=Recorder) as recording:
-                students.find_many(recording, ctx, where, order_by=["last_name"], page=1,
-                                   limit=20).unwrap()
-            page_sql, page_params = next((text, params) for text, params in Recorder.log
-                                         if "audit_log" in text)
-            Recorder.log = []
+            page_sql, page_params = audited_statement(
+                app, audit_on, lambda c: students.find_many(c, ctx, where, order_by=["last_name"],
+                                                            page=1, limit=20))
             page_cur = sup.cursor()
 
             def raw_page_audited(sample: list[uuid.UUID]) -> None:
                 for _ in sample:
                     page_cur.execute(page_sql, page_params, prepare=True)
                     page_cur.fetchall()
-
-            def raw_read_audited(sample: list[uuid.UUID]) -> None:
-                for sid in sample:
-                    read_cur.execute(read_sql, {**read_params, "_id": sid}, prepare=True)
-                    read_cur.fetchall()
 
             def raw_update_seven(sample: list[uuid.UUID]) -> None:
                 for n, sid in enumerate(sample):

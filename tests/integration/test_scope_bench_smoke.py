@@ -88,6 +88,10 @@ def test_client_cost_bench_reports_every_variant(
                   "raw psycopg hand-written count (superuser, prepared)",
                   "sync crud.fetch of the same count, audited, owner",
                   "raw psycopg async find by id (superuser, prepared)",
-                  "async find_by_id, audit off, owner", "async find_by_id, audited, owner"):
+                  "async find_by_id, audit off, owner", "async find_by_id, audited, owner",
+                  "raw psycopg sending that read's statement (superuser, prepared)",
+                  "sync find_many 20 + total, audited, owner",
+                  "raw psycopg sending that page's statement (superuser, prepared)",
+                  "raw psycopg sending that update's statement (superuser, prepared)"):
         assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
     assert bench_databases(server_url) == before
