@@ -227,3 +227,12 @@ def test_a_class_that_cannot_be_subclassed_is_built_by_its_constructor() -> None
     made = make(("5", 1))
     assert type(made) is _Sealed
     assert made == _Sealed(1, "5")
+
+
+def test_a_row_class_has_one_twin_whatever_the_orders_its_rows_are_made_from() -> None:
+    row_type = ENTITIES[0].row_type
+    n = len(attrs.fields(row_type))
+    row_maker(row_type, tuple(range(n)))
+    row_maker(row_type, tuple(reversed(range(n))))
+    row_maker(row_type, tuple(range(2, n + 2)))
+    assert len(row_type.__subclasses__()) == 1

@@ -100,14 +100,20 @@ def _is_set(row_type: type, instance: object, slot: str) -> bool:
 def _twin(row_type: type) -> type | None:
     """A subclass of ``row_type`` adding no slot, whose attributes are set the plain way
     (``object.__setattr__`` and ``object.__delattr__``, where a frozen class raises), or None if
-    the class cannot be subclassed."""
+    the class cannot be subclassed. One per class, whatever the orders its rows are made from."""
+    if row_type in _TWINS:
+        return _TWINS[row_type]
     try:
-        return type(row_type.__name__, (row_type,), {
+        twin: type | None = type(row_type.__name__, (row_type,), {
             "__slots__": (), "__setattr__": object.__setattr__,
             "__delattr__": object.__delattr__, "__module__": row_type.__module__,
             "__qualname__": f"{row_type.__qualname__}.<twin>"})
     except TypeError:
-        return None
+        twin = None
+    return _TWINS.setdefault(row_type, twin)
+
+
+_TWINS: dict[type, type | None] = {}
 
 
 def _compiled(
