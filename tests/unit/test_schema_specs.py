@@ -117,3 +117,10 @@ def test_a_students_age_is_counted_on_the_day_not_future_is_checked_against(
     assert list(students._age_in_range({"date_of_birth": date(2022, 1, 15)})) == []
     refused = list(students._age_in_range({"date_of_birth": date(2022, 1, 16)}))
     assert [(e.field, e.rule) for e in refused] == [("date_of_birth", "age must be between 3 and 22")]
+
+
+def test_every_kind_has_its_conversion() -> None:
+    from wxdata.schema.spec import Kind
+    from wxdata.schema.validate import _COERCE
+
+    assert set(_COERCE) == set(Kind)

@@ -79,22 +79,12 @@ def _stores_only(row_type: type, names: tuple[str, ...]) -> bool:
         return False
     # nothing but the fields is set by __init__ (a cached hash, say, would be a slot of its own)
     sample = row_type(*names)
-    return {s for s in _slot_names(row_type) if _is_set(row_type, sample, s)} == set(names)
+    return {s for s in _slot_names(row_type)
+            if _slot_value(row_type, sample, s) is not _UNSET} == set(names)
 
 
 def _slot_names(row_type: type) -> set[str]:
     return {s for klass in row_type.__mro__ for s in getattr(klass, "__slots__", ())}
-
-
-def _is_set(row_type: type, instance: object, slot: str) -> bool:
-    descriptor = inspect.getattr_static(row_type, slot, None)
-    if type(descriptor) is not types.MemberDescriptorType:
-        return False
-    try:
-        descriptor.__get__(instance, row_type)
-    except AttributeError:
-        return False
-    return True
 
 
 def _twin(row_type: type) -> type | None:
@@ -165,13 +155,16 @@ def _same_as_constructed(
         return False
     built = row_type(*names)
     return type(made) is row_type and all(
-        _value(row_type, made, s) == _value(row_type, built, s) for s in _slot_names(row_type))
+        _slot_value(row_type, made, s) == _slot_value(row_type, built, s)
+        for s in _slot_names(row_type))
 
 
-def _value(row_type: type, instance: object, slot: str) -> object:
+def _slot_value(row_type: type, instance: object, slot: str) -> object:
+    """What ``instance`` holds in ``slot``: :data:`_UNSET` if nothing, or if ``slot`` is not a
+    slot of stored values (``__weakref__``, say)."""
     descriptor = inspect.getattr_static(row_type, slot, None)
     if type(descriptor) is not types.MemberDescriptorType:
-        return None
+        return _UNSET
     try:
         return descriptor.__get__(instance, row_type)
     except AttributeError:
