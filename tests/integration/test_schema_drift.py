@@ -1,6 +1,7 @@
 """No drift between ``sql/`` and ``wxdata.schema``: after migrating an empty database, every
 registered entity's table has exactly the spec's columns (readable and secret), with the same
-canonical types, nullability and unique keys; no table in ``public`` lacks a spec; no clinical
+canonical types, nullability and unique keys; every key has the server default a create relies
+on (it sends no id); no table in ``public`` lacks a spec; no clinical
 table cascades a student delete; the app role reads every entity and hard-deletes no PHI. The
 specs' own consistency (classification, soft delete, references) is checked without a database in
 ``tests/unit/test_schema_specs.py``."""
@@ -124,3 +125,18 @@ def test_unique_keys_match_spec(conn: psycopg.Connection[Any], entity: Entity[An
     assert live == declared, (
         f"{entity.table}: unique keys in sql/ only {sorted(map(sorted, live - declared))}, "
         f"in the spec only {sorted(map(sorted, declared - live))}")
+
+
+@pytest.mark.parametrize("entity", ENTITIES, ids=lambda e: e.table)
+def test_key_has_a_server_default(conn: psycopg.Connection[Any], entity: Entity[Any]) -> None:
+    """A create names no id: the key column's default makes it (a fresh random UUID)."""
+    key = entity.by_name[entity.pk]
+    assert not key.writable, f"{entity.table}.{entity.pk}: a caller could set the key"
+    default = conn.execute(
+        "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a"
+        "  JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+        " WHERE a.attrelid = to_regclass(%s) AND a.attname = %s",
+        (f"public.{entity.table}", entity.pk),
+    ).fetchone()
+    assert default is not None, f"{entity.table}.{entity.pk}: no server default"
+    assert default[0] == "gen_random_uuid()", f"{entity.table}.{entity.pk}: default {default[0]}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import attrs
 from psycopg.types.json import Jsonb
@@ -96,12 +96,13 @@ def create(
         case refused:
             return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE,
                                            refused.failure()))
-    new_id = uuid4()
-    clean = {entity.pk: new_id, **clean, **_managed_values(entity, ctx, True)}
+    # No id is sent: the key column's server default makes it (no caller can set a key), the row
+    # comes back with it, and the record's snapshot is read from that row.
+    clean = {**clean, **_managed_values(entity, ctx, True)}
     columns = _ordered(entity, clean)
     params = _write_params(entity, clean)
     if _writes_audited():
-        snap = tuple(c for c in columns if c in values or c == entity.pk)
+        snap = (entity.pk, *(c for c in columns if c in values))
         riding = _riding(ctx, entity, AuditAction.CREATE)
         sql = _insert_statement(entity, columns, snap, riding.shape)
         params.update(riding.params(ctx))
@@ -112,7 +113,7 @@ def create(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE, err.error))
     row = row_maker(entity.row_type)(rows[0])
-    yield from _announce(conn, entity, "CREATE", (new_id,), row=row)
+    yield from _announce(conn, entity, "CREATE", (getattr(row, entity.pk),), row=row)
     return Success(row)
 
 
@@ -156,20 +157,23 @@ def _update_statement(
 
 
 def _write_params(entity: Entity[Any], clean: Mapping[str, Any]) -> dict[str, Any]:
-    """Bound parameters for a write: JSON columns wrapped so they bind as jsonb."""
-    json_columns = _json_columns(entity)
-    if not json_columns.intersection(clean):
+    """Bound parameters for a write (``c_<column>``): JSON columns wrapped so they bind as jsonb."""
+    names, json_columns = _param_names(entity)
+    if json_columns and not json_columns.isdisjoint(clean):
+        clean = {k: Jsonb(v) if v is not None and k in json_columns else v
+                 for k, v in clean.items()}
+    try:
+        return {names[k]: v for k, v in clean.items()}
+    except KeyError:  # not a column of the entity: named the same way, made on the spot
         return {"c_" + k: v for k, v in clean.items()}
-    return {
-        "c_" + k: Jsonb(v) if v is not None and k in json_columns else v
-        for k, v in clean.items()
-    }
 
 
 @functools.lru_cache(maxsize=1024)
-def _json_columns(entity: Entity[Any]) -> frozenset[str]:
-    """The entity's JSON columns (bound as jsonb), once per entity."""
-    return frozenset(name for name, c in entity.by_name.items() if c.kind is Kind.JSON)
+def _param_names(entity: Entity[Any]) -> tuple[dict[str, str], frozenset[str]]:
+    """Each column's parameter name (``c_<column>``, made and hashed once) and the entity's JSON
+    columns (bound as jsonb): once per entity."""
+    return ({name: "c_" + name for name in entity.by_name},
+            frozenset(name for name, c in entity.by_name.items() if c.kind is Kind.JSON))
 
 
 def update(
