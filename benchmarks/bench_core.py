@@ -20,7 +20,8 @@ An audited update of seven columns, whose statement is past the length psycopg c
 of (wxdata sends it numbered), against raw psycopg sending the same statement as written. The
 owner's audited by-id read and the audited page of twenty with its total, each against raw psycopg
 sending the statement wxdata sends (captured once, the record riding in it): what wxdata's client
-adds to the same statement (the page's also as the owner).
+adds to the same statement (the page's also as the owner). Likewise the owner's create with the
+audit off against raw psycopg sending the INSERT wxdata sends, its values bound the same way.
 With ``--redis-url`` (default ``REDIS_URL``) also the owner's audited by-id read cached on Redis,
 which a cache does not serve from there (a hit would cost more than the read): its distance to
 the uncached read is what the cache's decision costs.
@@ -303,27 +304,28 @@ def main(argv: list[str] | None = None) -> int:
 
             from benchmarks.common import Recorder
 
-            def audited_statement(
+            def sent_statement(
                 conninfo: str, config: Any, call: Callable[[psycopg.Connection[Any]], Any],
+                marker: str = "audit_log",
             ) -> tuple[str, Any]:
-                """The statement carrying the audit record that ``call`` sends on a new
-                connection to ``conninfo`` under ``config``: captured once, for raw psycopg."""
+                """The first statement holding ``marker`` (by default: the one carrying the audit
+                record) that ``call`` sends on a new connection to ``conninfo`` under ``config``:
+                captured once, for raw psycopg."""
                 Recorder.log = []
                 configure(config)
                 with psycopg.connect(conninfo, autocommit=True, cursor_factory=Recorder) as rec:
                     call(rec).unwrap()
-                found = next((text, params) for text, params in Recorder.log
-                             if "audit_log" in text)
+                found = next((text, params) for text, params in Recorder.log if marker in text)
                 Recorder.log = []
                 return found
 
-            seven_sql, seven_params = audited_statement(
+            seven_sql, seven_params = sent_statement(
                 owner, owner_on, lambda c: students.update(c, ctx, ids[0], seven(1)))
             seven_cur = sup.cursor()
 
             # the audited by-id read's statement (the read and its riding record), sent by raw
             # psycopg with the id of each call: what wxdata's client adds to the same statement
-            read_sql, read_params = audited_statement(
+            read_sql, read_params = sent_statement(
                 owner, owner_on, lambda c: students.find_by_id(c, ctx, ids[0]))
             read_cur = sup.cursor()
 
@@ -334,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
             # the audited page's statement (rows, total and riding record), captured as the
             # application role sends it, sent by raw psycopg as the owner (no context statement)
-            page_sql, page_params = audited_statement(
+            page_sql, page_params = sent_statement(
                 app, audit_on, lambda c: students.find_many(c, ctx, where, order_by=["last_name"],
                                                             page=1, limit=20))
             page_cur = sup.cursor()
@@ -366,6 +368,20 @@ def main(argv: list[str] | None = None) -> int:
                 return create
 
             create, owner_create = create_on(conn), create_on(sup)
+
+            # the owner's create as wxdata sends it with the audit off (the key left to its
+            # default), its values bound as wxdata binds them: what wxdata's client adds to it
+            create_sql, _ = sent_statement(
+                owner, owner_off, lambda c: students.create(c, intake_ctx, values()),
+                marker='INSERT INTO "students"')
+            create_cur = sup.cursor()
+
+            def raw_create_sent(sample: list[uuid.UUID]) -> None:
+                for _ in sample:
+                    params = {f"c_{k}": v for k, v in values().items()}
+                    params["c_created_by"] = params["c_updated_by"] = user
+                    create_cur.execute(create_sql, params, prepare=True)
+                    create_cur.fetchall()
 
             def raw_create(sample: list[uuid.UUID]) -> None:
                 for _ in sample:
@@ -475,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync create, audit off", create, audit_off),
                 ("sync create, audited", create, audit_on),
                 ("sync create, audit off, owner", owner_create, owner_off),
+                ("raw psycopg sending that create's statement (superuser, prepared)",
+                 raw_create_sent, owner_off),
                 ("raw psycopg audit record INSERT (superuser, prepared)", raw_record, audit_off),
                 ("sync log_read, the owner", owner_log_read, owner_on),
                 ("raw psycopg hand-written count (superuser, prepared)", raw_count, audit_off),

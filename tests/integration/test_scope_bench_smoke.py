@@ -92,6 +92,8 @@ def test_client_cost_bench_reports_every_variant(
                   "raw psycopg sending that read's statement (superuser, prepared)",
                   "sync find_many 20 + total, audited, owner",
                   "raw psycopg sending that page's statement (superuser, prepared)",
-                  "raw psycopg sending that update's statement (superuser, prepared)"):
+                  "raw psycopg sending that update's statement (superuser, prepared)",
+                  "sync create, audit off, owner",
+                  "raw psycopg sending that create's statement (superuser, prepared)"):
         assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
     assert bench_databases(server_url) == before
