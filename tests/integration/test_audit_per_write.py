@@ -113,3 +113,26 @@ def test_restore_is_recorded(conn: psycopg.Connection[Any], sys_ctx: ExecutionCo
         "SELECT action FROM audit_log WHERE entity_id = %s AND action <> 'READ' ORDER BY seq",
         (row.id,)).fetchall()]
     assert actions == ["CREATE", "DELETE", "RESTORE"]
+
+
+@pytest.mark.parametrize("in_unit", [False, True], ids=["alone", "in a unit of work"])
+def test_a_creates_record_names_the_key_the_server_made(
+    conn: psycopg.Connection[Any], sys_ctx: ExecutionContext, admin: psycopg.Connection[Any],
+    make_student: Callable[..., Any], in_unit: bool,
+) -> None:
+    """A create sends no id; its record names the row's own, in its columns and its snapshot."""
+    ctx = attrs.evolve(sys_ctx, request_id=f"req-k-{uuid.uuid4().hex[:12]}")
+    student = make_student()
+    if in_unit:
+        with unit_of_work(conn, ctx):
+            rows = [crud.create(conn, ctx, HEALTH_RECORDS, _values(student.id, t)).unwrap()
+                    for t in ("k1", "k2")]
+    else:
+        rows = [crud.create(conn, ctx, HEALTH_RECORDS, _values(student.id, t)).unwrap()
+                for t in ("k1", "k2")]
+    assert rows[0].id != rows[1].id
+    found = admin.execute(
+        "SELECT entity_id, entity_ids, subject_student_id, new_values->>'id',"
+        " new_values->>'title' FROM audit_log WHERE request_id = %s AND action = 'CREATE'"
+        " ORDER BY seq", (ctx.request_id,)).fetchall()
+    assert found == [(r.id, [r.id], student.id, str(r.id), r.title) for r in rows]
