@@ -6,6 +6,7 @@ fast path is compared with the general parser on generated filters, error for er
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from psycopg import sql as psql
 from returns.result import Failure, Success
 
 import wxdata.domains  # noqa: F401 - registers every entity
+from tests.conftest import student_values
 from wxdata import ExecutionContext
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.record import text_array
@@ -116,6 +118,40 @@ def test_by_id_and_page_statements_are_built_once_per_shape(
     assert (everyone.total, [p.id for p in everyone.data]) == (3, [three[2].id])
     assert reads._page_statement.cache_info().misses == 2
     assert flat_shape.cache_info().misses == 2
+
+
+def test_a_warmed_data_call_runs_no_import_statement(
+    conn: psycopg.Connection[Any], ctx: ExecutionContext, three: list[Any],
+    school: dict[str, uuid.UUID], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once a call has run, running it again executes no ``import`` statement: a function-level
+    import resolves its module on every call (for a package's module, more than a by-id read's
+    whole parameter handling), so none may sit on a data call's path."""
+    def calls() -> None:
+        for s in three:
+            assert students.find_by_id(conn, ctx, s.id) == Success(s)
+        page = students.find_many(conn, ctx, {"school_id": school["school_id"]},
+                                  order_by=["last_name"]).unwrap()
+        assert page.total == 3
+        made = students.create(conn, ctx, student_values(school, last_name="Imports")).unwrap()
+        assert students.update(conn, ctx, made.id, {"grade": "6"}).unwrap().grade == "6"
+        assert students.delete(conn, ctx, made.id) == Success(None)
+        assert students.find_by_id(conn, ctx, made.id).failure().code == "NOT_FOUND"
+
+    calls()  # the first calls may import what they use
+    imported: list[str] = []
+    real = builtins.__import__
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        imported.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", counting)
+    try:
+        calls()
+    finally:
+        monkeypatch.undo()
+    assert imported == []
 
 
 @pytest.fixture

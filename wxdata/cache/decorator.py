@@ -68,6 +68,7 @@ from wxdata.cache.core import (
     scope_of,
 )
 from wxdata.cache.costs import Costs
+from wxdata.cache.factory import default_cache
 from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
@@ -86,8 +87,6 @@ __all__ = ["FOLLOW_TIMEOUT", "audit_hit", "cached", "label_of"]
 
 
 def _default() -> CacheManager | None:
-    from wxdata.cache.factory import default_cache
-
     return default_cache()
 
 

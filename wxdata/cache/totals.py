@@ -32,6 +32,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata.cache.backends.base import Miss
 from wxdata.cache.core import scope_of
+from wxdata.cache.factory import default_cache
 from wxdata.cache.keys import (
     LIST,
     UncacheableArgument,
@@ -90,8 +91,6 @@ def _cache_for(conn: Any) -> Any:
         from wxdata.cache.aio import default_async_cache
 
         return default_async_cache()
-    from wxdata.cache.factory import default_cache
-
     return default_cache()
 
 

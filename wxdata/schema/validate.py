@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from uuid import UUID
 
+import attrs
 from returns.result import Failure, Result, Success
 
 from wxdata.errors import FieldError, ValidationFailed
@@ -385,8 +386,6 @@ def validate_changes(
 
 def merged_view(row: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
     """The row's values with changes applied, for cross-field validators on update."""
-    import attrs
-
     base = attrs.asdict(row, recurse=False)
     base.update(changes)
     return base

@@ -55,6 +55,7 @@ import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
+from returns.result import Success
 
 from wxdata import _connstate, telemetry
 from wxdata._connstate import RoleFacts
@@ -682,8 +683,6 @@ def _rollback_quietly() -> Plan[None]:
 
 def _audit_outcome(conn: AnyConn, scope: Scope, *, committed: bool) -> Plan[None]:
     """TRANSACTION_COMMIT in the transaction (lane 1), TRANSACTION_ROLLBACK on lane 2."""
-    from returns.result import Success
-
     from wxdata.audit.log import transaction_plan  # audit builds on tx: import at use
 
     result = yield from transaction_plan(conn, scope.ctx, committed=committed,

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import time
 
+from wxdata.config import settings
 from wxdata.context import ExecutionContext
 
 VERSION = "1"
@@ -38,8 +39,6 @@ def use_fallback_key(key: bytes) -> None:
 def scope_key() -> bytes | None:
     """The scope key: ``WXDATA_SCOPE_KEY`` / derived from ``WXDATA_MASTER_KEY``, else the embedded
     server's generated key, else None."""
-    from wxdata.config import settings
-
     return settings().secret("scope") or (_fallback[0] if _fallback else None)
 
 
