@@ -223,9 +223,11 @@ _FLOOR_ALL_PARAMS = (
 )
 
 
-def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql: str,
-                   params: dict[str, Any], key: str, inputs: list[Any], reps: int) -> list[str]:
-    """The PHI read's record into tables of decreasing cost, same statement otherwise."""
+def record_shapes(conn: psycopg.Connection[Any], sql: str, key: str) -> dict[str, str]:
+    """The PHI read's statement ``sql`` (its record into ``audit_log``) and the same read with
+    its record into tables of decreasing cost, made here (they need :data:`FLOOR_DDL`'s table
+    made first): by name, each with the row's id bound as ``key`` and the context as wxdata binds
+    it (the normalised record's context key as ``_context``)."""
     for ddl in _SHAPES_DDL:
         conn.execute(ddl)
     row = conn.execute(  # the normalised records take their ids as audit_log's do on this server
@@ -237,7 +239,7 @@ def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql:
     for table in ("bench_shape_normal", "bench_shape_normal_indexed"):
         conn.execute(psycopg.sql.SQL("ALTER TABLE {} ALTER id SET DEFAULT {}").format(
             psycopg.sql.Identifier(table), psycopg.sql.SQL(row[0])))
-    statements = {
+    return {
         "wxdata record into audit_log (partitioned, its indexes)": sql,
         "the same into an unpartitioned copy with the same indexes":
             sql.replace("INSERT INTO audit_log", "INSERT INTO bench_shape_indexed", 1),
@@ -256,6 +258,12 @@ def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql:
             "%(user)s", "%(a_user_id)s"),
         "bare fetch": FETCH_RECORD.replace("%s", f"%({key})s"),
     }
+
+
+def _record_shapes(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], sql: str,
+                   params: dict[str, Any], key: str, inputs: list[Any], reps: int) -> list[str]:
+    """The PHI read's record into tables of decreasing cost, same statement otherwise."""
+    statements = record_shapes(conn, sql, key)
 
     bound = {**params, "_context": 1}  # the normalised record's context key
 

@@ -491,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync create, audit off", create, audit_off),
                 ("sync create, audited", create, audit_on),
                 ("sync create, audit off, owner", owner_create, owner_off),
+                ("sync create, audited, owner", owner_create, owner_on),
                 ("raw psycopg sending that create's statement (superuser, prepared)",
                  raw_create_sent, owner_off),
                 ("raw psycopg audit record INSERT (superuser, prepared)", raw_record, audit_off),

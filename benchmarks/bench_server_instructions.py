@@ -23,7 +23,10 @@ with its columns in the row's order (as before), the record into ``audit_log`` (
 the columns in the row's order), into an unpartitioned copy with its indexes, with the GIN index
 per array it had before migration 0219, without the partial index of records that name their row
 by ``entity_id`` alone (which holds none of wxdata's own but is checked on every insert), without
-the ``transaction_id`` index (which the sealer reads), and with no index.
+the ``transaction_id`` index (which the sealer reads), and with no index; then records of other
+shapes: a table of reads alone (a read's columns, no index), the record normalised (the context
+and the record's shape each stored once and referenced by key) with audit_log's indexes and with
+none, and the narrow floor record carrying every context value wxdata's record binds.
 
     python -m benchmarks.bench_server_instructions --executions 500 --rounds 2
 
@@ -51,7 +54,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from benchmarks.bench_audit_floor import FETCH_RECORD, FLOOR_DDL, FLOOR_READ, _slot
+from benchmarks.bench_audit_floor import (
+    FETCH_RECORD,
+    FLOOR_DDL,
+    FLOOR_READ,
+    _slot,
+    record_shapes,
+)
 from benchmarks.common import Env, Options, capture, statement
 from benchmarks.seed import bench_database
 
@@ -72,6 +81,15 @@ _COPIES = (
     "ALTER TABLE bench_copy_bare ALTER seq SET DEFAULT nextval('bench_copy_seq')",
     "ALTER TABLE bench_copy_no_partial ALTER seq SET DEFAULT nextval('bench_copy_seq')",
     "ALTER TABLE bench_copy_no_xid ALTER seq SET DEFAULT nextval('bench_copy_seq')",
+)
+#: The records of other shapes counted (``bench_audit_floor.record_shapes``): what is left of the
+#: record's cost with no index, the columns of a read alone, the context stored once and referenced
+#: by key, and the narrow floor record carrying every context value wxdata's record binds.
+_SHAPES = (
+    "reads in their own table: a read's columns only, no index",
+    "normalised (context and shape by key), audit_log's indexes",
+    "normalised (context and shape by key), no index",
+    "floor record with every context parameter bound",
 )
 #: Copies each without one index of audit_log: (table, what picks the index out of its indexdef).
 _ONE_LESS = (("bench_copy_no_partial", "% WHERE %"), ("bench_copy_no_xid", "%(transaction_id)%"))
@@ -253,13 +271,20 @@ def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
                         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
                     conn.execute("CREATE INDEX ON bench_copy_gin_per_array USING gin (entity_ids)")
                     conn.execute("CREATE INDEX ON bench_copy_gin_per_array USING gin (subject_ids)")
+                    shapes = record_shapes(conn, riding, key)
                     conn.execute("VACUUM ANALYZE")
                     # the context's values as literals, the row's id as the prepared parameter
-                    text = riding
-                    for name, value in params.items():
-                        if name != key:
-                            text = text.replace(f"%({name})s", _literal(conn, value))
-                    text = text.replace(f"%({key})s", "$1")
+                    literals = {f"%({name})s": _literal(conn, value)
+                                for name, value in {**params, "_context": 1}.items()
+                                if name != key}
+
+                    def written(statement: str) -> str:
+                        for placeholder, literal in literals.items():
+                            statement = statement.replace(placeholder, literal)
+                        return statement.replace(f"%({key})s", "$1")
+
+                    text = written(riding)
+                    shaped = {name: written(shapes[name]) for name in _SHAPES}
                     user = _literal(conn, params.get("a_user_id", "u-bench"))
                     database = conn.info.dbname
                     ids = [str(i) for i in seeded.record_ids]
@@ -288,6 +313,7 @@ def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_no_xid", 1),
             "the same into a copy without any index": text.replace(
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_bare", 1),
+            **shaped,
         }
 
         yield Prepared(bindir, data, folder, database, variants, ids)

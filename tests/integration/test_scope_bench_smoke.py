@@ -93,7 +93,7 @@ def test_client_cost_bench_reports_every_variant(
                   "sync find_many 20 + total, audited, owner",
                   "raw psycopg sending that page's statement (superuser, prepared)",
                   "raw psycopg sending that update's statement (superuser, prepared)",
-                  "sync create, audit off, owner",
+                  "sync create, audit off, owner", "sync create, audited, owner",
                   "raw psycopg sending that create's statement (superuser, prepared)"):
         assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
     assert bench_databases(server_url) == before

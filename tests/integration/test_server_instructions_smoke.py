@@ -2,8 +2,9 @@
 run in its own private cluster reports every variant, and what the counts must show on any host
 holds: the bare fetch is the least, a riding record costs more than none, the narrow floor record
 less than wxdata's, an index set more than no index, one index fewer less than all of them, a GIN
-index per array more than one, and a read listing its columns in another order than the table's
-more than one listing them as stored."""
+index per array more than one, a read listing its columns in another order than the table's
+more than one listing them as stored, and the records of other shapes cost more with indexes than
+without and more carrying the context than not."""
 
 from __future__ import annotations
 
@@ -34,10 +35,16 @@ def test_every_variant_is_counted_and_the_counts_are_ordered() -> None:
         "the same into a copy without the partial index of records naming their row by "
         "entity_id alone",
         "the same into a copy without the transaction_id index",
-        "the same into a copy without any index"]
+        "the same into a copy without any index",
+        "reads in their own table: a read's columns only, no index",
+        "normalised (context and shape by key), audit_log's indexes",
+        "normalised (context and shape by key), no index",
+        "floor record with every context parameter bound"]
     (bare, reordered, stored, floor, logged_reordered, logged, copy, per_array, no_partial,
-     no_xid, unindexed) = rows.values()
+     no_xid, unindexed, reads_only, normal_indexed, normal, floor_every_value) = rows.values()
     assert 0 < bare < floor < unindexed < copy < per_array
     assert unindexed < no_partial < copy and unindexed < no_xid < copy  # each index costs
     assert copy < logged  # partitioning routes each record to its month
     assert stored < reordered and logged < logged_reordered  # no projection of the stored row
+    assert floor < normal < normal_indexed and reads_only < copy  # the other shapes: indexes cost
+    assert floor < floor_every_value  # and so does carrying the context
