@@ -24,6 +24,9 @@ from tests.conftest import student_values
 from wxdata import ExecutionContext
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.record import text_array
+from wxdata.cache import cached
+from wxdata.cache.factory import reset_default
+from wxdata.cache.totals import cache_totals, uncache_totals
 from wxdata.config import configure
 from wxdata.config import settings as wx_settings
 from wxdata.core import reads
@@ -120,13 +123,32 @@ def test_by_id_and_page_statements_are_built_once_per_shape(
     assert flat_shape.cache_info().misses == 2
 
 
+def _imports_of(monkeypatch: pytest.MonkeyPatch, calls: Callable[[], None]) -> list[str]:
+    """The modules ``calls()`` imports the third time it runs (the first runs may import what
+    they use: a cached read misses on the first, and is first served from the cache on the
+    second)."""
+    calls()
+    calls()
+    imported: list[str] = []
+    real = builtins.__import__
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+        imported.append(name)
+        return real(name, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(builtins, "__import__", counting)
+        calls()
+    return imported
+
+
 def test_a_warmed_data_call_runs_no_import_statement(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, three: list[Any],
     school: dict[str, uuid.UUID], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Once a call has run, running it again executes no ``import`` statement: a function-level
-    import resolves its module on every call (for a package's module, more than a by-id read's
-    whole parameter handling), so none may sit on a data call's path."""
+    import resolves its module on every call (for a module of a package, several times the
+    instructions of the function it sits in), so none may sit on a data call's path."""
     def calls() -> None:
         for s in three:
             assert students.find_by_id(conn, ctx, s.id) == Success(s)
@@ -138,20 +160,38 @@ def test_a_warmed_data_call_runs_no_import_statement(
         assert students.delete(conn, ctx, made.id) == Success(None)
         assert students.find_by_id(conn, ctx, made.id).failure().code == "NOT_FOUND"
 
-    calls()  # the first calls may import what they use
-    imported: list[str] = []
-    real = builtins.__import__
+    assert _imports_of(monkeypatch, calls) == []
 
-    def counting(name: str, *args: Any, **kwargs: Any) -> Any:
-        imported.append(name)
-        return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", counting)
+@pytest.fixture
+def default_memory_cache() -> Iterator[None]:
+    previous = configure(attrs.evolve(wx_settings(), cache_enabled=True, cache_backend="memory"))
+    reset_default()
     try:
-        calls()
+        yield
     finally:
-        monkeypatch.undo()
-    assert imported == []
+        uncache_totals(STUDENTS)
+        configure(previous)
+        reset_default()
+
+
+def test_a_warmed_cached_call_runs_no_import_statement(
+    conn: psycopg.Connection[Any], ctx: ExecutionContext, three: list[Any],
+    school: dict[str, uuid.UUID], monkeypatch: pytest.MonkeyPatch, default_memory_cache: None,
+) -> None:
+    """The same for the cache's paths: a hit and a miss of a read cached on the process cache
+    built from the settings, and a page whose total is served from it."""
+    read = cached(STUDENTS, name="tests.hot_path.imports")(students.find_by_id)
+    cache_totals(STUDENTS)
+    where = {"school_id": school["school_id"]}
+
+    def calls() -> None:
+        for s in three:
+            assert read(conn, ctx, s.id) == Success(s)  # a miss the first time, then hits
+        assert read(conn, ctx, uuid.uuid4()).failure().code == "NOT_FOUND"  # never stored
+        assert students.find_many(conn, ctx, where, order_by=["last_name"]).unwrap().total == 3
+
+    assert _imports_of(monkeypatch, calls) == []
 
 
 @pytest.fixture
