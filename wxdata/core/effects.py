@@ -51,12 +51,12 @@ class Command:
     sql: Statement
 
 
-@attrs.frozen(slots=True)
-class Pipeline:
+class Pipeline(NamedTuple):
     """Run statements in one pipeline (one round trip); answered with the last one's rows.
 
     On any error the driver rolls back a transaction the pipeline left open, then the error is
-    thrown into the plan.
+    thrown into the plan. The effect of every statement the application role sends outside a unit
+    of work (its context and the statement): an immutable named tuple, as :class:`Execute` is.
     """
 
     statements: tuple[Execute, ...]

@@ -30,9 +30,9 @@ from wxdata.tx.scope import (
     POOLER_UNSAFE,
     AnyConn,
     check_context,
+    context_for,
     current_scope,
     may_name_statements,
-    prepare_plan,
     role_facts,
     role_refusal,
 )
@@ -110,11 +110,13 @@ def _run_named(
             if facts is None:
                 facts = yield from role_facts(conn)
             if not facts.privileged or config.transaction_pooled:
-                # prepare_plan checks the context and the role and signs the scope. A privileged
-                # role needs no scope, but behind a pooler the timeouts ride the context. Context
-                # and statement go in one pipeline: statements pipelined before a Sync run in one
-                # implicit transaction, so ``set_config(..., true)`` ends with the statement.
-                prepared = yield from prepare_plan(conn, ctx)
+                # prepare_plan's checks, the role's facts in hand: the context, the role, the
+                # scope signed. A privileged role needs no scope, but behind a pooler the
+                # timeouts ride the context. Context and statement go in one pipeline: statements
+                # pipelined before a Sync run in one implicit transaction, so
+                # ``set_config(..., true)`` ends with the statement.
+                check_context(ctx)
+                prepared = context_for(facts, ctx)
                 rows: Rows = yield Pipeline((
                     Execute(prepared.sql, prepared.params, prepare, "context"),
                     Execute(sql, params, prepare),

@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import psycopg
@@ -375,9 +375,10 @@ def _key_for(state: RoleFacts) -> bytes:
     return key
 
 
-@attrs.frozen(slots=True)
-class PreparedContext:
-    """The context statement for one transaction, and whether the role escapes row security."""
+class PreparedContext(NamedTuple):
+    """The context statement for one transaction, and whether the role escapes row security
+    (an immutable named tuple: one is made for every statement the application role sends outside
+    a unit of work)."""
 
     privileged: bool
     sql: str
@@ -403,7 +404,12 @@ def prepare_plan(conn: AnyConn, ctx: ExecutionContext) -> Plan[PreparedContext]:
     - ``Unavailable`` when wxdata has no scope key or its key is not the database's.
     """
     check_context(ctx)
-    facts = yield from role_facts(conn)
+    return context_for((yield from role_facts(conn)), ctx)
+
+
+def context_for(facts: RoleFacts, ctx: ExecutionContext) -> PreparedContext:
+    """:func:`prepare_plan` once the context is checked and the role's ``facts`` are known (no
+    statement): refuse (:class:`~wxdata.errors.ContextRefused`) or build the context statement."""
     if facts.privileged:
         refusal = role_refusal(facts, ctx)
         if refusal is not None:
