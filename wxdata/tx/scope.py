@@ -435,8 +435,9 @@ def context_refusal(conn: Conn, ctx: ExecutionContext) -> DataError | None:
     """``Forbidden`` when ``ctx`` may not act on ``conn`` (a role that bypasses row security and
     a non-SYSTEM context, without WXDATA_ALLOW_PRIVILEGED_CONNECTION); None when it may.
 
-    :func:`prepare_context` applies it to every statement and unit of work; reads served from the
-    cache (no statement at all) ask it directly.
+    Every statement and unit of work applies it (:func:`context_for`, or :func:`role_refusal` for
+    a single statement on a privileged connection); reads served from the cache (no statement at
+    all) ask it directly.
     """
     return run(conn, refusal_plan(conn, ctx))
 
