@@ -35,6 +35,7 @@ from wxdata.errors import Forbidden, InvalidQuery
 from wxdata.query.filters import MAX_FILTER_TEXT, bind, bind_where, flat_shape, parse
 from wxdata.schema import STUDENTS
 from wxdata.schema.spec import Entity, Kind, registered
+from wxdata.tx import RollbackScope, unit_of_work
 from wxdata.tx import scope as tx_scope
 
 
@@ -148,10 +149,11 @@ def test_a_warmed_data_call_runs_no_import_statement(
 ) -> None:
     """Once a call has run, running it again executes no ``import`` statement: a function-level
     import resolves its module on every call (for a module of a package, several times the
-    instructions of the function it sits in), so none may sit on a data call's path."""
+    instructions of the function it sits in), so none may sit on a data call's path: single
+    statements, failed writes, units of work committed, read-only and rolled back."""
     def calls() -> None:
         for s in three:
-            assert students.find_by_id(conn, ctx, s.id) == Success(s)
+            assert students.find_by_id(conn, ctx, s.id).unwrap().id == s.id
         page = students.find_many(conn, ctx, {"school_id": school["school_id"]},
                                   order_by=["last_name"]).unwrap()
         assert page.total == 3
@@ -159,6 +161,16 @@ def test_a_warmed_data_call_runs_no_import_statement(
         assert students.update(conn, ctx, made.id, {"grade": "6"}).unwrap().grade == "6"
         assert students.delete(conn, ctx, made.id) == Success(None)
         assert students.find_by_id(conn, ctx, made.id).failure().code == "NOT_FOUND"
+        # a failed write: its record goes to audit lane 2
+        assert students.update(conn, ctx, made.id, {"grade": "7"}).failure().code == "NOT_FOUND"
+        with unit_of_work(conn, ctx, audit=True):  # its outcome recorded at COMMIT
+            assert students.find_by_id(conn, ctx, three[0].id).unwrap().id == three[0].id
+            assert students.update(conn, ctx, three[1].id, {"grade": "4"}).unwrap().grade == "4"
+        with unit_of_work(conn, ctx, read_only=True):  # its reads' records go to lane 2
+            assert students.find_by_id(conn, ctx, three[2].id).unwrap().id == three[2].id
+        with unit_of_work(conn, ctx, audit=True):  # rolled back: its outcome on lane 2
+            assert students.find_by_id(conn, ctx, three[0].id).unwrap().id == three[0].id
+            raise RollbackScope
 
     assert _imports_of(monkeypatch, calls) == []
 

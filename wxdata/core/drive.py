@@ -7,11 +7,12 @@ execute the next effect, repeat until the plan returns. Nothing here decides any
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import psycopg
 from psycopg.pq import ExecStatus, TransactionStatus
@@ -39,6 +40,10 @@ from wxdata.core.effects import (
 from wxdata.core.numbered import PARSED_EACH_TIME_BYTES, numbered
 from wxdata.safelog import log_error
 
+if TYPE_CHECKING:
+    from wxdata.audit.record import AuditRecord
+    from wxdata.context import ExecutionContext
+
 log = logging.getLogger("wxdata.tx")
 
 T = TypeVar("T")
@@ -57,6 +62,15 @@ def _facts(conn: Conn | AConn) -> ConnFacts:
         autocommit=conn.autocommit,
         names_statements=conn.prepare_threshold is not None,
     )
+
+
+@functools.cache
+def _write_detached() -> Callable[[Conn, ExecutionContext, AuditRecord], bool]:
+    """:func:`wxdata.audit.lanes.write_detached`, imported on first need (lanes build on db, db
+    on tx) and then held: no import statement runs per detached record."""
+    from wxdata.audit.lanes import write_detached
+
+    return write_detached
 
 
 def hook_failed(exc: BaseException) -> None:
@@ -174,9 +188,7 @@ class SyncIO:
         if type(e) is Probe:
             return _facts(conn)
         if type(e) is Detached:
-            from wxdata.audit.lanes import write_detached  # lanes build on db, db on tx
-
-            return write_detached(conn, e.ctx, e.record)
+            return _write_detached()(conn, e.ctx, e.record)
         if type(e) is Hooks:
             for hook in e.hooks:
                 try:
@@ -327,10 +339,9 @@ class AsyncIO:
         if type(e) is Probe:
             return _facts(conn)
         if type(e) is Detached:
-            from wxdata.audit.lanes import write_detached
-
             # Lane 2 is a bounded sync pool shared by the process: a worker thread waits for it.
-            return await asyncio.to_thread(write_detached, conn, e.ctx, e.record)  # type: ignore[arg-type]
+            return await asyncio.to_thread(_write_detached(), conn,  # type: ignore[arg-type]
+                                           e.ctx, e.record)
         if type(e) is Hooks:
             for hook in e.hooks:
                 try:

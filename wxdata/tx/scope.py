@@ -55,7 +55,7 @@ import attrs
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from returns.result import Success
+from returns.result import Result, Success
 
 from wxdata import _connstate, telemetry
 from wxdata._connstate import RoleFacts
@@ -688,12 +688,19 @@ def _rollback_quietly() -> Plan[None]:
         log.warning("rollback failed: connection lost (the server discards the transaction)")
 
 
+@lru_cache(maxsize=1)
+def _transaction_plan() -> Callable[..., Plan[Result[None, DataError]]]:
+    """:func:`wxdata.audit.log.transaction_plan`, imported on first need (audit builds on tx)
+    and then held: no import statement runs per unit of work."""
+    from wxdata.audit.log import transaction_plan
+
+    return transaction_plan
+
+
 def _audit_outcome(conn: AnyConn, scope: Scope, *, committed: bool) -> Plan[None]:
     """TRANSACTION_COMMIT in the transaction (lane 1), TRANSACTION_ROLLBACK on lane 2."""
-    from wxdata.audit.log import transaction_plan  # audit builds on tx: import at use
-
-    result = yield from transaction_plan(conn, scope.ctx, committed=committed,
-                                         unit_id=scope.unit_id)
+    result = yield from _transaction_plan()(conn, scope.ctx, committed=committed,
+                                            unit_id=scope.unit_id)
     if committed and not scope.read_only and not isinstance(result, Success):
         raise pg_errors.InFailedSqlTransaction("the TRANSACTION_COMMIT record could not be written")
 
