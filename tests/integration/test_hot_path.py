@@ -6,6 +6,7 @@ fast path is compared with the general parser on generated filters, error for er
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,12 +20,16 @@ from hypothesis import strategies as st
 from psycopg import sql as psql
 from returns.result import Failure, Success
 
+import wxdata.aio as aio
 import wxdata.domains  # noqa: F401 - registers every entity
 from tests.conftest import student_values
 from wxdata import ExecutionContext
+from wxdata.aio.domains import students as astudents
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.record import text_array
 from wxdata.cache import cached
+from wxdata.cache.aio import cached as acached
+from wxdata.cache.aio import reset_async_cache
 from wxdata.cache.factory import reset_default
 from wxdata.cache.totals import cache_totals, uncache_totals
 from wxdata.config import configure
@@ -175,16 +180,64 @@ def test_a_warmed_data_call_runs_no_import_statement(
     assert _imports_of(monkeypatch, calls) == []
 
 
+def test_a_warmed_async_call_runs_no_import_statement(
+    db_url: str, ctx: ExecutionContext, three: list[Any], school: dict[str, uuid.UUID],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same for the async shell."""
+    async def main() -> list[str]:
+        async with await aio.connect(db_url) as conn:
+            async def calls() -> None:
+                for s in three:
+                    assert (await astudents.find_by_id(conn, ctx, s.id)).unwrap().id == s.id
+                page = (await astudents.find_many(conn, ctx, {"school_id": school["school_id"]},
+                                                  order_by=["last_name"])).unwrap()
+                assert page.total == 3
+                made = (await astudents.create(
+                    conn, ctx, student_values(school, last_name="AsyncImports"))).unwrap()
+                changed = await astudents.update(conn, ctx, made.id, {"grade": "6"})
+                assert changed.unwrap().grade == "6"
+                assert await astudents.delete(conn, ctx, made.id) == Success(None)
+                failed = await astudents.update(conn, ctx, made.id, {"grade": "7"})
+                assert failed.failure().code == "NOT_FOUND"
+                async with aio.unit_of_work(conn, ctx, audit=True):
+                    found = await astudents.find_by_id(conn, ctx, three[0].id)
+                    assert found.unwrap().id == three[0].id
+                    moved = await astudents.update(conn, ctx, three[1].id, {"grade": "4"})
+                    assert moved.unwrap().grade == "4"
+                async with aio.unit_of_work(conn, ctx, read_only=True):
+                    found = await astudents.find_by_id(conn, ctx, three[2].id)
+                    assert found.unwrap().id == three[2].id
+
+            await calls()
+            await calls()
+            imported: list[str] = []
+            real = builtins.__import__
+
+            def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+                imported.append(name)
+                return real(name, *args, **kwargs)
+
+            with monkeypatch.context() as patched:
+                patched.setattr(builtins, "__import__", counting)
+                await calls()
+            return imported
+
+    assert asyncio.run(main()) == []
+
+
 @pytest.fixture
 def default_memory_cache() -> Iterator[None]:
     previous = configure(attrs.evolve(wx_settings(), cache_enabled=True, cache_backend="memory"))
     reset_default()
+    reset_async_cache()
     try:
         yield
     finally:
         uncache_totals(STUDENTS)
         configure(previous)
         reset_default()
+        reset_async_cache()
 
 
 def test_a_warmed_cached_call_runs_no_import_statement(
@@ -333,3 +386,37 @@ def test_a_uuid_array_round_trips_and_text_cannot_add_elements(
     if len(ids) >= 2:  # two ids smuggled in one string are refused, not split into two elements
         with pytest.raises(ValueError):
             uuid_array([f"{ids[0]},{ids[1]}"])
+
+
+def test_a_warmed_async_cached_call_runs_no_import_statement(
+    db_url: str, ctx: ExecutionContext, three: list[Any], monkeypatch: pytest.MonkeyPatch,
+    default_memory_cache: None,
+) -> None:
+    """The same for the async cache: a read's miss and hit on the process's async cache, and a
+    write whose committed event invalidates it."""
+    read = acached(STUDENTS, name="tests.hot_path.async_imports")(astudents.find_by_id)
+
+    async def main() -> list[str]:
+        async with await aio.connect(db_url) as conn:
+            async def calls() -> None:
+                for s in three:
+                    assert (await read(conn, ctx, s.id)).unwrap().id == s.id
+                async with aio.unit_of_work(conn, ctx):
+                    moved = await astudents.update(conn, ctx, three[0].id, {"grade": "3"})
+                    assert moved.unwrap().grade == "3"
+
+            await calls()
+            await calls()
+            imported: list[str] = []
+            real = builtins.__import__
+
+            def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+                imported.append(name)
+                return real(name, *args, **kwargs)
+
+            with monkeypatch.context() as patched:
+                patched.setattr(builtins, "__import__", counting)
+                await calls()
+            return imported
+
+    assert asyncio.run(main()) == []

@@ -22,10 +22,11 @@ in the event loop): a cache with a registered async face (:func:`wxdata.cache.ai
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from wxdata.cache.backends.base import CacheManager
@@ -64,11 +65,18 @@ def on_write(event: WriteEvent) -> None:
             log_error(log, "cache invalidation failed for %s", exc, event.entity)
 
 
-def _face_of(cache: CacheManager) -> Any:
-    """The registered async face wrapping ``cache`` (None: it has none)."""
+@functools.cache
+def _async_faces() -> Callable[[], Iterable[Any]]:
+    """:func:`wxdata.cache.aio.async_faces`, imported on first need (the async cache builds on
+    this module) and then held: no import statement runs per write."""
     from wxdata.cache.aio import async_faces
 
-    for face in async_faces():
+    return async_faces
+
+
+def _face_of(cache: CacheManager) -> Any:
+    """The registered async face wrapping ``cache`` (None: it has none)."""
+    for face in _async_faces()():
         if face.sync is cache:
             return face
     return None
