@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -129,12 +130,9 @@ def test_by_id_and_page_statements_are_built_once_per_shape(
     assert flat_shape.cache_info().misses == 2
 
 
-def _imports_of(monkeypatch: pytest.MonkeyPatch, calls: Callable[[], None]) -> list[str]:
-    """The modules ``calls()`` imports the third time it runs (the first runs may import what
-    they use: a cached read misses on the first, and is first served from the cache on the
-    second)."""
-    calls()
-    calls()
+@contextmanager
+def _counted_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The names of the modules imported while the block runs."""
     imported: list[str] = []
     real = builtins.__import__
 
@@ -144,7 +142,27 @@ def _imports_of(monkeypatch: pytest.MonkeyPatch, calls: Callable[[], None]) -> l
 
     with monkeypatch.context() as patched:
         patched.setattr(builtins, "__import__", counting)
+        yield imported
+
+
+def _imports_of(monkeypatch: pytest.MonkeyPatch, calls: Callable[[], None]) -> list[str]:
+    """The modules ``calls()`` imports the third time it runs (the first runs may import what
+    they use: a cached read misses on the first, and is first served from the cache on the
+    second)."""
+    calls()
+    calls()
+    with _counted_imports(monkeypatch) as imported:
         calls()
+    return imported
+
+
+async def _imports_of_async(monkeypatch: pytest.MonkeyPatch,
+                            calls: Callable[[], Awaitable[None]]) -> list[str]:
+    """:func:`_imports_of` for an async ``calls``."""
+    await calls()
+    await calls()
+    with _counted_imports(monkeypatch) as imported:
+        await calls()
     return imported
 
 
@@ -209,19 +227,7 @@ def test_a_warmed_async_call_runs_no_import_statement(
                     found = await astudents.find_by_id(conn, ctx, three[2].id)
                     assert found.unwrap().id == three[2].id
 
-            await calls()
-            await calls()
-            imported: list[str] = []
-            real = builtins.__import__
-
-            def counting(name: str, *args: Any, **kwargs: Any) -> Any:
-                imported.append(name)
-                return real(name, *args, **kwargs)
-
-            with monkeypatch.context() as patched:
-                patched.setattr(builtins, "__import__", counting)
-                await calls()
-            return imported
+            return await _imports_of_async(monkeypatch, calls)
 
     assert asyncio.run(main()) == []
 
@@ -405,18 +411,6 @@ def test_a_warmed_async_cached_call_runs_no_import_statement(
                     moved = await astudents.update(conn, ctx, three[0].id, {"grade": "3"})
                     assert moved.unwrap().grade == "3"
 
-            await calls()
-            await calls()
-            imported: list[str] = []
-            real = builtins.__import__
-
-            def counting(name: str, *args: Any, **kwargs: Any) -> Any:
-                imported.append(name)
-                return real(name, *args, **kwargs)
-
-            with monkeypatch.context() as patched:
-                patched.setattr(builtins, "__import__", counting)
-                await calls()
-            return imported
+            return await _imports_of_async(monkeypatch, calls)
 
     assert asyncio.run(main()) == []
