@@ -110,10 +110,10 @@ def _run_named(
             if facts is None:
                 facts = yield from role_facts(conn)
             if not facts.privileged or config.transaction_pooled:
-                # prepare_plan's checks, the role's facts in hand: the context, the role, the
-                # scope signed. A privileged role needs no scope, but behind a pooler the
-                # timeouts ride the context. Context and statement go in one pipeline: statements
-                # pipelined before a Sync run in one implicit transaction, so
+                # prepare_plan's work with the role's facts already known: the context checked,
+                # the role refused or the scope signed. A privileged role needs no scope, but
+                # behind a pooler the timeouts ride the context. Context and statement go in one
+                # pipeline: statements pipelined before a Sync run in one implicit transaction, so
                 # ``set_config(..., true)`` ends with the statement.
                 check_context(ctx)
                 prepared = context_for(facts, ctx)

@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 import attrs
@@ -688,7 +688,7 @@ def _rollback_quietly() -> Plan[None]:
         log.warning("rollback failed: connection lost (the server discards the transaction)")
 
 
-@lru_cache(maxsize=1)
+@cache
 def _transaction_plan() -> Callable[..., Plan[Result[None, DataError]]]:
     """:func:`wxdata.audit.log.transaction_plan`, imported on first need (audit builds on tx)
     and then held: no import statement runs per unit of work."""
