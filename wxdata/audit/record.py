@@ -232,12 +232,14 @@ def _texts(items: tuple[str, ...]) -> str:
 def uuid_array(items: Iterable[UUID]) -> str:
     """UUIDs in PostgreSQL's array input form (``{...,...}``), bound with a ``::uuid[]`` cast.
 
-    An item that is not a :class:`~uuid.UUID` is parsed as one first (ValueError if it is not),
-    so no text can add elements to the array.
+    Each is written as its 32 hex digits, a form ``uuid`` input reads as it reads the hyphenated
+    one, for under half of what ``str()`` of a UUID costs on every record. An item that is not a
+    :class:`~uuid.UUID` is parsed as one first (ValueError if it is not), so no text can add
+    elements to the array.
     """
     if type(items) is tuple and len(items) == 1 and type(items[0]) is UUID:  # one row's id
-        return "{" + str(items[0]) + "}"
-    return "{" + ",".join(str(u) if type(u) is UUID else str(UUID(str(u))) for u in items) + "}"
+        return "{" + items[0].hex + "}"
+    return "{" + ",".join(u.hex if type(u) is UUID else UUID(str(u)).hex for u in items) + "}"
 
 
 def _json(value: Mapping[str, Any] | None) -> str | None:
