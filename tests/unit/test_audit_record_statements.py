@@ -34,7 +34,7 @@ from wxdata.audit.record import (
 )
 from wxdata.audit.redact import SECRET_MARK
 from wxdata.audit.sql import SHAPE_COLUMNS, insert_record, positional, record_insert, shape_of
-from wxdata.cache.core import hit_record
+from wxdata.cache.core import hit_record, plan
 from wxdata.context import ExecutionContext, Purpose, Role
 from wxdata.core.auditing import _record, _riding
 from wxdata.schema import STUDENTS, registered
@@ -181,6 +181,35 @@ def test_a_hit_on_one_row_owes_what_walking_the_row_finds(
     assert set(found.fields) == set(entity.column_names)
     assert due.record().fields_disclosed == ALL_FIELDS
     assert fields_named(entity.name, due.record().fields_disclosed) == entity.column_names
+
+
+def _by_id_reader(conn: Any, ctx: ExecutionContext, id: uuid.UUID) -> Any:
+    """A read to cache (never called: only its plan is built)."""
+    raise AssertionError("not called")
+
+
+@given(st.sampled_from(sorted((e for e in registered() if e.audit_reads), key=lambda e: e.name)),
+       st.lists(st.tuples(_CONTEXTS, st.uuids(), st.none() | st.uuids()), min_size=1, max_size=4),
+       st.booleans())
+def test_a_cached_reads_hit_on_one_row_owes_the_general_walks_record(
+    entity: Entity[Any], hits: list[tuple[ExecutionContext, uuid.UUID, uuid.UUID | None]],
+    relaxed: bool,
+) -> None:
+    """A cached read's hits on single rows, whoever reads them and in whatever order of break-glass
+    and ordinary contexts, each owe the record and the INSERT the general walk gives for the same
+    row in a list (the plan finds the record's template once per break-glass flag, not per hit);
+    a value that is not one row of the entity takes the general walk itself."""
+    p = plan(_by_id_reader, entity=entity, ttl=None, tags=None, key=None, depends=(),
+             partition=None, name="reader.by_id", unkeyed=())
+    for ctx, rid, sid in hits:
+        row = _row_of(entity, rid, sid)
+        due = p.hit_record(ctx, row)
+        walked = hit_record(ctx, entity, [row], "reader.by_id")
+        assert due is not None and walked is not None
+        assert due.record() == walked.record()
+        assert due.insert(relaxed) == walked.insert(relaxed)
+        listed = p.hit_record(ctx, [row])
+        assert listed is not None and listed.record() == walked.record()
 
 
 _ENTITIES = st.sampled_from(sorted(registered(), key=lambda e: e.name))

@@ -47,10 +47,12 @@ from wxdata.audit.log import (
     build_record,
     due_plan,
     due_record,
+    due_template,
     surviving_plan,
 )
 from wxdata.audit.ownership import AuditOwner, disclosure_recorded, owning
 from wxdata.audit.record import AuditAction
+from wxdata.audit.sql import RecordTemplate
 from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.core.drive import run
@@ -193,11 +195,46 @@ def _one_row(entity: Entity[Any], row: Any) -> Found:
     """What one row of ``entity`` discloses: its id, its subject, its type's fields (``row`` is
     an instance of the entity's row class, never a mapping: its columns are attributes; one it
     lacks, as in the general walk, names nothing)."""
+    ids, subjects = _row_names(entity, row)
+    return Found(ids, subjects, _field_names(entity), True)
+
+
+def _row_names(entity: Entity[Any], row: Any) -> tuple[tuple[UUID, ...], tuple[UUID, ...]]:
+    """The id and the student one row of ``entity`` names (each empty when not a UUID)."""
     rid = getattr(row, entity.pk, None)
     subject = entity.subject
     sid = None if subject is None else getattr(row, subject, None)
-    return Found((rid,) if isinstance(rid, UUID) else (), (sid,) if isinstance(sid, UUID) else (),
-                 _field_names(entity), True)
+    return (rid,) if isinstance(rid, UUID) else (), (sid,) if isinstance(sid, UUID) else ()
+
+
+class RowReads:
+    """The READ records owed for single rows of ``entity`` served under fixed ``metadata`` (a
+    cache's hits on a by-id read): each the record :func:`extract` and
+    :func:`~wxdata.audit.log.due_read` give for the same row, its template looked up once per
+    break-glass flag instead of on every row."""
+
+    __slots__ = ("_entity", "_metadata", "_templates")
+
+    def __init__(self, entity: Entity[Any], metadata: tuple[tuple[str, str], ...]) -> None:
+        self._entity = entity
+        self._metadata = metadata
+        self._templates: list[RecordTemplate | None] = [None, None]  # by ctx.is_break_glass
+
+    def due(self, ctx: ExecutionContext, row: Any) -> DueRecord | None:
+        """The record ``ctx`` owes for ``row`` when it is one row of the entity read directly (as
+        :func:`extract` reads it); None for any other value (the general walk decides). Whether a
+        record is owed at all is the caller's question (:func:`reads_recorded`)."""
+        entity = self._entity
+        if type(row) is not entity.row_type or entity_of_row(type(row)) not in (None, entity):
+            return None
+        flag = ctx.is_break_glass
+        template = self._templates[flag]
+        if template is None:
+            template = due_template(ctx, entity, AuditAction.READ, _field_names(entity),
+                                    self._metadata)
+            self._templates[flag] = template
+        ids, subjects = _row_names(entity, row)
+        return DueRecord(template, ctx, ids, subjects)
 
 
 @functools.lru_cache(maxsize=1024)

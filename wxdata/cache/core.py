@@ -36,7 +36,7 @@ from returns.result import Failure
 
 from wxdata import _connstate
 from wxdata._operations import ROW_READ
-from wxdata.audit.decorator import extract, rows_in
+from wxdata.audit.decorator import RowReads, extract, rows_in
 from wxdata.audit.log import DueRecord, due_read
 from wxdata.audit.ownership import reads_owned, reads_recorded
 from wxdata.cache.costs import Costs
@@ -113,8 +113,12 @@ def hit_record(ctx: ExecutionContext, entity: Entity[Any] | None, value: Any,
     found = extract(spec, value)
     if not found.anything:
         return None
-    return due_read(ctx, spec, found.ids, found.subjects, found.fields,
-                    (("cache", "hit"), ("operation", label)))
+    return due_read(ctx, spec, found.ids, found.subjects, found.fields, _hit_metadata(label))
+
+
+def _hit_metadata(label: str) -> tuple[tuple[str, str], ...]:
+    """What a hit's record says of itself: a cache hit, of the operation ``label``."""
+    return (("cache", "hit"), ("operation", label))
 
 
 UNKNOWN: Any = object()  # the connection's role has not been asked yet (the shell asks, once)
@@ -189,7 +193,7 @@ class FillPlan:
 class Plan:
     """Everything decided about a cached function at decoration time, and its per-call rules."""
 
-    __slots__ = ("_costs", "audits", "depend_tags", "entity", "fixed_ttl", "ident", "key_fn",
+    __slots__ = ("_costs", "_rows", "audits", "depend_tags", "entity", "fixed_ttl", "ident", "key_fn",
                  "label", "part_of", "partitioned", "qual", "row_entity", "row_read", "sensitive",
                  "signature", "tags_fn", "watched")
 
@@ -223,6 +227,8 @@ class Plan:
         # raises UnprovableIdentity: refused at decoration
         self.ident = Ident(schema, fn, self.qual, unkeyed)
         self._costs: weakref.WeakKeyDictionary[Any, Costs] = weakref.WeakKeyDictionary()
+        # the record a hit on one row of the entity owes, its template found once
+        self._rows = None if entity is None else RowReads(entity, _hit_metadata(self.qual))
 
     # --- per call -------------------------------------------------------------------------
 
@@ -368,7 +374,14 @@ class Plan:
         """The disclosure record a hit on ``value`` owes (None: not audited or nothing due)."""
         if not self.may_owe(ctx):
             return None
-        return hit_record(ctx, self.entity, value, self.qual)
+        rows, entity = self._rows, self.entity
+        if rows is not None:
+            if not reads_recorded(entity, ctx):
+                return None
+            due = rows.due(ctx, value)
+            if due is not None:
+                return due
+        return hit_record(ctx, entity, value, self.qual)
 
 
 def plan(fn: Callable[..., Any], *, entity: Entity[Any] | None, ttl: float | None,
