@@ -137,8 +137,7 @@ def extract(
     its student) but never count as ids of ``entity``. One row of ``entity`` itself (a by-id read)
     is read directly, with the same answer as the walk.
     """
-    if (type(value) is entity.row_type and ids is None and subjects is None and fields is None
-            and entity_of_row(entity.row_type) in (None, entity)):
+    if ids is None and subjects is None and fields is None and _own_row(entity, value):
         return _one_row(entity, value)
     rows = rows_in(value)
     found_ids: dict[UUID, None] = {}
@@ -191,6 +190,12 @@ def _with_beneath(found: Found, entity: Entity[Any], beneath: Sequence[Any]) -> 
     return Found(tuple(ids), tuple(subjects), tuple(fields), True)
 
 
+def _own_row(entity: Entity[Any], value: Any) -> bool:
+    """Whether ``value`` is one row of ``entity`` itself (an instance of its row class, which no
+    other registered entity claims): read directly, with the same answer as the walk."""
+    return type(value) is entity.row_type and entity_of_row(entity.row_type) in (None, entity)
+
+
 def _one_row(entity: Entity[Any], row: Any) -> Found:
     """What one row of ``entity`` discloses: its id, its subject, its type's fields (``row`` is
     an instance of the entity's row class, never a mapping: its columns are attributes; one it
@@ -225,7 +230,7 @@ class RowReads:
         :func:`extract` reads it); None for any other value (the general walk decides). Whether a
         record is owed at all is the caller's question (:func:`reads_recorded`)."""
         entity = self._entity
-        if type(row) is not entity.row_type or entity_of_row(type(row)) not in (None, entity):
+        if not _own_row(entity, row):
             return None
         flag = ctx.is_break_glass
         template = self._templates[flag]

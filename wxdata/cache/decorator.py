@@ -86,11 +86,8 @@ CacheSource = CacheManager | Callable[[], CacheManager | None] | None
 __all__ = ["FOLLOW_TIMEOUT", "audit_hit", "cached", "label_of"]
 
 
-def _default() -> CacheManager | None:
-    return default_cache()
-
-
-def _resolver(cache: Any, default: Callable[[], Any] = _default) -> tuple[Any, Callable[[], Any]]:
+def _resolver(cache: Any,
+              default: Callable[[], Any] = default_cache) -> tuple[Any, Callable[[], Any]]:
     """(the cache if fixed at decoration time, else None; a resolver for the other cases)."""
     if cache is None:
         return None, default
