@@ -34,6 +34,9 @@ callgrind collects exactly them; divide the collected count by ``--ops``::
 
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect=functools_reduce \
         python -m benchmarks.bench_core --instructions "sync find_by_id, audit off" --ops 300
+
+``--instructions`` may be repeated and ``--ops-again N`` adds a second reduce of N calls per
+variant: :mod:`benchmarks.client_instructions` counts every pair in one process that way.
 """
 
 from __future__ import annotations
@@ -129,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--students", type=int, default=5000)
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
                    help="times the owner's by-id read cached on this Redis too (unset: not)")
-    p.add_argument("--instructions", metavar="LABEL", default=None,
-                   help="run only this variant's calls inside functools.reduce (for callgrind)")
+    p.add_argument("--instructions", metavar="LABEL", default=None, action="append",
+                   help="run only this variant's calls inside functools.reduce (for callgrind);"
+                        " repeatable: each variant in turn")
+    p.add_argument("--ops-again", type=int, default=None, metavar="N",
+                   help="with --instructions: after the --ops calls, N more in a second reduce")
     args = p.parse_args(argv)
     if not args.database_url:
         p.error("--database-url or DATABASE_URL is required (a superuser)")
@@ -507,14 +513,18 @@ def main(argv: list[str] | None = None) -> int:
                              ("async find_by_id, audit off, owner", owner_a_by_id, owner_off),
                              ("async find_by_id, audited, owner", owner_a_by_id, owner_on)]
             if args.instructions is not None:
-                chosen = [v for v in variants if v[0] == args.instructions]
-                if not chosen:
-                    p.error("--instructions takes one of: " + "; ".join(v[0] for v in variants))
-                _, batch, config = chosen[0]
-                configure(config)
-                batch(ids[:200])  # warm-up, outside the collected call
-                sample = [rng.choice(ids) for _ in range(args.ops)]
-                functools.reduce(lambda _, sid: batch([sid]), sample, None)
+                by_label = {v[0]: v for v in variants}
+                unknown = [label for label in args.instructions if label not in by_label]
+                if unknown:
+                    p.error("--instructions takes one of: " + "; ".join(by_label))
+                for label in args.instructions:
+                    _, batch, config = by_label[label]
+                    configure(config)
+                    batch(ids[:200])  # warm-up, outside the collected calls
+                    for ops in (args.ops, args.ops_again):
+                        if ops is not None:  # each reduce: one callgrind dump with --dump-after
+                            sample = [rng.choice(ids) for _ in range(ops)]
+                            functools.reduce(lambda _, sid: batch([sid]), sample, None)
                 configure(audit_on)
                 loop.run_until_complete(aconn.close())
                 loop.run_until_complete(asup.close())
