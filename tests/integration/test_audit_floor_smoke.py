@@ -1,6 +1,8 @@
 """Smoke test of ``python -m benchmarks.bench_audit_floor`` (no timing assertions): a tiny run
 against its own database reports every section, and every timed row has a finite positive time
-and ratio, the record-shape rows included."""
+and ratio, the record-shape rows included. The journal's WAL rows hold what holds by construction:
+the record into an unindexed table writes less WAL than into the indexed log, and that record
+written and then moved into the log writes more than the log's alone."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import psycopg
 from benchmarks import bench_audit_floor
 
 _ROW = re.compile(r"^\| (.+?) \| ([0-9.]+) \([0-9.]+-[0-9.]+\) \| ([0-9.]+)x \(")
+_WAL_ROW = re.compile(r"^\| (.+?) \| ([0-9]+) \| ([0-9.]+) \| ([0-9.]+)x \|$")
 
 
 def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str) -> None:
@@ -46,3 +49,10 @@ def test_the_breakdown_reports_every_section_with_finite_figures(server_url: str
     for name, (us, ratio) in rows.items():
         assert math.isfinite(us) and us > 0, name
         assert math.isfinite(ratio) and ratio > 0, name
+    journal = report.split("### A journal indexed later: WAL per read", 1)[1]
+    wal = {m.group(1): int(m.group(2)) for m in map(_WAL_ROW.match, journal.splitlines()) if m}
+    assert list(wal) == ["`audit_log` (now)", "the journal, in the read",
+                         "moved into `audit_log` later", "the journal in all"]
+    now, ride, moved, total = wal.values()
+    assert 0 < ride < now < total
+    assert moved > 0 and abs(total - (ride + moved)) <= 1
