@@ -10,7 +10,7 @@ one set-up). The same count comes back on any host for the same binaries and inp
 else the host is doing (a reply that comes late costs a few more instructions of polling: two
 runs agree within about 0.5 %).
 
-Each pair: wxdata's count, the floor's, the excess (wxdata - floor) and the ratio. ``--json``
+Each pair: wxdata's count, raw psycopg's, the excess (wxdata - raw) and the ratio. ``--json``
 writes every count; ``--baseline`` a file written so earlier (another commit, another tree)
 adds the change of every variant beside it.
 
@@ -43,7 +43,7 @@ from benchmarks.common import git_commit
 
 @dataclass(frozen=True)
 class Pair:
-    """A wxdata call and the raw psycopg call that is its floor (``bench_core`` labels)."""
+    """A wxdata call and raw psycopg doing the same by hand (``bench_core`` labels)."""
 
     key: str
     wxdata: str
