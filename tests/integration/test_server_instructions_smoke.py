@@ -21,7 +21,7 @@ _ROW = re.compile(r"^\| (.+?) \| ([0-9,]+) \(([0-9,]+)-([0-9,]+)\) \| ([0-9.]+)x
 
 
 def test_every_variant_is_counted_and_the_counts_are_ordered() -> None:
-    report = bench.run(argparse.Namespace(pg_bin=None, students=50, warm=2, executions=4,
+    report = bench.run(argparse.Namespace(pg_bin=None, students=50, warm=10, executions=40,
                                           rounds=1))
     rows = {m.group(1): int(m.group(2).replace(",", ""))
             for m in map(_ROW.match, report.splitlines()) if m}
