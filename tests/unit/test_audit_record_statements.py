@@ -292,6 +292,7 @@ def test_the_context_parameters_are_the_contexts_values_by_column(
                 "break_glass_reason": None}
     bound = context_params(ctx)
     assert bound == {f"a_{c}": expected[c] for c in CONTEXT_COLUMNS}
+    assert list(bound) == [f"a_{c}" for c in CONTEXT_COLUMNS]  # every column, in their order
     assert context_values(ctx) == tuple(expected[c] for c in CONTEXT_COLUMNS)
     # role and purpose are bound as plain strings, as psycopg dumps text, not as enum members
     assert type(bound["a_user_role"]) is str and type(bound["a_purpose"]) is str

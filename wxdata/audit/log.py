@@ -165,10 +165,14 @@ def due_template(ctx: ExecutionContext, entity: Entity[Any], action: AuditAction
     """The template of an ``action`` record of ``fields`` of ``entity`` rows (``metadata``: a
     flat mapping of strings, as items): built once, shared by every caller with ``ctx``'s
     break-glass flag (see :func:`~wxdata.audit.sql.record_template`)."""
-    return record_template(
-        ctx, ("due", entity, action, fields, metadata),
-        lambda: build_record(ctx, entity, action, fields=fields,
-                             metadata=dict(metadata) if metadata else None))
+    return record_template(ctx, _due_record, entity, action, fields, metadata)
+
+
+def _due_record(ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+                fields: tuple[str, ...], metadata: tuple[tuple[str, str], ...]) -> AuditRecord:
+    """The record a due record's template is made from (its ids are bound per record)."""
+    return build_record(ctx, entity, action, fields=fields,
+                        metadata=dict(metadata) if metadata else None)
 
 
 def due_record(ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,

@@ -71,7 +71,7 @@ def reads_recorded(entity: Entity[Any] | None, ctx: ExecutionContext | None = No
     """Whether wxdata itself records a read of ``entity`` by ``ctx`` (the read's riding record, or
     a cache hit's): a recorded disclosure (:func:`disclosure_recorded`) whose reads no ``audited``
     decorator owns. The one rule for every way a read is served: from PostgreSQL or the cache."""
-    return not reads_owned() and disclosure_recorded(entity, ctx)
+    return disclosure_recorded(entity, ctx) and not reads_owned()
 
 
 @contextmanager

@@ -256,14 +256,18 @@ def context_values(ctx: ExecutionContext) -> tuple[Any, ...]:
             ctx.break_glass_reason)
 
 
-_CONTEXT_NAMES = tuple(f"a_{c}" for c in CONTEXT_COLUMNS)
-
-
 def context_params(ctx: ExecutionContext) -> dict[str, Any]:
-    """The ``a_<column>`` parameters describing who acted, from where and why."""
-    # strict=False: both are ten long, in CONTEXT_COLUMNS' order (a strict zip costs a third
-    # of this function on every audited call; the unit tests check the pairing)
-    return dict(zip(_CONTEXT_NAMES, context_values(ctx), strict=False))
+    """The ``a_<column>`` parameters describing who acted, from where and why.
+
+    Written out key by key, in :data:`CONTEXT_COLUMNS`' order: a dict display is built at its
+    final size in one step, where ``dict(zip(names, values))`` inserts pair by pair and grows the
+    table twice (a quarter of the instructions against nearly half of the record's own client
+    work on every audited call). The unit tests check the keys against :data:`CONTEXT_COLUMNS`."""
+    return {"a_user_id": ctx.user_id, "a_user_name": ctx.user_name,
+            "a_user_role": str(ctx.role), "a_ip_address": ctx.ip_address,
+            "a_user_agent": ctx.user_agent, "a_request_id": ctx.request_id,
+            "a_session_id": ctx.session_id, "a_correlation_id": ctx.correlation_id,
+            "a_purpose": str(ctx.purpose), "a_break_glass_reason": ctx.break_glass_reason}
 
 
 def _metadata(value: Mapping[str, Any] | None) -> str | None:

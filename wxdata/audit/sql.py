@@ -286,7 +286,8 @@ class RecordTemplate:
         """What a statement of this shape binds for ``ctx``, but the ids: the context's
         parameters and the free-form columns."""
         out = context_params(ctx)
-        out.update(self.free)
+        if self.free:  # most records bind no free-form column (a read's, a create's)
+            out.update(self.free)
         return out
 
     def values(self, ctx: ExecutionContext) -> tuple[Any, ...]:
@@ -299,15 +300,18 @@ _TEMPLATES_MAX = 4096
 _CONTEXT_PARAMS = frozenset(f"a_{c}" for c in CONTEXT_COLUMNS)
 
 
-def record_template(ctx: ExecutionContext, key: tuple[Any, ...],
-                    build: Callable[[], AuditRecord]) -> RecordTemplate:
-    """The template of the record ``build()`` makes for ``ctx``, memoised on ``key`` (what the
-    record depends on besides the context: entity, action, fields, metadata) and the context's
-    break-glass flag, so a new request's context builds nothing."""
-    full = (*key, ctx.is_break_glass)
+def record_template(ctx: ExecutionContext, build: Callable[..., AuditRecord],
+                    *key: Any) -> RecordTemplate:
+    """The template of the record ``build(ctx, *key)`` makes, memoised on ``build``, ``key`` (what
+    the record depends on besides the context: entity, action, fields, metadata) and the
+    context's break-glass flag, so a new request's context builds nothing.
+
+    ``build`` is a function of its arguments alone (a module-level function, not a closure over
+    them): nothing is made per call on the way to a template already built."""
+    full = (build, *key, ctx.is_break_glass)
     found = _TEMPLATES.get(full)
     if found is None:
-        base = build()
+        base = build(ctx, *key)
         shape, bound = shape_of(record_params(ctx, base))
         found = RecordTemplate(base, shape, types.MappingProxyType(
             {k: v for k, v in bound.items() if k not in _CONTEXT_PARAMS}))

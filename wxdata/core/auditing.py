@@ -92,9 +92,13 @@ def _riding(
     """The record of a riding statement, its shape and its free-form parameters: ids and subjects
     come from SQL and who acts is bound per statement (``.params(ctx)``), so the rest depends
     only on the entity, the action, the fields and the break-glass flag (built once for all)."""
-    return audit_sql.record_template(
-        ctx, ("riding", entity, action, fields),
-        lambda: _record(ctx, entity, action, fields=fields))
+    return audit_sql.record_template(ctx, _riding_record, entity, action, fields)
+
+
+def _riding_record(ctx: ExecutionContext, entity: Entity[Any], action: AuditAction,
+                   fields: tuple[str, ...]) -> AuditRecord:
+    """The record a riding statement's template is made from (its ids come from SQL)."""
+    return _record(ctx, entity, action, fields=fields)
 
 
 def _ride_params(ctx: ExecutionContext, record: AuditRecord) -> dict[str, Any]:
