@@ -509,7 +509,7 @@ def may_name_statements(conn: AnyConn, config: Settings | None = None) -> bool:
     another client's statement. Only ``prepare_threshold=None`` rules this out, unless the pooler
     keeps prepared statements (``DB_POOLER=transaction-prepared``, checked by :func:`role_facts`).
     """
-    return conn.prepare_threshold is not None and not (config or settings()).prepare
+    return not (config or settings()).prepare and conn.prepare_threshold is not None
 
 
 def _begin(conn: AnyConn, ctx: ExecutionContext, statement: str) -> Plan[None]:
