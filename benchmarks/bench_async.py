@@ -483,9 +483,9 @@ def audited_create(env: Env) -> AWorkload:
         pool = await c.raw()
 
         async def op(v: dict[str, Any]) -> Any:
-            p = {**params, "c_id": uuid.uuid4()}
+            p = {**params, "id": uuid.uuid4()}
             for k in w.VALUE_FIELDS:
-                p["c_" + k] = v[k]
+                p[k] = v[k]
             return await _raw_one(pool, sql, p)
         return op
 

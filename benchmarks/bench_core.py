@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             def raw_update_seven(sample: list[uuid.UUID]) -> None:
                 for n, sid in enumerate(sample):
                     params = {**seven_params, "_id": sid,
-                              **{f"c_{k}": v for k, v in seven(n).items()}}
+                              **seven(n)}
                     seven_cur.execute(seven_sql, params, prepare=True)
                     seven_cur.fetchall()
 
@@ -384,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
 
             def raw_create_sent(sample: list[uuid.UUID]) -> None:
                 for _ in sample:
-                    params = {f"c_{k}": v for k, v in values().items()}
-                    params["c_created_by"] = params["c_updated_by"] = user
+                    params = values()
+                    params["created_by"] = params["updated_by"] = user
                     create_cur.execute(create_sql, params, prepare=True)
                     create_cur.fetchall()
 

@@ -184,9 +184,9 @@ def run(args: argparse.Namespace) -> str:
             with psycopg.connect(owner, autocommit=True) as conn:
                 def literal(value: Any) -> str:
                     return _literal(conn, value)
-                create = _bind(create, cparams, {"c_student_number": "$1",
-                                                 "c_id": "gen_random_uuid()"}, literal)
-                update = _bind(update, uparams, {"_id": "$1", "c_grade": "$2"}, literal)
+                create = _bind(create, cparams, {"student_number": "$1",
+                                                 "id": "gen_random_uuid()"}, literal)
+                update = _bind(update, uparams, {"_id": "$1", "grade": "$2"}, literal)
                 user = literal("u-bench-nurse")
         variants = _variants(create, update, user, columns)
         keys = [str(i) for i in ids]

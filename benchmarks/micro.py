@@ -82,7 +82,6 @@ def items() -> list[tuple[str, Callable[[], Any]]]:
         ("Success(x) + isinstance", lambda: isinstance(Success(row), Success)),
         ("Page.of(20 rows)", lambda: Page.of([row] * 20, 1, 20, 1000)),
         ("uuid4()", uuid.uuid4),
-        ("crud._managed_values(create)", lambda: crud._managed_values(STUDENTS, ctx, True)),
         ("crud._ordered(12 columns)", lambda: crud._ordered(STUDENTS, clean)),
         ("crud._write_params(12 values)", lambda: crud._write_params(STUDENTS, clean)),
         ("compiler.insert_row (memo hit)", lambda: compiler.insert_row(STUDENTS, ordered, cols)),

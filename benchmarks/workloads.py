@@ -650,9 +650,9 @@ def single_create(env: Env) -> list[Workload]:
         cur = _cursor(env)
 
         def op(v: dict[str, Any]) -> Any:
-            p = {**params, "c_id": uuid.uuid4()}
+            p = {**params, "id": uuid.uuid4()}
             for k in VALUE_FIELDS:
-                p["c_" + k] = v[k]
+                p[k] = v[k]
             cur.execute(sql, p, prepare=True)
             return cur.fetchone()
         return op
@@ -956,9 +956,9 @@ def create_in_transaction(env: Env) -> list[Workload]:
         def op(v: dict[str, Any]) -> Any:
             cur.execute(begin)
             cur.execute(setcfg, cfg_params, prepare=True)
-            p = {**params, "c_id": uuid.uuid4()}
+            p = {**params, "id": uuid.uuid4()}
             for k in VALUE_FIELDS:
-                p["c_" + k] = v[k]
+                p[k] = v[k]
             cur.execute(sql, p, prepare=True)
             row = cur.fetchone()
             cur.execute(commit)

@@ -31,7 +31,6 @@ from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
 from wxdata.core.crud import ALL_FIELDS, MAX_BULK, STREAM_BATCH, Where
 from wxdata.core.crud import _announce as _announce
-from wxdata.core.crud import _managed_values as _managed_values
 from wxdata.core.crud import _ordered as _ordered
 from wxdata.core.crud import _reads_audited as _reads_audited
 from wxdata.core.crud import _record as _record

@@ -40,7 +40,6 @@ from wxdata.core.reads import (
     stream,
 )
 from wxdata.core.writes import (
-    _managed_values,
     _ordered,
     _write_params,
     create,
@@ -57,7 +56,6 @@ __all__ = [
     "STREAM_BATCH",
     "Where",
     "_announce",
-    "_managed_values",
     "_ordered",
     "_reads_audited",
     "_record",

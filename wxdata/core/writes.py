@@ -49,7 +49,13 @@ from wxdata.errors import (
 from wxdata.query import compiler
 from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity, Kind, Validator, validator_reads
-from wxdata.schema.validate import merged_view, validate_changes, validate_create
+from wxdata.schema.validate import (
+    changes_checker,
+    create_checker,
+    merged_view,
+    validate_changes,
+    validate_create,
+)
 from wxdata.tx.decorators import scope_run_plan
 from wxdata.tx.scope import (
     AnyConn,
@@ -61,15 +67,31 @@ from wxdata.tx.scope import (
 _NO_RECORD = audit_sql.RecordShape((), ())
 
 
-def _managed_values(entity: Entity[Any], ctx: ExecutionContext, creating: bool) -> dict[str, Any]:
-    return dict.fromkeys(_managed_names(entity, creating), ctx.user_id)
-
-
 @functools.lru_cache(maxsize=1024)
 def _managed_names(entity: Entity[Any], creating: bool) -> tuple[str, ...]:
     """The columns a write stamps with the acting user, once per entity and kind of write."""
     kinds = ("created_by", "updated_by") if creating else ("updated_by",)
     return tuple(name for kind in kinds if (name := entity.managed(kind)) is not None)
+
+
+def _clean_values(entity: Entity[Any], values: Mapping[str, Any], *,
+                  creating: bool) -> dict[str, Any]:
+    """A new row's clean values (``creating``) or an update's clean changes, as
+    :func:`~wxdata.schema.validate.validate_create` and
+    :func:`~wxdata.schema.validate.validate_changes` give them; ``_Err`` naming every field
+    error. Values the entity's precompiled check passes are clean without a ``Success`` made and
+    taken apart again on every write; any others take the validating function's path."""
+    check, validate = ((create_checker, validate_create) if creating
+                       else (changes_checker, validate_changes))
+    clean = check(entity)(values) if values else None
+    if clean is not None:
+        return clean
+    match validate(entity, values):
+        case Success(valid):
+            checked: dict[str, Any] = valid
+            return checked
+        case refused:
+            raise _Err(refused.failure())
 
 
 def _ordered(entity: Entity[Any], names: Iterable[str]) -> tuple[str, ...]:
@@ -90,15 +112,15 @@ def create(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[R], values: Mapping[str, Any]
 ) -> Plan[Result[R, DataError]]:
     """Insert a validated row and return it as stored (defaults included)."""
-    match validate_create(entity, values):
-        case Success(clean):
-            pass
-        case refused:
-            return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE,
-                                           refused.failure()))
+    try:
+        clean = _clean_values(entity, values, creating=True)
+    except _Err as err:
+        return (yield from _fail_write(conn, ctx, entity, AuditAction.CREATE, err.error))
     # No id is sent: the key column's server default makes it (no caller can set a key), the row
-    # comes back with it, and the record's snapshot is read from that row.
-    clean = {**clean, **_managed_values(entity, ctx, True)}
+    # comes back with it, and the record's snapshot is read from that row. The clean values are
+    # this call's own dict: the acting user is stamped into it (no column it holds is managed).
+    for name in _managed_names(entity, True):
+        clean[name] = ctx.user_id
     columns = _ordered(entity, clean)
     params = _write_params(entity, clean)
     if _writes_audited():
@@ -157,23 +179,22 @@ def _update_statement(
 
 
 def _write_params(entity: Entity[Any], clean: Mapping[str, Any]) -> dict[str, Any]:
-    """Bound parameters for a write (``c_<column>``): JSON columns wrapped so they bind as jsonb."""
-    names, json_columns = _param_names(entity)
+    """Bound parameters for a write: each value under its column's own name (no column is named
+    as a statement's other parameters are: :func:`wxdata.schema.spec.entity`), JSON columns
+    wrapped so they bind as jsonb. A new dict, to which the caller adds the statement's other
+    parameters; a copy of ``clean`` when no JSON column is written (copied whole, where renaming
+    each value cost ten times as much on every create and update)."""
+    json_columns = _json_columns(entity)
     if json_columns and not json_columns.isdisjoint(clean):
-        clean = {k: Jsonb(v) if v is not None and k in json_columns else v
-                 for k, v in clean.items()}
-    try:
-        return {names[k]: v for k, v in clean.items()}
-    except KeyError:  # not a column of the entity: named the same way, made on the spot
-        return {"c_" + k: v for k, v in clean.items()}
+        return {k: Jsonb(v) if v is not None and k in json_columns else v
+                for k, v in clean.items()}
+    return dict(clean)
 
 
 @functools.lru_cache(maxsize=1024)
-def _param_names(entity: Entity[Any]) -> tuple[dict[str, str], frozenset[str]]:
-    """Each column's parameter name (``c_<column>``, made and hashed once) and the entity's JSON
-    columns (bound as jsonb): once per entity."""
-    return ({name: "c_" + name for name in entity.by_name},
-            frozenset(name for name, c in entity.by_name.items() if c.kind is Kind.JSON))
+def _json_columns(entity: Entity[Any]) -> frozenset[str]:
+    """The entity's JSON columns (bound as jsonb): once per entity."""
+    return frozenset(name for name, c in entity.by_name.items() if c.kind is Kind.JSON)
 
 
 def update(
@@ -190,12 +211,10 @@ def update(
         key = _uuid(id)
     except _Err as err:
         return Failure(err.error)
-    match validate_changes(entity, changes):
-        case Success(clean):
-            pass
-        case refused:
-            return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE,
-                                           refused.failure(), key))
+    try:
+        clean = _clean_values(entity, changes, creating=False)
+    except _Err as err:
+        return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE, err.error, key))
     if expected_version is not None and (
         isinstance(expected_version, bool) or not isinstance(expected_version, int)
     ):

@@ -313,9 +313,11 @@ def select_by_id(
 
 @lru_cache(maxsize=CACHE_SIZE)
 def insert_row(entity: Entity[Any], columns: tuple[str, ...], returning: tuple[str, ...]) -> str:
-    """INSERT (columns) VALUES (%(c_<name>)s...) RETURNING returning."""
+    """INSERT (columns) VALUES (%(<column>)s...) RETURNING returning: each value bound under its
+    column's own name (:func:`wxdata.schema.spec.entity` keeps column names out of the other
+    parameters' names)."""
     table = Table(entity.table)
-    q = Query.into(table).columns(*columns).insert(*[param("c_" + c) for c in columns])
+    q = Query.into(table).columns(*columns).insert(*[param(c) for c in columns])
     return str(_returning(q, *[table.field(c) for c in returning]).get_sql())
 
 
@@ -372,7 +374,7 @@ def update_row(
     if not with_old or old_returning:
         plain = Query.update(table)
         for c in columns:
-            plain = plain.set(table.field(c), param("c_" + c))
+            plain = plain.set(table.field(c), param(c))
         plain = _set_bookkeeping(entity, table, plain)
         version_name = entity.managed("version")
         if check_version and version_name is not None:
@@ -387,7 +389,7 @@ def update_row(
     old = (read if optimistic else read.for_update()).as_("o")
     q = Query.update(table)
     for c in columns:
-        q = q.set(table.field(c), param("c_" + c))
+        q = q.set(table.field(c), param(c))
     q = _set_bookkeeping(entity, table, q)
     version_col = entity.managed("version")
     join = table.field(entity.pk) == Field(entity.pk, table=old)
@@ -410,7 +412,7 @@ def update_where(
     table = Table(entity.table)
     q = Query.update(table)
     for c in columns:
-        q = q.set(table.field(c), param("c_" + c))
+        q = q.set(table.field(c), param(c))
     version_col = entity.managed("version")
     if version_col is not None:
         q = q.set(table.field(version_col), table.field(version_col) + 1)

@@ -464,6 +464,10 @@ class Entity(Generic[R]):
 
 _REGISTRY: dict[str, Entity[Any]] = {}
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: The names of the parameters a statement binds besides the columns' values: wxdata's own
+#: (``_id``, ``_uid``, ``_version``, ``_limit``, ``_k0``...), the audit record's (``a_user_id``...)
+#: and a filter's values (``p0``, ``p1``...). No column may be named so.
+_PARAMETER_NAME = re.compile(r"^(?:_|a_|p[0-9]+$)")
 
 
 def entity(
@@ -498,6 +502,11 @@ def entity(
     for c in (*columns, *secret_cols):
         if not _IDENT.match(c.name):
             raise ValueError(f"bad column identifier {c.name!r}")
+        if _PARAMETER_NAME.match(c.name):
+            raise ValueError(
+                f"{table}: column {c.name!r} is named as wxdata's own statement parameters are"
+                " (a name starting with '_' or 'a_', or p followed by digits): a write binds each"
+                " value under its column's name")
         if c.name in by_name:
             raise ValueError(f"duplicate column {c.name!r}")
         by_name[c.name] = c
