@@ -38,7 +38,14 @@ from wxdata.config import settings as wx_settings
 from wxdata.core import reads
 from wxdata.domains import students
 from wxdata.errors import Forbidden, InvalidQuery
-from wxdata.query.filters import MAX_FILTER_TEXT, bind, bind_where, flat_shape, parse
+from wxdata.query.filters import (
+    MAX_FILTER_TEXT,
+    bind,
+    bind_where,
+    flat_params,
+    flat_shape,
+    parse,
+)
 from wxdata.schema import STUDENTS
 from wxdata.schema.spec import Entity, Kind, registered
 from wxdata.tx import RollbackScope, unit_of_work
@@ -78,6 +85,39 @@ def test_flat_filter_fast_path_answers_exactly_what_the_general_path_answers(
     entity, where = case
     general = parse(where).bind(lambda node: bind(entity, node))
     assert bind_where(entity, where) == general
+
+
+@given(_filters())
+@settings(max_examples=400, deadline=None)
+def test_a_flat_filters_parameters_are_what_the_general_path_binds(
+    case: tuple[Entity[Any], dict[Any, Any]],
+) -> None:
+    """The statement's parameters taken without containers: the general path's shape and values
+    (as ``p0``, ``p1``...) whenever it gives any, and nothing for any filter the general path
+    refuses (which then names the field and rule)."""
+    entity, where = case
+    general = parse(where).bind(lambda node: bind(entity, node))
+    flat = flat_params(entity, where)
+    if flat is None:
+        return
+    shape, params = flat
+    bound = general.unwrap()  # a filter the fast path binds, the general path binds too
+    assert shape == bound.shape
+    assert params == {f"p{i}": v for i, v in enumerate(bound.values)}
+    assert list(params) == [f"p{i}" for i in range(len(bound.values))]
+
+
+def test_the_fast_path_binds_every_plain_equality_filter() -> None:
+    """Equality on declared scalar columns, the common filter, never falls to the general path."""
+    school = uuid.uuid4()
+    assert flat_params(STUDENTS, {"school_id": school}) == (
+        ("c", "school_id", "eq"), {"p0": school})
+    assert flat_params(STUDENTS, {"grade": "5", "last_name": "Lovelace"}) == (
+        ("and", ("c", "grade", "eq"), ("c", "last_name", "eq")),
+        {"p0": "5", "p1": "Lovelace"})
+    for general_only in ({}, {"grade": None}, {"grade": {"in": ["5"]}}, {"nope": "5"},
+                         {"or": [{"grade": "5"}]}, {"grade": "x" * (MAX_FILTER_TEXT + 1)}):
+        assert flat_params(STUDENTS, general_only) is None
 
 
 def test_a_flat_filter_shape_is_checked_once_whatever_its_values() -> None:

@@ -22,7 +22,7 @@ from wxdata.errors import (
     Unavailable,
 )
 from wxdata.errors import from_db_error as _db_error
-from wxdata.query.filters import Node, bind_where
+from wxdata.query.filters import Node, bind_where, flat_params
 from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity
 from wxdata.tx.decorators import TxOptions
@@ -168,6 +168,9 @@ def _rows_builder(
 
 def _where(entity: Entity[Any], where: Where) -> tuple[Any, dict[str, Any]]:
     """The filter's shape and its values as the ``p0, p1...`` parameters (InvalidQuery: _Err)."""
+    flat = flat_params(entity, where)  # the common filter, bound without its containers
+    if flat is not None:
+        return flat
     bound = bind_where(entity, where)
     match bound:
         case Success(b):

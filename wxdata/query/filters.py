@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
+from uuid import UUID
 
 import attrs
 from returns.result import Failure, Result, Success
@@ -164,10 +165,16 @@ def _parse_mapping(where: Mapping[str, Any], depth: int) -> Result[Node | None, 
     return Success(parts[0] if len(parts) == 1 else And(tuple(parts)))
 
 
+#: The array kinds, read once: an enum member looked up on its class costs CPython 3.11 more than
+#: the rest of a scalar's check.
+_TEXT_ARRAY, _UUID_ARRAY = Kind.TEXT_ARRAY, Kind.UUID_ARRAY
+
+
 def _check_scalar(column: Column, value: Any) -> Any:
     if isinstance(value, str) and len(value) > MAX_FILTER_TEXT:
         raise _Bad(f"filter strings must be at most {MAX_FILTER_TEXT} characters")
-    if column.kind in (Kind.TEXT_ARRAY, Kind.UUID_ARRAY):
+    kind = column.kind
+    if kind is _TEXT_ARRAY or kind is _UUID_ARRAY:
         scalar = Column(column.name, Kind.TEXT if column.kind is Kind.TEXT_ARRAY else Kind.UUID,
                         column.sql_type, column.nullable, column.rules)
         return coerce_value(scalar, value)
@@ -312,7 +319,7 @@ def bind_where(entity: Entity[Any], where: Mapping[str, Any] | Node | None
             # None (is_null) and operator mappings are parsed first by the general path, whose
             # errors come before any value's: only pure equality takes this one.
             if not any(v is None or isinstance(v, Mapping) for v in raw):
-                shape, columns = flat
+                shape, columns, _ = flat
                 values = []
                 for column, value in zip(columns, raw, strict=True):
                     try:
@@ -323,11 +330,40 @@ def bind_where(entity: Entity[Any], where: Mapping[str, Any] | Node | None
     return parse(where).bind(lambda node: bind(entity, node))
 
 
+#: Types whose values are never a mapping: a flat filter's values are told from operator mappings
+#: without an abstract-class check per value.
+_SCALAR_TYPES = frozenset({str, int, float, bool, Decimal, date, datetime, UUID})
+
+
+def flat_params(entity: Entity[Any], where: Any) -> tuple[Shape, dict[str, Any]] | None:
+    """A flat equality filter's shape and its values as the ``p0``, ``p1``... parameters of the
+    statement: what :func:`bind_where` binds for it, without its containers. None when ``where``
+    is not such a filter (see :func:`bind_where`) or one of its values is refused: the caller then
+    takes :func:`bind_where`, which names the field and the rule."""
+    if (type(where) is not dict or not 0 < len(where) <= FLAT_MAX
+            or not entity.by_name.keys() >= where.keys()):  # only declared names reach the memo
+        return None
+    flat = flat_shape(entity, tuple(where))
+    if flat is None:
+        return None
+    shape, columns, names = flat
+    params = {}
+    for name, column, value in zip(names, columns, where.values(), strict=False):
+        if value is None or (type(value) not in _SCALAR_TYPES and isinstance(value, Mapping)):
+            return None  # is_null or an operator mapping: the general path parses it
+        try:
+            params[name] = _check_scalar(column, value)
+        except _Bad:
+            return None
+    return shape, params
+
+
 @functools.lru_cache(maxsize=4096)
 def flat_shape(entity: Entity[Any], names: tuple[str, ...]
-               ) -> tuple[Shape, tuple[Column, ...]] | None:
-    """The shape and columns of a flat equality filter on ``names``, or None when the names do
-    not make one (a combinator, an unknown, non-filterable or array field).
+               ) -> tuple[Shape, tuple[Column, ...], tuple[str, ...]] | None:
+    """The shape, columns and parameter names (``p0``, ``p1``...) of a flat equality filter on
+    ``names``, or None when the names do not make one (a combinator, an unknown, non-filterable
+    or array field).
 
     Memoised per entity and names: ``flat_shape.cache_info().misses`` counts the shapes checked.
     """
@@ -341,7 +377,7 @@ def flat_shape(entity: Entity[Any], names: tuple[str, ...]
         columns.append(column)
     conds: tuple[Shape, ...] = tuple(("c", c.name, "eq") for c in columns)
     shape = conds[0] if len(conds) == 1 else ("and", *conds)
-    return shape, tuple(columns)
+    return shape, tuple(columns), tuple(f"p{i}" for i in range(len(columns)))
 
 
 ScalarValue: TypeAlias = str | int | float | bool | Decimal | date | datetime | None
