@@ -53,6 +53,7 @@ from wxdata.query.paging import (
     check_projection,
     cursor_binding,
     make_cursor,
+    page_refusal,
     parse_sort,
     read_cursor,
 )
@@ -165,7 +166,10 @@ def _page(
     page: int, limit: int, include_deleted: bool, select: tuple[str, ...] | None,
 ) -> Plan[Result[Page[Any], DataError]]:
     try:
-        key = _checked(check_page(page, limit).bind(lambda _: parse_sort(entity, order_by)))
+        refused = page_refusal(page, limit)
+        if refused is not None:
+            raise _Err(refused)
+        key = _checked(parse_sort(entity, order_by))
         shape, params = _where(entity, where)
         sql, fetch, out_columns, build_rows = _page_statement(entity, shape, key, select,
                                                               include_deleted)

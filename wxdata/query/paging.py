@@ -80,11 +80,17 @@ def parse_sort(entity: Entity[Any], order_by: SortSpec) -> Result[SortKey, Inval
     return _parse_sort_cached(entity, key)
 
 
+#: The type tuples of :func:`_sort_key`'s checks, made once (``list | tuple`` in a function body
+#: is a new union object on every call).
+_SEQUENCES = (list, tuple)
+_NAMES = (str, type(None))
+
+
 def _sort_key(order_by: SortSpec) -> tuple[Any, ...] | None:
     if order_by is None:
         return ()
-    if isinstance(order_by, list | tuple) and all(
-            isinstance(i, str) or (isinstance(i, tuple) and all(isinstance(x, str | None)
+    if isinstance(order_by, _SEQUENCES) and all(
+            isinstance(i, str) or (isinstance(i, tuple) and all(isinstance(x, _NAMES)
                                                                  for x in i))
             for i in order_by):
         return tuple(order_by)
@@ -134,11 +140,20 @@ def _parse_sort(entity: Entity[Any], order_by: SortSpec) -> Result[SortKey, Inva
 
 def check_page(page: object, limit: object) -> Result[tuple[int, int], InvalidQuery]:
     """page >= 1 and 1 <= limit <= 100, both integers."""
+    refused = page_refusal(page, limit)
+    if refused is not None:
+        return Failure(refused)
+    return Success((page, limit))  # type: ignore[arg-type]  # both checked integers
+
+
+def page_refusal(page: object, limit: object) -> InvalidQuery | None:
+    """What :func:`check_page` refuses, or None: the check itself, for a caller that needs no
+    container around a page and limit it goes on to use (a page read, on every call)."""
     if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= MAX_PAGE:
-        return Failure(InvalidQuery("page", f"must be an integer from 1 to {MAX_PAGE}"))
+        return InvalidQuery("page", f"must be an integer from 1 to {MAX_PAGE}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        return Failure(InvalidQuery("limit", f"must be an integer from 1 to {MAX_LIMIT}"))
-    return Success((page, limit))
+        return InvalidQuery("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+    return None
 
 
 def check_projection(
