@@ -48,6 +48,10 @@ from wxdata.tx.scope import (
 #: break-glass read always, PHI or not): :func:`~wxdata.audit.ownership.reads_recorded` itself.
 _reads_audited = reads_recorded
 
+#: The action of every read's record, read once: CPython 3.11 looks an enum member up on its class
+#: through the enum metaclass's ``__getattr__`` hook, for ten times a module name's cost.
+_READ = AuditAction.READ
+
 
 def _writes_audited() -> bool:
     """Whether writes record themselves (always, when auditing is on); tells the owner."""
@@ -199,7 +203,7 @@ def _read(
     if not _reads_audited(entity, ctx):
         return build((yield from _run(conn, ctx, entity, sql, params)))
     scope = current_scope(conn)
-    riding = _riding(ctx, entity, AuditAction.READ, fields)
+    riding = _riding(ctx, entity, _READ, fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
         rows = build((yield from _run(conn, ctx, entity, sql, params)))
         if rows and not (yield from _detached_read(ctx, entity, riding.base, rows)):

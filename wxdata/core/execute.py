@@ -105,8 +105,9 @@ def _run_named(
         if may_name_statements(conn, config):
             raise _Err(Unavailable(reason=POOLER_UNSAFE))
         prepare = config.prepare
-        if current_scope(conn) is None:
-            facts = _connstate.of(conn).role  # learnt on the connection's first statement
+        state = _connstate.of(conn)
+        if state.scope is None:  # outside a unit of work (no owner thread to check)
+            facts = state.role  # learnt on the connection's first statement
             if facts is None:
                 facts = yield from role_facts(conn)
             if not facts.privileged or config.transaction_pooled:
@@ -129,6 +130,7 @@ def _run_named(
             if refusal is not None:
                 raise ContextRefused(refusal)
         else:
+            current_scope(conn)  # the unit of work is used from its owner thread
             check_context(ctx)
         rows = yield Execute(sql, params, prepare)
         return rows
