@@ -34,6 +34,17 @@ def test_create_then_find_round_trips_every_column(conn, ctx, school) -> None:
     assert found.version == 1 and found.created_by == ctx.user_id and found.deleted_at is None
 
 
+def test_create_and_update_leave_the_callers_values_as_they_were(conn, ctx, school) -> None:
+    """The acting user is stamped into the write's own copy, never into the caller's mapping."""
+    values = student_values(school)
+    before = dict(values)
+    created = students.create(conn, ctx, values).unwrap()
+    assert values == before and created.created_by == ctx.user_id
+    changes = {"grade": "4"}
+    students.update(conn, ctx, created.id, changes).unwrap()
+    assert changes == {"grade": "4"}
+
+
 def test_find_by_id_missing_and_malformed(conn, ctx) -> None:
     assert students.find_by_id(conn, ctx, uuid.uuid4()) == Failure(NotFound(entity="Student"))
     result = students.find_by_id(conn, ctx, "1' OR '1'='1")
