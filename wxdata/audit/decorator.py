@@ -193,7 +193,10 @@ def _with_beneath(found: Found, entity: Entity[Any], beneath: Sequence[Any]) -> 
 def _own_row(entity: Entity[Any], value: Any) -> bool:
     """Whether ``value`` is one row of ``entity`` itself (an instance of its row class, which no
     other registered entity claims): read directly, with the same answer as the walk."""
-    return type(value) is entity.row_type and entity_of_row(entity.row_type) in (None, entity)
+    if type(value) is not entity.row_type:
+        return False
+    claimed = entity_of_row(entity.row_type)
+    return claimed is None or claimed is entity  # by identity: no entity's __eq__ called
 
 
 def _one_row(entity: Entity[Any], row: Any) -> Found:

@@ -233,13 +233,15 @@ def uuid_array(items: Iterable[UUID]) -> str:
     """UUIDs in PostgreSQL's array input form (``{...,...}``), bound with a ``::uuid[]`` cast.
 
     Each is written as its 32 hex digits, a form ``uuid`` input reads as it reads the hyphenated
-    one, for under half of what ``str()`` of a UUID costs on every record. An item that is not a
-    :class:`~uuid.UUID` is parsed as one first (ValueError if it is not), so no text can add
-    elements to the array.
+    one, for under half of what ``str()`` of a UUID costs on every record: ``u.bytes.hex()``, the
+    same digits as ``u.hex`` in half its time (``u.hex`` formats the 128-bit integer with ``%``).
+    An item that is not a :class:`~uuid.UUID` is parsed as one first (ValueError if it is not), so
+    no text can add elements to the array.
     """
     if type(items) is tuple and len(items) == 1 and type(items[0]) is UUID:  # one row's id
-        return "{" + items[0].hex + "}"
-    return "{" + ",".join(u.hex if type(u) is UUID else UUID(str(u)).hex for u in items) + "}"
+        return "{" + items[0].bytes.hex() + "}"
+    return "{" + ",".join(u.bytes.hex() if type(u) is UUID else UUID(str(u)).bytes.hex()
+                          for u in items) + "}"
 
 
 def _json(value: Mapping[str, Any] | None) -> str | None:

@@ -93,7 +93,7 @@ _EXACT: dict[type, Callable[[Any], str]] = {
     bool: lambda v: "b:1" if v else "b:0",
     type(None): lambda v: "n",
     float: _float,
-    UUID: lambda v: f"u:{v.hex}",
+    UUID: lambda v: f"u:{v.bytes.hex()}",
     Decimal: lambda v: f"d:{v}",
     date: lambda v: f"D:{v.isoformat()}",
     datetime: _datetime,

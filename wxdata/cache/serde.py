@@ -123,7 +123,7 @@ def _dec_dt(v: str) -> datetime:
 
 
 def _enc_uuid_list(v: list[UUID]) -> list[str | None]:
-    return [None if u is None else u.hex for u in v]
+    return [None if u is None else u.bytes.hex() for u in v]
 
 
 def _dec_uuid_list(v: list[str | None]) -> list[UUID | None]:
@@ -157,7 +157,7 @@ _ENCODERS: dict[Kind, Callable[[Any], Any] | None] = {
     Kind.DECIMAL: str,
     Kind.DATE: date.isoformat,
     Kind.DATETIME: _enc_dt,
-    Kind.UUID: lambda u: u.hex,
+    Kind.UUID: lambda u: u.bytes.hex(),
     Kind.TEXT_ARRAY: list,
     Kind.UUID_ARRAY: _enc_uuid_list,
     Kind.JSON: _check_json,
@@ -281,7 +281,7 @@ def encode(value: Any) -> Any:
             return {k: encode(v) for k, v in value.items()}
         return {"$m": [[encode(k), encode(v)] for k, v in value.items()]}
     if t is UUID:
-        return {"$u": value.hex}
+        return {"$u": value.bytes.hex()}
     if t is datetime:
         return {"$dt": _enc_dt(value)}
     if t is date:
