@@ -132,7 +132,7 @@ def test_a_flat_filter_shape_is_checked_once_whatever_its_values() -> None:
     assert flat_shape.cache_info().misses == 2
 
 
-def test_a_bad_value_on_the_fast_path_names_the_field_and_rule_never_the_value() -> None:
+def test_a_bad_value_in_a_flat_filter_names_the_field_and_rule_never_the_value() -> None:
     secret = "x" * (MAX_FILTER_TEXT + 1)
     failed = bind_where(STUDENTS, {"grade": "5", "last_name": secret})
     assert failed == Failure(InvalidQuery(

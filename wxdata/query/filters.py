@@ -305,28 +305,14 @@ def bind_where(entity: Entity[Any], where: Mapping[str, Any] | Node | None
     A plain dict of up to :data:`FLAT_MAX` ``field: value`` pairs (no operators, no null, no
     and/or/not) is the common filter: its shape depends only on its field names, so the field
     checks run once per entity and names (:func:`flat_shape`, memoised) and each call only checks
-    and converts its values, with the same rules and errors as :func:`bind`. Anything else, and
-    any name the memo does not accept, takes the general path.
+    and converts its values (:func:`flat_params`), with the same rules as :func:`bind`. Anything
+    else, and any filter whose values :func:`flat_params` refuses, takes the general path, which
+    names the field and the rule.
     """
-    by_name = entity.by_name
-    # Only declared column names reach the memo: a caller's unknown keys (any size, any text)
-    # are never kept, and take the general path, which names them "<invalid field name>".
-    if type(where) is dict and 0 < len(where) <= FLAT_MAX and all(k in by_name for k in where):
-        names = tuple(where)
-        flat = flat_shape(entity, names)
-        if flat is not None:
-            raw = tuple(where.values())
-            # None (is_null) and operator mappings are parsed first by the general path, whose
-            # errors come before any value's: only pure equality takes this one.
-            if not any(v is None or isinstance(v, Mapping) for v in raw):
-                shape, columns, _ = flat
-                values = []
-                for column, value in zip(columns, raw, strict=True):
-                    try:
-                        values.append(_check_scalar(column, value))
-                    except _Bad as bad:
-                        return _bad(column.name, bad.rule)
-                return Success(Bound(shape, tuple(values)))
+    flat = flat_params(entity, where)
+    if flat is not None:
+        shape, params = flat
+        return Success(Bound(shape, tuple(params.values())))
     return parse(where).bind(lambda node: bind(entity, node))
 
 
