@@ -32,6 +32,7 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit.diff import diff, split
 from wxdata.audit.record import (
+    READ,
     AuditAction,
     AuditRecord,
     AuditSeverity,
@@ -67,9 +68,6 @@ _DONE: Result_ = Success(None)
 P = ParamSpec("P")
 
 #: Actions that disclose data (replayed on lane 2 when their unit of work rolls back).
-#: The action of a read's record, read once (an enum member looked up on its class costs CPython
-#: 3.11 a call of the enum metaclass's ``__getattr__`` hook).
-_READ = AuditAction.READ
 DISCLOSURES = frozenset({AuditAction.READ, AuditAction.VIEW, AuditAction.EXPORT,
                          AuditAction.PRINT, AuditAction.CACHE_READ})
 #: Actions that change data (an ``audited`` function with one runs in a unit of work).
@@ -192,7 +190,7 @@ def due_read(ctx: ExecutionContext, entity: Entity[Any], ids: Iterable[UUID | No
              subjects: Iterable[UUID | None], fields: tuple[str, ...],
              metadata: tuple[tuple[str, str], ...] = ()) -> DueRecord:
     """The READ record ``ctx`` owes for rows ``ids`` (of students ``subjects``) of ``entity``."""
-    return due_record(ctx, entity, _READ, ids, subjects, fields, metadata)
+    return due_record(ctx, entity, READ, ids, subjects, fields, metadata)
 
 
 def _single(values: tuple[UUID, ...]) -> UUID | None:
@@ -251,7 +249,7 @@ def _lane_plan(
         return (yield from _survive(ctx, record()))
     config = settings()
     # a disclosure outside a unit of work is its own transaction: a READ may commit relaxed
-    relaxed = (scope is None and disclosure and action is _READ
+    relaxed = (scope is None and disclosure and action is READ
                and relaxed_commit(config.audit_read_commit, conn.autocommit))
     try:
         yield Execute(*insert(relaxed), config.prepare, "audit")
@@ -336,7 +334,7 @@ def read_plan(
     if not subject_ids and entity.subject is not None and entity.subject == entity.pk:
         subject_ids = ids
     fields = entity.column_names if fields is None else tuple(fields)
-    return (yield from _disclosed(conn, ctx, entity, _READ, ids, subject_ids, fields,
+    return (yield from _disclosed(conn, ctx, entity, READ, ids, subject_ids, fields,
                                   metadata))
 
 

@@ -14,6 +14,7 @@ from wxdata.audit import denials
 from wxdata.audit import sql as audit_sql
 from wxdata.audit.ownership import note_write, reads_recorded
 from wxdata.audit.record import (
+    READ,
     AuditAction,
     AuditRecord,
     compliance_of,
@@ -47,10 +48,6 @@ from wxdata.tx.scope import (
 #: Whether a read records its own disclosure (not when an ``audited`` decorator owns it; a
 #: break-glass read always, PHI or not): :func:`~wxdata.audit.ownership.reads_recorded` itself.
 _reads_audited = reads_recorded
-
-#: The action of every read's record, read once: CPython 3.11 looks an enum member up on its class
-#: through the enum metaclass's ``__getattr__`` hook, for ten times a module name's cost.
-_READ = AuditAction.READ
 
 
 def _writes_audited() -> bool:
@@ -203,7 +200,7 @@ def _read(
     if not _reads_audited(entity, ctx):
         return build((yield from _run(conn, ctx, entity, sql, params)))
     scope = current_scope(conn)
-    riding = _riding(ctx, entity, _READ, fields)
+    riding = _riding(ctx, entity, READ, fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
         rows = build((yield from _run(conn, ctx, entity, sql, params)))
         if rows and not (yield from _detached_read(ctx, entity, riding.base, rows)):
