@@ -42,7 +42,7 @@ from wxdata.core.effects import Plan
 from wxdata.errors import DataError
 from wxdata.query.paging import DEFAULT_LIMIT, KeysetPage, Page, SortSpec
 from wxdata.schema.spec import Entity
-from wxdata.telemetry import traced
+from wxdata.telemetry import traced, traced_shell
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -80,13 +80,9 @@ def _shell(
     plan: Callable[Concatenate[Any, P], Plan[T]],
 ) -> Callable[Concatenate[Conn, P], T]:
     """The sync function of a plan: same name, parameters and docstring; traced."""
-
-    @functools.wraps(plan)
-    def call(conn: Conn, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return run(conn, plan(conn, *args, **kwargs))
-
+    call = functools.wraps(plan)(traced_shell(plan.__name__, plan, run))
     call.__module__ = __name__
-    return traced(plan.__name__)(call)
+    return call
 
 
 find_by_id = row_read(_shell(plans.find_by_id))

@@ -36,6 +36,7 @@ from returns.result import Failure, Success
 
 P = ParamSpec("P")
 T = TypeVar("T")
+G = TypeVar("G")  # a plan (the generator a shell drives)
 
 
 @attrs.define(slots=True)
@@ -152,6 +153,46 @@ def traced(operation: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
                 return finish(fn(*args, **kwargs))
         return call
     return wrap
+
+
+def traced_shell(
+    operation: str,
+    plan: Callable[..., G],
+    drive: Callable[[Any, G], T],
+    entity: str = "",
+) -> Callable[..., T]:
+    """The sync function of ``plan``: ``call(conn, ...)`` drives ``plan(conn, ...)`` with
+    ``drive`` (the sync driver), a span and a duration per call as :func:`traced` gives.
+
+    One frame between the caller and the driver: the data functions' shell and their tracing
+    are the same call, not a traced wrapper around a shell. ``entity``: the entity's name when
+    the function is bound to one (a domain's finder); otherwise the call's third argument is
+    its entity, as for :func:`traced`.
+    """
+    def call(conn: Any, /, *args: Any, **kwargs: Any) -> T:
+        tracer = _state.tracer
+        if tracer is None:
+            return drive(conn, plan(conn, *args, **kwargs))
+        with _measured(tracer, operation, entity or _entity((conn, *args), kwargs)) as finish:
+            return finish(drive(conn, plan(conn, *args, **kwargs)))
+    return call
+
+
+def atraced_shell(
+    operation: str,
+    plan: Callable[..., G],
+    drive: Callable[[Any, G], Awaitable[T]],
+    entity: str = "",
+) -> Callable[..., Coroutine[Any, Any, T]]:
+    """:func:`traced_shell` of the async shell: ``drive`` is the async driver, awaited; the span
+    is current in the awaiting task's context, as :func:`traced` gives a coroutine function."""
+    async def call(conn: Any, /, *args: Any, **kwargs: Any) -> T:
+        tracer = _state.tracer
+        if tracer is None:
+            return await drive(conn, plan(conn, *args, **kwargs))
+        with _measured(tracer, operation, entity or _entity((conn, *args), kwargs)) as finish:
+            return finish(await drive(conn, plan(conn, *args, **kwargs)))
+    return call
 
 
 def _traced_coroutine(

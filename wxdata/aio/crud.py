@@ -30,7 +30,7 @@ from wxdata.core.effects import Plan
 from wxdata.errors import DataError
 from wxdata.query.paging import DEFAULT_LIMIT, KeysetPage, Page, SortSpec
 from wxdata.schema.spec import Entity
-from wxdata.telemetry import traced
+from wxdata.telemetry import atraced_shell, traced
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -64,13 +64,9 @@ def _shell(
     plan: Callable[Concatenate[Any, P], Plan[T]],
 ) -> Callable[Concatenate[AConn, P], Coroutine[Any, Any, T]]:
     """The async function of a plan: same name, parameters and docstring; traced."""
-
-    @functools.wraps(plan)
-    async def call(conn: AConn, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await arun(conn, plan(conn, *args, **kwargs))
-
+    call = functools.wraps(plan)(atraced_shell(plan.__name__, plan, arun))
     call.__module__ = __name__
-    return traced(plan.__name__)(call)
+    return call
 
 
 find_by_id = row_read(_shell(plans.find_by_id))

@@ -35,7 +35,7 @@ from wxdata.core.effects import Plan
 from wxdata.errors import DataError, InvalidQuery
 from wxdata.query.paging import DEFAULT_LIMIT, Page, SortSpec
 from wxdata.schema.spec import Entity, Kind
-from wxdata.telemetry import traced
+from wxdata.telemetry import atraced_shell, traced_shell
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -96,23 +96,9 @@ def finder(
     """
 
     def decorate(plan: Callable[Concatenate[Any, P], Plan[T]]) -> Finder[P, T]:
-        def drive(conn: Conn, _ctx: Any, _entity: Entity[Any], args: Any, kwargs: Any) -> T:
-            return run(conn, plan(conn, *args, **kwargs))
-
-        measured = traced(name or plan.__name__)(drive)
-
-        def call(conn: Conn, /, *args: P.args, **kwargs: P.kwargs) -> T:
-            return measured(conn, None, entity, args, kwargs)
-
-        async def adrive(conn: AConn, _ctx: Any, _entity: Entity[Any], args: Any,
-                         kwargs: Any) -> T:
-            return await arun(conn, plan(conn, *args, **kwargs))
-
-        ameasured = traced(name or plan.__name__)(adrive)
-
-        async def acall(conn: AConn, /, *args: P.args, **kwargs: P.kwargs) -> T:
-            return await ameasured(conn, None, entity, args, kwargs)
-
+        operation = name or plan.__name__
+        call = traced_shell(operation, plan, run, entity.name)
+        acall = atraced_shell(operation, plan, arun, entity.name)
         signature = _signature(plan, required=cache)
         sync: Any = _present(call, plan, signature)
         twin: Any = _present(acall, plan, signature)
