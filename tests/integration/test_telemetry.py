@@ -251,6 +251,8 @@ def test_async_calls_are_spans_with_the_sync_attributes_and_no_phi(
     assert async_shapes[3][1]["wxdata.outcome"] == Conflict.code
     assert async_shapes[4][1]["wxdata.outcome"] == "NOT_FOUND"
     assert async_shapes[0][1]["wxdata.entity"] == "Student" and async_shapes[0][1]["wxdata.rows"] == 1
+    # every call names its entity: the generic functions by their argument, a finder by its own
+    assert all(attributes["wxdata.entity"] == "Student" for _, attributes in async_shapes)
     seeded = {secret_name, "Sentinelson", student.student_number, str(student.id), str(missing),
               str(school["school_id"])}
     for value in _attributes(spans):
