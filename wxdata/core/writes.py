@@ -244,10 +244,11 @@ def _update(
     check = expected_version is not None and entity.versioned
     riding = _riding(ctx, entity, AuditAction.UPDATE) if _writes_audited() else None
     shape = riding.shape if riding else None
-    old_returning = conn.info.server_version >= RETURNING_OLD_SINCE
     # Before PostgreSQL 18 the record's old row is read in the statement: first without a lock,
     # joined by its address; if nothing was updated (the row changed since the snapshot, or is not
-    # there), the locking form decides, so the old row is always the one replaced.
+    # there), the locking form decides, so the old row is always the one replaced. An unaudited
+    # update reads no old row: the server's version does not change its statement.
+    old_returning = shape is not None and conn.pgconn.server_version >= RETURNING_OLD_SINCE
     optimistic = shape is not None and not old_returning
     sql = _update_statement(entity, columns, check, shape, old_returning, optimistic)
     params = _write_params(entity, clean)
