@@ -120,6 +120,42 @@ def test_valid_students_pass_the_create_check_unchanged(row: dict[str, Any]) -> 
         assert got is None
 
 
+_VALID_STUDENT = {
+    "student_number": "S-1", "first_name": "Ada", "last_name": "Lovelace",
+    "date_of_birth": date(2014, 5, 17), "grade": "5", "gender": "FEMALE",
+    "enrollment_date": date(2020, 9, 1), "school_id": uuid.UUID(int=1),
+    "district_id": uuid.UUID(int=2),
+}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("student_number", "S\ud800-1"),  # a lone surrogate: not UTF-8, PostgreSQL cannot store it
+    ("student_number", "S\x00-1"),  # a NUL
+    ("student_number", "x" * 51),  # one character over the column's 50
+    ("student_number", "x" * 50),
+    ("student_number", "Sé-1"),  # non-ASCII text, stored as it is
+    ("medical_record_num", "AB-1234"),  # a declared pattern
+    ("medical_record_num", "ab-1234"),
+    ("gender", "OTHER"),  # a declared choice
+    ("gender", "other"),
+    ("enrollment_date", date.today() + timedelta(days=1)),  # not in the future
+    ("enrollment_date", date.today()),
+    ("is_active", 1),  # an int is not a boolean
+    ("nurse_id", None),  # nullable
+    ("school_id", str(uuid.UUID(int=3))),  # coerced by the field-by-field path
+], ids=repr)
+def test_the_create_check_answers_each_rule_as_validation_does(field: str, value: Any) -> None:
+    row = {**_VALID_STUDENT, field: value}
+    expected = field_by_field(STUDENTS, row, creating=True)  # the general path
+    got = create_checker(STUDENTS)(row)
+    if isinstance(expected, Failure):
+        assert got is None
+    elif type(expected.unwrap()[field]) is type(value):  # nothing coerced: passed as it is
+        assert got == expected.unwrap()
+    else:  # coerced: by the column's check_value, or left to the field-by-field path
+        assert got in (None, expected.unwrap())
+
+
 # --- round trip through the binary COPY -------------------------------------------------------
 
 

@@ -394,14 +394,17 @@ def merged_view(row: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
 # --- Precompiled checks (creates, updates, bulk loads) ---------------------------------------------
 #
 # The field-by-field path (``_validate``) re-derives every rule from the column declaration for
-# every value. ``create_checker`` and ``changes_checker`` derive them once per entity: one closure
-# per writable column that accepts a value already in its column's exact Python type and within
-# its rules, and hands anything else to ``check_value`` (which coerces or names the broken rule).
-# The closures only ever accept what ``check_value`` accepts, unchanged, so values a checker passes
-# are the values the field-by-field path returns; values it refuses take that path for the field
-# errors. ``validate_create`` and ``validate_changes`` try the checker first; a bulk load checks
-# thousands of rows with it. Property-tested against the field-by-field path, on every entity, in
-# ``tests/integration/test_bulk_create.py``.
+# every value. ``create_checker`` and ``changes_checker`` derive them once per entity: per writable
+# column, a test (``_accepted_test``) that accepts a value already in its column's exact Python
+# type and within its rules, anything else going to ``check_value`` (which coerces or names the
+# broken rule). The tests only ever accept what ``check_value`` accepts, unchanged, so values a
+# checker passes are the values the field-by-field path returns; values it refuses take that path
+# for the field errors. Each test is a Python expression, generated once: compiled into one
+# function per column (the changes check calls those) and, for the create check, every column's
+# into one function per entity, so that a row's values are checked with no call per value.
+# ``validate_create`` and ``validate_changes`` try the checker first; a bulk load checks thousands
+# of rows with it. Tested against the field-by-field path, on every entity (property-based) and
+# rule by rule, in ``tests/integration/test_bulk_create.py``.
 
 #: A create check: the clean values of a valid row, or None for a row ``validate_create`` refuses.
 CreateCheck = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
@@ -410,35 +413,75 @@ ChangesCheck = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
 ValueCheck = Callable[[Any], Any]
 
 
-def _text_check(column: Column) -> ValueCheck:
-    limit = column.limits.max_chars or MAX_TEXT
+def _accepted_test(column: Column, i: int) -> tuple[str, dict[str, Any]] | None:
+    """The column's test of a value ``v`` that passes unchanged: a Python expression and the
+    names it reads (suffixed ``_<i>``, so that the tests of every column can share one function),
+    or None when every value of the column goes to ``check_value``.
+
+    The one description of what a precompiled check accepts: compiled alone into the column's
+    check (:func:`_value_check`) and together into the entity's create check
+    (:func:`_create_checker`). It accepts only values ``check_value`` passes unchanged; numbers in
+    it are ints formatted by ``int``, never text from the schema (names are looked up by
+    placeholder).
+    """
+    kind = column.kind
     rules = column.rules
-    slow = _slow(column)
-    if rules.choices is not None and rules.pattern is None:
-        # A declared choice that is plain text within the limit passes every text rule.
-        accepted = frozenset(c for c in rules.choices
-                             if len(c) <= limit and c.isascii() and "\x00" not in c)
+    if kind is Kind.TEXT:
+        limit = int(column.limits.max_chars or MAX_TEXT)
+        if rules.choices is not None and rules.pattern is None:
+            # A declared choice that is plain text within the limit passes every text rule.
+            accepted = frozenset(c for c in rules.choices
+                                 if len(c) <= limit and c.isascii() and "\x00" not in c)
+            return f"type(v) is str and v in accepted_{i}", {f"accepted_{i}": accepted}
+        plain = f"type(v) is str and len(v) <= {limit} and v.isascii() and '\\x00' not in v"
+        if rules.pattern is None:
+            return plain, {}
+        names: dict[str, Any] = {f"fullmatch_{i}": _regex(rules.pattern).fullmatch}
+        if rules.choices is not None:
+            names[f"choices_{i}"] = frozenset(rules.choices)
+            plain += f" and v in choices_{i}"
+        return plain + f" and fullmatch_{i}(v)", names
+    if kind is Kind.UUID:
+        return "type(v) is UUID", {"UUID": UUID}
+    if kind is Kind.BOOL:
+        return "(v is True or v is False)", {}
+    if kind is Kind.DATE and not rules.not_future:
+        return "type(v) is date", {"date": date}
+    if kind is Kind.DATE:
+        # ``today`` is read once per call of the generated function (:data:`_TODAY_LINE`)
+        return "type(v) is date and v <= today", {"date": date, "utc_today": utc_today}
+    if kind is Kind.INT and rules.minimum is None and rules.maximum is None:
+        low, high = column.limits.int_range or (-(2**63), 2**63 - 1)
+        return f"type(v) is int and {int(low)} <= v <= {int(high)}", {}
+    return None
 
-        def choice(value: Any) -> Any:
-            return value if type(value) is str and value in accepted else slow(value)
-        return choice
-    fullmatch = _regex(rules.pattern).fullmatch if rules.pattern is not None else None
-    if fullmatch is None:
-        def text(value: Any) -> Any:
-            if (type(value) is str and len(value) <= limit and value.isascii()
-                    and "\x00" not in value):
-                return value
-            return slow(value)
-        return text
-    choices = frozenset(rules.choices) if rules.choices is not None else None
 
-    def ruled(value: Any) -> Any:
-        if (type(value) is str and len(value) <= limit and value.isascii()
-                and "\x00" not in value and (choices is None or value in choices)
-                and fullmatch(value)):
-            return value
-        return slow(value)
-    return ruled
+#: The line a generated check starts with when a test reads ``today`` (a date not in the future).
+_TODAY_LINE = "    today = utc_today()"
+
+
+def _generated(name: str, lines: list[str], namespace: dict[str, Any]) -> Any:
+    """The function ``name`` defined by ``lines`` in ``namespace`` (compiled once per entity or
+    column; the source holds placeholders and ints only). A test reading ``today`` has it read
+    once, first (:data:`_TODAY_LINE`)."""
+    if "utc_today" in namespace:
+        lines = [lines[0], _TODAY_LINE, *lines[1:]]
+    exec(compile("\n".join(lines) + "\n", f"<wxdata {name}>", "exec"), namespace)  # noqa: S102
+    return namespace[name]
+
+
+def _branches(column: Column, i: int) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """What column ``i``'s check does with a value ``v`` before ``check_value``: the (condition,
+    clean value) pairs tried in order, and the names they read (``slow_<i>``, the column's
+    ``check_value``, among them)."""
+    names: dict[str, Any] = {f"slow_{i}": _slow(column)}
+    branches = [("v is None", "None")] if column.nullable else []
+    test = _accepted_test(column, i)
+    if test is not None:
+        expression, reads = test
+        branches.append((expression, "v"))
+        names.update(reads)
+    return branches, names
 
 
 _today: tuple[date, float] = (date.min, 0.0)  # today's date in UTC, valid until (epoch seconds)
@@ -464,38 +507,15 @@ def _slow(column: Column) -> ValueCheck:
 
 
 def _value_check(column: Column) -> ValueCheck:
-    """The check of one column's values: exact types inline, everything else by ``check_value``."""
-    kind = column.kind
-    rules = column.rules
-    slow = _slow(column)
-    nullable = column.nullable
-    if kind is Kind.TEXT:
-        check = _text_check(column)
-    elif kind is Kind.UUID:
-        def check(value: Any) -> Any:
-            return value if type(value) is UUID else slow(value)
-    elif kind is Kind.BOOL:
-        def check(value: Any) -> Any:
-            return value if value is True or value is False else slow(value)
-    elif kind is Kind.DATE and not rules.not_future:
-        def check(value: Any) -> Any:
-            return value if type(value) is date else slow(value)
-    elif kind is Kind.DATE:
-        def check(value: Any) -> Any:
-            return value if type(value) is date and value <= utc_today() else slow(value)
-    elif kind is Kind.INT and rules.minimum is None and rules.maximum is None:
-        low, high = column.limits.int_range or (-(2**63), 2**63 - 1)
-
-        def check(value: Any) -> Any:
-            return value if type(value) is int and low <= value <= high else slow(value)
-    else:
-        check = slow
-    if not nullable:
-        return check
-
-    def or_null(value: Any) -> Any:
-        return None if value is None else check(value)
-    return or_null
+    """The check of one column's values: exact types inline, everything else by ``check_value``
+    (one generated function per column)."""
+    branches, names = _branches(column, 0)
+    lines = ["def check(v):"]
+    for condition, value in branches:
+        lines += [f"    if {condition}:", f"        return {value}"]
+    lines.append("    return slow_0(v)")
+    check: ValueCheck = _generated("check", lines, names)
+    return check
 
 
 def create_checker(entity: Entity[Any]) -> CreateCheck:
@@ -542,29 +562,58 @@ def _changes_checker(entity: Entity[Any]) -> ChangesCheck:
     def check(changes: Mapping[str, Any]) -> dict[str, Any] | None:
         if type(changes) is not dict and not isinstance(changes, Mapping):
             return None
+        clean = {}  # a loop, not a comprehension: no nested function called per write
         try:
-            return {name: checks[name](value) for name, value in changes.items()}
+            for name, value in changes.items():
+                clean[name] = checks[name](value)
         except (KeyError, TypeError, _Bad):  # unknown or unwritable name, unhashable key, bad value
             return None
+        return clean
     return check
 
 
 def _create_checker(entity: Entity[Any]) -> CreateCheck:
-    checks = _value_checks(entity)
-    required = frozenset(c.name for c in (*entity.columns, *entity.secrets) if c.required)
-    validators = entity.validators
-
-    def check(values: Mapping[str, Any]) -> dict[str, Any] | None:
-        if type(values) is not dict and not isinstance(values, Mapping):
-            return None
-        try:
-            clean = {name: checks[name](value) for name, value in values.items()}
-        except (KeyError, TypeError, _Bad):  # unknown or unwritable name, unhashable key, bad value
-            return None
-        if not required <= clean.keys():
-            return None
-        for validator in validators:
-            for _ in validator(clean):  # any error (validators may yield them)
-                return None
-        return clean
+    """One generated function for the entity: each writable column's value looked up by name and
+    tested inline (:func:`_branches`), with no function called per value that passes its test;
+    a name no writable column has, a value the column cannot take, a required column missing or a
+    cross-field validator's error answers None. The clean values are in the columns' order."""
+    namespace: dict[str, Any] = {
+        "Mapping": Mapping, "Bad": _Bad, "missing": object(),
+        "required": frozenset(c.name for c in (*entity.columns, *entity.secrets) if c.required),
+        "validators": entity.validators,
+    }
+    lines = [
+        "def check(values):",
+        "    if type(values) is not dict and not isinstance(values, Mapping):",
+        "        return None",
+        "    try:",
+        "        get = values.get",
+        "        left = len(values)",
+        "        clean = {}",
+    ]
+    for i, column in enumerate(c for c in entity.by_name.values() if c.writable):
+        branches, names = _branches(column, i)
+        namespace.update(names)
+        namespace[f"name_{i}"] = column.name
+        lines += [f"        v = get(name_{i}, missing)",
+                  "        if v is not missing:",
+                  "            left -= 1"]
+        for k, (condition, value) in enumerate(branches):
+            lines += [f"            {'elif' if k else 'if'} {condition}:",
+                      f"                clean[name_{i}] = {value}"]
+        if branches:
+            lines += ["            else:", f"                clean[name_{i}] = slow_{i}(v)"]
+        else:
+            lines.append(f"            clean[name_{i}] = slow_{i}(v)")
+    lines += [
+        "    except (KeyError, TypeError, Bad):  # an unhashable key, a bad value",
+        "        return None",
+        "    if left or not required <= clean.keys():  # a name no writable column has; a gap",
+        "        return None",
+        "    for validator in validators:",
+        "        for _ in validator(clean):  # any error (validators may yield them)",
+        "            return None",
+        "    return clean",
+    ]
+    check: CreateCheck = _generated("check", lines, namespace)
     return check
