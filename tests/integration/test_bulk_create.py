@@ -128,7 +128,7 @@ _VALID_STUDENT = {
 }
 
 
-@pytest.mark.parametrize("field, value", [
+@pytest.mark.parametrize(("field", "value"), [
     ("student_number", "S\ud800-1"),  # a lone surrogate: not UTF-8, PostgreSQL cannot store it
     ("student_number", "S\x00-1"),  # a NUL
     ("student_number", "x" * 51),  # one character over the column's 50
