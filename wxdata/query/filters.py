@@ -175,7 +175,7 @@ def _check_scalar(column: Column, value: Any) -> Any:
         raise _Bad(f"filter strings must be at most {MAX_FILTER_TEXT} characters")
     kind = column.kind
     if kind is _TEXT_ARRAY or kind is _UUID_ARRAY:
-        scalar = Column(column.name, Kind.TEXT if column.kind is Kind.TEXT_ARRAY else Kind.UUID,
+        scalar = Column(column.name, Kind.TEXT if kind is _TEXT_ARRAY else Kind.UUID,
                         column.sql_type, column.nullable, column.rules)
         return coerce_value(scalar, value)
     return coerce_value(column, value)
