@@ -124,19 +124,43 @@ class Cluster:
     """A Redis Cluster of ``primaries`` primaries, each with ``replicas`` replicas."""
 
     def __init__(self, directory: Path, primaries: int = 3, replicas: int = 0) -> None:
+        self.root = directory
+        self.size = primaries * (1 + replicas)
+        self.replicas = replicas
+        self.nodes = self._new_nodes(0)
+
+    def _new_nodes(self, attempt: int) -> list[Node]:
         args = [*_BASE, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"]
-        self.nodes = [Node(directory, args) for _ in range(primaries * (1 + replicas))]
-        self.replicas = replicas
+        return [Node(self.root / f"try-{attempt}", args) for _ in range(self.size)]
 
     @property
     def url(self) -> str:
         """``redis+cluster://`` naming two of the nodes (discovery finds the rest)."""
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
 
-    def start(self) -> Cluster:
-        """Start every node, create the cluster, wait until every node reports it healthy."""
+    def start(self, attempts: int = 3) -> Cluster:
+        """Start every node, create the cluster, wait until every node reports it healthy.
+
+        On a loaded host, a node's one-second failure timeout can fire while the cluster is still
+        forming, and the topology it settles into may not be the one asked for. Such a cluster is
+        killed and a new one formed on fresh ports; after ``attempts`` the error carries every
+        node's ``CLUSTER NODES`` view of the last one.
+        """
         require_redis("redis-server", "redis-cli")
+        for attempt in range(attempts):
+            if attempt:
+                self.stop()
+                self.nodes = self._new_nodes(attempt)
+            try:
+                self._form()
+                return self
+            except RuntimeError as error:
+                if attempt == attempts - 1:
+                    raise RuntimeError(f"{error}; last views:\n{self._views()}") from error
+        raise AssertionError("unreachable")
+
+    def _form(self) -> None:
         for node in self.nodes:
             node.start()
         subprocess.run(
@@ -150,7 +174,20 @@ class Cluster:
             wait_for(self._replicas_synced, "replicas in sync")
             for node in self.nodes:  # every node's slot map (what clients read) lists them
                 wait_for(lambda n=node: self._lists_replicas(n.port), "replicas known everywhere")
-        return self
+
+    def _views(self) -> str:
+        views = []
+        for node in self.nodes:
+            client = redis.Redis(port=node.port, socket_timeout=1, socket_connect_timeout=1)
+            try:
+                nodes = client.execute_command("CLUSTER", "NODES")
+                view = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
+            except (redis.RedisError, OSError) as error:
+                view = f"unreachable: {error}"
+            finally:
+                client.close()
+            views.append(f"-- {node.port}\n{view}")
+        return "\n".join(views)
 
     def _lists_replicas(self, port: int) -> bool:
         client = redis.Redis(port=port, socket_timeout=1)
