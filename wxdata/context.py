@@ -23,7 +23,7 @@ from uuid import UUID
 import attrs
 from returns.result import Failure, Result, Success
 
-from wxdata.config import settings
+from wxdata.config import Settings, settings
 from wxdata.errors import ContextExpired, DataError, FieldError, InvalidContext, ValidationFailed
 
 
@@ -275,13 +275,16 @@ def validate_context(ctx: ExecutionContext) -> Result[ExecutionContext, DataErro
 CLOCK_SKEW = timedelta(seconds=60)
 
 
-def context_age_error(ctx: ExecutionContext, now: datetime | None = None) -> DataError | None:
+def context_age_error(
+    ctx: ExecutionContext, now: datetime | None = None, config: Settings | None = None,
+) -> DataError | None:
     """:class:`ContextExpired` when ``WXDATA_CONTEXT_MAX_AGE`` is set and the context is older
     than it (or stamped in the future beyond the clock skew); None otherwise.
 
     System contexts (scheduled jobs, migrations) are not user sessions and never expire.
+    ``config``: the settings the caller has already read (the process settings otherwise).
     """
-    limit = settings().context_max_age_seconds
+    limit = (config or settings()).context_max_age_seconds
     if limit is None or ctx.is_system:
         return None
     age = (now or _utcnow()) - ctx.timestamp

@@ -28,7 +28,7 @@ from wxdata.core import ride
 from wxdata.core.effects import Detached, Execute, Plan, Rows
 from wxdata.core.execute import (
     _Err,
-    _run,
+    _run_built,
     _run_named,
 )
 from wxdata.errors import (
@@ -195,14 +195,31 @@ def _read(
     """Run a read; when it discloses PHI, its audit record rides in the same statement.
 
     ``one_row``: the statement returns at most one row (a primary-key lookup), so its record is
-    built from that row without aggregating.
+    built from that row without aggregating. A read no one records is the statement's own plan
+    (no generator of this function between the caller and the driver).
     """
     if not _reads_audited(entity, ctx):
-        return build((yield from _run(conn, ctx, entity, sql, params)))
+        return _run_built(conn, ctx, entity.name, sql, params, build)
+    return _recorded_read(conn, ctx, entity, sql, params, out_columns, fields, hit, one_row, build)
+
+
+def _recorded_read(
+    conn: AnyConn,
+    ctx: ExecutionContext,
+    entity: Entity[Any],
+    sql: str,
+    params: dict[str, Any],
+    out_columns: tuple[str, ...],
+    fields: tuple[str, ...],
+    hit: str | None,
+    one_row: bool,
+    build: Callable[[Rows], list[Any]],
+) -> Plan[list[Any]]:
+    """:func:`_read` of a read whose disclosure wxdata records."""
     scope = current_scope(conn)
     riding = _riding(ctx, entity, READ, fields)
     if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
-        rows = build((yield from _run(conn, ctx, entity, sql, params)))
+        rows = yield from _run_built(conn, ctx, entity.name, sql, params, build)
         if rows and not (yield from _detached_read(ctx, entity, riding.base, rows)):
             raise _Err(UNRECORDED)  # no record, no data
         return rows
@@ -212,7 +229,7 @@ def _read(
     ridden = ride.read(entity, sql, out_columns, hit, riding.shape, one_row, relaxed)
     merged = riding.params(ctx)  # the record's ``a_*`` parameters; the read's own never start "a_"
     merged.update(params)
-    rows = build((yield from _run(conn, ctx, entity, ridden, merged)))
+    rows = yield from _run_built(conn, ctx, entity.name, ridden, merged, build)
     if scope is not None and rows:
         base = riding.base
         scope.replay_on_rollback(lambda: _detached_read(ctx, entity, base, rows))

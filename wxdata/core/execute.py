@@ -41,6 +41,7 @@ R = TypeVar("R")
 
 
 T = TypeVar("T")
+B = TypeVar("B")
 
 
 Where = Mapping[str, Any] | Node | None
@@ -91,15 +92,29 @@ def _run(
 
     Inside a unit of work the context is already applied. Outside one, a role subject to
     row-level security sends the context's ``set_config(..., true)`` and the statement in one
-    pipeline (one implicit transaction, one round trip). Returns :func:`_run_named`'s plan itself
+    pipeline (one implicit transaction, one round trip). Returns :func:`_run_built`'s plan itself
     (no generator frame of its own between the caller and the driver).
     """
-    return _run_named(conn, ctx, entity.name, sql, params)
+    return _run_built(conn, ctx, entity.name, sql, params, _as_fetched)
 
 
 def _run_named(
     conn: AnyConn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any]
 ) -> Plan[Rows]:
+    return _run_built(conn, ctx, name, sql, params, _as_fetched)
+
+
+def _as_fetched(rows: Rows) -> Rows:
+    return rows
+
+
+def _run_built(
+    conn: AnyConn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any],
+    build: Callable[[Rows], list[B]],
+) -> Plan[list[B]]:
+    """:func:`_run_named`, answering ``build(rows)``: a caller that only builds the rows returns
+    this plan itself rather than a generator of its own around it (one frame less per effect).
+    The settings are read once for every check of the call."""
     try:
         config = settings()
         if may_name_statements(conn, config):
@@ -116,26 +131,26 @@ def _run_named(
                 # behind a pooler the timeouts ride the context. Context and statement go in one
                 # pipeline: statements pipelined before a Sync run in one implicit transaction, so
                 # ``set_config(..., true)`` ends with the statement.
-                check_context(ctx)
+                check_context(ctx, config)
                 prepared = context_for(facts, ctx)
                 rows: Rows = yield Pipeline((
                     Execute(prepared.sql, prepared.params, prepare, "context"),
                     Execute(sql, params, prepare),
                 ))
-                return rows
+                return build(rows)
             # A privileged role on a direct connection: nothing rides with the statement, so the
             # same checks as prepare_plan's without building a context statement that is never sent.
-            check_context(ctx)
-            refusal = role_refusal(facts, ctx)
+            check_context(ctx, config)
+            refusal = role_refusal(facts, ctx, config)
             if refusal is not None:
                 raise ContextRefused(refusal)
         else:
             current_scope(conn)  # the unit of work is used from its owner thread
-            check_context(ctx)
+            check_context(ctx, config)
         rows = yield Execute(sql, params, prepare)
-        return rows
     except psycopg.Error as exc:
         raise _Err(_db_error(exc, name)) from None
+    return build(rows)
 
 
 def _uuid(value: object, field: str = "id") -> UUID:

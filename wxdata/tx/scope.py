@@ -385,10 +385,14 @@ class PreparedContext(NamedTuple):
     params: tuple[str, ...]
 
 
-def role_refusal(facts: RoleFacts, ctx: ExecutionContext) -> DataError | None:
+def role_refusal(
+    facts: RoleFacts, ctx: ExecutionContext, config: Settings | None = None,
+) -> DataError | None:
     """``Forbidden`` when a connection whose role is ``facts`` may not act for ``ctx`` (see
-    :func:`context_refusal`), decided from what is already known of the role: no statement."""
-    if facts.privileged and not ctx.is_system and not _allow_privileged():
+    :func:`context_refusal`), decided from what is already known of the role: no statement.
+    ``config``: the settings the caller has already read (the process settings otherwise)."""
+    if (facts.privileged and not ctx.is_system
+            and not (config or settings()).allow_privileged_connection):
         return Forbidden(entity="connection", reason=PRIVILEGED_REASON)
     return None
 
@@ -483,14 +487,15 @@ def begin_statement(isolation: Isolation | None, read_only: bool, deferrable: bo
     return sql.SQL(" ").join(parts).as_string()
 
 
-def check_context(ctx: ExecutionContext) -> None:
+def check_context(ctx: ExecutionContext, config: Settings | None = None) -> None:
     """Raise :class:`~wxdata.errors.ContextRefused` (a psycopg error, SQLSTATE 42501, carrying
     :class:`~wxdata.errors.ContextExpired`) when ``ctx`` is older than ``WXDATA_CONTEXT_MAX_AGE``.
 
     Called wherever a context reaches the database: the BEGIN of a unit of work and every
-    single statement wxdata runs. One settings lookup when no maximum age is configured.
+    single statement wxdata runs. One settings lookup when no maximum age is configured, none
+    when the caller passes the ``config`` it has already read.
     """
-    error = context_age_error(ctx)
+    error = context_age_error(ctx, config=config)
     if error is not None:
         raise ContextRefused(error)
 
