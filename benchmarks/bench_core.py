@@ -24,9 +24,14 @@ adds to the same statement (the page's also as the owner). Likewise the owner's 
 audit off against raw psycopg sending the INSERT wxdata sends, its values bound the same way.
 With ``--redis-url`` (default ``REDIS_URL``) also the owner's audited by-id read cached on Redis,
 which a cache does not serve from there (a hit would cost more than the read): its distance to
-the uncached read is what the cache's decision costs.
+the uncached read is what the cache's decision costs. The owner's audited update once more with a
+cache subscribed to committed writes (in process memory; with ``--redis-url`` also on Redis):
+each update then invalidates its row's tags after the commit, and the wall time shows what that
+adds (the other variants run with no cache listening).
 
     python -m benchmarks.bench_core --reps 7 --ops 2000
+
+``--only LABEL`` (repeatable) times only those variants, beside raw psycopg's by-id read.
 
 Exact client instructions per call, independent of the machine's load: ``--instructions LABEL``
 runs only that variant's ``--ops`` calls (after the warm-up) inside one ``functools.reduce``, so
@@ -132,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--students", type=int, default=5000)
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
                    help="times the owner's by-id read cached on this Redis too (unset: not)")
+    p.add_argument("--only", metavar="LABEL", default=None, action="append",
+                   help="time only this variant (repeatable), beside raw psycopg's by-id read")
     p.add_argument("--instructions", metavar="LABEL", default=None, action="append",
                    help="run only this variant's calls inside functools.reduce (for callgrind);"
                         " repeatable: each variant in turn")
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     load = [os.getloadavg()[0]]
     redis_cache: Any = None
     memory_cache: Any = None
+    caches: list[Any] = []  # more caches of this run, closed at the end
     try:
         with psycopg.connect(owner, autocommit=True) as sup, \
                 psycopg.connect(app, autocommit=True) as conn:
@@ -307,6 +315,29 @@ def main(argv: list[str] | None = None) -> int:
                 for n, sid in enumerate(sample):
                     if not isinstance(students.update(sup, ctx, sid, seven(n)), Success):
                         raise RuntimeError("update failed")
+
+            from wxdata.cache.invalidation import subscribe, unsubscribe
+
+            def invalidating(cache: Any, batch: Batch) -> Batch:
+                # a cache of its own subscribed to committed writes for this batch alone: each
+                # update then invalidates its row's tags after the commit (the other variants run
+                # with no cache listening)
+                def timed(sample: list[uuid.UUID]) -> None:
+                    subscribe(cache)
+                    try:
+                        batch(sample)
+                    finally:
+                        unsubscribe(cache)
+                return timed
+
+            _, memory_invalidated = _memory_reader()
+            caches.append(memory_invalidated)
+            memory_update = invalidating(memory_invalidated, owner_update)
+            redis_update = None
+            if args.redis_url:
+                _, redis_invalidated = _redis_reader(args.redis_url)
+                caches.append(redis_invalidated)
+                redis_update = invalidating(redis_invalidated, owner_update)
 
             from benchmarks.common import Recorder
 
@@ -491,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
                 ("sync update, audit off, owner", owner_update, owner_off),
                 ("sync update, audited, owner", owner_update, owner_on),
                 ("sync update of seven columns, audited, owner", owner_update_seven, owner_on),
+                ("sync update, audited, owner, a memory cache invalidated", memory_update,
+                 owner_on),
+                *([("sync update, audited, owner, a Redis cache invalidated", redis_update,
+                    owner_on)] if redis_update is not None else []),
                 ("raw psycopg sending that update's statement (superuser, prepared)",
                  raw_update_seven, owner_on),
                 ("raw psycopg create (superuser, prepared)", raw_create, audit_off),
@@ -529,6 +564,13 @@ def main(argv: list[str] | None = None) -> int:
                 loop.run_until_complete(aconn.close())
                 loop.run_until_complete(asup.close())
                 return 0
+            if args.only is not None:
+                by_label = {v[0]: v for v in variants}
+                unknown = [label for label in args.only if label not in by_label]
+                if unknown:
+                    p.error("--only takes one of: " + "; ".join(by_label))
+                variants = [variants[0], *(by_label[label] for label in args.only
+                                           if label != variants[0][0])]
             cpu: dict[str, list[float]] = {v[0]: [] for v in variants}
             wall: dict[str, list[float]] = {v[0]: [] for v in variants}
             for _, batch, config in variants:  # warm-up: prepared statements, caches
@@ -551,17 +593,21 @@ def main(argv: list[str] | None = None) -> int:
             redis_cache.close()
         if memory_cache is not None:
             memory_cache.close()
+        for cache in caches:
+            cache.close()
         _drop(args.database_url, name, app)
     load.append(os.getloadavg()[0])
     floor = cpu[variants[0][0]]
     print(f"{args.reps} interleaved reps x {args.ops} calls, app role (RLS), {args.students} "
           f"students; load average {load[0]:.2f} -> {load[1]:.2f}")
-    print("  per call: client CPU µs median (min-max) | excess over raw CPU, median | wall µs")
+    print("  per call: client CPU µs median (min-max) | excess over raw CPU, median "
+          "| wall µs median (min-max)")
     for label, _, _ in variants:
-        t = cpu[label]
+        t, w = cpu[label], wall[label]
         excess = [a - b for a, b in zip(t, floor, strict=True)]
         print(f"  {label:46} {statistics.median(t):7.1f} ({min(t):.1f}-{max(t):.1f}) | "
-              f"+{statistics.median(excess):6.1f} | {statistics.median(wall[label]):7.1f}")
+              f"+{statistics.median(excess):6.1f} | {statistics.median(w):7.1f} "
+              f"({min(w):.1f}-{max(w):.1f})")
     return 0
 
 
