@@ -101,6 +101,7 @@ def _run(
 def _run_named(
     conn: AnyConn, ctx: ExecutionContext, name: str, sql: str, params: Mapping[str, Any]
 ) -> Plan[Rows]:
+    """:func:`_run` of a statement that names its entity (``name``, in its errors) by hand."""
     return _run_built(conn, ctx, name, sql, params, _as_fetched)
 
 
