@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import os
 import random
 import statistics
@@ -559,6 +560,12 @@ def main(argv: list[str] | None = None) -> int:
                     for ops in (args.ops, args.ops_again):
                         if ops is not None:  # each reduce: one callgrind dump with --dump-after
                             sample = [rng.choice(ids) for _ in range(ops)]
+                            # every batch starts from the same collector state, the set-up's
+                            # objects out of its reach: the collections a batch pays for are
+                            # those its own calls' allocations trigger, not one that the run's
+                            # history happens to land in it
+                            gc.collect()
+                            gc.freeze()
                             functools.reduce(lambda _, sid: batch([sid]), sample, None)
                 configure(audit_on)
                 loop.run_until_complete(aconn.close())
