@@ -41,7 +41,9 @@ callgrind collects exactly them; divide the collected count by ``--ops``::
         python -m benchmarks.bench_core --instructions "sync find_by_id, audit off" --ops 300
 
 ``--instructions`` may be repeated and ``--ops-again N`` adds a second reduce of N calls per
-variant: :mod:`benchmarks.client_instructions` counts every pair in one process that way.
+variant: :mod:`benchmarks.client_instructions` counts every pair in one process that way. Each
+reduce starts after a collection, the set-up's objects frozen out of the collector's reach, so
+it counts the collections its own calls trigger and no other.
 """
 
 from __future__ import annotations
