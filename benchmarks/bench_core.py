@@ -59,6 +59,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -88,6 +89,37 @@ def _bare_plan(entity: Any) -> Callable[[Any, uuid.UUID], Any]:
         return Success(build(rows)[0])
 
     return lambda conn, sid: run(conn, plan(sid))
+
+
+def _postmaster(backend_pid: int) -> int | None:
+    """The pid of the postmaster whose child ``backend_pid`` (``pg_backend_pid()``, not the key
+    a pooler hands out) is, when both are PostgreSQL's processes on this machine, else None."""
+    try:
+        stat = Path(f"/proc/{backend_pid}/stat").read_text()
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in (backend_pid, parent)}
+    except (OSError, ValueError, IndexError):
+        return None
+    return parent if names == {"postgres"} else None
+
+
+def _server_cpu_ns(postmaster: int) -> int:
+    """Nanoseconds every process of the server (the postmaster and its children: backends, WAL
+    writer, checkpointer...) has spent on a CPU so far (``/proc/<pid>/schedstat``). A process
+    that exits between two readings takes its time with it."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(entry.name) != postmaster and \
+                    int(stat.rsplit(")", 1)[1].split()[1]) != postmaster:
+                continue
+            total += int((entry / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def _cached_reader(backend: str, **options: Any) -> tuple[Callable[..., Any], Any]:
@@ -582,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
                                            if label != variants[0][0])]
             cpu: dict[str, list[float]] = {v[0]: [] for v in variants}
             wall: dict[str, list[float]] = {v[0]: [] for v in variants}
+            server: dict[str, list[float]] = {v[0]: [] for v in variants}
+            postmaster = _postmaster(sup.execute("SELECT pg_backend_pid()").fetchone()[0])
             for _, batch, config in variants:  # warm-up: prepared statements, caches
                 configure(config)
                 batch(ids[:200])
@@ -589,10 +623,13 @@ def main(argv: list[str] | None = None) -> int:
                 sample = [rng.choice(ids) for _ in range(args.ops)]
                 for label, batch, config in variants:
                     configure(config)
+                    s0 = _server_cpu_ns(postmaster) if postmaster is not None else 0
                     c0, w0 = time.process_time(), time.perf_counter()
                     batch(sample)
                     cpu[label].append((time.process_time() - c0) / args.ops * 1e6)
                     wall[label].append((time.perf_counter() - w0) / args.ops * 1e6)
+                    if postmaster is not None:
+                        server[label].append((_server_cpu_ns(postmaster) - s0) / args.ops / 1e3)
             configure(audit_on)
             loop.run_until_complete(aconn.close())
             loop.run_until_complete(asup.close())
@@ -610,13 +647,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.reps} interleaved reps x {args.ops} calls, app role (RLS), {args.students} "
           f"students; load average {load[0]:.2f} -> {load[1]:.2f}")
     print("  per call: client CPU µs median (min-max) | excess over raw CPU, median "
-          "| wall µs median (min-max)")
+          "| wall µs median (min-max)"
+          + (" | PostgreSQL CPU µs median (min-max)" if server[variants[0][0]] else ""))
     for label, _, _ in variants:
-        t, w = cpu[label], wall[label]
+        t, w, on_server = cpu[label], wall[label], server[label]
         excess = [a - b for a, b in zip(t, floor, strict=True)]
         print(f"  {label:46} {statistics.median(t):7.1f} ({min(t):.1f}-{max(t):.1f}) | "
               f"+{statistics.median(excess):6.1f} | {statistics.median(w):7.1f} "
-              f"({min(w):.1f}-{max(w):.1f})")
+              f"({min(w):.1f}-{max(w):.1f})"
+              + (f" | {statistics.median(on_server):7.1f} ({min(on_server):.1f}-"
+                 f"{max(on_server):.1f})" if on_server else ""))
     return 0
 
 

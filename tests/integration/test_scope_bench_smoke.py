@@ -10,6 +10,7 @@ owner's and raw psycopg's creates. Nothing asserts anything about speed.
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import psycopg
@@ -94,6 +95,35 @@ def test_client_cost_bench_reports_every_variant(
                   "raw psycopg sending that page's statement (superuser, prepared)",
                   "raw psycopg sending that update's statement (superuser, prepared)",
                   "sync create, audit off, owner", "sync create, audited, owner",
-                  "raw psycopg sending that create's statement (superuser, prepared)"):
-        assert re.search(rf"^  {re.escape(label)} +{_FIGURE}", out, re.M), f"{label} not reported"
+                  "raw psycopg sending that create's statement (superuser, prepared)",
+                  "sync update, audited, owner, a memory cache invalidated",
+                  "sync update, audited, owner, a Redis cache invalidated"):
+        # client CPU, its excess, wall time and the server's CPU (the test server is local)
+        assert re.search(rf"^  {re.escape(label)} +{_FIGURE} \| \+ *-?[0-9.]+ \| +{_FIGURE}"
+                         rf" \| +{_FIGURE}$", out, re.M), f"{label} not reported"
     assert bench_databases(server_url) == before
+
+
+def test_client_cost_bench_times_only_the_variants_asked_for(
+        server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    before = bench_databases(server_url)
+    asked = "sync update, audited, owner, a memory cache invalidated"
+    assert bench_core.main(["--reps", "1", "--ops", "3", "--students", "30", "--redis-url", "",
+                            "--database-url", server_url, "--only", asked]) == 0
+    rows = [x for x in capsys.readouterr().out.splitlines() if re.match(rf"  .+ {_FIGURE}", x)]
+    assert [r.split("  ")[1].strip() for r in rows] == [
+        "raw psycopg find by id (superuser, prepared)", asked]  # the floor, then the one asked
+    with pytest.raises(SystemExit):
+        bench_core.main(["--reps", "1", "--ops", "3", "--students", "30", "--redis-url", "",
+                         "--database-url", server_url, "--only", "no such variant"])
+    assert bench_databases(server_url) == before
+
+
+def test_the_server_cpu_is_read_only_off_postgres_own_processes(server_url: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert backend is not None
+        postmaster = bench_core._postmaster(backend[0])
+        assert postmaster is not None  # the test server runs here
+        assert bench_core._server_cpu_ns(postmaster) > 0
+    assert bench_core._postmaster(os.getpid()) is None  # this process is no backend

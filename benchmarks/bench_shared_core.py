@@ -1,0 +1,165 @@
+"""The server's CPU for one prepared statement, with wxdata or raw psycopg as its client, on the
+client's core and on another.
+
+Configuration B of the targets runs the client and PostgreSQL on one core, where wxdata's audited
+calls exceed raw psycopg sending the very same statement by more than wxdata's client
+instructions account for. This measures where the rest goes. The owner's audited by-id read is
+captured once as wxdata sends it (the read and its riding record); then, on one connection, the
+same prepared statement is executed by ``students.find_by_id`` and by raw psycopg sending the
+captured text with each call's id (psycopg shares one server-side prepared statement between
+them: same text, same parameter types). Per call it records the wall time and the CPU time the
+connection's backend spent (``/proc/<pid>/schedstat``, nanoseconds), with the postmaster and all
+its processes pinned to this process's core (``same core``: B's placement) and then to the other
+core (``other core``), interleaved, ``--reps`` repetitions of ``--ops`` calls of each. Commits
+are not waited for (``synchronous_commit = off``), as in B. The postmaster's affinity is restored
+at the end, whatever happens.
+
+The server must run on this machine (its processes under ``/proc``) with at least two cores, and
+this process must be allowed to set their affinity (``taskset``): a server of its own or one that
+nothing else is using while this runs.
+
+    python -m benchmarks.bench_shared_core --reps 7 --ops 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+import psycopg
+
+from benchmarks.bench_core import _postmaster
+from benchmarks.bench_scope import _drop, _setup
+
+PLACEMENTS = ("same core", "other core")
+VARIANTS = ("wxdata find_by_id, audited, owner", "raw psycopg sending that read's statement")
+
+
+def backend_cpu_ns(pid: int) -> int:
+    """Nanoseconds process ``pid`` has spent on a CPU (``/proc/<pid>/schedstat``'s first field)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+def _pin(pid: int, cores: str) -> None:
+    """Set the affinity of ``pid`` and of every thread and child it has now (``taskset -a``);
+    backends forked later inherit the postmaster's."""
+    subprocess.run(["taskset", "-acp", cores, str(pid)], check=True, stdout=subprocess.DEVNULL)
+    for entry in Path("/proc").iterdir():  # the children (taskset -a covers threads only)
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid:
+            subprocess.run(["taskset", "-acp", cores, entry.name], check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextmanager
+def pinned_server(postmaster: int) -> Iterator[Callable[[int], None]]:
+    """A function pinning the server to one core; on exit, the server's original affinity back."""
+    original = ",".join(str(c) for c in sorted(os.sched_getaffinity(postmaster)))
+    try:
+        yield lambda core: _pin(postmaster, str(core))
+    finally:
+        _pin(postmaster, original)
+
+
+def summarise(samples: list[float]) -> str:
+    """``median (min-max)`` of per-call figures, one decimal."""
+    return f"{statistics.median(samples):.1f} ({min(samples):.1f}-{max(samples):.1f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurement and print the table."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--ops", type=int, default=1000)
+    p.add_argument("--students", type=int, default=1000)
+    args = p.parse_args(argv)
+    if not args.database_url:
+        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    own = sorted(os.sched_getaffinity(0))
+    if len(own) < 2:
+        p.error("two cores are needed: one shared, one other")
+    here, other = own[0], own[1]
+
+    from benchmarks.common import Recorder
+    from wxdata import ExecutionContext, Purpose, Role
+    from wxdata.config import configure, settings
+    from wxdata.domains import students
+
+    name, owner, app, school, ids = _setup(args.database_url, args.students)
+    ctx = ExecutionContext(user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,
+                           school_ids={school}, request_id="req-bench-shared-core")
+    previous = configure(attrs.evolve(settings(), audit_enabled=True,
+                                      allow_privileged_connection=True))
+    load = [os.getloadavg()[0]]
+    cpu: dict[tuple[str, str], list[float]] = {(pl, v): [] for pl in PLACEMENTS for v in VARIANTS}
+    wall: dict[tuple[str, str], list[float]] = {key: [] for key in cpu}
+    try:
+        Recorder.log = []
+        with psycopg.connect(owner, autocommit=True, cursor_factory=Recorder) as rec:
+            students.find_by_id(rec, ctx, ids[0]).unwrap()
+        sql, params = next((t, q) for t, q in Recorder.log if "audit_log" in t)
+        Recorder.log = []
+        with psycopg.connect(owner, autocommit=True) as conn:
+            conn.execute("SET synchronous_commit = off")
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            postmaster = _postmaster(backend)
+            if postmaster is None:
+                p.error("the server's processes are not on this machine")
+            cur = conn.cursor()
+
+            def wxdata_read(sid: uuid.UUID) -> None:
+                students.find_by_id(conn, ctx, sid).unwrap()
+
+            def raw_read(sid: uuid.UUID) -> None:
+                cur.execute(sql, {**params, "_id": sid}, prepare=True)
+                cur.fetchall()
+
+            calls = dict(zip(VARIANTS, (wxdata_read, raw_read), strict=True))
+            os.sched_setaffinity(0, {here})
+            with pinned_server(postmaster) as pin:
+                for call in calls.values():  # warm-up: the prepared statement, the caches
+                    for sid in ids[:100]:
+                        call(sid)
+                for rep in range(args.reps):
+                    sample = [ids[(rep * args.ops + i) % len(ids)] for i in range(args.ops)]
+                    for placement, core in zip(PLACEMENTS, (here, other), strict=True):
+                        pin(core)
+                        for variant, call in calls.items():
+                            s0, w0 = backend_cpu_ns(backend), time.perf_counter()
+                            for sid in sample:
+                                call(sid)
+                            wall[placement, variant].append(
+                                (time.perf_counter() - w0) / args.ops * 1e6)
+                            cpu[placement, variant].append(
+                                (backend_cpu_ns(backend) - s0) / args.ops / 1e3)
+            os.sched_setaffinity(0, set(own))
+    finally:
+        configure(previous)
+        _drop(args.database_url, name, app)
+    load.append(os.getloadavg()[0])
+    print(f"{args.reps} interleaved reps x {args.ops} calls of each, {args.students} students, "
+          f"this process on core {here}, the server on it or on core {other}; load average "
+          f"{load[0]:.2f} -> {load[1]:.2f}")
+    print("  server | client | backend CPU µs per call, median (min-max) | wall µs per call")
+    for (placement, variant), samples in cpu.items():
+        print(f"  {placement:10} | {variant:40} | {summarise(samples):24} | "
+              f"{summarise(wall[placement, variant])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
