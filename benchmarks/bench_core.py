@@ -318,18 +318,29 @@ def main(argv: list[str] | None = None) -> int:
                 " RETURNING id", (f"BI-{uuid.uuid4().hex[:8]}", district)).fetchone()[0]
             intake_ctx = attrs.evolve(ctx, school_ids=frozenset({intake}))
 
+            # Every update writes values other than the ones its row holds: the variants update
+            # the same sample in turn, and a row given back the values it has is updated without
+            # touching its indexes (a HOT update), which would favour whichever variant comes
+            # after another. Each row's next values are the ones after those it was last given.
+            turns: dict[uuid.UUID, int] = {}
+
+            def turn(sid: uuid.UUID) -> int:
+                turns[sid] = n = turns.get(sid, 0) + 1
+                return n
+
             def raw_update(sample: list[uuid.UUID]) -> None:
-                for n, sid in enumerate(sample):
+                for sid in sample:
                     cur.execute("UPDATE students SET grade = %s, updated_by = %s,"
                                 " updated_at = now(), version = version + 1"
                                 " WHERE id = %s AND deleted_at IS NULL RETURNING *",
-                                (grades[n % 3], user, sid), prepare=True)
+                                (grades[turn(sid) % 3], user, sid), prepare=True)
                     cur.fetchone()
 
             def update_on(on: psycopg.Connection[Any]) -> Batch:
                 def update(sample: list[uuid.UUID]) -> None:
-                    for n, sid in enumerate(sample):
-                        if not isinstance(students.update(on, ctx, sid, {"grade": grades[n % 3]}),
+                    for sid in sample:
+                        if not isinstance(students.update(on, ctx, sid,
+                                                          {"grade": grades[turn(sid) % 3]}),
                                           Success):
                             raise RuntimeError("update failed")
                 return update
@@ -347,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                         "enrollment_date": date(2020, 9, 1 + n % 3)}
 
             def owner_update_seven(sample: list[uuid.UUID]) -> None:
-                for n, sid in enumerate(sample):
-                    if not isinstance(students.update(sup, ctx, sid, seven(n)), Success):
+                for sid in sample:
+                    if not isinstance(students.update(sup, ctx, sid, seven(turn(sid))), Success):
                         raise RuntimeError("update failed")
 
             from wxdata.cache.invalidation import subscribe, unsubscribe
@@ -419,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
                     page_cur.fetchall()
 
             def raw_update_seven(sample: list[uuid.UUID]) -> None:
-                for n, sid in enumerate(sample):
+                for sid in sample:
                     params = {**seven_params, "_id": sid,
-                              **seven(n)}
+                              **seven(turn(sid))}
                     seven_cur.execute(seven_sql, params, prepare=True)
                     seven_cur.fetchall()
 
