@@ -103,20 +103,29 @@ def _postmaster(backend_pid: int) -> int | None:
     return parent if names == {"postgres"} else None
 
 
-def _server_cpu_ns(postmaster: int) -> int:
-    """Nanoseconds every process of the server (the postmaster and its children: backends, WAL
-    writer, checkpointer...) has spent on a CPU so far (``/proc/<pid>/schedstat``). A process
-    that exits between two readings takes its time with it."""
-    total = 0
+def server_processes(postmaster: int) -> list[int]:
+    """The postmaster and its children now (backends, WAL writer, checkpointer...)."""
+    found = [postmaster]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
-            if int(entry.name) != postmaster and \
-                    int(stat.rsplit(")", 1)[1].split()[1]) != postmaster:
-                continue
-            total += int((entry / "schedstat").read_text().split()[0])
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if parent == postmaster:
+            found.append(int(entry.name))
+    return found
+
+
+def _server_cpu_ns(postmaster: int) -> int:
+    """Nanoseconds every process of the server (:func:`server_processes`) has spent on a CPU so
+    far (``/proc/<pid>/schedstat``). A process that exits between two readings takes its time
+    with it."""
+    total = 0
+    for pid in server_processes(postmaster):
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
     return total

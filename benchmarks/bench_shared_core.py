@@ -36,7 +36,7 @@ from pathlib import Path
 import attrs
 import psycopg
 
-from benchmarks.bench_core import _postmaster
+from benchmarks.bench_core import _postmaster, server_processes
 from benchmarks.bench_scope import _drop, _setup
 
 PLACEMENTS = ("same core", "other core")
@@ -48,20 +48,12 @@ def backend_cpu_ns(pid: int) -> int:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
-def _pin(pid: int, cores: str) -> None:
-    """Set the affinity of ``pid`` and of every thread and child it has now (``taskset -a``);
+def _pin(postmaster: int, cores: str) -> None:
+    """Set the affinity of the server's processes now and of their threads (``taskset -a``);
     backends forked later inherit the postmaster's."""
-    subprocess.run(["taskset", "-acp", cores, str(pid)], check=True, stdout=subprocess.DEVNULL)
-    for entry in Path("/proc").iterdir():  # the children (taskset -a covers threads only)
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == pid:
-            subprocess.run(["taskset", "-acp", cores, entry.name], check=False,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for pid in server_processes(postmaster):
+        subprocess.run(["taskset", "-acp", cores, str(pid)], check=pid == postmaster,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @contextmanager
