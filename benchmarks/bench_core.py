@@ -654,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
             loop.run_until_complete(aconn.close())
             loop.run_until_complete(asup.close())
     finally:
+        configure(audit_on)  # the settings this run found, whatever happened (an unknown label)
         loop.close()
         if redis_cache is not None:
             redis_cache.close()

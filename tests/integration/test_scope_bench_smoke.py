@@ -106,7 +106,9 @@ def test_client_cost_bench_reports_every_variant(
 
 def test_client_cost_bench_times_only_the_variants_asked_for(
         server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    before = bench_databases(server_url)
+    from wxdata.config import settings
+
+    before, found = bench_databases(server_url), settings()
     asked = "sync update, audited, owner, a memory cache invalidated"
     assert bench_core.main(["--reps", "1", "--ops", "3", "--students", "30", "--redis-url", "",
                             "--database-url", server_url, "--only", asked]) == 0
@@ -117,6 +119,7 @@ def test_client_cost_bench_times_only_the_variants_asked_for(
         bench_core.main(["--reps", "1", "--ops", "3", "--students", "30", "--redis-url", "",
                          "--database-url", server_url, "--only", "no such variant"])
     assert bench_databases(server_url) == before
+    assert settings() is found  # a refused run leaves no setting of its own behind
 
 
 def test_the_server_cpu_is_read_only_off_postgres_own_processes(server_url: str) -> None:

@@ -32,7 +32,9 @@ def test_both_clients_in_both_placements_and_the_server_as_it_was(
         server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one core: the server cannot be placed on another")
-    before = bench_databases(server_url)
+    from wxdata.config import settings
+
+    before, found = bench_databases(server_url), settings()
     postmaster = _postmaster(server_url)
     affinity = os.sched_getaffinity(postmaster)
     assert bench_shared_core.main(["--reps", "1", "--ops", "5", "--students", "20",
@@ -48,6 +50,7 @@ def test_both_clients_in_both_placements_and_the_server_as_it_was(
             assert all(math.isfinite(float(v)) and float(v) > 0 for f in figures for v in f), line
     assert os.sched_getaffinity(postmaster) == affinity
     assert bench_databases(server_url) == before
+    assert settings() is found
 
 
 def test_the_server_gets_its_affinity_back_when_the_run_fails(server_url: str) -> None:
