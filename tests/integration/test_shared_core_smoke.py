@@ -22,8 +22,9 @@ _FIGURE = r"([0-9.]+) \(([0-9.]+)-([0-9.]+)\)"
 def _postmaster(server_url: str) -> int:
     with psycopg.connect(server_url, autocommit=True) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert backend is not None
-    postmaster = bench_core._postmaster(backend[0])
+        assert backend is not None
+        # read while the backend lives: once the connection is closed its process exits
+        postmaster = bench_core._postmaster(backend[0])
     assert postmaster is not None, "the test server runs on this machine"
     return postmaster
 
