@@ -48,7 +48,11 @@ class Process:
     """One application process: a tiered cache, a connection, and the cached reads."""
 
     def __init__(self, db_url: str, redis_url: str, namespace: str) -> None:
-        self.cache = redis_url_of(tiered(redis_url, namespace), redis_url)
+        # Timeouts and lease generous for a loaded host (CI runs two suites and a pooler side by
+        # side): a round trip slower than the client's timeout is a fault, and a memory tier whose
+        # lease lapses serves nothing (the coherence rule), so a whole run could otherwise read
+        # through Redis alone. No stale read is what is checked; that does not depend on them.
+        self.cache = redis_url_of(tiered(redis_url, namespace, lease=5.0, timeout=2.0), redis_url)
         self.conn = psycopg.connect(db_url, autocommit=True, **connect_kwargs())
         cache = self.cache
 
