@@ -331,3 +331,74 @@ def test_every_record_naming_one_subject_lists_it_in_subject_ids(
     assert by_id and all((r[3], r[4], r[5]) == ([record.id], student.id, [student.id])
                          for r in by_id)
     assert {r[6] for r in by_id} >= {"MEDIUM", "CRITICAL"}  # the break-glass read is CRITICAL
+
+
+def test_a_pages_single_subject_is_named_whichever_row_comes_first(
+    conn: Conn, admin_conn: Conn, ctx: ExecutionContext, sys_ctx: ExecutionContext,
+    make_student: Any, school: dict[str, Any],
+) -> None:
+    """A page whose rows name one student, and also rows that name none (an alert about the
+    school), records that student as its single subject whatever the rows' order: in the
+    statement's own record as in the record a read-only unit of work writes apart."""
+    from wxdata.domains.alerts import alerts
+    from wxdata.tx import transactional
+
+    student = make_student()
+
+    def alert(title: str, student_id: Any) -> Any:
+        return alerts.create(conn, sys_ctx, {
+            "severity": "LOW", "category": "HEALTH", "title": title, "message": "m",
+            "student_id": student_id, "school_id": school["school_id"]}).unwrap()
+
+    made = [alert("a, about the school", None), alert("b, about the student", student.id),
+            alert("c, about the student", student.id)]
+
+    def page_of(c: Conn, x: ExecutionContext) -> Any:
+        return alerts.find_many(c, x, {"school_id": school["school_id"]}, order_by=["title"])
+
+    for read in (page_of, transactional(read_only=True)(page_of)):
+        reader = attrs.evolve(ctx, request_id=f"req-{uuid.uuid4().hex[:8]}")
+        page = read(conn, reader).unwrap()
+        assert [a.id for a in page.data] == [a.id for a in made]
+        rows = admin_conn.execute(
+            "SELECT entity_id, entity_ids, subject_student_id, subject_ids FROM audit_log "
+            "WHERE request_id = %s AND action = 'READ'", (reader.request_id,)).fetchall()
+        assert rows == [(None, [a.id for a in made], student.id, [student.id])], read
+
+
+_SUBJECTS = [uuid.UUID(int=n) for n in (7, 8, 9)]
+
+
+@settings(max_examples=60, **SETTLE)
+@given(rows=st.lists(st.tuples(st.sampled_from([None, *_SUBJECTS]), st.booleans()), max_size=6),
+       subject=st.sampled_from(["sid", "id", None]), hit=st.booleans())
+def test_a_records_ids_from_many_rows_are_the_ones_written_apart(
+    conn: Conn, rows: list[tuple[uuid.UUID | None, bool]], subject: str | None, hit: bool,
+) -> None:
+    """The ids a riding record aggregates from the rows a read returns are those the same read's
+    record written apart (on lane 2) lists: every row's id in order, the one id when there is
+    one row, every subject once, the one subject when there is exactly one whatever the rows that
+    name none; no record when no row is returned."""
+    from wxdata.audit import sql as audit_sql
+
+    ids = [uuid.uuid4() for _ in rows]
+    source = sql.SQL("SELECT * FROM (VALUES {}) v(id, sid, _hit)").format(sql.SQL(",").join(
+        sql.SQL("({}::uuid,{}::uuid,{})").format(i, s, h)
+        for i, (s, h) in zip(ids, rows, strict=True))) if rows else sql.SQL(
+        "SELECT NULL::uuid id, NULL::uuid sid, NULL::boolean _hit WHERE false")
+    where = sql.SQL(' WHERE "s"."_hit"') if hit else sql.SQL("")
+    columns, from_clause = audit_sql._aggregated("id", subject, where)
+    found = conn.execute(sql.SQL("WITH s AS ({}) SELECT {} {}").format(
+        source, columns, from_clause)).fetchall()
+
+    returned = [(i, s) for i, (s, h) in zip(ids, rows, strict=True) if h or not hit]
+    if not returned:
+        assert found == []
+        return
+    kept = [i for i, _ in returned]
+    subjects = {"sid": [s for _, s in returned if s is not None], "id": kept, None: []}[subject]
+    distinct = list(dict.fromkeys(subjects))
+    [(entity_id, entity_ids, single, subject_ids)] = found
+    assert (entity_id, entity_ids) == (kept[0] if len(kept) == 1 else None, kept)
+    assert sorted(subject_ids) == sorted(distinct) and len(subject_ids) == len(distinct)
+    assert single == (distinct[0] if len(distinct) == 1 else None)

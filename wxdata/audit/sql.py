@@ -51,6 +51,7 @@ _EMPTY_UUIDS = sql.SQL("'{}'::uuid[]")
 _NULL_UUID = sql.SQL("NULL::uuid")
 _COMMA = sql.SQL(",")
 _AND = sql.SQL(" AND ")
+_NOTHING = sql.SQL("")
 
 
 def _scrub(ref: sql.Composable) -> sql.Composable:
@@ -137,14 +138,35 @@ def update_images(
     return diff, previous, new
 
 
-def _ids(pk: str, subject: str | None, alias: str = "s") -> sql.Composable:
-    subject_expr = sql.Identifier(alias, subject) if subject else _NULL_UUID
-    return sql.SQL(
-        "CASE WHEN count({pk})=1 THEN (array_agg({pk}))[1] END,"
-        "COALESCE(array_agg({pk}) FILTER (WHERE {pk} IS NOT NULL),'{{}}'::uuid[]),"
-        "CASE WHEN count(DISTINCT {sub})=1 THEN (array_agg({sub}))[1] END,"
-        "COALESCE(array_agg(DISTINCT {sub}) FILTER (WHERE {sub} IS NOT NULL),'{{}}'::uuid[])"
-    ).format(pk=sql.Identifier(alias, pk), sub=subject_expr)
+def _aggregated(pk: str, subject: str | None, where: sql.Composable = _NOTHING,
+                relax: bool = False) -> tuple[sql.Composable, sql.Composable]:
+    """The four id columns of one record describing the rows of ``s`` that ``where`` keeps, and
+    the FROM clause they read: every id aggregated once, in a subquery of one row, and no row
+    (so no record) when it aggregated none.
+
+    ``entity_ids`` lists every row's id and ``subject_ids`` every subject once; ``entity_id`` and
+    ``subject_student_id`` name the one row and the one subject when there is exactly one, whatever
+    the order of rows that name none. The rows are one entity's, each at most once (a read of its
+    table, or the rows a write returns), so when the subject is the row's own id the subjects are
+    the ids, with no second aggregate. ``relax``: the record's commit does not wait for the WAL
+    flush (:data:`_RELAX`, evaluated once, with the record).
+    """
+    ref = sql.Identifier("s", pk)
+    aggregates = [sql.SQL("array_agg({r}) FILTER (WHERE {r} IS NOT NULL) AS i").format(r=ref)]
+    one_id = sql.SQL("CASE WHEN cardinality(x.i)=1 THEN x.i[1] END,x.i")
+    if subject is None:
+        subjects: sql.Composable = _COMMA.join((_NULL_UUID, _EMPTY_UUIDS))
+    elif subject == pk:
+        subjects = one_id
+    else:
+        aggregates.append(sql.SQL("array_agg(DISTINCT {r}) FILTER (WHERE {r} IS NOT NULL) AS u")
+                          .format(r=sql.Identifier("s", subject)))
+        subjects = sql.SQL("CASE WHEN cardinality(x.u)=1 THEN x.u[1] END,"
+                           "COALESCE(x.u,{empty})").format(empty=_EMPTY_UUIDS)
+    kept = sql.SQL("x.i IS NOT NULL AND {}").format(_RELAX) if relax else sql.SQL("x.i IS NOT NULL")
+    from_clause = sql.SQL("FROM (SELECT {aggregates} FROM s{where}) x WHERE {kept}").format(
+        aggregates=_COMMA.join(aggregates), where=where, kept=kept)
+    return _COMMA.join((one_id, subjects)), from_clause
 
 
 _HEAD = (*CONTEXT_COLUMNS, *RECORD_COLUMNS)
@@ -327,7 +349,7 @@ def _names(columns: Iterable[str]) -> sql.Composable:
 
 _RIDE_READ = sql.SQL(
     "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
-    "SELECT {values},{ids} FROM s{where} HAVING count({pk})>0{relax}) SELECT {cols} FROM s"
+    "SELECT {values},{ids} {from_}) SELECT {cols} FROM s"
 )
 #: A read of at most one row (by primary key): its record takes the row's id and subject
 #: directly, with no aggregate (no row, no record, as with the aggregate form).
@@ -341,7 +363,7 @@ _RIDE_WRITE = sql.SQL(
 )
 _RIDE_BULK = sql.SQL(
     "WITH s AS ({source}), a AS (INSERT INTO audit_log ({insert}) "
-    "SELECT {params},{ids} FROM s HAVING count({pk})>0) SELECT count(*) FROM s"
+    "SELECT {params},{ids} {from_}) SELECT count(*) FROM s"
 )
 
 
@@ -350,6 +372,8 @@ def _row_ids(entity: Entity[Any], alias: str = "s") -> sql.Composable:
     pk = sql.Identifier(alias, entity.pk)
     if entity.subject is None:
         return _COMMA.join((pk, sql.SQL("ARRAY[{}]").format(pk), _NULL_UUID, _EMPTY_UUIDS))
+    if entity.subject == entity.pk:  # the row's own id: never NULL
+        return _COMMA.join((pk, sql.SQL("ARRAY[{}]").format(pk)) * 2)
     sub = sql.Identifier(alias, entity.subject)
     return _COMMA.join((
         pk, sql.SQL("ARRAY[{}]").format(pk), sub,
@@ -364,10 +388,11 @@ def ride_read(entity: Entity[Any], source_sql: str, out_columns: tuple[str, ...]
               one_row: bool = False, relaxed: bool = False) -> str:
     """Wrap a SELECT so one READ record (ids and subjects of the rows returned) rides with it.
 
-    ``shape`` is the record's (see :class:`RecordShape`); ``one_row`` says the SELECT returns at
-    most one row (a primary-key lookup), so the record takes that row's id and subject without
-    aggregating. ``relaxed``: the record's commit does not wait for the WAL flush (see
-    :func:`relaxed_commit`; set once per record, in the same statement).
+    The SELECT reads ``entity``'s table and returns each of its rows at most once (see
+    :func:`_aggregated`). ``shape`` is the record's (see :class:`RecordShape`); ``one_row`` says
+    the SELECT returns at most one row (a primary-key lookup), so the record takes that row's id
+    and subject without aggregating. ``relaxed``: the record's commit does not wait for the WAL
+    flush (see :func:`relaxed_commit`; set once per record, in the same statement).
     """
     conditions = [sql.Identifier("s", hit)] if hit else []
     insert, values = _head(shape)
@@ -378,12 +403,12 @@ def ride_read(entity: Entity[Any], source_sql: str, out_columns: tuple[str, ...]
             where=sql.SQL(" WHERE {}").format(where) if relaxed or hit else sql.SQL(""),
             cols=_names(out_columns),
         ).as_string()
+    ids, from_clause = _aggregated(
+        entity.pk, entity.subject,
+        sql.SQL(" WHERE {}").format(conditions[0]) if hit else _NOTHING, relaxed)
     return _RIDE_READ.format(
-        source=sql.SQL(source_sql), insert=insert, values=values,
-        ids=_ids(entity.pk, entity.subject),
-        where=sql.SQL(" WHERE {}").format(conditions[0]) if hit else sql.SQL(""),
-        pk=sql.Identifier("s", entity.pk), cols=_names(out_columns),
-        relax=sql.SQL(" AND {}").format(_RELAX) if relaxed else sql.SQL(""),
+        source=sql.SQL(source_sql), insert=insert, values=values, ids=ids, from_=from_clause,
+        cols=_names(out_columns),
     ).as_string()
 
 
@@ -436,9 +461,10 @@ def ride_write(
 @lru_cache(maxsize=1024)
 def ride_bulk(entity: Entity[Any], source_sql: str) -> str:
     """Wrap a multi-row write ... RETURNING id(, subject) so one BULK record lists every id."""
+    ids, from_clause = _aggregated(entity.pk, entity.subject)
     return _RIDE_BULK.format(
-        source=sql.SQL(source_sql), insert=_INSERT_COLS, params=_HEAD_PARAMS,
-        ids=_ids(entity.pk, entity.subject), pk=sql.Identifier("s", entity.pk),
+        source=sql.SQL(source_sql), insert=_INSERT_COLS, params=_HEAD_PARAMS, ids=ids,
+        from_=from_clause,
     ).as_string()
 
 
