@@ -26,11 +26,9 @@ allowed to set their affinity (``taskset``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import statistics
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -38,7 +36,13 @@ import psycopg
 
 from benchmarks.bench_core import _postmaster
 from benchmarks.bench_scope import _drop, _setup
-from benchmarks.bench_shared_core import backend_cpu_ns, pinned_server, summarise
+from benchmarks.bench_shared_core import (
+    backend_cpu_ns,
+    options,
+    pinned_server,
+    recorded_statement,
+    summarise,
+)
 
 #: The record's ids as wxdata writes them now (``wxdata.audit.sql._aggregated``), with the parts
 #: the per-column form keeps: the read's filter of the rows it returns.
@@ -79,17 +83,9 @@ def without_record(statement: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the table."""
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
-    p.add_argument("--reps", type=int, default=9)
-    p.add_argument("--ops", type=int, default=300)
-    p.add_argument("--students", type=int, default=1000)
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    p, args = options((__doc__ or "").split("\n\n")[0], 9, 300, argv)
     core = min(os.sched_getaffinity(0))
 
-    from benchmarks.common import Recorder
     from wxdata import ExecutionContext, Purpose, Role
     from wxdata.config import configure, settings
     from wxdata.domains import health_records, students
@@ -112,17 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                         " record_date) VALUES (%s, 'CHECKUP', %s, 'd', %s)",
                         (sid, f"visit {n}", f"2026-0{n + 1}-15"))
 
-        def sent(read: Callable[[psycopg.Connection[Any]], Any]) -> tuple[str, dict[str, Any]]:
-            Recorder.log = []
-            with psycopg.connect(owner, autocommit=True, cursor_factory=Recorder) as rec:
-                read(rec).unwrap()
-            found = next((t, q) for t, q in Recorder.log if "audit_log" in t)
-            Recorder.log = []
-            return found
-
-        page_sql, page_params = sent(lambda c: students.find_many(
+        page_sql, page_params = recorded_statement(owner, lambda c: students.find_many(
             c, ctx, {"school_id": school}, order_by=["last_name"], page=1, limit=20))
-        records_sql, records_params = sent(lambda c: health_records.find_many(
+        records_sql, records_params = recorded_statement(owner, lambda c: health_records.find_many(
             c, ctx, {"student_id": ids[0]}))
         student, record = students.ENTITY, health_records.ENTITY
         pages: dict[str, tuple[str, list[dict[str, Any]]]] = {}

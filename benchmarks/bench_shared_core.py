@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import psycopg
@@ -66,6 +67,36 @@ def pinned_server(postmaster: int) -> Iterator[Callable[[int], None]]:
         _pin(postmaster, original)
 
 
+def options(description: str, reps: int, ops: int, argv: list[str] | None
+            ) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The parser and options of a run on a database of its own: the server (a superuser), the
+    repetitions, the calls of each variant per repetition and the students seeded."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    p.add_argument("--reps", type=int, default=reps)
+    p.add_argument("--ops", type=int, default=ops)
+    p.add_argument("--students", type=int, default=1000)
+    args = p.parse_args(argv)
+    if not args.database_url:
+        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    return p, args
+
+
+def recorded_statement(conninfo: str, call: Callable[[psycopg.Connection[Any]], Any]
+                       ) -> tuple[str, dict[str, Any]]:
+    """The statement carrying an audit record that ``call`` sends on a new connection to
+    ``conninfo`` (its Result unwrapped), with its parameters: captured once, for raw psycopg."""
+    from benchmarks.common import Recorder
+
+    Recorder.log = []
+    try:
+        with psycopg.connect(conninfo, autocommit=True, cursor_factory=Recorder) as rec:
+            call(rec).unwrap()
+        return next((text, params) for text, params in Recorder.log if "audit_log" in text)
+    finally:
+        Recorder.log = []
+
+
 def summarise(samples: list[float]) -> str:
     """``median (min-max)`` of per-call figures, one decimal."""
     return f"{statistics.median(samples):.1f} ({min(samples):.1f}-{max(samples):.1f})"
@@ -73,20 +104,12 @@ def summarise(samples: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the table."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
-    p.add_argument("--reps", type=int, default=7)
-    p.add_argument("--ops", type=int, default=1000)
-    p.add_argument("--students", type=int, default=1000)
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    p, args = options(__doc__.split("\n\n")[0], 7, 1000, argv)
     own = sorted(os.sched_getaffinity(0))
     if len(own) < 2:
         p.error("two cores are needed: one shared, one other")
     here, other = own[0], own[1]
 
-    from benchmarks.common import Recorder
     from wxdata import ExecutionContext, Purpose, Role
     from wxdata.config import configure, settings
     from wxdata.domains import students
@@ -100,11 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[tuple[str, str], list[float]] = {(pl, v): [] for pl in PLACEMENTS for v in VARIANTS}
     wall: dict[tuple[str, str], list[float]] = {key: [] for key in cpu}
     try:
-        Recorder.log = []
-        with psycopg.connect(owner, autocommit=True, cursor_factory=Recorder) as rec:
-            students.find_by_id(rec, ctx, ids[0]).unwrap()
-        sql, params = next((t, q) for t, q in Recorder.log if "audit_log" in t)
-        Recorder.log = []
+        sql, params = recorded_statement(owner, lambda c: students.find_by_id(c, ctx, ids[0]))
         with psycopg.connect(owner, autocommit=True) as conn:
             conn.execute("SET synchronous_commit = off")
             backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
