@@ -380,6 +380,7 @@ def test_a_records_ids_from_many_rows_are_the_ones_written_apart(
     one row, every subject once, the one subject when there is exactly one whatever the rows that
     name none; no record when no row is returned."""
     from wxdata.audit import sql as audit_sql
+    from wxdata.core.auditing import _read_ids
 
     ids = [uuid.uuid4() for _ in rows]
     source = sql.SQL("SELECT * FROM (VALUES {}) v(id, sid, _hit)").format(sql.SQL(",").join(
@@ -395,10 +396,13 @@ def test_a_records_ids_from_many_rows_are_the_ones_written_apart(
     if not returned:
         assert found == []
         return
-    kept = [i for i, _ in returned]
-    subjects = {"sid": [s for _, s in returned if s is not None], "id": kept, None: []}[subject]
-    distinct = list(dict.fromkeys(subjects))
+    kept = tuple(i for i, _ in returned)
+    subjects = {"sid": tuple(s for _, s in returned if s is not None), "id": kept,
+                None: ()}[subject]
+    apart = _read_ids(kept, subjects)
     [(entity_id, entity_ids, single, subject_ids)] = found
-    assert (entity_id, entity_ids) == (kept[0] if len(kept) == 1 else None, kept)
-    assert sorted(subject_ids) == sorted(distinct) and len(subject_ids) == len(distinct)
-    assert single == (distinct[0] if len(distinct) == 1 else None)
+    assert (entity_id, tuple(entity_ids), single) == (
+        apart["entity_id"], apart["entity_ids"], apart["subject_student_id"])
+    # the same subjects, each once; the order of an array of distinct values is the server's
+    assert sorted(subject_ids) == sorted(apart["subject_ids"])
+    assert len(subject_ids) == len(apart["subject_ids"])

@@ -240,17 +240,20 @@ def _detached_read(
     ctx: ExecutionContext, entity: Entity[Any], base: AuditRecord, rows: list[Any]
 ) -> Plan[bool]:
     """Write a read's disclosure record on lane 2; whether it was committed."""
-    subjects = _subjects(entity, rows)
-    ids = _ids(entity, rows)
-    record = attrs.evolve(
-        base,
-        entity_id=ids[0] if len(ids) == 1 else None,
-        entity_ids=ids,
-        subject_student_id=subjects[0] if len(set(subjects)) == 1 else None,
-        subject_ids=tuple(dict.fromkeys(subjects)),
-    )
+    record = attrs.evolve(base, **_read_ids(_ids(entity, rows), _subjects(entity, rows)))
     kept: bool = yield Detached(ctx, record)
     return kept
+
+
+def _read_ids(ids: tuple[UUID, ...], subjects: tuple[UUID, ...]) -> dict[str, Any]:
+    """The id fields of the record of a read that returned rows with these ids and (non-NULL)
+    subjects: every id in order, the one id when there is one row, every subject once, the one
+    subject when there is exactly one (a record riding in the read's statement aggregates the
+    same: :func:`wxdata.audit.sql._aggregated`)."""
+    distinct = tuple(dict.fromkeys(subjects))
+    return {"entity_id": ids[0] if len(ids) == 1 else None, "entity_ids": ids,
+            "subject_student_id": distinct[0] if len(distinct) == 1 else None,
+            "subject_ids": distinct}
 
 
 def _write_record(
