@@ -144,12 +144,14 @@ def _aggregated(pk: str, subject: str | None, where: sql.Composable = _NOTHING,
     the FROM clause they read: every id aggregated once, in a subquery of one row, and no row
     (so no record) when it aggregated none.
 
-    ``entity_ids`` lists every row's id and ``subject_ids`` every subject once; ``entity_id`` and
-    ``subject_student_id`` name the one row and the one subject when there is exactly one, whatever
-    the order of rows that name none. The rows are one entity's, each at most once (a read of its
-    table, or the rows a write returns), so when the subject is the row's own id the subjects are
-    the ids, with no second aggregate. ``relax``: the record's commit does not wait for the WAL
-    flush (:data:`_RELAX`, evaluated once, with the record).
+    ``entity_ids`` lists every row's id and ``subject_ids`` every subject once, each in an order
+    of the server's choosing (from PostgreSQL 16 the rows may reach the aggregates sorted for the
+    distinct subjects); ``entity_id`` and ``subject_student_id`` name the one row and the one
+    subject when there is exactly one, whatever the order of rows that name none. The rows are
+    one entity's, each at most once (a read of its table, or the rows a write returns), so when
+    the subject is the row's own id the subjects are the ids, with no second aggregate.
+    ``relax``: the record's commit does not wait for the WAL flush (:data:`_RELAX`, evaluated
+    once, with the record).
     """
     ref = sql.Identifier("s", pk)
     aggregates = [sql.SQL("array_agg({r}) FILTER (WHERE {r} IS NOT NULL) AS i").format(r=ref)]

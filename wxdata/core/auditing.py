@@ -247,9 +247,9 @@ def _detached_read(
 
 def _read_ids(ids: tuple[UUID, ...], subjects: tuple[UUID, ...]) -> dict[str, Any]:
     """The id fields of the record of a read that returned rows with these ids and (non-NULL)
-    subjects: every id in order, the one id when there is one row, every subject once, the one
-    subject when there is exactly one (a record riding in the read's statement aggregates the
-    same: :func:`wxdata.audit.sql._aggregated`)."""
+    subjects: every id, the one id when there is one row, every subject once, the one subject
+    when there is exactly one. A record riding in the read's statement aggregates the same
+    (:func:`wxdata.audit.sql._aggregated`), its arrays in an order of the server's choosing."""
     distinct = tuple(dict.fromkeys(subjects))
     return {"entity_id": ids[0] if len(ids) == 1 else None, "entity_ids": ids,
             "subject_student_id": distinct[0] if len(distinct) == 1 else None,
