@@ -64,10 +64,14 @@ def scrub_expr(ref: str) -> str:
 
 
 def field_expr(entity: Entity[Any], name: str, ref: sql.Composable) -> sql.Composable:
-    """The redacted jsonb of one field of a row reference (``s."name"``).
+    """One field of a row reference (``s."name"``), redacted, as a value of an object that
+    ``jsonb_build_object`` builds (every image of a record is built so).
 
     Rendered as :func:`wxdata.audit.redact.redact_value` renders it in Python: secrets as the
     marker, clinical text as the mask, decimals as exact strings, JSON with secret keys scrubbed.
+    Any other column is passed as it is: ``jsonb_build_object`` converts each of its arguments by
+    its type as ``to_jsonb`` does, so wrapping one in ``to_jsonb`` would only convert it twice
+    (to a jsonb, then that jsonb into the object).
     """
     column = entity.by_name.get(name)
     policy = column_policy(column, name)
@@ -77,10 +81,10 @@ def field_expr(entity: Entity[Any], name: str, ref: sql.Composable) -> sql.Compo
         return sql.SQL("CASE WHEN {ref} IS NULL THEN 'null'::jsonb ELSE {mask} END").format(
             ref=ref, mask=_literal(MASK))
     if column is not None and column.kind is Kind.DECIMAL:
-        return sql.SQL("to_jsonb(({})::text)").format(ref)
+        return sql.SQL("({})::text").format(ref)
     if column is not None and column.kind is Kind.JSON:
         return _scrub(sql.SQL("to_jsonb({})").format(ref))
-    return sql.SQL("to_jsonb({})").format(ref)
+    return ref
 
 
 def _object(pairs: list[tuple[str, sql.Composable]]) -> sql.Composable:
