@@ -394,22 +394,15 @@ def main(argv: list[str] | None = None) -> int:
                 caches.append(redis_invalidated)
                 redis_update = invalidating(redis_invalidated, owner_update)
 
-            from benchmarks.common import Recorder
+            from benchmarks import common
 
             def sent_statement(
                 conninfo: str, config: Any, call: Callable[[psycopg.Connection[Any]], Any],
                 marker: str = "audit_log",
             ) -> tuple[str, Any]:
-                """The first statement holding ``marker`` (by default: the one carrying the audit
-                record) that ``call`` sends on a new connection to ``conninfo`` under ``config``:
-                captured once, for raw psycopg."""
-                Recorder.log = []
+                """:func:`benchmarks.common.sent_statement` under ``config``."""
                 configure(config)
-                with psycopg.connect(conninfo, autocommit=True, cursor_factory=Recorder) as rec:
-                    call(rec).unwrap()
-                found = next((text, params) for text, params in Recorder.log if marker in text)
-                Recorder.log = []
-                return found
+                return common.sent_statement(conninfo, call, marker)
 
             seven_sql, seven_params = sent_statement(
                 owner, owner_on, lambda c: students.update(c, ctx, ids[0], seven(1)))

@@ -31,16 +31,15 @@ import re
 import statistics
 from typing import Any
 
-import attrs
 import psycopg
 
-from benchmarks.bench_core import _postmaster
-from benchmarks.bench_scope import _drop, _setup
 from benchmarks.bench_shared_core import (
+    audited_owner,
     backend_cpu_ns,
+    measured_connection,
+    on_core,
     options,
     pinned_server,
-    recorded_statement,
     summarise,
 )
 
@@ -86,19 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     p, args = options((__doc__ or "").split("\n\n")[0], 9, 300, argv)
     core = min(os.sched_getaffinity(0))
 
-    from wxdata import ExecutionContext, Purpose, Role
-    from wxdata.config import configure, settings
+    from benchmarks.common import sent_statement
     from wxdata.domains import health_records, students
 
-    name, owner, app, school, ids = _setup(args.database_url, args.students)
-    ctx = ExecutionContext(user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,
-                           school_ids={school}, request_id="req-bench-page-record")
-    previous = configure(attrs.evolve(settings(), audit_enabled=True,
-                                      allow_privileged_connection=True))
     load = [os.getloadavg()[0]]
     cpu: dict[str, list[float]] = {}
     shown: dict[str, int] = {}
-    try:
+    with audited_owner(args, "req-bench-page-record") as (owner, ctx, ids):
+        (school,) = ctx.school_ids
         with psycopg.connect(owner, autocommit=True) as conn:
             # three health records of each of the first students (one page of a student's records)
             for sid in ids[:_WITH_RECORDS]:
@@ -108,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                         " record_date) VALUES (%s, 'CHECKUP', %s, 'd', %s)",
                         (sid, f"visit {n}", f"2026-0{n + 1}-15"))
 
-        page_sql, page_params = recorded_statement(owner, lambda c: students.find_many(
+        page_sql, page_params = sent_statement(owner, lambda c: students.find_many(
             c, ctx, {"school_id": school}, order_by=["last_name"], page=1, limit=20))
-        records_sql, records_params = recorded_statement(owner, lambda c: health_records.find_many(
+        records_sql, records_params = sent_statement(owner, lambda c: health_records.find_many(
             c, ctx, {"student_id": ids[0]}))
         student, record = students.ENTITY, health_records.ENTITY
         pages: dict[str, tuple[str, list[dict[str, Any]]]] = {}
@@ -127,38 +121,26 @@ def main(argv: list[str] | None = None) -> int:
                 before(text, entity.pk, entity.subject), inputs)
             pages[f"{title}: record, ids aggregated once (wxdata)"] = (text, inputs)
         cpu = {label: [] for label in pages}
-        with psycopg.connect(owner, autocommit=True) as conn:
-            conn.execute("SET synchronous_commit = off")
-            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-            postmaster = _postmaster(backend)
+        with measured_connection(owner) as (conn, backend, postmaster):
             if postmaster is None:
                 p.error("the server's processes are not on this machine")
             cur = conn.cursor()
             for label, (text, inputs) in pages.items():  # each returns what the other forms do
                 rows = [cur.execute(text, q, prepare=True).fetchall() for q in inputs[:3]]
                 shown[label] = sum(len(r) for r in rows) // 3
-            own = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {core})
-            try:
-                with pinned_server(postmaster) as pin:
-                    pin(core)
-                    for text, inputs in pages.values():  # warm-up: prepared, caches
-                        for q in inputs[:50]:
+            with on_core(core), pinned_server(postmaster) as pin:
+                pin(core)
+                for text, inputs in pages.values():  # warm-up: prepared, caches
+                    for q in inputs[:50]:
+                        cur.execute(text, q, prepare=True)
+                        cur.fetchall()
+                for _ in range(args.reps):
+                    for label, (text, inputs) in pages.items():
+                        start = backend_cpu_ns(backend)
+                        for q in inputs:
                             cur.execute(text, q, prepare=True)
                             cur.fetchall()
-                    for _ in range(args.reps):
-                        for label, (text, inputs) in pages.items():
-                            start = backend_cpu_ns(backend)
-                            for q in inputs:
-                                cur.execute(text, q, prepare=True)
-                                cur.fetchall()
-                            cpu[label].append(
-                                (backend_cpu_ns(backend) - start) / len(inputs) / 1e3)
-            finally:
-                os.sched_setaffinity(0, own)
-    finally:
-        configure(previous)
-        _drop(args.database_url, name, app)
+                        cpu[label].append((backend_cpu_ns(backend) - start) / len(inputs) / 1e3)
     load.append(os.getloadavg()[0])
     print(f"{args.reps} interleaved reps x {args.ops} executions of each, {args.students} "
           f"students in one school, the server and this process on core {core}, commits not "

@@ -82,19 +82,47 @@ def options(description: str, reps: int, ops: int, argv: list[str] | None
     return p, args
 
 
-def recorded_statement(conninfo: str, call: Callable[[psycopg.Connection[Any]], Any]
-                       ) -> tuple[str, dict[str, Any]]:
-    """The statement carrying an audit record that ``call`` sends on a new connection to
-    ``conninfo`` (its Result unwrapped), with its parameters: captured once, for raw psycopg."""
-    from benchmarks.common import Recorder
+@contextmanager
+def audited_owner(args: argparse.Namespace, request_id: str) -> Iterator[tuple[str, Any, list[Any]]]:
+    """A database of its own on ``args.database_url``, seeded with ``args.students`` students of
+    one school, the audit on and the owner's connections allowed: (the owner's URL, a nurse's
+    context in that school, the students' ids). Afterwards the settings found are back and the
+    database is dropped, whatever happens."""
+    from wxdata import ExecutionContext, Purpose, Role
+    from wxdata.config import configure, settings
 
-    Recorder.log = []
+    name, owner, app, school, ids = _setup(args.database_url, args.students)
+    ctx = ExecutionContext(user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,
+                           school_ids={school}, request_id=request_id)
+    previous = configure(attrs.evolve(settings(), audit_enabled=True,
+                                      allow_privileged_connection=True))
     try:
-        with psycopg.connect(conninfo, autocommit=True, cursor_factory=Recorder) as rec:
-            call(rec).unwrap()
-        return next((text, params) for text, params in Recorder.log if "audit_log" in text)
+        yield owner, ctx, ids
     finally:
-        Recorder.log = []
+        configure(previous)
+        _drop(args.database_url, name, app)
+
+
+@contextmanager
+def measured_connection(conninfo: str) -> Iterator[tuple[psycopg.Connection[Any], int, int | None]]:
+    """An autocommit connection whose commits are not waited for (as in configuration B), its
+    backend's pid, and the pid of the postmaster it is a child of (None: the server's processes
+    are not on this machine)."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        yield conn, backend, _postmaster(backend)
+
+
+@contextmanager
+def on_core(core: int) -> Iterator[None]:
+    """This process on ``core`` for the block, then on the cores it had."""
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, own)
 
 
 def summarise(samples: list[float]) -> str:
@@ -110,24 +138,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("two cores are needed: one shared, one other")
     here, other = own[0], own[1]
 
-    from wxdata import ExecutionContext, Purpose, Role
-    from wxdata.config import configure, settings
+    from benchmarks.common import sent_statement
     from wxdata.domains import students
 
-    name, owner, app, school, ids = _setup(args.database_url, args.students)
-    ctx = ExecutionContext(user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,
-                           school_ids={school}, request_id="req-bench-shared-core")
-    previous = configure(attrs.evolve(settings(), audit_enabled=True,
-                                      allow_privileged_connection=True))
     load = [os.getloadavg()[0]]
     cpu: dict[tuple[str, str], list[float]] = {(pl, v): [] for pl in PLACEMENTS for v in VARIANTS}
     wall: dict[tuple[str, str], list[float]] = {key: [] for key in cpu}
-    try:
-        sql, params = recorded_statement(owner, lambda c: students.find_by_id(c, ctx, ids[0]))
-        with psycopg.connect(owner, autocommit=True) as conn:
-            conn.execute("SET synchronous_commit = off")
-            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-            postmaster = _postmaster(backend)
+    with audited_owner(args, "req-bench-shared-core") as (owner, ctx, ids):
+        sql, params = sent_statement(owner, lambda c: students.find_by_id(c, ctx, ids[0]))
+        with measured_connection(owner) as (conn, backend, postmaster):
             if postmaster is None:
                 p.error("the server's processes are not on this machine")
             cur = conn.cursor()
@@ -140,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 cur.fetchall()
 
             calls = dict(zip(VARIANTS, (wxdata_read, raw_read), strict=True))
-            os.sched_setaffinity(0, {here})
-            with pinned_server(postmaster) as pin:
+            with on_core(here), pinned_server(postmaster) as pin:
                 for call in calls.values():  # warm-up: the prepared statement, the caches
                     for sid in ids[:100]:
                         call(sid)
@@ -157,10 +175,6 @@ def main(argv: list[str] | None = None) -> int:
                                 (time.perf_counter() - w0) / args.ops * 1e6)
                             cpu[placement, variant].append(
                                 (backend_cpu_ns(backend) - s0) / args.ops / 1e3)
-            os.sched_setaffinity(0, set(own))
-    finally:
-        configure(previous)
-        _drop(args.database_url, name, app)
     load.append(os.getloadavg()[0])
     print(f"{args.reps} interleaved reps x {args.ops} calls of each, {args.students} students, "
           f"this process on core {here}, the server on it or on core {other}; load average "

@@ -368,6 +368,20 @@ def statement(log: list[tuple[str, Any]], contains: str) -> tuple[str, dict[str,
     raise BenchmarkError(f"no captured statement contains {contains!r}")
 
 
+def sent_statement(conninfo: str, call: Callable[[psycopg.Connection[Any]], Any],
+                   contains: str = "audit_log") -> tuple[str, dict[str, Any]]:
+    """The first statement containing ``contains`` (by default: the one carrying an audit record)
+    that ``call``, a wxdata call whose Result is unwrapped, sends through a fresh connection to
+    ``conninfo``, with its parameters: captured once, for raw psycopg to send."""
+    Recorder.log = []
+    try:
+        with psycopg.connect(conninfo, autocommit=True, cursor_factory=Recorder) as conn:
+            call(conn).unwrap()
+        return statement(Recorder.log, contains)
+    finally:
+        Recorder.log = []
+
+
 # --- timing ---------------------------------------------------------------------------------------
 
 
