@@ -347,10 +347,12 @@ def _disclosed(
     built in full; the same record either way. Templates are kept for what code fixes (an
     entity's fields, an operation's label, a cache hit), not for metadata a caller may vary from
     call to call, which would only churn their bounded store. Field names the log cannot store
-    are refused by name before either is built."""
-    rule = text_refusal(fields)
-    if rule is not None:
-        return _unstorable("fields_disclosed", rule)
+    are refused by name before either is built (an entity's own names, the default, are
+    identifiers :func:`~wxdata.schema.spec.entity` checked when it was declared)."""
+    if fields is not entity.column_names:
+        rule = text_refusal(fields)
+        if rule is not None:
+            return _unstorable("fields_disclosed", rule)
     if metadata is not None:
         record = build_record(ctx, entity, action, ids=ids, subjects=subjects, fields=fields,
                               metadata=metadata)
