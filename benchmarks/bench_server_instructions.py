@@ -23,12 +23,17 @@ with its columns in the row's order (as before), the record into ``audit_log`` (
 the columns in the row's order), into an unpartitioned copy with its indexes, with the GIN index
 per array it had before migration 0219, without the partial index of records that name their row
 by ``entity_id`` alone (which holds none of wxdata's own but is checked on every insert), without
-the ``transaction_id`` index (which the sealer reads), and with no index; then records of other
+the ``transaction_id`` index (which the sealer reads), with the closed vocabularies (``action``,
+``compliance_type``, ``severity``) as varchar with no check and as the domains they were before
+migration 0220 (the log holds them as enum types), and with no index; then records of other
 shapes: a table of reads alone (a read's columns, no index), the record normalised (the context
 and the record's shape each stored once and referenced by key) with audit_log's indexes and with
 none, and the narrow floor record carrying every context value wxdata's record binds.
 
     python -m benchmarks.bench_server_instructions --executions 500 --rounds 2
+    python -m benchmarks.bench_server_instructions --only vocabularies --only "unpartitioned copy"
+
+``--only`` (repeatable) counts the variants whose name contains its text, and the bare fetch.
 
 Needs valgrind and the PostgreSQL server binaries (``--pg-bin``, default ``pg_config --bindir``);
 run as root, the cluster runs as the ``postgres`` operating-system user.
@@ -64,7 +69,7 @@ from benchmarks.bench_audit_floor import (
 from benchmarks.common import Env, Options, capture, statement
 from benchmarks.seed import bench_database
 
-#: Copies of audit_log, unpartitioned, each with the index set it names.
+#: Copies of audit_log, unpartitioned, each with the index set or the vocabularies' types it names.
 _COPIES = (
     "CREATE SEQUENCE bench_copy_seq",
     "CREATE TABLE bench_copy_now (LIKE audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
@@ -81,7 +86,20 @@ _COPIES = (
     "ALTER TABLE bench_copy_bare ALTER seq SET DEFAULT nextval('bench_copy_seq')",
     "ALTER TABLE bench_copy_no_partial ALTER seq SET DEFAULT nextval('bench_copy_seq')",
     "ALTER TABLE bench_copy_no_xid ALTER seq SET DEFAULT nextval('bench_copy_seq')",
+    "CREATE TABLE bench_copy_plain_vocab (LIKE audit_log INCLUDING DEFAULTS INCLUDING "
+    "CONSTRAINTS INCLUDING INDEXES)",
+    "ALTER TABLE bench_copy_plain_vocab ALTER seq SET DEFAULT nextval('bench_copy_seq'), "
+    "ALTER action TYPE varchar(50), ALTER compliance_type TYPE varchar(50), "
+    "ALTER severity TYPE varchar(50)",
+    "CREATE TABLE bench_copy_domain_vocab (LIKE audit_log INCLUDING DEFAULTS INCLUDING "
+    "CONSTRAINTS INCLUDING INDEXES)",
+    "ALTER TABLE bench_copy_domain_vocab ALTER seq SET DEFAULT nextval('bench_copy_seq'), "
+    "ALTER compliance_type DROP DEFAULT, ALTER severity DROP DEFAULT, "
+    "ALTER action TYPE bench_action USING action::text, "
+    "ALTER compliance_type TYPE bench_compliance USING compliance_type::text, "
+    "ALTER severity TYPE bench_severity USING severity::text",
 )
+
 #: The records of other shapes counted (``bench_audit_floor.record_shapes``): what is left of the
 #: record's cost with no index, the columns of a read alone, the context stored once and referenced
 #: by key, and the narrow floor record carrying every context value wxdata's record binds.
@@ -93,6 +111,18 @@ _SHAPES = (
 )
 #: Copies each without one index of audit_log: (table, what picks the index out of its indexdef).
 _ONE_LESS = (("bench_copy_no_partial", "% WHERE %"), ("bench_copy_no_xid", "%(transaction_id)%"))
+
+
+def _vocabulary_domains() -> list[sql.Composed]:
+    """The log's three closed vocabularies as they were before migration 0220: domains over
+    varchar whose check lists the labels (for the copy that holds them so)."""
+    from wxdata.audit.record import AuditAction, AuditSeverity, ComplianceType
+
+    return [sql.SQL("CREATE DOMAIN {} AS varchar(50) CHECK (VALUE IN ({}))").format(
+        sql.Identifier(name), sql.SQL(",").join(sql.Literal(m.value) for m in members))
+        for name, members in (("bench_action", AuditAction),
+                              ("bench_compliance", ComplianceType),
+                              ("bench_severity", AuditSeverity))]
 
 
 def _bin_dir(given: str | None) -> Path:
@@ -255,7 +285,7 @@ def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
                     key = _slot(params, sample)
                     conn = env.raw
                     conn.execute(FLOOR_DDL)
-                    for ddl in _COPIES:
+                    for ddl in (*_vocabulary_domains(), *_COPIES):
                         conn.execute(ddl)
                     gin = conn.execute(
                         "SELECT indexname FROM pg_indexes WHERE tablename = "
@@ -311,6 +341,11 @@ def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_no_partial", 1),
             "the same into a copy without the transaction_id index": text.replace(
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_no_xid", 1),
+            "the same into a copy whose vocabularies (action, compliance_type, severity) are "
+            "varchar with no check": text.replace(
+                "INSERT INTO audit_log", "INSERT INTO bench_copy_plain_vocab", 1),
+            "the same into a copy whose vocabularies are domains over varchar (before 0220)":
+                text.replace("INSERT INTO audit_log", "INSERT INTO bench_copy_domain_vocab", 1),
             "the same into a copy without any index": text.replace(
                 "INSERT INTO audit_log", "INSERT INTO bench_copy_bare", 1),
             **shaped,
@@ -322,9 +357,13 @@ def prepared(args: argparse.Namespace) -> Iterator[Prepared]:
 def run(args: argparse.Namespace) -> str:
     """Start, seed and capture; stop; count every variant; the Markdown report."""
     with prepared(args) as cluster:
-        counts: dict[str, list[float]] = {name: [] for name in cluster.variants}
+        counts: dict[str, list[float]] = {
+            name: [] for name in cluster.variants
+            if name == "bare fetch" or not args.only or any(part in name for part in args.only)}
         for _ in range(args.rounds):
             for name, body in cluster.variants.items():
+                if name not in counts:
+                    continue
                 warm = cluster.count(cluster.script(body, args.warm))
                 full = cluster.count(cluster.script(body, args.warm + args.executions))
                 counts[name].append((full - warm) / args.executions)
@@ -350,7 +389,7 @@ def table_rows(counts: dict[str, list[float]], base: float) -> list[str]:
 
 
 def command_line(doc: str, title: str, count: Callable[[argparse.Namespace], str], *,
-                 students: int, executions: int) -> int:
+                 students: int, executions: int, only: bool = False) -> int:
     """The command line of a server-instruction count: parse, print ``title`` and the report."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--pg-bin", default=None, help="PostgreSQL server binaries (initdb, postgres)")
@@ -358,6 +397,10 @@ def command_line(doc: str, title: str, count: Callable[[argparse.Namespace], str
     p.add_argument("--warm", type=int, default=50)
     p.add_argument("--executions", type=int, default=executions)
     p.add_argument("--rounds", type=int, default=2)
+    if only:
+        p.add_argument("--only", action="append", default=[],
+                       help="count only the variants whose name contains this (repeatable; "
+                            "the bare fetch is always counted)")
     args = p.parse_args()
     print(f"# {title}\n")
     print(count(args))
@@ -367,7 +410,7 @@ def command_line(doc: str, title: str, count: Callable[[argparse.Namespace], str
 def main() -> int:
     """Command line entry point."""
     return command_line(__doc__ or "", "server instructions per audited read", run,
-                        students=300, executions=500)
+                        students=300, executions=500, only=True)
 
 
 if __name__ == "__main__":
