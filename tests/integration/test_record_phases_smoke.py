@@ -11,7 +11,8 @@ import pytest
 
 from benchmarks import bench_record_phases as bench
 
-pytestmark = pytest.mark.integration  # it starts a PostgreSQL cluster of its own
+# it starts a PostgreSQL cluster of its own, from server binaries the suite's server does not choose
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster_counts]
 
 
 def test_each_statement_is_split_by_phase_and_the_parts_fit_their_whole() -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from benchmarks import bench_server_instructions as bench
 
-pytestmark = pytest.mark.integration  # it starts a PostgreSQL cluster of its own
+# it starts a PostgreSQL cluster of its own, from server binaries the suite's server does not choose
+pytestmark = [pytest.mark.integration, pytest.mark.own_cluster_counts]
 
 _ROW = re.compile(r"^\| (.+?) \| ([0-9,]+) \(([0-9,]+)-([0-9,]+)\) \| ([0-9.]+)x \|$")
 
