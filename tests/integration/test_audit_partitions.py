@@ -3,7 +3,6 @@ the in-place upgrade of an unpartitioned log. Real PostgreSQL, throw-away databa
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from returns.result import Failure
 
 from tests.conftest import student_values
+from tests.upgrades import migrated_before
 from wxdata import ExecutionContext, Purpose, Role, system_context
 from wxdata.audit.chain import BreakReason, seal, verify
 from wxdata.audit.partitions import (
@@ -29,7 +29,6 @@ from wxdata.audit.retention import RetentionPolicy, place_hold
 from wxdata.cli import main
 from wxdata.domains import students
 from wxdata.errors import Forbidden, InvalidQuery
-from wxdata.migrate import migrate, sql_dir
 
 Conn = psycopg.Connection[Any]
 KEY = b"test-audit-partitions-key-0123456789ab"
@@ -255,46 +254,27 @@ def test_a_hold_on_a_dropped_month_record_is_impossible_after_the_check(
 def test_upgrade_converts_an_unpartitioned_log_and_the_chain_still_verifies(
     server_url: str, tmp_path: Path,
 ) -> None:
-    folder = tmp_path / "sql"
-    folder.mkdir()
-    later = []
-    for f in sorted(sql_dir().glob("*.sql")):
-        if f.name < "0212_":
-            shutil.copy(f, folder / f.name)
-        else:
-            later.append(f)
-    name = f"wxdata_upgrade_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, folder)
-            assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'audit_log'"
-                                ).fetchone() == ("r",)
-            now = datetime.now(UTC)
-            for days in (0, 40, 400, 3000):
-                _record(conn, now - timedelta(days=days), f"old-{days}")
-            seal(conn, KEY).unwrap()
-            rows = conn.execute("SELECT seq, id, user_name FROM audit_log ORDER BY seq").fetchall()
-            for f in later:
-                shutil.copy(f, folder / f.name)
-            migrate(conn, folder)
-            assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'audit_log'"
-                                ).fetchone() == ("p",)
-            assert conn.execute("SELECT seq, id, user_name FROM audit_log ORDER BY seq"
-                                ).fetchall() == rows
-            report = verify(conn, KEY).unwrap()
-            assert report.ok and report.verified == len(rows), report.broken
-            _record(conn, now, "after")
-            new = conn.execute("SELECT seq FROM audit_log WHERE user_name = 'after'").fetchone()
-            assert new is not None and new[0] > max(r[0] for r in rows)
-            parts = {p.name for p in list_partitions(conn).unwrap()}
-            oldest = now - timedelta(days=3000)
-            assert f"audit_log_p{oldest:%Y%m}" in parts and DEFAULT_PARTITION in parts
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_before(server_url, tmp_path / "sql", "0212_") as (conn, upgrade):
+        assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'audit_log'"
+                            ).fetchone() == ("r",)
+        now = datetime.now(UTC)
+        for days in (0, 40, 400, 3000):
+            _record(conn, now - timedelta(days=days), f"old-{days}")
+        seal(conn, KEY).unwrap()
+        rows = conn.execute("SELECT seq, id, user_name FROM audit_log ORDER BY seq").fetchall()
+        upgrade()
+        assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'audit_log'"
+                            ).fetchone() == ("p",)
+        assert conn.execute("SELECT seq, id, user_name FROM audit_log ORDER BY seq"
+                            ).fetchall() == rows
+        report = verify(conn, KEY).unwrap()
+        assert report.ok and report.verified == len(rows), report.broken
+        _record(conn, now, "after")
+        new = conn.execute("SELECT seq FROM audit_log WHERE user_name = 'after'").fetchone()
+        assert new is not None and new[0] > max(r[0] for r in rows)
+        parts = {p.name for p in list_partitions(conn).unwrap()}
+        oldest = now - timedelta(days=3000)
+        assert f"audit_log_p{oldest:%Y%m}" in parts and DEFAULT_PARTITION in parts
 
 
 def test_a_duplicate_id_in_another_month_breaks_verification(owner: Conn) -> None:

@@ -4,8 +4,6 @@ enum types keeps every record's text, order and chain. Real PostgreSQL, throw-aw
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -16,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.upgrades import migrated_before
 from wxdata.audit.chain import seal, verify
 from wxdata.audit.record import AuditAction, AuditSeverity, ComplianceType
-from wxdata.migrate import migrate, sql_dir
 
 pytestmark = pytest.mark.integration
 
@@ -87,47 +85,28 @@ def _type_name(conn: Conn, column: str) -> str:
 def test_the_upgrade_keeps_every_records_text_and_its_chain(
     server_url: str, tmp_path: Path,
 ) -> None:
-    folder = tmp_path / "sql"
-    folder.mkdir()
-    later = []
-    for f in sorted(sql_dir().glob("*.sql")):
-        if f.name < "0220_":
-            shutil.copy(f, folder / f.name)
-        else:
-            later.append(f)
-    name = f"wxdata_vocab_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, folder)
-            assert _labels(conn, "action") == []  # a domain over varchar before the upgrade
-            for i, action in enumerate(AuditAction):
-                conn.execute(_INSERT, {
-                    "action": action.value,
-                    "compliance_type": list(ComplianceType)[i % len(ComplianceType)].value,
-                    "severity": list(AuditSeverity)[i % len(AuditSeverity)].value})
-            conn.execute("INSERT INTO audit_log (action, entity_type) VALUES ('VIEW', 'Default')")
-            seal(conn, KEY).unwrap()
-            query = ("SELECT seq, action::text, compliance_type::text, severity::text "
-                     "FROM audit_log ORDER BY {}")
-            by_seq = conn.execute(query.format("seq")).fetchall()
-            by_text = conn.execute(query.format("action, severity, seq")).fetchall()
-            for f in later:
-                shutil.copy(f, folder / f.name)
-            migrate(conn, folder)
-            assert _labels(conn, "action") != []
-            assert conn.execute(query.format("seq")).fetchall() == by_seq
-            assert conn.execute(query.format("action, severity, seq")).fetchall() == by_text
-            assert by_seq[-1][2:] == ("GENERAL", "LOW")  # the defaults, kept
-            report = verify(conn, KEY).unwrap()
-            assert report.ok and report.verified == len(by_seq), report.broken
-            conn.execute("INSERT INTO audit_log (action, entity_type) VALUES ('VIEW', 'After')")
-            assert conn.execute("SELECT compliance_type::text, severity::text FROM audit_log "
-                                "WHERE entity_type = 'After'").fetchone() == ("GENERAL", "LOW")
-            seal(conn, KEY).unwrap()
-            assert verify(conn, KEY).unwrap().ok
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_before(server_url, tmp_path / "sql", "0220_") as (conn, upgrade):
+        assert _labels(conn, "action") == []  # a domain over varchar before the upgrade
+        for i, action in enumerate(AuditAction):
+            conn.execute(_INSERT, {
+                "action": action.value,
+                "compliance_type": list(ComplianceType)[i % len(ComplianceType)].value,
+                "severity": list(AuditSeverity)[i % len(AuditSeverity)].value})
+        conn.execute("INSERT INTO audit_log (action, entity_type) VALUES ('VIEW', 'Default')")
+        seal(conn, KEY).unwrap()
+        query = ("SELECT seq, action::text, compliance_type::text, severity::text "
+                 "FROM audit_log ORDER BY {}")
+        by_seq = conn.execute(query.format("seq")).fetchall()
+        by_text = conn.execute(query.format("action, severity, seq")).fetchall()
+        assert upgrade()[0] == "0220_audit_vocabularies_enum.sql"
+        assert _labels(conn, "action") != []
+        assert conn.execute(query.format("seq")).fetchall() == by_seq
+        assert conn.execute(query.format("action, severity, seq")).fetchall() == by_text
+        assert by_seq[-1][2:] == ("GENERAL", "LOW")  # the defaults, kept
+        report = verify(conn, KEY).unwrap()
+        assert report.ok and report.verified == len(by_seq), report.broken
+        conn.execute("INSERT INTO audit_log (action, entity_type) VALUES ('VIEW', 'After')")
+        assert conn.execute("SELECT compliance_type::text, severity::text FROM audit_log "
+                            "WHERE entity_type = 'After'").fetchone() == ("GENERAL", "LOW")
+        seal(conn, KEY).unwrap()
+        assert verify(conn, KEY).unwrap().ok
