@@ -10,11 +10,13 @@
 -- statement is planned, and a value outside the type is refused on input: an enum copy of the log
 -- costs what one with no check at all does.
 --
--- What is refused is unchanged: any value outside the lists, from any writer (now as an invalid
--- input value, SQLSTATE 22P02, where the domain's check raised 23514). The stored values read back
--- as the same text, so the chain's canonical form of every record, and so every hash, is
--- unchanged. Labels are declared in alphabetical order, so that ordering by one of these columns
--- orders as the text did.
+-- What is accepted and refused is unchanged: a value of the lists, from any writer, as a literal
+-- or as a text or varchar value (an assignment cast from each, as the domains' base type took
+-- them: `INSERT ... SELECT a FROM (VALUES ('READ')) v(a)` still writes a record); any other value
+-- is refused (now as an invalid input value, SQLSTATE 22P02, where the domain's check raised
+-- 23514). The stored values read back as the same text, so the chain's canonical form of every
+-- record, and so every hash, is unchanged. Labels are declared in alphabetical order, so that
+-- ordering by one of these columns orders as the text did.
 --
 -- Changing a column's type rewrites the log, every month of it, under an ACCESS EXCLUSIVE lock:
 -- audited operations wait for the rewrite. On a large log, run this migration in a quiet window.
@@ -46,3 +48,10 @@ ALTER TYPE audit_severity_labels RENAME TO audit_severity;
 ALTER TABLE audit_log
     ALTER COLUMN compliance_type SET DEFAULT 'GENERAL',
     ALTER COLUMN severity SET DEFAULT 'LOW';
+
+CREATE CAST (text AS audit_action) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (varchar AS audit_action) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (text AS audit_compliance_type) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (varchar AS audit_compliance_type) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (text AS audit_severity) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (varchar AS audit_severity) WITH INOUT AS ASSIGNMENT;

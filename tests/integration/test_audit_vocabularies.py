@@ -72,7 +72,22 @@ def test_a_value_outside_a_vocabulary_is_refused_and_nothing_is_written(
     typed = f"CAST(%({column})s::text AS {_type_name(owner, column)})"
     with pytest.raises(psycopg.errors.InvalidTextRepresentation):  # sent as text, cast
         owner.execute(_INSERT.replace(f"%({column})s", typed), params)
+    for kind in ("text", "varchar"):  # a typed value, assigned
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            owner.execute(_INSERT.replace(f"%({column})s", f"%({column})s::{kind}"), params)
     assert owner.execute("SELECT count(*) FROM audit_log").fetchone() == before
+
+
+@pytest.mark.parametrize("kind", ["text", "varchar"])
+def test_a_typed_value_of_a_vocabulary_is_written_as_by_any_writer(owner: Conn, kind: str) -> None:
+    # a writer's own SQL: VALUES makes its literals text; a driver may bind varchar
+    owner.execute(
+        "INSERT INTO audit_log (action, entity_type, user_id, compliance_type, severity) "
+        f"SELECT a, 'Probe', 'u-vocab', c, s FROM (VALUES (%s::{kind}, %s::{kind}, %s::{kind})) "
+        "v(a, c, s)", ("EXPORT", "FERPA", "HIGH"))
+    assert owner.execute(
+        "SELECT action::text, compliance_type::text, severity::text FROM audit_log "
+        "WHERE user_id = 'u-vocab'").fetchall() == [("EXPORT", "FERPA", "HIGH")]
 
 
 def _type_name(conn: Conn, column: str) -> str:
