@@ -395,26 +395,24 @@ _SERVER_FIXTURES = frozenset({
 })
 
 
-#: Why an ``own_cluster_counts`` test is skipped where ``WXDATA_TEST_OWN_CLUSTER_COUNTS=elsewhere``.
-_COUNTED_ELSEWHERE = ("counted in another run of the suite: this test starts a cluster of its own "
-                      "from the same server binaries whatever server the suite targets")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test ``integration`` (it reaches a server: its fixtures do, or its module says
     so with ``pytestmark = pytest.mark.integration``) or ``unit`` (the pure core: no database, no
     Redis, no process). ``pytest -m unit`` runs the pure core alone, in seconds; CI runs it with no
     server reachable, which keeps the split honest.
 
-    A test marked ``own_cluster_counts`` counts server instructions under valgrind in a cluster it
-    starts itself, from binaries the suite's server does not choose: two runs of the suite against
-    two servers (CI's system and embedded runs) would count the same thing twice. With
-    ``WXDATA_TEST_OWN_CLUSTER_COUNTS=elsewhere`` such a test is skipped, saying why; CI sets it on
-    one of the two runs only."""
-    elsewhere = os.environ.get("WXDATA_TEST_OWN_CLUSTER_COUNTS") == "elsewhere"
+    A test marked ``one_ci_run(run)`` takes minutes (instructions counted under valgrind, servers
+    started in folders of its own) and checks nothing that depends on the server the suite
+    targets. CI runs the suite twice side by side, against two servers, and names each run in
+    ``WXDATA_TEST_CI_RUN`` (``system``, ``embedded``): such a test runs in the run it names and is
+    skipped in the other, saying why. With no run named, every test runs."""
+    ci_run = os.environ.get("WXDATA_TEST_CI_RUN")
     for item in items:
-        if elsewhere and item.get_closest_marker("own_cluster_counts"):
-            item.add_marker(pytest.mark.skip(reason=_COUNTED_ELSEWHERE))
+        marker = item.get_closest_marker("one_ci_run")
+        if ci_run and marker is not None and marker.args[0] != ci_run:
+            item.add_marker(pytest.mark.skip(
+                reason=f"runs in CI's {marker.args[0]} run: it does not depend on the server the "
+                       "suite targets"))
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & _SERVER_FIXTURES or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)

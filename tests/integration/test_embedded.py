@@ -31,7 +31,8 @@ from wxdata.embedded import EMBEDDED_APP_ROLE, EmbeddedRefused
 from wxdata.migrate import load, sql_dir
 from wxdata.tx.scope import bypasses_row_security
 
-pytestmark = pytest.mark.integration  # starts embedded PostgreSQL servers
+# starts embedded PostgreSQL servers of its own, whatever server the suite targets
+pytestmark = [pytest.mark.integration, pytest.mark.one_ci_run("embedded")]
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Variables that would point wxdata at a configured server (the CLI runs must fall back).

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import bench_record_phases as bench
 
 # it starts a PostgreSQL cluster of its own, from server binaries the suite's server does not choose
-pytestmark = [pytest.mark.integration, pytest.mark.own_cluster_counts]
+pytestmark = [pytest.mark.integration, pytest.mark.one_ci_run("embedded")]
 
 
 def test_each_statement_is_split_by_phase_and_the_parts_fit_their_whole() -> None:

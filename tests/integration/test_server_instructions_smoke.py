@@ -18,7 +18,7 @@ import pytest
 from benchmarks import bench_server_instructions as bench
 
 # it starts a PostgreSQL cluster of its own, from server binaries the suite's server does not choose
-pytestmark = [pytest.mark.integration, pytest.mark.own_cluster_counts]
+pytestmark = [pytest.mark.integration, pytest.mark.one_ci_run("system")]
 
 _ROW = re.compile(r"^\| (.+?) \| ([0-9,]+) \(([0-9,]+)-([0-9,]+)\) \| ([0-9.]+)x \|$")
 
