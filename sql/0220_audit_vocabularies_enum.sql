@@ -3,10 +3,10 @@
 --
 -- Every audited read and write inserts one record naming its action, compliance type and severity
 -- as literals ('READ', 'HIPAA', 'MEDIUM'). Into a domain column, each literal is coerced to the
--- domain, and a prepared statement sets up the domain's check again on every execution: 9,600
--- server instructions per record for the three, about a fortieth of an audited read by id on
--- PostgreSQL 15 (`python -m benchmarks.bench_server_instructions --only vocabularies --only
--- "unpartitioned copy"`). A literal of an enum type is read into its label's value when the
+-- domain, and a prepared statement sets up the domain's check again on every execution: 9,416
+-- server instructions per record for the three on PostgreSQL 15 (8,485 on 18), about a fiftieth
+-- of an audited read by id (`python -m benchmarks.bench_server_instructions --only vocabularies
+-- --only "unpartitioned copy"`). A literal of an enum type is read into its label's value when the
 -- statement is planned, and a value outside the type is refused on input: an enum copy of the log
 -- costs what one with no check at all does.
 --
