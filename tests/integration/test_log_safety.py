@@ -69,13 +69,14 @@ def test_every_failure_kind_logs_no_phi(
     raw_insert = (
         "INSERT INTO students (student_number, first_name, last_name, date_of_birth, grade, "
         "gender, enrollment_date, school_id, district_id) "
-        "VALUES (%s, %s, 'L', %s, '5', %s, %s, %s, %s)"
+        "VALUES (%s, %s, 'L', %s, %s, %s, %s, %s, %s)"
     )
 
     def insert(c: psycopg.Connection[Any], number: str, gender: str = "FEMALE",
-               school_id: Any = None) -> None:
-        c.execute(raw_insert, (number, sentinel, date(2014, 1, 1), gender, date(2020, 9, 1),
-                               school_id or school["school_id"], school["district_id"]))
+               school_id: Any = None, grade: str | None = "5") -> None:
+        c.execute(raw_insert, (number, sentinel, date(2014, 1, 1), grade, gender,
+                               date(2020, 9, 1), school_id or school["school_id"],
+                               school["district_id"]))
 
     def fresh() -> str:
         return f"N-{uuid.uuid4().hex[:10]}"
@@ -84,10 +85,10 @@ def test_every_failure_kind_logs_no_phi(
     #    the owner: the application role's bare INSERT is refused by row security first).
     with pytest.raises(psycopg.errors.UniqueViolation) as unique:
         insert(admin_conn, sentinel)
-    with pytest.raises(psycopg.errors.CheckViolation) as check:
-        insert(admin_conn, fresh(), gender="NOT-A-GENDER")
-    assert sentinel in str(unique.value) and sentinel in str(check.value)
-    assert sentinel not in describe(unique.value) + describe(check.value)
+    with pytest.raises(psycopg.errors.NotNullViolation) as missing:  # "Failing row contains"
+        insert(admin_conn, fresh(), grade=None)
+    assert sentinel in str(unique.value) and sentinel in str(missing.value)
+    assert sentinel not in describe(unique.value) + describe(missing.value)
 
     # 1. Unique violations through the generic functions, inside and outside a unit of work,
     #    on a traced pool that logs every failed statement.
@@ -104,10 +105,12 @@ def test_every_failure_kind_logs_no_phi(
     finally:
         traced.close()
 
-    # 2. Failing after-commit hooks: unique, check and FK violations, an exception quoting PHI
+    # 2. Failing after-commit hooks: unique, not-null, check and FK violations, an exception
+    #    quoting PHI
     #    (the hooks' bare INSERTs go through the owner, whose errors quote the values).
     with unit_of_work(conn, sys_ctx) as scope:
         scope.after_commit(lambda: insert(admin_conn, sentinel))
+        scope.after_commit(lambda: insert(admin_conn, fresh(), grade=None))
         scope.after_commit(lambda: insert(admin_conn, fresh(), gender="X"))
         scope.after_commit(lambda: insert(admin_conn, fresh(), school_id=uuid.uuid4()))
         scope.after_commit(lambda: _raise(ValueError(f"student {sentinel} failed")))

@@ -26,10 +26,13 @@ def _is_infrastructure(table: str) -> bool:
 
 
 def _live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, bool]]:
-    """Column name -> (format_type, nullable) as PostgreSQL reports them."""
+    """Column name -> (format_type, nullable) as PostgreSQL reports them; a column of a domain
+    (a closed vocabulary, sql/0221) reports the domain's base type, what its values are stored
+    as (the domain itself is checked in ``test_vocabulary_domains.py``)."""
     rows = conn.execute(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull"
-        "  FROM pg_attribute a"
+        "SELECT a.attname, CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)"
+        "       ELSE format_type(a.atttypid, a.atttypmod) END, NOT a.attnotnull"
+        "  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
         " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
         (f"public.{table}",),
     ).fetchall()

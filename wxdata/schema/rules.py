@@ -1,4 +1,5 @@
-"""Cross-field validators shared by the domain schemas (each mirrored by a CHECK in ``sql/``)."""
+"""Cross-field validators shared by the domain schemas (each mirrored by a table CHECK in ``sql/``;
+a rule of one column is its column's domain there)."""
 
 from __future__ import annotations
 
