@@ -27,8 +27,8 @@ def _is_infrastructure(table: str) -> bool:
 
 def _live_columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, bool]]:
     """Column name -> (format_type, nullable) as PostgreSQL reports them; a column of a domain
-    (a closed vocabulary, sql/0221) reports the domain's base type, what its values are stored
-    as (the domain itself is checked in ``test_vocabulary_domains.py``)."""
+    (its rule, sql/0221) reports the domain's base type, what its values are stored as (the
+    domain itself is checked in ``test_column_domains.py``)."""
     rows = conn.execute(
         "SELECT a.attname, CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)"
         "       ELSE format_type(a.atttypid, a.atttypmod) END, NOT a.attnotnull"
