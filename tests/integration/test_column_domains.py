@@ -23,6 +23,7 @@ from returns.result import Failure
 import wxdata.domains  # noqa: F401 - registers every entity
 from tests.upgrades import migrated_before
 from wxdata.errors import FieldError, ValidationFailed, from_db_error
+from wxdata.schema.documents import MAX_TAGS
 from wxdata.schema.spec import Column, Entity, Kind, registered
 from wxdata.schema.validate import validate_changes
 
@@ -34,8 +35,9 @@ Conn = psycopg.Connection[Any]
 #: value of the type; wxdata's own writes are held to the rule before they are sent).
 SPEC_ONLY = {("health_records", "record_type"), ("users", "role"),
              ("users", "failed_login_attempts")}
-#: The one rule the database holds that the spec does not: at most ten tags on a document.
-DATABASE_ONLY = {("documents", "tags")}
+#: A column whose rule the spec holds in an entity validator rather than among the column's own
+#: rules: at most ``MAX_TAGS`` tags on a document (``wxdata.schema.documents``).
+ENTITY_RULED = {("documents", "tags")}
 
 #: (table, column) -> (entity, column) for every column of a registered entity.
 COLUMNS: dict[tuple[str, str], tuple[Entity[Any], Column]] = {
@@ -84,7 +86,7 @@ def test_every_ruled_column_is_of_its_own_domain(conn: Conn) -> None:
     live = {(table, column): (domain, base, definition, names)
             for table, column, domain, base, definition, names in conn.execute(_DOMAINS)}
     problems = []
-    for table, column in RULED + sorted(DATABASE_ONLY):
+    for table, column in RULED + sorted(ENTITY_RULED):
         found = live.get((table, column))
         if found is None:
             problems.append(f"{table}.{column}: its rule is not a domain")
@@ -96,7 +98,7 @@ def test_every_ruled_column_is_of_its_own_domain(conn: Conn) -> None:
         if choices is not None and _listed(definition) != frozenset(choices):
             problems.append(f"{table}.{column}: the domain lists "
                             f"{sorted(_listed(definition) ^ frozenset(choices))} unlike the spec")
-    ruled = set(RULED) | DATABASE_ONLY
+    ruled = set(RULED) | ENTITY_RULED
     problems += [f"{t}.{c}: a domain ({d}) for a column the spec gives no rule"
                  for (t, c), (d, *_) in sorted(live.items()) if (t, c) not in ruled]
     assert not problems, "\n".join(problems)
@@ -200,10 +202,10 @@ def test_a_columns_domain_accepts_exactly_what_its_spec_does(
                         ).fetchone() == (True,)
 
 
-def test_the_database_only_rule_holds_from_any_writer(conn: Conn) -> None:
-    conn.execute("SELECT %s::documents_tags", (["t"] * 10,))
+def test_a_documents_tags_are_as_many_as_the_spec_allows_from_any_writer(conn: Conn) -> None:
+    conn.execute("SELECT %s::documents_tags", (["t"] * MAX_TAGS,))
     with pytest.raises(psycopg.errors.CheckViolation):
-        conn.execute("SELECT %s::documents_tags", (["t"] * 11,))
+        conn.execute("SELECT %s::documents_tags", (["t"] * (MAX_TAGS + 1),))
 
 
 _STUDENT = ("INSERT INTO students (student_number, first_name, last_name, date_of_birth, grade,"
