@@ -259,6 +259,11 @@ def test_ruled_columns_read_compare_and_sort_as_their_base_types(owner: Conn) ->
     row = owner.execute("SELECT heart_rate, temperature, heart_rate + 1 FROM vital_signs"
                         " WHERE heart_rate BETWEEN 70 AND 80").fetchone()
     assert row == (72, 98.6, 73)  # an int and a float, as the base types are read
+    # a value compared is not assigned: outside the rule it matches nothing and raises nothing
+    for query, params in [("SELECT count(*) FROM students WHERE gender = %s", ("X",)),
+                          ("SELECT count(*) FROM students WHERE gender = ANY(%s)", (["X"],)),
+                          ("SELECT count(*) FROM vital_signs WHERE heart_rate = %s", (9999,))]:
+        assert owner.execute(query, params, prepare=True).fetchone() == (0,)
 
 
 def test_an_upgrade_keeps_every_row_and_the_same_rules(server_url: str, tmp_path: Path) -> None:
