@@ -3,7 +3,8 @@ a length or a list of allowed items is of its own domain, `<table>_<column>`, wh
 the rule the spec declares, no more and no less (property-tested against the spec's own
 validation over every such column). Every other writer meets the same rule, refused with a check
 violation that names the column and quotes no value; the columns read, compare and sort as their
-base types; an upgrade in place keeps every row as it was."""
+base types; an upgrade in place keeps every row as it was, and one that meets rows outside a
+rule its table never held stops before changing anything, naming the column and the count."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from returns.result import Failure
 import wxdata.domains  # noqa: F401 - registers every entity
 from tests.upgrades import migrated_before
 from wxdata.errors import FieldError, ValidationFailed, from_db_error
+from wxdata.migrate import MigrationError
 from wxdata.schema.documents import MAX_TAGS
 from wxdata.schema.spec import Column, Entity, Kind, registered
 from wxdata.schema.validate import validate_changes
@@ -31,10 +33,6 @@ pytestmark = pytest.mark.integration
 
 Conn = psycopg.Connection[Any]
 
-#: Columns whose spec declares a rule that their table has never held (the table accepts any
-#: value of the type; wxdata's own writes are held to the rule before they are sent).
-SPEC_ONLY = {("health_records", "record_type"), ("users", "role"),
-             ("users", "failed_login_attempts")}
 #: A column whose rule the spec holds in an entity validator rather than among the column's own
 #: rules: at most ``MAX_TAGS`` tags on a document (``wxdata.schema.documents``).
 ENTITY_RULED = {("documents", "tags")}
@@ -52,7 +50,7 @@ def _ruled(column: Column) -> bool:
 
 
 #: Every column the spec gives a rule of its own, but for the ones its table never held.
-RULED = sorted(k for k, (_, c) in COLUMNS.items() if _ruled(c) and k not in SPEC_ONLY
+RULED = sorted(k for k, (_, c) in COLUMNS.items() if _ruled(c)
                and not (c.kind is Kind.TEXT and c.rules.choices is None
                         and c.sql_type.startswith("character varying")))
 # (a varchar's max_length is its type's length, not a rule of a domain)
@@ -289,3 +287,33 @@ def test_an_upgrade_keeps_every_row_and_the_same_rules(server_url: str, tmp_path
             conn.execute("UPDATE alert_rules SET severity = 'SEVERE'")
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("UPDATE vital_signs SET pain = 11")
+
+
+def test_an_upgrade_meeting_rows_outside_a_rule_stops_before_changing_anything(
+    server_url: str, tmp_path: Path,
+) -> None:
+    """sql/0222 gives three columns the rule the spec always held; rows another writer left
+    outside it stop the migration, which names the column and how many rows, not a value."""
+    with migrated_before(server_url, tmp_path / "sql", "0222_") as (conn, upgrade):
+        conn.execute(_STUDENT.format("%s"), ("L-1", "MALE"))
+        (student,) = conn.execute("SELECT id FROM students LIMIT 1").fetchone()
+        conn.execute("INSERT INTO health_records (student_id, record_type, title, description,"
+                     " record_date) VALUES (%s, 'LEGACY_NOTE', 't', 'd', '2024-01-01')",
+                     (student,))
+        with pytest.raises(MigrationError) as refused:
+            upgrade()
+        message = str(refused.value)
+        assert "0222_spec_rules_held.sql failed (sqlstate 23514)" in message
+        assert "health_records.record_type: 1 rows" in message and "LEGACY" not in message
+        assert conn.execute("SELECT count(*) FROM wxdata_migrations WHERE name LIKE '0222%'"
+                            ).fetchone() == (0,)
+        assert conn.execute("SELECT pg_typeof(record_type)::text FROM health_records"
+                            ).fetchone() == ("character varying",)
+        conn.execute("UPDATE health_records SET record_type = 'OTHER'")
+        assert upgrade() == ["0222_spec_rules_held.sql"]
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE health_records SET record_type = 'LEGACY_NOTE'")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("SELECT (-1)::users_failed_login_attempts")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("SELECT 'OWNER'::users_role")
