@@ -111,16 +111,20 @@ def _row(conn: psycopg.Connection[Any], table: str, columns: list[str]) -> list[
     return list(row)
 
 
-def _scripts(table: str, columns: list[str], values: list[str], settable: str
+def _scripts(conn: psycopg.Connection[Any], table: str, columns: list[str], settable: str
              ) -> dict[str, dict[str, str]]:
-    """The INSERT and UPDATE bodies of each variant, by statement then variant."""
+    """The INSERT and UPDATE bodies of each variant, by statement then variant (identifiers
+    quoted by psycopg; every value a numbered parameter)."""
     out: dict[str, dict[str, str]] = {"INSERT": {}, "UPDATE": {}}
-    listed = ", ".join(f'"{c}"' for c in columns)
-    slots = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    listed = sql.SQL(", ").join(map(sql.Identifier, columns))
+    slots = sql.SQL(", ").join(sql.SQL(f"${i}") for i in range(1, len(columns) + 1))
+    column = sql.Identifier(settable)
     for name, prefix in VARIANTS.items():
-        out["INSERT"][name] = f'INSERT INTO "{prefix}{table}" ({listed}) VALUES ({slots})'
-        out["UPDATE"][name] = (f'UPDATE "{prefix}{table}" SET "{settable}" = "{settable}"'
-                               f' WHERE id = $1')
+        copy = sql.Identifier(prefix + table)
+        out["INSERT"][name] = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            copy, listed, slots).as_string(conn)
+        out["UPDATE"][name] = sql.SQL("UPDATE {} SET {} = {} WHERE id = $1").format(
+            copy, column, column).as_string(conn)
     return out
 
 
@@ -143,14 +147,15 @@ def run(args: argparse.Namespace) -> str:
                     for prefix in VARIANTS.values():  # one row for the UPDATE to find
                         conn.execute(sql.SQL("INSERT INTO {} SELECT * FROM {} ORDER BY id LIMIT 1")
                                      .format(sql.Identifier(prefix + table), sql.Identifier(table)))
-                    (key,) = conn.execute(sql.SQL("SELECT id::text FROM {} LIMIT 1").format(
-                        sql.Identifier("bench_dom_" + table))).fetchone() or ("",)
-                    plans[table] = (_scripts(table, columns, values, settable), values, key)
+                    (key,) = conn.execute(sql.SQL("SELECT quote_literal(id) FROM {} LIMIT 1")
+                                          .format(sql.Identifier("bench_dom_" + table))
+                                          ).fetchone() or ("NULL",)
+                    plans[table] = (_scripts(conn, table, columns, settable), values, key)
                 conn.execute("VACUUM ANALYZE")
 
         def script(statement: str, body: str, values: list[str], key: str, n: int) -> str:
             lines = ["SET plan_cache_mode = force_generic_plan", f"PREPARE w AS {body}"]
-            args_ = ", ".join(values) if statement == "INSERT" else f"'{key}'"
+            args_ = ", ".join(values) if statement == "INSERT" else key
             lines += [f"EXECUTE w({args_})"] * n
             return "\n".join(lines) + "\n"
 
