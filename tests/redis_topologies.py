@@ -18,7 +18,8 @@ import redis
 
 from tests.ports import free_port
 
-_BASE = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+_BASE = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+         "--repl-diskless-sync-delay", "0"]
 
 
 def require_redis(*tools: str) -> None:
@@ -90,8 +91,7 @@ class Node:
             if self._answers(self.process):
                 return self
             self.process.wait(timeout=10)
-            log = self.directory / "log"
-            tail = log.read_text(errors="replace")[-400:] if log.exists() else ""
+            tail = self.log_tail(400)
             if self.fixed_port or attempt == attempts - 1:
                 raise RuntimeError(f"redis on port {self.port} exited before answering: {tail}")
             self._place(free_port(cluster_bus=self._clustered))
@@ -111,6 +111,11 @@ class Node:
         finally:
             client.close()
         return process.poll() is None
+
+    def log_tail(self, size: int = 1200) -> str:
+        """The end of this node's log (for the error of a set-up that did not settle)."""
+        log = self.directory / "log"
+        return log.read_text(errors="replace")[-size:] if log.exists() else "(no log)"
 
     def kill(self) -> None:
         """SIGKILL and reap."""
@@ -229,9 +234,13 @@ class SentinelSet:
     service = "wxcache"
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.primary = Node(directory, list(_BASE))
-        self.replica = Node(directory, [*_BASE, "--replicaof", "127.0.0.1", "0"])
+        self.root = directory
+        self._new_nodes(0)
+
+    def _new_nodes(self, attempt: int) -> None:
+        self.directory = self.root / f"try-{attempt}"
+        self.primary = Node(self.directory, list(_BASE))
+        self.replica = Node(self.directory, [*_BASE, "--replicaof", "127.0.0.1", "0"])
         self.sentinels: list[Node] = []
 
     @property
@@ -240,8 +249,32 @@ class SentinelSet:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{self.service}/0"
 
-    def start(self) -> SentinelSet:
-        """Start the primary, the replica (in sync) and the Sentinels (all seeing the primary)."""
+    def start(self, attempts: int = 3) -> SentinelSet:
+        """Start the primary, the replica (in sync) and the Sentinels (all seeing the primary).
+
+        A set that does not settle (a replica that never syncs on a loaded host) is killed and a
+        new one started on fresh ports; after ``attempts`` the error carries the last set's logs.
+        """
+        for attempt in range(attempts):
+            if attempt:
+                self.stop()
+                self._new_nodes(attempt)
+            try:
+                self._form()
+                return self
+            except RuntimeError as error:
+                if attempt == attempts - 1:
+                    logs = self._logs()
+                    self.stop()
+                    raise RuntimeError(f"{error}; last logs:\n{logs}") from error
+        raise AssertionError("unreachable")
+
+    def _logs(self) -> str:
+        return "\n".join(f"-- {role} {node.port}\n{node.log_tail()}" for role, node in
+                         [("primary", self.primary), ("replica", self.replica),
+                          *(("sentinel", s) for s in self.sentinels)])
+
+    def _form(self) -> None:
         self.primary.start()
         self.replica.args[-1] = str(self.primary.port)
         self.replica.start()
@@ -251,7 +284,6 @@ class SentinelSet:
             self.sentinels.append(self._sentinel())
         for s in self.sentinels:
             wait_for(lambda s=s: self._sees_everyone(s.port), "sentinels seeing the replica")
-        return self
 
     def _sentinel(self, attempts: int = 5) -> Node:
         """Start one Sentinel; its port is in its config file, so a lost port means a new file."""
