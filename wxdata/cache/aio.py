@@ -165,6 +165,8 @@ def cached(
                  partition=partition, name=name, unkeyed=exempt)
         label, sensitive = p.label, p.sensitive
         ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
+        audits, row_read = p.audits, p.row_read
+        in_process = fixed is not None and fixed.local  # a hit never weighed: no round trip
 
         async def call(costs: Costs | None, conn: AConn, ctx: ExecutionContext, args: Any,
                        kwargs: Any) -> Result[T, DataError]:
@@ -217,7 +219,7 @@ def cached(
             c = fixed if fixed is not None else resolve()
             if c is None:
                 return await fn(conn, ctx, *args, **kwargs)
-            if p.row_read and p.hit_costs_more(c.local, ctx, args):
+            if row_read and p.hit_costs_more(c.local, ctx, args):
                 # wxdata's own by-id read, neither looked up nor filled: it checks the connection
                 # and the context itself, so the cache checks nothing before handing it over
                 c.counters.add(label, "bypasses")
@@ -234,7 +236,9 @@ def cached(
             if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)):
                 c.counters.add(label, "bypasses")
                 return await fn(conn, ctx, *args, **kwargs)
-            costs = p.weighed(c, ctx)  # a hit owing a record is served only while cheaper
+            owes = audits or ctx.is_break_glass  # p.may_owe(ctx), read once for the call
+            # a hit owing a record is served only while cheaper (p.weighed)
+            costs = None if in_process or not owes else p.weighed(c, ctx)
             started = 0.0
             if costs is not None:
                 if not costs.look_up():
@@ -262,7 +266,7 @@ def cached(
             hit = type(got) is not Miss
             telemetry.cache_request(label, hit)
             if hit:
-                if p.may_owe(ctx):
+                if owes:
                     refused = await _recorded(p, c, conn, ctx, got.unwrap())
                     if refused is not None:
                         return refused
