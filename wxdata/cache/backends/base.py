@@ -69,7 +69,9 @@ class CacheManager(Protocol):
 
     @property
     def local(self) -> bool:
-        """Whether every hit is served from this process's memory (no round trip)."""
+        """Whether every hit is served from this process's memory (no round trip).
+
+        A constant of the backend: ``cached`` reads it once for a cache given at decoration."""
         ...
 
     def get(self, key: str) -> Any:
