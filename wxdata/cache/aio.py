@@ -165,7 +165,7 @@ def cached(
                  partition=partition, name=name, unkeyed=exempt)
         label, sensitive = p.label, p.sensitive
         ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
-        audits, row_read = p.audits, p.row_read
+        row_read = p.row_read
         in_process = fixed is not None and fixed.local  # a hit never weighed: no round trip
 
         async def call(costs: Costs | None, conn: AConn, ctx: ExecutionContext, args: Any,
@@ -236,7 +236,7 @@ def cached(
             if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)):
                 c.counters.add(label, "bypasses")
                 return await fn(conn, ctx, *args, **kwargs)
-            owes = audits or ctx.is_break_glass  # p.may_owe(ctx), read once for the call
+            owes = p.may_owe(ctx)  # read once for the call
             # a hit owing a record is served only while cheaper (p.weighed)
             costs = None if in_process or not owes else p.weighed(c, ctx)
             started = 0.0
