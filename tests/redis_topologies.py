@@ -48,6 +48,23 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
         time.sleep(0.05)
 
 
+def settle(form: Callable[[], None], renew: Callable[[int], None], views: Callable[[], str],
+           attempts: int) -> None:
+    """Run ``form`` until it settles: after a failed try, ``renew(attempt)`` kills what it started
+    and places a new set on fresh ports; after ``attempts`` the error carries ``views()`` of the
+    last one (set-up only: on a loaded host a set can miss a timeout while it forms)."""
+    for attempt in range(attempts):
+        if attempt:
+            renew(attempt)
+        try:
+            form()
+            return
+        except RuntimeError as error:
+            if attempt == attempts - 1:
+                raise RuntimeError(f"{error}; last views:\n{views()}") from error
+    raise AssertionError("unreachable")
+
+
 def _info(port: int, section: str) -> dict[str, Any]:
     client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
     try:
@@ -153,17 +170,12 @@ class Cluster:
         node's ``CLUSTER NODES`` view of the last one.
         """
         require_redis("redis-server", "redis-cli")
-        for attempt in range(attempts):
-            if attempt:
-                self.stop()
-                self.nodes = self._new_nodes(attempt)
-            try:
-                self._form()
-                return self
-            except RuntimeError as error:
-                if attempt == attempts - 1:
-                    raise RuntimeError(f"{error}; last views:\n{self._views()}") from error
-        raise AssertionError("unreachable")
+        settle(self._form, self._renew, self._views, attempts)
+        return self
+
+    def _renew(self, attempt: int) -> None:
+        self.stop()
+        self.nodes = self._new_nodes(attempt)
 
     def _form(self) -> None:
         for node in self.nodes:
@@ -255,19 +267,16 @@ class SentinelSet:
         A set that does not settle (a replica that never syncs on a loaded host) is killed and a
         new one started on fresh ports; after ``attempts`` the error carries the last set's logs.
         """
-        for attempt in range(attempts):
-            if attempt:
-                self.stop()
-                self._new_nodes(attempt)
-            try:
-                self._form()
-                return self
-            except RuntimeError as error:
-                if attempt == attempts - 1:
-                    logs = self._logs()
-                    self.stop()
-                    raise RuntimeError(f"{error}; last logs:\n{logs}") from error
-        raise AssertionError("unreachable")
+        try:
+            settle(self._form, self._renew, self._logs, attempts)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def _renew(self, attempt: int) -> None:
+        self.stop()
+        self._new_nodes(attempt)
 
     def _logs(self) -> str:
         return "\n".join(f"-- {role} {node.port}\n{node.log_tail()}" for role, node in
