@@ -1049,11 +1049,11 @@ def settle(db_url: str) -> None:
 
 #: How long :func:`quiesce` waits for the server's autovacuum workers to finish.
 QUIESCE_WAIT_S = 20.0
-_AUTOVACUUM_BUSY = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
-                    "AND datname = current_database()")
+_AUTOVACUUM_BUSY = ("SELECT count(*), clock_timestamp() FROM pg_stat_activity "
+                    "WHERE backend_type = 'autovacuum worker' AND datname = current_database()")
 
 
-def quiesce(db_url: str, *, log: Callable[[str], None] = print) -> None:
+def quiesce(db_url: str, *, log: Callable[[str], None] = print) -> datetime:
     """Leave the server no background work of the previous workload's making before the next one.
 
     The previous workload's audit records are vacuumed now (else an autovacuum worker would do it
@@ -1061,6 +1061,9 @@ def quiesce(db_url: str, *, log: Callable[[str], None] = print) -> None:
     checkpointer spreads them over the next minutes), and any autovacuum worker still on this
     database is waited for (at most :data:`QUIESCE_WAIT_S`). In configuration B every server
     process shares the measured core, so what they do in the background lands in the figures.
+
+    Returns the server's clock at the last look at the workers: the launcher may start a new
+    worker at any moment after it, which no wait can prevent.
     """
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("VACUUM audit_log")
@@ -1071,12 +1074,14 @@ def quiesce(db_url: str, *, log: Callable[[str], None] = print) -> None:
         deadline = time.monotonic() + QUIESCE_WAIT_S
         while True:
             row = conn.execute(_AUTOVACUUM_BUSY).fetchone()
-            if not row or not row[0]:
-                return
+            assert row is not None  # an aggregate always returns its row
+            busy, looked_at = row[0], row[1]
+            if not busy:
+                return looked_at
             if time.monotonic() > deadline:
-                log(f"  quiesce: {row[0]} autovacuum worker(s) still running after "
+                log(f"  quiesce: {busy} autovacuum worker(s) still running after "
                     f"{QUIESCE_WAIT_S:.0f} s")
-                return
+                return looked_at
             time.sleep(0.2)
 
 
