@@ -166,7 +166,6 @@ def cached(
         label, sensitive = p.label, p.sensitive
         ident, partitioned, part_of = p.ident, p.partitioned, p.part_of
         row_read = p.row_read
-        in_process = fixed is not None and fixed.local  # a hit never weighed: no round trip
 
         async def call(costs: Costs | None, conn: AConn, ctx: ExecutionContext, args: Any,
                        kwargs: Any) -> Result[T, DataError]:
@@ -238,7 +237,7 @@ def cached(
                 return await fn(conn, ctx, *args, **kwargs)
             owes = p.may_owe(ctx)  # read once for the call
             # a hit owing a record is served only while cheaper (p.weighed)
-            costs = None if in_process or not owes else p.weighed(c, ctx)
+            costs = p.weighed(c, ctx) if owes else None
             started = 0.0
             if costs is not None:
                 if not costs.look_up():

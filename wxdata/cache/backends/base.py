@@ -69,9 +69,7 @@ class CacheManager(Protocol):
 
     @property
     def local(self) -> bool:
-        """Whether every hit is served from this process's memory (no round trip).
-
-        A constant of the backend: ``cached`` reads it once for a cache given at decoration."""
+        """Whether every hit is served from this process's memory (no round trip)."""
         ...
 
     def get(self, key: str) -> Any:
