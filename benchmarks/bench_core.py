@@ -65,6 +65,7 @@ from typing import Any
 import attrs
 import psycopg
 
+from benchmarks._args import parse_with_database_url
 from benchmarks.bench_scope import _drop, _setup
 
 Batch = Callable[[list[uuid.UUID]], None]
@@ -175,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     from wxdata.tx.token import scope_key
 
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--ops", type=int, default=2000)
     p.add_argument("--students", type=int, default=5000)
@@ -188,9 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         " repeatable: each variant in turn")
     p.add_argument("--ops-again", type=int, default=None, metavar="N",
                    help="with --instructions: after the --ops calls, N more in a second reduce")
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    args = parse_with_database_url(p, argv)
     try:
         from wxdata.aio.domains import students as astudents
     except ImportError:  # a wxdata without the async API

@@ -38,6 +38,7 @@ import attrs
 import psycopg
 from psycopg import sql
 
+from benchmarks._args import parse_with_database_url
 from benchmarks.bench_scope import _drop, _setup
 from benchmarks.common import run_writers
 
@@ -71,16 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     from wxdata.config import configure, settings
 
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--writers", default="1,8", help="comma-separated thread counts (default 1,8)")
     p.add_argument("--delays", default="0,100,200,500",
                    help="comma-separated commit_delay values in µs; the first is the baseline")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0, help="per delay, operation, repetition")
     p.add_argument("--students", type=int, default=2000)
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser: commit_delay is one)")
+    args = parse_with_database_url(p, argv, who="a superuser: commit_delay is one")
     writer_counts = [int(w) for w in args.writers.split(",")]
     delays = [int(d) for d in args.delays.split(",")]
     if not writer_counts or min(writer_counts) < 1 or not delays or min(delays) < 0:

@@ -36,6 +36,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from benchmarks._args import parse_with_database_url
+
 #: The first migration whose rules are domains: the "table CHECKs" database stops before it.
 FIRST_DOMAINS = "0221_"
 VARIANTS = ("table CHECKs", "domains")
@@ -173,12 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--ops", type=int, default=1000)
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    args = parse_with_database_url(p, argv)
     print("# wxdata's audited writes to vital_signs: its rules as table CHECKs and as domains\n")
     print(run(args))
     return 0

@@ -13,7 +13,6 @@ and each variant's ratio to raw psycopg as the superuser (no row security) in th
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
 import statistics
@@ -26,6 +25,8 @@ import attrs
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+
+from benchmarks._args import parse_with_database_url
 
 Op = Callable[[uuid.UUID], Any]
 
@@ -86,13 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     from wxdata.domains import students
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--ops", type=int, default=2000)
     p.add_argument("--students", type=int, default=5000)
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    args = parse_with_database_url(p, argv)
     name, owner, app, school, ids = _setup(args.database_url, args.students)
     rng = random.Random(2026)
     ctx = ExecutionContext(user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,

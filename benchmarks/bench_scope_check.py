@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 
+from benchmarks._args import parse_with_database_url
 from benchmarks.bench_scope import _drop, _setup
 
 #: Helpers created in the benchmark's own database (never by a migration).
@@ -277,12 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     from wxdata.tx.token import scope_key
 
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--loops", type=int, default=20000)
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    args = parse_with_database_url(p, argv)
     name, owner_url, app_url, school, ids = _setup(args.database_url, 2000)
     ctx = ExecutionContext(user_id="u-bench-nurse", role=Role.NURSE, purpose=Purpose.TREATMENT,
                            school_ids={school}, request_id="req-bench-scope-check")

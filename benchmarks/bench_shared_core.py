@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 import psycopg
 
+from benchmarks._args import parse_with_database_url
 from benchmarks.bench_core import _postmaster, server_processes
 from benchmarks.bench_scope import _drop, _setup
 
@@ -72,13 +73,10 @@ def options(description: str, reps: int, ops: int, argv: list[str] | None
     """The parser and options of a run on a database of its own: the server (a superuser), the
     repetitions, the calls of each variant per repetition and the students seeded."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--reps", type=int, default=reps)
     p.add_argument("--ops", type=int, default=ops)
     p.add_argument("--students", type=int, default=1000)
-    args = p.parse_args(argv)
-    if not args.database_url:
-        p.error("--database-url or DATABASE_URL is required (a superuser)")
+    args = parse_with_database_url(p, argv)
     return p, args
 
 
