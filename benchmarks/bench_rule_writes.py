@@ -91,7 +91,7 @@ def _measurement(student: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> str:
     """Create and migrate both databases, time the writes interleaved, drop the databases; the
     Markdown report."""
-    from returns.result import Success
+    from returns.pipeline import is_successful
 
     from wxdata import ExecutionContext, Purpose, Role
     from wxdata.config import configure, settings
@@ -116,16 +116,16 @@ def run(args: argparse.Namespace) -> str:
 
         def creates(variant: str) -> list[Any]:
             conn, values = conns[variant], _measurement(students[variant])
-            made = [vital_signs.create(conn, ctx, values) for _ in range(args.ops)]
-            if not all(isinstance(r, Success) for r in made):
+            ids = [vital_signs.create(conn, ctx, values).map(_id).value_or(None)
+                   for _ in range(args.ops)]
+            if None in ids:
                 raise RuntimeError(f"{variant}: a create failed")
-            return [r.unwrap().id for r in made]
+            return ids
 
         def updates(variant: str, ids: list[Any]) -> None:
             conn = conns[variant]
             for i, key in enumerate(ids):
-                if not isinstance(vital_signs.update(conn, ctx, key, {"measured_by": f"n{i}"}),
-                                  Success):
+                if not is_successful(vital_signs.update(conn, ctx, key, {"measured_by": f"n{i}"})):
                     raise RuntimeError(f"{variant}: an update failed")
 
         times: dict[tuple[str, str], list[float]] = {
@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> str:
                  / statistics.median(times[(statement, "table CHECKs")]))
         out.append(f"| {label} | {cells[0]} | {cells[1]} | {ratio:.2f}x |")
     return "\n".join(out) + "\n"
+
+
+def _id(row: Any) -> Any:
+    return row.id
 
 
 def _micro(seconds: float) -> str:
