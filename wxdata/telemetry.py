@@ -18,7 +18,10 @@ tracer and meter providers); from then on:
   (counter), ``wxdata.audit.seal.lag`` (histogram, seconds, recorded by the sealer).
 
 Attributes never hold values, ids or SQL parameters: only entity and operation names, counts and
-codes. Uninstrumented, an operation pays one attribute check.
+codes. An exception propagating through a span ends it with status ERROR, described by
+:func:`wxdata.safelog.describe` (class names, SQLSTATE, constraint, where it was raised) and named
+in ``exception.type``; no exception event, message or traceback is recorded. Uninstrumented, an
+operation pays one attribute check.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import attrs
 from returns.result import Failure, Success
+
+from wxdata.safelog import describe
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -105,14 +110,29 @@ def _entity(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return str(getattr(target, "name", None) or getattr(kwargs.get("entity"), "name", "") or "")
 
 
+def _raised(span: Any, exc: Exception) -> None:
+    """Mark ``span`` as ended by ``exc``: status ERROR described by :func:`describe` and the
+    exception's class name in ``exception.type``. Never the exception's text or traceback, which
+    may quote row values (OpenTelemetry's own recording exports both, so spans are opened without
+    it)."""
+    if not span.is_recording():
+        return
+    from opentelemetry.trace import StatusCode
+
+    span.set_attribute("exception.type", type(exc).__qualname__)
+    span.set_status(StatusCode.ERROR, describe(exc))
+
+
 @contextlib.contextmanager
 def _measured(tracer: Any, operation: str, name: str) -> Iterator[Callable[[T], T]]:
     """The span of one call, current while the call runs; yields ``finish(result)``, which sets
     the outcome and rows. The duration is recorded once the span has ended (not when the call
-    raised: the span holds the exception then)."""
+    raised: the span then ends with status ERROR, its description and ``exception.type`` naming
+    the exception's class and where it was raised, never its text)."""
     started = time.perf_counter()
     outcomes: list[str] = []
-    with tracer.start_as_current_span(f"wxdata {operation}") as span:
+    with tracer.start_as_current_span(f"wxdata {operation}", record_exception=False,
+                                      set_status_on_exception=False) as span:
         span.set_attribute("db.system", "postgresql")
         span.set_attribute("wxdata.operation", operation)
         if name:
@@ -126,7 +146,11 @@ def _measured(tracer: Any, operation: str, name: str) -> Iterator[Callable[[T], 
             outcomes.append(outcome)
             return result
 
-        yield finish
+        try:
+            yield finish
+        except Exception as exc:
+            _raised(span, exc)
+            raise
     for outcome in outcomes:
         _state.duration.record(time.perf_counter() - started,
                                {"wxdata.entity": name, "wxdata.operation": operation,
@@ -239,7 +263,7 @@ def begin_transaction(isolation: str | None, read_only: bool) -> TransactionSpan
     span = tracer.start_span("wxdata transaction", attributes={
         "db.system": "postgresql", "wxdata.tx.isolation": str(isolation) if isolation else "default",
         "wxdata.tx.read_only": read_only, "wxdata.tx.retries": attempt.get(),
-    })
+    }, record_exception=False, set_status_on_exception=False)
     return TransactionSpan(span, context.attach(trace.set_span_in_context(span)))
 
 

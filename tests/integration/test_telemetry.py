@@ -443,3 +443,179 @@ def test_a_coroutine_is_traced_exactly_as_a_function(results: list[Any]) -> None
         assert _shapes(spans) == sync_shapes and len(sync_shapes) == len(results)
     finally:
         telemetry.uninstrument()
+
+
+# --- exceptions through a span: status and class name, never the exception's text ---------------
+
+
+def _exported_texts(spans: InMemorySpanExporter) -> list[str]:
+    """Every text an exporter ships of each finished span: name, attributes, status description,
+    events and their attributes, links' attributes."""
+    out: list[str] = []
+    for s in spans.get_finished_spans():
+        out.append(s.name)
+        out.extend(str(v) for v in (s.attributes or {}).values())
+        out.append(str(s.status.description or ""))
+        for event in s.events:
+            out.append(event.name)
+            out.extend(str(v) for v in (event.attributes or {}).values())
+        for link in s.links:
+            out.extend(str(v) for v in (link.attributes or {}).values())
+    return out
+
+
+def _assert_raised_without_phi(
+    spans: InMemorySpanExporter, name: str, exc_type: type[BaseException], secret: str,
+) -> None:
+    """``secret`` is nowhere in what is exported; the span ``name`` ended with status ERROR, no
+    exception event, and names the exception's class."""
+    from opentelemetry.trace import StatusCode
+
+    leaked = [t for t in _exported_texts(spans) if secret in t]
+    assert leaked == [], f"PHI exported in a span: {leaked[:2]}"
+    (span,) = [s for s in spans.get_finished_spans() if s.name == name]
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["exception.type"] == exc_type.__qualname__
+    assert (span.status.description or "").startswith(exc_type.__name__)
+    assert "wxdata.outcome" not in span.attributes
+    assert [e.name for e in span.events] == []
+
+
+def _duplicate_key_error(admin_conn: psycopg.Connection[Any], student_id: uuid.UUID) -> psycopg.Error:
+    """The UniqueViolation of inserting a copy of a student; PostgreSQL's DETAIL quotes the key."""
+    try:
+        admin_conn.execute(
+            "INSERT INTO students (student_number, first_name, last_name, date_of_birth,"
+            " grade, gender, enrollment_date, school_id, district_id)"
+            " SELECT student_number, first_name, last_name, date_of_birth, grade, gender,"
+            " enrollment_date, school_id, district_id FROM students WHERE id = %s",
+            (student_id,))
+    except psycopg.errors.UniqueViolation as exc:
+        return exc
+    raise AssertionError("the copy was inserted")
+
+
+@once
+def test_a_stream_consumer_exception_exports_no_phi_in_the_span(
+    conn: psycopg.Connection[Any], ctx: ExecutionContext, school: dict[str, uuid.UUID],
+    make_student: Any, otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    """A consumer that fails on a row and quotes it propagates through ``stream``: the span ends
+    with status ERROR naming ``ValueError``, and the row's values are nowhere in it."""
+    spans, metrics = otel
+    secret = f"Zq{uuid.uuid4().hex[:10]}"
+    make_student(first_name=secret, last_name="Sentinelson")
+    nurse = attrs.evolve(ctx, school_ids=frozenset({school["school_id"]}))
+    before = _duration_points(metrics)
+
+    def consume(rows: Iterator[Any]) -> int:
+        for row in rows:
+            raise ValueError(f"cannot export {row.first_name} born {row.date_of_birth}")
+        return 0
+
+    with pytest.raises(ValueError, match=secret):
+        students.stream(conn, nurse, consume, {"first_name": secret})
+    _assert_raised_without_phi(spans, "wxdata stream", ValueError, secret)
+    assert _duration_points(metrics) == before  # no duration for a call that raised
+
+
+@once
+def test_an_async_stream_consumer_exception_exports_no_phi_in_the_span(
+    db_url: str, ctx: ExecutionContext, school: dict[str, uuid.UUID], make_student: Any,
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    """The async twin: a consumer raising ``KeyError(<first name>)`` through ``aio`` ``stream``."""
+    spans, _ = otel
+    secret = f"Zq{uuid.uuid4().hex[:10]}"
+    make_student(first_name=secret)
+    nurse = attrs.evolve(ctx, school_ids=frozenset({school["school_id"]}))
+
+    async def consume(rows: AsyncIterator[Any]) -> int:
+        async for row in rows:
+            raise KeyError(row.first_name)
+        return 0
+
+    async def work() -> None:
+        async with await aio.connect(db_url) as aconn:
+            with pytest.raises(KeyError, match=secret):
+                await acrud.stream(aconn, nurse, STUDENTS, consume, {"first_name": secret})
+
+    asyncio.run(work())
+    _assert_raised_without_phi(spans, "wxdata stream", KeyError, secret)
+
+
+@once
+def test_a_chained_database_error_through_a_stream_exports_no_detail_in_the_span(
+    conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any], ctx: ExecutionContext,
+    school: dict[str, uuid.UUID], make_student: Any,
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    """A consumer's own write meets a unique violation (its DETAIL quotes the key) and wraps it
+    (``raise ... from exc``): the span names both classes and the SQLSTATE, never the DETAIL."""
+    spans, _ = otel
+    secret = f"STU-Zq{uuid.uuid4().hex[:8]}"
+    make_student(student_number=secret)
+    nurse = attrs.evolve(ctx, school_ids=frozenset({school["school_id"]}))
+
+    def consume(rows: Iterator[Any]) -> int:
+        for row in rows:
+            error = _duplicate_key_error(admin_conn, row.id)
+            assert secret in (error.diag.message_detail or "")
+            raise RuntimeError("export step failed") from error
+        return 0
+
+    with pytest.raises(RuntimeError):
+        students.stream(conn, nurse, consume, {"student_number": secret})
+    _assert_raised_without_phi(spans, "wxdata stream", RuntimeError, secret)
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "wxdata stream"]
+    assert "caused by UniqueViolation sqlstate=23505" in (span.status.description or "")
+
+
+@once
+@pytest.mark.parametrize("wrapper", ["traced", "traced coroutine", "traced_shell", "atraced_shell"])
+def test_every_traced_operation_records_a_chained_database_error_without_its_detail(
+    wrapper: str, conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any],
+    ctx: ExecutionContext, make_student: Any,
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    """Each way wxdata opens an operation's span (a data function, a coroutine function, the sync
+    and the async shell) lets an exception through unchanged and exports only its description."""
+    spans, _ = otel
+    secret = f"STU-Zq{uuid.uuid4().hex[:8]}"
+    error = _duplicate_key_error(admin_conn, make_student(student_number=secret).id)
+    assert secret in (error.diag.message_detail or "")
+    raised = RuntimeError("step failed")  # PHI only in the chained DETAIL
+
+    def fail() -> Any:
+        raise raised from error
+
+    @telemetry.traced("probe")
+    def function(conn: Any, ctx: Any, entity: Any) -> Any:
+        return fail()
+
+    @telemetry.traced("probe")
+    async def coroutine(conn: Any, ctx: Any, entity: Any) -> Any:
+        await asyncio.sleep(0)
+        return fail()
+
+    async def adrive(conn: Any, plan: Any) -> Any:
+        await asyncio.sleep(0)
+        return fail()
+
+    shell = telemetry.traced_shell("probe", lambda conn, *a: None, lambda conn, plan: fail(),
+                                   "Student")
+    ashell = telemetry.atraced_shell("probe", lambda conn, *a: None, adrive, "Student")
+    calls: dict[str, Any] = {
+        "traced": lambda: function(conn, ctx, STUDENTS),
+        "traced coroutine": lambda: asyncio.run(coroutine(conn, ctx, STUDENTS)),
+        "traced_shell": lambda: shell(conn, ctx),
+        "atraced_shell": lambda: asyncio.run(ashell(conn, ctx)),
+    }
+    with pytest.raises(RuntimeError) as caught:
+        calls[wrapper]()
+    assert caught.value is raised and caught.value.__cause__ is error
+    _assert_raised_without_phi(spans, "wxdata probe", RuntimeError, secret)
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "wxdata probe"]
+    assert span.attributes is not None and span.attributes["wxdata.entity"] == "Student"
+    assert "caused by UniqueViolation sqlstate=23505" in (span.status.description or "")
