@@ -14,6 +14,7 @@ import enum
 import functools
 import ipaddress
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -102,8 +103,26 @@ def _masked(value: object) -> str:
     return "<set>" if value else repr(value)
 
 
-def _non_blank(text: str) -> int:
-    return sum(1 for c in text if not c.isspace())
+def _worded(text: str) -> int:
+    """How many of ``text``'s characters are letters or digits (Unicode categories L and N).
+
+    Spaces, punctuation, symbols, control and format characters (zero-width spaces, byte-order
+    marks, soft hyphens) and combining marks do not count: a reason made of them states nothing.
+    """
+    return sum(1 for c in text if unicodedata.category(c)[0] in "LN")
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can store ``text``: no NUL, and encodable as UTF-8 (no lone surrogate)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @attrs.frozen(slots=True, kw_only=True, cache_hash=True)
@@ -120,7 +139,9 @@ class ExecutionContext:
     ``user_name`` at most 200 characters, neither with NUL; ``timestamp`` timezone-aware;
     ``Role.SYSTEM`` and ``Purpose.SYSTEM`` only through :func:`system_context`; a
     ``break_glass_reason`` only for a role in ``WXDATA_BREAK_GLASS_ROLES``, with at least
-    ``WXDATA_BREAK_GLASS_MIN_REASON`` non-blank characters, at most 1000 characters and no NUL.
+    ``WXDATA_BREAK_GLASS_MIN_REASON`` letters or digits, at most 1000 characters and no NUL.
+    Free text (``user_agent``, ``user_name``, the reason, ``metadata``) must be valid Unicode
+    that PostgreSQL can store: no NUL and no lone surrogate.
     """
 
     user_id: str
@@ -204,16 +225,18 @@ def _text_errors(ctx: ExecutionContext) -> list[FieldError]:
     for name, limit in _TEXT_LIMITS:
         value = getattr(ctx, name)
         if value is not None and (not isinstance(value, str) or len(value) > limit
-                                  or "\x00" in value):
-            errors.append(FieldError(name, f"must be at most {limit} characters without NUL"))
+                                  or not _storable(value)):
+            errors.append(FieldError(
+                name, f"must be at most {limit} characters of valid Unicode without NUL"))
     if not isinstance(ctx.timestamp, datetime) or ctx.timestamp.tzinfo is None:
         errors.append(FieldError("timestamp", "must be a timezone-aware datetime"))
     if not isinstance(ctx.metadata, tuple) or not all(
-        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) and "\x00" not in x
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) and _storable(x)
                                                      for x in p)
         for p in ctx.metadata
     ):
-        errors.append(FieldError("metadata", "must be (name, value) pairs of text without NUL"))
+        errors.append(FieldError(
+            "metadata", "must be (name, value) pairs of valid Unicode text without NUL"))
     return errors
 
 
@@ -237,16 +260,38 @@ def _break_glass_errors(ctx: ExecutionContext) -> list[FieldError]:
         return []
     s = settings()
     errors = []
-    if not isinstance(reason, str) or "\x00" in reason or len(reason) > _REASON_MAX:
-        errors.append(FieldError("break_glass_reason",
-                                 f"must be text of at most {_REASON_MAX} characters without NUL"))
-    elif _non_blank(reason) < s.break_glass_min_reason:
+    if not isinstance(reason, str) or len(reason) > _REASON_MAX or not _storable(reason):
         errors.append(FieldError(
             "break_glass_reason",
-            f"must state a reason of at least {s.break_glass_min_reason} non-blank characters"))
+            f"must be valid Unicode text of at most {_REASON_MAX} characters without NUL"))
+    elif _worded(reason) < s.break_glass_min_reason:
+        errors.append(FieldError(
+            "break_glass_reason",
+            f"must state a reason of at least {s.break_glass_min_reason} letters or digits"))
     if not isinstance(ctx.role, Role) or ctx.role.value not in s.break_glass_roles:
         errors.append(FieldError("role", "may not use break-glass access"))
     return errors
+
+
+def same_principal(opened: ExecutionContext, acting: ExecutionContext) -> bool:
+    """Whether ``acting`` may run statements in a unit of work opened for ``opened``.
+
+    The unit's transaction carries ``opened``'s signed scope (its user, role, schools, and
+    whether it bypasses them: SYSTEM or break-glass), and row security answers every statement in
+    it from that scope. A call under another user, role, school set or bypass would read and
+    write under a scope that is not its own, so it is refused. Request, session and correlation
+    ids, address, agent, purpose and time may differ: the records a call leaves carry its own.
+    """
+    return opened is acting or (
+        opened.user_id == acting.user_id and opened.role is acting.role
+        and opened.school_ids == acting.school_ids
+        and (opened.is_system or opened.is_break_glass)
+        == (acting.is_system or acting.is_break_glass))
+
+
+#: The rule a call breaks when it runs inside a unit of work opened for another principal.
+OTHER_PRINCIPAL = ("the connection's unit of work was opened for another user, role, school "
+                   "scope or bypass; open a unit of work of this context's own")
 
 
 def context_errors(ctx: ExecutionContext) -> tuple[FieldError, ...]:

@@ -205,6 +205,58 @@ def test_nul_in_free_text_is_refused(field: str, text: str) -> None:
     assert [e.field for e in refusal(**{field: text + "\x00"}).errors] == [field]
 
 
+#: Characters that state nothing: spaces, punctuation, symbols, control and format characters
+#: (zero-width spaces, byte-order marks, soft hyphens) and combining marks, never NUL or a
+#: surrogate (refused by rules of their own).
+_WORDLESS = st.characters(blacklist_categories=("L", "N", "Cs"), blacklist_characters="\x00")
+
+
+@given(reason=st.text(alphabet=_WORDLESS, min_size=20, max_size=300),
+       letters=st.text(alphabet=_MARK, max_size=19), role=st.sampled_from(ALLOWED),
+       data=st.data())
+def test_reasons_with_too_few_letters_or_digits_are_refused(
+        reason: str, letters: str, role: Role, data: st.DataObject) -> None:
+    """However long, a reason needs WXDATA_BREAK_GLASS_MIN_REASON letters or digits: 25
+    zero-width spaces, control characters, a line of dots or combining marks state no reason."""
+    at = data.draw(st.integers(min_value=0, max_value=len(reason)))
+    mixed = reason[:at] + letters + reason[at:]
+    error = refusal(role=role, break_glass_reason=mixed, purpose=Purpose.EMERGENCY)
+    assert [e.field for e in error.errors] == ["break_glass_reason"]
+    assert "letters or digits" in error.errors[0].rule
+    assert all(c not in str(error) for c in letters)
+
+
+def test_invisible_reasons_are_refused() -> None:
+    for blank in ("\u200b", "\ufeff", "\u2060", "\u00ad", "\x01", "\u0301", " \u200b", ".",
+                  "\u00a0", "\u3000"):
+        with pytest.raises(InvalidContext) as raised:
+            nurse().break_glass(blank * 30)
+        assert [e.field for e in raised.value.errors] == ["break_glass_reason"]
+
+
+@given(field=st.sampled_from(["user_agent", "user_name", "break_glass_reason"]),
+       before=st.text(alphabet=_MARK, min_size=20, max_size=40),
+       surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+       after=st.text(alphabet=_MARK, max_size=20))
+def test_free_text_postgresql_cannot_store_is_refused_without_echo(
+        field: str, before: str, surrogate: str, after: str) -> None:
+    """A lone surrogate (``json.loads('"\\ud800"')`` yields one from an ordinary request body)
+    cannot be encoded for PostgreSQL: refused when the context is built, naming the field."""
+    extra = {"purpose": Purpose.EMERGENCY} if field == "break_glass_reason" else {}
+    error = refusal(**{field: before + surrogate + after}, **extra)
+    assert [e.field for e in error.errors] == [field]
+    assert "valid Unicode" in error.errors[0].rule
+    assert before not in str(error) and surrogate not in str(error)
+
+
+@given(surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+       name=st.booleans())
+def test_metadata_postgresql_cannot_store_is_refused(surrogate: str, name: bool) -> None:
+    pair = (surrogate, "v") if name else ("k", "x" + surrogate)
+    error = refusal(metadata=(pair,))
+    assert [e.field for e in error.errors] == ["metadata"]
+
+
 def test_build_names_missing_and_unknown_fields() -> None:
     errors = ExecutionContext.build(user_id="u", bogus=1).failure().errors
     assert {(e.field, e.rule) for e in errors} == {("bogus", "is not a context field"),

@@ -12,11 +12,12 @@ from returns.result import Failure, Result, Success
 
 from wxdata import _connstate
 from wxdata.config import settings
-from wxdata.context import ExecutionContext
+from wxdata.context import OTHER_PRINCIPAL, ExecutionContext, same_principal
 from wxdata.core.effects import Execute, Pipeline, Plan, Rows
 from wxdata.errors import (
     ContextRefused,
     DataError,
+    Forbidden,
     InvalidQuery,
     NotFound,
     Unavailable,
@@ -146,8 +147,10 @@ def _run_built(
             if refusal is not None:
                 raise ContextRefused(refusal)
         else:
-            current_scope(conn)  # the unit of work is used from its owner thread
+            opened = current_scope(conn)  # the unit of work is used from its owner thread
             check_context(ctx, config)
+            if opened is not None and not same_principal(opened.ctx, ctx):
+                raise ContextRefused(Forbidden(entity=name, reason=OTHER_PRINCIPAL))
         rows = yield Execute(sql, params, prepare)
     except psycopg.Error as exc:
         raise _Err(_db_error(exc, name)) from None

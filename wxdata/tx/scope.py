@@ -60,7 +60,13 @@ from returns.result import Result, Success
 from wxdata import _connstate, telemetry
 from wxdata._connstate import RoleFacts
 from wxdata.config import Settings, settings
-from wxdata.context import ExecutionContext, context_age_error, context_items
+from wxdata.context import (
+    OTHER_PRINCIPAL,
+    ExecutionContext,
+    context_age_error,
+    context_items,
+    same_principal,
+)
 from wxdata.core.drive import run
 from wxdata.core.effects import (
     Command,
@@ -202,6 +208,23 @@ def current_scope(conn: AnyConn) -> Scope | None:
     if scope is not None and scope.owner != threading.get_ident():
         raise ConcurrentUseError("connection used by two threads at once")
     return scope
+
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
+def disclosed_on_lane_two(conn: AnyConn, scope: Scope | None) -> bool:
+    """Whether a disclosure record must be committed on lane 2 rather than ride ``conn``.
+
+    A record on ``conn`` is kept whatever the caller does next only in a unit of work that can
+    write (a rollback replays it on lane 2) or, outside one, on an autocommit connection between
+    transactions (the statement is its own transaction). In a read-only unit of work it cannot be
+    inserted; in a transaction wxdata did not open (a connection not in autocommit, or a
+    ``conn.transaction()`` block) the caller could roll it back after the data was handed out.
+    """
+    if scope is not None:
+        return scope.read_only
+    return not conn.autocommit or conn.pgconn.transaction_status != _IDLE
 
 
 def in_scope(conn: AnyConn) -> bool:
@@ -575,6 +598,8 @@ def scope_plan(
         yield from _finish_outer(conn, scope, commit=True)
         return
 
+    if not same_principal(scope.ctx, ctx):
+        raise ContextRefused(Forbidden(reason=OTHER_PRINCIPAL))
     if _RANK[isolation] > _RANK[scope.isolation]:
         raise ScopeError(
             f"a nested scope cannot raise the isolation to {isolation}: declare it on the "
