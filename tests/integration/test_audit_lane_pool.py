@@ -302,6 +302,27 @@ def test_dead_lane_read_only_reads_fail_closed(
     assert _records(conn, request) == 0
 
 
+def test_dead_lane_reads_in_a_transaction_wxdata_did_not_open_fail_closed(
+    conn: psycopg.Connection[Any], make_student: Any, school: dict[str, uuid.UUID],
+    dead_lane_pool: tuple[Any, str],
+) -> None:
+    """In the caller's own transaction a read's record must commit on lane 2 before the rows are
+    returned; with lane 2 down the read fails and hands out nothing."""
+    pool, _ = dead_lane_pool
+    student = make_student()
+    request = f"dead-tx-{uuid.uuid4().hex[:8]}"
+    ctx = _ctx(school["school_id"], request)
+    with pool.connection() as c, c.transaction(force_rollback=True):
+        by_id = students.find_by_id(c, ctx, student.id)
+        many = students.find_many(c, ctx, {"id": student.id})
+        explicit = log_read(c, ctx, students.ENTITY, [student.id])
+        hand = crud.fetch(c, ctx, "SELECT id, first_name FROM students WHERE id = %(id)s",
+                          {"id": student.id})
+    for result in (by_id, many, explicit, hand):
+        assert isinstance(result, Failure) and isinstance(result.failure(), Unavailable), result
+    assert _records(conn, request) == 0
+
+
 def test_dead_lane_cached_phi_hit_fails_closed(
     conn: psycopg.Connection[Any], make_student: Any, school: dict[str, uuid.UUID],
     dead_lane_pool: tuple[Any, str],

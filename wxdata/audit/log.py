@@ -58,7 +58,7 @@ from wxdata.core.effects import Detached, Execute, Plan
 from wxdata.errors import DataError, FieldError, ValidationFailed, from_db_error
 from wxdata.schema.spec import Entity, lookup
 from wxdata.tx.decorators import UNRECORDED
-from wxdata.tx.scope import AnyConn, current_scope
+from wxdata.tx.scope import AnyConn, current_scope, disclosed_on_lane_two
 
 Conn = psycopg.Connection[Any]
 Result_ = Result[None, DataError]
@@ -245,7 +245,9 @@ def _lane_plan(
     """The lanes of a success-path record (module doc): ``insert(relaxed)`` its lane-1 statement,
     ``record()`` the record itself for lane 2 (built only if lane 2 is needed)."""
     scope = current_scope(conn)
-    if scope is not None and scope.read_only:
+    # a read-only unit of work cannot insert; a disclosure in a transaction wxdata did not open
+    # could be rolled back by its caller after the data was handed out
+    if scope.read_only if scope is not None else disclosure and disclosed_on_lane_two(conn, None):
         return (yield from _survive(ctx, record()))
     config = settings()
     # a disclosure outside a unit of work is its own transaction: a READ may commit relaxed

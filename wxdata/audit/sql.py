@@ -485,7 +485,8 @@ def relaxed_commit(mode: str, autocommit: bool) -> bool:
     """Whether a read's record may commit without waiting for the WAL flush.
 
     Only when configured (``mode`` is ``async``) and on an autocommit connection outside a unit of
-    work (the caller checks the scope), where the read's statement is its own transaction: never
-    a transaction that goes on to write, whose commit must stay durable.
+    work and outside any transaction the caller opened (the callers check both: such a read's
+    record goes to lane 2), where the read's statement is its own transaction: never a
+    transaction that goes on to write, whose commit must stay durable.
     """
     return mode == "async" and autocommit

@@ -42,6 +42,7 @@ from wxdata.tx.scope import (
     AnyConn,
     Scope,
     current_scope,
+    disclosed_on_lane_two,
     role_facts,
 )
 
@@ -218,7 +219,7 @@ def _recorded_read(
     """:func:`_read` of a read whose disclosure wxdata records."""
     scope = current_scope(conn)
     riding = _riding(ctx, entity, READ, fields)
-    if scope is not None and scope.read_only:  # no INSERT possible: disclose on lane 2
+    if disclosed_on_lane_two(conn, scope):  # no INSERT possible, or none the caller keeps
         rows = yield from _run_built(conn, ctx, entity.name, sql, params, build)
         if rows and not (yield from _detached_read(ctx, entity, riding.base, rows)):
             raise _Err(UNRECORDED)  # no record, no data

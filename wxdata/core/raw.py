@@ -44,6 +44,7 @@ from wxdata.tx.decorators import UNRECORDED
 from wxdata.tx.scope import (
     AnyConn,
     current_scope,
+    disclosed_on_lane_two,
 )
 
 
@@ -201,7 +202,7 @@ def record_disclosure(
     record = _record(ctx, entity, action, entity_ids=ids, subjects=subjects, fields=fields,
                      metadata=metadata)
     scope = current_scope(conn)
-    if scope is not None and scope.read_only:
+    if disclosed_on_lane_two(conn, scope):
         if (yield Detached(ctx, record)):
             return Success(None)
         return Failure(UNRECORDED)
