@@ -51,8 +51,10 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 from cachetools import TLRUCache
 from cachetools import cached as ct_cached
 from returns.result import Success
@@ -666,7 +668,10 @@ def hit_paths() -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
 
     class NoConnection:
         """A hit sends nothing; the connection's role is known as an application role's (not
-        privileged), as after wxdata's one-off probe of a real connection."""
+        privileged), as after wxdata's one-off probe of a real connection, and it is between
+        transactions, as an autocommit connection is between calls."""
+
+        pgconn = SimpleNamespace(transaction_status=psycopg.pq.TransactionStatus.IDLE)
 
     sid = uuid.uuid4()
     mem = MemoryCache(KeyBuilder(os.urandom(32)), max_size=1000)

@@ -210,14 +210,14 @@ def test_a_unit_of_work_that_wrote_the_entity_counts_its_own_writes(
     seen: list[int] = []
     if shell.aconn is None:
         with contextlib.suppress(RollbackScope), unit_of_work(conn, ctx):
-            crud.create(conn, sys_ctx, STUDENTS, student_values(school)).unwrap()
+            crud.create(conn, ctx, STUDENTS, student_values(school)).unwrap()
             seen.append(crud.find_many(conn, ctx, STUDENTS).unwrap().total)
             raise RollbackScope
     else:
         async def body() -> None:
             with contextlib.suppress(RollbackScope):
                 async with aio.unit_of_work(shell.aconn, ctx):
-                    (await acrud.create(shell.aconn, sys_ctx, STUDENTS,
+                    (await acrud.create(shell.aconn, ctx, STUDENTS,
                                         student_values(school))).unwrap()
                     seen.append((await acrud.find_many(shell.aconn, ctx, STUDENTS)).unwrap().total)
                     raise RollbackScope

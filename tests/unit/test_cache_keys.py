@@ -217,17 +217,29 @@ def test_canonical_text_is_injective(a: Any, b: Any) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(_values)
-def test_canonical_text_ignores_mapping_and_set_order(a: Any) -> None:
-    def rebuilt(v: Any) -> Any:
+def test_canonical_text_keeps_mapping_order_and_ignores_set_order(a: Any) -> None:
+    def rebuilt(v: Any, flip: bool) -> Any:
         if isinstance(v, dict):
-            return {k: rebuilt(v[k]) for k in reversed(list(v))}
+            keys = list(reversed(list(v))) if flip else list(v)
+            return {k: rebuilt(v[k], flip) for k in keys}
+        if isinstance(v, set | frozenset):
+            return type(v)(reversed(list(v)))
         if isinstance(v, list):
-            return [rebuilt(x) for x in v]
+            return [rebuilt(x, flip) for x in v]
         if isinstance(v, tuple):
-            return tuple(rebuilt(x) for x in v)
+            return tuple(rebuilt(x, flip) for x in v)
         return v
 
-    assert K.canonical(rebuilt(a)) == K.canonical(a)
+    def orders(v: Any) -> Any:
+        if isinstance(v, dict):
+            return [(repr(k), orders(x)) for k, x in v.items()]
+        if isinstance(v, list | tuple):
+            return [orders(x) for x in v]
+        return None
+
+    assert K.canonical(rebuilt(a, False)) == K.canonical(a)
+    flipped = rebuilt(a, True)
+    assert (K.canonical(flipped) == K.canonical(a)) is (orders(flipped) == orders(a))
 
 
 def _sample(conn: Any, ctx: Any, x: str) -> Any:
@@ -270,3 +282,38 @@ def test_bound_methods_of_different_entities_differ() -> None:
 
     assert function_identity(students.find_by_id, "find") != function_identity(
         health_records.find_by_id, "find")
+
+
+_ITEMS = st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=4), min_size=2,
+                         max_size=6)
+
+
+@given(_ITEMS, st.randoms(use_true_random=False))
+def test_dicts_are_keyed_in_insertion_order(items: dict[str, Any], rnd: Any) -> None:
+    """Equal dicts in another order are other calls (a sort spec); in the same order, one."""
+    order = list(items)
+    rnd.shuffle(order)
+    other = {k: items[k] for k in order}
+    assert other == items
+    assert (K.canonical(other) == K.canonical(items)) is (order == list(items))
+    assert K.canonical(dict(items)) == K.canonical(items)
+    nested = K.canonical({"sort": other}) == K.canonical({"sort": items})
+    assert nested is (order == list(items))
+
+
+@given(st.sets(st.integers(), min_size=2, max_size=8))
+def test_sets_are_keyed_whatever_their_iteration_order(values: set[int]) -> None:
+    backwards = set(reversed(list(values)))
+    assert K.canonical(backwards) == K.canonical(values)
+    assert K.canonical(frozenset(backwards)) == K.canonical(frozenset(values))
+
+
+@given(st.permutations(["a", "b", "c"]))
+def test_the_memoised_signature_agrees_with_the_key_for_keyword_order(order: list[str]) -> None:
+    """A ``**kwargs`` function sees its keywords in call order: the memo's signature keeps it, as
+    the canonical text of the bound ``kwargs`` dict does."""
+    first = {k: 1 for k in ["a", "b", "c"]}
+    called = {k: 1 for k in order}
+    same_sig = K.fast_signature((), first) == K.fast_signature((), called)
+    same_text = K.canonical(first) == K.canonical(called)
+    assert same_sig is same_text is (order == ["a", "b", "c"])

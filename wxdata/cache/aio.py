@@ -75,7 +75,7 @@ from wxdata.context import ExecutionContext
 from wxdata.core.drive import arun
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
-from wxdata.tx.events import WriteEvent
+from wxdata.tx.events import WriteEvent, foreign_writes, settle_foreign
 from wxdata.tx.scope import refusal_plan, role_refusal
 
 log = logging.getLogger("wxdata.cache")
@@ -86,6 +86,7 @@ AConn = psycopg.AsyncConnection[Any]
 AFn = Callable[Concatenate[AConn, ExecutionContext, P], Awaitable[Result[T, DataError]]]
 AsyncSource = AsyncCache | Callable[[], AsyncCache | None] | None
 _CORO = types.CoroutineType
+_IDLE = TransactionStatus.IDLE
 
 __all__ = [
     "AsyncCache",
@@ -112,7 +113,7 @@ def _may_use(p: Plan, conn: AConn) -> bool:
     scope = scope_of(conn)
     if scope is not None:
         return p.usable(scope)
-    return conn.info.transaction_status == TransactionStatus.IDLE
+    return conn.pgconn.transaction_status == _IDLE
 
 
 async def _recorded(p: Plan, c: Any, conn: AConn, ctx: ExecutionContext,
@@ -232,6 +233,8 @@ def cached(
                 return Failure(from_db_error(exc))
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
+            if foreign_writes:  # writes of transactions wxdata did not open, not yet seen ended
+                settle_foreign()
             if not _may_use(p, conn) or (sensitive and p.refuses_backend(c.accepts_sensitive)):
                 c.counters.add(label, "bypasses")
                 return await fn(conn, ctx, *args, **kwargs)

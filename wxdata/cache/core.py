@@ -41,6 +41,7 @@ from wxdata.audit.log import DueRecord, due_read
 from wxdata.audit.ownership import reads_owned, reads_recorded
 from wxdata.cache.costs import Costs
 from wxdata.cache.identity import Identity, UnprovableIdentity, identity_of
+from wxdata.cache.invalidation import held_by_foreign
 from wxdata.cache.keys import (
     LIST,
     KeyBuilder,
@@ -61,6 +62,7 @@ from wxdata.config import settings
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery
 from wxdata.schema.spec import Entity, registered
+from wxdata.tx.events import foreign_writes
 from wxdata.tx.scope import Isolation, current_scope, role_refusal
 
 log = logging.getLogger("wxdata.cache")
@@ -337,6 +339,8 @@ class Plan:
             tags = self.tag_list(conn, ctx, args, kwargs)
         except ValueError:
             return None
+        if foreign_writes and held_by_foreign(tags):
+            return None  # a write in a transaction wxdata did not open may yet commit
         keys = cache.keys
         life = ttl_for(self.entity, self.fixed_ttl,
                        getattr(cache, "default_ttl", settings().cache_default_ttl))

@@ -9,7 +9,9 @@ Per call:
 1. *Bypass* (neither read nor fill) when the cache is off; inside a unit of work that has written
    the entity (or a ``depends`` entity; any entity when none is declared); inside a REPEATABLE READ
    or SERIALIZABLE unit of work (its snapshot may predate a commit, and its predicate locks must
-   see the read); for sensitive data when the backend refuses it (Redis without encryption); for
+   see the read); inside a transaction wxdata did not open (no unit of work, the connection not
+   idle: its snapshot may predate a commit, its own uncommitted writes are in it); for sensitive
+   data when the backend refuses it (Redis without encryption); for
    wxdata's own by-id read with its disclosure due, on a backend outside the process (a hit there
    would cost more than the read: :meth:`~wxdata.cache.core.Plan.hit_costs_more`); for any
    other call whose hit owes a disclosure record, while the hit (lookup and record) has been
@@ -73,6 +75,7 @@ from wxdata.cache.keys import KeyShape, UncacheableArgument, fast_signature
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, from_db_error
 from wxdata.schema.spec import Entity
+from wxdata.tx.events import foreign_writes, settle_foreign
 from wxdata.tx.scope import context_refusal, current_scope, role_refusal
 
 log = logging.getLogger("wxdata.cache")
@@ -82,6 +85,7 @@ T = TypeVar("T")
 Conn = psycopg.Connection[Any]
 Fn = Callable[Concatenate[Conn, ExecutionContext, P], Result[T, DataError]]
 CacheSource = CacheManager | Callable[[], CacheManager | None] | None
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 __all__ = ["FOLLOW_TIMEOUT", "audit_hit", "cached", "label_of"]
 
@@ -226,7 +230,10 @@ def cached(
             scope = current_scope(conn) if state is not None and state.scope is not None else None
             if refusal is not None:  # a cache hit must not serve a connection wxdata refuses
                 return Failure(refusal)
+            if foreign_writes:  # writes of transactions wxdata did not open, not yet seen ended
+                settle_foreign()
             if (scope is not None and not usable(scope)) or (
+                    scope is None and conn.pgconn.transaction_status != _IDLE) or (
                     sensitive and p.refuses_backend(c.accepts_sensitive)):
                 c.counters.add(label, "bypasses")
                 return fn(conn, ctx, *args, **kwargs)

@@ -8,7 +8,16 @@ before the write's call returns:
 
 - ``entity:<Name>`` — every list, search and summary of the entity;
 - ``row:<Name>:<id>`` for each row written (creates included: a cached "absent" answer is stale);
-- ``student:<id>`` for each subject student of the rows written.
+- ``student:<id>`` for each subject student of the rows written;
+- for a write to ``students`` that changes or may change a student's school (every write but a
+  create, unless the event names its columns and ``school_id`` is not among them):
+  ``entity:<Name>`` of every entity whose row security goes through ``students`` (a table with a
+  ``student_id`` and no ``school_id``, ``sql/0217_scope_through_students_once.sql``): which
+  school may see their rows has changed, in every list, summary and total.
+
+A write announced inside a transaction wxdata did not open is delivered at once and again once
+that transaction has ended (:mod:`wxdata.tx.events`); until then :func:`held_by_foreign` refuses
+the fills its tags name.
 
 A listener error is logged and never fails the write (it has committed); the backend then owes a
 flush (see the Redis backend) so no stale entry outlives the fault.
@@ -23,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
+import pkgutil
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -32,7 +43,13 @@ from typing import Any
 from wxdata.cache.backends.base import CacheManager
 from wxdata.cache.keys import entity_tag, row_tag, student_tag
 from wxdata.safelog import log_error
-from wxdata.tx.events import WriteEvent, add_write_listener, remove_write_listener
+from wxdata.schema.spec import registered, registered_count
+from wxdata.tx.events import (
+    WriteEvent,
+    add_write_listener,
+    pending_foreign,
+    remove_write_listener,
+)
 
 log = logging.getLogger("wxdata.cache")
 
@@ -40,12 +57,70 @@ _lock = threading.Lock()
 _CACHES: weakref.WeakSet[CacheManager] = weakref.WeakSet()
 
 
+#: The table through which the row security of every table without a school_id goes, and the
+#: column of it that decides which school sees them (sql/0217_scope_through_students_once.sql).
+_SCOPING_TABLE = "students"
+_SCOPE_COLUMN = "school_id"
+#: Writes that cannot move an existing student to another school.
+_KEEPS_SCHOOL = frozenset({"CREATE", "BULK_CREATE"})
+#: (registered_count, name of the students entity, entity tags of the entities scoped through it)
+_scoped: list[tuple[int, str | None, tuple[str, ...]]] = [(-1, None, ())]
+
+
+@functools.cache
+def _load_schema() -> None:
+    """Declare every entity of :mod:`wxdata.schema` (once): a process that never imported one
+    must still invalidate what other processes cache of it in a shared cache."""
+    import wxdata.schema as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def scoped_through_students() -> tuple[str | None, tuple[str, ...]]:
+    """(the name of the entity of ``students``, the ``entity:`` tags of every entity whose row
+    security goes through it): derived once, again only when more entities are declared."""
+    memo = _scoped[0]
+    if memo[0] == registered_count():
+        return memo[1], memo[2]
+    _load_schema()
+    count = registered_count()
+    entities = registered()
+    owner = next((e.name for e in entities if e.table == _SCOPING_TABLE), None)
+    tags = tuple(entity_tag(e) for e in entities
+                 if e.table != _SCOPING_TABLE and _SCOPE_COLUMN not in e.by_name
+                 and e.school is None and (e.subject is not None or "student_id" in e.by_name))
+    _scoped[0] = (count, owner, tags)
+    return owner, tags
+
+
+def _moves_students(event: WriteEvent) -> bool:
+    """Whether the write may have moved students to another school."""
+    if event.action in _KEEPS_SCHOOL:
+        return False
+    return event.columns is None or _SCOPE_COLUMN in event.columns
+
+
 def tags_for(event: WriteEvent) -> list[str]:
     """The tags a committed write invalidates."""
     tags = [entity_tag(event.entity)]
     tags.extend(row_tag(event.entity, i) for i in event.ids)
     tags.extend(student_tag(s) for s in event.subjects)
+    owner, scoped = scoped_through_students()
+    if event.entity == owner and _moves_students(event):
+        tags.extend(scoped)
     return list(dict.fromkeys(tags))
+
+
+def held_by_foreign(tags: Iterable[str]) -> bool:
+    """Whether a write announced inside a transaction wxdata did not open, still open, names any
+    of ``tags``: a value read now may be changed by its COMMIT and must not be stored. Callers
+    test :data:`wxdata.tx.events.foreign_writes` first (empty almost always)."""
+    pending = pending_foreign()
+    if not pending:
+        return False
+    held = {t for event in pending for t in tags_for(event)}
+    return not held.isdisjoint(tags)
 
 
 def invalidate_tags(cache: CacheManager, tags: Iterable[str]) -> int:

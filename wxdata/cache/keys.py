@@ -5,9 +5,11 @@ function's name and identity (code, defaults, closure values: :mod:`wxdata.cache
 entity's schema fingerprint, the caller's row-security partition, and every argument bound to the
 function's signature with defaults applied (ids, filters, sort, page, limit, projection, flags) in a typed
 canonical text — ``1``, ``1.0``, ``True``, ``"1"``, ``Decimal("1")`` and ``UUID(...)`` never
-encode alike, mappings and sets are sorted, dates and datetimes keep their type and offset. Two
-calls share a key only if every argument is equal with the same type (the original's
-``{id: a}`` / ``{id: b}`` collision cannot happen: values are hashed, not replaced).
+encode alike, mappings keep their insertion order (equal dicts in other orders are other calls),
+sets and frozensets are sorted (their iteration order is not part of their value), dates and
+datetimes keep their type and offset. Two calls share a key only if every argument is equal
+with the same type (the original's ``{id: a}`` / ``{id: b}`` collision cannot happen: values
+are hashed, not replaced).
 
 Shapes, for non-sensitive entities (reference data; the original's formats, hash widened)::
 
@@ -83,8 +85,9 @@ def _set(tag: str, items: Any) -> str:
 
 
 def _mapping(v: Mapping[Any, Any]) -> str:
-    pairs = sorted((canonical(k), canonical(x)) for k, x in v.items())
-    return "m{" + ",".join(f"{k}={x}" for k, x in pairs) + "}"
+    # in insertion order: equal dicts in other orders iterate otherwise (a sort spec), so they
+    # are other calls; a set's iteration order is not part of its value (sorted above)
+    return "m[" + ",".join(f"{canonical(k)}={canonical(x)}" for k, x in v.items()) + "]"
 
 
 _EXACT: dict[type, Callable[[Any], str]] = {
@@ -310,7 +313,7 @@ def fast_signature(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[An
         sig.append(t)
         sig.append(a.int if t is UUID else a)  # an int hashes in C; the type keeps it apart
     if kwargs:
-        for k in sorted(kwargs):
+        for k in kwargs:  # in call order: a function taking **kwargs sees that order
             v = kwargs[k]
             t = type(v)
             if t not in _SIMPLE:

@@ -33,6 +33,7 @@ from returns.result import Failure, Result, Success
 from wxdata.cache.backends.base import Miss
 from wxdata.cache.core import scope_of
 from wxdata.cache.factory import default_cache
+from wxdata.cache.invalidation import held_by_foreign
 from wxdata.cache.keys import (
     LIST,
     UncacheableArgument,
@@ -52,6 +53,7 @@ from wxdata.errors import DataError
 from wxdata.query import compiler
 from wxdata.query.paging import Page, SortSpec, check_page, parse_sort
 from wxdata.schema.spec import Entity
+from wxdata.tx.events import foreign_writes, settle_foreign
 from wxdata.tx.scope import Isolation
 
 __all__ = ["TOTAL_CALL", "cache_totals", "counted_page", "totals_cached", "uncache_totals"]
@@ -59,6 +61,7 @@ __all__ = ["TOTAL_CALL", "cache_totals", "counted_page", "totals_cached", "uncac
 #: The function name in every total's canonical call (no cached function can take it).
 TOTAL_CALL = "wxdata.find_many#total"
 _RC = (None, Isolation.READ_COMMITTED)
+_IDLE = TransactionStatus.IDLE
 _lock = threading.Lock()
 _ON: dict[str, Entity[Any]] = {}
 
@@ -97,10 +100,12 @@ def _cache_for(conn: Any) -> Any:
 def _usable(conn: Any, entity: Entity[Any]) -> bool:
     """READ COMMITTED, nothing of the entity written in the unit of work, and no transaction
     wxdata did not open."""
+    if foreign_writes:
+        settle_foreign()
     scope = scope_of(conn)
     if scope is not None:
         return scope.isolation in _RC and not scope.has_written(entity.name)
-    return bool(conn.info.transaction_status == TransactionStatus.IDLE)
+    return bool(conn.pgconn.transaction_status == _IDLE)
 
 
 def counted_page(
@@ -157,7 +162,8 @@ def _plan(
         conn, ctx, entity, where, order_by, page, limit, include_deleted, None)
     token = got.token
     match result:
-        case Success(counted) if token is not None and _usable(conn, entity):
+        case Success(counted) if token is not None and _usable(conn, entity) and not (
+                foreign_writes and held_by_foreign((entity_tag(entity),))):
             tags = [cache.keys.tag_id(entity_tag(entity))]
             life = ttl_for(entity, None,
                            getattr(cache, "default_ttl", settings().cache_default_ttl))

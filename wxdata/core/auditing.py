@@ -270,14 +270,16 @@ def _write_record(
 
 
 def _announce(conn: AnyConn, entity: Entity[Any], action: str, ids: tuple[UUID, ...],
-              subjects: tuple[UUID, ...] = (), *, row: Any = None) -> Plan[None]:
+              subjects: tuple[UUID, ...] = (), *, row: Any = None,
+              columns: tuple[str, ...] | None = None) -> Plan[None]:
     """Announce a write (cache invalidation after COMMIT); on an async connection outside a unit
     of work the async driver awaits the listeners (the async Redis client) before going on.
     ``row``: the one row written, whose subject the event names (read only when announced).
+    ``columns``: the columns an update set (None: any may have changed).
     A write nobody hears (:func:`~wxdata.tx.events.unheard`) builds no event."""
     if unheard(conn):
         return
     if row is not None:
         subjects = _subjects(entity, (row,))
     yield from announce_plan(
-        conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects))))
+        conn, WriteEvent(entity.name, action, ids, tuple(dict.fromkeys(subjects)), columns))

@@ -267,7 +267,7 @@ def _update(
     except _Err as err:
         return (yield from _fail_write(conn, ctx, entity, AuditAction.UPDATE, err.error, key))
     row = row_maker(entity.row_type)(rows[0])
-    yield from _announce(conn, entity, "UPDATE", (key,), row=row)
+    yield from _announce(conn, entity, "UPDATE", (key,), row=row, columns=columns)
     return Success(row)
 
 
@@ -405,7 +405,8 @@ def update_where(
                 raise ScopeError("a bulk update left its unit of work")
             yield from _write_record(conn, ctx, scope, record)
         if ids:
-            yield from _announce(conn, entity, "BULK_UPDATE", ids, subjects)
+            yield from _announce(conn, entity, "BULK_UPDATE", ids, subjects,
+                                 columns=columns)
         return Success(ids)
 
     result: Result[tuple[UUID, ...], DataError] = yield from scope_run_plan(

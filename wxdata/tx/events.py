@@ -9,11 +9,21 @@ of an async unit of work then await the twin after COMMIT, in the event loop, in
 the listener (the async driver awaits its hooks), so its I/O never blocks the loop. A write
 announced outside a unit of work from inside a plan does the same when it announces with
 ``yield from announce_plan(conn, event)``.
+
+A write announced on a connection inside a transaction wxdata did not open (a connection not in
+autocommit, a ``conn.transaction()`` block) cannot wait for that transaction's COMMIT, which
+wxdata does not see: it is delivered at once, and again once that transaction has ended. Until
+then the connection's events stay *pending* (:data:`foreign_writes`): :func:`settle_foreign`
+delivers again the events of every pending connection now idle (committed or rolled back), closed
+or gone, and :func:`pending_foreign` answers the events still pending, so the cache stores no value
+read meanwhile that they may change.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -30,12 +40,15 @@ log = logging.getLogger("wxdata.tx")
 
 @attrs.frozen(slots=True)
 class WriteEvent:
-    """Entity ``entity`` rows ``ids`` (of students ``subjects``) were changed by ``action``."""
+    """Entity ``entity`` rows ``ids`` (of students ``subjects``) were changed by ``action``;
+    ``columns``: the columns the write set, when its announcer names them (None: any may have
+    changed)."""
 
     entity: str
     action: str
     ids: tuple[UUID, ...] = ()
     subjects: tuple[UUID, ...] = ()
+    columns: tuple[str, ...] | None = None
 
 
 WriteListener = Callable[[WriteEvent], None]
@@ -43,6 +56,13 @@ AsyncWriteListener = Callable[[WriteEvent], Awaitable[None]]
 _LISTENERS: list[WriteListener] = []
 _TWINS: dict[WriteListener, AsyncWriteListener] = {}
 _OWED: list[Callable[[], None]] = []
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_ENDED = (psycopg.pq.TransactionStatus.IDLE, psycopg.pq.TransactionStatus.UNKNOWN)
+_foreign_lock = threading.Lock()
+#: The connections with writes announced inside a transaction wxdata did not open, that wxdata
+#: has not seen idle since: (weak reference to the connection, its events). Empty (falsy) almost
+#: always: the cache tests it before asking anything else.
+foreign_writes: list[tuple[weakref.ref[Any], list[WriteEvent]]] = []
 
 
 def owe_listeners(subscribe_owed: Callable[[], None]) -> None:
@@ -99,6 +119,43 @@ async def _adeliver(event: WriteEvent) -> None:
             log_error(log, "write listener failed for %s", exc, event.entity)
 
 
+def _owe_again(conn: Any, event: WriteEvent) -> None:
+    """Keep ``event``, announced inside a transaction wxdata did not open on ``conn``, to be
+    delivered again once that transaction has ended."""
+    with _foreign_lock:
+        for ref, events in foreign_writes:
+            if ref() is conn:
+                events.append(event)
+                return
+        foreign_writes.append((weakref.ref(conn), [event]))
+
+
+def settle_foreign() -> None:
+    """Deliver again the events of every pending connection whose transaction has ended (it is
+    idle, closed or gone), and forget them. Cheap when nothing is pending (callers test
+    :data:`foreign_writes` first)."""
+    ended: list[WriteEvent] = []
+    with _foreign_lock:
+        kept = []
+        for ref, events in foreign_writes:
+            conn = ref()
+            if conn is None or conn.pgconn.transaction_status in _ENDED:
+                ended.extend(events)
+            else:
+                kept.append((ref, events))
+        foreign_writes[:] = kept
+    for event in ended:
+        _deliver(event)
+
+
+def pending_foreign() -> tuple[WriteEvent, ...]:
+    """The events announced inside transactions wxdata did not open that are still open (after
+    :func:`settle_foreign`): what they change may yet be committed."""
+    settle_foreign()
+    with _foreign_lock:
+        return tuple(e for _, events in foreign_writes for e in events)
+
+
 def unheard(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
     """True when announcing a write on ``conn`` would change nothing: no listener is subscribed
     and no unit of work is open to be marked written (outside one a write is delivered at once,
@@ -114,8 +171,12 @@ def announce_write(
     """Mark the entity written in the open scope and deliver the event after COMMIT (to the
     listeners subscribed then, the ones the settings owe included)."""
     _settle()
+    if foreign_writes:
+        settle_foreign()
     scope = current_scope(conn)
     if scope is None:
+        if conn.pgconn.transaction_status != _IDLE:
+            _owe_again(conn, event)  # before the first delivery: no fill slips between them
         _deliver(event)
         return
     scope.mark_written(event.entity)
@@ -133,6 +194,10 @@ def announce_plan(
     plan goes on; everything else as :func:`announce_write`."""
     if isinstance(conn, psycopg.AsyncConnection) and current_scope(conn) is None:
         _settle()
+        if foreign_writes:
+            settle_foreign()
+        if conn.pgconn.transaction_status != _IDLE:
+            _owe_again(conn, event)  # before the first delivery: no fill slips between them
         yield Hooks((lambda: _adeliver(event),))
         return
     announce_write(conn, event)
