@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import attrs
 import psycopg
 import pytest
+from psycopg import sql
+from returns.result import Failure, Success
 
-from wxdata import ExecutionContext, system_context
+from wxdata import ExecutionContext, aio, system_context
+from wxdata.aio import domains as aio_domains
 from wxdata.domains import (
     allergies,
     appointments,
@@ -25,8 +32,9 @@ from wxdata.domains import (
     vaccinations,
     vital_signs,
 )
-from wxdata.errors import Conflict, InvalidQuery
+from wxdata.errors import Conflict, DataError, InvalidQuery
 from wxdata.seed import seed
+from wxdata.testing import assert_audited
 
 
 def _rows(conn: psycopg.Connection[Any], table: str, ids: list[Any]) -> list[dict[str, Any]]:
@@ -194,3 +202,118 @@ def test_emergency_contacts_in_call_order(conn, ctx, data, sys_ctx, make_student
             "phone_number": "+15550100", "priority": priority}).unwrap()
     got = emergency_contacts.find_by_student(conn, ctx, s.id).unwrap()
     assert [c.priority for c in got] == ["PRIMARY", "SECONDARY", "EMERGENCY_ONLY"]
+
+
+# --- finders that derive a fact about one student record it -----------------------------------
+
+Case = Callable[[psycopg.Connection[Any], ExecutionContext, dict[str, Any], Any],
+                tuple[tuple[Any, ...], Any]]
+
+
+def _compliance_case(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
+                     data: dict[str, Any], s: Any) -> tuple[tuple[Any, ...], Any]:
+    vaccinations.ops.create(conn, sys_ctx, {
+        "student_id": s.id, "vaccine_name": "MMR", "administration_date": date(2020, 1, 1),
+        "administered_by": "Clinic", "compliance_status": "NON_COMPLIANT"}).unwrap()
+    return (s.id,), vaccinations.Compliance((("NON_COMPLIANT", 1),), False)
+
+
+def _adherence_case(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
+                    data: dict[str, Any], s: Any) -> tuple[tuple[Any, ...], Any]:
+    at = datetime(2025, 3, 1, 8, tzinfo=UTC)
+    medication_logs.ops.create(conn, sys_ctx, {
+        "student_id": s.id, "medication_id": data["medication_logs"][0]["medication_id"],
+        "dosage": 5, "dosage_unit": "mg", "route": "oral", "scheduled_at": at,
+        "administered_at": at, "administered_by": "Nurse", "status": "ADMINISTERED"}).unwrap()
+    return (s.id,), medication_logs.Adherence(1, 1, 100)
+
+
+def _duplicate_case(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
+                    data: dict[str, Any], s: Any) -> tuple[tuple[Any, ...], Any]:
+    allergies.ops.create(conn, sys_ctx, {"student_id": s.id, "allergen": "Peanuts",
+                                         "severity": "SEVERE"}).unwrap()
+    return (s.id, "peanuts"), True
+
+
+#: finder -> (its domain module, the student's row it needs, and its arguments and answer)
+DERIVED: dict[str, tuple[Any, Case]] = {
+    "compliance": (vaccinations, _compliance_case),
+    "adherence_rate": (medication_logs, _adherence_case),
+    "is_duplicate": (allergies, _duplicate_case),
+}
+SHELLS = ("sync", "async")
+
+
+def _derived(shell: str, module: Any, name: str, conn: psycopg.Connection[Any], db_url: str,
+             ctx: ExecutionContext, args: tuple[Any, ...]) -> Any:
+    """The finder ``name`` of the domain ``module`` called on one shell (the async one as
+    ``wxdata.aio.domains`` publishes it, on a connection of its own)."""
+    if shell == "sync":
+        return getattr(module, name)(conn, ctx, *args)
+    twin = getattr(getattr(aio_domains, module.__name__.rsplit(".", 1)[-1]), name)
+
+    async def call() -> Any:
+        aconn = await aio.connect(db_url)
+        try:
+            return await twin(aconn, ctx, *args)
+        finally:
+            await aconn.close()
+
+    return asyncio.run(call())
+
+
+@contextmanager
+def _audit_refused(admin: psycopg.Connection[Any], request_id: str) -> Iterator[None]:
+    """While inside, the database refuses every audit record of ``request_id`` (an owner's
+    BEFORE INSERT trigger on ``audit_log`` that raises)."""
+    name = sql.Identifier(f"refuse_audit_{uuid.uuid4().hex[:12]}")
+    admin.execute(sql.SQL(
+        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.request_id = {rid} THEN RAISE EXCEPTION 'audit record refused'; END IF; "
+        "RETURN NEW; END $$").format(name=name, rid=sql.Literal(request_id)))
+    try:
+        admin.execute(sql.SQL("CREATE TRIGGER {name} BEFORE INSERT ON audit_log FOR EACH ROW "
+                              "EXECUTE FUNCTION {name}()").format(name=name))
+        try:
+            yield
+        finally:
+            admin.execute(sql.SQL("DROP TRIGGER IF EXISTS {name} ON audit_log").format(name=name))
+    finally:
+        admin.execute(sql.SQL("DROP FUNCTION IF EXISTS {name}()").format(name=name))
+
+
+def _request_records(admin: psycopg.Connection[Any], request_id: str) -> list[tuple[Any, ...]]:
+    return admin.execute("SELECT action::text, entity_type, subject_ids FROM audit_log "
+                         "WHERE request_id = %s", (request_id,)).fetchall()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("case", list(DERIVED))
+def test_a_derived_fact_about_a_student_is_recorded_naming_the_student(
+        case: str, shell: str, conn, admin_conn, db_url, ctx, sys_ctx, data,
+        make_student) -> None:
+    module, build = DERIVED[case]
+    s = make_student()
+    args, expected = build(conn, sys_ctx, data, s)
+    call = attrs.evolve(ctx, request_id=f"req-derived-{uuid.uuid4().hex}")
+    assert _derived(shell, module, case, conn, db_url, call, args) == Success(expected)
+    assert_audited(admin_conn, action="READ", entity=module.ENTITY.name, subjects=[s.id],
+                   request_id=call.request_id, count=1)
+    assert len(_request_records(admin_conn, call.request_id)) == 1
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("case", list(DERIVED))
+def test_a_derived_fact_whose_record_is_refused_is_a_failure_and_no_value(
+        case: str, shell: str, conn, admin_conn, db_url, ctx, sys_ctx, data,
+        make_student) -> None:
+    module, build = DERIVED[case]
+    s = make_student()
+    args, _ = build(conn, sys_ctx, data, s)
+    call = attrs.evolve(ctx, request_id=f"req-refused-{uuid.uuid4().hex}")
+    with _audit_refused(admin_conn, call.request_id):
+        got = _derived(shell, module, case, conn, db_url, call, args)
+    assert isinstance(got, Failure), got
+    assert isinstance(got.failure(), DataError)
+    assert got.value_or(None) is None
+    assert _request_records(admin_conn, call.request_id) == []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from returns.pipeline import is_successful
 from returns.result import Result
 
 from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
 from wxdata.core.effects import Plan
 from wxdata.crud import bind_entity
-from wxdata.domains.finders import by_column, finder
+from wxdata.domains.finders import by_column, disclosed_fact, finder
 from wxdata.errors import DataError
 from wxdata.query.filters import Pattern, escape_like
 from wxdata.query.paging import DEFAULT_LIMIT, Page
@@ -56,10 +57,17 @@ def find_by_allergen(
 def is_duplicate(
     conn: AnyConn, ctx: ExecutionContext, student_id: UUID | str, allergen: str
 ) -> Plan[Result[bool, DataError]]:
-    """Whether the student already has this allergen active (``create`` refuses it: Conflict)."""
+    """Whether the student already has this allergen active (``create`` refuses it: Conflict).
+
+    Either answer is a fact about the student's health, so it is recorded as a READ of the
+    allergen naming the student; when that record cannot be written the answer is a Failure."""
     exact = {"ilike": Pattern(escape_like(allergen.strip()))}
-    return plans.exists(conn, ctx, ALLERGIES,
-                        {"student_id": student_id, "active": True, "allergen": exact})
+    found = yield from plans.exists(conn, ctx, ALLERGIES,
+                                    {"student_id": student_id, "active": True, "allergen": exact})
+    disclosed = (yield from disclosed_fact(
+        conn, ctx, ALLERGIES, student_id, ("allergen", "active"), "is_duplicate")
+    ) if is_successful(found) else found
+    return Result.do(duplicate for duplicate in found for _ in disclosed)
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from uuid import UUID
 import psycopg
 from returns.result import Failure, Result
 
+from wxdata.audit.record import AuditAction
 from wxdata.cache.keys import KeyShape
 from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
@@ -50,6 +51,7 @@ __all__ = [
     "Finder",
     "InRange",
     "by_column",
+    "disclosed_fact",
     "due_within",
     "finder",
     "in_range",
@@ -73,6 +75,25 @@ class Finder(Protocol[P, T_co]):
     def plan(self) -> Callable[Concatenate[Any, P], Plan[T_co]]:
         """The plan both shells run."""
         ...
+
+
+def disclosed_fact(
+    conn: Any, ctx: ExecutionContext, entity: Entity[Any], student_id: UUID | str,
+    fields: tuple[str, ...], operation: str,
+) -> Plan[Result[None, DataError]]:
+    """Record a fact derived from a student's rows (a count, a yes or no) as a READ of
+    ``entity``'s ``fields`` naming the student, ``operation`` in its metadata.
+
+    A finder that answers with such a fact hands it out only once this is a ``Success``: the
+    answer discloses the student's health as the rows would, whatever it is (none, zero, no).
+    """
+    try:
+        sid = student_id if isinstance(student_id, UUID) else UUID(str(student_id))
+    except ValueError:
+        return Failure(InvalidQuery("student_id", "must be a UUID"))
+    return (yield from plans.record_disclosure(
+        conn, ctx, entity, AuditAction.READ, subjects=(sid,), fields=fields,
+        metadata={"operation": operation}))
 
 
 def finder(

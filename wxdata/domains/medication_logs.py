@@ -14,7 +14,7 @@ from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
 from wxdata.core.effects import Plan
 from wxdata.crud import bind_entity
-from wxdata.domains.finders import finder, in_range
+from wxdata.domains.finders import disclosed_fact, finder, in_range
 from wxdata.errors import DataError
 from wxdata.query.paging import DEFAULT_LIMIT, Page
 from wxdata.schema.medication import MEDICATION_LOGS, MedicationLog, MedicationLogStatus
@@ -73,7 +73,11 @@ def adherence_rate(
     medication_id: UUID | str | None = None, start: datetime | None = None,
     end: datetime | None = None,
 ) -> Plan[Result[Adherence, DataError]]:
-    """Adherence over scheduled doses, counted in SQL (never by loading the rows)."""
+    """Adherence over scheduled doses, counted in SQL (never by loading the rows).
+
+    The answer is a fact about the student's medication, so it is recorded as a READ of the
+    doses' schedule and status naming the student (whatever the counts, none included); when that
+    record cannot be written the answer is a Failure and no counts."""
     where: dict[str, object] = {"student_id": student_id, "scheduled_at": None}
     where["scheduled_at"] = {"is_null": False}
     if medication_id is not None:
@@ -87,8 +91,13 @@ def adherence_rate(
     given = (yield from plans.count(conn, ctx, MEDICATION_LOGS, {
         **where, "status": MedicationLogStatus.ADMINISTERED.value,
     })) if is_successful(scheduled) else scheduled
-    return Result.do(Adherence(total, done, round(100 * done / total) if total else None)
-                     for total in scheduled for done in given)
+    counted = Result.do(Adherence(total, done, round(100 * done / total) if total else None)
+                        for total in scheduled for done in given)
+    fields = ("scheduled_at", "status") + (("medication_id",) if medication_id is not None else ())
+    disclosed = (yield from disclosed_fact(
+        conn, ctx, MEDICATION_LOGS, student_id, fields, "adherence_rate")
+    ) if is_successful(counted) else counted
+    return Result.do(adherence for adherence in counted for _ in disclosed)
 
 __all__ = [
     "ENTITY",

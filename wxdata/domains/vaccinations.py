@@ -12,7 +12,7 @@ from wxdata.context import ExecutionContext
 from wxdata.core import crud as plans
 from wxdata.core.effects import Plan
 from wxdata.crud import bind_entity
-from wxdata.domains.finders import by_column, due_within, finder
+from wxdata.domains.finders import by_column, disclosed_fact, due_within, finder
 from wxdata.errors import DataError
 from wxdata.schema.student_health import VACCINATIONS, Vaccination, VaccineType
 from wxdata.tx.scope import AnyConn
@@ -55,7 +55,11 @@ class Compliance:
 def compliance(
     conn: AnyConn, ctx: ExecutionContext, student_id: UUID | str
 ) -> Plan[Result[Compliance, DataError]]:
-    """Counts of a student's vaccinations per compliance status (statuses counted in SQL)."""
+    """Counts of a student's vaccinations per compliance status (statuses counted in SQL).
+
+    The answer is a fact about the student's health, so it is recorded as a READ of
+    ``compliance_status`` naming the student (whatever the counts, none included); when that
+    record cannot be written the answer is a Failure and no counts."""
     counts: list[tuple[str, int]] = []
     statuses = VACCINATIONS.by_name["compliance_status"].rules.choices or ()
     for status in statuses:
@@ -68,8 +72,9 @@ def compliance(
             case Failure() as failed:
                 return failed
     ok = all(s in ("COMPLIANT", "EXEMPT") for s, _ in counts)
-    return Success(Compliance(tuple(counts), ok))
-
+    disclosed = yield from disclosed_fact(
+        conn, ctx, VACCINATIONS, student_id, ("compliance_status",), "compliance")
+    return disclosed.map(lambda _: Compliance(tuple(counts), ok))
 
 __all__ = [
     "ENTITY",
