@@ -215,3 +215,25 @@ def test_nothing_is_recorded_with_the_audit_off(
     finally:
         configure(before)
     assert reads(admin_conn, ctx) == []
+
+
+@given(before=st.text(alphabet="αβγδεζηθ", min_size=3, max_size=12),
+       surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF))
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_parameter_postgresql_cannot_store_is_a_typed_failure_naming_it(
+        conn: psycopg.Connection[Any], ctx: ExecutionContext, before: str,
+        surrogate: str) -> None:
+    """A text with a lone surrogate cannot be encoded for PostgreSQL: the call answers
+    ValidationFailed naming the parameter, never the value (psycopg's UnicodeEncodeError holds
+    the whole text), and the connection serves the next call."""
+    value = before + surrogate + before
+    out = crud.fetch(conn, ctx, "SELECT count(*) FROM students WHERE first_name = %(name)s",
+                     {"name": value, "other": "fine"})
+    assert isinstance(out, Failure)
+    error = out.failure()
+    assert error.code == "VALIDATION_FAILED"
+    assert [(e.field, e.rule) for e in error.errors] == [
+        ("name", "must be valid Unicode (no lone surrogates)")]
+    assert before not in repr(error) and before not in error.message
+    assert crud.fetch(conn, ctx, "SELECT 1 AS one").unwrap() == [(1,)]

@@ -3,7 +3,7 @@ the pooler check, database errors as DataErrors; input checks shared by the data
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -17,15 +17,18 @@ from wxdata.core.effects import Execute, Pipeline, Plan, Rows
 from wxdata.errors import (
     ContextRefused,
     DataError,
+    FieldError,
     Forbidden,
     InvalidQuery,
     NotFound,
     Unavailable,
+    ValidationFailed,
 )
 from wxdata.errors import from_db_error as _db_error
 from wxdata.query.filters import Node, bind_where, flat_params
 from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity
+from wxdata.schema.validate import unstorable_text
 from wxdata.tx.decorators import TxOptions
 from wxdata.tx.scope import (
     POOLER_UNSAFE,
@@ -154,7 +157,21 @@ def _run_built(
         rows = yield Execute(sql, params, prepare)
     except psycopg.Error as exc:
         raise _Err(_db_error(exc, name)) from None
+    except UnicodeEncodeError:  # its text (the whole value) never leaves: ``from None``
+        raise _Err(ValidationFailed(entity=name, errors=(
+            FieldError(_unencodable(params), "must be valid Unicode (no lone surrogates)"),
+        ))) from None
     return build(rows)
+
+
+def _unencodable(params: Mapping[str, Any] | Sequence[Any]) -> str:
+    """The name of the parameter psycopg could not encode (a text with a lone surrogate), or
+    ``parameters`` when it is not a top-level text."""
+    named = params.items() if isinstance(params, Mapping) else enumerate(params)
+    for key, value in named:
+        if isinstance(value, str) and unstorable_text(value) is not None:
+            return str(key)
+    return "parameters"
 
 
 def _uuid(value: object, field: str = "id") -> UUID:
