@@ -296,6 +296,48 @@ def test_a_failing_export_is_recorded_as_failed(conn: psycopg.Connection[Any],
     assert rows == [(False, "OUTPUT_FAILED", 2)]
 
 
+class _ClosedUnder(io.StringIO):
+    """An output closed under the export after ``keep`` writes (a client that went away: web
+    frameworks raise a ValueError, not an OSError)."""
+
+    def __init__(self, keep: int) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def write(self, text: str) -> int:
+        if self.keep == 0:
+            raise ValueError("I/O operation on closed file.")
+        self.keep -= 1
+        return super().write(text)
+
+
+def test_an_export_interrupted_by_any_exception_records_what_it_wrote(
+    conn: psycopg.Connection[Any], exported_student: Any, officer: ExecutionContext,
+) -> None:
+    sid = exported_student.id
+    out = _ClosedUnder(keep=3)  # the header and two batches of one record
+    with pytest.raises(ValueError, match="closed file"):
+        export(conn, officer, out, "csv", student_id=sid, batch_size=1)
+    assert len(list(csv.reader(io.StringIO(out.getvalue(), newline="")))) == 3
+    rows = conn.execute(
+        "SELECT success, error_message, (metadata->>'rows')::int, subject_ids FROM audit_log "
+        "WHERE action = 'EXPORT' AND user_id = %s", (officer.user_id,)).fetchall()
+    assert rows == [(False, "OUTPUT_FAILED", 2, [sid])]  # both records written are accounted for
+
+    class Interrupted(io.StringIO):
+        def write(self, text: str) -> int:
+            if text and self.tell():  # a second record: Ctrl-C
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    with pytest.raises(KeyboardInterrupt):
+        export(conn, officer, Interrupted(), "json", student_id=sid, batch_size=1)
+    rows = conn.execute(
+        "SELECT success, error_message, (metadata->>'rows')::int FROM audit_log "
+        "WHERE action = 'EXPORT' AND user_id = %s ORDER BY seq", (officer.user_id,)).fetchall()
+    assert rows[1:] == [(False, "OUTPUT_FAILED", 1)]
+
+
 def test_export_refusals(conn: psycopg.Connection[Any], officer: ExecutionContext) -> None:
     nurse = _nurse("u-no-export")
     assert isinstance(export(conn, nurse, io.StringIO()).failure(), Forbidden)
@@ -643,6 +685,26 @@ def test_an_async_export_whose_consumer_stops_is_recorded_as_failed(
         "SELECT success, error_message, (metadata->>'rows')::int FROM audit_log "
         "WHERE action = 'EXPORT' AND user_id = %s", (officer.user_id,)).fetchall()
     assert rows == [(False, "OUTPUT_FAILED", 2)]  # both batches handed out are accounted for
+
+
+def test_an_async_export_interrupted_by_any_exception_records_what_it_wrote(
+    conn: psycopg.Connection[Any], db_url: str, exported_student: Any, officer: ExecutionContext,
+) -> None:
+    from wxdata.aio.export import export as aexport
+
+    sid = exported_student.id
+    out = _ClosedUnder(keep=3)  # the header with the first record, and two more records
+
+    async def write(text: str) -> None:
+        out.write(text)
+
+    with pytest.raises(ValueError, match="closed file"):
+        _arun(db_url, lambda aconn: aexport(aconn, officer, write, "csv", student_id=sid,
+                                            batch_size=1))
+    rows = conn.execute(
+        "SELECT success, error_message, (metadata->>'rows')::int, subject_ids FROM audit_log "
+        "WHERE action = 'EXPORT' AND user_id = %s", (officer.user_id,)).fetchall()
+    assert rows == [(False, "OUTPUT_FAILED", 4, [sid])]  # the async export counts what it yields
 
 
 def test_async_fhir_export_streams_audit_events(

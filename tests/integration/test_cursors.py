@@ -3,14 +3,20 @@ bound to the entity, filter, sort and user they were made for, and rotated witho
 
 Every test runs through both shells: a cursor the async shell made continues in a sync child
 process and the other way round (one format, one key).
+
+Server-side cursors (``stream``): the EXPORT record names every row handed to the consumer, and a
+consumer that raises or is cancelled part-way leaves a failed EXPORT of the rows it was handed,
+committed on audit lane 2 whatever becomes of the transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -24,17 +30,22 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg.conninfo import make_conninfo
 from returns.result import Failure, Success
 
 from tests.shells import parametrise
-from wxdata import crud
+from wxdata import aio, crud
+from wxdata.aio.domains import students as async_students
+from wxdata.audit.lanes import close_lanes, lane_health, route_lane
 from wxdata.config import configure
 from wxdata.config import settings as current_settings
 from wxdata.context import ExecutionContext
-from wxdata.domains import students
+from wxdata.db import connect_kwargs
+from wxdata.domains import health_records, students
 from wxdata.errors import InvalidQuery
 from wxdata.query import paging
 from wxdata.schema.spec import lookup
+from wxdata.tx import RollbackScope, unit_of_work
 
 KEY_A, KEY_B, KEY_C = (bytes([n]) * 32 for n in (1, 2, 3))
 BAD = Failure(InvalidQuery("after", "is not a valid cursor for this query"))
@@ -274,3 +285,236 @@ def test_master_key_derives_the_cursor_key(
     assert students.find_after(conn, reader, _where(school), order_by=ORDER, after=token,
                                limit=2) == BAD
 
+
+
+# --- server-side cursors: the record of what a stream handed out ------------------------------
+
+
+def _asked(reader: ExecutionContext) -> ExecutionContext:
+    """``reader`` under a request id of its own (its records are found by it)."""
+    return attrs.evolve(reader, request_id=f"req-stream-{uuid.uuid4().hex[:10]}")
+
+
+def _exports(admin: psycopg.Connection[Any], ctx: ExecutionContext) -> list[tuple[Any, ...]]:
+    """(success, error_message, entity_id, entity_ids, subject_student_id, subject_ids, rows) of
+    every EXPORT record of ``ctx``'s request, oldest first."""
+    return admin.execute(
+        "SELECT success, error_message, entity_id, entity_ids, subject_student_id, subject_ids,"
+        " (metadata->>'rows')::int FROM audit_log WHERE action = 'EXPORT' AND request_id = %s"
+        " ORDER BY seq", (ctx.request_id,)).fetchall()
+
+
+def _failed(ids: list[uuid.UUID], error: str = "OUTPUT_FAILED") -> list[tuple[Any, ...]]:
+    """The one failed EXPORT record of a stream of students interrupted after rows ``ids``."""
+    one = ids[0] if len(ids) == 1 else None
+    return [(False, error, one, ids, one, ids, len(ids))]
+
+
+def _raising_after(count: int, seen: list[uuid.UUID],
+                   exc: BaseException) -> Callable[[Iterator[Any]], int]:
+    """A consumer that takes ``count`` rows (their ids into ``seen``), then raises ``exc``."""
+
+    def consume(rows: Iterator[Any]) -> int:
+        for row in rows:
+            seen.append(row.id)
+            if len(seen) == count:
+                raise exc
+        return len(seen)
+
+    return consume
+
+
+def test_a_stream_record_names_every_row_it_handed_out(
+    conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any], seeded: list[Any],
+    reader: ExecutionContext, sys_ctx: ExecutionContext, school: dict[str, uuid.UUID],
+) -> None:
+    ctx = _asked(reader)
+    got = students.stream(conn, ctx, lambda rows: [r.id for r in rows], _where(school),
+                          order_by=ORDER, batch_size=2).unwrap()
+    assert sorted(got) == sorted(s.id for s in seeded)
+    assert _exports(admin_conn, ctx) == [(True, None, None, got, None, got, 5)]
+    lone = _asked(reader)
+    assert students.stream(conn, lone, list, {"id": seeded[0].id}).unwrap()[0].id == seeded[0].id
+    only = [seeded[0].id]
+    assert _exports(admin_conn, lone) == [(True, None, only[0], only, only[0], only, 1)]
+    made = [health_records.create(conn, sys_ctx, {
+        "student_id": seeded[1].id, "record_type": "CHECKUP", "title": f"t{n}",
+        "description": "d", "record_date": date(2024, 9, 1)}).unwrap().id for n in range(3)]
+    history = _asked(reader)
+    listed = health_records.stream(conn, history, lambda rows: [r.id for r in rows],
+                                   {"student_id": seeded[1].id}).unwrap()
+    assert sorted(listed) == sorted(made)
+    assert _exports(admin_conn, history) == [
+        (True, None, None, listed, seeded[1].id, [seeded[1].id], 3)]
+
+
+def test_a_stream_whose_consumer_raises_after_every_row_records_them_as_failed(
+    conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any], seeded: list[Any],
+    reader: ExecutionContext, school: dict[str, uuid.UUID],
+) -> None:
+    ctx = _asked(reader)
+    seen: list[uuid.UUID] = []
+
+    def consume(rows: Iterator[Any]) -> int:
+        seen.extend(row.id for row in rows)
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        students.stream(conn, ctx, consume, _where(school), order_by=ORDER, batch_size=2)
+    assert len(seen) == 5
+    assert _exports(admin_conn, ctx) == _failed(seen)
+
+
+@pytest.mark.sync_only
+def test_a_sync_consumer_that_raises_mid_stream_leaves_a_failed_record_of_what_it_saw(
+    conn: psycopg.Connection[Any], admin_conn: psycopg.Connection[Any], seeded: list[Any],
+    reader: ExecutionContext, school: dict[str, uuid.UUID],
+) -> None:
+    def in_unit(c: psycopg.Connection[Any], ctx: ExecutionContext,
+                consume: Callable[[Iterator[Any]], int], where: Any, batch_size: int) -> Any:
+        with unit_of_work(c, ctx):  # a read-write unit of work the exception rolls back
+            return students.stream(c, ctx, consume, where, batch_size=batch_size)
+
+    for streamed in (students.stream, in_unit):
+        ctx = _asked(reader)
+        seen: list[uuid.UUID] = []
+        consume = _raising_after(3, seen, ConnectionResetError("client went away"))
+        with pytest.raises(ConnectionResetError):
+            streamed(conn, ctx, consume, _where(school), batch_size=2)
+        assert len(seen) == 3
+        assert _exports(admin_conn, ctx) == _failed(seen)
+    ctx = _asked(reader)
+    seen = []
+    failed = students.stream(conn, ctx, _raising_after(1, seen, psycopg.errors.QueryCanceled()),
+                             _where(school))
+    assert isinstance(failed, Failure)
+    assert _exports(admin_conn, ctx) == _failed(seen, failed.failure().code)
+
+
+@pytest.mark.sync_only
+def test_an_async_consumer_cancelled_or_raising_mid_stream_leaves_a_failed_record(
+    db_url: str, admin_conn: psycopg.Connection[Any], seeded: list[Any],
+    reader: ExecutionContext, school: dict[str, uuid.UUID],
+) -> None:
+    cancelled, raised = _asked(reader), _asked(reader)
+    taken: list[uuid.UUID] = []
+    seen: list[uuid.UUID] = []
+
+    async def stall(rows: Any) -> int:
+        async for row in rows:
+            taken.append(row.id)
+            if len(taken) == 3:
+                await asyncio.sleep(60)
+        return len(taken)
+
+    async def fail(rows: Any) -> int:
+        async for row in rows:
+            seen.append(row.id)
+            if len(seen) == 3:
+                raise ConnectionResetError("client went away")
+        return len(seen)
+
+    async def main() -> None:
+        aconn = await aio.connect(db_url)
+        try:
+            task = asyncio.ensure_future(async_students.stream(
+                aconn, cancelled, stall, _where(school), batch_size=2))
+            while len(taken) < 3:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(ConnectionResetError):
+                async with aio.unit_of_work(aconn, raised):  # rolled back by the exception
+                    await async_students.stream(aconn, raised, fail, _where(school),
+                                                batch_size=2)
+        finally:
+            await aconn.close()
+
+    asyncio.run(main())
+    assert _exports(admin_conn, cancelled) == _failed(taken)
+    assert _exports(admin_conn, raised) == _failed(seen)
+
+
+@pytest.mark.sync_only
+def test_a_stream_in_a_unit_of_work_that_rolls_back_keeps_its_record(
+    conn: psycopg.Connection[Any], db_url: str, admin_conn: psycopg.Connection[Any],
+    seeded: list[Any], reader: ExecutionContext, school: dict[str, uuid.UUID],
+) -> None:
+    ctx, actx = _asked(reader), _asked(reader)
+    with unit_of_work(conn, ctx):
+        got = students.stream(conn, ctx, lambda rows: [r.id for r in rows], _where(school),
+                              order_by=ORDER).unwrap()
+        raise RollbackScope
+    assert _exports(admin_conn, ctx) == [(True, None, None, got, None, got, 5)]
+
+    async def main() -> list[uuid.UUID]:
+        aconn = await aio.connect(db_url)
+        try:
+            async def collect(rows: Any) -> list[uuid.UUID]:
+                return [row.id async for row in rows]
+
+            async with aio.unit_of_work(aconn, actx):
+                taken: list[uuid.UUID] = (await async_students.stream(
+                    aconn, actx, collect, _where(school), order_by=ORDER)).unwrap()
+                raise RollbackScope
+        finally:
+            await aconn.close()
+        return taken
+
+    taken = asyncio.run(main())
+    assert _exports(admin_conn, actx) == [(True, None, None, taken, None, taken, 5)]
+
+
+def _dead_lane(url: str) -> str:
+    """``url`` pointed at a loopback port nothing listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return make_conninfo(url, host="127.0.0.1", port=str(port))
+
+
+@pytest.fixture
+def short_lane_wait() -> Iterator[None]:
+    """Lane-2 checkouts give up after 0.3 s; settings and lanes restored afterwards."""
+    original = current_settings()
+    close_lanes()
+    configure(attrs.evolve(original, audit_lane_timeout=0.3))
+    yield
+    configure(original)
+    close_lanes()
+
+
+@pytest.mark.sync_only
+def test_an_interrupted_stream_whose_record_lane_2_refuses_keeps_its_own_exception(
+    db_url: str, admin_conn: psycopg.Connection[Any], seeded: list[Any],
+    reader: ExecutionContext, school: dict[str, uuid.UUID], short_lane_wait: None,
+) -> None:
+    ctx, actx = _asked(reader), _asked(reader)
+    before = lane_health()
+    with psycopg.connect(db_url, autocommit=True, **connect_kwargs()) as c:
+        route_lane(c, _dead_lane(db_url))
+        with pytest.raises(ConnectionResetError, match="client went away"):
+            students.stream(c, ctx, _raising_after(2, [], ConnectionResetError("client went away")),
+                            _where(school))
+
+    async def main() -> None:
+        aconn = await aio.connect(db_url)
+        try:
+            route_lane(aconn, _dead_lane(db_url))  # type: ignore[arg-type]
+
+            async def fail(rows: Any) -> int:
+                async for _ in rows:
+                    raise ConnectionResetError("client went away")
+                return 0
+
+            await async_students.stream(aconn, actx, fail, _where(school))
+        finally:
+            await aconn.close()
+
+    with pytest.raises(ConnectionResetError, match="client went away"):
+        asyncio.run(main())
+    after = lane_health()
+    assert after.failure_records_lost - before.failure_records_lost == 2
+    assert after.disclosures_refused == before.disclosures_refused
+    assert _exports(admin_conn, ctx) == [] and _exports(admin_conn, actx) == []

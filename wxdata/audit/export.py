@@ -7,7 +7,9 @@ JSON Lines (one object per line) or, with ``json_array=True``, one streamed arra
 
 An export is a disclosure: a completed export writes one EXPORT record (rows, format, window,
 filters) in the same transaction as the read; an export that fails after writing rows records a
-failed EXPORT on lane 2, since what was written has left the database all the same.
+failed EXPORT on lane 2, since what was written has left the database all the same. An output
+that cannot be written (``OSError``) or a database error is answered as a ``Failure``; any other
+exception (an output closed under the export, an interrupt) propagates after that record.
 """
 
 from __future__ import annotations
@@ -271,7 +273,11 @@ def export(
     user_id: str | None = None,
     batch_size: int = EXPORT_BATCH,
 ) -> Result[ExportReport, DataError]:
-    """Stream the audit records of the window (oldest first) to ``out`` as CSV or JSON."""
+    """Stream the audit records of the window (oldest first) to ``out`` as CSV or JSON.
+
+    Rows written before a failure are recorded as a failed EXPORT on lane 2: an ``OSError`` from
+    ``out`` or a database error then answers a ``Failure``; any other exception (``out`` closed
+    under the export, an interrupt) goes on to the caller once that record is written."""
     denied = deny(conn, ctx, "export")
     if denied is not None:
         return denied
@@ -330,6 +336,9 @@ def _export(conn: Conn, ctx: ExecutionContext, out: TextIO | BinaryIO,
         error = _db_error(exc, AUDIT_ENTITY)
         _record_failure(conn, ctx, req, written, error.code)
         return Failure(error)
+    except BaseException:  # the output's own exception, an interrupt: recorded, then it goes on
+        _record_failure(conn, ctx, req, written, "OUTPUT_FAILED")
+        raise
     return Success(ExportReport(written, req.fmt, time.perf_counter() - started))
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
+import attrs
 import psycopg
 from returns.result import Failure, Result, Success
 
-from wxdata.audit.record import AuditAction
+from wxdata.audit.record import AuditAction, AuditRecord
 from wxdata.context import ExecutionContext
 from wxdata.core.auditing import (
     _note_scope_denial,
@@ -19,7 +21,7 @@ from wxdata.core.auditing import (
     _record,
     _write_record,
 )
-from wxdata.core.effects import Plan, Stream
+from wxdata.core.effects import Detached, Plan, Stream
 from wxdata.core.execute import (
     STREAM_BATCH,
     R,
@@ -57,6 +59,7 @@ from wxdata.query.paging import (
     parse_sort,
     read_cursor,
 )
+from wxdata.safelog import log_error
 from wxdata.schema._rows import row_maker
 from wxdata.schema.spec import Entity
 from wxdata.tx.decorators import UNRECORDED
@@ -66,6 +69,8 @@ from wxdata.tx.scope import (
     current_scope,
     scope_plan,
 )
+
+_log = logging.getLogger("wxdata.audit")
 
 
 def find_by_id(
@@ -314,10 +319,17 @@ def stream(
     """Feed every matching row to ``consume`` through a server-side cursor; return its result.
 
     The rows are read in a read-only transaction of their own (or the open unit of work) in
-    batches, so memory stays flat on large exports. One EXPORT record lists every subject read.
-    In a read-only transaction that record goes to audit lane 2; if it cannot be committed the
-    answer is ``Failure(Unavailable)``, not ``consume``'s result (``consume`` has seen the rows by
-    then: keep it free of side effects that disclose).
+    batches, so memory stays flat on large exports but for the ids the record keeps (below).
+    One EXPORT record lists every row handed to ``consume`` (``entity_ids``; ``entity_id`` when
+    there is one) and every subject read. In a read-only transaction that record goes to audit
+    lane 2; if it cannot be committed the answer is ``Failure(Unavailable)``, not ``consume``'s
+    result (``consume`` has seen the rows by then: keep it free of side effects that disclose).
+
+    When ``consume`` raises (or an async one is cancelled) after rows were handed to it, a failed
+    EXPORT record of those rows (``success`` false, ``error_message`` ``OUTPUT_FAILED`` or the
+    database error's code) is committed on lane 2 before the exception goes on, whatever then
+    happens to the transaction; a record lane 2 cannot take is logged and counted there and the
+    exception goes on all the same (a database error as ``Failure``, as before).
     Soft-deleted rows are left out unless ``include_deleted``.
     """
     try:
@@ -329,28 +341,43 @@ def stream(
         return Failure(err.error)
     make = row_maker(entity.row_type)
     subjects: dict[UUID, None] = {}
-    seen = [0]
+    ids: list[UUID] = []
+    handed = ids.append
+    pk = entity.pk
     subject = entity.subject
 
     def tally(values: tuple[Any, ...]) -> R:
         row = make(values)
-        seen[0] += 1
+        handed(getattr(row, pk))
         if subject is not None:
             sid = getattr(row, subject)
             if sid is not None:
                 subjects[sid] = None
         return row
 
+    def record(error: str | None) -> AuditRecord:
+        made = _record(
+            ctx, entity, AuditAction.EXPORT, success=error is None, fields=entity.column_names,
+            entity_ids=tuple(ids), subjects=tuple(subjects), metadata={"rows": len(ids)},
+        )
+        return made if error is None else attrs.evolve(made, error_message=error)
+
     def inside(scope: Scope) -> Plan[Result[T, DataError]]:
-        result: T = yield Stream(f"wx_stream_{uuid4().hex[:12]}", sql, params, batch_size, tally,
-                                 consume)
-        if _reads_audited(entity, ctx) and seen[0]:
-            record = _record(
-                ctx, entity, AuditAction.EXPORT, fields=entity.column_names,
-                subjects=tuple(subjects), metadata={"rows": seen[0]},
-            )
-            if not (yield from _write_record(conn, ctx, scope, record)):
+        try:
+            result: T = yield Stream(f"wx_stream_{uuid4().hex[:12]}", sql, params, batch_size,
+                                     tally, consume)
+        except GeneratorExit:  # the plan itself is being closed: no effect can run any more
+            raise
+        except BaseException as exc:
+            if ids and _reads_audited(entity, ctx):
+                yield from _on_lane_two(ctx, record(_interruption(entity, exc)))
+            raise
+        if ids and _reads_audited(entity, ctx):
+            made = record(None)
+            if not (yield from _write_record(conn, ctx, scope, made)):
                 return Failure(UNRECORDED)
+            if not scope.read_only:  # lane 1: written again on lane 2 if the unit rolls back
+                scope.replay_on_rollback(lambda: _on_lane_two(ctx, made))
         return Success(result)
 
     try:
@@ -359,3 +386,26 @@ def stream(
     except psycopg.Error as exc:
         return Failure(_db_error(exc, entity.name))
     return done if done is not None else Failure(UNRECORDED)
+
+
+def _interruption(entity: Entity[Any], exc: BaseException) -> str:
+    """The ``error_message`` of the record of a stream that ``exc`` interrupted after rows were
+    handed out: a database error's code, else ``OUTPUT_FAILED`` (the consumer's own exception or
+    its cancellation; never the exception's text)."""
+    if isinstance(exc, psycopg.Error):
+        return _db_error(exc, entity.name).code
+    return "OUTPUT_FAILED"
+
+
+def _on_lane_two(ctx: ExecutionContext, record: AuditRecord) -> Plan[bool]:
+    """Commit a stream's EXPORT record on audit lane 2 (it survives a rollback): the failed
+    record of an interrupted stream, or the replay of a completed one's when its unit of work
+    rolls back; whether it was kept. A record lane 2 cannot take is logged and counted by the
+    lane; anything raised meanwhile (a second cancellation) is logged and answered as not kept,
+    so the interruption's own exception is the one that goes on."""
+    try:
+        kept: bool = yield Detached(ctx, record)
+    except BaseException as exc:  # noqa: BLE001 - the interruption's exception goes on instead
+        log_error(_log, "stream export record not written", exc)
+        return False
+    return kept
