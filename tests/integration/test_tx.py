@@ -416,6 +416,47 @@ def test_deferred_constraint_failing_at_commit_is_a_failure_not_retried(conn, ad
         admin_conn.execute(f"DROP TABLE {table}")
 
 
+@pytest.fixture(params=["at commit", "at the statement"])
+def refusing_audit(request: pytest.FixtureRequest, admin_conn: Conn) -> Iterator[str]:
+    """A trigger on audit_log refusing every record whose request id starts with the prefix it
+    yields: as the transaction commits (a deferred constraint trigger) or as the record is
+    written."""
+    name = f"tx_refuse_{uuid.uuid4().hex[:10]}"
+    prefix = f"req-{name}-"
+    kind = ("CONSTRAINT TRIGGER {n} AFTER INSERT ON audit_log DEFERRABLE INITIALLY DEFERRED"
+            if request.param == "at commit" else "TRIGGER {n} AFTER INSERT ON audit_log")
+    admin_conn.execute(
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.request_id LIKE '{prefix}%' THEN RAISE EXCEPTION 'record refused'; END IF;"
+        " RETURN NULL; END $$")
+    admin_conn.execute(f"CREATE {kind.format(n=name)} FOR EACH ROW EXECUTE FUNCTION {name}()")
+    try:
+        yield prefix
+    finally:
+        admin_conn.execute(f"DROP TRIGGER {name} ON audit_log")
+        admin_conn.execute(f"DROP FUNCTION {name}()")
+
+
+def test_a_read_whose_record_is_refused_fails_closed_and_leaves_the_connection_usable(
+        conn, ctx, school, make_student, refusing_audit) -> None:
+    s = make_student()
+    refused = ExecutionContext(user_id="u-nurse-1", role=Role.NURSE, purpose=Purpose.TREATMENT,
+                               request_id=f"{refusing_audit}{uuid.uuid4().hex[:8]}",
+                               school_ids={school["school_id"]})
+    backend = conn.info.backend_pid
+    for call in (lambda c: students.find_by_id(conn, c, s.id),
+                 lambda c: students.find_many(conn, c, {"school_id": school["school_id"]})):
+        for _ in range(5):  # psycopg reads an error at the Sync in more than one way
+            result = call(refused)
+            assert isinstance(result, Failure), result
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        found = call(ctx)
+        assert isinstance(found, Success) and found.unwrap(), found
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert conn.info.backend_pid == backend  # the same connection served every call
+    assert _audit_count(conn, refused.request_id) == 0
+
+
 def test_an_aborted_transaction_is_never_reported_committed(conn, ctx, probe) -> None:
     hooks: list[str] = []
 

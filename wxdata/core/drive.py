@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import psycopg
-from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.abc import PQGen
+from psycopg.pq import ConnStatus, ExecStatus, PipelineStatus, TransactionStatus
 from psycopg.rows import tuple_row
+from psycopg.waiting import Wait
 
 from wxdata import _connstate
 from wxdata.core.effects import (
@@ -41,6 +43,8 @@ from wxdata.core.numbered import PARSED_EACH_TIME_BYTES, numbered
 from wxdata.safelog import log_error
 
 if TYPE_CHECKING:
+    from psycopg.pq.abc import PGconn
+
     from wxdata.audit.record import AuditRecord
     from wxdata.context import ExecutionContext
 
@@ -51,6 +55,10 @@ Conn = psycopg.Connection[Any]
 AConn = psycopg.AsyncConnection[Any]
 
 _TUPLES_OK = ExecStatus.TUPLES_OK
+
+#: The most results read to take a failed pipeline's connection out of pipeline mode (wxdata's
+#: pipelines leave a few); past them the connection is closed.
+_UNREAD_LIMIT = 64
 
 
 def _facts(conn: Conn | AConn) -> ConnFacts:
@@ -71,6 +79,90 @@ def _write_detached() -> Callable[[Conn, ExecutionContext, AuditRecord], bool]:
     from wxdata.audit.lanes import write_detached
 
     return write_detached
+
+
+def _leave_pipeline(pgconn: PGconn) -> PQGen[bool]:
+    """Read the results a failed pipeline left unread, then take the connection out of pipeline
+    mode; False if that cannot be done.
+
+    An error at the Sync itself (a deferred constraint or trigger failing as the pipeline's
+    implicit transaction commits) comes as one result more than psycopg expects: it raises the
+    error, leaves the Sync's own result unread and the connection in pipeline mode, busy, refusing
+    every statement."""
+    for _ in range(_UNREAD_LIMIT):
+        try:
+            pgconn.exit_pipeline_mode()
+        except psycopg.OperationalError:
+            pass
+        else:
+            return True
+        if pgconn.status == ConnStatus.BAD:
+            return False
+        while pgconn.is_busy():
+            while not (yield Wait.R):
+                continue
+            pgconn.consume_input()
+        pgconn.get_result()
+    return False
+
+
+#: The error a plan gets for a pipeline whose results psycopg failed to read at its Sync.
+_MISREAD = "the pipeline's results at its end could not be read"
+
+
+def _misread(exc: BaseException) -> bool:
+    """True when ``exc``, raised as a pipeline ended (its Sync), is psycopg failing to read the
+    results, not a database error: an error at the Sync itself arriving with the Sync's own result
+    runs it past the results it expects (an IndexError), the error itself lost."""
+    return isinstance(exc, Exception) and not isinstance(exc, psycopg.Error)
+
+
+def _closing() -> None:
+    log.warning("closing a connection a failed pipeline left in an unknown state")
+
+
+def _after_failed_pipeline(conn: Conn, exc: BaseException) -> None:
+    """Leave ``conn`` idle after a pipeline failed with ``exc``: out of pipeline mode with
+    nothing unread and its transaction rolled back; or closed, for its pool to discard it, when
+    that cannot be done (an interruption leaves the server's work of unknown length)."""
+    if conn.closed:
+        return
+    try:
+        if conn.pgconn.pipeline_status != PipelineStatus.OFF:
+            left = False
+            if isinstance(exc, Exception):
+                with conn.lock:
+                    left = conn.wait(_leave_pipeline(conn.pgconn))
+            if not left:
+                _closing()
+                conn.close()
+                return
+        if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - the pipeline's error is the one raised
+        _closing()
+        conn.close()
+
+
+async def _aafter_failed_pipeline(conn: AConn, exc: BaseException) -> None:
+    """:func:`_after_failed_pipeline` on an async connection."""
+    if conn.closed:
+        return
+    try:
+        if conn.pgconn.pipeline_status != PipelineStatus.OFF:
+            left = False
+            if isinstance(exc, Exception):
+                async with conn.lock:
+                    left = await conn.wait(_leave_pipeline(conn.pgconn))
+            if not left:
+                _closing()
+                await conn.close()
+                return
+        if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            await conn.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - the pipeline's error is the one raised
+        _closing()
+        await conn.close()
 
 
 def hook_failed(exc: BaseException) -> None:
@@ -170,17 +262,16 @@ class SyncIO:
         if type(e) is Command:
             return conn.execute(e.sql).statusmessage
         if type(e) is Pipeline:
+            cur = None
             try:
                 with conn.pipeline():
                     for statement in e.statements[:-1]:
                         _send(conn, statement)
                     cur = _send(conn, e.statements[-1])
-            except BaseException:
-                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except psycopg.Error:
-                        log.warning("rollback after a failed pipeline failed (connection lost?)")
+            except BaseException as exc:
+                _after_failed_pipeline(conn, exc)
+                if cur is not None and _misread(exc):
+                    raise psycopg.OperationalError(_MISREAD) from exc
                 raise
             return cur.fetchall() if _rows(cur) else []
         if type(e) is Provenance:
@@ -321,17 +412,16 @@ class AsyncIO:
         if type(e) is Command:
             return (await conn.execute(e.sql)).statusmessage
         if type(e) is Pipeline:
+            acur = None
             try:
                 async with conn.pipeline():
                     for statement in e.statements[:-1]:
                         await _asend(conn, statement)
                     acur = await _asend(conn, e.statements[-1])
-            except BaseException:
-                if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-                    try:
-                        await conn.execute("ROLLBACK")
-                    except psycopg.Error:
-                        log.warning("rollback after a failed pipeline failed (connection lost?)")
+            except BaseException as exc:
+                await _aafter_failed_pipeline(conn, exc)
+                if acur is not None and _misread(exc):
+                    raise psycopg.OperationalError(_MISREAD) from exc
                 raise
             return await acur.fetchall() if _rows(acur) else []
         if type(e) is Provenance:
