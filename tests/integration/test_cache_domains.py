@@ -169,3 +169,56 @@ def test_the_async_twin_of_a_cached_domain_function_hits_on_its_second_call(
     assert second == first
     assert after.hits == before.hits + 1
     assert after.not_cacheable == 0
+
+
+@attrs.frozen
+class _Tally:
+    """A fact derived from a student's vaccinations that does not say whose it is."""
+
+    doses: int
+
+
+@attrs.frozen
+class _NamedTally:
+    """The same fact carrying the student it concerns."""
+
+    doses: int
+    student_id: uuid.UUID
+
+
+def test_a_derived_phi_value_is_stored_only_when_its_hit_can_name_the_student(
+        conn: Conn, ctx: ExecutionContext, admin_conn: Conn, make_student: Any,
+        school: dict[str, uuid.UUID]) -> None:
+    """A cache hit of an audited entity's value owes a record naming what it discloses; a value
+    naming no row and no student could only leave a record that names no one, so it is never
+    stored (every call reads, and records, it); one carrying its student is, and its hits name
+    the student."""
+    from wxdata.cache import cached, register_value_type
+    from wxdata.schema.student_health import VACCINATIONS
+
+    register_value_type(_Tally)
+    register_value_type(_NamedTally)
+    s = make_student()
+    reader = attrs.evolve(ctx, school_ids={school["school_id"]})
+    cache = memory(max_size=100)
+
+    @cached(VACCINATIONS, cache=cache, name="test.unnamed_tally")
+    def unnamed(c: Conn, x: ExecutionContext, sid: uuid.UUID) -> Any:
+        return vaccinations.ops.count(c, x, {"student_id": sid}).map(_Tally)
+
+    @cached(VACCINATIONS, cache=cache, name="test.named_tally")
+    def named(c: Conn, x: ExecutionContext, sid: uuid.UUID) -> Any:
+        return vaccinations.ops.count(c, x, {"student_id": sid}).map(
+            lambda n: _NamedTally(n, sid))
+
+    for _ in range(2):
+        assert unnamed(conn, reader, s.id).unwrap() == _Tally(0)
+    stats = cache.stats()
+    assert stats.hits == 0
+    assert named(conn, reader, s.id).unwrap() == _NamedTally(0, s.id)
+    hit = attrs.evolve(reader, request_id=f"req-{uuid.uuid4().hex[:8]}")
+    assert named(conn, hit, s.id).unwrap() == _NamedTally(0, s.id)
+    assert cache.stats().hits == 1
+    rows = admin_conn.execute("SELECT subject_ids FROM audit_log WHERE request_id = %s",
+                              (hit.request_id,)).fetchall()
+    assert rows == [([s.id],)]

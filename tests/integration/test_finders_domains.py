@@ -215,7 +215,7 @@ def _compliance_case(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
     vaccinations.ops.create(conn, sys_ctx, {
         "student_id": s.id, "vaccine_name": "MMR", "administration_date": date(2020, 1, 1),
         "administered_by": "Clinic", "compliance_status": "NON_COMPLIANT"}).unwrap()
-    return (s.id,), vaccinations.Compliance((("NON_COMPLIANT", 1),), False)
+    return (s.id,), vaccinations.Compliance((("NON_COMPLIANT", 1),), False, s.id)
 
 
 def _adherence_case(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
@@ -225,7 +225,7 @@ def _adherence_case(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,
         "student_id": s.id, "medication_id": data["medication_logs"][0]["medication_id"],
         "dosage": 5, "dosage_unit": "mg", "route": "oral", "scheduled_at": at,
         "administered_at": at, "administered_by": "Nurse", "status": "ADMINISTERED"}).unwrap()
-    return (s.id,), medication_logs.Adherence(1, 1, 100)
+    return (s.id,), medication_logs.Adherence(1, 1, 100, s.id)
 
 
 def _duplicate_case(conn: psycopg.Connection[Any], sys_ctx: ExecutionContext,

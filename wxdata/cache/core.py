@@ -335,6 +335,9 @@ class Plan:
             return None
         if scope is not None and not self.usable(scope):
             return None
+        if self.audits and self._unnamed(value):
+            cache.counters.add(self.label, "not_cacheable")
+            return None
         try:
             tags = self.tag_list(conn, ctx, args, kwargs)
         except ValueError:
@@ -345,6 +348,20 @@ class Plan:
         life = ttl_for(self.entity, self.fixed_ttl,
                        getattr(cache, "default_ttl", settings().cache_default_ttl))
         return FillPlan([keys.tag_id(t) for t in tags], life)
+
+    def _unnamed(self, value: Any) -> bool:
+        """Whether a hit on ``value`` would disclose something of an audited entity without
+        naming a row or a student in its record: a fact derived from the rows (a count, a rate, a
+        yes or no), which the call itself records with the student it asked about. Such a value
+        is not stored, so every call reads and records it."""
+        entity = self.entity
+        if entity is not None and type(value) is entity.row_type:
+            return False  # one row of the entity: its record names it
+        spec = entity if entity is not None else entity_of_value(value)
+        if spec is None:
+            return False
+        found = extract(spec, value)
+        return found.anything and not found.ids and not found.subjects
 
     def may_owe(self, ctx: ExecutionContext) -> bool:
         """Whether a hit may owe a disclosure record (:meth:`hit_record` decides): its entity's

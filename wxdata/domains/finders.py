@@ -80,20 +80,24 @@ class Finder(Protocol[P, T_co]):
 def disclosed_fact(
     conn: Any, ctx: ExecutionContext, entity: Entity[Any], student_id: UUID | str,
     fields: tuple[str, ...], operation: str,
-) -> Plan[Result[None, DataError]]:
+) -> Plan[Result[UUID, DataError]]:
     """Record a fact derived from a student's rows (a count, a yes or no) as a READ of
-    ``entity``'s ``fields`` naming the student, ``operation`` in its metadata.
+    ``entity``'s ``fields`` naming the student, ``operation`` in its metadata; answers the
+    student's id.
 
     A finder that answers with such a fact hands it out only once this is a ``Success``: the
-    answer discloses the student's health as the rows would, whatever it is (none, zero, no).
+    answer discloses the student's health as the rows would, whatever it is (none, zero, no). A
+    value that carries the student's id in its subject field (``student_id``) is one a cache can
+    store: the record of its hit names the student too.
     """
     try:
         sid = student_id if isinstance(student_id, UUID) else UUID(str(student_id))
     except ValueError:
         return Failure(InvalidQuery("student_id", "must be a UUID"))
-    return (yield from plans.record_disclosure(
+    recorded = yield from plans.record_disclosure(
         conn, ctx, entity, AuditAction.READ, subjects=(sid,), fields=fields,
-        metadata={"operation": operation}))
+        metadata={"operation": operation})
+    return recorded.map(lambda _: sid)
 
 
 def finder(

@@ -60,11 +60,13 @@ def find_pending(
 @register_value_type
 @attrs.frozen(slots=True)
 class Adherence:
-    """Scheduled vs administered doses, and the rate in percent (None when nothing scheduled)."""
+    """Scheduled vs administered doses, the rate in percent (None when nothing scheduled), and
+    the student they concern (which the record of a cached answer's hit names)."""
 
     scheduled: int
     administered: int
     rate: int | None
+    student_id: UUID | None = None
 
 
 @finder(MEDICATION_LOGS, cache=True)
@@ -93,11 +95,14 @@ def adherence_rate(
     })) if is_successful(scheduled) else scheduled
     counted = Result.do(Adherence(total, done, round(100 * done / total) if total else None)
                         for total in scheduled for done in given)
+    if not is_successful(counted):
+        return counted
     fields = ("scheduled_at", "status") + (("medication_id",) if medication_id is not None else ())
-    disclosed = (yield from disclosed_fact(
+    disclosed = yield from disclosed_fact(
         conn, ctx, MEDICATION_LOGS, student_id, fields, "adherence_rate")
-    ) if is_successful(counted) else counted
-    return Result.do(adherence for adherence in counted for _ in disclosed)
+    return Result.do(attrs.evolve(adherence, student_id=sid)
+                     for adherence in counted for sid in disclosed)
+
 
 __all__ = [
     "ENTITY",

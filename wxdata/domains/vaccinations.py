@@ -45,10 +45,12 @@ find_upcoming_due = due_within(VACCINATIONS, "next_due_date",
 @register_value_type
 @attrs.frozen(slots=True)
 class Compliance:
-    """A student's vaccination compliance: counts per status, and whether all are compliant."""
+    """A student's vaccination compliance: counts per status, whether all are compliant, and
+    the student it concerns (which the record of a cached answer's hit names)."""
 
     by_status: tuple[tuple[str, int], ...]
     compliant: bool
+    student_id: UUID | None = None
 
 
 @finder(VACCINATIONS, cache=True)
@@ -74,7 +76,7 @@ def compliance(
     ok = all(s in ("COMPLIANT", "EXEMPT") for s, _ in counts)
     disclosed = yield from disclosed_fact(
         conn, ctx, VACCINATIONS, student_id, ("compliance_status",), "compliance")
-    return disclosed.map(lambda _: Compliance(tuple(counts), ok))
+    return disclosed.map(lambda sid: Compliance(tuple(counts), ok, sid))
 
 __all__ = [
     "ENTITY",
