@@ -204,7 +204,7 @@ def test_the_database_function_reveals_one_boolean(app_conn, world) -> None:
     secdef = app_conn.execute(
         "SELECT p.prosecdef, p.proconfig FROM pg_proc p WHERE p.proname = 'wxdata_outside_scope'"
     ).fetchone()
-    assert secdef == (True, ["search_path=pg_catalog, public"])
+    assert secdef == (True, ["search_path=pg_catalog, public, pg_temp"])
 
 
 # --- bulk operations say what was not changed ------------------------------------------------
