@@ -187,17 +187,21 @@ class Ops(Generic[R]):
 
     def count(
         self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
-        include_deleted: bool = False,
+        include_deleted: bool = False, recorded: bool = False,
     ) -> Result[int, DataError]:
-        """How many rows match."""
-        return count(conn, ctx, self.entity, where, include_deleted=include_deleted)
+        """How many rows match. A filter naming rows or students is recorded as a read of them (unless
+        ``recorded``: the caller records it)."""
+        return count(conn, ctx, self.entity, where, include_deleted=include_deleted,
+                     recorded=recorded)
 
     def exists(
         self, conn: Conn, ctx: ExecutionContext, where: Where = None, *,
-        include_deleted: bool = False,
+        include_deleted: bool = False, recorded: bool = False,
     ) -> Result[bool, DataError]:
-        """Whether any row matches."""
-        return exists(conn, ctx, self.entity, where, include_deleted=include_deleted)
+        """Whether any row matches. A filter naming rows or students is recorded as a read of them (unless
+        ``recorded``: the caller records it)."""
+        return exists(conn, ctx, self.entity, where, include_deleted=include_deleted,
+                     recorded=recorded)
 
     def create(
         self, conn: Conn, ctx: ExecutionContext, values: Mapping[str, Any]

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from returns.result import Failure, Success
 
+from tests.cache_support import records_refused
 from tests.conftest import student_values
 from tests.shells import parametrise
 from wxdata import crud
@@ -343,6 +344,57 @@ def test_exists_and_count(conn, ctx, school, make_student) -> None:
     make_student()
     assert students.exists(conn, ctx, where) == Success(True)
     assert students.count(conn, ctx, where) == Success(1)
+
+
+def _reads_of(admin_conn, request_id: str) -> list[tuple[Any, ...]]:
+    return admin_conn.execute(
+        "SELECT action::text, entity_type, entity_ids, subject_ids, fields_disclosed, "
+        "metadata->>'operation' FROM audit_log WHERE request_id = %s ORDER BY seq",
+        (request_id,)).fetchall()
+
+
+@pytest.mark.parametrize("ask", ["count", "exists"])
+def test_a_count_or_exists_naming_a_student_is_recorded_whatever_it_answers(
+        conn, admin_conn, ctx, sys_ctx, make_student, ask: str) -> None:
+    """``exists`` of a student's health record with a given title answers a question about
+    that student's health: recorded as a READ naming the student and the columns asked about,
+    for a yes and for a no; a count over a school names no one and is not recorded."""
+    import attrs
+
+    s = make_student()
+    health_records.create(conn, sys_ctx, {
+        "student_id": s.id, "record_type": "ILLNESS", "title": "Asthma review",
+        "description": "inhaler", "record_date": date(2024, 3, 1)}).unwrap()
+    answers = []
+    for title in ("Asthma review", "Something else"):
+        call = attrs.evolve(ctx, request_id=f"req-ask-{uuid.uuid4().hex[:10]}")
+        where = {"student_id": str(s.id), "title": title}
+        answers.append(getattr(health_records, ask)(conn, call, where).unwrap())
+        assert _reads_of(admin_conn, call.request_id) == [
+            ("READ", "HealthRecord", [], [s.id], ["title", "student_id"], ask)]
+    assert answers == ([1, 0] if ask == "count" else [True, False])
+    # by the row's key: the row is named, and a student's own row names the student
+    call = attrs.evolve(ctx, request_id=f"req-ask-{uuid.uuid4().hex[:10]}")
+    assert getattr(students, ask)(conn, call, {"or": [{"id": {"in": [s.id]}},
+                                                      {"grade": "99"}]}).unwrap()
+    assert _reads_of(admin_conn, call.request_id) == [
+        ("READ", "Student", [s.id], [s.id], ["grade", "id"], ask)]
+    # an aggregate names no one
+    call = attrs.evolve(ctx, request_id=f"req-ask-{uuid.uuid4().hex[:10]}")
+    assert getattr(students, ask)(conn, call, {"school_id": s.school_id}).unwrap()
+    assert _reads_of(admin_conn, call.request_id) == []
+
+
+def test_a_count_naming_a_student_whose_record_is_refused_answers_nothing(
+        conn, admin_conn, ctx, make_student) -> None:
+    import attrs
+
+    s = make_student()
+    call = attrs.evolve(ctx, request_id=f"req-refused-{uuid.uuid4().hex[:10]}")
+    with records_refused(admin_conn, call.request_id):
+        out = health_records.exists(conn, call, {"student_id": s.id, "title": "x"})
+    assert isinstance(out, Failure), out  # no answer without its record
+    assert _reads_of(admin_conn, call.request_id) == []
 
 
 def test_decimal_and_dates_validation_types(conn, ctx, school) -> None:

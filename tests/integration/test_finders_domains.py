@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import attrs
 import psycopg
 import pytest
-from psycopg import sql
 from returns.result import Failure, Success
 
+from tests.cache_support import records_refused
 from wxdata import ExecutionContext, aio, system_context
 from wxdata.aio import domains as aio_domains
 from wxdata.domains import (
@@ -262,25 +261,6 @@ def _derived(shell: str, module: Any, name: str, conn: psycopg.Connection[Any], 
     return asyncio.run(call())
 
 
-@contextmanager
-def _audit_refused(admin: psycopg.Connection[Any], request_id: str) -> Iterator[None]:
-    """While inside, the database refuses every audit record of ``request_id`` (an owner's
-    BEFORE INSERT trigger on ``audit_log`` that raises)."""
-    name = sql.Identifier(f"refuse_audit_{uuid.uuid4().hex[:12]}")
-    admin.execute(sql.SQL(
-        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "IF NEW.request_id = {rid} THEN RAISE EXCEPTION 'audit record refused'; END IF; "
-        "RETURN NEW; END $$").format(name=name, rid=sql.Literal(request_id)))
-    try:
-        admin.execute(sql.SQL("CREATE TRIGGER {name} BEFORE INSERT ON audit_log FOR EACH ROW "
-                              "EXECUTE FUNCTION {name}()").format(name=name))
-        try:
-            yield
-        finally:
-            admin.execute(sql.SQL("DROP TRIGGER IF EXISTS {name} ON audit_log").format(name=name))
-    finally:
-        admin.execute(sql.SQL("DROP FUNCTION IF EXISTS {name}()").format(name=name))
-
 
 def _request_records(admin: psycopg.Connection[Any], request_id: str) -> list[tuple[Any, ...]]:
     return admin.execute("SELECT action::text, entity_type, subject_ids FROM audit_log "
@@ -311,7 +291,7 @@ def test_a_derived_fact_whose_record_is_refused_is_a_failure_and_no_value(
     s = make_student()
     args, _ = build(conn, sys_ctx, data, s)
     call = attrs.evolve(ctx, request_id=f"req-refused-{uuid.uuid4().hex}")
-    with _audit_refused(admin_conn, call.request_id):
+    with records_refused(admin_conn, call.request_id):
         got = _derived(shell, module, case, conn, db_url, call, args)
     assert isinstance(got, Failure), got
     assert isinstance(got.failure(), DataError)

@@ -161,17 +161,21 @@ class AsyncOps(Generic[R]):
 
     async def count(
         self, conn: AConn, ctx: ExecutionContext, where: Where = None, *,
-        include_deleted: bool = False,
+        include_deleted: bool = False, recorded: bool = False,
     ) -> Result[int, DataError]:
-        """How many rows match."""
-        return await count(conn, ctx, self.entity, where, include_deleted=include_deleted)
+        """How many rows match. A filter naming rows or students is recorded as a read of them (unless
+        ``recorded``: the caller records it)."""
+        return await count(conn, ctx, self.entity, where, include_deleted=include_deleted,
+                           recorded=recorded)
 
     async def exists(
         self, conn: AConn, ctx: ExecutionContext, where: Where = None, *,
-        include_deleted: bool = False,
+        include_deleted: bool = False, recorded: bool = False,
     ) -> Result[bool, DataError]:
-        """Whether any row matches."""
-        return await exists(conn, ctx, self.entity, where, include_deleted=include_deleted)
+        """Whether any row matches. A filter naming rows or students is recorded as a read of them (unless
+        ``recorded``: the caller records it)."""
+        return await exists(conn, ctx, self.entity, where, include_deleted=include_deleted,
+                           recorded=recorded)
 
     async def create(
         self, conn: AConn, ctx: ExecutionContext, values: Mapping[str, Any]

@@ -37,6 +37,7 @@ from wxdata.core.execute import (
     _uuid,
     _where,
 )
+from wxdata.core.raw import record_disclosure
 from wxdata.core.steps import within
 from wxdata.errors import (
     DataError,
@@ -45,7 +46,7 @@ from wxdata.errors import (
 from wxdata.errors import from_db_error as _db_error
 from wxdata.query import compiler
 from wxdata.query.compiler import SortKey
-from wxdata.query.filters import Shape
+from wxdata.query.filters import And, Cond, Not, Or, Shape, parse
 from wxdata.query.paging import (
     DEFAULT_LIMIT,
     KeysetPage,
@@ -273,36 +274,95 @@ def _keyset_sort(entity: Entity[Any], sort: SortKey) -> Result[SortKey, InvalidQ
 
 def count(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None, *,
-    include_deleted: bool = False,
+    include_deleted: bool = False, recorded: bool = False,
 ) -> Plan[Result[int, DataError]]:
-    """How many rows match (discloses no PHI, so not audited as a read)."""
-    scalar = yield from _scalar(conn, ctx, entity, where, include_deleted, compiler.select_count)
+    """How many rows match.
+
+    A count returns no row. When its filter names rows or students of an audited entity (its key
+    or its subject column, equal to or among given ids), the answer is a fact about them, recorded
+    as a READ naming them before it is returned (see :func:`_scalar`); ``recorded``: the caller
+    records it itself."""
+    scalar = yield from _scalar(conn, ctx, entity, where, include_deleted, compiler.select_count,
+                                "count", recorded)
     return scalar.map(int)
 
 
 def exists(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where = None, *,
-    include_deleted: bool = False,
+    include_deleted: bool = False, recorded: bool = False,
 ) -> Plan[Result[bool, DataError]]:
     """Whether any visible row matches; a database error is a Failure, never ``False``.
 
-    Soft-deleted rows do not count unless ``include_deleted``."""
-    scalar = yield from _scalar(conn, ctx, entity, where, include_deleted, compiler.select_exists)
+    Soft-deleted rows do not count unless ``include_deleted``. Recorded as :func:`count` is."""
+    scalar = yield from _scalar(conn, ctx, entity, where, include_deleted,
+                                compiler.select_exists, "exists", recorded)
     return scalar.map(bool)
 
 
 def _scalar(
     conn: AnyConn, ctx: ExecutionContext, entity: Entity[Any], where: Where,
-    include_deleted: bool, select: Callable[..., Any],
+    include_deleted: bool, select: Callable[..., Any], operation: str, recorded: bool,
 ) -> Plan[Result[Any, DataError]]:
-    """The one value of a count or exists query over the rows ``where`` matches."""
+    """The one value of a count or exists query over the rows ``where`` matches.
+
+    A filter naming rows or students of an entity whose reads are recorded (``exists`` of a
+    student's record with a given title answers a question about that student's health) leaves
+    a READ naming them and the filter's columns, whatever the answer, before it is returned; a
+    record that cannot be written is a Failure and no answer. A filter naming neither (a count
+    over a school) is an aggregate and is not recorded."""
     try:
         shape, params = _where(entity, where)
         rows = yield from _run(conn, ctx, entity,
                                select(entity, shape, _deleted(include_deleted)), params)
     except _Err as err:
         return Failure(err.error)
+    if not recorded and _reads_audited(entity, ctx):
+        ids, subjects, fields = _named(entity, where)
+        if ids or subjects:
+            written = yield from record_disclosure(
+                conn, ctx, entity, AuditAction.READ, ids=ids, subjects=subjects, fields=fields,
+                metadata={"operation": operation})
+            return written.map(lambda _: rows[0][0])
     return Success(rows[0][0])
+
+
+def _named(entity: Entity[Any], where: Where
+           ) -> tuple[tuple[UUID, ...], tuple[UUID, ...], tuple[str, ...]]:
+    """The rows (by key) and the students (by subject column) a filter names, anywhere in it,
+    equal to or among given values, and every column it tests (a filter already bound)."""
+    node = parse(where).value_or(None)
+    ids: dict[UUID, None] = {}
+    subjects: dict[UUID, None] = {}
+    fields: dict[str, None] = {}
+    pending: list[Any] = [node] if node is not None else []
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Cond):
+            fields[item.field] = None
+            names = ids if item.field == entity.pk else (
+                subjects if item.field == entity.subject else None)
+            if names is not None and item.op in ("eq", "in"):
+                values = item.value if item.op == "in" else (item.value,)
+                for value in values if isinstance(values, list | tuple) else ():
+                    key = _as_uuid(value)
+                    if key is not None:
+                        names[key] = None
+        elif isinstance(item, And | Or):
+            pending.extend(item.items)
+        elif isinstance(item, Not):
+            pending.append(item.item)
+    if entity.subject == entity.pk:  # a student's own row: its id is the student
+        subjects.update(ids)
+    return tuple(ids), tuple(subjects), tuple(fields)
+
+
+def _as_uuid(value: object) -> UUID | None:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
 
 
 def stream(

@@ -63,7 +63,8 @@ def is_duplicate(
     allergen naming the student; when that record cannot be written the answer is a Failure."""
     exact = {"ilike": Pattern(escape_like(allergen.strip()))}
     found = yield from plans.exists(conn, ctx, ALLERGIES,
-                                    {"student_id": student_id, "active": True, "allergen": exact})
+                                    {"student_id": student_id, "active": True, "allergen": exact},
+                                    recorded=True)
     disclosed = (yield from disclosed_fact(
         conn, ctx, ALLERGIES, student_id, ("allergen", "active"), "is_duplicate")
     ) if is_successful(found) else found

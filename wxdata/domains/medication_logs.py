@@ -89,10 +89,10 @@ def adherence_rate(
     if end is not None:
         where.setdefault("and", [])
         where["and"] = [*where["and"], {"scheduled_at": {"lte": end}}]  # type: ignore[misc]
-    scheduled = yield from plans.count(conn, ctx, MEDICATION_LOGS, where)
+    scheduled = yield from plans.count(conn, ctx, MEDICATION_LOGS, where, recorded=True)
     given = (yield from plans.count(conn, ctx, MEDICATION_LOGS, {
         **where, "status": MedicationLogStatus.ADMINISTERED.value,
-    })) if is_successful(scheduled) else scheduled
+    }, recorded=True)) if is_successful(scheduled) else scheduled
     counted = Result.do(Adherence(total, done, round(100 * done / total) if total else None)
                         for total in scheduled for done in given)
     if not is_successful(counted):

@@ -66,7 +66,8 @@ def compliance(
     statuses = VACCINATIONS.by_name["compliance_status"].rules.choices or ()
     for status in statuses:
         match (yield from plans.count(conn, ctx, VACCINATIONS,
-                                      {"student_id": student_id, "compliance_status": status})):
+                                      {"student_id": student_id, "compliance_status": status},
+                                      recorded=True)):
             case Success(0):
                 pass
             case Success(n):
