@@ -121,6 +121,37 @@ def test_reading_history_is_audited_and_limited_to_audit_readers(
     assert denied == (1,)
 
 
+def test_history_is_rebuilt_only_for_a_reader_whose_scope_shows_the_student(
+    conn: psycopg.Connection[Any], ctx: ExecutionContext, sys_ctx: ExecutionContext,
+    school: dict[str, uuid.UUID], make_student: Any,
+) -> None:
+    """An audit reader of another school gets no history of the student (no oracle: the same
+    answer as for a row with none); SYSTEM, and the student's own school, get it."""
+    student = make_student()
+    students.update(conn, sys_ctx, student.id, {"grade": "7"}).unwrap()
+    record = health_records.create(conn, sys_ctx, {
+        "student_id": student.id, "record_type": "ILLNESS", "title": "Flu",
+        "description": "fever", "record_date": date(2024, 2, 1)}).unwrap()
+    district = conn.execute("SELECT district_id FROM schools WHERE id = %s",
+                            (school["school_id"],)).fetchone()
+    assert district is not None
+    other = conn.execute(
+        "INSERT INTO schools (name, code, district_id) VALUES ('Other', %s, %s) RETURNING id",
+        (f"O-{uuid.uuid4().hex[:8]}", district[0])).fetchone()
+    assert other is not None
+    now = datetime.now().astimezone()
+    outsider = _admin(ctx, {"school_id": other[0]})
+    for role in (Role.ADMIN, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN):
+        reader = attrs.evolve(outsider, role=role)
+        for entity, key in ((students.ENTITY, student.id), (health_records.ENTITY, record.id)):
+            assert history.changes(conn, reader, entity, key).unwrap() == ()
+            assert isinstance(history.as_of(conn, reader, entity, key, now).failure(), NotFound)
+    insider = _admin(ctx, school)
+    assert history.as_of(conn, insider, students.ENTITY, student.id, now).unwrap().values[
+        "grade"] == "7"
+    assert len(history.changes(conn, sys_ctx, health_records.ENTITY, record.id).unwrap()) == 1
+
+
 @pytest.mark.parametrize("bad", ["not-a-uuid", "", "1; DROP TABLE students"])
 def test_bad_ids_and_naive_times_are_typed_failures(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, school: dict[str, uuid.UUID], bad: str,

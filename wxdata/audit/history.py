@@ -9,7 +9,10 @@ text stays ``[MASKED]`` and secrets are never there, so history discloses no mor
 
 Reading history is a disclosure: each call is allowed only to roles that may read the audit trail,
 and writes its own READ record (report ``history``) in the same transaction as the read, so no
-history leaves wxdata without its record.
+history leaves wxdata without its record. A row is rebuilt only for a reader whose school scope
+shows the row's student (row security decides, under the reader's signed scope): for any other
+reader the row has no history (``as_of`` answers ``NotFound``, ``changes`` nothing), as a by-id
+read answers ``NotFound`` for a row outside its scope.
 """
 
 from __future__ import annotations
@@ -141,7 +144,11 @@ def _read(conn: Conn, ctx: ExecutionContext, entity: Entity[Any], key: UUID,
 
     def work() -> tuple[Change, ...]:
         rows = conn.cursor(row_factory=tuple_row).execute(_SQL, params).fetchall()
-        return tuple(_change(r) for r in rows)
+        found = tuple(_change(r) for r in rows)
+        subject = next((c.subject for c in found if c.subject is not None), None)
+        if subject is not None and not _visible(conn, subject):
+            return ()  # the row's student is outside the reader's scope: no history, no oracle
+        return found
 
     def record_of(found: tuple[Change, ...]) -> Any:
         subject = next((c.subject for c in found if c.subject is not None), None)
@@ -155,6 +162,16 @@ def _read(conn: Conn, ctx: ExecutionContext, entity: Entity[Any], key: UUID,
         return Success(disclose(conn, ctx, work, record_of))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
+
+
+def _visible(conn: Conn, student: UUID) -> bool:
+    """Whether the reader's row security shows ``student`` (run inside its unit of work, under
+    its signed scope: a scope of every school, SYSTEM or break-glass, shows every student)."""
+    row = conn.execute(_STUDENT_VISIBLE, (student,)).fetchone()
+    return bool(row and row[0])
+
+
+_STUDENT_VISIBLE = "SELECT EXISTS (SELECT 1 FROM students WHERE id = %s)"
 
 
 def changes(conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID | str
