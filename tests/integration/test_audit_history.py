@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wxdata.audit import history
+from wxdata.audit import history, reports
 from wxdata.audit.redact import MASK
 from wxdata.context import ExecutionContext, Role
 from wxdata.domains import health_records, students
@@ -125,8 +125,9 @@ def test_history_is_rebuilt_only_for_a_reader_whose_scope_shows_the_student(
     conn: psycopg.Connection[Any], ctx: ExecutionContext, sys_ctx: ExecutionContext,
     school: dict[str, uuid.UUID], make_student: Any,
 ) -> None:
-    """An audit reader of another school gets no history of the student (no oracle: the same
-    answer as for a row with none); SYSTEM, and the student's own school, get it."""
+    """A school or district administrator of another school gets no history of the student (no
+    oracle: the same answer as for a row with none), nor its records in the reports; their own
+    school's administrator, ADMIN (the privacy officer) and SYSTEM get them."""
     student = make_student()
     students.update(conn, sys_ctx, student.id, {"grade": "7"}).unwrap()
     record = health_records.create(conn, sys_ctx, {
@@ -141,15 +142,23 @@ def test_history_is_rebuilt_only_for_a_reader_whose_scope_shows_the_student(
     assert other is not None
     now = datetime.now().astimezone()
     outsider = _admin(ctx, {"school_id": other[0]})
-    for role in (Role.ADMIN, Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN):
+    for role in (Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN):
         reader = attrs.evolve(outsider, role=role)
         for entity, key in ((students.ENTITY, student.id), (health_records.ENTITY, record.id)):
             assert history.changes(conn, reader, entity, key).unwrap() == ()
             assert isinstance(history.as_of(conn, reader, entity, key, now).failure(), NotFound)
-    insider = _admin(ctx, school)
-    assert history.as_of(conn, insider, students.ENTITY, student.id, now).unwrap().values[
-        "grade"] == "7"
-    assert len(history.changes(conn, sys_ctx, health_records.ENTITY, record.id).unwrap()) == 1
+            assert list(reports.entity_history(conn, reader, entity.name, key).unwrap()) == []
+        assert list(reports.accounting_of_disclosures(conn, reader, student.id).unwrap()) == []
+        assert all(entry.subject_student_id != student.id
+                   for entry in reports.user_activity(conn, reader, sys_ctx.user_id).unwrap())
+    insider = attrs.evolve(_admin(ctx, school), role=Role.SCHOOL_ADMIN)
+    officer = attrs.evolve(outsider, role=Role.ADMIN)
+    for reader in (insider, officer, sys_ctx):
+        assert history.as_of(conn, reader, students.ENTITY, student.id, now).unwrap().values[
+            "grade"] == "7"
+        assert len(history.changes(conn, reader, health_records.ENTITY, record.id).unwrap()) == 1
+        assert list(reports.entity_history(conn, reader, "HealthRecord", record.id).unwrap())
+        assert list(reports.accounting_of_disclosures(conn, reader, student.id).unwrap())
 
 
 @pytest.mark.parametrize("bad", ["not-a-uuid", "", "1; DROP TABLE students"])

@@ -9,10 +9,11 @@ text stays ``[MASKED]`` and secrets are never there, so history discloses no mor
 
 Reading history is a disclosure: each call is allowed only to roles that may read the audit trail,
 and writes its own READ record (report ``history``) in the same transaction as the read, so no
-history leaves wxdata without its record. A row is rebuilt only for a reader whose school scope
-shows the row's student (row security decides, under the reader's signed scope): for any other
-reader the row has no history (``as_of`` answers ``NotFound``, ``changes`` nothing), as a by-id
-read answers ``NotFound`` for a row outside its scope.
+history leaves wxdata without its record. A school or district administrator (the scoped audit
+readers) gets a row's history only when its school scope shows the row's student (row security
+decides, under the reader's signed scope); otherwise the row has no history (``as_of`` answers
+``NotFound``, ``changes`` nothing), as a by-id read answers ``NotFound`` outside its scope. ADMIN,
+the organisation's privacy officer, and SYSTEM read every row's history.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from returns.result import Failure, Result, Success
 
 from wxdata.audit.record import AuditAction
 from wxdata.audit.redact import MASK
-from wxdata.audit.reports import AUDIT_ENTITY, _report_record, deny, disclose, names_row
+from wxdata.audit.reports import (
+    AUDIT_ENTITY,
+    SCOPED_AUDIT_READERS,
+    _report_record,
+    deny,
+    disclose,
+    names_row,
+)
 from wxdata.context import ExecutionContext
 from wxdata.errors import DataError, InvalidQuery, NotFound
 from wxdata.errors import from_db_error as _db_error
@@ -146,7 +154,7 @@ def _read(conn: Conn, ctx: ExecutionContext, entity: Entity[Any], key: UUID,
         rows = conn.cursor(row_factory=tuple_row).execute(_SQL, params).fetchall()
         found = tuple(_change(r) for r in rows)
         subject = next((c.subject for c in found if c.subject is not None), None)
-        if subject is not None and not _visible(conn, subject):
+        if subject is not None and ctx.role in SCOPED_AUDIT_READERS and not _visible(conn, subject):
             return ()  # the row's student is outside the reader's scope: no history, no oracle
         return found
 

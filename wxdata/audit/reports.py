@@ -48,6 +48,10 @@ T = TypeVar("T")
 AUDIT_ENTITY = "AuditLog"
 #: Roles that may read the audit trail.
 AUDIT_READERS = frozenset({Role.ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.SYSTEM})
+#: Audit readers whose reading is held to their school scope: the records of a student, and a
+#: row's history, only for students their scope shows. ADMIN (the organisation's privacy officer)
+#: and SYSTEM read the whole trail.
+SCOPED_AUDIT_READERS = frozenset({Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -216,10 +220,20 @@ def _check_window(since: datetime | None, until: datetime | None) -> DataError |
     return None
 
 
+#: To a scoped audit reader (:data:`SCOPED_AUDIT_READERS`) a record is shown when its school
+#: scope shows every student the record names (row security on ``students`` decides, under the
+#: reader's signed scope) or bypasses schools (break-glass); a record naming no student is shown.
+_SHOWN = ("((SELECT public.wxdata_scope_bypass()) OR NOT EXISTS (SELECT 1 FROM "
+          "unnest(a.subject_ids) AS named(id) WHERE NOT EXISTS (SELECT 1 FROM students s "
+          "WHERE s.id = named.id)))")
+
+
 @lru_cache(maxsize=64)
-def _window_sql(columns: str, where: str, since: bool, until: bool, after: bool) -> str:
-    """One report statement shape; every value is a bound parameter."""
-    parts = [sql.SQL(where)]
+def _window_sql(columns: str, where: str, since: bool, until: bool, after: bool,
+                scoped: bool) -> str:
+    """One report statement shape; every value is a bound parameter. ``scoped``: only records
+    whose students the reader's scope shows (:data:`_SHOWN`)."""
+    parts = [sql.SQL(where), *((sql.SQL(_SHOWN),) if scoped else ())]
     if since:
         parts.append(sql.SQL("a.created_at >= %(since)s"))
     if until:
@@ -343,7 +357,7 @@ def plan_page(ctx: ExecutionContext, spec: ReportSpec[T], *, since: datetime | N
     if problem is not None:
         return Failure(problem)
     sql = _window_sql(spec.columns, spec.where, since is not None, until is not None,
-                      cursor is not None)
+                      cursor is not None, ctx.role in SCOPED_AUDIT_READERS)
     return _after(cursor).map(lambda after: PagePlan(
         spec=spec, ctx=ctx, sql=sql,
         bound={**spec.params, "since": since, "until": until, "limit": limit + 1, **after},
@@ -565,6 +579,7 @@ def statistics(
 __all__ = [
     "AUDIT_ENTITY",
     "AUDIT_READERS",
+    "SCOPED_AUDIT_READERS",
     "AuditEntry",
     "AuditPage",
     "AuditStatistics",
