@@ -33,6 +33,7 @@ from wxdata.audit.redact import MASK
 from wxdata.audit.reports import (
     AUDIT_ENTITY,
     SCOPED_AUDIT_READERS,
+    SHOWN_TO_SCOPE,
     _report_record,
     deny,
     disclose,
@@ -58,8 +59,10 @@ _SQL = (
     "AND " + names_row("id") + " "
     "AND a.success AND a.action = ANY(%(actions)s) "
     "AND (%(until)s::timestamptz IS NULL OR a.created_at <= %(until)s::timestamptz) "
-    "ORDER BY a.seq"
 )
+#: The same for a scoped audit reader: only the records of students its scope shows.
+_SCOPED_SQL = _SQL + "AND " + SHOWN_TO_SCOPE + " ORDER BY a.seq"
+_SQL += "ORDER BY a.seq"
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -150,13 +153,12 @@ def _read(conn: Conn, ctx: ExecutionContext, entity: Entity[Any], key: UUID,
     params = {"entity_type": entity.name, "id": key, "actions": list(CHANGE_ACTIONS),
               "until": until}
 
+    # a scoped reader sees no record of a student outside its scope: no history, no oracle
+    statement = _SCOPED_SQL if ctx.role in SCOPED_AUDIT_READERS else _SQL
+
     def work() -> tuple[Change, ...]:
-        rows = conn.cursor(row_factory=tuple_row).execute(_SQL, params).fetchall()
-        found = tuple(_change(r) for r in rows)
-        subject = next((c.subject for c in found if c.subject is not None), None)
-        if subject is not None and ctx.role in SCOPED_AUDIT_READERS and not _visible(conn, subject):
-            return ()  # the row's student is outside the reader's scope: no history, no oracle
-        return found
+        rows = conn.cursor(row_factory=tuple_row).execute(statement, params).fetchall()
+        return tuple(_change(r) for r in rows)
 
     def record_of(found: tuple[Change, ...]) -> Any:
         subject = next((c.subject for c in found if c.subject is not None), None)
@@ -170,16 +172,6 @@ def _read(conn: Conn, ctx: ExecutionContext, entity: Entity[Any], key: UUID,
         return Success(disclose(conn, ctx, work, record_of))
     except psycopg.Error as exc:
         return Failure(_db_error(exc, AUDIT_ENTITY))
-
-
-def _visible(conn: Conn, student: UUID) -> bool:
-    """Whether the reader's row security shows ``student`` (run inside its unit of work, under
-    its signed scope: a scope of every school, SYSTEM or break-glass, shows every student)."""
-    row = conn.execute(_STUDENT_VISIBLE, (student,)).fetchone()
-    return bool(row and row[0])
-
-
-_STUDENT_VISIBLE = "SELECT EXISTS (SELECT 1 FROM students WHERE id = %s)"
 
 
 def changes(conn: Conn, ctx: ExecutionContext, entity: Entity[Any], entity_id: UUID | str

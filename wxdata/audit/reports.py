@@ -223,7 +223,7 @@ def _check_window(since: datetime | None, until: datetime | None) -> DataError |
 #: To a scoped audit reader (:data:`SCOPED_AUDIT_READERS`) a record is shown when its school
 #: scope shows every student the record names (row security on ``students`` decides, under the
 #: reader's signed scope) or bypasses schools (break-glass); a record naming no student is shown.
-_SHOWN = ("((SELECT public.wxdata_scope_bypass()) OR NOT EXISTS (SELECT 1 FROM "
+SHOWN_TO_SCOPE = ("((SELECT public.wxdata_scope_bypass()) OR NOT EXISTS (SELECT 1 FROM "
           "unnest(a.subject_ids) AS named(id) WHERE NOT EXISTS (SELECT 1 FROM students s "
           "WHERE s.id = named.id)))")
 
@@ -232,8 +232,8 @@ _SHOWN = ("((SELECT public.wxdata_scope_bypass()) OR NOT EXISTS (SELECT 1 FROM "
 def _window_sql(columns: str, where: str, since: bool, until: bool, after: bool,
                 scoped: bool) -> str:
     """One report statement shape; every value is a bound parameter. ``scoped``: only records
-    whose students the reader's scope shows (:data:`_SHOWN`)."""
-    parts = [sql.SQL(where), *((sql.SQL(_SHOWN),) if scoped else ())]
+    whose students the reader's scope shows (:data:`SHOWN_TO_SCOPE`)."""
+    parts = [sql.SQL(where), *((sql.SQL(SHOWN_TO_SCOPE),) if scoped else ())]
     if since:
         parts.append(sql.SQL("a.created_at >= %(since)s"))
     if until:
@@ -580,6 +580,7 @@ __all__ = [
     "AUDIT_ENTITY",
     "AUDIT_READERS",
     "SCOPED_AUDIT_READERS",
+    "SHOWN_TO_SCOPE",
     "AuditEntry",
     "AuditPage",
     "AuditStatistics",
