@@ -37,6 +37,18 @@ def memory(max_size: int = 1000, **kw: Any) -> MemoryCache:
     return MemoryCache(keys(), max_size=max_size, **kw)
 
 
+@contextlib.contextmanager
+def heard(cache: Any) -> Iterator[Any]:
+    """``cache`` subscribed to write events (invalidated after every commit) while inside."""
+    from wxdata.cache.invalidation import subscribe, unsubscribe
+
+    subscribe(cache)
+    try:
+        yield cache
+    finally:
+        unsubscribe(cache)
+
+
 def redis_backend(url: str, namespace: str, *, encrypt: bool = True, secret: bytes = SECRET,
                   breaker: CircuitBreaker | None = None, timeout: float = 0.25) -> RedisCache:
     """A Redis backend on its own namespace."""

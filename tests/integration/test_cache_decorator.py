@@ -12,13 +12,12 @@ import psycopg
 import pytest
 from returns.result import Failure, Result, Success
 
-from tests.cache_support import audit_rows, cache_hits, memory
+from tests.cache_support import audit_rows, cache_hits, heard, memory
 from wxdata import ExecutionContext, Purpose, Role, crud
 from wxdata.audit.decorator import audited
 from wxdata.audit.ownership import owning
 from wxdata.cache import by_id, cached, student_tag
 from wxdata.cache.backends.memory import MemoryCache
-from wxdata.cache.invalidation import subscribe, unsubscribe
 from wxdata.cache.policy import ORIGINAL_ENTITY_TTL, PHI_TTL_CEILING, ttl_for
 from wxdata.config import configure, load_settings
 from wxdata.domains import health_records, students
@@ -34,10 +33,8 @@ Conn = psycopg.Connection[Any]
 
 @pytest.fixture
 def mem() -> Iterator[MemoryCache]:
-    cache = memory()
-    subscribe(cache)
-    yield cache
-    unsubscribe(cache)
+    with heard(memory()) as cache:
+        yield cache
 
 
 class Counted:

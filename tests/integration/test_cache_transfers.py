@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from returns.result import Result
 
-from tests.cache_support import memory
+from tests.cache_support import heard, memory
 from wxdata import ExecutionContext, Purpose, Role, aio
 from wxdata.aio.domains import students as astudents
 from wxdata.cache import aio as acache
@@ -36,10 +36,8 @@ Conn = psycopg.Connection[Any]
 
 @pytest.fixture
 def mem() -> Iterator[MemoryCache]:
-    cache = memory()
-    subscribe(cache)
-    yield cache
-    unsubscribe(cache)
+    with heard(memory()) as cache:
+        yield cache
 
 
 def _school(conn: Conn, district: uuid.UUID) -> uuid.UUID:
